@@ -1,0 +1,1 @@
+//! Struct field offsets from the binary's DWARF (gimli).

@@ -1,0 +1,22 @@
+use std::path::PathBuf;
+
+/// Every way analysis can fail. `Display` is one line meant for the user (the CLI prints it as is).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{0}: not an ELF file")]
+    NotElf(PathBuf),
+    #[error("{0}: not a Go binary (no Go buildinfo or pclntab found)")]
+    NotGo(PathBuf),
+    #[error("{path}: corrupt Go binary: {what}")]
+    Corrupt { path: PathBuf, what: String },
+    #[error("{path}: unsupported architecture {arch} (gotap supports x86-64)")]
+    UnsupportedArch { path: PathBuf, arch: String },
+    #[error("{path}: unsupported Go version {version} ({why})")]
+    UnsupportedGoVersion { path: PathBuf, version: String, why: String },
+    #[error("no function matches {0}")]
+    NoSuchFunction(String),
+    #[error("offset of {0} not available: {1}")]
+    OffsetUnavailable(String, String),
+}

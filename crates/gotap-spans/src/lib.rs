@@ -1,0 +1,121 @@
+//! The one span model every gotap strategy feeds, and the rules that make spans identical
+//! whatever produced them.
+//!
+//! A strategy (eBPF probes, compile-time weaving, probe sites…) turns what it observed into a
+//! request description ([`http::ServerRequest`], [`http::ClientRequest`]) and calls the builders
+//! in [`http`]; those alone decide span names, kinds, attribute keys ([`semconv`]) and status, so
+//! switching strategy never changes the telemetry. Exporters (crate `gotap-export`) take [`Span`]s.
+//!
+//! Not in scope: transport, batching, export formats.
+
+pub mod http;
+pub mod ids;
+pub mod semconv;
+
+use std::sync::Arc;
+
+pub type TraceId = [u8; 16];
+pub type SpanId = [u8; 8];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpanKind {
+    Internal,
+    Server,
+    Client,
+    Producer,
+    Consumer,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Status {
+    #[default]
+    Unset,
+    Ok,
+    Error(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Str(String),
+    Int(i64),
+    Bool(bool),
+    Double(f64),
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Self {
+        Value::Str(s.to_owned())
+    }
+}
+impl From<String> for Value {
+    fn from(s: String) -> Self {
+        Value::Str(s)
+    }
+}
+impl From<i64> for Value {
+    fn from(v: i64) -> Self {
+        Value::Int(v)
+    }
+}
+impl From<bool> for Value {
+    fn from(v: bool) -> Self {
+        Value::Bool(v)
+    }
+}
+
+pub type Attributes = Vec<(&'static str, Value)>;
+
+/// The process a span comes from: `service.name`, `process.pid`, … (see [`Resource::for_process`]).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Resource {
+    pub attributes: Vec<(String, Value)>,
+}
+
+impl Resource {
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.attributes.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+    pub fn service_name(&self) -> &str {
+        match self.get(semconv::SERVICE_NAME) {
+            Some(Value::Str(s)) => s,
+            _ => "unknown_service",
+        }
+    }
+    /// Sets or replaces one attribute.
+    pub fn set(&mut self, key: impl Into<String>, value: impl Into<Value>) {
+        let key = key.into();
+        let value = value.into();
+        match self.attributes.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => self.attributes.push((key, value)),
+        }
+    }
+}
+
+/// A finished span.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Span {
+    pub trace_id: TraceId,
+    pub span_id: SpanId,
+    /// `None` for a root span.
+    pub parent_span_id: Option<SpanId>,
+    pub name: String,
+    pub kind: SpanKind,
+    /// Unix epoch nanoseconds.
+    pub start_unix_nano: u64,
+    pub end_unix_nano: u64,
+    pub attributes: Attributes,
+    pub status: Status,
+    pub resource: Arc<Resource>,
+    /// Instrumentation scope name (`gotap/net/http` …).
+    pub scope: &'static str,
+}
+
+impl Span {
+    pub fn attr(&self, key: &str) -> Option<&Value> {
+        self.attributes.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+    pub fn duration_nanos(&self) -> u64 {
+        self.end_unix_nano.saturating_sub(self.start_unix_nano)
+    }
+}
