@@ -1,0 +1,211 @@
+//! Test support shared by gotap's integration tests: real Go programs built with every supported
+//! toolchain and build variant, cached under `target/gotap-testbins/` so a test run builds each
+//! (program, toolchain, variant) once.
+//!
+//! Not for production code.
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// The Go toolchains every test runs against (see scripts/toolchains.sh, which installs them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Toolchain {
+    Go119,
+    Go126,
+    Go127,
+}
+
+pub const ALL_TOOLCHAINS: [Toolchain; 3] = [Toolchain::Go119, Toolchain::Go126, Toolchain::Go127];
+
+impl Toolchain {
+    pub fn label(self) -> &'static str {
+        match self {
+            Toolchain::Go119 => "go1.19",
+            Toolchain::Go126 => "go1.26",
+            Toolchain::Go127 => "go1.27",
+        }
+    }
+
+    /// Path of this toolchain's `go` command. Panics with the fix when it is not installed: a test
+    /// that needs a toolchain must fail loudly, never skip.
+    pub fn go(self) -> PathBuf {
+        static CACHE: OnceLock<Mutex<HashMap<Toolchain, PathBuf>>> = OnceLock::new();
+        let cache = CACHE.get_or_init(Default::default);
+        if let Some(p) = cache.lock().unwrap().get(&self) {
+            return p.clone();
+        }
+        let env_name = match self {
+            Toolchain::Go119 => "GO119",
+            Toolchain::Go126 => "GO126",
+            Toolchain::Go127 => "GO127",
+        };
+        let path = match std::env::var_os(env_name) {
+            Some(p) => PathBuf::from(p),
+            None => match self {
+                Toolchain::Go119 => PathBuf::from("/usr/lib/go-1.19/bin/go"),
+                Toolchain::Go126 => which_go(),
+                Toolchain::Go127 => {
+                    let out = Command::new(which_go())
+                        .args(["env", "GOROOT"])
+                        .env("GOTOOLCHAIN", "go1.27.3")
+                        .output()
+                        .expect("run go env GOROOT");
+                    let root = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+                    PathBuf::from(root).join("bin/go")
+                }
+            },
+        };
+        assert!(
+            path.is_file(),
+            "{} toolchain not found at {} — run scripts/toolchains.sh first",
+            self.label(),
+            path.display()
+        );
+        cache.lock().unwrap().insert(self, path.clone());
+        path
+    }
+
+    /// `go version` of this toolchain, e.g. `go1.26.8`.
+    pub fn version(self) -> String {
+        let out = self.command().arg("env").arg("GOVERSION").output().expect("go env GOVERSION");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// A `go` command with a hermetic-enough environment: no toolchain switching.
+    pub fn command(self) -> Command {
+        let mut c = Command::new(self.go());
+        c.env("GOTOOLCHAIN", "local").env("GOFLAGS", "-modcacherw").env_remove("GOROOT");
+        c
+    }
+}
+
+fn which_go() -> PathBuf {
+    for dir in std::env::var("PATH").unwrap_or_default().split(':') {
+        let p = Path::new(dir).join("go");
+        if p.is_file() {
+            return p;
+        }
+    }
+    PathBuf::from("/usr/local/go/bin/go")
+}
+
+/// How a test binary is linked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Variant {
+    /// `-ldflags=-s -w`: no symbol table, no DWARF.
+    pub stripped: bool,
+    /// `-buildmode=pie`.
+    pub pie: bool,
+}
+
+impl Variant {
+    pub const ALL: [Variant; 4] = [
+        Variant { stripped: false, pie: false },
+        Variant { stripped: true, pie: false },
+        Variant { stripped: false, pie: true },
+        Variant { stripped: true, pie: true },
+    ];
+    pub fn label(self) -> String {
+        format!("{}-{}", if self.stripped { "stripped" } else { "full" }, if self.pie { "pie" } else { "exe" })
+    }
+}
+
+/// Repository root (two levels above this crate).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).unwrap().to_path_buf()
+}
+
+/// Where cached test binaries go.
+pub fn bin_dir() -> PathBuf {
+    let d = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"))
+        .join("gotap-testbins");
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Builds `go/<module_dir>` package `pkg` (e.g. `./cmd/hello`) with `tc` and `variant`, once per
+/// test process and again only when Go's own cache says something changed (go build is fast when
+/// nothing did). Returns the executable's path. Panics with Go's stderr on failure.
+pub fn build(module_dir: &str, pkg: &str, tc: Toolchain, variant: Variant) -> PathBuf {
+    build_with(module_dir, pkg, tc, variant, &[], &[])
+}
+
+/// [`build`] with extra `go build` flags and environment (e.g. `CGO_ENABLED=1`).
+pub fn build_with(module_dir: &str, pkg: &str, tc: Toolchain, variant: Variant, flags: &[&str], env: &[(&str, &str)]) -> PathBuf {
+    static LOCKS: OnceLock<Mutex<HashMap<PathBuf, Arc<Mutex<bool>>>>> = OnceLock::new();
+    let name = format!(
+        "{}-{}-{}-{}{}",
+        module_dir.replace('/', "_"),
+        pkg.trim_start_matches("./").replace('/', "_"),
+        tc.label(),
+        variant.label(),
+        if flags.is_empty() && env.is_empty() { String::new() } else { format!("-{:x}", fnv(&format!("{flags:?}{env:?}"))) }
+    );
+    let out = bin_dir().join(name);
+    let lock = LOCKS.get_or_init(Default::default).lock().unwrap().entry(out.clone()).or_default().clone();
+    let mut built = lock.lock().unwrap();
+    if *built {
+        return out;
+    }
+    let src = repo_root().join("go").join(module_dir);
+    let tmp = out.with_extension(format!("tmp{}", std::process::id()));
+    let mut cmd = tc.command();
+    cmd.current_dir(&src).arg("build").arg("-o").arg(&tmp);
+    if variant.pie {
+        cmd.arg("-buildmode=pie");
+    }
+    if variant.stripped {
+        cmd.arg("-ldflags=-s -w");
+    }
+    cmd.args(flags).arg(pkg);
+    if !env.iter().any(|(k, _)| *k == "CGO_ENABLED") {
+        // Deterministic default: pure Go unless a test asks for cgo. PIE needs an external linker
+        // only with cgo, so this also keeps PIE builds free of a C toolchain.
+        cmd.env("CGO_ENABLED", "0");
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let res = cmd.output().unwrap_or_else(|e| panic!("cannot run {}: {e}", tc.go().display()));
+    assert!(
+        res.status.success(),
+        "building go/{module_dir} {pkg} with {} ({}) failed:\n{}",
+        tc.label(),
+        variant.label(),
+        String::from_utf8_lossy(&res.stderr)
+    );
+    std::fs::rename(&tmp, &out).unwrap();
+    *built = true;
+    out
+}
+
+fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3))
+}
+
+/// A TCP port that was free on 127.0.0.1 a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// eBPF tests need root (CAP_BPF + CAP_PERFMON + CAP_SYS_ADMIN for uprobes). Fail, never skip.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(euid, 0, "this test attaches eBPF uprobes and must run as root (euid is {euid})");
+}
+
+/// Path of the `gotap` binary built by cargo for integration tests of the CLI crate; other crates
+/// build it with `cargo build -p gotap-cli` first (scripts/test.sh does).
+pub fn gotap_bin() -> PathBuf {
+    let p = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"))
+        .join(if cfg!(debug_assertions) { "debug" } else { "release" })
+        .join("gotap");
+    assert!(p.is_file(), "{} not built — run `cargo build -p gotap-cli`", p.display());
+    p
+}

@@ -1,0 +1,3 @@
+module github.com/gotap-dev/gotap/go/testapps
+
+go 1.19
