@@ -11,12 +11,19 @@ pub enum Error {
     NotGo(PathBuf),
     #[error("{path}: corrupt Go binary: {what}")]
     Corrupt { path: PathBuf, what: String },
-    #[error("{path}: unsupported architecture {arch} (gotap supports x86-64)")]
-    UnsupportedArch { path: PathBuf, arch: String },
+    /// `what` names the analysis that needs another architecture, e.g. "RET-site analysis".
+    #[error("{path}: {arch} {what} is not supported yet (gotap supports x86-64)")]
+    UnsupportedArch { path: PathBuf, arch: String, what: &'static str },
     #[error("{path}: unsupported Go version {version} ({why})")]
     UnsupportedGoVersion { path: PathBuf, version: String, why: String },
     #[error("no function matches {0}")]
     NoSuchFunction(String),
     #[error("offset of {0} not available: {1}")]
     OffsetUnavailable(String, String),
+    /// The DWARF sections exist but cannot be read (struct offsets then come from the table).
+    #[error("cannot read the binary's DWARF: {0}")]
+    Dwarf(String),
+    /// A `--func` pattern that is not a valid glob.
+    #[error("invalid function pattern {pattern}: {why}")]
+    BadPattern { pattern: String, why: String },
 }

@@ -17,7 +17,7 @@ pub mod instrumentations;
 pub mod offsets;
 pub mod pclntab;
 
-pub use binary::{Arch, ElfFacts, Function, GoBinary};
+pub use binary::{Arch, ElfFacts, Function, GoBinary, ReturnSite};
 pub use buildinfo::{BuildInfo, Module};
 pub use error::Error;
 pub use offsets::{FieldOffset, FieldRef, OffsetSource};

@@ -1,0 +1,3 @@
+module gotap.dev/offsetgen
+
+go 1.19
