@@ -127,7 +127,7 @@ pub(crate) struct Layout {
 }
 
 impl Layout {
-    fn parse(data: &[u8]) -> Result<Layout, String> {
+    pub(crate) fn parse(data: &[u8]) -> Result<Layout, String> {
         match FileKind::parse(data) {
             Ok(FileKind::Elf32) => Self::parse_elf::<elf::FileHeader32<Endianness>>(data),
             Ok(FileKind::Elf64) => Self::parse_elf::<elf::FileHeader64<Endianness>>(data),
@@ -406,9 +406,14 @@ impl GoBinary {
         &self.functions
     }
 
-    /// The function with exactly this name.
+    /// The function with exactly this name. `NAME.abi0` (the symbol-table spelling of an
+    /// assembly function) also finds the pclntab's `NAME` when only that one exists.
     pub fn function(&self, name: &str) -> Option<&Function> {
-        self.functions.iter().find(|f| f.name == name)
+        let exact = self.functions.iter().find(|f| f.name == name);
+        exact.or_else(|| {
+            let base = name.strip_suffix(".abi0")?;
+            self.functions.iter().find(|f| f.name == base)
+        })
     }
 
     /// Functions matching `pattern`: an exact name, else a glob (`*?[`) over full names
@@ -444,13 +449,13 @@ impl GoBinary {
         }
         let code = self.read_vaddr(f.entry, f.size).ok_or_else(|| Error::Corrupt {
             path: self.path.clone(),
-            what: format!("code of {} is outside the file", f.name),
+            what: format!("code of {:?} is outside the file", f.name),
         })?;
         let mut sites = Vec::new();
         for address in disasm::amd64_ret_sites(code, f.entry) {
             let offset = self.vaddr_to_offset(address).ok_or_else(|| Error::Corrupt {
                 path: self.path.clone(),
-                what: format!("RET at {address:#x} in {} is outside the file", f.name),
+                what: format!("RET at {address:#x} in {:?} is outside the file", f.name),
             })?;
             sites.push(ReturnSite { address, offset });
         }
@@ -543,6 +548,9 @@ fn elf_facts(data: &[u8], layout: &Layout, bi: &BuildInfo) -> ElfFacts {
             }
         }
     }
+    if build_id.is_none() {
+        build_id = gnu_build_id_by_scan(data, layout.big_endian);
+    }
     ElfFacts {
         arch,
         pie: layout.dyn_type,
@@ -552,6 +560,24 @@ fn elf_facts(data: &[u8], layout: &Layout, bi: &BuildInfo) -> ElfFacts {
         build_id,
         go_build_id,
     }
+}
+
+/// Go's own linker puts `.note.gnu.build-id` outside any PT_NOTE segment, so without section
+/// headers the note is found by its exact header (namesz 4, type 3, "GNU") near the file start.
+fn gnu_build_id_by_scan(data: &[u8], big_endian: bool) -> Option<String> {
+    let head = &data[..data.len().min(64 * 1024)];
+    (0..head.len().saturating_sub(16)).step_by(4).find_map(|off| {
+        let (namesz, descsz, ty) = (
+            read_uint(head, off, 4, big_endian)?,
+            read_uint(head, off + 4, 4, big_endian)?,
+            read_uint(head, off + 8, 4, big_endian)?,
+        );
+        if namesz != 4 || ty != 3 || !(8..=64).contains(&descsz) || head.get(off + 12..off + 16)? != b"GNU\0" {
+            return None;
+        }
+        let desc = head.get(off + 16..off + 16 + descsz as usize)?;
+        Some(desc.iter().map(|b| format!("{b:02x}")).collect())
+    })
 }
 
 /// ELF notes in `blob`: (name without NUL padding, type, desc).

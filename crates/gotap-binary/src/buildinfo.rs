@@ -166,6 +166,11 @@ fn decode(blob: &[u8], data: &[u8], layout: &Layout) -> Result<BuildInfo, String
     if version.is_empty() {
         return Err("empty Go version in buildinfo".into());
     }
+    // Real versions are short printable ASCII ("go1.26.8", "devel go1.27-abc +X:exp"); anything
+    // else is damage, and must not reach one-line error messages.
+    if version.len() > 200 || !version.iter().all(|b| (0x20..0x7f).contains(b)) {
+        return Err("invalid Go version string in buildinfo".into());
+    }
     let mut bi = BuildInfo { go_version: String::from_utf8_lossy(&version).into_owned(), ..Default::default() };
     // Strip the 16-byte sentinels (cmd/go's infoStart/infoEnd) exactly as debug/buildinfo does.
     let n = modinfo.len();
@@ -478,6 +483,77 @@ mod tests {
         parse_modinfo(&shown, &mut again).unwrap();
         assert_eq!(again.settings, bi.settings);
         assert_eq!(go_quote("a\"b\\\u{1}é"), "\"a\\\"b\\\\\\x01é\"");
+    }
+
+    /// A Go 1.13–1.17 style blob: pointers to the Go string headers of runtime.buildVersion and
+    /// runtime.modinfo, in either byte order, all inside one segment at 0x1000.
+    fn pointer_blob(big: bool) -> Vec<u8> {
+        let base = 0x1000u64;
+        let put = |d: &mut Vec<u8>, at: usize, v: u64| {
+            let b = if big { v.to_be_bytes() } else { v.to_le_bytes() };
+            d[at..at + 8].copy_from_slice(&b);
+        };
+        let modinfo = b"0123456789abcdefpath\tex.com/old\nmod\tex.com/old\t(devel)\t\n0123456789abcdef";
+        let mut d = vec![0u8; 128];
+        d[..14].copy_from_slice(MAGIC);
+        d[14] = 8;
+        d[15] = u8::from(big) * FLAGS_ENDIAN_BIG;
+        put(&mut d, 16, base + 64);
+        put(&mut d, 24, base + 80);
+        put(&mut d, 64, base + 128);
+        put(&mut d, 72, 8);
+        put(&mut d, 80, base + 136);
+        put(&mut d, 88, modinfo.len() as u64);
+        d.extend_from_slice(b"go1.17.3");
+        d.extend_from_slice(modinfo);
+        d
+    }
+
+    fn one_segment(data: &[u8]) -> Layout {
+        Layout {
+            big_endian: false,
+            ptr_size: 8,
+            machine: 62,
+            dyn_type: false,
+            interp: false,
+            segments: vec![crate::binary::Segment { vaddr: 0x1000, offset: 0, filesz: data.len() as u64, flags: 6 }],
+            note_segments: vec![],
+            sections: vec![],
+            symbols: Default::default(),
+        }
+    }
+
+    #[test]
+    fn pointer_format_before_go118_in_both_byte_orders() {
+        for big in [false, true] {
+            let d = pointer_blob(big);
+            let bi = find(&d, &one_segment(&d)).unwrap().unwrap();
+            assert_eq!(bi.go_version, "go1.17.3");
+            assert_eq!(bi.path, "ex.com/old");
+            assert_eq!(bi.main.unwrap().version, "(devel)");
+        }
+        // A version pointer leading outside the file is an error, not a panic.
+        let mut d = pointer_blob(false);
+        d[16..24].copy_from_slice(&0xdead_beefu64.to_le_bytes());
+        assert!(find(&d, &one_segment(&d)).is_err());
+    }
+
+    #[test]
+    fn inline_format_is_found_by_scanning_at_16_byte_alignment() {
+        let mut d = vec![0u8; 48];
+        d.extend_from_slice(MAGIC);
+        d.extend_from_slice(&[8, FLAGS_VERSION_INLINE]);
+        d.resize(48 + 32, 0);
+        d.push(8);
+        d.extend_from_slice(b"go1.26.8");
+        d.push(0);
+        d.resize(d.len() + 16, 0);
+        let bi = find(&d, &one_segment(&d)).unwrap().unwrap();
+        assert_eq!((bi.go_version.as_str(), bi.main.is_none()), ("go1.26.8", true));
+        // Misaligned copies of the magic are not buildinfo (Go's rule).
+        let mut m = vec![0u8; 8];
+        m.extend_from_slice(&d[48..]);
+        assert!(find(&m, &one_segment(&m)).unwrap().is_none());
     }
 
     #[test]

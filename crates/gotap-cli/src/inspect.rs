@@ -70,6 +70,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         (None, None) => bail!("give a binary path or --pid N"),
     };
     let bin = GoBinary::open(&path)?;
+    // For a process, show where its executable lives (the analysis read it via /proc/N/exe).
+    let shown = match args.pid {
+        Some(_) => std::fs::read_link(&path).unwrap_or_else(|_| path.clone()),
+        None => path.clone(),
+    };
     let mut probes = Vec::new();
     for pattern in &args.funcs {
         for f in bin.find_functions(pattern)? {
@@ -79,7 +84,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let offsets = if args.offsets { offsets::resolve(&bin, offsets::REQUIRED) } else { Vec::new() };
     let bi = bin.build_info();
     let report = Report {
-        path: path.display().to_string(),
+        path: shown.display().to_string(),
         go_version: bin.go_version(),
         goos: bin.goos(),
         goarch: bin.goarch(),
@@ -128,7 +133,7 @@ fn write_human(out: &mut impl Write, r: &Report, all_functions: bool) -> std::io
     let e = r.elf;
     let yes_no = |b: bool| if b { "yes" } else { "no" };
     writeln!(out)?;
-    writeln!(out, "platform:      {}/{} ({:?})", r.goos, r.goarch, e.arch)?;
+    writeln!(out, "platform:      {}/{}", r.goos, r.goarch)?;
     writeln!(out, "pie:           {}", yes_no(e.pie))?;
     writeln!(out, "stripped:      {}", yes_no(e.stripped))?;
     writeln!(out, "dwarf:         {}", yes_no(e.dwarf))?;

@@ -3,7 +3,11 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+mod build;
+mod attach;
 mod inspect;
+mod run;
+mod telemetry;
 
 #[derive(Parser)]
 #[command(name = "gotap", version, about = "Zero-code OpenTelemetry for Go binaries", propagate_version = true)]
@@ -16,12 +20,28 @@ struct Cli {
 enum Command {
     /// What is in a Go binary: Go version, modules, functions and offsets gotap can probe.
     Inspect(inspect::Args),
+    /// Run a Go program with gotap's eBPF probes attached from its first instruction.
+    Run(run::Args),
+    /// Trace a running Go process until Ctrl-C (which detaches and leaves it running) or its exit.
+    Attach(attach::Args),
+    /// `go build` with OpenTelemetry woven in at compile time (user's code and go.mod untouched).
+    Build(build::Args),
+    /// `go test` with OpenTelemetry woven in at compile time.
+    Test(build::Args),
+    /// Run by the go command for every tool (`go build -toolexec='gotap toolexec'`).
+    #[command(hide = true)]
+    Toolexec(build::ToolexecArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Inspect(args) => inspect::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Attach(args) => attach::run(args),
+        Command::Build(args) => build::run("build", args),
+        Command::Test(args) => build::run("test", args),
+        Command::Toolexec(args) => build::toolexec(args),
     };
     match result {
         Ok(code) => code,

@@ -1,1 +1,40 @@
-//! placeholder
+//! The eBPF strategy: traces unmodified Go programs with uprobes on function entries and RET
+//! sites (never uretprobes), BPF programs in C (bpf/), loaded with aya. Produces
+//! [`gotap_spans::Span`]s through gotap_spans' builders.
+//!
+//! Use:
+//! ```no_run
+//! # use gotap_ebpf::*;
+//! check_environment()?;                          // one sentence if privileges/kernel are missing
+//! let mut agent = Agent::load(AgentOptions::default(), |span| println!("{}", span.name))?;
+//! agent.trace_process(1234, gotap_spans::Resource::default())?;   // a running process
+//! // gotap run: child stopped before exec →
+//! // agent.trace_executable(path, child_pid, resource)?; release it; agent.confirm_exec(child_pid)?;
+//! let stats = agent.shutdown();                  // detach, drain, stop
+//! # Ok::<(), EbpfError>(())
+//! ```
+//!
+//! One [`Agent`] = one loaded BPF object serving any number of processes: each traced process
+//! gets an id, passed to its uprobes as the attach cookie, that keys its struct offsets in the
+//! `cfgs` map. Instrumented (see docs/ebpf.md for probes, hits per span and limits):
+//! - net/http server (`serverHandler.ServeHTTP` entry + RETs): method, path, query, Host, proto,
+//!   RemoteAddr, route (`Request.Pattern`, Go ≥ 1.23), User-Agent and incoming `traceparent` from
+//!   the raw request bytes, status;
+//! - net/http client (`(*Transport).roundTrip` entry + RETs): method, URL, status or error;
+//! - goroutines (`runtime.newproc1` RETs): a goroutine inherits its creator's span context;
+//! - cross-process links: `(*persistConn).roundTrip` stores the client span under the TCP
+//!   4-tuple in a map pinned in bpffs ([`AgentOptions::link_map_pin_dir`]) that servers traced
+//!   by any gotap agent on the host look up.
+//!
+//! Not in scope: process discovery, export (crate gotap-export), CLI.
+
+mod abi;
+mod agent;
+mod env;
+mod error;
+pub mod nethttp;
+pub mod plan;
+
+pub use agent::{Agent, AgentOptions, AgentStats, TracedProcess, LINK_MAP_NAME};
+pub use env::check_environment;
+pub use error::EbpfError;

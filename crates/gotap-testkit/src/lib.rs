@@ -144,14 +144,16 @@ pub fn build_with(module_dir: &str, pkg: &str, tc: Toolchain, variant: Variant, 
         variant.label(),
         if flags.is_empty() && env.is_empty() { String::new() } else { format!("-{:x}", fnv(&format!("{flags:?}{env:?}"))) }
     );
-    let out = bin_dir().join(name);
+    let out = bin_dir().join(&name);
     let lock = LOCKS.get_or_init(Default::default).lock().unwrap().entry(out.clone()).or_default().clone();
     let mut built = lock.lock().unwrap();
     if *built {
         return out;
     }
     let src = repo_root().join("go").join(module_dir);
-    let tmp = out.with_extension(format!("tmp{}", std::process::id()));
+    // Not with_extension: the name contains `go1.26`, whose `.26-…` would be taken as the
+    // extension, giving every variant of a toolchain the same temporary file.
+    let tmp = out.with_file_name(format!("{name}.tmp{}", std::process::id()));
     let mut cmd = tc.command();
     cmd.current_dir(&src).arg("build").arg("-o").arg(&tmp);
     if variant.pie {

@@ -11,6 +11,19 @@ func greet(name string) string {
 	return "hello, " + name
 }
 
+type greeter struct{ prefix string }
+
+// Greet is a pointer method: its symbol, main.(*greeter).Greet, has parentheses and a star.
+//
+//go:noinline
+func (g *greeter) Greet(name string) string {
+	if len(name) > 10 {
+		return g.prefix + name[:10]
+	}
+	return g.prefix + name
+}
+
 func main() {
 	fmt.Println(greet("gotap"))
+	fmt.Println((&greeter{prefix: "hi, "}).Greet("gotap"))
 }

@@ -1,0 +1,512 @@
+//! The arena: realistic Go services (go/arena: gateway → orders over HTTP + SQLite, → catalog over
+//! gRPC) run under each instrumentation strategy, interleaved in one run, each exporting to a real
+//! OpenTelemetry Collector, and compared as ratios to the uninstrumented baseline of the same run.
+//!
+//! This crate is the runner as a library (`gotap bench` is a thin CLI over [`run`]); it is not a
+//! general load-testing tool. Figures: saturation throughput (closed loop), latency at a fixed rate
+//! (open loop, no coordinated omission), CPU per request of the services and of the collector, peak
+//! RSS, allocations per request (runtime/metrics), and spans expected vs received.
+pub mod charts;
+pub mod loadgen;
+pub mod peers;
+pub mod procfs;
+pub mod report;
+pub mod stack;
+
+use anyhow::{bail, Context, Result};
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use stack::{Proc, Variant};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// An instrumentation strategy the arena compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// The services as built by `go build`, no telemetry.
+    Baseline,
+    /// Hand-written OTel Go SDK instrumentation (otelhttp, otelgrpc, otelsql), `-tags manual`.
+    Manual,
+    /// gotap's eBPF agent attached to the plain binaries.
+    GotapRun,
+}
+
+impl Strategy {
+    pub const ALL: [Strategy; 3] = [Strategy::Baseline, Strategy::Manual, Strategy::GotapRun];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Baseline => "baseline",
+            Strategy::Manual => "manual OTel SDK",
+            Strategy::GotapRun => "gotap run (eBPF)",
+        }
+    }
+
+    pub fn key(self) -> &'static str {
+        match self {
+            Strategy::Baseline => "baseline",
+            Strategy::Manual => "manual",
+            Strategy::GotapRun => "gotap-run",
+        }
+    }
+
+    /// Spans one successful gateway request must produce: gateway server + HTTP client + gRPC
+    /// client, orders server + one SQL statement, catalog server.
+    pub fn spans_per_request(self) -> u64 {
+        match self {
+            Strategy::Baseline => 0,
+            Strategy::Manual | Strategy::GotapRun => 6,
+        }
+    }
+}
+
+/// Progress reported while the arena runs (the CLI draws it).
+pub enum Event<'a> {
+    /// Total number of steps the run will report.
+    Plan(u64),
+    /// One step started.
+    Step(&'a str),
+    /// A note for the user (a strategy skipped and why, …).
+    Note(&'a str),
+}
+
+pub struct Options {
+    /// Repository root (holds go/arena and scripts/).
+    pub repo_root: PathBuf,
+    /// Report, JSON, charts and per-run logs go here.
+    pub out_dir: PathBuf,
+    /// Cache for built services and peer installs.
+    pub work_dir: PathBuf,
+    /// The Go toolchain the services are built with for the runs.
+    pub go: PathBuf,
+    /// Other toolchains to try building the services with (robustness matrix): (label, go).
+    pub other_toolchains: Vec<(String, PathBuf)>,
+    pub collector: PathBuf,
+    /// The `gotap` executable (for the `gotap run` strategy).
+    pub gotap_exe: Option<PathBuf>,
+    pub strategies: Vec<Strategy>,
+    pub rounds: u32,
+    pub warmup: Duration,
+    pub saturation: Duration,
+    pub fixed: Duration,
+    pub connections: usize,
+    /// Fixed rate for the latency phase; None: 40 % of the first baseline run's saturation.
+    pub rate: Option<f64>,
+    /// Try `go install` of peers not cached yet.
+    pub install_peers: bool,
+    pub peer_timeout: Duration,
+    pub charts: bool,
+}
+
+/// One strategy in one round.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunResult {
+    pub round: u32,
+    pub strategy: Strategy,
+    pub saturation_rps: f64,
+    pub saturation_errors: u64,
+    pub rate: f64,
+    pub fixed_sent: u64,
+    pub fixed_ok: u64,
+    pub fixed_errors: u64,
+    pub fixed_achieved_rps: f64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+    pub max_us: u64,
+    /// CPU of the three services during the fixed-rate phase, per request.
+    pub target_cpu_us_per_req: f64,
+    /// CPU of the collector during the same phase, per request.
+    pub collector_cpu_us_per_req: f64,
+    /// CPU of the strategy's own agent process (eBPF strategies), per request.
+    pub agent_cpu_us_per_req: Option<f64>,
+    pub target_peak_rss_kib: u64,
+    pub collector_peak_rss_kib: u64,
+    pub alloc_bytes_per_req: f64,
+    pub alloc_objects_per_req: f64,
+    pub requests_ok: u64,
+    pub spans_expected: u64,
+    pub spans_received: u64,
+    pub spans_by_service: BTreeMap<String, u64>,
+    /// Processes that had to be killed instead of exiting on SIGTERM.
+    pub unclean_stops: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StrategyResult {
+    pub strategy: Strategy,
+    pub name: String,
+    /// None when it ran; otherwise why it has no figures.
+    pub unavailable: Option<String>,
+    pub runs: Vec<RunResult>,
+    pub summary: Option<Summary>,
+    /// (percentile, latency µs) over all rounds' fixed-rate phases, for the charts.
+    pub latency_curve: Vec<(f64, u64)>,
+}
+
+/// Medians over rounds (latency percentiles from all rounds' samples merged).
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub saturation_rps: f64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+    pub target_cpu_us_per_req: f64,
+    pub collector_cpu_us_per_req: f64,
+    pub agent_cpu_us_per_req: Option<f64>,
+    pub target_peak_rss_kib: u64,
+    pub collector_peak_rss_kib: u64,
+    pub alloc_bytes_per_req: f64,
+    pub alloc_objects_per_req: f64,
+    pub spans_expected: u64,
+    pub spans_received: u64,
+    pub errors: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildRow {
+    pub toolchain: String,
+    pub service: String,
+    pub variant: String,
+    pub ok: bool,
+    pub detail: String,
+    pub secs: f64,
+    pub size_bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Results {
+    pub started_unix: u64,
+    pub machine: Machine,
+    pub go_version: String,
+    pub rounds: u32,
+    pub warmup_s: f64,
+    pub saturation_s: f64,
+    pub fixed_s: f64,
+    pub connections: usize,
+    pub rate: f64,
+    pub strategies: Vec<StrategyResult>,
+    pub builds: Vec<BuildRow>,
+    pub peers: Vec<peers::Peer>,
+    pub charts: Vec<String>,
+    pub charts_note: Option<String>,
+    pub elapsed_s: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    pub cpus: usize,
+    pub kernel: String,
+    pub cpu_model: String,
+}
+
+fn machine() -> Machine {
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned();
+    let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned()))
+        .unwrap_or_default();
+    Machine { cpus: std::thread::available_parallelism().map_or(1, |n| n.get()), kernel, cpu_model }
+}
+
+fn go_version(go: &Path) -> String {
+    Command::new(go)
+        .args(["env", "GOVERSION"])
+        .env("GOTOOLCHAIN", "local")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// Why a strategy cannot run in this build, if it cannot.
+fn unavailable(s: Strategy, opts: &Options) -> Option<String> {
+    match s {
+        Strategy::Baseline | Strategy::Manual => None,
+        Strategy::GotapRun => {
+            let Some(exe) = &opts.gotap_exe else {
+                return Some("no gotap executable was given to the arena".into());
+            };
+            let has_run = Command::new(exe).args(["run", "--help"]).output().map(|o| o.status.success()).unwrap_or(false);
+            if has_run {
+                Some("`gotap run` exists in this build but the arena does not drive it yet (wiring pending)".into())
+            } else {
+                Some("this gotap build has no `run` subcommand yet (the eBPF agent is still being built)".into())
+            }
+        }
+    }
+}
+
+type Bins = BTreeMap<(&'static str, &'static str), PathBuf>;
+
+/// Runs the whole arena and writes report.md, results.json and the charts into `opts.out_dir`.
+pub fn run(opts: &Options, progress: &dyn Fn(Event)) -> Result<Results> {
+    let started = Instant::now();
+    std::fs::create_dir_all(&opts.out_dir).with_context(|| format!("cannot create {}", opts.out_dir.display()))?;
+    anyhow::ensure!(opts.rounds > 0, "--rounds must be at least 1");
+    anyhow::ensure!(opts.connections > 0, "--connections must be at least 1");
+    let arena = opts.repo_root.join("go/arena");
+    anyhow::ensure!(arena.join("gateway/go.mod").is_file(), "{} does not hold the arena services", arena.display());
+    anyhow::ensure!(opts.collector.is_file(), "the collector binary {} does not exist (scripts/collector.sh builds it)", opts.collector.display());
+
+    let mut strategies: Vec<StrategyResult> = opts
+        .strategies
+        .iter()
+        .map(|&s| StrategyResult { strategy: s, name: s.name().into(), unavailable: unavailable(s, opts), runs: vec![], summary: None, latency_curve: vec![] })
+        .collect();
+    for s in &strategies {
+        if let Some(why) = &s.unavailable {
+            progress(Event::Note(&format!("{}: not run — {why}", s.name)));
+        }
+    }
+    let runnable: Vec<Strategy> = strategies.iter().filter(|s| s.unavailable.is_none()).map(|s| s.strategy).collect();
+    if !runnable.contains(&Strategy::Baseline) {
+        bail!("the baseline strategy must run: every figure is a ratio to it");
+    }
+    let builds_per_tc = stack::SERVICES.len() as u64 * 2;
+    progress(Event::Plan(
+        builds_per_tc * (1 + opts.other_toolchains.len() as u64) + 1 + opts.rounds as u64 * runnable.len() as u64 + 1,
+    ));
+
+    // Build: the run toolchain first (must work), then the others for the robustness matrix.
+    let go_ver = go_version(&opts.go);
+    let mut builds = vec![];
+    let mut bins: Bins = BTreeMap::new();
+    let mut toolchains = vec![(go_ver.clone(), opts.go.clone())];
+    toolchains.extend(opts.other_toolchains.iter().map(|(l, g)| (l.clone(), g.clone())));
+    for (ti, (label, go)) in toolchains.iter().enumerate() {
+        let out = opts.work_dir.join("bin").join(label);
+        for service in stack::SERVICES {
+            for variant in [Variant::Plain, Variant::Manual] {
+                progress(Event::Step(&format!("build {service} ({}) with {label}", variant.label())));
+                let t = Instant::now();
+                let r = stack::build_service(&arena, go, service, variant, &out);
+                let row = BuildRow {
+                    toolchain: label.clone(),
+                    service: service.into(),
+                    variant: variant.label().into(),
+                    ok: r.is_ok(),
+                    detail: r.as_ref().err().cloned().unwrap_or_default(),
+                    secs: t.elapsed().as_secs_f64(),
+                    size_bytes: r.as_ref().ok().and_then(|p| std::fs::metadata(p).ok()).map(|m| m.len()),
+                };
+                match r {
+                    Ok(p) if ti == 0 => {
+                        bins.insert((service, variant.label()), p);
+                    }
+                    Err(e) if ti == 0 => bail!("cannot build the arena's {service} ({}) with {label}: {e}", variant.label()),
+                    _ => {}
+                }
+                builds.push(row);
+            }
+        }
+    }
+
+    progress(Event::Step("peers: go install from the module proxy"));
+    let peers = peers::check(&opts.go, &opts.work_dir.join("peers"), opts.install_peers, opts.peer_timeout);
+
+    // Interleaved: every round runs every strategy once, so drift (thermal, noisy neighbours) hits
+    // all of them alike.
+    let mut rate = opts.rate;
+    let mut hists: BTreeMap<&'static str, Histogram<u64>> = BTreeMap::new();
+    for round in 1..=opts.rounds {
+        for &s in &runnable {
+            progress(Event::Step(&format!("round {round}/{}: {}", opts.rounds, s.name())));
+            let (r, h) = run_once(opts, s, round, &bins, rate).with_context(|| format!("round {round}, {}", s.name()))?;
+            rate.get_or_insert(r.rate);
+            hists.entry(s.key()).or_insert_with(|| Histogram::new_from(&h)).add(&h).ok();
+            strategies.iter_mut().find(|x| x.strategy == s).expect("strategy listed").runs.push(r);
+        }
+    }
+    for s in strategies.iter_mut().filter(|s| !s.runs.is_empty()) {
+        let h = &hists[s.strategy.key()];
+        s.summary = Some(summarize(&s.runs, h));
+        s.latency_curve = [0.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.95, 99.99, 100.0]
+            .iter()
+            .map(|&p| (p, h.value_at_percentile(p)))
+            .collect();
+    }
+
+    let mut results = Results {
+        started_unix: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        machine: machine(),
+        go_version: go_ver,
+        rounds: opts.rounds,
+        warmup_s: opts.warmup.as_secs_f64(),
+        saturation_s: opts.saturation.as_secs_f64(),
+        fixed_s: opts.fixed.as_secs_f64(),
+        connections: opts.connections,
+        rate: rate.unwrap_or(0.0),
+        strategies,
+        builds,
+        peers,
+        charts: vec![],
+        charts_note: None,
+        elapsed_s: 0.0,
+    };
+    progress(Event::Step("report"));
+    if opts.charts {
+        match charts::draw(&results, &opts.out_dir) {
+            Ok(files) => results.charts = files,
+            Err(e) => results.charts_note = Some(format!("no charts: {e:#}")),
+        }
+    } else {
+        results.charts_note = Some("charts were not requested (--no-charts)".into());
+    }
+    results.elapsed_s = started.elapsed().as_secs_f64();
+    std::fs::write(opts.out_dir.join("results.json"), serde_json::to_vec_pretty(&results)?)?;
+    std::fs::write(opts.out_dir.join("report.md"), report::markdown(&results))?;
+    Ok(results)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+fn summarize(runs: &[RunResult], h: &Histogram<u64>) -> Summary {
+    let m = |f: &dyn Fn(&RunResult) -> f64| median(runs.iter().map(f).collect());
+    Summary {
+        saturation_rps: m(&|r| r.saturation_rps),
+        p50_us: h.value_at_quantile(0.5),
+        p99_us: h.value_at_quantile(0.99),
+        p999_us: h.value_at_quantile(0.999),
+        target_cpu_us_per_req: m(&|r| r.target_cpu_us_per_req),
+        collector_cpu_us_per_req: m(&|r| r.collector_cpu_us_per_req),
+        agent_cpu_us_per_req: runs.iter().all(|r| r.agent_cpu_us_per_req.is_some()).then(|| m(&|r| r.agent_cpu_us_per_req.unwrap_or(0.0))),
+        target_peak_rss_kib: m(&|r| r.target_peak_rss_kib as f64) as u64,
+        collector_peak_rss_kib: m(&|r| r.collector_peak_rss_kib as f64) as u64,
+        alloc_bytes_per_req: m(&|r| r.alloc_bytes_per_req),
+        alloc_objects_per_req: m(&|r| r.alloc_objects_per_req),
+        spans_expected: runs.iter().map(|r| r.spans_expected).sum(),
+        spans_received: runs.iter().map(|r| r.spans_received).sum(),
+        errors: runs.iter().map(|r| r.saturation_errors + r.fixed_errors).sum(),
+    }
+}
+
+const ORDER_IDS: u64 = 10_000;
+
+/// One strategy, one round: fresh collector and services, warm-up, saturation, fixed rate, stop,
+/// count spans.
+fn run_once(opts: &Options, s: Strategy, round: u32, bins: &Bins, rate: Option<f64>) -> Result<(RunResult, Histogram<u64>)> {
+    let dir = opts.out_dir.join("runs").join(format!("{round}-{}", s.key()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let spans_file = dir.join("spans.jsonl");
+    let variant = if s == Strategy::Manual { "manual" } else { "plain" };
+    let port = stack::free_port;
+    let (otlp, otlp_http) = (port()?, port()?);
+    std::fs::write(dir.join("collector.yaml"), stack::collector_config(otlp, otlp_http, &spans_file))?;
+    let mut cmd = Command::new(&opts.collector);
+    cmd.arg("--config").arg(dir.join("collector.yaml"));
+    let mut collector = Proc::spawn("collector", cmd, &dir)?;
+    stack::wait_ready(&mut collector, otlp, None, Duration::from_secs(30))?;
+
+    let endpoint = format!("127.0.0.1:{otlp}");
+    let mut procs: Vec<(Proc, u16)> = vec![]; // (process, debug port)
+    let (cat_port, ord_port, gw_port) = (port()?, port()?, port()?);
+    for (service, args) in [
+        ("catalog", vec![format!("-addr=127.0.0.1:{cat_port}")]),
+        ("orders", vec![format!("-addr=127.0.0.1:{ord_port}")]),
+        (
+            "gateway",
+            vec![format!("-addr=127.0.0.1:{gw_port}"), format!("-orders=http://127.0.0.1:{ord_port}"), format!("-catalog=127.0.0.1:{cat_port}")],
+        ),
+    ] {
+        let dbg = port()?;
+        let mut cmd = Command::new(&bins[&(service, variant)]);
+        cmd.args(&args).arg(format!("-debug-addr=127.0.0.1:{dbg}")).env("ARENA_OTLP_ENDPOINT", &endpoint);
+        let mut p = Proc::spawn(service, cmd, &dir)?;
+        // Ready = listening: each binds only once its setup (schema, seed, clients) is done. No
+        // probe request, which would add spans the span check does not expect.
+        let ready_port = match service {
+            "catalog" => cat_port,
+            "orders" => ord_port,
+            _ => gw_port,
+        };
+        stack::wait_ready(&mut p, ready_port, None, Duration::from_secs(60))?;
+        procs.push((p, dbg));
+    }
+
+    let target: loadgen::Target = Arc::new(move |i| format!("http://127.0.0.1:{gw_port}/orders/{}/details", 1 + i % ORDER_IDS).parse().expect("valid URI"));
+    let warm = loadgen::closed_loop(target.clone(), opts.connections.min(8), opts.warmup)?;
+    let sat = loadgen::closed_loop(target.clone(), opts.connections, opts.saturation)?;
+    // The fixed rate is decided once (first baseline run) and held for every strategy.
+    let rate = rate.unwrap_or_else(|| ((sat.ok_per_sec() * 0.4 / 10.0).round() * 10.0).max(20.0));
+
+    let cpu = |p: &Proc| procfs::cpu_time(p.pid()).unwrap_or_default();
+    let allocs = |ports: &[u16]| -> Result<(u64, u64)> {
+        let mut b = 0;
+        let mut o = 0;
+        for &p in ports {
+            let c = stack::runtime_counters(p)?;
+            b += c.get("/gc/heap/allocs:bytes").copied().unwrap_or(0);
+            o += c.get("/gc/heap/allocs:objects").copied().unwrap_or(0);
+        }
+        Ok((b, o))
+    };
+    let dbg_ports: Vec<u16> = procs.iter().map(|(_, d)| *d).collect();
+    let (t0, c0) = (procs.iter().map(|(p, _)| cpu(p)).sum::<Duration>(), cpu(&collector));
+    let (b0, o0) = allocs(&dbg_ports)?;
+    let fixed = loadgen::open_loop(target, rate, opts.fixed)?;
+    let (b1, o1) = allocs(&dbg_ports)?;
+    let (t1, c1) = (procs.iter().map(|(p, _)| cpu(p)).sum::<Duration>(), cpu(&collector));
+    let target_rss: u64 = procs.iter().map(|(p, _)| procfs::rss_kib(p.pid()).map_or(0, |r| r.1)).sum();
+    for (p, _) in procs.iter_mut() {
+        p.check_alive()?;
+    }
+
+    // Gateway first so nothing in flight loses its downstream; each flushes its spans on SIGTERM.
+    let mut unclean = vec![];
+    for (p, _) in procs.iter_mut().rev() {
+        if !p.stop(Duration::from_secs(20)) {
+            unclean.push(p.name.clone());
+        }
+    }
+    let collector_rss = procfs::rss_kib(collector.pid()).map_or(0, |r| r.1);
+    if !collector.stop(Duration::from_secs(20)) {
+        unclean.push("collector".into());
+    }
+    let by_service = stack::count_spans(&spans_file)?;
+    let n = fixed.ok.max(1) as f64;
+    let requests_ok = warm.ok + sat.ok + fixed.ok;
+    let h = fixed.latency_us.clone();
+    Ok((
+        RunResult {
+            round,
+            strategy: s,
+            saturation_rps: sat.ok_per_sec(),
+            saturation_errors: sat.errors,
+            rate,
+            fixed_sent: fixed.sent,
+            fixed_ok: fixed.ok,
+            fixed_errors: fixed.errors,
+            fixed_achieved_rps: fixed.ok_per_sec(),
+            p50_us: h.value_at_quantile(0.5),
+            p99_us: h.value_at_quantile(0.99),
+            p999_us: h.value_at_quantile(0.999),
+            max_us: h.max(),
+            target_cpu_us_per_req: (t1 - t0).as_secs_f64() * 1e6 / n,
+            collector_cpu_us_per_req: (c1.saturating_sub(c0)).as_secs_f64() * 1e6 / n,
+            agent_cpu_us_per_req: None,
+            target_peak_rss_kib: target_rss,
+            collector_peak_rss_kib: collector_rss,
+            alloc_bytes_per_req: b1.saturating_sub(b0) as f64 / n,
+            alloc_objects_per_req: o1.saturating_sub(o0) as f64 / n,
+            requests_ok,
+            spans_expected: requests_ok * s.spans_per_request(),
+            spans_received: by_service.values().sum(),
+            spans_by_service: by_service,
+            unclean_stops: unclean,
+        },
+        h,
+    ))
+}

@@ -1,0 +1,147 @@
+//! The arena's markdown report: figures as ratios to the baseline of the same run.
+use crate::{Results, Strategy, Summary};
+use std::fmt::Write;
+
+fn ratio(x: f64, base: f64) -> String {
+    if base > 0.0 && x.is_finite() {
+        format!("{:.2}×", x / base)
+    } else {
+        "–".into()
+    }
+}
+
+fn ms(us: u64) -> String {
+    format!("{:.2} ms", us as f64 / 1000.0)
+}
+
+pub fn markdown(r: &Results) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "# gotap arena report\n");
+    let _ = writeln!(
+        o,
+        "Machine: {} CPUs ({}), Linux {}. Services built with {}. {} round(s), strategies interleaved in each; \
+         per run: {:.0} s warm-up, {:.0} s saturation ({} connections, closed loop), {:.0} s at a fixed {:.0} req/s \
+         (open loop, latency from each request's intended send time). Workload: `GET /orders/{{id}}/details` on the \
+         gateway = 1 HTTP call to orders (1 SQLite query) + 1 gRPC call to catalog. Took {:.0} s.\n",
+        r.machine.cpus, r.machine.cpu_model, r.machine.kernel, r.go_version, r.rounds, r.warmup_s, r.saturation_s, r.connections, r.fixed_s, r.rate, r.elapsed_s
+    );
+    let base = r.strategies.iter().find(|s| s.strategy == Strategy::Baseline).and_then(|s| s.summary.clone());
+
+    let _ = writeln!(o, "## Overhead (ratio to baseline, same run)\n");
+    let _ = writeln!(o, "| strategy | saturation throughput | p50 | p99 | p99.9 | CPU/req (services) | alloc bytes/req | allocs/req | peak RSS (services) |");
+    let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|");
+    for s in &r.strategies {
+        match (&s.summary, &base) {
+            (Some(x), Some(b)) => {
+                let _ = writeln!(
+                    o,
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    s.name,
+                    ratio(x.saturation_rps, b.saturation_rps),
+                    ratio(x.p50_us as f64, b.p50_us as f64),
+                    ratio(x.p99_us as f64, b.p99_us as f64),
+                    ratio(x.p999_us as f64, b.p999_us as f64),
+                    ratio(x.target_cpu_us_per_req, b.target_cpu_us_per_req),
+                    ratio(x.alloc_bytes_per_req, b.alloc_bytes_per_req),
+                    ratio(x.alloc_objects_per_req, b.alloc_objects_per_req),
+                    ratio(x.target_peak_rss_kib as f64, b.target_peak_rss_kib as f64),
+                );
+            }
+            _ => {
+                let why = s.unavailable.as_deref().unwrap_or("no figures");
+                let _ = writeln!(o, "| {} | not run: {why} |||||||| ", s.name);
+            }
+        }
+    }
+
+    let _ = writeln!(o, "\n## Absolute figures\n");
+    let _ = writeln!(o, "| strategy | saturation req/s | p50 | p99 | p99.9 | CPU µs/req services | CPU µs/req collector | CPU µs/req agent | alloc B/req | allocs/req | peak RSS services | peak RSS collector | errors |");
+    let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for s in &r.strategies {
+        if let Some(x) = &s.summary {
+            let Summary { saturation_rps, p50_us, p99_us, p999_us, target_cpu_us_per_req, collector_cpu_us_per_req, agent_cpu_us_per_req, alloc_bytes_per_req, alloc_objects_per_req, target_peak_rss_kib, collector_peak_rss_kib, errors, .. } = x;
+            let _ = writeln!(
+                o,
+                "| {} | {:.0} | {} | {} | {} | {:.0} | {:.0} | {} | {:.0} | {:.0} | {:.1} MiB | {:.1} MiB | {} |",
+                s.name,
+                saturation_rps,
+                ms(*p50_us),
+                ms(*p99_us),
+                ms(*p999_us),
+                target_cpu_us_per_req,
+                collector_cpu_us_per_req,
+                agent_cpu_us_per_req.map_or("– (no agent)".into(), |a| format!("{a:.0}")),
+                alloc_bytes_per_req,
+                alloc_objects_per_req,
+                *target_peak_rss_kib as f64 / 1024.0,
+                *collector_peak_rss_kib as f64 / 1024.0,
+                errors
+            );
+        }
+    }
+
+    let _ = writeln!(o, "\n## Spans: expected vs received at the collector\n");
+    let _ = writeln!(o, "Expected = successful gateway requests × spans per request (6 when instrumented: gateway server, HTTP client, gRPC client; orders server, SQL query; catalog server).\n");
+    let _ = writeln!(o, "| strategy | expected | received | delivered | by service |");
+    let _ = writeln!(o, "|---|---|---|---|---|");
+    for s in &r.strategies {
+        match &s.summary {
+            Some(x) => {
+                let by: std::collections::BTreeMap<&str, u64> = s.runs.iter().flat_map(|run| run.spans_by_service.iter()).fold(Default::default(), |mut m, (k, v)| {
+                    *m.entry(k.as_str()).or_insert(0) += v;
+                    m
+                });
+                let by = if by.is_empty() { "–".into() } else { by.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ") };
+                let delivered = if x.spans_expected == 0 { if x.spans_received == 0 { "ok (none expected)".into() } else { "unexpected spans".into() } } else { format!("{:.1} %", 100.0 * x.spans_received as f64 / x.spans_expected as f64) };
+                let _ = writeln!(o, "| {} | {} | {} | {} | {} |", s.name, x.spans_expected, x.spans_received, delivered, by);
+            }
+            None => {
+                let _ = writeln!(o, "| {} | – | – | not run: {} | |", s.name, s.unavailable.as_deref().unwrap_or("no figures"));
+            }
+        }
+    }
+
+    let _ = writeln!(o, "\n## Peers\n");
+    let _ = writeln!(o, "| peer | kind | install | status | detail |");
+    let _ = writeln!(o, "|---|---|---|---|---|");
+    for p in &r.peers {
+        let status = match &p.version {
+            Some(v) => format!("{} ({v})", p.status),
+            None => p.status.clone(),
+        };
+        let _ = writeln!(o, "| {} | {} | `{}` | {} | {} |", p.name, p.kind, p.install, status, p.detail.replace('|', "\\|"));
+    }
+
+    let _ = writeln!(o, "\n## Builds (robustness: which toolchain builds which service)\n");
+    let _ = writeln!(o, "| toolchain | service | variant | result | build s | size |");
+    let _ = writeln!(o, "|---|---|---|---|---|---|");
+    for b in &r.builds {
+        let res = if b.ok { "builds".to_owned() } else { format!("fails: {}", b.detail.replace('|', "\\|")) };
+        let size = b.size_bytes.map_or("–".into(), |s| format!("{:.1} MiB", s as f64 / 1048576.0));
+        let _ = writeln!(o, "| {} | {} | {} | {} | {:.1} | {} |", b.toolchain, b.service, b.variant, res, b.secs, size);
+    }
+
+    let _ = writeln!(o, "\n## Per run\n");
+    let _ = writeln!(o, "| round | strategy | sat. req/s | rate | sent | ok | errors | p50 | p99 | p99.9 | max | spans exp/recv | unclean stops |");
+    let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for s in &r.strategies {
+        for x in &s.runs {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {}/{} | {} |",
+                x.round, s.name, x.saturation_rps, x.rate, x.fixed_sent, x.fixed_ok, x.fixed_errors + x.saturation_errors, ms(x.p50_us), ms(x.p99_us), ms(x.p999_us), ms(x.max_us),
+                x.spans_expected, x.spans_received, if x.unclean_stops.is_empty() { "–".into() } else { x.unclean_stops.join(", ") }
+            );
+        }
+    }
+    if !r.charts.is_empty() {
+        let _ = writeln!(o, "\n## Charts\n");
+        for c in &r.charts {
+            let _ = writeln!(o, "![{c}]({c})");
+        }
+    }
+    if let Some(n) = &r.charts_note {
+        let _ = writeln!(o, "\n{n}");
+    }
+    o
+}

@@ -1,0 +1,48 @@
+//! `gotap build`, `gotap test` and `gotap toolexec`: the compile-time strategy (crate gotap-weave).
+use anyhow::Result;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Extra rules file (YAML), applied after the built-in rules; repeatable.
+    #[arg(long = "rules", value_name = "FILE")]
+    rules: Vec<PathBuf>,
+    /// A join point that cannot be woven is a warning and the package is compiled unwoven,
+    /// instead of failing the build.
+    #[arg(long)]
+    best_effort: bool,
+    /// `go build` / `go test` flags and packages, passed through (gotap's own flags come first).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "GO ARGS")]
+    go_args: Vec<String>,
+}
+
+#[derive(clap::Args)]
+pub struct ToolexecArgs {
+    /// The tool the go command runs (compile, link, asm…) and its arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true, value_name = "TOOL ARGS")]
+    argv: Vec<OsString>,
+}
+
+fn go_command() -> PathBuf {
+    std::env::var_os("GOTAP_GO").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("go"))
+}
+
+/// `verb` is `build` or `test`.
+pub fn run(verb: &str, args: Args) -> Result<ExitCode> {
+    let opts = gotap_weave::gobuild::Options {
+        verb: verb.to_owned(),
+        go: go_command(),
+        rules: args.rules,
+        best_effort: args.best_effort,
+        args: args.go_args,
+    };
+    let code = gotap_weave::gobuild::run(&opts)?;
+    Ok(ExitCode::from(code.clamp(0, 255) as u8))
+}
+
+pub fn toolexec(args: ToolexecArgs) -> Result<ExitCode> {
+    let code = gotap_weave::toolexec::run(args.argv)?;
+    Ok(ExitCode::from(code.clamp(0, 255) as u8))
+}

@@ -1,0 +1,196 @@
+//! What `gotap run` and `gotap attach` share: the export flags (→ gotap_export::ExportConfig), the
+//! tracing session (one eBPF agent feeding one export pipeline, and its closing summary), and the
+//! signal / process-exit plumbing both commands wait on.
+use anyhow::{bail, Context};
+use gotap_ebpf::{Agent, AgentOptions, AgentStats};
+use gotap_export::{ExportConfig, ExportStats, Overrides, Pipeline, Protocol};
+use gotap_spans::Resource;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Export flags; each overrides the matching OTEL_* environment variable.
+#[derive(clap::Args, Debug, Clone)]
+pub struct TelemetryArgs {
+    /// service.name of the traced process (default: OTEL_SERVICE_NAME, else the executable's name).
+    #[arg(long, value_name = "NAME")]
+    pub service_name: Option<String>,
+    /// Print one line per span on stdout (the default when no OTLP endpoint or output file is set).
+    #[arg(long, overrides_with = "no_console")]
+    pub console: bool,
+    /// Do not print spans on stdout.
+    #[arg(long, overrides_with = "console")]
+    pub no_console: bool,
+    /// OTLP endpoint, e.g. http://localhost:4317 (like OTEL_EXPORTER_OTLP_ENDPOINT).
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+    /// OTLP transport: grpc or http/protobuf (like OTEL_EXPORTER_OTLP_PROTOCOL; default http/protobuf).
+    #[arg(long, value_name = "PROTOCOL", value_parser = parse_protocol)]
+    pub otlp_protocol: Option<Protocol>,
+    /// Also write spans to this file as OTLP/JSON lines (the Collector file exporter's format).
+    #[arg(long, value_name = "PATH")]
+    pub output_file: Option<PathBuf>,
+    /// Record url.query on server spans (off by default: query strings may carry secrets).
+    #[arg(long)]
+    pub capture_query: bool,
+}
+
+fn parse_protocol(s: &str) -> Result<Protocol, String> {
+    Protocol::parse(s).map_err(|e| e.to_string())
+}
+
+impl TelemetryArgs {
+    pub fn export_config(&self) -> anyhow::Result<ExportConfig> {
+        let overrides = Overrides {
+            otlp_endpoint: self.otlp_endpoint.clone(),
+            otlp_protocol: self.otlp_protocol,
+            console: if self.console {
+                Some(true)
+            } else if self.no_console {
+                Some(false)
+            } else {
+                None
+            },
+            json_file: self.output_file.clone(),
+            service_name: self.service_name.clone(),
+            ..Default::default()
+        };
+        Ok(ExportConfig::from_env(&overrides)?)
+    }
+}
+
+/// One eBPF agent whose spans go to one export pipeline.
+pub struct Session {
+    pub agent: Agent,
+    pipeline: Pipeline,
+    pub config: ExportConfig,
+}
+
+impl Session {
+    /// Checks privileges and kernel features, starts the exporters, loads the BPF programs.
+    pub fn start(args: &TelemetryArgs) -> anyhow::Result<Session> {
+        let config = args.export_config()?;
+        // Before anything else: "run as root" beats any other complaint.
+        gotap_ebpf::check_environment()?;
+        let pipeline = Pipeline::start(&config)?;
+        let sender = pipeline.sender();
+        let opts = AgentOptions { capture_query: args.capture_query, ..Default::default() };
+        let agent = Agent::load(opts, move |span| {
+            sender.send(span);
+        })?;
+        Ok(Session { agent, pipeline, config })
+    }
+
+    pub fn resource(&self, pid: u32, exe: &Path) -> Resource {
+        // The Go version is filled in by the agent once it has analysed the binary.
+        self.config.resource_for_process(pid, exe, "", None)
+    }
+
+    /// Detaches everything, delivers what is left in the ring buffer, flushes the exporters and
+    /// prints the one-line summary on stderr.
+    pub fn finish(self) {
+        let agent_stats = self.agent.shutdown();
+        let export_stats = self.pipeline.shutdown();
+        eprintln!("{}", summary(&agent_stats, &export_stats));
+    }
+}
+
+/// `gotap: 12 spans exported (otlp-grpc 12), 0 dropped, 36 probe hits (3.0 per span)`.
+pub fn summary(a: &AgentStats, e: &ExportStats) -> String {
+    // A span counts as exported when every destination took it.
+    let exported = e.exporters.iter().map(|x| x.exported).min().unwrap_or(0);
+    let per: Vec<String> = e.exporters.iter().map(|x| format!("{} {}", x.name, x.exported)).collect();
+    let dropped = a.ringbuf_drops + e.dropped_queue_full + e.exporters.iter().map(|x| x.dropped_export_failed).max().unwrap_or(0);
+    format!(
+        "gotap: {} spans exported ({}), {} dropped, {} probe hits ({:.1} per span)",
+        exported,
+        if per.is_empty() { "no exporter".to_string() } else { per.join(", ") },
+        dropped,
+        a.probe_hits,
+        a.hits_per_span()
+    )
+}
+
+/// SIGINT, SIGTERM, SIGHUP and SIGCHLD, blocked in every thread (call before starting any thread)
+/// and read from a signalfd, so the main loop handles them synchronously.
+pub struct Signals {
+    fd: OwnedFd,
+}
+
+pub const WATCHED: [i32; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGCHLD];
+
+/// A signal that arrived: number and whether it came from the kernel (terminal Ctrl-C, child
+/// exit) rather than from a `kill` by some process.
+#[derive(Debug, Clone, Copy)]
+pub struct Received {
+    pub signo: i32,
+    pub from_kernel: bool,
+}
+
+impl Signals {
+    pub fn block() -> anyhow::Result<Signals> {
+        // SAFETY: plain libc calls on a sigset we own; signalfd returns a new fd we take over.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            for s in WATCHED {
+                libc::sigaddset(&mut set, s);
+            }
+            if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+                bail!("cannot block signals: {}", std::io::Error::last_os_error());
+            }
+            let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
+            if fd < 0 {
+                bail!("cannot create a signalfd: {}", std::io::Error::last_os_error());
+            }
+            Ok(Signals { fd: OwnedFd::from_raw_fd(fd) })
+        }
+    }
+
+    /// Signals that arrived so far (non-blocking).
+    pub fn drain(&self) -> Vec<Received> {
+        let mut out = Vec::new();
+        loop {
+            // SAFETY: reading one signalfd_siginfo into a zeroed struct of the right size.
+            let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+            let size = std::mem::size_of::<libc::signalfd_siginfo>();
+            let n = unsafe { libc::read(self.fd.as_raw_fd(), &mut info as *mut _ as *mut libc::c_void, size) };
+            if n != size as isize {
+                return out;
+            }
+            out.push(Received { signo: info.ssi_signo as i32, from_kernel: info.ssi_code == libc::SI_KERNEL });
+        }
+    }
+}
+
+/// Waits until `signals` or `pidfd` (if any) is readable, or `timeout` passes.
+pub fn wait(signals: &Signals, pidfd: Option<&OwnedFd>, timeout: Duration) {
+    let mut fds = vec![libc::pollfd { fd: signals.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+    if let Some(p) = pidfd {
+        fds.push(libc::pollfd { fd: p.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+    }
+    // SAFETY: fds is a valid array of pollfd for the duration of the call.
+    unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout.as_millis() as i32) };
+}
+
+/// A pidfd for `pid`: readable once the process has exited (zombies included).
+pub fn pidfd_open(pid: u32) -> anyhow::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) } as i32;
+    if fd < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::ESRCH) {
+            bail!("process {pid} does not exist");
+        }
+        return Err(e).with_context(|| format!("cannot watch process {pid}"));
+    }
+    // SAFETY: fd is a new descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Whether `pidfd`'s process has exited.
+pub fn exited(pidfd: &OwnedFd) -> bool {
+    let mut fds = [libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+    // SAFETY: valid pollfd array, zero timeout.
+    unsafe { libc::poll(fds.as_mut_ptr(), 1, 0) > 0 }
+}

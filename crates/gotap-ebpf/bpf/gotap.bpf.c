@@ -1,0 +1,587 @@
+// SPDX-License-Identifier: GPL-2.0 OR Apache-2.0
+/* gotap's uprobe programs for unmodified Go (amd64, register ABI) programs.
+ *
+ * Rules every handler follows: read user memory only with bpf_probe_read_user, never write it
+ * (kernel lockdown refuses bpf_probe_write_user anyway); bounded loops only; on any failed read
+ * bail out quietly (the span is lost or lacks the attribute, the target never notices).
+ *
+ * Go ABIInternal on amd64: integer args/results in RAX, RBX, RCX, RDI, RSI, R8-R11; the current g
+ * in R14. We never use uretprobes (Go moves goroutine stacks): "ret" programs sit on every RET
+ * instruction of the function, found by disassembly in user space. */
+#include <linux/bpf.h>
+#include <linux/ptrace.h>
+#include <bpf/bpf_helpers.h>
+#include "types.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, u32);
+	__type(value, struct proc_cfg);
+	__uint(max_entries, 1024);
+} cfgs SEC(".maps");
+
+/* The span context each goroutine runs in (server span while a handler runs; copied to the
+ * goroutines it starts). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct g_key);
+	__type(value, struct span_ctx);
+	__uint(max_entries, 65536);
+} goctx SEC(".maps");
+
+/* In-flight server requests, entry -> RET. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct g_key);
+	__type(value, struct http_event);
+	__uint(max_entries, 4096);
+} server_calls SEC(".maps");
+
+/* In-flight client round trips, entry -> RET. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct g_key);
+	__type(value, struct http_event);
+	__uint(max_entries, 4096);
+} client_calls SEC(".maps");
+
+/* Cross-process links: the client span that is writing a request on a TCP connection. Pinned by
+ * name (user space gives the directory) so every gotap agent on the host shares it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct tuple);
+	__type(value, struct link_val);
+	__uint(max_entries, 65536);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} gotap_links SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, u32);
+	__type(value, u64);
+	__uint(max_entries, CNT_MAX);
+} counters SEC(".maps");
+
+/* Scratch space too large for the 512-byte stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, u32);
+	__type(value, struct http_event);
+	__uint(max_entries, 1);
+} scratch_event SEC(".maps");
+
+#define WIN_MAX 1024     /* raw request bytes scanned for headers, ending where parsing stopped */
+#define WIN_BUF 2048     /* buffer size: any index i + k with i < WIN_MAX, k < 1024 masks in */
+#define WIN_MASK (WIN_BUF - 1)
+struct window {
+	u8 b[WIN_BUF];
+};
+
+/* idx & WIN_MASK that clang cannot drop when it "knows" idx is small: the verifier needs the
+ * mask on the very register used for the access. */
+static __always_inline u64 widx(u64 idx)
+{
+	asm volatile("%0 &= 2047" : "+r"(idx));
+	return idx;
+}
+#define WB(w, i) ((w)->b[widx(i)])
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, u32);
+	__type(value, struct window);
+	__uint(max_entries, 1);
+} scratch_window SEC(".maps");
+
+/* A traceparent link-map entry older than this is stale (port reuse), not a parent. */
+#define LINK_MAX_AGE_NS (10ULL * 1000 * 1000 * 1000)
+
+static __always_inline void count(u32 idx)
+{
+	u64 *c = bpf_map_lookup_elem(&counters, &idx);
+	if (c)
+		*c += 1;
+}
+
+static __always_inline struct proc_cfg *get_cfg(struct pt_regs *ctx)
+{
+	u32 id = (u32)bpf_get_attach_cookie(ctx);
+	count(CNT_PROBE_HITS);
+	return bpf_map_lookup_elem(&cfgs, &id);
+}
+
+static __always_inline u64 read_u64(u64 addr)
+{
+	u64 v = 0;
+	if (bpf_probe_read_user(&v, sizeof(v), (void *)addr))
+		return 0;
+	return v;
+}
+
+/* The key of the goroutine running now (g in R14). goid 0 means the read failed. */
+static __always_inline int cur_g_key(struct pt_regs *ctx, struct proc_cfg *cfg, struct g_key *k)
+{
+	k->proc = cfg->proc;
+	k->_pad = 0;
+	k->g = ctx->r14;
+	k->goid = read_u64(k->g + cfg->g_goid);
+	return k->goid ? 0 : -1;
+}
+
+/* Copies a Go string (ptr, len) found at addr into dst (at most cap bytes); returns the length. */
+#define READ_GO_STR(dst, cap, addr)                                                    \
+	({                                                                             \
+		struct {                                                               \
+			u64 ptr;                                                       \
+			s64 len;                                                       \
+		} s_ = {};                                                             \
+		u16 n_ = 0;                                                            \
+		if (!bpf_probe_read_user(&s_, sizeof(s_), (void *)(addr)) && s_.len > 0) { \
+			u64 l_ = s_.len > (cap) ? (cap) : s_.len;                      \
+			if (!bpf_probe_read_user((dst), l_, (void *)s_.ptr))           \
+				n_ = l_;                                               \
+		}                                                                      \
+		n_;                                                                    \
+	})
+
+static __always_inline void random_bytes(u8 *dst, int n)
+{
+	for (int i = 0; i < n; i += 4) {
+		u32 r = bpf_get_prandom_u32();
+		__builtin_memcpy(dst + i, &r, 4);
+	}
+}
+
+static __always_inline int nonzero(const u8 *b, int n)
+{
+	u8 acc = 0;
+	for (int i = 0; i < n; i++)
+		acc |= b[i];
+	return acc != 0;
+}
+
+/* net.TCPAddr at addr -> IPv4-mapped 16-byte IP and port. 0 on success. */
+static __always_inline int read_tcp_addr(struct proc_cfg *cfg, u64 addr, u8 *ip, u16 *port)
+{
+	struct {
+		u64 ptr;
+		s64 len;
+		s64 cap;
+	} sl = {};
+	if (!addr || bpf_probe_read_user(&sl, sizeof(sl), (void *)(addr + cfg->tcpaddr_ip)))
+		return -1;
+	s64 p = (s64)read_u64(addr + cfg->tcpaddr_port);
+	if (p <= 0 || p > 65535)
+		return -1;
+	*port = (u16)p;
+	if (sl.len == 16) {
+		if (bpf_probe_read_user(ip, 16, (void *)sl.ptr))
+			return -1;
+	} else if (sl.len == 4) {
+		__builtin_memset(ip, 0, 10);
+		ip[10] = 0xff;
+		ip[11] = 0xff;
+		if (bpf_probe_read_user(ip + 12, 4, (void *)sl.ptr))
+			return -1;
+	} else {
+		return -1; /* not a TCPAddr (TLS or another net.Conn): no tuple */
+	}
+	return 0;
+}
+
+/* conn_data: data word of a net.Conn interface holding a *net.TCPConn. */
+static __always_inline int read_conn_tuple(struct proc_cfg *cfg, u64 conn_data, u8 *lip, u16 *lport,
+					   u8 *rip, u16 *rport)
+{
+	if (!conn_data)
+		return -1;
+	u64 fd = read_u64(conn_data + cfg->netconn_fd);
+	if (!fd)
+		return -1;
+	u64 laddr = read_u64(fd + cfg->netfd_laddr + 8);
+	u64 raddr = read_u64(fd + cfg->netfd_raddr + 8);
+	if (read_tcp_addr(cfg, laddr, lip, lport) || read_tcp_addr(cfg, raddr, rip, rport))
+		return -1;
+	return 0;
+}
+
+static __always_inline void submit(struct http_event *ev)
+{
+	if (bpf_ringbuf_output(&events, ev, sizeof(*ev), BPF_RB_NO_WAKEUP))
+		count(CNT_RINGBUF_DROPS);
+}
+
+/* ---------- header window scan ---------- */
+
+struct scan_ctx {
+	struct window *w;
+	u32 n;
+	u32 line_start_at_0;
+	s32 tp_off;
+	s32 ua_off;
+};
+
+static __always_inline int match_ci(struct window *w, u32 i, const char *pat, int len)
+{
+	for (int k = 0; k < len; k++) {
+		if ((WB(w, i + k) | 0x20) != pat[k])
+			return 0;
+	}
+	return 1;
+}
+
+static long scan_line(u32 i, struct scan_ctx *c)
+{
+	if (i >= c->n || i >= WIN_MAX)
+		return 1;
+	if (i == 0) {
+		if (!c->line_start_at_0)
+			return 0;
+	} else if (WB(c->w, i - 1) != '\n') {
+		return 0;
+	}
+	u8 ch = WB(c->w, i) | 0x20;
+	if (ch == 't' && c->tp_off < 0 && i + 12 <= c->n && match_ci(c->w, i, "traceparent:", 12))
+		c->tp_off = i + 12;
+	else if (ch == 'u' && c->ua_off < 0 && i + 11 <= c->n && match_ci(c->w, i, "user-agent:", 11))
+		c->ua_off = i + 11;
+	return 0;
+}
+
+static __always_inline int hexval(u8 c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1; /* W3C: lowercase only */
+}
+
+static __always_inline u32 skip_spaces(struct window *w, u32 off)
+{
+	for (int k = 0; k < 4; k++) {
+		u8 c = WB(w, off);
+		if (c != ' ' && c != '\t')
+			break;
+		off++;
+	}
+	return off;
+}
+
+/* "00-<32 hex trace>-<16 hex span>-<2 hex flags>" at off. 0 on success. */
+static __always_inline int parse_traceparent(struct window *w, u32 off, u32 n, u8 *trace, u8 *span)
+{
+	off = skip_spaces(w, off);
+	if (off + 55 > n)
+		return -1;
+	int v1 = hexval(WB(w, off)), v2 = hexval(WB(w, off + 1));
+	if (v1 < 0 || v2 < 0 || (v1 == 15 && v2 == 15) || WB(w, off + 2) != '-' ||
+	    WB(w, off + 35) != '-' || WB(w, off + 52) != '-')
+		return -1;
+	for (int k = 0; k < 16; k++) {
+		int hi = hexval(WB(w, off + 3 + 2 * k));
+		int lo = hexval(WB(w, off + 4 + 2 * k));
+		if (hi < 0 || lo < 0)
+			return -1;
+		trace[k] = (hi << 4) | lo;
+	}
+	for (int k = 0; k < 8; k++) {
+		int hi = hexval(WB(w, off + 36 + 2 * k));
+		int lo = hexval(WB(w, off + 37 + 2 * k));
+		if (hi < 0 || lo < 0)
+			return -1;
+		span[k] = (hi << 4) | lo;
+	}
+	if (!nonzero(trace, 16) || !nonzero(span, 8))
+		return -1;
+	return 0;
+}
+
+struct ua_ctx {
+	struct window *w;
+	u32 start;
+	u32 n;
+	u32 len;
+};
+
+static long ua_len_cb(u32 k, struct ua_ctx *c)
+{
+	u32 i = c->start + k;
+	if (i >= c->n)
+		return 1;
+	u8 ch = WB(c->w, i);
+	if (ch == '\r' || ch == '\n')
+		return 1;
+	c->len = k + 1;
+	return 0;
+}
+
+/* Reads the raw request bytes just before bufio.Reader.r (the end of the header block of the
+ * request being served) and takes traceparent (into ev as parent) and User-Agent from them. */
+static __always_inline void scan_headers(struct proc_cfg *cfg, u64 conn, struct http_event *ev,
+					 int want_parent)
+{
+	u32 zero = 0;
+	struct window *w = bpf_map_lookup_elem(&scratch_window, &zero);
+	if (!w)
+		return;
+	u64 bufr = read_u64(conn + cfg->conn_bufr);
+	if (!bufr)
+		return;
+	u64 buf = read_u64(bufr + cfg->bufio_buf);
+	s64 r = (s64)read_u64(bufr + cfg->bufio_r);
+	if (!buf || r <= 0)
+		return;
+	u32 n = r > WIN_MAX ? WIN_MAX : (u32)r;
+	u64 start = buf + (u64)r - n;
+	if (bpf_probe_read_user(w->b, n & (WIN_MAX * 2 - 1), (void *)start))
+		return;
+	struct scan_ctx sc = {.w = w, .n = n, .line_start_at_0 = (n == (u64)r), .tp_off = -1, .ua_off = -1};
+	bpf_loop(WIN_MAX, scan_line, &sc, 0);
+	if (want_parent && sc.tp_off >= 0 &&
+	    !parse_traceparent(w, sc.tp_off, n, ev->trace_id, ev->parent_id)) {
+		ev->flags |= EVF_HAS_PARENT;
+		ev->parent_source = PARENT_TRACEPARENT;
+	}
+	if (sc.ua_off >= 0) {
+		struct ua_ctx uc = {.w = w, .start = skip_spaces(w, sc.ua_off), .n = n};
+		bpf_loop(UA_CAP, ua_len_cb, &uc, 0);
+		u32 len = uc.len > UA_CAP - 1 ? UA_CAP - 1 : uc.len;
+		len &= UA_CAP - 1; /* for the verifier: clang may test a copy of len */
+		if (len > 0 && uc.start < WIN_MAX &&
+		    !bpf_probe_read_user(ev->ua, len, (void *)(start + uc.start)))
+			ev->ua_len = len;
+	}
+}
+
+/* ---------- net/http server ---------- */
+
+/* net/http.serverHandler.ServeHTTP(sh, rw ResponseWriter, req *Request): RAX=sh, RBX/RCX=rw,
+ * RDI=req. */
+SEC("uprobe")
+int server_entry(struct pt_regs *ctx)
+{
+	struct proc_cfg *cfg = get_cfg(ctx);
+	if (!cfg)
+		return 0;
+	struct g_key key;
+	if (cur_g_key(ctx, cfg, &key))
+		return 0;
+	u32 zero = 0;
+	struct http_event *ev = bpf_map_lookup_elem(&scratch_event, &zero);
+	if (!ev)
+		return 0;
+	u64 rw = ctx->rcx, req = ctx->rdi;
+	__builtin_memset(ev, 0, __builtin_offsetof(struct http_event, method));
+	ev->kind = EV_SERVER;
+	ev->proc = cfg->proc;
+	ev->start_ns = bpf_ktime_get_ns();
+	ev->aux = rw;
+	ev->aux2 = req;
+	ev->method_len = READ_GO_STR(ev->method, METHOD_CAP, req + cfg->req_method);
+	ev->proto_len = READ_GO_STR(ev->proto, PROTO_CAP, req + cfg->req_proto);
+	ev->host_len = READ_GO_STR(ev->host, HOST_CAP, req + cfg->req_host);
+	ev->remote_len = READ_GO_STR(ev->remote, REMOTE_CAP, req + cfg->req_remote_addr);
+	u64 url = read_u64(req + cfg->req_url);
+	if (url) {
+		ev->path_len = READ_GO_STR(ev->path, PATH_CAP, url + cfg->url_path);
+		ev->query_len = READ_GO_STR(ev->query, QUERY_CAP, url + cfg->url_raw_query);
+	}
+	/* HTTP/2: rw is not a *http.response, its connection data is elsewhere. */
+	if (ev->proto_len >= 6 && ev->proto[5] == '2')
+		ev->flags |= EVF_HTTP2;
+
+	if (!(ev->flags & EVF_HTTP2)) {
+		u64 conn = read_u64(rw + cfg->sresp_conn);
+		if (conn) {
+			/* A traced client on this host registered this connection: most specific parent. */
+			struct tuple t = {};
+			u64 rwc = read_u64(conn + cfg->conn_rwc + 8);
+			if (!read_conn_tuple(cfg, rwc, t.dst_ip, &t.dst_port, t.src_ip, &t.src_port)) {
+				struct link_val *lv = bpf_map_lookup_elem(&gotap_links, &t);
+				if (lv && ev->start_ns - lv->written_ns < LINK_MAX_AGE_NS) {
+					__builtin_memcpy(ev->trace_id, lv->trace_id, 16);
+					__builtin_memcpy(ev->parent_id, lv->span_id, 8);
+					ev->flags |= EVF_HAS_PARENT;
+					ev->parent_source = PARENT_LINK_MAP;
+				}
+				if (lv)
+					bpf_map_delete_elem(&gotap_links, &t); /* one request, one use */
+			}
+			scan_headers(cfg, conn, ev, !(ev->flags & EVF_HAS_PARENT));
+		}
+	}
+	if (!(ev->flags & EVF_HAS_PARENT))
+		random_bytes(ev->trace_id, 16);
+	random_bytes(ev->span_id, 8);
+
+	struct span_ctx sctx;
+	__builtin_memcpy(sctx.trace_id, ev->trace_id, 16);
+	__builtin_memcpy(sctx.span_id, ev->span_id, 8);
+	bpf_map_update_elem(&goctx, &key, &sctx, BPF_ANY);
+	bpf_map_update_elem(&server_calls, &key, ev, BPF_ANY);
+	return 0;
+}
+
+/* Every RET of serverHandler.ServeHTTP. */
+SEC("uprobe")
+int server_ret(struct pt_regs *ctx)
+{
+	struct proc_cfg *cfg = get_cfg(ctx);
+	if (!cfg)
+		return 0;
+	struct g_key key;
+	if (cur_g_key(ctx, cfg, &key))
+		return 0;
+	struct http_event *ev = bpf_map_lookup_elem(&server_calls, &key);
+	if (!ev)
+		return 0;
+	ev->end_ns = bpf_ktime_get_ns();
+	if (!(ev->flags & EVF_HTTP2)) {
+		s64 status = (s64)read_u64(ev->aux + cfg->sresp_status);
+		/* 0: the handler wrote nothing; net/http then answers 200. */
+		ev->status = status == 0 ? 200 : (u16)status;
+		ev->flags |= EVF_HAS_STATUS;
+	}
+	/* ServeMux sets Request.Pattern below serverHandler.ServeHTTP: read it on the way out. */
+	if (cfg->flags & CFG_HAS_PATTERN)
+		ev->pattern_len = READ_GO_STR(ev->pattern, PATTERN_CAP, ev->aux2 + cfg->req_pattern);
+	ev->aux = 0;
+	ev->aux2 = 0;
+	submit(ev);
+	bpf_map_delete_elem(&server_calls, &key);
+	bpf_map_delete_elem(&goctx, &key);
+	return 0;
+}
+
+/* ---------- net/http client ---------- */
+
+/* net/http.(*Transport).roundTrip(t, req *Request) (*Response, error): RAX=t, RBX=req. */
+SEC("uprobe")
+int client_entry(struct pt_regs *ctx)
+{
+	struct proc_cfg *cfg = get_cfg(ctx);
+	if (!cfg)
+		return 0;
+	struct g_key key;
+	if (cur_g_key(ctx, cfg, &key))
+		return 0;
+	u32 zero = 0;
+	struct http_event *ev = bpf_map_lookup_elem(&scratch_event, &zero);
+	if (!ev)
+		return 0;
+	u64 req = ctx->rbx;
+	__builtin_memset(ev, 0, __builtin_offsetof(struct http_event, method));
+	ev->kind = EV_CLIENT;
+	ev->proc = cfg->proc;
+	ev->start_ns = bpf_ktime_get_ns();
+	ev->method_len = READ_GO_STR(ev->method, METHOD_CAP, req + cfg->req_method);
+	u64 url = read_u64(req + cfg->req_url);
+	if (url) {
+		ev->proto_len = READ_GO_STR(ev->proto, PROTO_CAP, url + cfg->url_scheme);
+		ev->host_len = READ_GO_STR(ev->host, HOST_CAP, url + cfg->url_host);
+		ev->path_len = READ_GO_STR(ev->path, PATH_CAP, url + cfg->url_path);
+		ev->query_len = READ_GO_STR(ev->query, QUERY_CAP, url + cfg->url_raw_query);
+	}
+	struct span_ctx *parent = bpf_map_lookup_elem(&goctx, &key);
+	if (parent) {
+		__builtin_memcpy(ev->trace_id, parent->trace_id, 16);
+		__builtin_memcpy(ev->parent_id, parent->span_id, 8);
+		ev->flags |= EVF_HAS_PARENT;
+		ev->parent_source = PARENT_GOROUTINE;
+	} else {
+		random_bytes(ev->trace_id, 16);
+	}
+	random_bytes(ev->span_id, 8);
+	bpf_map_update_elem(&client_calls, &key, ev, BPF_ANY);
+	return 0;
+}
+
+/* net/http.(*persistConn).roundTrip(pc, req *transportRequest) entry: same goroutine as the
+ * Transport.roundTrip that picked this connection, just before the request is written on it. */
+SEC("uprobe")
+int client_conn(struct pt_regs *ctx)
+{
+	struct proc_cfg *cfg = get_cfg(ctx);
+	if (!cfg)
+		return 0;
+	struct g_key key;
+	if (cur_g_key(ctx, cfg, &key))
+		return 0;
+	struct http_event *ev = bpf_map_lookup_elem(&client_calls, &key);
+	if (!ev)
+		return 0;
+	u64 pc = ctx->rax;
+	u64 conn = read_u64(pc + cfg->pconn_conn + 8);
+	struct tuple t = {};
+	if (read_conn_tuple(cfg, conn, t.src_ip, &t.src_port, t.dst_ip, &t.dst_port))
+		return 0;
+	struct link_val lv = {};
+	__builtin_memcpy(lv.trace_id, ev->trace_id, 16);
+	__builtin_memcpy(lv.span_id, ev->span_id, 8);
+	lv.written_ns = bpf_ktime_get_ns();
+	bpf_map_update_elem(&gotap_links, &t, &lv, BPF_ANY);
+	return 0;
+}
+
+/* Every RET of (*Transport).roundTrip: RAX=*Response, RBX/RCX=error. */
+SEC("uprobe")
+int client_ret(struct pt_regs *ctx)
+{
+	struct proc_cfg *cfg = get_cfg(ctx);
+	if (!cfg)
+		return 0;
+	struct g_key key;
+	if (cur_g_key(ctx, cfg, &key))
+		return 0;
+	struct http_event *ev = bpf_map_lookup_elem(&client_calls, &key);
+	if (!ev)
+		return 0;
+	ev->end_ns = bpf_ktime_get_ns();
+	u64 resp = ctx->rax;
+	if (ctx->rbx) {
+		ev->flags |= EVF_ERROR;
+	} else if (resp) {
+		ev->status = (u16)read_u64(resp + cfg->resp_status_code);
+		ev->flags |= EVF_HAS_STATUS;
+	}
+	submit(ev);
+	bpf_map_delete_elem(&client_calls, &key);
+	return 0;
+}
+
+/* ---------- goroutines ---------- */
+
+/* Every RET of runtime.newproc1 (RAX = the new g). It runs on the system stack, so R14 is g0 and
+ * the goroutine executing the `go` statement is g0.m.curg. */
+SEC("uprobe")
+int newproc1_ret(struct pt_regs *ctx)
+{
+	struct proc_cfg *cfg = get_cfg(ctx);
+	if (!cfg || !(cfg->flags & CFG_GOROUTINES))
+		return 0;
+	u64 m = read_u64(ctx->r14 + cfg->g_m);
+	if (!m)
+		return 0;
+	struct g_key parent = {.proc = cfg->proc};
+	parent.g = read_u64(m + cfg->m_curg);
+	if (!parent.g)
+		return 0;
+	parent.goid = read_u64(parent.g + cfg->g_goid);
+	struct span_ctx *sc = bpf_map_lookup_elem(&goctx, &parent);
+	if (!sc)
+		return 0;
+	struct g_key child = {.proc = cfg->proc, .g = ctx->rax};
+	child.goid = read_u64(child.g + cfg->g_goid);
+	if (!child.g || !child.goid)
+		return 0;
+	struct span_ctx copy = *sc;
+	bpf_map_update_elem(&goctx, &child, &copy, BPF_ANY);
+	return 0;
+}

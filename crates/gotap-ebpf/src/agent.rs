@@ -1,0 +1,400 @@
+//! The loaded BPF object, the processes it traces, and the thread that turns events into spans.
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
+use aya::programs::uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeLinkId, UProbeScope};
+use aya::programs::UProbe;
+use aya::{Ebpf, EbpfLoader};
+use gotap_spans::{semconv, Resource, Span};
+
+use crate::abi::{self, HttpEvent, ProcCfg};
+use crate::plan::{self, Plan};
+use crate::{nethttp, EbpfError};
+
+static BPF_OBJ: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/gotap.bpf.o"));
+
+const PROGRAMS: &[&str] = &["server_entry", "server_ret", "client_entry", "client_conn", "client_ret", "newproc1_ret"];
+
+/// Name of the pinned cross-process link map inside [`AgentOptions::link_map_pin_dir`].
+pub const LINK_MAP_NAME: &str = "gotap_links";
+
+#[derive(Debug, Clone)]
+pub struct AgentOptions {
+    /// Export `url.query` on server spans (off by default: queries may hold secrets).
+    pub capture_query: bool,
+    /// bpffs directory holding the TCP-tuple link map every gotap agent on the host shares.
+    /// bpffs is mounted on /sys/fs/bpf if needed.
+    pub link_map_pin_dir: PathBuf,
+    /// How often the ring buffer is drained (events are submitted without wakeups).
+    pub poll_interval: Duration,
+}
+
+impl Default for AgentOptions {
+    fn default() -> Self {
+        AgentOptions {
+            capture_query: false,
+            link_map_pin_dir: PathBuf::from("/sys/fs/bpf/gotap"),
+            poll_interval: Duration::from_millis(20),
+        }
+    }
+}
+
+/// Counters since [`Agent::load`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AgentStats {
+    /// Events read from the ring buffer.
+    pub events: u64,
+    /// Spans handed to `on_span`.
+    pub spans: u64,
+    /// Events lost because the ring buffer was full (counted in BPF).
+    pub ringbuf_drops: u64,
+    /// Uprobe hits of every gotap program in every traced process (counted in BPF).
+    pub probe_hits: u64,
+    /// Ring-buffer records that were not a known event.
+    pub undecodable: u64,
+}
+
+impl AgentStats {
+    /// Probe hits per exported span (0 when there is no span yet).
+    pub fn hits_per_span(&self) -> f64 {
+        if self.spans == 0 {
+            0.0
+        } else {
+            self.probe_hits as f64 / self.spans as f64
+        }
+    }
+}
+
+/// What [`Agent::trace_process`] attached.
+#[derive(Debug, Clone)]
+pub struct TracedProcess {
+    pub pid: u32,
+    /// The executable analysed (and attached to).
+    pub path: PathBuf,
+    pub go_version: String,
+    pub build_id: Option<String>,
+    /// `net/http server`, `net/http client`.
+    pub instrumentations: Vec<&'static str>,
+    /// Number of uprobes attached (entries + RET sites).
+    pub probes: usize,
+    /// Features left out for this binary, as sentences.
+    pub warnings: Vec<String>,
+}
+
+struct Traced {
+    id: u32,
+    links: Vec<(&'static str, UProbeLinkId)>,
+    info: TracedProcess,
+    dev_ino: (u64, u64),
+}
+
+#[derive(Default)]
+struct Shared {
+    resources: Mutex<HashMap<u32, Arc<Resource>>>,
+    events: AtomicU64,
+    spans: AtomicU64,
+    undecodable: AtomicU64,
+}
+
+/// One loaded BPF object; traces any number of processes, each with its own offsets.
+pub struct Agent {
+    ebpf: Ebpf,
+    shared: Arc<Shared>,
+    traced: HashMap<u32, Traced>,
+    next_id: u32,
+    stop: Arc<AtomicBool>,
+    reader: Option<JoinHandle<()>>,
+}
+
+impl Agent {
+    /// Loads the BPF programs (not attached yet) and starts the thread that drains the ring buffer
+    /// every `opts.poll_interval` and calls `on_span` for each finished span.
+    pub fn load(opts: AgentOptions, on_span: impl FnMut(Span) + Send + 'static) -> Result<Agent, EbpfError> {
+        crate::env::check_environment()?;
+        crate::env::prepare_pin_dir(&opts.link_map_pin_dir)?;
+        let pin = opts.link_map_pin_dir.join(LINK_MAP_NAME);
+        let mut ebpf = EbpfLoader::new()
+            .map_pin_path(LINK_MAP_NAME, pin.as_path())
+            .load(BPF_OBJ)
+            .map_err(|e| EbpfError::Load(chain(&e)))?;
+        for name in PROGRAMS {
+            let prog: &mut UProbe = ebpf
+                .program_mut(name)
+                .ok_or_else(|| EbpfError::Load(format!("program {name} missing from the object")))?
+                .try_into()
+                .map_err(|e| EbpfError::Load(format!("{name}: {}", chain(&e))))?;
+            prog.load().map_err(|e| EbpfError::Load(format!("{name}: {}", chain(&e))))?;
+        }
+        let ring = RingBuf::try_from(ebpf.take_map("events").ok_or_else(|| EbpfError::Load("map events missing".into()))?)
+            .map_err(|e| EbpfError::Load(format!("events: {}", chain(&e))))?;
+        let shared = Arc::new(Shared::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let (shared, stop) = (shared.clone(), stop.clone());
+            let mono_to_unix = mono_to_unix_offset();
+            std::thread::Builder::new()
+                .name("gotap-ebpf-reader".into())
+                .spawn(move || read_loop(ring, shared, stop, opts.capture_query, opts.poll_interval, mono_to_unix, on_span))
+                .map_err(|e| EbpfError::Load(format!("cannot start the reader thread: {e}")))?
+        };
+        Ok(Agent { ebpf, shared, traced: HashMap::new(), next_id: 1, stop, reader: Some(reader) })
+    }
+
+    /// Traces a running process: analyses its executable through /proc/PID/exe, attaches entry and
+    /// RET-site uprobes filtered to that pid, and tags its spans with `resource`.
+    ///
+    /// The executable's device and inode are taken before the analysis and checked again after
+    /// the attach, so probes are never left on a binary other than the one analysed (a process
+    /// that exec'd meanwhile): that fails with [`EbpfError::BinaryChanged`].
+    pub fn trace_process(&mut self, pid: u32, resource: Resource) -> Result<TracedProcess, EbpfError> {
+        let exe = PathBuf::from(format!("/proc/{pid}/exe"));
+        let before = dev_ino(&exe).map_err(|e| EbpfError::NoProcess { pid, why: e.to_string() })?;
+        let (_bin, plan) = plan::analyse(&exe)?;
+        let info = self.attach(pid, &exe, plan, resource, before)?;
+        match dev_ino(&exe) {
+            Ok(after) if after == before => Ok(info),
+            _ => {
+                let _ = self.untrace_process(pid);
+                Err(EbpfError::BinaryChanged { pid })
+            }
+        }
+    }
+
+    /// For `gotap run`: traces process `pid` that will exec `path` (it is stopped before its
+    /// exec). Analyses `path` itself and attaches to that file with a pid filter; uprobes attached
+    /// this way keep firing after the exec (the filter follows the task's memory map).
+    /// Call [`Agent::confirm_exec`] once the child has exec'd to check it runs that very file.
+    pub fn trace_executable(&mut self, path: &Path, pid: u32, resource: Resource) -> Result<TracedProcess, EbpfError> {
+        let path = std::fs::canonicalize(path).map_err(|e| {
+            EbpfError::Binary(gotap_binary::Error::Io { path: path.to_path_buf(), source: e })
+        })?;
+        let io = |e| EbpfError::Binary(gotap_binary::Error::Io { path: path.clone(), source: e });
+        let before = dev_ino(&path).map_err(io)?;
+        let (_bin, plan) = plan::analyse(&path)?;
+        let info = self.attach(pid, &path, plan, resource, before)?;
+        if dev_ino(&path).ok() != Some(before) {
+            let _ = self.untrace_process(pid);
+            return Err(EbpfError::BinaryChanged { pid });
+        }
+        Ok(info)
+    }
+
+    /// Checks that traced process `pid` now runs the file its probes were attached to (after a
+    /// [`Agent::trace_executable`] and the exec); untraces it and fails otherwise.
+    pub fn confirm_exec(&mut self, pid: u32) -> Result<(), EbpfError> {
+        let t = self.traced.get(&pid).ok_or(EbpfError::NotTraced { pid })?;
+        let now = dev_ino(Path::new(&format!("/proc/{pid}/exe"))).map_err(|e| EbpfError::NoProcess { pid, why: e.to_string() })?;
+        if now != t.dev_ino {
+            let _ = self.untrace_process(pid);
+            return Err(EbpfError::BinaryChanged { pid });
+        }
+        Ok(())
+    }
+
+    fn attach(&mut self, pid: u32, target: &Path, plan: Plan, mut resource: Resource, dev_ino: (u64, u64)) -> Result<TracedProcess, EbpfError> {
+        if self.traced.contains_key(&pid) {
+            return Err(EbpfError::AlreadyTraced { pid });
+        }
+        let nz_pid = NonZeroU32::new(pid).ok_or(EbpfError::NoProcess { pid, why: "pid 0".into() })?;
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut cfg: ProcCfg = plan.cfg;
+        cfg.proc = id;
+        {
+            let mut cfgs: BpfHashMap<_, u32, ProcCfg> = BpfHashMap::try_from(self.ebpf.map_mut("cfgs").expect("cfgs is in the object"))
+                .map_err(|e| EbpfError::Map { map: "cfgs", why: chain(&e) })?;
+            cfgs.insert(id, cfg, 0).map_err(|e| EbpfError::Map { map: "cfgs", why: chain(&e) })?;
+        }
+        fill_resource(&mut resource, pid, &plan);
+        self.shared.resources.lock().unwrap().insert(id, Arc::new(resource));
+
+        let info = TracedProcess {
+            pid,
+            path: plan.path.clone(),
+            go_version: plan.go_version.clone(),
+            build_id: plan.build_id.clone(),
+            instrumentations: plan.instrumentations.clone(),
+            probes: plan.sites.len(),
+            warnings: plan.warnings.clone(),
+        };
+        let mut traced = Traced { id, links: Vec::new(), info: info.clone(), dev_ino };
+        for site in &plan.sites {
+            let prog: &mut UProbe = self.ebpf.program_mut(site.program).expect("loaded in Agent::load").try_into().expect("a uprobe");
+            let point = UProbeAttachPoint { location: UProbeAttachLocation::AbsoluteOffset(site.offset), cookie: Some(id as u64) };
+            match prog.attach(point, target, UProbeScope::OneProcess(nz_pid)) {
+                Ok(link) => traced.links.push((site.program, link)),
+                Err(e) => {
+                    self.detach_links(&mut traced);
+                    self.forget(id);
+                    return Err(EbpfError::Attach {
+                        function: site.function.to_string(),
+                        path: plan.path.clone(),
+                        why: chain(&e),
+                    });
+                }
+            }
+        }
+        tracing::debug!(pid, probes = info.probes, "attached");
+        self.traced.insert(pid, traced);
+        Ok(info)
+    }
+
+    fn detach_links(&mut self, t: &mut Traced) {
+        for (name, link) in t.links.drain(..) {
+            if let Some(p) = self.ebpf.program_mut(name) {
+                let p: Result<&mut UProbe, _> = p.try_into();
+                if let Ok(p) = p {
+                    let _ = p.detach(link);
+                }
+            }
+        }
+    }
+
+    fn forget(&mut self, id: u32) {
+        if let Some(m) = self.ebpf.map_mut("cfgs") {
+            if let Ok(mut cfgs) = BpfHashMap::<_, u32, ProcCfg>::try_from(m) {
+                let _ = cfgs.remove(&id);
+            }
+        }
+    }
+
+    /// Detaches the probes of `pid`. Spans already in the ring buffer are still delivered.
+    pub fn untrace_process(&mut self, pid: u32) -> Result<(), EbpfError> {
+        let mut t = self.traced.remove(&pid).ok_or(EbpfError::NotTraced { pid })?;
+        self.detach_links(&mut t);
+        self.forget(t.id);
+        Ok(())
+    }
+
+    /// Processes traced now.
+    pub fn traced(&self) -> Vec<TracedProcess> {
+        self.traced.values().map(|t| t.info.clone()).collect()
+    }
+
+    pub fn stats(&self) -> AgentStats {
+        let counter = |idx: u32| -> u64 {
+            self.ebpf
+                .map("counters")
+                .and_then(|m| PerCpuArray::<_, u64>::try_from(m).ok())
+                .and_then(|a| a.get(&idx, 0).ok())
+                .map(|v| v.iter().sum())
+                .unwrap_or(0)
+        };
+        AgentStats {
+            events: self.shared.events.load(Ordering::Relaxed),
+            spans: self.shared.spans.load(Ordering::Relaxed),
+            ringbuf_drops: counter(abi::CNT_RINGBUF_DROPS),
+            probe_hits: counter(abi::CNT_PROBE_HITS),
+            undecodable: self.shared.undecodable.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Detaches every probe, delivers what is left in the ring buffer, stops the reader thread.
+    pub fn shutdown(mut self) -> AgentStats {
+        let pids: Vec<u32> = self.traced.keys().copied().collect();
+        for pid in pids {
+            let _ = self.untrace_process(pid);
+        }
+        self.stop_reader();
+        self.stats()
+    }
+
+    fn stop_reader(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(h) = self.reader.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.stop_reader();
+    }
+}
+
+fn fill_resource(r: &mut Resource, pid: u32, plan: &Plan) {
+    if r.get(semconv::PROCESS_PID).is_none() {
+        r.set(semconv::PROCESS_PID, pid as i64);
+    }
+    if r.get(semconv::PROCESS_RUNTIME_NAME).is_none() {
+        r.set(semconv::PROCESS_RUNTIME_NAME, "go");
+    }
+    if r.get(semconv::PROCESS_RUNTIME_VERSION).is_none() {
+        r.set(semconv::PROCESS_RUNTIME_VERSION, plan.go_version.trim_start_matches("go"));
+    }
+}
+
+fn read_loop(
+    mut ring: RingBuf<MapData>,
+    shared: Arc<Shared>,
+    stop: Arc<AtomicBool>,
+    capture_query: bool,
+    interval: Duration,
+    mono_to_unix: i128,
+    mut on_span: impl FnMut(Span),
+) {
+    loop {
+        // Read the flag first: after it is seen, one more full drain delivers everything.
+        let last = stop.load(Ordering::SeqCst);
+        while let Some(item) = ring.next() {
+            shared.events.fetch_add(1, Ordering::Relaxed);
+            let Some(ev) = HttpEvent::from_bytes(&item) else {
+                shared.undecodable.fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
+            drop(item);
+            let resource = shared.resources.lock().unwrap().get(&ev.proc).cloned();
+            let Some(resource) = resource else { continue };
+            match nethttp::to_span(&ev, resource, capture_query, mono_to_unix) {
+                Some(span) => {
+                    shared.spans.fetch_add(1, Ordering::Relaxed);
+                    on_span(span);
+                }
+                None => {
+                    shared.undecodable.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        if last {
+            return;
+        }
+        std::thread::sleep(interval);
+    }
+}
+
+fn dev_ino(p: &Path) -> std::io::Result<(u64, u64)> {
+    let m = std::fs::metadata(p)?;
+    Ok((m.dev(), m.ino()))
+}
+
+/// Unix time minus monotonic time, in ns: bpf_ktime_get_ns() + this = Unix epoch ns.
+fn mono_to_unix_offset() -> i128 {
+    let now = |clock| {
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: clock_gettime writes into the timespec we own.
+        unsafe { libc::clock_gettime(clock, &mut ts) };
+        ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
+    };
+    let (m1, r, m2) = (now(libc::CLOCK_MONOTONIC), now(libc::CLOCK_REALTIME), now(libc::CLOCK_MONOTONIC));
+    r - (m1 + m2) / 2
+}
+
+/// An error and its sources on one line (aya's top-level messages alone are vague).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

@@ -1,0 +1,37 @@
+use std::path::PathBuf;
+
+/// Everything that can go wrong loading gotap's BPF programs or tracing a process. `Display` is
+/// one sentence for the user.
+#[derive(Debug, thiserror::Error)]
+pub enum EbpfError {
+    #[error("gotap's eBPF strategy needs the {0} capability (run as root)")]
+    MissingCapability(&'static str),
+    #[error("this kernel has no uprobe support (/sys/bus/event_source/devices/uprobe is missing)")]
+    NoUprobes,
+    #[error("this kernel exposes no BTF (/sys/kernel/btf/vmlinux is missing; build it with CONFIG_DEBUG_INFO_BTF=y)")]
+    NoBtf,
+    #[error("cannot load gotap's BPF programs: {0}")]
+    Load(String),
+    #[error("cannot use {dir} for the shared link map: {why}")]
+    PinDir { dir: PathBuf, why: String },
+    #[error("{0}")]
+    Binary(#[from] gotap_binary::Error),
+    #[error("{path}: nothing to instrument (neither net/http.serverHandler.ServeHTTP nor net/http.(*Transport).roundTrip is linked in)")]
+    NothingToInstrument { path: PathBuf },
+    #[error("{path}: unsupported Go version {version}: {why}")]
+    UnsupportedGoVersion { path: PathBuf, version: String, why: String },
+    #[error("{path}: offset of {field} not available for {version}: {why}")]
+    OffsetUnavailable { path: PathBuf, version: String, field: String, why: String },
+    #[error("process {pid} does not exist or cannot be inspected ({why})")]
+    NoProcess { pid: u32, why: String },
+    #[error("process {pid} is already traced by this agent")]
+    AlreadyTraced { pid: u32 },
+    #[error("process {pid} is not traced by this agent")]
+    NotTraced { pid: u32 },
+    #[error("the executable of process {pid} changed while it was being analysed; try again")]
+    BinaryChanged { pid: u32 },
+    #[error("cannot attach the uprobe for {function} in {path}: {why}")]
+    Attach { function: String, path: PathBuf, why: String },
+    #[error("cannot update the BPF map {map}: {why}")]
+    Map { map: &'static str, why: String },
+}

@@ -1,0 +1,223 @@
+//! From a Go binary to what gets attached: the functions and RET sites to probe, and the struct
+//! offsets (one [`ProcCfg`]) the BPF programs read with.
+use std::path::{Path, PathBuf};
+
+use gotap_binary::offsets::{self as off, FieldRef};
+use gotap_binary::GoBinary;
+
+use crate::abi::{ProcCfg, CFG_GOROUTINES, CFG_HAS_PATTERN, OFF_ABSENT};
+use crate::EbpfError;
+
+pub const SERVE_HTTP: &str = "net/http.serverHandler.ServeHTTP";
+/// Not `RoundTrip`: since Go 1.22 that is a thin wrapper; `roundTrip` exists in every supported
+/// version and is where the transport's work (and errors) happen.
+pub const ROUND_TRIP: &str = "net/http.(*Transport).roundTrip";
+pub const PCONN_ROUND_TRIP: &str = "net/http.(*persistConn).roundTrip";
+pub const NEWPROC1: &str = "runtime.newproc1";
+
+/// `runtime.m.curg`: not yet in gotap_binary's offsets registry, so resolved from DWARF only
+/// (goroutine propagation is off for binaries without DWARF until the table gains it).
+pub const M_CURG: FieldRef = FieldRef::new("runtime.m", "curg");
+
+/// One uprobe: a BPF program at a file offset.
+#[derive(Debug, Clone)]
+pub struct ProbeSite {
+    pub program: &'static str,
+    pub function: &'static str,
+    pub offset: u64,
+}
+
+#[derive(Debug)]
+pub struct Plan {
+    pub path: PathBuf,
+    pub go_version: String,
+    pub build_id: Option<String>,
+    pub cfg: ProcCfg,
+    pub sites: Vec<ProbeSite>,
+    pub instrumentations: Vec<&'static str>,
+    pub warnings: Vec<String>,
+}
+
+/// Fields every probe needs (server and client share the Request/URL ones).
+const SERVER_FIELDS: &[FieldRef] = &[
+    off::G_GOID,
+    off::REQUEST_METHOD,
+    off::REQUEST_URL,
+    off::REQUEST_PROTO,
+    off::REQUEST_HOST,
+    off::REQUEST_REMOTE_ADDR,
+    off::URL_PATH,
+    off::URL_RAW_QUERY,
+    off::SERVER_RESPONSE_STATUS,
+    off::SERVER_RESPONSE_CONN,
+    off::CONN_RWC,
+    off::CONN_BUFR,
+    off::BUFIO_READER_BUF,
+    off::BUFIO_READER_R,
+    off::NET_CONN_FD,
+    off::NETFD_LADDR,
+    off::NETFD_RADDR,
+    off::TCPADDR_IP,
+    off::TCPADDR_PORT,
+];
+const CLIENT_FIELDS: &[FieldRef] = &[
+    off::G_GOID,
+    off::REQUEST_METHOD,
+    off::REQUEST_URL,
+    off::URL_SCHEME,
+    off::URL_HOST,
+    off::URL_PATH,
+    off::URL_RAW_QUERY,
+    off::RESPONSE_STATUS_CODE,
+    off::PERSIST_CONN_CONN,
+    off::NET_CONN_FD,
+    off::NETFD_LADDR,
+    off::NETFD_RADDR,
+    off::TCPADDR_IP,
+    off::TCPADDR_PORT,
+];
+
+pub fn analyse(path: &Path) -> Result<(GoBinary, Plan), EbpfError> {
+    let bin = GoBinary::open(path)?;
+    let plan = plan(&bin)?;
+    Ok((bin, plan))
+}
+
+fn plan(bin: &GoBinary) -> Result<Plan, EbpfError> {
+    let path = bin.path().to_path_buf();
+    let version = bin.go_version().to_string();
+    if bin.goarch() != "amd64" {
+        return Err(EbpfError::UnsupportedGoVersion {
+            path,
+            version,
+            why: format!("GOARCH={} is not supported yet (gotap's probes read amd64 registers)", bin.goarch()),
+        });
+    }
+    // Register ABI (args in registers, g in R14) exists since Go 1.17.
+    match off::GoVersion::parse(&version) {
+        Some(v) if v.minor >= 17 => {}
+        _ => {
+            return Err(EbpfError::UnsupportedGoVersion {
+                path,
+                version,
+                why: "gotap's probes need the register ABI of Go 1.17 or later".into(),
+            })
+        }
+    }
+    let server = bin.function(SERVE_HTTP);
+    let client = bin.function(ROUND_TRIP);
+    if server.is_none() && client.is_none() {
+        return Err(EbpfError::NothingToInstrument { path });
+    }
+    let mut wanted: Vec<FieldRef> = vec![off::G_GOID, off::G_M, off::REQUEST_PATTERN];
+    wanted.extend_from_slice(SERVER_FIELDS);
+    wanted.extend_from_slice(CLIENT_FIELDS);
+    wanted.sort();
+    wanted.dedup();
+    let resolved = off::resolve(bin, &wanted);
+    let need = |f: FieldRef| -> Result<u64, EbpfError> {
+        off::offset_of(&resolved, f).map_err(|e| match e {
+            gotap_binary::Error::OffsetUnavailable(field, why) => EbpfError::OffsetUnavailable {
+                path: path.clone(),
+                version: version.clone(),
+                field,
+                why,
+            },
+            other => EbpfError::Binary(other),
+        })
+    };
+    let mut cfg = ProcCfg { req_pattern: OFF_ABSENT, m_curg: OFF_ABSENT, g_m: OFF_ABSENT, ..Default::default() };
+    let mut sites = Vec::new();
+    let mut instrumentations = Vec::new();
+    let mut warnings = Vec::new();
+    let mut add = |program: &'static str, function: &'static str, f: &gotap_binary::Function, rets: bool| -> Result<(), EbpfError> {
+        if rets {
+            for r in bin.return_sites(f)? {
+                sites.push(ProbeSite { program, function, offset: r.offset });
+            }
+        } else {
+            sites.push(ProbeSite { program, function, offset: f.offset });
+        }
+        Ok(())
+    };
+
+    if let Some(f) = server {
+        for field in SERVER_FIELDS {
+            need(*field)?;
+        }
+        add("server_entry", SERVE_HTTP, f, false)?;
+        add("server_ret", SERVE_HTTP, f, true)?;
+        instrumentations.push("net/http server");
+        match need(off::REQUEST_PATTERN) {
+            Ok(o) => {
+                cfg.req_pattern = o;
+                cfg.flags |= CFG_HAS_PATTERN;
+            }
+            Err(_) => {} // Go < 1.23: no route, spans are named by method alone
+        }
+    }
+    if let Some(f) = client {
+        for field in CLIENT_FIELDS {
+            need(*field)?;
+        }
+        add("client_entry", ROUND_TRIP, f, false)?;
+        add("client_ret", ROUND_TRIP, f, true)?;
+        instrumentations.push("net/http client");
+        match bin.function(PCONN_ROUND_TRIP) {
+            Some(pc) => add("client_conn", PCONN_ROUND_TRIP, pc, false)?,
+            None => warnings.push(format!("{PCONN_ROUND_TRIP} not found: outgoing requests are not linked to traced servers")),
+        }
+    }
+    // Goroutine propagation: g.m and m.curg.
+    let curg = if bin.elf().dwarf {
+        gotap_binary::dwarf::struct_offsets(bin.data(), &[M_CURG]).ok().and_then(|m| m.get(&M_CURG).copied().flatten())
+    } else {
+        None
+    };
+    match (need(off::G_M), curg, bin.function(NEWPROC1)) {
+        (Ok(g_m), Some(m_curg), Some(f)) => {
+            cfg.g_m = g_m;
+            cfg.m_curg = m_curg;
+            cfg.flags |= CFG_GOROUTINES;
+            add("newproc1_ret", NEWPROC1, f, true)?;
+        }
+        _ => warnings.push(
+            "the offset of runtime.m.curg is unknown (no DWARF): spans started in goroutines a handler creates are not parented".into(),
+        ),
+    }
+
+    let o = |f| need(f).unwrap_or(OFF_ABSENT);
+    cfg.g_goid = o(off::G_GOID);
+    cfg.req_method = o(off::REQUEST_METHOD);
+    cfg.req_url = o(off::REQUEST_URL);
+    cfg.req_proto = o(off::REQUEST_PROTO);
+    cfg.req_host = o(off::REQUEST_HOST);
+    cfg.req_remote_addr = o(off::REQUEST_REMOTE_ADDR);
+    cfg.url_scheme = o(off::URL_SCHEME);
+    cfg.url_host = o(off::URL_HOST);
+    cfg.url_path = o(off::URL_PATH);
+    cfg.url_raw_query = o(off::URL_RAW_QUERY);
+    cfg.sresp_status = o(off::SERVER_RESPONSE_STATUS);
+    cfg.sresp_conn = o(off::SERVER_RESPONSE_CONN);
+    cfg.conn_rwc = o(off::CONN_RWC);
+    cfg.conn_bufr = o(off::CONN_BUFR);
+    cfg.bufio_buf = o(off::BUFIO_READER_BUF);
+    cfg.bufio_r = o(off::BUFIO_READER_R);
+    cfg.netconn_fd = o(off::NET_CONN_FD);
+    cfg.netfd_laddr = o(off::NETFD_LADDR);
+    cfg.netfd_raddr = o(off::NETFD_RADDR);
+    cfg.tcpaddr_ip = o(off::TCPADDR_IP);
+    cfg.tcpaddr_port = o(off::TCPADDR_PORT);
+    cfg.pconn_conn = o(off::PERSIST_CONN_CONN);
+    cfg.resp_status_code = o(off::RESPONSE_STATUS_CODE);
+
+    Ok(Plan {
+        path,
+        go_version: version,
+        build_id: bin.elf().go_build_id.clone().or_else(|| bin.elf().build_id.clone()),
+        cfg,
+        sites,
+        instrumentations,
+        warnings,
+    })
+}

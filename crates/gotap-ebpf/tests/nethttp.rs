@@ -1,0 +1,251 @@
+//! The eBPF strategy against real Go programs (tests/go) built with every supported toolchain:
+//! attach, send requests, assert the spans.
+mod common;
+use common::*;
+
+use gotap_spans::{ids, semconv as sc, Span, SpanKind, Status};
+use gotap_testkit::{Toolchain, Variant, ALL_TOOLCHAINS};
+
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+fn server_path(s: &Span) -> Option<&str> {
+    (s.kind == SpanKind::Server).then(|| str_attr(s, sc::URL_PATH)).flatten()
+}
+
+fn find<'a>(spans: &'a [Span], pred: impl Fn(&Span) -> bool, what: &str) -> &'a Span {
+    spans.iter().find(|s| pred(s)).unwrap_or_else(|| panic!("no {what} span in {spans:#?}"))
+}
+
+fn server_spans(tc: Toolchain, variant: Variant) {
+    let bin = app(tc, variant);
+    let app = App::start(&bin);
+    let (mut agent, sink) = agent(true);
+    let t = agent.trace_process(app.pid(), resource("server-under-test")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(t.instrumentations.contains(&"net/http server"), "{t:?}");
+    assert_eq!(t.go_version, tc.version());
+
+    assert_eq!(request(app.port, "/hello?a=1&b=2", &[("User-Agent", "gotap-test/1.0"), ("traceparent", TRACEPARENT)]), 200);
+    assert_eq!(request(app.port, "/fail", &[]), 503);
+    assert_eq!(request(app.port, "/silent", &[("TRACEPARENT", "00-zz-bad-01")]), 200);
+    assert_eq!(request(app.port, "/users/42", &[]), 200);
+    let spans = sink.wait_for(4, |s| s.kind == SpanKind::Server);
+    let stats = agent.shutdown();
+    assert_eq!(stats.ringbuf_drops, 0);
+
+    let hello = find(&spans, |s| server_path(s) == Some("/hello"), "/hello");
+    let (trace, parent, _) = ids::parse_traceparent(TRACEPARENT).unwrap();
+    assert_eq!(hello.trace_id, trace, "joins the caller's trace");
+    assert_eq!(hello.parent_span_id, Some(parent));
+    assert_ne!(hello.span_id, parent);
+    // Request.Pattern (Go >= 1.23) names the span by route.
+    assert_eq!(hello.name, if tc == Toolchain::Go119 { "GET" } else { "GET /hello" });
+    assert_eq!(str_attr(hello, sc::HTTP_REQUEST_METHOD), Some("GET"));
+    assert_eq!(str_attr(hello, sc::URL_QUERY), Some("a=1&b=2"));
+    assert_eq!(str_attr(hello, sc::USER_AGENT_ORIGINAL), Some("gotap-test/1.0"));
+    assert_eq!(str_attr(hello, sc::SERVER_ADDRESS), Some("127.0.0.1"));
+    assert_eq!(int_attr(hello, sc::SERVER_PORT), Some(app.port as i64));
+    assert_eq!(str_attr(hello, sc::CLIENT_ADDRESS), Some("127.0.0.1"));
+    assert!(int_attr(hello, sc::CLIENT_PORT).is_some_and(|p| p > 0));
+    assert_eq!(str_attr(hello, sc::NETWORK_PROTOCOL_VERSION), Some("1.1"));
+    assert_eq!(int_attr(hello, sc::HTTP_RESPONSE_STATUS_CODE), Some(200));
+    assert_eq!(hello.status, Status::Unset);
+    assert_eq!(hello.resource.service_name(), "server-under-test");
+    assert!(hello.end_unix_nano >= hello.start_unix_nano);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    assert!(now - hello.start_unix_nano < 60_000_000_000, "timestamps are Unix time");
+
+    let fail = find(&spans, |s| server_path(s) == Some("/fail"), "/fail");
+    assert_eq!(int_attr(fail, sc::HTTP_RESPONSE_STATUS_CODE), Some(503));
+    assert!(matches!(fail.status, Status::Error(_)));
+    assert_eq!(fail.parent_span_id, None, "no traceparent: a new trace");
+    assert_ne!(fail.trace_id, hello.trace_id);
+
+    let silent = find(&spans, |s| server_path(s) == Some("/silent"), "/silent");
+    assert_eq!(int_attr(silent, sc::HTTP_RESPONSE_STATUS_CODE), Some(200), "nothing written means 200");
+    assert_eq!(silent.parent_span_id, None, "a malformed traceparent is ignored");
+
+    let user = find(&spans, |s| server_path(s) == Some("/users/42"), "/users/42");
+    if tc == Toolchain::Go119 {
+        assert_eq!(user.name, "GET", "no Request.Pattern before Go 1.23");
+        assert_eq!(user.attr(sc::HTTP_ROUTE), None);
+    } else {
+        assert_eq!(user.name, "GET /users/{id}");
+        assert_eq!(str_attr(user, sc::HTTP_ROUTE), Some("/users/{id}"));
+    }
+}
+
+#[test]
+fn server_spans_go119() {
+    server_spans(Toolchain::Go119, Variant::default());
+}
+#[test]
+fn server_spans_go126() {
+    server_spans(Toolchain::Go126, Variant::default());
+}
+#[test]
+fn server_spans_go127() {
+    server_spans(Toolchain::Go127, Variant::default());
+}
+#[test]
+fn server_spans_go126_stripped_pie() {
+    server_spans(Toolchain::Go126, Variant { stripped: true, pie: true });
+}
+#[test]
+fn server_spans_go119_stripped() {
+    server_spans(Toolchain::Go119, Variant { stripped: true, pie: false });
+}
+
+/// /call and /async: the handler calls /hello of the same server, inline or from a goroutine
+/// it starts. Expect server(/call) → client(GET /hello) → server(/hello), one trace.
+fn client_chain(tc: Toolchain, handler: &str) {
+    let bin = app(tc, Variant::default());
+    let app = App::start(&bin);
+    let (mut agent, sink) = agent(false);
+    let t = agent.trace_process(app.pid(), resource("chain")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(t.warnings.is_empty(), "{t:?}");
+    let target = app.url("/hello?x=1");
+    assert_eq!(request(app.port, &format!("{handler}?url={target}"), &[]), 200);
+    let spans = sink.wait_for(3, |_| true);
+    let stats = agent.shutdown();
+
+    let outer = find(&spans, |s| server_path(s) == Some(handler), handler);
+    let client = find(&spans, |s| s.kind == SpanKind::Client, "client");
+    let inner = find(&spans, |s| server_path(s) == Some("/hello"), "/hello");
+    assert_eq!(client.name, "GET");
+    assert_eq!(str_attr(client, sc::URL_FULL), Some(target.as_str()));
+    assert_eq!(int_attr(client, sc::HTTP_RESPONSE_STATUS_CODE), Some(200));
+    assert_eq!(int_attr(client, sc::SERVER_PORT), Some(app.port as i64));
+    assert_eq!(client.parent_span_id, Some(outer.span_id), "client span is a child of the handler's span");
+    assert_eq!(client.trace_id, outer.trace_id);
+    assert_eq!(inner.parent_span_id, Some(client.span_id), "linked through the pinned tuple map");
+    assert_eq!(inner.trace_id, outer.trace_id);
+    assert!(client.start_unix_nano >= outer.start_unix_nano && client.end_unix_nano <= outer.end_unix_nano);
+    assert!(inner.start_unix_nano >= client.start_unix_nano && inner.end_unix_nano <= client.end_unix_nano);
+    assert_eq!(stats.spans, 3);
+    eprintln!("{handler} {}: {} probe hits for {} spans", tc.label(), stats.probe_hits, stats.spans);
+}
+
+#[test]
+fn client_span_inline_all_toolchains() {
+    for tc in ALL_TOOLCHAINS {
+        client_chain(tc, "/call");
+    }
+}
+
+#[test]
+fn client_span_in_goroutine_all_toolchains() {
+    for tc in ALL_TOOLCHAINS {
+        client_chain(tc, "/async");
+    }
+}
+
+#[test]
+fn client_transport_error() {
+    let bin = app(Toolchain::Go126, Variant::default());
+    let app = App::start(&bin);
+    let (mut agent, sink) = agent(false);
+    agent.trace_process(app.pid(), resource("err")).unwrap();
+    let closed = gotap_testkit::free_port();
+    assert_eq!(request(app.port, &format!("/call?url=http://127.0.0.1:{closed}/x"), &[]), 200);
+    let spans = sink.wait_for(2, |_| true);
+    agent.shutdown();
+    let client = find(&spans, |s| s.kind == SpanKind::Client, "client");
+    assert!(matches!(&client.status, Status::Error(m) if m == "transport error"), "{client:?}");
+    assert_eq!(client.attr(sc::HTTP_RESPONSE_STATUS_CODE), None);
+}
+
+/// Two processes, each traced by its own agent: the callee's server span is the caller's client
+/// span's child through the map pinned in bpffs.
+#[test]
+fn two_agents_link_through_pinned_map() {
+    let a = App::start(&app(Toolchain::Go127, Variant::default()));
+    let b = App::start(&app(Toolchain::Go119, Variant::default()));
+    let (mut agent_a, sink_a) = agent(false);
+    let (mut agent_b, sink_b) = agent(false);
+    agent_a.trace_process(a.pid(), resource("frontend")).unwrap();
+    agent_b.trace_process(b.pid(), resource("backend")).unwrap();
+    assert_eq!(request(a.port, &format!("/call?url={}", b.url("/hello")), &[]), 200);
+    let spans_a = sink_a.wait_for(2, |_| true);
+    let spans_b = sink_b.wait_for(1, |_| true);
+    agent_a.shutdown();
+    agent_b.shutdown();
+    let client = find(&spans_a, |s| s.kind == SpanKind::Client, "client");
+    let server_b = find(&spans_b, |s| server_path(s) == Some("/hello"), "backend /hello");
+    assert_eq!(server_b.resource.service_name(), "backend");
+    assert_eq!(server_b.trace_id, client.trace_id);
+    assert_eq!(server_b.parent_span_id, Some(client.span_id));
+}
+
+/// After untrace_process no span is produced; the process keeps serving.
+#[test]
+fn untrace_detaches() {
+    let app = App::start(&app(Toolchain::Go126, Variant::default()));
+    let (mut agent, sink) = agent(false);
+    agent.trace_process(app.pid(), resource("x")).unwrap();
+    assert_eq!(request(app.port, "/hello", &[]), 200);
+    sink.wait_for(1, |_| true);
+    agent.untrace_process(app.pid()).unwrap();
+    let hits = agent.stats().probe_hits;
+    assert_eq!(request(app.port, "/hello", &[]), 200);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let stats = agent.shutdown();
+    assert_eq!(stats.spans, 1);
+    assert_eq!(stats.probe_hits, hits, "no probe fires after untrace");
+}
+
+/// Keep-alive requests: the documented cost of a server span is entry + RET + the `go` statement
+/// net/http runs per request (its background reader), i.e. 3 probe hits.
+#[test]
+fn probe_hits_per_server_span() {
+    use std::io::{Read, Write};
+    let app = App::start(&app(Toolchain::Go126, Variant::default()));
+    let (mut agent, sink) = agent(false);
+    agent.trace_process(app.pid(), resource("hits")).unwrap();
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", app.port)).unwrap();
+    const N: usize = 50;
+    for _ in 0..N {
+        conn.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut buf = [0u8; 4096];
+        let n = conn.read(&mut buf).unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    }
+    sink.wait_for(N, |_| true);
+    let stats = agent.shutdown();
+    assert_eq!(stats.spans, N as u64);
+    eprintln!("server span, keep-alive: {:.2} probe hits per span", stats.hits_per_span());
+    // + 1 for the connection's own goroutine, spread over N requests.
+    assert!(stats.hits_per_span() <= 3.0 + 1.0 / N as f64 + 1e-9, "{stats:?}");
+    assert!(stats.hits_per_span() >= 2.0, "{stats:?}");
+}
+
+#[test]
+fn errors_are_sentences() {
+    let (mut agent, _sink) = agent(false);
+    // Not a Go program.
+    let mut sleep = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+    let e = agent.trace_process(sleep.id(), resource("x")).unwrap_err().to_string();
+    let _ = sleep.kill();
+    let _ = sleep.wait();
+    assert!(e.contains("not a Go binary"), "{e}");
+    // No such process.
+    let e = agent.trace_process(999_999_999, resource("x")).unwrap_err().to_string();
+    assert!(e.starts_with("process 999999999 does not exist"), "{e}");
+    // Not traced.
+    let e = agent.untrace_process(4_000_000).unwrap_err().to_string();
+    assert_eq!(e, "process 4000000 is not traced by this agent");
+    for msg in [&e] {
+        assert!(!msg.contains('\n'));
+    }
+    // Traced twice.
+    let app = App::start(&app(Toolchain::Go119, Variant::default()));
+    agent.trace_process(app.pid(), resource("x")).unwrap();
+    let e = agent.trace_process(app.pid(), resource("x")).unwrap_err().to_string();
+    assert_eq!(e, format!("process {} is already traced by this agent", app.pid()));
+    agent.shutdown();
+}
+
+#[test]
+fn environment_is_ready_as_root() {
+    gotap_testkit::require_root();
+    gotap_ebpf::check_environment().unwrap_or_else(|e| panic!("{e}"));
+}

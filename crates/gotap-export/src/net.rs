@@ -1,0 +1,162 @@
+//! OTLP over the network: gRPC (tonic) and HTTP/protobuf (hyper). Both run their futures on the
+//! export thread's current-thread tokio runtime, each call bounded by a timeout.
+use crate::config::OtlpConfig;
+use crate::exporter::{Batch, ExportError, Exporter};
+use crate::Error;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use prost::Message;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::runtime::Runtime;
+use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue};
+use tonic::transport::{Channel, Endpoint};
+
+fn rejected(resp: &ExportTraceServiceResponse) -> u64 {
+    resp.partial_success.as_ref().map(|p| p.rejected_spans.max(0) as u64).unwrap_or(0)
+}
+
+pub struct GrpcExporter {
+    rt: Arc<Runtime>,
+    client: TraceServiceClient<Channel>,
+    headers: Vec<(AsciiMetadataKey, AsciiMetadataValue)>,
+    endpoint: String,
+}
+
+impl GrpcExporter {
+    pub fn new(rt: Arc<Runtime>, cfg: &OtlpConfig) -> Result<GrpcExporter, Error> {
+        let endpoint = Endpoint::from_shared(cfg.endpoint.clone())
+            .map_err(|e| Error::Config(format!("invalid OTLP gRPC endpoint {}: {e}", cfg.endpoint)))?
+            .connect_timeout(cfg.timeout);
+        // Lazy: the collector may come up after gotap; connecting happens on the first export.
+        let channel = {
+            let _guard = rt.enter();
+            endpoint.connect_lazy()
+        };
+        let mut headers = Vec::new();
+        for (k, v) in &cfg.headers {
+            let key = k.parse().map_err(|_| Error::Config(format!("OTLP header name {k:?} is not valid for gRPC metadata")))?;
+            let val = v.parse().map_err(|_| Error::Config(format!("OTLP header {k:?} has a value that is not valid ASCII metadata")))?;
+            headers.push((key, val));
+        }
+        Ok(GrpcExporter { rt, client: TraceServiceClient::new(channel), headers, endpoint: cfg.endpoint.clone() })
+    }
+}
+
+impl Exporter for GrpcExporter {
+    fn name(&self) -> &str {
+        "otlp-grpc"
+    }
+    fn export(&mut self, batch: &Batch, timeout: Duration) -> Result<u64, ExportError> {
+        let mut req = tonic::Request::new(batch.request.clone());
+        for (k, v) in &self.headers {
+            req.metadata_mut().insert(k.clone(), v.clone());
+        }
+        req.set_timeout(timeout);
+        let client = &mut self.client;
+        let res = self.rt.block_on(async { tokio::time::timeout(timeout, client.export(req)).await });
+        use tonic::Code;
+        match res {
+            Err(_) => Err(ExportError::Retryable(format!("OTLP gRPC export to {} timed out after {timeout:?}", self.endpoint))),
+            Ok(Ok(resp)) => Ok(rejected(resp.get_ref())),
+            Ok(Err(status)) => {
+                let msg = format!("OTLP gRPC export to {} failed: {:?} {}", self.endpoint, status.code(), status.message());
+                // The spec's retryable codes.
+                match status.code() {
+                    Code::Unavailable
+                    | Code::Cancelled
+                    | Code::DeadlineExceeded
+                    | Code::Aborted
+                    | Code::OutOfRange
+                    | Code::DataLoss
+                    | Code::ResourceExhausted => Err(ExportError::Retryable(msg)),
+                    _ => Err(ExportError::Permanent(msg)),
+                }
+            }
+        }
+    }
+}
+
+pub struct HttpExporter {
+    rt: Arc<Runtime>,
+    client: Client<HttpConnector, Full<Bytes>>,
+    uri: hyper::Uri,
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl HttpExporter {
+    pub fn new(rt: Arc<Runtime>, cfg: &OtlpConfig) -> Result<HttpExporter, Error> {
+        let uri: hyper::Uri = cfg.endpoint.parse().map_err(|e| Error::Config(format!("invalid OTLP HTTP endpoint {}: {e}", cfg.endpoint)))?;
+        let mut headers = Vec::new();
+        for (k, v) in &cfg.headers {
+            let key = HeaderName::from_bytes(k.as_bytes()).map_err(|_| Error::Config(format!("OTLP header name {k:?} is not a valid HTTP header name")))?;
+            let val = HeaderValue::from_str(v).map_err(|_| Error::Config(format!("OTLP header {k:?} has a value that is not valid in HTTP")))?;
+            headers.push((key, val));
+        }
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(cfg.timeout));
+        let client = Client::builder(TokioExecutor::new()).build(connector);
+        Ok(HttpExporter { rt, client, uri, headers })
+    }
+}
+
+impl Exporter for HttpExporter {
+    fn name(&self) -> &str {
+        "otlp-http"
+    }
+    fn export(&mut self, batch: &Batch, timeout: Duration) -> Result<u64, ExportError> {
+        let body = Bytes::from(batch.request.encode_to_vec());
+        let mut builder = hyper::Request::post(self.uri.clone()).header(CONTENT_TYPE, "application/x-protobuf");
+        for (k, v) in &self.headers {
+            builder = builder.header(k, v);
+        }
+        let req = builder.body(Full::new(body)).map_err(|e| ExportError::Permanent(format!("cannot build OTLP HTTP request: {e}")))?;
+        let client = &self.client;
+        let uri = &self.uri;
+        let res = self.rt.block_on(async {
+            tokio::time::timeout(timeout, async {
+                let resp = client.request(req).await.map_err(|e| ExportError::Retryable(format!("OTLP HTTP export to {uri} failed: {}", error_chain(&e))))?;
+                let status = resp.status();
+                let body = resp
+                    .into_body()
+                    .collect()
+                    .await
+                    .map_err(|e| ExportError::Retryable(format!("OTLP HTTP export to {uri}: reading the response failed: {e}")))?
+                    .to_bytes();
+                Ok::<_, ExportError>((status, body))
+            })
+            .await
+        });
+        let (status, body) = match res {
+            Err(_) => return Err(ExportError::Retryable(format!("OTLP HTTP export to {uri} timed out after {timeout:?}"))),
+            Ok(r) => r?,
+        };
+        if status.is_success() {
+            // An empty body is a full success; anything else should be an ExportTraceServiceResponse.
+            return Ok(ExportTraceServiceResponse::decode(body).map(|r| rejected(&r)).unwrap_or(0));
+        }
+        let msg = format!("OTLP HTTP export to {uri} failed: HTTP {status}");
+        // The spec's retryable statuses.
+        match status.as_u16() {
+            429 | 502 | 503 | 504 => Err(ExportError::Retryable(msg)),
+            _ => Err(ExportError::Permanent(msg)),
+        }
+    }
+}
+
+/// hyper's errors hide the cause (connection refused…) in their source chain.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

@@ -1,0 +1,346 @@
+//! The export pipeline: a bounded queue that never blocks producers, one thread that batches and
+//! exports to every exporter, per-exporter retry buffers with exponential backoff, counted drops.
+use crate::config::{BatchConfig, ExportConfig, Protocol};
+use crate::exporter::{Batch, ConsoleExporter, ExportError, Exporter, JsonFileExporter};
+use crate::net::{GrpcExporter, HttpExporter};
+use crate::Error;
+use crossbeam_channel::{bounded, select, Receiver, Sender, TrySendError};
+use gotap_spans::Span;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Counts of one exporter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExporterStats {
+    pub name: String,
+    /// Spans the destination accepted.
+    pub exported: u64,
+    /// Spans given up on: retry buffer full, rejected by the destination, or still undelivered when
+    /// shutdown's timeout ran out.
+    pub dropped_export_failed: u64,
+    /// Spans waiting for a retry right now (0 after shutdown).
+    pub pending: u64,
+}
+
+/// What [`Pipeline::shutdown`] returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExportStats {
+    /// Spans [`SpanSender::send`] dropped because the queue was full (or the pipeline was shut).
+    pub dropped_queue_full: u64,
+    pub exporters: Vec<ExporterStats>,
+}
+
+impl ExportStats {
+    pub fn exporter(&self, name: &str) -> Option<&ExporterStats> {
+        self.exporters.iter().find(|e| e.name == name)
+    }
+}
+
+/// Producer handle: cheap to clone, never blocks.
+#[derive(Clone)]
+pub struct SpanSender {
+    tx: Sender<Span>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl SpanSender {
+    /// Queues a span for export. Returns `false` (and counts the span as dropped) when the queue is
+    /// full or the pipeline has shut down; never waits.
+    pub fn send(&self, span: Span) -> bool {
+        match self.tx.try_send(span) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+}
+
+/// The running pipeline. Dropping it without [`Pipeline::shutdown`] stops the thread without a flush.
+pub struct Pipeline {
+    sender: SpanSender,
+    control: Sender<Instant>,
+    thread: Option<JoinHandle<()>>,
+    done: Receiver<()>,
+    shared: Arc<Mutex<Vec<ExporterStats>>>,
+    shutdown_timeout: Duration,
+}
+
+impl Pipeline {
+    /// Builds the exporters `config` asks for and starts the export thread.
+    pub fn start(config: &ExportConfig) -> Result<Pipeline, Error> {
+        let rt = Arc::new(
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| Error::Config(format!("cannot start the export runtime: {e}")))?,
+        );
+        let mut exporters: Vec<Box<dyn Exporter>> = Vec::new();
+        if config.console {
+            exporters.push(Box::new(ConsoleExporter::stdout()));
+        }
+        if let Some(path) = &config.json_file {
+            exporters.push(Box::new(JsonFileExporter::create(path)?));
+        }
+        if let Some(otlp) = &config.otlp {
+            match otlp.protocol {
+                Protocol::Grpc => exporters.push(Box::new(GrpcExporter::new(rt.clone(), otlp)?)),
+                Protocol::HttpProtobuf => exporters.push(Box::new(HttpExporter::new(rt.clone(), otlp)?)),
+            }
+        }
+        Ok(Self::start_with(config.batch.clone(), exporters, Some(rt)))
+    }
+
+    /// Starts the export thread with the given exporters (custom ones included). `rt` is the runtime
+    /// the network exporters were built on; it is kept alive on the export thread.
+    pub fn start_with(batch: BatchConfig, exporters: Vec<Box<dyn Exporter>>, rt: Option<Arc<tokio::runtime::Runtime>>) -> Pipeline {
+        let (tx, rx) = bounded(batch.max_queue_size.max(1));
+        let (control, control_rx) = bounded(1);
+        let (done_tx, done) = bounded(1);
+        let shared = Arc::new(Mutex::new(exporters.iter().map(|e| ExporterStats { name: e.name().to_owned(), ..Default::default() }).collect()));
+        let shutdown_timeout = batch.shutdown_timeout;
+        let worker = Worker {
+            slots: exporters.into_iter().map(|e| Slot::new(e, &batch)).collect(),
+            cfg: batch,
+            rx,
+            control: control_rx,
+            shared: shared.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("gotap-export".into())
+            .spawn(move || {
+                let _rt = rt; // dropped on this thread, after the exporters that use it
+                worker.run();
+                let _ = done_tx.send(());
+            })
+            .expect("spawn the export thread");
+        Pipeline {
+            sender: SpanSender { tx, dropped: Arc::new(AtomicU64::new(0)) },
+            control,
+            thread: Some(thread),
+            done,
+            shared,
+            shutdown_timeout,
+        }
+    }
+
+    pub fn sender(&self) -> SpanSender {
+        self.sender.clone()
+    }
+
+    /// Exports what is queued and buffered, for at most the configured shutdown timeout, then
+    /// returns the counts. Spans not delivered by then are counted as `dropped_export_failed`.
+    pub fn shutdown(mut self) -> ExportStats {
+        let deadline = Instant::now() + self.shutdown_timeout;
+        let _ = self.control.try_send(deadline);
+        // The worker stops its own exports at the deadline; the grace covers one in-flight call.
+        let finished = self.done.recv_timeout(self.shutdown_timeout + Duration::from_millis(250)).is_ok();
+        if finished {
+            if let Some(t) = self.thread.take() {
+                let _ = t.join();
+            }
+        } else {
+            tracing::warn!("span export did not finish within {:?}; abandoning undelivered spans", self.shutdown_timeout);
+        }
+        let mut exporters = self.shared.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        for e in &mut exporters {
+            e.dropped_export_failed += e.pending;
+            e.pending = 0;
+        }
+        ExportStats { dropped_queue_full: self.sender.dropped.load(Ordering::Relaxed), exporters }
+    }
+}
+
+struct Slot {
+    exporter: Box<dyn Exporter>,
+    pending: VecDeque<Arc<Batch>>,
+    pending_spans: usize,
+    next_attempt: Instant,
+    backoff: Duration,
+    healthy: bool,
+    stats: ExporterStats,
+}
+
+impl Slot {
+    fn new(exporter: Box<dyn Exporter>, cfg: &BatchConfig) -> Slot {
+        let stats = ExporterStats { name: exporter.name().to_owned(), ..Default::default() };
+        Slot { exporter, pending: VecDeque::new(), pending_spans: 0, next_attempt: Instant::now(), backoff: cfg.initial_backoff, healthy: true, stats }
+    }
+
+    fn enqueue(&mut self, batch: Arc<Batch>, cfg: &BatchConfig) {
+        self.pending_spans += batch.spans.len();
+        self.pending.push_back(batch);
+        // Bounded memory while the destination is down: the oldest spans go first.
+        while self.pending_spans > cfg.max_buffered_spans && self.pending.len() > 1 {
+            let old = self.pending.pop_front().expect("non-empty");
+            self.pending_spans -= old.spans.len();
+            self.stats.dropped_export_failed += old.spans.len() as u64;
+        }
+    }
+
+    /// Exports pending batches in order until one fails or the deadline passes.
+    fn drain(&mut self, cfg: &BatchConfig, export_timeout: Duration, deadline: Option<Instant>) {
+        while let Some(batch) = self.pending.front().cloned() {
+            let now = Instant::now();
+            if now < self.next_attempt {
+                return;
+            }
+            let timeout = match deadline {
+                Some(d) if d <= now => return,
+                Some(d) => export_timeout.min(d - now),
+                None => export_timeout,
+            };
+            let n = batch.spans.len() as u64;
+            match self.exporter.export(&batch, timeout) {
+                Ok(rejected) => {
+                    self.stats.exported += n.saturating_sub(rejected);
+                    self.stats.dropped_export_failed += rejected.min(n);
+                    if rejected > 0 {
+                        tracing::warn!("{}: the destination rejected {rejected} of {n} spans", self.exporter.name());
+                    }
+                    self.pop();
+                    if !self.healthy {
+                        tracing::info!("{}: export works again", self.exporter.name());
+                        self.healthy = true;
+                    }
+                    self.backoff = cfg.initial_backoff;
+                }
+                Err(ExportError::Retryable(msg)) => {
+                    // One line when the destination goes down, not one per batch.
+                    if self.healthy {
+                        tracing::warn!("{msg}; retrying with backoff, spans are buffered (up to {}) meanwhile", cfg.max_buffered_spans);
+                        self.healthy = false;
+                    }
+                    self.next_attempt = Instant::now() + self.backoff;
+                    self.backoff = (self.backoff * 2).min(cfg.max_backoff);
+                    return;
+                }
+                Err(ExportError::Permanent(msg)) => {
+                    if self.healthy {
+                        tracing::warn!("{msg}; dropping the batch");
+                        self.healthy = false;
+                    }
+                    self.stats.dropped_export_failed += n;
+                    self.pop();
+                }
+            }
+        }
+    }
+
+    fn pop(&mut self) {
+        if let Some(b) = self.pending.pop_front() {
+            self.pending_spans -= b.spans.len();
+        }
+    }
+}
+
+struct Worker {
+    slots: Vec<Slot>,
+    cfg: BatchConfig,
+    rx: Receiver<Span>,
+    control: Receiver<Instant>,
+    shared: Arc<Mutex<Vec<ExporterStats>>>,
+}
+
+impl Worker {
+    fn run(mut self) {
+        let mut batch: Vec<Span> = Vec::new();
+        let mut batch_started = Instant::now();
+        let shutdown_deadline = loop {
+            // Wake for the batch timer or the earliest retry, whichever comes first.
+            let mut wake: Option<Instant> = (!batch.is_empty()).then(|| batch_started + self.cfg.schedule_delay);
+            for s in self.slots.iter().filter(|s| !s.pending.is_empty()) {
+                wake = Some(wake.map_or(s.next_attempt, |w| w.min(s.next_attempt)));
+            }
+            let timeout = wake.map(|w| w.saturating_duration_since(Instant::now())).unwrap_or(Duration::from_secs(3600));
+            select! {
+                recv(self.rx) -> msg => match msg {
+                    Ok(span) => {
+                        if batch.is_empty() {
+                            batch_started = Instant::now();
+                        }
+                        batch.push(span);
+                        if batch.len() >= self.cfg.max_export_batch_size {
+                            self.dispatch(std::mem::take(&mut batch), None);
+                        }
+                    }
+                    // Every sender is gone (the Pipeline was dropped without shutdown).
+                    Err(_) => break None,
+                },
+                recv(self.control) -> msg => break Some(msg.unwrap_or_else(|_| Instant::now())),
+                default(timeout) => {}
+            }
+            if !batch.is_empty() && batch_started.elapsed() >= self.cfg.schedule_delay {
+                self.dispatch(std::mem::take(&mut batch), None);
+            }
+            self.retry(None);
+        };
+        let Some(deadline) = shutdown_deadline else {
+            self.finish();
+            return;
+        };
+        // Flush: everything queued, then retries until the buffers are empty or time is up.
+        while let Ok(span) = self.rx.try_recv() {
+            batch.push(span);
+            if batch.len() >= self.cfg.max_export_batch_size {
+                self.dispatch(std::mem::take(&mut batch), Some(deadline));
+            }
+        }
+        if !batch.is_empty() {
+            self.dispatch(batch, Some(deadline));
+        }
+        loop {
+            self.retry(Some(deadline));
+            let next = self.slots.iter().filter(|s| !s.pending.is_empty()).map(|s| s.next_attempt).min();
+            match next {
+                None => break,
+                Some(_) if Instant::now() >= deadline => break,
+                Some(t) => std::thread::sleep(t.min(deadline).saturating_duration_since(Instant::now()).max(Duration::from_millis(1))),
+            }
+        }
+        self.finish();
+    }
+
+    fn dispatch(&mut self, spans: Vec<Span>, deadline: Option<Instant>) {
+        let batch = Arc::new(Batch::new(spans));
+        for s in &mut self.slots {
+            s.enqueue(batch.clone(), &self.cfg);
+            s.drain(&self.cfg, self.cfg.export_timeout, deadline);
+        }
+        self.publish();
+    }
+
+    fn retry(&mut self, deadline: Option<Instant>) {
+        let now = Instant::now();
+        let mut any = false;
+        for s in self.slots.iter_mut().filter(|s| !s.pending.is_empty() && s.next_attempt <= now) {
+            s.drain(&self.cfg, self.cfg.export_timeout, deadline);
+            any = true;
+        }
+        if any {
+            self.publish();
+        }
+    }
+
+    /// Makes counts visible to `shutdown` even if this thread is stuck in an export.
+    fn publish(&self) {
+        let mut shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+        for (dst, s) in shared.iter_mut().zip(&self.slots) {
+            *dst = ExporterStats { pending: s.pending_spans as u64, ..s.stats.clone() };
+        }
+    }
+
+    fn finish(&mut self) {
+        for s in &mut self.slots {
+            s.stats.dropped_export_failed += s.pending_spans as u64;
+            s.pending.clear();
+            s.pending_spans = 0;
+            s.exporter.shutdown();
+        }
+        self.publish();
+    }
+}

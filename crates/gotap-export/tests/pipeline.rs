@@ -1,0 +1,124 @@
+//! The pipeline's batching, queue bound, retry buffer bound and shutdown, with in-memory exporters.
+mod common;
+
+use common::*;
+use gotap_export::{Batch, BatchConfig, ExportError, Exporter, Pipeline};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Records batch sizes; fails the first `fail_first` calls (retryably), or every call after
+/// `permanent_after`, and can be slowed down.
+#[derive(Clone, Default)]
+struct Probe {
+    batches: Arc<Mutex<Vec<(Instant, usize)>>>,
+    calls: Arc<Mutex<usize>>,
+    fail_first: usize,
+    permanent: bool,
+    delay: Duration,
+}
+
+impl Exporter for Probe {
+    fn name(&self) -> &str {
+        "probe"
+    }
+    fn export(&mut self, batch: &Batch, _timeout: Duration) -> Result<u64, ExportError> {
+        std::thread::sleep(self.delay);
+        let mut calls = self.calls.lock().unwrap();
+        *calls += 1;
+        if self.permanent {
+            return Err(ExportError::Permanent("rejected".into()));
+        }
+        if *calls <= self.fail_first {
+            return Err(ExportError::Retryable("down".into()));
+        }
+        self.batches.lock().unwrap().push((Instant::now(), batch.spans.len()));
+        Ok(0)
+    }
+}
+
+fn spans(n: usize) -> Vec<gotap_spans::Span> {
+    let r = resource();
+    let base = sample_spans(&r, 9);
+    (0..n).map(|i| base[i % base.len()].clone()).collect()
+}
+
+#[test]
+fn batches_by_size_then_by_time() {
+    let probe = Probe::default();
+    let p = Pipeline::start_with(BatchConfig { max_queue_size: 4096, ..Default::default() }, vec![Box::new(probe.clone())], None);
+    let tx = p.sender();
+    for s in spans(1100) {
+        assert!(tx.send(s));
+    }
+    let sent = Instant::now();
+    while probe.batches.lock().unwrap().len() < 3 && sent.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let sizes: Vec<usize> = probe.batches.lock().unwrap().iter().map(|b| b.1).collect();
+    assert_eq!(sizes, [512, 512, 76], "full batches at once, the rest after the 200 ms delay");
+    let last = probe.batches.lock().unwrap()[2].0;
+    let waited = last - sent;
+    assert!(waited >= Duration::from_millis(150) && waited < Duration::from_millis(1000), "partial batch after {waited:?}");
+    let stats = p.shutdown();
+    assert_eq!(stats.exporter("probe").unwrap().exported, 1100);
+}
+
+#[test]
+fn full_queue_drops_without_blocking() {
+    // A slow exporter and a tiny queue: most sends must be dropped, quickly.
+    let probe = Probe { delay: Duration::from_millis(50), ..Default::default() };
+    let cfg = BatchConfig { max_queue_size: 8, max_export_batch_size: 4, shutdown_timeout: Duration::from_secs(3), ..Default::default() };
+    let p = Pipeline::start_with(cfg, vec![Box::new(probe.clone())], None);
+    let tx = p.sender();
+    let t = Instant::now();
+    let accepted = spans(1000).into_iter().filter(|s| tx.send(s.clone())).count();
+    assert!(t.elapsed() < Duration::from_secs(1), "sending took {:?}", t.elapsed());
+    assert!(accepted < 100, "accepted {accepted}");
+    let stats = p.shutdown();
+    assert_eq!(stats.dropped_queue_full, (1000 - accepted) as u64);
+    assert_eq!(stats.exporter("probe").unwrap().exported, accepted as u64, "{stats:?}");
+    assert!(!tx.send(spans(1).pop().unwrap()), "send after shutdown is refused");
+}
+
+#[test]
+fn retryable_failures_are_retried_with_backoff() {
+    let probe = Probe { fail_first: 3, ..Default::default() };
+    let cfg = BatchConfig { initial_backoff: Duration::from_millis(50), schedule_delay: Duration::from_millis(10), ..Default::default() };
+    let p = Pipeline::start_with(cfg, vec![Box::new(probe.clone())], None);
+    let tx = p.sender();
+    let t = Instant::now();
+    for s in spans(10) {
+        tx.send(s);
+    }
+    let stats = p.shutdown();
+    assert_eq!(stats.exporter("probe").unwrap().exported, 10, "{stats:?}");
+    assert_eq!(*probe.calls.lock().unwrap(), 4);
+    // Backoff 50 + 100 + 200 ms between the four attempts.
+    assert!(t.elapsed() >= Duration::from_millis(340), "{:?}", t.elapsed());
+}
+
+#[test]
+fn retry_buffer_is_bounded_and_permanent_errors_drop() {
+    let down = Probe { fail_first: usize::MAX, ..Default::default() };
+    let rejecting = Probe { permanent: true, ..Default::default() };
+    let cfg = BatchConfig {
+        max_export_batch_size: 10,
+        max_buffered_spans: 30,
+        shutdown_timeout: Duration::from_millis(300),
+        max_queue_size: 1000,
+        ..Default::default()
+    };
+    let p = Pipeline::start_with(cfg, vec![Box::new(down.clone()), Box::new(rejecting.clone())], None);
+    let tx = p.sender();
+    for s in spans(200) {
+        assert!(tx.send(s));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let t = Instant::now();
+    let stats = p.shutdown();
+    assert!(t.elapsed() < Duration::from_millis(600), "shutdown took {:?}", t.elapsed());
+    for e in &stats.exporters {
+        assert_eq!((e.exported, e.dropped_export_failed, e.pending), (0, 200, 0), "{stats:?}");
+    }
+    assert!(*down.calls.lock().unwrap() < 20, "retries back off instead of spinning");
+}

@@ -1,0 +1,121 @@
+//! Embedded sources, extracted once per content hash into gotap's cache directory.
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
+
+/// gotap's cache: `$GOTAP_CACHE`, else `$XDG_CACHE_HOME/gotap`, else `~/.cache/gotap`.
+pub fn cache_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("GOTAP_CACHE") {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(d).join("gotap");
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    home.join(".cache/gotap")
+}
+
+fn fnv(data: &[&[u8]]) -> u64 {
+    let mut h = 0xcbf29ce484222325u64;
+    for d in data {
+        for b in d.iter().chain(&[0xffu8]) {
+            h = (h ^ *b as u64).wrapping_mul(0x100000001b3);
+        }
+    }
+    h
+}
+
+/// Names the extraction directory; content identity only (the cache key proper is a SHA-256
+/// computed by the weaver, see [`crate::plan`]).
+pub fn sources_id() -> String {
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for (p, c) in FILES {
+        parts.push(p.as_bytes());
+        parts.push(c);
+    }
+    format!("{:016x}", fnv(&parts))
+}
+
+/// The extracted tree: `<root>/go/gotaprt`, `<root>/go/weaver`, `<root>/rules`.
+pub struct Extracted {
+    pub root: PathBuf,
+}
+
+impl Extracted {
+    pub fn runtime_dir(&self) -> PathBuf {
+        self.root.join("go/gotaprt")
+    }
+    pub fn weaver_src(&self) -> PathBuf {
+        self.root.join("go/weaver")
+    }
+    /// Built-in rules files, sorted.
+    pub fn builtin_rules(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> =
+            FILES.iter().filter(|(p, _)| p.starts_with("rules/")).map(|(p, _)| self.root.join(p)).collect();
+        v.sort();
+        v
+    }
+}
+
+/// Extracts the embedded files (once: the directory name is their hash, written atomically).
+pub fn extract() -> Result<Extracted> {
+    let cache = cache_dir();
+    let root = cache.join(format!("src-{}", sources_id()));
+    if root.join(".complete").is_file() {
+        return Ok(Extracted { root });
+    }
+    std::fs::create_dir_all(&cache).with_context(|| format!("cannot create gotap's cache directory {}", cache.display()))?;
+    let tmp = cache.join(format!(".src-{}-{}", sources_id(), std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    for (rel, content) in FILES {
+        let p = tmp.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap())?;
+        std::fs::write(&p, content).with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    std::fs::write(tmp.join(".complete"), b"")?;
+    if std::fs::rename(&tmp, &root).is_err() {
+        // Another gotap process won the race; its copy is identical.
+        let _ = std::fs::remove_dir_all(&tmp);
+        if !root.join(".complete").is_file() {
+            bail!("cannot extract gotap's sources into {}", root.display());
+        }
+    }
+    Ok(Extracted { root })
+}
+
+/// Go version of a toolchain: the first line of `$GOROOT/VERSION` (no process spawned).
+pub fn goroot_version(goroot: &Path) -> Option<String> {
+    let v = std::fs::read_to_string(goroot.join("VERSION")).ok()?;
+    let first = v.lines().next()?.trim().to_owned();
+    first.starts_with("go").then_some(first)
+}
+
+/// The weaver built with toolchain `go` (version `gover`), cached per sources and toolchain.
+pub fn weaver(ex: &Extracted, go: &Path, gover: &str) -> Result<PathBuf> {
+    let bin = cache_dir().join(format!("weaver-{}-{gover}", sources_id()));
+    if bin.is_file() {
+        return Ok(bin);
+    }
+    let tmp = bin.with_extension(format!("tmp{}", std::process::id()));
+    let out = Command::new(go)
+        .current_dir(ex.weaver_src())
+        .args(["build", "-trimpath", "-o"])
+        .arg(&tmp)
+        .arg(".")
+        // A clean, ordinary build: never through gotap, never the user's flags or workspace.
+        .env("GOFLAGS", "-mod=readonly")
+        .env("GOWORK", "off")
+        .env("CGO_ENABLED", "0")
+        .env_remove("GOOS")
+        .env_remove("GOARCH")
+        .env_remove("GOTAP_WEAVE_CONFIG")
+        .output()
+        .with_context(|| format!("cannot run {}", go.display()))?;
+    if !out.status.success() {
+        bail!("cannot build gotap's weaver with {}: {}", go.display(), String::from_utf8_lossy(&out.stderr).trim());
+    }
+    std::fs::rename(&tmp, &bin)?;
+    Ok(bin)
+}

@@ -1,0 +1,340 @@
+//! `gotap build` / `gotap test`: prepare a temporary modfile and overlay, then run the go command
+//! with `-toolexec` pointing back at this executable.
+use crate::assets;
+use crate::plan::{Plan, CONFIG_ENV};
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `build` or `test`.
+    pub verb: String,
+    /// The go command (`$GOTAP_GO`, else `go` from PATH).
+    pub go: PathBuf,
+    /// Extra rules files, after the built-in ones.
+    pub rules: Vec<PathBuf>,
+    pub best_effort: bool,
+    /// Arguments for `go build` / `go test`, as the user wrote them.
+    pub args: Vec<String>,
+}
+
+/// Flags gotap sets itself, or that change what the go command reads in ways not supported yet.
+const UNSUPPORTED: &[(&str, &str)] = &[
+    ("-toolexec", "gotap runs the build through its own -toolexec"),
+    ("-modfile", "gotap passes its own temporary -modfile"),
+    ("-overlay", "gotap passes its own -overlay (merging overlays is not supported yet)"),
+    ("-C", "run gotap from the module directory instead"),
+    ("-compiler", "only the gc compiler is supported"),
+];
+
+/// `go build`/`go test` flags that take a value as the next argument (to find the packages).
+const VALUE_FLAGS: &[&str] = &[
+    "-o", "-p", "-tags", "-gcflags", "-ldflags", "-asmflags", "-gccgoflags", "-buildmode", "-installsuffix",
+    "-mod", "-pgo", "-pkgdir", "-coverpkg", "-covermode", "-exec", "-run", "-bench", "-benchtime", "-count",
+    "-cpu", "-parallel", "-timeout", "-skip", "-coverprofile", "-cpuprofile", "-memprofile", "-blockprofile",
+    "-mutexprofile", "-outputdir", "-trace", "-fuzz", "-fuzztime", "-list", "-shuffle", "-reuse",
+];
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct GoEnv {
+    #[serde(rename = "GOVERSION")]
+    go_version: String,
+    #[serde(rename = "GOMOD")]
+    go_mod: String,
+    #[serde(rename = "GOWORK")]
+    go_work: String,
+    #[serde(rename = "GOFLAGS")]
+    go_flags: String,
+}
+
+fn flag_name(a: &str) -> Option<&str> {
+    if !a.starts_with('-') || a == "-" || a == "--" {
+        return None;
+    }
+    let body = a.trim_start_matches('-');
+    Some(body.split('=').next().unwrap_or(body))
+}
+
+/// Rejects flags gotap cannot honour, naming them; returns the package patterns.
+pub fn check_args(args: &[String], goflags: &str) -> Result<Vec<String>> {
+    for a in args.iter().map(String::as_str).chain(goflags.split_whitespace()) {
+        if let Some(name) = flag_name(a) {
+            if let Some((_, why)) = UNSUPPORTED.iter().find(|(f, _)| &f[1..] == name) {
+                bail!("flag -{name} is not supported by gotap build: {why}");
+            }
+            if name == "mod" && a.ends_with("=vendor") {
+                bail!("flag -mod=vendor is not supported by gotap build yet: the gotap runtime and the OpenTelemetry SDK are not in vendor/");
+            }
+        }
+    }
+    let mut pkgs = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        if a == "--" {
+            break;
+        }
+        match flag_name(a) {
+            Some(name) => {
+                if !a.contains('=') && VALUE_FLAGS.iter().any(|f| &f[1..] == name) {
+                    i += 1;
+                }
+                if name == "mod" && args.get(i).map(String::as_str) == Some("vendor") {
+                    bail!("flag -mod=vendor is not supported by gotap build yet: the gotap runtime and the OpenTelemetry SDK are not in vendor/");
+                }
+            }
+            None => pkgs.push(a.clone()),
+        }
+        i += 1;
+    }
+    if pkgs.is_empty() {
+        pkgs.push(".".into());
+    }
+    Ok(pkgs)
+}
+
+/// Build tags from the user's flags, for the nested `go list`.
+fn tags_flag(args: &[String]) -> Option<String> {
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "-tags" || a == "--tags" {
+            return it.next().map(|t| format!("-tags={t}"));
+        }
+        if a.starts_with("-tags=") || a.starts_with("--tags=") {
+            return Some(a.trim_start_matches('-').replacen("tags=", "-tags=", 1));
+        }
+    }
+    None
+}
+
+/// A temporary directory removed on drop.
+struct TempDir(PathBuf);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn output(cmd: &mut Command, what: &str) -> Result<String> {
+    let out = cmd.output().with_context(|| format!("cannot run {what}"))?;
+    if !out.status.success() {
+        bail!("{what} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Runs the woven build; returns the go command's exit code.
+pub fn run(opts: &Options) -> Result<i32> {
+    let env: GoEnv = serde_json::from_str(&output(
+        Command::new(&opts.go).args(["env", "-json", "GOVERSION", "GOMOD", "GOWORK", "GOFLAGS"]),
+        "go env",
+    )?)
+    .context("unexpected output from go env -json")?;
+    let pkgs = check_args(&opts.args, &env.go_flags)?;
+    if env.go_mod.is_empty() || env.go_mod == "/dev/null" {
+        bail!("gotap build needs a Go module: no go.mod in this directory or above (GOPATH mode is not supported)");
+    }
+    if !env.go_work.is_empty() && env.go_work != "off" {
+        bail!("workspaces are not supported by gotap build yet ({}); run with GOWORK=off", env.go_work);
+    }
+    let gomod = PathBuf::from(&env.go_mod);
+    let moddir = gomod.parent().unwrap().to_path_buf();
+    let mod_mod = opts.args.iter().map(String::as_str).chain(env.go_flags.split_whitespace()).any(|a| a.trim_start_matches('-') == "mod=mod");
+    if moddir.join("vendor/modules.txt").is_file() && !mod_mod {
+        bail!("vendoring is not supported by gotap build yet ({} exists); pass -mod=mod to build from the module cache", moddir.join("vendor").display());
+    }
+    if version_lt(&env.go_version, (1, 23)) {
+        bail!("gotap build needs Go 1.23 or newer (this is {})", env.go_version);
+    }
+
+    let ex = assets::extract()?;
+    let plan = Plan::new(&ex, &opts.go, &env.go_version, &opts.rules, opts.best_effort)?;
+    let tmp = TempDir(std::env::temp_dir().join(format!("gotap-build-{}-{}", std::process::id(), nanos())));
+    std::fs::create_dir_all(&tmp.0)?;
+
+    // 1. Temporary modfile: the user's go.mod + the runtime, replaced by gotap's extracted copy.
+    let modfile = tmp.0.join("gotap.mod");
+    if let Some(w) = write_modfile(&gomod, &ex.runtime_dir(), &modfile)? {
+        eprintln!("gotap: warning: {w}");
+    }
+
+    // 2. Overlay: one extra file per main package importing the runtime (for `test`, per package
+    //    under test). The go command resolves and builds that import itself.
+    let mut list = Command::new(&opts.go);
+    list.current_dir(std::env::current_dir()?).arg("list").arg(format!("-modfile={}", modfile.display()));
+    if let Some(t) = tags_flag(&opts.args) {
+        list.arg(t);
+    }
+    list.args(["-f", "{{.Name}}\t{{.Dir}}"]).args(&pkgs);
+    let listed = output(&mut list, "go list")?;
+    let mut replace = BTreeMap::new();
+    for line in listed.lines() {
+        let Some((name, dir)) = line.split_once('\t') else { continue };
+        if name != "main" && opts.verb != "test" {
+            continue;
+        }
+        let src = tmp.0.join(format!("runtime-{}.go", replace.len()));
+        std::fs::write(&src, format!("// Added by gotap build: links the gotap runtime.\npackage {name}\n\nimport _ \"{}\"\n", crate::RUNTIME_MODULE))?;
+        replace.insert(Path::new(dir).join("zz_gotap_runtime.go"), src);
+    }
+    if replace.is_empty() {
+        eprintln!("gotap: warning: no main package among {}: nothing links the gotap runtime, so no spans will be produced", pkgs.join(" "));
+    }
+    let overlay = tmp.0.join("overlay.json");
+    std::fs::write(&overlay, serde_json::to_vec(&serde_json::json!({ "Replace": replace }))?)?;
+
+    // 3. Tell the user if adding the runtime moved any of their modules (minimal version selection).
+    for w in mvs_upgrades(&opts.go, &modfile)? {
+        eprintln!("gotap: warning: {w}");
+    }
+
+    // 4. The build itself.
+    let config = tmp.0.join("plan.json");
+    plan.write(&config)?;
+    let me = std::env::current_exe().context("cannot find gotap's own executable")?;
+    let mut go = Command::new(&opts.go);
+    go.arg(&opts.verb)
+        .arg(format!("-modfile={}", modfile.display()))
+        .arg(format!("-overlay={}", overlay.display()))
+        .arg(format!("-toolexec={} toolexec", quote(&me)))
+        .args(&opts.args)
+        .env(CONFIG_ENV, &config);
+    let status = go.status().with_context(|| format!("cannot run {}", opts.go.display()))?;
+    Ok(status.code().unwrap_or(1))
+}
+
+fn nanos() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+}
+
+/// The go command splits -toolexec like a shell would for simple quoting.
+fn quote(p: &Path) -> String {
+    let s = p.display().to_string();
+    if s.contains([' ', '\'', '"']) {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    } else {
+        s
+    }
+}
+
+fn version_lt(gover: &str, (maj, min): (u32, u32)) -> bool {
+    let v = gover.trim_start_matches("go");
+    let mut it = v.split(|c: char| !c.is_ascii_digit()).filter_map(|p| p.parse::<u32>().ok());
+    let (a, b) = (it.next().unwrap_or(0), it.next().unwrap_or(0));
+    (a, b) < (maj, min)
+}
+
+/// `require` entries of a go.mod text, single-line and block form.
+fn requirements(gomod: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut in_block = false;
+    for line in gomod.lines() {
+        let l = line.split("//").next().unwrap_or("").trim();
+        let entry = if in_block {
+            if l == ")" {
+                in_block = false;
+                continue;
+            }
+            l
+        } else if l == "require (" {
+            in_block = true;
+            continue;
+        } else if let Some(rest) = l.strip_prefix("require ") {
+            rest.trim()
+        } else {
+            continue;
+        };
+        let mut f = entry.split_whitespace();
+        if let (Some(m), Some(v)) = (f.next(), f.next()) {
+            out.push((m.to_owned(), v.to_owned()));
+        }
+    }
+    out
+}
+
+/// The `go` directive of a go.mod text.
+fn go_directive(gomod: &str) -> Option<&str> {
+    gomod.lines().find_map(|l| l.trim().strip_prefix("go ").map(str::trim))
+}
+
+fn parse_version(v: &str) -> Vec<u32> {
+    v.split('.').map(|p| p.parse().unwrap_or(0)).collect()
+}
+
+/// Copies go.mod/go.sum next to each other in `modfile`'s directory, adding the runtime module.
+/// Go requires the main module's `go` line to be at least every dependency's: when the runtime's
+/// is newer, the copy is raised and the returned warning says so (the language version changes).
+fn write_modfile(gomod: &Path, runtime: &Path, modfile: &Path) -> Result<Option<String>> {
+    let mut text = std::fs::read_to_string(gomod).with_context(|| format!("cannot read {}", gomod.display()))?;
+    let rt_mod = std::fs::read_to_string(runtime.join("go.mod"))?;
+    let mut warning = None;
+    if let (Some(user), Some(need)) = (go_directive(&text).map(str::to_owned), go_directive(&rt_mod)) {
+        if parse_version(&user) < parse_version(need) {
+            warning = Some(format!(
+                "the gotap runtime (OpenTelemetry Go SDK) needs go {need}: the main module is compiled with language version go{need} instead of go{user} (go.mod itself is untouched)"
+            ));
+            text = text
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("toolchain "))
+                .map(|l| if l.trim_start().starts_with("go ") { format!("go {need}") } else { l.to_owned() })
+                .collect::<Vec<_>>()
+                .join("\n");
+        }
+    }
+    text.push_str(&format!(
+        "\n// Added by gotap build (temporary copy; the original go.mod is untouched).\nrequire {m} v0.0.0\nreplace {m} => {}\n",
+        runtime.display(),
+        m = crate::RUNTIME_MODULE
+    ));
+    // With module graph pruning (go >= 1.17) the main module must require every module that
+    // provides a package it builds: the runtime's requirements become indirect ones here.
+    for (m, v) in requirements(&rt_mod) {
+        text.push_str(&format!("require {m} {v} // indirect\n"));
+    }
+    std::fs::write(modfile, text)?;
+    // go.sum: the user's entries plus the runtime's (the go command reads <modfile>.sum).
+    let mut sums = BTreeSet::new();
+    for f in [gomod.with_extension("sum"), runtime.join("go.sum")] {
+        if let Ok(s) = std::fs::read_to_string(&f) {
+            sums.extend(s.lines().filter(|l| !l.trim().is_empty()).map(str::to_owned));
+        }
+    }
+    let mut sum = sums.into_iter().collect::<Vec<_>>().join("\n");
+    sum.push('\n');
+    std::fs::write(modfile.with_extension("sum"), sum)?;
+    Ok(warning)
+}
+
+/// Modules whose selected version changes once the runtime's requirements join the graph.
+fn mvs_upgrades(go: &Path, modfile: &Path) -> Result<Vec<String>> {
+    let list = |extra: Option<&Path>| -> Result<BTreeMap<String, String>> {
+        let mut c = Command::new(go);
+        c.args(["list", "-m", "-f", "{{.Path}} {{.Version}}"]);
+        if let Some(m) = extra {
+            c.arg(format!("-modfile={}", m.display()));
+        }
+        c.arg("all");
+        let text = output(&mut c, "go list -m all")?;
+        Ok(text
+            .lines()
+            .filter_map(|l| l.split_once(' ').map(|(p, v)| (p.to_owned(), v.to_owned())))
+            .collect())
+    };
+    let before = list(None)?;
+    let after = list(Some(modfile))?;
+    let mut out = Vec::new();
+    for (m, v) in &before {
+        if let Some(w) = after.get(m) {
+            if w != v && !v.is_empty() {
+                out.push(format!(
+                    "adding the gotap runtime upgrades {m} from {v} to {w} (Go minimal version selection); the woven binary uses {w}"
+                ));
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,33 @@
+// Package gotaprt is the runtime that `gotap build` links into a woven program.
+//
+// The weaver injects into net/http small hook variables and calls them at the join points
+// (serverHandler.ServeHTTP, (*Transport).RoundTrip). net/http cannot import the OpenTelemetry
+// SDK (the SDK imports net/http), so this package sets the hooks from the outside through
+// //go:linkname setters that the weaver also injects and marks as linkable. The spans it makes
+// carry exactly the names and attributes of gotap's eBPF strategy (crates/gotap-spans).
+//
+// Configuration is the standard OTEL_* environment (OTLP/HTTP exporter, sampler, batch
+// processor, resource). OTEL_SDK_DISABLED=true turns gotap's hooks off.
+package gotaprt
+
+import (
+	"net/http"
+	"os"
+	_ "unsafe" // for go:linkname
+)
+
+// Implemented by the woven net/http (see rules/net_http.yaml).
+//
+//go:linkname setServerStart net/http.gotapSetServerStart
+func setServerStart(func(*http.Request) (*http.Request, func(status int)))
+
+//go:linkname setClientRoundTrip net/http.gotapSetClientRoundTrip
+func setClientRoundTrip(func(*http.Request, func(*http.Request) (*http.Response, error)) (*http.Response, error))
+
+func init() {
+	if os.Getenv("OTEL_SDK_DISABLED") == "true" {
+		return
+	}
+	setServerStart(serverStart)
+	setClientRoundTrip(clientRoundTrip)
+}

@@ -1,0 +1,194 @@
+package gotaprt
+
+import (
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Names and attributes follow crates/gotap-spans/src/http.rs exactly: both strategies must emit
+// the same spans for the same request.
+
+var knownMethods = map[string]bool{
+	"GET": true, "HEAD": true, "POST": true, "PUT": true, "DELETE": true,
+	"CONNECT": true, "OPTIONS": true, "TRACE": true, "PATCH": true,
+}
+
+// method returns the semconv method and, for unknown methods, the original-method attribute.
+func method(m string, attrs []attribute.KeyValue) (string, []attribute.KeyValue) {
+	if knownMethods[m] {
+		return m, attrs
+	}
+	return "_OTHER", append(attrs, attribute.String("http.request.method_original", m))
+}
+
+// routeFromPattern turns a ServeMux pattern (`GET example.com/users/{id}`) into `/users/{id}`.
+func routeFromPattern(p string) string {
+	p = strings.TrimSpace(p)
+	if i := strings.IndexByte(p, ' '); i >= 0 {
+		p = strings.TrimLeft(p[i+1:], " ")
+	}
+	if i := strings.IndexByte(p, '/'); i >= 0 {
+		return p[i:]
+	}
+	return ""
+}
+
+func splitHostPort(hp string) (string, int) {
+	host, port, err := net.SplitHostPort(hp)
+	if err != nil {
+		return hp, -1
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return host, -1
+	}
+	return host, int(n)
+}
+
+func serverStart(r *http.Request) (*http.Request, func(status int)) {
+	prop := propagator()
+	ctx := prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+	attrs := make([]attribute.KeyValue, 0, 12)
+	m, attrs := method(r.Method, attrs)
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	attrs = append(attrs,
+		attribute.String("http.request.method", m),
+		attribute.String("url.path", r.URL.Path),
+		attribute.String("url.scheme", scheme),
+	)
+	if r.Host != "" {
+		host, port := splitHostPort(r.Host)
+		attrs = append(attrs, attribute.String("server.address", host))
+		if port >= 0 {
+			attrs = append(attrs, attribute.Int("server.port", port))
+		}
+	}
+	if r.RemoteAddr != "" {
+		host, port := splitHostPort(r.RemoteAddr)
+		attrs = append(attrs, attribute.String("client.address", host))
+		if port >= 0 {
+			attrs = append(attrs, attribute.Int("client.port", port))
+		}
+	}
+	if ua := r.UserAgent(); ua != "" {
+		attrs = append(attrs, attribute.String("user_agent.original", ua))
+	}
+	if r.Proto != "" {
+		attrs = append(attrs, attribute.String("network.protocol.version", strings.TrimPrefix(r.Proto, "HTTP/")))
+	}
+	name := m
+	if m == "_OTHER" {
+		name = "HTTP"
+	}
+	ctx, span := tracerProvider().Tracer(serverScope, trace.WithInstrumentationVersion(Version)).
+		Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
+	r = r.WithContext(ctx)
+	return r, func(status int) {
+		// ServeMux records the matched pattern on the request it was given: ours.
+		if route := routeFromPattern(r.Pattern); route != "" {
+			span.SetAttributes(attribute.String("http.route", route))
+			if m != "_OTHER" {
+				span.SetName(m + " " + route)
+			}
+		}
+		if status == 0 {
+			status = http.StatusOK // nothing written: net/http answers 200 after the handler
+		}
+		span.SetAttributes(attribute.Int("http.response.status_code", status))
+		if status >= 500 {
+			span.SetStatus(codes.Error, "")
+			span.SetAttributes(attribute.String("error.type", strconv.Itoa(status)))
+		}
+		span.End()
+	}
+}
+
+func clientRoundTrip(r *http.Request, next func(*http.Request) (*http.Response, error)) (*http.Response, error) {
+	ctx := r.Context()
+	if ctx.Value(suppressKey{}) != nil || r.URL == nil {
+		return next(r)
+	}
+	attrs := make([]attribute.KeyValue, 0, 8)
+	m, attrs := method(r.Method, attrs)
+	attrs = append(attrs,
+		attribute.String("http.request.method", m),
+		attribute.String("url.full", redactedURL(r.URL)),
+	)
+	if host, port, ok := urlHostPort(r.URL); ok {
+		attrs = append(attrs, attribute.String("server.address", host), attribute.Int("server.port", port))
+	}
+	name := m
+	if m == "_OTHER" {
+		name = "HTTP"
+	}
+	ctx, span := tracerProvider().Tracer(clientScope, trace.WithInstrumentationVersion(Version)).
+		Start(ctx, name, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
+	defer span.End()
+	// RoundTrip must not modify the caller's request: inject into a clone.
+	r = r.Clone(ctx)
+	propagator().Inject(ctx, propagation.HeaderCarrier(r.Header))
+	resp, err := next(r)
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+		span.SetAttributes(attribute.String("error.type", errorType(err.Error())))
+		return resp, err
+	}
+	span.SetAttributes(attribute.Int("http.response.status_code", resp.StatusCode))
+	if resp.StatusCode >= 400 {
+		span.SetStatus(codes.Error, "")
+		span.SetAttributes(attribute.String("error.type", strconv.Itoa(resp.StatusCode)))
+	}
+	return resp, nil
+}
+
+func errorType(e string) string {
+	switch {
+	case strings.Contains(e, "connection refused"):
+		return "connection_refused"
+	case strings.Contains(e, "timeout"), strings.Contains(e, "deadline"):
+		return "timeout"
+	}
+	return "_OTHER"
+}
+
+// redactedURL hides credentials as semconv requires for url.full.
+func redactedURL(u *url.URL) string {
+	if u.User == nil {
+		return u.String()
+	}
+	c := *u
+	c.User = url.UserPassword("REDACTED", "REDACTED")
+	return c.String()
+}
+
+func urlHostPort(u *url.URL) (string, int, bool) {
+	host := u.Hostname()
+	if host == "" {
+		return "", 0, false
+	}
+	if p := u.Port(); p != "" {
+		n, err := strconv.ParseUint(p, 10, 16)
+		if err != nil {
+			return "", 0, false
+		}
+		return host, int(n), true
+	}
+	switch u.Scheme {
+	case "http":
+		return host, 80, true
+	case "https":
+		return host, 443, true
+	}
+	return "", 0, false
+}

@@ -1,0 +1,106 @@
+package gotaprt
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+)
+
+// Version is gotap's distro version, reported as telemetry.distro.version.
+const Version = "0.1.0"
+
+const (
+	serverScope = "gotap/net/http/server"
+	clientScope = "gotap/net/http/client"
+)
+
+// suppressKey marks contexts whose outgoing requests must not be traced: the exporter's own
+// uploads, which would otherwise produce a client span per export, forever.
+type suppressKey struct{}
+
+var (
+	initOnce sync.Once
+	// The global provider as it was before main ran. If the application later installs its own
+	// (otel.SetTracerProvider), GetTracerProvider returns something else and gotap joins it.
+	startupProvider = otel.GetTracerProvider()
+	startupProp     = otel.GetTextMapPropagator()
+	ownProvider     trace.TracerProvider
+	w3c             = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+)
+
+// tracerProvider is the application's provider when it set one, else gotap's own SDK provider,
+// created on first use so an application that installs its own never starts a second exporter.
+func tracerProvider() trace.TracerProvider {
+	if tp := otel.GetTracerProvider(); tp != startupProvider {
+		return tp
+	}
+	initOnce.Do(func() { ownProvider = newProvider() })
+	return ownProvider
+}
+
+func propagator() propagation.TextMapPropagator {
+	if p := otel.GetTextMapPropagator(); p != startupProp {
+		return p
+	}
+	return w3c
+}
+
+func newProvider() trace.TracerProvider {
+	if strings.TrimSpace(os.Getenv("OTEL_TRACES_EXPORTER")) == "none" {
+		return noop.NewTracerProvider()
+	}
+	ctx := context.Background()
+	exp, err := otlptracehttp.New(ctx)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "gotap: cannot create the OTLP exporter, spans are dropped: %v\n", err)
+		return noop.NewTracerProvider()
+	}
+	res, err := resource.New(ctx, resource.WithAttributes(defaultResource()...), resource.WithFromEnv())
+	if err != nil {
+		// Partial resources come with an error (bad OTEL_RESOURCE_ATTRIBUTES): keep what parsed.
+		fmt.Fprintf(os.Stderr, "gotap: resource: %v\n", err)
+	}
+	return sdktrace.NewTracerProvider(
+		sdktrace.WithBatcher(suppressingExporter{exp}),
+		sdktrace.WithResource(res),
+	)
+}
+
+// defaultResource mirrors the resource gotap's eBPF strategy reports for a process.
+func defaultResource() []attribute.KeyValue {
+	exe, _ := os.Executable()
+	name := filepath.Base(exe)
+	if name == "." || name == "" {
+		name = filepath.Base(os.Args[0])
+	}
+	host, _ := os.Hostname()
+	return []attribute.KeyValue{
+		attribute.String("service.name", name), // OTEL_SERVICE_NAME overrides (WithFromEnv)
+		attribute.String("telemetry.distro.name", "gotap"),
+		attribute.String("telemetry.distro.version", Version),
+		attribute.String("process.runtime.name", "go"),
+		attribute.String("process.runtime.version", runtime.Version()),
+		attribute.Int("process.pid", os.Getpid()),
+		attribute.String("process.executable.path", exe),
+		attribute.String("host.name", host),
+	}
+}
+
+type suppressingExporter struct{ sdktrace.SpanExporter }
+
+func (e suppressingExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
+	return e.SpanExporter.ExportSpans(context.WithValue(ctx, suppressKey{}, true), spans)
+}

@@ -1,0 +1,150 @@
+// httpsvc is the sample service gotap's demo and end-to-end tests trace: a net/http server whose
+// handlers answer, fail, and call a downstream httpsvc over HTTP, both from the handler goroutine
+// and from goroutines the handler starts.
+//
+// Usage: httpsvc -listen 127.0.0.1:8080 -name A [-downstream http://127.0.0.1:8081]
+//
+// Routes: GET /users/{id}, GET /fanout, /fail (500), /notfound (404), /healthz. Each request
+// prints one deterministic line to stdout ("NAME METHOD PATH STATUS BYTES"), so a test can check
+// that tracing leaves the program's own output unchanged.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+)
+
+type service struct {
+	name       string
+	downstream string
+	client     *http.Client
+	outMu      sync.Mutex
+}
+
+// get calls the downstream service and returns "STATUS BODY" (or "error: …").
+func (s *service) get(r *http.Request, path string) (int, string) {
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, s.downstream+path, nil)
+	if err != nil {
+		return 0, "error: " + err.Error()
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return 0, "error: " + err.Error()
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, strings.TrimSpace(string(body))
+}
+
+// counting remembers the status and size a handler wrote, for the log line.
+type counting struct {
+	http.ResponseWriter
+	status int
+	bytes  int
+}
+
+func (c *counting) WriteHeader(code int) {
+	if c.status == 0 {
+		c.status = code
+	}
+	c.ResponseWriter.WriteHeader(code)
+}
+
+func (c *counting) Write(b []byte) (int, error) {
+	if c.status == 0 {
+		c.status = http.StatusOK
+	}
+	n, err := c.ResponseWriter.Write(b)
+	c.bytes += n
+	return n, err
+}
+
+func (s *service) logged(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c := &counting{ResponseWriter: w}
+		h(c, r)
+		if c.status == 0 {
+			c.status = http.StatusOK
+		}
+		s.outMu.Lock()
+		fmt.Printf("%s %s %s %d %d\n", s.name, r.Method, r.URL.Path, c.status, c.bytes)
+		s.outMu.Unlock()
+	}
+}
+
+// user answers one user; with a downstream, it asks the downstream from the handler goroutine.
+func (s *service) user(w http.ResponseWriter, r *http.Request, id string) {
+	if s.downstream == "" {
+		fmt.Fprintf(w, "%s user %s\n", s.name, id)
+		return
+	}
+	status, body := s.get(r, "/users/"+id)
+	if status != http.StatusOK {
+		w.WriteHeader(http.StatusBadGateway)
+	}
+	fmt.Fprintf(w, "%s user %s via [%d %s]\n", s.name, id, status, body)
+}
+
+// fanout asks the downstream for two users from two goroutines the handler starts.
+func (s *service) fanout(w http.ResponseWriter, r *http.Request) {
+	if s.downstream == "" {
+		fmt.Fprintf(w, "%s fanout (no downstream)\n", s.name)
+		return
+	}
+	ids := []string{"1", "2"}
+	results := make([]string, len(ids))
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Add(1)
+		go func(i int, id string) {
+			defer wg.Done()
+			status, body := s.get(r, "/users/"+id)
+			results[i] = fmt.Sprintf("[%d %s]", status, body)
+		}(i, id)
+	}
+	wg.Wait()
+	fmt.Fprintf(w, "%s fanout %s\n", s.name, strings.Join(results, " "))
+}
+
+func (s *service) fail(w http.ResponseWriter, r *http.Request) {
+	http.Error(w, s.name+" failed on purpose", http.StatusInternalServerError)
+}
+
+func (s *service) notFound(w http.ResponseWriter, r *http.Request) {
+	http.Error(w, s.name+" has nothing here", http.StatusNotFound)
+}
+
+func (s *service) healthz(w http.ResponseWriter, r *http.Request) {
+	io.WriteString(w, "ok\n")
+}
+
+func main() {
+	listen := flag.String("listen", "127.0.0.1:8080", "address to listen on")
+	name := flag.String("name", "httpsvc", "service name printed in responses and log lines")
+	downstream := flag.String("downstream", "", "base URL of the downstream httpsvc (optional)")
+	flag.Parse()
+
+	s := &service{
+		name:       *name,
+		downstream: strings.TrimRight(*downstream, "/"),
+		client:     &http.Client{Timeout: 10 * time.Second},
+	}
+	mux := http.NewServeMux()
+	s.routes(mux)
+
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		log.Fatalf("httpsvc: %v", err)
+	}
+	// Stderr, so stdout holds only the per-request lines.
+	fmt.Fprintf(os.Stderr, "httpsvc %s listening on %s\n", s.name, ln.Addr())
+	log.Fatal(http.Serve(ln, mux))
+}

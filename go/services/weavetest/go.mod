@@ -1,0 +1,3 @@
+module gotap.dev/weavetest
+
+go 1.23

@@ -1,0 +1,3 @@
+module example.com/gotap/greeting
+
+go 1.19

@@ -1,0 +1,149 @@
+// weaver rewrites Go source for `gotap build`. gotap (Rust) builds it once per toolchain and
+// calls it from `gotap toolexec` for each package a rule targets; it is Go so that Go source is
+// parsed by go/parser itself, never by an approximation of the grammar.
+//
+//	weaver plan  -go VERSION -salt S [-runtime DIR] RULES.yaml...
+//	    validates the rules; prints {"hash": …, "packages": [import paths the rules target]}
+//	weaver apply -go VERSION -pkg IMPORTPATH -out DIR [-best-effort] RULES.yaml... -- FILE.go...
+//	    rewrites the files of IMPORTPATH; prints {"files": {original: rewritten}, "warnings": […]}
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fail(fmt.Errorf("usage: weaver plan|apply …"))
+	}
+	var err error
+	switch os.Args[1] {
+	case "plan":
+		err = plan(os.Args[2:])
+	case "apply":
+		err = apply(os.Args[2:])
+	default:
+		err = fmt.Errorf("unknown command %q", os.Args[1])
+	}
+	if err != nil {
+		fail(err)
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, err)
+	os.Exit(1)
+}
+
+// active keeps the rules that apply to this toolchain.
+func active(rules []*Rule, gover string) []*Rule {
+	var out []*Rule
+	for _, r := range rules {
+		ok, _ := goConstraint(r.Join.Go)
+		if ok(gover) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func plan(args []string) error {
+	fl := flag.NewFlagSet("plan", flag.ContinueOnError)
+	gover := fl.String("go", "", "toolchain version (go1.26.8)")
+	salt := fl.String("salt", "", "mixed into the hash (gotap version)")
+	runtimeDir := fl.String("runtime", "", "runtime sources to mix into the hash")
+	if err := fl.Parse(args); err != nil {
+		return err
+	}
+	rules, err := loadRules(fl.Args())
+	if err != nil {
+		return err
+	}
+	h := sha256.New()
+	io.WriteString(h, *salt+"\x00"+*gover+"\x00")
+	for _, p := range fl.Args() {
+		b, _ := os.ReadFile(p)
+		fmt.Fprintf(h, "%d\x00", len(b))
+		h.Write(b)
+	}
+	if *runtimeDir != "" {
+		var files []string
+		err := filepath.WalkDir(*runtimeDir, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				files = append(files, p)
+			}
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		sort.Strings(files)
+		for _, p := range files {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(*runtimeDir, p)
+			fmt.Fprintf(h, "%s\x00%d\x00", rel, len(b))
+			h.Write(b)
+		}
+	}
+	pkgs := []string{}
+	seen := map[string]bool{}
+	for _, r := range active(rules, *gover) {
+		if !seen[r.Join.Package] {
+			seen[r.Join.Package] = true
+			pkgs = append(pkgs, r.Join.Package)
+		}
+	}
+	return json.NewEncoder(os.Stdout).Encode(map[string]any{
+		"hash":     hex.EncodeToString(h.Sum(nil))[:24],
+		"packages": pkgs,
+	})
+}
+
+func apply(args []string) error {
+	fl := flag.NewFlagSet("apply", flag.ContinueOnError)
+	gover := fl.String("go", "", "toolchain version (go1.26.8)")
+	pkg := fl.String("pkg", "", "import path of the package being compiled")
+	out := fl.String("out", "", "directory for rewritten files")
+	bestEffort := fl.Bool("best-effort", false, "a join point that cannot be woven is a warning, not an error")
+	if err := fl.Parse(args); err != nil {
+		return err
+	}
+	rest := fl.Args()
+	var ruleFiles, goFiles []string
+	for i, a := range rest {
+		if a == "--" {
+			ruleFiles, goFiles = rest[:i], rest[i+1:]
+			break
+		}
+	}
+	rules, err := loadRules(ruleFiles)
+	if err != nil {
+		return err
+	}
+	var mine []*Rule
+	for _, r := range active(rules, *gover) {
+		if r.Join.Package == *pkg {
+			mine = append(mine, r)
+		}
+	}
+	files, warnings, err := weave(mine, goFiles, *out, *bestEffort)
+	if err != nil {
+		return err
+	}
+	if warnings == nil {
+		warnings = []string{}
+	}
+	return json.NewEncoder(os.Stdout).Encode(map[string]any{"files": files, "warnings": warnings})
+}

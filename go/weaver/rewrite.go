@@ -1,0 +1,220 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// The rewrite is a splice, not a reprint: advice text is inserted at byte offsets found with
+// go/ast, so every original byte stays as written and a `/*line file:L:C*/` directive after each
+// insertion gives the following code back its original position (compiler errors, panics and
+// DWARF keep pointing at the user's file and line).
+
+type insertion struct {
+	off  int
+	text string
+}
+
+// funcData is what a prepend template sees.
+type funcData struct {
+	Func    string
+	Recv    string
+	params  []string
+	results []string
+}
+
+func (d funcData) Param(i int) (string, error)  { return pick("parameter", d.params, i) }
+func (d funcData) Result(i int) (string, error) { return pick("result", d.results, i) }
+
+func pick(what string, names []string, i int) (string, error) {
+	if i < 0 || i >= len(names) {
+		return "", fmt.Errorf("the function has no %s %d", what, i)
+	}
+	if names[i] == "" || names[i] == "_" {
+		return "", fmt.Errorf("%s %d is unnamed, the advice cannot refer to it", what, i)
+	}
+	return names[i], nil
+}
+
+func fieldNames(fl *ast.FieldList) []string {
+	var out []string
+	if fl == nil {
+		return out
+	}
+	for _, f := range fl.List {
+		if len(f.Names) == 0 {
+			out = append(out, "")
+		}
+		for _, n := range f.Names {
+			out = append(out, n.Name)
+		}
+	}
+	return out
+}
+
+// recvType renders a receiver type as a rule writes it: `T` or `*T` (type parameters dropped).
+func recvType(e ast.Expr) string {
+	star := ""
+	if s, ok := e.(*ast.StarExpr); ok {
+		star, e = "*", s.X
+	}
+	switch t := e.(type) {
+	case *ast.IndexExpr:
+		e = t.X
+	case *ast.IndexListExpr:
+		e = t.X
+	}
+	if id, ok := e.(*ast.Ident); ok {
+		return star + id.Name
+	}
+	return ""
+}
+
+func checkDecls(src string) error {
+	if strings.TrimSpace(src) == "" {
+		return nil
+	}
+	_, err := parser.ParseFile(token.NewFileSet(), "declarations", "package p\n"+src, parser.SkipObjectResolution)
+	return err
+}
+
+func checkStmts(src string) error {
+	_, err := parser.ParseFile(token.NewFileSet(), "advice", "package p\nfunc _() {\n"+src+"\n}", parser.SkipObjectResolution)
+	return err
+}
+
+type parsedFile struct {
+	path string
+	src  []byte
+	fset *token.FileSet
+	file *ast.File
+	ins  []insertion
+}
+
+// weave applies rules (all targeting the package being compiled) to files and writes the changed
+// files to outDir. It returns original path → rewritten path for the files it changed.
+func weave(rules []*Rule, files []string, outDir string, bestEffort bool) (map[string]string, []string, error) {
+	var warnings []string
+	var parsed []*parsedFile
+	for _, path := range files {
+		src, err := os.ReadFile(path)
+		if err != nil {
+			return nil, nil, err
+		}
+		fset := token.NewFileSet()
+		f, err := parser.ParseFile(fset, path, src, parser.ParseComments|parser.SkipObjectResolution)
+		if err != nil {
+			// Not ours to report: the compiler will, with its own message.
+			return map[string]string{}, nil, nil
+		}
+		parsed = append(parsed, &parsedFile{path: path, src: src, fset: fset, file: f})
+	}
+	if len(parsed) == 0 {
+		return map[string]string{}, nil, nil
+	}
+	for _, r := range rules {
+		matched := 0
+		var declHost *parsedFile
+		for _, pf := range parsed {
+			for _, d := range pf.file.Decls {
+				fd, ok := d.(*ast.FuncDecl)
+				if !ok || fd.Name.Name != r.fn {
+					continue
+				}
+				recv, recvName := "", ""
+				if fd.Recv != nil && len(fd.Recv.List) == 1 {
+					recv = recvType(fd.Recv.List[0].Type)
+					if len(fd.Recv.List[0].Names) == 1 {
+						recvName = fd.Recv.List[0].Names[0].Name
+					}
+				}
+				if recv != r.recv {
+					continue
+				}
+				if fd.Body == nil {
+					return nil, nil, fmt.Errorf("rule %s: %s: %s has no body to weave into", r.Name, pf.path, r.Join.FunctionBody)
+				}
+				matched++
+				declHost = pf
+				if r.Advice.Prepend == "" {
+					continue
+				}
+				text, err := render(r, funcData{Func: fd.Name.Name, Recv: recvName, params: fieldNames(fd.Type.Params), results: fieldNames(fd.Type.Results)})
+				if err != nil {
+					return nil, nil, fmt.Errorf("rule %s: %s: %v", r.Name, pf.fset.Position(fd.Pos()), err)
+				}
+				after := pf.fset.PositionFor(fd.Body.Lbrace+1, true)
+				off := pf.fset.Position(fd.Body.Lbrace).Offset + 1
+				pf.ins = append(pf.ins, insertion{off, fmt.Sprintf("\n//line gotap-rule-%s.go:1\n%s\n/*line %s:%d:%d*/", r.Name, text, after.Filename, after.Line, after.Column)})
+			}
+		}
+		if matched == 0 {
+			msg := fmt.Sprintf("rule %s: no function %s in package %s (files: %s)", r.Name, r.Join.FunctionBody, r.Join.Package, strings.Join(files, " "))
+			if !bestEffort {
+				return nil, nil, fmt.Errorf("%s", msg)
+			}
+			// Declarations still go in: the runtime links against them.
+			warnings = append(warnings, msg+"; join point left unwoven (--best-effort)")
+			declHost = parsed[0]
+		}
+		if r.Advice.Declarations != "" {
+			pf := declHost
+			pf.ins = append(pf.ins, insertion{len(pf.src), fmt.Sprintf("\n\n//line gotap-rule-%s-declarations.go:1\n%s\n", r.Name, r.Advice.Declarations)})
+			if strings.Contains(r.Advice.Declarations, "//go:linkname") && !importsUnsafe(pf.file) {
+				// //go:linkname needs the file to import unsafe; on the package line, so no line moves.
+				off := pf.fset.Position(pf.file.Name.End()).Offset
+				pf.ins = append(pf.ins, insertion{off, `; import _ "unsafe"`})
+			}
+		}
+	}
+	out := map[string]string{}
+	for _, pf := range parsed {
+		if len(pf.ins) == 0 {
+			continue
+		}
+		sort.SliceStable(pf.ins, func(i, j int) bool { return pf.ins[i].off < pf.ins[j].off })
+		var b bytes.Buffer
+		fmt.Fprintf(&b, "//line %s:1\n", pf.path)
+		last := 0
+		for _, in := range pf.ins {
+			b.Write(pf.src[last:in.off])
+			b.WriteString(in.text)
+			last = in.off
+		}
+		b.Write(pf.src[last:])
+		dst := filepath.Join(outDir, filepath.Base(pf.path))
+		if err := os.WriteFile(dst, b.Bytes(), 0o644); err != nil {
+			return nil, nil, err
+		}
+		out[pf.path] = dst
+	}
+	return out, warnings, nil
+}
+
+func render(r *Rule, d funcData) (string, error) {
+	var b strings.Builder
+	if err := r.prep.Execute(&b, d); err != nil {
+		return "", err
+	}
+	s := strings.TrimRight(b.String(), "\n")
+	if err := checkStmts(s); err != nil {
+		return "", fmt.Errorf("advice.prepend does not parse as Go statements: %v", err)
+	}
+	return s, nil
+}
+
+func importsUnsafe(f *ast.File) bool {
+	for _, im := range f.Imports {
+		if im.Path.Value == `"unsafe"` {
+			return true
+		}
+	}
+	return false
+}
