@@ -9,7 +9,7 @@
 #
 # The binary lives in $CARGO_TARGET_DIR/otelcol (default target/otelcol) next to a stamp holding a
 # hash of the sources and the Go version; a matching stamp skips the build. Concurrent callers
-# (parallel tests) serialise on a lock so the build runs once. A cold build takes ~1.5 min and
+# (parallel tests) serialise on a lock so the build runs once. A cold build takes 1.5-2 min and
 # ~0.6 GB of memory on 2 cores (modules come from the Go module proxy the first time).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -51,7 +51,7 @@ if [ -x "$bin" ] && [ "$(cat "$bin.stamp" 2>/dev/null)" = "$stamp_now" ]; then
   exit 0
 fi
 
-echo "collector: building $bin (first time: ~1.5 min)" >&2
+echo "collector: building $bin (cold: 1.5-2 min)" >&2
 start=$(date +%s)
 if ! (cd "$src" && "$GO126" build -trimpath -o "$bin.tmp" .) >&2; then
   echo "collector: go build failed in $src" >&2

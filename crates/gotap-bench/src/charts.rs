@@ -71,7 +71,10 @@ pub fn draw(r: &Results, out: &Path) -> Result<Vec<String>> {
             .configure_mesh()
             .x_desc("percentile")
             .y_desc("ms")
-            .x_label_formatter(&|x: &f64| format!("p{}", 100.0 - 100.0 * 10f64.powf(-*x)))
+            .x_label_formatter(&|x: &f64| {
+                let p = format!("{:.3}", 100.0 - 100.0 * 10f64.powf(-*x));
+                format!("p{}", p.trim_end_matches('0').trim_end_matches('.'))
+            })
             .draw()?;
         for (i, s) in ran.iter().enumerate() {
             let c = COLORS[i % COLORS.len()];

@@ -150,7 +150,7 @@ pub fn collector_config(grpc: u16, http: u16, file: &Path) -> String {
     format!(
         "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:{grpc}\n      http:\n        endpoint: 127.0.0.1:{http}\n\
          exporters:\n  file:\n    path: {}\n\
-         service:\n  telemetry:\n    metrics:\n      level: none\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [file]\n",
+         service:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [file]\n",
         file.display()
     )
 }

@@ -16,6 +16,15 @@ pub fn amd64_ret_sites(code: &[u8], ip: u64) -> Vec<u64> {
     sites
 }
 
+/// Whether x86-64 `code` at `ip` calls or jumps (near, direct) to `target`: how an ABI wrapper
+/// is told from the function it wraps.
+pub fn amd64_branches_to(code: &[u8], ip: u64, target: u64) -> bool {
+    let mut decoder = Decoder::with_ip(64, code, ip, DecoderOptions::NONE);
+    (&mut decoder)
+        .into_iter()
+        .any(|insn| (insn.is_call_near() || insn.is_jmp_near() || insn.is_jcc_short_or_near()) && insn.near_branch_target() == target)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -28,5 +37,15 @@ mod tests {
         assert!(amd64_ret_sites(&[], 0).is_empty());
         // Truncated instruction at the end: no panic, nothing found.
         assert!(amd64_ret_sites(&[0xb8, 0xc3], 0).is_empty());
+    }
+
+    #[test]
+    fn branch_targets() {
+        // call +0x10 (rel32 from the next instruction at 0x1005) ; ret
+        let code = [0xe8, 0x10, 0, 0, 0, 0xc3];
+        assert!(amd64_branches_to(&code, 0x1000, 0x1015));
+        assert!(!amd64_branches_to(&code, 0x1000, 0x1016));
+        // jmp rel8 -2 (to itself)
+        assert!(amd64_branches_to(&[0xeb, 0xfe], 0x2000, 0x2000));
     }
 }

@@ -34,6 +34,8 @@ impl fmt::Display for FieldRef {
 
 pub const G_GOID: FieldRef = FieldRef::new("runtime.g", "goid");
 pub const G_M: FieldRef = FieldRef::new("runtime.g", "m");
+/// The goroutine an M runs: the creator of a goroutine, seen from `runtime.newproc1` on g0.
+pub const M_CURG: FieldRef = FieldRef::new("runtime.m", "curg");
 pub const REQUEST_METHOD: FieldRef = FieldRef::new("net/http.Request", "Method");
 pub const REQUEST_URL: FieldRef = FieldRef::new("net/http.Request", "URL");
 pub const REQUEST_PROTO: FieldRef = FieldRef::new("net/http.Request", "Proto");
@@ -73,6 +75,7 @@ pub const TCPADDR_PORT: FieldRef = FieldRef::new("net.TCPAddr", "Port");
 pub const ALL: &[FieldRef] = &[
     G_GOID,
     G_M,
+    M_CURG,
     REQUEST_METHOD,
     REQUEST_URL,
     REQUEST_PROTO,

@@ -89,7 +89,10 @@ impl Table<'_> {
         let tail = self.data.get(start..).ok_or_else(corrupt)?;
         let tail = &tail[..tail.len().min(MAX_NAME)];
         let len = tail.iter().position(|&b| b == 0).ok_or_else(corrupt)?;
-        Ok(String::from_utf8_lossy(&tail[..len]).into_owned())
+        let name = String::from_utf8_lossy(&tail[..len]);
+        // Generated closures keep `·` in pclntab (`type:.eq.runtime.untracedG·7`) where the symbol
+        // table, and so every symbol-based tool, writes `.`.
+        Ok(if name.contains('·') { name.replace('·', ".") } else { name.into_owned() })
     }
 }
 
@@ -279,7 +282,10 @@ pub(crate) fn functions(data: &[u8], layout: &Layout, t: &Table) -> Result<Vec<F
         asm.push(t.flag(funcoff) & FUNC_FLAG_ASM != 0);
         (entry, funcoff) = (next_entry, next_funcoff);
     }
-    mangle_abi0(&mut out, &asm);
+    let amd64 = layout.machine == object::elf::EM_X86_64.0;
+    mangle_abi0(&mut out, &asm, |from, target| {
+        amd64 && layout.read_vaddr(data, from.entry, from.size).is_some_and(|code| crate::disasm::amd64_branches_to(code, from.entry, target))
+    });
     // Already sorted in a well-formed table; a stable sort keeps damaged ones usable.
     if !out.is_sorted_by_key(|f| f.entry) {
         out.sort_by_key(|f| f.entry);
@@ -287,23 +293,33 @@ pub(crate) fn functions(data: &[u8], layout: &Layout, t: &Table) -> Result<Vec<F
     Ok(out)
 }
 
-/// pclntab names an assembly function and its ABIInternal wrapper alike; the linker's symbol
-/// table (and so `go tool nm`, uprobe-by-symbol tools) calls the assembly one `NAME.abi0`
-/// (cmd/link `mangleABIName`). Do the same so names are unique and match the symbols.
-fn mangle_abi0(funcs: &mut [Function], asm: &[bool]) {
+/// pclntab names a function and its ABI wrapper alike; the linker's symbol table (and so `go tool
+/// nm` and uprobe-by-symbol tools) calls the ABI0 one `NAME.abi0` (cmd/link `mangleABIName`). Do
+/// the same so names are unique and match the symbols. Assembly is always ABI0, Go code
+/// ABIInternal: in a pair, the ABI0 one is the assembly function if there is one, else the wrapper
+/// (the one that calls or jumps to the other).
+fn mangle_abi0(funcs: &mut [Function], asm: &[bool], branches_to: impl Fn(&Function, u64) -> bool) {
     let mut by_name: Vec<usize> = (0..funcs.len()).collect();
     by_name.sort_unstable_by(|&a, &b| funcs[a].name.cmp(&funcs[b].name));
-    for pair in by_name.windows(2) {
+    let mut rename = Vec::new();
+    for (i, pair) in by_name.windows(2).enumerate() {
         let (a, b) = (pair[0], pair[1]);
-        if funcs[a].name != funcs[b].name {
+        // Only exact pairs: a name that appears 3+ times is something else (Go 1.19's `[...]`).
+        let third = |j: Option<usize>| j.and_then(|j| by_name.get(j)).is_some_and(|&k| funcs[k].name == funcs[a].name);
+        if funcs[a].name != funcs[b].name || third(i.checked_sub(1)) || third(Some(i + 2)) {
             continue;
         }
         let abi0 = match (asm.get(a), asm.get(b)) {
             (Some(true), Some(false)) => a,
             (Some(false), Some(true)) => b,
+            (Some(false), Some(false)) if branches_to(&funcs[a], funcs[b].entry) => a,
+            (Some(false), Some(false)) if branches_to(&funcs[b], funcs[a].entry) => b,
             _ => continue,
         };
-        funcs[abi0].name.push_str(".abi0");
+        rename.push(abi0);
+    }
+    for i in rename {
+        funcs[i].name.push_str(".abi0");
     }
 }
 

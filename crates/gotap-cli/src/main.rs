@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 mod build;
 mod attach;
+mod bench;
 mod inspect;
 mod run;
 mod telemetry;
@@ -26,6 +27,9 @@ enum Command {
     Attach(attach::Args),
     /// `go build` with OpenTelemetry woven in at compile time (user's code and go.mod untouched).
     Build(build::Args),
+    /// The arena: realistic Go services under each instrumentation strategy, compared to an
+    /// uninstrumented baseline in the same run (report, raw JSON, charts).
+    Bench(bench::Args),
     /// `go test` with OpenTelemetry woven in at compile time.
     Test(build::Args),
     /// Run by the go command for every tool (`go build -toolexec='gotap toolexec'`).
@@ -38,6 +42,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inspect(args) => inspect::run(args),
         Command::Run(args) => run::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Attach(args) => attach::run(args),
         Command::Build(args) => build::run("build", args),
         Command::Test(args) => build::run("test", args),

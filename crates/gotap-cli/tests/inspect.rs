@@ -132,10 +132,24 @@ fn check_functions_vs_nm(ctx: &str, p: &Prog, tc: Toolchain, bin: &Path, j: &Val
     for f in &funcs {
         by_name.entry(f.name.as_str()).or_default().push(f.entry);
     }
-    let dups: Vec<(&str, &Vec<u64>)> = by_name.iter().filter(|(_, e)| e.len() > 1).map(|(n, e)| (*n, e)).collect();
-    // Checked last so the other checks still report (by the lower address) when this fails.
-    let check_dups = || {
-        assert!(dups.is_empty(), "{ctx}: {} names appear more than once (nm has them unique, ABI0 ones as NAME.abi0): {:x?}", dups.len(), &dups[..dups.len().min(10)])
+    // An ABIInternal function and its ABI0 twin (an assembly function and its wrapper, or a Go
+    // function and the ABI0 wrapper assembly calls it through) share one pclntab name; the
+    // linker's symbol table tells them apart with `.abi0`, and so must gotap, or `--func NAME`
+    // is ambiguous. (Other repeated names are legitimate: generic instantiations all print as
+    // `F[...]` in pclntab.) Checked last so the other checks still report when this fails.
+    let check_dups = |nm_at: &BTreeMap<u64, Vec<&str>>| {
+        let twins: Vec<(&str, u64)> = funcs
+            .iter()
+            .filter(|f| by_name[f.name.as_str()].len() > 1)
+            .filter(|f| nm_at.get(&f.entry).is_some_and(|n| n.contains(&format!("{}.abi0", f.name).as_str())))
+            .map(|f| (f.name.as_str(), f.entry))
+            .collect();
+        assert!(
+            twins.is_empty(),
+            "{ctx}: {} ABI0 functions carry the same name as their ABIInternal twin (go tool nm calls them NAME.abi0): {:x?}",
+            twins.len(),
+            &twins[..twins.len().min(10)]
+        );
     };
     let nm = go_nm_text(tc, bin);
     let text_end = funcs.last().map(|f| f.entry + f.size).unwrap();
@@ -145,10 +159,19 @@ fn check_functions_vs_nm(ctx: &str, p: &Prog, tc: Toolchain, bin: &Path, j: &Val
     // binary cannot tell `runtime.abort.abi0` (asm whose wrapper was dropped) from a plain
     // `runtime.abort`: accept the unsuffixed name for an nm `.abi0` symbol. (Pairs that are both
     // in pclntab must be told apart: see check_dups.)
-    let same = |nm_name: &str, ours: &str| nm_name == ours || nm_name.strip_suffix(".abi0") == Some(ours);
+    // pclntab also holds names as the runtime prints them (runtime.FuncForPC, tracebacks), which
+    // differ from the symbol table's in two ways: bracketed type arguments are elided to `[...]`
+    // (go1.18+: `type..eq.[...]runtime.Frame`, `(*nistCurve[...]).Add`), and closures of
+    // generated functions keep `·` where nm shows `.` (go1.26: `type:.eq.runtime.untracedG·7`).
+    let same = |nm_name: &str, ours: &str| {
+        let ours = ours.replace('·', ".");
+        let eq = |n: &str| n == ours || (ours.contains("[...]") && elide_brackets(n) == ours);
+        eq(nm_name) || nm_name.strip_suffix(".abi0").is_some_and(eq)
+    };
     let mut missing = Vec::new();
     let mut wrong = Vec::new();
-    for (name, addr) in &nm {
+    let markers = ["runtime.text", "runtime.etext", "go:buildid"];
+    for (name, addr) in nm.iter().filter(|(n, _)| !markers.contains(&n.as_str())) {
         match at.get(addr) {
             Some(ours) if same(name, ours) => {}
             Some(ours) => wrong.push((name.as_str(), *addr, *ours)),
@@ -157,15 +180,13 @@ fn check_functions_vs_nm(ctx: &str, p: &Prog, tc: Toolchain, bin: &Path, j: &Val
     }
     assert!(wrong.is_empty(), "{ctx}: {} functions named otherwise than go tool nm says (nm name, address, gotap name): {:x?}", wrong.len(), &wrong[..wrong.len().min(10)]);
     // Symbols nm lists that are not Go functions, so pclntab has no entry for them:
-    // - `runtime.etext` (and `runtime.text` on some versions) mark the ends of Go's text;
-    // - `go:buildid` is the Go build ID string placed at the start of text (1.19);
+    // - `markers`: `runtime.text`/`runtime.etext` mark the ends of Go's text, `go:buildid` is the
+    //   Go build ID string at the start of text;
     // - with cgo (external linking), the C code from gcc (crt files, libc glue, `_cgo_*`,
     //   `crosscall*`, the C function itself): outside [first Go func, last Go func end).
     let first = funcs[0].entry;
     missing.retain(|&(name, addr)| {
-        let go_marker = matches!(name, "runtime.etext" | "runtime.text" | "go:buildid");
-        let c_code = p.cgo && (addr < first || addr >= text_end);
-        !(go_marker || c_code)
+        !(p.cgo && (addr < first || addr >= text_end))
     });
     assert!(missing.is_empty(), "{ctx}: {} text symbols go tool nm lists but gotap does not: {:#x?}", missing.len(), &missing[..missing.len().min(20)]);
     // And nothing invented: every pclntab function is a symbol nm knows, at the same address.
@@ -176,7 +197,32 @@ fn check_functions_vs_nm(ctx: &str, p: &Prog, tc: Toolchain, bin: &Path, j: &Val
     let extra: Vec<&Func> =
         funcs.iter().filter(|f| !nm_at.get(&f.entry).is_some_and(|names| names.iter().any(|n| same(n, &f.name)))).collect();
     assert!(extra.is_empty(), "{ctx}: {} functions gotap lists that go tool nm does not: {:#x?}", extra.len(), &extra[..extra.len().min(20)]);
-    check_dups();
+    check_dups(&nm_at);
+}
+
+/// `a.F[x.T[y]].m[2]` → `a.F[...].m[...]`, as the linker writes pclntab names.
+fn elide_brackets(name: &str) -> String {
+    let mut out = String::new();
+    let mut depth = 0;
+    for c in name.chars() {
+        match c {
+            '[' => {
+                if depth == 0 {
+                    out.push_str("[...");
+                }
+                depth += 1;
+            }
+            ']' if depth > 0 => {
+                depth -= 1;
+                if depth == 0 {
+                    out.push(']');
+                }
+            }
+            _ if depth > 0 => {}
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 /// `probes` (from `--func`) vs `go tool objdump`: entry, every RET, and the file bytes at the

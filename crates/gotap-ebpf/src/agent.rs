@@ -157,7 +157,11 @@ impl Agent {
         let exe = PathBuf::from(format!("/proc/{pid}/exe"));
         let before = dev_ino(&exe).map_err(|e| EbpfError::NoProcess { pid, why: e.to_string() })?;
         let (_bin, plan) = plan::analyse(&exe)?;
-        let info = self.attach(pid, &exe, plan, resource, before)?;
+        let mut info = self.attach(pid, &exe, plan, resource, before)?;
+        // Report the file's name rather than the /proc link the probes were attached through.
+        if let Ok(real) = std::fs::read_link(&exe) {
+            info.path = real;
+        }
         match dev_ino(&exe) {
             Ok(after) if after == before => Ok(info),
             _ => {
@@ -387,14 +391,24 @@ fn mono_to_unix_offset() -> i128 {
     r - (m1 + m2) / 2
 }
 
-/// An error and its sources on one line (aya's top-level messages alone are vague).
+/// An error and its sources on one line (aya's top-level messages alone are vague). A verifier
+/// log is cut to its last lines, which say why the program was refused.
 fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
+    let mut s = one_line(&e.to_string());
     let mut cur = e.source();
     while let Some(c) = cur {
         s.push_str(": ");
-        s.push_str(&c.to_string());
+        s.push_str(&one_line(&c.to_string()));
         cur = c.source();
     }
     s
+}
+
+fn one_line(s: &str) -> String {
+    let lines: Vec<&str> = s.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    match lines.len() {
+        0 => String::new(),
+        1..=4 => lines.join("; "),
+        n => format!("{} … {}", lines[0], lines[n - 3..].join("; ")),
+    }
 }

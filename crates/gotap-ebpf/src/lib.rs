@@ -38,3 +38,9 @@ pub mod plan;
 pub use agent::{Agent, AgentOptions, AgentStats, TracedProcess, LINK_MAP_NAME};
 pub use env::check_environment;
 pub use error::EbpfError;
+
+// helper threads own agents: keep them Send.
+const _: fn() = || {
+    fn send<T: Send>() {}
+    send::<Agent>();
+};

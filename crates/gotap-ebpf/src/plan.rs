@@ -15,10 +15,6 @@ pub const ROUND_TRIP: &str = "net/http.(*Transport).roundTrip";
 pub const PCONN_ROUND_TRIP: &str = "net/http.(*persistConn).roundTrip";
 pub const NEWPROC1: &str = "runtime.newproc1";
 
-/// `runtime.m.curg`: not yet in gotap_binary's offsets registry, so resolved from DWARF only
-/// (goroutine propagation is off for binaries without DWARF until the table gains it).
-pub const M_CURG: FieldRef = FieldRef::new("runtime.m", "curg");
-
 /// One uprobe: a BPF program at a file offset.
 #[derive(Debug, Clone)]
 pub struct ProbeSite {
@@ -109,7 +105,7 @@ fn plan(bin: &GoBinary) -> Result<Plan, EbpfError> {
     if server.is_none() && client.is_none() {
         return Err(EbpfError::NothingToInstrument { path });
     }
-    let mut wanted: Vec<FieldRef> = vec![off::G_GOID, off::G_M, off::REQUEST_PATTERN];
+    let mut wanted: Vec<FieldRef> = vec![off::G_GOID, off::G_M, off::M_CURG, off::REQUEST_PATTERN];
     wanted.extend_from_slice(SERVER_FIELDS);
     wanted.extend_from_slice(CLIENT_FIELDS);
     wanted.sort();
@@ -169,21 +165,17 @@ fn plan(bin: &GoBinary) -> Result<Plan, EbpfError> {
         }
     }
     // Goroutine propagation: g.m and m.curg.
-    let curg = if bin.elf().dwarf {
-        gotap_binary::dwarf::struct_offsets(bin.data(), &[M_CURG]).ok().and_then(|m| m.get(&M_CURG).copied().flatten())
-    } else {
-        None
-    };
-    match (need(off::G_M), curg, bin.function(NEWPROC1)) {
-        (Ok(g_m), Some(m_curg), Some(f)) => {
+    match (need(off::G_M), need(off::M_CURG), bin.function(NEWPROC1)) {
+        (Ok(g_m), Ok(m_curg), Some(f)) => {
             cfg.g_m = g_m;
             cfg.m_curg = m_curg;
             cfg.flags |= CFG_GOROUTINES;
             add("newproc1_ret", NEWPROC1, f, true)?;
         }
-        _ => warnings.push(
-            "the offset of runtime.m.curg is unknown (no DWARF): spans started in goroutines a handler creates are not parented".into(),
-        ),
+        (Err(e), _, _) | (_, Err(e), _) => warnings.push(format!(
+            "spans started in goroutines a handler creates are not parented ({e})"
+        )),
+        (_, _, None) => warnings.push(format!("{NEWPROC1} not found: spans started in goroutines are not parented")),
     }
 
     let o = |f| need(f).unwrap_or(OFF_ABSENT);

@@ -97,8 +97,8 @@ fn server_spans_go119_stripped() {
 
 /// /call and /async: the handler calls /hello of the same server, inline or from a goroutine
 /// it starts. Expect server(/call) → client(GET /hello) → server(/hello), one trace.
-fn client_chain(tc: Toolchain, handler: &str) {
-    let bin = app(tc, Variant::default());
+fn client_chain(tc: Toolchain, variant: Variant, handler: &str) {
+    let bin = app(tc, variant);
     let app = App::start(&bin);
     let (mut agent, sink) = agent(false);
     let t = agent.trace_process(app.pid(), resource("chain")).unwrap_or_else(|e| panic!("{e}"));
@@ -128,15 +128,22 @@ fn client_chain(tc: Toolchain, handler: &str) {
 #[test]
 fn client_span_inline_all_toolchains() {
     for tc in ALL_TOOLCHAINS {
-        client_chain(tc, "/call");
+        client_chain(tc, Variant::default(), "/call");
     }
 }
 
 #[test]
 fn client_span_in_goroutine_all_toolchains() {
     for tc in ALL_TOOLCHAINS {
-        client_chain(tc, "/async");
+        client_chain(tc, Variant::default(), "/async");
     }
+}
+
+/// Stripped binaries: no DWARF, every offset (runtime.m.curg included) from the table.
+#[test]
+fn client_span_in_goroutine_stripped() {
+    client_chain(Toolchain::Go119, Variant { stripped: true, pie: false }, "/async");
+    client_chain(Toolchain::Go127, Variant { stripped: true, pie: true }, "/async");
 }
 
 #[test]

@@ -152,7 +152,7 @@ pub fn run(opts: &Options) -> Result<i32> {
     }
 
     let ex = assets::extract()?;
-    let plan = Plan::new(&ex, &opts.go, &env.go_version, &opts.rules, opts.best_effort)?;
+    let mut plan = Plan::new(&ex, &opts.go, &env.go_version, &opts.rules, opts.best_effort)?;
     let tmp = TempDir(std::env::temp_dir().join(format!("gotap-build-{}-{}", std::process::id(), nanos())));
     std::fs::create_dir_all(&tmp.0)?;
 
@@ -194,6 +194,7 @@ pub fn run(opts: &Options) -> Result<i32> {
 
     // 4. The build itself.
     let config = tmp.0.join("plan.json");
+    plan.overlay = replace.clone();
     plan.write(&config)?;
     let me = std::env::current_exe().context("cannot find gotap's own executable")?;
     let mut go = Command::new(&opts.go);

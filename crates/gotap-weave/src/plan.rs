@@ -19,6 +19,10 @@ pub struct Plan {
     pub packages: Vec<String>,
     pub best_effort: bool,
     pub runtime_dir: PathBuf,
+    /// Files `gotap build` adds through `-overlay` (package dir path → real file). Tools that do
+    /// not read overlays themselves (`cover`) are given the real file.
+    #[serde(default)]
+    pub overlay: std::collections::BTreeMap<PathBuf, PathBuf>,
 }
 
 pub const CONFIG_ENV: &str = "GOTAP_WEAVE_CONFIG";
@@ -57,6 +61,7 @@ impl Plan {
             packages: wp.packages,
             best_effort,
             runtime_dir: ex.runtime_dir(),
+            overlay: Default::default(),
         })
     }
 

@@ -23,6 +23,9 @@ pub fn run(mut argv: Vec<OsString>) -> Result<i32> {
     }
     let tool = PathBuf::from(argv.remove(0));
     let name = tool.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+    if name == "cover" {
+        return Err(exec(&tool, cover_args(argv)?));
+    }
     if name != "compile" {
         return Err(exec(&tool, argv));
     }
@@ -45,6 +48,20 @@ pub fn run(mut argv: Vec<OsString>) -> Result<i32> {
         Err(e) => return Err(e),
     };
     Err(exec(&tool, args.into_iter().map(OsString::from).collect()))
+}
+
+/// `go build -cover` runs the cover tool on every file of a covered package, ours included, but
+/// the cover tool does not read `-overlay`: hand it the real file.
+fn cover_args(argv: Vec<OsString>) -> Result<Vec<OsString>> {
+    let Some(p) = std::env::var_os(CONFIG_ENV) else { return Ok(argv) };
+    let plan = Plan::read(Path::new(&p))?;
+    Ok(argv
+        .into_iter()
+        .map(|a| match plan.overlay.get(Path::new(&a)) {
+            Some(real) => real.clone().into_os_string(),
+            None => a,
+        })
+        .collect())
 }
 
 fn exec(tool: &Path, args: Vec<OsString>) -> anyhow::Error {
