@@ -36,7 +36,7 @@ pub fn draw(r: &Results, out: &Path) -> Result<Vec<String>> {
             .margin(15)
             .x_label_area_size(40)
             .y_label_area_size(60)
-            .build_cartesian_2d((0..ran.len()).into_segmented(), 0.0..max.max(1.0))?;
+            .build_cartesian_2d((0..ran.len().saturating_sub(1)).into_segmented(), 0.0..max.max(1.0))?;
         chart
             .configure_mesh()
             .disable_x_mesh()
@@ -70,6 +70,7 @@ pub fn draw(r: &Results, out: &Path) -> Result<Vec<String>> {
         chart
             .configure_mesh()
             .x_desc("percentile")
+            .x_labels(5)
             .y_desc("ms")
             .x_label_formatter(&|x: &f64| {
                 let p = format!("{:.3}", 100.0 - 100.0 * 10f64.powf(-*x));

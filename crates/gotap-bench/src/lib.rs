@@ -54,14 +54,58 @@ impl Strategy {
         }
     }
 
-    /// Spans one successful gateway request must produce: gateway server + HTTP client + gRPC
-    /// client, orders server + one SQL statement, catalog server.
-    pub fn spans_per_request(self) -> u64 {
-        match self {
-            Strategy::Baseline => 0,
-            Strategy::Manual | Strategy::GotapRun => 6,
-        }
-    }
+}
+
+/// Spans one gateway request yields when every hop is traced (the manual SDK reference): gateway
+/// server + HTTP client + gRPC client, orders server + one SQL statement, catalog server.
+pub const REFERENCE_SPANS_PER_REQUEST: u64 = 6;
+
+/// Per service: (instrumentation, spans per gateway request) when fully traced.
+const HOPS: [(&str, &[(&str, u64)]); 3] = [
+    ("gateway", &[("http server", 1), ("http client", 1), ("grpc client", 1)]),
+    ("orders", &[("http server", 1), ("sql", 1)]),
+    ("catalog", &[("grpc server", 1)]),
+];
+
+fn hops(service: &str) -> &'static [(&'static str, u64)] {
+    HOPS.iter().find(|(s, _)| *s == service).map_or(&[], |(_, h)| h)
+}
+
+/// What `gotap run` says it instruments, from its `gotap: tracing PATH (pid N, goX): A, B; N probes`
+/// line.
+fn gotap_instrumentations(log: &str) -> Vec<String> {
+    log.lines()
+        .find(|l| l.starts_with("gotap: tracing "))
+        .and_then(|l| l.split_once("): "))
+        .map(|(_, rest)| rest.split(';').next().unwrap_or("").split(',').map(|x| x.trim().to_owned()).filter(|x| !x.is_empty()).collect())
+        .unwrap_or_default()
+}
+
+/// Spans per gateway request a service should yield given the instrumentations a strategy claims
+/// for it (`net/http server`, `google.golang.org/grpc client`, `database/sql`…).
+fn spans_claimed(service: &str, claimed: &[String]) -> u64 {
+    let norm: Vec<String> = claimed.iter().map(|c| c.to_lowercase().replace("net/http", "http").replace("google.golang.org/grpc", "grpc").replace("database/sql", "sql")).collect();
+    hops(service)
+        .iter()
+        .filter(|(hop, _)| {
+            let words: Vec<&str> = hop.split(' ').collect();
+            norm.iter().any(|c| words.iter().all(|w| c.contains(w)))
+        })
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// One arena service as started by a strategy.
+struct Svc {
+    proc: Proc,
+    /// Port of its /debug/runtime endpoint.
+    dbg: u16,
+    /// The Go process itself (under `gotap run`, the child of `proc`).
+    target_pid: u32,
+    /// The strategy's agent process, if it has one.
+    agent_pid: Option<u32>,
+    instrumentations: Vec<String>,
+    claimed_per_request: u64,
 }
 
 /// Progress reported while the arena runs (the CLI draws it).
@@ -94,12 +138,15 @@ pub struct Options {
     pub saturation: Duration,
     pub fixed: Duration,
     pub connections: usize,
-    /// Fixed rate for the latency phase; None: 40 % of the first baseline run's saturation.
+    /// Fixed rate for the latency phase; None: [`DEFAULT_RATE_FRACTION`] of the first baseline run's
+    /// saturation.
     pub rate: Option<f64>,
     /// Try `go install` of peers not cached yet.
     pub install_peers: bool,
     pub peer_timeout: Duration,
     pub charts: bool,
+    /// `-db` of the orders service (None: its embedded SQLite in a temp file).
+    pub orders_db: Option<String>,
 }
 
 /// One strategy in one round.
@@ -126,9 +173,15 @@ pub struct RunResult {
     pub agent_cpu_us_per_req: Option<f64>,
     pub target_peak_rss_kib: u64,
     pub collector_peak_rss_kib: u64,
+    pub agent_peak_rss_kib: Option<u64>,
     pub alloc_bytes_per_req: f64,
     pub alloc_objects_per_req: f64,
     pub requests_ok: u64,
+    /// What the strategy says it instruments, per service.
+    pub instrumentations: BTreeMap<String, Vec<String>>,
+    /// Successful requests × [`REFERENCE_SPANS_PER_REQUEST`]: full coverage.
+    pub spans_reference: u64,
+    /// Successful requests × the spans the strategy's claimed instrumentations should produce.
     pub spans_expected: u64,
     pub spans_received: u64,
     pub spans_by_service: BTreeMap<String, u64>,
@@ -160,8 +213,10 @@ pub struct Summary {
     pub agent_cpu_us_per_req: Option<f64>,
     pub target_peak_rss_kib: u64,
     pub collector_peak_rss_kib: u64,
+    pub agent_peak_rss_kib: Option<u64>,
     pub alloc_bytes_per_req: f64,
     pub alloc_objects_per_req: f64,
+    pub spans_reference: u64,
     pub spans_expected: u64,
     pub spans_received: u64,
     pub errors: u64,
@@ -194,6 +249,8 @@ pub struct Results {
     pub peers: Vec<peers::Peer>,
     pub charts: Vec<String>,
     pub charts_note: Option<String>,
+    /// "sqlite" or "postgres".
+    pub database: String,
     pub elapsed_s: f64,
 }
 
@@ -232,11 +289,14 @@ fn unavailable(s: Strategy, opts: &Options) -> Option<String> {
                 return Some("no gotap executable was given to the arena".into());
             };
             let has_run = Command::new(exe).args(["run", "--help"]).output().map(|o| o.status.success()).unwrap_or(false);
-            if has_run {
-                Some("`gotap run` exists in this build but the arena does not drive it yet (wiring pending)".into())
-            } else {
-                Some("this gotap build has no `run` subcommand yet (the eBPF agent is still being built)".into())
+            if !has_run {
+                return Some("this gotap build has no `run` subcommand".into());
             }
+            // SAFETY: geteuid has no preconditions.
+            if unsafe { libc::geteuid() } != 0 {
+                return Some("`gotap run` loads eBPF programs and needs root (or CAP_BPF + CAP_PERFMON)".into());
+            }
+            None
         }
     }
 }
@@ -346,6 +406,7 @@ pub fn run(opts: &Options, progress: &dyn Fn(Event)) -> Result<Results> {
         peers,
         charts: vec![],
         charts_note: None,
+        database: if opts.orders_db.as_deref().is_some_and(|d| d.starts_with("postgres")) { "postgres".into() } else { "sqlite".into() },
         elapsed_s: 0.0,
     };
     progress(Event::Step("report"));
@@ -384,6 +445,8 @@ fn summarize(runs: &[RunResult], h: &Histogram<u64>) -> Summary {
         agent_cpu_us_per_req: runs.iter().all(|r| r.agent_cpu_us_per_req.is_some()).then(|| m(&|r| r.agent_cpu_us_per_req.unwrap_or(0.0))),
         target_peak_rss_kib: m(&|r| r.target_peak_rss_kib as f64) as u64,
         collector_peak_rss_kib: m(&|r| r.collector_peak_rss_kib as f64) as u64,
+        agent_peak_rss_kib: runs.iter().all(|r| r.agent_peak_rss_kib.is_some()).then(|| m(&|r| r.agent_peak_rss_kib.unwrap_or(0) as f64) as u64),
+        spans_reference: runs.iter().map(|r| r.spans_reference).sum(),
         alloc_bytes_per_req: m(&|r| r.alloc_bytes_per_req),
         alloc_objects_per_req: m(&|r| r.alloc_objects_per_req),
         spans_expected: runs.iter().map(|r| r.spans_expected).sum(),
@@ -393,6 +456,11 @@ fn summarize(runs: &[RunResult], h: &Histogram<u64>) -> Summary {
 }
 
 const ORDER_IDS: u64 = 10_000;
+
+/// Default fixed rate as a fraction of the baseline's saturation: low enough that a strategy
+/// halving the throughput still runs below its own saturation, so latency shows overhead rather
+/// than queueing collapse.
+pub const DEFAULT_RATE_FRACTION: f64 = 0.25;
 
 /// One strategy, one round: fresh collector and services, warm-up, saturation, fixed rate, stop,
 /// count spans.
@@ -411,18 +479,33 @@ fn run_once(opts: &Options, s: Strategy, round: u32, bins: &Bins, rate: Option<f
     stack::wait_ready(&mut collector, otlp, None, Duration::from_secs(30))?;
 
     let endpoint = format!("127.0.0.1:{otlp}");
-    let mut procs: Vec<(Proc, u16)> = vec![]; // (process, debug port)
+    let mut svcs: Vec<Svc> = vec![];
     let (cat_port, ord_port, gw_port) = (port()?, port()?, port()?);
     for (service, args) in [
         ("catalog", vec![format!("-addr=127.0.0.1:{cat_port}")]),
-        ("orders", vec![format!("-addr=127.0.0.1:{ord_port}")]),
+        ("orders", {
+            let mut a = vec![format!("-addr=127.0.0.1:{ord_port}")];
+            a.extend(opts.orders_db.iter().map(|db| format!("-db={db}")));
+            a
+        }),
         (
             "gateway",
             vec![format!("-addr=127.0.0.1:{gw_port}"), format!("-orders=http://127.0.0.1:{ord_port}"), format!("-catalog=127.0.0.1:{cat_port}")],
         ),
     ] {
         let dbg = port()?;
-        let mut cmd = Command::new(&bins[&(service, variant)]);
+        let bin = &bins[&(service, variant)];
+        let mut cmd = match (s, &opts.gotap_exe) {
+            (Strategy::GotapRun, Some(gotap)) => {
+                let mut c = Command::new(gotap);
+                c.args(["run", "--service-name", service, "--no-console", "--otlp-protocol", "grpc", "--otlp-endpoint"])
+                    .arg(format!("http://{endpoint}"))
+                    .arg("--")
+                    .arg(bin);
+                c
+            }
+            _ => Command::new(bin),
+        };
         cmd.args(&args).arg(format!("-debug-addr=127.0.0.1:{dbg}")).env("ARENA_OTLP_ENDPOINT", &endpoint);
         let mut p = Proc::spawn(service, cmd, &dir)?;
         // Ready = listening: each binds only once its setup (schema, seed, clients) is done. No
@@ -433,16 +516,26 @@ fn run_once(opts: &Options, s: Strategy, round: u32, bins: &Bins, rate: Option<f
             _ => gw_port,
         };
         stack::wait_ready(&mut p, ready_port, None, Duration::from_secs(60))?;
-        procs.push((p, dbg));
+        let (target_pid, agent_pid, instrumentations) = match s {
+            Strategy::GotapRun => {
+                let child = procfs::only_child(p.pid()).with_context(|| format!("cannot find the {service} process under gotap run"))?;
+                let log = std::fs::read_to_string(dir.join(format!("{service}.log"))).unwrap_or_default();
+                (child, Some(p.pid()), gotap_instrumentations(&log))
+            }
+            Strategy::Manual => (p.pid(), None, hops(service).iter().map(|(h, _)| h.to_string()).collect()),
+            Strategy::Baseline => (p.pid(), None, vec![]),
+        };
+        let claimed_per_request = spans_claimed(service, &instrumentations);
+        svcs.push(Svc { proc: p, dbg, target_pid, agent_pid, instrumentations, claimed_per_request });
     }
 
     let target: loadgen::Target = Arc::new(move |i| format!("http://127.0.0.1:{gw_port}/orders/{}/details", 1 + i % ORDER_IDS).parse().expect("valid URI"));
     let warm = loadgen::closed_loop(target.clone(), opts.connections.min(8), opts.warmup)?;
     let sat = loadgen::closed_loop(target.clone(), opts.connections, opts.saturation)?;
     // The fixed rate is decided once (first baseline run) and held for every strategy.
-    let rate = rate.unwrap_or_else(|| ((sat.ok_per_sec() * 0.4 / 10.0).round() * 10.0).max(20.0));
+    let rate = rate.unwrap_or_else(|| ((sat.ok_per_sec() * DEFAULT_RATE_FRACTION / 10.0).round() * 10.0).max(20.0));
 
-    let cpu = |p: &Proc| procfs::cpu_time(p.pid()).unwrap_or_default();
+    let cpu = |pid: u32| procfs::cpu_time(pid).unwrap_or_default();
     let allocs = |ports: &[u16]| -> Result<(u64, u64)> {
         let mut b = 0;
         let mut o = 0;
@@ -453,25 +546,29 @@ fn run_once(opts: &Options, s: Strategy, round: u32, bins: &Bins, rate: Option<f
         }
         Ok((b, o))
     };
-    let dbg_ports: Vec<u16> = procs.iter().map(|(_, d)| *d).collect();
-    let (t0, c0) = (procs.iter().map(|(p, _)| cpu(p)).sum::<Duration>(), cpu(&collector));
+    let dbg_ports: Vec<u16> = svcs.iter().map(|x| x.dbg).collect();
+    let target_cpu = |svcs: &[Svc]| svcs.iter().map(|x| cpu(x.target_pid)).sum::<Duration>();
+    let agent_cpu = |svcs: &[Svc]| svcs.iter().filter_map(|x| x.agent_pid).map(cpu).sum::<Duration>();
+    let (t0, a0, c0) = (target_cpu(&svcs), agent_cpu(&svcs), cpu(collector.pid()));
     let (b0, o0) = allocs(&dbg_ports)?;
     let fixed = loadgen::open_loop(target, rate, opts.fixed)?;
     let (b1, o1) = allocs(&dbg_ports)?;
-    let (t1, c1) = (procs.iter().map(|(p, _)| cpu(p)).sum::<Duration>(), cpu(&collector));
-    let target_rss: u64 = procs.iter().map(|(p, _)| procfs::rss_kib(p.pid()).map_or(0, |r| r.1)).sum();
-    for (p, _) in procs.iter_mut() {
-        p.check_alive()?;
+    let (t1, a1, c1) = (target_cpu(&svcs), agent_cpu(&svcs), cpu(collector.pid()));
+    let peak = |pid: u32| procfs::rss_kib(pid).map_or(0, |r| r.1);
+    let target_rss: u64 = svcs.iter().map(|x| peak(x.target_pid)).sum();
+    let agent_rss: Option<u64> = (s == Strategy::GotapRun).then(|| svcs.iter().filter_map(|x| x.agent_pid).map(peak).sum());
+    for x in svcs.iter_mut() {
+        x.proc.check_alive()?;
     }
 
     // Gateway first so nothing in flight loses its downstream; each flushes its spans on SIGTERM.
     let mut unclean = vec![];
-    for (p, _) in procs.iter_mut().rev() {
-        if !p.stop(Duration::from_secs(20)) {
-            unclean.push(p.name.clone());
+    for x in svcs.iter_mut().rev() {
+        if !x.proc.stop(Duration::from_secs(20)) {
+            unclean.push(x.proc.name.clone());
         }
     }
-    let collector_rss = procfs::rss_kib(collector.pid()).map_or(0, |r| r.1);
+    let collector_rss = peak(collector.pid());
     if !collector.stop(Duration::from_secs(20)) {
         unclean.push("collector".into());
     }
@@ -494,19 +591,41 @@ fn run_once(opts: &Options, s: Strategy, round: u32, bins: &Bins, rate: Option<f
             p99_us: h.value_at_quantile(0.99),
             p999_us: h.value_at_quantile(0.999),
             max_us: h.max(),
-            target_cpu_us_per_req: (t1 - t0).as_secs_f64() * 1e6 / n,
-            collector_cpu_us_per_req: (c1.saturating_sub(c0)).as_secs_f64() * 1e6 / n,
-            agent_cpu_us_per_req: None,
+            target_cpu_us_per_req: t1.saturating_sub(t0).as_secs_f64() * 1e6 / n,
+            collector_cpu_us_per_req: c1.saturating_sub(c0).as_secs_f64() * 1e6 / n,
+            agent_cpu_us_per_req: (s == Strategy::GotapRun).then(|| a1.saturating_sub(a0).as_secs_f64() * 1e6 / n),
+            agent_peak_rss_kib: agent_rss,
             target_peak_rss_kib: target_rss,
             collector_peak_rss_kib: collector_rss,
             alloc_bytes_per_req: b1.saturating_sub(b0) as f64 / n,
             alloc_objects_per_req: o1.saturating_sub(o0) as f64 / n,
             requests_ok,
-            spans_expected: requests_ok * s.spans_per_request(),
+            spans_reference: requests_ok * REFERENCE_SPANS_PER_REQUEST,
+            spans_expected: requests_ok * svcs.iter().map(|x| x.claimed_per_request).sum::<u64>(),
+            instrumentations: svcs.iter().map(|x| (x.proc.name.clone(), x.instrumentations.clone())).collect(),
             spans_received: by_service.values().sum(),
             spans_by_service: by_service,
             unclean_stops: unclean,
         },
         h,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claimed_instrumentations_map_to_spans_per_service() {
+        let log = "gotap: tracing /x/gateway-plain (pid 7, go1.26.8): net/http server, net/http client; 5 probes\n";
+        let c = gotap_instrumentations(log);
+        assert_eq!(c, vec!["net/http server", "net/http client"]);
+        assert_eq!(spans_claimed("gateway", &c), 2);
+        assert_eq!(spans_claimed("orders", &c), 1);
+        assert_eq!(spans_claimed("catalog", &c), 0);
+        let all = ["google.golang.org/grpc client", "google.golang.org/grpc server", "database/sql", "net/http server", "net/http client"].map(String::from);
+        let total: u64 = ["gateway", "orders", "catalog"].iter().map(|s| spans_claimed(s, &all)).sum();
+        assert_eq!(total, REFERENCE_SPANS_PER_REQUEST);
+        assert!(gotap_instrumentations("no such line").is_empty());
+    }
 }

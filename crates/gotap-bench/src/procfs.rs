@@ -32,6 +32,23 @@ pub fn rss_kib(pid: u32) -> Result<(u64, u64)> {
     Ok((field("VmRSS:"), field("VmHWM:")))
 }
 
+/// The single child process of `pid` (e.g. the Go program under `gotap run`), from
+/// /proc/PID/task/*/children.
+pub fn only_child(pid: u32) -> Result<u32> {
+    let mut kids = vec![];
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).with_context(|| format!("process {pid} is gone"))? {
+        let text = std::fs::read_to_string(task?.path().join("children")).unwrap_or_default();
+        kids.extend(text.split_whitespace().filter_map(|k| k.parse::<u32>().ok()));
+    }
+    kids.sort_unstable();
+    kids.dedup();
+    match kids.as_slice() {
+        [k] => Ok(*k),
+        [] => anyhow::bail!("process {pid} has no child process"),
+        _ => anyhow::bail!("process {pid} has {} child processes, expected one", kids.len()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,6 +69,29 @@ mod tests {
         std::hint::black_box(x);
         let (rss, peak) = rss_kib(me).unwrap();
         assert!(rss > 0 && peak >= rss);
+    }
+
+    #[test]
+    fn finds_the_only_child() {
+        let mut c = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        // Our test process may have other children (parallel tests): check via the child's parent.
+        let status = std::fs::read_to_string(format!("/proc/{}/status", c.id())).unwrap();
+        assert!(status.contains(&format!("PPid:\t{}", std::process::id())));
+        let mut sh = std::process::Command::new("sh").args(["-c", "sleep 5 & wait"]).spawn().unwrap();
+        let t = std::time::Instant::now();
+        let kid = loop {
+            if let Ok(k) = only_child(sh.id()) {
+                break k;
+            }
+            assert!(t.elapsed() < Duration::from_secs(5), "sh's child never appeared");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(std::fs::read_to_string(format!("/proc/{kid}/cmdline")).unwrap().starts_with("sleep"));
+        for p in [&mut c, &mut sh] {
+            p.kill().unwrap();
+            p.wait().unwrap();
+        }
+        let _ = std::process::Command::new("kill").arg(kid.to_string()).status();
     }
 
     #[test]

@@ -22,26 +22,28 @@ pub fn markdown(r: &Results) -> String {
         "Machine: {} CPUs ({}), Linux {}. Services built with {}. {} round(s), strategies interleaved in each; \
          per run: {:.0} s warm-up, {:.0} s saturation ({} connections, closed loop), {:.0} s at a fixed {:.0} req/s \
          (open loop, latency from each request's intended send time). Workload: `GET /orders/{{id}}/details` on the \
-         gateway = 1 HTTP call to orders (1 SQLite query) + 1 gRPC call to catalog. Took {:.0} s.\n",
-        r.machine.cpus, r.machine.cpu_model, r.machine.kernel, r.go_version, r.rounds, r.warmup_s, r.saturation_s, r.connections, r.fixed_s, r.rate, r.elapsed_s
+         gateway = 1 HTTP call to orders (1 {} query) + 1 gRPC call to catalog. Took {:.0} s.\n",
+        r.machine.cpus, r.machine.cpu_model, r.machine.kernel, r.go_version, r.rounds, r.warmup_s, r.saturation_s, r.connections, r.fixed_s, r.rate, if r.database == "postgres" { "PostgreSQL" } else { "SQLite" }, r.elapsed_s
     );
     let base = r.strategies.iter().find(|s| s.strategy == Strategy::Baseline).and_then(|s| s.summary.clone());
 
     let _ = writeln!(o, "## Overhead (ratio to baseline, same run)\n");
-    let _ = writeln!(o, "| strategy | saturation throughput | p50 | p99 | p99.9 | CPU/req (services) | alloc bytes/req | allocs/req | peak RSS (services) |");
-    let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(o, "CPU/req counts the services only; the agent's and the collector's CPU are in the next table.\n");
+    let _ = writeln!(o, "| strategy | saturation throughput | p50 | p99 | p99.9 | CPU/req (services) | CPU/req (services + agent) | alloc bytes/req | allocs/req | peak RSS (services) |");
+    let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|---|");
     for s in &r.strategies {
         match (&s.summary, &base) {
             (Some(x), Some(b)) => {
                 let _ = writeln!(
                     o,
-                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                     s.name,
                     ratio(x.saturation_rps, b.saturation_rps),
                     ratio(x.p50_us as f64, b.p50_us as f64),
                     ratio(x.p99_us as f64, b.p99_us as f64),
                     ratio(x.p999_us as f64, b.p999_us as f64),
                     ratio(x.target_cpu_us_per_req, b.target_cpu_us_per_req),
+                    ratio(x.target_cpu_us_per_req + x.agent_cpu_us_per_req.unwrap_or(0.0), b.target_cpu_us_per_req),
                     ratio(x.alloc_bytes_per_req, b.alloc_bytes_per_req),
                     ratio(x.alloc_objects_per_req, b.alloc_objects_per_req),
                     ratio(x.target_peak_rss_kib as f64, b.target_peak_rss_kib as f64),
@@ -49,20 +51,20 @@ pub fn markdown(r: &Results) -> String {
             }
             _ => {
                 let why = s.unavailable.as_deref().unwrap_or("no figures");
-                let _ = writeln!(o, "| {} | not run: {why} |||||||| ", s.name);
+                let _ = writeln!(o, "| {} | not run: {why} |||||||||", s.name);
             }
         }
     }
 
     let _ = writeln!(o, "\n## Absolute figures\n");
-    let _ = writeln!(o, "| strategy | saturation req/s | p50 | p99 | p99.9 | CPU µs/req services | CPU µs/req collector | CPU µs/req agent | alloc B/req | allocs/req | peak RSS services | peak RSS collector | errors |");
-    let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(o, "| strategy | saturation req/s | p50 | p99 | p99.9 | CPU µs/req services | CPU µs/req collector | CPU µs/req agent | alloc B/req | allocs/req | peak RSS services | peak RSS collector | peak RSS agent | errors |");
+    let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for s in &r.strategies {
         if let Some(x) = &s.summary {
-            let Summary { saturation_rps, p50_us, p99_us, p999_us, target_cpu_us_per_req, collector_cpu_us_per_req, agent_cpu_us_per_req, alloc_bytes_per_req, alloc_objects_per_req, target_peak_rss_kib, collector_peak_rss_kib, errors, .. } = x;
+            let Summary { saturation_rps, p50_us, p99_us, p999_us, target_cpu_us_per_req, collector_cpu_us_per_req, agent_cpu_us_per_req, alloc_bytes_per_req, alloc_objects_per_req, target_peak_rss_kib, collector_peak_rss_kib, agent_peak_rss_kib, errors, .. } = x;
             let _ = writeln!(
                 o,
-                "| {} | {:.0} | {} | {} | {} | {:.0} | {:.0} | {} | {:.0} | {:.0} | {:.1} MiB | {:.1} MiB | {} |",
+                "| {} | {:.0} | {} | {} | {} | {:.0} | {:.0} | {} | {:.0} | {:.0} | {:.1} MiB | {:.1} MiB | {} | {} |",
                 s.name,
                 saturation_rps,
                 ms(*p50_us),
@@ -75,15 +77,22 @@ pub fn markdown(r: &Results) -> String {
                 alloc_objects_per_req,
                 *target_peak_rss_kib as f64 / 1024.0,
                 *collector_peak_rss_kib as f64 / 1024.0,
+                agent_peak_rss_kib.map_or("–".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0)),
                 errors
             );
         }
     }
 
     let _ = writeln!(o, "\n## Spans: expected vs received at the collector\n");
-    let _ = writeln!(o, "Expected = successful gateway requests × spans per request (6 when instrumented: gateway server, HTTP client, gRPC client; orders server, SQL query; catalog server).\n");
-    let _ = writeln!(o, "| strategy | expected | received | delivered | by service |");
-    let _ = writeln!(o, "|---|---|---|---|---|");
+    let _ = writeln!(
+        o,
+        "Expected = successful gateway requests × the spans the strategy's own instrumentations should produce for them; \
+         reference = successful requests × {} (every hop traced: gateway server, HTTP client, gRPC client; orders server, SQL query; catalog server). \
+         *Delivered* shows loss, *coverage* shows what the strategy does not trace.\n",
+        crate::REFERENCE_SPANS_PER_REQUEST
+    );
+    let _ = writeln!(o, "| strategy | instruments | expected | received | delivered | coverage of reference | by service |");
+    let _ = writeln!(o, "|---|---|---|---|---|---|---|");
     for s in &r.strategies {
         match &s.summary {
             Some(x) => {
@@ -92,11 +101,20 @@ pub fn markdown(r: &Results) -> String {
                     m
                 });
                 let by = if by.is_empty() { "–".into() } else { by.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ") };
-                let delivered = if x.spans_expected == 0 { if x.spans_received == 0 { "ok (none expected)".into() } else { "unexpected spans".into() } } else { format!("{:.1} %", 100.0 * x.spans_received as f64 / x.spans_expected as f64) };
-                let _ = writeln!(o, "| {} | {} | {} | {} | {} |", s.name, x.spans_expected, x.spans_received, delivered, by);
+                let inst = s.runs.first().map(|run| {
+                    run.instrumentations.iter().map(|(svc, i)| format!("{svc}: {}", if i.is_empty() { "–".into() } else { i.join(", ") })).collect::<Vec<_>>().join("; ")
+                }).unwrap_or_default();
+                let pct = |a: u64, b: u64| format!("{:.1} %", 100.0 * a as f64 / b.max(1) as f64);
+                let delivered = match (x.spans_expected, x.spans_received) {
+                    (0, 0) => "ok (none expected)".into(),
+                    (0, _) => "unexpected spans".into(),
+                    (e, r) => pct(r, e),
+                };
+                let coverage = if s.strategy == Strategy::Baseline { "–".into() } else { pct(x.spans_expected, x.spans_reference) };
+                let _ = writeln!(o, "| {} | {} | {} | {} | {} | {} | {} |", s.name, inst, x.spans_expected, x.spans_received, delivered, coverage, by);
             }
             None => {
-                let _ = writeln!(o, "| {} | – | – | not run: {} | |", s.name, s.unavailable.as_deref().unwrap_or("no figures"));
+                let _ = writeln!(o, "| {} | – | – | – | not run: {} | | |", s.name, s.unavailable.as_deref().unwrap_or("no figures"));
             }
         }
     }

@@ -155,7 +155,17 @@ pub fn collector_config(grpc: u16, http: u16, file: &Path) -> String {
     )
 }
 
-/// Spans in a file exporter's output, by `service.name`.
+/// The arena's own measurement endpoint: a strategy that traces every handler of the binary
+/// (eBPF) sees the arena reading it; those spans are not part of the workload.
+const DEBUG_PATH: &str = "/debug/runtime";
+
+fn is_debug_span(span: &serde_json::Value) -> bool {
+    span["name"].as_str().is_some_and(|n| n.ends_with(DEBUG_PATH))
+        || span["attributes"].as_array().into_iter().flatten().any(|a| a["key"] == "url.path" && a["value"]["stringValue"] == DEBUG_PATH)
+}
+
+/// Spans in a file exporter's output, by `service.name` (spans of the arena's /debug/runtime
+/// reads left out).
 pub fn count_spans(file: &Path) -> Result<BTreeMap<String, u64>> {
     let mut out = BTreeMap::new();
     let text = match std::fs::read_to_string(file) {
@@ -174,7 +184,7 @@ pub fn count_spans(file: &Path) -> Result<BTreeMap<String, u64>> {
                 .and_then(|a| a["value"]["stringValue"].as_str())
                 .unwrap_or("unknown")
                 .to_owned();
-            let n: usize = rs["scopeSpans"].as_array().into_iter().flatten().map(|ss| ss["spans"].as_array().map_or(0, |s| s.len())).sum();
+            let n = rs["scopeSpans"].as_array().into_iter().flatten().flat_map(|ss| ss["spans"].as_array().into_iter().flatten()).filter(|s| !is_debug_span(s)).count();
             *out.entry(svc).or_insert(0) += n as u64;
         }
     }
@@ -196,7 +206,9 @@ mod tests {
                 "scopeSpans": [{"spans": spans}]}]})
             .to_string()
         };
-        std::fs::write(&f, format!("{}\n{}\n{}\n", line("gateway", 3), line("orders", 2), line("gateway", 1))).unwrap();
+        let debug = serde_json::json!({"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "orders"}}]},
+            "scopeSpans": [{"spans": [{"name": "GET /debug/runtime"}, {"name": "GET", "attributes": [{"key": "url.path", "value": {"stringValue": "/debug/runtime"}}]}]}]}]});
+        std::fs::write(&f, format!("{}\n{}\n{}\n{debug}\n", line("gateway", 3), line("orders", 2), line("gateway", 1))).unwrap();
         let c = count_spans(&f).unwrap();
         assert_eq!(c.get("gateway"), Some(&4));
         assert_eq!(c.get("orders"), Some(&2));

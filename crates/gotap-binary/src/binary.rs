@@ -41,7 +41,8 @@ pub struct Function {
     pub name: String,
     /// Virtual address of the entry (as `go tool nm` prints it).
     pub entry: u64,
-    /// File offset of the entry: what a uprobe is attached at.
+    /// File offset of the entry: what a uprobe is attached at (0 if the entry is not file-backed,
+    /// which only a damaged binary has).
     pub offset: u64,
     /// Size in bytes (to the next function's entry / end of text).
     pub size: u64,

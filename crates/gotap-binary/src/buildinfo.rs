@@ -290,7 +290,7 @@ fn build_line(kv: &str) -> Result<(String, String), String> {
         Some(_) => {
             let (k, v) = kv.split_once('=').ok_or("build line missing '=' after key")?;
             if needs_quoting(k, true) {
-                return Err(format!("unquoted key {k:?} must be quoted"));
+                return Err(format!("unquoted key {:?} must be quoted", short(k)));
             }
             key = k.to_string();
             raw_value = v;
@@ -301,12 +301,20 @@ fn build_line(kv: &str) -> Result<(String, String), String> {
         Some(b'`' | b'"') => unquote(raw_value).ok_or("invalid quoted value in build line")?,
         Some(_) => {
             if needs_quoting(raw_value, false) {
-                return Err(format!("unquoted value {raw_value:?} must be quoted"));
+                return Err(format!("unquoted value {:?} must be quoted", short(raw_value)));
             }
             raw_value.to_string()
         }
     };
     Ok((key, value))
+}
+
+/// At most 40 characters of `s`, for error messages (damaged values can be kilobytes).
+fn short(s: &str) -> String {
+    match s.char_indices().nth(40) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
 }
 
 /// runtime/debug's quoteKey / quoteValue.

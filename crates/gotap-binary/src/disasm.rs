@@ -22,7 +22,7 @@ pub fn amd64_branches_to(code: &[u8], ip: u64, target: u64) -> bool {
     let mut decoder = Decoder::with_ip(64, code, ip, DecoderOptions::NONE);
     (&mut decoder)
         .into_iter()
-        .any(|insn| (insn.is_call_near() || insn.is_jmp_near() || insn.is_jcc_short_or_near()) && insn.near_branch_target() == target)
+        .any(|insn| (insn.is_call_near() || insn.is_jmp_short_or_near() || insn.is_jcc_short_or_near()) && insn.near_branch_target() == target)
 }
 
 #[cfg(test)]

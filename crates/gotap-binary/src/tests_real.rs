@@ -109,16 +109,21 @@ const EXTERNAL: &[&str] = &["-ldflags=-linkmode=external"];
 const EXTERNAL_STRIPPED: &[&str] = &["-ldflags=-linkmode=external -s -w"];
 const CGO: &[(&str, &str)] = &[("CGO_ENABLED", "1")];
 
+/// (variant, go build flags, env, flags of the unstripped twin whose symbols are the oracle).
+type Build = (Variant, &'static [&'static str], &'static [(&'static str, &'static str)], &'static [&'static str]);
+
+/// Internal linking in every variant, plus cgo with the external linker.
+fn builds() -> Vec<Build> {
+    let mut b: Vec<Build> = Variant::ALL.iter().map(|&v| (v, &[][..], &[][..], &[][..])).collect();
+    b.push((plain(), EXTERNAL, CGO, EXTERNAL));
+    b.push((Variant { stripped: false, pie: true }, EXTERNAL_STRIPPED, CGO, EXTERNAL));
+    b
+}
+
 #[test]
 fn every_text_symbol_of_go_tool_nm_is_a_function_at_the_same_address() {
     for tc in ALL_TOOLCHAINS {
-        // (variant, go build flags, env, unstripped twin's flags): internal linking in every
-        // variant, plus cgo with the external linker (where the C functions are not Go's to list).
-        let mut builds: Vec<(Variant, &[&str], &[(&str, &str)], &[&str])> =
-            Variant::ALL.iter().map(|&v| (v, &[][..], &[][..], &[][..])).collect();
-        builds.push((plain(), EXTERNAL, CGO, EXTERNAL));
-        builds.push((Variant { stripped: false, pie: true }, EXTERNAL_STRIPPED, CGO, EXTERNAL));
-        for (variant, flags, env, twin_flags) in builds {
+        for (variant, flags, env, twin_flags) in builds() {
             let stripped = variant.stripped || flags == EXTERNAL_STRIPPED;
             let path = build(tc, variant, flags, env);
             // Stripped builds have no symbols: their unstripped twin (identical text) is the oracle.
@@ -180,12 +185,9 @@ fn every_text_symbol_of_go_tool_nm_is_a_function_at_the_same_address() {
 #[test]
 fn text_start_comes_from_moduledata_and_equals_runtime_text() {
     for tc in ALL_TOOLCHAINS {
-        let mut builds: Vec<(Variant, &[&str], &[(&str, &str)], &[&str])> =
-            Variant::ALL.iter().map(|&v| (v, &[][..], &[][..], &[][..])).collect();
-        // External linking puts C code first in .text: only moduledata knows where Go's starts.
-        builds.push((plain(), EXTERNAL_STRIPPED, CGO, EXTERNAL));
-        builds.push((Variant { stripped: false, pie: true }, EXTERNAL_STRIPPED, CGO, EXTERNAL));
-        for (variant, flags, env, twin_flags) in builds {
+        // With external linking C code comes first in .text: only moduledata knows where Go's
+        // starts (checked on the stripped external build too).
+        for (variant, flags, env, twin_flags) in builds() {
             let path = build(tc, variant, flags, env);
             let data = std::fs::read(&path).unwrap();
             let layout = Layout::parse(&data).unwrap();

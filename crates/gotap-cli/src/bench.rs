@@ -23,7 +23,7 @@ pub struct Args {
     /// Rounds; each runs every strategy once (default 3, 1 with --quick).
     #[arg(long)]
     rounds: Option<u32>,
-    /// Fixed request rate for the latency phase (default: 40 % of the first baseline saturation).
+    /// Fixed request rate for the latency phase (default: 25 % of the first baseline run's saturation).
     #[arg(long, value_name = "REQ_PER_SEC")]
     rate: Option<f64>,
     /// Connections of the closed-loop saturation phase.
@@ -44,6 +44,13 @@ pub struct Args {
     /// Skip the PNG charts.
     #[arg(long)]
     no_charts: bool,
+    /// Back the orders service with a throwaway PostgreSQL (scripts/postgres.sh; installs Debian's
+    /// postgresql if missing) instead of its embedded SQLite.
+    #[arg(long, conflicts_with = "orders_db")]
+    postgres: bool,
+    /// `-db` value for the orders service (e.g. postgres://user@host:port/db).
+    #[arg(long, value_name = "DSN")]
+    orders_db: Option<String>,
     /// gotap's source tree (holds go/arena and scripts/); found from the current directory by
     /// default.
     #[arg(long, value_name = "DIR")]
@@ -102,6 +109,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let target_dir = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo.join("target"));
     let out_dir = if args.out.is_absolute() { args.out.clone() } else { cwd.join(&args.out) };
 
+    // A throwaway cluster for this run, stopped (and deleted) however the run ends.
+    let pg = if args.postgres { Some(Postgres::start(&repo)?) } else { None };
+    let orders_db = args.orders_db.clone().or_else(|| pg.as_ref().map(|p| p.dsn.clone()));
+
     let opts = Options {
         repo_root: repo,
         out_dir: out_dir.clone(),
@@ -120,6 +131,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         install_peers: !args.quick && !args.no_peer_install,
         peer_timeout: Duration::from_secs(600),
         charts: !args.no_charts,
+        orders_db,
     };
     let bar = ProgressBar::new(1);
     bar.set_style(ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}").expect("valid template").progress_chars("=> "));
@@ -139,4 +151,31 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     println!("{}", gotap_bench::report::markdown(&results));
     eprintln!("gotap bench: report, results.json and charts in {}", out_dir.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// A cluster started by scripts/postgres.sh, stopped on drop.
+struct Postgres {
+    script: PathBuf,
+    dsn: String,
+    dir: String,
+}
+
+impl Postgres {
+    fn start(repo: &Path) -> anyhow::Result<Postgres> {
+        let script = repo.join("scripts/postgres.sh");
+        eprintln!("gotap bench: starting a throwaway PostgreSQL (scripts/postgres.sh)…");
+        let o = Command::new(&script).arg("start").output().context("cannot run scripts/postgres.sh")?;
+        let err = String::from_utf8_lossy(&o.stderr);
+        if !o.status.success() {
+            bail!("scripts/postgres.sh could not start PostgreSQL: {}", err.lines().last().unwrap_or("no output"));
+        }
+        let dir = err.split_whitespace().find(|w| w.starts_with("/tmp/gotap-pg.")).context("scripts/postgres.sh did not print its data dir")?.to_owned();
+        Ok(Postgres { script, dsn: String::from_utf8_lossy(&o.stdout).trim().to_owned(), dir })
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = Command::new(&self.script).args(["stop", &self.dir]).output();
+    }
 }

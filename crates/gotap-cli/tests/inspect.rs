@@ -239,9 +239,10 @@ fn check_probes_vs_objdump(ctx: &str, p: &Prog, tc: Toolchain, bin: &Path, j: &V
             None => want_names.push(pat),
         }
     }
+    let unsuffixed = |n: &&str| n.strip_suffix(".abi0").unwrap_or(n).to_string();
     assert_eq!(
-        names.iter().collect::<BTreeSet<_>>(),
-        want_names.iter().collect::<BTreeSet<_>>(),
+        names.iter().map(unsuffixed).collect::<BTreeSet<_>>(),
+        want_names.iter().map(unsuffixed).collect::<BTreeSet<_>>(),
         "{ctx}: functions matched by --func {:?}",
         p.funcs
     );
@@ -249,7 +250,7 @@ fn check_probes_vs_objdump(ctx: &str, p: &Prog, tc: Toolchain, bin: &Path, j: &V
     let file = std::fs::read(bin).unwrap();
     for pr in probes {
         let name = s(&pr["name"]);
-        let insns = dump.get(name).unwrap_or_else(|| panic!("{ctx}: objdump has no {name}"));
+        let insns = dump.get(name).or_else(|| dump.get(&format!("{name}.abi0"))).unwrap_or_else(|| panic!("{ctx}: objdump has no {name}"));
         assert_eq!(u(&pr["entry"]), insns[0].address, "{ctx}: {name} entry");
         let off = u(&pr["offset"]) as usize;
         assert_eq!(&file[off..off + insns[0].bytes.len()], &insns[0].bytes[..], "{ctx}: {name}: bytes at entry file offset");

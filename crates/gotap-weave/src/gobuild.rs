@@ -339,3 +339,61 @@ fn mvs_upgrades(go: &Path, modfile: &Path) -> Result<Vec<String>> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn packages_found_after_flags_with_values() {
+        let pkgs = check_args(&s(&["-o", "bin/x", "-tags", "a,b", "-race", "./cmd/x", "./cmd/y"]), "").unwrap();
+        assert_eq!(pkgs, s(&["./cmd/x", "./cmd/y"]));
+        assert_eq!(check_args(&s(&["-ldflags=-s -w"]), "").unwrap(), s(&["."]));
+        assert_eq!(tags_flag(&s(&["-tags", "a,b"])).as_deref(), Some("-tags=a,b"));
+        assert_eq!(tags_flag(&s(&["--tags=x"])).as_deref(), Some("-tags=x"));
+    }
+
+    #[test]
+    fn unsupported_flags_named_from_args_and_goflags() {
+        let e = check_args(&s(&["-modfile=x.mod", "."]), "").unwrap_err().to_string();
+        assert!(e.starts_with("flag -modfile is not supported"), "{e}");
+        let e = check_args(&s(&["."]), "-toolexec=foo").unwrap_err().to_string();
+        assert!(e.starts_with("flag -toolexec is not supported"), "{e}");
+        let e = check_args(&s(&["-mod", "vendor"]), "").unwrap_err().to_string();
+        assert!(e.contains("-mod=vendor"), "{e}");
+    }
+
+    #[test]
+    fn requirements_parsed_in_both_forms() {
+        let m = "module x\n\ngo 1.25.0\n\nrequire a.b/c v1.0.0\nrequire (\n\td.e/f v0.2.0 // indirect\n\t// comment\n)\n";
+        assert_eq!(requirements(m), vec![("a.b/c".into(), "v1.0.0".into()), ("d.e/f".into(), "v0.2.0".into())]);
+        assert_eq!(go_directive(m), Some("1.25.0"));
+    }
+
+    #[test]
+    fn modfile_raises_go_line_and_merges_sums() {
+        let dir = std::env::temp_dir().join(format!("gotap-modfile-test-{}", std::process::id()));
+        let rt = dir.join("rt");
+        std::fs::create_dir_all(&rt).unwrap();
+        std::fs::write(dir.join("go.mod"), "module u\n\ngo 1.22\n\ntoolchain go1.22.1\n").unwrap();
+        std::fs::write(dir.join("go.sum"), "u.dep v1 h1:x=\n").unwrap();
+        std::fs::write(rt.join("go.mod"), "module gotap.dev/gotaprt\n\ngo 1.25.0\n\nrequire o.t/el v1.2.3\n").unwrap();
+        std::fs::write(rt.join("go.sum"), "o.t/el v1.2.3 h1:y=\n").unwrap();
+        let out = dir.join("tmp/gotap.mod");
+        std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+        let w = write_modfile(&dir.join("go.mod"), &rt, &out).unwrap().unwrap();
+        assert!(w.contains("go1.25.0 instead of go1.22"), "{w}");
+        let m = std::fs::read_to_string(&out).unwrap();
+        assert!(m.contains("\ngo 1.25.0\n") && !m.contains("toolchain"), "{m}");
+        assert!(m.contains("require gotap.dev/gotaprt v0.0.0\nreplace gotap.dev/gotaprt => "), "{m}");
+        assert!(m.contains("require o.t/el v1.2.3 // indirect"), "{m}");
+        let sum = std::fs::read_to_string(out.with_extension("sum")).unwrap();
+        assert_eq!(sum, "o.t/el v1.2.3 h1:y=\nu.dep v1 h1:x=\n");
+        assert_eq!(std::fs::read_to_string(dir.join("go.mod")).unwrap(), "module u\n\ngo 1.22\n\ntoolchain go1.22.1\n");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -69,13 +69,58 @@ pub fn parse_version_m(text: &str) -> VersionM {
                 target.replace = Some(Box::new(modline(&f)));
             }
             "build" => {
-                let (k, val) = f[1].split_once('=').unwrap_or((f[1], ""));
-                v.settings.push((k.to_string(), val.to_string()));
+                // Go quotes (strconv.Quote) a key or value holding spaces, `=`, quotes or
+                // non-printing characters: `-ldflags="-s -w"`. The JSON carries them unquoted.
+                let kv = f[1..].join("\t");
+                let (key, rest) = if kv.starts_with('"') {
+                    let (k, rest) = go_unquote(&kv).expect("quoted build key");
+                    (k, rest.strip_prefix('=').unwrap_or(rest))
+                } else {
+                    let (k, rest) = kv.split_once('=').unwrap_or((&kv, ""));
+                    (k.to_string(), rest)
+                };
+                let value = if rest.starts_with('"') { go_unquote(rest).expect("quoted build value").0 } else { rest.to_string() };
+                v.settings.push((key, value));
             }
             other => panic!("unexpected go version -m line {other:?}: {line:?}"),
         }
     }
     v
+}
+
+/// Decodes the Go double-quoted string literal at the start of `s`; returns it and what follows.
+pub fn go_unquote(s: &str) -> Option<(String, &str)> {
+    let mut chars = s.strip_prefix('"')?.char_indices();
+    let mut out = String::new();
+    let body = &s[1..];
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => return Some((out, &body[i + 1..])),
+            '\\' => {
+                let (_, e) = chars.next()?;
+                let hex = |chars: &mut std::str::CharIndices, n: usize| -> Option<u32> {
+                    let h: String = (0..n).map(|_| chars.next().map(|(_, c)| c)).collect::<Option<_>>()?;
+                    u32::from_str_radix(&h, 16).ok()
+                };
+                match e {
+                    'n' => out.push('\n'),
+                    't' => out.push('\t'),
+                    'r' => out.push('\r'),
+                    'a' => out.push('\x07'),
+                    'b' => out.push('\x08'),
+                    'f' => out.push('\x0c'),
+                    'v' => out.push('\x0b'),
+                    '\\' | '"' | '\'' => out.push(e),
+                    'x' => out.push(char::from_u32(hex(&mut chars, 2)?)?),
+                    'u' => out.push(char::from_u32(hex(&mut chars, 4)?)?),
+                    'U' => out.push(char::from_u32(hex(&mut chars, 8)?)?),
+                    _ => return None,
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    None
 }
 
 /// Text symbols (`T`/`t`) from `go tool nm`: (name, address), in nm's order. Names are not
@@ -107,7 +152,8 @@ pub struct Insn {
 
 /// `go tool objdump -s '^(n1|n2)$' BIN`: function name → its instructions.
 pub fn go_objdump(tc: Toolchain, bin: &Path, names: &[&str]) -> BTreeMap<String, Vec<Insn>> {
-    let re = format!("^({})$", names.iter().map(|n| regex_escape(n)).collect::<Vec<_>>().join("|"));
+    // `(\.abi0)?`: gotap may name an ABI0 function without the suffix the linker gave it.
+    let re = format!("^({})(\\.abi0)?$", names.iter().map(|n| regex_escape(n)).collect::<Vec<_>>().join("|"));
     let out = run(tc.command().args(["tool", "objdump", "-s", &re]).arg(bin));
     parse_objdump(&out)
 }
@@ -192,7 +238,7 @@ mod tests {
         let text = "/tmp/t: go1.26.8\n\tpath\texample.com/x/cmd/deps\n\tmod\texample.com/x\t(devel)\t\n\
                     \tdep\texample.com/g\tv0.0.0\n\t=>\t./greeting\t(devel)\t\n\t\n\
                     \tdep\tgolang.org/x/text\tv0.14.0\n\t=>\tgolang.org/x/text\tv0.13.0\th1:abc=\n\t\n\
-                    \tbuild\t-ldflags=-s -w\n\tbuild\tCGO_ENABLED=0\n";
+                    \tbuild\t-ldflags=\"-s -w\"\n\tbuild\tCGO_ENABLED=0\n";
         let v = parse_version_m(text);
         assert_eq!(v.go_version, "go1.26.8");
         assert_eq!(v.path, "example.com/x/cmd/deps");
@@ -203,6 +249,7 @@ mod tests {
         assert_eq!((r.path.as_str(), r.version.as_str(), r.sum.as_deref()), ("./greeting", "(devel)", None));
         assert_eq!(v.deps[1].replace.as_ref().unwrap().sum.as_deref(), Some("h1:abc="));
         assert_eq!(v.settings, vec![("-ldflags".into(), "-s -w".into()), ("CGO_ENABLED".into(), "0".into())]);
+        assert_eq!(go_unquote(r#""a\"b\tc\u00e9" rest"#), Some(("a\"b\tc\u{e9}".to_string(), " rest")));
     }
 
     #[test]

@@ -1,0 +1,445 @@
+//! `gotap build` end to end: weave go/services/weavetest (plain net/http, no OpenTelemetry code)
+//! with Go 1.26 and 1.27, run it against the real OpenTelemetry Collector (scripts/collector.sh)
+//! and compare the spans with the ones crates/gotap-spans builds for the same requests — the
+//! spans the eBPF strategy exports. Also: build cache behaviour, -race, -cover, flag errors.
+use gotap_spans::http::{client_span, server_span, ClientRequest, ServerRequest, SpanFrame};
+use gotap_spans::{Resource, Span, Value};
+use gotap_testkit::{bin_dir, free_port, gotap_bin, repo_root, Toolchain};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Clean woven builds recompile the standard library: one at a time on a small machine.
+static BUILD: Mutex<()> = Mutex::new(());
+
+fn service_dir() -> PathBuf {
+    repo_root().join("go/services/weavetest")
+}
+
+fn gotap(tc: Toolchain, dir: &Path, args: &[&str]) -> Output {
+    let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    Command::new(gotap_bin())
+        .current_dir(dir)
+        .args(args)
+        .env("GOTAP_GO", tc.go())
+        .env("GOTOOLCHAIN", "local")
+        .env("GOFLAGS", "-modcacherw")
+        .env_remove("GOTAP_WEAVE_CONFIG")
+        .output()
+        .unwrap()
+}
+
+/// `gotap build [flags] -o <bin> .` of the test service; panics with gotap's stderr on failure.
+fn build_service(tc: Toolchain, flags: &[&str], label: &str) -> PathBuf {
+    let out = bin_dir().join(format!("weavetest-woven-{}-{label}", tc.label()));
+    let mut args = vec!["build"];
+    args.extend_from_slice(flags);
+    let o = out.display().to_string();
+    args.extend_from_slice(&["-o", &o, "."]);
+    let res = gotap(tc, &service_dir(), &args);
+    assert!(res.status.success(), "gotap build {flags:?} with {} failed:\n{}", tc.label(), String::from_utf8_lossy(&res.stderr));
+    out
+}
+
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct Collector {
+    _proc: Proc,
+    file: PathBuf,
+    http_port: u16,
+}
+
+fn start_collector(name: &str) -> Collector {
+    let script = repo_root().join("scripts/collector.sh");
+    let built = Command::new(&script).output().unwrap();
+    assert!(built.status.success(), "scripts/collector.sh failed: {}", String::from_utf8_lossy(&built.stderr));
+    let bin = String::from_utf8(built.stdout).unwrap().trim().to_owned();
+    let (grpc, http) = (free_port(), free_port());
+    let dir = std::env::temp_dir().join(format!("gotap-build-test-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("spans.jsonl");
+    let _ = std::fs::remove_file(&file);
+    let cfg = Command::new(&script).args(["config", &grpc.to_string(), &http.to_string()]).arg(&file).output().unwrap();
+    let cfg_path = dir.join("collector.yaml");
+    std::fs::write(&cfg_path, cfg.stdout).unwrap();
+    let child = Command::new(bin)
+        .arg(format!("--config={}", cfg_path.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let proc = Proc(child);
+    wait_port(http, "collector");
+    Collector { _proc: proc, file, http_port: http }
+}
+
+fn wait_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not listen on port {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Starts a woven service exporting to `col`; returns it with its address once it listens.
+fn start_service(bin: &Path, col: &Collector, env: &[(&str, &str)]) -> (Proc, u16) {
+    let port = free_port();
+    let mut child = Command::new(bin)
+        .env("ADDR", format!("127.0.0.1:{port}"))
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://127.0.0.1:{}", col.http_port))
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+        .env("OTEL_SERVICE_NAME", "weavetest")
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert!(line.starts_with("listening on"), "service said {line:?}");
+    (Proc(child), port)
+}
+
+/// One HTTP/1.1 GET over a fresh connection; returns (status, our local port).
+fn get(port: u16, path: &str, traceparent: Option<&str>) -> (u16, u16) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let local = s.local_addr().unwrap().port();
+    let tp = traceparent.map(|t| format!("traceparent: {t}\r\n")).unwrap_or_default();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: gotap-test/1\r\n{tp}Connection: close\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status = resp.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, local)
+}
+
+/// A span as the collector's file exporter wrote it, values flattened to strings.
+#[derive(Debug, Clone)]
+struct Seen {
+    scope: String,
+    name: String,
+    kind: i64,
+    trace_id: String,
+    span_id: String,
+    parent: String,
+    status_code: i64,
+    attrs: BTreeMap<String, String>,
+    resource: BTreeMap<String, String>,
+}
+
+fn flat_attrs(v: &serde_json::Value) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    for a in v.as_array().into_iter().flatten() {
+        let val = a["value"].as_object().and_then(|o| o.values().next()).cloned().unwrap_or_default();
+        let s = match val {
+            serde_json::Value::String(s) => s,
+            other => other.to_string(),
+        };
+        m.insert(a["key"].as_str().unwrap().to_owned(), s);
+    }
+    m
+}
+
+fn read_spans(file: &Path) -> Vec<Seen> {
+    let mut out = Vec::new();
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let Ok(doc) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        for rs in doc["resourceSpans"].as_array().into_iter().flatten() {
+            let resource = flat_attrs(&rs["resource"]["attributes"]);
+            for ss in rs["scopeSpans"].as_array().into_iter().flatten() {
+                for s in ss["spans"].as_array().into_iter().flatten() {
+                    out.push(Seen {
+                        scope: ss["scope"]["name"].as_str().unwrap_or("").to_owned(),
+                        name: s["name"].as_str().unwrap_or("").to_owned(),
+                        kind: s["kind"].as_i64().unwrap_or(0),
+                        trace_id: s["traceId"].as_str().unwrap_or("").to_owned(),
+                        span_id: s["spanId"].as_str().unwrap_or("").to_owned(),
+                        parent: s["parentSpanId"].as_str().unwrap_or("").to_owned(),
+                        status_code: s["status"]["code"].as_i64().unwrap_or(0),
+                        attrs: flat_attrs(&s["attributes"]),
+                        resource: resource.clone(),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+fn wait_spans(file: &Path, n: usize) -> Vec<Seen> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let spans = read_spans(file);
+        if spans.len() >= n || Instant::now() > deadline {
+            return spans;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn frame() -> SpanFrame {
+    SpanFrame {
+        trace_id: [0; 16],
+        span_id: [0; 8],
+        parent_span_id: None,
+        start_unix_nano: 0,
+        end_unix_nano: 0,
+        resource: Arc::new(Resource::default()),
+    }
+}
+
+fn strings(s: &Span) -> BTreeMap<String, String> {
+    s.attributes
+        .iter()
+        .map(|(k, v)| {
+            let v = match v {
+                Value::Str(s) => s.clone(),
+                Value::Int(i) => i.to_string(),
+                Value::Bool(b) => b.to_string(),
+                Value::Double(d) => d.to_string(),
+            };
+            (k.to_string(), v)
+        })
+        .collect()
+}
+
+/// The reference span (what the eBPF strategy exports) matches the woven one: name, scope,
+/// status and every attribute.
+fn assert_same(seen: &Seen, want: &Span) {
+    assert_eq!(seen.name, want.name, "span name; seen {seen:#?}");
+    assert_eq!(seen.scope, want.scope, "scope of {}", seen.name);
+    assert_eq!(seen.attrs, strings(want), "attributes of {}", seen.name);
+    let error = matches!(want.status, gotap_spans::Status::Error(_));
+    assert_eq!(seen.status_code == 2, error, "status of {}: {seen:#?}", seen.name);
+}
+
+fn find<'a>(spans: &'a [Seen], f: impl Fn(&Seen) -> bool, what: &str) -> &'a Seen {
+    let hits: Vec<&Seen> = spans.iter().filter(|s| f(s)).collect();
+    assert_eq!(hits.len(), 1, "expected one {what} span, got {}: {spans:#?}", hits.len());
+    hits[0]
+}
+
+const TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+const PARENT: &str = "b7ad6b7169203331";
+
+/// Runs the request scenario against a woven binary and checks every span.
+fn check_service(tc: Toolchain, bin: &Path, name: &str, env: &[(&str, &str)]) {
+    let col = start_collector(name);
+    let (svc, port) = start_service(bin, &col, env);
+    let (status, users_port) = get(port, "/users/42", Some(&format!("00-{TRACE}-{PARENT}-01")));
+    assert_eq!(status, 200);
+    let (status, fail_port) = get(port, "/fail", None);
+    assert_eq!(status, 500);
+    let spans = wait_spans(&col.file, 4);
+    let pid = svc.0.id().to_string();
+    drop(svc);
+
+    // Incoming traceparent joined: same trace, parent is the caller's span.
+    let users = find(&spans, |s| s.attrs.get("url.path").map(String::as_str) == Some("/users/42"), "/users/42 server");
+    assert_eq!((users.kind, users.trace_id.as_str(), users.parent.as_str()), (2, TRACE, PARENT));
+    let host = format!("127.0.0.1:{port}");
+    let want = server_span(
+        &ServerRequest {
+            method: "GET".into(),
+            path: "/users/42".into(),
+            pattern: Some("GET /users/{id}".into()),
+            host: Some(host.clone()),
+            client_address: Some("127.0.0.1".into()),
+            client_port: Some(users_port),
+            user_agent: Some("gotap-test/1".into()),
+            protocol: Some("HTTP/1.1".into()),
+            status_code: Some(200),
+            query: None,
+        },
+        frame(),
+        false,
+    );
+    assert_same(users, &want);
+
+    // Client span from the handler's goroutine: child of the server span; exactly one (the
+    // exporter's own uploads are not traced).
+    let client = find(&spans, |s| s.kind == 3, "client");
+    assert_eq!((client.trace_id.as_str(), client.parent.as_str()), (TRACE, users.span_id.as_str()));
+    let want = client_span(
+        &ClientRequest { method: "GET".into(), url: format!("http://{host}/backend"), status_code: Some(200), error: None },
+        frame(),
+    );
+    assert_same(client, &want);
+
+    // traceparent injected: the backend's server span is the client span's child.
+    let backend = find(&spans, |s| s.attrs.get("url.path").map(String::as_str) == Some("/backend"), "/backend server");
+    assert_eq!((backend.trace_id.as_str(), backend.parent.as_str()), (TRACE, client.span_id.as_str()));
+    let backend_port = backend.attrs["client.port"].parse().unwrap();
+    let want = server_span(
+        &ServerRequest {
+            method: "GET".into(),
+            path: "/backend".into(),
+            pattern: Some("GET /backend".into()),
+            host: Some(host.clone()),
+            client_address: Some("127.0.0.1".into()),
+            client_port: Some(backend_port),
+            user_agent: Some("Go-http-client/1.1".into()),
+            protocol: Some("HTTP/1.1".into()),
+            status_code: Some(200),
+            query: None,
+        },
+        frame(),
+        false,
+    );
+    assert_same(backend, &want);
+
+    // 5xx: server span in error, new trace (no traceparent sent).
+    let fail = find(&spans, |s| s.attrs.get("url.path").map(String::as_str) == Some("/fail"), "/fail server");
+    assert!(fail.parent.is_empty() && fail.trace_id != TRACE, "{fail:#?}");
+    let want = server_span(
+        &ServerRequest {
+            method: "GET".into(),
+            path: "/fail".into(),
+            pattern: Some("GET /fail".into()),
+            host: Some(host),
+            client_address: Some("127.0.0.1".into()),
+            client_port: Some(fail_port),
+            user_agent: Some("gotap-test/1".into()),
+            protocol: Some("HTTP/1.1".into()),
+            status_code: Some(500),
+            query: None,
+        },
+        frame(),
+        false,
+    );
+    assert_same(fail, &want);
+    assert_eq!(spans.len(), 4, "unexpected extra spans: {spans:#?}");
+
+    let r = &users.resource;
+    assert_eq!(r.get("service.name").map(String::as_str), Some("weavetest"));
+    assert_eq!(r.get("telemetry.distro.name").map(String::as_str), Some("gotap"));
+    assert_eq!(r.get("process.runtime.name").map(String::as_str), Some("go"));
+    assert_eq!(r.get("process.runtime.version"), Some(&tc.version()));
+    assert_eq!(r.get("process.pid"), Some(&pid));
+    assert_eq!(r.get("process.executable.path").map(PathBuf::from), Some(bin.to_path_buf()));
+    assert!(r.get("host.name").is_some_and(|h| !h.is_empty()), "{r:?}");
+}
+
+fn e2e(tc: Toolchain) {
+    let bin = build_service(tc, &[], "default");
+    check_service(tc, &bin, tc.label(), &[]);
+}
+
+#[test]
+fn woven_service_spans_match_ebpf_strategy_go126() {
+    e2e(Toolchain::Go126);
+}
+
+#[test]
+fn woven_service_spans_match_ebpf_strategy_go127() {
+    e2e(Toolchain::Go127);
+}
+
+#[test]
+fn race_build_works() {
+    let bin = build_service(Toolchain::Go126, &["-race"], "race");
+    check_service(Toolchain::Go126, &bin, "race", &[]);
+}
+
+#[test]
+fn cover_build_works_and_writes_coverage() {
+    let bin = build_service(Toolchain::Go126, &["-cover"], "cover");
+    let covdir = std::env::temp_dir().join(format!("gotap-build-cover-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&covdir);
+    std::fs::create_dir_all(&covdir).unwrap();
+    check_service(Toolchain::Go126, &bin, "cover", &[("GOCOVERDIR", covdir.to_str().unwrap())]);
+    // Killed services write no counters, but the meta-data file is written at start-up.
+    let files: Vec<_> = std::fs::read_dir(&covdir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(files.iter().any(|f| f.to_string_lossy().starts_with("covmeta.")), "no coverage meta-data in {covdir:?}: {files:?}");
+}
+
+fn nm(tc: Toolchain, bin: &Path) -> String {
+    let out = tc.command().args(["tool", "nm"]).arg(bin).output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Compile actions `go build -x` ran through gotap's toolexec.
+fn compiles(stderr: &str) -> Vec<&str> {
+    stderr.lines().filter(|l| l.contains(" toolexec ") && l.contains("/compile ") && !l.contains("-V=full")).collect()
+}
+
+#[test]
+fn build_cache_is_reused_and_never_leaks_woven_objects() {
+    let tc = Toolchain::Go126;
+    let woven = build_service(tc, &[], "default");
+    let symbols = nm(tc, &woven);
+    assert!(symbols.contains("gotap.dev/gotaprt.serverStart") && symbols.contains("net/http.gotapServerStart"));
+
+    // Second gotap build: everything from the cache, no compile at all.
+    let again = bin_dir().join("weavetest-woven-again");
+    let res = gotap(tc, &service_dir(), &["build", "-x", "-o", again.to_str().unwrap(), "."]);
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(compiles(&stderr).is_empty(), "cached gotap build recompiled:\n{}", compiles(&stderr).join("\n"));
+
+    // Plain go build afterwards: no woven object reused, no gotap code in the binary.
+    let plain = bin_dir().join("weavetest-plain-after-woven");
+    let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    let out = tc.command().current_dir(service_dir()).args(["build", "-o"]).arg(&plain).arg(".").output().unwrap();
+    drop(_guard);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let symbols = nm(tc, &plain);
+    assert!(!symbols.contains("gotaprt") && !symbols.contains("gotapServerStart"), "plain build got woven code");
+}
+
+#[test]
+fn changed_rules_rebuild_woven_packages() {
+    let tc = Toolchain::Go126;
+    build_service(tc, &[], "default");
+    // A user rule on the service's own main package changes the plan hash: net/http is compiled
+    // again (new cache key) and the new rule's advice is in the binary.
+    let dir = std::env::temp_dir().join(format!("gotap-build-rules-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rules = dir.join("extra.yaml");
+    std::fs::write(
+        &rules,
+        "rules:\n  - name: weavetest-main\n    join: {package: main, function-body: main}\n    advice:\n      declarations: |\n        //go:noinline\n        func gotapTestMarker() {}\n      prepend: |\n        gotapTestMarker()\n",
+    )
+    .unwrap();
+    let out = bin_dir().join("weavetest-woven-extra-rules");
+    let res = gotap(tc, &service_dir(), &["build", "--rules", rules.to_str().unwrap(), "-x", "-o", out.to_str().unwrap(), "."]);
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(compiles(&stderr).iter().any(|l| l.contains("-p net/http ")), "net/http was not recompiled after a rule change");
+    assert!(nm(tc, &out).contains("main.gotapTestMarker"));
+}
+
+#[test]
+fn unsupported_flags_are_named() {
+    for (args, needle) in [
+        (&["build", "-toolexec=x", "."][..], "flag -toolexec is not supported"),
+        (&["build", "-overlay", "o.json", "."][..], "flag -overlay is not supported"),
+        (&["build", "-mod=vendor", "."][..], "flag -mod=vendor is not supported"),
+    ] {
+        let res = gotap(Toolchain::Go126, &service_dir(), args);
+        assert_eq!(res.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&res.stderr);
+        assert!(err.contains(needle) && err.lines().count() == 1, "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn go_mod_and_tree_are_untouched() {
+    let dir = service_dir();
+    let before: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let gomod = std::fs::read(dir.join("go.mod")).unwrap();
+    build_service(Toolchain::Go126, &[], "default");
+    let after: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(before.len(), after.len(), "gotap build left files in the source tree: {after:?}");
+    assert_eq!(std::fs::read(dir.join("go.mod")).unwrap(), gomod);
+}

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Build-time cost of `gotap build` against plain `go build` for one service, and binary sizes.
+#
+#   scripts/bench-build.sh [SERVICE_DIR] [GO]     default: go/services/weavetest, $GO126
+#
+# Clean = empty GOCACHE and empty gotap cache (the module cache is kept: no downloads measured).
+# No-op = the same build again. Edit = one source file of the service changed (in a copy of the
+# service, so the repository is not touched). Prints a markdown table on stdout.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+source "$root/scripts/env.sh"
+svc="$(cd "${1:-$root/go/services/weavetest}" && pwd)"
+GO="${2:-$GO126}"
+gotap="${GOTAP:-${CARGO_TARGET_DIR:-$root/target}/release/gotap}"
+[ -x "$gotap" ] || gotap="${CARGO_TARGET_DIR:-$root/target}/debug/gotap"
+[ -x "$gotap" ] || { echo "build gotap first: cargo build -p gotap-cli --release" >&2; exit 1; }
+
+work="$(mktemp -d /tmp/gotap-bench-build.XXXXXX)"
+trap 'rm -rf "$work"' EXIT
+cp -r "$svc" "$work/src"
+cd "$work/src"
+
+secs() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }; e=$(date +%s.%N); echo "$e - $s" | bc; }
+plain() { GOCACHE="$work/cache-plain" "$GO" build -o "$work/plain" .; }
+woven() { GOCACHE="$work/cache-gotap" GOTAP_CACHE="$work/gotap-cache" GOTAP_GO="$GO" "$gotap" build -o "$work/woven" .; }
+edit() { printf '\nfunc benchEdit%s() {}\n' "$(date +%s%N)" >> main.go; }
+
+p_clean=$(secs plain);  g_clean=$(secs woven)
+p_noop=$(secs plain);   g_noop=$(secs woven)
+edit; p_edit=$(secs plain)
+edit; g_edit=$(secs woven)
+p_size=$(stat -c %s "$work/plain"); g_size=$(stat -c %s "$work/woven")
+
+ratio() { echo "scale=2; $1 / $2" | bc; }
+echo "| $(basename "$svc"), $("$GO" env GOVERSION), $(nproc) cores | plain go build | gotap build | ratio |"
+echo "|---|---|---|---|"
+printf '| clean build (empty caches) | %.1f s | %.1f s | %s× |\n' "$p_clean" "$g_clean" "$(ratio "$g_clean" "$p_clean")"
+printf '| no-op rebuild | %.2f s | %.2f s | %s× |\n' "$p_noop" "$g_noop" "$(ratio "$g_noop" "$p_noop")"
+printf '| rebuild after editing main.go | %.2f s | %.2f s | %s× |\n' "$p_edit" "$g_edit" "$(ratio "$g_edit" "$p_edit")"
+printf '| binary size | %.1f MB | %.1f MB | %s× |\n' "$(echo "$p_size/1000000" | bc -l)" "$(echo "$g_size/1000000" | bc -l)" "$(ratio "$g_size" "$p_size")"
