@@ -15,10 +15,17 @@ gotap="${GOTAP:-${CARGO_TARGET_DIR:-$root/target}/release/gotap}"
 [ -x "$gotap" ] || gotap="${CARGO_TARGET_DIR:-$root/target}/debug/gotap"
 [ -x "$gotap" ] || { echo "build gotap first: cargo build -p gotap-cli --release" >&2; exit 1; }
 
+modroot="$svc"
+while [ ! -f "$modroot/go.mod" ]; do
+  [ "$modroot" != / ] || { echo "no go.mod above $svc" >&2; exit 1; }
+  modroot="$(dirname "$modroot")"
+done
 work="$(mktemp -d /tmp/gotap-bench-build.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
-cp -r "$svc" "$work/src"
-cd "$work/src"
+cp -r "$modroot" "$work/src"
+# A private copy: a cargo build elsewhere in the tree may replace target/*/gotap mid-benchmark.
+cp "$gotap" "$work/gotap"; gotap="$work/gotap"
+cd "$work/src/${svc#"$modroot"}"
 
 secs() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }; e=$(date +%s.%N); echo "$e - $s" | bc; }
 plain() { GOCACHE="$work/cache-plain" "$GO" build -o "$work/plain" .; }

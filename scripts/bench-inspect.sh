@@ -17,26 +17,29 @@ BIN=$PWD/$OUT/bigsvc
 (cd go/testapps/cmd/bigsvc && CGO_ENABLED=0 "$GO" build -o "$BIN" . && CGO_ENABLED=0 "$GO" build -ldflags='-s -w' -o "$BIN-stripped" .)
 cargo build --release -p gotap-cli >/dev/null
 GOTAP=$PWD/target/release/gotap
-NM="$("$GO" env GOTOOLDIR)/nm"
+# The nm executable itself (`go tool -n nm`; since Go 1.24 tools are built on demand and cached).
+NM="$("$GO" tool -n nm)"
 
 echo "== $("$GO" version) on $(nproc) cores; $BIN: $(du -h "$BIN" | cut -f1), $("$GOTAP" inspect --json "$BIN" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["functions"]))') functions"
-hyperfine --warmup 3 --min-runs 20 --export-json "$OUT/bench-inspect.json" \
+# -N: no intermediate shell (the commands are single processes, except the pair, run by sh).
+hyperfine -N --warmup 3 --min-runs 30 --export-json "$OUT/bench-inspect.json" \
   -n "gotap inspect --json" "$GOTAP inspect --json $BIN" \
   -n "gotap inspect --json (stripped)" "$GOTAP inspect --json $BIN-stripped" \
   -n "go version -m" "$GO version -m $BIN" \
   -n "go tool nm" "$GO tool nm $BIN" \
-  -n "go version -m + go tool nm" "$GO version -m $BIN; $GO tool nm $BIN" \
-  -n "nm binary alone (no go command)" "$NM $BIN"
+  -n "go version -m + go tool nm" "sh -c '$GO version -m $BIN >/dev/null; $GO tool nm $BIN >/dev/null'" \
+  -n "nm executable alone (no go command)" "$NM $BIN"
 
 python3 - "$OUT/bench-inspect.json" <<'PY'
 import json, sys
 r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
-g = r["gotap inspect --json"]["mean"]
 print()
-print(f"{'command':36} {'mean ms':>9} {'± ms':>7} {'× gotap':>8}")
+print(f"{'command':38} {'mean ms':>8} {'± ms':>7} {'median':>7} {'cpu ms':>7} {'× gotap':>8}")
 for name, x in r.items():
-    print(f"{name:36} {x['mean']*1e3:9.1f} {x['stddev']*1e3:7.1f} {x['mean']/g:8.2f}")
-both = r["go version -m + go tool nm"]["mean"]
-print(f"\ngotap inspect --json: {g*1e3:.1f} ms (goal < 200 ms: {'met' if g < 0.2 else 'MISSED'}); "
-      f"go version -m + go tool nm: {both*1e3:.1f} ms → gotap is {both/g:.1f}× faster")
+    cpu = (x["user"] + x["system"]) * 1e3
+    print(f"{name:38} {x['mean']*1e3:8.1f} {x['stddev']*1e3:7.1f} {x['median']*1e3:7.1f} {cpu:7.1f} {x['median']/r['gotap inspect --json']['median']:8.2f}")
+g = r["gotap inspect --json"]["median"]
+both = r["go version -m + go tool nm"]["median"]
+print(f"\nmedians: gotap inspect --json {g*1e3:.1f} ms (goal < 200 ms: {'met' if g < 0.2 else 'MISSED'}); "
+      f"go version -m + go tool nm {both*1e3:.1f} ms: gotap is {both/g:.1f}x faster")
 PY

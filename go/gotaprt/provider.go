@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"strings"
 	"sync"
@@ -32,19 +33,23 @@ const (
 type suppressKey struct{}
 
 var (
-	initOnce sync.Once
-	// The global provider as it was before main ran. If the application later installs its own
-	// (otel.SetTracerProvider), GetTracerProvider returns something else and gotap joins it.
-	startupProvider = otel.GetTracerProvider()
-	startupProp     = otel.GetTextMapPropagator()
-	ownProvider     trace.TracerProvider
-	w3c             = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+	initOnce    sync.Once
+	ownProvider trace.TracerProvider
+	w3c         = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
 )
 
-// tracerProvider is the application's provider when it set one, else gotap's own SDK provider,
-// created on first use so an application that installs its own never starts a second exporter.
+// Until the application installs its own (otel.SetTracerProvider / SetTextMapPropagator), the
+// otel package hands out delegating placeholders of these types (go.opentelemetry.io/otel/internal/global).
+const (
+	placeholderProvider   = "*global.tracerProvider"
+	placeholderPropagator = "*global.textMapPropagator"
+)
+
+// tracerProvider is the application's provider when it set one (gotap's spans then join its
+// traces), else gotap's own SDK provider, created on first use so an application that installs
+// its own never gets a second exporter.
 func tracerProvider() trace.TracerProvider {
-	if tp := otel.GetTracerProvider(); tp != startupProvider {
+	if tp := otel.GetTracerProvider(); reflect.TypeOf(tp).String() != placeholderProvider {
 		return tp
 	}
 	initOnce.Do(func() { ownProvider = newProvider() })
@@ -52,7 +57,7 @@ func tracerProvider() trace.TracerProvider {
 }
 
 func propagator() propagation.TextMapPropagator {
-	if p := otel.GetTextMapPropagator(); p != startupProp {
+	if p := otel.GetTextMapPropagator(); reflect.TypeOf(p).String() != placeholderPropagator {
 		return p
 	}
 	return w3c

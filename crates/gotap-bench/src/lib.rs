@@ -147,6 +147,8 @@ pub struct Options {
     pub charts: bool,
     /// `-db` of the orders service (None: its embedded SQLite in a temp file).
     pub orders_db: Option<String>,
+    /// Keep each run's spans.jsonl (tens of MB per run) after counting.
+    pub keep_spans: bool,
 }
 
 /// One strategy in one round.
@@ -257,6 +259,8 @@ pub struct Results {
 #[derive(Debug, Clone, Serialize)]
 pub struct Machine {
     pub cpus: usize,
+    /// 1-minute load average when the run started: other work on the machine skews every figure.
+    pub load_avg_start: f64,
     pub kernel: String,
     pub cpu_model: String,
 }
@@ -268,7 +272,8 @@ fn machine() -> Machine {
         .lines()
         .find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned()))
         .unwrap_or_default();
-    Machine { cpus: std::thread::available_parallelism().map_or(1, |n| n.get()), kernel, cpu_model }
+    let load_avg_start = std::fs::read_to_string("/proc/loadavg").ok().and_then(|l| l.split_whitespace().next()?.parse().ok()).unwrap_or(0.0);
+    Machine { cpus: std::thread::available_parallelism().map_or(1, |n| n.get()), load_avg_start, kernel, cpu_model }
 }
 
 fn go_version(go: &Path) -> String {
@@ -306,6 +311,7 @@ type Bins = BTreeMap<(&'static str, &'static str), PathBuf>;
 /// Runs the whole arena and writes report.md, results.json and the charts into `opts.out_dir`.
 pub fn run(opts: &Options, progress: &dyn Fn(Event)) -> Result<Results> {
     let started = Instant::now();
+    let machine = machine();
     std::fs::create_dir_all(&opts.out_dir).with_context(|| format!("cannot create {}", opts.out_dir.display()))?;
     anyhow::ensure!(opts.rounds > 0, "--rounds must be at least 1");
     anyhow::ensure!(opts.connections > 0, "--connections must be at least 1");
@@ -393,7 +399,7 @@ pub fn run(opts: &Options, progress: &dyn Fn(Event)) -> Result<Results> {
 
     let mut results = Results {
         started_unix: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
-        machine: machine(),
+        machine,
         go_version: go_ver,
         rounds: opts.rounds,
         warmup_s: opts.warmup.as_secs_f64(),
@@ -573,6 +579,9 @@ fn run_once(opts: &Options, s: Strategy, round: u32, bins: &Bins, rate: Option<f
         unclean.push("collector".into());
     }
     let by_service = stack::count_spans(&spans_file)?;
+    if !opts.keep_spans {
+        let _ = std::fs::remove_file(&spans_file);
+    }
     let n = fixed.ok.max(1) as f64;
     let requests_ok = warm.ok + sat.ok + fixed.ok;
     let h = fixed.latency_us.clone();

@@ -33,6 +33,7 @@ const NOT_RUN: &str = "not yet run against the arena services";
 pub fn check(go: &Path, dir: &Path, attempt: bool, timeout: Duration) -> Vec<Peer> {
     let bin_dir = dir.join("bin");
     let _ = std::fs::create_dir_all(&bin_dir);
+    let proxy = proxy_only(go);
     PEERS
         .iter()
         .map(|&(name, kind, install, bin, version_arg)| {
@@ -53,10 +54,12 @@ pub fn check(go: &Path, dir: &Path, attempt: bool, timeout: Duration) -> Vec<Pee
                 return peer;
             }
             let t = Instant::now();
-            let out = run_with_timeout(
-                Command::new(go).args(["install", install]).env("GOBIN", &bin_dir).env("GOTOOLCHAIN", "local").env("GOFLAGS", "-modcacherw"),
-                timeout,
-            );
+            let mut cmd = Command::new(go);
+            cmd.args(["install", install]).env("GOBIN", &bin_dir).env("GOTOOLCHAIN", "local").env("GOFLAGS", "-modcacherw");
+            if let Some(p) = &proxy {
+                cmd.env("GOPROXY", p);
+            }
+            let out = run_with_timeout(&mut cmd, timeout);
             peer.install_secs = Some(t.elapsed().as_secs_f64());
             match out {
                 Ok(()) => {
@@ -80,6 +83,15 @@ pub fn check(go: &Path, dir: &Path, attempt: bool, timeout: Duration) -> Vec<Pee
             peer
         })
         .collect()
+}
+
+/// The configured GOPROXY without `direct`: a peer counts as installable only if the module proxy
+/// serves it (fetching from a VCS would bypass what users' `go install` normally goes through).
+fn proxy_only(go: &Path) -> Option<String> {
+    let o = Command::new(go).args(["env", "GOPROXY"]).env("GOTOOLCHAIN", "local").output().ok()?;
+    let v = String::from_utf8_lossy(&o.stdout);
+    let kept: Vec<&str> = v.trim().split([',', '|']).filter(|p| !p.is_empty() && *p != "direct" && *p != "off").collect();
+    (!kept.is_empty()).then(|| kept.join(","))
 }
 
 /// Runs `cmd`, killing it after `timeout`. Err holds the reason in one line.

@@ -19,11 +19,11 @@ pub fn markdown(r: &Results) -> String {
     let _ = writeln!(o, "# gotap arena report\n");
     let _ = writeln!(
         o,
-        "Machine: {} CPUs ({}), Linux {}. Services built with {}. {} round(s), strategies interleaved in each; \
+        "Machine: {} CPUs ({}), Linux {}, load average {:.1} at start (anything else running skews every figure). Services built with {}. {} round(s), strategies interleaved in each; \
          per run: {:.0} s warm-up, {:.0} s saturation ({} connections, closed loop), {:.0} s at a fixed {:.0} req/s \
          (open loop, latency from each request's intended send time). Workload: `GET /orders/{{id}}/details` on the \
          gateway = 1 HTTP call to orders (1 {} query) + 1 gRPC call to catalog. Took {:.0} s.\n",
-        r.machine.cpus, r.machine.cpu_model, r.machine.kernel, r.go_version, r.rounds, r.warmup_s, r.saturation_s, r.connections, r.fixed_s, r.rate, if r.database == "postgres" { "PostgreSQL" } else { "SQLite" }, r.elapsed_s
+        r.machine.cpus, r.machine.cpu_model, r.machine.kernel, r.machine.load_avg_start, r.go_version, r.rounds, r.warmup_s, r.saturation_s, r.connections, r.fixed_s, r.rate, if r.database == "postgres" { "PostgreSQL" } else { "SQLite" }, r.elapsed_s
     );
     let base = r.strategies.iter().find(|s| s.strategy == Strategy::Baseline).and_then(|s| s.summary.clone());
 
@@ -162,4 +162,71 @@ pub fn markdown(r: &Results) -> String {
         let _ = writeln!(o, "\n{n}");
     }
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Machine, StrategyResult};
+
+    fn summary(rps: f64, p50: u64, expected: u64, received: u64) -> Summary {
+        Summary {
+            saturation_rps: rps,
+            p50_us: p50,
+            p99_us: p50 * 4,
+            p999_us: p50 * 8,
+            target_cpu_us_per_req: 400.0,
+            collector_cpu_us_per_req: 0.0,
+            agent_cpu_us_per_req: None,
+            target_peak_rss_kib: 1024,
+            collector_peak_rss_kib: 1024,
+            agent_peak_rss_kib: None,
+            alloc_bytes_per_req: 1000.0,
+            alloc_objects_per_req: 10.0,
+            spans_reference: expected,
+            spans_expected: expected,
+            spans_received: received,
+            errors: 0,
+        }
+    }
+
+    #[test]
+    fn ratios_losses_and_missing_strategies_are_all_visible() {
+        let st = |strategy, summary, unavailable: Option<&str>| StrategyResult {
+            strategy,
+            name: strategy.name().into(),
+            unavailable: unavailable.map(String::from),
+            runs: vec![],
+            summary,
+            latency_curve: vec![],
+        };
+        let r = Results {
+            started_unix: 0,
+            machine: Machine { cpus: 2, load_avg_start: 0.5, kernel: "6.18".into(), cpu_model: "x".into() },
+            go_version: "go1.26.8".into(),
+            rounds: 1,
+            warmup_s: 1.0,
+            saturation_s: 4.0,
+            fixed_s: 6.0,
+            connections: 32,
+            rate: 500.0,
+            strategies: vec![
+                st(Strategy::Baseline, Some(summary(4000.0, 2000, 0, 0)), None),
+                st(Strategy::Manual, Some(summary(2000.0, 3000, 600, 540)), None),
+                st(Strategy::GotapRun, None, Some("needs root")),
+            ],
+            builds: vec![],
+            peers: vec![],
+            charts: vec![],
+            charts_note: None,
+            database: "sqlite".into(),
+            elapsed_s: 10.0,
+        };
+        let md = markdown(&r);
+        let row = md.lines().find(|l| l.starts_with("| manual OTel SDK | 0.50× | 1.50×")).unwrap_or_else(|| panic!("no ratio row in:\n{md}"));
+        assert!(row.contains("| 1.00× |"), "{row}");
+        assert!(md.contains("| 600 | 540 | 90.0 % |"), "loss not shown:\n{md}");
+        assert!(md.contains("not run: needs root"));
+        assert!(md.contains("load average 0.5"));
+    }
 }

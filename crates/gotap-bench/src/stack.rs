@@ -41,13 +41,11 @@ pub fn build_service(arena_dir: &Path, go: &Path, service: &str, variant: Varian
         Ok(bin)
     } else {
         let err = String::from_utf8_lossy(&o.stderr);
-        // The most telling line: Go's "requires go >= …" or the first compiler error.
-        let line = err
-            .lines()
-            .find(|l| l.contains("requires go") || l.contains("go.mod requires"))
-            .or_else(|| err.lines().find(|l| !l.starts_with('#') && !l.trim().is_empty()))
-            .unwrap_or("go build failed without output");
-        Err(line.trim().to_owned())
+        // The first two meaningful lines: Go's complaint and what it is about (go.mod version,
+        // first compiler error…).
+        let lines: Vec<&str> = err.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with("go: downloading")).take(2).collect();
+        let msg = if lines.is_empty() { "go build failed without output".to_owned() } else { lines.join(" ") };
+        Err(msg.chars().take(240).collect())
     }
 }
 

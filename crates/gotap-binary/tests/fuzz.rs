@@ -220,7 +220,18 @@ fn maybe_save(base: &Base, muts: &[Mutation], err: &Option<String>) {
         return;
     }
     let Some(e) = err else { return };
-    let shape: String = e.chars().filter(|c| !c.is_ascii_hexdigit()).collect();
+    // Shape: the message without quoted text and numbers, cut short (garbled names and values
+    // would make every case "new").
+    let mut shape = String::new();
+    let mut quoted = false;
+    for c in e.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            _ if quoted || c.is_ascii_hexdigit() => {}
+            _ => shape.push(c),
+        }
+    }
+    let shape: String = shape.chars().take(70).collect();
     static SEEN: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
     if !SEEN.get_or_init(Default::default).lock().unwrap().insert(shape.clone()) {
         return;

@@ -23,12 +23,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if pid == 0 || !PathBuf::from(format!("/proc/{pid}")).exists() {
         bail!("process {pid} does not exist");
     }
-    gotap_ebpf::check_environment()?;
+    gotap_ebpf::check_environment().map_err(telemetry::ebpf_err)?;
     let pidfd = telemetry::pidfd_open(pid)?;
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_else(|_| PathBuf::from(format!("/proc/{pid}/exe")));
     let mut session = Session::start(&args.telemetry)?;
     let resource = session.resource(pid, &exe);
-    let info = session.agent.trace_process(pid, resource)?;
+    let info = session.agent.trace_process(pid, resource).map_err(telemetry::ebpf_err)?;
     eprintln!(
         "gotap: tracing {} (pid {pid}, {}): {}; {} probes",
         exe.display(),

@@ -41,6 +41,9 @@ pub struct Args {
     /// Do not try `go install` of the peers (cached results are still reported).
     #[arg(long)]
     no_peer_install: bool,
+    /// Keep each run's spans (runs/*/spans.jsonl, tens of MB each) after counting them.
+    #[arg(long)]
+    keep_spans: bool,
     /// Skip the PNG charts.
     #[arg(long)]
     no_charts: bool,
@@ -132,6 +135,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         peer_timeout: Duration::from_secs(600),
         charts: !args.no_charts,
         orders_db,
+        keep_spans: args.keep_spans,
     };
     let bar = ProgressBar::new(1);
     bar.set_style(ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}").expect("valid template").progress_chars("=> "));

@@ -29,7 +29,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // First, before any thread exists, so every thread inherits the mask.
     let signals = Signals::block()?;
     args.telemetry.export_config()?;
-    gotap_ebpf::check_environment()?;
+    gotap_ebpf::check_environment().map_err(telemetry::ebpf_err)?;
     let program = resolve(&args.command[0])?;
     let mut session = Session::start(&args.telemetry)?;
 
@@ -40,14 +40,30 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Ok(info) => info,
         Err(e) => {
             child.abandon();
-            return Err(e.into());
+            return Err(telemetry::ebpf_err(e));
         }
     };
     child.release().inspect_err(|_| {
         let _ = session.agent.untrace_process(pid);
     })?;
     // The child has exec'd: make sure it runs the very file the probes are on.
-    session.agent.confirm_exec(pid)?;
+    match session.agent.confirm_exec(pid) {
+        Ok(()) => {}
+        // Already exiting (its /proc/N/exe is gone): not an error, report its exit as usual.
+        Err(gotap_ebpf::EbpfError::NoProcess { .. }) => {
+            let mut status = 0;
+            // SAFETY: waitpid writes the status into our variable.
+            unsafe { libc::waitpid(pid as libc::pid_t, &mut status, 0) };
+            session.finish();
+            return Ok(ExitCode::from(exit_code(status)));
+        }
+        Err(e) => {
+            // SAFETY: kill has no memory-safety preconditions. Never leave it running untraced.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            reap(pid);
+            return Err(telemetry::ebpf_err(e));
+        }
+    }
     eprintln!(
         "gotap: tracing {} (pid {pid}, {}): {}; {} probes",
         program.display(),

@@ -59,6 +59,12 @@ impl TelemetryArgs {
     }
 }
 
+/// An eBPF error as one sentence: its Display already says everything (wrapping it with its
+/// source would repeat the message in `{:#}`).
+pub fn ebpf_err(e: gotap_ebpf::EbpfError) -> anyhow::Error {
+    anyhow::anyhow!("{e}")
+}
+
 /// One eBPF agent whose spans go to one export pipeline.
 pub struct Session {
     pub agent: Agent,
@@ -71,13 +77,14 @@ impl Session {
     pub fn start(args: &TelemetryArgs) -> anyhow::Result<Session> {
         let config = args.export_config()?;
         // Before anything else: "run as root" beats any other complaint.
-        gotap_ebpf::check_environment()?;
+        gotap_ebpf::check_environment().map_err(ebpf_err)?;
         let pipeline = Pipeline::start(&config)?;
         let sender = pipeline.sender();
         let opts = AgentOptions { capture_query: args.capture_query, ..Default::default() };
         let agent = Agent::load(opts, move |span| {
             sender.send(span);
-        })?;
+        })
+        .map_err(ebpf_err)?;
         Ok(Session { agent, pipeline, config })
     }
 

@@ -406,9 +406,11 @@ fn changed_rules_rebuild_woven_packages() {
     let dir = std::env::temp_dir().join(format!("gotap-build-rules-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let rules = dir.join("extra.yaml");
+    // A fresh rule each run (the comment is part of the hash), so this never passes from cache.
+    let nonce = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
     std::fs::write(
         &rules,
-        "rules:\n  - name: weavetest-main\n    join: {package: main, function-body: main}\n    advice:\n      declarations: |\n        //go:noinline\n        func gotapTestMarker() {}\n      prepend: |\n        gotapTestMarker()\n",
+        format!("# run {nonce}\n") + "rules:\n  - name: weavetest-main\n    join: {package: main, function-body: main}\n    advice:\n      declarations: |\n        //go:noinline\n        func gotapTestMarker() {}\n      prepend: |\n        gotapTestMarker()\n",
     )
     .unwrap();
     let out = bin_dir().join("weavetest-woven-extra-rules");
@@ -442,4 +444,80 @@ fn go_mod_and_tree_are_untouched() {
     let after: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(before.len(), after.len(), "gotap build left files in the source tree: {after:?}");
     assert_eq!(std::fs::read(dir.join("go.mod")).unwrap(), gomod);
+}
+
+#[test]
+fn gotap_test_weaves_the_test_binary() {
+    let tc = Toolchain::Go126;
+    let bin = bin_dir().join("weavetest-woven.test");
+    let res = gotap(tc, &service_dir(), &["test", "-c", "-o", bin.to_str().unwrap(), "."]);
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    let symbols = nm(tc, &bin);
+    assert!(symbols.contains("gotap.dev/gotaprt.serverStart") && symbols.contains("net/http.gotapServerStart"));
+    let res = gotap(tc, &service_dir(), &["test", "-count=1", "."]);
+    assert!(res.status.success(), "{}{}", String::from_utf8_lossy(&res.stdout), String::from_utf8_lossy(&res.stderr));
+}
+
+/// A module pinned below what the runtime needs: gotap names the upgrade minimal version
+/// selection makes, and the user's files stay as they were.
+#[test]
+fn mvs_upgrade_is_reported() {
+    let dir = std::env::temp_dir().join(format!("gotap-build-mvs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let gomod = "module example.com/mvs\n\ngo 1.25.0\n\nrequire golang.org/x/text v0.13.0\n";
+    std::fs::write(dir.join("go.mod"), gomod).unwrap();
+    std::fs::write(
+        dir.join("main.go"),
+        "package main\n\nimport \"net/http\"\n\nfunc main() { http.ListenAndServe(\"127.0.0.1:0\", nil) }\n",
+    )
+    .unwrap();
+    // go.sum for the pinned module's go.mod (the sum database is not reachable from the test
+    // machine; the module proxy is).
+    let dl = Toolchain::Go126
+        .command()
+        .current_dir(&dir)
+        .env("GOSUMDB", "off")
+        .args(["mod", "download", "golang.org/x/text"])
+        .output()
+        .unwrap();
+    assert!(dl.status.success(), "{}", String::from_utf8_lossy(&dl.stderr));
+    let sum = std::fs::read(dir.join("go.sum")).unwrap();
+    let out = dir.join("app");
+    let res = gotap(Toolchain::Go126, &dir, &["build", "-o", out.to_str().unwrap(), "."]);
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("adding the gotap runtime upgrades golang.org/x/text from v0.13.0 to v0.41.0"),
+        "no MVS warning in:\n{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(dir.join("go.mod")).unwrap(), gomod);
+    assert_eq!(std::fs::read(dir.join("go.sum")).unwrap(), sum);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An application with its own OTel SDK provider: gotap's server span goes to that provider and
+/// the application's span (made from the request context) is its child — one trace, one exporter.
+#[test]
+fn joins_the_applications_own_tracer_provider() {
+    let tc = Toolchain::Go126;
+    let dir = service_dir().join("otelapp");
+    let bin = bin_dir().join("weavetest-otelapp-woven");
+    let res = gotap(tc, &dir, &["build", "-o", bin.to_str().unwrap(), "."]);
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    let col = start_collector("otelapp");
+    let (svc, port) = start_service(&bin, &col, &[]);
+    let (status, _) = get(port, "/work", Some(&format!("00-{TRACE}-{PARENT}-01")));
+    assert_eq!(status, 200);
+    let spans = wait_spans(&col.file, 2);
+    drop(svc);
+    assert_eq!(spans.len(), 2, "{spans:#?}");
+    let server = find(&spans, |s| s.scope == "gotap/net/http/server", "gotap server");
+    let app = find(&spans, |s| s.name == "app-work", "application");
+    assert_eq!(server.name, "GET /work");
+    assert_eq!((server.trace_id.as_str(), server.parent.as_str()), (TRACE, PARENT));
+    assert_eq!((app.trace_id.as_str(), app.parent.as_str()), (TRACE, server.span_id.as_str()));
+    for s in [server, app] {
+        assert_eq!(s.resource.get("service.name").map(String::as_str), Some("otelapp-own-sdk"), "{s:#?}");
+    }
 }

@@ -32,8 +32,8 @@ mod abi;
 mod agent;
 mod env;
 mod error;
-pub mod nethttp;
-pub mod plan;
+mod nethttp;
+mod plan;
 
 pub use agent::{Agent, AgentOptions, AgentStats, TracedProcess, LINK_MAP_NAME};
 pub use env::check_environment;

@@ -69,3 +69,81 @@ pub fn to_span(ev: &HttpEvent, resource: Arc<Resource>, capture_query: bool, mon
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gotap_spans::{semconv as sc, SpanKind, Status, Value};
+
+    fn event(kind: u8) -> HttpEvent {
+        // SAFETY: HttpEvent is plain data; all-zero is a valid value.
+        let mut ev: HttpEvent = unsafe { std::mem::zeroed() };
+        ev.kind = kind;
+        ev.start_ns = 1_000;
+        ev.end_ns = 3_000;
+        ev.trace_id = [7; 16];
+        ev.span_id = [8; 8];
+        ev
+    }
+
+    fn set(buf: &mut [u8], len: &mut u16, s: &str) {
+        buf[..s.len()].copy_from_slice(s.as_bytes());
+        *len = s.len() as u16;
+    }
+
+    #[test]
+    fn client_event_rebuilds_the_url() {
+        let mut ev = event(abi::EV_CLIENT);
+        set(&mut ev.host, &mut ev.host_len, "example.com:8080");
+        set(&mut ev.path, &mut ev.path_len, "/a/b");
+        set(&mut ev.query, &mut ev.query_len, "x=1");
+        ev.flags = abi::EVF_HAS_PARENT | abi::EVF_HAS_STATUS;
+        ev.parent_id = [9; 8];
+        ev.status = 404;
+        let s = to_span(&ev, Arc::new(Resource::default()), false, 10).unwrap();
+        assert_eq!(s.kind, SpanKind::Client);
+        assert_eq!(s.name, "GET", "empty Method means GET");
+        assert_eq!(s.attr(sc::URL_FULL), Some(&Value::from("http://example.com:8080/a/b?x=1")));
+        assert_eq!(s.parent_span_id, Some([9; 8]));
+        assert_eq!((s.start_unix_nano, s.end_unix_nano), (1_010, 3_010));
+        assert!(matches!(s.status, Status::Error(_)), "404 is a client error");
+    }
+
+    #[test]
+    fn client_error_and_no_parent() {
+        let mut ev = event(abi::EV_CLIENT);
+        set(&mut ev.method, &mut ev.method_len, "POST");
+        set(&mut ev.proto, &mut ev.proto_len, "https");
+        set(&mut ev.host, &mut ev.host_len, "h");
+        ev.flags = abi::EVF_ERROR;
+        let s = to_span(&ev, Arc::new(Resource::default()), false, 0).unwrap();
+        assert_eq!(s.name, "POST");
+        assert_eq!(s.parent_span_id, None);
+        assert_eq!(s.attr(sc::URL_FULL), Some(&Value::from("https://h")));
+        assert_eq!(s.status, Status::Error("transport error".into()));
+    }
+
+    #[test]
+    fn server_event_fields() {
+        let mut ev = event(abi::EV_SERVER);
+        set(&mut ev.method, &mut ev.method_len, "GET");
+        set(&mut ev.path, &mut ev.path_len, "/users/1");
+        set(&mut ev.pattern, &mut ev.pattern_len, "GET /users/{id}");
+        set(&mut ev.remote, &mut ev.remote_len, "[::1]:5555");
+        set(&mut ev.ua, &mut ev.ua_len, "curl/8");
+        ev.flags = abi::EVF_HAS_STATUS;
+        ev.status = 200;
+        let s = to_span(&ev, Arc::new(Resource::default()), false, 0).unwrap();
+        assert_eq!(s.name, "GET /users/{id}");
+        assert_eq!(s.attr(sc::CLIENT_ADDRESS), Some(&Value::from("::1")));
+        assert_eq!(s.attr(sc::CLIENT_PORT), Some(&Value::Int(5555)));
+        assert_eq!(s.attr(sc::USER_AGENT_ORIGINAL), Some(&Value::from("curl/8")));
+    }
+
+    #[test]
+    fn unknown_kind_and_wrong_sizes_are_rejected() {
+        assert!(to_span(&event(9), Arc::new(Resource::default()), false, 0).is_none());
+        assert!(HttpEvent::from_bytes(&[0u8; 100]).is_none());
+        assert!(HttpEvent::from_bytes(&[0u8; std::mem::size_of::<HttpEvent>()]).is_some());
+    }
+}

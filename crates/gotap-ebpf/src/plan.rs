@@ -144,12 +144,10 @@ fn plan(bin: &GoBinary) -> Result<Plan, EbpfError> {
         add("server_entry", SERVE_HTTP, f, false)?;
         add("server_ret", SERVE_HTTP, f, true)?;
         instrumentations.push("net/http server");
-        match need(off::REQUEST_PATTERN) {
-            Ok(o) => {
-                cfg.req_pattern = o;
-                cfg.flags |= CFG_HAS_PATTERN;
-            }
-            Err(_) => {} // Go < 1.23: no route, spans are named by method alone
+        // Go < 1.23 has no Request.Pattern: no route, spans are named by method alone.
+        if let Ok(o) = need(off::REQUEST_PATTERN) {
+            cfg.req_pattern = o;
+            cfg.flags |= CFG_HAS_PATTERN;
         }
     }
     if let Some(f) = client {

@@ -17,7 +17,7 @@ pub fn cache_dir() -> PathBuf {
     home.join(".cache/gotap")
 }
 
-fn fnv(data: &[&[u8]]) -> u64 {
+pub(crate) fn fnv(data: &[&[u8]]) -> u64 {
     let mut h = 0xcbf29ce484222325u64;
     for d in data {
         for b in d.iter().chain(&[0xffu8]) {

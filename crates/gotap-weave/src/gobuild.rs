@@ -97,18 +97,24 @@ pub fn check_args(args: &[String], goflags: &str) -> Result<Vec<String>> {
     Ok(pkgs)
 }
 
-/// Build tags from the user's flags, for the nested `go list`.
-fn tags_flag(args: &[String]) -> Option<String> {
+/// The user's flags that change which packages `go list` sees (build tags, module mode), in
+/// `-name=value` form for the nested `go list`.
+fn list_flags(args: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        if a == "-tags" || a == "--tags" {
-            return it.next().map(|t| format!("-tags={t}"));
-        }
-        if a.starts_with("-tags=") || a.starts_with("--tags=") {
-            return Some(a.trim_start_matches('-').replacen("tags=", "-tags=", 1));
+        for name in ["tags", "mod"] {
+            let body = a.trim_start_matches('-');
+            if a.starts_with('-') && body == name {
+                if let Some(v) = it.next() {
+                    out.push(format!("-{name}={v}"));
+                }
+            } else if a.starts_with('-') && body.starts_with(&format!("{name}=")) {
+                out.push(format!("-{body}"));
+            }
         }
     }
-    None
+    out
 }
 
 /// A temporary directory removed on drop.
@@ -166,9 +172,7 @@ pub fn run(opts: &Options) -> Result<i32> {
     //    under test). The go command resolves and builds that import itself.
     let mut list = Command::new(&opts.go);
     list.current_dir(std::env::current_dir()?).arg("list").arg(format!("-modfile={}", modfile.display()));
-    if let Some(t) = tags_flag(&opts.args) {
-        list.arg(t);
-    }
+    list.args(list_flags(&opts.args));
     list.args(["-f", "{{.Name}}\t{{.Dir}}"]).args(&pkgs);
     let listed = output(&mut list, "go list")?;
     let mut replace = BTreeMap::new();
@@ -188,8 +192,10 @@ pub fn run(opts: &Options) -> Result<i32> {
     std::fs::write(&overlay, serde_json::to_vec(&serde_json::json!({ "Replace": replace }))?)?;
 
     // 3. Tell the user if adding the runtime moved any of their modules (minimal version selection).
-    for w in mvs_upgrades(&opts.go, &modfile)? {
-        eprintln!("gotap: warning: {w}");
+    match mvs_upgrades_cached(&opts.go, &env.go_version, &gomod, &modfile) {
+        Ok(ws) => ws.iter().for_each(|w| eprintln!("gotap: warning: {w}")),
+        // The build itself may still work (it needs fewer modules than `all`): say what is unknown.
+        Err(e) => eprintln!("gotap: warning: cannot check whether the gotap runtime upgrades your modules: {e:#}"),
     }
 
     // 4. The build itself.
@@ -310,6 +316,26 @@ fn write_modfile(gomod: &Path, runtime: &Path, modfile: &Path) -> Result<Option<
     Ok(warning)
 }
 
+/// [`mvs_upgrades`] remembered per (go.mod, go.sum, runtime, toolchain): the two `go list -m all`
+/// runs are most of gotap's own time in a no-op rebuild.
+fn mvs_upgrades_cached(go: &Path, gover: &str, gomod: &Path, modfile: &Path) -> Result<Vec<String>> {
+    let read = |p: &Path| std::fs::read(p).unwrap_or_default();
+    let key = assets::fnv(&[
+        &read(gomod),
+        &read(&gomod.with_extension("sum")),
+        &read(modfile),
+        gover.as_bytes(),
+        std::env::var("GOFLAGS").unwrap_or_default().as_bytes(),
+    ]);
+    let path = assets::cache_dir().join(format!("mvs-{key:016x}.txt"));
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        return Ok(text.lines().map(str::to_owned).collect());
+    }
+    let warnings = mvs_upgrades(go, modfile)?;
+    let _ = std::fs::write(&path, warnings.iter().map(|w| format!("{w}\n")).collect::<String>());
+    Ok(warnings)
+}
+
 /// Modules whose selected version changes once the runtime's requirements join the graph.
 fn mvs_upgrades(go: &Path, modfile: &Path) -> Result<Vec<String>> {
     let list = |extra: Option<&Path>| -> Result<BTreeMap<String, String>> {
@@ -353,8 +379,8 @@ mod tests {
         let pkgs = check_args(&s(&["-o", "bin/x", "-tags", "a,b", "-race", "./cmd/x", "./cmd/y"]), "").unwrap();
         assert_eq!(pkgs, s(&["./cmd/x", "./cmd/y"]));
         assert_eq!(check_args(&s(&["-ldflags=-s -w"]), "").unwrap(), s(&["."]));
-        assert_eq!(tags_flag(&s(&["-tags", "a,b"])).as_deref(), Some("-tags=a,b"));
-        assert_eq!(tags_flag(&s(&["--tags=x"])).as_deref(), Some("-tags=x"));
+        assert_eq!(list_flags(&s(&["-tags", "a,b", "-o", "x", "--mod=mod"])), s(&["-tags=a,b", "-mod=mod"]));
+        assert_eq!(list_flags(&s(&["--tags=x", "-race"])), s(&["-tags=x"]));
     }
 
     #[test]

@@ -225,6 +225,9 @@ func main() {
 		log.Fatalf("database: %v", err)
 	}
 	defer cleanup()
+	// Keep the pool's connections across bursts: database/sql's default keeps 2 idle, so every
+	// burst would reopen (and re-pragma) SQLite connections.
+	st.db.SetMaxIdleConns(64)
 	if err := st.migrate(ctx); err != nil {
 		log.Fatalf("database: %v", err)
 	}

@@ -27,8 +27,12 @@ pub struct App {
 
 impl App {
     pub fn start(bin: &Path) -> App {
+        Self::start_with(bin, &[])
+    }
+    /// With extra arguments (`tls`).
+    pub fn start_with(bin: &Path, args: &[&str]) -> App {
         let port = gotap_testkit::free_port();
-        let mut child = Command::new(bin).arg(port.to_string()).stdout(Stdio::piped()).spawn().expect("start test app");
+        let mut child = Command::new(bin).arg(port.to_string()).args(args).stdout(Stdio::piped()).spawn().expect("start test app");
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
         assert_eq!(line.trim(), "ready", "test app did not start");

@@ -1,10 +1,12 @@
 // httpapp is the Go program gotap-ebpf's integration tests trace: a net/http server whose
 // handlers answer, fail, and call other servers (inline and from a goroutine they start).
 //
-// Usage: httpapp <port>. Prints "ready" once listening.
+// Usage: httpapp <port> [tls]. Prints "ready" once listening. With tls: HTTPS with a throwaway
+// self-signed certificate (HTTP/1.1 and HTTP/2 by ALPN).
 package main
 
 import (
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,8 +14,17 @@ import (
 	"time"
 )
 
-func call(url string) string {
-	resp, err := http.Get(url)
+// call GETs url; a non-empty traceparent is sent as that header (an application propagating a
+// context of its own).
+func call(url, traceparent string) string {
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	if traceparent != "" {
+		req.Header.Set("traceparent", traceparent)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return "error: " + err.Error()
 	}
@@ -31,14 +42,14 @@ func main() {
 	mux.HandleFunc("/fail", func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	})
-	// Calls ?url= from the handler's goroutine.
+	// Calls ?url= (with ?tp= as traceparent) from the handler's goroutine.
 	mux.HandleFunc("/call", func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, call(r.URL.Query().Get("url")))
+		io.WriteString(w, call(r.URL.Query().Get("url"), r.URL.Query().Get("tp")))
 	})
 	// Calls ?url= from a goroutine the handler starts (context must follow the `go` statement).
 	mux.HandleFunc("/async", func(w http.ResponseWriter, r *http.Request) {
 		done := make(chan string)
-		go func() { done <- call(r.URL.Query().Get("url")) }()
+		go func() { done <- call(r.URL.Query().Get("url"), r.URL.Query().Get("tp")) }()
 		io.WriteString(w, <-done)
 	})
 	registerPatterns(mux)
@@ -47,6 +58,17 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
+	}
+	if len(os.Args) > 2 && os.Args[2] == "tls" {
+		cert, err := selfSigned()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+		fmt.Println("ready")
+		srv.ServeTLS(ln, "", "")
+		return
 	}
 	fmt.Println("ready")
 	srv.Serve(ln)

@@ -1,0 +1,193 @@
+//! `gotap run` / `gotap attach` failure contract: each user error is exit 2, nothing on stdout,
+//! one stderr line saying what is wrong; and the exit paths that are not errors (the program
+//! exits or dies, the attached process exits) flush the spans and exit with the right code.
+//! Runs as root (real uprobes; "not root" is simulated with setpriv).
+mod ebpf_support;
+
+use ebpf_support::*;
+use gotap_testkit::{free_port, require_root, Toolchain, Variant};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const FULL: Variant = Variant { stripped: false, pie: false };
+
+/// Runs `gotap ARGS` (optionally as nobody, without capabilities) and checks the error contract;
+/// returns the one line.
+fn user_error(as_nobody: bool, args: &[&str], want: &str) -> String {
+    let mut cmd = if as_nobody {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", GOTAP]);
+        c
+    } else {
+        Command::new(GOTAP)
+    };
+    let out = cmd.args(args).output().expect("run gotap");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "gotap {args:?}: want exit 2; stderr: {stderr}");
+    assert!(stdout.is_empty(), "gotap {args:?}: stdout should be empty: {stdout}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "gotap {args:?}: want one stderr line, got {stderr:?}");
+    assert!(lines[0].starts_with("gotap: "), "{stderr:?}");
+    assert!(lines[0].contains(want), "gotap {args:?}: want {want:?} in {:?}", lines[0]);
+    lines[0].to_string()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A copy of `src` whose buildinfo claims Go version `to` instead of `from` (same length).
+fn with_go_version(src: &Path, from: &str, to: &str, name: &str) -> PathBuf {
+    let mut data = std::fs::read(src).unwrap();
+    let magic = b"\xff Go buildinf:";
+    let start = data.windows(magic.len()).position(|w| w == magic).expect("buildinfo magic");
+    let at = start + data[start..].windows(from.len()).position(|w| w == from.as_bytes()).expect("version in buildinfo");
+    data[at..at + to.len()].copy_from_slice(to.as_bytes());
+    let dst = scratch(name).join("httpsvc");
+    std::fs::write(&dst, data).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dst
+}
+
+#[test]
+fn not_root() {
+    require_root();
+    let bin = httpsvc(Toolchain::Go126, FULL);
+    let line = user_error(true, &["run", "--no-console", "--", s(&bin)], "CAP_BPF");
+    assert!(line.contains("run as root"), "{line}");
+    // A process nobody may see in full: still the privilege sentence, not a crash.
+    user_error(true, &["attach", "--no-console", "--pid", "1"], "run as root");
+}
+
+#[test]
+fn not_a_go_binary() {
+    require_root();
+    user_error(false, &["run", "--no-console", "--", "/bin/true"], "not a Go binary");
+    // attach: the target keeps running untouched.
+    let mut sleeper = Proc::spawn(
+        {
+            let mut c = Command::new("sleep");
+            c.arg("30");
+            c
+        },
+        "sleep",
+    );
+    user_error(false, &["attach", "--no-console", "--pid", &sleeper.pid().to_string()], "not a Go binary");
+    assert!(sleeper.alive());
+}
+
+#[test]
+fn unsupported_go_version() {
+    require_root();
+    let bin = with_go_version(&httpsvc(Toolchain::Go126, FULL), "go1.26.8", "go1.16.8", "go116");
+    let line = user_error(false, &["run", "--no-console", "--", s(&bin)], "unsupported Go version go1.16.8");
+    assert!(line.contains("1.17"), "{line}");
+}
+
+#[test]
+fn offsets_unavailable() {
+    // Stripped (no DWARF) and a version below the offsets table's first row.
+    require_root();
+    let src = httpsvc(Toolchain::Go126, Variant { stripped: true, pie: false });
+    let bin = with_go_version(&src, "go1.26.8", "go1.17.8", "go117");
+    user_error(false, &["run", "--no-console", "--", s(&bin)], "not available for go1.17.8");
+}
+
+#[test]
+fn nothing_to_instrument() {
+    require_root();
+    let hello = gotap_testkit::build("testapps", "./cmd/hello", Toolchain::Go127, FULL);
+    user_error(false, &["run", "--no-console", "--", s(&hello)], "nothing to instrument");
+}
+
+#[test]
+fn command_not_found() {
+    require_root();
+    user_error(false, &["run", "--no-console", "--", "gotap-no-such-command"], "command not found: gotap-no-such-command");
+    user_error(false, &["run", "--no-console", "--", "./no/such/program"], "command not found: ./no/such/program");
+}
+
+#[test]
+fn pid_not_found() {
+    require_root();
+    let mut gone = Command::new("true").spawn().unwrap();
+    let pid = gone.id();
+    gone.wait().unwrap(); // reaped: the pid names nothing now
+    user_error(false, &["attach", "--no-console", "--pid", &pid.to_string()], &format!("process {pid} does not exist"));
+    user_error(false, &["attach", "--no-console", "--pid", "0"], "process 0 does not exist");
+}
+
+#[test]
+fn run_exits_with_the_program_exit_code() {
+    require_root();
+    let bin = httpsvc(Toolchain::Go126, FULL);
+    // log.Fatal: exit 1.
+    let p = gotap_run(&["--no-console".into()], &bin, &["-listen".into(), "256.0.0.1:1".into()], "gotap run (bad listen)");
+    let f = p.wait(Duration::from_secs(20));
+    assert_eq!(f.code, Some(1), "{f:?}");
+    assert!(f.stderr.contains("httpsvc: listen tcp"), "the program's own stderr passes through: {}", f.stderr);
+    assert!(f.stderr.lines().last().unwrap().contains("spans exported"), "{}", f.stderr);
+}
+
+/// Waits for gotap's "tracing …" line.
+fn wait_tracing(p: &mut Proc) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !p.stderr.text().contains("gotap: tracing ") {
+        assert!(p.alive(), "gotap exited: {}", p.stderr.text());
+        assert!(Instant::now() < deadline, "gotap never attached: {}", p.stderr.text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn run_program_killed_mid_trace_flushes() {
+    require_root();
+    let dir = scratch("run-killed");
+    let out = dir.join("spans.jsonl");
+    let bin = httpsvc(Toolchain::Go127, FULL);
+    let port = free_port();
+    let flags = ["--no-console".to_string(), "--output-file".into(), s(&out).into(), "--service-name".into(), "killed".into()];
+    let mut p = gotap_run(&flags, &bin, &svc_args(port, "K", None), "gotap run K");
+    wait_listening(port, &mut p);
+    for i in 0..5 {
+        assert_eq!(http(port, "GET", &format!("/users/{i}"), &[]), (200, format!("K user {i}\n")));
+    }
+    let child = p.pid_of_child();
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(child as i32, libc::SIGKILL) };
+    let f = p.wait(Duration::from_secs(20));
+    assert_eq!(f.code, Some(128 + 9), "{f:?}");
+    let spans = parse_otlp_json_lines(&std::fs::read_to_string(&out).unwrap());
+    let paths: Vec<&str> = spans.iter().filter(|s| s.kind == 2).filter_map(|s| s.str("url.path")).collect();
+    assert_eq!(paths, ["/users/0", "/users/1", "/users/2", "/users/3", "/users/4"], "every span flushed");
+    assert!(spans.iter().all(|s| s.service == "killed"));
+    assert!(f.stderr.lines().last().unwrap().starts_with("gotap: 5 spans exported (file 5), 0 dropped"), "{}", f.stderr);
+}
+
+#[test]
+fn attach_target_exits_mid_trace() {
+    require_root();
+    let dir = scratch("attach-exits");
+    let out = dir.join("spans.jsonl");
+    let bin = httpsvc(Toolchain::Go126, FULL);
+    let port = free_port();
+    let mut target = plain(&bin, &svc_args(port, "T", None), "httpsvc T");
+    wait_listening(port, &mut target);
+    let mut cmd = Command::new(GOTAP);
+    cmd.args(["attach", "--no-console", "--output-file", s(&out), "--pid", &target.pid().to_string()]);
+    let mut g = Proc::spawn(cmd, "gotap attach");
+    wait_tracing(&mut g);
+    for i in 0..3 {
+        assert_eq!(http(port, "GET", &format!("/users/{i}"), &[]).0, 200);
+    }
+    target.signal(libc::SIGTERM);
+    let f = g.wait(Duration::from_secs(20));
+    assert_eq!(f.code, Some(0), "{f:?}");
+    assert!(f.stderr.contains(&format!("process {} exited", target.pid())), "{}", f.stderr);
+    let spans = parse_otlp_json_lines(&std::fs::read_to_string(&out).unwrap());
+    assert_eq!(spans.iter().filter(|s| s.kind == 2).count(), 3, "{}", dump(&spans));
+    assert!(spans.iter().all(|s| s.service == Path::new(&bin).file_name().unwrap().to_str().unwrap()), "{}", dump(&spans));
+}
