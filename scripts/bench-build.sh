@@ -27,21 +27,28 @@ cp -r "$modroot" "$work/src"
 cp "$gotap" "$work/gotap"; gotap="$work/gotap"
 cd "$work/src/${svc#"$modroot"}"
 
-secs() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }; e=$(date +%s.%N); echo "$e - $s" | bc; }
+# "wall cpu" seconds of one command (cpu = user + sys of it and its children: far less sensitive
+# than wall time to other work on the machine).
+secs() {
+  local TIMEFORMAT='%R %U %S' t
+  t=$( { time "$@" >/dev/null 2>"$work/err"; } 2>&1 ) || { cat "$work/err" >&2; exit 1; }
+  echo "$t" | awk '{printf "%.2f %.2f", $1, $2 + $3}'
+}
 plain() { GOCACHE="$work/cache-plain" "$GO" build -o "$work/plain" .; }
 woven() { GOCACHE="$work/cache-gotap" GOTAP_CACHE="$work/gotap-cache" GOTAP_GO="$GO" "$gotap" build -o "$work/woven" .; }
 edit() { printf '\nfunc benchEdit%s() {}\n' "$(date +%s%N)" >> main.go; }
 
-p_clean=$(secs plain);  g_clean=$(secs woven)
-p_noop=$(secs plain);   g_noop=$(secs woven)
-edit; p_edit=$(secs plain)
-edit; g_edit=$(secs woven)
+read -r p_clean pc_clean <<<"$(secs plain)";  read -r g_clean gc_clean <<<"$(secs woven)"
+read -r p_noop pc_noop <<<"$(secs plain)";    read -r g_noop gc_noop <<<"$(secs woven)"
+edit; read -r p_edit pc_edit <<<"$(secs plain)"
+edit; read -r g_edit gc_edit <<<"$(secs woven)"
 p_size=$(stat -c %s "$work/plain"); g_size=$(stat -c %s "$work/woven")
 
 ratio() { echo "scale=2; $1 / $2" | bc; }
-echo "| $(basename "$svc"), $("$GO" env GOVERSION), $(nproc) cores | plain go build | gotap build | ratio |"
+echo "| $(basename "$svc"), $("$GO" env GOVERSION), $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg) | plain go build | gotap build | ratio |"
 echo "|---|---|---|---|"
-printf '| clean build (empty caches) | %.1f s | %.1f s | %s× |\n' "$p_clean" "$g_clean" "$(ratio "$g_clean" "$p_clean")"
-printf '| no-op rebuild | %.2f s | %.2f s | %s× |\n' "$p_noop" "$g_noop" "$(ratio "$g_noop" "$p_noop")"
-printf '| rebuild after editing main.go | %.2f s | %.2f s | %s× |\n' "$p_edit" "$g_edit" "$(ratio "$g_edit" "$p_edit")"
+row() { printf '| %s | %.2f s (cpu %.1f s) | %.2f s (cpu %.1f s) | %s× (cpu %s×) |\n' "$1" "$2" "$3" "$4" "$5" "$(ratio "$4" "$2")" "$(ratio "$5" "$3")"; }
+row "clean build (empty caches)" "$p_clean" "$pc_clean" "$g_clean" "$gc_clean"
+row "no-op rebuild" "$p_noop" "$pc_noop" "$g_noop" "$gc_noop"
+row "rebuild after editing main.go" "$p_edit" "$pc_edit" "$g_edit" "$gc_edit"
 printf '| binary size | %.1f MB | %.1f MB | %s× |\n' "$(echo "$p_size/1000000" | bc -l)" "$(echo "$g_size/1000000" | bc -l)" "$(ratio "$g_size" "$p_size")"

@@ -7,7 +7,7 @@
 # Installs the toolchains, builds gotap (release) and the sample service go/services/httpsvc,
 # starts B and A each under `gotap run`, sends a few requests with curl (one with a W3C
 # traceparent), stops both with SIGTERM (gotap forwards it, flushes, prints its summary) and
-# shows what each gotap printed. Ports: DEMO_PORT_A / DEMO_PORT_B (default 18080 / 18081).
+# shows what each gotap printed. Ports: DEMO_PORT_A / DEMO_PORT_B (default: the first free ones from 18081).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -27,8 +27,14 @@ out="$root/target/demo"
 mkdir -p "$out"
 (cd go/services && CGO_ENABLED=0 "$GO126" build -o "$out/httpsvc" ./httpsvc)
 
-pa="${DEMO_PORT_A:-18080}"
-pb="${DEMO_PORT_B:-18081}"
+in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+free_port_from() {
+  local p=$1
+  while in_use "$p"; do p=$((p + 1)); done
+  echo "$p"
+}
+pb="${DEMO_PORT_B:-$(free_port_from 18081)}"
+pa="${DEMO_PORT_A:-$(free_port_from $((pb + 1)))}"
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
@@ -36,9 +42,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_port() {
+wait_port() { # PORT PID: PID (gotap) must still run once the port answers
   for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    kill -0 "$2" 2>/dev/null || { echo "demo.sh: gotap exited:" >&2; cat "$out"/*.err >&2; exit 1; }
+    in_use "$1" && return 0
     sleep 0.1
   done
   echo "demo.sh: nothing listens on port $1; see $out/*.log" >&2
@@ -49,11 +56,11 @@ echo "== starting B (:$pb) and A (:$pa, downstream B), each under gotap run"
 "$gotap" run --console --service-name svc-b -- "$out/httpsvc" -listen "127.0.0.1:$pb" -name B \
   >"$out/b.log" 2>"$out/b.err" &
 pids+=($!)
-wait_port "$pb"
+wait_port "$pb" $!
 "$gotap" run --console --service-name svc-a -- "$out/httpsvc" -listen "127.0.0.1:$pa" -name A -downstream "http://127.0.0.1:$pb" \
   >"$out/a.log" 2>"$out/a.err" &
 pids+=($!)
-wait_port "$pa"
+wait_port "$pa" $!
 
 echo "== requests"
 set -x

@@ -116,7 +116,7 @@ func serverStart(r *http.Request) (*http.Request, func(status int)) {
 
 func clientRoundTrip(r *http.Request, next func(*http.Request) (*http.Response, error)) (*http.Response, error) {
 	ctx := r.Context()
-	if ctx.Value(suppressKey{}) != nil || r.URL == nil {
+	if ctx.Value(suppressKey{}) != nil || r.URL == nil || isOTLPExport(r) {
 		return next(r)
 	}
 	attrs := make([]attribute.KeyValue, 0, 8)
@@ -150,6 +150,13 @@ func clientRoundTrip(r *http.Request, next func(*http.Request) (*http.Response, 
 		span.SetAttributes(attribute.String("error.type", strconv.Itoa(resp.StatusCode)))
 	}
 	return resp, nil
+}
+
+// isOTLPExport recognises the OTel Go OTLP/HTTP exporters of an application that has its own SDK
+// (by their fixed User-Agent): tracing their uploads would add a span per export, forever.
+func isOTLPExport(r *http.Request) bool {
+	ua := r.Header.Get("User-Agent")
+	return strings.HasPrefix(ua, "OTel OTLP Exporter Go/") || strings.HasPrefix(ua, "OTel Go OTLP over HTTP")
 }
 
 func errorType(e string) string {

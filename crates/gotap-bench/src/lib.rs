@@ -149,6 +149,9 @@ pub struct Options {
     pub orders_db: Option<String>,
     /// Keep each run's spans.jsonl (tens of MB per run) after counting.
     pub keep_spans: bool,
+    /// Robustness matrix: each instrumented strategy against the services built by every
+    /// toolchain that can, stripped and not.
+    pub matrix: bool,
 }
 
 /// One strategy in one round.
@@ -224,6 +227,26 @@ pub struct Summary {
     pub errors: u64,
 }
 
+impl RobustRow {
+    pub fn strategy_name(&self) -> &'static str {
+        self.strategy.name()
+    }
+}
+
+/// One cell of the robustness matrix.
+#[derive(Debug, Clone, Serialize)]
+pub struct RobustRow {
+    pub strategy: Strategy,
+    pub toolchain: String,
+    pub stripped: bool,
+    pub works: bool,
+    /// Why not, or what was checked.
+    pub detail: String,
+    pub requests_ok: u64,
+    pub spans_expected: u64,
+    pub spans_received: u64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct BuildRow {
     pub toolchain: String,
@@ -248,6 +271,7 @@ pub struct Results {
     pub rate: f64,
     pub strategies: Vec<StrategyResult>,
     pub builds: Vec<BuildRow>,
+    pub robustness: Vec<RobustRow>,
     pub peers: Vec<peers::Peer>,
     pub charts: Vec<String>,
     pub charts_note: Option<String>,
@@ -308,6 +332,7 @@ fn unavailable(s: Strategy, opts: &Options) -> Option<String> {
 
 type Bins = BTreeMap<(&'static str, &'static str), PathBuf>;
 
+
 /// Runs the whole arena and writes report.md, results.json and the charts into `opts.out_dir`.
 pub fn run(opts: &Options, progress: &dyn Fn(Event)) -> Result<Results> {
     let started = Instant::now();
@@ -335,42 +360,53 @@ pub fn run(opts: &Options, progress: &dyn Fn(Event)) -> Result<Results> {
     }
     let builds_per_tc = stack::SERVICES.len() as u64 * 2;
     progress(Event::Plan(
-        builds_per_tc * (1 + opts.other_toolchains.len() as u64) + 1 + opts.rounds as u64 * runnable.len() as u64 + 1,
+        builds_per_tc * (1 + opts.other_toolchains.len() as u64) * if opts.matrix { 2 } else { 1 }
+            + 1
+            + opts.rounds as u64 * runnable.len() as u64
+            + if opts.matrix { 2 * (1 + opts.other_toolchains.len() as u64) * (runnable.len() as u64 - 1) } else { 0 }
+            + 1,
     ));
 
     // Build: the run toolchain first (must work), then the others for the robustness matrix.
     let go_ver = go_version(&opts.go);
     let mut builds = vec![];
-    let mut bins: Bins = BTreeMap::new();
+    // (toolchain label, stripped) → binaries; the first toolchain unstripped is what the rounds run.
+    let mut all_bins: BTreeMap<(String, bool), Bins> = BTreeMap::new();
     let mut toolchains = vec![(go_ver.clone(), opts.go.clone())];
     toolchains.extend(opts.other_toolchains.iter().map(|(l, g)| (l.clone(), g.clone())));
+    let strip_modes: &[bool] = if opts.matrix { &[false, true] } else { &[false] };
     for (ti, (label, go)) in toolchains.iter().enumerate() {
-        let out = opts.work_dir.join("bin").join(label);
-        for service in stack::SERVICES {
-            for variant in [Variant::Plain, Variant::Manual] {
-                progress(Event::Step(&format!("build {service} ({}) with {label}", variant.label())));
-                let t = Instant::now();
-                let r = stack::build_service(&arena, go, service, variant, &out);
-                let row = BuildRow {
-                    toolchain: label.clone(),
-                    service: service.into(),
-                    variant: variant.label().into(),
-                    ok: r.is_ok(),
-                    detail: r.as_ref().err().cloned().unwrap_or_default(),
-                    secs: t.elapsed().as_secs_f64(),
-                    size_bytes: r.as_ref().ok().and_then(|p| std::fs::metadata(p).ok()).map(|m| m.len()),
-                };
-                match r {
-                    Ok(p) if ti == 0 => {
-                        bins.insert((service, variant.label()), p);
+        for &stripped in strip_modes {
+            let out = opts.work_dir.join("bin").join(if stripped { format!("{label}-stripped") } else { label.clone() });
+            let mut tc_bins: Bins = BTreeMap::new();
+            for service in stack::SERVICES {
+                for variant in [Variant::Plain, Variant::Manual] {
+                    let what = format!("{service} ({}{})", variant.label(), if stripped { ", stripped" } else { "" });
+                    progress(Event::Step(&format!("build {what} with {label}")));
+                    let t = Instant::now();
+                    let r = stack::build_service(&arena, go, service, variant, stripped, &out);
+                    builds.push(BuildRow {
+                        toolchain: label.clone(),
+                        service: service.into(),
+                        variant: format!("{}{}", variant.label(), if stripped { " stripped" } else { "" }),
+                        ok: r.is_ok(),
+                        detail: r.as_ref().err().cloned().unwrap_or_default(),
+                        secs: t.elapsed().as_secs_f64(),
+                        size_bytes: r.as_ref().ok().and_then(|p| std::fs::metadata(p).ok()).map(|m| m.len()),
+                    });
+                    match r {
+                        Ok(p) => {
+                            tc_bins.insert((service, variant.label()), p);
+                        }
+                        Err(e) if ti == 0 && !stripped => bail!("cannot build the arena's {what} with {label}: {e}"),
+                        Err(_) => {}
                     }
-                    Err(e) if ti == 0 => bail!("cannot build the arena's {service} ({}) with {label}: {e}", variant.label()),
-                    _ => {}
                 }
-                builds.push(row);
             }
+            all_bins.insert((label.clone(), stripped), tc_bins);
         }
     }
+    let bins = all_bins[&(go_ver.clone(), false)].clone();
 
     progress(Event::Step("peers: go install from the module proxy"));
     let peers = peers::check(&opts.go, &opts.work_dir.join("peers"), opts.install_peers, opts.peer_timeout);
@@ -397,6 +433,40 @@ pub fn run(opts: &Options, progress: &dyn Fn(Event)) -> Result<Results> {
             .collect();
     }
 
+    let mut robustness = vec![];
+    if opts.matrix {
+        for ((label, stripped), tc_bins) in &all_bins {
+            for &s in runnable.iter().filter(|&&s| s != Strategy::Baseline) {
+                let what = format!("{} on {label}{}", s.name(), if *stripped { " stripped" } else { "" });
+                progress(Event::Step(&format!("robustness: {what}")));
+                let variant = if s == Strategy::Manual { "manual" } else { "plain" };
+                let row = |works, detail: String, ok, exp, recv| RobustRow {
+                    strategy: s,
+                    toolchain: label.clone(),
+                    stripped: *stripped,
+                    works,
+                    detail,
+                    requests_ok: ok,
+                    spans_expected: exp,
+                    spans_received: recv,
+                };
+                if stack::SERVICES.iter().any(|svc| !tc_bins.contains_key(&(*svc, variant))) {
+                    robustness.push(row(false, "the services do not build with this toolchain (see Builds)".into(), 0, 0, 0));
+                    continue;
+                }
+                let dir = opts.out_dir.join("runs").join(format!("robustness-{}-{label}{}", s.key(), if *stripped { "-stripped" } else { "" }));
+                robustness.push(match check_delivery(opts, s, tc_bins, &dir) {
+                    Ok((ok, exp, recv)) => {
+                        let works = ok > 0 && exp > 0 && exp == recv;
+                        let detail = if works { format!("{recv} of {exp} spans") } else if exp == 0 { "instruments nothing in these binaries".into() } else { format!("{recv} of {exp} spans arrived") };
+                        row(works, detail, ok, exp, recv)
+                    }
+                    Err(e) => row(false, format!("{e:#}"), 0, 0, 0),
+                });
+            }
+        }
+    }
+
     let mut results = Results {
         started_unix: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
         machine,
@@ -409,6 +479,7 @@ pub fn run(opts: &Options, progress: &dyn Fn(Event)) -> Result<Results> {
         rate: rate.unwrap_or(0.0),
         strategies,
         builds,
+        robustness,
         peers,
         charts: vec![],
         charts_note: None,
@@ -468,12 +539,17 @@ const ORDER_IDS: u64 = 10_000;
 /// than queueing collapse.
 pub const DEFAULT_RATE_FRACTION: f64 = 0.25;
 
-/// One strategy, one round: fresh collector and services, warm-up, saturation, fixed rate, stop,
-/// count spans.
-fn run_once(opts: &Options, s: Strategy, round: u32, bins: &Bins, rate: Option<f64>) -> Result<(RunResult, Histogram<u64>)> {
-    let dir = opts.out_dir.join("runs").join(format!("{round}-{}", s.key()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
+/// A started stack: collector + the three services under one strategy.
+struct Stack {
+    collector: Proc,
+    svcs: Vec<Svc>,
+    gw_port: u16,
+    spans_file: PathBuf,
+}
+
+fn start_stack(opts: &Options, s: Strategy, bins: &Bins, dir: &Path) -> Result<Stack> {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir)?;
     let spans_file = dir.join("spans.jsonl");
     let variant = if s == Strategy::Manual { "manual" } else { "plain" };
     let port = stack::free_port;
@@ -481,9 +557,8 @@ fn run_once(opts: &Options, s: Strategy, round: u32, bins: &Bins, rate: Option<f
     std::fs::write(dir.join("collector.yaml"), stack::collector_config(otlp, otlp_http, &spans_file))?;
     let mut cmd = Command::new(&opts.collector);
     cmd.arg("--config").arg(dir.join("collector.yaml"));
-    let mut collector = Proc::spawn("collector", cmd, &dir)?;
+    let mut collector = Proc::spawn("collector", cmd, dir)?;
     stack::wait_ready(&mut collector, otlp, None, Duration::from_secs(30))?;
-
     let endpoint = format!("127.0.0.1:{otlp}");
     let mut svcs: Vec<Svc> = vec![];
     let (cat_port, ord_port, gw_port) = (port()?, port()?, port()?);
@@ -513,7 +588,7 @@ fn run_once(opts: &Options, s: Strategy, round: u32, bins: &Bins, rate: Option<f
             _ => Command::new(bin),
         };
         cmd.args(&args).arg(format!("-debug-addr=127.0.0.1:{dbg}")).env("ARENA_OTLP_ENDPOINT", &endpoint);
-        let mut p = Proc::spawn(service, cmd, &dir)?;
+        let mut p = Proc::spawn(service, cmd, dir)?;
         // Ready = listening: each binds only once its setup (schema, seed, clients) is done. No
         // probe request, which would add spans the span check does not expect.
         let ready_port = match service {
@@ -535,6 +610,51 @@ fn run_once(opts: &Options, s: Strategy, round: u32, bins: &Bins, rate: Option<f
         svcs.push(Svc { proc: p, dbg, target_pid, agent_pid, instrumentations, claimed_per_request });
     }
 
+    Ok(Stack { collector, svcs, gw_port, spans_file })
+}
+
+/// Stops services then collector (each flushes on SIGTERM); returns the processes that had to be
+/// killed, the collector's peak RSS and the spans it received by service.
+fn stop_stack(opts: &Options, st: &mut Stack) -> Result<(Vec<String>, u64, BTreeMap<String, u64>)> {
+    // Gateway first so nothing in flight loses its downstream.
+    let mut unclean = vec![];
+    for x in st.svcs.iter_mut().rev() {
+        if !x.proc.stop(Duration::from_secs(20)) {
+            unclean.push(x.proc.name.clone());
+        }
+    }
+    let collector_rss = procfs::rss_kib(st.collector.pid()).map_or(0, |r| r.1);
+    if !st.collector.stop(Duration::from_secs(20)) {
+        unclean.push("collector".into());
+    }
+    let by_service = stack::count_spans(&st.spans_file)?;
+    if !opts.keep_spans {
+        let _ = std::fs::remove_file(&st.spans_file);
+    }
+    Ok((unclean, collector_rss, by_service))
+}
+
+/// A short functional run: does the strategy deliver its spans with these binaries?
+/// Returns (successful requests, spans expected, spans received).
+fn check_delivery(opts: &Options, s: Strategy, bins: &Bins, dir: &Path) -> Result<(u64, u64, u64)> {
+    let mut st = start_stack(opts, s, bins, dir)?;
+    let gw_port = st.gw_port;
+    let target: loadgen::Target = Arc::new(move |i| format!("http://127.0.0.1:{gw_port}/orders/{}/details", 1 + i % ORDER_IDS).parse().expect("valid URI"));
+    let load = loadgen::closed_loop(target, 2, Duration::from_secs(1))?;
+    for x in st.svcs.iter_mut() {
+        x.proc.check_alive()?;
+    }
+    let per_request: u64 = st.svcs.iter().map(|x| x.claimed_per_request).sum();
+    let (_, _, by_service) = stop_stack(opts, &mut st)?;
+    Ok((load.ok, load.ok * per_request, by_service.values().sum()))
+}
+
+/// One strategy, one round: fresh collector and services, warm-up, saturation, fixed rate, stop,
+/// count spans.
+fn run_once(opts: &Options, s: Strategy, round: u32, bins: &Bins, rate: Option<f64>) -> Result<(RunResult, Histogram<u64>)> {
+    let dir = opts.out_dir.join("runs").join(format!("{round}-{}", s.key()));
+    let mut st = start_stack(opts, s, bins, &dir)?;
+    let gw_port = st.gw_port;
     let target: loadgen::Target = Arc::new(move |i| format!("http://127.0.0.1:{gw_port}/orders/{}/details", 1 + i % ORDER_IDS).parse().expect("valid URI"));
     let warm = loadgen::closed_loop(target.clone(), opts.connections.min(8), opts.warmup)?;
     let sat = loadgen::closed_loop(target.clone(), opts.connections, opts.saturation)?;
@@ -552,36 +672,22 @@ fn run_once(opts: &Options, s: Strategy, round: u32, bins: &Bins, rate: Option<f
         }
         Ok((b, o))
     };
-    let dbg_ports: Vec<u16> = svcs.iter().map(|x| x.dbg).collect();
+    let dbg_ports: Vec<u16> = st.svcs.iter().map(|x| x.dbg).collect();
     let target_cpu = |svcs: &[Svc]| svcs.iter().map(|x| cpu(x.target_pid)).sum::<Duration>();
     let agent_cpu = |svcs: &[Svc]| svcs.iter().filter_map(|x| x.agent_pid).map(cpu).sum::<Duration>();
-    let (t0, a0, c0) = (target_cpu(&svcs), agent_cpu(&svcs), cpu(collector.pid()));
+    let (t0, a0, c0) = (target_cpu(&st.svcs), agent_cpu(&st.svcs), cpu(st.collector.pid()));
     let (b0, o0) = allocs(&dbg_ports)?;
     let fixed = loadgen::open_loop(target, rate, opts.fixed)?;
     let (b1, o1) = allocs(&dbg_ports)?;
-    let (t1, a1, c1) = (target_cpu(&svcs), agent_cpu(&svcs), cpu(collector.pid()));
+    let (t1, a1, c1) = (target_cpu(&st.svcs), agent_cpu(&st.svcs), cpu(st.collector.pid()));
     let peak = |pid: u32| procfs::rss_kib(pid).map_or(0, |r| r.1);
-    let target_rss: u64 = svcs.iter().map(|x| peak(x.target_pid)).sum();
-    let agent_rss: Option<u64> = (s == Strategy::GotapRun).then(|| svcs.iter().filter_map(|x| x.agent_pid).map(peak).sum());
-    for x in svcs.iter_mut() {
+    let target_rss: u64 = st.svcs.iter().map(|x| peak(x.target_pid)).sum();
+    let agent_rss: Option<u64> = (s == Strategy::GotapRun).then(|| st.svcs.iter().filter_map(|x| x.agent_pid).map(peak).sum());
+    for x in st.svcs.iter_mut() {
         x.proc.check_alive()?;
     }
 
-    // Gateway first so nothing in flight loses its downstream; each flushes its spans on SIGTERM.
-    let mut unclean = vec![];
-    for x in svcs.iter_mut().rev() {
-        if !x.proc.stop(Duration::from_secs(20)) {
-            unclean.push(x.proc.name.clone());
-        }
-    }
-    let collector_rss = peak(collector.pid());
-    if !collector.stop(Duration::from_secs(20)) {
-        unclean.push("collector".into());
-    }
-    let by_service = stack::count_spans(&spans_file)?;
-    if !opts.keep_spans {
-        let _ = std::fs::remove_file(&spans_file);
-    }
+    let (unclean, collector_rss, by_service) = stop_stack(opts, &mut st)?;
     let n = fixed.ok.max(1) as f64;
     let requests_ok = warm.ok + sat.ok + fixed.ok;
     let h = fixed.latency_us.clone();
@@ -610,8 +716,8 @@ fn run_once(opts: &Options, s: Strategy, round: u32, bins: &Bins, rate: Option<f
             alloc_objects_per_req: o1.saturating_sub(o0) as f64 / n,
             requests_ok,
             spans_reference: requests_ok * REFERENCE_SPANS_PER_REQUEST,
-            spans_expected: requests_ok * svcs.iter().map(|x| x.claimed_per_request).sum::<u64>(),
-            instrumentations: svcs.iter().map(|x| (x.proc.name.clone(), x.instrumentations.clone())).collect(),
+            spans_expected: requests_ok * st.svcs.iter().map(|x| x.claimed_per_request).sum::<u64>(),
+            instrumentations: st.svcs.iter().map(|x| (x.proc.name.clone(), x.instrumentations.clone())).collect(),
             spans_received: by_service.values().sum(),
             spans_by_service: by_service,
             unclean_stops: unclean,

@@ -138,6 +138,10 @@ fn summarize_go_error(err: &str) -> String {
     if s.is_empty() {
         s = "go install failed without output".into();
     }
+    // Go's wording when the proxy has no such module but serves a parent path.
+    if s.contains("@latest found (") && s.contains("but does not contain package") {
+        s = format!("the module proxy does not serve this module (only a parent path): {s}");
+    }
     s
 }
 
@@ -152,5 +156,7 @@ mod tests {
         assert!(s.starts_with("go: go.opentelemetry.io/auto/cli@latest"), "{s}");
         assert!(s.contains("replace directives"));
         assert!(!s.contains("downloading"));
+        let e = "go: go.opentelemetry.io/otelc/tool/cmd/otelc@latest: module go.opentelemetry.io@latest found (v0.1.0), but does not contain package go.opentelemetry.io/otelc/tool/cmd/otelc\n";
+        assert!(summarize_go_error(e).starts_with("the module proxy does not serve this module"));
     }
 }

@@ -139,6 +139,16 @@ pub fn markdown(r: &Results) -> String {
         let _ = writeln!(o, "| {} | {} | {} | {} | {:.1} | {} |", b.toolchain, b.service, b.variant, res, b.secs, size);
     }
 
+    if !r.robustness.is_empty() {
+        let _ = writeln!(o, "\n## Robustness: strategy × toolchain × stripped\n");
+        let _ = writeln!(o, "Each cell: fresh stack, 1 s of load on 2 connections, then spans expected vs received.\n");
+        let _ = writeln!(o, "| strategy | toolchain | stripped | result | detail |");
+        let _ = writeln!(o, "|---|---|---|---|---|");
+        for x in &r.robustness {
+            let _ = writeln!(o, "| {} | {} | {} | {} | {} |", x.strategy_name(), x.toolchain, if x.stripped { "yes" } else { "no" }, if x.works { "works" } else { "fails" }, x.detail.replace('|', "\\|"));
+        }
+    }
+
     let _ = writeln!(o, "\n## Per run\n");
     let _ = writeln!(o, "| round | strategy | sat. req/s | rate | sent | ok | errors | p50 | p99 | p99.9 | max | spans exp/recv | unclean stops |");
     let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
@@ -216,6 +226,7 @@ mod tests {
                 st(Strategy::GotapRun, None, Some("needs root")),
             ],
             builds: vec![],
+            robustness: vec![],
             peers: vec![],
             charts: vec![],
             charts_note: None,

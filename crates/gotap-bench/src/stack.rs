@@ -27,13 +27,17 @@ impl Variant {
 }
 
 /// `go build` of one arena service. Returns the binary, or the compiler's first error line.
-pub fn build_service(arena_dir: &Path, go: &Path, service: &str, variant: Variant, out: &Path) -> Result<PathBuf, String> {
-    let bin = out.join(format!("{service}-{}", variant.label()));
+/// `stripped` links with `-ldflags=-s -w` (no symbol table, no DWARF), as many release builds do.
+pub fn build_service(arena_dir: &Path, go: &Path, service: &str, variant: Variant, stripped: bool, out: &Path) -> Result<PathBuf, String> {
+    let bin = out.join(format!("{service}-{}{}", variant.label(), if stripped { "-stripped" } else { "" }));
     std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let mut cmd = Command::new(go);
     cmd.current_dir(arena_dir.join(service)).env("GOTOOLCHAIN", "local").env("GOFLAGS", "-modcacherw").arg("build");
     if variant == Variant::Manual {
         cmd.args(["-tags", "manual"]);
+    }
+    if stripped {
+        cmd.arg("-ldflags=-s -w");
     }
     cmd.arg("-o").arg(&bin).arg(".");
     let o = cmd.output().map_err(|e| format!("cannot run {}: {e}", go.display()))?;
@@ -58,24 +62,28 @@ pub fn free_port() -> Result<u16> {
 pub struct Proc {
     pub name: String,
     child: Child,
+    log: PathBuf,
 }
 
 impl Proc {
     pub fn spawn(name: &str, mut cmd: Command, log_dir: &Path) -> Result<Proc> {
-        let log = std::fs::File::create(log_dir.join(format!("{name}.log")))?;
+        let path = log_dir.join(format!("{name}.log"));
+        let log = std::fs::File::create(&path)?;
         cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
         let child = cmd.spawn().with_context(|| format!("cannot start {name}"))?;
-        Ok(Proc { name: name.to_owned(), child })
+        Ok(Proc { name: name.to_owned(), child, log: path })
     }
 
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    /// Fails with the exit status if the process already died (it logged why).
+    /// Fails with the exit status and the last line of its log if the process already died.
     pub fn check_alive(&mut self) -> Result<()> {
         if let Some(st) = self.child.try_wait()? {
-            bail!("{} exited early ({st}); see its log", self.name);
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let last = log.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("(empty log)");
+            bail!("{} exited early ({st}): {}", self.name, last.trim());
         }
         Ok(())
     }

@@ -44,6 +44,10 @@ pub struct Args {
     /// Keep each run's spans (runs/*/spans.jsonl, tens of MB each) after counting them.
     #[arg(long)]
     keep_spans: bool,
+    /// Skip the robustness matrix (each strategy × toolchain × stripped; on by default without
+    /// --quick).
+    #[arg(long)]
+    no_matrix: bool,
     /// Skip the PNG charts.
     #[arg(long)]
     no_charts: bool,
@@ -136,6 +140,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         charts: !args.no_charts,
         orders_db,
         keep_spans: args.keep_spans,
+        matrix: !args.quick && !args.no_matrix,
     };
     let bar = ProgressBar::new(1);
     bar.set_style(ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}").expect("valid template").progress_chars("=> "));

@@ -251,3 +251,31 @@ fn reap(pid: u32) {
     // SAFETY: waitpid writes the status into our variable.
     unsafe { libc::waitpid(pid as libc::pid_t, &mut status, 0) };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_like_a_shell() {
+        assert_eq!(resolve(OsStr::new("sh")).unwrap().file_name().unwrap(), "sh");
+        assert_eq!(resolve(OsStr::new("/bin/sh")).unwrap(), PathBuf::from("/bin/sh"));
+        assert_eq!(resolve(OsStr::new("no-such-gotap-cmd")).unwrap_err().to_string(), "command not found: no-such-gotap-cmd");
+        let plain = std::env::temp_dir().join(format!("gotap-run-test-{}", std::process::id()));
+        std::fs::write(&plain, "not a program").unwrap();
+        std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = resolve(plain.as_os_str()).unwrap_err().to_string();
+        std::fs::remove_file(&plain).unwrap();
+        assert_eq!(err, format!("{} is not an executable file", plain.display()));
+        assert_eq!(resolve(OsStr::new("/etc")).unwrap_err().to_string(), "/etc is not an executable file");
+    }
+
+    #[test]
+    fn exit_codes_follow_the_shell() {
+        // Raw wait statuses: exit code in bits 8..16, terminating signal in the low 7 bits.
+        assert_eq!(exit_code(3 << 8), 3);
+        assert_eq!(exit_code(0), 0);
+        assert_eq!(exit_code(libc::SIGKILL), 137);
+        assert_eq!(exit_code(libc::SIGINT), 130);
+    }
+}

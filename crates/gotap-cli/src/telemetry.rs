@@ -201,3 +201,50 @@ pub fn exited(pidfd: &OwnedFd) -> bool {
     // SAFETY: valid pollfd array, zero timeout.
     unsafe { libc::poll(fds.as_mut_ptr(), 1, 0) > 0 }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use gotap_export::ExporterStats;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        t: TelemetryArgs,
+    }
+
+    fn parse(args: &[&str]) -> TelemetryArgs {
+        T::try_parse_from(std::iter::once("t").chain(args.iter().copied())).unwrap().t
+    }
+
+    #[test]
+    fn summary_counts_what_every_destination_took() {
+        let a = AgentStats { spans: 4, probe_hits: 18, ringbuf_drops: 1, ..Default::default() };
+        let e = ExportStats {
+            dropped_queue_full: 2,
+            exporters: vec![
+                ExporterStats { name: "console".into(), exported: 4, ..Default::default() },
+                ExporterStats { name: "otlp-grpc".into(), exported: 3, dropped_export_failed: 1, pending: 0 },
+            ],
+        };
+        assert_eq!(summary(&a, &e), "gotap: 3 spans exported (console 4, otlp-grpc 3), 4 dropped, 18 probe hits (4.5 per span)");
+        assert_eq!(
+            summary(&AgentStats::default(), &ExportStats::default()),
+            "gotap: 0 spans exported (no exporter), 0 dropped, 0 probe hits (0.0 per span)"
+        );
+    }
+
+    #[test]
+    fn flags_override_and_console_toggles() {
+        let t = parse(&["--otlp-endpoint", "127.0.0.1:4317", "--otlp-protocol", "grpc", "--service-name", "x"]);
+        let c = t.export_config().unwrap();
+        let otlp = c.otlp.unwrap();
+        assert_eq!((otlp.protocol, otlp.endpoint.as_str()), (Protocol::Grpc, "http://127.0.0.1:4317"));
+        assert_eq!(c.service_name.as_deref(), Some("x"));
+        // The last of --console / --no-console wins.
+        assert!(parse(&["--no-console", "--console"]).export_config().unwrap().console);
+        assert!(!parse(&["--console", "--no-console"]).export_config().unwrap().console);
+        assert!(T::try_parse_from(["t", "--otlp-protocol", "http/json"]).is_err());
+    }
+}

@@ -206,3 +206,36 @@ fn go126_pie() {
 fn go127_stripped_pie() {
     run_case(Case { label: "go127-stripped-pie", tc: Toolchain::Go127, variant: Variant { stripped: true, pie: true }, proto: Proto::Grpc, by_env: false, capture_query: false });
 }
+
+/// `gotap run` attaches before the program runs any Go code: a program whose very first act is
+/// one HTTP call, and which exits right after, is still traced; gotap exits with its code after
+/// flushing. Checked for the oldest and newest toolchain, against a B traced by its own gotap.
+#[test]
+fn run_traces_the_first_call_of_a_short_lived_program() {
+    require_root();
+    let dir = scratch("first-call");
+    for tc in [Toolchain::Go119, Toolchain::Go127] {
+        let bin = httpsvc(tc, FULL);
+        let pb = free_port();
+        let b_file = dir.join(format!("b-{}.jsonl", tc.label()));
+        let c_file = dir.join(format!("c-{}.jsonl", tc.label()));
+        let flags = |f: &std::path::Path, svc: &str| ["--no-console", "--output-file", f.to_str().unwrap(), "--service-name", svc].map(String::from).to_vec();
+        let mut b = gotap_run(&flags(&b_file, "svc-b"), &bin, &svc_args(pb, "B", None), "gotap run B");
+        wait_listening(pb, &mut b);
+        let url = format!("http://127.0.0.1:{pb}/users/9");
+        let c = gotap_run(&flags(&c_file, "svc-c"), &bin, &["-name".into(), "C".into(), "-once".into(), url.clone()], "gotap run C");
+        let fc = c.wait(std::time::Duration::from_secs(90));
+        assert_eq!(fc.code, Some(0), "{fc:?}");
+        assert_eq!(fc.stdout, "C once 200\n");
+        assert!(fc.stderr.lines().last().unwrap().starts_with("gotap: 1 spans exported (file 1), 0 dropped"), "{}", fc.stderr);
+        let cs = parse_otlp_json_lines(&std::fs::read_to_string(&c_file).unwrap());
+        assert_eq!(cs.len(), 1, "{}", dump(&cs));
+        assert_eq!((cs[0].kind, cs[0].str("url.full"), cs[0].int("http.response.status_code")), (3, Some(url.as_str()), Some(200)));
+        assert_eq!(cs[0].parent, "", "a call outside any request starts a trace");
+        let fb = b.interrupt();
+        assert_eq!(fb.code, Some(130));
+        let bs = parse_otlp_json_lines(&std::fs::read_to_string(&b_file).unwrap());
+        assert_eq!(bs.len(), 1, "{}", dump(&bs));
+        assert_eq!((bs[0].trace_id.as_str(), bs[0].parent.as_str()), (cs[0].trace_id.as_str(), cs[0].span_id.as_str()), "B continues C's trace");
+    }
+}

@@ -185,7 +185,7 @@ fn check_functions_vs_nm(ctx: &str, p: &Prog, tc: Toolchain, bin: &Path, j: &Val
     // - with cgo (external linking), the C code from gcc (crt files, libc glue, `_cgo_*`,
     //   `crosscall*`, the C function itself): outside [first Go func, last Go func end).
     let first = funcs[0].entry;
-    missing.retain(|&(name, addr)| {
+    missing.retain(|&(_, addr)| {
         !(p.cgo && (addr < first || addr >= text_end))
     });
     assert!(missing.is_empty(), "{ctx}: {} text symbols go tool nm lists but gotap does not: {:#x?}", missing.len(), &missing[..missing.len().min(20)]);

@@ -558,14 +558,10 @@ int client_ret(struct pt_regs *ctx)
 
 /* ---------- goroutines ---------- */
 
-/* Every RET of runtime.newproc1 (RAX = the new g). It runs on the system stack, so R14 is g0 and
- * the goroutine executing the `go` statement is g0.m.curg. */
-SEC("uprobe")
-int newproc1_ret(struct pt_regs *ctx)
+/* The new goroutine inherits the span context of the goroutine running the `go` statement.
+ * Called on the system stack, so R14 is g0 and the creator is g0.m.curg. */
+static __always_inline int inherit(struct pt_regs *ctx, struct proc_cfg *cfg, u64 newg)
 {
-	struct proc_cfg *cfg = get_cfg(ctx);
-	if (!cfg || !(cfg->flags & CFG_GOROUTINES))
-		return 0;
 	u64 m = read_u64(ctx->r14 + cfg->g_m);
 	if (!m)
 		return 0;
@@ -577,11 +573,32 @@ int newproc1_ret(struct pt_regs *ctx)
 	struct span_ctx *sc = bpf_map_lookup_elem(&goctx, &parent);
 	if (!sc)
 		return 0;
-	struct g_key child = {.proc = cfg->proc, .g = ctx->rax};
+	struct g_key child = {.proc = cfg->proc, .g = newg};
 	child.goid = read_u64(child.g + cfg->g_goid);
 	if (!child.g || !child.goid)
 		return 0;
 	struct span_ctx copy = *sc;
 	bpf_map_update_elem(&goctx, &child, &copy, BPF_ANY);
 	return 0;
+}
+
+/* `CALL runtime.runqput(pp, newg, next)` in runtime.newproc.func1, right after newproc1: RBX is
+ * the new g. A CALL is emulated by the kernel, unlike a RET (single-stepped). */
+SEC("uprobe")
+int newproc_runqput(struct pt_regs *ctx)
+{
+	struct proc_cfg *cfg = get_cfg(ctx);
+	if (!cfg || !(cfg->flags & CFG_GOROUTINES))
+		return 0;
+	return inherit(ctx, cfg, ctx->rbx);
+}
+
+/* Fallback: every RET of runtime.newproc1 (RAX = the new g). */
+SEC("uprobe")
+int newproc1_ret(struct pt_regs *ctx)
+{
+	struct proc_cfg *cfg = get_cfg(ctx);
+	if (!cfg || !(cfg->flags & CFG_GOROUTINES))
+		return 0;
+	return inherit(ctx, cfg, ctx->rax);
 }

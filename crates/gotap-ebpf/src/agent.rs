@@ -20,7 +20,7 @@ use crate::{nethttp, EbpfError};
 
 static BPF_OBJ: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/gotap.bpf.o"));
 
-const PROGRAMS: &[&str] = &["server_entry", "server_ret", "client_entry", "client_conn", "client_ret", "newproc1_ret"];
+const PROGRAMS: &[&str] = &["server_entry", "server_ret", "client_entry", "client_conn", "client_ret", "newproc1_ret", "newproc_runqput"];
 
 /// Name of the pinned cross-process link map inside [`AgentOptions::link_map_pin_dir`].
 pub const LINK_MAP_NAME: &str = "gotap_links";

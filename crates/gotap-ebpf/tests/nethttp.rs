@@ -248,12 +248,6 @@ fn errors_are_sentences() {
     agent.shutdown();
 }
 
-#[test]
-fn environment_is_ready_as_root() {
-    gotap_testkit::require_root();
-    gotap_ebpf::check_environment().unwrap_or_else(|e| panic!("{e}"));
-}
-
 /// The caller's own traceparent header and the link map disagree: the link map (the client span
 /// that wrote this request on this connection) wins, as documented.
 #[test]
@@ -332,4 +326,28 @@ fn tls_server_http1_and_http2() {
     assert_eq!(server_path(h2), Some("/hello"));
     assert_eq!(h2.name, "GET /hello");
     assert_eq!(h2.attr(sc::HTTP_RESPONSE_STATUS_CODE), None);
+}
+
+/// One agent, two processes of the same executable: each span comes once, from its own process
+/// (pid-filtered probes on the same file, per-process cookie).
+#[test]
+fn one_agent_two_processes_same_binary() {
+    let bin = app(Toolchain::Go126, Variant::default());
+    let (a, b) = (App::start(&bin), App::start(&bin));
+    let (mut agent, sink) = agent(false);
+    agent.trace_process(a.pid(), resource("a")).unwrap();
+    agent.trace_process(b.pid(), resource("b")).unwrap();
+    assert_eq!(agent.traced().len(), 2);
+    assert_eq!(request(a.port, "/hello?from=a", &[]), 200);
+    assert_eq!(request(b.port, "/fail", &[]), 503);
+    let spans = sink.wait_for(3, |_| true);
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let stats = agent.shutdown();
+    assert_eq!(stats.spans, 2, "one span per request, not one per attached process: {spans:#?}");
+    let sa = find(&spans, |s| server_path(s) == Some("/hello"), "a");
+    let sb = find(&spans, |s| server_path(s) == Some("/fail"), "b");
+    assert_eq!(sa.resource.service_name(), "a");
+    assert_eq!(sb.resource.service_name(), "b");
+    assert_eq!(int_attr(sa, sc::SERVER_PORT), Some(a.port as i64));
+    assert_eq!(int_attr(sb, sc::SERVER_PORT), Some(b.port as i64));
 }

@@ -235,6 +235,64 @@ fn version_lt(gover: &str, (maj, min): (u32, u32)) -> bool {
     (a, b) < (maj, min)
 }
 
+/// Rewrites the version of the `require` entries named in `raise` (module → (old, new)).
+fn set_require_versions(gomod: &str, raise: &BTreeMap<String, (String, String)>) -> String {
+    let mut out = String::with_capacity(gomod.len());
+    for line in gomod.split_inclusive('\n') {
+        let code = line.split("//").next().unwrap_or("");
+        let mut toks = code.split_whitespace();
+        let first = toks.next();
+        let module = if first == Some("require") { toks.next() } else { first };
+        match module.and_then(|m| raise.get(m).map(|r| (m, r))) {
+            Some((m, (old, new))) if code.contains(&format!("{m} {old}")) => {
+                out.push_str(&line.replacen(&format!("{m} {old}"), &format!("{m} {new}"), 1));
+            }
+            _ => out.push_str(line),
+        }
+    }
+    out
+}
+
+/// Semantic-version order of module versions (`v1.2.3`, `v1.2.3-pre`, pseudo-versions).
+fn semver_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    fn split(v: &str) -> (Vec<u64>, Option<&str>) {
+        let v = v.trim_start_matches('v');
+        let v = v.split('+').next().unwrap_or(v);
+        let (core, pre) = match v.split_once('-') {
+            Some((c, p)) => (c, Some(p)),
+            None => (v, None),
+        };
+        (core.split('.').map(|n| n.parse().unwrap_or(0)).collect(), pre)
+    }
+    let ((ca, pa), (cb, pb)) = (split(a), split(b));
+    ca.cmp(&cb).then_with(|| match (pa, pb) {
+        (None, None) => std::cmp::Ordering::Equal,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (Some(x), Some(y)) => {
+            let (mut ix, mut iy) = (x.split('.'), y.split('.'));
+            loop {
+                match (ix.next(), iy.next()) {
+                    (None, None) => return std::cmp::Ordering::Equal,
+                    (None, Some(_)) => return std::cmp::Ordering::Less,
+                    (Some(_), None) => return std::cmp::Ordering::Greater,
+                    (Some(p), Some(q)) => {
+                        let o = match (p.parse::<u64>(), q.parse::<u64>()) {
+                            (Ok(m), Ok(n)) => m.cmp(&n),
+                            (Ok(_), Err(_)) => std::cmp::Ordering::Less,
+                            (Err(_), Ok(_)) => std::cmp::Ordering::Greater,
+                            _ => p.cmp(q),
+                        };
+                        if o.is_ne() {
+                            return o;
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
 /// `require` entries of a go.mod text, single-line and block form.
 fn requirements(gomod: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
@@ -298,10 +356,23 @@ fn write_modfile(gomod: &Path, runtime: &Path, modfile: &Path) -> Result<Option<
         m = crate::RUNTIME_MODULE
     ));
     // With module graph pruning (go >= 1.17) the main module must require every module that
-    // provides a package it builds: the runtime's requirements become indirect ones here.
+    // provides a package it builds, at the selected version: the runtime's requirements are added
+    // as indirect ones, and a user requirement older than the runtime's is raised (what minimal
+    // version selection selects anyway; mvs_upgrades reports it).
+    let user_reqs: BTreeMap<String, String> = requirements(&text).into_iter().collect();
+    let mut raise = BTreeMap::new();
+    let mut added = String::new();
     for (m, v) in requirements(&rt_mod) {
-        text.push_str(&format!("require {m} {v} // indirect\n"));
+        match user_reqs.get(&m) {
+            None => added.push_str(&format!("require {m} {v} // indirect\n")),
+            Some(u) if semver_cmp(&v, u).is_gt() => {
+                raise.insert(m, (u.clone(), v));
+            }
+            Some(_) => {}
+        }
     }
+    let mut text = set_require_versions(&text, &raise);
+    text.push_str(&added);
     std::fs::write(modfile, text)?;
     // go.sum: the user's entries plus the runtime's (the go command reads <modfile>.sum).
     let mut sums = BTreeSet::new();
@@ -391,6 +462,27 @@ mod tests {
         assert!(e.starts_with("flag -toolexec is not supported"), "{e}");
         let e = check_args(&s(&["-mod", "vendor"]), "").unwrap_err().to_string();
         assert!(e.contains("-mod=vendor"), "{e}");
+    }
+
+    #[test]
+    fn semver_order() {
+        assert!(semver_cmp("v0.41.0", "v0.13.0").is_gt());
+        assert!(semver_cmp("v1.2.3", "v1.2.3-rc.1").is_gt());
+        assert!(semver_cmp("v0.0.0-20260819154853-08b0e4226688", "v0.0.0-20250101000000-aaaaaaaaaaaa").is_gt());
+        assert!(semver_cmp("v1.10.0", "v1.9.9").is_gt());
+        assert!(semver_cmp("v2.0.0+incompatible", "v2.0.0").is_eq());
+    }
+
+    #[test]
+    fn user_requirements_raised_in_place() {
+        let m = "module u\n\nrequire golang.org/x/text v0.13.0\nrequire (\n\tgolang.org/x/sys v0.50.0 // newer than ours\n\tgolang.org/x/net v0.1.0\n)\n";
+        let mut raise = BTreeMap::new();
+        raise.insert("golang.org/x/text".to_owned(), ("v0.13.0".to_owned(), "v0.41.0".to_owned()));
+        raise.insert("golang.org/x/net".to_owned(), ("v0.1.0".to_owned(), "v0.58.0".to_owned()));
+        assert_eq!(
+            set_require_versions(m, &raise),
+            "module u\n\nrequire golang.org/x/text v0.41.0\nrequire (\n\tgolang.org/x/sys v0.50.0 // newer than ours\n\tgolang.org/x/net v0.58.0\n)\n"
+        );
     }
 
     #[test]

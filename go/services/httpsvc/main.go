@@ -2,7 +2,10 @@
 // handlers answer, fail, and call a downstream httpsvc over HTTP, both from the handler goroutine
 // and from goroutines the handler starts.
 //
-// Usage: httpsvc -listen 127.0.0.1:8080 -name A [-downstream http://127.0.0.1:8081]
+// Usage:
+//
+//	httpsvc -listen 127.0.0.1:8080 -name A [-downstream http://127.0.0.1:8081]
+//	httpsvc -name C -once URL    (one GET first thing in main, then exit)
 //
 // Routes: GET /users/{id}, GET /fanout, /fail (500), /notfound (404), /healthz. Each request
 // prints one deterministic line to stdout ("NAME METHOD PATH STATUS BYTES"), so a test can check
@@ -17,8 +20,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -130,7 +135,42 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:8080", "address to listen on")
 	name := flag.String("name", "httpsvc", "service name printed in responses and log lines")
 	downstream := flag.String("downstream", "", "base URL of the downstream httpsvc (optional)")
+	once := flag.String("once", "", "GET this URL first thing, print the status and exit without serving")
+	graceful := flag.Bool("graceful", false, "on SIGINT/SIGTERM, count the signals for 300ms, print the count and exit 0")
 	flag.Parse()
+
+	if *graceful {
+		// Shows how many signals the program received for one Ctrl-C or kill (a supervisor that
+		// forwards signals must not deliver them twice).
+		ch := make(chan os.Signal, 16)
+		signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+		go func() {
+			first := <-ch
+			n := 1
+			deadline := time.After(300 * time.Millisecond)
+			for {
+				select {
+				case <-ch:
+					n++
+				case <-deadline:
+					fmt.Printf("%s got %v x%d\n", *name, first, n)
+					os.Exit(0)
+				}
+			}
+		}()
+	}
+
+	if *once != "" {
+		// The very first thing main does: shows whether a tracer sees a program's first calls.
+		resp, err := http.Get(*once)
+		if err != nil {
+			log.Fatalf("httpsvc: %v", err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		fmt.Printf("%s once %d\n", *name, resp.StatusCode)
+		return
+	}
 
 	s := &service{
 		name:       *name,
