@@ -3,12 +3,12 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-fn collect(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
     let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
     entries.sort();
     for p in entries {
         if p.is_dir() {
-            collect(root, &p, out);
+            collect(&p, out);
         } else if matches!(p.extension().and_then(|e| e.to_str()), Some("go" | "mod" | "sum" | "yaml")) && !p.to_string_lossy().ends_with("_test.go") {
             out.push(p);
         }
@@ -22,7 +22,7 @@ fn main() {
         let dir = repo.join(sub);
         println!("cargo:rerun-if-changed={}", dir.display());
         let mut files = Vec::new();
-        collect(&repo, &dir, &mut files);
+        collect(&dir, &mut files);
         for f in files {
             println!("cargo:rerun-if-changed={}", f.display());
             let rel = f.strip_prefix(&repo).unwrap().to_string_lossy().into_owned();

@@ -53,7 +53,6 @@ impl Strategy {
             Strategy::GotapRun => "gotap-run",
         }
     }
-
 }
 
 /// Spans one gateway request yields when every hop is traced (the manual SDK reference): gateway
@@ -84,7 +83,10 @@ fn gotap_instrumentations(log: &str) -> Vec<String> {
 /// Spans per gateway request a service should yield given the instrumentations a strategy claims
 /// for it (`net/http server`, `google.golang.org/grpc client`, `database/sql`…).
 fn spans_claimed(service: &str, claimed: &[String]) -> u64 {
-    let norm: Vec<String> = claimed.iter().map(|c| c.to_lowercase().replace("net/http", "http").replace("google.golang.org/grpc", "grpc").replace("database/sql", "sql")).collect();
+    let norm: Vec<String> = claimed
+        .iter()
+        .map(|c| c.to_lowercase().replace("net/http", "http").replace("google.golang.org/grpc", "grpc").replace("database/sql", "sql"))
+        .collect();
     hops(service)
         .iter()
         .filter(|(hop, _)| {
@@ -233,6 +235,58 @@ impl RobustRow {
     }
 }
 
+/// The friction axis: what the arena had to do to get each strategy's telemetry.
+#[derive(Debug, Clone, Serialize)]
+pub struct FrictionRow {
+    pub strategy: Strategy,
+    pub rebuild: String,
+    pub restart: String,
+    pub privileges: String,
+    pub code_changes: String,
+    pub how_run: String,
+}
+
+fn friction(opts: &Options, s: Strategy) -> FrictionRow {
+    let arena = opts.repo_root.join("go/arena");
+    let lines = |p: &Path| {
+        std::fs::read_to_string(p).map_or(0, |t| t.lines().filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with("//")).count())
+    };
+    match s {
+        Strategy::Baseline => FrictionRow {
+            strategy: s,
+            rebuild: "–".into(),
+            restart: "–".into(),
+            privileges: "none".into(),
+            code_changes: "none".into(),
+            how_run: "`go build`; run the binary".into(),
+        },
+        Strategy::Manual => {
+            let gomod = std::fs::read_to_string(arena.join("shared/go.mod")).unwrap_or_default();
+            let deps =
+                gomod.lines().filter(|l| !l.contains("// indirect") && (l.contains("opentelemetry") || l.contains("otelsql"))).count();
+            FrictionRow {
+                strategy: s,
+                rebuild: "yes (`-tags manual`)".into(),
+                restart: "yes".into(),
+                privileges: "none".into(),
+                code_changes: format!(
+                    "{} lines of SDK setup and wrappers (go/arena/shared/telemetry/manual.go), a call per server, client and DB handle in each service, {deps} direct OTel modules in go.mod",
+                    lines(&arena.join("shared/telemetry/manual.go"))
+                ),
+                how_run: "`ARENA_OTLP_ENDPOINT=host:port ./service`".into(),
+            }
+        }
+        Strategy::GotapRun => FrictionRow {
+            strategy: s,
+            rebuild: "no (the plain binaries)".into(),
+            restart: "yes, under `gotap run` (`gotap attach --pid` avoids it; not measured here)".into(),
+            privileges: "root (CAP_BPF + CAP_PERFMON); kernel with uprobes and BTF".into(),
+            code_changes: "none".into(),
+            how_run: "`gotap run --service-name NAME --otlp-protocol grpc --otlp-endpoint http://host:port -- ./service ARGS`".into(),
+        },
+    }
+}
+
 /// One cell of the robustness matrix.
 #[derive(Debug, Clone, Serialize)]
 pub struct RobustRow {
@@ -272,6 +326,7 @@ pub struct Results {
     pub strategies: Vec<StrategyResult>,
     pub builds: Vec<BuildRow>,
     pub robustness: Vec<RobustRow>,
+    pub friction: Vec<FrictionRow>,
     pub peers: Vec<peers::Peer>,
     pub charts: Vec<String>,
     pub charts_note: Option<String>,
@@ -296,7 +351,8 @@ fn machine() -> Machine {
         .lines()
         .find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned()))
         .unwrap_or_default();
-    let load_avg_start = std::fs::read_to_string("/proc/loadavg").ok().and_then(|l| l.split_whitespace().next()?.parse().ok()).unwrap_or(0.0);
+    let load_avg_start =
+        std::fs::read_to_string("/proc/loadavg").ok().and_then(|l| l.split_whitespace().next()?.parse().ok()).unwrap_or(0.0);
     Machine { cpus: std::thread::available_parallelism().map_or(1, |n| n.get()), load_avg_start, kernel, cpu_model }
 }
 
@@ -332,7 +388,6 @@ fn unavailable(s: Strategy, opts: &Options) -> Option<String> {
 
 type Bins = BTreeMap<(&'static str, &'static str), PathBuf>;
 
-
 /// Runs the whole arena and writes report.md, results.json and the charts into `opts.out_dir`.
 pub fn run(opts: &Options, progress: &dyn Fn(Event)) -> Result<Results> {
     let started = Instant::now();
@@ -342,12 +397,23 @@ pub fn run(opts: &Options, progress: &dyn Fn(Event)) -> Result<Results> {
     anyhow::ensure!(opts.connections > 0, "--connections must be at least 1");
     let arena = opts.repo_root.join("go/arena");
     anyhow::ensure!(arena.join("gateway/go.mod").is_file(), "{} does not hold the arena services", arena.display());
-    anyhow::ensure!(opts.collector.is_file(), "the collector binary {} does not exist (scripts/collector.sh builds it)", opts.collector.display());
+    anyhow::ensure!(
+        opts.collector.is_file(),
+        "the collector binary {} does not exist (scripts/collector.sh builds it)",
+        opts.collector.display()
+    );
 
     let mut strategies: Vec<StrategyResult> = opts
         .strategies
         .iter()
-        .map(|&s| StrategyResult { strategy: s, name: s.name().into(), unavailable: unavailable(s, opts), runs: vec![], summary: None, latency_curve: vec![] })
+        .map(|&s| StrategyResult {
+            strategy: s,
+            name: s.name().into(),
+            unavailable: unavailable(s, opts),
+            runs: vec![],
+            summary: None,
+            latency_curve: vec![],
+        })
         .collect();
     for s in &strategies {
         if let Some(why) = &s.unavailable {
@@ -427,10 +493,8 @@ pub fn run(opts: &Options, progress: &dyn Fn(Event)) -> Result<Results> {
     for s in strategies.iter_mut().filter(|s| !s.runs.is_empty()) {
         let h = &hists[s.strategy.key()];
         s.summary = Some(summarize(&s.runs, h));
-        s.latency_curve = [0.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.95, 99.99, 100.0]
-            .iter()
-            .map(|&p| (p, h.value_at_percentile(p)))
-            .collect();
+        s.latency_curve =
+            [0.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.95, 99.99, 100.0].iter().map(|&p| (p, h.value_at_percentile(p))).collect();
     }
 
     let mut robustness = vec![];
@@ -454,11 +518,18 @@ pub fn run(opts: &Options, progress: &dyn Fn(Event)) -> Result<Results> {
                     robustness.push(row(false, "the services do not build with this toolchain (see Builds)".into(), 0, 0, 0));
                     continue;
                 }
-                let dir = opts.out_dir.join("runs").join(format!("robustness-{}-{label}{}", s.key(), if *stripped { "-stripped" } else { "" }));
+                let dir =
+                    opts.out_dir.join("runs").join(format!("robustness-{}-{label}{}", s.key(), if *stripped { "-stripped" } else { "" }));
                 robustness.push(match check_delivery(opts, s, tc_bins, &dir) {
                     Ok((ok, exp, recv)) => {
                         let works = ok > 0 && exp > 0 && exp == recv;
-                        let detail = if works { format!("{recv} of {exp} spans") } else if exp == 0 { "instruments nothing in these binaries".into() } else { format!("{recv} of {exp} spans arrived") };
+                        let detail = if works {
+                            format!("{recv} of {exp} spans")
+                        } else if exp == 0 {
+                            "instruments nothing in these binaries".into()
+                        } else {
+                            format!("{recv} of {exp} spans arrived")
+                        };
                         row(works, detail, ok, exp, recv)
                     }
                     Err(e) => row(false, format!("{e:#}"), 0, 0, 0),
@@ -480,6 +551,7 @@ pub fn run(opts: &Options, progress: &dyn Fn(Event)) -> Result<Results> {
         strategies,
         builds,
         robustness,
+        friction: runnable.iter().map(|&s| friction(opts, s)).collect(),
         peers,
         charts: vec![],
         charts_note: None,
@@ -522,7 +594,10 @@ fn summarize(runs: &[RunResult], h: &Histogram<u64>) -> Summary {
         agent_cpu_us_per_req: runs.iter().all(|r| r.agent_cpu_us_per_req.is_some()).then(|| m(&|r| r.agent_cpu_us_per_req.unwrap_or(0.0))),
         target_peak_rss_kib: m(&|r| r.target_peak_rss_kib as f64) as u64,
         collector_peak_rss_kib: m(&|r| r.collector_peak_rss_kib as f64) as u64,
-        agent_peak_rss_kib: runs.iter().all(|r| r.agent_peak_rss_kib.is_some()).then(|| m(&|r| r.agent_peak_rss_kib.unwrap_or(0) as f64) as u64),
+        agent_peak_rss_kib: runs
+            .iter()
+            .all(|r| r.agent_peak_rss_kib.is_some())
+            .then(|| m(&|r| r.agent_peak_rss_kib.unwrap_or(0) as f64) as u64),
         spans_reference: runs.iter().map(|r| r.spans_reference).sum(),
         alloc_bytes_per_req: m(&|r| r.alloc_bytes_per_req),
         alloc_objects_per_req: m(&|r| r.alloc_objects_per_req),
@@ -571,7 +646,11 @@ fn start_stack(opts: &Options, s: Strategy, bins: &Bins, dir: &Path) -> Result<S
         }),
         (
             "gateway",
-            vec![format!("-addr=127.0.0.1:{gw_port}"), format!("-orders=http://127.0.0.1:{ord_port}"), format!("-catalog=127.0.0.1:{cat_port}")],
+            vec![
+                format!("-addr=127.0.0.1:{gw_port}"),
+                format!("-orders=http://127.0.0.1:{ord_port}"),
+                format!("-catalog=127.0.0.1:{cat_port}"),
+            ],
         ),
     ] {
         let dbg = port()?;
@@ -639,7 +718,8 @@ fn stop_stack(opts: &Options, st: &mut Stack) -> Result<(Vec<String>, u64, BTree
 fn check_delivery(opts: &Options, s: Strategy, bins: &Bins, dir: &Path) -> Result<(u64, u64, u64)> {
     let mut st = start_stack(opts, s, bins, dir)?;
     let gw_port = st.gw_port;
-    let target: loadgen::Target = Arc::new(move |i| format!("http://127.0.0.1:{gw_port}/orders/{}/details", 1 + i % ORDER_IDS).parse().expect("valid URI"));
+    let target: loadgen::Target =
+        Arc::new(move |i| format!("http://127.0.0.1:{gw_port}/orders/{}/details", 1 + i % ORDER_IDS).parse().expect("valid URI"));
     let load = loadgen::closed_loop(target, 2, Duration::from_secs(1))?;
     for x in st.svcs.iter_mut() {
         x.proc.check_alive()?;
@@ -655,7 +735,8 @@ fn run_once(opts: &Options, s: Strategy, round: u32, bins: &Bins, rate: Option<f
     let dir = opts.out_dir.join("runs").join(format!("{round}-{}", s.key()));
     let mut st = start_stack(opts, s, bins, &dir)?;
     let gw_port = st.gw_port;
-    let target: loadgen::Target = Arc::new(move |i| format!("http://127.0.0.1:{gw_port}/orders/{}/details", 1 + i % ORDER_IDS).parse().expect("valid URI"));
+    let target: loadgen::Target =
+        Arc::new(move |i| format!("http://127.0.0.1:{gw_port}/orders/{}/details", 1 + i % ORDER_IDS).parse().expect("valid URI"));
     let warm = loadgen::closed_loop(target.clone(), opts.connections.min(8), opts.warmup)?;
     let sat = loadgen::closed_loop(target.clone(), opts.connections, opts.saturation)?;
     // The fixed rate is decided once (first baseline run) and held for every strategy.
@@ -738,7 +819,8 @@ mod tests {
         assert_eq!(spans_claimed("gateway", &c), 2);
         assert_eq!(spans_claimed("orders", &c), 1);
         assert_eq!(spans_claimed("catalog", &c), 0);
-        let all = ["google.golang.org/grpc client", "google.golang.org/grpc server", "database/sql", "net/http server", "net/http client"].map(String::from);
+        let all = ["google.golang.org/grpc client", "google.golang.org/grpc server", "database/sql", "net/http server", "net/http client"]
+            .map(String::from);
         let total: u64 = ["gateway", "orders", "catalog"].iter().map(|s| spans_claimed(s, &all)).sum();
         assert_eq!(total, REFERENCE_SPANS_PER_REQUEST);
         assert!(gotap_instrumentations("no such line").is_empty());

@@ -98,11 +98,7 @@ fn proxy_only(go: &Path) -> Option<String> {
 fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Result<(), String> {
     let tmp = tempfile_path();
     let log = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
-    let mut child = cmd
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .spawn()
-        .map_err(|e| format!("cannot run go: {e}"))?;
+    let mut child = cmd.stdout(std::process::Stdio::null()).stderr(log).spawn().map_err(|e| format!("cannot run go: {e}"))?;
     let t = Instant::now();
     let status = loop {
         if let Some(st) = child.try_wait().map_err(|e| e.to_string())? {

@@ -61,7 +61,22 @@ pub fn markdown(r: &Results) -> String {
     let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for s in &r.strategies {
         if let Some(x) = &s.summary {
-            let Summary { saturation_rps, p50_us, p99_us, p999_us, target_cpu_us_per_req, collector_cpu_us_per_req, agent_cpu_us_per_req, alloc_bytes_per_req, alloc_objects_per_req, target_peak_rss_kib, collector_peak_rss_kib, agent_peak_rss_kib, errors, .. } = x;
+            let Summary {
+                saturation_rps,
+                p50_us,
+                p99_us,
+                p999_us,
+                target_cpu_us_per_req,
+                collector_cpu_us_per_req,
+                agent_cpu_us_per_req,
+                alloc_bytes_per_req,
+                alloc_objects_per_req,
+                target_peak_rss_kib,
+                collector_peak_rss_kib,
+                agent_peak_rss_kib,
+                errors,
+                ..
+            } = x;
             let _ = writeln!(
                 o,
                 "| {} | {:.0} | {} | {} | {} | {:.0} | {:.0} | {} | {:.0} | {:.0} | {:.1} MiB | {:.1} MiB | {} | {} |",
@@ -96,14 +111,24 @@ pub fn markdown(r: &Results) -> String {
     for s in &r.strategies {
         match &s.summary {
             Some(x) => {
-                let by: std::collections::BTreeMap<&str, u64> = s.runs.iter().flat_map(|run| run.spans_by_service.iter()).fold(Default::default(), |mut m, (k, v)| {
-                    *m.entry(k.as_str()).or_insert(0) += v;
-                    m
-                });
-                let by = if by.is_empty() { "–".into() } else { by.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ") };
-                let inst = s.runs.first().map(|run| {
-                    run.instrumentations.iter().map(|(svc, i)| format!("{svc}: {}", if i.is_empty() { "–".into() } else { i.join(", ") })).collect::<Vec<_>>().join("; ")
-                }).unwrap_or_default();
+                let by: std::collections::BTreeMap<&str, u64> =
+                    s.runs.iter().flat_map(|run| run.spans_by_service.iter()).fold(Default::default(), |mut m, (k, v)| {
+                        *m.entry(k.as_str()).or_insert(0) += v;
+                        m
+                    });
+                let by =
+                    if by.is_empty() { "–".into() } else { by.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ") };
+                let inst = s
+                    .runs
+                    .first()
+                    .map(|run| {
+                        run.instrumentations
+                            .iter()
+                            .map(|(svc, i)| format!("{svc}: {}", if i.is_empty() { "–".into() } else { i.join(", ") }))
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    })
+                    .unwrap_or_default();
                 let pct = |a: u64, b: u64| format!("{:.1} %", 100.0 * a as f64 / b.max(1) as f64);
                 let delivered = match (x.spans_expected, x.spans_received) {
                     (0, 0) => "ok (none expected)".into(),
@@ -111,11 +136,33 @@ pub fn markdown(r: &Results) -> String {
                     (e, r) => pct(r, e),
                 };
                 let coverage = if s.strategy == Strategy::Baseline { "–".into() } else { pct(x.spans_expected, x.spans_reference) };
-                let _ = writeln!(o, "| {} | {} | {} | {} | {} | {} | {} |", s.name, inst, x.spans_expected, x.spans_received, delivered, coverage, by);
+                let _ = writeln!(
+                    o,
+                    "| {} | {} | {} | {} | {} | {} | {} |",
+                    s.name, inst, x.spans_expected, x.spans_received, delivered, coverage, by
+                );
             }
             None => {
                 let _ = writeln!(o, "| {} | – | – | – | not run: {} | | |", s.name, s.unavailable.as_deref().unwrap_or("no figures"));
             }
+        }
+    }
+
+    if !r.friction.is_empty() {
+        let _ = writeln!(o, "\n## Friction: what the arena had to do\n");
+        let _ = writeln!(o, "| strategy | rebuild | restart | privileges | code changes | how the arena ran it |");
+        let _ = writeln!(o, "|---|---|---|---|---|---|");
+        for f in &r.friction {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} | {} | {} |",
+                f.strategy.name(),
+                f.rebuild,
+                f.restart,
+                f.privileges,
+                f.code_changes,
+                f.how_run
+            );
         }
     }
 
@@ -145,20 +192,43 @@ pub fn markdown(r: &Results) -> String {
         let _ = writeln!(o, "| strategy | toolchain | stripped | result | detail |");
         let _ = writeln!(o, "|---|---|---|---|---|");
         for x in &r.robustness {
-            let _ = writeln!(o, "| {} | {} | {} | {} | {} |", x.strategy_name(), x.toolchain, if x.stripped { "yes" } else { "no" }, if x.works { "works" } else { "fails" }, x.detail.replace('|', "\\|"));
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} | {} |",
+                x.strategy_name(),
+                x.toolchain,
+                if x.stripped { "yes" } else { "no" },
+                if x.works { "works" } else { "fails" },
+                x.detail.replace('|', "\\|")
+            );
         }
     }
 
     let _ = writeln!(o, "\n## Per run\n");
-    let _ = writeln!(o, "| round | strategy | sat. req/s | rate | sent | ok | errors | p50 | p99 | p99.9 | max | spans exp/recv | unclean stops |");
+    let _ = writeln!(
+        o,
+        "| round | strategy | sat. req/s | rate | sent | ok | errors | p50 | p99 | p99.9 | max | spans exp/recv | unclean stops |"
+    );
     let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for s in &r.strategies {
         for x in &s.runs {
             let _ = writeln!(
                 o,
                 "| {} | {} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {}/{} | {} |",
-                x.round, s.name, x.saturation_rps, x.rate, x.fixed_sent, x.fixed_ok, x.fixed_errors + x.saturation_errors, ms(x.p50_us), ms(x.p99_us), ms(x.p999_us), ms(x.max_us),
-                x.spans_expected, x.spans_received, if x.unclean_stops.is_empty() { "–".into() } else { x.unclean_stops.join(", ") }
+                x.round,
+                s.name,
+                x.saturation_rps,
+                x.rate,
+                x.fixed_sent,
+                x.fixed_ok,
+                x.fixed_errors + x.saturation_errors,
+                ms(x.p50_us),
+                ms(x.p99_us),
+                ms(x.p999_us),
+                ms(x.max_us),
+                x.spans_expected,
+                x.spans_received,
+                if x.unclean_stops.is_empty() { "–".into() } else { x.unclean_stops.join(", ") }
             );
         }
     }
@@ -227,6 +297,7 @@ mod tests {
             ],
             builds: vec![],
             robustness: vec![],
+            friction: vec![],
             peers: vec![],
             charts: vec![],
             charts_note: None,
@@ -234,7 +305,8 @@ mod tests {
             elapsed_s: 10.0,
         };
         let md = markdown(&r);
-        let row = md.lines().find(|l| l.starts_with("| manual OTel SDK | 0.50× | 1.50×")).unwrap_or_else(|| panic!("no ratio row in:\n{md}"));
+        let row =
+            md.lines().find(|l| l.starts_with("| manual OTel SDK | 0.50× | 1.50×")).unwrap_or_else(|| panic!("no ratio row in:\n{md}"));
         assert!(row.contains("| 1.00× |"), "{row}");
         assert!(md.contains("| 600 | 540 | 90.0 % |"), "loss not shown:\n{md}");
         assert!(md.contains("not run: needs root"));

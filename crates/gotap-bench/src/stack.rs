@@ -47,7 +47,12 @@ pub fn build_service(arena_dir: &Path, go: &Path, service: &str, variant: Varian
         let err = String::from_utf8_lossy(&o.stderr);
         // The first two meaningful lines: Go's complaint and what it is about (go.mod version,
         // first compiler error…).
-        let lines: Vec<&str> = err.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with("go: downloading")).take(2).collect();
+        let lines: Vec<&str> = err
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with("go: downloading"))
+            .take(2)
+            .collect();
         let msg = if lines.is_empty() { "go build failed without output".to_owned() } else { lines.join(" ") };
         Err(msg.chars().take(240).collect())
     }
@@ -190,7 +195,13 @@ pub fn count_spans(file: &Path) -> Result<BTreeMap<String, u64>> {
                 .and_then(|a| a["value"]["stringValue"].as_str())
                 .unwrap_or("unknown")
                 .to_owned();
-            let n = rs["scopeSpans"].as_array().into_iter().flatten().flat_map(|ss| ss["spans"].as_array().into_iter().flatten()).filter(|s| !is_debug_span(s)).count();
+            let n = rs["scopeSpans"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|ss| ss["spans"].as_array().into_iter().flatten())
+                .filter(|s| !is_debug_span(s))
+                .count();
             *out.entry(svc).or_insert(0) += n as u64;
         }
     }

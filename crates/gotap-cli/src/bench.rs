@@ -65,11 +65,17 @@ pub struct Args {
 }
 
 fn find_repo(start: &Path) -> Option<PathBuf> {
-    start.ancestors().find(|d| d.join("go/arena/gateway/go.mod").is_file() && d.join("scripts/collector.sh").is_file()).map(Path::to_path_buf)
+    start
+        .ancestors()
+        .find(|d| d.join("go/arena/gateway/go.mod").is_file() && d.join("scripts/collector.sh").is_file())
+        .map(Path::to_path_buf)
 }
 
 fn strategy(s: &str) -> anyhow::Result<Strategy> {
-    Strategy::ALL.into_iter().find(|x| x.key() == s.trim()).with_context(|| format!("unknown strategy `{s}` (known: baseline, manual, gotap-run)"))
+    Strategy::ALL
+        .into_iter()
+        .find(|x| x.key() == s.trim())
+        .with_context(|| format!("unknown strategy `{s}` (known: baseline, manual, gotap-run)"))
 }
 
 /// `go` of a toolchain: the GO119/GO126/GO127 variables of scripts/env.sh, else `go` on PATH.
@@ -143,7 +149,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         matrix: !args.quick && !args.no_matrix,
     };
     let bar = ProgressBar::new(1);
-    bar.set_style(ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}").expect("valid template").progress_chars("=> "));
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}").expect("valid template").progress_chars("=> "),
+    );
     let progress = |e: Event| match e {
         Event::Plan(n) => bar.set_length(n),
         Event::Step(s) => {
@@ -178,7 +186,11 @@ impl Postgres {
         if !o.status.success() {
             bail!("scripts/postgres.sh could not start PostgreSQL: {}", err.lines().last().unwrap_or("no output"));
         }
-        let dir = err.split_whitespace().find(|w| w.starts_with("/tmp/gotap-pg.")).context("scripts/postgres.sh did not print its data dir")?.to_owned();
+        let dir = err
+            .split_whitespace()
+            .find(|w| w.starts_with("/tmp/gotap-pg."))
+            .context("scripts/postgres.sh did not print its data dir")?
+            .to_owned();
         Ok(Postgres { script, dsn: String::from_utf8_lossy(&o.stdout).trim().to_owned(), dir })
     }
 }

@@ -43,6 +43,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             return Err(telemetry::ebpf_err(e));
         }
     };
+    // Printed before the release so it precedes anything the program prints.
+    eprintln!(
+        "gotap: tracing {} (pid {pid}, {}): {}; {} probes",
+        program.display(),
+        info.go_version,
+        info.instrumentations.join(", "),
+        info.probes
+    );
+    for w in &info.warnings {
+        eprintln!("gotap: warning: {w}");
+    }
     child.release().inspect_err(|_| {
         let _ = session.agent.untrace_process(pid);
     })?;
@@ -63,16 +74,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             reap(pid);
             return Err(telemetry::ebpf_err(e));
         }
-    }
-    eprintln!(
-        "gotap: tracing {} (pid {pid}, {}): {}; {} probes",
-        program.display(),
-        info.go_version,
-        info.instrumentations.join(", "),
-        info.probes
-    );
-    for w in &info.warnings {
-        eprintln!("gotap: warning: {w}");
     }
 
     let status = loop {

@@ -16,16 +16,31 @@ fn small_arena_run_delivers_every_strategys_spans() {
     // Few connections and a low fixed rate: the point is span delivery, not saturation; the SDK's
     // batch queue must not overflow here.
     let o = gotap()
-        .args(["bench", "--quick", "--connections", "4", "--warmup-secs", "0.5", "--saturation-secs", "2", "--fixed-secs", "2", "--rate", "100", "--out"])
+        .args([
+            "bench",
+            "--quick",
+            "--connections",
+            "4",
+            "--warmup-secs",
+            "0.5",
+            "--saturation-secs",
+            "2",
+            "--fixed-secs",
+            "2",
+            "--rate",
+            "100",
+            "--out",
+        ])
         .arg(&out)
         .output()
         .expect("run gotap bench");
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "gotap bench failed: {stderr}");
 
-    let results: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("results.json")).expect("results.json")).expect("valid JSON");
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("results.json")).expect("results.json")).expect("valid JSON");
     let report = std::fs::read_to_string(out.join("report.md")).expect("report.md");
-    for png in ["throughput.png", "latency.png"] {
+    for png in ["throughput.png", "latency.png", "overhead.png"] {
         let bytes = std::fs::read(out.join(png)).unwrap_or_else(|e| panic!("{png}: {e}"));
         assert!(bytes.starts_with(b"\x89PNG"), "{png} is not a PNG");
     }

@@ -521,3 +521,30 @@ fn joins_the_applications_own_tracer_provider() {
         assert_eq!(s.resource.get("service.name").map(String::as_str), Some("otelapp-own-sdk"), "{s:#?}");
     }
 }
+
+/// -trimpath, cgo on and build tags together (one more full rebuild instead of three).
+#[test]
+fn trimpath_cgo_and_tags_build_works() {
+    let tc = Toolchain::Go126;
+    let out = bin_dir().join(format!("weavetest-woven-{}-trimpath-cgo", tc.label()));
+    let res = {
+        let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+        Command::new(gotap_bin())
+            .current_dir(service_dir())
+            .args(["build", "-trimpath", "-tags", "gotaptest", "-o", out.to_str().unwrap(), "."])
+            .env("GOTAP_GO", tc.go())
+            .env("GOTOOLCHAIN", "local")
+            .env("GOFLAGS", "-modcacherw")
+            .env("CGO_ENABLED", "1")
+            .output()
+            .unwrap()
+    };
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    // -trimpath reached the woven files too: no absolute source path of this machine in the binary.
+    let data = std::fs::read(&out).unwrap();
+    let goroot = String::from_utf8(tc.command().args(["env", "GOROOT"]).output().unwrap().stdout).unwrap();
+    for needle in [service_dir().display().to_string(), format!("{}/src/net/http", goroot.trim())] {
+        assert!(!data.windows(needle.len()).any(|w| w == needle.as_bytes()), "binary contains {needle}");
+    }
+    check_service(tc, &out, "trimpath", &[]);
+}

@@ -6,8 +6,10 @@
  * bail out quietly (the span is lost or lacks the attribute, the target never notices).
  *
  * Go ABIInternal on amd64: integer args/results in RAX, RBX, RCX, RDI, RSI, R8-R11; the current g
- * in R14. We never use uretprobes (Go moves goroutine stacks): "ret" programs sit on every RET
- * instruction of the function, found by disassembly in user space. */
+ * in R14. We never use uretprobes (Go moves goroutine stacks): "ret" programs sit on the RET
+ * instructions, or, when they need no return register, just after the call in each caller; entry
+ * programs sit on the stack check's Jcc. User space picks the sites (src/plan.rs): instructions
+ * the kernel emulates instead of single-stepping. */
 #include <linux/bpf.h>
 #include <linux/ptrace.h>
 #include <bpf/bpf_helpers.h>
@@ -429,7 +431,8 @@ int server_entry(struct pt_regs *ctx)
 	return 0;
 }
 
-/* Every RET of serverHandler.ServeHTTP. */
+/* ServeHTTP returned: in each caller, the first branch/call after the call (or ServeHTTP's RETs).
+ * Uses no register but R14: the response and request were saved at entry. */
 SEC("uprobe")
 int server_ret(struct pt_regs *ctx)
 {

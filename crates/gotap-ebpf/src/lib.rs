@@ -1,5 +1,5 @@
-//! The eBPF strategy: traces unmodified Go programs with uprobes on function entries and RET
-//! sites (never uretprobes), BPF programs in C (bpf/), loaded with aya. Produces
+//! The eBPF strategy: traces unmodified Go programs with uprobes on function entries and
+//! returns (never uretprobes), BPF programs in C (bpf/), loaded with aya. Produces
 //! [`gotap_spans::Span`]s through gotap_spans' builders.
 //!
 //! Use:
@@ -16,12 +16,16 @@
 //!
 //! One [`Agent`] = one loaded BPF object serving any number of processes: each traced process
 //! gets an id, passed to its uprobes as the attach cookie, that keys its struct offsets in the
-//! `cfgs` map. Instrumented (see docs/ebpf.md for probes, hits per span and limits):
-//! - net/http server (`serverHandler.ServeHTTP` entry + RETs): method, path, query, Host, proto,
-//!   RemoteAddr, route (`Request.Pattern`, Go ≥ 1.23), User-Agent and incoming `traceparent` from
-//!   the raw request bytes, status;
+//! `cfgs` map. Probes sit on instructions the kernel emulates (the stack check's Jcc rather than
+//! the entry, a direct CALL after the call rather than RETs) where possible: single-stepping a
+//! probed instruction is what makes a uprobe hit expensive. Instrumented (see docs/ebpf.md for
+//! probes, hits per span, costs and limits):
+//! - net/http server (`serverHandler.ServeHTTP` entry + return): method, path, query, Host,
+//!   proto, RemoteAddr, route (`Request.Pattern`, Go ≥ 1.23), User-Agent and incoming
+//!   `traceparent` from the raw request bytes, status;
 //! - net/http client (`(*Transport).roundTrip` entry + RETs): method, URL, status or error;
-//! - goroutines (`runtime.newproc1` RETs): a goroutine inherits its creator's span context;
+//! - goroutines (`runtime.newproc`'s `CALL runqput` after `newproc1`): a goroutine inherits its
+//!   creator's span context;
 //! - cross-process links: `(*persistConn).roundTrip` stores the client span under the TCP
 //!   4-tuple in a map pinned in bpffs ([`AgentOptions::link_map_pin_dir`]) that servers traced
 //!   by any gotap agent on the host look up.

@@ -129,23 +129,29 @@ fn plan(bin: &GoBinary) -> Result<Plan, EbpfError> {
     let mut sites = Vec::new();
     let mut instrumentations = Vec::new();
     let mut warnings = Vec::new();
-    let mut add = |program: &'static str, function: &'static str, f: &gotap_binary::Function, rets: bool| -> Result<(), EbpfError> {
-        if rets {
-            for r in bin.return_sites(f)? {
-                sites.push(ProbeSite { program, function, offset: r.offset });
-            }
+    let add = |program: &'static str, function: &'static str, f: &gotap_binary::Function, rets: bool| -> Result<Vec<ProbeSite>, EbpfError> {
+        Ok(if rets {
+            bin.return_sites(f)?.into_iter().map(|r| ProbeSite { program, function, offset: r.offset }).collect()
         } else {
-            sites.push(ProbeSite { program, function, offset: fast_entry(bin, f) });
-        }
-        Ok(())
+            vec![ProbeSite { program, function, offset: fast_entry(bin, f) }]
+        })
     };
 
     if let Some(f) = server {
         for field in SERVER_FIELDS {
             need(*field)?;
         }
-        add("server_entry", SERVE_HTTP, f, false)?;
-        add("server_ret", SERVE_HTTP, f, true)?;
+        sites.extend(add("server_entry", SERVE_HTTP, f, false)?);
+        // server_ret reads nothing from registers but g: it can sit in the callers, just after
+        // the call returns, on an instruction the kernel emulates (RETs are single-stepped).
+        match after_calls_to(bin, f, "net/http.") {
+            Some(offsets) => {
+                for offset in offsets {
+                    sites.push(ProbeSite { program: "server_ret", function: SERVE_HTTP, offset });
+                }
+            }
+            None => sites.extend(add("server_ret", SERVE_HTTP, f, true)?),
+        }
         instrumentations.push("net/http server");
         // Go < 1.23 has no Request.Pattern: no route, spans are named by method alone.
         if let Ok(o) = need(off::REQUEST_PATTERN) {
@@ -157,11 +163,11 @@ fn plan(bin: &GoBinary) -> Result<Plan, EbpfError> {
         for field in CLIENT_FIELDS {
             need(*field)?;
         }
-        add("client_entry", ROUND_TRIP, f, false)?;
-        add("client_ret", ROUND_TRIP, f, true)?;
+        sites.extend(add("client_entry", ROUND_TRIP, f, false)?);
+        sites.extend(add("client_ret", ROUND_TRIP, f, true)?);
         instrumentations.push("net/http client");
         match bin.function(PCONN_ROUND_TRIP) {
-            Some(pc) => add("client_conn", PCONN_ROUND_TRIP, pc, false)?,
+            Some(pc) => sites.extend(add("client_conn", PCONN_ROUND_TRIP, pc, false)?),
             None => warnings.push(format!("{PCONN_ROUND_TRIP} not found: outgoing requests are not linked to traced servers")),
         }
     }
@@ -175,7 +181,7 @@ fn plan(bin: &GoBinary) -> Result<Plan, EbpfError> {
             // CALL instead of single-stepped RETs.
             match bin.function(NEWPROC_FUNC1).and_then(|c| call_site(bin, c, RUNQPUT)) {
                 Some(offset) => sites.push(ProbeSite { program: "newproc_runqput", function: NEWPROC_FUNC1, offset }),
-                None => add("newproc1_ret", NEWPROC1, f, true)?,
+                None => sites.extend(add("newproc1_ret", NEWPROC1, f, true)?),
             }
         }
         (Err(e), _, _) | (_, Err(e), _) => warnings.push(format!(
@@ -256,6 +262,33 @@ fn call_site(bin: &GoBinary, caller: &gotap_binary::Function, target: &str) -> O
     Some(caller.offset + (insn.ip() - caller.entry))
 }
 
+/// For every direct call to `target` from a function named `prefix…`: the first instruction after
+/// the call that is a branch, a direct call or a return. Everything between is straight-line code
+/// (indirect calls return to it), so that instruction runs exactly once per return from `target`,
+/// on the same goroutine. Branches and direct calls are emulated by the kernel when probed; a
+/// RET is single-stepped (still correct, slower). `None` (use `target`'s own RETs) when a call
+/// site leads to anything else, or when there is no call site.
+pub fn after_calls_to(bin: &GoBinary, target: &gotap_binary::Function, prefix: &str) -> Option<Vec<u64>> {
+    use iced_x86::{Decoder, DecoderOptions, FlowControl};
+    let mut out = Vec::new();
+    for caller in bin.functions().iter().filter(|f| f.name.starts_with(prefix)) {
+        let Some(code) = bin.read_vaddr(caller.entry, caller.size) else { continue };
+        let insns: Vec<_> = Decoder::with_ip(64, code, caller.entry, DecoderOptions::NONE).into_iter().collect();
+        for (i, call) in insns.iter().enumerate() {
+            if !(call.is_call_near() && call.near_branch_target() == target.entry) {
+                continue;
+            }
+            let site = insns[i + 1..].iter().find(|n| !matches!(n.flow_control(), FlowControl::Next | FlowControl::IndirectCall))?;
+            match site.flow_control() {
+                FlowControl::UnconditionalBranch | FlowControl::ConditionalBranch | FlowControl::Call | FlowControl::Return => {}
+                _ => return None,
+            }
+            out.push(caller.offset + (site.ip() - caller.entry));
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,6 +313,19 @@ mod tests {
                     assert!(insn.is_jcc_short_or_near(), "{label} {prog}: {:?}", insn.mnemonic());
                 }
                 assert!(plan.sites.iter().any(|s| s.program == "newproc_runqput"), "{label}");
+                // server_ret: in the callers, one site after the call in (*conn).serve, emulated.
+                let serve = bin.function("net/http.(*conn).serve").unwrap();
+                let in_serve: Vec<_> = plan
+                    .sites
+                    .iter()
+                    .filter(|s| s.program == "server_ret" && s.offset >= serve.offset && s.offset < serve.offset + serve.size)
+                    .collect();
+                assert_eq!(in_serve.len(), 1, "{label}");
+                let vaddr = serve.entry + (in_serve[0].offset - serve.offset);
+                let insn = iced_x86::Decoder::with_ip(64, bin.read_vaddr(vaddr, 16).unwrap(), vaddr, 0).decode();
+                assert!(insn.is_call_near() || insn.is_jcc_short_or_near(), "{label}: {:?}", insn.mnemonic());
+                let sh = bin.function(SERVE_HTTP).unwrap();
+                assert!(!plan.sites.iter().any(|s| s.program == "server_ret" && s.offset >= sh.offset && s.offset < sh.offset + sh.size), "{label}");
                 assert!(!plan.sites.iter().any(|s| s.program == "newproc1_ret"), "{label}");
                 assert!(plan.warnings.is_empty(), "{label}: {:?}", plan.warnings);
             }

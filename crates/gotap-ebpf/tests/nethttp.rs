@@ -200,8 +200,8 @@ fn untrace_detaches() {
     assert_eq!(stats.probe_hits, hits, "no probe fires after untrace");
 }
 
-/// Keep-alive requests: the documented cost of a server span is entry + RET + the `go` statement
-/// net/http runs per request (its background reader), i.e. 3 probe hits.
+/// Keep-alive requests: the documented cost of a server span is entry + return site + the `go`
+/// statement net/http runs per request (its background reader), i.e. 3 probe hits.
 #[test]
 fn probe_hits_per_server_span() {
     use std::io::{Read, Write};

@@ -36,7 +36,7 @@ pub fn run(mut argv: Vec<OsString>) -> Result<i32> {
     }
     let args = expand_response_files(args)?;
     let pkg = flag_value(&args, "-p").unwrap_or_default();
-    if !plan.packages.iter().any(|p| *p == pkg) {
+    if !plan.packages.contains(&pkg) {
         return Err(exec(&tool, argv));
     }
     let args = match weave(&plan, &pkg, args.clone()) {

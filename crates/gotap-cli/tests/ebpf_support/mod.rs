@@ -151,7 +151,7 @@ impl Drop for Proc {
 
 /// Waits until something accepts TCP connections on 127.0.0.1:`port` (no HTTP request, so no span).
 pub fn wait_listening(port: u16, proc: &mut Proc) {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(proc.alive(), "{} exited before listening on {port}; stderr:\n{}", proc.what, proc.stderr.text());
         assert!(Instant::now() < deadline, "{} does not listen on {port}; stderr:\n{}", proc.what, proc.stderr.text());
@@ -254,9 +254,9 @@ impl Collector {
         parse_otlp_json_lines(complete)
     }
 
-    /// Waits until `pred` holds for the spans received (panics with them after 20 s).
+    /// Waits until `pred` holds for the spans received (panics with them after 60 s).
     pub fn wait_for(&self, what: &str, pred: impl Fn(&[FlatSpan]) -> bool) -> Vec<FlatSpan> {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let spans = self.spans();
             if pred(&spans) {
