@@ -276,7 +276,10 @@ pub(crate) fn functions(data: &[u8], layout: &Layout, t: &Table) -> Result<Vec<F
         out.push(Function {
             name: t.name(funcoff)?,
             entry: addr,
-            offset: layout.vaddr_to_offset(addr).unwrap_or(0),
+            // Never a made-up offset: a uprobe is attached at this file offset.
+            offset: layout
+                .vaddr_to_offset(addr)
+                .ok_or_else(|| PclnError::Corrupt(format!("function entry {addr:#x} is outside the file's loaded segments")))?,
             size: next_entry.saturating_sub(entry),
         });
         asm.push(t.flag(funcoff) & FUNC_FLAG_ASM != 0);
