@@ -181,8 +181,7 @@ pub fn run(opts: &Options) -> Result<i32> {
         if name != "main" && opts.verb != "test" {
             continue;
         }
-        let src = tmp.0.join(format!("runtime-{}.go", replace.len()));
-        std::fs::write(&src, format!("// Added by gotap build: links the gotap runtime.\npackage {name}\n\nimport _ \"{}\"\n", crate::RUNTIME_MODULE))?;
+        let src = overlay_source(name)?;
         replace.insert(Path::new(dir).join("zz_gotap_runtime.go"), src);
     }
     if replace.is_empty() {
@@ -212,6 +211,22 @@ pub fn run(opts: &Options) -> Result<i32> {
         .env(CONFIG_ENV, &config);
     let status = go.status().with_context(|| format!("cannot run {}", opts.go.display()))?;
     Ok(status.code().unwrap_or(1))
+}
+
+/// The file added to package `name`. Its path is part of the compile action's key (the go command
+/// maps it with -trimpath), so it lives at a stable, content-named path in gotap's cache: a path
+/// that changed per build would recompile every main package every time.
+fn overlay_source(name: &str) -> Result<PathBuf> {
+    let text = format!("// Added by gotap build: links the gotap runtime.\npackage {name}\n\nimport _ \"{}\"\n", crate::RUNTIME_MODULE);
+    let dir = assets::cache_dir().join("overlay");
+    let path = dir.join(format!("runtime-{:016x}.go", assets::fnv(&[text.as_bytes()])));
+    if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+        std::fs::create_dir_all(&dir)?;
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, &text)?;
+        std::fs::rename(&tmp, &path)?;
+    }
+    Ok(path)
 }
 
 fn nanos() -> u128 {
