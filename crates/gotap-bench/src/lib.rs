@@ -140,8 +140,8 @@ pub struct Options {
     pub saturation: Duration,
     pub fixed: Duration,
     pub connections: usize,
-    /// Fixed rate for the latency phase; None: [`DEFAULT_RATE_FRACTION`] of the first baseline run's
-    /// saturation.
+    /// Fixed rate for the latency phase; None: [`DEFAULT_RATE_FRACTION`] of the slowest strategy's
+    /// saturation in round 1.
     pub rate: Option<f64>,
     /// Try `go install` of peers not cached yet.
     pub install_peers: bool,
@@ -428,7 +428,7 @@ pub fn run(opts: &Options, progress: &dyn Fn(Event)) -> Result<Results> {
     progress(Event::Plan(
         builds_per_tc * (1 + opts.other_toolchains.len() as u64) * if opts.matrix { 2 } else { 1 }
             + 1
-            + opts.rounds as u64 * runnable.len() as u64
+            + 2 * opts.rounds as u64 * runnable.len() as u64
             + if opts.matrix { 2 * (1 + opts.other_toolchains.len() as u64) * (runnable.len() as u64 - 1) } else { 0 }
             + 1,
     ));
@@ -482,10 +482,21 @@ pub fn run(opts: &Options, progress: &dyn Fn(Event)) -> Result<Results> {
     let mut rate = opts.rate;
     let mut hists: BTreeMap<&'static str, Histogram<u64>> = BTreeMap::new();
     for round in 1..=opts.rounds {
+        let mut sats = vec![];
         for &s in &runnable {
-            progress(Event::Step(&format!("round {round}/{}: {}", opts.rounds, s.name())));
-            let (r, h) = run_once(opts, s, round, &bins, rate).with_context(|| format!("round {round}, {}", s.name()))?;
-            rate.get_or_insert(r.rate);
+            progress(Event::Step(&format!("round {round}/{}: {} saturation", opts.rounds, s.name())));
+            sats.push(saturation_pass(opts, s, round, &bins).with_context(|| format!("round {round}, {} saturation", s.name()))?);
+        }
+        // Decided once, from round 1, and held for every strategy and round: a fraction of the
+        // slowest strategy's saturation, so every strategy runs below its own saturation and the
+        // latency shows overhead rather than a queue that grows without bound.
+        let rate = *rate.get_or_insert_with(|| {
+            let slowest = sats.iter().map(|p| p.rps).fold(f64::INFINITY, f64::min);
+            ((slowest * DEFAULT_RATE_FRACTION / 10.0).round() * 10.0).max(20.0)
+        });
+        for (&s, sat) in runnable.iter().zip(sats) {
+            progress(Event::Step(&format!("round {round}/{}: {} at {rate:.0} req/s", opts.rounds, s.name())));
+            let (r, h) = fixed_pass(opts, s, round, &bins, rate, sat).with_context(|| format!("round {round}, {} fixed rate", s.name()))?;
             hists.entry(s.key()).or_insert_with(|| Histogram::new_from(&h)).add(&h).ok();
             strategies.iter_mut().find(|x| x.strategy == s).expect("strategy listed").runs.push(r);
         }
@@ -609,10 +620,8 @@ fn summarize(runs: &[RunResult], h: &Histogram<u64>) -> Summary {
 
 const ORDER_IDS: u64 = 10_000;
 
-/// Default fixed rate as a fraction of the baseline's saturation: low enough that a strategy
-/// halving the throughput still runs below its own saturation, so latency shows overhead rather
-/// than queueing collapse.
-pub const DEFAULT_RATE_FRACTION: f64 = 0.25;
+/// Default fixed rate as a fraction of the slowest strategy's saturation throughput in round 1.
+pub const DEFAULT_RATE_FRACTION: f64 = 0.5;
 
 /// A started stack: collector + the three services under one strategy.
 struct Stack {
@@ -729,18 +738,43 @@ fn check_delivery(opts: &Options, s: Strategy, bins: &Bins, dir: &Path) -> Resul
     Ok((load.ok, load.ok * per_request, by_service.values().sum()))
 }
 
-/// One strategy, one round: fresh collector and services, warm-up, saturation, fixed rate, stop,
-/// count spans.
-fn run_once(opts: &Options, s: Strategy, round: u32, bins: &Bins, rate: Option<f64>) -> Result<(RunResult, Histogram<u64>)> {
-    let dir = opts.out_dir.join("runs").join(format!("{round}-{}", s.key()));
+fn gateway_target(gw_port: u16) -> loadgen::Target {
+    Arc::new(move |i| format!("http://127.0.0.1:{gw_port}/orders/{}/details", 1 + i % ORDER_IDS).parse().expect("valid URI"))
+}
+
+/// What a saturation pass measured.
+struct SatPass {
+    rps: f64,
+    errors: u64,
+    requests_ok: u64,
+    spans_expected: u64,
+    by_service: BTreeMap<String, u64>,
+    unclean: Vec<String>,
+}
+
+/// Saturation pass of one strategy: fresh stack, warm-up, closed loop, stop, count spans.
+fn saturation_pass(opts: &Options, s: Strategy, round: u32, bins: &Bins) -> Result<SatPass> {
+    let dir = opts.out_dir.join("runs").join(format!("{round}-{}-saturation", s.key()));
     let mut st = start_stack(opts, s, bins, &dir)?;
-    let gw_port = st.gw_port;
-    let target: loadgen::Target =
-        Arc::new(move |i| format!("http://127.0.0.1:{gw_port}/orders/{}/details", 1 + i % ORDER_IDS).parse().expect("valid URI"));
+    let target = gateway_target(st.gw_port);
     let warm = loadgen::closed_loop(target.clone(), opts.connections.min(8), opts.warmup)?;
-    let sat = loadgen::closed_loop(target.clone(), opts.connections, opts.saturation)?;
-    // The fixed rate is decided once (first baseline run) and held for every strategy.
-    let rate = rate.unwrap_or_else(|| ((sat.ok_per_sec() * DEFAULT_RATE_FRACTION / 10.0).round() * 10.0).max(20.0));
+    let sat = loadgen::closed_loop(target, opts.connections, opts.saturation)?;
+    for x in st.svcs.iter_mut() {
+        x.proc.check_alive()?;
+    }
+    let per_request: u64 = st.svcs.iter().map(|x| x.claimed_per_request).sum();
+    let (unclean, _, by_service) = stop_stack(opts, &mut st)?;
+    let requests_ok = warm.ok + sat.ok;
+    Ok(SatPass { rps: sat.ok_per_sec(), errors: sat.errors, requests_ok, spans_expected: requests_ok * per_request, by_service, unclean })
+}
+
+/// Fixed-rate pass of one strategy (fresh stack, warm-up, open loop at `rate`, stop, count spans),
+/// merged with the same round's saturation pass into one result.
+fn fixed_pass(opts: &Options, s: Strategy, round: u32, bins: &Bins, rate: f64, sat: SatPass) -> Result<(RunResult, Histogram<u64>)> {
+    let dir = opts.out_dir.join("runs").join(format!("{round}-{}-fixed", s.key()));
+    let mut st = start_stack(opts, s, bins, &dir)?;
+    let target = gateway_target(st.gw_port);
+    let warm = loadgen::closed_loop(target.clone(), opts.connections.min(8), opts.warmup)?;
 
     let cpu = |pid: u32| procfs::cpu_time(pid).unwrap_or_default();
     let allocs = |ports: &[u16]| -> Result<(u64, u64)> {
@@ -768,15 +802,20 @@ fn run_once(opts: &Options, s: Strategy, round: u32, bins: &Bins, rate: Option<f
         x.proc.check_alive()?;
     }
 
-    let (unclean, collector_rss, by_service) = stop_stack(opts, &mut st)?;
+    let (mut unclean, collector_rss, mut by_service) = stop_stack(opts, &mut st)?;
     let n = fixed.ok.max(1) as f64;
-    let requests_ok = warm.ok + sat.ok + fixed.ok;
+    let fixed_requests = warm.ok + fixed.ok;
+    let requests_ok = fixed_requests + sat.requests_ok;
+    for (k, v) in sat.by_service {
+        *by_service.entry(k).or_insert(0) += v;
+    }
+    unclean.extend(sat.unclean);
     let h = fixed.latency_us.clone();
     Ok((
         RunResult {
             round,
             strategy: s,
-            saturation_rps: sat.ok_per_sec(),
+            saturation_rps: sat.rps,
             saturation_errors: sat.errors,
             rate,
             fixed_sent: fixed.sent,
@@ -797,7 +836,7 @@ fn run_once(opts: &Options, s: Strategy, round: u32, bins: &Bins, rate: Option<f
             alloc_objects_per_req: o1.saturating_sub(o0) as f64 / n,
             requests_ok,
             spans_reference: requests_ok * REFERENCE_SPANS_PER_REQUEST,
-            spans_expected: requests_ok * st.svcs.iter().map(|x| x.claimed_per_request).sum::<u64>(),
+            spans_expected: sat.spans_expected + fixed_requests * st.svcs.iter().map(|x| x.claimed_per_request).sum::<u64>(),
             instrumentations: st.svcs.iter().map(|x| (x.proc.name.clone(), x.instrumentations.clone())).collect(),
             spans_received: by_service.values().sum(),
             spans_by_service: by_service,

@@ -19,11 +19,9 @@ pub fn markdown(r: &Results) -> String {
     let _ = writeln!(o, "# gotap arena report\n");
     let _ = writeln!(
         o,
-        "Machine: {} CPUs ({}), Linux {}, load average {:.1} at start (anything else running skews every figure). Services built with {}. {} round(s), strategies interleaved in each; \
-         per run: {:.0} s warm-up, {:.0} s saturation ({} connections, closed loop), {:.0} s at a fixed {:.0} req/s \
-         (open loop, latency from each request's intended send time). Workload: `GET /orders/{{id}}/details` on the \
+        "Machine: {} CPUs ({}), Linux {}, load average {:.1} at start (anything else running skews every figure). Services built with {}. {} round(s); in each, every strategy on a fresh stack: first a saturation pass ({} s warm-up, {} s closed loop on {} connections) for all strategies, then a fixed-rate pass ({} s warm-up, {} s at {:.0} req/s, open loop, latency from each request's intended send time). Workload: `GET /orders/{{id}}/details` on the \
          gateway = 1 HTTP call to orders (1 {} query) + 1 gRPC call to catalog. Took {:.0} s.\n",
-        r.machine.cpus, r.machine.cpu_model, r.machine.kernel, r.machine.load_avg_start, r.go_version, r.rounds, r.warmup_s, r.saturation_s, r.connections, r.fixed_s, r.rate, if r.database == "postgres" { "PostgreSQL" } else { "SQLite" }, r.elapsed_s
+        r.machine.cpus, r.machine.cpu_model, r.machine.kernel, r.machine.load_avg_start, r.go_version, r.rounds, r.warmup_s, r.saturation_s, r.connections, r.warmup_s, r.fixed_s, r.rate, if r.database == "postgres" { "PostgreSQL" } else { "SQLite" }, r.elapsed_s
     );
     let base = r.strategies.iter().find(|s| s.strategy == Strategy::Baseline).and_then(|s| s.summary.clone());
 

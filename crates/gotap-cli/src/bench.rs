@@ -23,19 +23,19 @@ pub struct Args {
     /// Rounds; each runs every strategy once (default 3, 1 with --quick).
     #[arg(long)]
     rounds: Option<u32>,
-    /// Fixed request rate for the latency phase (default: 25 % of the first baseline run's saturation).
+    /// Fixed request rate for the latency phase (default: half the slowest strategy's saturation throughput in round 1).
     #[arg(long, value_name = "REQ_PER_SEC")]
     rate: Option<f64>,
     /// Connections of the closed-loop saturation phase.
     #[arg(long, default_value_t = 32)]
     connections: usize,
-    /// Seconds of the saturation phase (default 10, 4 with --quick).
+    /// Seconds of the saturation phase (default 10, 3 with --quick).
     #[arg(long, value_name = "SECS")]
     saturation_secs: Option<f64>,
-    /// Seconds of the fixed-rate phase (default 20, 6 with --quick).
+    /// Seconds of the fixed-rate phase (default 20, 5 with --quick).
     #[arg(long, value_name = "SECS")]
     fixed_secs: Option<f64>,
-    /// Seconds of warm-up before measuring (default 2, 1 with --quick).
+    /// Seconds of warm-up before each measured phase (default 2, 0.5 with --quick).
     #[arg(long, value_name = "SECS")]
     warmup_secs: Option<f64>,
     /// Do not try `go install` of the peers (cached results are still reported).
@@ -136,9 +136,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         gotap_exe: std::env::current_exe().ok(),
         strategies,
         rounds: args.rounds.unwrap_or(if args.quick { 1 } else { 3 }),
-        warmup: secs(args.warmup_secs, 2.0, 1.0, args.quick)?,
-        saturation: secs(args.saturation_secs, 10.0, 4.0, args.quick)?,
-        fixed: secs(args.fixed_secs, 20.0, 6.0, args.quick)?,
+        warmup: secs(args.warmup_secs, 2.0, 0.5, args.quick)?,
+        saturation: secs(args.saturation_secs, 10.0, 3.0, args.quick)?,
+        fixed: secs(args.fixed_secs, 20.0, 5.0, args.quick)?,
         connections: args.connections,
         rate: args.rate,
         install_peers: !args.quick && !args.no_peer_install,

@@ -14,7 +14,9 @@ pub enum EbpfError {
     Load(String),
     #[error("cannot use {dir} for the shared link map: {why}")]
     PinDir { dir: PathBuf, why: String },
-    #[error("{0}")]
+    /// Transparent: Display and source are the analysis error's own, so a cause chain (`{:#}`)
+    /// does not print its message twice.
+    #[error(transparent)]
     Binary(#[from] gotap_binary::Error),
     #[error("{path}: nothing to instrument (neither net/http.serverHandler.ServeHTTP nor net/http.(*Transport).roundTrip is linked in)")]
     NothingToInstrument { path: PathBuf },
@@ -34,4 +36,19 @@ pub enum EbpfError {
     Attach { function: String, path: PathBuf, why: String },
     #[error("cannot update the BPF map {map}: {why}")]
     Map { map: &'static str, why: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn analysis_errors_are_shown_once_in_a_cause_chain() {
+        let e = EbpfError::from(gotap_binary::Error::NotGo(PathBuf::from("/bin/sh")));
+        assert!(e.source().is_none(), "the analysis error is not also its own cause");
+        let msg = "/bin/sh: not a Go binary (no Go buildinfo or pclntab found)";
+        assert_eq!(e.to_string(), msg);
+        assert_eq!(format!("{:#}", anyhow::Error::from(e)), msg);
+    }
 }
