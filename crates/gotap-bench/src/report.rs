@@ -131,7 +131,10 @@ pub fn markdown(r: &Results) -> String {
                 let delivered = match (x.spans_expected, x.spans_received) {
                     (0, 0) => "ok (none expected)".into(),
                     (0, _) => "unexpected spans".into(),
-                    (e, r) => pct(r, e),
+                    (e, r) if r == e => "100 %".into(),
+                    // Two decimals and the count: a loss of 0.01 % must not round to "100 %".
+                    (e, r) if r < e => format!("{:.2} % ({} missing)", 100.0 * r as f64 / e as f64, e - r),
+                    (e, r) => format!("{:.2} % ({} more than expected)", 100.0 * r as f64 / e as f64, r - e),
                 };
                 let coverage = if s.strategy == Strategy::Baseline { "–".into() } else { pct(x.spans_expected, x.spans_reference) };
                 let _ = writeln!(
@@ -306,7 +309,7 @@ mod tests {
         let row =
             md.lines().find(|l| l.starts_with("| manual OTel SDK | 0.50× | 1.50×")).unwrap_or_else(|| panic!("no ratio row in:\n{md}"));
         assert!(row.contains("| 1.00× |"), "{row}");
-        assert!(md.contains("| 600 | 540 | 90.0 % |"), "loss not shown:\n{md}");
+        assert!(md.contains("| 600 | 540 | 90.00 % (60 missing) |"), "loss not shown:\n{md}");
         assert!(md.contains("not run: needs root"));
         assert!(md.contains("load average 0.5"));
     }
