@@ -3,13 +3,13 @@
 #   - clang/llvm, libbpf headers, bpftool (BPF programs are C, compiled by build.rs)
 #   - Go 1.19 (Debian golang-1.19-go), Go 1.26 (the machine's), Go 1.27.3 (GOTOOLCHAIN via the
 #     module proxy) — the three toolchains every test runs against
-#   - load tools for benchmarks (wrk, hyperfine)
+#   - load tools for benchmarks (wrk, hyperfine), curl for the demo, a font for the arena's charts
 # Afterwards `source scripts/env.sh` gives GO119, GO126, GO127 (paths to each `go`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for pkg in clang llvm libbpf-dev bpftool golang-1.19-go linux-libc-dev wrk hyperfine; do
+for pkg in clang llvm libbpf-dev bpftool golang-1.19-go linux-libc-dev wrk hyperfine fonts-dejavu-core curl; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -21,6 +21,9 @@ fn register_font() -> Result<()> {
     .map_err(|e| anyhow::anyhow!(e))
 }
 
+/// A figure of a strategy's summary, compared as a ratio to the baseline's.
+type Figure = fn(&crate::Summary) -> f64;
+
 const COLORS: [RGBColor; 4] = [RGBColor(90, 90, 90), RGBColor(31, 119, 180), RGBColor(214, 39, 40), RGBColor(44, 160, 44)];
 
 /// Draws throughput.png, latency.png and overhead.png into `out`; returns their file names.
@@ -110,7 +113,7 @@ pub fn draw(r: &Results, out: &Path) -> Result<Vec<String>> {
     {
         // Grouped bars: one group per figure, one bar per instrumented strategy, ratio to baseline.
         let others: Vec<_> = ran.iter().filter(|s| s.strategy != crate::Strategy::Baseline).collect();
-        let figures: [(&str, fn(&crate::Summary) -> f64); 6] = [
+        let figures: [(&str, Figure); 6] = [
             ("1/throughput", |x| 1.0 / x.saturation_rps.max(1e-9)),
             ("p50", |x| x.p50_us as f64),
             ("p99", |x| x.p99_us as f64),
