@@ -49,7 +49,8 @@ COLLECTOR=$(scripts/collector.sh)
 scripts/collector.sh config "$OTLP_PORT" $((OTLP_PORT + 1)) /dev/null >"$OUT/collector.yaml"
 "$COLLECTOR" --config "$OUT/collector.yaml" >"$OUT/collector.log" 2>&1 &
 COLLECTOR_PID=$!
-trap 'kill $COLLECTOR_PID 2>/dev/null || true' EXIT
+# On any exit, stop what is still running: the collector, and a service or gotap left by a failure.
+trap 'kill $COLLECTOR_PID $(jobs -p) 2>/dev/null || true' EXIT
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$OTLP_PORT) 2>/dev/null && break; sleep 0.1; done
 
 # utime+stime ticks of a process's threads: "reader export other" (thread names have no spaces).

@@ -330,23 +330,29 @@ impl GoBinary {
                 corrupt(e)
             }
         })?;
-        let build_info = buildinfo::find(data, &layout).map_err(corrupt)?;
+        // A buildinfo error is decided only once we know whether there is a pclntab: a non-Go ELF
+        // can contain the magic string by chance (any program that embeds it, gotap included).
+        let build_info = buildinfo::find(data, &layout);
         let table = match pclntab::locate(data, &layout) {
             Ok(t) => t,
             Err(pclntab::PclnError::Corrupt(what)) => return Err(corrupt(what)),
             Err(pclntab::PclnError::Unsupported(why)) => {
                 return Err(Error::UnsupportedGoVersion {
                     path: path.clone(),
-                    version: build_info.as_ref().map(|b| b.go_version.clone()).unwrap_or_else(|| "before go1.16".into()),
+                    version: match &build_info {
+                        Ok(Some(b)) => b.go_version.clone(),
+                        _ => "before go1.16".into(),
+                    },
                     why,
                 })
             }
         };
         let (build_info, table) = match (build_info, table) {
-            (None, None) => return Err(Error::NotGo(path)),
-            (None, Some(_)) => return Err(corrupt("pclntab present but no Go buildinfo".into())),
-            (Some(_), None) => return Err(corrupt("Go buildinfo present but no pclntab".into())),
-            (Some(b), Some(t)) => (b, t),
+            (Ok(None) | Err(_), None) => return Err(Error::NotGo(path)),
+            (Err(e), Some(_)) => return Err(corrupt(e)),
+            (Ok(None), Some(_)) => return Err(corrupt("pclntab present but no Go buildinfo".into())),
+            (Ok(Some(_)), None) => return Err(corrupt("Go buildinfo present but no pclntab".into())),
+            (Ok(Some(b)), Some(t)) => (b, t),
         };
         if let Some(minor) = go_minor(&build_info.go_version) {
             if minor < 16 {

@@ -50,6 +50,18 @@ impl Captured {
     pub fn text(&self) -> String {
         self.0.lock().unwrap().clone()
     }
+    /// The text once it contains `needle`, or whatever arrived within `timeout`: a process may
+    /// answer a request before its own log line reaches the pipe.
+    pub fn text_containing(&self, needle: &str, timeout: std::time::Duration) -> String {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let t = self.text();
+            if t.contains(needle) || std::time::Instant::now() >= deadline {
+                return t;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
 }
 
 /// A running process with its stdout and stderr being collected.
