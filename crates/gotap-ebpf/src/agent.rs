@@ -345,7 +345,7 @@ impl Drop for Agent {
 /// Closes uprobe links from several threads at once. Closing one destroys its perf-event uprobe:
 /// under the kernel's global `event_mutex`, that includes `tracepoint_synchronize_unregister`
 /// (RCU-tasks-trace + RCU grace periods), ~80 ms per probe on the dev VM, which stays serial; the
-/// rest of the teardown overlaps. Measured for 24 probes: 2.7–5.2 s one after the other, 2.0–2.3 s
+/// rest of the teardown overlaps. Measured for 24 probes: 2.5–5.2 s one after the other, 2.0–2.4 s
 /// this way. Batching the grace periods needs uprobe-multi links (kernel ≥ 6.6), which aya 0.14
 /// cannot create (it loads uprobe programs without the BPF_TRACE_UPROBE_MULTI attach type).
 fn close_links(links: Vec<UProbeLink>) {

@@ -7,17 +7,26 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::time::Duration;
 
-/// One batch, in both forms: the spans (console) and the OTLP request (every OTLP exporter), built
-/// once per batch by the pipeline.
+/// One batch: the spans (console), and the OTLP request and its protobuf encoding, each built at
+/// most once, on first use — a console-only pipeline never builds them, and retries reuse them.
 pub struct Batch {
     pub spans: Vec<Span>,
-    pub request: ExportTraceServiceRequest,
+    request: std::sync::OnceLock<ExportTraceServiceRequest>,
+    encoded: std::sync::OnceLock<hyper::body::Bytes>,
 }
 
 impl Batch {
     pub fn new(spans: Vec<Span>) -> Batch {
-        let request = otlp::to_request(&spans);
-        Batch { spans, request }
+        Batch { spans, request: Default::default(), encoded: Default::default() }
+    }
+    /// The OTLP request for these spans.
+    pub fn request(&self) -> &ExportTraceServiceRequest {
+        self.request.get_or_init(|| otlp::to_request(&self.spans))
+    }
+    /// The request, protobuf-encoded (cheap to clone: shared bytes).
+    pub fn encoded(&self) -> hyper::body::Bytes {
+        use prost::Message;
+        self.encoded.get_or_init(|| hyper::body::Bytes::from(self.request().encode_to_vec())).clone()
     }
 }
 
@@ -161,7 +170,7 @@ impl Exporter for JsonFileExporter {
         "file"
     }
     fn export(&mut self, batch: &Batch, _timeout: Duration) -> Result<u64, ExportError> {
-        let mut line = otlp::to_json_line(&batch.request);
+        let mut line = otlp::to_json_line(batch.request());
         line.push('\n');
         // Flushed per batch so readers (tail -f, tests) see whole lines promptly.
         self.out

@@ -53,7 +53,7 @@ impl Exporter for GrpcExporter {
         "otlp-grpc"
     }
     fn export(&mut self, batch: &Batch, timeout: Duration) -> Result<u64, ExportError> {
-        let mut req = tonic::Request::new(batch.request.clone());
+        let mut req = tonic::Request::new(batch.request().clone());
         for (k, v) in &self.headers {
             req.metadata_mut().insert(k.clone(), v.clone());
         }
@@ -110,7 +110,7 @@ impl Exporter for HttpExporter {
         "otlp-http"
     }
     fn export(&mut self, batch: &Batch, timeout: Duration) -> Result<u64, ExportError> {
-        let body = Bytes::from(batch.request.encode_to_vec());
+        let body = batch.encoded();
         let mut builder = hyper::Request::post(self.uri.clone()).header(CONTENT_TYPE, "application/x-protobuf");
         for (k, v) in &self.headers {
             builder = builder.header(k, v);
