@@ -297,7 +297,7 @@ impl GoBinary {
     /// Maps `path` and analyses it: ELF facts, buildinfo, pclntab.
     pub fn open(path: impl AsRef<Path>) -> Result<GoBinary, Error> {
         let path = path.as_ref().to_path_buf();
-        let io = |source| Error::Io { path: path.clone(), source };
+        let io = |err| Error::Io { path: path.clone(), err };
         let file = std::fs::File::open(&path).map_err(io)?;
         let meta = file.metadata().map_err(io)?;
         if !meta.is_file() {

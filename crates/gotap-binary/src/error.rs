@@ -3,8 +3,10 @@ use std::path::PathBuf;
 /// Every way analysis can fail. `Display` is one line meant for the user (the CLI prints it as is).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot read {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    // `err`, not `source`: thiserror would make a `source` field the cause too, and `{e:#}` would
+    // print the OS message twice.
+    #[error("cannot read {path}: {err}")]
+    Io { path: PathBuf, err: std::io::Error },
     #[error("{0}: not an ELF file")]
     NotElf(PathBuf),
     #[error("{0}: not a Go binary (no Go buildinfo or pclntab found)")]

@@ -177,9 +177,9 @@ impl Agent {
     /// Call [`Agent::confirm_exec`] once the child has exec'd to check it runs that very file.
     pub fn trace_executable(&mut self, path: &Path, pid: u32, resource: Resource) -> Result<TracedProcess, EbpfError> {
         let path = std::fs::canonicalize(path).map_err(|e| {
-            EbpfError::Binary(gotap_binary::Error::Io { path: path.to_path_buf(), source: e })
+            EbpfError::Binary(gotap_binary::Error::Io { path: path.to_path_buf(), err: e })
         })?;
-        let io = |e| EbpfError::Binary(gotap_binary::Error::Io { path: path.clone(), source: e });
+        let io = |e| EbpfError::Binary(gotap_binary::Error::Io { path: path.clone(), err: e });
         let before = dev_ino(&path).map_err(io)?;
         let (_bin, plan) = plan::analyse(&path)?;
         let info = self.attach(pid, &path, plan, resource, before)?;
