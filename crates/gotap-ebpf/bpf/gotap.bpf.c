@@ -33,6 +33,18 @@ struct {
 	__uint(max_entries, 65536);
 } goctx SEC(".maps");
 
+/* Span ids of server spans that have ended. A goroutine a handler started keeps that handler's
+ * context in goctx after the request ends (nothing cheap fires when it exits or goes idle, e.g. a
+ * worker pool started by the first request): client_entry ignores an inherited context whose
+ * server span is listed here. LRU: after this many later requests the marker is gone and the
+ * stale parent is used again (documented limit). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, u64);
+	__type(value, u8);
+	__uint(max_entries, 65536);
+} ended SEC(".maps");
+
 /* In-flight server requests, entry -> RET. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -346,6 +358,10 @@ static __always_inline void scan_headers(struct proc_cfg *cfg, u64 conn, struct 
 		return;
 	struct scan_ctx sc = {.w = w, .n = n, .line_start_at_0 = (n == (u64)r), .tp_off = -1, .ua_off = -1};
 	bpf_loop(WIN_MAX, scan_line, &sc, 0);
+	/* More header bytes than the window before the parse point, and a header not found: it may
+	 * have been cut off. */
+	if (n < r && (sc.tp_off < 0 || sc.ua_off < 0))
+		count(CNT_WINDOW_TRUNCATED);
 	if (want_parent && sc.tp_off >= 0 &&
 	    !parse_traceparent(w, sc.tp_off, n, ev->trace_id, ev->parent_id)) {
 		ev->flags |= EVF_HAS_PARENT;
@@ -375,11 +391,17 @@ int server_entry(struct pt_regs *ctx)
 	struct g_key key;
 	if (cur_g_key(ctx, cfg, &key))
 		return 0;
+	u64 rw = ctx->rcx, req = ctx->rdi;
+	/* Same request already in flight on this goroutine: ServeHTTP restarted after growing its
+	 * stack (the probe sits before the stack check). The first pass consumed the one-use link
+	 * entry and made the ids: keep them. */
+	struct http_event *prev = bpf_map_lookup_elem(&server_calls, &key);
+	if (prev && prev->aux2 == req)
+		return 0;
 	u32 zero = 0;
 	struct http_event *ev = bpf_map_lookup_elem(&scratch_event, &zero);
 	if (!ev)
 		return 0;
-	u64 rw = ctx->rcx, req = ctx->rdi;
 	__builtin_memset(ev, 0, __builtin_offsetof(struct http_event, method));
 	ev->kind = EV_SERVER;
 	ev->proc = cfg->proc;
@@ -443,8 +465,10 @@ int server_ret(struct pt_regs *ctx)
 	if (cur_g_key(ctx, cfg, &key))
 		return 0;
 	struct http_event *ev = bpf_map_lookup_elem(&server_calls, &key);
-	if (!ev)
+	if (!ev) {
+		count(CNT_RET_NO_ENTRY);
 		return 0;
+	}
 	ev->end_ns = bpf_ktime_get_ns();
 	if (!(ev->flags & EVF_HTTP2)) {
 		s64 status = (s64)read_u64(ev->aux + cfg->sresp_status);
@@ -457,6 +481,10 @@ int server_ret(struct pt_regs *ctx)
 		ev->pattern_len = READ_GO_STR(ev->pattern, PATTERN_CAP, ev->aux2 + cfg->req_pattern);
 	ev->aux = 0;
 	ev->aux2 = 0;
+	u64 sid;
+	__builtin_memcpy(&sid, ev->span_id, 8);
+	u8 one = 1;
+	bpf_map_update_elem(&ended, &sid, &one, BPF_ANY);
 	submit(ev);
 	bpf_map_delete_elem(&server_calls, &key);
 	bpf_map_delete_elem(&goctx, &key);
@@ -475,13 +503,18 @@ int client_entry(struct pt_regs *ctx)
 	struct g_key key;
 	if (cur_g_key(ctx, cfg, &key))
 		return 0;
+	u64 req = ctx->rbx;
+	/* Restarted after a stack growth (see server_entry): keep the first pass's ids. */
+	struct http_event *prev = bpf_map_lookup_elem(&client_calls, &key);
+	if (prev && prev->aux2 == req)
+		return 0;
 	u32 zero = 0;
 	struct http_event *ev = bpf_map_lookup_elem(&scratch_event, &zero);
 	if (!ev)
 		return 0;
-	u64 req = ctx->rbx;
 	__builtin_memset(ev, 0, __builtin_offsetof(struct http_event, method));
 	ev->kind = EV_CLIENT;
+	ev->aux2 = req;
 	ev->proc = cfg->proc;
 	ev->start_ns = bpf_ktime_get_ns();
 	ev->method_len = READ_GO_STR(ev->method, METHOD_CAP, req + cfg->req_method);
@@ -493,6 +526,15 @@ int client_entry(struct pt_regs *ctx)
 		ev->query_len = READ_GO_STR(ev->query, QUERY_CAP, url + cfg->url_raw_query);
 	}
 	struct span_ctx *parent = bpf_map_lookup_elem(&goctx, &key);
+	if (parent) {
+		/* Inherited from a handler whose request is over: not a parent any more. */
+		u64 psid;
+		__builtin_memcpy(&psid, parent->span_id, 8);
+		if (bpf_map_lookup_elem(&ended, &psid)) {
+			bpf_map_delete_elem(&goctx, &key);
+			parent = 0;
+		}
+	}
 	if (parent) {
 		__builtin_memcpy(ev->trace_id, parent->trace_id, 16);
 		__builtin_memcpy(ev->parent_id, parent->span_id, 8);
@@ -544,9 +586,12 @@ int client_ret(struct pt_regs *ctx)
 	if (cur_g_key(ctx, cfg, &key))
 		return 0;
 	struct http_event *ev = bpf_map_lookup_elem(&client_calls, &key);
-	if (!ev)
+	if (!ev) {
+		count(CNT_RET_NO_ENTRY);
 		return 0;
+	}
 	ev->end_ns = bpf_ktime_get_ns();
+	ev->aux2 = 0;
 	u64 resp = ctx->rax;
 	if (ctx->rbx) {
 		ev->flags |= EVF_ERROR;
@@ -575,6 +620,10 @@ static __always_inline int inherit(struct pt_regs *ctx, struct proc_cfg *cfg, u6
 	parent.goid = read_u64(parent.g + cfg->g_goid);
 	struct span_ctx *sc = bpf_map_lookup_elem(&goctx, &parent);
 	if (!sc)
+		return 0;
+	u64 psid;
+	__builtin_memcpy(&psid, sc->span_id, 8);
+	if (bpf_map_lookup_elem(&ended, &psid))
 		return 0;
 	struct g_key child = {.proc = cfg->proc, .g = newg};
 	child.goid = read_u64(child.g + cfg->g_goid);

@@ -116,7 +116,8 @@ struct http_event {
 	u64 start_ns;
 	u64 end_ns;
 	u64 aux;            /* server: the *http.response, read again at RET; not for user space */
-	u64 aux2;           /* server: the *http.Request, read again at RET; not for user space */
+	u64 aux2;           /* the *http.Request (server: read again at RET; both: restart check);
+			     * not for user space */
 	u8 trace_id[16];
 	u8 span_id[8];
 	u8 parent_id[8];
@@ -144,4 +145,6 @@ struct http_event {
 #define CNT_RINGBUF_DROPS 0
 #define CNT_PROBE_HITS 1
 #define CNT_READ_FAILS 2
-#define CNT_MAX 4
+#define CNT_RET_NO_ENTRY 3      /* a RET/after-call probe found no in-flight entry (evicted, or attached mid-call) */
+#define CNT_WINDOW_TRUNCATED 4  /* header block longer than the raw window and a header not found in it */
+#define CNT_MAX 8

@@ -92,7 +92,7 @@ struct Traced {
     id: u32,
     links: Vec<(&'static str, UProbeLinkId)>,
     info: TracedProcess,
-    dev_ino: (u64, u64),
+    dev_ino: FileId,
 }
 
 #[derive(Default)]
@@ -155,20 +155,25 @@ impl Agent {
     /// that exec'd meanwhile): that fails with [`EbpfError::BinaryChanged`].
     pub fn trace_process(&mut self, pid: u32, resource: Resource) -> Result<TracedProcess, EbpfError> {
         let exe = PathBuf::from(format!("/proc/{pid}/exe"));
-        let before = dev_ino(&exe).map_err(|e| EbpfError::NoProcess { pid, why: e.to_string() })?;
-        let (_bin, plan) = plan::analyse(&exe)?;
-        let mut info = self.attach(pid, &exe, plan, resource, before)?;
-        // Report the file's name rather than the /proc link the probes were attached through.
+        let no_process = |e: std::io::Error| EbpfError::NoProcess { pid, why: e.to_string() };
+        // Analyse and attach through one open descriptor: every probe then lands on the very inode
+        // that was analysed, even if the process execs or the path is replaced meanwhile
+        // (beyla#2350: stale offsets on another binary crash the target).
+        let file = std::fs::File::open(&exe).map_err(no_process)?;
+        let before = file_id(&file).map_err(no_process)?;
+        let pinned = fd_path(&file);
+        let (_bin, mut plan) = plan::analyse(&pinned)?;
         if let Ok(real) = std::fs::read_link(&exe) {
-            info.path = real;
+            plan.path = real; // errors and reports name the file, not the descriptor
         }
-        match dev_ino(&exe) {
-            Ok(after) if after == before => Ok(info),
-            _ => {
-                let _ = self.untrace_process(pid);
-                Err(EbpfError::BinaryChanged { pid })
-            }
+        let info = self.attach(pid, &pinned, plan, resource, before)?;
+        // Same inode still run by the process, and not rewritten in place while we analysed it.
+        let exe_now = std::fs::metadata(&exe).map(|m| (m.dev(), m.ino())).ok();
+        if file_id(&file).ok() != Some(before) || exe_now != Some((before.0, before.1)) {
+            let _ = self.untrace_process(pid);
+            return Err(EbpfError::BinaryChanged { pid });
         }
+        Ok(info)
     }
 
     /// For `gotap run`: traces process `pid` that will exec `path` (it is stopped before its
@@ -180,10 +185,13 @@ impl Agent {
             EbpfError::Binary(gotap_binary::Error::Io { path: path.to_path_buf(), err: e })
         })?;
         let io = |e| EbpfError::Binary(gotap_binary::Error::Io { path: path.clone(), err: e });
-        let before = dev_ino(&path).map_err(io)?;
-        let (_bin, plan) = plan::analyse(&path)?;
-        let info = self.attach(pid, &path, plan, resource, before)?;
-        if dev_ino(&path).ok() != Some(before) {
+        let file = std::fs::File::open(&path).map_err(io)?;
+        let before = file_id(&file).map_err(io)?;
+        let pinned = fd_path(&file);
+        let (_bin, mut plan) = plan::analyse(&pinned)?;
+        plan.path = path.clone();
+        let info = self.attach(pid, &pinned, plan, resource, before)?;
+        if file_id(&file).ok() != Some(before) {
             let _ = self.untrace_process(pid);
             return Err(EbpfError::BinaryChanged { pid });
         }
@@ -194,7 +202,9 @@ impl Agent {
     /// [`Agent::trace_executable`] and the exec); untraces it and fails otherwise.
     pub fn confirm_exec(&mut self, pid: u32) -> Result<(), EbpfError> {
         let t = self.traced.get(&pid).ok_or(EbpfError::NotTraced { pid })?;
-        let now = dev_ino(Path::new(&format!("/proc/{pid}/exe"))).map_err(|e| EbpfError::NoProcess { pid, why: e.to_string() })?;
+        let now = std::fs::File::open(format!("/proc/{pid}/exe"))
+            .and_then(|f| file_id(&f))
+            .map_err(|e| EbpfError::NoProcess { pid, why: e.to_string() })?;
         if now != t.dev_ino {
             let _ = self.untrace_process(pid);
             return Err(EbpfError::BinaryChanged { pid });
@@ -202,7 +212,7 @@ impl Agent {
         Ok(())
     }
 
-    fn attach(&mut self, pid: u32, target: &Path, plan: Plan, mut resource: Resource, dev_ino: (u64, u64)) -> Result<TracedProcess, EbpfError> {
+    fn attach(&mut self, pid: u32, target: &Path, plan: Plan, mut resource: Resource, dev_ino: FileId) -> Result<TracedProcess, EbpfError> {
         if self.traced.contains_key(&pid) {
             return Err(EbpfError::AlreadyTraced { pid });
         }
@@ -437,9 +447,19 @@ fn event_in_place(b: &[u8]) -> Option<&HttpEvent> {
     Some(unsafe { &*(b.as_ptr() as *const HttpEvent) })
 }
 
-fn dev_ino(p: &Path) -> std::io::Result<(u64, u64)> {
-    let m = std::fs::metadata(p)?;
-    Ok((m.dev(), m.ino()))
+/// What identifies an executable's content: device, inode, size and modification time (a rewrite
+/// in place keeps the inode but not the other two).
+type FileId = (u64, u64, u64, i64, i64);
+
+fn file_id(f: &std::fs::File) -> std::io::Result<FileId> {
+    let m = f.metadata()?;
+    Ok((m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()))
+}
+
+/// A path naming exactly this open file (resolved by the kernel when the uprobe is created).
+fn fd_path(f: &std::fs::File) -> PathBuf {
+    use std::os::fd::AsRawFd;
+    PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd()))
 }
 
 /// Unix time minus monotonic time, in ns: bpf_ktime_get_ns() + this = Unix epoch ns.

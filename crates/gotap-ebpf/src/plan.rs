@@ -190,6 +190,7 @@ fn plan(bin: &GoBinary) -> Result<Plan, EbpfError> {
         (_, _, None) => warnings.push(format!("{NEWPROC1} not found: spans started in goroutines are not parented")),
     }
 
+    warnings.extend(unverified_warning(&resolved));
     let o = |f| need(f).unwrap_or(OFF_ABSENT);
     cfg.g_goid = o(off::G_GOID);
     cfg.req_method = o(off::REQUEST_METHOD);
@@ -268,31 +269,109 @@ fn call_site(bin: &GoBinary, caller: &gotap_binary::Function, target: &str) -> O
 /// on the same goroutine. Branches and direct calls are emulated by the kernel when probed; a
 /// RET is single-stepped (still correct, slower). `None` (use `target`'s own RETs) when a call
 /// site leads to anything else, or when there is no call site.
+/// A direct branch of the caller landing in [after the call, site] would make the site run without a
+/// return from `target`: `None` then too.
 pub fn after_calls_to(bin: &GoBinary, target: &gotap_binary::Function, prefix: &str) -> Option<Vec<u64>> {
-    use iced_x86::{Decoder, DecoderOptions, FlowControl};
+    use iced_x86::{Decoder, DecoderOptions};
     let mut out = Vec::new();
     for caller in bin.functions().iter().filter(|f| f.name.starts_with(prefix)) {
         let Some(code) = bin.read_vaddr(caller.entry, caller.size) else { continue };
         let insns: Vec<_> = Decoder::with_ip(64, code, caller.entry, DecoderOptions::NONE).into_iter().collect();
-        for (i, call) in insns.iter().enumerate() {
-            if !(call.is_call_near() && call.near_branch_target() == target.entry) {
-                continue;
-            }
-            let site = insns[i + 1..].iter().find(|n| !matches!(n.flow_control(), FlowControl::Next | FlowControl::IndirectCall))?;
-            match site.flow_control() {
-                FlowControl::UnconditionalBranch | FlowControl::ConditionalBranch | FlowControl::Call | FlowControl::Return => {}
-                _ => return None,
-            }
-            out.push(caller.offset + (site.ip() - caller.entry));
+        for ip in after_call_sites(&insns, target.entry)? {
+            out.push(caller.offset + (ip - caller.entry));
         }
     }
     (!out.is_empty()).then_some(out)
+}
+
+/// [`after_calls_to`] within one decoded function: the addresses of the sites after each direct
+/// call to `target`, or `None` if one call site has no usable site.
+fn after_call_sites(insns: &[iced_x86::Instruction], target: u64) -> Option<Vec<u64>> {
+    use iced_x86::FlowControl;
+    // Direct jumps only: an indirect jump (jump table) into the window would go unseen, but Go
+    // emits those only for large switches, never around a call's return path.
+    let jump_targets: Vec<u64> = insns
+        .iter()
+        .filter(|n| n.is_jmp_short_or_near() || n.is_jcc_short_or_near())
+        .map(|n| n.near_branch_target())
+        .collect();
+    let mut out = Vec::new();
+    for (i, call) in insns.iter().enumerate() {
+        if !(call.is_call_near() && call.near_branch_target() == target) {
+            continue;
+        }
+        let site = insns[i + 1..].iter().find(|n| !matches!(n.flow_control(), FlowControl::Next | FlowControl::IndirectCall))?;
+        match site.flow_control() {
+            FlowControl::UnconditionalBranch | FlowControl::ConditionalBranch | FlowControl::Call | FlowControl::Return => {}
+            _ => return None,
+        }
+        if jump_targets.iter().any(|&t| (call.next_ip()..=site.ip()).contains(&t)) {
+            return None;
+        }
+        out.push(site.ip());
+    }
+    Some(out)
+}
+
+/// A warning naming the fields whose offsets come from a table row inherited from an older Go
+/// version (never measured for this one): if those structs changed, reads go wrong silently.
+fn unverified_warning(resolved: &[off::FieldOffset]) -> Option<String> {
+    let mut fields = Vec::new();
+    let mut rows = Vec::new();
+    for r in resolved.iter().filter(|r| r.offset.is_some()) {
+        if let Some(off::OffsetSource::Table { entry }) = &r.source {
+            if entry.contains("unverified") {
+                fields.push(format!("{}.{}", r.strukt, r.field));
+                if !rows.contains(entry) {
+                    rows.push(entry.clone());
+                }
+            }
+        }
+    }
+    (!fields.is_empty()).then(|| {
+        format!(
+            "struct offsets of {} come from an unverified offset table row ({}): spans may lack attributes or carry wrong ones; a binary with DWARF avoids this",
+            fields.join(", "),
+            rows.join("; ")
+        )
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use gotap_testkit::{Variant, ALL_TOOLCHAINS};
+
+    fn decode(code: &[u8]) -> Vec<iced_x86::Instruction> {
+        iced_x86::Decoder::with_ip(64, code, 0x1000, 0).into_iter().collect()
+    }
+
+    /// 0x1000 JE rel8; 0x1002 CALL 0x2000; 0x1007 NOP; 0x1008 MOV rax,rbx; 0x100b JMP 0x100d; 0x100d RET.
+    #[test]
+    fn after_call_site_rejects_a_jump_into_its_window() {
+        let code = |je_disp: u8| vec![0x74, je_disp, 0xE8, 0xF9, 0x0F, 0x00, 0x00, 0x90, 0x48, 0x89, 0xD8, 0xEB, 0x00, 0xC3];
+        // JE lands after the site: the JMP at 0x100b runs once per return.
+        assert_eq!(after_call_sites(&decode(&code(0x0b)), 0x2000), Some(vec![0x100b]));
+        // JE lands inside (0x1008), on the return address (0x1007) or on the site (0x100b).
+        for disp in [0x06, 0x05, 0x09] {
+            assert_eq!(after_call_sites(&decode(&code(disp)), 0x2000), None, "disp {disp:#x}");
+        }
+    }
+
+    fn field(strukt: &str, source: Option<off::OffsetSource>) -> off::FieldOffset {
+        off::FieldOffset { strukt: strukt.into(), field: "f".into(), offset: Some(8), source, error: None, absent: false }
+    }
+
+    #[test]
+    fn unverified_offsets_are_warned_about() {
+        let table = |e: &str| Some(off::OffsetSource::Table { entry: e.into() });
+        let verified = [field("a", Some(off::OffsetSource::Dwarf)), field("b", table("go1.26"))];
+        assert_eq!(unverified_warning(&verified), None);
+        let inherited = "go1.27 layout, inherited by go1.28: unverified";
+        let mixed = [verified[0].clone(), field("c", table(inherited)), field("d", table(inherited))];
+        let w = unverified_warning(&mixed).unwrap();
+        assert!(w.contains("c.f, d.f") && w.contains(inherited) && !w.contains("a.f"), "{w}");
+    }
 
     /// Every supported Go version gets the cheap sites: entries on the stack check's Jcc, the
     /// goroutine hook on `CALL runqput`.

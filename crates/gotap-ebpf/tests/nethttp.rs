@@ -146,6 +146,34 @@ fn client_span_in_goroutine_stripped() {
     client_chain(Toolchain::Go127, Variant { stripped: true, pie: true }, "/async");
 }
 
+/// A goroutine started during a request (a worker) outlives it: its later calls are made outside
+/// any request, so their client spans start new traces instead of joining the first request's.
+#[test]
+fn worker_started_in_a_request_does_not_keep_its_parent() {
+    let bin = app(Toolchain::Go126, Variant::default());
+    let app = App::start(&bin);
+    let (mut agent, sink) = agent(false);
+    agent.trace_process(app.pid(), resource("worker")).unwrap();
+    assert_eq!(request(app.port, "/startworker", &[]), 200);
+    let first = sink.wait_for(1, |s| server_path(s) == Some("/startworker"));
+    let start = find(&first, |s| server_path(s) == Some("/startworker"), "/startworker");
+    let target = app.url("/hello");
+    assert_eq!(request(app.port, &format!("/kick?url={target}"), &[]), 200);
+    assert_eq!(request(app.port, &format!("/kick?url={target}"), &[]), 200);
+    let spans = sink.wait_for(4, |s| s.kind == SpanKind::Client || server_path(s) == Some("/hello"));
+    agent.shutdown();
+    let clients: Vec<_> = spans.iter().filter(|s| s.kind == SpanKind::Client).collect();
+    assert_eq!(clients.len(), 2, "{spans:#?}");
+    for c in &clients {
+        assert_eq!(c.parent_span_id, None, "worker call parented to an ended request: {c:#?}");
+        assert_ne!(c.trace_id, start.trace_id);
+        // The callee still joins the worker's client span through the link map.
+        let inner = find(&spans, |s| server_path(s) == Some("/hello") && s.parent_span_id == Some(c.span_id), "/hello");
+        assert_eq!(inner.trace_id, c.trace_id);
+    }
+    assert_ne!(clients[0].trace_id, clients[1].trace_id);
+}
+
 #[test]
 fn client_transport_error() {
     let bin = app(Toolchain::Go126, Variant::default());

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 )
 
@@ -51,6 +52,22 @@ func main() {
 		done := make(chan string)
 		go func() { done <- call(r.URL.Query().Get("url"), r.URL.Query().Get("tp")) }()
 		io.WriteString(w, <-done)
+	})
+	// /startworker starts (once) a long-lived goroutine from inside a request; /kick?url= hands it
+	// a URL to call later, outside any request it runs in.
+	work := make(chan string, 16)
+	var startOnce sync.Once
+	mux.HandleFunc("/startworker", func(w http.ResponseWriter, r *http.Request) {
+		startOnce.Do(func() {
+			go func() {
+				for url := range work {
+					call(url, "")
+				}
+			}()
+		})
+	})
+	mux.HandleFunc("/kick", func(w http.ResponseWriter, r *http.Request) {
+		work <- r.URL.Query().Get("url")
 	})
 	registerPatterns(mux)
 	srv := &http.Server{Addr: "127.0.0.1:" + os.Args[1], Handler: mux, ReadHeaderTimeout: 10 * time.Second}
