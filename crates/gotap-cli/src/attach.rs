@@ -29,16 +29,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut session = Session::start(&args.telemetry)?;
     let resource = session.resource(pid, &exe);
     let info = session.agent.trace_process(pid, resource).map_err(telemetry::ebpf_err)?;
-    eprintln!(
-        "gotap: tracing {} (pid {pid}, {}): {}; {} probes",
-        exe.display(),
-        info.go_version,
-        info.instrumentations.join(", "),
-        info.probes
-    );
-    for w in &info.warnings {
-        eprintln!("gotap: warning: {w}");
-    }
+    telemetry::announce(&exe, pid, &info);
 
     loop {
         if signals.drain().iter().any(|s| s.signo != libc::SIGCHLD) {

@@ -44,16 +44,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     // Printed before the release so it precedes anything the program prints.
-    eprintln!(
-        "gotap: tracing {} (pid {pid}, {}): {}; {} probes",
-        program.display(),
-        info.go_version,
-        info.instrumentations.join(", "),
-        info.probes
-    );
-    for w in &info.warnings {
-        eprintln!("gotap: warning: {w}");
-    }
+    telemetry::announce(&program, pid, &info);
     child.release().inspect_err(|_| {
         let _ = session.agent.untrace_process(pid);
     })?;

@@ -65,6 +65,20 @@ pub fn ebpf_err(e: gotap_ebpf::EbpfError) -> anyhow::Error {
     anyhow::anyhow!("{e}")
 }
 
+/// The line that says what is traced, and the plan's warnings (stderr, before the target's output).
+pub fn announce(exe: &Path, pid: u32, info: &gotap_ebpf::TracedProcess) {
+    eprintln!(
+        "gotap: tracing {} (pid {pid}, {}): {}; {} probes",
+        exe.display(),
+        info.go_version,
+        info.instrumentations.join(", "),
+        info.probes
+    );
+    for w in &info.warnings {
+        eprintln!("gotap: warning: {w}");
+    }
+}
+
 /// One eBPF agent whose spans go to one export pipeline.
 pub struct Session {
     pub agent: Agent,
