@@ -1,6 +1,7 @@
-//! `gotap attach --pid N`: traces a Go process that is already running. SIGINT/SIGTERM/SIGHUP
-//! detach every probe and leave the process running; when the process exits, gotap flushes and
-//! exits 0.
+//! `gotap attach --pid N [--pid M…]`: traces Go processes that are already running, with one
+//! agent (one loaded BPF object, one export pipeline). SIGINT/SIGTERM/SIGHUP detach every probe and
+//! leave the processes running; a process that exits is untraced, and when the last one has exited
+//! gotap flushes and exits 0.
 use crate::telemetry::{self, Session, Signals, TelemetryArgs};
 use anyhow::bail;
 use std::path::PathBuf;
@@ -9,38 +10,54 @@ use std::time::Duration;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The process to trace.
-    #[arg(long)]
-    pid: u32,
+    /// The process to trace; repeat to trace several with one agent (their calls to each other
+    /// are linked into one trace either way).
+    #[arg(long = "pid", required = true, value_name = "PID")]
+    pids: Vec<u32>,
     #[command(flatten)]
     telemetry: TelemetryArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let signals = Signals::block()?;
-    let pid = args.pid;
     args.telemetry.export_config()?;
-    if pid == 0 || !PathBuf::from(format!("/proc/{pid}")).exists() {
-        bail!("process {pid} does not exist");
+    let mut pids = args.pids.clone();
+    pids.dedup();
+    for &pid in &pids {
+        if pid == 0 || !PathBuf::from(format!("/proc/{pid}")).exists() {
+            bail!("process {pid} does not exist");
+        }
     }
     gotap_ebpf::check_environment().map_err(telemetry::ebpf_err)?;
-    let pidfd = telemetry::pidfd_open(pid)?;
-    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_else(|_| PathBuf::from(format!("/proc/{pid}/exe")));
+    let mut watched = Vec::with_capacity(pids.len());
+    for &pid in &pids {
+        watched.push((pid, telemetry::pidfd_open(pid)?));
+    }
     let mut session = Session::start(&args.telemetry)?;
-    let resource = session.resource(pid, &exe);
-    let info = session.agent.trace_process(pid, resource).map_err(telemetry::ebpf_err)?;
-    telemetry::announce(&exe, pid, &info);
+    for &(pid, _) in &watched {
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_else(|_| PathBuf::from(format!("/proc/{pid}/exe")));
+        let resource = session.resource(pid, &exe);
+        let info = session.agent.trace_process(pid, resource).map_err(telemetry::ebpf_err)?;
+        telemetry::announce(&exe, pid, &info);
+    }
 
-    loop {
+    while !watched.is_empty() {
         if signals.drain().iter().any(|s| s.signo != libc::SIGCHLD) {
-            eprintln!("gotap: detaching from pid {pid}");
+            let list: Vec<String> = watched.iter().map(|(p, _)| p.to_string()).collect();
+            eprintln!("gotap: detaching from pid {}", list.join(", "));
             break;
         }
-        if telemetry::exited(&pidfd) {
+        watched.retain(|(pid, fd)| {
+            if !telemetry::exited(fd) {
+                return true;
+            }
             eprintln!("gotap: process {pid} exited");
-            break;
-        }
-        telemetry::wait(&signals, Some(&pidfd), Duration::from_secs(1));
+            // Its probes went with it; drop the bookkeeping (the process may be gone already).
+            let _ = session.agent.untrace_process(*pid);
+            false
+        });
+        let fds: Vec<&std::os::fd::OwnedFd> = watched.iter().map(|(_, fd)| fd).collect();
+        telemetry::wait(&signals, &fds, Duration::from_secs(1));
     }
     session.finish();
     Ok(ExitCode::SUCCESS)

@@ -77,7 +77,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         if let Some(status) = try_wait(pid)? {
             break status;
         }
-        telemetry::wait(&signals, None, Duration::from_millis(500));
+        telemetry::wait(&signals, &[], Duration::from_millis(500));
     };
     session.finish();
     Ok(ExitCode::from(exit_code(status)))

@@ -184,10 +184,10 @@ impl Signals {
     }
 }
 
-/// Waits until `signals` or `pidfd` (if any) is readable, or `timeout` passes.
-pub fn wait(signals: &Signals, pidfd: Option<&OwnedFd>, timeout: Duration) {
+/// Waits until `signals` or one of `pidfds` is readable, or `timeout` passes.
+pub fn wait(signals: &Signals, pidfds: &[&OwnedFd], timeout: Duration) {
     let mut fds = vec![libc::pollfd { fd: signals.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
-    if let Some(p) = pidfd {
+    for p in pidfds {
         fds.push(libc::pollfd { fd: p.as_raw_fd(), events: libc::POLLIN, revents: 0 });
     }
     // SAFETY: fds is a valid array of pollfd for the duration of the call.

@@ -239,3 +239,53 @@ fn run_traces_the_first_call_of_a_short_lived_program() {
         assert_eq!((bs[0].trace_id.as_str(), bs[0].parent.as_str()), (cs[0].trace_id.as_str(), cs[0].span_id.as_str()), "B continues C's trace");
     }
 }
+
+/// One gotap for both services: `gotap attach --pid A --pid B` (one agent, one pipeline). A's call
+/// to B still lands in A's trace, B's server span the child of A's client span.
+#[test]
+fn one_gotap_attached_to_both_services_links_them() {
+    require_root();
+    let dir = scratch("attach-both");
+    let collector = Collector::start(&dir);
+    let bin = httpsvc(Toolchain::Go126, FULL);
+    let (pa, pb) = (free_port(), free_port());
+    let mut b = plain(&bin, &svc_args(pb, "B", None), "httpsvc B");
+    wait_listening(pb, &mut b);
+    let mut a = plain(&bin, &svc_args(pa, "A", Some(pb)), "httpsvc A");
+    wait_listening(pa, &mut a);
+
+    let endpoint = format!("http://127.0.0.1:{}", collector.grpc_port);
+    let mut cmd = std::process::Command::new(GOTAP);
+    cmd.args(["attach", "--no-console", "--otlp-endpoint", &endpoint, "--otlp-protocol", "grpc"])
+        .args(["--pid", &a.pid().to_string(), "--pid", &b.pid().to_string()]);
+    let mut g = Proc::spawn(cmd, "gotap attach A B");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while g.stderr.text().matches("gotap: tracing ").count() < 2 {
+        assert!(g.alive(), "gotap exited: {}", g.stderr.text());
+        assert!(std::time::Instant::now() < deadline, "gotap never attached both: {}", g.stderr.text());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+
+    assert_eq!(http(pa, "GET", "/users/7", &[]), (200, "A user 7 via [200 B user 7]\n".into()));
+    let (a_pid, b_pid) = (a.pid() as i64, b.pid() as i64);
+    let pid_of = |s: &FlatSpan| s.resource.get("process.pid").and_then(|v| v.as_i64());
+    let spans = collector.wait_for("A server, A client, B server", |s| {
+        s.iter().filter(|x| x.kind == 2 && x.str("url.path") == Some("/users/7")).count() == 2 && s.iter().any(|x| x.kind == 3)
+    });
+    let a_server = spans.iter().find(|x| x.kind == 2 && pid_of(x) == Some(a_pid)).expect("A's server span");
+    let b_server = spans.iter().find(|x| x.kind == 2 && pid_of(x) == Some(b_pid)).expect("B's server span");
+    let a_client = spans.iter().find(|x| x.kind == 3 && pid_of(x) == Some(a_pid)).expect("A's client span");
+    assert_eq!(a_client.parent, a_server.span_id, "{}", dump(&spans));
+    assert_eq!(b_server.parent, a_client.span_id, "{}", dump(&spans));
+    assert!(a_server.trace_id == a_client.trace_id && a_client.trace_id == b_server.trace_id, "{}", dump(&spans));
+
+    // B exits: gotap keeps tracing A; SIGINT then detaches from A, which keeps serving.
+    b.signal(libc::SIGKILL);
+    let gone = format!("process {b_pid} exited");
+    assert!(g.stderr.text_containing(&gone, std::time::Duration::from_secs(10)).contains(&gone), "{}", g.stderr.text());
+    assert!(g.alive(), "gotap stopped when only one of its targets exited: {}", g.stderr.text());
+    let f = g.interrupt();
+    assert_eq!(f.code, Some(0), "{f:?}");
+    assert_eq!(http(pa, "GET", "/healthz", &[]).0, 200);
+    assert!(a.alive());
+}
