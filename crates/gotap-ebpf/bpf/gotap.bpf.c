@@ -148,6 +148,38 @@ static __always_inline int cur_g_key(struct pt_regs *ctx, struct proc_cfg *cfg, 
 	return k->goid ? 0 : -1;
 }
 
+/* Every span handler starts so: the traced process's cfg and the running goroutine's key, or
+ * return quietly. */
+#define PROLOGUE(ctx, cfg, key)                                                        \
+	struct proc_cfg *cfg = get_cfg(ctx);                                           \
+	struct g_key key;                                                              \
+	if (!cfg || cur_g_key(ctx, cfg, &key))                                         \
+		return 0
+
+/* A zeroed (up to the strings) scratch event of `kind`, started now. */
+static __always_inline struct http_event *new_event(struct proc_cfg *cfg, u8 kind)
+{
+	u32 zero = 0;
+	struct http_event *ev = bpf_map_lookup_elem(&scratch_event, &zero);
+	if (!ev)
+		return 0;
+	__builtin_memset(ev, 0, __builtin_offsetof(struct http_event, method));
+	ev->kind = kind;
+	ev->proc = cfg->proc;
+	ev->start_ns = bpf_ktime_get_ns();
+	return ev;
+}
+
+/* The in-flight call a return probe ends; a miss (evicted, or begun before attaching) is
+ * counted. */
+static __always_inline struct http_event *in_flight(void *calls, struct g_key *key)
+{
+	struct http_event *ev = bpf_map_lookup_elem(calls, key);
+	if (!ev)
+		count(CNT_RET_NO_ENTRY);
+	return ev;
+}
+
 /* Copies a Go string (ptr, len) found at addr into dst (at most cap bytes); returns the length. */
 #define READ_GO_STR(dst, cap, addr)                                                    \
 	({                                                                             \
@@ -385,12 +417,7 @@ static __always_inline void scan_headers(struct proc_cfg *cfg, u64 conn, struct 
 SEC("uprobe")
 int server_entry(struct pt_regs *ctx)
 {
-	struct proc_cfg *cfg = get_cfg(ctx);
-	if (!cfg)
-		return 0;
-	struct g_key key;
-	if (cur_g_key(ctx, cfg, &key))
-		return 0;
+	PROLOGUE(ctx, cfg, key);
 	u64 rw = ctx->rcx, req = ctx->rdi;
 	/* Same request already in flight on this goroutine: ServeHTTP restarted after growing its
 	 * stack (the probe sits before the stack check). The first pass consumed the one-use link
@@ -398,14 +425,9 @@ int server_entry(struct pt_regs *ctx)
 	struct http_event *prev = bpf_map_lookup_elem(&server_calls, &key);
 	if (prev && prev->aux2 == req)
 		return 0;
-	u32 zero = 0;
-	struct http_event *ev = bpf_map_lookup_elem(&scratch_event, &zero);
+	struct http_event *ev = new_event(cfg, EV_SERVER);
 	if (!ev)
 		return 0;
-	__builtin_memset(ev, 0, __builtin_offsetof(struct http_event, method));
-	ev->kind = EV_SERVER;
-	ev->proc = cfg->proc;
-	ev->start_ns = bpf_ktime_get_ns();
 	ev->aux = rw;
 	ev->aux2 = req;
 	ev->method_len = READ_GO_STR(ev->method, METHOD_CAP, req + cfg->req_method);
@@ -458,17 +480,10 @@ int server_entry(struct pt_regs *ctx)
 SEC("uprobe")
 int server_ret(struct pt_regs *ctx)
 {
-	struct proc_cfg *cfg = get_cfg(ctx);
-	if (!cfg)
+	PROLOGUE(ctx, cfg, key);
+	struct http_event *ev = in_flight(&server_calls, &key);
+	if (!ev)
 		return 0;
-	struct g_key key;
-	if (cur_g_key(ctx, cfg, &key))
-		return 0;
-	struct http_event *ev = bpf_map_lookup_elem(&server_calls, &key);
-	if (!ev) {
-		count(CNT_RET_NO_ENTRY);
-		return 0;
-	}
 	ev->end_ns = bpf_ktime_get_ns();
 	if (!(ev->flags & EVF_HTTP2)) {
 		s64 status = (s64)read_u64(ev->aux + cfg->sresp_status);
@@ -497,26 +512,16 @@ int server_ret(struct pt_regs *ctx)
 SEC("uprobe")
 int client_entry(struct pt_regs *ctx)
 {
-	struct proc_cfg *cfg = get_cfg(ctx);
-	if (!cfg)
-		return 0;
-	struct g_key key;
-	if (cur_g_key(ctx, cfg, &key))
-		return 0;
+	PROLOGUE(ctx, cfg, key);
 	u64 req = ctx->rbx;
 	/* Restarted after a stack growth (see server_entry): keep the first pass's ids. */
 	struct http_event *prev = bpf_map_lookup_elem(&client_calls, &key);
 	if (prev && prev->aux2 == req)
 		return 0;
-	u32 zero = 0;
-	struct http_event *ev = bpf_map_lookup_elem(&scratch_event, &zero);
+	struct http_event *ev = new_event(cfg, EV_CLIENT);
 	if (!ev)
 		return 0;
-	__builtin_memset(ev, 0, __builtin_offsetof(struct http_event, method));
-	ev->kind = EV_CLIENT;
 	ev->aux2 = req;
-	ev->proc = cfg->proc;
-	ev->start_ns = bpf_ktime_get_ns();
 	ev->method_len = READ_GO_STR(ev->method, METHOD_CAP, req + cfg->req_method);
 	u64 url = read_u64(req + cfg->req_url);
 	if (url) {
@@ -553,12 +558,7 @@ int client_entry(struct pt_regs *ctx)
 SEC("uprobe")
 int client_conn(struct pt_regs *ctx)
 {
-	struct proc_cfg *cfg = get_cfg(ctx);
-	if (!cfg)
-		return 0;
-	struct g_key key;
-	if (cur_g_key(ctx, cfg, &key))
-		return 0;
+	PROLOGUE(ctx, cfg, key);
 	struct http_event *ev = bpf_map_lookup_elem(&client_calls, &key);
 	if (!ev)
 		return 0;
@@ -579,17 +579,10 @@ int client_conn(struct pt_regs *ctx)
 SEC("uprobe")
 int client_ret(struct pt_regs *ctx)
 {
-	struct proc_cfg *cfg = get_cfg(ctx);
-	if (!cfg)
+	PROLOGUE(ctx, cfg, key);
+	struct http_event *ev = in_flight(&client_calls, &key);
+	if (!ev)
 		return 0;
-	struct g_key key;
-	if (cur_g_key(ctx, cfg, &key))
-		return 0;
-	struct http_event *ev = bpf_map_lookup_elem(&client_calls, &key);
-	if (!ev) {
-		count(CNT_RET_NO_ENTRY);
-		return 0;
-	}
 	ev->end_ns = bpf_ktime_get_ns();
 	ev->aux2 = 0;
 	u64 resp = ctx->rax;

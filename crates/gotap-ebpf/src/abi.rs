@@ -108,3 +108,5 @@ pub fn text(buf: &[u8], len: u16) -> String {
 
 pub const CNT_RINGBUF_DROPS: u32 = 0;
 pub const CNT_PROBE_HITS: u32 = 1;
+pub const CNT_RET_NO_ENTRY: u32 = 3;
+pub const CNT_WINDOW_TRUNCATED: u32 = 4;

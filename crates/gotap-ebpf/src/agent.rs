@@ -59,6 +59,12 @@ pub struct AgentStats {
     pub probe_hits: u64,
     /// Ring-buffer records that were not a known event.
     pub undecodable: u64,
+    /// Return probes that found no in-flight call (its entry evicted from the LRU map, or the
+    /// call began before attaching): that span is lost (counted in BPF).
+    pub ret_without_entry: u64,
+    /// Server requests whose header block exceeded the raw window with a header not found in it
+    /// (traceparent or User-Agent possibly missed; counted in BPF).
+    pub header_window_truncated: u64,
 }
 
 impl AgentStats {
@@ -326,6 +332,8 @@ impl Agent {
             ringbuf_drops: counter(abi::CNT_RINGBUF_DROPS),
             probe_hits: counter(abi::CNT_PROBE_HITS),
             undecodable: self.shared.undecodable.load(Ordering::Relaxed),
+            ret_without_entry: counter(abi::CNT_RET_NO_ENTRY),
+            header_window_truncated: counter(abi::CNT_WINDOW_TRUNCATED),
         }
     }
 

@@ -31,6 +31,8 @@ fn server_spans(tc: Toolchain, variant: Variant) {
     let spans = sink.wait_for(4, |s| s.kind == SpanKind::Server);
     let stats = agent.shutdown();
     assert_eq!(stats.ringbuf_drops, 0);
+    assert_eq!(stats.ret_without_entry, 0);
+    assert_eq!(stats.header_window_truncated, 0);
 
     let hello = find(&spans, |s| server_path(s) == Some("/hello"), "/hello");
     let (trace, parent, _) = ids::parse_traceparent(TRACEPARENT).unwrap();
@@ -172,6 +174,24 @@ fn worker_started_in_a_request_does_not_keep_its_parent() {
         assert_eq!(inner.trace_id, c.trace_id);
     }
     assert_ne!(clients[0].trace_id, clients[1].trace_id);
+}
+
+/// A header block longer than the raw window, its traceparent before the cut: counted, not silent.
+#[test]
+fn truncated_header_window_is_counted() {
+    let app = App::start(&app(Toolchain::Go126, Variant::default()));
+    let (mut agent, sink) = agent(false);
+    agent.trace_process(app.pid(), resource("pad")).unwrap();
+    let pad = "x".repeat(1500);
+    assert_eq!(request(app.port, "/hello", &[("traceparent", TRACEPARENT), ("X-Pad", &pad)]), 200);
+    assert_eq!(request(app.port, "/silent", &[("X-Pad", &pad), ("traceparent", TRACEPARENT)]), 200);
+    let spans = sink.wait_for(2, |_| true);
+    let stats = agent.shutdown();
+    // The first request's traceparent fell out of the window (User-Agent is absent in both).
+    assert_eq!(find(&spans, |s| server_path(s) == Some("/hello"), "/hello").parent_span_id, None);
+    assert!(find(&spans, |s| server_path(s) == Some("/silent"), "/silent").parent_span_id.is_some());
+    assert_eq!(stats.header_window_truncated, 2);
+    assert_eq!(stats.ret_without_entry, 0);
 }
 
 #[test]

@@ -8,12 +8,13 @@ use hyper::body::Bytes;
 use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::runtime::Runtime;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codegen::http::uri::PathAndQuery;
 use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue};
 use tonic::transport::{Channel, Endpoint};
 
@@ -21,9 +22,48 @@ fn rejected(resp: &ExportTraceServiceResponse) -> u64 {
     resp.partial_success.as_ref().map(|p| p.rejected_spans.max(0) as u64).unwrap_or(0)
 }
 
+/// Sends the batch's already-encoded request as the gRPC message (the generated client would take
+/// an owned `ExportTraceServiceRequest`: a deep clone and a second encoding per attempt), and
+/// decodes the response with prost.
+#[derive(Default)]
+struct PreEncoded;
+
+impl Codec for PreEncoded {
+    type Encode = Bytes;
+    type Decode = ExportTraceServiceResponse;
+    type Encoder = PreEncoded;
+    type Decoder = PreEncoded;
+    fn encoder(&mut self) -> PreEncoded {
+        PreEncoded
+    }
+    fn decoder(&mut self) -> PreEncoded {
+        PreEncoded
+    }
+}
+
+impl Encoder for PreEncoded {
+    type Item = Bytes;
+    type Error = tonic::Status;
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        use prost::bytes::BufMut;
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for PreEncoded {
+    type Item = ExportTraceServiceResponse;
+    type Error = tonic::Status;
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<ExportTraceServiceResponse>, tonic::Status> {
+        ExportTraceServiceResponse::decode(src).map(Some).map_err(|e| tonic::Status::internal(format!("cannot decode the collector's response: {e}")))
+    }
+}
+
+const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
 pub struct GrpcExporter {
     rt: Arc<Runtime>,
-    client: TraceServiceClient<Channel>,
+    client: tonic::client::Grpc<Channel>,
     headers: Vec<(AsciiMetadataKey, AsciiMetadataValue)>,
     endpoint: String,
 }
@@ -44,7 +84,7 @@ impl GrpcExporter {
             let val = v.parse().map_err(|_| Error::Config(format!("OTLP header {k:?} has a value that is not valid ASCII metadata")))?;
             headers.push((key, val));
         }
-        Ok(GrpcExporter { rt, client: TraceServiceClient::new(channel), headers, endpoint: cfg.endpoint.clone() })
+        Ok(GrpcExporter { rt, client: tonic::client::Grpc::new(channel), headers, endpoint: cfg.endpoint.clone() })
     }
 }
 
@@ -53,13 +93,20 @@ impl Exporter for GrpcExporter {
         "otlp-grpc"
     }
     fn export(&mut self, batch: &Batch, timeout: Duration) -> Result<u64, ExportError> {
-        let mut req = tonic::Request::new(batch.request().clone());
+        let mut req = tonic::Request::new(batch.encoded());
+        req.extensions_mut().insert(tonic::GrpcMethod::new("opentelemetry.proto.collector.trace.v1.TraceService", "Export"));
         for (k, v) in &self.headers {
             req.metadata_mut().insert(k.clone(), v.clone());
         }
         req.set_timeout(timeout);
         let client = &mut self.client;
-        let res = self.rt.block_on(async { tokio::time::timeout(timeout, client.export(req)).await });
+        let res = self.rt.block_on(async {
+            tokio::time::timeout(timeout, async {
+                client.ready().await.map_err(|e| tonic::Status::unavailable(format!("not ready: {e}")))?;
+                client.unary(req, PathAndQuery::from_static(EXPORT_PATH), PreEncoded).await
+            })
+            .await
+        });
         use tonic::Code;
         match res {
             Err(_) => Err(ExportError::Retryable(format!("OTLP gRPC export to {} timed out after {timeout:?}", self.endpoint))),
