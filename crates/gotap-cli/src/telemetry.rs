@@ -122,14 +122,20 @@ pub fn summary(a: &AgentStats, e: &ExportStats) -> String {
     let exported = e.exporters.iter().map(|x| x.exported).min().unwrap_or(0);
     let per: Vec<String> = e.exporters.iter().map(|x| format!("{} {}", x.name, x.exported)).collect();
     let dropped = a.ringbuf_drops + e.dropped_queue_full + e.exporters.iter().map(|x| x.dropped_export_failed).max().unwrap_or(0);
-    format!(
+    let mut line = format!(
         "gotap: {} spans exported ({}), {} dropped, {} probe hits ({:.1} per span)",
         exported,
         if per.is_empty() { "no exporter".to_string() } else { per.join(", ") },
         dropped,
         a.probe_hits,
         a.hits_per_span()
-    )
+    );
+    // Losses that are not drops: said only when they happened, so a clean run stays one short line.
+    if a.ret_without_entry > 0 {
+        line += &format!(", {} returns without a seen start (requests in flight at attach, or evicted)", a.ret_without_entry);
+    }
+    // header_window_truncated is not printed: it cannot tell a header cut off from one never sent.
+    line
 }
 
 /// SIGINT, SIGTERM, SIGHUP and SIGCHLD, blocked in every thread (call before starting any thread)
@@ -247,6 +253,9 @@ mod tests {
             summary(&AgentStats::default(), &ExportStats::default()),
             "gotap: 0 spans exported (no exporter), 0 dropped, 0 probe hits (0.0 per span)"
         );
+        let lossy = AgentStats { ret_without_entry: 2, ..Default::default() };
+        assert!(summary(&lossy, &ExportStats::default())
+            .ends_with(", 2 returns without a seen start (requests in flight at attach, or evicted)"));
     }
 
     #[test]
