@@ -23,10 +23,10 @@ impl Batch {
     pub fn request(&self) -> &ExportTraceServiceRequest {
         self.request.get_or_init(|| otlp::to_request(&self.spans))
     }
-    /// The request, protobuf-encoded (cheap to clone: shared bytes).
+    /// The request, protobuf-encoded (cheap to clone: shared bytes), written straight from the
+    /// spans without building [`Batch::request`].
     pub fn encoded(&self) -> hyper::body::Bytes {
-        use prost::Message;
-        self.encoded.get_or_init(|| hyper::body::Bytes::from(self.request().encode_to_vec())).clone()
+        self.encoded.get_or_init(|| hyper::body::Bytes::from(otlp::encode_request(&self.spans))).clone()
     }
 }
 
@@ -152,6 +152,8 @@ fn local_time(unix_nano: u64) -> String {
 pub struct JsonFileExporter {
     out: BufWriter<File>,
     path: String,
+    /// Reused line buffer.
+    line: Vec<u8>,
 }
 
 impl JsonFileExporter {
@@ -161,7 +163,7 @@ impl JsonFileExporter {
             .append(true)
             .open(path)
             .map_err(|e| crate::Error::Config(format!("cannot open span file {}: {e}", path.display())))?;
-        Ok(JsonFileExporter { out: BufWriter::new(f), path: path.display().to_string() })
+        Ok(JsonFileExporter { out: BufWriter::new(f), path: path.display().to_string(), line: Vec::new() })
     }
 }
 
@@ -170,11 +172,12 @@ impl Exporter for JsonFileExporter {
         "file"
     }
     fn export(&mut self, batch: &Batch, _timeout: Duration) -> Result<u64, ExportError> {
-        let mut line = otlp::to_json_line(batch.request());
-        line.push('\n');
+        self.line.clear();
+        otlp::write_json_line(&batch.spans, &mut self.line);
+        self.line.push(b'\n');
         // Flushed per batch so readers (tail -f, tests) see whole lines promptly.
         self.out
-            .write_all(line.as_bytes())
+            .write_all(&self.line)
             .and_then(|_| self.out.flush())
             .map_err(|e| ExportError::Permanent(format!("cannot write span file {}: {e}", self.path)))?;
         Ok(0)

@@ -7,12 +7,13 @@ use opentelemetry_proto::tonic::resource::v1::Resource as PbResource;
 use opentelemetry_proto::tonic::trace::v1::{status::StatusCode, ResourceSpans, ScopeSpans, Span as PbSpan, Status as PbStatus};
 use std::sync::Arc;
 
-/// Spans of one scope, under one resource.
-type ScopeGroup = (&'static str, Vec<PbSpan>);
+/// Spans of one resource, by instrumentation scope.
+type Groups<'a> = Vec<(&'a Arc<Resource>, Vec<(&'static str, Vec<&'a Span>)>)>;
 
-/// Groups spans by resource, then by instrumentation scope, keeping first-seen order.
-pub fn to_request(spans: &[Span]) -> ExportTraceServiceRequest {
-    let mut groups: Vec<(&Arc<Resource>, Vec<ScopeGroup>)> = Vec::new();
+/// Groups spans by resource, then by instrumentation scope, keeping first-seen order. The agent
+/// shares one resource `Arc` between all its spans, so the pointer check almost always decides.
+fn group(spans: &[Span]) -> Groups<'_> {
+    let mut groups: Groups<'_> = Vec::new();
     for s in spans {
         let gi = match groups.iter().position(|(r, _)| Arc::ptr_eq(r, &s.resource) || ***r == *s.resource) {
             Some(i) => i,
@@ -29,28 +30,205 @@ pub fn to_request(spans: &[Span]) -> ExportTraceServiceRequest {
                 scopes.len() - 1
             }
         };
-        scopes[si].1.push(span(s));
+        scopes[si].1.push(s);
     }
+    groups
+}
+
+const SCOPE_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Groups spans by resource, then by instrumentation scope, keeping first-seen order.
+pub fn to_request(spans: &[Span]) -> ExportTraceServiceRequest {
     ExportTraceServiceRequest {
-        resource_spans: groups
+        resource_spans: group(spans)
             .into_iter()
             .map(|(r, scopes)| ResourceSpans {
                 resource: Some(PbResource { attributes: r.attributes.iter().map(|(k, v)| kv(k, v)).collect(), ..Default::default() }),
                 scope_spans: scopes
                     .into_iter()
                     .map(|(name, spans)| ScopeSpans {
-                        scope: Some(InstrumentationScope {
-                            name: name.to_owned(),
-                            version: env!("CARGO_PKG_VERSION").to_owned(),
-                            ..Default::default()
-                        }),
-                        spans,
+                        scope: Some(InstrumentationScope { name: name.to_owned(), version: SCOPE_VERSION.to_owned(), ..Default::default() }),
+                        spans: spans.into_iter().map(span).collect(),
                         schema_url: String::new(),
                     })
                     .collect(),
                 schema_url: String::new(),
             })
             .collect(),
+    }
+}
+
+/// `to_request(spans).encode_to_vec()` without building the request: the export thread's hot
+/// path. Written field by field with prost's wire primitives, in prost's order (by tag) and with
+/// its proto3 rule (fields at their default value are left out), so the bytes are identical.
+pub fn encode_request(spans: &[Span]) -> Vec<u8> {
+    use pb::*;
+    let groups = group(spans);
+    // Lengths first (each nested message is length-prefixed), then one pass of writes.
+    let span_lens: Vec<Vec<usize>> = groups.iter().flat_map(|(_, scopes)| scopes.iter().map(|(_, ss)| ss.iter().map(|s| span_len(s)).collect())).collect();
+    let mut scope_lens = Vec::with_capacity(span_lens.len());
+    let mut resource_lens = Vec::with_capacity(groups.len());
+    let mut total = 0;
+    let mut lens = span_lens.iter();
+    for (r, scopes) in &groups {
+        let mut rs_len = field_len(1, attrs_len(r.attributes.iter().map(|(k, v)| (k.as_str(), v))));
+        for (name, _) in scopes {
+            let spans: usize = lens.next().expect("one entry per scope").iter().map(|l| field_len(2, *l)).sum();
+            let ss_len = field_len(1, scope_len(name)) + spans;
+            scope_lens.push(ss_len);
+            rs_len += field_len(2, ss_len);
+        }
+        resource_lens.push(rs_len);
+        total += field_len(1, rs_len);
+    }
+    let mut out = Vec::with_capacity(total);
+    let (mut scope_lens, mut span_lens) = (scope_lens.into_iter(), span_lens.iter());
+    for ((r, scopes), rs_len) in groups.iter().zip(resource_lens) {
+        message_key(1, rs_len, &mut out);
+        message_key(1, attrs_len(r.attributes.iter().map(|(k, v)| (k.as_str(), v))), &mut out);
+        for (k, v) in &r.attributes {
+            write_kv(1, k, v, &mut out);
+        }
+        for (name, spans) in scopes {
+            message_key(2, scope_lens.next().expect("one length per scope"), &mut out);
+            message_key(1, scope_len(name), &mut out);
+            write_str(1, name, &mut out);
+            write_str(2, SCOPE_VERSION, &mut out);
+            for (s, len) in spans.iter().zip(span_lens.next().expect("one entry per scope")) {
+                message_key(2, *len, &mut out);
+                write_span(s, &mut out);
+            }
+        }
+    }
+    debug_assert_eq!(out.len(), total);
+    out
+}
+
+/// Protobuf wire helpers for [`encode_request`].
+mod pb {
+    use super::{kind_number, status_parts};
+    use gotap_spans::{Span, Value};
+    use prost::encoding::{encode_key, encode_varint, encoded_len_varint, key_len, WireType};
+
+    /// Key + length + body of a length-delimited field.
+    pub fn field_len(tag: u32, len: usize) -> usize {
+        key_len(tag) + encoded_len_varint(len as u64) + len
+    }
+    fn str_len(tag: u32, s: &str) -> usize {
+        if s.is_empty() { 0 } else { field_len(tag, s.len()) }
+    }
+    pub fn message_key(tag: u32, len: usize, out: &mut Vec<u8>) {
+        encode_key(tag, WireType::LengthDelimited, out);
+        encode_varint(len as u64, out);
+    }
+    pub fn write_str(tag: u32, s: &str, out: &mut Vec<u8>) {
+        if !s.is_empty() {
+            message_key(tag, s.len(), out);
+            out.extend_from_slice(s.as_bytes());
+        }
+    }
+    pub fn scope_len(name: &str) -> usize {
+        str_len(1, name) + str_len(2, super::SCOPE_VERSION)
+    }
+
+    /// AnyValue: a oneof, written even at its default value.
+    fn any_len(v: &Value) -> usize {
+        match v {
+            Value::Str(s) => field_len(1, s.len()),
+            Value::Bool(_) => key_len(2) + 1,
+            Value::Int(i) => key_len(3) + encoded_len_varint(*i as u64),
+            Value::Double(_) => key_len(4) + 8,
+        }
+    }
+    fn kv_len(k: &str, v: &Value) -> usize {
+        str_len(1, k) + field_len(2, any_len(v))
+    }
+    pub fn attrs_len<'a>(attrs: impl Iterator<Item = (&'a str, &'a Value)>) -> usize {
+        attrs.map(|(k, v)| field_len(1, kv_len(k, v))).sum()
+    }
+    pub fn write_kv(tag: u32, k: &str, v: &Value, out: &mut Vec<u8>) {
+        message_key(tag, kv_len(k, v), out);
+        write_str(1, k, out);
+        message_key(2, any_len(v), out);
+        match v {
+            Value::Str(s) => {
+                message_key(1, s.len(), out);
+                out.extend_from_slice(s.as_bytes());
+            }
+            Value::Bool(b) => {
+                encode_key(2, WireType::Varint, out);
+                encode_varint(*b as u64, out);
+            }
+            Value::Int(i) => {
+                encode_key(3, WireType::Varint, out);
+                encode_varint(*i as u64, out);
+            }
+            Value::Double(d) => {
+                encode_key(4, WireType::SixtyFourBit, out);
+                out.extend_from_slice(&d.to_le_bytes());
+            }
+        }
+    }
+
+    fn status_len(s: &Span) -> usize {
+        let (code, msg) = status_parts(&s.status);
+        str_len(2, msg) + if code != 0 { key_len(3) + encoded_len_varint(code as u64) } else { 0 }
+    }
+    fn fixed64_len(tag: u32, v: u64) -> usize {
+        if v != 0 { key_len(tag) + 8 } else { 0 }
+    }
+    pub fn span_len(s: &Span) -> usize {
+        field_len(1, s.trace_id.len())
+            + field_len(2, s.span_id.len())
+            + s.parent_span_id.map_or(0, |p| field_len(4, p.len()))
+            + str_len(5, &s.name)
+            + key_len(6)
+            + encoded_len_varint(kind_number(s.kind) as u64)
+            + fixed64_len(7, s.start_unix_nano)
+            + fixed64_len(8, s.end_unix_nano)
+            + attrs_len(s.attributes.iter().map(|(k, v)| (*k, v)))
+            + field_len(15, status_len(s))
+    }
+    fn write_bytes(tag: u32, b: &[u8], out: &mut Vec<u8>) {
+        message_key(tag, b.len(), out);
+        out.extend_from_slice(b);
+    }
+    fn write_fixed64(tag: u32, v: u64, out: &mut Vec<u8>) {
+        if v != 0 {
+            encode_key(tag, WireType::SixtyFourBit, out);
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    pub fn write_span(s: &Span, out: &mut Vec<u8>) {
+        write_bytes(1, &s.trace_id, out);
+        write_bytes(2, &s.span_id, out);
+        if let Some(p) = &s.parent_span_id {
+            write_bytes(4, p, out);
+        }
+        write_str(5, &s.name, out);
+        encode_key(6, WireType::Varint, out);
+        encode_varint(kind_number(s.kind) as u64, out);
+        write_fixed64(7, s.start_unix_nano, out);
+        write_fixed64(8, s.end_unix_nano, out);
+        for (k, v) in &s.attributes {
+            write_kv(9, k, v, out);
+        }
+        message_key(15, status_len(s), out);
+        let (code, msg) = status_parts(&s.status);
+        write_str(2, msg, out);
+        if code != 0 {
+            encode_key(3, WireType::Varint, out);
+            encode_varint(code as u64, out);
+        }
+    }
+}
+
+/// OTLP status code and message.
+fn status_parts(s: &Status) -> (i32, &str) {
+    match s {
+        Status::Unset => (StatusCode::Unset as i32, ""),
+        Status::Ok => (StatusCode::Ok as i32, ""),
+        Status::Error(m) => (StatusCode::Error as i32, m),
     }
 }
 
@@ -103,6 +281,159 @@ pub fn to_json_line(req: &ExportTraceServiceRequest) -> String {
     let mut v = serde_json::to_value(req).expect("OTLP request serializes");
     prune_defaults(&mut v);
     v.to_string()
+}
+
+/// [`to_json_line`] of `to_request(spans)`, written straight from the spans into `out` (no
+/// request, no `serde_json::Value` tree: the file exporter's hot path). serde_json has no
+/// `preserve_order` here, so `to_json_line` sorts every object's keys; this writes them in that
+/// order, and leaves out what it prunes.
+pub fn write_json_line(spans: &[Span], out: &mut Vec<u8>) {
+    if spans.is_empty() {
+        // An empty list is pruned.
+        out.extend_from_slice(b"{}");
+        return;
+    }
+    out.extend_from_slice(b"{\"resourceSpans\":[");
+    for (gi, (r, scopes)) in group(spans).iter().enumerate() {
+        sep(gi, out);
+        out.extend_from_slice(b"{\"resource\":{");
+        if !r.attributes.is_empty() {
+            json_attrs(r.attributes.iter().map(|(k, v)| (k.as_str(), v)), out);
+        }
+        out.extend_from_slice(b"},\"scopeSpans\":[");
+        for (si, (name, spans)) in scopes.iter().enumerate() {
+            sep(si, out);
+            out.extend_from_slice(b"{\"scope\":{");
+            let mut first = true;
+            for (key, val) in [("name", *name), ("version", SCOPE_VERSION)] {
+                if !val.is_empty() {
+                    json_key(&mut first, key, out);
+                    json_str(val, out);
+                }
+            }
+            out.extend_from_slice(b"},\"spans\":[");
+            for (i, s) in spans.iter().enumerate() {
+                sep(i, out);
+                json_span(s, out);
+            }
+            out.extend_from_slice(b"]}");
+        }
+        out.extend_from_slice(b"]}");
+    }
+    out.extend_from_slice(b"]}");
+}
+
+fn sep(i: usize, out: &mut Vec<u8>) {
+    if i > 0 {
+        out.push(b',');
+    }
+}
+
+fn json_key(first: &mut bool, key: &str, out: &mut Vec<u8>) {
+    if !std::mem::take(first) {
+        out.push(b',');
+    }
+    out.push(b'"');
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\":");
+}
+
+fn json_str(s: &str, out: &mut Vec<u8>) {
+    serde_json::to_writer(&mut *out, s).expect("writing to a Vec cannot fail");
+}
+
+/// Lower-case hex in quotes, as the OTLP/JSON ids.
+fn json_hex(b: &[u8], out: &mut Vec<u8>) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    for x in b {
+        out.push(DIGITS[(x >> 4) as usize]);
+        out.push(DIGITS[(x & 15) as usize]);
+    }
+    out.push(b'"');
+}
+
+/// A 64-bit integer: a string in OTLP/JSON.
+fn json_u64_str(v: impl std::fmt::Display, out: &mut Vec<u8>) {
+    use std::io::Write;
+    write!(out, "\"{v}\"").expect("writing to a Vec cannot fail");
+}
+
+/// `"attributes":[…]` (the caller skips an empty list, which is pruned).
+fn json_attrs<'a>(attrs: impl Iterator<Item = (&'a str, &'a Value)>, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"\"attributes\":[");
+    for (i, (k, v)) in attrs.enumerate() {
+        sep(i, out);
+        out.push(b'{');
+        if !k.is_empty() {
+            out.extend_from_slice(b"\"key\":");
+            json_str(k, out);
+            out.push(b',');
+        }
+        out.extend_from_slice(b"\"value\":{");
+        match v {
+            Value::Str(s) => {
+                out.extend_from_slice(b"\"stringValue\":");
+                json_str(s, out);
+            }
+            Value::Bool(b) => out.extend_from_slice(if *b { b"\"boolValue\":true" } else { b"\"boolValue\":false" }),
+            Value::Int(n) => {
+                out.extend_from_slice(b"\"intValue\":");
+                json_u64_str(n, out);
+            }
+            Value::Double(d) => {
+                out.extend_from_slice(b"\"doubleValue\":");
+                serde_json::to_writer(&mut *out, d).expect("writing to a Vec cannot fail");
+            }
+        }
+        out.extend_from_slice(b"}}");
+    }
+    out.push(b']');
+}
+
+fn json_span(s: &Span, out: &mut Vec<u8>) {
+    out.push(b'{');
+    let mut first = true;
+    if !s.attributes.is_empty() {
+        first = false;
+        json_attrs(s.attributes.iter().map(|(k, v)| (*k, v)), out);
+    }
+    if s.end_unix_nano != 0 {
+        json_key(&mut first, "endTimeUnixNano", out);
+        json_u64_str(s.end_unix_nano, out);
+    }
+    json_key(&mut first, "kind", out);
+    serde_json::to_writer(&mut *out, &kind_number(s.kind)).expect("writing to a Vec cannot fail");
+    if !s.name.is_empty() {
+        json_key(&mut first, "name", out);
+        json_str(&s.name, out);
+    }
+    if let Some(p) = &s.parent_span_id {
+        json_key(&mut first, "parentSpanId", out);
+        json_hex(p, out);
+    }
+    json_key(&mut first, "spanId", out);
+    json_hex(&s.span_id, out);
+    if s.start_unix_nano != 0 {
+        json_key(&mut first, "startTimeUnixNano", out);
+        json_u64_str(s.start_unix_nano, out);
+    }
+    json_key(&mut first, "status", out);
+    out.push(b'{');
+    let (code, msg) = status_parts(&s.status);
+    let mut sfirst = true;
+    if code != 0 {
+        json_key(&mut sfirst, "code", out);
+        serde_json::to_writer(&mut *out, &code).expect("writing to a Vec cannot fail");
+    }
+    if !msg.is_empty() {
+        json_key(&mut sfirst, "message", out);
+        json_str(msg, out);
+    }
+    out.push(b'}');
+    json_key(&mut first, "traceId", out);
+    json_hex(&s.trace_id, out);
+    out.push(b'}');
 }
 
 fn prune_defaults(v: &mut serde_json::Value) {
@@ -189,6 +520,74 @@ mod tests {
         assert_eq!(rs.scope_spans.len(), 2);
         assert_eq!(rs.scope_spans[0].spans.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["s1", "s4"]);
         assert_eq!(rs.scope_spans[1].spans[0].name, "s3");
+    }
+
+    /// Spans covering every case the direct writers handle differently: resources shared, equal
+    /// and empty; scopes; each value type at and off its default (negative, NaN, escapes, empty
+    /// keys); parent or not; every status; zero times; empty name and attributes.
+    fn varied() -> Vec<Span> {
+        let mut a = Resource::default();
+        a.set("service.name", "a \"quoted\" \u{7} é");
+        a.set("process.pid", -42i64);
+        let a = Arc::new(a);
+        let a_copy = Arc::new((*a).clone());
+        let empty = Arc::new(Resource::default());
+        let values = [
+            Value::from(""),
+            Value::from("x\ny/\\ü"),
+            Value::Int(0),
+            Value::Int(i64::MIN),
+            Value::Int(300),
+            Value::Bool(false),
+            Value::Bool(true),
+            Value::Double(0.0),
+            Value::Double(-1.5e300),
+            Value::Double(f64::NAN),
+            Value::Double(0.1),
+        ];
+        let statuses = [Status::Unset, Status::Ok, Status::Error(String::new()), Status::Error("boom \"x\"".into())];
+        let kinds = [SpanKind::Internal, SpanKind::Server, SpanKind::Client, SpanKind::Producer, SpanKind::Consumer];
+        (0..40u8)
+            .map(|i| {
+                let mut s = sample([a.clone(), a_copy.clone(), empty.clone()][i as usize % 3].clone(), ["x", "y", ""][i as usize / 3 % 3], i);
+                s.kind = kinds[i as usize % 5];
+                s.status = statuses[i as usize % 4].clone();
+                s.parent_span_id = (i % 2 == 1).then_some([i ^ 0xff; 8]);
+                s.attributes = (0..i as usize % 7).map(|j| (["k", "", "http.response.status_code"][j % 3], values[(i as usize + j) % values.len()].clone())).collect();
+                if i % 6 == 0 {
+                    s.name.clear();
+                    s.start_unix_nano = 0;
+                }
+                if i % 4 == 0 {
+                    s.end_unix_nano = u64::MAX;
+                }
+                s
+            })
+            .collect()
+    }
+
+    #[test]
+    fn direct_protobuf_matches_prost() {
+        use prost::Message;
+        let spans = varied();
+        for n in [0, 1, 2, 7, spans.len()] {
+            let want = to_request(&spans[..n]).encode_to_vec();
+            assert_eq!(encode_request(&spans[..n]), want, "first {n} spans");
+        }
+        // And the collector's side of the wire reads it back as the same request.
+        let back = ExportTraceServiceRequest::decode(&encode_request(&spans)[..]).unwrap();
+        assert_eq!(back.resource_spans.len(), 2);
+        assert_eq!(back.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum::<usize>(), spans.len());
+    }
+
+    #[test]
+    fn direct_json_matches_pruned_serde() {
+        let spans = varied();
+        for n in [0, 1, 2, 7, spans.len()] {
+            let mut mine = Vec::new();
+            write_json_line(&spans[..n], &mut mine);
+            assert_eq!(String::from_utf8(mine).unwrap(), to_json_line(&to_request(&spans[..n])), "first {n} spans");
+        }
     }
 
     #[test]
