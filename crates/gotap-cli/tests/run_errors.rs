@@ -205,7 +205,9 @@ fn signals_reach_the_program() {
 
     // Ctrl-C typed on a terminal: `script` gives gotap a pty; ETX on its input is Ctrl-C.
     let port = free_port();
-    let line = format!("{GOTAP} run --no-console -- {} -graceful -listen 127.0.0.1:{port} -name G", s(&bin));
+    // `exec`: `script` runs $SHELL -c, and dash (CI has no $SHELL) would stay in the foreground
+    // group and die of the Ctrl-C itself, turning the program's exit code into 130.
+    let line = format!("exec {GOTAP} run --no-console -- {} -graceful -listen 127.0.0.1:{port} -name G", s(&bin));
     let mut cmd = Command::new("script");
     cmd.args(["-qec", &line, "/dev/null"]);
     let mut p = Proc::spawn_with_stdin(cmd, "script gotap run");
