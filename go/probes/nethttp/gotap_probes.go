@@ -1,0 +1,208 @@
+// Probe sites for net/http, added to the standard library's net/http package by
+// `gotap build --probes` (through the go command's -overlay, as zz_gotap_probes.go). They are
+// package http fragments, not a package of their own: net/http cannot import outside the standard
+// library, and the user's module graph must not change.
+//
+// Nothing here exports telemetry. While no tracer is attached, the semaphore is 0 and the woven
+// code costs one load and a branch per request. When gotap (or bpftrace) attaches to a site, the
+// kernel increments the semaphore (uprobe ref_ctr_offset); the woven code then creates trace and
+// span ids, reads and writes the W3C traceparent header and calls the site once per span with the
+// values the span needs. The layout below is a contract with crates/gotap-ebpf (bpf/gotap.bpf.c,
+// src/sites.rs) and crates/gotap-binary (src/usdt.rs): see docs/probes.md before changing it.
+
+package http
+
+import (
+	"context"
+	"net/url"
+	"time"
+	_ "unsafe" // go:linkname
+)
+
+// Only imports that net/http already has are allowed here (the compile step's importcfg lists
+// those): math/rand is v1 in Go 1.26's net/http and v2 in 1.27's, so use the runtime's generator,
+// which both export for linkname.
+//
+//go:linkname gotapRand runtime.rand
+func gotapRand() uint64
+
+// gotapProbeSemaphore[0] is the USDT semaphore shared by every gotap site in the binary. The other
+// elements are a marker ("gotap-semaphor") that lets gotap find the variable in stripped binaries,
+// and make it initialised data: the kernel only maintains semaphores in file-backed mappings, and
+// zero-initialised variables would land in .noptrbss (anonymous memory).
+var gotapProbeSemaphore = [8]uint16{0, 0x6f67, 0x6174, 0x2d70, 0x6573, 0x616d, 0x6870, 0x726f}
+
+// gotapProbeRecord is what a site's last argument points to. Fixed layout on amd64 (offsets in
+// bytes): traceHi 0, traceLo 8, span 16, parent 24, start 32, flags 40, then strings as
+// (pointer, length) pairs: host 48, remote 64, userAgent 80, proto 96, query 112. Size 128.
+type gotapProbeRecord struct {
+	traceHi, traceLo uint64 // trace id, big-endian halves
+	span, parent     uint64 // span ids, big-endian; parent 0 = root span
+	start            int64  // span start, Unix nanoseconds
+	flags            uint64 // bit 0: sampled; bit 1: parent came from an incoming traceparent
+	host             string // server: Host header (server.address/port)
+	remote           string // server: RemoteAddr (client.address/port)
+	userAgent        string // server: User-Agent
+	proto            string // server: "HTTP/1.1"
+	query            string // server: raw query (exported only when the tracer opts in)
+}
+
+const (
+	gotapFlagSampled      = 1
+	gotapFlagRemoteParent = 2
+)
+
+// Sites: Go assembly (zz_gotap_probes_amd64.s) whose first instruction is a 5-byte NOP, so a
+// uprobe there takes the kernel's optimised path. Arguments are on the stack (ABI0).
+
+// gotapProbeHTTPServer is called once per served request, after the handler returned.
+//
+//go:noescape
+func gotapProbeHTTPServer(method, path string, status, durationNs int64, pattern string, rec *gotapProbeRecord)
+
+// gotapProbeHTTPClient is called once per round trip, after it finished (status 0 and errText set
+// when the transport failed).
+//
+//go:noescape
+func gotapProbeHTTPClient(method, url string, status, durationNs int64, errText string, rec *gotapProbeRecord)
+
+type gotapProbeKey struct{}
+
+// gotapProbeServerBegin starts a server span: joins an incoming traceparent and puts the span into
+// the request's context, where client round trips made with that context find their parent.
+func gotapProbeServerBegin(r *Request) (*Request, *gotapProbeRecord) {
+	rec := &gotapProbeRecord{
+		start:     time.Now().UnixNano(),
+		span:      gotapProbeNonZero(),
+		flags:     gotapFlagSampled,
+		host:      r.Host,
+		remote:    r.RemoteAddr,
+		userAgent: r.Header.Get("User-Agent"),
+		proto:     r.Proto,
+	}
+	if r.URL != nil {
+		rec.query = r.URL.RawQuery
+	}
+	if hi, lo, parent, flags, ok := gotapParseTraceparent(r.Header.Get("Traceparent")); ok {
+		rec.traceHi, rec.traceLo, rec.parent = hi, lo, parent
+		rec.flags = flags&gotapFlagSampled | gotapFlagRemoteParent
+	} else {
+		rec.traceHi, rec.traceLo = gotapRand(), gotapProbeNonZero()
+	}
+	return r.WithContext(context.WithValue(r.Context(), gotapProbeKey{}, rec)), rec
+}
+
+// gotapProbeServerEnd fires the server site. ServeMux recorded the matched pattern on the request
+// it was given, which is the one gotapProbeServerBegin returned.
+func gotapProbeServerEnd(w ResponseWriter, r *Request, rec *gotapProbeRecord) {
+	if rec == nil {
+		return
+	}
+	status := 0
+	if rw, ok := w.(*response); ok {
+		status = rw.status
+	}
+	if status == 0 {
+		status = StatusOK // nothing written: net/http answers 200 after the handler
+	}
+	path := ""
+	if r.URL != nil {
+		path = r.URL.Path
+	}
+	gotapProbeHTTPServer(r.Method, path, int64(status), time.Now().UnixNano()-rec.start, r.Pattern, rec)
+}
+
+// gotapProbeClientRoundTrip wraps one round trip in a client span, child of the span in the
+// request's context (if any), and sends traceparent on the wire so the callee joins the trace.
+func gotapProbeClientRoundTrip(t *Transport, req *Request) (*Response, error) {
+	if req.URL == nil || req.Header == nil {
+		return t.roundTrip(req)
+	}
+	rec := &gotapProbeRecord{start: time.Now().UnixNano(), span: gotapProbeNonZero(), flags: gotapFlagSampled}
+	if p, ok := req.Context().Value(gotapProbeKey{}).(*gotapProbeRecord); ok && p != nil {
+		rec.traceHi, rec.traceLo, rec.parent, rec.flags = p.traceHi, p.traceLo, p.span, p.flags&gotapFlagSampled
+	} else {
+		rec.traceHi, rec.traceLo = gotapRand(), gotapProbeNonZero()
+	}
+	// RoundTrip must not modify the caller's request: send a shallow copy with its own header.
+	r2 := new(Request)
+	*r2 = *req
+	r2.Header = req.Header.Clone()
+	r2.Header.Set("Traceparent", gotapFormatTraceparent(rec))
+	resp, err := t.roundTrip(r2)
+	status, errText := int64(0), ""
+	if err != nil {
+		errText = err.Error()
+	} else if resp != nil {
+		status = int64(resp.StatusCode)
+	}
+	gotapProbeHTTPClient(req.Method, gotapRedactedURL(req), status, time.Now().UnixNano()-rec.start, errText, rec)
+	return resp, err
+}
+
+// gotapRedactedURL hides credentials, as semconv requires for url.full.
+func gotapRedactedURL(r *Request) string {
+	if r.URL.User == nil {
+		return r.URL.String()
+	}
+	u := *r.URL
+	u.User = url.UserPassword("REDACTED", "REDACTED")
+	return u.String()
+}
+
+func gotapProbeNonZero() uint64 {
+	for {
+		if v := gotapRand(); v != 0 {
+			return v
+		}
+	}
+}
+
+// gotapParseTraceparent reads version 00 of W3C trace-context: 00-<32 hex>-<16 hex>-<2 hex>.
+func gotapParseTraceparent(h string) (hi, lo, parent, flags uint64, ok bool) {
+	if len(h) < 55 || h[2] != '-' || h[35] != '-' || h[52] != '-' || h[0:2] == "ff" {
+		return 0, 0, 0, 0, false
+	}
+	if len(h) > 55 && (h[0:2] == "00" || h[55] != '-') {
+		return 0, 0, 0, 0, false
+	}
+	var v [4]uint64
+	for i, f := range [4][2]int{{3, 19}, {19, 35}, {36, 52}, {53, 55}} {
+		for _, c := range []byte(h[f[0]:f[1]]) {
+			var d byte
+			switch {
+			case '0' <= c && c <= '9':
+				d = c - '0'
+			case 'a' <= c && c <= 'f':
+				d = c - 'a' + 10
+			default:
+				return 0, 0, 0, 0, false
+			}
+			v[i] = v[i]<<4 | uint64(d)
+		}
+	}
+	if v[0] == 0 && v[1] == 0 || v[2] == 0 {
+		return 0, 0, 0, 0, false
+	}
+	return v[0], v[1], v[2], v[3], true
+}
+
+func gotapFormatTraceparent(rec *gotapProbeRecord) string {
+	const hex = "0123456789abcdef"
+	var b [55]byte
+	copy(b[:], "00-")
+	put := func(at int, v uint64) {
+		for i := 15; i >= 0; i-- {
+			b[at+i] = hex[v&0xf]
+			v >>= 4
+		}
+	}
+	put(3, rec.traceHi)
+	put(19, rec.traceLo)
+	b[35] = '-'
+	put(36, rec.span)
+	b[52] = '-'
+	b[53] = '0'
+	b[54] = hex[rec.flags&gotapFlagSampled]
+	return string(b[:])
+}

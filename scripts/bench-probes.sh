@@ -1,0 +1,224 @@
+#!/usr/bin/env bash
+# Benchmark probe sites (issue #6) on go/services/httpsvc, interleaved in one run so machine noise
+# hits every mode alike. Not a test: the figures depend on the machine. Root required. Modes:
+#   plain     go build, nothing attached                          (the baseline)
+#   disabled  gotap build --probes, nothing attached              (cost of sites nobody listens to)
+#   uprobes   gotap run on the plain binary: function uprobes     (gotap's eBPF strategy)
+#   sites     gotap run on the --probes binary: USDT probe sites  (this issue)
+#   sdk       gotap build (OTel SDK woven in), exporting itself   (compile-time strategy)
+# Every tracing mode exports to the same Collector (OTLP; file exporter writing /dev/null).
+# Per mode and round: p50/p99 at a fixed rate (vegeta, open loop) and the CPU time of the service
+# plus gotap over that phase divided by its requests (one server span each) — overhead = that
+# minus plain's —, then saturation throughput (wrk -t1 -c10).
+# Then the raw cost of one uprobe hit on this machine, on a Go loop: on a function's first
+# instruction (CMP, single-stepped), and on a probe site's 5-byte NOP (kernel-optimised path).
+#
+#   scripts/bench-probes.sh                 # 3 rounds, 3000 req/s open loop
+#   ROUNDS=5 RATE=2000 scripts/bench-probes.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=env.sh
+source scripts/env.sh
+GO=${GO:-$GO126}
+ROUNDS=${ROUNDS:-3}
+RATE=${RATE:-3000}
+WRK_SECS=${WRK_SECS:-8}
+VEGETA_SECS=${VEGETA_SECS:-10}
+PORT=${PORT:-18951}
+OTLP_PORT=${OTLP_PORT:-18961}
+MODES=${MODES:-plain disabled uprobes sites sdk}
+OUT=$PWD/target/bench/probes
+mkdir -p "$OUT" "$OUT/tools"
+[ "$(id -u)" = 0 ] || { echo "bench-probes.sh: run as root (gotap run attaches uprobes)" >&2; exit 1; }
+
+cargo build --release -q -p gotap-cli
+cargo build --release -q -p gotap-ebpf --example probe_cost
+GOTAP=$PWD/target/release/gotap
+PROBE_COST=$PWD/target/release/examples/probe_cost
+(cd go/services && CGO_ENABLED=0 "$GO" build -o "$OUT/httpsvc-plain" ./httpsvc)
+(cd go/services/httpsvc && CGO_ENABLED=0 GOTAP_GO="$GO" "$GOTAP" build --probes -o "$OUT/httpsvc-probes" . >/dev/null)
+(cd go/services/httpsvc && CGO_ENABLED=0 GOTAP_GO="$GO" "$GOTAP" build -o "$OUT/httpsvc-sdk" . >/dev/null)
+VEGETA=$(command -v vegeta || true)
+if [ -z "$VEGETA" ]; then
+  VEGETA=$OUT/tools/vegeta
+  [ -x "$VEGETA" ] || (cd "$OUT" && GOBIN=$OUT/tools "$GO" install github.com/tsenart/vegeta/v12@v12.12.0)
+fi
+URL=http://127.0.0.1:$PORT/users/42
+COLLECTOR=$(scripts/collector.sh)
+scripts/collector.sh config "$OTLP_PORT" $((OTLP_PORT + 1)) /dev/null >"$OUT/collector.yaml"
+"$COLLECTOR" --config "$OUT/collector.yaml" >"$OUT/collector.log" 2>&1 &
+COLLECTOR_PID=$!
+trap 'kill $COLLECTOR_PID $(jobs -p) 2>/dev/null || true' EXIT
+for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$OTLP_PORT) 2>/dev/null && break; sleep 0.1; done
+
+# utime+stime ticks of all threads of the given processes.
+cpu_ticks() {
+  local t=0 p
+  for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done
+  echo "$t"
+}
+vegeta_at() { # $1 = seconds, $2 = output file
+  echo "GET $URL" | "$VEGETA" attack -rate="$RATE/s" -duration="${1}s" -keepalive=true | "$VEGETA" report -type=json >"$2"
+}
+wait_ready() {
+  for _ in $(seq 200); do curl -fs -o /dev/null "http://127.0.0.1:$PORT/healthz" && return 0; sleep 0.05; done
+  echo "bench-probes.sh: the service never answered on port $PORT" >&2; return 1
+}
+
+RESULTS=$OUT/results.jsonl
+: >"$RESULTS"
+run_mode() { # $1 = mode, $2 = round
+  local mode=$1 round=$2 log=$OUT/$1-$2.log gotap_pid="" svc_pid pids c1 c2
+  local svc_args=(-listen "127.0.0.1:$PORT" -name bench)
+  local run=("$GOTAP" run --no-console --otlp-endpoint "http://127.0.0.1:$OTLP_PORT" --otlp-protocol grpc --service-name bench --)
+  case $mode in
+    plain) "$OUT/httpsvc-plain" "${svc_args[@]}" >/dev/null 2>"$log" & svc_pid=$! ;;
+    disabled) "$OUT/httpsvc-probes" "${svc_args[@]}" >/dev/null 2>"$log" & svc_pid=$! ;;
+    sdk) OTEL_SERVICE_NAME=bench OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$((OTLP_PORT + 1))" \
+           "$OUT/httpsvc-sdk" "${svc_args[@]}" >/dev/null 2>"$log" & svc_pid=$! ;;
+    uprobes) "${run[@]}" "$OUT/httpsvc-plain" "${svc_args[@]}" >/dev/null 2>"$log" & gotap_pid=$! ;;
+    sites) "${run[@]}" "$OUT/httpsvc-probes" "${svc_args[@]}" >/dev/null 2>"$log" & gotap_pid=$! ;;
+  esac
+  wait_ready
+  [ -n "$gotap_pid" ] && svc_pid=$(pgrep -P "$gotap_pid")
+  pids=("$svc_pid"); [ -n "$gotap_pid" ] && pids+=("$gotap_pid")
+  vegeta_at 2 /dev/null # warm-up: connections, goroutines, heap
+  sleep 0.5
+  c1=$(cpu_ticks "${pids[@]}")
+  vegeta_at "$VEGETA_SECS" "$OUT/vegeta-$mode-$round.json"
+  sleep 0.5 # let the agent drain its ring buffer and the exporters their batches
+  c2=$(cpu_ticks "${pids[@]}")
+  wrk -t1 -c10 -d"${WRK_SECS}s" "$URL" >"$OUT/wrk-$mode-$round.txt"
+  kill -TERM "$svc_pid"
+  if [ -n "$gotap_pid" ]; then wait "$gotap_pid" || true; else wait "$svc_pid" || true; fi
+  python3 - "$mode" "$round" "$OUT" "$c1" "$c2" "$(getconf CLK_TCK)" >>"$RESULTS" <<'PY'
+import json, re, sys
+mode, rnd, out, c1, c2, hz = sys.argv[1:]
+wrk = open(f"{out}/wrk-{mode}-{rnd}.txt").read()
+veg = json.load(open(f"{out}/vegeta-{mode}-{rnd}.json"))
+r = {"mode": mode, "round": int(rnd),
+     "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", wrk).group(1)),
+     "p50_us": veg["latencies"]["50th"] / 1e3, "p99_us": veg["latencies"]["99th"] / 1e3,
+     "success": veg["success"],
+     "cpu_us_per_req": (int(c2) - int(c1)) / int(hz) * 1e6 / veg["requests"]}
+log = open(f"{out}/{mode}-{rnd}.log").read()
+m = re.search(r"gotap: (\d+) spans exported .*?, (\d+) dropped, (\d+) probe hits \(([\d.]+) per span\)", log)
+if mode in ("uprobes", "sites"):
+    if not m:
+        sys.exit(f"no gotap summary in {out}/{mode}-{rnd}.log:\n{log}")
+    r.update(spans=int(m.group(1)), dropped=int(m.group(2)), hits_per_span=float(m.group(4)))
+    t = re.search(r"gotap: tracing [^\n]*", log)
+    r["path"] = t.group(0) if t else ""
+print(json.dumps(r))
+PY
+}
+
+echo "== $("$GO" version), $(nproc) cores, kernel $(uname -r); $ROUNDS rounds; vegeta -rate=$RATE/s -duration=${VEGETA_SECS}s and wrk -t1 -c10 -d${WRK_SECS}s on GET /users/42"
+for round in $(seq "$ROUNDS"); do
+  for mode in $MODES; do
+    run_mode "$mode" "$round"
+    tail -1 "$RESULTS"
+  done
+done
+
+# Raw cost of one uprobe hit: a Go loop calling (a) a Go function, whose first instruction is the
+# stack check's CMP (single-stepped), (b) a probe site: Go assembly starting with a 5-byte NOP.
+LOOP=$OUT/siteloop
+mkdir -p "$LOOP/src"
+cat >"$LOOP/src/main.go" <<'GO'
+package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+)
+
+//go:noinline
+func leaf(x int) int { return x ^ 0x5bd1e995 }
+
+//go:noinline
+func f(x int) int { return leaf(x) + 1 }
+
+func site(x int)
+
+// Usage: siteloop f|site WAIT_MS SECONDS — sleeps WAIT_MS (time to attach a probe), then prints
+// the mean ns per call once per second.
+func main() {
+	wait, _ := strconv.Atoi(os.Args[2])
+	secs, _ := strconv.Atoi(os.Args[3])
+	useSite := os.Args[1] == "site"
+	time.Sleep(time.Duration(wait) * time.Millisecond)
+	acc := 0
+	for s := 0; s < secs; s++ {
+		n, start := 0, time.Now()
+		for time.Since(start) < time.Second {
+			for i := 0; i < 1000; i++ {
+				if useSite {
+					site(i)
+				} else {
+					acc += f(i)
+				}
+			}
+			n += 1000
+		}
+		fmt.Printf("%.1f\n", float64(time.Since(start).Nanoseconds())/float64(n))
+	}
+	if acc == 42 {
+		fmt.Println()
+	}
+}
+GO
+cat >"$LOOP/src/site_amd64.s" <<'ASM'
+#include "textflag.h"
+TEXT ·site(SB), NOSPLIT|NOFRAME, $0-8
+	BYTE $0x0f; BYTE $0x1f; BYTE $0x44; BYTE $0x00; BYTE $0x00
+	RET
+ASM
+printf 'module siteloop\n\ngo 1.19\n' >"$LOOP/src/go.mod"
+(cd "$LOOP/src" && CGO_ENABLED=0 "$GO" build -o "$LOOP/siteloop" .)
+offset_of() { "$GOTAP" inspect --json "$LOOP/siteloop" --func "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["probes"][0]["offset"])'; }
+F=$(offset_of main.f)
+SITE=$(offset_of main.site)
+[ "$(od -An -tx1 -j "$SITE" -N5 "$LOOP/siteloop" | tr -d ' \n')" = 0f1f440000 ] || { echo "bench-probes.sh: main.site does not start with a 5-byte NOP" >&2; exit 1; }
+probe_run() { # $1 = f|site, $2 = label, $3 = offset or empty; prints the median ns/call
+  "$LOOP/siteloop" "$1" 1500 4 >"$LOOP/$2.txt" &
+  local pid=$!
+  if [ -n "$3" ]; then "$PROBE_COST" "$LOOP/siteloop" "$pid" "$(printf '%x' "$3")" 6 2>/dev/null & fi
+  wait "$pid"
+  [ -n "$3" ] && wait
+  sort -n "$LOOP/$2.txt" | sed -n 2p
+}
+echo "{\"probe_ns_per_call\": {\"f_none\": $(probe_run f f-none ""), \"f_entry_cmp\": $(probe_run f f-cmp "$F"), \"site_none\": $(probe_run site site-none ""), \"site_nop5\": $(probe_run site site-nop5 "$SITE")}}" | tee -a "$RESULTS"
+
+python3 - "$RESULTS" "$RATE" <<'PY'
+import json, statistics as st, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+runs = [r for r in rows if "mode" in r]
+probe = next(r["probe_ns_per_call"] for r in rows if "probe_ns_per_call" in r)
+rate = sys.argv[2]
+modes = [m for m in ["plain", "disabled", "uprobes", "sites", "sdk"] if any(r["mode"] == m for r in runs)]
+label = {"plain": "plain", "disabled": "--probes, not traced", "uprobes": "gotap run (function uprobes)",
+         "sites": "--probes + gotap run (sites)", "sdk": "gotap build (SDK)"}
+vals = lambda m, k: [r[k] for r in runs if r["mode"] == m and k in r]
+med = lambda m, k: st.median(vals(m, k))
+print(f"\nmedian of {len(vals('plain', 'rps'))} interleaved rounds; ratios against plain\n")
+print("| mode | saturation req/s | ratio | p50 µs | p99 µs at " + rate + " req/s | ratio | CPU µs/req (service + gotap) | overhead µs/req | probe hits/span | spans dropped |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+base_cpu = med("plain", "cpu_us_per_req")
+for m in modes:
+    hits = f"{med(m, 'hits_per_span'):.2f}" if vals(m, "hits_per_span") else "–"
+    drops = f"{sum(vals(m, 'dropped'))}" if vals(m, "dropped") else "–"
+    print(f"| {label[m]} | {med(m, 'rps'):,.0f} | {med(m, 'rps') / med('plain', 'rps'):.3f} | {med(m, 'p50_us'):,.0f} | "
+          f"{med(m, 'p99_us'):,.0f} | {med(m, 'p99_us') / med('plain', 'p99_us'):.2f} | {med(m, 'cpu_us_per_req'):.1f} | "
+          f"{med(m, 'cpu_us_per_req') - base_cpu:+.1f} | {hits} | {drops} |")
+if "uprobes" in modes and "sites" in modes:
+    ou, os_ = med("uprobes", "cpu_us_per_req") - base_cpu, med("sites", "cpu_us_per_req") - base_cpu
+    print(f"\nper-request CPU overhead: function uprobes {ou:.1f} µs, sites {os_:.1f} µs: {ou / os_ if os_ > 0 else float('inf'):.1f}× less with sites")
+for m in ("uprobes", "sites"):
+    paths = {r.get("path", "") for r in runs if r["mode"] == m}
+    print(f"{m}: {' | '.join(sorted(paths))}")
+print(f"raw uprobe hit, ns per call: Go function {probe['f_none']} → probe on its entry CMP {probe['f_entry_cmp']}; "
+      f"probe site {probe['site_none']} → probe on its nop5 {probe['site_nop5']}")
+PY
