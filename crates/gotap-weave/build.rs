@@ -1,5 +1,6 @@
 //! Embeds the Go sources gotap needs at build time (the injected runtime go/gotaprt, the source
-//! rewriter go/weaver) and the built-in rules, so one `gotap` binary is self-contained.
+//! rewriter go/weaver, the probe-site fragments go/probes) and the built-in rules, so one `gotap`
+//! binary is self-contained.
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -9,7 +10,7 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
     for p in entries {
         if p.is_dir() {
             collect(&p, out);
-        } else if matches!(p.extension().and_then(|e| e.to_str()), Some("go" | "mod" | "sum" | "yaml")) && !p.to_string_lossy().ends_with("_test.go") {
+        } else if matches!(p.extension().and_then(|e| e.to_str()), Some("go" | "s" | "mod" | "sum" | "yaml")) && !p.to_string_lossy().ends_with("_test.go") {
             out.push(p);
         }
     }
@@ -18,7 +19,7 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
 fn main() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).unwrap().to_path_buf();
     let mut code = String::from("pub static FILES: &[(&str, &[u8])] = &[\n");
-    for sub in ["go/gotaprt", "go/weaver", "rules"] {
+    for sub in ["go/gotaprt", "go/weaver", "go/probes", "rules"] {
         let dir = repo.join(sub);
         println!("cargo:rerun-if-changed={}", dir.display());
         let mut files = Vec::new();

@@ -11,6 +11,8 @@
 package gotaprt
 
 import (
+	"context"
+	"database/sql/driver"
 	"net/http"
 	"os"
 	_ "unsafe" // for go:linkname
@@ -24,10 +26,15 @@ func setServerStart(func(*http.Request) (*http.Request, func(status int)))
 //go:linkname setClientRoundTrip net/http.gotapSetClientRoundTrip
 func setClientRoundTrip(func(*http.Request, func(*http.Request) (*http.Response, error)) (*http.Response, error))
 
+//go:linkname setSQLStart database/sql.gotapSetSQLStart
+func setSQLStart(func(context.Context, driver.Driver, string) (context.Context, func(error))) // rules/database_sql.yaml
+
 func init() {
 	if os.Getenv("OTEL_SDK_DISABLED") == "true" {
 		return
 	}
 	setServerStart(serverStart)
 	setClientRoundTrip(clientRoundTrip)
+	registerGRPC() // grpc.go: google.golang.org/grpc hooks, linked by variable (rules/grpc.yaml)
+	setSQLStart(sqlStart)
 }

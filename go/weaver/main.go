@@ -2,10 +2,13 @@
 // calls it from `gotap toolexec` for each package a rule targets; it is Go so that Go source is
 // parsed by go/parser itself, never by an approximation of the grammar.
 //
-//	weaver plan  -go VERSION -salt S [-runtime DIR] RULES.yaml...
-//	    validates the rules; prints {"hash": …, "packages": [import paths the rules target]}
-//	weaver apply -go VERSION -pkg IMPORTPATH -out DIR [-best-effort] RULES.yaml... -- FILE.go...
-//	    rewrites the files of IMPORTPATH; prints {"files": {original: rewritten}, "warnings": […]}
+//	weaver plan  -go VERSION -salt S [-runtime DIR] [-modver M=V]... [-modules-resolved] RULES.yaml...
+//	    validates the rules; prints {"hash": …, "packages": [import paths the rules target],
+//	    "modules": [modules whose version some rule constrains], "skipped": [rules whose module
+//	    is outside their version range, with a message]}
+//	weaver apply -go VERSION -pkg IMPORTPATH -out DIR [-best-effort] [-modver M=V]... RULES.yaml... -- FILE.go...
+//	    rewrites the files of IMPORTPATH; prints {"files": {original: rewritten}, "warnings": […],
+//	    "added": [files the rules add to the package], "skipped": […]}
 package main
 
 import (
@@ -44,13 +47,35 @@ func fail(err error) {
 	os.Exit(1)
 }
 
-// active keeps the rules that apply to this toolchain.
-func active(rules []*Rule, gover string) []*Rule {
-	var out []*Rule
+// active keeps the rules that apply to this toolchain and these module versions; skipped reports
+// the modules whose version matches none of their rules' ranges (see summarize).
+func active(rules []*Rule, gover string, mods moduleVersions, resolved bool) (out []*Rule, skipped []skip) {
+	var left []*Rule
 	for _, r := range rules {
 		ok, _ := goConstraint(r.Join.Go)
-		if ok(gover) {
+		if !ok(gover) {
+			continue
+		}
+		in, sk := moduleCheck(r, mods, resolved)
+		if sk {
+			left = append(left, r)
+		}
+		if in {
 			out = append(out, r)
+		}
+	}
+	return out, summarize(left, out, mods)
+}
+
+// constrainedModules lists the modules whose version some rule for this toolchain constrains.
+func constrainedModules(rules []*Rule, gover string) []string {
+	out := []string{}
+	seen := map[string]bool{}
+	for _, r := range rules {
+		ok, _ := goConstraint(r.Join.Go)
+		if ok(gover) && r.Join.Module != "" && r.Join.Version != "" && !seen[r.Join.Module] {
+			seen[r.Join.Module] = true
+			out = append(out, r.Join.Module)
 		}
 	}
 	return out
@@ -61,6 +86,9 @@ func plan(args []string) error {
 	gover := fl.String("go", "", "toolchain version (go1.26.8)")
 	salt := fl.String("salt", "", "mixed into the hash (gotap version)")
 	runtimeDir := fl.String("runtime", "", "runtime sources to mix into the hash")
+	mods := moduleVersions{}
+	fl.Var(mods, "modver", "module=version of a module in the build (repeatable)")
+	resolved := fl.Bool("modules-resolved", false, "-modver lists every constrained module of the build")
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
@@ -97,9 +125,21 @@ func plan(args []string) error {
 			h.Write(b)
 		}
 	}
+	mine, skipped := active(rules, *gover, mods, *resolved)
+	// Files the active rules add are compiled into the target package: part of the key.
+	for _, r := range mine {
+		for _, p := range r.addedFiles() {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(h, "%s\x00%d\x00", filepath.Base(p), len(b))
+			h.Write(b)
+		}
+	}
 	pkgs := []string{}
 	seen := map[string]bool{}
-	for _, r := range active(rules, *gover) {
+	for _, r := range mine {
 		if !seen[r.Join.Package] {
 			seen[r.Join.Package] = true
 			pkgs = append(pkgs, r.Join.Package)
@@ -108,6 +148,8 @@ func plan(args []string) error {
 	return json.NewEncoder(os.Stdout).Encode(map[string]any{
 		"hash":     hex.EncodeToString(h.Sum(nil))[:24],
 		"packages": pkgs,
+		"modules":  constrainedModules(rules, *gover),
+		"skipped":  skipped,
 	})
 }
 
@@ -117,6 +159,8 @@ func apply(args []string) error {
 	pkg := fl.String("pkg", "", "import path of the package being compiled")
 	out := fl.String("out", "", "directory for rewritten files")
 	bestEffort := fl.Bool("best-effort", false, "a join point that cannot be woven is a warning, not an error")
+	mods := moduleVersions{}
+	fl.Var(mods, "modver", "module=version of the module providing the package (repeatable)")
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
@@ -132,18 +176,23 @@ func apply(args []string) error {
 	if err != nil {
 		return err
 	}
-	var mine []*Rule
-	for _, r := range active(rules, *gover) {
+	// Resolved: a rule whose module version was not given is not applied (and reported).
+	var forPkg []*Rule
+	for _, r := range rules {
 		if r.Join.Package == *pkg {
-			mine = append(mine, r)
+			forPkg = append(forPkg, r)
+			if _, ok := mods[r.Join.Module]; r.Join.Module != "" && !ok {
+				mods[r.Join.Module] = ""
+			}
 		}
 	}
-	files, warnings, err := weave(mine, goFiles, *out, *bestEffort)
+	mine, skipped := active(forPkg, *gover, mods, true)
+	files, warnings, added, err := weave(mine, goFiles, *out, *bestEffort)
 	if err != nil {
 		return err
 	}
 	if warnings == nil {
 		warnings = []string{}
 	}
-	return json.NewEncoder(os.Stdout).Encode(map[string]any{"files": files, "warnings": warnings})
+	return json.NewEncoder(os.Stdout).Encode(map[string]any{"files": files, "warnings": warnings, "added": added, "skipped": skipped})
 }

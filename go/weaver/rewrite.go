@@ -99,8 +99,42 @@ type parsedFile struct {
 }
 
 // weave applies rules (all targeting the package being compiled) to files and writes the changed
-// files to outDir. It returns original path → rewritten path for the files it changed.
-func weave(rules []*Rule, files []string, outDir string, bestEffort bool) (map[string]string, []string, error) {
+// files to outDir. It returns original path → rewritten path for the files it changed, and the
+// files the rules add to the package (add-files advice).
+func weave(rules []*Rule, files []string, outDir string, bestEffort bool) (map[string]string, []string, []string, error) {
+	added, err := addedFiles(rules, files)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	changed, warnings, err := splice(rules, files, outDir, bestEffort)
+	return changed, warnings, added, err
+}
+
+// addedFiles lists the add-files of rules, refusing two files with the same name (they are
+// compiled from one directory) or a name the package already uses.
+func addedFiles(rules []*Rule, files []string) ([]string, error) {
+	names := map[string]string{}
+	for _, f := range files {
+		names[filepath.Base(f)] = "package " + f
+	}
+	added := []string{}
+	for _, r := range rules {
+		for _, f := range r.addedFiles() {
+			base := filepath.Base(f)
+			if prev, dup := names[base]; dup {
+				if prev == f {
+					continue
+				}
+				return nil, fmt.Errorf("rule %s: added file %s has the same name as %s", r.Name, f, prev)
+			}
+			names[base] = f
+			added = append(added, f)
+		}
+	}
+	return added, nil
+}
+
+func splice(rules []*Rule, files []string, outDir string, bestEffort bool) (map[string]string, []string, error) {
 	var warnings []string
 	var parsed []*parsedFile
 	for _, path := range files {
@@ -122,7 +156,14 @@ func weave(rules []*Rule, files []string, outDir string, bestEffort bool) (map[s
 	for _, r := range rules {
 		matched := 0
 		var declHost *parsedFile
+		if r.fn == "" {
+			// A package join point: declarations go to the first file.
+			matched, declHost = 1, parsed[0]
+		}
 		for _, pf := range parsed {
+			if r.fn == "" {
+				break
+			}
 			for _, d := range pf.file.Decls {
 				fd, ok := d.(*ast.FuncDecl)
 				if !ok || fd.Name.Name != r.fn {

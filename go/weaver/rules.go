@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -31,19 +32,40 @@ type Rule struct {
 }
 
 // Join selects function bodies: `(*T).M`, `T.M` or `F` in package Package, optionally only for
-// toolchains matching Go (space-separated constraints such as ">=1.23 <1.30").
+// toolchains matching Go (space-separated constraints such as ">=1.23 <1.30") and, for a package
+// outside the standard library, only when Module (the module providing Package) is at a version in
+// Version (semantic-version constraints such as ">=1.60, <2"). Without FunctionBody the rule joins
+// the package itself (declarations and added files only).
 type Join struct {
 	Package      string `yaml:"package"`
 	Go           string `yaml:"go"`
+	Module       string `yaml:"module"`
+	Version      string `yaml:"version"`
 	FunctionBody string `yaml:"function-body"`
 }
 
 // Advice is Go source: Prepend is a text/template executed per matched function (fields .Recv,
 // .Func, methods .Param N / .Result N give the function's own names) and inserted at the top of
-// its body; Declarations are added once to the package.
+// its body; Declarations are added once to the package. AddFiles are whole files compiled into
+// the package (paths relative to the rules file): `.go` files go to the compiler, `.s` files
+// (Go assembly) are assembled and packed into the package archive by `gotap toolexec`. They may
+// use only imports the package already has (the compile step's importcfg lists only those).
 type Advice struct {
-	Prepend      string `yaml:"prepend"`
-	Declarations string `yaml:"declarations"`
+	Prepend      string   `yaml:"prepend"`
+	Declarations string   `yaml:"declarations"`
+	AddFiles     []string `yaml:"add-files"`
+}
+
+// addedFiles are the rule's AddFiles as absolute paths.
+func (r *Rule) addedFiles() []string {
+	var out []string
+	for _, f := range r.Advice.AddFiles {
+		if !filepath.IsAbs(f) {
+			f = filepath.Join(filepath.Dir(r.source), f)
+		}
+		out = append(out, filepath.Clean(f))
+	}
+	return out
 }
 
 var funcSpec = regexp.MustCompile(`^(?:\((\*?)([A-Za-z_][A-Za-z0-9_]*)\)\.|([A-Za-z_][A-Za-z0-9_]*)\.)?([A-Za-z_][A-Za-z0-9_]*)$`)
@@ -85,22 +107,51 @@ func (r *Rule) validate() error {
 	if r.Join.Package == "" {
 		return fmt.Errorf("join.package is required")
 	}
-	m := funcSpec.FindStringSubmatch(r.Join.FunctionBody)
-	if m == nil {
-		return fmt.Errorf("join.function-body %q is not `F`, `T.M` or `(*T).M`", r.Join.FunctionBody)
+	if r.Join.FunctionBody == "" {
+		if r.Advice.Prepend != "" {
+			return fmt.Errorf("advice.prepend needs join.function-body")
+		}
+	} else {
+		m := funcSpec.FindStringSubmatch(r.Join.FunctionBody)
+		if m == nil {
+			return fmt.Errorf("join.function-body %q is not `F`, `T.M` or `(*T).M`", r.Join.FunctionBody)
+		}
+		switch {
+		case m[2] != "":
+			r.recv = m[1] + m[2]
+		case m[3] != "":
+			r.recv = m[3]
+		}
+		r.fn = m[4]
 	}
-	switch {
-	case m[2] != "":
-		r.recv = m[1] + m[2]
-	case m[3] != "":
-		r.recv = m[3]
-	}
-	r.fn = m[4]
 	if _, err := goConstraint(r.Join.Go); err != nil {
 		return err
 	}
-	if r.Advice.Prepend == "" && r.Advice.Declarations == "" {
+	if r.Join.Version != "" && r.Join.Module == "" {
+		return fmt.Errorf("join.version needs join.module (the module whose version it constrains)")
+	}
+	if m := r.Join.Module; m != "" {
+		if r.Join.Package != m && !strings.HasPrefix(r.Join.Package, m+"/") {
+			return fmt.Errorf("join.module %s does not provide package %s (not a prefix of its import path)", m, r.Join.Package)
+		}
+		if _, err := moduleConstraint(r.Join.Version); err != nil {
+			return err
+		}
+	}
+	if r.Advice.Prepend == "" && r.Advice.Declarations == "" && len(r.Advice.AddFiles) == 0 {
 		return fmt.Errorf("advice is empty")
+	}
+	for _, f := range r.addedFiles() {
+		ext := filepath.Ext(f)
+		if ext != ".go" && ext != ".s" {
+			return fmt.Errorf("advice.add-files: %s is neither a .go nor a .s file", f)
+		}
+		if strings.HasSuffix(f, "_test.go") {
+			return fmt.Errorf("advice.add-files: %s is a test file", f)
+		}
+		if _, err := os.Stat(f); err != nil {
+			return fmt.Errorf("advice.add-files: %v", err)
+		}
 	}
 	t, err := template.New(r.Name).Option("missingkey=error").Parse(r.Advice.Prepend)
 	if err != nil {

@@ -8,6 +8,7 @@
 //! RSS, allocations per request (runtime/metrics), and spans expected vs received.
 pub mod charts;
 pub mod loadgen;
+pub mod orchestrion;
 pub mod peers;
 pub mod procfs;
 pub mod report;
@@ -33,16 +34,22 @@ pub enum Strategy {
     Manual,
     /// gotap's eBPF agent attached to the plain binaries.
     GotapRun,
+    /// The services built by `gotap build` (OTel SDK woven in at compile time, net/http hooked).
+    GotapBuild,
+    /// DataDog Orchestrion (peer): `orchestrion go build` with dd-trace-go, exporting OTLP.
+    Orchestrion,
 }
 
 impl Strategy {
-    pub const ALL: [Strategy; 3] = [Strategy::Baseline, Strategy::Manual, Strategy::GotapRun];
+    pub const ALL: [Strategy; 5] = [Strategy::Baseline, Strategy::Manual, Strategy::GotapRun, Strategy::GotapBuild, Strategy::Orchestrion];
 
     pub fn name(self) -> &'static str {
         match self {
             Strategy::Baseline => "baseline",
             Strategy::Manual => "manual OTel SDK",
             Strategy::GotapRun => "gotap run (eBPF)",
+            Strategy::GotapBuild => "gotap build (compile-time)",
+            Strategy::Orchestrion => "Orchestrion (peer, compile-time)",
         }
     }
 
@@ -51,6 +58,36 @@ impl Strategy {
             Strategy::Baseline => "baseline",
             Strategy::Manual => "manual",
             Strategy::GotapRun => "gotap-run",
+            Strategy::GotapBuild => "gotap-build",
+            Strategy::Orchestrion => "orchestrion",
+        }
+    }
+
+    /// What the report must say about the strategy's coverage of the arena's hops.
+    pub fn coverage_note(self) -> Option<&'static str> {
+        match self {
+            Strategy::GotapBuild => Some(
+                "its expected spans come from the hooks found in each binary (the `gotap…` functions its built-in rules add to net/http, \
+                 google.golang.org/grpc and database/sql): a library without rules, or left unwoven, gives no expected span and shows as \
+                 lower coverage. Every service is built with `gotap build`, so catalog's debug listener is woven too (no workload span).",
+            ),
+            Strategy::Orchestrion => Some(
+                "dd-trace-go's database/sql integration traces every statement, inside a request or not, and every connection the pool opens \
+                 (`Connect` spans: a few per run, which is why received can exceed expected); spans that started before the services were \
+                 listening (orders seeds its database: 10 000 INSERT spans) are not counted, for any strategy. Its spans reach the collector \
+                 through dd-trace-go's OTLP export (`OTEL_TRACES_EXPORTER=otlp`, http/protobuf).",
+            ),
+            _ => None,
+        }
+    }
+
+    /// The binaries the strategy runs.
+    pub fn variant(self) -> Variant {
+        match self {
+            Strategy::Manual => Variant::Manual,
+            Strategy::GotapBuild => Variant::Gotap,
+            Strategy::Orchestrion => Variant::Orchestrion,
+            Strategy::Baseline | Strategy::GotapRun => Variant::Plain,
         }
     }
 }
@@ -66,8 +103,14 @@ const HOPS: [(&str, &[(&str, u64)]); 3] = [
     ("catalog", &[("grpc server", 1)]),
 ];
 
-fn hops(service: &str) -> &'static [(&'static str, u64)] {
-    HOPS.iter().find(|(s, _)| *s == service).map_or(&[], |(_, h)| h)
+/// The same for the legacy services (go/arena/legacy, all HTTP, no database): gateway calls orders
+/// and catalog over HTTP.
+const LEGACY_HOPS: [(&str, &[(&str, u64)]); 3] =
+    [("gateway", &[("http server", 1), ("http client", 2)]), ("orders", &[("http server", 1)]), ("catalog", &[("http server", 1)])];
+
+fn hops(service: &str, legacy: bool) -> &'static [(&'static str, u64)] {
+    let table: &[(&str, &[(&str, u64)])] = if legacy { &LEGACY_HOPS } else { &HOPS };
+    table.iter().find(|(s, _)| *s == service).map_or(&[], |(_, h)| h)
 }
 
 /// What `gotap run` says it instruments, from its `gotap: tracing PATH (pid N, goX): A, B; N probes`
@@ -82,12 +125,12 @@ fn gotap_instrumentations(log: &str) -> Vec<String> {
 
 /// Spans per gateway request a service should yield given the instrumentations a strategy claims
 /// for it (`net/http server`, `google.golang.org/grpc client`, `database/sql`…).
-fn spans_claimed(service: &str, claimed: &[String]) -> u64 {
+fn spans_claimed(service: &str, legacy: bool, claimed: &[String]) -> u64 {
     let norm: Vec<String> = claimed
         .iter()
         .map(|c| c.to_lowercase().replace("net/http", "http").replace("google.golang.org/grpc", "grpc").replace("database/sql", "sql"))
         .collect();
-    hops(service)
+    hops(service, legacy)
         .iter()
         .filter(|(hop, _)| {
             let words: Vec<&str> = hop.split(' ').collect();
@@ -154,6 +197,9 @@ pub struct Options {
     /// Robustness matrix: each instrumented strategy against the services built by every
     /// toolchain that can, stripped and not.
     pub matrix: bool,
+    /// Build cost per strategy that builds: clean build (empty GOCACHE) and cached rebuild of each
+    /// service, binary size (minutes on 2 cores: every clean build compiles the standard library).
+    pub build_cost: bool,
 }
 
 /// One strategy in one round.
@@ -284,6 +330,32 @@ fn friction(opts: &Options, s: Strategy) -> FrictionRow {
             code_changes: "none".into(),
             how_run: "`gotap run --service-name NAME --otlp-protocol grpc --otlp-endpoint http://host:port -- ./service ARGS`".into(),
         },
+        Strategy::GotapBuild => FrictionRow {
+            strategy: s,
+            rebuild: "yes (`gotap build` instead of `go build`; go.mod and sources untouched)".into(),
+            restart: "yes".into(),
+            privileges: "none".into(),
+            code_changes: "none".into(),
+            how_run: format!(
+                "`OTEL_EXPORTER_OTLP_ENDPOINT=http://host:port OTEL_SERVICE_NAME=NAME OTEL_BSP_SCHEDULE_DELAY={GOTAP_BUILD_BSP_DELAY_MS} ./service`; \
+                 the woven runtime has no exit hook, so the arena waits {GOTAP_BUILD_SETTLE_MS} ms after the load before SIGTERM (spans still batched at exit are lost)"
+            ),
+        },
+        Strategy::Orchestrion => FrictionRow {
+            strategy: s,
+            rebuild: "yes (`orchestrion go build`)".into(),
+            restart: "yes".into(),
+            privileges: "none".into(),
+            code_changes: format!(
+                "`orchestrion.tool.go` added and go.mod/go.sum edited per service (`orchestrion pin` needs dd-trace-go/orchestrion/all/v2, which the module proxy refuses here, so the arena writes the file with {} integrations and runs `go get` of {} modules)",
+                orchestrion::INSTRUMENTS.len() - 2,
+                orchestrion::MODULES.len()
+            ),
+            how_run: format!(
+                "`{} ./service` (copies of the services built in target/arena)",
+                orchestrion::env("NAME", 4318).iter().map(|(k, v)| format!("{k}={}", v.replace("4318", "port"))).collect::<Vec<_>>().join(" ")
+            ),
+        },
     }
 }
 
@@ -312,6 +384,21 @@ pub struct BuildRow {
     pub size_bytes: Option<u64>,
 }
 
+/// Build cost of one service under one strategy's build.
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildCost {
+    pub strategy: Strategy,
+    pub service: String,
+    /// None when it builds; otherwise why not.
+    pub failed: Option<String>,
+    /// With an empty GOCACHE (modules already downloaded): the standard library and every
+    /// dependency compiled.
+    pub clean_secs: f64,
+    /// The same build again with that cache: what an unchanged rebuild costs.
+    pub cached_secs: f64,
+    pub size_bytes: Option<u64>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Results {
     pub started_unix: u64,
@@ -325,6 +412,7 @@ pub struct Results {
     pub rate: f64,
     pub strategies: Vec<StrategyResult>,
     pub builds: Vec<BuildRow>,
+    pub build_cost: Vec<BuildCost>,
     pub robustness: Vec<RobustRow>,
     pub friction: Vec<FrictionRow>,
     pub peers: Vec<peers::Peer>,
@@ -365,6 +453,11 @@ fn go_version(go: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// `OTEL_BSP_SCHEDULE_DELAY` given to `gotap build` binaries, and how long the arena waits after the
+/// load before stopping them: gotap's woven runtime does not flush on exit (docs/build.md).
+const GOTAP_BUILD_BSP_DELAY_MS: u64 = 200;
+const GOTAP_BUILD_SETTLE_MS: u64 = 1000;
+
 /// Why a strategy cannot run in this build, if it cannot.
 fn unavailable(s: Strategy, opts: &Options) -> Option<String> {
     match s {
@@ -383,10 +476,31 @@ fn unavailable(s: Strategy, opts: &Options) -> Option<String> {
             }
             None
         }
+        Strategy::GotapBuild => {
+            let Some(exe) = &opts.gotap_exe else {
+                return Some("no gotap executable was given to the arena".into());
+            };
+            let has_build = Command::new(exe).args(["build", "--help"]).output().map(|o| o.status.success()).unwrap_or(false);
+            (!has_build).then(|| "this gotap build has no `build` subcommand".into())
+        }
+        Strategy::Orchestrion => (!orchestrion_exe(opts).is_file()).then(|| {
+            "orchestrion is not installed: a full run (without --quick or --no-peer-install) installs it with `go install` from the module proxy".into()
+        }),
     }
 }
 
-type Bins = BTreeMap<(&'static str, &'static str), PathBuf>;
+/// Where the peers' `go install` puts orchestrion.
+fn orchestrion_exe(opts: &Options) -> PathBuf {
+    opts.work_dir.join("peers").join("bin").join("orchestrion")
+}
+
+/// The binaries of one toolchain × stripped build, by (service, variant label).
+#[derive(Clone, Default)]
+struct Bins {
+    by: BTreeMap<(&'static str, &'static str), PathBuf>,
+    /// The legacy services (go/arena/legacy), built where the real ones cannot be.
+    legacy: bool,
+}
 
 /// Runs the whole arena and writes report.md, results.json and the charts into `opts.out_dir`.
 pub fn run(opts: &Options, progress: &dyn Fn(Event)) -> Result<Results> {
@@ -402,6 +516,10 @@ pub fn run(opts: &Options, progress: &dyn Fn(Event)) -> Result<Results> {
         "the collector binary {} does not exist (scripts/collector.sh builds it)",
         opts.collector.display()
     );
+
+    // Peers first: a peer that installs can then run as a strategy.
+    progress(Event::Step("peers: go install from the module proxy"));
+    let peers = peers::check(&opts.go, &opts.work_dir.join("peers"), opts.install_peers, opts.peer_timeout);
 
     let mut strategies: Vec<StrategyResult> = opts
         .strategies
@@ -420,16 +538,23 @@ pub fn run(opts: &Options, progress: &dyn Fn(Event)) -> Result<Results> {
             progress(Event::Note(&format!("{}: not run — {why}", s.name)));
         }
     }
-    let runnable: Vec<Strategy> = strategies.iter().filter(|s| s.unavailable.is_none()).map(|s| s.strategy).collect();
+    let mut runnable: Vec<Strategy> = strategies.iter().filter(|s| s.unavailable.is_none()).map(|s| s.strategy).collect();
     if !runnable.contains(&Strategy::Baseline) {
         bail!("the baseline strategy must run: every figure is a ratio to it");
     }
-    let builds_per_tc = stack::SERVICES.len() as u64 * 2;
+    let mut variants = vec![Variant::Plain, Variant::Manual];
+    for s in [Strategy::GotapBuild, Strategy::Orchestrion] {
+        if runnable.contains(&s) {
+            variants.push(s.variant());
+        }
+    }
+    let builds_per_tc = stack::SERVICES.len() as u64 * variants.len() as u64;
     progress(Event::Plan(
         builds_per_tc * (1 + opts.other_toolchains.len() as u64) * if opts.matrix { 2 } else { 1 }
             + 1
             + 2 * opts.rounds as u64 * runnable.len() as u64
             + if opts.matrix { 2 * (1 + opts.other_toolchains.len() as u64) * (runnable.len() as u64 - 1) } else { 0 }
+            + if opts.build_cost { stack::SERVICES.len() as u64 * runnable.iter().filter(|&&s| s != Strategy::GotapRun).count() as u64 } else { 0 }
             + 1,
     ));
 
@@ -440,17 +565,29 @@ pub fn run(opts: &Options, progress: &dyn Fn(Event)) -> Result<Results> {
     let mut all_bins: BTreeMap<(String, bool), Bins> = BTreeMap::new();
     let mut toolchains = vec![(go_ver.clone(), opts.go.clone())];
     toolchains.extend(opts.other_toolchains.iter().map(|(l, g)| (l.clone(), g.clone())));
+    let orch = orchestrion_exe(opts);
     let strip_modes: &[bool] = if opts.matrix { &[false, true] } else { &[false] };
     for (ti, (label, go)) in toolchains.iter().enumerate() {
         for &stripped in strip_modes {
             let out = opts.work_dir.join("bin").join(if stripped { format!("{label}-stripped") } else { label.clone() });
-            let mut tc_bins: Bins = BTreeMap::new();
+            let mut tc_bins = Bins::default();
             for service in stack::SERVICES {
-                for variant in [Variant::Plain, Variant::Manual] {
+                for &variant in &variants {
                     let what = format!("{service} ({}{})", variant.label(), if stripped { ", stripped" } else { "" });
                     progress(Event::Step(&format!("build {what} with {label}")));
                     let t = Instant::now();
-                    let r = stack::build_service(&arena, go, service, variant, stripped, &out);
+                    let r = stack::build_service(&stack::BuildSpec {
+                        arena_dir: &arena,
+                        go,
+                        gotap: opts.gotap_exe.as_deref(),
+                        orchestrion: Some(&orch),
+                        service,
+                        variant,
+                        stripped,
+                        out: &out,
+                        gocache: None,
+                        legacy: false,
+                    });
                     builds.push(BuildRow {
                         toolchain: label.clone(),
                         service: service.into(),
@@ -462,10 +599,58 @@ pub fn run(opts: &Options, progress: &dyn Fn(Event)) -> Result<Results> {
                     });
                     match r {
                         Ok(p) => {
-                            tc_bins.insert((service, variant.label()), p);
+                            tc_bins.by.insert((service, variant.label()), p);
+                        }
+                        // A strategy's own build failing is a finding about that strategy, not a reason
+                        // to stop the run.
+                        Err(e) if ti == 0 && !stripped && matches!(variant, Variant::Gotap | Variant::Orchestrion) => {
+                            let s = if variant == Variant::Gotap { Strategy::GotapBuild } else { Strategy::Orchestrion };
+                            let why = format!("its build of {service} fails with {label}: {e}");
+                            progress(Event::Note(&format!("{}: not run — {why}", s.name())));
+                            if let Some(x) = strategies.iter_mut().find(|x| x.strategy == s) {
+                                x.unavailable.get_or_insert(why);
+                            }
+                            runnable.retain(|&x| x != s);
                         }
                         Err(e) if ti == 0 && !stripped => bail!("cannot build the arena's {what} with {label}: {e}"),
                         Err(_) => {}
+                    }
+                }
+            }
+            // A toolchain that cannot build the real services (Go 1.19: no 1.22 ServeMux patterns,
+            // grpc, SQLite driver or OTel SDK for it) gets the legacy HTTP-only services instead, so
+            // the strategies are still tested against its binaries.
+            if ti > 0 && stack::SERVICES.iter().any(|svc| !tc_bins.by.contains_key(&(*svc, "plain"))) {
+                tc_bins = Bins { legacy: true, ..Bins::default() };
+                for service in stack::SERVICES {
+                    for &variant in variants.iter().filter(|&&v| v != Variant::Manual) {
+                        let what = format!("{service} ({} legacy{})", variant.label(), if stripped { ", stripped" } else { "" });
+                        progress(Event::Step(&format!("build {what} with {label}")));
+                        let t = Instant::now();
+                        let r = stack::build_service(&stack::BuildSpec {
+                            arena_dir: &arena,
+                            go,
+                            gotap: opts.gotap_exe.as_deref(),
+                            orchestrion: Some(&orch),
+                            service,
+                            variant,
+                            stripped,
+                            out: &out,
+                            gocache: None,
+                            legacy: true,
+                        });
+                        builds.push(BuildRow {
+                            toolchain: label.clone(),
+                            service: format!("{service} (legacy)"),
+                            variant: format!("{}{}", variant.label(), if stripped { " stripped" } else { "" }),
+                            ok: r.is_ok(),
+                            detail: r.as_ref().err().cloned().unwrap_or_default(),
+                            secs: t.elapsed().as_secs_f64(),
+                            size_bytes: r.as_ref().ok().and_then(|p| std::fs::metadata(p).ok()).map(|m| m.len()),
+                        });
+                        if let Ok(p) = r {
+                            tc_bins.by.insert((service, variant.label()), p);
+                        }
                     }
                 }
             }
@@ -474,8 +659,16 @@ pub fn run(opts: &Options, progress: &dyn Fn(Event)) -> Result<Results> {
     }
     let bins = all_bins[&(go_ver.clone(), false)].clone();
 
-    progress(Event::Step("peers: go install from the module proxy"));
-    let peers = peers::check(&opts.go, &opts.work_dir.join("peers"), opts.install_peers, opts.peer_timeout);
+    let mut build_cost = vec![];
+    if opts.build_cost {
+        for &s in runnable.iter().filter(|&&s| s != Strategy::GotapRun) {
+            for service in stack::SERVICES {
+                progress(Event::Step(&format!("build cost: {service} ({}), clean and cached", s.name())));
+                build_cost.push(measure_build_cost(opts, &arena, s, service));
+            }
+        }
+    }
+
 
     // Interleaved: every round runs every strategy once, so drift (thermal, noisy neighbours) hits
     // all of them alike.
@@ -514,7 +707,7 @@ pub fn run(opts: &Options, progress: &dyn Fn(Event)) -> Result<Results> {
             for &s in runnable.iter().filter(|&&s| s != Strategy::Baseline) {
                 let what = format!("{} on {label}{}", s.name(), if *stripped { " stripped" } else { "" });
                 progress(Event::Step(&format!("robustness: {what}")));
-                let variant = if s == Strategy::Manual { "manual" } else { "plain" };
+                let variant = s.variant().label();
                 let row = |works, detail: String, ok, exp, recv| RobustRow {
                     strategy: s,
                     toolchain: label.clone(),
@@ -525,21 +718,41 @@ pub fn run(opts: &Options, progress: &dyn Fn(Event)) -> Result<Results> {
                     spans_expected: exp,
                     spans_received: recv,
                 };
-                if stack::SERVICES.iter().any(|svc| !tc_bins.contains_key(&(*svc, variant))) {
-                    robustness.push(row(false, "the services do not build with this toolchain (see Builds)".into(), 0, 0, 0));
+                let on = if tc_bins.legacy { " (legacy HTTP-only services)" } else { "" };
+                if let Some(svc) = stack::SERVICES.iter().find(|svc| !tc_bins.by.contains_key(&(**svc, variant))) {
+                    let why = if tc_bins.legacy && s == Strategy::Manual {
+                        "no variant: the manual instrumentation needs the OTel Go SDK, which this toolchain cannot build (see Builds)".to_owned()
+                    } else {
+                        let failed = builds.iter().find(|b| {
+                            b.toolchain == *label
+                                && b.service.starts_with(*svc)
+                                && b.service.ends_with(if tc_bins.legacy { "(legacy)" } else { svc })
+                                && b.variant == format!("{variant}{}", if *stripped { " stripped" } else { "" })
+                                && !b.ok
+                        });
+                        match failed {
+                            Some(b) => format!("{svc}{on} does not build: {}", b.detail),
+                            None => format!("{svc}{on} does not build with this toolchain (see Builds)"),
+                        }
+                    };
+                    robustness.push(row(false, why, 0, 0, 0));
                     continue;
                 }
                 let dir =
                     opts.out_dir.join("runs").join(format!("robustness-{}-{label}{}", s.key(), if *stripped { "-stripped" } else { "" }));
                 robustness.push(match check_delivery(opts, s, tc_bins, &dir) {
                     Ok((ok, exp, recv)) => {
-                        let works = ok > 0 && exp > 0 && exp == recv;
-                        let detail = if works {
-                            format!("{recv} of {exp} spans")
+                        // More than expected is not a loss (Orchestrion also traces pool connects);
+                        // the detail shows it.
+                        let works = ok > 0 && exp > 0 && recv >= exp;
+                        let detail = if works && recv == exp {
+                            format!("{recv} of {exp} spans{on}")
+                        } else if works {
+                            format!("{recv} spans for {exp} expected{on}")
                         } else if exp == 0 {
-                            "instruments nothing in these binaries".into()
+                            format!("instruments nothing in these binaries{on}")
                         } else {
-                            format!("{recv} of {exp} spans arrived")
+                            format!("{recv} of {exp} spans arrived{on}")
                         };
                         row(works, detail, ok, exp, recv)
                     }
@@ -547,6 +760,16 @@ pub fn run(opts: &Options, progress: &dyn Fn(Event)) -> Result<Results> {
                 });
             }
         }
+    }
+
+    // A peer that runs as a strategy says so (or why it did not) instead of its install note.
+    let mut peers = peers;
+    for p in peers.iter_mut().filter(|p| p.name == "DataDog Orchestrion" && p.status == "installed") {
+        p.detail = match strategies.iter().find(|x| x.strategy == Strategy::Orchestrion) {
+            Some(x) if x.summary.is_some() => format!("runs against the arena services: see the \"{}\" rows", x.name),
+            Some(x) => format!("not run: {}", x.unavailable.as_deref().unwrap_or("no figures")),
+            None => "not run: not among --strategies".into(),
+        };
     }
 
     let mut results = Results {
@@ -561,6 +784,7 @@ pub fn run(opts: &Options, progress: &dyn Fn(Event)) -> Result<Results> {
         rate: rate.unwrap_or(0.0),
         strategies,
         builds,
+        build_cost,
         robustness,
         friction: runnable.iter().map(|&s| friction(opts, s)).collect(),
         peers,
@@ -582,6 +806,51 @@ pub fn run(opts: &Options, progress: &dyn Fn(Event)) -> Result<Results> {
     std::fs::write(opts.out_dir.join("results.json"), serde_json::to_vec_pretty(&results)?)?;
     std::fs::write(opts.out_dir.join("report.md"), report::markdown(&results))?;
     Ok(results)
+}
+
+/// Clean build in an empty GOCACHE of its own, then the same build again with it.
+fn measure_build_cost(opts: &Options, arena: &Path, s: Strategy, service: &str) -> BuildCost {
+    let cache = opts.work_dir.join("gocache-cost").join(format!("{}-{service}", s.key()));
+    let out = opts.work_dir.join("bin-cost");
+    let _ = std::fs::remove_dir_all(&cache);
+    let orch = orchestrion_exe(opts);
+    let spec = stack::BuildSpec {
+        arena_dir: arena,
+        go: &opts.go,
+        gotap: opts.gotap_exe.as_deref(),
+        orchestrion: Some(&orch),
+        service,
+        variant: s.variant(),
+        stripped: false,
+        out: &out,
+        gocache: Some(&cache),
+        legacy: false,
+    };
+    let mut cost = BuildCost { strategy: s, service: service.into(), failed: None, clean_secs: 0.0, cached_secs: 0.0, size_bytes: None };
+    // Source preparation (Orchestrion's copy + `go get`, the `pin` step) is a one-time setup, not
+    // part of a build.
+    let dir = match stack::source_dir(&spec) {
+        Ok(d) => d,
+        Err(e) => {
+            cost.failed = Some(e);
+            return cost;
+        }
+    };
+    let timed = || {
+        let t = Instant::now();
+        stack::build_in(&spec, &dir).map(|bin| (t.elapsed().as_secs_f64(), bin))
+    };
+    match timed().and_then(|(clean, _)| timed().map(|(cached, bin)| (clean, cached, bin))) {
+        Ok((clean, cached, bin)) => {
+            cost.clean_secs = clean;
+            cost.cached_secs = cached;
+            cost.size_bytes = std::fs::metadata(bin).ok().map(|m| m.len());
+        }
+        Err(e) => cost.failed = Some(e),
+    }
+    // A clean cache per build is hundreds of MB; only the timings matter.
+    let _ = std::fs::remove_dir_all(&cache);
+    cost
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -625,17 +894,20 @@ pub const DEFAULT_RATE_FRACTION: f64 = 0.5;
 
 /// A started stack: collector + the three services under one strategy.
 struct Stack {
+    strategy: Strategy,
     collector: Proc,
     svcs: Vec<Svc>,
     gw_port: u16,
     spans_file: PathBuf,
+    /// When every service listened: spans that started earlier are start-up work, not workload.
+    ready_unix_nanos: u64,
 }
 
 fn start_stack(opts: &Options, s: Strategy, bins: &Bins, dir: &Path) -> Result<Stack> {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir)?;
     let spans_file = dir.join("spans.jsonl");
-    let variant = if s == Strategy::Manual { "manual" } else { "plain" };
+    let variant = s.variant().label();
     let port = stack::free_port;
     let (otlp, otlp_http) = (port()?, port()?);
     std::fs::write(dir.join("collector.yaml"), stack::collector_config(otlp, otlp_http, &spans_file))?;
@@ -663,7 +935,7 @@ fn start_stack(opts: &Options, s: Strategy, bins: &Bins, dir: &Path) -> Result<S
         ),
     ] {
         let dbg = port()?;
-        let bin = &bins[&(service, variant)];
+        let bin = &bins.by[&(service, variant)];
         let mut cmd = match (s, &opts.gotap_exe) {
             (Strategy::GotapRun, Some(gotap)) => {
                 let mut c = Command::new(gotap);
@@ -676,6 +948,14 @@ fn start_stack(opts: &Options, s: Strategy, bins: &Bins, dir: &Path) -> Result<S
             _ => Command::new(bin),
         };
         cmd.args(&args).arg(format!("-debug-addr=127.0.0.1:{dbg}")).env("ARENA_OTLP_ENDPOINT", &endpoint);
+        if s == Strategy::GotapBuild {
+            cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://127.0.0.1:{otlp_http}"))
+                .env("OTEL_SERVICE_NAME", service)
+                .env("OTEL_BSP_SCHEDULE_DELAY", GOTAP_BUILD_BSP_DELAY_MS.to_string());
+        }
+        if s == Strategy::Orchestrion {
+            cmd.envs(orchestrion::env(service, otlp_http));
+        }
         let mut p = Proc::spawn(service, cmd, dir)?;
         // Ready = listening: each binds only once its setup (schema, seed, clients) is done. No
         // probe request, which would add spans the span check does not expect.
@@ -691,19 +971,25 @@ fn start_stack(opts: &Options, s: Strategy, bins: &Bins, dir: &Path) -> Result<S
                 let log = std::fs::read_to_string(dir.join(format!("{service}.log"))).unwrap_or_default();
                 (child, Some(p.pid()), gotap_instrumentations(&log))
             }
-            Strategy::Manual => (p.pid(), None, hops(service).iter().map(|(h, _)| h.to_string()).collect()),
+            Strategy::Manual => (p.pid(), None, hops(service, bins.legacy).iter().map(|(h, _)| h.to_string()).collect()),
+            Strategy::GotapBuild => (p.pid(), None, stack::woven_instrumentations(bin)),
+            Strategy::Orchestrion => (p.pid(), None, orchestrion::INSTRUMENTS.iter().map(|x| x.to_string()).collect()),
             Strategy::Baseline => (p.pid(), None, vec![]),
         };
-        let claimed_per_request = spans_claimed(service, &instrumentations);
+        let claimed_per_request = spans_claimed(service, bins.legacy, &instrumentations);
         svcs.push(Svc { proc: p, dbg, target_pid, agent_pid, instrumentations, claimed_per_request });
     }
 
-    Ok(Stack { collector, svcs, gw_port, spans_file })
+    let ready_unix_nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    Ok(Stack { strategy: s, collector, svcs, gw_port, spans_file, ready_unix_nanos })
 }
 
 /// Stops services then collector (each flushes on SIGTERM); returns the processes that had to be
 /// killed, the collector's peak RSS and the spans it received by service.
 fn stop_stack(opts: &Options, st: &mut Stack) -> Result<(Vec<String>, u64, BTreeMap<String, u64>)> {
+    if st.strategy == Strategy::GotapBuild {
+        std::thread::sleep(Duration::from_millis(GOTAP_BUILD_SETTLE_MS));
+    }
     // Gateway first so nothing in flight loses its downstream.
     let mut unclean = vec![];
     for x in st.svcs.iter_mut().rev() {
@@ -715,7 +1001,7 @@ fn stop_stack(opts: &Options, st: &mut Stack) -> Result<(Vec<String>, u64, BTree
     if !st.collector.stop(Duration::from_secs(20)) {
         unclean.push("collector".into());
     }
-    let by_service = stack::count_spans(&st.spans_file)?;
+    let by_service = stack::count_spans(&st.spans_file, st.ready_unix_nanos)?;
     if !opts.keep_spans {
         let _ = std::fs::remove_file(&st.spans_file);
     }
@@ -855,12 +1141,15 @@ mod tests {
         let log = "gotap: tracing /x/gateway-plain (pid 7, go1.26.8): net/http server, net/http client; 5 probes\n";
         let c = gotap_instrumentations(log);
         assert_eq!(c, vec!["net/http server", "net/http client"]);
-        assert_eq!(spans_claimed("gateway", &c), 2);
-        assert_eq!(spans_claimed("orders", &c), 1);
-        assert_eq!(spans_claimed("catalog", &c), 0);
+        assert_eq!(spans_claimed("gateway", false, &c), 2);
+        assert_eq!(spans_claimed("orders", false, &c), 1);
+        assert_eq!(spans_claimed("catalog", false, &c), 0);
+        // Legacy services: two HTTP calls from the gateway, catalog over HTTP.
+        assert_eq!(spans_claimed("gateway", true, &c), 3);
+        assert_eq!(spans_claimed("catalog", true, &c), 1);
         let all = ["google.golang.org/grpc client", "google.golang.org/grpc server", "database/sql", "net/http server", "net/http client"]
             .map(String::from);
-        let total: u64 = ["gateway", "orders", "catalog"].iter().map(|s| spans_claimed(s, &all)).sum();
+        let total: u64 = ["gateway", "orders", "catalog"].iter().map(|s| spans_claimed(s, false, &all)).sum();
         assert_eq!(total, REFERENCE_SPANS_PER_REQUEST);
         assert!(gotap_instrumentations("no such line").is_empty());
     }

@@ -149,6 +149,12 @@ pub fn markdown(r: &Results) -> String {
         }
     }
 
+    for s in r.strategies.iter().filter(|s| s.summary.is_some()) {
+        if let Some(n) = s.strategy.coverage_note() {
+            let _ = writeln!(o, "\n{}: {n}", s.name);
+        }
+    }
+
     if !r.friction.is_empty() {
         let _ = writeln!(o, "\n## Friction: what the arena had to do\n");
         let _ = writeln!(o, "| strategy | rebuild | restart | privileges | code changes | how the arena ran it |");
@@ -178,6 +184,40 @@ pub fn markdown(r: &Results) -> String {
         let _ = writeln!(o, "| {} | {} | `{}` | {} | {} |", p.name, p.kind, p.install, status, p.detail.replace('|', "\\|"));
     }
 
+    let _ = writeln!(o, "\n## Build cost\n");
+    if r.build_cost.is_empty() {
+        let _ = writeln!(o, "Not measured in this run (`--quick` skips it; `--build-cost` forces it).");
+    } else {
+        let _ = writeln!(
+            o,
+            "Per service and strategy: a clean build in an empty GOCACHE (modules already downloaded, so the standard library and every dependency compile), \
+             then the same build again with that cache (nothing changed), and the binary's size; ratios to the baseline's `go build` of the same service. \
+             `gotap build` also builds its Go source weaver once per toolchain into ~/.cache/gotap (not counted: done before the first timed build).\n"
+        );
+        let _ = writeln!(o, "| strategy | service | clean build | vs baseline | cached rebuild | vs baseline | binary size | vs baseline |");
+        let _ = writeln!(o, "|---|---|---|---|---|---|---|---|");
+        for c in &r.build_cost {
+            let base = r.build_cost.iter().find(|b| b.strategy == Strategy::Baseline && b.service == c.service && b.failed.is_none());
+            if let Some(why) = &c.failed {
+                let _ = writeln!(o, "| {} | {} | fails: {} ||||||", c.strategy.name(), c.service, why.replace('|', "\\|"));
+                continue;
+            }
+            let size = |b: Option<u64>| b.map_or("–".into(), |s| format!("{:.1} MiB", s as f64 / 1048576.0));
+            let _ = writeln!(
+                o,
+                "| {} | {} | {:.1} s | {} | {:.2} s | {} | {} | {} |",
+                c.strategy.name(),
+                c.service,
+                c.clean_secs,
+                base.map_or("–".into(), |b| ratio(c.clean_secs, b.clean_secs)),
+                c.cached_secs,
+                base.map_or("–".into(), |b| ratio(c.cached_secs, b.cached_secs)),
+                size(c.size_bytes),
+                base.and_then(|b| Some(ratio(c.size_bytes? as f64, b.size_bytes? as f64))).unwrap_or_else(|| "–".into()),
+            );
+        }
+    }
+
     let _ = writeln!(o, "\n## Builds (robustness: which toolchain builds which service)\n");
     let _ = writeln!(o, "| toolchain | service | variant | result | build s | size |");
     let _ = writeln!(o, "|---|---|---|---|---|---|");
@@ -189,7 +229,11 @@ pub fn markdown(r: &Results) -> String {
 
     if !r.robustness.is_empty() {
         let _ = writeln!(o, "\n## Robustness: strategy × toolchain × stripped\n");
-        let _ = writeln!(o, "Each cell: fresh stack, 1 s of load on 2 connections, then spans expected vs received.\n");
+        let _ = writeln!(
+            o,
+            "Each cell: fresh stack, 1 s of load on 2 connections, then spans expected vs received. A toolchain that cannot build the services \
+             (Go 1.19) is tested on the legacy services instead (go/arena/legacy: the same three, all HTTP, no database; 5 spans per request when every hop is traced).\n"
+        );
         let _ = writeln!(o, "| strategy | toolchain | stripped | result | detail |");
         let _ = writeln!(o, "|---|---|---|---|---|");
         for x in &r.robustness {
@@ -297,6 +341,24 @@ mod tests {
                 st(Strategy::GotapRun, None, Some("needs root")),
             ],
             builds: vec![],
+            build_cost: vec![
+                crate::BuildCost {
+                    strategy: Strategy::Baseline,
+                    service: "orders".into(),
+                    failed: None,
+                    clean_secs: 30.0,
+                    cached_secs: 0.2,
+                    size_bytes: Some(100),
+                },
+                crate::BuildCost {
+                    strategy: Strategy::GotapBuild,
+                    service: "orders".into(),
+                    failed: None,
+                    clean_secs: 45.0,
+                    cached_secs: 0.3,
+                    size_bytes: Some(110),
+                },
+            ],
             robustness: vec![],
             friction: vec![],
             peers: vec![],
@@ -312,5 +374,6 @@ mod tests {
         assert!(md.contains("| 600 | 540 | 90.00 % (60 missing) |"), "loss not shown:\n{md}");
         assert!(md.contains("not run: needs root"));
         assert!(md.contains("load average 0.5"));
+        assert!(md.contains("| gotap build (compile-time) | orders | 45.0 s | 1.50× | 0.30 s | 1.50× |"), "build cost:\n{md}");
     }
 }

@@ -10,11 +10,15 @@ use std::time::{Duration, Instant};
 
 pub const SERVICES: [&str; 3] = ["catalog", "orders", "gateway"];
 
-/// How a service binary is built: plain or with the hand-written OTel SDK instrumentation.
+/// How a service binary is built: plain, with the hand-written OTel SDK instrumentation, or woven
+/// by `gotap build` (the compile-time strategy: OTel SDK linked, net/http hooked).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Variant {
     Plain,
     Manual,
+    Gotap,
+    /// `orchestrion go build` of a copy with the dd-trace-go integrations (crate::orchestrion).
+    Orchestrion,
 }
 
 impl Variant {
@@ -22,25 +26,99 @@ impl Variant {
         match self {
             Variant::Plain => "plain",
             Variant::Manual => "manual",
+            Variant::Gotap => "gotap",
+            Variant::Orchestrion => "orchestrion",
         }
     }
 }
 
-/// `go build` of one arena service. Returns the binary, or the compiler's first error line.
-/// `stripped` links with `-ldflags=-s -w` (no symbol table, no DWARF), as many release builds do.
-pub fn build_service(arena_dir: &Path, go: &Path, service: &str, variant: Variant, stripped: bool, out: &Path) -> Result<PathBuf, String> {
-    let bin = out.join(format!("{service}-{}{}", variant.label(), if stripped { "-stripped" } else { "" }));
-    std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
-    let mut cmd = Command::new(go);
-    cmd.current_dir(arena_dir.join(service)).env("GOTOOLCHAIN", "local").env("GOFLAGS", "-modcacherw").arg("build");
-    if variant == Variant::Manual {
+/// How to run the build of one service.
+pub struct BuildSpec<'a> {
+    pub arena_dir: &'a Path,
+    pub go: &'a Path,
+    /// The `gotap` executable, needed for [`Variant::Gotap`] (`gotap build` wraps `go build`).
+    pub gotap: Option<&'a Path>,
+    /// The `orchestrion` executable, needed for [`Variant::Orchestrion`].
+    pub orchestrion: Option<&'a Path>,
+    pub service: &'a str,
+    pub variant: Variant,
+    /// Links with `-ldflags=-s -w` (no symbol table, no DWARF), as many release builds do.
+    pub stripped: bool,
+    pub out: &'a Path,
+    /// A build cache of its own (clean/cached build timings); None: the user's default cache.
+    pub gocache: Option<&'a Path>,
+    /// Build the legacy HTTP-only service (go/arena/legacy, Go 1.19-buildable) instead.
+    pub legacy: bool,
+}
+
+/// Binary path of a service build.
+pub fn bin_path(out: &Path, service: &str, variant: Variant, stripped: bool, legacy: bool) -> PathBuf {
+    out.join(format!("{service}{}-{}{}", if legacy { "-legacy" } else { "" }, variant.label(), if stripped { "-stripped" } else { "" }))
+}
+
+/// `go build` (or `gotap build`, `orchestrion go build`) of one arena service. Returns the binary,
+/// or the first error lines.
+pub fn build_service(b: &BuildSpec) -> Result<PathBuf, String> {
+    let dir = source_dir(b)?;
+    build_in(b, &dir)
+}
+
+/// Where the service is built from: go/arena itself, or for Orchestrion a prepared copy.
+pub fn source_dir(b: &BuildSpec) -> Result<PathBuf, String> {
+    match (b.variant, b.legacy) {
+        (Variant::Orchestrion, false) => {
+            let work = b.out.join("orchestrion-src").join(b.service);
+            crate::orchestrion::prepare(b.arena_dir, &work, b.go, b.service)
+        }
+        (Variant::Orchestrion, true) => {
+            let work = b.out.join("orchestrion-src-legacy");
+            crate::orchestrion::prepare_legacy(b.arena_dir, &work, b.go, b.service)
+        }
+        (_, true) => Ok(b.arena_dir.join("legacy").join(b.service)),
+        (_, false) => Ok(b.arena_dir.join(b.service)),
+    }
+}
+
+/// The build itself, in `dir` (from [`source_dir`]).
+pub fn build_in(b: &BuildSpec, dir: &Path) -> Result<PathBuf, String> {
+    let bin = bin_path(b.out, b.service, b.variant, b.stripped, b.legacy);
+    std::fs::create_dir_all(b.out).map_err(|e| format!("cannot create {}: {e}", b.out.display()))?;
+    let mut cmd = match b.variant {
+        Variant::Orchestrion => {
+            let o = b.orchestrion.ok_or("orchestrion is not installed")?;
+            let mut c = Command::new(o);
+            c.env("PATH", crate::orchestrion::path_with(b.go)).args(["go", "build"]);
+            c
+        }
+        Variant::Gotap => {
+            let gotap = b.gotap.ok_or("no gotap executable to run `gotap build` with")?;
+            let mut c = Command::new(gotap);
+            c.env("GOTAP_GO", b.go).arg("build");
+            c
+        }
+        _ => {
+            let mut c = Command::new(b.go);
+            c.arg("build");
+            c
+        }
+    };
+    cmd.current_dir(dir).env("GOTOOLCHAIN", "local").env("GOFLAGS", "-modcacherw");
+    if let Some(c) = b.gocache {
+        cmd.env("GOCACHE", c);
+    }
+    if b.variant == Variant::Manual {
         cmd.args(["-tags", "manual"]);
     }
-    if stripped {
+    if b.stripped {
         cmd.arg("-ldflags=-s -w");
     }
     cmd.arg("-o").arg(&bin).arg(".");
-    let o = cmd.output().map_err(|e| format!("cannot run {}: {e}", go.display()))?;
+    let what = match b.variant {
+        Variant::Gotap => "gotap",
+        Variant::Orchestrion => "orchestrion go",
+        _ => "go",
+    };
+    let o = cmd.output().map_err(|e| format!("cannot run {what}: {e}"))?;
     if o.status.success() {
         Ok(bin)
     } else {
@@ -50,12 +128,35 @@ pub fn build_service(arena_dir: &Path, go: &Path, service: &str, variant: Varian
         let lines: Vec<&str> = err
             .lines()
             .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with("go: downloading"))
+            .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with("go: downloading") && !l.starts_with("gotap: warning"))
             .take(2)
             .collect();
-        let msg = if lines.is_empty() { "go build failed without output".to_owned() } else { lines.join(" ") };
+        let msg = if lines.is_empty() { format!("{what} build failed without output") } else { lines.join(" ") };
         Err(msg.chars().take(240).collect())
     }
+}
+
+/// What `gotap build` wove into a binary, read from the binary itself: the built-in rules add
+/// helper functions named `gotap…` to each library package they weave (hook setters, status and
+/// metadata helpers), and function names stay in the function table even of a stripped binary.
+/// Rules weave a package as a whole, so a library with such a function has its server and client
+/// join points woven.
+pub fn woven_instrumentations(bin: &Path) -> Vec<String> {
+    let Ok(bytes) = std::fs::read(bin) else { return vec![] };
+    let finder = |p: &str| memmem_find(&bytes, p.as_bytes());
+    WOVEN_MARKERS.iter().filter(|(prefix, _)| finder(prefix)).flat_map(|(_, what)| what.iter().map(|w| w.to_string())).collect()
+}
+
+/// (function-name prefix the rules add, instrumentations it stands for).
+const WOVEN_MARKERS: [(&str, &[&str]); 3] = [
+    ("net/http.gotap", &["net/http server", "net/http client"]),
+    ("google.golang.org/grpc.gotap", &["google.golang.org/grpc server", "google.golang.org/grpc client"]),
+    ("database/sql.gotap", &["database/sql"]),
+];
+
+fn memmem_find(hay: &[u8], needle: &[u8]) -> bool {
+    let first = needle[0];
+    hay.iter().enumerate().filter(|&(_, &b)| b == first).any(|(i, _)| hay[i..].starts_with(needle))
 }
 
 /// A free loopback port (bound then released: the child binds it right after).
@@ -175,9 +276,17 @@ fn is_debug_span(span: &serde_json::Value) -> bool {
         || span["attributes"].as_array().into_iter().flatten().any(|a| a["key"] == "url.path" && a["value"]["stringValue"] == DEBUG_PATH)
 }
 
-/// Spans in a file exporter's output, by `service.name` (spans of the arena's /debug/runtime
-/// reads left out).
-pub fn count_spans(file: &Path) -> Result<BTreeMap<String, u64>> {
+/// OTLP/JSON carries 64-bit integers as strings.
+fn start_nanos(span: &serde_json::Value) -> u64 {
+    let v = &span["startTimeUnixNano"];
+    v.as_str().and_then(|s| s.parse().ok()).or_else(|| v.as_u64()).unwrap_or(u64::MAX)
+}
+
+/// Spans in a file exporter's output, by `service.name`, leaving out the arena's /debug/runtime
+/// reads and spans that started before `since_unix_nanos` (a service's own start-up: orders seeds
+/// its database before it listens, and a strategy that traces every SQL statement, in a request
+/// or not, would count those).
+pub fn count_spans(file: &Path, since_unix_nanos: u64) -> Result<BTreeMap<String, u64>> {
     let mut out = BTreeMap::new();
     let text = match std::fs::read_to_string(file) {
         Ok(t) => t,
@@ -200,7 +309,7 @@ pub fn count_spans(file: &Path) -> Result<BTreeMap<String, u64>> {
                 .into_iter()
                 .flatten()
                 .flat_map(|ss| ss["spans"].as_array().into_iter().flatten())
-                .filter(|s| !is_debug_span(s))
+                .filter(|s| !is_debug_span(s) && start_nanos(s) >= since_unix_nanos)
                 .count();
             *out.entry(svc).or_insert(0) += n as u64;
         }
@@ -213,23 +322,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn woven_libraries_are_read_from_function_names() {
+        let dir = std::env::temp_dir().join(format!("gotap-bench-woven-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("bin");
+        std::fs::write(&f, b"\0runtime.main\0net/http.gotapSetServerStart\0database/sql.gotapSetSQLStart\0google.golang.org/grpc.NewServer\0").unwrap();
+        assert_eq!(woven_instrumentations(&f), ["net/http server", "net/http client", "database/sql"]);
+        std::fs::write(&f, b"net/http.(*Server).Serve").unwrap();
+        assert!(woven_instrumentations(&f).is_empty());
+        assert!(woven_instrumentations(&dir.join("absent")).is_empty());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
     fn counts_spans_per_service_in_otlp_json_lines() {
         let dir = std::env::temp_dir().join(format!("gotap-bench-spans-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("spans.jsonl");
         let line = |svc: &str, n: usize| {
-            let spans: Vec<_> = (0..n).map(|i| serde_json::json!({"name": format!("s{i}")})).collect();
+            let spans: Vec<_> = (0..n).map(|i| serde_json::json!({"name": format!("s{i}"), "startTimeUnixNano": "2000"})).collect();
             serde_json::json!({"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": svc}}]},
                 "scopeSpans": [{"spans": spans}]}]})
             .to_string()
         };
         let debug = serde_json::json!({"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "orders"}}]},
-            "scopeSpans": [{"spans": [{"name": "GET /debug/runtime"}, {"name": "GET", "attributes": [{"key": "url.path", "value": {"stringValue": "/debug/runtime"}}]}]}]}]});
-        std::fs::write(&f, format!("{}\n{}\n{}\n{debug}\n", line("gateway", 3), line("orders", 2), line("gateway", 1))).unwrap();
-        let c = count_spans(&f).unwrap();
+            "scopeSpans": [{"spans": [{"name": "GET /debug/runtime", "startTimeUnixNano": "2000"}, {"name": "GET", "startTimeUnixNano": "2000", "attributes": [{"key": "url.path", "value": {"stringValue": "/debug/runtime"}}]}]}]}]});
+        let startup = serde_json::json!({"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "orders"}}]},
+            "scopeSpans": [{"spans": [{"name": "INSERT", "startTimeUnixNano": "999"}]}]}]});
+        std::fs::write(&f, format!("{}\n{}\n{}\n{debug}\n{startup}\n", line("gateway", 3), line("orders", 2), line("gateway", 1))).unwrap();
+        let c = count_spans(&f, 1000).unwrap();
         assert_eq!(c.get("gateway"), Some(&4));
         assert_eq!(c.get("orders"), Some(&2));
-        assert!(count_spans(&dir.join("absent")).unwrap().is_empty());
+        assert_eq!(count_spans(&f, 0).unwrap().get("orders"), Some(&3), "start-up span counted when no cut-off");
+        assert!(count_spans(&dir.join("absent"), 0).unwrap().is_empty());
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

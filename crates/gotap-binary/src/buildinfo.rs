@@ -136,6 +136,11 @@ fn decode(blob: &[u8], data: &[u8], layout: &Layout) -> Result<BuildInfo, String
     let hdr = blob.get(..32).ok_or("truncated buildinfo header")?;
     let ptr_size = hdr[14];
     let flags = hdr[15];
+    // Every Go version writes the pointer size here; checking it also rejects the magic string
+    // found by chance in a non-Go file (e.g. followed by an error message's text).
+    if ptr_size != 4 && ptr_size != 8 {
+        return Err(format!("bad buildinfo pointer size {ptr_size}"));
+    }
     let (version, modinfo) = if flags & FLAGS_VERSION_INLINE != 0 {
         // Go ≥ 1.18: two varint-prefixed strings right after the header.
         let (v, n) = decode_string(blob.get(32..).unwrap_or_default()).ok_or("truncated buildinfo version")?;
@@ -145,9 +150,6 @@ fn decode(blob: &[u8], data: &[u8], layout: &Layout) -> Result<BuildInfo, String
     } else {
         // Go < 1.18: pointers to the Go string headers of runtime.buildVersion and
         // runtime.modinfo.
-        if ptr_size != 4 && ptr_size != 8 {
-            return Err(format!("bad buildinfo pointer size {ptr_size}"));
-        }
         let big = flags & FLAGS_ENDIAN_BIG != 0;
         let read_string = |at: usize| -> Option<Vec<u8>> {
             let hdr_addr = read_uint(blob, at, ptr_size, big)?;

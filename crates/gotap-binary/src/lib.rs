@@ -5,6 +5,8 @@
 //! many"): ELF facts, the Go buildinfo blob (version, modules, settings), the pclntab function table
 //! (works on stripped binaries, Go 1.16–1.27 layouts), RET sites by disassembly, and the struct field
 //! offsets instrumentation needs (DWARF first, else the versioned table shipped in `offsets/`).
+//! [`usdt`] reads any executable's SystemTap SDT notes and writes gotap's into a linked Go
+//! executable (the one place this crate modifies a file).
 //!
 //! Function names are pclntab's, i.e. the runtime's (`runtime.FuncForPC`). The symbol table
 //! (`go tool nm`) differs in three ways: it calls an assembly function that has a Go declaration
@@ -24,6 +26,7 @@ mod error;
 pub mod instrumentations;
 pub mod offsets;
 pub mod pclntab;
+pub mod usdt;
 #[cfg(test)]
 mod tests_real;
 

@@ -129,6 +129,10 @@ fn apply(base: &Base, muts: &[Mutation]) -> Vec<u8> {
 
 /// Everything a caller may do with a binary. Returns the error message, if any.
 fn exercise(bytes: Vec<u8>) -> Option<String> {
+    // The USDT note reader takes any ELF, Go or not (its own fuzz on annotated bases: tests/usdt.rs).
+    if let Err(e) = gotap_binary::usdt::read_probes(&bytes) {
+        assert!(!e.to_string().contains('\n'), "multi-line error: {e}");
+    }
     let bin = match GoBinary::from_bytes("fuzzed", bytes) {
         Ok(b) => b,
         Err(e) => return Some(e.to_string()),

@@ -1,5 +1,5 @@
 //! `gotap bench`: the arena. Builds the arena's Go services, runs them under each strategy
-//! (baseline, manual OTel SDK, gotap run) interleaved, exports to a real collector, and writes a
+//! (baseline, manual OTel SDK, gotap run, gotap build) interleaved, exports to a real collector, and writes a
 //! markdown report, raw JSON and PNG charts. The runner itself is the gotap-bench crate.
 use anyhow::{bail, Context};
 use gotap_bench::{Event, Options, Strategy};
@@ -17,8 +17,8 @@ pub struct Args {
     /// Where the report (report.md), raw results (results.json), charts and logs go.
     #[arg(long, value_name = "DIR", default_value = "target/arena/report")]
     out: PathBuf,
-    /// Strategies to compare (comma-separated): baseline, manual, gotap-run.
-    #[arg(long, value_delimiter = ',', default_value = "baseline,manual,gotap-run")]
+    /// Strategies to compare (comma-separated): baseline, manual, gotap-run, gotap-build, orchestrion.
+    #[arg(long, value_delimiter = ',', default_value = "baseline,manual,gotap-run,gotap-build,orchestrion")]
     strategies: Vec<String>,
     /// Rounds; each runs every strategy once (default 3, 1 with --quick).
     #[arg(long)]
@@ -46,8 +46,21 @@ pub struct Args {
     keep_spans: bool,
     /// Skip the robustness matrix (each strategy × toolchain × stripped; on by default without
     /// --quick).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "matrix")]
     no_matrix: bool,
+    /// Run the robustness matrix (with the other toolchains) even with --quick.
+    #[arg(long)]
+    matrix: bool,
+    /// Other toolchains of the robustness matrix (comma-separated; default: both).
+    #[arg(long, value_delimiter = ',', value_name = "LIST", default_value = "go1.19,go1.27")]
+    toolchains: Vec<String>,
+    /// Measure the build cost of each building strategy (clean build in an empty GOCACHE, cached
+    /// rebuild, binary size); on by default without --quick, several minutes on 2 cores.
+    #[arg(long, conflicts_with = "no_build_cost")]
+    build_cost: bool,
+    /// Skip the build cost measurement.
+    #[arg(long)]
+    no_build_cost: bool,
     /// Skip the PNG charts.
     #[arg(long)]
     no_charts: bool,
@@ -75,7 +88,10 @@ fn strategy(s: &str) -> anyhow::Result<Strategy> {
     Strategy::ALL
         .into_iter()
         .find(|x| x.key() == s.trim())
-        .with_context(|| format!("unknown strategy `{s}` (known: baseline, manual, gotap-run)"))
+        .with_context(|| {
+            let known: Vec<&str> = Strategy::ALL.iter().map(|x| x.key()).collect();
+            format!("unknown strategy `{s}` (known: {})", known.join(", "))
+        })
 }
 
 /// `go` of a toolchain: the GO119/GO126/GO127 variables of scripts/env.sh, else `go` on PATH.
@@ -107,10 +123,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     let go = toolchain("GO126").unwrap_or_else(|| PathBuf::from("go"));
-    let other_toolchains = if args.quick {
+    let matrix = (!args.quick || args.matrix) && !args.no_matrix;
+    const TOOLCHAINS: [(&str, &str); 2] = [("go1.19", "GO119"), ("go1.27", "GO127")];
+    if let Some(t) = args.toolchains.iter().find(|t| !TOOLCHAINS.iter().any(|(l, _)| l == &t.trim())) {
+        bail!("unknown toolchain `{t}` (known: go1.19, go1.27)");
+    }
+    let other_toolchains = if !matrix {
         vec![]
     } else {
-        [("go1.19", "GO119"), ("go1.27", "GO127")].iter().filter_map(|(l, v)| toolchain(v).map(|p| (l.to_string(), p))).collect()
+        TOOLCHAINS
+            .iter()
+            .filter(|(l, _)| args.toolchains.iter().any(|t| t.trim() == *l))
+            .filter_map(|(l, v)| toolchain(v).map(|p| (l.to_string(), p)))
+            .collect()
     };
 
     eprintln!("gotap bench: building the collector (scripts/collector.sh)…");
@@ -146,7 +171,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         charts: !args.no_charts,
         orders_db,
         keep_spans: args.keep_spans,
-        matrix: !args.quick && !args.no_matrix,
+        matrix,
+        build_cost: (!args.quick || args.build_cost) && !args.no_build_cost,
     };
     let bar = ProgressBar::new(1);
     bar.set_style(

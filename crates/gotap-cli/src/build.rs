@@ -13,6 +13,11 @@ pub struct Args {
     /// instead of failing the build.
     #[arg(long)]
     best_effort: bool,
+    /// Probe mode: build net/http with USDT probe sites (provider `gotap`) instead of linking the
+    /// OpenTelemetry runtime; `gotap run` or any USDT tracer attaches to them. Adds no module to
+    /// the build (linux/amd64 only; docs/probes.md).
+    #[arg(long)]
+    probes: bool,
     /// `go build` / `go test` flags and packages, passed through (gotap's own flags come first).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "GO ARGS")]
     go_args: Vec<String>,
@@ -37,12 +42,15 @@ pub fn run(verb: &str, args: Args) -> Result<ExitCode> {
         rules: args.rules,
         best_effort: args.best_effort,
         args: args.go_args,
+        probes: args.probes,
     };
     let code = gotap_weave::gobuild::run(&opts)?;
     Ok(ExitCode::from(code.clamp(0, 255) as u8))
 }
 
 pub fn toolexec(args: ToolexecArgs) -> Result<ExitCode> {
-    let code = gotap_weave::toolexec::run(args.argv)?;
+    // Probe mode: every executable the linker writes gets the USDT notes of its sites.
+    let annotate = |p: &std::path::Path| -> Result<usize> { Ok(gotap_binary::usdt::annotate_gotap(p)?) };
+    let code = gotap_weave::toolexec::run(args.argv, &annotate)?;
     Ok(ExitCode::from(code.clamp(0, 255) as u8))
 }

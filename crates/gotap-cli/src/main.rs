@@ -7,6 +7,7 @@ mod build;
 mod attach;
 mod bench;
 mod inspect;
+mod probes;
 mod run;
 mod telemetry;
 
@@ -30,6 +31,8 @@ enum Command {
     /// The arena: realistic Go services under each instrumentation strategy, compared to an
     /// uninstrumented baseline in the same run (report, raw JSON, charts).
     Bench(bench::Args),
+    /// The USDT probes of a `gotap build --probes` binary: list them, or write a bpftrace script.
+    Probes(probes::Args),
     /// `go test` with OpenTelemetry woven in at compile time.
     Test(build::Args),
     /// Run by the go command for every tool (`go build -toolexec='gotap toolexec'`).
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
         Command::Build(args) => build::run("build", args),
         Command::Test(args) => build::run("test", args),
         Command::Toolexec(args) => build::toolexec(args),
+        Command::Probes(args) => probes::run(args),
     };
     match result {
         Ok(code) => code,

@@ -2,7 +2,7 @@
 //! tracing session (one eBPF agent feeding one export pipeline, and its closing summary), and the
 //! signal / process-exit plumbing both commands wait on.
 use anyhow::{bail, Context};
-use gotap_ebpf::{Agent, AgentOptions, AgentStats};
+use gotap_ebpf::{Agent, AgentOptions, AgentStats, TracingPath};
 use gotap_export::{ExportConfig, ExportStats, Overrides, Pipeline, Protocol};
 use gotap_spans::Resource;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -65,18 +65,29 @@ pub fn ebpf_err(e: gotap_ebpf::EbpfError) -> anyhow::Error {
     anyhow::anyhow!("{e}")
 }
 
-/// The line that says what is traced, and the plan's warnings (stderr, before the target's output).
+/// The line that says what is traced (and, for a binary with probe sites, through which path
+/// its hits go), and the plan's warnings (stderr, before the target's output).
 pub fn announce(exe: &Path, pid: u32, info: &gotap_ebpf::TracedProcess) {
-    eprintln!(
-        "gotap: tracing {} (pid {pid}, {}): {}; {} probes",
+    eprintln!("{}", tracing_line(exe, pid, info));
+    for w in &info.warnings {
+        eprintln!("gotap: warning: {w}");
+    }
+}
+
+/// `gotap: tracing PATH (pid N, goX): net/http server, net/http client; 2 probes on probe sites
+/// (nop5, kernel-optimised)`; function probes keep the plain `; N probes`.
+fn tracing_line(exe: &Path, pid: u32, info: &gotap_ebpf::TracedProcess) -> String {
+    let via = match info.tracing {
+        TracingPath::FunctionProbes => String::new(),
+        sites => format!(" on {sites}"),
+    };
+    format!(
+        "gotap: tracing {} (pid {pid}, {}): {}; {} probes{via}",
         exe.display(),
         info.go_version,
         info.instrumentations.join(", "),
         info.probes
-    );
-    for w in &info.warnings {
-        eprintln!("gotap: warning: {w}");
-    }
+    )
 }
 
 /// One eBPF agent whose spans go to one export pipeline.
@@ -256,6 +267,30 @@ mod tests {
         let lossy = AgentStats { ret_without_entry: 2, ..Default::default() };
         assert!(summary(&lossy, &ExportStats::default())
             .ends_with(", 2 returns without a seen start (requests in flight at attach, or evicted)"));
+    }
+
+    #[test]
+    fn tracing_line_names_the_path() {
+        let mut info = gotap_ebpf::TracedProcess {
+            pid: 7,
+            path: "/x/svc".into(),
+            go_version: "go1.26.8".into(),
+            build_id: None,
+            instrumentations: vec!["net/http server", "net/http client"],
+            probes: 5,
+            tracing: TracingPath::FunctionProbes,
+            warnings: vec![],
+        };
+        let exe = Path::new("/x/svc");
+        assert_eq!(tracing_line(exe, 7, &info), "gotap: tracing /x/svc (pid 7, go1.26.8): net/http server, net/http client; 5 probes");
+        info.probes = 2;
+        info.tracing = TracingPath::ProbeSites { nop5: true, kernel_optimises: true };
+        assert_eq!(
+            tracing_line(exe, 7, &info),
+            "gotap: tracing /x/svc (pid 7, go1.26.8): net/http server, net/http client; 2 probes on probe sites (nop5, kernel-optimised)"
+        );
+        info.tracing = TracingPath::ProbeSites { nop5: true, kernel_optimises: false };
+        assert!(tracing_line(exe, 7, &info).ends_with("; 2 probes on probe sites (int3: this kernel does not optimise nop5 uprobes)"));
     }
 
     #[test]

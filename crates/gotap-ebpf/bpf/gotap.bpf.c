@@ -647,3 +647,123 @@ int newproc1_ret(struct pt_regs *ctx)
 		return 0;
 	return inherit(ctx, cfg, ctx->rax);
 }
+
+/* ---------- probe sites (gotap build --probes) ---------- */
+
+/* A site is a Go assembly function (ABI0) whose first instruction is a 5-byte NOP; the woven code
+ * calls it once per finished span with everything the span needs (docs/probes.md, "The
+ * contract"). The probe sits on the NOP, where RSP points at the return address and argument i
+ * at RSP+8+8i. No struct offsets, no per-goroutine state: one hit, a few reads, one event. */
+struct site_args {
+	u64 method_ptr;
+	u64 method_len;
+	u64 path_ptr;       /* client: URL */
+	u64 path_len;
+	s64 status;
+	s64 duration_ns;
+	u64 text_ptr;       /* server: pattern; client: error text */
+	u64 text_len;
+	u64 record;
+};
+
+struct go_str {
+	u64 ptr;
+	u64 len;
+};
+
+/* gotapProbeRecord, 128 bytes. */
+struct site_record {
+	u64 trace_hi;
+	u64 trace_lo;
+	u64 span;
+	u64 parent;
+	s64 start;
+	u64 flags;
+	struct go_str host;
+	struct go_str remote;
+	struct go_str ua;
+	struct go_str proto;
+	struct go_str query;
+};
+
+/* Copies at most cap bytes of the Go string (ptr, len) into dst; returns the length copied. */
+#define SITE_STR(dst, cap, ptr, len)                                                   \
+	({                                                                             \
+		u16 n_ = 0;                                                            \
+		u64 l_ = (len);                                                        \
+		if (l_ > 0) {                                                          \
+			if (l_ > (cap))                                                \
+				l_ = (cap);                                            \
+			if (!bpf_probe_read_user((dst), l_, (void *)(ptr)))            \
+				n_ = l_;                                               \
+		}                                                                      \
+		n_;                                                                    \
+	})
+
+static __always_inline int site_hit(struct pt_regs *ctx, u8 kind)
+{
+	u32 proc = (u32)bpf_get_attach_cookie(ctx);
+	count(CNT_PROBE_HITS);
+	struct site_args a;
+	if (bpf_probe_read_user(&a, sizeof(a), (void *)(ctx->rsp + 8))) {
+		count(CNT_READ_FAILS);
+		return 0;
+	}
+	/* Reserved in place (no scratch copy); submitted without a wakeup, drained on a timer. */
+	struct site_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	if (!ev) {
+		count(CNT_RINGBUF_DROPS);
+		return 0;
+	}
+	struct site_record r;
+	if (!a.record || bpf_probe_read_user(&r, sizeof(r), (void *)a.record)) {
+		count(CNT_READ_FAILS);
+		bpf_ringbuf_discard(ev, BPF_RB_NO_WAKEUP);
+		return 0;
+	}
+	ev->kind = kind;
+	ev->proc = proc;
+	ev->status = a.status;
+	ev->duration_ns = a.duration_ns;
+	ev->trace_hi = r.trace_hi;
+	ev->trace_lo = r.trace_lo;
+	ev->span = r.span;
+	ev->parent = r.parent;
+	ev->start = r.start;
+	ev->rflags = r.flags;
+	ev->method_len = SITE_STR(ev->method, METHOD_CAP, a.method_ptr, a.method_len);
+	if (kind == EV_SITE_SERVER) {
+		ev->path_len = SITE_STR(ev->path, PATH_CAP, a.path_ptr, a.path_len);
+		ev->text_len = SITE_STR(ev->text, PATTERN_CAP, a.text_ptr, a.text_len);
+		ev->host_len = SITE_STR(ev->host, HOST_CAP, r.host.ptr, r.host.len);
+		ev->remote_len = SITE_STR(ev->remote, REMOTE_CAP, r.remote.ptr, r.remote.len);
+		/* Same cap as the function probes' header scan (one byte short of the buffer). */
+		ev->ua_len = SITE_STR(ev->ua, UA_CAP - 1, r.ua.ptr, r.ua.len);
+		ev->proto_len = SITE_STR(ev->proto, PROTO_CAP, r.proto.ptr, r.proto.len);
+		ev->query_len = SITE_STR(ev->query, QUERY_CAP, r.query.ptr, r.query.len);
+	} else {
+		ev->path_len = SITE_STR(ev->path, URL_CAP, a.path_ptr, a.path_len);
+		ev->text_len = SITE_STR(ev->text, ERROR_CAP, a.text_ptr, a.text_len);
+		ev->host_len = 0;
+		ev->remote_len = 0;
+		ev->ua_len = 0;
+		ev->proto_len = 0;
+		ev->query_len = 0;
+	}
+	bpf_ringbuf_submit(ev, BPF_RB_NO_WAKEUP);
+	return 0;
+}
+
+/* net/http.gotapProbeHTTPServer (USDT gotap:http_server). Cookie: the traced process's id. */
+SEC("uprobe")
+int site_http_server(struct pt_regs *ctx)
+{
+	return site_hit(ctx, EV_SITE_SERVER);
+}
+
+/* net/http.gotapProbeHTTPClient (USDT gotap:http_client). */
+SEC("uprobe")
+int site_http_client(struct pt_regs *ctx)
+{
+	return site_hit(ctx, EV_SITE_CLIENT);
+}

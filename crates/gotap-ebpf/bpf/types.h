@@ -148,3 +148,45 @@ struct http_event {
 #define CNT_RET_NO_ENTRY 3      /* a RET/after-call probe found no in-flight entry (evicted, or attached mid-call) */
 #define CNT_WINDOW_TRUNCATED 4  /* header block longer than the raw window and a header not found in it */
 #define CNT_MAX 8
+
+/* ---------- probe sites (docs/probes.md, "The contract") ---------- */
+
+#define EV_SITE_SERVER 3
+#define EV_SITE_CLIENT 4
+
+#define URL_CAP 512     /* client: the whole URL (scheme://host/path?query) */
+#define ERROR_CAP 256   /* client: the transport error's text */
+
+/* One probe-site hit = one finished span. The woven code computed everything: ids, Unix start,
+ * duration, status; this is the site's arguments and record, strings copied. Server strings:
+ * method, path, text = ServeMux pattern, host, remote, ua, proto, query. Client: method,
+ * path = URL, text = error (empty when none). */
+struct site_event {
+	u8 kind;
+	u8 _pad0[3];
+	u32 proc;
+	s64 status;
+	s64 duration_ns;
+	u64 trace_hi;       /* trace id bytes 0-7, big-endian value */
+	u64 trace_lo;
+	u64 span;
+	u64 parent;         /* 0 = root */
+	s64 start;          /* Unix ns */
+	u64 rflags;         /* record flags: bit 0 sampled, bit 1 remote parent */
+	u16 method_len;
+	u16 path_len;
+	u16 text_len;
+	u16 host_len;
+	u16 remote_len;
+	u16 ua_len;
+	u16 proto_len;
+	u16 query_len;
+	char method[METHOD_CAP];
+	char path[URL_CAP];
+	char text[ERROR_CAP];
+	char host[HOST_CAP];
+	char remote[REMOTE_CAP];
+	char ua[UA_CAP];
+	char proto[PROTO_CAP];
+	char query[QUERY_CAP];
+};

@@ -100,6 +100,56 @@ impl HttpEvent {
     }
 }
 
+pub const EV_SITE_SERVER: u8 = 3;
+pub const EV_SITE_CLIENT: u8 = 4;
+
+/// `struct site_event`: one probe-site hit (one finished span), see bpf/types.h.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct SiteEvent {
+    pub kind: u8,
+    pub _pad0: [u8; 3],
+    pub proc: u32,
+    pub status: i64,
+    pub duration_ns: i64,
+    pub trace_hi: u64,
+    pub trace_lo: u64,
+    pub span: u64,
+    pub parent: u64,
+    pub start: i64,
+    pub rflags: u64,
+    pub method_len: u16,
+    pub path_len: u16,
+    pub text_len: u16,
+    pub host_len: u16,
+    pub remote_len: u16,
+    pub ua_len: u16,
+    pub proto_len: u16,
+    pub query_len: u16,
+    pub method: [u8; 16],
+    pub path: [u8; 512],
+    pub text: [u8; 256],
+    pub host: [u8; 128],
+    pub remote: [u8; 64],
+    pub ua: [u8; 256],
+    pub proto: [u8; 16],
+    pub query: [u8; 256],
+}
+const _: () = assert!(std::mem::size_of::<SiteEvent>() == 1592);
+// The reader tells the two event kinds apart by record size.
+const _: () = assert!(std::mem::size_of::<SiteEvent>() != std::mem::size_of::<HttpEvent>());
+
+impl SiteEvent {
+    /// Copies an event out of ring-buffer bytes; `None` if the record has another size.
+    pub fn from_bytes(b: &[u8]) -> Option<SiteEvent> {
+        if b.len() != std::mem::size_of::<SiteEvent>() {
+            return None;
+        }
+        // SAFETY: SiteEvent is repr(C) plain data valid for any bit pattern, and the length matches.
+        Some(unsafe { std::ptr::read_unaligned(b.as_ptr() as *const SiteEvent) })
+    }
+}
+
 /// A string field of an event: `len` bytes of `buf`, lossily decoded.
 pub fn text(buf: &[u8], len: u16) -> String {
     let n = (len as usize).min(buf.len());

@@ -1,6 +1,7 @@
 //! The loaded BPF object, the processes it traces, and the thread that turns events into spans.
 use std::collections::HashMap;
 use std::num::NonZeroU32;
+use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -14,13 +15,25 @@ use aya::programs::UProbe;
 use aya::{Ebpf, EbpfLoader};
 use gotap_spans::{semconv, Resource, Span};
 
-use crate::abi::{self, HttpEvent, ProcCfg};
+use crate::abi::{self, HttpEvent, ProcCfg, SiteEvent};
 use crate::plan::{self, Plan};
+use crate::sites::{self, SitePlan, TracingPath};
+use crate::usdt::{self, UsdtLink};
 use crate::{nethttp, EbpfError};
 
 static BPF_OBJ: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/gotap.bpf.o"));
 
-const PROGRAMS: &[&str] = &["server_entry", "server_ret", "client_entry", "client_conn", "client_ret", "newproc1_ret", "newproc_runqput"];
+const PROGRAMS: &[&str] = &[
+    "server_entry",
+    "server_ret",
+    "client_entry",
+    "client_conn",
+    "client_ret",
+    "newproc1_ret",
+    "newproc_runqput",
+    "site_http_server",
+    "site_http_client",
+];
 
 /// Name of the pinned cross-process link map inside [`AgentOptions::link_map_pin_dir`].
 pub const LINK_MAP_NAME: &str = "gotap_links";
@@ -88,8 +101,11 @@ pub struct TracedProcess {
     pub build_id: Option<String>,
     /// `net/http server`, `net/http client`.
     pub instrumentations: Vec<&'static str>,
-    /// Number of uprobes attached (entries + RET sites).
+    /// Number of uprobes attached (entries + RET sites, or probe sites).
     pub probes: usize,
+    /// Function probes, or the binary's probe sites (and whether hits take the kernel's nop5
+    /// fast path).
+    pub tracing: TracingPath,
     /// Features left out for this binary, as sentences.
     pub warnings: Vec<String>,
 }
@@ -97,6 +113,8 @@ pub struct TracedProcess {
 struct Traced {
     id: u32,
     links: Vec<(&'static str, UProbeLinkId)>,
+    /// Probe-site uprobes (created here, with the USDT semaphore; aya does not own them).
+    usdt: Vec<UsdtLink>,
     info: TracedProcess,
     dev_ino: FileId,
 }
@@ -168,9 +186,9 @@ impl Agent {
         let file = std::fs::File::open(&exe).map_err(no_process)?;
         let before = file_id(&file).map_err(no_process)?;
         let pinned = fd_path(&file);
-        let (_bin, mut plan) = plan::analyse(&pinned)?;
+        let mut plan = analyse(&pinned)?;
         if let Ok(real) = std::fs::read_link(&exe) {
-            plan.path = real; // errors and reports name the file, not the descriptor
+            plan.set_path(real); // errors and reports name the file, not the descriptor
         }
         let info = self.attach(pid, &pinned, plan, resource, before)?;
         // Same inode still run by the process, and not rewritten in place while we analysed it.
@@ -194,8 +212,8 @@ impl Agent {
         let file = std::fs::File::open(&path).map_err(io)?;
         let before = file_id(&file).map_err(io)?;
         let pinned = fd_path(&file);
-        let (_bin, mut plan) = plan::analyse(&pinned)?;
-        plan.path = path.clone();
+        let mut plan = analyse(&pinned)?;
+        plan.set_path(path.clone());
         let info = self.attach(pid, &pinned, plan, resource, before)?;
         if file_id(&file).ok() != Some(before) {
             let _ = self.untrace_process(pid);
@@ -218,52 +236,76 @@ impl Agent {
         Ok(())
     }
 
-    fn attach(&mut self, pid: u32, target: &Path, plan: Plan, mut resource: Resource, dev_ino: FileId) -> Result<TracedProcess, EbpfError> {
+    fn attach(&mut self, pid: u32, target: &Path, plan: Analysed, mut resource: Resource, dev_ino: FileId) -> Result<TracedProcess, EbpfError> {
         if self.traced.contains_key(&pid) {
             return Err(EbpfError::AlreadyTraced { pid });
         }
         let nz_pid = NonZeroU32::new(pid).ok_or(EbpfError::NoProcess { pid, why: "pid 0".into() })?;
         let id = self.next_id;
         self.next_id += 1;
+        let info = plan.info(pid);
+        fill_resource(&mut resource, pid, &info.go_version);
+        self.shared.resources.lock().unwrap().insert(id, Arc::new(resource));
+        let mut traced = Traced { id, links: Vec::new(), usdt: Vec::new(), info: info.clone(), dev_ino };
+        let attached = match &plan {
+            Analysed::Functions(plan) => self.attach_functions(&mut traced, target, plan, nz_pid),
+            Analysed::Sites(plan) => self.attach_sites(&mut traced, target, plan, pid),
+        };
+        if let Err(e) = attached {
+            self.detach_links(&mut traced);
+            self.forget(id);
+            self.shared.resources.lock().unwrap().remove(&id);
+            return Err(e);
+        }
+        tracing::debug!(pid, probes = info.probes, tracing = %info.tracing, "attached");
+        self.traced.insert(pid, traced);
+        Ok(info)
+    }
+
+    fn attach_functions(&mut self, traced: &mut Traced, target: &Path, plan: &Plan, pid: NonZeroU32) -> Result<(), EbpfError> {
         let mut cfg: ProcCfg = plan.cfg;
-        cfg.proc = id;
+        cfg.proc = traced.id;
         {
             let mut cfgs: BpfHashMap<_, u32, ProcCfg> = BpfHashMap::try_from(self.ebpf.map_mut("cfgs").expect("cfgs is in the object"))
                 .map_err(|e| EbpfError::Map { map: "cfgs", why: chain(&e) })?;
-            cfgs.insert(id, cfg, 0).map_err(|e| EbpfError::Map { map: "cfgs", why: chain(&e) })?;
+            cfgs.insert(traced.id, cfg, 0).map_err(|e| EbpfError::Map { map: "cfgs", why: chain(&e) })?;
         }
-        fill_resource(&mut resource, pid, &plan);
-        self.shared.resources.lock().unwrap().insert(id, Arc::new(resource));
-
-        let info = TracedProcess {
-            pid,
-            path: plan.path.clone(),
-            go_version: plan.go_version.clone(),
-            build_id: plan.build_id.clone(),
-            instrumentations: plan.instrumentations.clone(),
-            probes: plan.sites.len(),
-            warnings: plan.warnings.clone(),
-        };
-        let mut traced = Traced { id, links: Vec::new(), info: info.clone(), dev_ino };
         for site in &plan.sites {
             let prog: &mut UProbe = self.ebpf.program_mut(site.program).expect("loaded in Agent::load").try_into().expect("a uprobe");
-            let point = UProbeAttachPoint { location: UProbeAttachLocation::AbsoluteOffset(site.offset), cookie: Some(id as u64) };
-            match prog.attach(point, target, UProbeScope::OneProcess(nz_pid)) {
-                Ok(link) => traced.links.push((site.program, link)),
-                Err(e) => {
-                    self.detach_links(&mut traced);
-                    self.forget(id);
-                    return Err(EbpfError::Attach {
-                        function: site.function.to_string(),
-                        path: plan.path.clone(),
-                        why: chain(&e),
-                    });
-                }
-            }
+            let point = UProbeAttachPoint { location: UProbeAttachLocation::AbsoluteOffset(site.offset), cookie: Some(traced.id as u64) };
+            let link = prog.attach(point, target, UProbeScope::OneProcess(pid)).map_err(|e| EbpfError::Attach {
+                function: site.function.to_string(),
+                path: plan.path.clone(),
+                why: chain(&e),
+            })?;
+            traced.links.push((site.program, link));
         }
-        tracing::debug!(pid, probes = info.probes, "attached");
-        self.traced.insert(pid, traced);
-        Ok(info)
+        Ok(())
+    }
+
+    /// One uprobe per probe site, created with the USDT semaphore's offset so the kernel counts
+    /// this tracer in the process's semaphore (and uncounts it when the uprobe is closed).
+    fn attach_sites(&mut self, traced: &mut Traced, target: &Path, plan: &SitePlan, pid: u32) -> Result<(), EbpfError> {
+        if !usdt::kernel_has_ref_ctr() {
+            return Err(EbpfError::Sites {
+                path: plan.path.clone(),
+                why: "this kernel cannot maintain USDT semaphores (uprobe ref_ctr_offset, Linux 4.20 or later), and the sites are called only while theirs is non-zero".into(),
+            });
+        }
+        for (i, site) in plan.sites.iter().enumerate() {
+            let prog: &UProbe = self.ebpf.program(site.program).expect("loaded in Agent::load").try_into().expect("a uprobe");
+            let attach_err = |why: String| EbpfError::Attach { function: site.name.clone(), path: plan.path.clone(), why };
+            let fd = prog.fd().map_err(|e| attach_err(chain(&e)))?;
+            // Only the last uprobe of a semaphore carries it: the woven code starts calling its
+            // sites once every one of them is probed (a probe created under a busy kernel can take
+            // 100 ms, while the others' sites would already be called unseen).
+            let last = !plan.sites[i + 1..].iter().any(|s| s.semaphore_offset == site.semaphore_offset);
+            let ref_ctr = if last { site.semaphore_offset } else { 0 };
+            let link = usdt::attach(fd.as_fd(), target, site.offset, ref_ctr, pid, traced.id as u64)
+                .map_err(|e| attach_err(e.to_string()))?;
+            traced.usdt.push(link);
+        }
+        Ok(())
     }
 
     fn detach_links(&mut self, t: &mut Traced) {
@@ -271,17 +313,19 @@ impl Agent {
         close_links(links);
     }
 
-    /// Takes the links out of aya's programs, so they can be closed all at once by [`close_links`].
-    fn take_links(&mut self, t: &mut Traced) -> Vec<UProbeLink> {
-        let mut out = Vec::with_capacity(t.links.len());
+    /// Takes the links out of aya's programs (and the probe-site links out of `t`), so they can
+    /// be closed all at once by [`close_links`].
+    fn take_links(&mut self, t: &mut Traced) -> Vec<AnyLink> {
+        let mut out = Vec::with_capacity(t.links.len() + t.usdt.len());
         for (name, link) in t.links.drain(..) {
             if let Some(p) = self.ebpf.program_mut(name) {
                 let p: Result<&mut UProbe, _> = p.try_into();
                 if let Ok(link) = p.and_then(|p| p.take_link(link)) {
-                    out.push(link);
+                    out.push(AnyLink::Function(link));
                 }
             }
         }
+        out.extend(t.usdt.drain(..).map(AnyLink::Site));
         out
     }
 
@@ -366,12 +410,12 @@ impl Drop for Agent {
 /// rest of the teardown overlaps. Measured for 24 probes: 2.5–5.2 s one after the other, 2.0–2.4 s
 /// this way. Batching the grace periods needs uprobe-multi links (kernel ≥ 6.6), which aya 0.14
 /// cannot create (it loads uprobe programs without the BPF_TRACE_UPROBE_MULTI attach type).
-fn close_links(links: Vec<UProbeLink>) {
+fn close_links(links: Vec<AnyLink>) {
     const THREADS: usize = 16;
     if links.len() <= 1 {
         return drop(links);
     }
-    let mut groups: Vec<Vec<UProbeLink>> = (0..THREADS.min(links.len())).map(|_| Vec::new()).collect();
+    let mut groups: Vec<Vec<AnyLink>> = (0..THREADS.min(links.len())).map(|_| Vec::new()).collect();
     let n = groups.len();
     for (i, link) in links.into_iter().enumerate() {
         groups[i % n].push(link);
@@ -384,7 +428,64 @@ fn close_links(links: Vec<UProbeLink>) {
     });
 }
 
-fn fill_resource(r: &mut Resource, pid: u32, plan: &Plan) {
+/// A uprobe to close: aya's (function probes) or ours (probe sites). Dropping it detaches.
+enum AnyLink {
+    Function(#[allow(dead_code)] UProbeLink),
+    Site(#[allow(dead_code)] UsdtLink),
+}
+
+/// What a binary is traced through: its function entries and returns, or its probe sites.
+/// (One per attach, short-lived: the size difference does not matter.)
+#[allow(clippy::large_enum_variant)]
+enum Analysed {
+    Functions(Plan),
+    Sites(SitePlan),
+}
+
+/// Probe sites when the binary has gotap's USDT probes, else the function-probe plan.
+fn analyse(path: &Path) -> Result<Analysed, EbpfError> {
+    let bin = gotap_binary::GoBinary::open(path)?;
+    match sites::plan(&bin)? {
+        Some(p) => Ok(Analysed::Sites(p)),
+        None => Ok(Analysed::Functions(plan::plan(&bin)?)),
+    }
+}
+
+impl Analysed {
+    fn set_path(&mut self, p: PathBuf) {
+        match self {
+            Analysed::Functions(plan) => plan.path = p,
+            Analysed::Sites(plan) => plan.path = p,
+        }
+    }
+
+    fn info(&self, pid: u32) -> TracedProcess {
+        match self {
+            Analysed::Functions(plan) => TracedProcess {
+                pid,
+                path: plan.path.clone(),
+                go_version: plan.go_version.clone(),
+                build_id: plan.build_id.clone(),
+                instrumentations: plan.instrumentations.clone(),
+                probes: plan.sites.len(),
+                tracing: TracingPath::FunctionProbes,
+                warnings: plan.warnings.clone(),
+            },
+            Analysed::Sites(plan) => TracedProcess {
+                pid,
+                path: plan.path.clone(),
+                go_version: plan.go_version.clone(),
+                build_id: plan.build_id.clone(),
+                instrumentations: plan.instrumentations.clone(),
+                probes: plan.sites.len(),
+                tracing: plan.tracing,
+                warnings: plan.warnings.clone(),
+            },
+        }
+    }
+}
+
+fn fill_resource(r: &mut Resource, pid: u32, go_version: &str) {
     if r.get(semconv::PROCESS_PID).is_none() {
         r.set(semconv::PROCESS_PID, pid as i64);
     }
@@ -392,7 +493,7 @@ fn fill_resource(r: &mut Resource, pid: u32, plan: &Plan) {
         r.set(semconv::PROCESS_RUNTIME_NAME, "go");
     }
     if r.get(semconv::PROCESS_RUNTIME_VERSION).is_none() {
-        r.set(semconv::PROCESS_RUNTIME_VERSION, plan.go_version.trim_start_matches("go"));
+        r.set(semconv::PROCESS_RUNTIME_VERSION, go_version.trim_start_matches("go"));
     }
 }
 
@@ -408,10 +509,47 @@ fn read_loop(
     loop {
         // Read the flag first: after it is seen, one more full drain delivers everything.
         let last = stop.load(Ordering::SeqCst);
+        let mut drained = 0usize;
+        // The resource of the last process seen, so that a drain takes the lock and hashes once
+        // per process rather than once per event (both showed in the reader's profile).
+        // Resources are inserted before their process's probes exist and are never replaced.
+        let mut cached: Option<(u32, Arc<Resource>)> = None;
+        let mut resource_of = |proc: u32| -> Option<Arc<Resource>> {
+            match &cached {
+                Some((p, r)) if *p == proc => Some(r.clone()),
+                _ => {
+                    let r = shared.resources.lock().unwrap().get(&proc).cloned()?;
+                    cached = Some((proc, r.clone()));
+                    Some(r)
+                }
+            }
+        };
         while let Some(item) = ring.next() {
             shared.events.fetch_add(1, Ordering::Relaxed);
+            drained += item.len();
+            if item.len() == std::mem::size_of::<SiteEvent>() {
+                let copy;
+                let ev = match in_place::<SiteEvent>(&item) {
+                    Some(ev) => Some(ev),
+                    None => {
+                        copy = SiteEvent::from_bytes(&item);
+                        copy.as_ref()
+                    }
+                };
+                let span = ev.and_then(|ev| sites::to_span(ev, resource_of(ev.proc)?, capture_query));
+                match span {
+                    Some(span) => {
+                        shared.spans.fetch_add(1, Ordering::Relaxed);
+                        on_span(span);
+                    }
+                    None => {
+                        shared.undecodable.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                continue;
+            }
             let copy;
-            let ev = match event_in_place(&item) {
+            let ev = match in_place::<HttpEvent>(&item) {
                 Some(ev) => ev,
                 None => match HttpEvent::from_bytes(&item) {
                     Some(ev) => {
@@ -424,8 +562,7 @@ fn read_loop(
                     }
                 },
             };
-            let resource = shared.resources.lock().unwrap().get(&ev.proc).cloned();
-            let Some(resource) = resource else { continue };
+            let Some(resource) = resource_of(ev.proc) else { continue };
             match nethttp::to_span(ev, resource, capture_query, mono_to_unix) {
                 Some(span) => {
                     shared.spans.fetch_add(1, Ordering::Relaxed);
@@ -439,20 +576,32 @@ fn read_loop(
         if last {
             return;
         }
-        std::thread::sleep(interval);
+        // Events come without wakeups: the ring is drained on a timer. A drain that found the
+        // ring over a quarter full means the next interval could overflow it (at 1,592 bytes per
+        // probe-site event, ~130k spans/s at 20 ms): come back sooner until the rate drops.
+        let pause = if drained > RING_BYTES / 4 { interval / 8 } else { interval };
+        std::thread::sleep(pause);
     }
 }
+
+/// Size of the `events` ring buffer (bpf/gotap.bpf.c).
+const RING_BYTES: usize = 4 << 20;
+
+/// Event types that are repr(C) plain data, valid for any bit pattern.
+trait PlainEvent {}
+impl PlainEvent for HttpEvent {}
+impl PlainEvent for SiteEvent {}
 
 /// The event a ring-buffer record holds, read where it lies (copying 1,216 bytes per event showed
 /// in the reader's profile). The record stays reserved until its item is dropped, and the BPF
 /// side never writes a record after submitting it. `None` if the size or alignment is off.
-fn event_in_place(b: &[u8]) -> Option<&HttpEvent> {
-    if b.len() != std::mem::size_of::<HttpEvent>() || b.as_ptr().align_offset(std::mem::align_of::<HttpEvent>()) != 0 {
+fn in_place<T: PlainEvent>(b: &[u8]) -> Option<&T> {
+    if b.len() != std::mem::size_of::<T>() || b.as_ptr().align_offset(std::mem::align_of::<T>()) != 0 {
         return None;
     }
-    // SAFETY: HttpEvent is repr(C) plain data valid for any bit pattern; size and alignment match,
-    // and the borrow of `b` keeps the bytes alive and unchanged.
-    Some(unsafe { &*(b.as_ptr() as *const HttpEvent) })
+    // SAFETY: T is repr(C) plain data valid for any bit pattern (PlainEvent); size and alignment
+    // match, and the borrow of `b` keeps the bytes alive and unchanged.
+    Some(unsafe { &*(b.as_ptr() as *const T) })
 }
 
 /// What identifies an executable's content: device, inode, size and modification time (a rewrite

@@ -32,6 +32,8 @@ pub enum EbpfError {
     NotTraced { pid: u32 },
     #[error("the executable of process {pid} changed while it was being analysed; try again")]
     BinaryChanged { pid: u32 },
+    #[error("{path}: cannot trace its probe sites: {why}")]
+    Sites { path: PathBuf, why: String },
     #[error("cannot attach the uprobe for {function} in {path}: {why}")]
     Attach { function: String, path: PathBuf, why: String },
     #[error("cannot update the BPF map {map}: {why}")]

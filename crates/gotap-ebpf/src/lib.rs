@@ -30,6 +30,11 @@
 //!   4-tuple in a map pinned in bpffs ([`AgentOptions::link_map_pin_dir`]) that servers traced
 //!   by any gotap agent on the host look up.
 //!
+//!
+//! A binary built with `gotap build --probes` (gotap USDT notes) is traced through its probe
+//! sites instead (src/sites.rs, docs/probes.md): one uprobe per site, with the USDT semaphore
+//! (src/usdt.rs), one hit per span, no struct offsets; [`TracedProcess::tracing`] says which path.
+//!
 //! Not in scope: process discovery, export (crate gotap-export), CLI.
 
 mod abi;
@@ -38,10 +43,13 @@ mod env;
 mod error;
 mod nethttp;
 mod plan;
+mod sites;
+mod usdt;
 
 pub use agent::{Agent, AgentOptions, AgentStats, TracedProcess, LINK_MAP_NAME};
 pub use env::check_environment;
 pub use error::EbpfError;
+pub use sites::{kernel_optimises_nop5, TracingPath};
 
 // helper threads own agents: keep them Send.
 const _: fn() = || {

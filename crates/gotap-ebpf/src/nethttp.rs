@@ -1,11 +1,27 @@
 //! net/http: turns the BPF programs' events (bpf/gotap.bpf.c, server_* and client_* programs)
 //! into spans through gotap_spans' builders.
+use std::borrow::Cow;
 use std::sync::Arc;
 
-use gotap_spans::http::{self, ClientRequest, ServerRequest, SpanFrame};
+use gotap_spans::http::{self, ClientRequestRef, ServerRequestRef, SpanFrame};
 use gotap_spans::{Resource, Span};
 
-use crate::abi::{self, text, HttpEvent};
+use crate::abi::{self, HttpEvent};
+
+/// A string field of an event, borrowed from it: `len` bytes of `buf` (clamped), decoded lossily
+/// only if they are not UTF-8 (the common case costs a validation, no copy).
+pub(crate) fn field(buf: &[u8], len: u16) -> Cow<'_, str> {
+    let b = &buf[..(len as usize).min(buf.len())];
+    match std::str::from_utf8(b) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(b),
+    }
+}
+
+/// `Some(s)` unless empty.
+pub(crate) fn non_empty(s: &str) -> Option<&str> {
+    Some(s).filter(|s| !s.is_empty())
+}
 
 /// Converts one event. `mono_to_unix` is added to BPF monotonic timestamps.
 pub fn to_span(ev: &HttpEvent, resource: Arc<Resource>, capture_query: bool, mono_to_unix: i128) -> Option<Span> {
@@ -19,52 +35,58 @@ pub fn to_span(ev: &HttpEvent, resource: Arc<Resource>, capture_query: bool, mon
         resource,
     };
     let status = (ev.flags & abi::EVF_HAS_STATUS != 0).then_some(ev.status);
-    let method = match text(&ev.method, ev.method_len) {
-        m if m.is_empty() => "GET".to_owned(), // Go: an empty Request.Method means GET
+    let method = field(&ev.method, ev.method_len);
+    let method = match &*method {
+        "" => "GET", // Go: an empty Request.Method means GET
         m => m,
     };
     match ev.kind {
         abi::EV_SERVER => {
-            let remote = text(&ev.remote, ev.remote_len);
-            let (client_address, client_port) = if remote.is_empty() {
-                (None, None)
-            } else {
-                let (h, p) = http::split_host_port(&remote);
-                (Some(h), p)
+            let remote = field(&ev.remote, ev.remote_len);
+            let (client_address, client_port) = match non_empty(&remote) {
+                None => (None, None),
+                Some(r) => {
+                    let (h, p) = http::host_port(r);
+                    (Some(h), p)
+                }
             };
-            let req = ServerRequest {
+            let (path, query, pattern) = (field(&ev.path, ev.path_len), field(&ev.query, ev.query_len), field(&ev.pattern, ev.pattern_len));
+            let (host, ua, proto) = (field(&ev.host, ev.host_len), field(&ev.ua, ev.ua_len), field(&ev.proto, ev.proto_len));
+            let req = ServerRequestRef {
                 method,
-                path: text(&ev.path, ev.path_len),
-                query: Some(text(&ev.query, ev.query_len)).filter(|q| !q.is_empty()),
-                pattern: Some(text(&ev.pattern, ev.pattern_len)).filter(|p| !p.is_empty()),
-                host: Some(text(&ev.host, ev.host_len)).filter(|h| !h.is_empty()),
+                path: &path,
+                query: non_empty(&query),
+                pattern: non_empty(&pattern),
+                host: non_empty(&host),
                 client_address,
                 client_port,
-                user_agent: Some(text(&ev.ua, ev.ua_len)).filter(|u| !u.is_empty()),
-                protocol: Some(text(&ev.proto, ev.proto_len)).filter(|p| !p.is_empty()),
+                user_agent: non_empty(&ua),
+                protocol: non_empty(&proto),
                 status_code: status,
             };
-            Some(http::server_span(&req, frame, capture_query))
+            Some(http::server_span_ref(&req, frame, capture_query))
         }
         abi::EV_CLIENT => {
-            let scheme = match text(&ev.proto, ev.proto_len) {
-                s if s.is_empty() => "http".to_owned(),
-                s => s,
-            };
-            let query = text(&ev.query, ev.query_len);
-            let mut url = format!("{scheme}://{}{}", text(&ev.host, ev.host_len), text(&ev.path, ev.path_len));
+            let scheme = field(&ev.proto, ev.proto_len);
+            let scheme = non_empty(&scheme).unwrap_or("http");
+            let (host, path, query) = (field(&ev.host, ev.host_len), field(&ev.path, ev.path_len), field(&ev.query, ev.query_len));
+            let mut url = String::with_capacity(scheme.len() + 3 + host.len() + path.len() + 1 + query.len());
+            url.push_str(scheme);
+            url.push_str("://");
+            url.push_str(&host);
+            url.push_str(&path);
             if !query.is_empty() {
                 url.push('?');
                 url.push_str(&query);
             }
-            let req = ClientRequest {
+            let req = ClientRequestRef {
                 method,
-                url,
+                url: &url,
                 status_code: status,
                 // The error's text needs its dynamic type's Error method: not readable from BPF.
-                error: (ev.flags & abi::EVF_ERROR != 0).then(|| "transport error".to_owned()),
+                error: (ev.flags & abi::EVF_ERROR != 0).then_some("transport error"),
             };
-            Some(http::client_span(&req, frame))
+            Some(http::client_span_ref(&req, frame))
         }
         _ => None,
     }

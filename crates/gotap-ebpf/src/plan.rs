@@ -1,6 +1,8 @@
 //! From a Go binary to what gets attached: the functions and RET sites to probe, and the struct
 //! offsets (one [`ProcCfg`]) the BPF programs read with.
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+#[cfg(test)]
+use std::path::Path;
 
 use gotap_binary::offsets::{self as off, FieldRef};
 use gotap_binary::GoBinary;
@@ -76,13 +78,14 @@ const CLIENT_FIELDS: &[FieldRef] = &[
     off::TCPADDR_PORT,
 ];
 
+#[cfg(test)]
 pub fn analyse(path: &Path) -> Result<(GoBinary, Plan), EbpfError> {
     let bin = GoBinary::open(path)?;
     let plan = plan(&bin)?;
     Ok((bin, plan))
 }
 
-fn plan(bin: &GoBinary) -> Result<Plan, EbpfError> {
+pub fn plan(bin: &GoBinary) -> Result<Plan, EbpfError> {
     let path = bin.path().to_path_buf();
     let version = bin.go_version().to_string();
     if bin.goarch() != "amd64" {

@@ -8,8 +8,10 @@
 //!
 //! Not in scope: transport, batching, export formats.
 
+pub mod db;
 pub mod http;
 pub mod ids;
+pub mod rpc;
 pub mod semconv;
 
 use std::sync::Arc;

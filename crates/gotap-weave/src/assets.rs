@@ -38,7 +38,7 @@ pub fn sources_id() -> String {
     format!("{:016x}", fnv(&parts))
 }
 
-/// The extracted tree: `<root>/go/gotaprt`, `<root>/go/weaver`, `<root>/rules`.
+/// The extracted tree: `<root>/go/gotaprt`, `<root>/go/weaver`, `<root>/go/probes`, `<root>/rules`.
 pub struct Extracted {
     pub root: PathBuf,
 }
@@ -50,10 +50,15 @@ impl Extracted {
     pub fn weaver_src(&self) -> PathBuf {
         self.root.join("go/weaver")
     }
-    /// Built-in rules files, sorted.
-    pub fn builtin_rules(&self) -> Vec<PathBuf> {
-        let mut v: Vec<PathBuf> =
-            FILES.iter().filter(|(p, _)| p.starts_with("rules/")).map(|(p, _)| self.root.join(p)).collect();
+    /// Built-in rules files, sorted: the probe-mode ones (`rules/*_probes.yaml`, which add USDT
+    /// sites and no runtime) or the SDK-mode ones (all others). The two sets join the same
+    /// functions, so they are never used together.
+    pub fn builtin_rules(&self, probes: bool) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = FILES
+            .iter()
+            .filter(|(p, _)| p.starts_with("rules/") && p.ends_with("_probes.yaml") == probes)
+            .map(|(p, _)| self.root.join(p))
+            .collect();
         v.sort();
         v
     }
@@ -67,7 +72,11 @@ pub fn extract() -> Result<Extracted> {
         return Ok(Extracted { root });
     }
     std::fs::create_dir_all(&cache).with_context(|| format!("cannot create gotap's cache directory {}", cache.display()))?;
-    let tmp = cache.join(format!(".src-{}-{}", sources_id(), std::process::id()));
+    // Unique per call: test threads of one process extract at the same time, and a shared
+    // temporary directory would be renamed into place half-written.
+    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = cache.join(format!(".src-{}-{}-{seq}", sources_id(), std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     for (rel, content) in FILES {
         let p = tmp.join(rel);
@@ -98,7 +107,10 @@ pub fn weaver(ex: &Extracted, go: &Path, gover: &str) -> Result<PathBuf> {
     if bin.is_file() {
         return Ok(bin);
     }
-    let tmp = bin.with_extension(format!("tmp{}", std::process::id()));
+    // Unique per call: threads of one process (tests) may build it at the same time.
+    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = bin.with_extension(format!("tmp{}-{seq}", std::process::id()));
     let out = Command::new(go)
         .current_dir(ex.weaver_src())
         .args(["build", "-trimpath", "-o"])

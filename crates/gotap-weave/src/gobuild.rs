@@ -1,5 +1,6 @@
 //! `gotap build` / `gotap test`: prepare a temporary modfile and overlay, then run the go command
-//! with `-toolexec` pointing back at this executable.
+//! with `-toolexec` pointing back at this executable. With `--probes` (probe mode) there is no
+//! runtime, hence no modfile and no overlay: only `-toolexec`.
 use crate::assets;
 use crate::plan::{Plan, CONFIG_ENV};
 use anyhow::{bail, Context, Result};
@@ -19,6 +20,9 @@ pub struct Options {
     pub best_effort: bool,
     /// Arguments for `go build` / `go test`, as the user wrote them.
     pub args: Vec<String>,
+    /// Probe mode: USDT probe sites in net/http instead of the OpenTelemetry runtime; the
+    /// module graph is not changed at all (docs/probes.md).
+    pub probes: bool,
 }
 
 /// Flags gotap sets itself, or that change what the go command reads in ways not supported yet.
@@ -30,10 +34,13 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("-compiler", "only the gc compiler is supported"),
 ];
 
+/// The part of [`UNSUPPORTED`] that also applies in probe mode (no modfile, no overlay there).
+const UNSUPPORTED_PROBES: &[&str] = &["-toolexec", "-C", "-compiler"];
+
 /// `go build`/`go test` flags that take a value as the next argument (to find the packages).
 const VALUE_FLAGS: &[&str] = &[
     "-o", "-p", "-tags", "-gcflags", "-ldflags", "-asmflags", "-gccgoflags", "-buildmode", "-installsuffix",
-    "-mod", "-pgo", "-pkgdir", "-coverpkg", "-covermode", "-exec", "-run", "-bench", "-benchtime", "-count",
+    "-mod", "-modfile", "-overlay", "-pgo", "-pkgdir", "-coverpkg", "-covermode", "-exec", "-run", "-bench", "-benchtime", "-count",
     "-cpu", "-parallel", "-timeout", "-skip", "-coverprofile", "-cpuprofile", "-memprofile", "-blockprofile",
     "-mutexprofile", "-outputdir", "-trace", "-fuzz", "-fuzztime", "-list", "-shuffle", "-reuse",
 ];
@@ -49,6 +56,10 @@ struct GoEnv {
     go_work: String,
     #[serde(rename = "GOFLAGS")]
     go_flags: String,
+    #[serde(rename = "GOOS", default)]
+    goos: String,
+    #[serde(rename = "GOARCH", default)]
+    goarch: String,
 }
 
 fn flag_name(a: &str) -> Option<&str> {
@@ -59,14 +70,17 @@ fn flag_name(a: &str) -> Option<&str> {
     Some(body.split('=').next().unwrap_or(body))
 }
 
-/// Rejects flags gotap cannot honour, naming them; returns the package patterns.
-pub fn check_args(args: &[String], goflags: &str) -> Result<Vec<String>> {
+/// Rejects flags gotap cannot honour, naming them; returns the package patterns. Probe mode adds
+/// no runtime: its own modfile/overlay/vendoring limits do not apply.
+pub fn check_args(args: &[String], goflags: &str, probes: bool) -> Result<Vec<String>> {
     for a in args.iter().map(String::as_str).chain(goflags.split_whitespace()) {
         if let Some(name) = flag_name(a) {
-            if let Some((_, why)) = UNSUPPORTED.iter().find(|(f, _)| &f[1..] == name) {
-                bail!("flag -{name} is not supported by gotap build: {why}");
+            if let Some((f, why)) = UNSUPPORTED.iter().find(|(f, _)| &f[1..] == name) {
+                if !probes || UNSUPPORTED_PROBES.contains(f) {
+                    bail!("flag -{name} is not supported by gotap build: {why}");
+                }
             }
-            if name == "mod" && a.ends_with("=vendor") {
+            if name == "mod" && a.ends_with("=vendor") && !probes {
                 bail!("flag -mod=vendor is not supported by gotap build yet: the gotap runtime and the OpenTelemetry SDK are not in vendor/");
             }
         }
@@ -83,7 +97,7 @@ pub fn check_args(args: &[String], goflags: &str) -> Result<Vec<String>> {
                 if !a.contains('=') && VALUE_FLAGS.iter().any(|f| &f[1..] == name) {
                     i += 1;
                 }
-                if name == "mod" && args.get(i).map(String::as_str) == Some("vendor") {
+                if name == "mod" && args.get(i).map(String::as_str) == Some("vendor") && !probes {
                     bail!("flag -mod=vendor is not supported by gotap build yet: the gotap runtime and the OpenTelemetry SDK are not in vendor/");
                 }
             }
@@ -136,11 +150,14 @@ fn output(cmd: &mut Command, what: &str) -> Result<String> {
 /// Runs the woven build; returns the go command's exit code.
 pub fn run(opts: &Options) -> Result<i32> {
     let env: GoEnv = serde_json::from_str(&output(
-        Command::new(&opts.go).args(["env", "-json", "GOVERSION", "GOMOD", "GOWORK", "GOFLAGS"]),
+        Command::new(&opts.go).args(["env", "-json", "GOVERSION", "GOMOD", "GOWORK", "GOFLAGS", "GOOS", "GOARCH"]),
         "go env",
     )?)
     .context("unexpected output from go env -json")?;
-    let pkgs = check_args(&opts.args, &env.go_flags)?;
+    if opts.probes {
+        return run_probes(opts, &env);
+    }
+    let pkgs = check_args(&opts.args, &env.go_flags, false)?;
     if env.go_mod.is_empty() || env.go_mod == "/dev/null" {
         bail!("gotap build needs a Go module: no go.mod in this directory or above (GOPATH mode is not supported)");
     }
@@ -158,7 +175,7 @@ pub fn run(opts: &Options) -> Result<i32> {
     }
 
     let ex = assets::extract()?;
-    let mut plan = Plan::new(&ex, &opts.go, &env.go_version, &opts.rules, opts.best_effort)?;
+    let mut plan = Plan::new(&ex, &opts.go, &env.go_version, &opts.rules, opts.best_effort, false)?;
     let tmp = TempDir(std::env::temp_dir().join(format!("gotap-build-{}-{}", std::process::id(), nanos())));
     std::fs::create_dir_all(&tmp.0)?;
 
@@ -166,6 +183,16 @@ pub fn run(opts: &Options) -> Result<i32> {
     let modfile = tmp.0.join("gotap.mod");
     if let Some(w) = write_modfile(&gomod, &ex.runtime_dir(), &modfile)? {
         eprintln!("gotap: warning: {w}");
+    }
+
+    // 1b. Versions of the modules whose version rules constrain (join.module/join.version): the
+    //     go command's own answer for this build's module graph, with the runtime added.
+    if !plan.modules.is_empty() {
+        let versions = module_versions_cached(&opts.go, &env.go_version, &gomod, Some(&modfile), &list_flags(&opts.args), &plan.modules)
+            .context("cannot find the versions of the modules the rules are scoped to")?;
+        for s in plan.resolve_modules(versions)? {
+            eprintln!("gotap: warning: {}", s.message);
+        }
     }
 
     // 2. Overlay: one extra file per main package importing the runtime (for `test`, per package
@@ -210,6 +237,45 @@ pub fn run(opts: &Options) -> Result<i32> {
         .args(&opts.args)
         .env(CONFIG_ENV, &config);
     let status = go.status().with_context(|| format!("cannot run {}", opts.go.display()))?;
+    Ok(status.code().unwrap_or(1))
+}
+
+/// Probe mode: the go command with `-toolexec` and the user's arguments, nothing else. The sites
+/// are added to net/http by `gotap toolexec` and the USDT notes to the executable after link, so
+/// the user's go.mod, go.sum and module graph are exactly those of a plain `go build`.
+fn run_probes(opts: &Options, env: &GoEnv) -> Result<i32> {
+    check_args(&opts.args, &env.go_flags, true)?;
+    if env.goos != "linux" || env.goarch != "amd64" {
+        bail!(
+            "gotap build --probes supports linux/amd64 only (USDT notes are ELF, the sites are amd64 assembly); this build is {}/{}",
+            env.goos,
+            env.goarch
+        );
+    }
+    if version_lt(&env.go_version, (1, 23)) {
+        bail!("gotap build --probes needs Go 1.23 or newer (this is {})", env.go_version);
+    }
+    let ex = assets::extract()?;
+    let mut plan = Plan::new(&ex, &opts.go, &env.go_version, &opts.rules, opts.best_effort, true)?;
+    if !plan.modules.is_empty() && !env.go_mod.is_empty() && env.go_mod != "/dev/null" {
+        let versions = module_versions_cached(&opts.go, &env.go_version, Path::new(&env.go_mod), None, &list_flags(&opts.args), &plan.modules)
+            .context("cannot find the versions of the modules the rules are scoped to")?;
+        for s in plan.resolve_modules(versions)? {
+            eprintln!("gotap: warning: {}", s.message);
+        }
+    }
+    let tmp = TempDir(std::env::temp_dir().join(format!("gotap-build-{}-{}", std::process::id(), nanos())));
+    std::fs::create_dir_all(&tmp.0)?;
+    let config = tmp.0.join("plan.json");
+    plan.write(&config)?;
+    let me = std::env::current_exe().context("cannot find gotap's own executable")?;
+    let status = Command::new(&opts.go)
+        .arg(&opts.verb)
+        .arg(format!("-toolexec={} toolexec", quote(&me)))
+        .args(&opts.args)
+        .env(CONFIG_ENV, &config)
+        .status()
+        .with_context(|| format!("cannot run {}", opts.go.display()))?;
     Ok(status.code().unwrap_or(1))
 }
 
@@ -422,6 +488,69 @@ fn mvs_upgrades_cached(go: &Path, gover: &str, gomod: &Path, modfile: &Path) -> 
     Ok(warnings)
 }
 
+/// [`module_versions`] remembered per (go.mod, go.sum, modfile, toolchain, flags, modules).
+fn module_versions_cached(go: &Path, gover: &str, gomod: &Path, modfile: Option<&Path>, flags: &[String], modules: &[String]) -> Result<BTreeMap<String, String>> {
+    let read = |p: &Path| std::fs::read(p).unwrap_or_default();
+    let key = assets::fnv(&[
+        b"modver",
+        &read(gomod),
+        &read(&gomod.with_extension("sum")),
+        &modfile.map(read).unwrap_or_default(),
+        gover.as_bytes(),
+        std::env::var("GOFLAGS").unwrap_or_default().as_bytes(),
+        flags.join(" ").as_bytes(),
+        modules.join(" ").as_bytes(),
+    ]);
+    let path = assets::cache_dir().join(format!("modver-{key:016x}.json"));
+    if let Ok(v) = std::fs::read(&path).map_err(anyhow::Error::from).and_then(|b| Ok(serde_json::from_slice(&b)?)) {
+        return Ok(v);
+    }
+    let versions = module_versions(go, modfile, flags, modules)?;
+    let _ = std::fs::write(&path, serde_json::to_vec(&versions)?);
+    Ok(versions)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ListedModule {
+    path: String,
+    #[serde(default)]
+    version: String,
+    replace: Option<Box<ListedModule>>,
+    error: Option<serde_json::Value>,
+}
+
+/// The version of each of `modules` in the build (`go list -m`, the go command's own module
+/// graph; a module it does not know is not in the build and left out). A `replace` by another
+/// module version counts as that version; a replace by a directory has no version: "".
+fn module_versions(go: &Path, modfile: Option<&Path>, flags: &[String], modules: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut c = Command::new(go);
+    c.args(["list", "-m", "-e", "-json"]);
+    if let Some(m) = modfile {
+        c.arg(format!("-modfile={}", m.display()));
+    }
+    c.args(flags.iter().filter(|f| f.starts_with("-mod=")));
+    c.args(modules);
+    let text = output(&mut c, "go list -m")?;
+    parse_module_versions(&text)
+}
+
+fn parse_module_versions(text: &str) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for m in serde_json::Deserializer::from_str(text).into_iter::<ListedModule>() {
+        let m = m.context("unexpected output from go list -m -json")?;
+        if m.error.is_some() {
+            continue; // "not a known dependency": the module is not in this build
+        }
+        let version = match m.replace {
+            Some(r) => r.version,
+            None => m.version,
+        };
+        out.insert(m.path, version);
+    }
+    Ok(out)
+}
+
 /// Modules whose selected version changes once the runtime's requirements join the graph.
 fn mvs_upgrades(go: &Path, modfile: &Path) -> Result<Vec<String>> {
     let list = |extra: Option<&Path>| -> Result<BTreeMap<String, String>> {
@@ -462,21 +591,53 @@ mod tests {
 
     #[test]
     fn packages_found_after_flags_with_values() {
-        let pkgs = check_args(&s(&["-o", "bin/x", "-tags", "a,b", "-race", "./cmd/x", "./cmd/y"]), "").unwrap();
+        let pkgs = check_args(&s(&["-o", "bin/x", "-tags", "a,b", "-race", "./cmd/x", "./cmd/y"]), "", false).unwrap();
         assert_eq!(pkgs, s(&["./cmd/x", "./cmd/y"]));
-        assert_eq!(check_args(&s(&["-ldflags=-s -w"]), "").unwrap(), s(&["."]));
+        assert_eq!(check_args(&s(&["-ldflags=-s -w"]), "", false).unwrap(), s(&["."]));
         assert_eq!(list_flags(&s(&["-tags", "a,b", "-o", "x", "--mod=mod"])), s(&["-tags=a,b", "-mod=mod"]));
         assert_eq!(list_flags(&s(&["--tags=x", "-race"])), s(&["-tags=x"]));
     }
 
     #[test]
     fn unsupported_flags_named_from_args_and_goflags() {
-        let e = check_args(&s(&["-modfile=x.mod", "."]), "").unwrap_err().to_string();
+        let e = check_args(&s(&["-modfile=x.mod", "."]), "", false).unwrap_err().to_string();
         assert!(e.starts_with("flag -modfile is not supported"), "{e}");
-        let e = check_args(&s(&["."]), "-toolexec=foo").unwrap_err().to_string();
+        let e = check_args(&s(&["."]), "-toolexec=foo", false).unwrap_err().to_string();
         assert!(e.starts_with("flag -toolexec is not supported"), "{e}");
-        let e = check_args(&s(&["-mod", "vendor"]), "").unwrap_err().to_string();
+        let e = check_args(&s(&["-mod", "vendor"]), "", false).unwrap_err().to_string();
         assert!(e.contains("-mod=vendor"), "{e}");
+        // Probe mode has no runtime module: its own modfile, overlay and vendoring are fine.
+        assert_eq!(check_args(&s(&["-modfile=x.mod", "-overlay", "o.json", "-mod=vendor", "."]), "", true).unwrap(), s(&["."]));
+        let e = check_args(&s(&["."]), "-toolexec=foo", true).unwrap_err().to_string();
+        assert!(e.starts_with("flag -toolexec is not supported"), "{e}");
+    }
+
+    #[test]
+    fn module_versions_from_go_list() {
+        let text = r#"{
+	"Path": "google.golang.org/grpc",
+	"Version": "v1.83.2"
+}
+{
+	"Path": "example.com/forked",
+	"Version": "v1.0.0",
+	"Replace": {"Path": "example.com/fork", "Version": "v1.0.1-fork"}
+}
+{
+	"Path": "example.com/local",
+	"Version": "v1.0.0",
+	"Replace": {"Path": "../local", "Dir": "/src/local"}
+}
+{
+	"Path": "example.com/absent",
+	"Error": {"Err": "module example.com/absent: not a known dependency"}
+}
+"#;
+        let v = parse_module_versions(text).unwrap();
+        assert_eq!(v.get("google.golang.org/grpc").map(String::as_str), Some("v1.83.2"));
+        assert_eq!(v.get("example.com/forked").map(String::as_str), Some("v1.0.1-fork"));
+        assert_eq!(v.get("example.com/local").map(String::as_str), Some(""), "a directory has no version");
+        assert!(!v.contains_key("example.com/absent"));
     }
 
     #[test]

@@ -1,8 +1,11 @@
 //! gotap's compile-time strategy: `gotap build` runs `go build` with `-toolexec` pointing back at
-//! gotap, which rewrites the packages that rules target (the standard library's net/http today)
-//! before the real compiler sees them, and links the runtime `gotap.dev/gotaprt` (OpenTelemetry Go
+//! gotap, which rewrites the packages that rules target (net/http, database/sql,
+//! google.golang.org/grpc — the last scoped by module version range) before the real compiler
+//! sees them, and links the runtime `gotap.dev/gotaprt` (OpenTelemetry Go
 //! SDK) into every main package through a temporary `-modfile` and `-overlay`. The user's source
-//! tree, go.mod and go.sum are never written to.
+//! tree, go.mod and go.sum are never written to. Probe mode (`gotap build --probes`) links no
+//! runtime: rules add USDT probe sites (Go + assembly fragments) to net/http and the linked
+//! executable gets its USDT notes (docs/probes.md).
 //!
 //! What this crate is not: it does not parse Go. Rewriting is done by a small Go program
 //! (go/weaver, embedded and built once per toolchain) that uses go/parser; see docs/build.md.

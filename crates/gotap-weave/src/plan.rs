@@ -2,6 +2,7 @@
 use crate::assets::{self, Extracted};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -23,6 +24,31 @@ pub struct Plan {
     /// not read overlays themselves (`cover`) are given the real file.
     #[serde(default)]
     pub overlay: std::collections::BTreeMap<PathBuf, PathBuf>,
+    /// Probe mode (`gotap build --probes`): USDT sites instead of the runtime; `gotap toolexec`
+    /// also adds the USDT notes to every linked executable.
+    #[serde(default)]
+    pub probes: bool,
+    /// Modules whose version some rule constrains (`join.module` + `join.version`).
+    #[serde(default)]
+    pub modules: Vec<String>,
+    /// Versions of [`Plan::modules`] in this build, from `go list -m` (set by
+    /// [`Plan::resolve_modules`]; "" = in the build, version unknown). Empty in a plan made by
+    /// `gotap toolexec` alone: it then reads the version from the module cache path of the files.
+    #[serde(default)]
+    pub module_versions: BTreeMap<String, String>,
+    #[serde(default)]
+    pub modules_resolved: bool,
+}
+
+/// Rules left out because their module's version is outside all their ranges (one report per
+/// rules file and module; `gotap build` prints it once).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Skipped {
+    /// The rules, comma-separated.
+    pub rule: String,
+    pub module: String,
+    pub version: String,
+    pub message: String,
 }
 
 pub const CONFIG_ENV: &str = "GOTAP_WEAVE_CONFIG";
@@ -31,43 +57,83 @@ pub const CONFIG_ENV: &str = "GOTAP_WEAVE_CONFIG";
 struct WeaverPlan {
     hash: String,
     packages: Vec<String>,
+    #[serde(default)]
+    modules: Vec<String>,
+    #[serde(default)]
+    skipped: Vec<Skipped>,
 }
 
 impl Plan {
-    /// Validates the rules (built-in + `extra`) with the weaver built for toolchain `go`.
-    pub fn new(ex: &Extracted, go: &Path, go_version: &str, extra: &[PathBuf], best_effort: bool) -> Result<Plan> {
+    /// Validates the rules (built-in + `extra`) with the weaver built for toolchain `go`. In probe
+    /// mode the built-in rules are the probe ones and the runtime is not part of the build.
+    pub fn new(ex: &Extracted, go: &Path, go_version: &str, extra: &[PathBuf], best_effort: bool, probes: bool) -> Result<Plan> {
         let weaver = assets::weaver(ex, go, go_version)?;
-        let mut rules = ex.builtin_rules();
+        let mut rules = ex.builtin_rules(probes);
         for r in extra {
             let abs = std::fs::canonicalize(r).with_context(|| format!("cannot read rules file {}", r.display()))?;
             rules.push(abs);
         }
-        let out = Command::new(&weaver)
-            .arg("plan")
-            .args(["-go", go_version, "-salt", crate::VERSION, "-runtime"])
-            .arg(ex.runtime_dir())
-            .args(&rules)
-            .output()
-            .with_context(|| format!("cannot run {}", weaver.display()))?;
-        if !out.status.success() {
-            bail!("invalid rules: {}", String::from_utf8_lossy(&out.stderr).trim());
-        }
-        let wp: WeaverPlan = serde_json::from_slice(&out.stdout).context("unexpected output from gotap's weaver")?;
-        Ok(Plan {
+        let mut plan = Plan {
             weaver,
             rules,
             go_version: go_version.to_owned(),
-            hash: wp.hash,
-            packages: wp.packages,
+            hash: String::new(),
+            packages: Vec::new(),
             best_effort,
             runtime_dir: ex.runtime_dir(),
             overlay: Default::default(),
-        })
+            probes,
+            modules: Vec::new(),
+            module_versions: BTreeMap::new(),
+            modules_resolved: false,
+        };
+        let wp = plan.run_weaver_plan()?;
+        plan.hash = wp.hash;
+        plan.packages = wp.packages;
+        plan.modules = wp.modules;
+        Ok(plan)
     }
 
-    /// The marker added to `compile -V=full`: different rules or runtime, different cache keys.
+    fn run_weaver_plan(&self) -> Result<WeaverPlan> {
+        // The salt names gotap's version and every embedded source (the weaver's code included:
+        // a changed rewrite is a changed object even when the rules are the same).
+        let salt = format!("{}+{}", crate::VERSION, assets::sources_id());
+        let mut cmd = Command::new(&self.weaver);
+        cmd.arg("plan").args(["-go", &self.go_version]);
+        if self.probes {
+            cmd.args(["-salt", &format!("{salt}+probes")]);
+        } else {
+            cmd.args(["-salt", &salt, "-runtime"]).arg(&self.runtime_dir);
+        }
+        if self.modules_resolved {
+            cmd.arg("-modules-resolved");
+            for (m, v) in &self.module_versions {
+                cmd.arg(format!("-modver={m}={v}"));
+            }
+        }
+        let out = cmd.args(&self.rules).output().with_context(|| format!("cannot run {}", self.weaver.display()))?;
+        if !out.status.success() {
+            bail!("invalid rules: {}", String::from_utf8_lossy(&out.stderr).trim());
+        }
+        serde_json::from_slice(&out.stdout).context("unexpected output from gotap's weaver")
+    }
+
+    /// Records the versions of [`Plan::modules`] in this build (modules absent from `versions`
+    /// are not in the build) and drops the packages of rules whose range they miss; returns
+    /// those rules, each once, for `gotap build` to report.
+    pub fn resolve_modules(&mut self, versions: BTreeMap<String, String>) -> Result<Vec<Skipped>> {
+        self.module_versions = versions;
+        self.modules_resolved = true;
+        let wp = self.run_weaver_plan()?;
+        self.packages = wp.packages;
+        Ok(wp.skipped)
+    }
+
+    /// The marker added to `compile -V=full` (and, in probe mode, `link -V=full`): different
+    /// rules, runtime, fragments or mode, different cache keys.
     pub fn tool_id_suffix(&self) -> String {
-        format!("gotap@{}+{}", crate::VERSION, self.hash)
+        let mode = if self.probes { "gotap-probes" } else { "gotap" };
+        format!("{mode}@{}+{}", crate::VERSION, self.hash)
     }
 
     pub fn write(&self, path: &Path) -> Result<()> {

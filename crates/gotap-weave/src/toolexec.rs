@@ -1,10 +1,13 @@
 //! `gotap toolexec <tool> args…`: the go command runs every tool (compile, asm, link, vet, cgo…)
-//! through this. Only `compile` is changed:
+//! through this. Changed:
 //! - `compile -V=full` (the go command's tool-identity probe) gets gotap's marker appended, so
 //!   every object compiled in a gotap build has its own cache key — a plain `go build` never
 //!   reuses a woven object, and a changed rule or runtime rebuilds.
 //! - compiling a package that a rule targets: its files are rewritten by the weaver into the
-//!   action's work directory and the compiler is given those instead.
+//!   action's work directory and the compiler is given those instead; files that rules add
+//!   (`add-files`) are compiled too, Go assembly ones assembled and packed into the archive.
+//! - probe mode only: `link -V=full` gets the same marker, and every linked executable gets its
+//!   USDT notes (the `annotate` hook, gotap-binary's writer, given by the CLI).
 //!
 //! Everything else is `exec`ed unchanged.
 use crate::plan::{Plan, CONFIG_ENV};
@@ -16,8 +19,12 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Runs one tool invocation; returns only on error or for `-V=full` (exit code).
-pub fn run(mut argv: Vec<OsString>) -> Result<i32> {
+/// Adds the USDT notes to a linked executable; returns how many probes it wrote.
+pub type Annotate<'a> = &'a dyn Fn(&Path) -> Result<usize>;
+
+/// Runs one tool invocation; returns only on error, for `-V=full`, or when gotap ran the tool
+/// itself (probe-mode compile with assembly, link) — with the exit code to use.
+pub fn run(mut argv: Vec<OsString>, annotate: Annotate) -> Result<i32> {
     if argv.is_empty() {
         bail!("usage: gotap toolexec <tool> [args…] (this is meant to be run by `go build -toolexec`)");
     }
@@ -25,6 +32,9 @@ pub fn run(mut argv: Vec<OsString>) -> Result<i32> {
     let name = tool.file_stem().and_then(|s| s.to_str()).unwrap_or("");
     if name == "cover" {
         return Err(exec(&tool, cover_args(argv)?));
+    }
+    if name == "link" {
+        return link(&tool, argv, annotate);
     }
     if name != "compile" {
         return Err(exec(&tool, argv));
@@ -39,15 +49,39 @@ pub fn run(mut argv: Vec<OsString>) -> Result<i32> {
     if !plan.packages.contains(&pkg) {
         return Err(exec(&tool, argv));
     }
-    let args = match weave(&plan, &pkg, args.clone()) {
+    let (args, asm) = match weave(&plan, &pkg, args.clone()) {
         Ok(a) => a,
         Err(e) if plan.best_effort => {
             eprintln!("gotap: warning: {pkg} is compiled unwoven (--best-effort): {e:#}");
-            args
+            (args, Vec::new())
         }
         Err(e) => return Err(e),
     };
-    Err(exec(&tool, args.into_iter().map(OsString::from).collect()))
+    if asm.is_empty() {
+        return Err(exec(&tool, args.into_iter().map(OsString::from).collect()));
+    }
+    compile_with_asm(&tool, &pkg, args, &asm)
+}
+
+/// Probe mode: `link` is run (not exec'd) so that the executable it writes gets its USDT notes
+/// before the go command moves it into place (and into the build cache).
+fn link(tool: &Path, argv: Vec<OsString>, annotate: Annotate) -> Result<i32> {
+    let Some(config) = std::env::var_os(CONFIG_ENV) else { return Err(exec(tool, argv)) };
+    let plan = Plan::read(Path::new(&config))?;
+    if !plan.probes {
+        return Err(exec(tool, argv));
+    }
+    if argv.iter().any(|a| a == "-V=full") {
+        return tool_id(tool, &argv, &plan);
+    }
+    let status = Command::new(tool).args(&argv).status().with_context(|| format!("cannot run {}", tool.display()))?;
+    if !status.success() {
+        return Ok(status.code().unwrap_or(1));
+    }
+    let args = expand_response_files(argv.iter().map(|a| a.to_string_lossy().into_owned()).collect())?;
+    let out = flag_value(&args, "-o").context("the linker was run without -o")?;
+    annotate(Path::new(&out)).with_context(|| format!("cannot add gotap's USDT notes to {out}"))?;
+    Ok(0)
 }
 
 /// `go build -cover` runs the cover tool on every file of a covered package, ours included, but
@@ -70,7 +104,7 @@ fn exec(tool: &Path, args: Vec<OsString>) -> anyhow::Error {
 }
 
 /// The plan from `gotap build`, or — when a user runs `go build -toolexec='gotap toolexec'`
-/// directly — the built-in rules for the toolchain the tool belongs to.
+/// directly — the built-in (SDK-mode) rules for the toolchain the tool belongs to.
 fn load_plan(tool: &Path) -> Result<Plan> {
     if let Some(p) = std::env::var_os(CONFIG_ENV) {
         return Plan::read(Path::new(&p));
@@ -81,7 +115,7 @@ fn load_plan(tool: &Path) -> Result<Plan> {
     let gover = crate::assets::goroot_version(goroot)
         .with_context(|| format!("cannot read the Go version from {}/VERSION", goroot.display()))?;
     let ex = crate::assets::extract()?;
-    Plan::new(&ex, &go, &gover, &[], false)
+    Plan::new(&ex, &go, &gover, &[], false, false)
 }
 
 /// Answers the tool-identity probe with the compiler's own answer plus gotap's marker.
@@ -142,14 +176,60 @@ fn expand_response_files(args: Vec<String>) -> Result<Vec<String>> {
 struct Applied {
     files: BTreeMap<String, String>,
     warnings: Vec<String>,
+    /// Files the rules add to the package (`add-files`).
+    #[serde(default)]
+    added: Vec<PathBuf>,
+    /// Rules left out because of the module's version.
+    #[serde(default)]
+    skipped: Vec<crate::plan::Skipped>,
 }
 
-/// Rewrites the package's Go files (the trailing `.go` arguments) and swaps the paths.
-fn weave(plan: &Plan, pkg: &str, mut args: Vec<String>) -> Result<Vec<String>> {
+/// `-modver` arguments for the weaver: the version of each constrained module providing `pkg`.
+/// `gotap build` resolved them with `go list -m` (the plan says so); `go build -toolexec` alone
+/// reads them from the files' module cache path.
+fn module_args(plan: &Plan, pkg: &str, files: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for m in plan.modules.iter().filter(|m| pkg == m.as_str() || pkg.starts_with(&format!("{m}/"))) {
+        let v = if plan.modules_resolved {
+            plan.module_versions.get(m).cloned()
+        } else {
+            files.first().and_then(|f| version_from_module_cache_path(m, f))
+        };
+        if let Some(v) = v {
+            out.push(format!("-modver={m}={v}"));
+        }
+    }
+    out
+}
+
+/// The version in a module cache path: `<GOMODCACHE>/<escaped module>@<version>/…` (the go
+/// command passes the compiler absolute file paths, with or without -trimpath). Module paths
+/// and versions are case-escaped there (`!` + lower case for each upper-case letter).
+pub fn version_from_module_cache_path(module: &str, file: &str) -> Option<String> {
+    let escaped: String = module.chars().flat_map(|c| if c.is_ascii_uppercase() { vec!['!', c.to_ascii_lowercase()] } else { vec![c] }).collect();
+    let needle = format!("/{escaped}@");
+    let start = file.rfind(&needle)? + needle.len();
+    let v = file[start..].split('/').next()?;
+    let mut out = String::with_capacity(v.len());
+    let mut it = v.chars();
+    while let Some(c) = it.next() {
+        if c == '!' {
+            out.push(it.next()?.to_ascii_uppercase());
+        } else {
+            out.push(c);
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// Rewrites the package's Go files (the trailing `.go` arguments) and swaps the paths; appends the
+/// `.go` files rules add. Returns the new arguments and the added assembly files (copied into the
+/// action's work directory).
+fn weave(plan: &Plan, pkg: &str, mut args: Vec<String>) -> Result<(Vec<String>, Vec<PathBuf>)> {
     let first_file = args.iter().rposition(|a| !a.ends_with(".go")).map_or(0, |i| i + 1);
     let files = &args[first_file..];
     if files.is_empty() {
-        return Ok(args);
+        return Ok((args, Vec::new()));
     }
     // The action's work directory ($WORK/bNNN), removed by the go command after the build.
     let out_dir = match flag_value(&args, "-o") {
@@ -162,6 +242,7 @@ fn weave(plan: &Plan, pkg: &str, mut args: Vec<String>) -> Result<Vec<String>> {
     if plan.best_effort {
         cmd.arg("-best-effort");
     }
+    cmd.args(module_args(plan, pkg, files));
     cmd.args(&plan.rules).arg("--").args(files);
     let out = cmd.output().with_context(|| format!("cannot run {}", plan.weaver.display()))?;
     if !out.status.success() {
@@ -171,10 +252,150 @@ fn weave(plan: &Plan, pkg: &str, mut args: Vec<String>) -> Result<Vec<String>> {
     for w in &applied.warnings {
         eprintln!("gotap: warning: {w}");
     }
+    if !plan.modules_resolved {
+        // `gotap build` reported these once already; `go build -toolexec` alone has no other place.
+        for s in &applied.skipped {
+            eprintln!("gotap: warning: {}", s.message);
+        }
+    }
     for a in &mut args[first_file..] {
         if let Some(new) = applied.files.get(a.as_str()) {
             *a = new.clone();
         }
     }
-    Ok(args)
+    // Added files are copied next to the woven ones: the recorded path is then
+    // `gotap-woven/<name>` in every build (the go command trims $WORK/bNNN), never gotap's cache.
+    let mut asm = Vec::new();
+    for src in &applied.added {
+        let dst = out_dir.join(src.file_name().context("added file without a name")?);
+        std::fs::copy(src, &dst).with_context(|| format!("cannot copy {} to {}", src.display(), dst.display()))?;
+        match dst.extension().and_then(|e| e.to_str()) {
+            Some("go") => args.push(dst.display().to_string()),
+            _ => asm.push(dst),
+        }
+    }
+    Ok((args, asm))
+}
+
+/// Compiles a package to which rules added Go assembly, the way the go command builds a package
+/// with `.s` files: `asm -gensymabis`, `compile -symabis` (without `-complete`, which forbids
+/// body-less functions), `asm` each file, `pack r` the objects into the compiler's archive.
+/// The go command itself cannot be told: its file list is fixed before tools run, and an
+/// `-overlay` into GOROOT is refused for toolchains under GOMODCACHE (GOTOOLCHAIN downloads).
+fn compile_with_asm(compile: &Path, pkg: &str, args: Vec<String>, asm_files: &[PathBuf]) -> Result<i32> {
+    let goarch = std::env::var("GOARCH").unwrap_or_default();
+    if goarch != "amd64" {
+        bail!("gotap's probe sites are amd64 assembly: GOARCH={goarch} is not supported by gotap build --probes");
+    }
+    let tools = compile.parent().context("cannot find the Go tool directory")?;
+    let goroot = match std::env::var_os("GOROOT") {
+        Some(r) => PathBuf::from(r),
+        None => compile.ancestors().nth(4).context("cannot find GOROOT from the compiler's path")?.to_path_buf(),
+    };
+    let archive = flag_value(&args, "-o").context("the compiler was run without -o")?;
+    let obj_dir = Path::new(&archive).parent().unwrap_or(Path::new(".")).to_path_buf();
+    let work = asm_files[0].parent().unwrap_or(&obj_dir).to_path_buf();
+
+    // Flags as the go command gives asm for a standard-library package (cmd/go gc.go asmArgs).
+    let mut asm_args: Vec<String> = vec!["-p".into(), pkg.into()];
+    if let Some(t) = flag_value(&args, "-trimpath") {
+        asm_args.extend(["-trimpath".into(), t]);
+    }
+    asm_args.extend(["-I".into(), format!("{}/", obj_dir.display())]);
+    asm_args.extend(["-I".into(), goroot.join("pkg/include").display().to_string()]);
+    let goos = std::env::var("GOOS").unwrap_or_else(|_| "linux".into());
+    asm_args.extend(["-D".into(), format!("GOOS_{goos}"), "-D".into(), format!("GOARCH_{goarch}")]);
+    // Go 1.27's asm takes -std for standard-library packages, as the compiler does.
+    let gover = std::env::var("GOVERSION").unwrap_or_default();
+    if args.iter().any(|a| a == "-std") && asm_has_std(&gover) {
+        asm_args.push("-std".into());
+    }
+    let goamd64 = std::env::var("GOAMD64").ok().filter(|v| !v.is_empty()).unwrap_or_else(|| "v1".into());
+    asm_args.extend(["-D".into(), format!("GOAMD64_{goamd64}")]);
+    for f in ["-shared", "-dynlink", "-linkshared"] {
+        if args.iter().any(|a| a == f) {
+            asm_args.push(f.into());
+        }
+    }
+    if let Some(s) = flag_value(&args, "-spectre") {
+        asm_args.extend(["-spectre".into(), s]);
+    }
+    let asm = tools.join("asm");
+    let run = |tool: &Path, args: &[String]| -> Result<bool> {
+        let st = Command::new(tool).args(args).status().with_context(|| format!("cannot run {}", tool.display()))?;
+        Ok(st.success())
+    };
+
+    let symabis = work.join("symabis");
+    let mut a = asm_args.clone();
+    a.extend(["-gensymabis".into(), "-o".into(), symabis.display().to_string()]);
+    a.extend(asm_files.iter().map(|f| f.display().to_string()));
+    if !run(&asm, &a)? {
+        return Ok(1);
+    }
+
+    let first_file = args.iter().rposition(|a| !a.ends_with(".go")).map_or(0, |i| i + 1);
+    let mut c: Vec<String> = args[..first_file].iter().filter(|a| *a != "-complete").cloned().collect();
+    c.extend(["-symabis".into(), symabis.display().to_string()]);
+    c.extend(args[first_file..].iter().cloned());
+    if !run(compile, &c)? {
+        return Ok(1);
+    }
+
+    let mut objs = Vec::new();
+    for f in asm_files {
+        let obj = f.with_extension("o");
+        let mut a = asm_args.clone();
+        a.extend(["-o".into(), obj.display().to_string(), f.display().to_string()]);
+        if !run(&asm, &a)? {
+            return Ok(1);
+        }
+        objs.push(obj);
+    }
+    pack(Path::new(&archive), &objs)?;
+    Ok(0)
+}
+
+/// `pack r archive objs…` as the go command does it itself (cmd/go packInternal; the `pack` tool
+/// is not shipped prebuilt): one ar member per object, appended.
+fn pack(archive: &Path, objs: &[PathBuf]) -> Result<()> {
+    use std::io::Write;
+    let mut out = Vec::new();
+    for obj in objs {
+        let data = std::fs::read(obj).with_context(|| format!("cannot read {}", obj.display()))?;
+        let name = obj.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = &name.as_bytes()[..name.len().min(16)];
+        out.extend_from_slice(name);
+        out.resize(out.len() + 16 - name.len(), b' ');
+        writeln!(out, "{:<12}{:<6}{:<6}{:<8o}{:<10}`", 0, 0, 0, 0o644, data.len())?;
+        out.extend_from_slice(&data);
+        if data.len() % 2 == 1 {
+            out.push(0);
+        }
+    }
+    let mut f = std::fs::OpenOptions::new().append(true).open(archive).with_context(|| format!("cannot open {}", archive.display()))?;
+    f.write_all(&out).with_context(|| format!("cannot append to {}", archive.display()))
+}
+
+/// Whether this toolchain's asm knows `-std` (added in Go 1.27).
+fn asm_has_std(gover: &str) -> bool {
+    let v = gover.trim_start_matches("go");
+    let mut it = v.split(|c: char| !c.is_ascii_digit()).filter_map(|p| p.parse::<u32>().ok());
+    (it.next().unwrap_or(0), it.next().unwrap_or(0)) >= (1, 27)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_version_from_cache_path() {
+        let f = "/root/go/pkg/mod/google.golang.org/grpc@v1.83.2/server.go";
+        assert_eq!(version_from_module_cache_path("google.golang.org/grpc", f).as_deref(), Some("v1.83.2"));
+        let f = "/root/go/pkg/mod/github.com/!burnt!sushi/toml@v1.2.0-!r!c1/decode.go";
+        assert_eq!(version_from_module_cache_path("github.com/BurntSushi/toml", f).as_deref(), Some("v1.2.0-RC1"));
+        // A module replaced by a directory, or vendored: no version in the path.
+        assert_eq!(version_from_module_cache_path("google.golang.org/grpc", "/src/grpc/server.go"), None);
+        assert_eq!(version_from_module_cache_path("google.golang.org/grpc", "/app/vendor/google.golang.org/grpc/server.go"), None);
+    }
 }

@@ -53,6 +53,56 @@ fn net_http_rules_golden() {
     let _ = std::fs::remove_dir_all(&out);
 }
 
+/// Probe-mode rules: the join points call the fragment's helpers, and the fragment files (Go and
+/// assembly) are reported as added to net/http.
+#[test]
+fn net_http_probe_rules_golden() {
+    let dir = golden_dir().join("nethttp");
+    let rules = gotap_testkit::repo_root().join("rules/net_http_probes.yaml");
+    let out = tempdir("golden-probes");
+    let res = apply(&dir, "net/http", &[&rules], &["input/server.go", "input/roundtrip.go"], &out, &[]);
+    assert!(res.status.success(), "weaver failed: {}", String::from_utf8_lossy(&res.stderr));
+    for f in ["server.go", "roundtrip.go"] {
+        let got = std::fs::read_to_string(out.join(f)).unwrap();
+        let want_path = dir.join("expected_probes").join(f);
+        if std::env::var_os("GOTAP_UPDATE_GOLDEN").is_some() {
+            std::fs::create_dir_all(want_path.parent().unwrap()).unwrap();
+            std::fs::write(&want_path, &got).unwrap();
+        }
+        let want = std::fs::read_to_string(&want_path).unwrap();
+        assert_eq!(got, want, "{f} differs from {}", want_path.display());
+    }
+    let json: serde_json::Value = serde_json::from_slice(&res.stdout).unwrap();
+    let added: Vec<PathBuf> = json["added"].as_array().unwrap().iter().map(|v| PathBuf::from(v.as_str().unwrap())).collect();
+    let frag = gotap_testkit::repo_root().join("go/probes/nethttp");
+    assert_eq!(added, vec![frag.join("gotap_probes.go"), frag.join("gotap_probes_amd64.s")]);
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// The plan hash covers the files rules add: a changed fragment is a new cache key.
+#[test]
+fn plan_hash_covers_added_files() {
+    let dir = tempdir("addfiles");
+    std::fs::write(dir.join("frag.go"), "package app\n\nvar A = 1\n").unwrap();
+    std::fs::write(dir.join("rules.yaml"), "rules:\n  - name: add\n    join: {package: example.com/app}\n    advice:\n      add-files: [frag.go]\n").unwrap();
+    let plan = || {
+        let res = Command::new(weaver()).args(["plan", "-go", "go1.26.8"]).arg(dir.join("rules.yaml")).output().unwrap();
+        assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&res.stdout).unwrap();
+        assert_eq!(v["packages"], serde_json::json!(["example.com/app"]));
+        v["hash"].as_str().unwrap().to_owned()
+    };
+    let before = plan();
+    std::fs::write(dir.join("frag.go"), "package app\n\nvar A = 2\n").unwrap();
+    assert_ne!(before, plan());
+    // A missing added file, or one that is neither Go nor assembly, is a rules error.
+    std::fs::write(dir.join("rules.yaml"), "rules:\n  - name: add\n    join: {package: example.com/app}\n    advice:\n      add-files: [frag.c]\n").unwrap();
+    let res = Command::new(weaver()).args(["plan", "-go", "go1.26.8"]).arg(dir.join("rules.yaml")).output().unwrap();
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(!res.status.success() && err.contains("rule \"add\"") && err.contains("neither a .go nor a .s file"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Positions after an insertion map back to the original file: a compile error in the woven
 /// file must name the user's file and line.
 #[test]
@@ -137,5 +187,106 @@ fn invalid_rules_are_rejected_by_plan() {
     assert!(!res.status.success());
     let err = String::from_utf8_lossy(&res.stderr);
     assert!(err.contains("rule \"bad\"") && err.contains("function-body"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The grpc rules on trimmed sources of two grpc versions whose server join points differ
+/// (processUnaryRPC + processStreamingRPC until 1.84, processRPC from 1.85): each version gets
+/// the rules of its range, and the golden files show the hooks and the metadata helpers.
+#[test]
+fn grpc_rules_golden_per_version() {
+    let rules = gotap_testkit::repo_root().join("rules/grpc.yaml");
+    for (dir, version) in [("v1.83", "v1.83.2"), ("v1.85", "v1.85.0")] {
+        let dir = golden_dir().join("grpc").join(dir);
+        let out = tempdir(&format!("golden-grpc-{version}"));
+        let modver = format!("-modver=google.golang.org/grpc={version}");
+        let res = apply(&dir, "google.golang.org/grpc", &[&rules], &["input/server.go", "input/stream.go"], &out, &[&modver]);
+        assert!(res.status.success(), "weaver failed for {version}: {}", String::from_utf8_lossy(&res.stderr));
+        let json: serde_json::Value = serde_json::from_slice(&res.stdout).unwrap();
+        assert_eq!(json["skipped"], serde_json::json!([]), "{version}: a rule applies, nothing to report");
+        for f in ["server.go", "stream.go"] {
+            let got = std::fs::read_to_string(out.join(f)).unwrap_or_else(|e| panic!("{version}: {f} not woven: {e}"));
+            let want_path = dir.join("expected").join(f);
+            if std::env::var_os("GOTAP_UPDATE_GOLDEN").is_some() {
+                std::fs::create_dir_all(want_path.parent().unwrap()).unwrap();
+                std::fs::write(&want_path, &got).unwrap();
+            }
+            let want = std::fs::read_to_string(&want_path).unwrap();
+            assert_eq!(got, want, "{version}: {f} differs from {}", want_path.display());
+        }
+        let _ = std::fs::remove_dir_all(&out);
+    }
+}
+
+/// A grpc outside every range of the grpc rules: nothing is woven, and the weaver reports the
+/// module, its version and the rules (gotap build prints it once; see build_grpc.rs).
+#[test]
+fn grpc_rules_out_of_range_are_not_applied_and_reported() {
+    let rules = gotap_testkit::repo_root().join("rules/grpc.yaml");
+    let dir = golden_dir().join("grpc/v1.83");
+    let out = tempdir("grpc-old");
+    let res = apply(&dir, "google.golang.org/grpc", &[&rules], &["input/server.go", "input/stream.go"], &out, &["-modver=google.golang.org/grpc=v1.70.0"]);
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&res.stdout).unwrap();
+    assert_eq!(json["files"], serde_json::json!({}), "no file may change");
+    let skipped = json["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 1, "one report per module: {skipped:?}");
+    assert_eq!(skipped[0]["module"], "google.golang.org/grpc");
+    assert_eq!(skipped[0]["version"], "v1.70.0");
+    let msg = skipped[0]["message"].as_str().unwrap();
+    for r in ["grpc-server-unary", "grpc-server-streaming", "grpc-server (>=1.85, <2)", "grpc-client"] {
+        assert!(msg.contains(r), "{msg} does not name {r}");
+    }
+    assert!(std::fs::read_dir(&out).unwrap().next().is_none(), "nothing written");
+    // Without a version (a directory replacement, or a vendored copy), nothing applies either.
+    let res = apply(&dir, "google.golang.org/grpc", &[&rules], &["input/server.go", "input/stream.go"], &out, &[]);
+    let json: serde_json::Value = serde_json::from_slice(&res.stdout).unwrap();
+    assert_eq!(json["files"], serde_json::json!({}));
+    assert!(json["skipped"][0]["message"].as_str().unwrap().contains("the version of module google.golang.org/grpc is unknown"), "{json}");
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// `weaver plan` with the module versions of the build: a package whose rules all miss the
+/// version is not woven at all (toolexec leaves its compile alone), and the report names it.
+#[test]
+fn plan_drops_packages_of_out_of_range_modules() {
+    let rules = gotap_testkit::repo_root().join("rules/grpc.yaml");
+    let plan = |extra: &[&str]| -> serde_json::Value {
+        let res = Command::new(weaver()).args(["plan", "-go", "go1.26.8"]).args(extra).arg(&rules).output().unwrap();
+        assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+        serde_json::from_slice(&res.stdout).unwrap()
+    };
+    // Versions not resolved yet: the package is a candidate, the module is to be looked up.
+    let v = plan(&[]);
+    assert_eq!(v["packages"], serde_json::json!(["google.golang.org/grpc"]));
+    assert_eq!(v["modules"], serde_json::json!(["google.golang.org/grpc"]));
+    let v = plan(&["-modules-resolved", "-modver=google.golang.org/grpc=v1.83.2"]);
+    assert_eq!(v["packages"], serde_json::json!(["google.golang.org/grpc"]));
+    assert_eq!(v["skipped"], serde_json::json!([]), "grpc-server (>=1.85) is an alternative, not a loss");
+    let v = plan(&["-modules-resolved", "-modver=google.golang.org/grpc=v2.0.0"]);
+    assert_eq!(v["packages"], serde_json::json!([]));
+    assert_eq!(v["skipped"][0]["version"], "v2.0.0");
+    // grpc not in the build at all: nothing to weave, nothing to say.
+    let v = plan(&["-modules-resolved"]);
+    assert_eq!(v["packages"], serde_json::json!([]));
+    assert_eq!(v["skipped"], serde_json::json!([]));
+}
+
+#[test]
+fn version_range_needs_a_module_that_provides_the_package() {
+    let dir = tempdir("badrange");
+    let write = |join: &str| {
+        std::fs::write(dir.join("r.yaml"), format!("rules:\n  - name: r\n    join: {{package: example.com/m/p, {join}}}\n    advice: {{declarations: \"var X int\"}}\n")).unwrap();
+        let res = Command::new(weaver()).args(["plan", "-go", "go1.26.8"]).arg(dir.join("r.yaml")).output().unwrap();
+        (res.status.success(), String::from_utf8_lossy(&res.stderr).into_owned())
+    };
+    let (ok, err) = write("version: \">=1.0\"");
+    assert!(!ok && err.contains("join.version needs join.module"), "{err}");
+    let (ok, err) = write("module: example.com/other, version: \">=1.0\"");
+    assert!(!ok && err.contains("does not provide package example.com/m/p"), "{err}");
+    let (ok, err) = write("module: example.com/m, version: \"~1.0\"");
+    assert!(!ok && err.contains("join.version") && err.contains("~1.0"), "{err}");
+    let (ok, err) = write("module: example.com/m, version: \">=1.0, <2\"");
+    assert!(ok, "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,5 +1,6 @@
 // Probe sites for net/http, added to the standard library's net/http package by
-// `gotap build --probes` (through the go command's -overlay, as zz_gotap_probes.go). They are
+// `gotap build --probes` (rule nethttp-probe-sites in rules/net_http_probes.yaml: `gotap toolexec`
+// compiles this file and assembles gotap_probes_amd64.s into the net/http archive). They are
 // package http fragments, not a package of their own: net/http cannot import outside the standard
 // library, and the user's module graph must not change.
 //
@@ -52,7 +53,7 @@ const (
 	gotapFlagRemoteParent = 2
 )
 
-// Sites: Go assembly (zz_gotap_probes_amd64.s) whose first instruction is a 5-byte NOP, so a
+// Sites: Go assembly (gotap_probes_amd64.s) whose first instruction is a 5-byte NOP, so a
 // uprobe there takes the kernel's optimised path. Arguments are on the stack (ABI0).
 
 // gotapProbeHTTPServer is called once per served request, after the handler returned.

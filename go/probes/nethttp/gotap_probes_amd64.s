@@ -1,4 +1,4 @@
-// Probe sites for net/http (see zz_gotap_probes.go). Each site starts with a 5-byte NOP
+// Probe sites for net/http (see gotap_probes.go). Each site starts with a 5-byte NOP
 // (0f 1f 44 00 00): a uprobe on it is optimised by the kernel (Linux >= 6.18, x86-64) into a call
 // to a trampoline instead of a trap. The USDT notes gotap writes at link time describe the
 // arguments relative to the stack pointer at that NOP: first argument at 8(%rsp).

@@ -1,0 +1,392 @@
+//! `gotap build` end to end for database/sql (rules/database_sql.yaml): weave
+//! crates/gotap-cli/tests/go/sqlsvc (net/http + database/sql, no OpenTelemetry code) with Go 1.26
+//! and 1.27, run it on SQLite and on PostgreSQL (scripts/postgres.sh) against the real
+//! OpenTelemetry Collector, and compare each database span with the one
+//! crates/gotap-spans/src/db.rs builds for the same query: name, scope, kind, every attribute,
+//! status, and its parent (the request's server span).
+use gotap_spans::db::{client_span, DbError, DbQuery};
+use gotap_spans::http::SpanFrame;
+use gotap_spans::{Resource, Span, Value};
+use gotap_testkit::{bin_dir, free_port, gotap_bin, repo_root, Toolchain};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Woven builds recompile the standard library: one at a time on a small machine.
+static BUILD: Mutex<()> = Mutex::new(());
+
+#[derive(Clone, Copy, PartialEq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    fn label(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+    fn driver_package(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "modernc.org/sqlite",
+            Backend::Postgres => "github.com/jackc/pgx/v5/stdlib",
+        }
+    }
+    /// The query as sqlsvc sends it: PostgreSQL writes its one placeholder `$1`.
+    fn ph(self, q: &str) -> String {
+        match self {
+            Backend::Sqlite => q.to_owned(),
+            Backend::Postgres => q.replacen('?', "$1", 1),
+        }
+    }
+    /// Go type of the driver's error for a missing table.
+    fn error_type(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "*sqlite.Error",
+            Backend::Postgres => "*pgconn.PgError",
+        }
+    }
+}
+
+/// A throwaway PostgreSQL cluster (scripts/postgres.sh), stopped and deleted on drop.
+struct Postgres {
+    dsn: String,
+    data_dir: String,
+}
+
+impl Postgres {
+    fn start() -> Postgres {
+        let res = Command::new(repo_root().join("scripts/postgres.sh")).arg("start").output().unwrap();
+        let stderr = String::from_utf8_lossy(&res.stderr);
+        assert!(res.status.success(), "scripts/postgres.sh start failed: {stderr}");
+        let data_dir = stderr.lines().find_map(|l| l.strip_prefix("postgres: data dir ")).and_then(|l| l.split_whitespace().next()).unwrap().to_owned();
+        Postgres { dsn: String::from_utf8(res.stdout).unwrap().trim().to_owned(), data_dir }
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = Command::new(repo_root().join("scripts/postgres.sh")).args(["stop", &self.data_dir]).output();
+    }
+}
+const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const PARENT: &str = "00f067aa0ba902b7";
+
+/// `ScanQueries` of sqlsvc's main.go, in the same order.
+const SCAN_QUERIES: &[&str] = &[
+    "SELECT * FROM orders WHERE total = 'it''s' AND id = -1.5e3",
+    "select $1, t2.total from orders t2 limit 10",
+    "SELECT \"it's\" -- it's 1\n/* 2 */ FROM orders",
+    "WITH x AS (SELECT 1) SELECT * FROM x",
+    "  (SELECT 1)",
+    "SELECT * FROM orders JOIN audit ON 1 = 1",
+    "SELECT * FROM orders, audit",
+    "SELECT * FROM `orders` WHERE id = 0x1F",
+    "SELECT 'unterminated",
+    "SELECT é FROM orders",
+    "DELETE FROM audit WHERE what = 'x''y'",
+    "Update orders SET views = views WHERE id IN (SELECT id FROM orders)",
+    "PRAGMA user_version",
+];
+
+fn service_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/go/sqlsvc")
+}
+
+fn build_service(tc: Toolchain) -> PathBuf {
+    let out = bin_dir().join(format!("sqlsvc-woven-{}", tc.label()));
+    let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    let res = Command::new(gotap_bin())
+        .current_dir(service_dir())
+        .args(["build", "-o"])
+        .arg(&out)
+        .arg(".")
+        .env("GOTAP_GO", tc.go())
+        .env("GOTOOLCHAIN", "local")
+        .env("GOFLAGS", "-modcacherw")
+        .env_remove("GOTAP_WEAVE_CONFIG")
+        .output()
+        .unwrap();
+    assert!(res.status.success(), "gotap build of sqlsvc with {} failed:\n{}", tc.label(), String::from_utf8_lossy(&res.stderr));
+    out
+}
+
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct Collector {
+    _proc: Proc,
+    file: PathBuf,
+    http_port: u16,
+    dir: PathBuf,
+}
+
+fn start_collector(name: &str) -> Collector {
+    let script = repo_root().join("scripts/collector.sh");
+    let built = Command::new(&script).output().unwrap();
+    assert!(built.status.success(), "scripts/collector.sh failed: {}", String::from_utf8_lossy(&built.stderr));
+    let bin = String::from_utf8(built.stdout).unwrap().trim().to_owned();
+    let (grpc, http) = (free_port(), free_port());
+    let dir = std::env::temp_dir().join(format!("gotap-build-sql-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("spans.jsonl");
+    let cfg = Command::new(&script).args(["config", &grpc.to_string(), &http.to_string()]).arg(&file).output().unwrap();
+    let cfg_path = dir.join("collector.yaml");
+    std::fs::write(&cfg_path, cfg.stdout).unwrap();
+    let child = Command::new(bin)
+        .arg(format!("--config={}", cfg_path.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let proc = Proc(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", http)).is_err() {
+        assert!(Instant::now() < deadline, "collector did not listen on port {http}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Collector { _proc: proc, file, http_port: http, dir }
+}
+
+fn start_service(bin: &Path, col: &Collector, db: &str) -> (Proc, u16) {
+    let port = free_port();
+    let mut child = Command::new(bin)
+        .env("ADDR", format!("127.0.0.1:{port}"))
+        .env("DB", db)
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://127.0.0.1:{}", col.http_port))
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+        .env("OTEL_SERVICE_NAME", "sqlsvc")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert!(line.starts_with("listening on"), "service said {line:?}");
+    (Proc(child), port)
+}
+
+/// One HTTP/1.1 GET; returns the status and the body.
+fn get(port: u16, path: &str, traceparent: Option<&str>) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let tp = traceparent.map(|t| format!("traceparent: {t}\r\n")).unwrap_or_default();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{tp}Connection: close\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status = resp.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.trim().to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+/// A span as the collector's file exporter wrote it, values flattened to strings.
+#[derive(Debug, Clone)]
+struct Seen {
+    scope: String,
+    name: String,
+    kind: i64,
+    trace_id: String,
+    span_id: String,
+    parent: String,
+    status_code: i64,
+    attrs: BTreeMap<String, String>,
+}
+
+fn flat_attrs(v: &serde_json::Value) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    for a in v.as_array().into_iter().flatten() {
+        let val = a["value"].as_object().and_then(|o| o.values().next()).cloned().unwrap_or_default();
+        let s = match val {
+            serde_json::Value::String(s) => s,
+            other => other.to_string(),
+        };
+        m.insert(a["key"].as_str().unwrap().to_owned(), s);
+    }
+    m
+}
+
+fn read_spans(file: &Path) -> Vec<Seen> {
+    let mut out = Vec::new();
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let Ok(doc) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        for rs in doc["resourceSpans"].as_array().into_iter().flatten() {
+            for ss in rs["scopeSpans"].as_array().into_iter().flatten() {
+                for s in ss["spans"].as_array().into_iter().flatten() {
+                    out.push(Seen {
+                        scope: ss["scope"]["name"].as_str().unwrap_or("").to_owned(),
+                        name: s["name"].as_str().unwrap_or("").to_owned(),
+                        kind: s["kind"].as_i64().unwrap_or(0),
+                        trace_id: s["traceId"].as_str().unwrap_or("").to_owned(),
+                        span_id: s["spanId"].as_str().unwrap_or("").to_owned(),
+                        parent: s["parentSpanId"].as_str().unwrap_or("").to_owned(),
+                        status_code: s["status"]["code"].as_i64().unwrap_or(0),
+                        attrs: flat_attrs(&s["attributes"]),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+fn wait_spans(file: &Path, n: usize) -> Vec<Seen> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let spans = read_spans(file);
+        if spans.len() >= n || Instant::now() > deadline {
+            return spans;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn frame() -> SpanFrame {
+    SpanFrame { trace_id: [0; 16], span_id: [0; 8], parent_span_id: None, start_unix_nano: 0, end_unix_nano: 0, resource: Arc::new(Resource::default()) }
+}
+
+fn strings(s: &Span) -> BTreeMap<String, String> {
+    s.attributes
+        .iter()
+        .map(|(k, v)| {
+            let v = match v {
+                Value::Str(s) => s.clone(),
+                Value::Int(i) => i.to_string(),
+                Value::Bool(b) => b.to_string(),
+                Value::Double(d) => d.to_string(),
+            };
+            (k.to_string(), v)
+        })
+        .collect()
+}
+
+/// The database span the Rust builder gives for `query` (with `error`, if it failed).
+fn reference(backend: Backend, query: &str, error: Option<DbError>) -> Span {
+    client_span(&DbQuery { driver_package: backend.driver_package().into(), query: query.into(), error }, frame())
+}
+
+/// The one seen span of `want` (matched by its sanitized query text) under `parent` (a span ID,
+/// empty for a root span), equal to `want` in name, scope, kind, attributes and status.
+fn check_db_span<'a>(spans: &'a [Seen], want: &Span, parent: &str) -> &'a Seen {
+    let text = strings(want)["db.query.text"].clone();
+    let hits: Vec<&Seen> = spans.iter().filter(|s| s.attrs.get("db.query.text") == Some(&text) && s.parent == parent).collect();
+    assert_eq!(hits.len(), 1, "expected one span for {text:?} under parent {parent:?}: {spans:#?}");
+    let seen = hits[0];
+    assert_eq!(seen.name, want.name, "span name; seen {seen:#?}");
+    assert_eq!(seen.scope, want.scope, "scope of {}", seen.name);
+    assert_eq!(seen.kind, 3, "{} must be a CLIENT span", seen.name);
+    assert_eq!(seen.attrs, strings(want), "attributes of {}", seen.name);
+    let error = matches!(want.status, gotap_spans::Status::Error(_));
+    assert_eq!(seen.status_code == 2, error, "status of {}: {seen:#?}", seen.name);
+    seen
+}
+
+fn server<'a>(spans: &'a [Seen], path: &str) -> &'a Seen {
+    let hits: Vec<&Seen> = spans.iter().filter(|s| s.kind == 2 && s.attrs.get("url.path").map(String::as_str) == Some(path)).collect();
+    assert_eq!(hits.len(), 1, "expected one server span for {path}: {spans:#?}");
+    hits[0]
+}
+
+fn check(tc: Toolchain, backend: Backend) {
+    let bin = build_service(tc);
+    let col = start_collector(&format!("{}-{}", tc.label(), backend.label()));
+    let pg = (backend == Backend::Postgres).then(Postgres::start);
+    let db = match &pg {
+        Some(pg) => pg.dsn.clone(),
+        None => col.dir.join("sqlsvc.db").display().to_string(),
+    };
+    let (svc, port) = start_service(&bin, &col, &db);
+    let (status, body) = get(port, "/orders/2", Some(&format!("00-{TRACE}-{PARENT}-01")));
+    assert_eq!((status, body.as_str()), (200, "total 25, big orders 1"));
+    assert_eq!(get(port, "/missing", None).0, 404);
+    let (status, broken_error) = get(port, "/broken", None);
+    assert_eq!(status, 500);
+    let (status, scan_results) = get(port, "/scan", None);
+    assert_eq!(status, 200);
+    // 3 startup execs, 4 server spans, 4 + 1 + 1 + SCAN_QUERIES request queries.
+    let total = 3 + 4 + 6 + SCAN_QUERIES.len();
+    let spans = wait_spans(&col.file, total);
+    drop(svc);
+
+    // Calls without a context (db.Exec at startup) are root spans; literals are not exported.
+    for q in [
+        "CREATE TABLE orders (id INTEGER PRIMARY KEY, total INTEGER NOT NULL, views INTEGER NOT NULL DEFAULT 0)",
+        "CREATE TABLE audit (what TEXT NOT NULL)",
+        "INSERT INTO orders (id, total) VALUES (1, 5), (2, 25)",
+    ] {
+        check_db_span(&spans, &reference(backend, q, None), "");
+    }
+    assert_eq!(reference(backend, "INSERT INTO orders (id, total) VALUES (1, 5), (2, 25)", None).name, "INSERT orders");
+
+    // One span per DB, Tx, Stmt (the prepared text) and Conn call, each a child of the server
+    // span that joined the incoming trace; db.BeginTx / tx.Commit / db.Prepare make none.
+    let orders = server(&spans, "/orders/2");
+    assert_eq!((orders.trace_id.as_str(), orders.parent.as_str()), (TRACE, PARENT));
+    for q in [
+        "SELECT total FROM orders WHERE id = ?",
+        "UPDATE orders SET views = views + 1 WHERE id = ?",
+        "SELECT count(*) FROM orders WHERE total > 10",
+        "INSERT INTO audit (what) VALUES ('viewed')",
+    ] {
+        let s = check_db_span(&spans, &reference(backend, &backend.ph(q), None), &orders.span_id);
+        assert_eq!(s.trace_id, TRACE);
+    }
+
+    // No row is an outcome, not a failure.
+    let missing = server(&spans, "/missing");
+    let q = backend.ph("SELECT total FROM orders WHERE id = ?");
+    let s = check_db_span(&spans, &reference(backend, &q, None), &missing.span_id);
+    assert_eq!((s.trace_id.as_str(), s.status_code), (missing.trace_id.as_str(), 0));
+
+    // A failed query: Error status, error.type the driver's error type.
+    let broken = server(&spans, "/broken");
+    let err = DbError { type_name: backend.error_type().into(), message: broken_error };
+    let want = reference(backend, "SELECT * FROM nope", Some(err));
+    assert_eq!(strings(&want)["error.type"], backend.error_type());
+    check_db_span(&spans, &want, &broken.span_id);
+
+    // Sanitizer and parser, Go against Rust, on texts that are valid or not (then the span is an
+    // error whose error.type is the Go type the service printed).
+    let scan = server(&spans, "/scan");
+    let results: Vec<&str> = scan_results.lines().collect();
+    assert_eq!(results.len(), SCAN_QUERIES.len(), "{scan_results}");
+    for (q, r) in SCAN_QUERIES.iter().zip(&results) {
+        let error = r.strip_prefix("err ").map(|t| DbError { type_name: t.to_owned(), message: String::new() });
+        assert!(error.is_some() || *r == "ok", "{r}");
+        check_db_span(&spans, &reference(backend, q, error), &scan.span_id);
+    }
+    assert!(results.contains(&"ok") && results.iter().any(|r| r.starts_with("err ")), "{scan_results}");
+
+    assert_eq!(spans.len(), total, "unexpected extra spans: {spans:#?}");
+    let _ = std::fs::remove_dir_all(&col.dir);
+}
+
+#[test]
+fn woven_database_sql_spans_match_builder_sqlite_go126() {
+    check(Toolchain::Go126, Backend::Sqlite);
+}
+
+#[test]
+fn woven_database_sql_spans_match_builder_sqlite_go127() {
+    check(Toolchain::Go127, Backend::Sqlite);
+}
+
+#[test]
+fn woven_database_sql_spans_match_builder_postgres_go126() {
+    check(Toolchain::Go126, Backend::Postgres);
+}
+
+#[test]
+fn woven_database_sql_spans_match_builder_postgres_go127() {
+    check(Toolchain::Go127, Backend::Postgres);
+}

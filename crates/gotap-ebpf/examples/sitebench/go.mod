@@ -1,0 +1,3 @@
+module sitebench
+
+go 1.22

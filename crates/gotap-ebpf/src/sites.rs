@@ -1,0 +1,321 @@
+//! Probe sites (`gotap build --probes`, docs/probes.md): a binary whose `.note.stapsdt` has gotap
+//! probes is traced through them instead of function entries and returns. One uprobe per site,
+//! with the USDT semaphore (so the woven code prepares arguments only while traced), one hit per
+//! span; the site programs (bpf/gotap.bpf.c, site_*) copy the arguments and the record, and
+//! [`to_span`] hands them to the same builders as the function probes.
+use std::sync::{Arc, OnceLock};
+
+use gotap_binary::usdt::{self, UsdtProbe};
+use gotap_binary::GoBinary;
+use gotap_spans::http::{self, ClientRequestRef, ServerRequestRef, SpanFrame};
+use gotap_spans::{Resource, Span};
+
+use crate::abi::{self, SiteEvent};
+use crate::nethttp::{field, non_empty};
+use crate::EbpfError;
+
+/// The 5-byte NOP the kernel optimises a uprobe on (a syscall trampoline instead of a trap).
+const NOP5: [u8; 5] = [0x0f, 0x1f, 0x44, 0x00, 0x00];
+
+/// gotap's probes this agent knows: USDT name, BPF program, instrumentation.
+const KNOWN: &[(&str, &str, &str)] = &[
+    ("http_server", "site_http_server", "net/http server"),
+    ("http_client", "site_http_client", "net/http client"),
+];
+
+/// How a traced process is probed; its `Display` is what `gotap run` / `attach` print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TracingPath {
+    /// Uprobes on function entries and returns (an ordinary Go binary).
+    FunctionProbes,
+    /// gotap probe sites. `nop5`: every site starts with the 5-byte NOP; `kernel_optimises`: this
+    /// kernel turns a uprobe on a nop5 into a call to a syscall trampoline.
+    ProbeSites { nop5: bool, kernel_optimises: bool },
+}
+
+impl TracingPath {
+    /// Whether hits take the kernel's optimised (no trap) path.
+    pub fn optimised(self) -> bool {
+        matches!(self, TracingPath::ProbeSites { nop5: true, kernel_optimises: true })
+    }
+}
+
+impl std::fmt::Display for TracingPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            TracingPath::FunctionProbes => f.write_str("function entries and returns"),
+            TracingPath::ProbeSites { nop5: true, kernel_optimises: true } => f.write_str("probe sites (nop5, kernel-optimised)"),
+            TracingPath::ProbeSites { nop5: true, kernel_optimises: false } => {
+                f.write_str("probe sites (int3: this kernel does not optimise nop5 uprobes)")
+            }
+            TracingPath::ProbeSites { nop5: false, .. } => f.write_str("probe sites (int3: the sites do not start with a 5-byte NOP)"),
+        }
+    }
+}
+
+/// Whether this kernel optimises uprobes on a nop5 (Linux ≥ 6.18 on x86-64): its uprobe
+/// optimiser or the `uprobe` syscall the trampoline enters by is in /proc/kallsyms. Read once.
+pub fn kernel_optimises_nop5() -> bool {
+    static CACHE: OnceLock<bool> = OnceLock::new();
+    *CACHE.get_or_init(|| {
+        if !cfg!(target_arch = "x86_64") {
+            return false;
+        }
+        let Ok(syms) = std::fs::read_to_string("/proc/kallsyms") else { return false };
+        // "address type name [module]"
+        syms.lines().any(|l| matches!(l.split_whitespace().nth(2), Some("arch_uprobe_optimize" | "__x64_sys_uprobe")))
+    })
+}
+
+/// One site to attach.
+#[derive(Debug, Clone)]
+pub struct SiteProbe {
+    pub program: &'static str,
+    /// `gotap:http_server`.
+    pub name: String,
+    /// File offset of the site's first instruction.
+    pub offset: u64,
+    /// File offset of the USDT semaphore (uprobe `ref_ctr_offset`).
+    pub semaphore_offset: u64,
+}
+
+#[derive(Debug)]
+pub struct SitePlan {
+    pub path: std::path::PathBuf,
+    pub go_version: String,
+    pub build_id: Option<String>,
+    pub sites: Vec<SiteProbe>,
+    pub instrumentations: Vec<&'static str>,
+    pub warnings: Vec<String>,
+    pub tracing: TracingPath,
+}
+
+/// The probe sites of `bin`, or `None` when it has no gotap probe this agent knows (then it is
+/// traced with function probes). A gotap probe whose note breaks the contract (argument spec,
+/// missing semaphore) is an error: it was written by a gotap that disagrees with this one.
+pub fn plan(bin: &GoBinary) -> Result<Option<SitePlan>, EbpfError> {
+    let probes = usdt::read_probes(bin.data()).map_err(|e| EbpfError::Sites { path: bin.path().to_path_buf(), why: e.to_string() })?;
+    plan_from(bin, &probes)
+}
+
+fn plan_from(bin: &GoBinary, probes: &[UsdtProbe]) -> Result<Option<SitePlan>, EbpfError> {
+    let path = bin.path().to_path_buf();
+    let fail = |why: String| EbpfError::Sites { path: path.clone(), why };
+    let mut sites = Vec::new();
+    let mut instrumentations = Vec::new();
+    let mut warnings = Vec::new();
+    let mut nop5 = true;
+    for p in probes.iter().filter(|p| p.provider == usdt::GOTAP_PROVIDER) {
+        let Some(&(_, program, instr)) = KNOWN.iter().find(|(n, _, _)| *n == p.name) else {
+            warnings.push(format!("probe site gotap:{} is not known to this gotap version: not traced", p.name));
+            continue;
+        };
+        if bin.goarch() != "amd64" {
+            return Err(fail(format!("probe sites are read on amd64 only (GOARCH={})", bin.goarch())));
+        }
+        if normalise(&p.args_raw) != normalise(usdt::GOTAP_ARGS) {
+            return Err(fail(format!("probe gotap:{} has arguments `{}`, expected `{}`", p.name, p.args_raw, usdt::GOTAP_ARGS)));
+        }
+        let Some(semaphore_offset) = p.semaphore_offset.filter(|&o| o != 0) else {
+            return Err(fail(format!("probe gotap:{} has no semaphore: its site would never be called", p.name)));
+        };
+        let start = usize::try_from(p.offset).ok();
+        nop5 &= start.and_then(|s| bin.data().get(s..s + 5)) == Some(&NOP5[..]);
+        sites.push(SiteProbe { program, name: format!("gotap:{}", p.name), offset: p.offset, semaphore_offset });
+        if !instrumentations.contains(&instr) {
+            instrumentations.push(instr);
+        }
+    }
+    if sites.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(SitePlan {
+        path,
+        go_version: bin.go_version().to_string(),
+        build_id: bin.elf().go_build_id.clone().or_else(|| bin.elf().build_id.clone()),
+        sites,
+        instrumentations,
+        warnings,
+        tracing: TracingPath::ProbeSites { nop5, kernel_optimises: kernel_optimises_nop5() },
+    }))
+}
+
+fn normalise(spec: &str) -> String {
+    spec.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Converts one site event: ids, start and duration as the woven code made them.
+pub fn to_span(ev: &SiteEvent, resource: Arc<Resource>, capture_query: bool) -> Option<Span> {
+    let mut trace_id = [0u8; 16];
+    trace_id[..8].copy_from_slice(&ev.trace_hi.to_be_bytes());
+    trace_id[8..].copy_from_slice(&ev.trace_lo.to_be_bytes());
+    let start = ev.start.max(0) as u64;
+    let frame = SpanFrame {
+        trace_id,
+        span_id: ev.span.to_be_bytes(),
+        parent_span_id: (ev.parent != 0).then(|| ev.parent.to_be_bytes()),
+        start_unix_nano: start,
+        end_unix_nano: start.saturating_add(ev.duration_ns.max(0) as u64),
+        resource,
+    };
+    let method = field(&ev.method, ev.method_len);
+    let method = match &*method {
+        "" => "GET", // Go: an empty Request.Method means GET
+        m => m,
+    };
+    match ev.kind {
+        abi::EV_SITE_SERVER => {
+            let remote = field(&ev.remote, ev.remote_len);
+            let (client_address, client_port) = match non_empty(&remote) {
+                None => (None, None),
+                Some(r) => {
+                    let (h, p) = http::host_port(r);
+                    (Some(h), p)
+                }
+            };
+            let (path, query, pattern) = (field(&ev.path, ev.path_len), field(&ev.query, ev.query_len), field(&ev.text, ev.text_len));
+            let (host, ua, proto) = (field(&ev.host, ev.host_len), field(&ev.ua, ev.ua_len), field(&ev.proto, ev.proto_len));
+            let req = ServerRequestRef {
+                method,
+                path: &path,
+                query: non_empty(&query),
+                pattern: non_empty(&pattern),
+                host: non_empty(&host),
+                client_address,
+                client_port,
+                user_agent: non_empty(&ua),
+                protocol: non_empty(&proto),
+                // 0: the handler wrote nothing; net/http then answers 200 (as the function probes).
+                status_code: Some(u16::try_from(ev.status).ok().filter(|&s| s != 0).unwrap_or(200)),
+            };
+            Some(http::server_span_ref(&req, frame, capture_query))
+        }
+        abi::EV_SITE_CLIENT => {
+            let (url, error) = (field(&ev.path, ev.path_len), field(&ev.text, ev.text_len));
+            let req = ClientRequestRef {
+                method,
+                url: &url,
+                // 0: the round trip failed before a response.
+                status_code: u16::try_from(ev.status).ok().filter(|&s| s != 0),
+                error: non_empty(&error),
+            };
+            Some(http::client_span_ref(&req, frame))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gotap_spans::{semconv as sc, SpanKind, Status, Value};
+
+    fn event(kind: u8) -> SiteEvent {
+        // SAFETY: SiteEvent is plain data; all-zero is a valid value.
+        let mut ev: SiteEvent = unsafe { std::mem::zeroed() };
+        ev.kind = kind;
+        ev.trace_hi = 0x0af7651916cd43dd;
+        ev.trace_lo = 0x8448eb211c80319c;
+        ev.span = 0xb7ad6b7169203331;
+        ev.start = 1_000;
+        ev.duration_ns = 500;
+        ev
+    }
+
+    fn set(buf: &mut [u8], len: &mut u16, s: &str) {
+        buf[..s.len()].copy_from_slice(s.as_bytes());
+        *len = s.len() as u16;
+    }
+
+    #[test]
+    fn ids_are_big_endian_and_end_is_start_plus_duration() {
+        let mut ev = event(abi::EV_SITE_SERVER);
+        ev.parent = 0x00f067aa0ba902b7;
+        ev.status = 404;
+        let s = to_span(&ev, Arc::new(Resource::default()), false).unwrap();
+        assert_eq!(gotap_spans::ids::hex(&s.trace_id), "0af7651916cd43dd8448eb211c80319c");
+        assert_eq!(gotap_spans::ids::hex(&s.span_id), "b7ad6b7169203331");
+        assert_eq!(s.parent_span_id, Some([0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7]));
+        assert_eq!((s.start_unix_nano, s.end_unix_nano), (1_000, 1_500));
+        assert_eq!(s.name, "GET", "no pattern, empty method");
+        assert_eq!(s.status, Status::Unset, "404 is not a server error");
+        ev.parent = 0;
+        assert_eq!(to_span(&ev, Arc::new(Resource::default()), false).unwrap().parent_span_id, None, "0 = root");
+    }
+
+    #[test]
+    fn client_error_text_and_status() {
+        let mut ev = event(abi::EV_SITE_CLIENT);
+        set(&mut ev.method, &mut ev.method_len, "POST");
+        set(&mut ev.path, &mut ev.path_len, "http://127.0.0.1:9/orders?id=7");
+        set(&mut ev.text, &mut ev.text_len, "dial tcp 127.0.0.1:9: connect: connection refused");
+        let s = to_span(&ev, Arc::new(Resource::default()), false).unwrap();
+        assert_eq!((s.kind, s.name.as_str()), (SpanKind::Client, "POST"));
+        assert_eq!(s.attr(sc::URL_FULL), Some(&Value::from("http://127.0.0.1:9/orders?id=7")));
+        assert_eq!(s.attr(sc::HTTP_RESPONSE_STATUS_CODE), None, "status 0: no response");
+        assert_eq!(s.status, Status::Error("dial tcp 127.0.0.1:9: connect: connection refused".into()));
+        ev.text_len = 0;
+        ev.status = 200;
+        let ok = to_span(&ev, Arc::new(Resource::default()), false).unwrap();
+        assert_eq!((ok.attr(sc::HTTP_RESPONSE_STATUS_CODE), &ok.status), (Some(&Value::Int(200)), &Status::Unset));
+    }
+
+    #[test]
+    fn unknown_kind_is_rejected() {
+        assert!(to_span(&event(9), Arc::new(Resource::default()), false).is_none());
+        assert!(SiteEvent::from_bytes(&[0u8; 1216]).is_none());
+    }
+
+    fn probe(provider: &str, name: &str, offset: u64, args: &str, semaphore_offset: Option<u64>) -> UsdtProbe {
+        UsdtProbe {
+            provider: provider.into(),
+            name: name.into(),
+            address: 0,
+            offset,
+            semaphore: semaphore_offset,
+            semaphore_offset,
+            args_raw: args.into(),
+            args: Vec::new(),
+        }
+    }
+
+    /// The notes decide: none (or only other providers') → function probes; gotap's → sites,
+    /// checked against the contract.
+    #[test]
+    fn site_plans_follow_the_notes() {
+        let path = gotap_testkit::build("testapps", "./cmd/usdtsites", gotap_testkit::Toolchain::Go126, Default::default());
+        let bin = GoBinary::open(&path).unwrap();
+        assert!(plan(&bin).unwrap().is_none(), "not annotated: function probes");
+        let server = bin.function("main.gotapProbeHTTPServer").unwrap().offset;
+        let ordinary = bin.function("main.main").unwrap().offset;
+        let args = usdt::GOTAP_ARGS;
+
+        assert!(plan_from(&bin, &[probe("other", "http_server", server, args, Some(64))]).unwrap().is_none());
+        assert!(plan_from(&bin, &[probe("gotap", "sql_query", server, args, Some(64))]).unwrap().is_none(), "no known site");
+
+        let p = plan_from(&bin, &[probe("gotap", "http_server", server, args, Some(64)), probe("gotap", "sql_query", server, args, Some(64))])
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.instrumentations, ["net/http server"]);
+        assert_eq!((p.sites.len(), p.sites[0].program, p.sites[0].semaphore_offset), (1, "site_http_server", 64));
+        assert_eq!(p.warnings, ["probe site gotap:sql_query is not known to this gotap version: not traced"]);
+        assert_eq!(p.tracing, TracingPath::ProbeSites { nop5: true, kernel_optimises: kernel_optimises_nop5() });
+
+        let p = plan_from(&bin, &[probe("gotap", "http_client", ordinary, args, Some(64))]).unwrap().unwrap();
+        assert_eq!(p.tracing.to_string(), "probe sites (int3: the sites do not start with a 5-byte NOP)");
+
+        let e = plan_from(&bin, &[probe("gotap", "http_server", server, "8@8(%rsp)", Some(64))]).unwrap_err().to_string();
+        assert_eq!(e, format!("{}: cannot trace its probe sites: probe gotap:http_server has arguments `8@8(%rsp)`, expected `{args}`", path.display()));
+        let e = plan_from(&bin, &[probe("gotap", "http_server", server, args, None)]).unwrap_err().to_string();
+        assert!(e.ends_with("probe gotap:http_server has no semaphore: its site would never be called"), "{e}");
+    }
+
+    #[test]
+    fn path_messages() {
+        let p = |nop5, kernel_optimises| TracingPath::ProbeSites { nop5, kernel_optimises }.to_string();
+        assert_eq!(p(true, true), "probe sites (nop5, kernel-optimised)");
+        assert_eq!(p(true, false), "probe sites (int3: this kernel does not optimise nop5 uprobes)");
+        assert!(TracingPath::ProbeSites { nop5: true, kernel_optimises: true }.optimised());
+        assert!(!TracingPath::ProbeSites { nop5: false, kernel_optimises: true }.optimised());
+    }
+}

@@ -1,0 +1,357 @@
+//! Database client spans (OpenTelemetry stable database conventions). A strategy describes one
+//! call of a database/sql query or exec with [`DbQuery`] and gets the span from [`client_span`];
+//! the compile-time runtime (go/gotaprt/sql.go) mirrors these rules line for line.
+//!
+//! The query text is exported sanitized: string and numeric literals become `?` (placeholders,
+//! identifiers and comments are kept), so a query written with inline values never exports them.
+//! Operation and collection names are parsed from that text only when that is unambiguous.
+use crate::http::SpanFrame;
+use crate::{Attributes, Span, SpanKind, Status, Value};
+
+pub const DB_SYSTEM_NAME: &str = "db.system.name";
+pub const DB_QUERY_TEXT: &str = "db.query.text";
+pub const DB_OPERATION_NAME: &str = "db.operation.name";
+pub const DB_COLLECTION_NAME: &str = "db.collection.name";
+
+/// Instrumentation scope of database/sql client spans.
+pub const SCOPE: &str = "gotap/database/sql";
+
+/// Error texts of Go values that are outcomes, not failures: `sql.ErrNoRows` and
+/// `driver.ErrSkip` (the driver asks database/sql to take its slower path).
+pub const NOT_FAILURES: &[&str] = &["sql: no rows in result set", "driver: skip fast-path; continue as if unimplemented"];
+
+/// What a strategy saw of one query or exec.
+#[derive(Debug, Clone, Default)]
+pub struct DbQuery {
+    /// Go import path of the driver's type (`reflect.TypeOf(db.Driver())`, pointer removed),
+    /// e.g. `modernc.org/sqlite` or `github.com/jackc/pgx/v5/stdlib`.
+    pub driver_package: String,
+    /// The SQL as the application passed it (for a prepared statement: the prepared text).
+    pub query: String,
+    pub error: Option<DbError>,
+}
+
+/// A failed call: the Go type of the error (`%T`, e.g. `*sqlite.Error`) and its text.
+#[derive(Debug, Clone, Default)]
+pub struct DbError {
+    pub type_name: String,
+    pub message: String,
+}
+
+/// Driver import-path prefixes → `db.system.name` (well-known values of the conventions).
+const SYSTEMS: &[(&str, &str)] = &[
+    ("modernc.org/sqlite", "sqlite"),
+    ("github.com/mattn/go-sqlite3", "sqlite"),
+    ("github.com/glebarez/go-sqlite", "sqlite"),
+    ("github.com/ncruces/go-sqlite3", "sqlite"),
+    ("github.com/lib/pq", "postgresql"),
+    ("github.com/jackc/pgx", "postgresql"),
+    ("github.com/go-sql-driver/mysql", "mysql"),
+    ("github.com/microsoft/go-mssqldb", "microsoft.sql_server"),
+    ("github.com/denisenkom/go-mssqldb", "microsoft.sql_server"),
+    ("github.com/sijms/go-ora", "oracle.db"),
+    ("github.com/godror/godror", "oracle.db"),
+    ("github.com/ClickHouse/clickhouse-go", "clickhouse"),
+    ("github.com/trinodb/trino-go-client", "trino"),
+];
+
+/// `db.system.name` of a driver from its package path; `other_sql` when unknown.
+pub fn system_name(driver_package: &str) -> &'static str {
+    for (prefix, system) in SYSTEMS {
+        if driver_package == *prefix || driver_package.strip_prefix(prefix).is_some_and(|r| r.starts_with('/')) {
+            return system;
+        }
+    }
+    "other_sql"
+}
+
+/// What [`scan`] learns from a query.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ParsedQuery {
+    /// The text with literals replaced by `?`.
+    pub sanitized: String,
+    /// First keyword, upper-cased (`SELECT`); `None` for a query starting with `WITH` or with no word.
+    pub operation: Option<String>,
+    /// The one table a simple SELECT/INSERT/UPDATE/DELETE/REPLACE names, as written.
+    pub collection: Option<String>,
+}
+
+#[derive(Debug, PartialEq)]
+enum Tok<'a> {
+    Word(&'a str),
+    Punct(char),
+}
+
+fn is_ident_start(c: char) -> bool {
+    c.is_ascii_alphabetic() || c == '_'
+}
+
+fn is_ident(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_' || c == '$' || c == '.'
+}
+
+/// Sanitizes a query and extracts its operation and collection. Byte-level ASCII rules only, so
+/// the Go mirror gives the same result for any input: `'…'` strings (with `''` escapes) and
+/// numbers not inside an identifier become `?`; `--` and `/* */` comments and `"…"`/`` `…` ``
+/// quoted identifiers are copied unchanged and are not words.
+pub fn scan(query: &str) -> ParsedQuery {
+    let b = query.as_bytes();
+    let mut out = String::with_capacity(query.len());
+    let mut toks: Vec<Tok> = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i] as char;
+        let start = i;
+        if c == '\'' {
+            i += 1;
+            loop {
+                match b.get(i) {
+                    None => break,
+                    Some(b'\'') if b.get(i + 1) == Some(&b'\'') => i += 2,
+                    Some(b'\'') => {
+                        i += 1;
+                        break;
+                    }
+                    Some(_) => i += 1,
+                }
+            }
+            out.push('?');
+            toks.push(Tok::Punct('?'));
+        } else if c == '"' || c == '`' {
+            i += 1;
+            while i < b.len() && b[i] as char != c {
+                i += 1;
+            }
+            i = (i + 1).min(b.len());
+            out.push_str(&query[start..i]);
+            toks.push(Tok::Punct(c));
+        } else if c == '-' && b.get(i + 1) == Some(&b'-') {
+            while i < b.len() && b[i] != b'\n' {
+                i += 1;
+            }
+            out.push_str(&query[start..i]);
+        } else if c == '/' && b.get(i + 1) == Some(&b'*') {
+            i += 2;
+            while i < b.len() && !(b[i] == b'*' && b.get(i + 1) == Some(&b'/')) {
+                i += 1;
+            }
+            i = (i + 2).min(b.len());
+            out.push_str(&query[start..i]);
+        } else if is_ident_start(c) {
+            while i < b.len() && is_ident(b[i] as char) {
+                i += 1;
+            }
+            out.push_str(&query[start..i]);
+            toks.push(Tok::Word(&query[start..i]));
+        } else if c.is_ascii_digit() {
+            // A number not glued to an identifier (`$1`, `t2` are kept whole above or below).
+            let glued = start > 0 && is_ident(b[start - 1] as char) && b[start - 1] != b'.';
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'.' || b[i] == b'_') {
+                i += 1;
+            }
+            if glued {
+                out.push_str(&query[start..i]);
+            } else {
+                out.push('?');
+            }
+            toks.push(Tok::Punct('0'));
+        } else {
+            // Any other byte, including the rest of a multi-byte character, is copied as is.
+            let len = query[i..].chars().next().map_or(1, char::len_utf8);
+            i += len;
+            out.push_str(&query[start..i]);
+            if !c.is_ascii_whitespace() {
+                toks.push(Tok::Punct(c));
+            }
+        }
+    }
+    let first = toks.iter().position(|t| *t != Tok::Punct('('));
+    let operation = match first.map(|f| &toks[f]) {
+        Some(Tok::Word(w)) if !w.eq_ignore_ascii_case("WITH") => Some(w.to_ascii_uppercase()),
+        _ => None,
+    };
+    let collection = operation.as_deref().and_then(|op| collection(op, &toks, first.unwrap_or(0)));
+    ParsedQuery { sanitized: out, operation, collection }
+}
+
+/// The table of a simple statement: exactly one FROM/JOIN/INTO (or the UPDATE that starts it),
+/// followed by a plain identifier that is not followed by a comma.
+fn collection(op: &str, toks: &[Tok], first: usize) -> Option<String> {
+    if !matches!(op, "SELECT" | "INSERT" | "UPDATE" | "DELETE" | "REPLACE") {
+        return None;
+    }
+    let mut intro = None;
+    for (i, t) in toks.iter().enumerate() {
+        if let Tok::Word(w) = t {
+            let kw = ["FROM", "JOIN", "INTO"].iter().any(|k| w.eq_ignore_ascii_case(k)) || (i == first && op == "UPDATE");
+            if kw {
+                if intro.is_some() {
+                    return None;
+                }
+                intro = Some(i);
+            }
+        }
+    }
+    let i = intro?;
+    match (toks.get(i + 1), toks.get(i + 2)) {
+        (Some(Tok::Word(_)), Some(Tok::Punct(','))) => None,
+        (Some(Tok::Word(name)), _) => Some((*name).to_owned()),
+        _ => None,
+    }
+}
+
+/// `error.type` of a failed call: `timeout` / `canceled` for context errors, else the Go type.
+pub fn error_type(e: &DbError) -> String {
+    if e.message.contains("context deadline exceeded") {
+        "timeout".to_owned()
+    } else if e.message.contains("context canceled") {
+        "canceled".to_owned()
+    } else if e.type_name.is_empty() {
+        "_OTHER".to_owned()
+    } else {
+        e.type_name.clone()
+    }
+}
+
+/// The CLIENT span of one query or exec: `SELECT orders`, `SELECT`, or the system name.
+pub fn client_span(q: &DbQuery, f: SpanFrame) -> Span {
+    let system = system_name(&q.driver_package);
+    let parsed = scan(&q.query);
+    let mut attrs: Attributes = Vec::with_capacity(6);
+    attrs.push((DB_SYSTEM_NAME, Value::from(system)));
+    attrs.push((DB_QUERY_TEXT, Value::from(parsed.sanitized)));
+    if let Some(op) = &parsed.operation {
+        attrs.push((DB_OPERATION_NAME, Value::from(op.as_str())));
+    }
+    if let Some(c) = &parsed.collection {
+        attrs.push((DB_COLLECTION_NAME, Value::from(c.as_str())));
+    }
+    let mut status = Status::Unset;
+    if let Some(e) = q.error.as_ref().filter(|e| !NOT_FAILURES.contains(&e.message.as_str())) {
+        status = Status::Error(e.message.clone());
+        attrs.push((crate::semconv::ERROR_TYPE, Value::from(error_type(e))));
+    }
+    let name = match (&parsed.operation, &parsed.collection) {
+        (Some(op), Some(c)) => format!("{op} {c}"),
+        (Some(op), None) => op.clone(),
+        _ => system.to_owned(),
+    };
+    Span {
+        trace_id: f.trace_id,
+        span_id: f.span_id,
+        parent_span_id: f.parent_span_id,
+        name,
+        kind: SpanKind::Client,
+        start_unix_nano: f.start_unix_nano,
+        end_unix_nano: f.end_unix_nano,
+        attributes: attrs,
+        status,
+        resource: f.resource,
+        scope: SCOPE,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Resource;
+    use std::sync::Arc;
+
+    fn frame() -> SpanFrame {
+        SpanFrame { trace_id: [1; 16], span_id: [2; 8], parent_span_id: Some([3; 8]), start_unix_nano: 1, end_unix_nano: 2, resource: Arc::new(Resource::default()) }
+    }
+
+    fn parsed(q: &str) -> (String, Option<String>, Option<String>) {
+        let p = scan(q);
+        (p.sanitized, p.operation, p.collection)
+    }
+
+    #[test]
+    fn systems_from_driver_packages() {
+        assert_eq!(system_name("modernc.org/sqlite"), "sqlite");
+        assert_eq!(system_name("github.com/jackc/pgx/v5/stdlib"), "postgresql");
+        assert_eq!(system_name("github.com/lib/pq"), "postgresql");
+        assert_eq!(system_name("github.com/go-sql-driver/mysql"), "mysql");
+        // A prefix must end at a path element.
+        assert_eq!(system_name("github.com/lib/pqx"), "other_sql");
+        assert_eq!(system_name("main"), "other_sql");
+    }
+
+    #[test]
+    fn simple_statements_name_their_table() {
+        let s = |q| parsed(q);
+        assert_eq!(s("SELECT id, total FROM orders WHERE id = ?"), ("SELECT id, total FROM orders WHERE id = ?".into(), Some("SELECT".into()), Some("orders".into())));
+        assert_eq!(s("insert into main.orders (a) values ($1)").1.as_deref(), Some("INSERT"));
+        assert_eq!(s("insert into main.orders (a) values ($1)").2.as_deref(), Some("main.orders"));
+        assert_eq!(s("UPDATE orders SET paid = 1 WHERE id = $2").2.as_deref(), Some("orders"));
+        assert_eq!(s("DELETE FROM orders").2.as_deref(), Some("orders"));
+        assert_eq!(s("SELECT * FROM orders FOR UPDATE").2.as_deref(), Some("orders"));
+        assert_eq!(s("INSERT INTO t (k) VALUES (?) ON CONFLICT (k) DO UPDATE SET v = 1").2.as_deref(), Some("t"));
+    }
+
+    #[test]
+    fn ambiguous_statements_have_no_table() {
+        for q in [
+            "SELECT * FROM a JOIN b ON a.id = b.id",
+            "SELECT * FROM a, b",
+            "SELECT * FROM (SELECT 1) x",
+            "INSERT INTO a SELECT * FROM b",
+            "SELECT 1",
+            "SELECT * FROM \"orders\"",
+            "CREATE TABLE orders (id INTEGER)",
+        ] {
+            assert_eq!(scan(q).collection, None, "{q}");
+        }
+        assert_eq!(scan("WITH x AS (SELECT 1) SELECT * FROM x").operation, None);
+        assert_eq!(scan("  (SELECT 1)").operation.as_deref(), Some("SELECT"));
+        assert_eq!(scan("").operation, None);
+    }
+
+    #[test]
+    fn literals_are_sanitized_placeholders_kept() {
+        assert_eq!(scan("SELECT * FROM t WHERE a = 'it''s' AND b = 42 AND c = -1.5e3").sanitized, "SELECT * FROM t WHERE a = ? AND b = ? AND c = -?");
+        assert_eq!(scan("SELECT $1, t2.c3, :name, @p1 FROM t2 LIMIT 10").sanitized, "SELECT $1, t2.c3, :name, @p1 FROM t2 LIMIT ?");
+        assert_eq!(scan("SELECT 'unterminated").sanitized, "SELECT ?");
+        assert_eq!(scan("SELECT \"it's\" -- it's 1\n/* 2 */ FROM é").sanitized, "SELECT \"it's\" -- it's 1\n/* 2 */ FROM é");
+    }
+
+    #[test]
+    fn span_name_attributes_and_status() {
+        let q = DbQuery { driver_package: "modernc.org/sqlite".into(), query: "SELECT total FROM orders WHERE id = 7".into(), error: None };
+        let s = client_span(&q, frame());
+        assert_eq!(s.name, "SELECT orders");
+        assert_eq!(s.kind, SpanKind::Client);
+        assert_eq!(s.scope, SCOPE);
+        assert_eq!(
+            s.attributes,
+            vec![
+                (DB_SYSTEM_NAME, Value::from("sqlite")),
+                (DB_QUERY_TEXT, Value::from("SELECT total FROM orders WHERE id = ?")),
+                (DB_OPERATION_NAME, Value::from("SELECT")),
+                (DB_COLLECTION_NAME, Value::from("orders")),
+            ]
+        );
+        assert_eq!(s.status, Status::Unset);
+
+        let err = DbError { type_name: "*sqlite.Error".into(), message: "SQL logic error: no such table: nope (1)".into() };
+        let s = client_span(&DbQuery { driver_package: "github.com/lib/pq".into(), query: "BEGIN".into(), error: Some(err) }, frame());
+        assert_eq!(s.name, "BEGIN");
+        assert_eq!(s.attr(crate::semconv::ERROR_TYPE), Some(&Value::from("*sqlite.Error")));
+        assert_eq!(s.status, Status::Error("SQL logic error: no such table: nope (1)".into()));
+
+        let s = client_span(&DbQuery { driver_package: "x/y".into(), query: "-- nothing".into(), error: None }, frame());
+        assert_eq!(s.name, "other_sql");
+    }
+
+    #[test]
+    fn no_rows_and_skip_are_not_errors() {
+        for m in NOT_FAILURES {
+            let e = DbError { type_name: "*errors.errorString".into(), message: (*m).into() };
+            let s = client_span(&DbQuery { driver_package: "modernc.org/sqlite".into(), query: "SELECT 1".into(), error: Some(e) }, frame());
+            assert_eq!(s.status, Status::Unset);
+            assert_eq!(s.attr(crate::semconv::ERROR_TYPE), None);
+        }
+        let timeout = DbError { type_name: "context.deadlineExceededError".into(), message: "context deadline exceeded".into() };
+        assert_eq!(error_type(&timeout), "timeout");
+    }
+}

@@ -1,0 +1,20 @@
+// Trimmed from google.golang.org/grpc v1.85.0 stream.go (unchanged join point): the join point of rule grpc-client.
+
+package grpc
+
+import (
+	"context"
+
+	"google.golang.org/grpc/metadata"
+)
+
+func newClientStream(ctx context.Context, desc *StreamDesc, cc *ClientConn, method string, opts ...CallOption) (_ ClientStream, err error) {
+	defer func() {
+		if err != nil {
+			// Ensure cleanup when stream creation fails.
+			endOfClientStream(cc, err, opts...)
+		}
+	}()
+	opts = append([]CallOption{OnFinish(func(error) { cc.idlenessMgr.OnCallEnd() })}, opts...)
+	return newClientStreamWithParams(ctx, desc, cc, method, mc, onCommit, false, opts...)
+}

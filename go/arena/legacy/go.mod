@@ -1,0 +1,3 @@
+module gotap.dev/arena/legacy
+
+go 1.19
