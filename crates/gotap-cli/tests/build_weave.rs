@@ -548,3 +548,28 @@ fn trimpath_cgo_and_tags_build_works() {
     }
     check_service(tc, &out, "trimpath", &[]);
 }
+
+/// weavetest's go.mod says go 1.23, older than the runtime needs, so the temporary modfile raises
+/// the language version; the program's GODEBUG defaults must stay those of a plain build.
+#[test]
+fn raised_go_line_keeps_the_programs_godebug_defaults() {
+    let tc = Toolchain::Go126;
+    let woven = build_service(tc, &[], "default");
+    let plain = bin_dir().join(format!("weavetest-plain-{}", tc.label()));
+    let st = Command::new(tc.go())
+        .current_dir(service_dir())
+        .args(["build", "-o", plain.to_str().unwrap(), "."])
+        .env("GOTOOLCHAIN", "local")
+        .env("GOFLAGS", "-modcacherw")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let godebug = |bin: &Path| {
+        let out = Command::new(tc.go()).args(["version", "-m", bin.to_str().unwrap()]).output().unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        text.lines().find(|l| l.contains("DefaultGODEBUG=")).map(|l| l.trim().to_owned()).unwrap_or_default()
+    };
+    let (p, w) = (godebug(&plain), godebug(&woven));
+    assert!(p.contains("DefaultGODEBUG="), "plain build of a go 1.22 module has old GODEBUG defaults: {p:?}");
+    assert_eq!(w, p);
+}

@@ -403,6 +403,11 @@ fn requirements(gomod: &str) -> Vec<(String, String)> {
 }
 
 /// The `go` directive of a go.mod text.
+/// `1.19.3` → `1.19`: `godebug default=` takes a language version.
+fn major_minor(v: &str) -> String {
+    v.split('.').take(2).collect::<Vec<_>>().join(".")
+}
+
 fn go_directive(gomod: &str) -> Option<&str> {
     gomod.lines().find_map(|l| l.trim().strip_prefix("go ").map(str::trim))
 }
@@ -421,12 +426,23 @@ fn write_modfile(gomod: &Path, runtime: &Path, modfile: &Path) -> Result<Option<
     if let (Some(user), Some(need)) = (go_directive(&text).map(str::to_owned), go_directive(&rt_mod)) {
         if parse_version(&user) < parse_version(need) {
             warning = Some(format!(
-                "the gotap runtime (OpenTelemetry Go SDK) needs go {need}: the main module is compiled with language version go{need} instead of go{user} (go.mod itself is untouched)"
+                "the gotap runtime (OpenTelemetry Go SDK) needs go {need}: the main module is compiled with language version go{need} instead of go{user}; its runtime behaviour (GODEBUG defaults) stays go{user}'s (go.mod itself is untouched)"
             ));
+            // The go line also selects the program's GODEBUG defaults (ServeMux patterns, TLS,
+            // x509…): pin them to the user's version so the woven program behaves like theirs.
+            let pin = !text.lines().any(|l| l.trim_start().starts_with("godebug"));
             text = text
                 .lines()
                 .filter(|l| !l.trim_start().starts_with("toolchain "))
-                .map(|l| if l.trim_start().starts_with("go ") { format!("go {need}") } else { l.to_owned() })
+                .map(|l| {
+                    if !l.trim_start().starts_with("go ") {
+                        l.to_owned()
+                    } else if pin {
+                        format!("go {need}\ngodebug default=go{}", major_minor(&user))
+                    } else {
+                        format!("go {need}")
+                    }
+                })
                 .collect::<Vec<_>>()
                 .join("\n");
         }
@@ -682,7 +698,7 @@ mod tests {
         let w = write_modfile(&dir.join("go.mod"), &rt, &out).unwrap().unwrap();
         assert!(w.contains("go1.25.0 instead of go1.22"), "{w}");
         let m = std::fs::read_to_string(&out).unwrap();
-        assert!(m.contains("\ngo 1.25.0\n") && !m.contains("toolchain"), "{m}");
+        assert!(m.contains("\ngo 1.25.0\ngodebug default=go1.22\n") && !m.contains("toolchain"), "{m}");
         assert!(m.contains("require gotap.dev/gotaprt v0.0.0\nreplace gotap.dev/gotaprt => "), "{m}");
         assert!(m.contains("require o.t/el v1.2.3 // indirect"), "{m}");
         let sum = std::fs::read_to_string(out.with_extension("sum")).unwrap();
