@@ -68,7 +68,7 @@ wait_ready() {
 RESULTS=$OUT/results.jsonl
 : >"$RESULTS"
 run_mode() { # $1 = mode, $2 = round
-  local mode=$1 round=$2 log=$OUT/$1-$2.log gotap_pid="" svc_pid pids c1 c2
+  local mode=$1 round=$2 log=$OUT/$1-$2.log gotap_pid="" svc_pid pids c1 c2 c3
   local svc_args=(-listen "127.0.0.1:$PORT" -name bench)
   local run=("$GOTAP" run --no-console --otlp-endpoint "http://127.0.0.1:$OTLP_PORT" --otlp-protocol grpc --service-name bench --)
   case $mode in
@@ -89,18 +89,21 @@ run_mode() { # $1 = mode, $2 = round
   sleep 0.5 # let the agent drain its ring buffer and the exporters their batches
   c2=$(cpu_ticks "${pids[@]}")
   wrk -t1 -c10 -d"${WRK_SECS}s" "$URL" >"$OUT/wrk-$mode-$round.txt"
+  sleep 0.5
+  c3=$(cpu_ticks "${pids[@]}")
   kill -TERM "$svc_pid"
   if [ -n "$gotap_pid" ]; then wait "$gotap_pid" || true; else wait "$svc_pid" || true; fi
-  python3 - "$mode" "$round" "$OUT" "$c1" "$c2" "$(getconf CLK_TCK)" >>"$RESULTS" <<'PY'
+  python3 - "$mode" "$round" "$OUT" "$c1" "$c2" "$c3" "$(getconf CLK_TCK)" >>"$RESULTS" <<'PY'
 import json, re, sys
-mode, rnd, out, c1, c2, hz = sys.argv[1:]
+mode, rnd, out, c1, c2, c3, hz = sys.argv[1:]
 wrk = open(f"{out}/wrk-{mode}-{rnd}.txt").read()
 veg = json.load(open(f"{out}/vegeta-{mode}-{rnd}.json"))
 r = {"mode": mode, "round": int(rnd),
      "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", wrk).group(1)),
      "p50_us": veg["latencies"]["50th"] / 1e3, "p99_us": veg["latencies"]["99th"] / 1e3,
      "success": veg["success"],
-     "cpu_us_per_req": (int(c2) - int(c1)) / int(hz) * 1e6 / veg["requests"]}
+     "cpu_us_per_req": (int(c2) - int(c1)) / int(hz) * 1e6 / veg["requests"],
+     "cpu_us_per_req_sat": (int(c3) - int(c2)) / int(hz) * 1e6 / int(re.search(r"(\d+) requests in", wrk).group(1))}
 log = open(f"{out}/{mode}-{rnd}.log").read()
 m = re.search(r"gotap: (\d+) spans exported .*?, (\d+) dropped, (\d+) probe hits \(([\d.]+) per span\)", log)
 if mode in ("uprobes", "sites"):
@@ -204,18 +207,20 @@ label = {"plain": "plain", "disabled": "--probes, not traced", "uprobes": "gotap
 vals = lambda m, k: [r[k] for r in runs if r["mode"] == m and k in r]
 med = lambda m, k: st.median(vals(m, k))
 print(f"\nmedian of {len(vals('plain', 'rps'))} interleaved rounds; ratios against plain\n")
-print("| mode | saturation req/s | ratio | p50 µs | p99 µs at " + rate + " req/s | ratio | CPU µs/req (service + gotap) | overhead µs/req | probe hits/span | spans dropped |")
-print("|---|---|---|---|---|---|---|---|---|---|")
-base_cpu = med("plain", "cpu_us_per_req")
+print("| mode | saturation req/s | ratio | p50 µs | p99 µs at " + rate + " req/s | ratio | CPU µs/req at saturation (service + gotap) | overhead µs/req | CPU µs/req at " + rate + " req/s | probe hits/span | spans dropped |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
+base_cpu = med("plain", "cpu_us_per_req_sat")
 for m in modes:
     hits = f"{med(m, 'hits_per_span'):.2f}" if vals(m, "hits_per_span") else "–"
     drops = f"{sum(vals(m, 'dropped'))}" if vals(m, "dropped") else "–"
     print(f"| {label[m]} | {med(m, 'rps'):,.0f} | {med(m, 'rps') / med('plain', 'rps'):.3f} | {med(m, 'p50_us'):,.0f} | "
-          f"{med(m, 'p99_us'):,.0f} | {med(m, 'p99_us') / med('plain', 'p99_us'):.2f} | {med(m, 'cpu_us_per_req'):.1f} | "
-          f"{med(m, 'cpu_us_per_req') - base_cpu:+.1f} | {hits} | {drops} |")
+          f"{med(m, 'p99_us'):,.0f} | {med(m, 'p99_us') / med('plain', 'p99_us'):.2f} | {med(m, 'cpu_us_per_req_sat'):.2f} | "
+          f"{med(m, 'cpu_us_per_req_sat') - base_cpu:+.2f} | {med(m, 'cpu_us_per_req'):.1f} | {hits} | {drops} |")
 if "uprobes" in modes and "sites" in modes:
-    ou, os_ = med("uprobes", "cpu_us_per_req") - base_cpu, med("sites", "cpu_us_per_req") - base_cpu
-    print(f"\nper-request CPU overhead: function uprobes {ou:.1f} µs, sites {os_:.1f} µs: {ou / os_ if os_ > 0 else float('inf'):.1f}× less with sites")
+    ou, os_ = med("uprobes", "cpu_us_per_req_sat") - base_cpu, med("sites", "cpu_us_per_req_sat") - base_cpu
+    print(f"\nper-request CPU overhead at saturation: function uprobes {ou:.2f} µs, sites {os_:.2f} µs: {ou / os_ if os_ > 0 else float('inf'):.1f}× less with sites")
+    tu, ts = 1 - med("uprobes", "rps") / med("plain", "rps"), 1 - med("sites", "rps") / med("plain", "rps")
+    print(f"saturation throughput lost: function uprobes {tu:.1%}, sites {ts:.1%}: {tu / ts if ts > 0 else float('inf'):.1f}× less with sites")
 for m in ("uprobes", "sites"):
     paths = {r.get("path", "") for r in runs if r["mode"] == m}
     print(f"{m}: {' | '.join(sorted(paths))}")

@@ -2,6 +2,7 @@
 # Installs everything gotap's build and tests need, idempotently, on a fresh Debian machine:
 #   - clang/llvm, libbpf headers, bpftool (BPF programs are C, compiled by build.rs)
 #   - bpftrace (checks that the USDT notes of `gotap build --probes` work with standard tools)
+#   - postgresql (database/sql tests and the arena's orders service; scripts/postgres.sh makes clusters)
 #   - Go 1.19 (Debian golang-1.19-go), Go 1.26 (the machine's), Go 1.27.3 (GOTOOLCHAIN via the
 #     module proxy) — the three toolchains every test runs against
 #   - load tools for benchmarks (wrk, hyperfine), curl for the demo, a font for the arena's charts
@@ -10,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for pkg in clang llvm libbpf-dev bpftool golang-1.19-go linux-libc-dev wrk hyperfine fonts-dejavu-core curl bpftrace; do
+for pkg in clang llvm libbpf-dev bpftool golang-1.19-go linux-libc-dev wrk hyperfine fonts-dejavu-core curl bpftrace postgresql; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

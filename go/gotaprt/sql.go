@@ -214,8 +214,22 @@ func sqlCollection(op string, toks []sqlTok, first int) string {
 	return toks[intro+1].word
 }
 
+// sqlState is the status code of drivers that expose one (pgx's and lib/pq's errors: SQLSTATE).
+type sqlState interface{ SQLState() string }
+
+func sqlStatusCode(err error) string {
+	var s sqlState
+	if errors.As(err, &s) {
+		return s.SQLState()
+	}
+	return ""
+}
+
 // sqlErrorType mirrors db::error_type.
-func sqlErrorType(err error) string {
+func sqlErrorType(err error, code string) string {
+	if code != "" {
+		return code
+	}
 	msg := err.Error()
 	switch {
 	case strings.Contains(msg, "context deadline exceeded"):
@@ -272,7 +286,11 @@ func sqlStart(ctx context.Context, drv driver.Driver, query string) (context.Con
 		// No rows and the driver's "take the slow path" are outcomes, not failures.
 		if err != nil && !errors.Is(err, sql.ErrNoRows) && !errors.Is(err, driver.ErrSkip) {
 			span.SetStatus(codes.Error, err.Error())
-			span.SetAttributes(attribute.String("error.type", sqlErrorType(err)))
+			code := sqlStatusCode(err)
+			if code != "" {
+				span.SetAttributes(attribute.String("db.response.status_code", code))
+			}
+			span.SetAttributes(attribute.String("error.type", sqlErrorType(err, code)))
 		}
 		span.End()
 	}

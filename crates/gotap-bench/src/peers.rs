@@ -38,8 +38,12 @@ pub fn check(go: &Path, dir: &Path, attempt: bool, timeout: Duration) -> Vec<Pee
         .iter()
         .map(|&(name, kind, install, bin, version_arg)| {
             let cache = dir.join(format!("{bin}.json"));
+            // A cached result whose install command changed since (e.g. a new pinned version) is
+            // stale: try again.
             if let Some(p) = std::fs::read(&cache).ok().and_then(|b| serde_json::from_slice::<Peer>(&b).ok()) {
-                return p;
+                if p.install == format!("go install {install}") {
+                    return p;
+                }
             }
             let mut peer = Peer {
                 name: name.into(),

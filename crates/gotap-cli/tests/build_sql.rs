@@ -45,11 +45,11 @@ impl Backend {
             Backend::Postgres => q.replacen('?', "$1", 1),
         }
     }
-    /// Go type of the driver's error for a missing table.
-    fn error_type(self) -> &'static str {
+    /// Go type and status code (SQLSTATE) of the driver's error for a missing table.
+    fn missing_table(self) -> (&'static str, Option<&'static str>) {
         match self {
-            Backend::Sqlite => "*sqlite.Error",
-            Backend::Postgres => "*pgconn.PgError",
+            Backend::Sqlite => ("*sqlite.Error", None),
+            Backend::Postgres => ("*pgconn.PrepareError", Some("42P01")),
         }
     }
 }
@@ -350,9 +350,10 @@ fn check(tc: Toolchain, backend: Backend) {
 
     // A failed query: Error status, error.type the driver's error type.
     let broken = server(&spans, "/broken");
-    let err = DbError { type_name: backend.error_type().into(), message: broken_error };
+    let (type_name, code) = backend.missing_table();
+    let err = DbError { type_name: type_name.into(), message: broken_error, status_code: code.map(Into::into) };
     let want = reference(backend, "SELECT * FROM nope", Some(err));
-    assert_eq!(strings(&want)["error.type"], backend.error_type());
+    assert_eq!(strings(&want)["error.type"], code.unwrap_or(type_name));
     check_db_span(&spans, &want, &broken.span_id);
 
     // Sanitizer and parser, Go against Rust, on texts that are valid or not (then the span is an
@@ -361,7 +362,10 @@ fn check(tc: Toolchain, backend: Backend) {
     let results: Vec<&str> = scan_results.lines().collect();
     assert_eq!(results.len(), SCAN_QUERIES.len(), "{scan_results}");
     for (q, r) in SCAN_QUERIES.iter().zip(&results) {
-        let error = r.strip_prefix("err ").map(|t| DbError { type_name: t.to_owned(), message: String::new() });
+        let error = r.strip_prefix("err ").map(|t| {
+            let (type_name, code) = t.split_once(' ').map_or((t, None), |(t, c)| (t, Some(c.to_owned())));
+            DbError { type_name: type_name.to_owned(), message: String::new(), status_code: code }
+        });
         assert!(error.is_some() || *r == "ok", "{r}");
         check_db_span(&spans, &reference(backend, q, error), &scan.span_id);
     }

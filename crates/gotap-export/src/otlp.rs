@@ -108,7 +108,22 @@ pub fn encode_request(spans: &[Span]) -> Vec<u8> {
 mod pb {
     use super::{kind_number, status_parts};
     use gotap_spans::{Span, Value};
-    use prost::encoding::{encode_key, encode_varint, encoded_len_varint, key_len, WireType};
+    use prost::encoding::{encoded_len_varint, key_len, WireType};
+
+    /// prost's `encode_varint`, for a `Vec` (its generic `BufMut` version was not inlined and
+    /// checked the capacity per byte: a tenth of the export thread). `out` is sized up front.
+    #[inline(always)]
+    fn encode_varint(mut v: u64, out: &mut Vec<u8>) {
+        while v >= 0x80 {
+            out.push(v as u8 | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+    #[inline(always)]
+    fn encode_key(tag: u32, wire: WireType, out: &mut Vec<u8>) {
+        encode_varint(u64::from(tag << 3 | wire as u32), out);
+    }
 
     /// Key + length + body of a length-delimited field.
     pub fn field_len(tag: u32, len: usize) -> usize {

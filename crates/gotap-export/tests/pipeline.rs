@@ -122,3 +122,46 @@ fn retry_buffer_is_bounded_and_permanent_errors_drop() {
     }
     assert!(*down.calls.lock().unwrap() < 20, "retries back off instead of spinning");
 }
+
+/// Voluntary context switches of the calling thread so far.
+fn own_switches() -> u64 {
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { libc::gettid() };
+    let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")).unwrap();
+    status.lines().find_map(|l| l.strip_prefix("voluntary_ctxt_switches:")).unwrap().trim().parse().unwrap()
+}
+
+/// Notes the export thread's context switches at each export.
+#[derive(Clone, Default)]
+struct Switches(Arc<Mutex<Vec<u64>>>);
+
+impl Exporter for Switches {
+    fn name(&self) -> &str {
+        "switches"
+    }
+    fn export(&mut self, _: &Batch, _: Duration) -> Result<u64, ExportError> {
+        self.0.lock().unwrap().push(own_switches());
+        Ok(0)
+    }
+}
+
+/// Spans trickling in (one every 50 µs, as the agent hands them over) do not wake the export
+/// thread one by one: it sleeps until a batch is full or its timer expires.
+#[test]
+fn trickling_spans_do_not_wake_the_export_thread_per_span() {
+    let probe = Switches::default();
+    let p = Pipeline::start_with(BatchConfig { max_export_batch_size: 100, ..Default::default() }, vec![Box::new(probe.clone())], None);
+    let tx = p.sender();
+    for s in spans(500) {
+        assert!(tx.send(s));
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_micros(50) {}
+    }
+    let stats = p.shutdown();
+    assert_eq!(stats.exporter("switches").unwrap().exported, 500);
+    let seen = probe.0.lock().unwrap().clone();
+    assert_eq!(seen.len(), 5, "five full batches");
+    // Per span this would be ~400 switches; per batch it is a handful.
+    let switches = seen[4] - seen[0];
+    assert!(switches < 40, "{switches} context switches for 400 spans");
+}

@@ -12,6 +12,7 @@ pub const DB_SYSTEM_NAME: &str = "db.system.name";
 pub const DB_QUERY_TEXT: &str = "db.query.text";
 pub const DB_OPERATION_NAME: &str = "db.operation.name";
 pub const DB_COLLECTION_NAME: &str = "db.collection.name";
+pub const DB_RESPONSE_STATUS_CODE: &str = "db.response.status_code";
 
 /// Instrumentation scope of database/sql client spans.
 pub const SCOPE: &str = "gotap/database/sql";
@@ -31,11 +32,14 @@ pub struct DbQuery {
     pub error: Option<DbError>,
 }
 
-/// A failed call: the Go type of the error (`%T`, e.g. `*sqlite.Error`) and its text.
+/// A failed call: the Go type of the error (`%T`, e.g. `*sqlite.Error`), its text, and the
+/// database's status code when the driver exposes one (`SQLState()` of pgx and lib/pq errors,
+/// e.g. `42P01`).
 #[derive(Debug, Clone, Default)]
 pub struct DbError {
     pub type_name: String,
     pub message: String,
+    pub status_code: Option<String>,
 }
 
 /// Driver import-path prefixes → `db.system.name` (well-known values of the conventions).
@@ -200,9 +204,12 @@ fn collection(op: &str, toks: &[Tok], first: usize) -> Option<String> {
     }
 }
 
-/// `error.type` of a failed call: `timeout` / `canceled` for context errors, else the Go type.
+/// `error.type` of a failed call: the database's status code (as the conventions ask) when there
+/// is one, `timeout` / `canceled` for context errors, else the Go type.
 pub fn error_type(e: &DbError) -> String {
-    if e.message.contains("context deadline exceeded") {
+    if let Some(code) = e.status_code.as_deref().filter(|c| !c.is_empty()) {
+        code.to_owned()
+    } else if e.message.contains("context deadline exceeded") {
         "timeout".to_owned()
     } else if e.message.contains("context canceled") {
         "canceled".to_owned()
@@ -229,6 +236,9 @@ pub fn client_span(q: &DbQuery, f: SpanFrame) -> Span {
     let mut status = Status::Unset;
     if let Some(e) = q.error.as_ref().filter(|e| !NOT_FAILURES.contains(&e.message.as_str())) {
         status = Status::Error(e.message.clone());
+        if let Some(code) = e.status_code.as_deref().filter(|c| !c.is_empty()) {
+            attrs.push((DB_RESPONSE_STATUS_CODE, Value::from(code)));
+        }
         attrs.push((crate::semconv::ERROR_TYPE, Value::from(error_type(e))));
     }
     let name = match (&parsed.operation, &parsed.collection) {
@@ -333,11 +343,18 @@ mod tests {
         );
         assert_eq!(s.status, Status::Unset);
 
-        let err = DbError { type_name: "*sqlite.Error".into(), message: "SQL logic error: no such table: nope (1)".into() };
+        let err = DbError { type_name: "*sqlite.Error".into(), message: "SQL logic error: no such table: nope (1)".into(), status_code: None };
         let s = client_span(&DbQuery { driver_package: "github.com/lib/pq".into(), query: "BEGIN".into(), error: Some(err) }, frame());
         assert_eq!(s.name, "BEGIN");
         assert_eq!(s.attr(crate::semconv::ERROR_TYPE), Some(&Value::from("*sqlite.Error")));
         assert_eq!(s.status, Status::Error("SQL logic error: no such table: nope (1)".into()));
+        assert_eq!(s.attr(DB_RESPONSE_STATUS_CODE), None);
+
+        // A SQLSTATE is the status code and the error type.
+        let err = DbError { type_name: "*pgconn.PrepareError".into(), message: "relation \"nope\" does not exist".into(), status_code: Some("42P01".into()) };
+        let s = client_span(&DbQuery { driver_package: "github.com/jackc/pgx/v5/stdlib".into(), query: "SELECT * FROM nope".into(), error: Some(err) }, frame());
+        assert_eq!(s.attr(DB_RESPONSE_STATUS_CODE), Some(&Value::from("42P01")));
+        assert_eq!(s.attr(crate::semconv::ERROR_TYPE), Some(&Value::from("42P01")));
 
         let s = client_span(&DbQuery { driver_package: "x/y".into(), query: "-- nothing".into(), error: None }, frame());
         assert_eq!(s.name, "other_sql");
@@ -346,12 +363,12 @@ mod tests {
     #[test]
     fn no_rows_and_skip_are_not_errors() {
         for m in NOT_FAILURES {
-            let e = DbError { type_name: "*errors.errorString".into(), message: (*m).into() };
+            let e = DbError { type_name: "*errors.errorString".into(), message: (*m).into(), status_code: None };
             let s = client_span(&DbQuery { driver_package: "modernc.org/sqlite".into(), query: "SELECT 1".into(), error: Some(e) }, frame());
             assert_eq!(s.status, Status::Unset);
             assert_eq!(s.attr(crate::semconv::ERROR_TYPE), None);
         }
-        let timeout = DbError { type_name: "context.deadlineExceededError".into(), message: "context deadline exceeded".into() };
+        let timeout = DbError { type_name: "context.deadlineExceededError".into(), message: "context deadline exceeded".into(), status_code: None };
         assert_eq!(error_type(&timeout), "timeout");
     }
 }

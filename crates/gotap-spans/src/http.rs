@@ -1,5 +1,7 @@
 //! HTTP server and client spans. Every strategy describes a request with these structs and gets
-//! the span from [`server_span`] / [`client_span`], so names and attributes never diverge.
+//! the span from [`server_span`] / [`client_span`], so names and attributes never diverge. A
+//! strategy that reads the strings from a buffer passes them borrowed ([`ServerRequestRef`],
+//! [`server_span_ref`]…): the span is the same, and only the strings it exports are allocated.
 use crate::{semconv as sc, Attributes, Resource, Span, SpanId, SpanKind, Status, TraceId, Value};
 use std::sync::Arc;
 

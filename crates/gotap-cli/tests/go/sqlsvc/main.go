@@ -8,7 +8,7 @@
 //	GET /missing      a QueryRow that finds no row (sql.ErrNoRows: not a failed query) → 404
 //	GET /broken       a query on a table that does not exist → 500, the error in the body
 //	GET /scan         runs ScanQueries (tricky texts for the sanitizer and parser, some invalid);
-//	                  one body line per query: "ok" or "err <Go type of the error>"
+//	                  one body line per query: "ok" or "err <Go type of the error> [SQLSTATE]"
 //
 // Listens on $ADDR and prints "listening on ADDR" once ready; the database is $DB: a SQLite file
 // path, or a postgres:// URL (then the one `?` placeholder of a query is written `$1`).
@@ -133,7 +133,12 @@ func main() {
 		for _, q := range ScanQueries {
 			rows, err := db.QueryContext(r.Context(), q)
 			if err != nil {
-				fmt.Fprintf(w, "err %T\n", err)
+				var st interface{ SQLState() string }
+				if errors.As(err, &st) {
+					fmt.Fprintf(w, "err %T %s\n", err, st.SQLState())
+				} else {
+					fmt.Fprintf(w, "err %T\n", err)
+				}
 				continue
 			}
 			rows.Close()
