@@ -37,4 +37,5 @@ func init() {
 	setClientRoundTrip(clientRoundTrip)
 	registerGRPC() // grpc.go: google.golang.org/grpc hooks, linked by variable (rules/grpc.yaml)
 	setSQLStart(sqlStart)
+	mainExit = flushAtExit // provider.go; deferred in main by rules/main.yaml
 }

@@ -9,6 +9,9 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
+	_ "unsafe" // for go:linkname
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -78,10 +81,39 @@ func newProvider() trace.TracerProvider {
 		// Partial resources come with an error (bad OTEL_RESOURCE_ATTRIBUTES): keep what parsed.
 		fmt.Fprintf(os.Stderr, "gotap: resource: %v\n", err)
 	}
-	return sdktrace.NewTracerProvider(
+	tp := sdktrace.NewTracerProvider(
 		sdktrace.WithBatcher(suppressingExporter{exp}),
 		sdktrace.WithResource(res),
 	)
+	ownSDK.Store(tp)
+	return tp
+}
+
+// ownSDK is gotap's own SDK provider once created (read at exit without racing its creation).
+var ownSDK atomic.Pointer[sdktrace.TracerProvider]
+
+// mainExit is main.gotapMainExit, the hook rules/main.yaml defers in the main package's main
+// function; the linker merges this declaration with the woven one (as for grpc's hooks).
+//
+//go:linkname mainExit main.gotapMainExit
+var mainExit func()
+
+// exitFlushTimeout bounds how long returning from main waits for the last export: a collector
+// that is down must not keep the program from exiting.
+const exitFlushTimeout = 3 * time.Second
+
+// flushAtExit exports the spans still queued in gotap's batch processor when main returns. An
+// application's own provider (otel.SetTracerProvider) is the application's to shut down.
+func flushAtExit() {
+	tp := ownSDK.Load()
+	if tp == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), exitFlushTimeout)
+	defer cancel()
+	if err := tp.ForceFlush(ctx); err != nil {
+		fmt.Fprintf(os.Stderr, "gotap: spans not exported at exit: %v\n", err)
+	}
 }
 
 // defaultResource mirrors the resource gotap's eBPF strategy reports for a process.

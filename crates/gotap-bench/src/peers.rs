@@ -38,10 +38,10 @@ pub fn check(go: &Path, dir: &Path, attempt: bool, timeout: Duration) -> Vec<Pee
         .iter()
         .map(|&(name, kind, install, bin, version_arg)| {
             let cache = dir.join(format!("{bin}.json"));
-            // A cached result whose install command changed since (e.g. a new pinned version) is
-            // stale: try again.
+            // A cached result is what was installed, with the command that did it; an install run
+            // retries one whose command changed since (e.g. a newly pinned version).
             if let Some(p) = std::fs::read(&cache).ok().and_then(|b| serde_json::from_slice::<Peer>(&b).ok()) {
-                if p.install == format!("go install {install}") {
+                if !attempt || p.install == format!("go install {install}") {
                     return p;
                 }
             }

@@ -38,10 +38,15 @@ pub const GOTAP_ARGS: &str =
     "8@8(%rsp) 8@16(%rsp) 8@24(%rsp) 8@32(%rsp) -8@40(%rsp) -8@48(%rsp) 8@56(%rsp) 8@64(%rsp) 8@72(%rsp)";
 /// The bytes that follow the 2-byte semaphore counter in `gotapProbeSemaphore` ("gotap-semaphor").
 pub const GOTAP_SEMAPHORE_MARKER: &[u8] = b"gotap-semaphor";
-/// gotap's sites as woven into net/http by `gotap build --probes`.
-pub const GOTAP_SITES: [SiteDef<'static>; 2] = [
+/// gotap's sites as woven by `gotap build --probes` into net/http, database/sql and
+/// google.golang.org/grpc (all with the same argument spec and semaphore). A binary has those of
+/// the packages it links; the others are skipped.
+pub const GOTAP_SITES: [SiteDef<'static>; 5] = [
     SiteDef { provider: GOTAP_PROVIDER, name: "http_server", function: "net/http.gotapProbeHTTPServer", args: GOTAP_ARGS },
     SiteDef { provider: GOTAP_PROVIDER, name: "http_client", function: "net/http.gotapProbeHTTPClient", args: GOTAP_ARGS },
+    SiteDef { provider: GOTAP_PROVIDER, name: "sql_query", function: "database/sql.gotapProbeSQLQuery", args: GOTAP_ARGS },
+    SiteDef { provider: GOTAP_PROVIDER, name: "grpc_server", function: "google.golang.org/grpc.gotapProbeGRPCServer", args: GOTAP_ARGS },
+    SiteDef { provider: GOTAP_PROVIDER, name: "grpc_client", function: "google.golang.org/grpc.gotapProbeGRPCClient", args: GOTAP_ARGS },
 ];
 
 /// The 5-byte NOP every gotap site starts with (the kernel optimises uprobes on it).
@@ -228,7 +233,7 @@ pub fn annotate(path: &Path, sites: &[SiteDef], semaphore_marker: Option<&[u8]>)
     Ok(already + found.len())
 }
 
-/// [`annotate`] with gotap's net/http sites ([`GOTAP_SITES`]) and semaphore marker. A binary
+/// [`annotate`] with gotap's sites ([`GOTAP_SITES`]) and semaphore marker. A binary
 /// without those sites is left unchanged (returns 0).
 pub fn annotate_gotap(path: &Path) -> Result<usize, UsdtError> {
     annotate(path, &GOTAP_SITES, Some(GOTAP_SEMAPHORE_MARKER))

@@ -731,7 +731,8 @@ static __always_inline int site_hit(struct pt_regs *ctx, u8 kind)
 	ev->parent = r.parent;
 	ev->start = r.start;
 	ev->rflags = r.flags;
-	ev->method_len = SITE_STR(ev->method, METHOD_CAP, a.method_ptr, a.method_len);
+	if (kind == EV_SITE_SERVER || kind == EV_SITE_CLIENT)
+		ev->method_len = SITE_STR(ev->method, METHOD_CAP, a.method_ptr, a.method_len);
 	if (kind == EV_SITE_SERVER) {
 		ev->path_len = SITE_STR(ev->path, PATH_CAP, a.path_ptr, a.path_len);
 		ev->text_len = SITE_STR(ev->text, PATTERN_CAP, a.text_ptr, a.text_len);
@@ -741,6 +742,32 @@ static __always_inline int site_hit(struct pt_regs *ctx, u8 kind)
 		ev->ua_len = SITE_STR(ev->ua, UA_CAP - 1, r.ua.ptr, r.ua.len);
 		ev->proto_len = SITE_STR(ev->proto, PROTO_CAP, r.proto.ptr, r.proto.len);
 		ev->query_len = SITE_STR(ev->query, QUERY_CAP, r.query.ptr, r.query.len);
+	} else if (kind == EV_SITE_SQL) {
+		/* Query text: path and text are one buffer (adjacent), so up to 768 bytes. */
+		ev->method_len = 0;
+		ev->path_len = SITE_STR(ev->path, URL_CAP + ERROR_CAP, a.path_ptr, a.path_len);
+		if (a.path_len > URL_CAP + ERROR_CAP)
+			ev->rflags |= SITE_FLAG_TRUNCATED;
+		ev->text_len = 0;
+		ev->host_len = SITE_STR(ev->host, HOST_CAP, a.method_ptr, a.method_len);
+		ev->remote_len = 0;
+		ev->ua_len = SITE_STR(ev->ua, UA_CAP, a.text_ptr, a.text_len);
+		ev->proto_len = SITE_STR(ev->proto, PROTO_CAP, r.remote.ptr, r.remote.len);
+		ev->query_len = SITE_STR(ev->query, QUERY_CAP, r.host.ptr, r.host.len);
+	} else if (kind == EV_SITE_GRPC_SERVER || kind == EV_SITE_GRPC_CLIENT) {
+		ev->method_len = 0;
+		ev->path_len = SITE_STR(ev->path, URL_CAP, a.method_ptr, a.method_len);
+		ev->text_len = SITE_STR(ev->text, ERROR_CAP, a.text_ptr, a.text_len);
+		if (kind == EV_SITE_GRPC_SERVER) {
+			ev->host_len = 0;
+			ev->remote_len = SITE_STR(ev->remote, REMOTE_CAP, a.path_ptr, a.path_len);
+		} else {
+			ev->host_len = SITE_STR(ev->host, HOST_CAP, a.path_ptr, a.path_len);
+			ev->remote_len = 0;
+		}
+		ev->ua_len = 0;
+		ev->proto_len = 0;
+		ev->query_len = 0;
 	} else {
 		ev->path_len = SITE_STR(ev->path, URL_CAP, a.path_ptr, a.path_len);
 		ev->text_len = SITE_STR(ev->text, ERROR_CAP, a.text_ptr, a.text_len);
@@ -766,4 +793,25 @@ SEC("uprobe")
 int site_http_client(struct pt_regs *ctx)
 {
 	return site_hit(ctx, EV_SITE_CLIENT);
+}
+
+/* database/sql.gotapProbeSQLQuery (USDT gotap:sql_query). */
+SEC("uprobe")
+int site_sql_query(struct pt_regs *ctx)
+{
+	return site_hit(ctx, EV_SITE_SQL);
+}
+
+/* google.golang.org/grpc.gotapProbeGRPCServer (USDT gotap:grpc_server). */
+SEC("uprobe")
+int site_grpc_server(struct pt_regs *ctx)
+{
+	return site_hit(ctx, EV_SITE_GRPC_SERVER);
+}
+
+/* google.golang.org/grpc.gotapProbeGRPCClient (USDT gotap:grpc_client). */
+SEC("uprobe")
+int site_grpc_client(struct pt_regs *ctx)
+{
+	return site_hit(ctx, EV_SITE_GRPC_CLIENT);
 }

@@ -153,6 +153,16 @@ struct http_event {
 
 #define EV_SITE_SERVER 3
 #define EV_SITE_CLIENT 4
+/* database/sql and grpc sites: the same event, its buffers holding other values (src/sites_more.rs).
+ * sql_query: host = driver package, path+text (one 768-byte buffer) = query text, ua = error
+ * text, query = error type, proto = SQLSTATE, status = 1 when failed.
+ * grpc_server: path = full method, remote = peer, text = status message, status = code.
+ * grpc_client: path = full method, host = target, text = status message, status = code. */
+#define EV_SITE_SQL 5
+#define EV_SITE_GRPC_SERVER 6
+#define EV_SITE_GRPC_CLIENT 7
+/* rflags bit set by the programs (the woven code uses bits 0-1): the string in path was cut. */
+#define SITE_FLAG_TRUNCATED (1ULL << 32)
 
 #define URL_CAP 512     /* client: the whole URL (scheme://host/path?query) */
 #define ERROR_CAP 256   /* client: the transport error's text */

@@ -62,7 +62,10 @@ pub struct BatchConfig {
 impl Default for BatchConfig {
     fn default() -> Self {
         BatchConfig {
-            max_queue_size: 2048,
+            // The SDK default is 2048, sized for one in-process tracer. gotap drains a whole
+            // process's ring buffer every few ms (bursts of thousands of spans at high rates) and
+            // must not drop while a batch is on the wire: 16384 queued spans ≈ 200 ms at 80k/s.
+            max_queue_size: 16384,
             max_export_batch_size: 512,
             schedule_delay: Duration::from_millis(200),
             max_buffered_spans: 8192,

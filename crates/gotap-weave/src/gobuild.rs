@@ -37,6 +37,8 @@ const UNSUPPORTED: &[(&str, &str)] = &[
 /// The part of [`UNSUPPORTED`] that also applies in probe mode (no modfile, no overlay there).
 const UNSUPPORTED_PROBES: &[&str] = &["-toolexec", "-C", "-compiler"];
 
+const VENDOR_REFUSED: &str = "flag -mod=vendor is not supported by gotap build: the gotap runtime and the OpenTelemetry SDK are not in vendor/; use -mod=mod (module cache) or gotap build --probes (adds no module)";
+
 /// `go build`/`go test` flags that take a value as the next argument (to find the packages).
 const VALUE_FLAGS: &[&str] = &[
     "-o", "-p", "-tags", "-gcflags", "-ldflags", "-asmflags", "-gccgoflags", "-buildmode", "-installsuffix",
@@ -81,7 +83,7 @@ pub fn check_args(args: &[String], goflags: &str, probes: bool) -> Result<Vec<St
                 }
             }
             if name == "mod" && a.ends_with("=vendor") && !probes {
-                bail!("flag -mod=vendor is not supported by gotap build yet: the gotap runtime and the OpenTelemetry SDK are not in vendor/");
+                bail!("{VENDOR_REFUSED}");
             }
         }
     }
@@ -98,7 +100,7 @@ pub fn check_args(args: &[String], goflags: &str, probes: bool) -> Result<Vec<St
                     i += 1;
                 }
                 if name == "mod" && args.get(i).map(String::as_str) == Some("vendor") && !probes {
-                    bail!("flag -mod=vendor is not supported by gotap build yet: the gotap runtime and the OpenTelemetry SDK are not in vendor/");
+                    bail!("{VENDOR_REFUSED}");
                 }
             }
             None => pkgs.push(a.clone()),
@@ -158,17 +160,20 @@ pub fn run(opts: &Options) -> Result<i32> {
         return run_probes(opts, &env);
     }
     let pkgs = check_args(&opts.args, &env.go_flags, false)?;
-    if env.go_mod.is_empty() || env.go_mod == "/dev/null" {
+    let workspace = !env.go_work.is_empty() && env.go_work != "off";
+    if !workspace && (env.go_mod.is_empty() || env.go_mod == "/dev/null") {
         bail!("gotap build needs a Go module: no go.mod in this directory or above (GOPATH mode is not supported)");
     }
-    if !env.go_work.is_empty() && env.go_work != "off" {
-        bail!("workspaces are not supported by gotap build yet ({}); run with GOWORK=off", env.go_work);
-    }
-    let gomod = PathBuf::from(&env.go_mod);
-    let moddir = gomod.parent().unwrap().to_path_buf();
+    // The file that anchors the module graph: go.work in a workspace, else go.mod.
+    let anchor = PathBuf::from(if workspace { &env.go_work } else { &env.go_mod });
+    let root = anchor.parent().unwrap().to_path_buf();
     let mod_mod = opts.args.iter().map(String::as_str).chain(env.go_flags.split_whitespace()).any(|a| a.trim_start_matches('-') == "mod=mod");
-    if moddir.join("vendor/modules.txt").is_file() && !mod_mod {
-        bail!("vendoring is not supported by gotap build yet ({} exists); pass -mod=mod to build from the module cache", moddir.join("vendor").display());
+    if root.join("vendor/modules.txt").is_file() && !mod_mod {
+        bail!(
+            "vendoring is not supported by gotap build ({} exists): the gotap runtime and the OpenTelemetry SDK are not in vendor/; {}",
+            root.join("vendor").display(),
+            if workspace { "run with GOWORK=off -mod=mod, or use gotap build --probes (adds no module)" } else { "pass -mod=mod to build from the module cache, or use gotap build --probes (adds no module)" }
+        );
     }
     if version_lt(&env.go_version, (1, 23)) {
         bail!("gotap build needs Go 1.23 or newer (this is {})", env.go_version);
@@ -179,16 +184,28 @@ pub fn run(opts: &Options) -> Result<i32> {
     let tmp = TempDir(std::env::temp_dir().join(format!("gotap-build-{}-{}", std::process::id(), nanos())));
     std::fs::create_dir_all(&tmp.0)?;
 
-    // 1. Temporary modfile: the user's go.mod + the runtime, replaced by gotap's extracted copy.
-    let modfile = tmp.0.join("gotap.mod");
-    if let Some(w) = write_modfile(&gomod, &ex.runtime_dir(), &modfile)? {
+    // 1. The module graph with the runtime, replaced by gotap's extracted copy: a temporary copy
+    //    of go.mod passed with -modfile, or — in a workspace, where -modfile is refused — a
+    //    temporary copy of go.work passed through GOWORK, with a `use` of the runtime.
+    let (graph, warning, graph_inputs) = if workspace {
+        let work = tmp.0.join("go.work");
+        let (w, uses) = write_workfile(&anchor, &ex.runtime_dir(), &work)?;
+        // The cached go-list answers also depend on every workspace module's go.mod and go.sum.
+        let inputs = uses.iter().flat_map(|d| [d.join("go.mod"), d.join("go.sum")]).collect::<Vec<_>>();
+        (Graph::Work(work), w, inputs)
+    } else {
+        let modfile = tmp.0.join("gotap.mod");
+        (Graph::Modfile(modfile.clone()), write_modfile(&anchor, &ex.runtime_dir(), &modfile)?, Vec::new())
+    };
+    if let Some(w) = warning {
         eprintln!("gotap: warning: {w}");
     }
+    let graph_key = graph_key(&anchor, Some(&graph), &graph_inputs);
 
     // 1b. Versions of the modules whose version rules constrain (join.module/join.version): the
     //     go command's own answer for this build's module graph, with the runtime added.
     if !plan.modules.is_empty() {
-        let versions = module_versions_cached(&opts.go, &env.go_version, &gomod, Some(&modfile), &list_flags(&opts.args), &plan.modules)
+        let versions = module_versions_cached(&opts.go, &env.go_version, &graph_key, Some(&graph), &list_flags(&opts.args), &plan.modules)
             .context("cannot find the versions of the modules the rules are scoped to")?;
         for s in plan.resolve_modules(versions)? {
             eprintln!("gotap: warning: {}", s.message);
@@ -198,7 +215,8 @@ pub fn run(opts: &Options) -> Result<i32> {
     // 2. Overlay: one extra file per main package importing the runtime (for `test`, per package
     //    under test). The go command resolves and builds that import itself.
     let mut list = Command::new(&opts.go);
-    list.current_dir(std::env::current_dir()?).arg("list").arg(format!("-modfile={}", modfile.display()));
+    list.current_dir(std::env::current_dir()?).arg("list");
+    graph.apply(&mut list);
     list.args(list_flags(&opts.args));
     list.args(["-f", "{{.Name}}\t{{.Dir}}"]).args(&pkgs);
     let listed = output(&mut list, "go list")?;
@@ -218,7 +236,7 @@ pub fn run(opts: &Options) -> Result<i32> {
     std::fs::write(&overlay, serde_json::to_vec(&serde_json::json!({ "Replace": replace }))?)?;
 
     // 3. Tell the user if adding the runtime moved any of their modules (minimal version selection).
-    match mvs_upgrades_cached(&opts.go, &env.go_version, &gomod, &modfile) {
+    match mvs_upgrades_cached(&opts.go, &env.go_version, &graph_key, &graph) {
         Ok(ws) => ws.iter().for_each(|w| eprintln!("gotap: warning: {w}")),
         // The build itself may still work (it needs fewer modules than `all`): say what is unknown.
         Err(e) => eprintln!("gotap: warning: cannot check whether the gotap runtime upgrades your modules: {e:#}"),
@@ -230,9 +248,9 @@ pub fn run(opts: &Options) -> Result<i32> {
     plan.write(&config)?;
     let me = std::env::current_exe().context("cannot find gotap's own executable")?;
     let mut go = Command::new(&opts.go);
-    go.arg(&opts.verb)
-        .arg(format!("-modfile={}", modfile.display()))
-        .arg(format!("-overlay={}", overlay.display()))
+    go.arg(&opts.verb);
+    graph.apply(&mut go);
+    go.arg(format!("-overlay={}", overlay.display()))
         .arg(format!("-toolexec={} toolexec", quote(&me)))
         .args(&opts.args)
         .env(CONFIG_ENV, &config);
@@ -258,7 +276,8 @@ fn run_probes(opts: &Options, env: &GoEnv) -> Result<i32> {
     let ex = assets::extract()?;
     let mut plan = Plan::new(&ex, &opts.go, &env.go_version, &opts.rules, opts.best_effort, true)?;
     if !plan.modules.is_empty() && !env.go_mod.is_empty() && env.go_mod != "/dev/null" {
-        let versions = module_versions_cached(&opts.go, &env.go_version, Path::new(&env.go_mod), None, &list_flags(&opts.args), &plan.modules)
+        let key = graph_key(Path::new(&env.go_mod), None, &[]);
+        let versions = module_versions_cached(&opts.go, &env.go_version, &key, None, &list_flags(&opts.args), &plan.modules)
             .context("cannot find the versions of the modules the rules are scoped to")?;
         for s in plan.resolve_modules(versions)? {
             eprintln!("gotap: warning: {}", s.message);
@@ -484,44 +503,191 @@ fn write_modfile(gomod: &Path, runtime: &Path, modfile: &Path) -> Result<Option<
     Ok(warning)
 }
 
-/// [`mvs_upgrades`] remembered per (go.mod, go.sum, runtime, toolchain): the two `go list -m all`
-/// runs are most of gotap's own time in a no-op rebuild.
-fn mvs_upgrades_cached(go: &Path, gover: &str, gomod: &Path, modfile: &Path) -> Result<Vec<String>> {
+/// Copies go.work (and go.work.sum) to `out`, which the build then names in `GOWORK`: relative
+/// `use` and `replace` paths made absolute (they are relative to the go.work file), a `use` of
+/// the runtime added, and — as for a modfile — the `go` line raised to the runtime's with the
+/// GODEBUG defaults pinned to the workspace's own (in workspace mode both come from go.work;
+/// the modules' go.mod files, and so their language versions, are untouched). Returns the
+/// warning for a raised `go` line and the workspace's module directories.
+fn write_workfile(gowork: &Path, runtime: &Path, out: &Path) -> Result<(Option<String>, Vec<PathBuf>)> {
+    let text = std::fs::read_to_string(gowork).with_context(|| format!("cannot read {}", gowork.display()))?;
+    let dir = gowork.parent().unwrap_or(Path::new("/"));
+    let rt_mod = std::fs::read_to_string(runtime.join("go.mod"))?;
+    let mut warning = None;
+    let mut raise = None;
+    if let (Some(user), Some(need)) = (go_directive(&text), go_directive(&rt_mod)) {
+        if parse_version(user) < parse_version(need) {
+            warning = Some(format!(
+                "the gotap runtime (OpenTelemetry Go SDK) needs go {need}: the workspace's go line is raised from go {user} in a temporary copy of {}; the modules keep their language versions and the program its GODEBUG defaults (go.work itself is untouched)",
+                gowork.display()
+            ));
+            let pin = !text.lines().any(|l| l.trim_start().starts_with("godebug"));
+            raise = Some((need.to_owned(), pin.then(|| major_minor(user))));
+        }
+    }
+    let abs = |p: &str| -> String {
+        let unq = p.trim_matches('"');
+        let path = if Path::new(unq).is_absolute() { PathBuf::from(unq) } else { dir.join(unq) };
+        format!("{:?}", clean(&path).display().to_string())
+    };
+    let is_local = |p: &str| {
+        let p = p.trim_matches('"');
+        p == "." || p == ".." || p.starts_with("./") || p.starts_with("../") || p.starts_with('/')
+    };
+    let mut uses = Vec::new();
+    let mut entry = |kw: &str, e: &str| -> String {
+        let code = e.split("//").next().unwrap_or("").trim();
+        match kw {
+            "use" if !code.is_empty() => {
+                let a = abs(code);
+                uses.push(PathBuf::from(a.trim_matches('"')));
+                a
+            }
+            "replace" => match code.split_once("=>") {
+                Some((l, r)) => {
+                    let mut t: Vec<&str> = r.split_whitespace().collect();
+                    let target = match t.first() {
+                        Some(p) if t.len() == 1 && is_local(p) => abs(p),
+                        _ => std::mem::take(&mut t).join(" "),
+                    };
+                    format!("{} => {target}", l.trim())
+                }
+                None => e.to_owned(),
+            },
+            _ => e.to_owned(),
+        }
+    };
+    let mut lines = Vec::new();
+    let mut block: Option<String> = None;
+    for line in text.lines() {
+        let code = line.split("//").next().unwrap_or("").trim();
+        if let Some(kw) = &block {
+            if code == ")" {
+                block = None;
+                lines.push(line.to_owned());
+            } else {
+                lines.push(format!("\t{}", entry(kw, line.trim())));
+            }
+            continue;
+        }
+        let (kw, rest) = code.split_once(char::is_whitespace).map(|(k, r)| (k, r.trim())).unwrap_or((code, ""));
+        match (kw, &raise) {
+            ("use" | "replace", _) if rest == "(" => {
+                block = Some(kw.to_owned());
+                lines.push(line.to_owned());
+            }
+            ("use" | "replace", _) => lines.push(format!("{kw} {}", entry(kw, rest))),
+            ("go", Some((need, pin))) => {
+                lines.push(format!("go {need}"));
+                if let Some(v) = pin {
+                    lines.push(format!("godebug default=go{v}"));
+                }
+            }
+            ("toolchain", Some(_)) => {}
+            _ => lines.push(line.to_owned()),
+        }
+    }
+    let mut text = lines.join("\n");
+    text.push_str(&format!("\n\n// Added by gotap build (temporary copy; the original go.work is untouched).\nuse {:?}\n", runtime.display().to_string()));
+    std::fs::write(out, text)?;
+    // go.work.sum: the workspace's plus the runtime's (the go command reads <GOWORK>.sum; the
+    // modules' own go.sum files are read from their directories).
+    let mut sums = BTreeSet::new();
+    let mut user_sum = gowork.as_os_str().to_owned();
+    user_sum.push(".sum");
+    for f in [PathBuf::from(user_sum), runtime.join("go.sum")] {
+        if let Ok(s) = std::fs::read_to_string(&f) {
+            sums.extend(s.lines().filter(|l| !l.trim().is_empty()).map(str::to_owned));
+        }
+    }
+    let mut out_sum = out.as_os_str().to_owned();
+    out_sum.push(".sum");
+    std::fs::write(PathBuf::from(out_sum), sums.into_iter().map(|l| l + "\n").collect::<String>())?;
+    Ok((warning, uses))
+}
+
+/// `a/./b/../c` → `a/c`, lexically as Go's filepath.Clean (the go command compares workspace
+/// module directories as cleaned paths).
+fn clean(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// How the go command sees the module graph with the runtime added.
+enum Graph {
+    /// A temporary copy of go.mod, passed with `-modfile`.
+    Modfile(PathBuf),
+    /// A temporary copy of go.work, passed through `GOWORK` (the go command refuses `-modfile`
+    /// in workspace mode).
+    Work(PathBuf),
+}
+
+impl Graph {
+    /// Points a go command (after its verb) at this graph.
+    fn apply(&self, c: &mut Command) {
+        match self {
+            Graph::Modfile(m) => {
+                c.arg(format!("-modfile={}", m.display()));
+            }
+            Graph::Work(w) => {
+                c.env("GOWORK", w);
+            }
+        }
+    }
+    fn file(&self) -> &Path {
+        match self {
+            Graph::Modfile(p) | Graph::Work(p) => p,
+        }
+    }
+}
+
+/// Identity of the inputs of the go-list answers gotap caches: go.mod or go.work and its sum
+/// file, the temporary graph file, extra files (a workspace's go.mod/go.sum files), GOFLAGS.
+fn graph_key(anchor: &Path, graph: Option<&Graph>, inputs: &[PathBuf]) -> u64 {
     let read = |p: &Path| std::fs::read(p).unwrap_or_default();
-    let key = assets::fnv(&[
-        &read(gomod),
-        &read(&gomod.with_extension("sum")),
-        &read(modfile),
-        gover.as_bytes(),
-        std::env::var("GOFLAGS").unwrap_or_default().as_bytes(),
-    ]);
+    let mut sum = anchor.as_os_str().to_owned();
+    sum.push(".sum");
+    let sum = if anchor.extension().is_some_and(|e| e == "mod") { anchor.with_extension("sum") } else { PathBuf::from(sum) };
+    let mut parts = vec![read(anchor), read(&sum), graph.map(|g| read(g.file())).unwrap_or_default()];
+    parts.extend(inputs.iter().map(|p| read(p)));
+    parts.push(std::env::var("GOFLAGS").unwrap_or_default().into_bytes());
+    parts.push(std::env::var("GOWORK").unwrap_or_default().into_bytes());
+    assets::fnv(&parts.iter().map(Vec::as_slice).collect::<Vec<_>>())
+}
+
+/// [`mvs_upgrades`] remembered per (graph inputs, toolchain): the two `go list -m all` runs are
+/// most of gotap's own time in a no-op rebuild.
+fn mvs_upgrades_cached(go: &Path, gover: &str, key: &u64, graph: &Graph) -> Result<Vec<String>> {
+    let key = assets::fnv(&[&key.to_le_bytes(), gover.as_bytes()]);
     let path = assets::cache_dir().join(format!("mvs-{key:016x}.txt"));
     if let Ok(text) = std::fs::read_to_string(&path) {
         return Ok(text.lines().map(str::to_owned).collect());
     }
-    let warnings = mvs_upgrades(go, modfile)?;
+    let warnings = mvs_upgrades(go, graph)?;
     let _ = std::fs::write(&path, warnings.iter().map(|w| format!("{w}\n")).collect::<String>());
     Ok(warnings)
 }
 
-/// [`module_versions`] remembered per (go.mod, go.sum, modfile, toolchain, flags, modules).
-fn module_versions_cached(go: &Path, gover: &str, gomod: &Path, modfile: Option<&Path>, flags: &[String], modules: &[String]) -> Result<BTreeMap<String, String>> {
-    let read = |p: &Path| std::fs::read(p).unwrap_or_default();
-    let key = assets::fnv(&[
-        b"modver",
-        &read(gomod),
-        &read(&gomod.with_extension("sum")),
-        &modfile.map(read).unwrap_or_default(),
-        gover.as_bytes(),
-        std::env::var("GOFLAGS").unwrap_or_default().as_bytes(),
-        flags.join(" ").as_bytes(),
-        modules.join(" ").as_bytes(),
-    ]);
+/// [`module_versions`] remembered per (graph inputs, toolchain, flags, modules).
+fn module_versions_cached(go: &Path, gover: &str, key: &u64, graph: Option<&Graph>, flags: &[String], modules: &[String]) -> Result<BTreeMap<String, String>> {
+    let key = assets::fnv(&[b"modver", &key.to_le_bytes(), gover.as_bytes(), flags.join(" ").as_bytes(), modules.join(" ").as_bytes()]);
     let path = assets::cache_dir().join(format!("modver-{key:016x}.json"));
     if let Ok(v) = std::fs::read(&path).map_err(anyhow::Error::from).and_then(|b| Ok(serde_json::from_slice(&b)?)) {
         return Ok(v);
     }
-    let versions = module_versions(go, modfile, flags, modules)?;
+    let versions = module_versions(go, graph, flags, modules)?;
     let _ = std::fs::write(&path, serde_json::to_vec(&versions)?);
     Ok(versions)
 }
@@ -539,11 +705,11 @@ struct ListedModule {
 /// The version of each of `modules` in the build (`go list -m`, the go command's own module
 /// graph; a module it does not know is not in the build and left out). A `replace` by another
 /// module version counts as that version; a replace by a directory has no version: "".
-fn module_versions(go: &Path, modfile: Option<&Path>, flags: &[String], modules: &[String]) -> Result<BTreeMap<String, String>> {
+fn module_versions(go: &Path, graph: Option<&Graph>, flags: &[String], modules: &[String]) -> Result<BTreeMap<String, String>> {
     let mut c = Command::new(go);
     c.args(["list", "-m", "-e", "-json"]);
-    if let Some(m) = modfile {
-        c.arg(format!("-modfile={}", m.display()));
+    if let Some(g) = graph {
+        g.apply(&mut c);
     }
     c.args(flags.iter().filter(|f| f.starts_with("-mod=")));
     c.args(modules);
@@ -568,12 +734,12 @@ fn parse_module_versions(text: &str) -> Result<BTreeMap<String, String>> {
 }
 
 /// Modules whose selected version changes once the runtime's requirements join the graph.
-fn mvs_upgrades(go: &Path, modfile: &Path) -> Result<Vec<String>> {
-    let list = |extra: Option<&Path>| -> Result<BTreeMap<String, String>> {
+fn mvs_upgrades(go: &Path, graph: &Graph) -> Result<Vec<String>> {
+    let list = |extra: Option<&Graph>| -> Result<BTreeMap<String, String>> {
         let mut c = Command::new(go);
         c.args(["list", "-m", "-f", "{{.Path}} {{.Version}}"]);
-        if let Some(m) = extra {
-            c.arg(format!("-modfile={}", m.display()));
+        if let Some(g) = extra {
+            g.apply(&mut c);
         }
         c.arg("all");
         let text = output(&mut c, "go list -m all")?;
@@ -583,7 +749,7 @@ fn mvs_upgrades(go: &Path, modfile: &Path) -> Result<Vec<String>> {
             .collect())
     };
     let before = list(None)?;
-    let after = list(Some(modfile))?;
+    let after = list(Some(graph))?;
     let mut out = Vec::new();
     for (m, v) in &before {
         if let Some(w) = after.get(m) {
@@ -682,6 +848,34 @@ mod tests {
         let m = "module x\n\ngo 1.25.0\n\nrequire a.b/c v1.0.0\nrequire (\n\td.e/f v0.2.0 // indirect\n\t// comment\n)\n";
         assert_eq!(requirements(m), vec![("a.b/c".into(), "v1.0.0".into()), ("d.e/f".into(), "v0.2.0".into())]);
         assert_eq!(go_directive(m), Some("1.25.0"));
+    }
+
+    #[test]
+    fn workfile_copy_uses_absolute_paths_and_the_runtime() {
+        let dir = std::env::temp_dir().join(format!("gotap-workfile-test-{}", std::process::id()));
+        let rt = dir.join("rt");
+        std::fs::create_dir_all(&rt).unwrap();
+        let work = "go 1.23\n\ntoolchain go1.23.4\n\nuse (\n\t./app // the service\n\t../lib\n)\nuse /abs/x\n\nreplace example.com/a v1.0.0 => ./fork/a\nreplace example.com/b => example.com/c v1.2.0\n";
+        std::fs::write(dir.join("go.work"), work).unwrap();
+        std::fs::write(dir.join("go.work.sum"), "u.dep v1 h1:x=\n").unwrap();
+        std::fs::write(rt.join("go.mod"), "module gotap.dev/gotaprt\n\ngo 1.25.0\n").unwrap();
+        std::fs::write(rt.join("go.sum"), "o.t/el v1.2.3 h1:y=\n").unwrap();
+        let out = dir.join("tmp/go.work");
+        std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+        let (w, uses) = write_workfile(&dir.join("go.work"), &rt, &out).unwrap();
+        assert!(w.unwrap().contains("raised from go 1.23"));
+        let d = dir.display();
+        let up = dir.parent().unwrap().display().to_string();
+        assert_eq!(uses, vec![dir.join("app"), dir.parent().unwrap().join("lib"), PathBuf::from("/abs/x")]);
+        let got = std::fs::read_to_string(&out).unwrap();
+        let want = format!(
+            "go 1.25.0\ngodebug default=go1.23\n\n\nuse (\n\t\"{d}/app\"\n\t\"{up}/lib\"\n)\nuse \"/abs/x\"\n\nreplace example.com/a v1.0.0 => \"{d}/fork/a\"\nreplace example.com/b => example.com/c v1.2.0\n\n// Added by gotap build (temporary copy; the original go.work is untouched).\nuse \"{}\"\n",
+            rt.display()
+        );
+        assert_eq!(got, want);
+        assert_eq!(std::fs::read_to_string(dir.join("tmp/go.work.sum")).unwrap(), "o.t/el v1.2.3 h1:y=\nu.dep v1 h1:x=\n");
+        assert_eq!(std::fs::read_to_string(dir.join("go.work")).unwrap(), work);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

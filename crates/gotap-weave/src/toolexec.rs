@@ -66,7 +66,12 @@ pub fn run(mut argv: Vec<OsString>, annotate: Annotate) -> Result<i32> {
 /// Probe mode: `link` is run (not exec'd) so that the executable it writes gets its USDT notes
 /// before the go command moves it into place (and into the build cache).
 fn link(tool: &Path, argv: Vec<OsString>, annotate: Annotate) -> Result<i32> {
-    let Some(config) = std::env::var_os(CONFIG_ENV) else { return Err(exec(tool, argv)) };
+    let Some(config) = std::env::var_os(CONFIG_ENV) else {
+        if !argv.iter().any(|a| a == "-V=full") {
+            check_runtime_linked(&argv)?;
+        }
+        return Err(exec(tool, argv));
+    };
     let plan = Plan::read(Path::new(&config))?;
     if !plan.probes {
         return Err(exec(tool, argv));
@@ -82,6 +87,23 @@ fn link(tool: &Path, argv: Vec<OsString>, annotate: Annotate) -> Result<i32> {
     let out = flag_value(&args, "-o").context("the linker was run without -o")?;
     annotate(Path::new(&out)).with_context(|| format!("cannot add gotap's USDT notes to {out}"))?;
     Ok(0)
+}
+
+/// `go build -toolexec='gotap toolexec'` without `gotap build`: the packages are woven but nothing
+/// adds the runtime, so every hook would stay nil and the program would trace nothing. Refuse to
+/// link such a program (one that imports gotap.dev/gotaprt itself is fine).
+fn check_runtime_linked(argv: &[OsString]) -> Result<()> {
+    let args = expand_response_files(argv.iter().map(|a| a.to_string_lossy().into_owned()).collect())?;
+    let Some(cfg) = flag_value(&args, "-importcfg") else { return Ok(()) };
+    let text = std::fs::read_to_string(&cfg).with_context(|| format!("cannot read the linker's importcfg {cfg}"))?;
+    let needle = format!("packagefile {}=", crate::RUNTIME_MODULE);
+    if text.lines().any(|l| l.starts_with(&needle)) {
+        return Ok(());
+    }
+    bail!(
+        "this program was woven by `go build -toolexec` alone, which does not link the gotap runtime ({}), so it would produce no spans: build it with `gotap build` (same flags), or `gotap build --probes` for probe sites",
+        crate::RUNTIME_MODULE
+    )
 }
 
 /// `go build -cover` runs the cover tool on every file of a covered package, ours included, but

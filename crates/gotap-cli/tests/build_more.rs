@@ -1,0 +1,273 @@
+//! `gotap build` beyond the single-module case (issue #4): Go workspaces, PGO, spans buffered
+//! when main returns, and `go build -toolexec` without `gotap build`. The program is
+//! crates/gotap-cli/tests/go/workspace/app: it serves one request and returns from main, so its
+//! span reaches the collector only if the runtime flushes at exit (the batch delay is set to a
+//! minute below).
+use gotap_testkit::{bin_dir, free_port, gotap_bin, repo_root, Toolchain};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Woven builds recompile the standard library: one at a time on a small machine.
+static BUILD: Mutex<()> = Mutex::new(());
+
+const TC: Toolchain = Toolchain::Go126;
+
+/// A fresh copy of tests/go/workspace (go.work + app + lib) in a temporary directory.
+fn workspace_copy(name: &str) -> PathBuf {
+    let src = repo_root().join("crates/gotap-cli/tests/go/workspace");
+    let dst = std::env::temp_dir().join(format!("gotap-build-more-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dst);
+    copy_tree(&src, &dst);
+    dst
+}
+
+fn copy_tree(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for e in std::fs::read_dir(src).unwrap() {
+        let e = e.unwrap();
+        let to = dst.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &to);
+        } else {
+            std::fs::copy(e.path(), &to).unwrap();
+        }
+    }
+}
+
+/// Every file under `dir` with its content, to check that a build left the tree as it was.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((p.clone(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn run_in(dir: &Path, cmd: &mut Command) -> Output {
+    let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    cmd.current_dir(dir).env("GOTOOLCHAIN", "local").env("GOFLAGS", "-modcacherw").env_remove("GOTAP_WEAVE_CONFIG").output().unwrap()
+}
+
+fn gotap(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    run_in(dir, Command::new(gotap_bin()).args(args).env("GOTAP_GO", TC.go()).envs(env.iter().copied()))
+}
+
+fn ok(o: &Output, what: &str) {
+    assert!(o.status.success(), "{what} failed:\n{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+}
+
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct Collector {
+    _proc: Proc,
+    file: PathBuf,
+    http_port: u16,
+}
+
+fn start_collector(name: &str) -> Collector {
+    let script = repo_root().join("scripts/collector.sh");
+    let built = Command::new(&script).output().unwrap();
+    assert!(built.status.success(), "scripts/collector.sh failed: {}", String::from_utf8_lossy(&built.stderr));
+    let bin = String::from_utf8(built.stdout).unwrap().trim().to_owned();
+    let (grpc, http) = (free_port(), free_port());
+    let dir = std::env::temp_dir().join(format!("gotap-build-more-col-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("spans.jsonl");
+    let _ = std::fs::remove_file(&file);
+    let cfg = Command::new(&script).args(["config", &grpc.to_string(), &http.to_string()]).arg(&file).output().unwrap();
+    let cfg_path = dir.join("collector.yaml");
+    std::fs::write(&cfg_path, cfg.stdout).unwrap();
+    let child = Command::new(bin).arg(format!("--config={}", cfg_path.display())).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let proc = Proc(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", http)).is_err() {
+        assert!(Instant::now() < deadline, "collector did not listen on port {http}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Collector { _proc: proc, file, http_port: http }
+}
+
+/// (scope, name) of every span in the collector's file.
+fn spans(file: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for line in std::fs::read_to_string(file).unwrap_or_default().lines() {
+        let Ok(doc) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        for rs in doc["resourceSpans"].as_array().into_iter().flatten() {
+            for ss in rs["scopeSpans"].as_array().into_iter().flatten() {
+                for s in ss["spans"].as_array().into_iter().flatten() {
+                    out.push((ss["scope"]["name"].as_str().unwrap_or("").to_owned(), s["name"].as_str().unwrap_or("").to_owned()));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Runs the woven app (one request, then main returns) with a batch delay of a minute; returns
+/// how long it took to exit after the request, and the spans the collector then has.
+fn serve_one_request(bin: &Path, name: &str, env: &[(&str, &str)]) -> (Duration, Vec<(String, String)>) {
+    let col = start_collector(name);
+    let port = free_port();
+    let mut child = Command::new(bin)
+        .env("ADDR", format!("127.0.0.1:{port}"))
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://127.0.0.1:{}", col.http_port))
+        .env("OTEL_BSP_SCHEDULE_DELAY", "60000")
+        .env("OTEL_SERVICE_NAME", "oneshot")
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut child = Proc(child);
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert!(line.starts_with("listening on"), "app said {line:?}");
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.contains("hello from lib"), "{resp}");
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(st) = child.0.try_wait().unwrap() {
+            break st;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(30), "the app did not return from main");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let took = t0.elapsed();
+    assert!(status.success(), "app exited with {status}");
+    // The collector writes its file asynchronously: give it a moment, not the batch delay.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = spans(&col.file);
+        if !got.is_empty() || Instant::now() > deadline {
+            return (took, got);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn assert_server_span(got: &[(String, String)]) {
+    assert!(
+        got.iter().any(|(scope, name)| scope == "gotap/net/http/server" && name == "GET"),
+        "the span of the only request was not delivered when main returned: {got:?}"
+    );
+}
+
+/// A two-module workspace: gotap passes a temporary go.work through GOWORK (the go command refuses
+/// -modfile there); the workspace stays byte-identical, the library module is resolved through
+/// the workspace, and the span of a program that returns from main right after its request is
+/// flushed at exit.
+#[test]
+fn workspace_build_and_flush_when_main_returns() {
+    let ws = workspace_copy("work");
+    let before = snapshot(&ws);
+    let bin = bin_dir().join("oneshot-workspace-woven");
+    let o = bin.display().to_string();
+    let res = gotap(&ws, &["build", "-o", &o, "./app"], &[]);
+    ok(&res, "gotap build in a workspace");
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(err.contains("the workspace's go line is raised from go 1.23"), "{err}");
+    assert_eq!(snapshot(&ws), before, "gotap build changed the workspace");
+    let (took, got) = serve_one_request(&bin, "work", &[]);
+    assert_server_span(&got);
+    assert!(took < Duration::from_secs(10), "exit took {took:?}");
+
+    // The woven binary's module list is the workspace's plus the runtime; the main module keeps
+    // its own language version (go.work's go line is the one raised).
+    let bi = Command::new(TC.go()).args(["version", "-m"]).arg(&bin).output().unwrap();
+    let bi = String::from_utf8_lossy(&bi.stdout);
+    assert!(bi.contains("dep\texample.com/lib") && bi.contains("dep\tgotap.dev/gotaprt"), "{bi}");
+    assert!(bi.contains("DefaultGODEBUG="), "GODEBUG defaults of go 1.23 expected in {bi}");
+    let plain = bin_dir().join("oneshot-workspace-plain");
+    ok(&run_in(&ws, TC.command().args(["build", "-o"]).arg(&plain).arg("./app")), "go build");
+    let godebug = |text: &str| text.lines().find(|l| l.contains("DefaultGODEBUG=")).map(str::to_owned);
+    let pbi = Command::new(TC.go()).args(["version", "-m"]).arg(&plain).output().unwrap();
+    assert_eq!(godebug(&bi), godebug(&String::from_utf8_lossy(&pbi.stdout)), "DefaultGODEBUG differs from the plain build");
+    let _ = std::fs::remove_dir_all(&ws);
+}
+
+/// Vendoring in a workspace (`go work vendor`) is refused, naming what to do instead.
+#[test]
+fn workspace_vendor_dir_is_refused_clearly() {
+    let ws = workspace_copy("vendor");
+    std::fs::create_dir_all(ws.join("vendor")).unwrap();
+    std::fs::write(ws.join("vendor/modules.txt"), "").unwrap();
+    let res = gotap(&ws, &["build", "./app"], &[]);
+    assert_eq!(res.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(err.contains("vendoring is not supported by gotap build") && err.contains("--probes") && err.lines().count() == 1, "{err}");
+    let _ = std::fs::remove_dir_all(&ws);
+}
+
+/// `-pgo=auto` with a default.pgo recorded from the program itself: PGO compiles what the weaver
+/// wrote (the profile's positions are the original ones, which //line keeps), and the woven
+/// program still traces and flushes at exit. Module mode (GOWORK=off).
+#[test]
+fn pgo_auto_build_works() {
+    let ws = workspace_copy("pgo");
+    let app = ws.join("app");
+    // Record a profile with a plain build of the program serving its request.
+    let plain = bin_dir().join("oneshot-pgo-plain");
+    ok(&run_in(&app, TC.command().env("GOWORK", "off").args(["build", "-o"]).arg(&plain).arg(".")), "go build");
+    let profile = app.join("default.pgo");
+    let port = free_port();
+    let mut child = Proc(Command::new(&plain).env("ADDR", format!("127.0.0.1:{port}")).env("CPUPROFILE", &profile).stdout(Stdio::piped()).spawn().unwrap());
+    // Kept open until the app exits: it prints "bye" last (a closed pipe would kill it).
+    let mut out = BufReader::new(child.0.stdout.take().unwrap());
+    out.read_line(&mut String::new()).unwrap();
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    s.read_to_string(&mut String::new()).unwrap();
+    assert!(child.0.wait().unwrap().success());
+    assert!(std::fs::metadata(&profile).unwrap().len() > 0);
+
+    let bin = bin_dir().join("oneshot-pgo-woven");
+    let o = bin.display().to_string();
+    ok(&gotap(&app, &["build", "-pgo=auto", "-o", &o, "."], &[("GOWORK", "off")]), "gotap build -pgo=auto");
+    let bi = Command::new(TC.go()).args(["version", "-m"]).arg(&bin).output().unwrap();
+    let bi = String::from_utf8_lossy(&bi.stdout);
+    let want = format!("-pgo={}", profile.display());
+    assert!(bi.lines().any(|l| l.contains("build\t") && l.contains(&want)), "no {want} in the build info:\n{bi}");
+    let (_, got) = serve_one_request(&bin, "pgo", &[]);
+    assert_server_span(&got);
+    let _ = std::fs::remove_dir_all(&ws);
+}
+
+/// `go build -toolexec='gotap toolexec'` alone weaves but links no runtime: the link fails with
+/// one line saying to use `gotap build`, instead of producing a program that traces nothing.
+#[test]
+fn toolexec_alone_refuses_to_link_a_program_without_runtime() {
+    let ws = workspace_copy("toolexec");
+    let app = ws.join("app");
+    let bin = bin_dir().join("oneshot-toolexec-alone");
+    let res = run_in(
+        &app,
+        TC.command().env("GOWORK", "off").arg("build").arg(format!("-toolexec={} toolexec", gotap_bin().display())).arg("-o").arg(&bin).arg("."),
+    );
+    assert!(!res.status.success(), "the link of a program without the runtime succeeded");
+    let err = String::from_utf8_lossy(&res.stderr);
+    let line = err.lines().find(|l| l.contains("does not link the gotap runtime")).unwrap_or_else(|| panic!("{err}"));
+    assert!(line.contains("gotap build"), "{line}");
+    let _ = std::fs::remove_dir_all(&ws);
+}

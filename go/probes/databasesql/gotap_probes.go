@@ -1,0 +1,123 @@
+// Probe site for database/sql, added to the standard library's database/sql package by
+// `gotap build --probes` (rule databasesql-probe-sites in rules/database_sql_probes.yaml). Same
+// contract as go/probes/nethttp (docs/probes.md): one site call per span, when it ends, with the
+// values the span needs; nothing runs while the semaphore is 0.
+//
+// Shared with the other fragments through linker symbols rather than imports (database/sql
+// cannot import net/http, and a program may link either without the other):
+//   - the semaphore: net/http.gotapProbeSemaphore, declared here without a value; its initialised
+//     copy comes from gotap_probes_amd64.s (DUPOK, so one survives per binary whichever packages
+//     are linked);
+//   - gotap.probeCtxKey: the address of this byte is the context key under which database/sql and
+//     grpc spans put their record, so a db span started in a gRPC handler finds its parent;
+//   - gotap.probeHTTPParent: set by net/http (go/probes/databasesql/nethttp) to find its server
+//     span in a context.
+
+package sql
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"reflect"
+	"time"
+	"unsafe"
+)
+
+//go:linkname gotapProbeSemaphore net/http.gotapProbeSemaphore
+var gotapProbeSemaphore [8]uint16
+
+//go:linkname gotapProbeCtxKey gotap.probeCtxKey
+var gotapProbeCtxKey byte
+
+//go:linkname gotapProbeHTTPParent gotap.probeHTTPParent
+var gotapProbeHTTPParent func(ctx context.Context) unsafe.Pointer
+
+//go:linkname gotapRand runtime.rand
+func gotapRand() uint64
+
+// gotapProbeRecord: the 128-byte record of docs/probes.md. For database/sql, s1 is the error's Go
+// type (%T) and s2 the driver's SQLSTATE, when the query failed.
+type gotapProbeRecord struct {
+	traceHi, traceLo uint64
+	span, parent     uint64
+	start            int64
+	flags            uint64
+	s1, s2, s3, s4   string
+	s5               string
+}
+
+// gotapProbeSQLQuery is called once per query or exec, when it returned: driver is the package
+// path of the driver's type (db.system.name), query the text as given (sanitised by the tracer),
+// failed 1 when err counts as a failure, errText its message.
+//
+//go:noescape
+func gotapProbeSQLQuery(driver, query string, failed, durationNs int64, errText string, rec *gotapProbeRecord)
+
+// gotapProbeSQLMark marks the context the advice calls the method again with.
+type gotapProbeSQLMark struct{}
+
+// gotapProbeParentOf is the innermost gotap span in ctx: a database/sql or grpc one, else the
+// net/http server's.
+func gotapProbeParentOf(ctx context.Context) unsafe.Pointer {
+	if p, ok := ctx.Value(&gotapProbeCtxKey).(unsafe.Pointer); ok && p != nil {
+		return p
+	}
+	if f := gotapProbeHTTPParent; f != nil {
+		return f(ctx)
+	}
+	return nil
+}
+
+// gotapProbeSQLBegin starts a client span; a nil record means ctx is the one it returned (the
+// advice's own second call: the original body runs).
+func gotapProbeSQLBegin(ctx context.Context) (context.Context, *gotapProbeRecord) {
+	inner := gotapProbeParentOf(ctx)
+	if m, ok := ctx.Value(gotapProbeSQLMark{}).(*gotapProbeRecord); ok && unsafe.Pointer(m) == inner {
+		return ctx, nil
+	}
+	rec := &gotapProbeRecord{start: time.Now().UnixNano(), span: gotapProbeNonZero(), flags: 1}
+	if inner != nil {
+		p := (*gotapProbeRecord)(inner) // only the shared 48-byte head is read
+		rec.traceHi, rec.traceLo, rec.parent, rec.flags = p.traceHi, p.traceLo, p.span, p.flags&1
+	} else {
+		rec.traceHi, rec.traceLo = gotapRand(), gotapProbeNonZero()
+	}
+	ctx = context.WithValue(ctx, &gotapProbeCtxKey, unsafe.Pointer(rec))
+	return context.WithValue(ctx, gotapProbeSQLMark{}, rec), rec
+}
+
+// gotapProbeSQLEnd fires the site. No rows and the driver's "take the slow path" are outcomes,
+// not failures (as in SDK mode, go/gotaprt/sql.go).
+func gotapProbeSQLEnd(rec *gotapProbeRecord, drv driver.Driver, query string, err error) {
+	failed, errText := int64(0), ""
+	if err != nil && !errors.Is(err, ErrNoRows) && !errors.Is(err, driver.ErrSkip) {
+		failed, errText = 1, err.Error()
+		rec.s1 = fmt.Sprintf("%T", err)
+		var s interface{ SQLState() string }
+		if errors.As(err, &s) {
+			rec.s2 = s.SQLState()
+		}
+	}
+	gotapProbeSQLQuery(gotapProbeDriverPackage(drv), query, failed, time.Now().UnixNano()-rec.start, errText, rec)
+}
+
+func gotapProbeDriverPackage(drv driver.Driver) string {
+	t := reflect.TypeOf(drv)
+	if t == nil {
+		return ""
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t.PkgPath()
+}
+
+func gotapProbeNonZero() uint64 {
+	for {
+		if v := gotapRand(); v != 0 {
+			return v
+		}
+	}
+}

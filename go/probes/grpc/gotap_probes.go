@@ -1,0 +1,189 @@
+// Probe sites for google.golang.org/grpc, added to package grpc by `gotap build --probes` (rules
+// in rules/grpc_probes.yaml). Same contract as go/probes/nethttp (docs/probes.md): one site call
+// per span, when it ends, with the values the span needs; nothing runs while the semaphore is 0.
+// Only imports package grpc already has, and no new module: the user's module graph is unchanged.
+//
+// Shared with the other fragments through linker symbols (see go/probes/databasesql): the
+// semaphore (net/http.gotapProbeSemaphore, initialised copy in gotap_probes_amd64.s),
+// gotap.probeCtxKey (context key of database/sql and grpc spans) and gotap.probeHTTPParent
+// (net/http's server span in a context). Trace context crosses the wire as `traceparent` gRPC
+// metadata, as in SDK mode.
+
+package grpc
+
+import (
+	"context"
+	"io"
+	"time"
+	"unsafe"
+
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+)
+
+//go:linkname gotapProbeSemaphore net/http.gotapProbeSemaphore
+var gotapProbeSemaphore [8]uint16
+
+//go:linkname gotapProbeCtxKey gotap.probeCtxKey
+var gotapProbeCtxKey byte
+
+//go:linkname gotapProbeHTTPParent gotap.probeHTTPParent
+var gotapProbeHTTPParent func(ctx context.Context) unsafe.Pointer
+
+//go:linkname gotapRand runtime.rand
+func gotapRand() uint64
+
+// gotapProbeRecord: the 128-byte record of docs/probes.md (grpc leaves the strings empty).
+type gotapProbeRecord struct {
+	traceHi, traceLo uint64
+	span, parent     uint64
+	start            int64
+	flags            uint64
+	s1, s2, s3, s4   string
+	s5               string
+}
+
+// gotapProbeGRPCServer is called once per RPC served, when the handler returned: the full method
+// (/pkg.Service/Method), the client's address, the gRPC status code and message.
+//
+//go:noescape
+func gotapProbeGRPCServer(fullMethod, peer string, code, durationNs int64, msg string, rec *gotapProbeRecord)
+
+// gotapProbeGRPCClient is called once per RPC made, when it finished: the full method, the
+// ClientConn's target, the status code and message.
+//
+//go:noescape
+func gotapProbeGRPCClient(fullMethod, target string, code, durationNs int64, msg string, rec *gotapProbeRecord)
+
+func gotapProbeParentOf(ctx context.Context) unsafe.Pointer {
+	if p, ok := ctx.Value(&gotapProbeCtxKey).(unsafe.Pointer); ok && p != nil {
+		return p
+	}
+	if f := gotapProbeHTTPParent; f != nil {
+		return f(ctx)
+	}
+	return nil
+}
+
+func gotapProbeNewRecord(parent unsafe.Pointer) *gotapProbeRecord {
+	rec := &gotapProbeRecord{start: time.Now().UnixNano(), span: gotapProbeNonZero(), flags: 1}
+	if parent != nil {
+		p := (*gotapProbeRecord)(parent) // only the shared 48-byte head is read
+		rec.traceHi, rec.traceLo, rec.parent, rec.flags = p.traceHi, p.traceLo, p.span, p.flags&1
+	} else {
+		rec.traceHi, rec.traceLo = gotapRand(), gotapProbeNonZero()
+	}
+	return rec
+}
+
+// gotapProbeGRPCServerBegin starts a server span: joins an incoming traceparent and puts the span
+// into the handler's context.
+func gotapProbeGRPCServerBegin(ctx context.Context) (context.Context, *gotapProbeRecord) {
+	rec := gotapProbeNewRecord(nil)
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if v := md["traceparent"]; len(v) > 0 {
+			if hi, lo, parent, flags, ok := gotapParseTraceparent(v[0]); ok {
+				rec.traceHi, rec.traceLo, rec.parent = hi, lo, parent
+				rec.flags = flags&1 | 2
+			}
+		}
+	}
+	return context.WithValue(ctx, &gotapProbeCtxKey, unsafe.Pointer(rec)), rec
+}
+
+func gotapProbeGRPCServerEnd(ctx context.Context, fullMethod string, rec *gotapProbeRecord, err error) {
+	peerAddr := ""
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		peerAddr = p.Addr.String()
+	}
+	code, msg := gotapProbeStatus(err)
+	gotapProbeGRPCServer(fullMethod, peerAddr, code, time.Now().UnixNano()-rec.start, msg, rec)
+}
+
+// gotapProbeGRPCClientBegin starts a client span, child of the span in ctx, and sends traceparent
+// in the outgoing metadata. Nil record: not traced (an application's own OTLP exports, which
+// would otherwise add a span per export, forever).
+func gotapProbeGRPCClientBegin(ctx context.Context, fullMethod string) (context.Context, *gotapProbeRecord) {
+	if len(fullMethod) >= 31 && fullMethod[:31] == "/opentelemetry.proto.collector." {
+		return ctx, nil
+	}
+	rec := gotapProbeNewRecord(gotapProbeParentOf(ctx))
+	md, _ := metadata.FromOutgoingContext(ctx) // a copy
+	if md == nil {
+		md = metadata.MD{}
+	}
+	md.Set("traceparent", gotapFormatTraceparent(rec))
+	return metadata.NewOutgoingContext(ctx, md), rec
+}
+
+func gotapProbeGRPCClientEnd(rec *gotapProbeRecord, fullMethod, target string, err error) {
+	code, msg := gotapProbeStatus(err)
+	gotapProbeGRPCClient(fullMethod, target, code, time.Now().UnixNano()-rec.start, msg, rec)
+}
+
+// gotapProbeStatus is the gRPC status of an RPC's outcome: 0 (OK) for nil and io.EOF.
+func gotapProbeStatus(err error) (int64, string) {
+	if err == nil || err == io.EOF {
+		return 0, ""
+	}
+	s := status.Convert(err)
+	return int64(s.Code()), s.Message()
+}
+
+func gotapProbeNonZero() uint64 {
+	for {
+		if v := gotapRand(); v != 0 {
+			return v
+		}
+	}
+}
+
+// gotapParseTraceparent reads version 00 of W3C trace-context (as go/probes/nethttp does).
+func gotapParseTraceparent(h string) (hi, lo, parent, flags uint64, ok bool) {
+	if len(h) < 55 || h[2] != '-' || h[35] != '-' || h[52] != '-' || h[0:2] == "ff" {
+		return 0, 0, 0, 0, false
+	}
+	if len(h) > 55 && (h[0:2] == "00" || h[55] != '-') {
+		return 0, 0, 0, 0, false
+	}
+	var v [4]uint64
+	for i, f := range [4][2]int{{3, 19}, {19, 35}, {36, 52}, {53, 55}} {
+		for _, c := range []byte(h[f[0]:f[1]]) {
+			var d byte
+			switch {
+			case '0' <= c && c <= '9':
+				d = c - '0'
+			case 'a' <= c && c <= 'f':
+				d = c - 'a' + 10
+			default:
+				return 0, 0, 0, 0, false
+			}
+			v[i] = v[i]<<4 | uint64(d)
+		}
+	}
+	if v[0] == 0 && v[1] == 0 || v[2] == 0 {
+		return 0, 0, 0, 0, false
+	}
+	return v[0], v[1], v[2], v[3], true
+}
+
+func gotapFormatTraceparent(rec *gotapProbeRecord) string {
+	const hex = "0123456789abcdef"
+	var b [55]byte
+	copy(b[:], "00-")
+	put := func(at int, v uint64) {
+		for i := 15; i >= 0; i-- {
+			b[at+i] = hex[v&0xf]
+			v >>= 4
+		}
+	}
+	put(3, rec.traceHi)
+	put(19, rec.traceLo)
+	b[35] = '-'
+	put(36, rec.span)
+	b[52] = '-'
+	b[53] = '0'
+	b[54] = hex[rec.flags&1]
+	return string(b[:])
+}

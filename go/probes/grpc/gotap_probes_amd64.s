@@ -1,0 +1,22 @@
+// Probe sites for google.golang.org/grpc (see gotap_probes.go): first instruction the 5-byte NOP
+// 0f 1f 44 00 00, arguments on the stack (first at 8(%rsp) at the NOP).
+
+#include "textflag.h"
+
+// func gotapProbeGRPCServer(fullMethod, peer string, code, durationNs int64, msg string, rec *gotapProbeRecord)
+TEXT ·gotapProbeGRPCServer(SB), NOSPLIT|NOFRAME, $0-72
+	BYTE $0x0f; BYTE $0x1f; BYTE $0x44; BYTE $0x00; BYTE $0x00
+	RET
+
+// func gotapProbeGRPCClient(fullMethod, target string, code, durationNs int64, msg string, rec *gotapProbeRecord)
+TEXT ·gotapProbeGRPCClient(SB), NOSPLIT|NOFRAME, $0-72
+	BYTE $0x0f; BYTE $0x1f; BYTE $0x44; BYTE $0x00; BYTE $0x00
+	RET
+
+// The semaphore with its marker, as in go/probes/databasesql/gotap_probes_amd64.s (same bytes,
+// DUPOK, 32 bytes: the linker keeps exactly one copy).
+DATA net∕http·gotapProbeSemaphore+0(SB)/8, $0x2d7061746f670000
+DATA net∕http·gotapProbeSemaphore+8(SB)/8, $0x726f6870616d6573
+DATA net∕http·gotapProbeSemaphore+16(SB)/8, $0
+DATA net∕http·gotapProbeSemaphore+24(SB)/8, $0
+GLOBL net∕http·gotapProbeSemaphore(SB), DUPOK|NOPTR, $32
