@@ -336,10 +336,7 @@ fn friction(opts: &Options, s: Strategy) -> FrictionRow {
             restart: "yes".into(),
             privileges: "none".into(),
             code_changes: "none".into(),
-            how_run: format!(
-                "`OTEL_EXPORTER_OTLP_ENDPOINT=http://host:port OTEL_SERVICE_NAME=NAME OTEL_BSP_SCHEDULE_DELAY={GOTAP_BUILD_BSP_DELAY_MS} ./service`; \
-                 the woven runtime has no exit hook, so the arena waits {GOTAP_BUILD_SETTLE_MS} ms after the load before SIGTERM (spans still batched at exit are lost)"
-            ),
+            how_run: "`OTEL_EXPORTER_OTLP_ENDPOINT=http://host:port OTEL_SERVICE_NAME=NAME ./service` (the woven runtime flushes its batch when main returns)".into(),
         },
         Strategy::Orchestrion => FrictionRow {
             strategy: s,
@@ -452,11 +449,6 @@ fn go_version(go: &Path) -> String {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default()
 }
-
-/// `OTEL_BSP_SCHEDULE_DELAY` given to `gotap build` binaries, and how long the arena waits after the
-/// load before stopping them: gotap's woven runtime does not flush on exit (docs/build.md).
-const GOTAP_BUILD_BSP_DELAY_MS: u64 = 200;
-const GOTAP_BUILD_SETTLE_MS: u64 = 1000;
 
 /// Why a strategy cannot run in this build, if it cannot.
 fn unavailable(s: Strategy, opts: &Options) -> Option<String> {
@@ -894,7 +886,6 @@ pub const DEFAULT_RATE_FRACTION: f64 = 0.5;
 
 /// A started stack: collector + the three services under one strategy.
 struct Stack {
-    strategy: Strategy,
     collector: Proc,
     svcs: Vec<Svc>,
     gw_port: u16,
@@ -949,9 +940,7 @@ fn start_stack(opts: &Options, s: Strategy, bins: &Bins, dir: &Path) -> Result<S
         };
         cmd.args(&args).arg(format!("-debug-addr=127.0.0.1:{dbg}")).env("ARENA_OTLP_ENDPOINT", &endpoint);
         if s == Strategy::GotapBuild {
-            cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://127.0.0.1:{otlp_http}"))
-                .env("OTEL_SERVICE_NAME", service)
-                .env("OTEL_BSP_SCHEDULE_DELAY", GOTAP_BUILD_BSP_DELAY_MS.to_string());
+            cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://127.0.0.1:{otlp_http}")).env("OTEL_SERVICE_NAME", service);
         }
         if s == Strategy::Orchestrion {
             cmd.envs(orchestrion::env(service, otlp_http));
@@ -981,15 +970,12 @@ fn start_stack(opts: &Options, s: Strategy, bins: &Bins, dir: &Path) -> Result<S
     }
 
     let ready_unix_nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-    Ok(Stack { strategy: s, collector, svcs, gw_port, spans_file, ready_unix_nanos })
+    Ok(Stack { collector, svcs, gw_port, spans_file, ready_unix_nanos })
 }
 
 /// Stops services then collector (each flushes on SIGTERM); returns the processes that had to be
 /// killed, the collector's peak RSS and the spans it received by service.
 fn stop_stack(opts: &Options, st: &mut Stack) -> Result<(Vec<String>, u64, BTreeMap<String, u64>)> {
-    if st.strategy == Strategy::GotapBuild {
-        std::thread::sleep(Duration::from_millis(GOTAP_BUILD_SETTLE_MS));
-    }
     // Gateway first so nothing in flight loses its downstream.
     let mut unclean = vec![];
     for x in st.svcs.iter_mut().rev() {

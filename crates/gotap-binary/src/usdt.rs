@@ -36,8 +36,13 @@ pub const GOTAP_PROVIDER: &str = "gotap";
 /// of an ABI0 assembly function, read at its first instruction.
 pub const GOTAP_ARGS: &str =
     "8@8(%rsp) 8@16(%rsp) 8@24(%rsp) 8@32(%rsp) -8@40(%rsp) -8@48(%rsp) 8@56(%rsp) 8@64(%rsp) 8@72(%rsp)";
-/// The bytes that follow the 2-byte semaphore counter in `gotapProbeSemaphore` ("gotap-semaphor").
+/// The bytes that follow the 2-byte semaphore counter in net/http's `gotapProbeSemaphore`
+/// ("gotap-semaphor").
 pub const GOTAP_SEMAPHORE_MARKER: &[u8] = b"gotap-semaphor";
+/// The markers of database/sql's and grpc's semaphores: each woven package has its own semaphore
+/// (go/probes/databasesql, go/probes/grpc), shared by that package's sites.
+pub const GOTAP_SQL_SEMAPHORE_MARKER: &[u8] = b"gotap-sema-sql";
+pub const GOTAP_GRPC_SEMAPHORE_MARKER: &[u8] = b"gotap-sema-rpc";
 /// gotap's sites as woven by `gotap build --probes` into net/http, database/sql and
 /// google.golang.org/grpc (all with the same argument spec and semaphore). A binary has those of
 /// the packages it links; the others are skipped.
@@ -233,10 +238,39 @@ pub fn annotate(path: &Path, sites: &[SiteDef], semaphore_marker: Option<&[u8]>)
     Ok(already + found.len())
 }
 
-/// [`annotate`] with gotap's sites ([`GOTAP_SITES`]) and semaphore marker. A binary
+/// [`annotate`] with gotap's sites ([`GOTAP_SITES`]) and their semaphores. A binary
 /// without those sites is left unchanged (returns 0).
 pub fn annotate_gotap(path: &Path) -> Result<usize, UsdtError> {
-    annotate(path, &GOTAP_SITES, Some(GOTAP_SEMAPHORE_MARKER))
+    annotate_gotap_sites(path, &GOTAP_SITES)
+}
+
+/// The semaphore marker of a gotap site, by probe name: net/http's unless the site is one of
+/// database/sql's or grpc's.
+pub fn gotap_semaphore_marker(site_name: &str) -> &'static [u8] {
+    match site_name {
+        "sql_query" => GOTAP_SQL_SEMAPHORE_MARKER,
+        "grpc_server" | "grpc_client" => GOTAP_GRPC_SEMAPHORE_MARKER,
+        _ => GOTAP_SEMAPHORE_MARKER,
+    }
+}
+
+/// [`annotate`] for gotap sites, each noted with its package's semaphore
+/// ([`gotap_semaphore_marker`]): one pass per semaphore, so a package whose sites are absent is
+/// never searched for its marker. Returns the number of the given sites the binary now has.
+pub fn annotate_gotap_sites(path: &Path, sites: &[SiteDef]) -> Result<usize, UsdtError> {
+    let mut markers: Vec<&[u8]> = Vec::new();
+    for s in sites {
+        let m = gotap_semaphore_marker(s.name);
+        if !markers.contains(&m) {
+            markers.push(m);
+        }
+    }
+    let mut n = 0;
+    for marker in markers {
+        let group: Vec<SiteDef> = sites.iter().filter(|s| gotap_semaphore_marker(s.name) == marker).copied().collect();
+        n += annotate(path, &group, Some(marker))?;
+    }
+    Ok(n)
 }
 
 /// Address of the semaphore: the 2 bytes before the only occurrence of `marker` in `.noptrdata`

@@ -1,7 +1,7 @@
 //! `gotap probes list|bpftrace|annotate BIN`: the USDT probes of a `gotap build --probes` binary,
 //! for people and for standard tools (bpftrace, readelf, perf).
 use anyhow::{bail, Context};
-use gotap_binary::usdt::{self, SiteDef, UsdtProbe, GOTAP_ARGS, GOTAP_PROVIDER, GOTAP_SEMAPHORE_MARKER, GOTAP_SITES};
+use gotap_binary::usdt::{self, SiteDef, UsdtProbe, GOTAP_ARGS, GOTAP_PROVIDER, GOTAP_SITES};
 use gotap_binary::GoBinary;
 use serde::Serialize;
 use std::io::Write;
@@ -187,7 +187,7 @@ fn annotate(path: &Path, package: &str) -> anyhow::Result<ExitCode> {
         .zip(&functions)
         .map(|(s, f)| SiteDef { function: f, ..*s })
         .collect();
-    let n = usdt::annotate(path, &sites, Some(GOTAP_SEMAPHORE_MARKER))?;
+    let n = usdt::annotate_gotap_sites(path, &sites)?;
     if n == 0 {
         return Err(no_sites(path));
     }

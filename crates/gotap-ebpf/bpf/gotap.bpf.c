@@ -747,7 +747,7 @@ static __always_inline int site_hit(struct pt_regs *ctx, u8 kind)
 		ev->method_len = 0;
 		ev->path_len = SITE_STR(ev->path, URL_CAP + ERROR_CAP, a.path_ptr, a.path_len);
 		if (a.path_len > URL_CAP + ERROR_CAP)
-			ev->rflags |= SITE_FLAG_TRUNCATED;
+			count(CNT_SQL_TRUNCATED);
 		ev->text_len = 0;
 		ev->host_len = SITE_STR(ev->host, HOST_CAP, a.method_ptr, a.method_len);
 		ev->remote_len = 0;

@@ -147,6 +147,7 @@ struct http_event {
 #define CNT_READ_FAILS 2
 #define CNT_RET_NO_ENTRY 3      /* a RET/after-call probe found no in-flight entry (evicted, or attached mid-call) */
 #define CNT_WINDOW_TRUNCATED 4  /* header block longer than the raw window and a header not found in it */
+#define CNT_SQL_TRUNCATED 5     /* a sql_query site's query text was longer than its 768-byte buffer */
 #define CNT_MAX 8
 
 /* ---------- probe sites (docs/probes.md, "The contract") ---------- */
@@ -161,8 +162,6 @@ struct http_event {
 #define EV_SITE_SQL 5
 #define EV_SITE_GRPC_SERVER 6
 #define EV_SITE_GRPC_CLIENT 7
-/* rflags bit set by the programs (the woven code uses bits 0-1): the string in path was cut. */
-#define SITE_FLAG_TRUNCATED (1ULL << 32)
 
 #define URL_CAP 512     /* client: the whole URL (scheme://host/path?query) */
 #define ERROR_CAP 256   /* client: the transport error's text */

@@ -44,6 +44,7 @@ mod error;
 mod nethttp;
 mod plan;
 mod sites;
+mod sites_more;
 mod usdt;
 
 pub use agent::{Agent, AgentOptions, AgentStats, TracedProcess, LINK_MAP_NAME};

@@ -4,10 +4,8 @@
 // values the span needs; nothing runs while the semaphore is 0.
 //
 // Shared with the other fragments through linker symbols rather than imports (database/sql
-// cannot import net/http, and a program may link either without the other):
-//   - the semaphore: net/http.gotapProbeSemaphore, declared here without a value; its initialised
-//     copy comes from gotap_probes_amd64.s (DUPOK, so one survives per binary whichever packages
-//     are linked);
+// cannot import net/http, and a program may link either without the other). Each is a
+// zero-valued variable every fragment declares under the same name; the linker merges them:
 //   - gotap.probeCtxKey: the address of this byte is the context key under which database/sql and
 //     grpc spans put their record, so a db span started in a gRPC handler finds its parent;
 //   - gotap.probeHTTPParent: set by net/http (go/probes/databasesql/nethttp) to find its server
@@ -25,8 +23,12 @@ import (
 	"unsafe"
 )
 
-//go:linkname gotapProbeSemaphore net/http.gotapProbeSemaphore
-var gotapProbeSemaphore [8]uint16
+// gotapProbeSemaphore[0] is the USDT semaphore of this package's sites; the other elements are
+// the marker "gotap-sema-sql" that locates it in stripped binaries and makes it initialised
+// (file-backed) data, as net/http's (docs/probes.md). Each woven package has its own: a shared
+// variable would need a linkname into net/http, which the linker refuses from 1.27 on and which
+// a program without net/http could not satisfy.
+var gotapProbeSemaphore = [8]uint16{0, 0x6f67, 0x6174, 0x2d70, 0x6573, 0x616d, 0x732d, 0x6c71}
 
 //go:linkname gotapProbeCtxKey gotap.probeCtxKey
 var gotapProbeCtxKey byte

@@ -3,8 +3,7 @@
 // per span, when it ends, with the values the span needs; nothing runs while the semaphore is 0.
 // Only imports package grpc already has, and no new module: the user's module graph is unchanged.
 //
-// Shared with the other fragments through linker symbols (see go/probes/databasesql): the
-// semaphore (net/http.gotapProbeSemaphore, initialised copy in gotap_probes_amd64.s),
+// Shared with the other fragments through linker symbols (see go/probes/databasesql):
 // gotap.probeCtxKey (context key of database/sql and grpc spans) and gotap.probeHTTPParent
 // (net/http's server span in a context). Trace context crosses the wire as `traceparent` gRPC
 // metadata, as in SDK mode.
@@ -22,8 +21,12 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-//go:linkname gotapProbeSemaphore net/http.gotapProbeSemaphore
-var gotapProbeSemaphore [8]uint16
+// gotapProbeSemaphore[0] is the USDT semaphore of this package's sites; the other elements are
+// the marker "gotap-sema-rpc" that locates it in stripped binaries and makes it initialised
+// (file-backed) data, as net/http's (docs/probes.md). Each woven package has its own: a shared
+// variable would need a linkname into net/http, which the linker refuses from 1.27 on and which
+// a program without net/http could not satisfy.
+var gotapProbeSemaphore = [8]uint16{0, 0x6f67, 0x6174, 0x2d70, 0x6573, 0x616d, 0x722d, 0x6370}
 
 //go:linkname gotapProbeCtxKey gotap.probeCtxKey
 var gotapProbeCtxKey byte

@@ -13,10 +13,3 @@ TEXT ·gotapProbeGRPCClient(SB), NOSPLIT|NOFRAME, $0-72
 	BYTE $0x0f; BYTE $0x1f; BYTE $0x44; BYTE $0x00; BYTE $0x00
 	RET
 
-// The semaphore with its marker, as in go/probes/databasesql/gotap_probes_amd64.s (same bytes,
-// DUPOK, 32 bytes: the linker keeps exactly one copy).
-DATA net∕http·gotapProbeSemaphore+0(SB)/8, $0x2d7061746f670000
-DATA net∕http·gotapProbeSemaphore+8(SB)/8, $0x726f6870616d6573
-DATA net∕http·gotapProbeSemaphore+16(SB)/8, $0
-DATA net∕http·gotapProbeSemaphore+24(SB)/8, $0
-GLOBL net∕http·gotapProbeSemaphore(SB), DUPOK|NOPTR, $32

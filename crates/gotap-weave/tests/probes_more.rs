@@ -1,0 +1,131 @@
+//! The probe-mode rules of database/sql and grpc (rules/database_sql_probes.yaml,
+//! rules/grpc_probes.yaml): golden rewritten sources (the fixtures of the SDK-mode tests), the
+//! fragments reported as added files, and every join point found in the real database/sql of
+//! each supported toolchain. Set GOTAP_UPDATE_GOLDEN=1 to rewrite the expected files after an
+//! intended change (then review the diff).
+use gotap_testkit::{repo_root, Toolchain};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn apply(tc: Toolchain, dir: &Path, pkg: &str, rules: &Path, files: &[&str], out: &Path, extra: &[&str]) -> Output {
+    let ex = gotap_weave::assets::extract().unwrap();
+    let weaver = gotap_weave::assets::weaver(&ex, &tc.go(), &tc.version()).unwrap();
+    Command::new(weaver)
+        .current_dir(dir)
+        .args(["apply", "-go", &tc.version(), "-pkg", pkg, "-out"])
+        .arg(out)
+        .args(extra)
+        .arg(rules)
+        .arg("--")
+        .args(files)
+        .output()
+        .unwrap()
+}
+
+fn tempdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("gotap-weave-probes-more-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn golden(out: &Path, file: &str, want_path: &Path) {
+    let got = std::fs::read_to_string(out.join(file)).unwrap_or_else(|e| panic!("{file} not woven: {e}"));
+    if std::env::var_os("GOTAP_UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(want_path.parent().unwrap()).unwrap();
+        std::fs::write(want_path, &got).unwrap();
+    }
+    let want = std::fs::read_to_string(want_path).unwrap();
+    assert_eq!(got, want, "{file} differs from {}", want_path.display());
+}
+
+fn added(res: &Output) -> Vec<PathBuf> {
+    let json: serde_json::Value = serde_json::from_slice(&res.stdout).unwrap();
+    json["added"].as_array().unwrap().iter().map(|v| PathBuf::from(v.as_str().unwrap())).collect()
+}
+
+#[test]
+fn database_sql_probe_rules_golden() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/database_sql");
+    let rules = repo_root().join("rules/database_sql_probes.yaml");
+    let out = tempdir("sql");
+    let res = apply(Toolchain::Go126, &dir, "database/sql", &rules, &["input/sql.go"], &out, &[]);
+    assert!(res.status.success(), "weaver failed: {}", String::from_utf8_lossy(&res.stderr));
+    golden(&out, "sql.go", &dir.join("expected_probes/sql.go"));
+    let frag = repo_root().join("go/probes/databasesql");
+    assert_eq!(added(&res), vec![frag.join("gotap_probes.go"), frag.join("gotap_probes_amd64.s")]);
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// The same rules file adds net/http's parent lookup (the context accessor database/sql and grpc
+/// spans use) to net/http, and only that.
+#[test]
+fn database_sql_probe_rules_add_the_parent_lookup_to_net_http() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/nethttp");
+    let rules = repo_root().join("rules/database_sql_probes.yaml");
+    let out = tempdir("nethttp");
+    let res = apply(Toolchain::Go126, &dir, "net/http", &rules, &["input/server.go", "input/roundtrip.go"], &out, &[]);
+    assert!(res.status.success(), "weaver failed: {}", String::from_utf8_lossy(&res.stderr));
+    assert_eq!(added(&res), vec![repo_root().join("go/probes/databasesql/nethttp/gotap_probes_parent.go")]);
+    assert!(!out.join("server.go").exists() && !out.join("roundtrip.go").exists(), "nothing rewritten in net/http");
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// Every join point of the probe rules exists in the real database/sql of Go 1.26 and 1.27.
+#[test]
+fn database_sql_probe_rules_apply_to_real_database_sql() {
+    for tc in [Toolchain::Go126, Toolchain::Go127] {
+        let goroot = PathBuf::from(String::from_utf8(tc.command().args(["env", "GOROOT"]).output().unwrap().stdout).unwrap().trim());
+        let src = goroot.join("src/database/sql");
+        let files: Vec<String> = std::fs::read_dir(&src)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|f| f.ends_with(".go") && !f.ends_with("_test.go"))
+            .collect();
+        let files: Vec<&str> = files.iter().map(String::as_str).collect();
+        let out = tempdir(&format!("real-{}", tc.label()));
+        let rules = repo_root().join("rules/database_sql_probes.yaml");
+        let res = apply(tc, &src, "database/sql", &rules, &files, &out, &[]);
+        assert!(res.status.success(), "{}: weaver failed: {}", tc.label(), String::from_utf8_lossy(&res.stderr));
+        let woven = std::fs::read_to_string(out.join("sql.go")).unwrap();
+        for m in ["QueryContext(gotapCtx", "ExecContext(gotapCtx"] {
+            assert_eq!(woven.matches(m).count(), 4, "{}: {m} in DB, Conn, Tx, Stmt", tc.label());
+        }
+        let _ = std::fs::remove_dir_all(&out);
+    }
+}
+
+/// grpc below and from 1.85 (different server join points): the probe rules of each range apply,
+/// nothing is skipped, and the fragments are added.
+#[test]
+fn grpc_probe_rules_golden_per_version() {
+    let rules = repo_root().join("rules/grpc_probes.yaml");
+    for (dir, version) in [("v1.83", "v1.83.2"), ("v1.85", "v1.85.0")] {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/grpc").join(dir);
+        let out = tempdir(&format!("grpc-{version}"));
+        let modver = format!("-modver=google.golang.org/grpc={version}");
+        let res = apply(Toolchain::Go126, &dir, "google.golang.org/grpc", &rules, &["input/server.go", "input/stream.go"], &out, &[&modver]);
+        assert!(res.status.success(), "weaver failed for {version}: {}", String::from_utf8_lossy(&res.stderr));
+        let json: serde_json::Value = serde_json::from_slice(&res.stdout).unwrap();
+        assert_eq!(json["skipped"], serde_json::json!([]), "{version}: a rule applies, nothing to report");
+        for f in ["server.go", "stream.go"] {
+            golden(&out, f, &dir.join("expected_probes").join(f));
+        }
+        let frag = repo_root().join("go/probes/grpc");
+        assert_eq!(added(&res), vec![frag.join("gotap_probes.go"), frag.join("gotap_probes_amd64.s")], "{version}");
+        let _ = std::fs::remove_dir_all(&out);
+    }
+}
+
+/// A grpc below every range: nothing woven, no fragment added (its sites would be dead code).
+#[test]
+fn grpc_probe_rules_skip_out_of_range_grpc() {
+    let rules = repo_root().join("rules/grpc_probes.yaml");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/grpc/v1.83");
+    let out = tempdir("grpc-old");
+    let res = apply(Toolchain::Go126, &dir, "google.golang.org/grpc", &rules, &["input/server.go", "input/stream.go"], &out, &["-modver=google.golang.org/grpc=v1.70.0"]);
+    assert!(res.status.success(), "weaver failed: {}", String::from_utf8_lossy(&res.stderr));
+    assert!(added(&res).is_empty(), "{}", String::from_utf8_lossy(&res.stdout));
+    assert!(!out.join("server.go").exists());
+    let _ = std::fs::remove_dir_all(&out);
+}
