@@ -3,6 +3,9 @@
 # hits every mode alike. Not a test: the figures depend on the machine. Root required. Modes:
 #   plain     go build, nothing attached                          (the baseline)
 #   disabled  gotap build --probes, nothing attached              (cost of sites nobody listens to)
+#   armed     the same with its semaphore set to 1 by this script (/proc/PID/mem), no tracer:
+#             the woven Go code runs (ids, traceparent, site calls) but no probe fires — the
+#             target-side share of the sites' cost (measurement only: gotap never writes the target)
 #   uprobes   gotap run on the plain binary: function uprobes     (gotap's eBPF strategy)
 #   sites     gotap run on the --probes binary: USDT probe sites  (this issue)
 #   sdk       gotap build (OTel SDK woven in), exporting itself   (compile-time strategy)
@@ -26,7 +29,7 @@ WRK_SECS=${WRK_SECS:-8}
 VEGETA_SECS=${VEGETA_SECS:-10}
 PORT=${PORT:-18951}
 OTLP_PORT=${OTLP_PORT:-18961}
-MODES=${MODES:-plain disabled uprobes sites sdk}
+MODES=${MODES:-plain disabled armed uprobes sites sdk}
 OUT=$PWD/target/bench/probes
 mkdir -p "$OUT" "$OUT/tools"
 [ "$(id -u)" = 0 ] || { echo "bench-probes.sh: run as root (gotap run attaches uprobes)" >&2; exit 1; }
@@ -65,15 +68,25 @@ wait_ready() {
   echo "bench-probes.sh: the service never answered on port $PORT" >&2; return 1
 }
 
+# Sets the shared semaphore of the --probes binary in process $1 to 1 (non-PIE: address = vaddr).
+SEM_ADDR=$("$GOTAP" probes list --json "$OUT/httpsvc-probes" | python3 -c 'import json,sys; print(json.load(sys.stdin)["probes"][0]["semaphore"])')
+arm() {
+  python3 - "$1" "$SEM_ADDR" <<'PY'
+import sys
+with open(f"/proc/{sys.argv[1]}/mem", "r+b", buffering=0) as m:
+    m.seek(int(sys.argv[2])); m.write((1).to_bytes(2, "little"))
+PY
+}
+
 RESULTS=$OUT/results.jsonl
 : >"$RESULTS"
 run_mode() { # $1 = mode, $2 = round
-  local mode=$1 round=$2 log=$OUT/$1-$2.log gotap_pid="" svc_pid pids c1 c2 c3
+  local mode=$1 round=$2 log=$OUT/$1-$2.log gotap_pid="" svc_pid pids c1 c2 c3 g2 g3
   local svc_args=(-listen "127.0.0.1:$PORT" -name bench)
   local run=("$GOTAP" run --no-console --otlp-endpoint "http://127.0.0.1:$OTLP_PORT" --otlp-protocol grpc --service-name bench --)
   case $mode in
     plain) "$OUT/httpsvc-plain" "${svc_args[@]}" >/dev/null 2>"$log" & svc_pid=$! ;;
-    disabled) "$OUT/httpsvc-probes" "${svc_args[@]}" >/dev/null 2>"$log" & svc_pid=$! ;;
+    disabled|armed) "$OUT/httpsvc-probes" "${svc_args[@]}" >/dev/null 2>"$log" & svc_pid=$! ;;
     sdk) OTEL_SERVICE_NAME=bench OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$((OTLP_PORT + 1))" \
            "$OUT/httpsvc-sdk" "${svc_args[@]}" >/dev/null 2>"$log" & svc_pid=$! ;;
     uprobes) "${run[@]}" "$OUT/httpsvc-plain" "${svc_args[@]}" >/dev/null 2>"$log" & gotap_pid=$! ;;
@@ -81,6 +94,7 @@ run_mode() { # $1 = mode, $2 = round
   esac
   wait_ready
   [ -n "$gotap_pid" ] && svc_pid=$(pgrep -P "$gotap_pid")
+  [ "$mode" = armed ] && arm "$svc_pid"
   pids=("$svc_pid"); [ -n "$gotap_pid" ] && pids+=("$gotap_pid")
   vegeta_at 2 /dev/null # warm-up: connections, goroutines, heap
   sleep 0.5
@@ -88,14 +102,16 @@ run_mode() { # $1 = mode, $2 = round
   vegeta_at "$VEGETA_SECS" "$OUT/vegeta-$mode-$round.json"
   sleep 0.5 # let the agent drain its ring buffer and the exporters their batches
   c2=$(cpu_ticks "${pids[@]}")
+  g2=0; [ -n "$gotap_pid" ] && g2=$(cpu_ticks "$gotap_pid")
   wrk -t1 -c10 -d"${WRK_SECS}s" "$URL" >"$OUT/wrk-$mode-$round.txt"
   sleep 0.5
   c3=$(cpu_ticks "${pids[@]}")
+  g3=0; [ -n "$gotap_pid" ] && g3=$(cpu_ticks "$gotap_pid")
   kill -TERM "$svc_pid"
   if [ -n "$gotap_pid" ]; then wait "$gotap_pid" || true; else wait "$svc_pid" || true; fi
-  python3 - "$mode" "$round" "$OUT" "$c1" "$c2" "$c3" "$(getconf CLK_TCK)" >>"$RESULTS" <<'PY'
+  python3 - "$mode" "$round" "$OUT" "$c1" "$c2" "$c3" "$g2" "$g3" "$(getconf CLK_TCK)" >>"$RESULTS" <<'PY'
 import json, re, sys
-mode, rnd, out, c1, c2, c3, hz = sys.argv[1:]
+mode, rnd, out, c1, c2, c3, g2, g3, hz = sys.argv[1:]
 wrk = open(f"{out}/wrk-{mode}-{rnd}.txt").read()
 veg = json.load(open(f"{out}/vegeta-{mode}-{rnd}.json"))
 r = {"mode": mode, "round": int(rnd),
@@ -103,7 +119,8 @@ r = {"mode": mode, "round": int(rnd),
      "p50_us": veg["latencies"]["50th"] / 1e3, "p99_us": veg["latencies"]["99th"] / 1e3,
      "success": veg["success"],
      "cpu_us_per_req": (int(c2) - int(c1)) / int(hz) * 1e6 / veg["requests"],
-     "cpu_us_per_req_sat": (int(c3) - int(c2)) / int(hz) * 1e6 / int(re.search(r"(\d+) requests in", wrk).group(1))}
+     "cpu_us_per_req_sat": (int(c3) - int(c2)) / int(hz) * 1e6 / int(re.search(r"(\d+) requests in", wrk).group(1)),
+     "gotap_us_per_req_sat": (int(g3) - int(g2)) / int(hz) * 1e6 / int(re.search(r"(\d+) requests in", wrk).group(1))}
 log = open(f"{out}/{mode}-{rnd}.log").read()
 m = re.search(r"gotap: (\d+) spans exported .*?, (\d+) dropped, (\d+) probe hits \(([\d.]+) per span\)", log)
 if mode in ("uprobes", "sites"):
@@ -201,21 +218,21 @@ rows = [json.loads(l) for l in open(sys.argv[1])]
 runs = [r for r in rows if "mode" in r]
 probe = next(r["probe_ns_per_call"] for r in rows if "probe_ns_per_call" in r)
 rate = sys.argv[2]
-modes = [m for m in ["plain", "disabled", "uprobes", "sites", "sdk"] if any(r["mode"] == m for r in runs)]
-label = {"plain": "plain", "disabled": "--probes, not traced", "uprobes": "gotap run (function uprobes)",
+modes = [m for m in ["plain", "disabled", "armed", "uprobes", "sites", "sdk"] if any(r["mode"] == m for r in runs)]
+label = {"plain": "plain", "disabled": "--probes, not traced", "armed": "--probes, semaphore set, no tracer", "uprobes": "gotap run (function uprobes)",
          "sites": "--probes + gotap run (sites)", "sdk": "gotap build (SDK)"}
 vals = lambda m, k: [r[k] for r in runs if r["mode"] == m and k in r]
 med = lambda m, k: st.median(vals(m, k))
 print(f"\nmedian of {len(vals('plain', 'rps'))} interleaved rounds; ratios against plain\n")
-print("| mode | saturation req/s | ratio | p50 µs | p99 µs at " + rate + " req/s | ratio | CPU µs/req at saturation (service + gotap) | overhead µs/req | CPU µs/req at " + rate + " req/s | probe hits/span | spans dropped |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
+print("| mode | saturation req/s | ratio | p50 µs | p99 µs at " + rate + " req/s | ratio | CPU µs/req at saturation (service + gotap) | overhead µs/req | … of it gotap's own | CPU µs/req at " + rate + " req/s | probe hits/span | spans dropped |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 base_cpu = med("plain", "cpu_us_per_req_sat")
 for m in modes:
     hits = f"{med(m, 'hits_per_span'):.2f}" if vals(m, "hits_per_span") else "–"
     drops = f"{sum(vals(m, 'dropped'))}" if vals(m, "dropped") else "–"
     print(f"| {label[m]} | {med(m, 'rps'):,.0f} | {med(m, 'rps') / med('plain', 'rps'):.3f} | {med(m, 'p50_us'):,.0f} | "
           f"{med(m, 'p99_us'):,.0f} | {med(m, 'p99_us') / med('plain', 'p99_us'):.2f} | {med(m, 'cpu_us_per_req_sat'):.2f} | "
-          f"{med(m, 'cpu_us_per_req_sat') - base_cpu:+.2f} | {med(m, 'cpu_us_per_req'):.1f} | {hits} | {drops} |")
+          f"{med(m, 'cpu_us_per_req_sat') - base_cpu:+.2f} | {med(m, 'gotap_us_per_req_sat'):.2f} | {med(m, 'cpu_us_per_req'):.1f} | {hits} | {drops} |")
 if "uprobes" in modes and "sites" in modes:
     ou, os_ = med("uprobes", "cpu_us_per_req_sat") - base_cpu, med("sites", "cpu_us_per_req_sat") - base_cpu
     print(f"\nper-request CPU overhead at saturation: function uprobes {ou:.2f} µs, sites {os_:.2f} µs: {ou / os_ if os_ > 0 else float('inf'):.1f}× less with sites")
