@@ -24,8 +24,15 @@ fn register_font() -> Result<()> {
 /// A figure of a strategy's summary, compared as a ratio to the baseline's.
 type Figure = fn(&crate::Summary) -> f64;
 
-const COLORS: [RGBColor; 5] =
-    [RGBColor(90, 90, 90), RGBColor(31, 119, 180), RGBColor(214, 39, 40), RGBColor(44, 160, 44), RGBColor(148, 103, 189)];
+/// One colour per strategy (six strategies: no two share one).
+const COLORS: [RGBColor; 6] = [
+    RGBColor(90, 90, 90),
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(255, 127, 14),
+    RGBColor(148, 103, 189),
+];
 
 /// Draws throughput.png, latency.png and overhead.png into `out`; returns their file names.
 pub fn draw(r: &Results, out: &Path) -> Result<Vec<String>> {

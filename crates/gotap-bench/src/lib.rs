@@ -36,12 +36,16 @@ pub enum Strategy {
     GotapRun,
     /// The services built by `gotap build` (OTel SDK woven in at compile time, net/http hooked).
     GotapBuild,
+    /// `gotap build --probes` binaries (nop5 USDT probe sites, no SDK) traced by `gotap run`
+    /// through those sites: one probe hit per span.
+    GotapProbes,
     /// DataDog Orchestrion (peer): `orchestrion go build` with dd-trace-go, exporting OTLP.
     Orchestrion,
 }
 
 impl Strategy {
-    pub const ALL: [Strategy; 5] = [Strategy::Baseline, Strategy::Manual, Strategy::GotapRun, Strategy::GotapBuild, Strategy::Orchestrion];
+    pub const ALL: [Strategy; 6] =
+        [Strategy::Baseline, Strategy::Manual, Strategy::GotapRun, Strategy::GotapBuild, Strategy::GotapProbes, Strategy::Orchestrion];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -49,6 +53,7 @@ impl Strategy {
             Strategy::Manual => "manual OTel SDK",
             Strategy::GotapRun => "gotap run (eBPF)",
             Strategy::GotapBuild => "gotap build (compile-time)",
+            Strategy::GotapProbes => "gotap build --probes + gotap run",
             Strategy::Orchestrion => "Orchestrion (peer, compile-time)",
         }
     }
@@ -59,6 +64,7 @@ impl Strategy {
             Strategy::Manual => "manual",
             Strategy::GotapRun => "gotap-run",
             Strategy::GotapBuild => "gotap-build",
+            Strategy::GotapProbes => "gotap-probes",
             Strategy::Orchestrion => "orchestrion",
         }
     }
@@ -70,6 +76,12 @@ impl Strategy {
                 "its expected spans come from the hooks found in each binary (the `gotap…` functions its built-in rules add to net/http, \
                  google.golang.org/grpc and database/sql): a library without rules, or left unwoven, gives no expected span and shows as \
                  lower coverage. Every service is built with `gotap build`, so catalog's debug listener is woven too (no workload span).",
+            ),
+            Strategy::GotapProbes => Some(
+                "its expected spans come from the probe sites each binary carries (the USDT notes `gotap build --probes` writes: \
+                 http_server, http_client, sql_query, grpc_server, grpc_client), counted only for the hops the service has; a library \
+                 without sites shows as lower coverage, a site `gotap run` does not trace shows as missing spans. The same `gotap run` \
+                 as the eBPF row, attached to the sites instead of function entries and returns.",
             ),
             Strategy::Orchestrion => Some(
                 "dd-trace-go's database/sql integration traces every statement, inside a request or not, and every connection the pool opens \
@@ -86,9 +98,15 @@ impl Strategy {
         match self {
             Strategy::Manual => Variant::Manual,
             Strategy::GotapBuild => Variant::Gotap,
+            Strategy::GotapProbes => Variant::GotapProbes,
             Strategy::Orchestrion => Variant::Orchestrion,
             Strategy::Baseline | Strategy::GotapRun => Variant::Plain,
         }
+    }
+
+    /// Runs the services under `gotap run` (an agent process of its own, figures of its own).
+    pub fn has_agent(self) -> bool {
+        matches!(self, Strategy::GotapRun | Strategy::GotapProbes)
     }
 }
 
@@ -123,6 +141,16 @@ fn gotap_instrumentations(log: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// gotap's own count at exit, from its `gotap: N spans exported (…), D dropped, H probe hits (X per
+/// span)` line: (spans exported, probe hits).
+fn gotap_summary(log: &str) -> Option<(u64, u64)> {
+    let line = log.lines().rev().find(|l| l.starts_with("gotap: ") && l.contains(" spans exported ("))?;
+    let spans = line.strip_prefix("gotap: ")?.split_whitespace().next()?.parse().ok()?;
+    let (before, _) = line.split_once(" probe hits (")?;
+    let hits = before.rsplit(' ').next()?.parse().ok()?;
+    Some((spans, hits))
+}
+
 /// Spans per gateway request a service should yield given the instrumentations a strategy claims
 /// for it (`net/http server`, `google.golang.org/grpc client`, `database/sql`…).
 fn spans_claimed(service: &str, legacy: bool, claimed: &[String]) -> u64 {
@@ -151,6 +179,8 @@ struct Svc {
     agent_pid: Option<u32>,
     instrumentations: Vec<String>,
     claimed_per_request: u64,
+    /// `gotap run`'s warnings at attach (a probe site it does not trace…).
+    agent_warnings: Vec<String>,
 }
 
 /// Progress reported while the arena runs (the CLI draws it).
@@ -232,6 +262,8 @@ pub struct RunResult {
     pub requests_ok: u64,
     /// What the strategy says it instruments, per service.
     pub instrumentations: BTreeMap<String, Vec<String>>,
+    /// `gotap run` strategies: the agent's warnings at attach, per service (only services with any).
+    pub agent_warnings: BTreeMap<String, Vec<String>>,
     /// Successful requests × [`REFERENCE_SPANS_PER_REQUEST`]: full coverage.
     pub spans_reference: u64,
     /// Successful requests × the spans the strategy's claimed instrumentations should produce.
@@ -240,6 +272,10 @@ pub struct RunResult {
     pub spans_by_service: BTreeMap<String, u64>,
     /// Processes that had to be killed instead of exiting on SIGTERM.
     pub unclean_stops: Vec<String>,
+    /// `gotap run` strategies: spans gotap says it exported and probe hits it counted, summed over
+    /// the services and both passes (from each agent's summary line at exit).
+    pub agent_spans_exported: Option<u64>,
+    pub probe_hits: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -273,6 +309,9 @@ pub struct Summary {
     pub spans_expected: u64,
     pub spans_received: u64,
     pub errors: u64,
+    /// `gotap run` strategies: probe hits ÷ spans gotap exported, over all rounds (function
+    /// probes: ~3; probe sites: 1).
+    pub probe_hits_per_span: Option<f64>,
 }
 
 impl RobustRow {
@@ -329,6 +368,14 @@ fn friction(opts: &Options, s: Strategy) -> FrictionRow {
             privileges: "root (CAP_BPF + CAP_PERFMON); kernel with uprobes and BTF".into(),
             code_changes: "none".into(),
             how_run: "`gotap run --service-name NAME --otlp-protocol grpc --otlp-endpoint http://host:port -- ./service ARGS`".into(),
+        },
+        Strategy::GotapProbes => FrictionRow {
+            strategy: s,
+            rebuild: "yes (`gotap build --probes` instead of `go build`; go.mod, sources and module graph untouched)".into(),
+            restart: "yes, under `gotap run` (`gotap attach --pid` traces a running --probes build; not measured here)".into(),
+            privileges: "root (CAP_BPF + CAP_PERFMON) to trace; none to run untraced (the sites then cost one load and a branch)".into(),
+            code_changes: "none".into(),
+            how_run: "`gotap run --service-name NAME --otlp-protocol grpc --otlp-endpoint http://host:port -- ./service ARGS` (as the eBPF row)".into(),
         },
         Strategy::GotapBuild => FrictionRow {
             strategy: s,
@@ -454,13 +501,16 @@ fn go_version(go: &Path) -> String {
 fn unavailable(s: Strategy, opts: &Options) -> Option<String> {
     match s {
         Strategy::Baseline | Strategy::Manual => None,
-        Strategy::GotapRun => {
+        Strategy::GotapRun | Strategy::GotapProbes => {
             let Some(exe) = &opts.gotap_exe else {
                 return Some("no gotap executable was given to the arena".into());
             };
-            let has_run = Command::new(exe).args(["run", "--help"]).output().map(|o| o.status.success()).unwrap_or(false);
-            if !has_run {
+            let help = |sub: &str| Command::new(exe).args([sub, "--help"]).output().ok().filter(|o| o.status.success());
+            if help("run").is_none() {
                 return Some("this gotap build has no `run` subcommand".into());
+            }
+            if s == Strategy::GotapProbes && !help("build").is_some_and(|o| String::from_utf8_lossy(&o.stdout).contains("--probes")) {
+                return Some("this gotap build has no `build --probes`".into());
             }
             // SAFETY: geteuid has no preconditions.
             if unsafe { libc::geteuid() } != 0 {
@@ -535,7 +585,7 @@ pub fn run(opts: &Options, progress: &dyn Fn(Event)) -> Result<Results> {
         bail!("the baseline strategy must run: every figure is a ratio to it");
     }
     let mut variants = vec![Variant::Plain, Variant::Manual];
-    for s in [Strategy::GotapBuild, Strategy::Orchestrion] {
+    for s in [Strategy::GotapBuild, Strategy::GotapProbes, Strategy::Orchestrion] {
         if runnable.contains(&s) {
             variants.push(s.variant());
         }
@@ -595,8 +645,8 @@ pub fn run(opts: &Options, progress: &dyn Fn(Event)) -> Result<Results> {
                         }
                         // A strategy's own build failing is a finding about that strategy, not a reason
                         // to stop the run.
-                        Err(e) if ti == 0 && !stripped && matches!(variant, Variant::Gotap | Variant::Orchestrion) => {
-                            let s = if variant == Variant::Gotap { Strategy::GotapBuild } else { Strategy::Orchestrion };
+                        Err(e) if ti == 0 && !stripped && matches!(variant, Variant::Gotap | Variant::GotapProbes | Variant::Orchestrion) => {
+                            let s = Strategy::ALL.into_iter().find(|s| s.variant() == variant).expect("a strategy per variant");
                             let why = format!("its build of {service} fails with {label}: {e}");
                             progress(Event::Note(&format!("{}: not run — {why}", s.name())));
                             if let Some(x) = strategies.iter_mut().find(|x| x.strategy == s) {
@@ -876,6 +926,12 @@ fn summarize(runs: &[RunResult], h: &Histogram<u64>) -> Summary {
         spans_expected: runs.iter().map(|r| r.spans_expected).sum(),
         spans_received: runs.iter().map(|r| r.spans_received).sum(),
         errors: runs.iter().map(|r| r.saturation_errors + r.fixed_errors).sum(),
+        probe_hits_per_span: runs.iter().map(|r| r.probe_hits.zip(r.agent_spans_exported)).collect::<Option<Vec<_>>>().filter(|v| !v.is_empty()).map(
+            |v| {
+                let (h, n) = v.iter().fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+                h as f64 / n.max(1) as f64
+            },
+        ),
     }
 }
 
@@ -892,6 +948,8 @@ struct Stack {
     spans_file: PathBuf,
     /// When every service listened: spans that started earlier are start-up work, not workload.
     ready_unix_nanos: u64,
+    /// Logs of this stack's processes.
+    dir: PathBuf,
 }
 
 fn start_stack(opts: &Options, s: Strategy, bins: &Bins, dir: &Path) -> Result<Stack> {
@@ -927,8 +985,8 @@ fn start_stack(opts: &Options, s: Strategy, bins: &Bins, dir: &Path) -> Result<S
     ] {
         let dbg = port()?;
         let bin = &bins.by[&(service, variant)];
-        let mut cmd = match (s, &opts.gotap_exe) {
-            (Strategy::GotapRun, Some(gotap)) => {
+        let mut cmd = match (s.has_agent(), &opts.gotap_exe) {
+            (true, Some(gotap)) => {
                 let mut c = Command::new(gotap);
                 c.args(["run", "--service-name", service, "--no-console", "--otlp-protocol", "grpc", "--otlp-endpoint"])
                     .arg(format!("http://{endpoint}"))
@@ -960,22 +1018,46 @@ fn start_stack(opts: &Options, s: Strategy, bins: &Bins, dir: &Path) -> Result<S
                 let log = std::fs::read_to_string(dir.join(format!("{service}.log"))).unwrap_or_default();
                 (child, Some(p.pid()), gotap_instrumentations(&log))
             }
+            // Expected from the sites the binary carries, not from what gotap run says it traces:
+            // a site the agent skips must show as missing spans, not as a smaller expectation.
+            Strategy::GotapProbes => {
+                let child = procfs::only_child(p.pid()).with_context(|| format!("cannot find the {service} process under gotap run"))?;
+                (child, Some(p.pid()), stack::probe_site_instrumentations(bin).map_err(anyhow::Error::msg)?)
+            }
             Strategy::Manual => (p.pid(), None, hops(service, bins.legacy).iter().map(|(h, _)| h.to_string()).collect()),
             Strategy::GotapBuild => (p.pid(), None, stack::woven_instrumentations(bin)),
             Strategy::Orchestrion => (p.pid(), None, orchestrion::INSTRUMENTS.iter().map(|x| x.to_string()).collect()),
             Strategy::Baseline => (p.pid(), None, vec![]),
         };
         let claimed_per_request = spans_claimed(service, bins.legacy, &instrumentations);
-        svcs.push(Svc { proc: p, dbg, target_pid, agent_pid, instrumentations, claimed_per_request });
+        // gotap prints its warnings right after the tracing line, before the target's output.
+        let agent_warnings = if agent_pid.is_some() {
+            let log = std::fs::read_to_string(dir.join(format!("{service}.log"))).unwrap_or_default();
+            log.lines().filter_map(|l| l.strip_prefix("gotap: warning: ")).map(str::to_owned).collect()
+        } else {
+            vec![]
+        };
+        svcs.push(Svc { proc: p, dbg, target_pid, agent_pid, instrumentations, claimed_per_request, agent_warnings });
     }
 
     let ready_unix_nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-    Ok(Stack { collector, svcs, gw_port, spans_file, ready_unix_nanos })
+    Ok(Stack { collector, svcs, gw_port, spans_file, ready_unix_nanos, dir: dir.to_path_buf() })
 }
 
-/// Stops services then collector (each flushes on SIGTERM); returns the processes that had to be
-/// killed, the collector's peak RSS and the spans it received by service.
-fn stop_stack(opts: &Options, st: &mut Stack) -> Result<(Vec<String>, u64, BTreeMap<String, u64>)> {
+/// What stopping a stack found.
+struct Stopped {
+    /// Processes that had to be killed.
+    unclean: Vec<String>,
+    collector_rss_kib: u64,
+    /// Spans the collector received, by service.
+    by_service: BTreeMap<String, u64>,
+    /// `gotap run` strategies: (spans exported, probe hits) summed over the agents' summary lines;
+    /// None without agents or when one said nothing (killed).
+    agent: Option<(u64, u64)>,
+}
+
+/// Stops services then collector (each flushes on SIGTERM).
+fn stop_stack(opts: &Options, st: &mut Stack) -> Result<Stopped> {
     // Gateway first so nothing in flight loses its downstream.
     let mut unclean = vec![];
     for x in st.svcs.iter_mut().rev() {
@@ -991,7 +1073,16 @@ fn stop_stack(opts: &Options, st: &mut Stack) -> Result<(Vec<String>, u64, BTree
     if !opts.keep_spans {
         let _ = std::fs::remove_file(&st.spans_file);
     }
-    Ok((unclean, collector_rss, by_service))
+    let agents: Vec<&Svc> = st.svcs.iter().filter(|x| x.agent_pid.is_some()).collect();
+    let agent = (!agents.is_empty())
+        .then(|| {
+            agents.iter().try_fold((0, 0), |acc, x| {
+                let log = std::fs::read_to_string(st.dir.join(format!("{}.log", x.proc.name))).ok()?;
+                gotap_summary(&log).map(|(n, h)| (acc.0 + n, acc.1 + h))
+            })
+        })
+        .flatten();
+    Ok(Stopped { unclean, collector_rss_kib: collector_rss, by_service, agent })
 }
 
 /// A short functional run: does the strategy deliver its spans with these binaries?
@@ -1006,8 +1097,8 @@ fn check_delivery(opts: &Options, s: Strategy, bins: &Bins, dir: &Path) -> Resul
         x.proc.check_alive()?;
     }
     let per_request: u64 = st.svcs.iter().map(|x| x.claimed_per_request).sum();
-    let (_, _, by_service) = stop_stack(opts, &mut st)?;
-    Ok((load.ok, load.ok * per_request, by_service.values().sum()))
+    let stopped = stop_stack(opts, &mut st)?;
+    Ok((load.ok, load.ok * per_request, stopped.by_service.values().sum()))
 }
 
 fn gateway_target(gw_port: u16) -> loadgen::Target {
@@ -1022,6 +1113,7 @@ struct SatPass {
     spans_expected: u64,
     by_service: BTreeMap<String, u64>,
     unclean: Vec<String>,
+    agent: Option<(u64, u64)>,
 }
 
 /// Saturation pass of one strategy: fresh stack, warm-up, closed loop, stop, count spans.
@@ -1035,9 +1127,17 @@ fn saturation_pass(opts: &Options, s: Strategy, round: u32, bins: &Bins) -> Resu
         x.proc.check_alive()?;
     }
     let per_request: u64 = st.svcs.iter().map(|x| x.claimed_per_request).sum();
-    let (unclean, _, by_service) = stop_stack(opts, &mut st)?;
+    let stopped = stop_stack(opts, &mut st)?;
     let requests_ok = warm.ok + sat.ok;
-    Ok(SatPass { rps: sat.ok_per_sec(), errors: sat.errors, requests_ok, spans_expected: requests_ok * per_request, by_service, unclean })
+    Ok(SatPass {
+        rps: sat.ok_per_sec(),
+        errors: sat.errors,
+        requests_ok,
+        spans_expected: requests_ok * per_request,
+        by_service: stopped.by_service,
+        unclean: stopped.unclean,
+        agent: stopped.agent,
+    })
 }
 
 /// Fixed-rate pass of one strategy (fresh stack, warm-up, open loop at `rate`, stop, count spans),
@@ -1069,12 +1169,13 @@ fn fixed_pass(opts: &Options, s: Strategy, round: u32, bins: &Bins, rate: f64, s
     let (t1, a1, c1) = (target_cpu(&st.svcs), agent_cpu(&st.svcs), cpu(st.collector.pid()));
     let peak = |pid: u32| procfs::rss_kib(pid).map_or(0, |r| r.1);
     let target_rss: u64 = st.svcs.iter().map(|x| peak(x.target_pid)).sum();
-    let agent_rss: Option<u64> = (s == Strategy::GotapRun).then(|| st.svcs.iter().filter_map(|x| x.agent_pid).map(peak).sum());
+    let agent_rss: Option<u64> = s.has_agent().then(|| st.svcs.iter().filter_map(|x| x.agent_pid).map(peak).sum());
     for x in st.svcs.iter_mut() {
         x.proc.check_alive()?;
     }
 
-    let (mut unclean, collector_rss, mut by_service) = stop_stack(opts, &mut st)?;
+    let Stopped { mut unclean, collector_rss_kib: collector_rss, mut by_service, agent } = stop_stack(opts, &mut st)?;
+    let agent = agent.zip(sat.agent).map(|(a, b)| (a.0 + b.0, a.1 + b.1));
     let n = fixed.ok.max(1) as f64;
     let fixed_requests = warm.ok + fixed.ok;
     let requests_ok = fixed_requests + sat.requests_ok;
@@ -1100,7 +1201,7 @@ fn fixed_pass(opts: &Options, s: Strategy, round: u32, bins: &Bins, rate: f64, s
             max_us: h.max(),
             target_cpu_us_per_req: t1.saturating_sub(t0).as_secs_f64() * 1e6 / n,
             collector_cpu_us_per_req: c1.saturating_sub(c0).as_secs_f64() * 1e6 / n,
-            agent_cpu_us_per_req: (s == Strategy::GotapRun).then(|| a1.saturating_sub(a0).as_secs_f64() * 1e6 / n),
+            agent_cpu_us_per_req: s.has_agent().then(|| a1.saturating_sub(a0).as_secs_f64() * 1e6 / n),
             agent_peak_rss_kib: agent_rss,
             target_peak_rss_kib: target_rss,
             collector_peak_rss_kib: collector_rss,
@@ -1110,9 +1211,17 @@ fn fixed_pass(opts: &Options, s: Strategy, round: u32, bins: &Bins, rate: f64, s
             spans_reference: requests_ok * REFERENCE_SPANS_PER_REQUEST,
             spans_expected: sat.spans_expected + fixed_requests * st.svcs.iter().map(|x| x.claimed_per_request).sum::<u64>(),
             instrumentations: st.svcs.iter().map(|x| (x.proc.name.clone(), x.instrumentations.clone())).collect(),
+            agent_warnings: st
+                .svcs
+                .iter()
+                .filter(|x| !x.agent_warnings.is_empty())
+                .map(|x| (x.proc.name.clone(), x.agent_warnings.clone()))
+                .collect(),
             spans_received: by_service.values().sum(),
             spans_by_service: by_service,
             unclean_stops: unclean,
+            agent_spans_exported: agent.map(|a| a.0),
+            probe_hits: agent.map(|a| a.1),
         },
         h,
     ))
@@ -1138,5 +1247,16 @@ mod tests {
         let total: u64 = ["gateway", "orders", "catalog"].iter().map(|s| spans_claimed(s, false, &all)).sum();
         assert_eq!(total, REFERENCE_SPANS_PER_REQUEST);
         assert!(gotap_instrumentations("no such line").is_empty());
+    }
+
+    #[test]
+    fn agent_summary_line_gives_spans_and_hits() {
+        let log = "gotap: tracing /x (pid 7, go1.26.8): net/http server; 2 probes on probe sites (nop5, kernel-optimised)\n\
+                   2026/11/24 listening\n\
+                   gotap: 7254 spans exported (otlp-grpc 7254), 0 dropped, 21891 probe hits (3.0 per span)\n";
+        assert_eq!(gotap_summary(log), Some((7254, 21891)));
+        let lossy = "gotap: 3 spans exported (console 4, otlp-grpc 3), 4 dropped, 18 probe hits (4.5 per span), 2 returns without a seen start\n";
+        assert_eq!(gotap_summary(lossy), Some((3, 18)));
+        assert_eq!(gotap_summary("gotap: tracing /x (pid 7, go1.26.8): net/http server; 2 probes\n"), None);
     }
 }

@@ -101,11 +101,12 @@ pub fn markdown(r: &Results) -> String {
         o,
         "Expected = successful gateway requests × the spans the strategy's own instrumentations should produce for them; \
          reference = successful requests × {} (every hop traced: gateway server, HTTP client, gRPC client; orders server, SQL query; catalog server). \
-         *Delivered* shows loss, *coverage* shows what the strategy does not trace.\n",
+         *Delivered* shows loss, *coverage* shows what the strategy does not trace. *Probe hits/span*: the `gotap run` strategies' \
+         own count (hits ÷ spans exported, from gotap's summary line at exit).\n",
         crate::REFERENCE_SPANS_PER_REQUEST
     );
-    let _ = writeln!(o, "| strategy | instruments | expected | received | delivered | coverage of reference | by service |");
-    let _ = writeln!(o, "|---|---|---|---|---|---|---|");
+    let _ = writeln!(o, "| strategy | instruments | expected | received | delivered | coverage of reference | probe hits/span | by service |");
+    let _ = writeln!(o, "|---|---|---|---|---|---|---|---|");
     for s in &r.strategies {
         match &s.summary {
             Some(x) => {
@@ -137,14 +138,15 @@ pub fn markdown(r: &Results) -> String {
                     (e, r) => format!("{:.2} % ({} more than expected)", 100.0 * r as f64 / e as f64, r - e),
                 };
                 let coverage = if s.strategy == Strategy::Baseline { "–".into() } else { pct(x.spans_expected, x.spans_reference) };
+                let hits = x.probe_hits_per_span.map_or("–".into(), |h| format!("{h:.2}"));
                 let _ = writeln!(
                     o,
-                    "| {} | {} | {} | {} | {} | {} | {} |",
-                    s.name, inst, x.spans_expected, x.spans_received, delivered, coverage, by
+                    "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                    s.name, inst, x.spans_expected, x.spans_received, delivered, coverage, hits, by
                 );
             }
             None => {
-                let _ = writeln!(o, "| {} | – | – | – | not run: {} | | |", s.name, s.unavailable.as_deref().unwrap_or("no figures"));
+                let _ = writeln!(o, "| {} | – | – | – | not run: {} | | | |", s.name, s.unavailable.as_deref().unwrap_or("no figures"));
             }
         }
     }
@@ -152,6 +154,11 @@ pub fn markdown(r: &Results) -> String {
     for s in r.strategies.iter().filter(|s| s.summary.is_some()) {
         if let Some(n) = s.strategy.coverage_note() {
             let _ = writeln!(o, "\n{}: {n}", s.name);
+        }
+        // What the agent itself said it left out: explains missing spans without reading logs.
+        if let Some(run) = s.runs.first().filter(|run| !run.agent_warnings.is_empty()) {
+            let w: Vec<String> = run.agent_warnings.iter().map(|(svc, w)| format!("{svc}: {}", w.join("; "))).collect();
+            let _ = writeln!(o, "\n{}: `gotap run` warned at attach — {}.", s.name, w.join(" — "));
         }
     }
 
@@ -312,6 +319,7 @@ mod tests {
             spans_expected: expected,
             spans_received: received,
             errors: 0,
+            probe_hits_per_span: None,
         }
     }
 
@@ -339,6 +347,7 @@ mod tests {
                 st(Strategy::Baseline, Some(summary(4000.0, 2000, 0, 0)), None),
                 st(Strategy::Manual, Some(summary(2000.0, 3000, 600, 540)), None),
                 st(Strategy::GotapRun, None, Some("needs root")),
+                st(Strategy::GotapProbes, Some(Summary { probe_hits_per_span: Some(1.0), ..summary(3000.0, 2100, 400, 400) }), None),
             ],
             builds: vec![],
             build_cost: vec![
@@ -372,6 +381,7 @@ mod tests {
             md.lines().find(|l| l.starts_with("| manual OTel SDK | 0.50× | 1.50×")).unwrap_or_else(|| panic!("no ratio row in:\n{md}"));
         assert!(row.contains("| 1.00× |"), "{row}");
         assert!(md.contains("| 600 | 540 | 90.00 % (60 missing) |"), "loss not shown:\n{md}");
+        assert!(md.contains("| 400 | 400 | 100 % | 100.0 % | 1.00 |"), "probe hits per span not shown:\n{md}");
         assert!(md.contains("not run: needs root"));
         assert!(md.contains("load average 0.5"));
         assert!(md.contains("| gotap build (compile-time) | orders | 45.0 s | 1.50× | 0.30 s | 1.50× |"), "build cost:\n{md}");

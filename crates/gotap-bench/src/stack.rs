@@ -17,6 +17,9 @@ pub enum Variant {
     Plain,
     Manual,
     Gotap,
+    /// `gotap build --probes`: nop5 USDT probe sites woven into net/http, database/sql and grpc,
+    /// traced by `gotap run` (docs/probes.md).
+    GotapProbes,
     /// `orchestrion go build` of a copy with the dd-trace-go integrations (crate::orchestrion).
     Orchestrion,
 }
@@ -27,6 +30,7 @@ impl Variant {
             Variant::Plain => "plain",
             Variant::Manual => "manual",
             Variant::Gotap => "gotap",
+            Variant::GotapProbes => "gotap-probes",
             Variant::Orchestrion => "orchestrion",
         }
     }
@@ -90,10 +94,13 @@ pub fn build_in(b: &BuildSpec, dir: &Path) -> Result<PathBuf, String> {
             c.env("PATH", crate::orchestrion::path_with(b.go)).args(["go", "build"]);
             c
         }
-        Variant::Gotap => {
+        Variant::Gotap | Variant::GotapProbes => {
             let gotap = b.gotap.ok_or("no gotap executable to run `gotap build` with")?;
             let mut c = Command::new(gotap);
             c.env("GOTAP_GO", b.go).arg("build");
+            if b.variant == Variant::GotapProbes {
+                c.arg("--probes");
+            }
             c
         }
         _ => {
@@ -114,7 +121,7 @@ pub fn build_in(b: &BuildSpec, dir: &Path) -> Result<PathBuf, String> {
     }
     cmd.arg("-o").arg(&bin).arg(".");
     let what = match b.variant {
-        Variant::Gotap => "gotap",
+        Variant::Gotap | Variant::GotapProbes => "gotap",
         Variant::Orchestrion => "orchestrion go",
         _ => "go",
     };
@@ -145,6 +152,30 @@ pub fn woven_instrumentations(bin: &Path) -> Vec<String> {
     let Ok(bytes) = std::fs::read(bin) else { return vec![] };
     let finder = |p: &str| memmem_find(&bytes, p.as_bytes());
     WOVEN_MARKERS.iter().filter(|(prefix, _)| finder(prefix)).flat_map(|(_, what)| what.iter().map(|w| w.to_string())).collect()
+}
+
+/// The instrumentations whose probe sites a `gotap build --probes` binary carries, read from its
+/// USDT notes (what `gotap run` attaches to): a package left unwoven, or whose sites the linker
+/// dropped, has no note and so no expected span. Errors are one sentence.
+pub fn probe_site_instrumentations(bin: &Path) -> Result<Vec<String>, String> {
+    let bytes = std::fs::read(bin).map_err(|e| format!("cannot read {}: {e}", bin.display()))?;
+    let probes = gotap_binary::usdt::read_probes(&bytes).map_err(|e| format!("{}: {e}", bin.display()))?;
+    let mut out: Vec<String> = vec![];
+    for p in probes.iter().filter(|p| p.provider == gotap_binary::usdt::GOTAP_PROVIDER) {
+        let what = match p.name.as_str() {
+            "http_server" => "net/http server",
+            "http_client" => "net/http client",
+            "sql_query" => "database/sql",
+            "grpc_server" => "google.golang.org/grpc server",
+            "grpc_client" => "google.golang.org/grpc client",
+            // A site this arena does not know: not counted, so it cannot inflate expectations.
+            _ => continue,
+        };
+        if !out.iter().any(|x| x == what) {
+            out.push(what.to_owned());
+        }
+    }
+    Ok(out)
 }
 
 /// (function-name prefix the rules add, instrumentations it stands for).
@@ -331,6 +362,20 @@ mod tests {
         std::fs::write(&f, b"net/http.(*Server).Serve").unwrap();
         assert!(woven_instrumentations(&f).is_empty());
         assert!(woven_instrumentations(&dir.join("absent")).is_empty());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn probe_sites_are_read_from_usdt_notes_and_bad_files_are_one_sentence() {
+        // An ELF without notes (this test executable): no site, so no expected span.
+        assert_eq!(probe_site_instrumentations(&std::env::current_exe().unwrap()), Ok(vec![]));
+        let dir = std::env::temp_dir().join(format!("gotap-bench-sites-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("not-elf");
+        std::fs::write(&f, b"net/http.gotapProbeHTTPServer").unwrap();
+        let e = probe_site_instrumentations(&f).unwrap_err();
+        assert_eq!(e, format!("{}: not an ELF file", f.display()));
+        assert!(probe_site_instrumentations(&dir.join("absent")).unwrap_err().starts_with("cannot read "));
         std::fs::remove_dir_all(dir).unwrap();
     }
 

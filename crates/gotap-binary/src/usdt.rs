@@ -129,6 +129,13 @@ pub struct UsdtProbe {
 /// are skipped; a site already noted (same provider and name) is not written twice, so annotating
 /// an annotated binary changes nothing. Returns the number of the given sites the binary now has.
 pub fn annotate(path: &Path, sites: &[SiteDef], semaphore_marker: Option<&[u8]>) -> Result<usize, UsdtError> {
+    let sites: Vec<(SiteDef, Option<&[u8]>)> = sites.iter().map(|s| (*s, semaphore_marker)).collect();
+    annotate_each(path, &sites)
+}
+
+/// [`annotate`] with a semaphore marker per site (sites of different Go packages have different
+/// semaphores). One rewrite for all of them.
+pub fn annotate_each(path: &Path, sites: &[(SiteDef, Option<&[u8]>)]) -> Result<usize, UsdtError> {
     let fail = |what: String| UsdtError::Annotate { path: path.to_path_buf(), what };
     let bin = GoBinary::open(path)?;
     if bin.elf().arch != crate::Arch::Amd64 {
@@ -141,7 +148,7 @@ pub fn annotate(path: &Path, sites: &[SiteDef], semaphore_marker: Option<&[u8]>)
     // Resolve sites first: nothing to do means no rewrite at all.
     let mut found = Vec::new();
     let mut already = 0;
-    for site in sites {
+    for (site, marker) in sites {
         if has(site) {
             already += 1;
             continue;
@@ -151,7 +158,7 @@ pub fn annotate(path: &Path, sites: &[SiteDef], semaphore_marker: Option<&[u8]>)
         if bin.read_vaddr(func.entry, 5) != Some(&NOP5[..]) {
             return Err(fail(format!("{} does not start with a 5-byte NOP, so it is not a probe site", func.name)));
         }
-        found.push((site, func.entry));
+        found.push((site, *marker, func.entry));
     }
     if found.is_empty() {
         return Ok(already);
@@ -160,10 +167,16 @@ pub fn annotate(path: &Path, sites: &[SiteDef], semaphore_marker: Option<&[u8]>)
     if builder.endian != Endianness::Little || !builder.is_64 {
         return Err(fail("USDT notes are written for 64-bit little-endian ELF only".into()));
     }
-    let semaphore = match semaphore_marker {
-        Some(marker) => find_semaphore(&builder, marker).map_err(fail)?,
-        None => 0,
-    };
+    // Each marker's semaphore, once.
+    let mut semaphores: Vec<(&[u8], u64)> = Vec::new();
+    for (_, marker, _) in &found {
+        if let Some(m) = *marker {
+            if !semaphores.iter().any(|(k, _)| *k == m) {
+                semaphores.push((m, find_semaphore(&builder, m).map_err(fail)?));
+            }
+        }
+    }
+    let semaphore_of = |marker: Option<&[u8]>| marker.and_then(|m| semaphores.iter().find(|(k, _)| *k == m)).map_or(0, |(_, a)| *a);
     let note_id = builder.sections.iter().find(|s| s.name.as_slice() == NOTE_SECTION.as_bytes()).map(|s| s.id());
     let base_addr = match builder.sections.iter().find(|s| s.name.as_slice() == BASE_SECTION.as_bytes()) {
         Some(s) => s.sh_addr,
@@ -192,8 +205,8 @@ pub fn annotate(path: &Path, sites: &[SiteDef], semaphore_marker: Option<&[u8]>)
         // Re-added below, after `.probes`.
         s.delete = true;
     }
-    for (site, pc) in &found {
-        encode_note(&mut notes, *pc, base_addr, semaphore, site);
+    for (site, marker, pc) in &found {
+        encode_note(&mut notes, *pc, base_addr, semaphore_of(*marker), site);
     }
     // `.probes` is where sys/sdt.h puts semaphores, and bcc (so bpftrace) computes the
     // semaphore's file offset for the kernel (uprobe ref_ctr_offset) only from that section's
@@ -201,26 +214,39 @@ pub fn annotate(path: &Path, sites: &[SiteDef], semaphore_marker: Option<&[u8]>)
     // variable in a section of its own, so `.probes` is a header describing the counter's 2
     // bytes inside .noptrdata. The builder cannot lay out overlapping sections: it writes a
     // placeholder, whose header is then pointed at the counter. bcc 0.26 also looks for
-    // `.note.stapsdt` only among the section headers after `.probes`, hence the order.
+    // `.note.stapsdt` only among the section headers after `.probes`, hence the order. With
+    // several semaphores (one per woven package), `.probes` spans them all: bcc only uses its
+    // header to turn a semaphore's address into a file offset.
     let mut probes_header = None;
-    if semaphore != 0 {
-        let existing = builder
-            .sections
-            .iter()
-            .find(|s| s.name.as_slice() == PROBES_SECTION.as_bytes())
-            .map(|s| (s.id(), s.sh_addr == semaphore));
-        if let Some((id, true)) = existing {
+    let widen = |r: Option<(u64, u64)>, lo: u64, hi: u64| Some(r.map_or((lo, hi), |(a, b): (u64, u64)| (a.min(lo), b.max(hi))));
+    let mut range = None;
+    for (_, a) in &semaphores {
+        range = widen(range, *a, *a + 2);
+    }
+    if range.is_some() {
+        // Ours describes counters inside Go's data sections (an earlier pass: kept in the range);
+        // someone else's `.probes` (C code with sys/sdt.h semaphores) is left alone.
+        let in_go_data = |addr: u64| {
+            builder.sections.iter().any(|s| matches!(s.name.as_slice(), b".noptrdata" | b".data") && addr >= s.sh_addr && addr < s.sh_addr + s.sh_size)
+        };
+        let existing =
+            builder.sections.iter().find(|s| s.name.as_slice() == PROBES_SECTION.as_bytes()).map(|s| (s.id(), s.sh_addr, s.sh_size, in_go_data(s.sh_addr)));
+        if let Some((id, addr, size, true)) = existing {
             builder.sections.get_mut(id).delete = true;
+            range = widen(range, addr, addr + size);
         }
-        // Someone else's `.probes` (C code with sys/sdt.h semaphores) is left alone.
-        if !matches!(existing, Some((_, false))) {
-            let offset = file_offset(&builder, semaphore).ok_or_else(|| fail("the semaphore is not in file-backed data".into()))?;
+        if !matches!(existing, Some((_, _, _, false))) {
+            let (lo, hi) = range.expect("set above");
+            let offset = file_offset(&builder, lo).ok_or_else(|| fail("the semaphore is not in file-backed data".into()))?;
+            if file_offset(&builder, hi - 1) != Some(offset + (hi - 1 - lo)) {
+                return Err(fail("the semaphores are not in one loaded segment".into()));
+            }
             let s = builder.sections.add();
             s.name = PROBES_SECTION.into();
             s.sh_type = elf::SHT_PROGBITS;
             s.sh_addralign = 1;
             s.data = SectionData::Data(vec![0u8; 2].into());
-            probes_header = Some(offset);
+            probes_header = Some((lo, offset, hi - lo));
         }
     }
     let s = builder.sections.add();
@@ -230,8 +256,8 @@ pub fn annotate(path: &Path, sites: &[SiteDef], semaphore_marker: Option<&[u8]>)
     s.data = SectionData::Note(notes.into());
     let mut out = Vec::with_capacity(data.len() + 4096);
     builder.write(&mut out).map_err(|e| fail(format!("cannot rewrite the ELF ({e})")))?;
-    if let Some(offset) = probes_header {
-        point_probes_header(&mut out, semaphore, offset).map_err(fail)?;
+    if let Some((addr, offset, size)) = probes_header {
+        point_probes_header(&mut out, addr, offset, size).map_err(fail)?;
     }
     drop(bin);
     write_in_place(path, &out)?;
@@ -255,22 +281,11 @@ pub fn gotap_semaphore_marker(site_name: &str) -> &'static [u8] {
 }
 
 /// [`annotate`] for gotap sites, each noted with its package's semaphore
-/// ([`gotap_semaphore_marker`]): one pass per semaphore, so a package whose sites are absent is
-/// never searched for its marker. Returns the number of the given sites the binary now has.
+/// ([`gotap_semaphore_marker`]; a package whose sites are absent is never searched for its
+/// marker). Returns the number of the given sites the binary now has.
 pub fn annotate_gotap_sites(path: &Path, sites: &[SiteDef]) -> Result<usize, UsdtError> {
-    let mut markers: Vec<&[u8]> = Vec::new();
-    for s in sites {
-        let m = gotap_semaphore_marker(s.name);
-        if !markers.contains(&m) {
-            markers.push(m);
-        }
-    }
-    let mut n = 0;
-    for marker in markers {
-        let group: Vec<SiteDef> = sites.iter().filter(|s| gotap_semaphore_marker(s.name) == marker).copied().collect();
-        n += annotate(path, &group, Some(marker))?;
-    }
-    Ok(n)
+    let sites: Vec<(SiteDef, Option<&[u8]>)> = sites.iter().map(|s| (*s, Some(gotap_semaphore_marker(s.name)))).collect();
+    annotate_each(path, &sites)
 }
 
 /// Address of the semaphore: the 2 bytes before the only occurrence of `marker` in `.noptrdata`
@@ -332,8 +347,8 @@ fn file_offset(b: &Builder, vaddr: u64) -> Option<u64> {
 }
 
 /// Rewrites the header of the placeholder `.probes` section in the written image `out` to
-/// describe the 2-byte semaphore at `addr` (file offset `offset`).
-fn point_probes_header(out: &mut [u8], addr: u64, offset: u64) -> Result<(), String> {
+/// describe the `size` bytes of semaphores at `addr` (file offset `offset`).
+fn point_probes_header(out: &mut [u8], addr: u64, offset: u64, size: u64) -> Result<(), String> {
     let file = ElfFile::<elf::FileHeader64<Endianness>>::parse(&*out).map_err(|e| format!("rewritten ELF unreadable ({e})"))?;
     let endian = file.endian();
     let table = file.elf_section_table();
@@ -348,7 +363,7 @@ fn point_probes_header(out: &mut [u8], addr: u64, offset: u64) -> Result<(), Str
     put(8, elf::SHF_ALLOC.0 | elf::SHF_WRITE.0);
     put(16, addr);
     put(24, offset);
-    put(32, 2);
+    put(32, size);
     Ok(())
 }
 

@@ -1,5 +1,6 @@
 //! `gotap bench`: the arena. Builds the arena's Go services, runs them under each strategy
-//! (baseline, manual OTel SDK, gotap run, gotap build) interleaved, exports to a real collector, and writes a
+//! (baseline, manual OTel SDK, gotap run, gotap build, gotap build --probes + gotap run, Orchestrion)
+//! interleaved, exports to a real collector, and writes a
 //! markdown report, raw JSON and PNG charts. The runner itself is the gotap-bench crate.
 use anyhow::{bail, Context};
 use gotap_bench::{Event, Options, Strategy};
@@ -17,8 +18,9 @@ pub struct Args {
     /// Where the report (report.md), raw results (results.json), charts and logs go.
     #[arg(long, value_name = "DIR", default_value = "target/arena/report")]
     out: PathBuf,
-    /// Strategies to compare (comma-separated): baseline, manual, gotap-run, gotap-build, orchestrion.
-    #[arg(long, value_delimiter = ',', default_value = "baseline,manual,gotap-run,gotap-build,orchestrion")]
+    /// Strategies to compare (comma-separated): baseline, manual, gotap-run, gotap-build,
+    /// gotap-probes (`gotap build --probes` binaries traced by `gotap run`), orchestrion.
+    #[arg(long, value_delimiter = ',', default_value = "baseline,manual,gotap-run,gotap-build,gotap-probes,orchestrion")]
     strategies: Vec<String>,
     /// Rounds; each runs every strategy once (default 3, 1 with --quick).
     #[arg(long)]

@@ -93,6 +93,24 @@ fn small_arena_run_delivers_every_strategys_spans() {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } == 0 {
         assert!(ran.contains(&"gotap-run".to_owned()), "gotap run is available as root but did not run: {ran:?}");
+        let hits = |key: &str| {
+            let s = strategies.iter().find(|s| s["strategy"] == key).unwrap();
+            s["summary"]["probe_hits_per_span"].as_f64().unwrap_or_else(|| panic!("{key}: no probe hits per span: {s}"))
+        };
+        // Function probes: entry + RET sites per span (~3).
+        assert!(hits("gotap-run") > 2.0, "gotap-run: {} hits per span", hits("gotap-run"));
+        // Probe sites: `gotap build --probes` binaries under `gotap run`. Every span its sites
+        // should give arrived (checked above against the sites read from the binaries' USDT
+        // notes), at one probe hit per span.
+        assert!(ran.contains(&"gotap-probes".to_owned()), "gotap-probes is available as root but did not run: {ran:?}");
+        let gp = strategies.iter().find(|s| s["strategy"] == "gotap-probes").unwrap();
+        let run = &gp["runs"][0];
+        let inst = |svc: &str| -> Vec<&str> { run["instrumentations"][svc].as_array().unwrap().iter().map(|x| x.as_str().unwrap()).collect() };
+        assert!(inst("gateway").contains(&"net/http server") && inst("gateway").contains(&"net/http client"), "{run}");
+        assert!(inst("orders").contains(&"net/http server"), "{run}");
+        assert!(run["spans_expected"].as_u64().unwrap() >= run["requests_ok"].as_u64().unwrap() * 3, "{run}");
+        assert!((hits("gotap-probes") - 1.0).abs() < 0.01, "gotap-probes: {} hits per span", hits("gotap-probes"));
+        assert!(report.contains("| gotap build --probes + gotap run |"), "no gotap-probes row in the report");
     }
 }
 
@@ -101,7 +119,7 @@ fn unknown_strategy_is_one_clear_error() {
     let o = gotap().args(["bench", "--strategies", "baseline,nope"]).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(err.trim(), "gotap: unknown strategy `nope` (known: baseline, manual, gotap-run, gotap-build, orchestrion)");
+    assert_eq!(err.trim(), "gotap: unknown strategy `nope` (known: baseline, manual, gotap-run, gotap-build, gotap-probes, orchestrion)");
 }
 
 #[test]
@@ -110,7 +128,7 @@ fn go119_matrix_cells_run_the_legacy_services() {
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-matrix");
     let _ = std::fs::remove_dir_all(&out);
     let o = gotap()
-        .args(["bench", "--quick", "--matrix", "--toolchains", "go1.19", "--strategies", "baseline,gotap-run,gotap-build"])
+        .args(["bench", "--quick", "--matrix", "--toolchains", "go1.19", "--strategies", "baseline,gotap-run,gotap-build,gotap-probes"])
         .args(["--connections", "2", "--warmup-secs", "0.2", "--saturation-secs", "0.5", "--fixed-secs", "0.5", "--rate", "20", "--no-charts"])
         .arg("--out")
         .arg(&out)
@@ -144,12 +162,24 @@ fn go119_matrix_cells_run_the_legacy_services() {
     assert!(gb["detail"].as_str().unwrap().contains("gotap build needs Go 1.23 or newer"), "{gb}");
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } == 0 {
+        // So does `gotap build --probes` (a strategy that needs root to trace, so only then in the matrix).
+        for stripped in [false, true] {
+            let gp = cell("gotap-probes", stripped);
+            assert_eq!(gp["works"], false);
+            assert!(gp["detail"].as_str().unwrap().contains("gotap build --probes needs Go 1.23 or newer"), "{gp}");
+        }
         for stripped in [false, true] {
             let c = cell("gotap-run", stripped);
             assert_eq!(c["works"], true, "{c}");
             assert!(c["detail"].as_str().unwrap().contains("legacy"), "{c}");
             // All-HTTP legacy stack: gateway server + 2 client calls, orders server, catalog server.
             assert_eq!(c["spans_expected"].as_u64().unwrap(), c["requests_ok"].as_u64().unwrap() * 5, "{c}");
+        }
+        // The run toolchain's --probes builds, stripped too: sites found from the notes, spans delivered.
+        let run_tc = r["go_version"].as_str().unwrap();
+        for stripped in [false, true] {
+            let c = r["robustness"].as_array().unwrap().iter().find(|c| c["strategy"] == "gotap-probes" && c["toolchain"] == run_tc && c["stripped"] == stripped).unwrap();
+            assert_eq!(c["works"], true, "{c}");
         }
     }
 }

@@ -58,11 +58,11 @@ fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 
 fn run_in(dir: &Path, cmd: &mut Command) -> Output {
     let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    cmd.current_dir(dir).env("GOTOOLCHAIN", "local").env("GOFLAGS", "-modcacherw").env_remove("GOTAP_WEAVE_CONFIG").output().unwrap()
+    cmd.current_dir(dir).env("GOTOOLCHAIN", "local").env_remove("GOTAP_WEAVE_CONFIG").output().unwrap()
 }
 
 fn gotap(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    run_in(dir, Command::new(gotap_bin()).args(args).env("GOTAP_GO", TC.go()).envs(env.iter().copied()))
+    run_in(dir, Command::new(gotap_bin()).args(args).env("GOTAP_GO", TC.go()).env("GOFLAGS", "-modcacherw").envs(env.iter().copied()))
 }
 
 fn ok(o: &Output, what: &str) {
@@ -167,6 +167,10 @@ fn serve_one_request(bin: &Path, name: &str, env: &[(&str, &str)]) -> (Duration,
     }
 }
 
+fn env_off() -> [(&'static str, &'static str); 1] {
+    [("GOWORK", "off")]
+}
+
 fn assert_server_span(got: &[(String, String)]) {
     assert!(
         got.iter().any(|(scope, name)| scope == "gotap/net/http/server" && name == "GET"),
@@ -204,6 +208,15 @@ fn workspace_build_and_flush_when_main_returns() {
     let godebug = |text: &str| text.lines().find(|l| l.contains("DefaultGODEBUG=")).map(str::to_owned);
     let pbi = Command::new(TC.go()).args(["version", "-m"]).arg(&plain).output().unwrap();
     assert_eq!(godebug(&bi), godebug(&String::from_utf8_lossy(&pbi.stdout)), "DefaultGODEBUG differs from the plain build");
+
+    // gotap test in the workspace: the library's test binary links the runtime and passes.
+    std::fs::write(ws.join("lib/lib_test.go"), "package lib\n\nimport \"testing\"\n\nfunc TestGreeting(t *testing.T) {\n\tif Greeting() != \"lib\" {\n\t\tt.Fatal(Greeting())\n\t}\n}\n").unwrap();
+    let test_bin = bin_dir().join("lib-workspace-woven.test");
+    let t = test_bin.display().to_string();
+    ok(&gotap(&ws, &["test", "-c", "-o", &t, "./lib"], &[]), "gotap test -c in a workspace");
+    let nm = Command::new(TC.go()).args(["tool", "nm"]).arg(&test_bin).output().unwrap();
+    assert!(String::from_utf8_lossy(&nm.stdout).contains("gotap.dev/gotaprt.flushAtExit"), "the test binary has no gotap runtime");
+    ok(&Command::new(&test_bin).arg("-test.run=TestGreeting").output().unwrap(), "the woven test binary");
     let _ = std::fs::remove_dir_all(&ws);
 }
 
@@ -216,7 +229,14 @@ fn workspace_vendor_dir_is_refused_clearly() {
     let res = gotap(&ws, &["build", "./app"], &[]);
     assert_eq!(res.status.code(), Some(2));
     let err = String::from_utf8_lossy(&res.stderr);
-    assert!(err.contains("vendoring is not supported by gotap build") && err.contains("--probes") && err.lines().count() == 1, "{err}");
+    assert!(
+        err.contains("vendoring is not supported by gotap build") && err.contains("-mod=readonly") && err.contains("--probes") && err.lines().count() == 1,
+        "{err}"
+    );
+    // The advice works: -mod=readonly builds from the module cache.
+    let bin = bin_dir().join("oneshot-workspace-readonly");
+    let o = bin.display().to_string();
+    ok(&gotap(&ws, &["build", "-mod=readonly", "-o", &o, "./app"], &[]), "gotap build -mod=readonly with a vendor dir");
     let _ = std::fs::remove_dir_all(&ws);
 }
 
@@ -224,7 +244,7 @@ fn workspace_vendor_dir_is_refused_clearly() {
 /// wrote (the profile's positions are the original ones, which //line keeps), and the woven
 /// program still traces and flushes at exit. Module mode (GOWORK=off).
 #[test]
-fn pgo_auto_build_works() {
+fn pgo_auto_and_file_builds_work() {
     let ws = workspace_copy("pgo");
     let app = ws.join("app");
     // Record a profile with a plain build of the program serving its request.
@@ -244,12 +264,23 @@ fn pgo_auto_build_works() {
 
     let bin = bin_dir().join("oneshot-pgo-woven");
     let o = bin.display().to_string();
-    ok(&gotap(&app, &["build", "-pgo=auto", "-o", &o, "."], &[("GOWORK", "off")]), "gotap build -pgo=auto");
+    ok(&gotap(&app, &["build", "-pgo=auto", "-o", &o, "."], &env_off()), "gotap build -pgo=auto");
     let bi = Command::new(TC.go()).args(["version", "-m"]).arg(&bin).output().unwrap();
     let bi = String::from_utf8_lossy(&bi.stdout);
     let want = format!("-pgo={}", profile.display());
     assert!(bi.lines().any(|l| l.contains("build\t") && l.contains(&want)), "no {want} in the build info:\n{bi}");
     let (_, got) = serve_one_request(&bin, "pgo", &[]);
+    assert_server_span(&got);
+
+    // -pgo=FILE, a profile outside the package.
+    let other = ws.join("cpu.pprof");
+    std::fs::copy(&profile, &other).unwrap();
+    let flag = format!("-pgo={}", other.display());
+    ok(&gotap(&app, &["build", &flag, "-o", &o, "."], &env_off()), "gotap build -pgo=FILE");
+    let bi = Command::new(TC.go()).args(["version", "-m"]).arg(&bin).output().unwrap();
+    let bi = String::from_utf8_lossy(&bi.stdout);
+    assert!(bi.lines().any(|l| l.contains("build\t") && l.contains(&flag)), "no {flag} in the build info:\n{bi}");
+    let (_, got) = serve_one_request(&bin, "pgo-file", &[]);
     assert_server_span(&got);
     let _ = std::fs::remove_dir_all(&ws);
 }
@@ -269,5 +300,33 @@ fn toolexec_alone_refuses_to_link_a_program_without_runtime() {
     let err = String::from_utf8_lossy(&res.stderr);
     let line = err.lines().find(|l| l.contains("does not link the gotap runtime")).unwrap_or_else(|| panic!("{err}"));
     assert!(line.contains("gotap build"), "{line}");
+    let _ = std::fs::remove_dir_all(&ws);
+}
+
+/// `gotap build --print-goflags`: a plain `go build` with the printed GOFLAGS links the runtime
+/// and traces like `gotap build`; the same inputs print the same flags (stable cache paths).
+#[test]
+fn print_goflags_makes_a_plain_go_build_trace() {
+    let ws = workspace_copy("goflags");
+    let app = ws.join("app");
+    let env = [("GOWORK", "off")];
+    let res = gotap(&app, &["build", "--print-goflags", "."], &env);
+    ok(&res, "gotap build --print-goflags");
+    let flags = String::from_utf8(res.stdout).unwrap().trim().to_owned();
+    assert!(flags.starts_with("-modfile=") && flags.contains(" -overlay=") && flags.contains(" '-toolexec="), "{flags}");
+    let again = gotap(&app, &["build", "--print-goflags", "."], &env);
+    assert_eq!(String::from_utf8_lossy(&again.stdout).trim(), flags, "not stable");
+
+    let bin = bin_dir().join("oneshot-goflags");
+    let res = run_in(&app, TC.command().env("GOWORK", "off").env("GOFLAGS", format!("-modcacherw {flags}")).arg("build").arg("-o").arg(&bin).arg("."));
+    ok(&res, "go build with the printed GOFLAGS");
+    let (_, got) = serve_one_request(&bin, "goflags", &[]);
+    assert_server_span(&got);
+
+    // In a workspace GOFLAGS cannot say GOWORK: refused in one sentence.
+    let res = gotap(&ws, &["build", "--print-goflags", "./app"], &[]);
+    assert_eq!(res.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(err.contains("--print-goflags is not supported in a workspace") && err.lines().count() == 1, "{err}");
     let _ = std::fs::remove_dir_all(&ws);
 }

@@ -1,5 +1,6 @@
-//! `gotap build` / `gotap test`: prepare a temporary modfile and overlay, then run the go command
-//! with `-toolexec` pointing back at this executable. With `--probes` (probe mode) there is no
+//! `gotap build` / `gotap test`: prepare a temporary modfile (a temporary go.work in a workspace)
+//! and overlay, then run the go command with `-toolexec` pointing back at this executable (or
+//! print those flags: `--print-goflags`). With `--probes` (probe mode) there is no
 //! runtime, hence no modfile and no overlay: only `-toolexec`.
 use crate::assets;
 use crate::plan::{Plan, CONFIG_ENV};
@@ -23,6 +24,9 @@ pub struct Options {
     /// Probe mode: USDT probe sites in net/http instead of the OpenTelemetry runtime; the
     /// module graph is not changed at all (docs/probes.md).
     pub probes: bool,
+    /// Prepare the modfile, overlay and plan in a stable directory of gotap's cache and print the
+    /// `GOFLAGS` value that makes a plain `go build`/`go test` do what `gotap build` does.
+    pub print_goflags: bool,
 }
 
 /// Flags gotap sets itself, or that change what the go command reads in ways not supported yet.
@@ -133,11 +137,13 @@ fn list_flags(args: &[String]) -> Vec<String> {
     out
 }
 
-/// A temporary directory removed on drop.
-struct TempDir(PathBuf);
+/// A temporary directory removed on drop (unless `keep`: `--print-goflags` files outlive gotap).
+struct TempDir(PathBuf, bool);
 impl Drop for TempDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        if !self.1 {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
 }
 
@@ -157,6 +163,9 @@ pub fn run(opts: &Options) -> Result<i32> {
     )?)
     .context("unexpected output from go env -json")?;
     if opts.probes {
+        if opts.print_goflags {
+            bail!("--print-goflags is not supported with --probes yet: use gotap build --probes");
+        }
         return run_probes(opts, &env);
     }
     let pkgs = check_args(&opts.args, &env.go_flags, false)?;
@@ -167,21 +176,49 @@ pub fn run(opts: &Options) -> Result<i32> {
     // The file that anchors the module graph: go.work in a workspace, else go.mod.
     let anchor = PathBuf::from(if workspace { &env.go_work } else { &env.go_mod });
     let root = anchor.parent().unwrap().to_path_buf();
-    let mod_mod = opts.args.iter().map(String::as_str).chain(env.go_flags.split_whitespace()).any(|a| a.trim_start_matches('-') == "mod=mod");
-    if root.join("vendor/modules.txt").is_file() && !mod_mod {
+    // A vendor directory makes -mod=vendor the default; an explicit -mod=mod or -mod=readonly
+    // (the only one a workspace accepts) builds from the module cache instead.
+    let from_cache = opts
+        .args
+        .iter()
+        .map(String::as_str)
+        .chain(env.go_flags.split_whitespace())
+        .any(|a| matches!(a.trim_start_matches('-'), "mod=mod" | "mod=readonly"));
+    if root.join("vendor/modules.txt").is_file() && !from_cache {
         bail!(
-            "vendoring is not supported by gotap build ({} exists): the gotap runtime and the OpenTelemetry SDK are not in vendor/; {}",
+            "vendoring is not supported by gotap build ({} exists): the gotap runtime and the OpenTelemetry SDK are not in vendor/; pass {} to build from the module cache, or use gotap build --probes (adds no module)",
             root.join("vendor").display(),
-            if workspace { "run with GOWORK=off -mod=mod, or use gotap build --probes (adds no module)" } else { "pass -mod=mod to build from the module cache, or use gotap build --probes (adds no module)" }
+            if workspace { "-mod=readonly" } else { "-mod=mod" }
         );
     }
     if version_lt(&env.go_version, (1, 23)) {
         bail!("gotap build needs Go 1.23 or newer (this is {})", env.go_version);
     }
 
+    if opts.print_goflags && workspace {
+        bail!("--print-goflags is not supported in a workspace ({}): GOFLAGS cannot carry the GOWORK setting gotap needs there; use gotap build", env.go_work);
+    }
+
     let ex = assets::extract()?;
     let mut plan = Plan::new(&ex, &opts.go, &env.go_version, &opts.rules, opts.best_effort, false)?;
-    let tmp = TempDir(std::env::temp_dir().join(format!("gotap-build-{}-{}", std::process::id(), nanos())));
+    let tmp = if opts.print_goflags {
+        // Stable and content-named: the same inputs give the same GOFLAGS (and cache keys: the
+        // overlay's path is part of them), changed ones a new directory.
+        let read = |p: &Path| std::fs::read(p).unwrap_or_default();
+        let key = assets::fnv(&[
+            anchor.as_os_str().as_encoded_bytes(),
+            &read(&anchor),
+            &read(&anchor.with_extension("sum")),
+            plan.hash.as_bytes(),
+            env.go_version.as_bytes(),
+            std::env::current_dir()?.as_os_str().as_encoded_bytes(),
+            opts.args.join("\0").as_bytes(),
+            std::env::var("GOFLAGS").unwrap_or_default().as_bytes(),
+        ]);
+        TempDir(assets::cache_dir().join(format!("goflags-{key:016x}")), true)
+    } else {
+        TempDir(std::env::temp_dir().join(format!("gotap-build-{}-{}", std::process::id(), nanos())), false)
+    };
     std::fs::create_dir_all(&tmp.0)?;
 
     // 1. The module graph with the runtime, replaced by gotap's extracted copy: a temporary copy
@@ -247,6 +284,24 @@ pub fn run(opts: &Options) -> Result<i32> {
     plan.overlay = replace.clone();
     plan.write(&config)?;
     let me = std::env::current_exe().context("cannot find gotap's own executable")?;
+    if opts.print_goflags {
+        // GOFLAGS entries are split like a shell would (cmd/internal/quoted): the -toolexec value
+        // holds spaces, so it is quoted; the plan travels in the -toolexec command itself.
+        let modfile = graph.file();
+        for p in [modfile, overlay.as_path(), config.as_path(), me.as_path()] {
+            if p.to_string_lossy().contains(|c: char| c.is_whitespace() || c == '\'' || c == '"') {
+                bail!("--print-goflags cannot express the path {} (it contains a space or a quote): use gotap build", p.display());
+            }
+        }
+        println!(
+            "-modfile={} -overlay={} '-toolexec={} toolexec --plan={}'",
+            modfile.display(),
+            overlay.display(),
+            me.display(),
+            config.display()
+        );
+        return Ok(0);
+    }
     let mut go = Command::new(&opts.go);
     go.arg(&opts.verb);
     graph.apply(&mut go);
@@ -283,7 +338,7 @@ fn run_probes(opts: &Options, env: &GoEnv) -> Result<i32> {
             eprintln!("gotap: warning: {}", s.message);
         }
     }
-    let tmp = TempDir(std::env::temp_dir().join(format!("gotap-build-{}-{}", std::process::id(), nanos())));
+    let tmp = TempDir(std::env::temp_dir().join(format!("gotap-build-{}-{}", std::process::id(), nanos())), false);
     std::fs::create_dir_all(&tmp.0)?;
     let config = tmp.0.join("plan.json");
     plan.write(&config)?;

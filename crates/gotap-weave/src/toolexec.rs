@@ -8,6 +8,8 @@
 //!   (`add-files`) are compiled too, Go assembly ones assembled and packed into the archive.
 //! - probe mode only: `link -V=full` gets the same marker, and every linked executable gets its
 //!   USDT notes (the `annotate` hook, gotap-binary's writer, given by the CLI).
+//! - SDK mode without `gotap build` (`go build -toolexec` alone, or the GOFLAGS of
+//!   `--print-goflags`): a link without the runtime is refused — it would trace nothing.
 //!
 //! Everything else is `exec`ed unchanged.
 use crate::plan::{Plan, CONFIG_ENV};
@@ -24,9 +26,12 @@ pub type Annotate<'a> = &'a dyn Fn(&Path) -> Result<usize>;
 
 /// Runs one tool invocation; returns only on error, for `-V=full`, or when gotap ran the tool
 /// itself (probe-mode compile with assembly, link) — with the exit code to use.
-pub fn run(mut argv: Vec<OsString>, annotate: Annotate) -> Result<i32> {
+pub fn run(mut argv: Vec<OsString>, plan: Option<PathBuf>, annotate: Annotate) -> Result<i32> {
     if argv.is_empty() {
         bail!("usage: gotap toolexec <tool> [args…] (this is meant to be run by `go build -toolexec`)");
+    }
+    if let Some(p) = plan {
+        let _ = PLAN_FLAG.set(p);
     }
     let tool = PathBuf::from(argv.remove(0));
     let name = tool.file_stem().and_then(|s| s.to_str()).unwrap_or("");
@@ -63,17 +68,31 @@ pub fn run(mut argv: Vec<OsString>, annotate: Annotate) -> Result<i32> {
     compile_with_asm(&tool, &pkg, args, &asm)
 }
 
+/// `gotap toolexec --plan=FILE` (the GOFLAGS of `gotap build --print-goflags`).
+static PLAN_FLAG: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// The plan file: `--plan`, else `$GOTAP_WEAVE_CONFIG` (set by `gotap build`), else none.
+fn plan_file() -> Option<PathBuf> {
+    PLAN_FLAG.get().cloned().or_else(|| std::env::var_os(CONFIG_ENV).map(PathBuf::from))
+}
+
 /// Probe mode: `link` is run (not exec'd) so that the executable it writes gets its USDT notes
 /// before the go command moves it into place (and into the build cache).
 fn link(tool: &Path, argv: Vec<OsString>, annotate: Annotate) -> Result<i32> {
-    let Some(config) = std::env::var_os(CONFIG_ENV) else {
-        if !argv.iter().any(|a| a == "-V=full") {
+    let id_probe = argv.iter().any(|a| a == "-V=full");
+    let Some(config) = plan_file() else {
+        if !id_probe {
             check_runtime_linked(&argv)?;
         }
         return Err(exec(tool, argv));
     };
-    let plan = Plan::read(Path::new(&config))?;
+    let plan = Plan::read(&config)?;
     if !plan.probes {
+        // Under --print-goflags the overlay covers only the main packages named then; another
+        // main package built with the same GOFLAGS would link without the runtime.
+        if PLAN_FLAG.get().is_some() && !id_probe {
+            check_runtime_linked(&argv)?;
+        }
         return Err(exec(tool, argv));
     }
     if argv.iter().any(|a| a == "-V=full") {
@@ -101,7 +120,7 @@ fn check_runtime_linked(argv: &[OsString]) -> Result<()> {
         return Ok(());
     }
     bail!(
-        "this program was woven by `go build -toolexec` alone, which does not link the gotap runtime ({}), so it would produce no spans: build it with `gotap build` (same flags), or `gotap build --probes` for probe sites",
+        "this program was woven by `go build -toolexec` alone, which does not link the gotap runtime ({}), so it would produce no spans: build it with `gotap build` (same flags), or with the GOFLAGS `gotap build --print-goflags <its packages>` prints",
         crate::RUNTIME_MODULE
     )
 }
@@ -109,8 +128,8 @@ fn check_runtime_linked(argv: &[OsString]) -> Result<()> {
 /// `go build -cover` runs the cover tool on every file of a covered package, ours included, but
 /// the cover tool does not read `-overlay`: hand it the real file.
 fn cover_args(argv: Vec<OsString>) -> Result<Vec<OsString>> {
-    let Some(p) = std::env::var_os(CONFIG_ENV) else { return Ok(argv) };
-    let plan = Plan::read(Path::new(&p))?;
+    let Some(p) = plan_file() else { return Ok(argv) };
+    let plan = Plan::read(&p)?;
     Ok(argv
         .into_iter()
         .map(|a| match plan.overlay.get(Path::new(&a)) {
@@ -128,8 +147,8 @@ fn exec(tool: &Path, args: Vec<OsString>) -> anyhow::Error {
 /// The plan from `gotap build`, or — when a user runs `go build -toolexec='gotap toolexec'`
 /// directly — the built-in (SDK-mode) rules for the toolchain the tool belongs to.
 fn load_plan(tool: &Path) -> Result<Plan> {
-    if let Some(p) = std::env::var_os(CONFIG_ENV) {
-        return Plan::read(Path::new(&p));
+    if let Some(p) = plan_file() {
+        return Plan::read(&p);
     }
     // <GOROOT>/pkg/tool/<goos_goarch>/compile
     let goroot = tool.ancestors().nth(4).context("cannot find GOROOT from the compiler's path")?;

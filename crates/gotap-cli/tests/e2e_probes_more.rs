@@ -1,0 +1,328 @@
+//! End to end, database/sql and gRPC through probe sites: the same services built in SDK mode
+//! (`gotap build`, spans exported by the woven OpenTelemetry SDK to the real Collector) and with
+//! `gotap build --probes`, traced by the real `gotap run` (OTLP/JSON file). The same requests
+//! must give the same spans: names, kinds, attributes, statuses and trace trees (parent/child in
+//! each service and across services through `traceparent` in gRPC metadata, and an adopted
+//! incoming `traceparent`).
+//!
+//! - crates/gotap-cli/tests/go/sqlsvc on SQLite: startup execs (root spans), the DB, Tx, Stmt and
+//!   Conn calls of one request (children of its server span), no-rows, a failed query and the
+//!   sanitizer's tricky texts;
+//! - the arena's gateway (HTTP server, HTTP client to orders, gRPC client) and catalog (gRPC
+//!   server), OK and NOT_FOUND.
+//!
+//! Go 1.26 and 1.27. Runs as root (real uprobes).
+mod ebpf_support;
+
+use ebpf_support::*;
+use gotap_testkit::{bin_dir, free_port, repo_root, require_root, Toolchain};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Woven builds recompile the standard library (and grpc): one at a time on a small machine.
+static BUILD: Mutex<()> = Mutex::new(());
+
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const PARENT_ID: &str = "00f067aa0ba902b7";
+
+/// `gotap build [--probes]` of the main package in `dir`.
+fn build(tc: Toolchain, dir: &Path, name: &str, probes: bool) -> PathBuf {
+    let out = bin_dir().join(format!("{name}-{}-{}", if probes { "probes" } else { "sdk" }, tc.label()));
+    let mut cmd = Command::new(GOTAP);
+    cmd.current_dir(dir).arg("build");
+    if probes {
+        cmd.arg("--probes");
+    }
+    cmd.arg("-o").arg(&out).arg(".");
+    cmd.env("GOTAP_GO", tc.go()).env("GOTOOLCHAIN", "local").env("GOFLAGS", "-modcacherw").env_remove("GOTAP_WEAVE_CONFIG");
+    let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    let res = cmd.output().unwrap();
+    assert!(res.status.success(), "gotap build (probes: {probes}) of {name} with {} failed:\n{}", tc.label(), String::from_utf8_lossy(&res.stderr));
+    out
+}
+
+/// How a service is run: SDK mode exporting to the collector, or under `gotap run`.
+enum Mode<'a> {
+    Sdk(&'a Collector),
+    Sites(&'a Path),
+}
+
+fn start(mode: &Mode, bin: &Path, service: &str, args: &[String], env: &[(&str, String)]) -> Proc {
+    let mut cmd = match mode {
+        Mode::Sdk(col) => {
+            let mut c = Command::new(bin);
+            c.env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://127.0.0.1:{}", col.http_port))
+                .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+                .env("OTEL_SERVICE_NAME", service);
+            c
+        }
+        Mode::Sites(dir) => {
+            let mut c = Command::new(GOTAP);
+            let file = dir.join(format!("{service}.jsonl"));
+            c.args(["run", "--no-console", "--output-file"]).arg(file).args(["--service-name", service, "--"]).arg(bin);
+            c
+        }
+    };
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Proc::spawn(cmd, service)
+}
+
+/// A span as both modes must agree on: everything but ids, times and ports (ephemeral, or the
+/// per-run listening ports), with its parent described the same way, recursively.
+fn signature(s: &FlatSpan, all: &[FlatSpan]) -> String {
+    let attrs: BTreeMap<&str, Value> = s.attrs.iter().map(|(k, v)| (k.as_str(), if k.ends_with(".port") { Value::from("<port>") } else { v.clone() })).collect();
+    let parent = if s.parent.is_empty() {
+        "root".to_string()
+    } else if let Some(p) = all.iter().find(|p| p.span_id == s.parent && p.trace_id == s.trace_id) {
+        format!("child of [{}]", signature(p, all))
+    } else if s.parent == PARENT_ID {
+        "child of the incoming traceparent".to_string()
+    } else {
+        format!("child of unknown {}", s.parent)
+    };
+    let trace = if s.trace_id == TRACE_ID { "the incoming trace" } else { "a new trace" };
+    format!("{} kind={} {:?} status={} {attrs:?} in {trace}, {parent}", s.service, s.kind, s.name, s.status)
+}
+
+fn signatures(spans: &[FlatSpan]) -> Vec<String> {
+    let mut v: Vec<String> = spans.iter().map(|s| signature(s, spans)).collect();
+    v.sort();
+    v
+}
+
+fn read_spans(dir: &Path, services: &[&str]) -> Vec<FlatSpan> {
+    services.iter().flat_map(|s| parse_otlp_json_lines(&std::fs::read_to_string(dir.join(format!("{s}.jsonl"))).unwrap_or_default())).collect()
+}
+
+/// gotap's "tracing …" line and summary of a stopped `gotap run`.
+fn check_run(stderr: &str, label: &str, instrumentations: &str) {
+    let tracing = stderr.lines().find(|l| l.starts_with("gotap: tracing ")).unwrap_or_else(|| panic!("{label}: {stderr}"));
+    assert!(tracing.contains(&format!(": {instrumentations}; ")) && tracing.contains(" on probe sites ("), "{label}: {tracing}");
+    let summary = stderr.lines().last().unwrap();
+    assert!(summary.contains(", 0 dropped, ") && summary.ends_with("(1.0 per span)"), "{label}: one hit per span: {summary}");
+}
+
+// ---------- notes ----------
+
+/// `gotap probes list --json`: (name, semaphore address, first 5 bytes of the site).
+fn notes(bin: &Path) -> Vec<(String, u64, Vec<u8>)> {
+    let out = Command::new(GOTAP).args(["probes", "list", "--json"]).arg(bin).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let data = std::fs::read(bin).unwrap();
+    v["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let off = p["offset"].as_u64().unwrap() as usize;
+            (p["name"].as_str().unwrap().to_owned(), p["semaphore"].as_u64().unwrap(), data[off..off + 5].to_vec())
+        })
+        .collect()
+}
+
+/// The sites of each woven package are noted with that package's own semaphore, every site is a
+/// nop5, readelf reads the notes without a warning, and `.probes` spans every semaphore (bcc
+/// turns a semaphore's address into a file offset with its header).
+fn notes_per_package(tc: Toolchain) {
+    let sql = build(tc, &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/go/sqlsvc"), "sqlsvc", true);
+    let gateway = build(tc, &repo_root().join("go/arena/gateway"), "arena-gateway", true);
+    for (bin, want) in [(&sql, &["http_server", "sql_query"][..]), (&gateway, &["http_server", "http_client", "grpc_server", "grpc_client"][..])] {
+        let n = notes(bin);
+        assert_eq!(n.iter().map(|(name, _, _)| name.as_str()).collect::<Vec<_>>(), want, "{}", bin.display());
+        for (name, _, first) in &n {
+            assert_eq!(first, &[0x0f, 0x1f, 0x44, 0x00, 0x00], "{name} starts with the 5-byte NOP");
+        }
+        let sem = |name: &str| n.iter().find(|(n, _, _)| n == name).map(|(_, s, _)| *s);
+        let mut sems: Vec<u64> = n.iter().map(|(_, s, _)| *s).collect();
+        sems.sort();
+        sems.dedup();
+        assert_eq!(sems.len(), 2, "one semaphore per package: {n:?}");
+        assert_eq!(sem("http_server"), sem("http_client").or(sem("http_server")));
+        assert_eq!(sem("grpc_server"), sem("grpc_client"));
+        let readelf = Command::new("readelf").args(["-nSW"]).arg(bin).output().unwrap();
+        let text = String::from_utf8_lossy(&readelf.stdout).into_owned() + &String::from_utf8_lossy(&readelf.stderr);
+        assert!(!text.to_lowercase().contains("warning"), "{text}");
+        let probes = text.lines().find(|l| l.contains(" .probes ")).unwrap_or_else(|| panic!("no .probes: {text}"));
+        let f: Vec<&str> = probes.split_whitespace().collect();
+        let at = f.iter().position(|w| *w == ".probes").unwrap();
+        let (addr, size) = (u64::from_str_radix(f[at + 2], 16).unwrap(), u64::from_str_radix(f[at + 4], 16).unwrap());
+        assert_eq!((addr, addr + size), (sems[0], sems[1] + 2), "{probes}");
+    }
+}
+
+#[test]
+fn go126_notes_per_package() {
+    notes_per_package(Toolchain::Go126);
+}
+
+#[test]
+fn go127_notes_per_package() {
+    notes_per_package(Toolchain::Go127);
+}
+
+// ---------- database/sql ----------
+
+/// The requests of build_sql.rs; the number of spans they make (3 startup execs, 4 server spans,
+/// 6 request queries, one per scan query).
+fn sql_requests(port: u16) -> usize {
+    let tp = format!("00-{TRACE_ID}-{PARENT_ID}-01");
+    assert_eq!(http(port, "GET", "/orders/2", &[("traceparent", &tp)]), (200, "total 25, big orders 1\n".into()));
+    assert_eq!(http(port, "GET", "/missing", &[]).0, 404);
+    assert_eq!(http(port, "GET", "/broken", &[]).0, 500);
+    let (status, scan) = http(port, "GET", "/scan", &[]);
+    assert_eq!(status, 200);
+    3 + 4 + 6 + scan.lines().count()
+}
+
+fn sql_spans(tc: Toolchain) {
+    require_root();
+    let label = tc.label();
+    let dir = scratch(&format!("probes-more-sql-{label}"));
+    let svc_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/go/sqlsvc");
+    let sdk_bin = build(tc, &svc_dir, "sqlsvc", false);
+    let probes_bin = build(tc, &svc_dir, "sqlsvc", true);
+
+    let col = Collector::start(&dir);
+    let run = |mode: Mode, db: &str| {
+        let port = free_port();
+        let env = [("ADDR", format!("127.0.0.1:{port}")), ("DB", dir.join(db).display().to_string())];
+        let mut p = start(&mode, if matches!(mode, Mode::Sdk(_)) { &sdk_bin } else { &probes_bin }, "sqlsvc", &[], &env);
+        wait_listening(port, &mut p);
+        (p, sql_requests(port))
+    };
+    let (sdk_proc, total) = run(Mode::Sdk(&col), "sdk.db");
+    let sdk = col.wait_for("the SDK build's spans", |s| s.len() >= total);
+    drop(sdk_proc);
+    let (sites_proc, n) = run(Mode::Sites(&dir), "sites.db");
+    assert_eq!(n, total);
+    std::thread::sleep(Duration::from_millis(300)); // the agent drains its ring buffer every 20 ms
+    let fin = sites_proc.interrupt();
+    let sites = read_spans(&dir, &["sqlsvc"]);
+
+    assert_eq!(sdk.len(), total, "{label} SDK:\n{}", dump(&sdk));
+    assert_eq!(sites.len(), total, "{label} sites:\n{}\n{}", dump(&sites), fin.stderr);
+    assert_eq!(signatures(&sites), signatures(&sdk), "{label}: probe sites and SDK disagree");
+    // The signatures compare trees: spot-check one link they encode.
+    let server = sites.iter().find(|s| s.kind == 2 && s.str("url.path") == Some("/orders/2")).unwrap();
+    assert_eq!((server.trace_id.as_str(), server.parent.as_str()), (TRACE_ID, PARENT_ID));
+    assert_eq!(sites.iter().filter(|s| s.parent == server.span_id && s.str("db.system.name") == Some("sqlite")).count(), 4);
+    check_run(&fin.stderr, label, "net/http server, database/sql");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn go126_sql_spans_match_sdk() {
+    sql_spans(Toolchain::Go126);
+}
+
+#[test]
+fn go127_sql_spans_match_sdk() {
+    sql_spans(Toolchain::Go127);
+}
+
+// ---------- gRPC ----------
+
+/// Stands in for the arena's orders service (as in build_grpc.rs): order N is for product N+2,
+/// order 7 for a product catalog does not have. Every answer closes its connection.
+fn fake_orders() -> u16 {
+    let ln = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = ln.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in ln.incoming() {
+            let Ok(mut c) = conn else { continue };
+            let mut req = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match c.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            let text = String::from_utf8_lossy(&req);
+            let id: i64 = text.split_whitespace().nth(1).and_then(|p| p.strip_prefix("/orders/")).and_then(|i| i.parse().ok()).unwrap_or(1);
+            let product = if id == 7 { 99_999 } else { id + 2 };
+            let body = format!(r#"{{"id":{id},"customer_id":5,"product_id":{product},"quantity":2,"created_at":"2026-01-01T00:00:00Z"}}"#);
+            let _ = write!(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+        }
+    });
+    port
+}
+
+/// catalog and gateway in `mode`; two requests through both; returns the processes (catalog's,
+/// gateway's) still running and gateway's port.
+fn grpc_run(mode: &Mode, catalog: &Path, gateway: &Path, orders: u16) -> (Proc, Proc, u16) {
+    let (cp, gp) = (free_port(), free_port());
+    let mut c = start(mode, catalog, "catalog", &[format!("-addr=127.0.0.1:{cp}")], &[]);
+    wait_listening(cp, &mut c);
+    let args = [format!("-addr=127.0.0.1:{gp}"), format!("-orders=http://127.0.0.1:{orders}"), format!("-catalog=127.0.0.1:{cp}")];
+    let mut g = start(mode, gateway, "gateway", &args, &[]);
+    wait_listening(gp, &mut g);
+    let tp = format!("00-{TRACE_ID}-{PARENT_ID}-01");
+    assert_eq!(http(gp, "GET", "/orders/1/details", &[("traceparent", &tp)]).0, 200);
+    assert_eq!(http(gp, "GET", "/orders/7/details", &[]).0, 404);
+    (c, g, gp)
+}
+
+fn grpc_spans(tc: Toolchain) {
+    require_root();
+    let label = tc.label();
+    let dir = scratch(&format!("probes-more-grpc-{label}"));
+    let arena = repo_root().join("go/arena");
+    let bins: Vec<PathBuf> = [("catalog", false), ("gateway", false), ("catalog", true), ("gateway", true)]
+        .iter()
+        .map(|(svc, probes)| build(tc, &arena.join(svc), &format!("arena-{svc}"), *probes))
+        .collect();
+    let orders = fake_orders();
+
+    // Per request: gateway HTTP server, HTTP client to orders, gRPC client; catalog gRPC server.
+    // Then catalog stops and a third request fails in the gRPC client (UNAVAILABLE, through
+    // grpc's OnFinish): its HTTP server, HTTP client and gRPC client spans.
+    let total = 8 + 3;
+    let col = Collector::start(&dir);
+    let (c, g, gp) = grpc_run(&Mode::Sdk(&col), &bins[0], &bins[1], orders);
+    col.wait_for("the SDK builds' spans", |s| s.len() >= 8);
+    drop(c);
+    assert_eq!(http(gp, "GET", "/orders/2/details", &[]).0, 502);
+    let sdk = col.wait_for("the SDK builds' spans", |s| s.len() >= total);
+    drop(g);
+    let (c, g, gp) = grpc_run(&Mode::Sites(&dir), &bins[2], &bins[3], orders);
+    std::thread::sleep(Duration::from_millis(300)); // the agent drains its ring buffer every 20 ms
+    let fc = c.interrupt();
+    assert_eq!(http(gp, "GET", "/orders/2/details", &[]).0, 502);
+    std::thread::sleep(Duration::from_millis(300));
+    let fg = g.interrupt();
+    let sites = read_spans(&dir, &["catalog", "gateway"]);
+
+    assert_eq!(sdk.len(), total, "{label} SDK:\n{}", dump(&sdk));
+    assert_eq!(sites.len(), total, "{label} sites:\n{}\n{}\n{}", dump(&sites), fg.stderr, fc.stderr);
+    assert_eq!(signatures(&sites), signatures(&sdk), "{label}: probe sites and SDK disagree");
+    // Spot-check the cross-service link the signatures encode: catalog's server span is the
+    // child of gateway's client span, in the incoming trace.
+    let served = sites.iter().find(|s| s.service == "catalog" && s.trace_id == TRACE_ID).expect("catalog span in the incoming trace");
+    let client = sites.iter().find(|s| s.span_id == served.parent).expect("its parent");
+    assert_eq!((client.service.as_str(), client.kind, client.str("rpc.method")), ("gateway", 3, Some("GetProduct")));
+    assert_eq!(sites.iter().filter(|s| s.int("rpc.grpc.status_code") == Some(14) && s.status == 2).count(), 1, "UNAVAILABLE");
+    check_run(&fg.stderr, label, "net/http server, net/http client, grpc server, grpc client");
+    check_run(&fc.stderr, label, "net/http server, grpc server, grpc client");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn go126_grpc_spans_match_sdk() {
+    grpc_spans(Toolchain::Go126);
+}
+
+#[test]
+fn go127_grpc_spans_match_sdk() {
+    grpc_spans(Toolchain::Go127);
+}
