@@ -783,7 +783,7 @@ pub fn run(opts: &Options, progress: &dyn Fn(Event)) -> Result<Results> {
                 let dir =
                     opts.out_dir.join("runs").join(format!("robustness-{}-{label}{}", s.key(), if *stripped { "-stripped" } else { "" }));
                 robustness.push(match check_delivery(opts, s, tc_bins, &dir) {
-                    Ok((ok, exp, recv)) => {
+                    Ok((ok, exp, recv, warnings)) => {
                         // More than expected is not a loss (Orchestrion also traces pool connects);
                         // the detail shows it.
                         let works = ok > 0 && exp > 0 && recv >= exp;
@@ -793,8 +793,10 @@ pub fn run(opts: &Options, progress: &dyn Fn(Event)) -> Result<Results> {
                             format!("{recv} spans for {exp} expected{on}")
                         } else if exp == 0 {
                             format!("instruments nothing in these binaries{on}")
-                        } else {
+                        } else if warnings.is_empty() {
                             format!("{recv} of {exp} spans arrived{on}")
+                        } else {
+                            format!("{recv} of {exp} spans arrived{on}; gotap run: {}", warnings.join("; "))
                         };
                         row(works, detail, ok, exp, recv)
                     }
@@ -1086,8 +1088,8 @@ fn stop_stack(opts: &Options, st: &mut Stack) -> Result<Stopped> {
 }
 
 /// A short functional run: does the strategy deliver its spans with these binaries?
-/// Returns (successful requests, spans expected, spans received).
-fn check_delivery(opts: &Options, s: Strategy, bins: &Bins, dir: &Path) -> Result<(u64, u64, u64)> {
+/// Returns (successful requests, spans expected, spans received, the agent's warnings).
+fn check_delivery(opts: &Options, s: Strategy, bins: &Bins, dir: &Path) -> Result<(u64, u64, u64, Vec<String>)> {
     let mut st = start_stack(opts, s, bins, dir)?;
     let gw_port = st.gw_port;
     let target: loadgen::Target =
@@ -1097,8 +1099,11 @@ fn check_delivery(opts: &Options, s: Strategy, bins: &Bins, dir: &Path) -> Resul
         x.proc.check_alive()?;
     }
     let per_request: u64 = st.svcs.iter().map(|x| x.claimed_per_request).sum();
+    let mut warnings: Vec<String> = st.svcs.iter().flat_map(|x| x.agent_warnings.iter().cloned()).collect();
+    warnings.sort();
+    warnings.dedup();
     let stopped = stop_stack(opts, &mut st)?;
-    Ok((load.ok, load.ok * per_request, stopped.by_service.values().sum()))
+    Ok((load.ok, load.ok * per_request, stopped.by_service.values().sum(), warnings))
 }
 
 fn gateway_target(gw_port: u16) -> loadgen::Target {

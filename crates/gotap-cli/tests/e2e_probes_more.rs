@@ -326,3 +326,158 @@ fn go126_grpc_spans_match_sdk() {
 fn go127_grpc_spans_match_sdk() {
     grpc_spans(Toolchain::Go127);
 }
+
+// ---------- a query in a gRPC handler ----------
+
+/// A program made for this test (written to a scratch module): GET /q → gRPC client →
+/// gRPC server in the same process → a SQLite query with the handler's context. Its spans
+/// exercise the parent lookups the fragments share: net/http's server span for the gRPC client
+/// (gotap.probeHTTPParent), the gRPC server span for the query (gotap.probeCtxKey).
+const GRPCSQL_MAIN: &str = r#"// A gRPC server whose handler queries SQLite, and an HTTP server whose handler calls it over
+// gRPC: GET /q → gRPC /gotap.test.Q/Run → SELECT. Listens on $ADDR (HTTP) and $GRPC_ADDR.
+package main
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/types/known/emptypb"
+	_ "modernc.org/sqlite"
+)
+
+func main() {
+	db, err := sql.Open("sqlite", os.Getenv("DB"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	run := func(_ any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+		in := new(emptypb.Empty)
+		if err := dec(in); err != nil {
+			return nil, err
+		}
+		var n int
+		if err := db.QueryRowContext(ctx, "SELECT 40 + 2").Scan(&n); err != nil {
+			return nil, err
+		}
+		return new(emptypb.Empty), nil
+	}
+	srv := grpc.NewServer()
+	srv.RegisterService(&grpc.ServiceDesc{
+		ServiceName: "gotap.test.Q",
+		HandlerType: (*any)(nil),
+		Methods:     []grpc.MethodDesc{{MethodName: "Run", Handler: run}},
+	}, struct{}{})
+	gl, err := net.Listen("tcp", os.Getenv("GRPC_ADDR"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	go srv.Serve(gl)
+	cc, err := grpc.NewClient(os.Getenv("GRPC_ADDR"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		log.Fatal(err)
+	}
+	http.HandleFunc("GET /q", func(w http.ResponseWriter, r *http.Request) {
+		if err := cc.Invoke(r.Context(), "/gotap.test.Q/Run", new(emptypb.Empty), new(emptypb.Empty)); err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	hl, err := net.Listen("tcp", os.Getenv("ADDR"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	log.Fatal(http.Serve(hl, nil))
+}
+"#;
+
+const GRPCSQL_MOD: &str = r#"module gotap.dev/grpcsql
+
+go 1.26.0
+
+require (
+	google.golang.org/grpc v1.83.2
+	google.golang.org/protobuf v1.36.11
+	modernc.org/sqlite v1.62.0
+)
+
+require (
+	github.com/dustin/go-humanize v1.1.0 // indirect
+	github.com/google/uuid v1.6.0 // indirect
+	github.com/remyoudompheng/bigfft v0.0.0-20230129092748-24d4a6f8daec // indirect
+	golang.org/x/net v0.58.0 // indirect
+	golang.org/x/sys v0.49.0 // indirect
+	golang.org/x/text v0.41.0 // indirect
+	google.golang.org/genproto/googleapis/rpc v0.0.0-20260526163538-3dc84a4a5aaa // indirect
+	modernc.org/libc v1.80.1 // indirect
+	modernc.org/mathutil v1.7.1 // indirect
+	modernc.org/memory v1.12.1 // indirect
+)
+"#;
+
+fn grpcsql_spans(tc: Toolchain) {
+    require_root();
+    let label = tc.label();
+    let dir = scratch(&format!("probes-more-grpcsql-{label}"));
+    let module = dir.join("grpcsql");
+    std::fs::create_dir_all(&module).unwrap();
+    std::fs::write(module.join("main.go"), GRPCSQL_MAIN).unwrap();
+    std::fs::write(module.join("go.mod"), GRPCSQL_MOD).unwrap();
+    // go.sum from the module cache (-mod=mod writes it), for both builds.
+    let tidy = tc.command().current_dir(&module).args(["build", "-o", "/dev/null", "."]).env("GOTOOLCHAIN", "local").env("GOFLAGS", "-modcacherw -mod=mod").output().unwrap();
+    assert!(tidy.status.success(), "{}", String::from_utf8_lossy(&tidy.stderr));
+    let sdk_bin = build(tc, &module, "grpcsql", false);
+    let probes_bin = build(tc, &module, "grpcsql", true);
+
+    let col = Collector::start(&dir);
+    let run = |mode: Mode, db: &str| {
+        let (port, gport) = (free_port(), free_port());
+        let env = [
+            ("ADDR", format!("127.0.0.1:{port}")),
+            ("GRPC_ADDR", format!("127.0.0.1:{gport}")),
+            ("DB", dir.join(db).display().to_string()),
+        ];
+        let mut p = start(&mode, if matches!(mode, Mode::Sdk(_)) { &sdk_bin } else { &probes_bin }, "grpcsql", &[], &env);
+        wait_listening(port, &mut p);
+        let tp = format!("00-{TRACE_ID}-{PARENT_ID}-01");
+        assert_eq!(http(port, "GET", "/q", &[("traceparent", &tp)]), (200, "ok\n".into()));
+        p
+    };
+    // HTTP server, gRPC client, gRPC server, query.
+    let total = 4;
+    let p = run(Mode::Sdk(&col), "sdk.db");
+    let sdk = col.wait_for("the SDK build's spans", |s| s.len() >= total);
+    drop(p);
+    let p = run(Mode::Sites(&dir), "sites.db");
+    std::thread::sleep(Duration::from_millis(300));
+    let fin = p.interrupt();
+    let sites = read_spans(&dir, &["grpcsql"]);
+
+    assert_eq!(sdk.len(), total, "{label} SDK:\n{}", dump(&sdk));
+    assert_eq!(sites.len(), total, "{label} sites:\n{}\n{}", dump(&sites), fin.stderr);
+    assert_eq!(signatures(&sites), signatures(&sdk), "{label}: probe sites and SDK disagree");
+    // One chain: HTTP server ← gRPC client ← gRPC server ← query, in the incoming trace.
+    let query = sites.iter().find(|s| s.str("db.system.name") == Some("sqlite")).unwrap();
+    let kinds: Vec<i64> = std::iter::successors(Some(query), |s| sites.iter().find(|p| p.span_id == s.parent)).map(|s| s.kind).collect();
+    assert_eq!(kinds, [3, 2, 3, 2], "{}", dump(&sites));
+    assert!(sites.iter().all(|s| s.trace_id == TRACE_ID));
+    check_run(&fin.stderr, label, "net/http server, database/sql, grpc server, grpc client");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn go126_query_in_grpc_handler_matches_sdk() {
+    grpcsql_spans(Toolchain::Go126);
+}
+
+#[test]
+fn go127_query_in_grpc_handler_matches_sdk() {
+    grpcsql_spans(Toolchain::Go127);
+}

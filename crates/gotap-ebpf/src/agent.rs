@@ -148,7 +148,7 @@ impl Agent {
             .map_pin_path(LINK_MAP_NAME, pin.as_path())
             .load(BPF_OBJ)
             .map_err(|e| EbpfError::Load(chain(&e)))?;
-        for name in PROGRAMS {
+        for name in PROGRAMS.iter().chain(crate::sites_more::PROGRAMS) {
             let prog: &mut UProbe = ebpf
                 .program_mut(name)
                 .ok_or_else(|| EbpfError::Load(format!("program {name} missing from the object")))?

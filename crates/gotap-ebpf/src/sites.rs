@@ -106,7 +106,7 @@ fn plan_from(bin: &GoBinary, probes: &[UsdtProbe]) -> Result<Option<SitePlan>, E
     let mut warnings = Vec::new();
     let mut nop5 = true;
     for p in probes.iter().filter(|p| p.provider == usdt::GOTAP_PROVIDER) {
-        let Some(&(_, program, instr)) = KNOWN.iter().find(|(n, _, _)| *n == p.name) else {
+        let Some(&(_, program, instr)) = KNOWN.iter().chain(crate::sites_more::KNOWN).find(|(n, _, _)| *n == p.name) else {
             warnings.push(format!("probe site gotap:{} is not known to this gotap version: not traced", p.name));
             continue;
         };
@@ -201,7 +201,7 @@ pub fn to_span(ev: &SiteEvent, resource: Arc<Resource>, capture_query: bool) -> 
             };
             Some(http::client_span_ref(&req, frame))
         }
-        _ => None,
+        _ => crate::sites_more::to_span(ev, frame),
     }
 }
 
@@ -291,14 +291,21 @@ mod tests {
         let args = usdt::GOTAP_ARGS;
 
         assert!(plan_from(&bin, &[probe("other", "http_server", server, args, Some(64))]).unwrap().is_none());
-        assert!(plan_from(&bin, &[probe("gotap", "sql_query", server, args, Some(64))]).unwrap().is_none(), "no known site");
+        assert!(plan_from(&bin, &[probe("gotap", "kafka_produce", server, args, Some(64))]).unwrap().is_none(), "no known site");
 
-        let p = plan_from(&bin, &[probe("gotap", "http_server", server, args, Some(64)), probe("gotap", "sql_query", server, args, Some(64))])
+        let p = plan_from(&bin, &[probe("gotap", "http_server", server, args, Some(64)), probe("gotap", "kafka_produce", server, args, Some(64))])
             .unwrap()
             .unwrap();
         assert_eq!(p.instrumentations, ["net/http server"]);
         assert_eq!((p.sites.len(), p.sites[0].program, p.sites[0].semaphore_offset), (1, "site_http_server", 64));
-        assert_eq!(p.warnings, ["probe site gotap:sql_query is not known to this gotap version: not traced"]);
+        assert_eq!(p.warnings, ["probe site gotap:kafka_produce is not known to this gotap version: not traced"]);
+        // database/sql and grpc sites (sites_more.rs), each with its package's semaphore.
+        let p = plan_from(&bin, &[probe("gotap", "sql_query", server, args, Some(64)), probe("gotap", "grpc_client", server, args, Some(72))])
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.instrumentations, ["database/sql", "grpc client"]);
+        let planned: Vec<(&str, u64)> = p.sites.iter().map(|s| (s.program, s.semaphore_offset)).collect();
+        assert_eq!(planned, [("site_sql_query", 64), ("site_grpc_client", 72)]);
         assert_eq!(p.tracing, TracingPath::ProbeSites { nop5: true, kernel_optimises: kernel_optimises_nop5() });
 
         let p = plan_from(&bin, &[probe("gotap", "http_client", ordinary, args, Some(64))]).unwrap().unwrap();
