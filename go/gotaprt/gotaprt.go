@@ -15,6 +15,7 @@ import (
 	"database/sql/driver"
 	"net/http"
 	"os"
+	"sync/atomic"
 	_ "unsafe" // for go:linkname
 )
 
@@ -27,7 +28,10 @@ func setServerStart(func(*http.Request) (*http.Request, func(status int)))
 func setClientRoundTrip(func(*http.Request, func(*http.Request) (*http.Response, error)) (*http.Response, error))
 
 //go:linkname setSQLStart database/sql.gotapSetSQLStart
-func setSQLStart(func(context.Context, driver.Driver, string) (context.Context, func(error))) // rules/database_sql.yaml
+func setSQLStart(func(ctx context.Context, drv driver.Driver, address string, port int, namespace, query string) (context.Context, func(error))) // rules/database_sql.yaml
+
+//go:linkname setBeforeExit os.gotapSetBeforeExit
+func setBeforeExit(func(code int)) // rules/main.yaml, os-exit-flush
 
 func init() {
 	if os.Getenv("OTEL_SDK_DISABLED") == "true" {
@@ -38,4 +42,16 @@ func init() {
 	registerGRPC() // grpc.go: google.golang.org/grpc hooks, linked by variable (rules/grpc.yaml)
 	setSQLStart(sqlStart)
 	mainExit = flushAtExit // provider.go; deferred in main by rules/main.yaml
+	setBeforeExit(beforeExit)
+}
+
+var exiting atomic.Bool
+
+// beforeExit runs at the top of os.Exit (log.Fatal…): deferred calls, main's flush included, will
+// not run, so the spans still buffered are exported here, waiting at most exitFlushTimeout. Only
+// the first os.Exit flushes; a second one, from another goroutine, exits without waiting.
+func beforeExit(int) {
+	if exiting.CompareAndSwap(false, true) {
+		flushAtExit()
+	}
 }

@@ -15,12 +15,13 @@ import (
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
+
+	"gotap.dev/gotaprt/internal/otlp"
 )
 
 // Version is gotap's distro version, reported as telemetry.distro.version.
@@ -71,11 +72,15 @@ func newProvider() trace.TracerProvider {
 		return noop.NewTracerProvider()
 	}
 	ctx := context.Background()
-	exp, err := otlptracehttp.New(ctx)
+	cfg, err := otlp.ConfigFromEnv(os.Getenv) // gotap's OTLP/HTTP exporter, internal/otlp
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "gotap: cannot create the OTLP exporter, spans are dropped: %v\n", err)
 		return noop.NewTracerProvider()
 	}
+	for _, w := range cfg.Warnings {
+		fmt.Fprintf(os.Stderr, "gotap: %s\n", w)
+	}
+	exp := otlp.New(cfg)
 	res, err := resource.New(ctx, resource.WithAttributes(defaultResource()...), resource.WithFromEnv())
 	if err != nil {
 		// Partial resources come with an error (bad OTEL_RESOURCE_ATTRIBUTES): keep what parsed.

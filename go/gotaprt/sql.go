@@ -255,13 +255,16 @@ func markOf(ctx context.Context) sqlMark {
 	return sqlMark{sc.TraceID(), sc.SpanID()}
 }
 
-func sqlStart(ctx context.Context, drv driver.Driver, query string) (context.Context, func(error)) {
+// sqlStart is database/sql's hook (rules/database_sql.yaml): address, port and namespace are
+// those of the DSN given to sql.Open (parsed once per DB inside database/sql), empty or 0 when
+// unknown.
+func sqlStart(ctx context.Context, drv driver.Driver, address string, port int, namespace, query string) (context.Context, func(error)) {
 	if m, ok := ctx.Value(sqlMarkKey{}).(sqlMark); ok && m == markOf(ctx) {
 		return ctx, nil
 	}
 	system := driverSystem(drv)
 	p := scanSQL(query)
-	attrs := make([]attribute.KeyValue, 0, 5)
+	attrs := make([]attribute.KeyValue, 0, 8)
 	attrs = append(attrs,
 		attribute.String("db.system.name", system),
 		attribute.String("db.query.text", p.sanitized),
@@ -271,6 +274,15 @@ func sqlStart(ctx context.Context, drv driver.Driver, query string) (context.Con
 	}
 	if p.collection != "" {
 		attrs = append(attrs, attribute.String("db.collection.name", p.collection))
+	}
+	if namespace != "" {
+		attrs = append(attrs, attribute.String("db.namespace", namespace))
+	}
+	if address != "" {
+		attrs = append(attrs, attribute.String("server.address", address))
+		if port > 0 {
+			attrs = append(attrs, attribute.Int("server.port", port))
+		}
 	}
 	name := system
 	switch {

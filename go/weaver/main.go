@@ -6,7 +6,7 @@
 //	    validates the rules; prints {"hash": …, "packages": [import paths the rules target],
 //	    "modules": [modules whose version some rule constrains], "skipped": [rules whose module
 //	    is outside their version range, with a message]}
-//	weaver apply -go VERSION -pkg IMPORTPATH -out DIR [-best-effort] [-modver M=V]... RULES.yaml... -- FILE.go...
+//	weaver apply -go VERSION -pkg IMPORTPATH -out DIR [-best-effort] [-importcfg FILE] [-modver M=V]... RULES.yaml... -- FILE.go...
 //	    rewrites the files of IMPORTPATH; prints {"files": {original: rewritten}, "warnings": […],
 //	    "added": [files the rules add to the package], "skipped": […]}
 package main
@@ -159,6 +159,7 @@ func apply(args []string) error {
 	pkg := fl.String("pkg", "", "import path of the package being compiled")
 	out := fl.String("out", "", "directory for rewritten files")
 	bestEffort := fl.Bool("best-effort", false, "a join point that cannot be woven is a warning, not an error")
+	importcfg := fl.String("importcfg", "", "the compile step's importcfg: type information for resolving call sites")
 	mods := moduleVersions{}
 	fl.Var(mods, "modver", "module=version of the module providing the package (repeatable)")
 	if err := fl.Parse(args); err != nil {
@@ -187,7 +188,7 @@ func apply(args []string) error {
 		}
 	}
 	mine, skipped := active(forPkg, *gover, mods, true)
-	files, warnings, added, err := weave(mine, goFiles, *out, *bestEffort)
+	files, warnings, added, err := weave(mine, goFiles, *out, *bestEffort, *pkg, *importcfg)
 	if err != nil {
 		return err
 	}

@@ -20,6 +20,9 @@ import (
 type insertion struct {
 	off  int
 	text string
+	// order among insertions at one offset: wrap-call prefixes of later rules inside earlier
+	// ones (ascending), their suffixes in reverse (descending), everything else 0.
+	key int
 }
 
 // funcData is what a prepend template sees.
@@ -101,12 +104,12 @@ type parsedFile struct {
 // weave applies rules (all targeting the package being compiled) to files and writes the changed
 // files to outDir. It returns original path → rewritten path for the files it changed, and the
 // files the rules add to the package (add-files advice).
-func weave(rules []*Rule, files []string, outDir string, bestEffort bool) (map[string]string, []string, []string, error) {
+func weave(rules []*Rule, files []string, outDir string, bestEffort bool, pkgPath, importcfg string) (map[string]string, []string, []string, error) {
 	added, err := addedFiles(rules, files)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	changed, warnings, err := splice(rules, files, outDir, bestEffort)
+	changed, warnings, err := splice(rules, files, outDir, bestEffort, pkgPath, importcfg)
 	return changed, warnings, added, err
 }
 
@@ -134,16 +137,24 @@ func addedFiles(rules []*Rule, files []string) ([]string, error) {
 	return added, nil
 }
 
-func splice(rules []*Rule, files []string, outDir string, bestEffort bool) (map[string]string, []string, error) {
+func splice(rules []*Rule, files []string, outDir string, bestEffort bool, pkgPath, importcfg string) (map[string]string, []string, error) {
 	var warnings []string
 	var parsed []*parsedFile
+	// One file set for the package: go/types needs it. Object resolution only for call sites and
+	// structs: without type information it tells an imported package's name from a local variable.
+	fset := token.NewFileSet()
+	mode := parser.ParseComments | parser.SkipObjectResolution
+	for _, r := range rules {
+		if r.callee != nil || r.Join.StructDefinition != "" {
+			mode = parser.ParseComments
+		}
+	}
 	for _, path := range files {
 		src, err := os.ReadFile(path)
 		if err != nil {
 			return nil, nil, err
 		}
-		fset := token.NewFileSet()
-		f, err := parser.ParseFile(fset, path, src, parser.ParseComments|parser.SkipObjectResolution)
+		f, err := parser.ParseFile(fset, path, src, mode)
 		if err != nil {
 			// Not ours to report: the compiler will, with its own message.
 			return map[string]string{}, nil, nil
@@ -153,51 +164,31 @@ func splice(rules []*Rule, files []string, outDir string, bestEffort bool) (map[
 	if len(parsed) == 0 {
 		return map[string]string{}, nil, nil
 	}
+	w := &weaving{pkgPath: pkgPath, files: parsed, fset: fset, bestEffort: bestEffort}
 	for _, r := range rules {
-		matched := 0
+		if r.callee != nil && w.pkgFuncs == nil {
+			w.prepareCalls(importcfg)
+		}
+	}
+	for i, r := range rules {
+		var matched int
 		var declHost *parsedFile
-		if r.fn == "" {
-			// A package join point: declarations go to the first file.
-			matched, declHost = 1, parsed[0]
+		var msg string
+		var err error
+		switch {
+		case r.callee != nil:
+			matched, declHost, msg, err = w.wrapCalls(r, i)
+		case r.Join.StructDefinition != "":
+			matched, declHost, msg, err = w.addFields(r)
+		default:
+			matched, declHost, msg, err = w.functionBody(r)
 		}
-		for _, pf := range parsed {
-			if r.fn == "" {
-				break
-			}
-			for _, d := range pf.file.Decls {
-				fd, ok := d.(*ast.FuncDecl)
-				if !ok || fd.Name.Name != r.fn {
-					continue
-				}
-				recv, recvName := "", ""
-				if fd.Recv != nil && len(fd.Recv.List) == 1 {
-					recv = recvType(fd.Recv.List[0].Type)
-					if len(fd.Recv.List[0].Names) == 1 {
-						recvName = fd.Recv.List[0].Names[0].Name
-					}
-				}
-				if recv != r.recv {
-					continue
-				}
-				if fd.Body == nil {
-					return nil, nil, fmt.Errorf("rule %s: %s: %s has no body to weave into", r.Name, pf.path, r.Join.FunctionBody)
-				}
-				matched++
-				declHost = pf
-				if r.Advice.Prepend == "" {
-					continue
-				}
-				text, err := render(r, funcData{Func: fd.Name.Name, Recv: recvName, params: fieldNames(fd.Type.Params), results: fieldNames(fd.Type.Results)})
-				if err != nil {
-					return nil, nil, fmt.Errorf("rule %s: %s: %v", r.Name, pf.fset.Position(fd.Pos()), err)
-				}
-				after := pf.fset.PositionFor(fd.Body.Lbrace+1, true)
-				off := pf.fset.Position(fd.Body.Lbrace).Offset + 1
-				pf.ins = append(pf.ins, insertion{off, fmt.Sprintf("\n//line gotap-rule-%s.go:1\n%s\n/*line %s:%d:%d*/", r.Name, text, after.Filename, after.Line, after.Column)})
-			}
+		if err != nil {
+			return nil, nil, err
 		}
+		warnings = append(warnings, w.warnings...)
+		w.warnings = nil
 		if matched == 0 {
-			msg := fmt.Sprintf("rule %s: no function %s in package %s (files: %s)", r.Name, r.Join.FunctionBody, r.Join.Package, strings.Join(files, " "))
 			if !bestEffort {
 				return nil, nil, fmt.Errorf("%s", msg)
 			}
@@ -207,11 +198,11 @@ func splice(rules []*Rule, files []string, outDir string, bestEffort bool) (map[
 		}
 		if r.Advice.Declarations != "" {
 			pf := declHost
-			pf.ins = append(pf.ins, insertion{len(pf.src), fmt.Sprintf("\n\n//line gotap-rule-%s-declarations.go:1\n%s\n", r.Name, r.Advice.Declarations)})
+			pf.ins = append(pf.ins, insertion{off: len(pf.src), text: fmt.Sprintf("\n\n//line gotap-rule-%s-declarations.go:1\n%s\n", r.Name, r.Advice.Declarations)})
 			if strings.Contains(r.Advice.Declarations, "//go:linkname") && !importsUnsafe(pf.file) {
 				// //go:linkname needs the file to import unsafe; on the package line, so no line moves.
 				off := pf.fset.Position(pf.file.Name.End()).Offset
-				pf.ins = append(pf.ins, insertion{off, `; import _ "unsafe"`})
+				pf.ins = append(pf.ins, insertion{off: off, text: `; import _ "unsafe"`})
 			}
 		}
 	}
@@ -220,7 +211,10 @@ func splice(rules []*Rule, files []string, outDir string, bestEffort bool) (map[
 		if len(pf.ins) == 0 {
 			continue
 		}
-		sort.SliceStable(pf.ins, func(i, j int) bool { return pf.ins[i].off < pf.ins[j].off })
+		sort.SliceStable(pf.ins, func(i, j int) bool {
+			a, b := pf.ins[i], pf.ins[j]
+			return a.off < b.off || (a.off == b.off && a.key < b.key)
+		})
 		var b bytes.Buffer
 		fmt.Fprintf(&b, "//line %s:1\n", pf.path)
 		last := 0

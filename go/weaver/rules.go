@@ -29,19 +29,25 @@ type Rule struct {
 	recv   string // parsed from Join.FunctionBody: "T", "*T" or "" (plain function)
 	fn     string
 	prep   *template.Template
+	callee *callee            // parsed from Join.FunctionCall
+	wrap   *template.Template // Advice.WrapCall
 }
 
 // Join selects function bodies: `(*T).M`, `T.M` or `F` in package Package, optionally only for
 // toolchains matching Go (space-separated constraints such as ">=1.23 <1.30") and, for a package
 // outside the standard library, only when Module (the module providing Package) is at a version in
 // Version (semantic-version constraints such as ">=1.60, <2"). Without FunctionBody the rule joins
-// the package itself (declarations and added files only).
+// the package itself (declarations and added files only). FunctionCall selects, instead, the
+// calls made in Package to one function or method (`net/http.Get`, `(*database/sql.DB).Query`),
+// and StructDefinition the declaration of one struct type of Package.
 type Join struct {
-	Package      string `yaml:"package"`
-	Go           string `yaml:"go"`
-	Module       string `yaml:"module"`
-	Version      string `yaml:"version"`
-	FunctionBody string `yaml:"function-body"`
+	Package          string `yaml:"package"`
+	Go               string `yaml:"go"`
+	Module           string `yaml:"module"`
+	Version          string `yaml:"version"`
+	FunctionBody     string `yaml:"function-body"`
+	FunctionCall     string `yaml:"function-call"`
+	StructDefinition string `yaml:"struct-definition"`
 }
 
 // Advice is Go source: Prepend is a text/template executed per matched function (fields .Recv,
@@ -50,10 +56,22 @@ type Join struct {
 // the package (paths relative to the rules file): `.go` files go to the compiler, `.s` files
 // (Go assembly) are assembled and packed into the package archive by `gotap toolexec`. They may
 // use only imports the package already has (the compile step's importcfg lists only those).
+//
+// WrapCall (function-call join points) is a Go expression template in which {{.Call}}, the
+// original call, appears once; AddFields (struct-definition join points) are fields appended to
+// the struct.
 type Advice struct {
-	Prepend      string   `yaml:"prepend"`
-	Declarations string   `yaml:"declarations"`
-	AddFiles     []string `yaml:"add-files"`
+	Prepend      string     `yaml:"prepend"`
+	Declarations string     `yaml:"declarations"`
+	AddFiles     []string   `yaml:"add-files"`
+	WrapCall     string     `yaml:"wrap-call"`
+	AddFields    []AddField `yaml:"add-fields"`
+}
+
+// AddField is one field added to a struct: `Name Type`.
+type AddField struct {
+	Name string `yaml:"name"`
+	Type string `yaml:"type"`
 }
 
 // addedFiles are the rule's AddFiles as absolute paths.
@@ -107,11 +125,40 @@ func (r *Rule) validate() error {
 	if r.Join.Package == "" {
 		return fmt.Errorf("join.package is required")
 	}
-	if r.Join.FunctionBody == "" {
-		if r.Advice.Prepend != "" {
-			return fmt.Errorf("advice.prepend needs join.function-body")
+	kinds := 0
+	for _, k := range []string{r.Join.FunctionBody, r.Join.FunctionCall, r.Join.StructDefinition} {
+		if k != "" {
+			kinds++
 		}
-	} else {
+	}
+	if kinds > 1 {
+		return fmt.Errorf("join: function-body, function-call and struct-definition exclude each other (one join point per rule)")
+	}
+	if r.Advice.Prepend != "" && r.Join.FunctionBody == "" {
+		return fmt.Errorf("advice.prepend needs join.function-body")
+	}
+	if (r.Advice.WrapCall != "") != (r.Join.FunctionCall != "") {
+		return fmt.Errorf("advice.wrap-call and join.function-call go together")
+	}
+	if (len(r.Advice.AddFields) > 0) != (r.Join.StructDefinition != "") {
+		return fmt.Errorf("advice.add-fields and join.struct-definition go together")
+	}
+	if r.Join.FunctionCall != "" {
+		c, err := parseCallee(r.Join.FunctionCall)
+		if err != nil {
+			return err
+		}
+		r.callee = c
+		if r.wrap, err = parseWrap(r.Name, r.Advice.WrapCall); err != nil {
+			return err
+		}
+	}
+	if r.Join.StructDefinition != "" {
+		if err := checkStruct(r); err != nil {
+			return err
+		}
+	}
+	if r.Join.FunctionBody != "" {
 		m := funcSpec.FindStringSubmatch(r.Join.FunctionBody)
 		if m == nil {
 			return fmt.Errorf("join.function-body %q is not `F`, `T.M` or `(*T).M`", r.Join.FunctionBody)
@@ -138,7 +185,7 @@ func (r *Rule) validate() error {
 			return err
 		}
 	}
-	if r.Advice.Prepend == "" && r.Advice.Declarations == "" && len(r.Advice.AddFiles) == 0 {
+	if r.Advice.Prepend == "" && r.Advice.Declarations == "" && len(r.Advice.AddFiles) == 0 && r.Advice.WrapCall == "" && len(r.Advice.AddFields) == 0 {
 		return fmt.Errorf("advice is empty")
 	}
 	for _, f := range r.addedFiles() {

@@ -145,6 +145,9 @@ pub fn summary(a: &AgentStats, e: &ExportStats) -> String {
     if a.ret_without_entry > 0 {
         line += &format!(", {} returns without a seen start (requests in flight at attach, or evicted)", a.ret_without_entry);
     }
+    if a.sql_truncated > 0 {
+        line += &format!(", {} SQL queries cut at 4096 bytes", a.sql_truncated);
+    }
     // header_window_truncated is not printed: it cannot tell a header cut off from one never sent.
     line
 }
@@ -267,6 +270,8 @@ mod tests {
         let lossy = AgentStats { ret_without_entry: 2, ..Default::default() };
         assert!(summary(&lossy, &ExportStats::default())
             .ends_with(", 2 returns without a seen start (requests in flight at attach, or evicted)"));
+        let cut = AgentStats { sql_truncated: 3, ..Default::default() };
+        assert!(summary(&cut, &ExportStats::default()).ends_with(", 3 SQL queries cut at 4096 bytes"));
     }
 
     #[test]

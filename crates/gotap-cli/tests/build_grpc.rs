@@ -8,29 +8,21 @@
 use gotap_spans::http::{client_span, server_span, ClientRequest, ServerRequest, SpanFrame};
 use gotap_spans::rpc::{self, GrpcClientCall, GrpcServerCall};
 use gotap_spans::{Resource, Span, Status, Value};
-use gotap_testkit::{bin_dir, free_port, gotap_bin, repo_root, Toolchain};
+use gotap_testkit::collector::{Collector, Seen};
+use gotap_testkit::{bin_dir, free_port, gotap_command, repo_root, wait_port, Proc, Toolchain};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 /// Woven builds recompile the standard library, grpc and the SDK: one at a time.
 static BUILD: Mutex<()> = Mutex::new(());
 
 fn gotap(tc: Toolchain, dir: &Path, args: &[&str]) -> Output {
     let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    Command::new(gotap_bin())
-        .current_dir(dir)
-        .args(args)
-        .env("GOTAP_GO", tc.go())
-        .env("GOTOOLCHAIN", "local")
-        .env("GOFLAGS", "-modcacherw")
-        .env_remove("GOTAP_WEAVE_CONFIG")
-        .output()
-        .unwrap()
+    gotap_command(tc).current_dir(dir).args(args).output().unwrap()
 }
 
 fn build(tc: Toolchain, service: &str) -> PathBuf {
@@ -42,47 +34,6 @@ fn build(tc: Toolchain, service: &str) -> PathBuf {
     // grpc v1.83 is inside the built-in rules' ranges: nothing to report.
     assert!(!stderr.contains("rules not applied"), "{stderr}");
     out
-}
-
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-struct Collector {
-    _proc: Proc,
-    file: PathBuf,
-    http_port: u16,
-}
-
-fn start_collector(name: &str) -> Collector {
-    let script = repo_root().join("scripts/collector.sh");
-    let built = Command::new(&script).output().unwrap();
-    assert!(built.status.success(), "scripts/collector.sh failed: {}", String::from_utf8_lossy(&built.stderr));
-    let bin = String::from_utf8(built.stdout).unwrap().trim().to_owned();
-    let (grpc, http) = (free_port(), free_port());
-    let dir = std::env::temp_dir().join(format!("gotap-build-grpc-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("spans.jsonl");
-    let _ = std::fs::remove_file(&file);
-    let cfg = Command::new(&script).args(["config", &grpc.to_string(), &http.to_string()]).arg(&file).output().unwrap();
-    let cfg_path = dir.join("collector.yaml");
-    std::fs::write(&cfg_path, cfg.stdout).unwrap();
-    let child = Command::new(bin).arg(format!("--config={}", cfg_path.display())).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    let proc = Proc(child);
-    wait_port(http, "collector");
-    Collector { _proc: proc, file, http_port: http }
-}
-
-fn wait_port(port: u16, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "{what} did not listen on port {port}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn start(bin: &Path, service: &str, col: &Collector, args: &[String], port: u16) -> Proc {
@@ -138,73 +89,6 @@ fn get(port: u16, path: &str, traceparent: Option<&str>) -> (u16, u16) {
     (status, local)
 }
 
-/// A span as the collector's file exporter wrote it, values flattened to strings.
-#[derive(Debug, Clone)]
-struct Seen {
-    service: String,
-    scope: String,
-    name: String,
-    kind: i64,
-    trace_id: String,
-    span_id: String,
-    parent: String,
-    status_code: i64,
-    status_message: String,
-    attrs: BTreeMap<String, String>,
-}
-
-fn flat_attrs(v: &serde_json::Value) -> BTreeMap<String, String> {
-    let mut m = BTreeMap::new();
-    for a in v.as_array().into_iter().flatten() {
-        let val = a["value"].as_object().and_then(|o| o.values().next()).cloned().unwrap_or_default();
-        let s = match val {
-            serde_json::Value::String(s) => s,
-            other => other.to_string(),
-        };
-        m.insert(a["key"].as_str().unwrap().to_owned(), s);
-    }
-    m
-}
-
-fn read_spans(file: &Path) -> Vec<Seen> {
-    let mut out = Vec::new();
-    let text = std::fs::read_to_string(file).unwrap_or_default();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let Ok(doc) = serde_json::from_str::<serde_json::Value>(line) else { continue };
-        for rs in doc["resourceSpans"].as_array().into_iter().flatten() {
-            let resource = flat_attrs(&rs["resource"]["attributes"]);
-            for ss in rs["scopeSpans"].as_array().into_iter().flatten() {
-                for s in ss["spans"].as_array().into_iter().flatten() {
-                    out.push(Seen {
-                        service: resource.get("service.name").cloned().unwrap_or_default(),
-                        scope: ss["scope"]["name"].as_str().unwrap_or("").to_owned(),
-                        name: s["name"].as_str().unwrap_or("").to_owned(),
-                        kind: s["kind"].as_i64().unwrap_or(0),
-                        trace_id: s["traceId"].as_str().unwrap_or("").to_owned(),
-                        span_id: s["spanId"].as_str().unwrap_or("").to_owned(),
-                        parent: s["parentSpanId"].as_str().unwrap_or("").to_owned(),
-                        status_code: s["status"]["code"].as_i64().unwrap_or(0),
-                        status_message: s["status"]["message"].as_str().unwrap_or("").to_owned(),
-                        attrs: flat_attrs(&s["attributes"]),
-                    });
-                }
-            }
-        }
-    }
-    out
-}
-
-fn wait_spans(file: &Path, n: usize) -> Vec<Seen> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let spans = read_spans(file);
-        if spans.len() >= n || Instant::now() > deadline {
-            return spans;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn frame() -> SpanFrame {
     SpanFrame { trace_id: [0; 16], span_id: [0; 8], parent_span_id: None, start_unix_nano: 0, end_unix_nano: 0, resource: Arc::new(Resource::default()) }
 }
@@ -255,7 +139,7 @@ const METHOD: &str = "/arena.catalog.v1.Catalog/GetProduct";
 fn e2e(tc: Toolchain) {
     let catalog_bin = build(tc, "catalog");
     let gateway_bin = build(tc, "gateway");
-    let col = start_collector(tc.label());
+    let col = Collector::start(&format!("gotap-build-grpc-{}", tc.label()));
     let (catalog_port, gateway_port) = (free_port(), free_port());
     let orders_port = fake_orders();
     let catalog = start(&catalog_bin, "catalog", &col, &[format!("-addr=127.0.0.1:{catalog_port}")], catalog_port);
@@ -278,7 +162,7 @@ fn e2e(tc: Toolchain) {
     // 2. A product catalog does not have: NOT_FOUND, an error for the client only.
     let (status, _) = get(gateway_port, "/orders/7/details", None);
     assert_eq!(status, 404);
-    let spans = wait_spans(&col.file, 8);
+    let spans = col.wait_spans(8);
 
     let server = find(&spans, |s| s.service == "gateway" && s.kind == 2 && s.trace_id == TRACE, "gateway HTTP server");
     assert_eq!(server.parent, PARENT);
@@ -335,7 +219,7 @@ fn e2e(tc: Toolchain) {
     drop(catalog);
     let (status, _) = get(gateway_port, "/orders/2/details", None);
     assert_eq!(status, 502);
-    let spans = wait_spans(&col.file, 11);
+    let spans = col.wait_spans(11);
     let failed: Vec<&Seen> = spans.iter().filter(|s| s.scope == rpc::CLIENT_SCOPE && s.attrs.get("rpc.grpc.status_code").map(String::as_str) == Some("14")).collect();
     assert_eq!(failed.len(), 1, "{spans:#?}");
     let want = rpc::client_span(
@@ -397,7 +281,7 @@ fn grpc_1_85_unary_and_streaming_go127() {
     let stderr = String::from_utf8_lossy(&res.stderr);
     assert!(res.status.success(), "gotap build of grpcapp failed:\n{stderr}");
     assert!(!stderr.contains("rules not applied"), "{stderr}");
-    let col = start_collector("grpcapp");
+    let col = Collector::start("gotap-build-grpc-grpcapp");
     let out = Command::new(&bin)
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://127.0.0.1:{}", col.http_port))
         .env("OTEL_BSP_SCHEDULE_DELAY", "100")
@@ -407,7 +291,7 @@ fn grpc_1_85_unary_and_streaming_go127() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(stdout, "check missing: NotFound\nwatch after cancel: Canceled\ndone\n");
-    let spans = wait_spans(&col.file, 6);
+    let spans = col.wait_spans(6);
     assert_eq!(spans.len(), 6, "{spans:#?}");
 
     let check = "/grpc.health.v1.Health/Check";

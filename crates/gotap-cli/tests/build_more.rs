@@ -3,11 +3,12 @@
 //! crates/gotap-cli/tests/go/workspace/app: it serves one request and returns from main, so its
 //! span reaches the collector only if the runtime flushes at exit (the batch delay is set to a
 //! minute below).
-use gotap_testkit::{bin_dir, free_port, gotap_bin, repo_root, Toolchain};
+use gotap_testkit::collector::Collector;
+use gotap_testkit::{bin_dir, free_port, gotap_bin, gotap_command, repo_root, Proc, Toolchain};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -62,70 +63,17 @@ fn run_in(dir: &Path, cmd: &mut Command) -> Output {
 }
 
 fn gotap(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    run_in(dir, Command::new(gotap_bin()).args(args).env("GOTAP_GO", TC.go()).env("GOFLAGS", "-modcacherw").envs(env.iter().copied()))
+    run_in(dir, gotap_command(TC).args(args).envs(env.iter().copied()))
 }
 
 fn ok(o: &Output, what: &str) {
     assert!(o.status.success(), "{what} failed:\n{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
 }
 
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-struct Collector {
-    _proc: Proc,
-    file: PathBuf,
-    http_port: u16,
-}
-
-fn start_collector(name: &str) -> Collector {
-    let script = repo_root().join("scripts/collector.sh");
-    let built = Command::new(&script).output().unwrap();
-    assert!(built.status.success(), "scripts/collector.sh failed: {}", String::from_utf8_lossy(&built.stderr));
-    let bin = String::from_utf8(built.stdout).unwrap().trim().to_owned();
-    let (grpc, http) = (free_port(), free_port());
-    let dir = std::env::temp_dir().join(format!("gotap-build-more-col-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("spans.jsonl");
-    let _ = std::fs::remove_file(&file);
-    let cfg = Command::new(&script).args(["config", &grpc.to_string(), &http.to_string()]).arg(&file).output().unwrap();
-    let cfg_path = dir.join("collector.yaml");
-    std::fs::write(&cfg_path, cfg.stdout).unwrap();
-    let child = Command::new(bin).arg(format!("--config={}", cfg_path.display())).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    let proc = Proc(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", http)).is_err() {
-        assert!(Instant::now() < deadline, "collector did not listen on port {http}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Collector { _proc: proc, file, http_port: http }
-}
-
-/// (scope, name) of every span in the collector's file.
-fn spans(file: &Path) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    for line in std::fs::read_to_string(file).unwrap_or_default().lines() {
-        let Ok(doc) = serde_json::from_str::<serde_json::Value>(line) else { continue };
-        for rs in doc["resourceSpans"].as_array().into_iter().flatten() {
-            for ss in rs["scopeSpans"].as_array().into_iter().flatten() {
-                for s in ss["spans"].as_array().into_iter().flatten() {
-                    out.push((ss["scope"]["name"].as_str().unwrap_or("").to_owned(), s["name"].as_str().unwrap_or("").to_owned()));
-                }
-            }
-        }
-    }
-    out
-}
-
 /// Runs the woven app (one request, then main returns) with a batch delay of a minute; returns
 /// how long it took to exit after the request, and the spans the collector then has.
 fn serve_one_request(bin: &Path, name: &str, env: &[(&str, &str)]) -> (Duration, Vec<(String, String)>) {
-    let col = start_collector(name);
+    let col = Collector::start(&format!("gotap-build-more-col-{name}"));
     let port = free_port();
     let mut child = Command::new(bin)
         .env("ADDR", format!("127.0.0.1:{port}"))
@@ -157,14 +105,8 @@ fn serve_one_request(bin: &Path, name: &str, env: &[(&str, &str)]) -> (Duration,
     let took = t0.elapsed();
     assert!(status.success(), "app exited with {status}");
     // The collector writes its file asynchronously: give it a moment, not the batch delay.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let got = spans(&col.file);
-        if !got.is_empty() || Instant::now() > deadline {
-            return (took, got);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let got = col.wait_for(Duration::from_secs(10), |spans| !spans.is_empty());
+    (took, got.into_iter().map(|s| (s.scope, s.name)).collect())
 }
 
 fn env_off() -> [(&'static str, &'static str); 1] {
@@ -329,4 +271,73 @@ fn print_goflags_makes_a_plain_go_build_trace() {
     let err = String::from_utf8_lossy(&res.stderr);
     assert!(err.contains("--print-goflags is not supported in a workspace") && err.lines().count() == 1, "{err}");
     let _ = std::fs::remove_dir_all(&ws);
+}
+
+/// Probe mode: the linker's identity (`link -V=full`, part of every link's cache key) names the
+/// gotap executable that writes the USDT notes, so a gotap with another site table never reuses
+/// executables annotated by an older one. Two copies of gotap are two executables.
+#[test]
+fn probe_mode_link_identity_names_the_notes_writer() {
+    let dir = std::env::temp_dir().join(format!("gotap-link-id-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let plan = dir.join("plan.json");
+    std::fs::write(
+        &plan,
+        r#"{"weaver":"/nonexistent","rules":[],"go_version":"go1.26","hash":"h","packages":[],"best_effort":false,"runtime_dir":"/nonexistent","probes":true}"#,
+    )
+    .unwrap();
+    let goroot = String::from_utf8(TC.command().args(["env", "GOROOT"]).output().unwrap().stdout).unwrap();
+    let link = Path::new(goroot.trim()).join("pkg/tool/linux_amd64/link");
+    let copy = dir.join("gotap-copy");
+    std::fs::copy(gotap_bin(), &copy).unwrap();
+    let id = |gotap: &Path| -> String {
+        let o = Command::new(gotap).arg("toolexec").arg(&link).arg("-V=full").env("GOTAP_WEAVE_CONFIG", &plan).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let a = id(&gotap_bin());
+    assert!(a.contains(" gotap-probes@") && a.contains("+notes-"), "{a}");
+    assert_eq!(a, id(&gotap_bin()), "same executable, same identity");
+    let b = id(&copy);
+    assert_ne!(a, b, "another notes writer must key links apart");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A real vendored module (`go mod vendor`): SDK mode refuses it in one line naming both ways
+/// out (the go command reads vendor/modules.txt outside any overlay, docs/build.md "Vendoring"),
+/// and probe mode builds it from vendor/ with the tree left as it was.
+#[test]
+fn vendored_module_is_refused_in_sdk_mode_and_builds_with_probes() {
+    let dir = std::env::temp_dir().join(format!("gotap-build-vendored-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("go.mod"), "module example.com/vendored\n\ngo 1.25.0\n\nrequire golang.org/x/sys v0.30.0\n").unwrap();
+    std::fs::write(
+        dir.join("main.go"),
+        // The server is linked (so its probe site is) but not started.
+        "package main\n\nimport (\n\t\"fmt\"\n\t\"net/http\"\n\t\"os\"\n\n\t\"golang.org/x/sys/unix\"\n)\n\nfunc main() {\n\tif len(os.Args) > 1 {\n\t\thttp.ListenAndServe(os.Args[1], nil)\n\t}\n\tfmt.Println(unix.Getpid(), http.StatusOK)\n}\n",
+    )
+    .unwrap();
+    let go = |args: &[&str]| run_in(&dir, TC.command().args(args).env("GOSUMDB", "off").env("GOFLAGS", "-mod=mod -modcacherw"));
+    ok(&go(&["mod", "download", "golang.org/x/sys"]), "go mod download");
+    ok(&go(&["mod", "vendor"]), "go mod vendor");
+    assert!(dir.join("vendor/golang.org/x/sys/unix").is_dir() && dir.join("vendor/modules.txt").is_file());
+    let before = snapshot(&dir);
+
+    let res = gotap(&dir, &["build", "-o", "/dev/null", "."], &[]);
+    assert_eq!(res.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(err.contains("vendoring is not supported by gotap build") && err.contains("-mod=mod") && err.contains("--probes") && err.lines().count() == 1, "{err}");
+    let res = gotap(&dir, &["build", "-mod=vendor", "-o", "/dev/null", "."], &[]);
+    assert_eq!(res.status.code(), Some(2), "{}", String::from_utf8_lossy(&res.stderr));
+
+    let bin = bin_dir().join("vendored-probes");
+    ok(&gotap(&dir, &["build", "--probes", "-mod=vendor", "-o", bin.to_str().unwrap(), "."], &[]), "gotap build --probes -mod=vendor");
+    let out = Command::new(&bin).output().unwrap();
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).ends_with(" 200\n"), "{out:?}");
+    let notes = String::from_utf8_lossy(&Command::new("readelf").args(["-n"]).arg(&bin).output().unwrap().stdout).into_owned();
+    assert!(notes.contains("http_server"), "no USDT notes in the vendored probe build:\n{notes}");
+    assert!(snapshot(&dir) == before, "the vendored tree changed");
+    let _ = std::fs::remove_dir_all(&dir);
 }

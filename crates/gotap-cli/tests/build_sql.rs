@@ -3,18 +3,20 @@
 //! and 1.27, run it on SQLite and on PostgreSQL (scripts/postgres.sh) against the real
 //! OpenTelemetry Collector, and compare each database span with the one
 //! crates/gotap-spans/src/db.rs builds for the same query: name, scope, kind, every attribute,
-//! status, and its parent (the request's server span).
+//! status, and its parent (the request's server span). The attributes read from the DSN given to
+//! sql.Open (server.address, server.port, db.namespace; never the password) are checked against
+//! the DSN the test passed.
 use gotap_spans::db::{client_span, DbError, DbQuery};
 use gotap_spans::http::SpanFrame;
 use gotap_spans::{Resource, Span, Value};
-use gotap_testkit::{bin_dir, free_port, gotap_bin, repo_root, Toolchain};
+use gotap_testkit::collector::{Collector, Seen};
+use gotap_testkit::{bin_dir, free_port, gotap_command, repo_root, Proc, Toolchain};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 /// Woven builds recompile the standard library: one at a time on a small machine.
 static BUILD: Mutex<()> = Mutex::new(());
@@ -102,62 +104,9 @@ fn service_dir() -> PathBuf {
 fn build_service(tc: Toolchain) -> PathBuf {
     let out = bin_dir().join(format!("sqlsvc-woven-{}", tc.label()));
     let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    let res = Command::new(gotap_bin())
-        .current_dir(service_dir())
-        .args(["build", "-o"])
-        .arg(&out)
-        .arg(".")
-        .env("GOTAP_GO", tc.go())
-        .env("GOTOOLCHAIN", "local")
-        .env("GOFLAGS", "-modcacherw")
-        .env_remove("GOTAP_WEAVE_CONFIG")
-        .output()
-        .unwrap();
+    let res = gotap_command(tc).current_dir(service_dir()).args(["build", "-o"]).arg(&out).arg(".").output().unwrap();
     assert!(res.status.success(), "gotap build of sqlsvc with {} failed:\n{}", tc.label(), String::from_utf8_lossy(&res.stderr));
     out
-}
-
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-struct Collector {
-    _proc: Proc,
-    file: PathBuf,
-    http_port: u16,
-    dir: PathBuf,
-}
-
-fn start_collector(name: &str) -> Collector {
-    let script = repo_root().join("scripts/collector.sh");
-    let built = Command::new(&script).output().unwrap();
-    assert!(built.status.success(), "scripts/collector.sh failed: {}", String::from_utf8_lossy(&built.stderr));
-    let bin = String::from_utf8(built.stdout).unwrap().trim().to_owned();
-    let (grpc, http) = (free_port(), free_port());
-    let dir = std::env::temp_dir().join(format!("gotap-build-sql-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("spans.jsonl");
-    let cfg = Command::new(&script).args(["config", &grpc.to_string(), &http.to_string()]).arg(&file).output().unwrap();
-    let cfg_path = dir.join("collector.yaml");
-    std::fs::write(&cfg_path, cfg.stdout).unwrap();
-    let child = Command::new(bin)
-        .arg(format!("--config={}", cfg_path.display()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let proc = Proc(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", http)).is_err() {
-        assert!(Instant::now() < deadline, "collector did not listen on port {http}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Collector { _proc: proc, file, http_port: http, dir }
 }
 
 fn start_service(bin: &Path, col: &Collector, db: &str) -> (Proc, u16) {
@@ -189,68 +138,6 @@ fn get(port: u16, path: &str, traceparent: Option<&str>) -> (u16, String) {
     (status, body)
 }
 
-/// A span as the collector's file exporter wrote it, values flattened to strings.
-#[derive(Debug, Clone)]
-struct Seen {
-    scope: String,
-    name: String,
-    kind: i64,
-    trace_id: String,
-    span_id: String,
-    parent: String,
-    status_code: i64,
-    attrs: BTreeMap<String, String>,
-}
-
-fn flat_attrs(v: &serde_json::Value) -> BTreeMap<String, String> {
-    let mut m = BTreeMap::new();
-    for a in v.as_array().into_iter().flatten() {
-        let val = a["value"].as_object().and_then(|o| o.values().next()).cloned().unwrap_or_default();
-        let s = match val {
-            serde_json::Value::String(s) => s,
-            other => other.to_string(),
-        };
-        m.insert(a["key"].as_str().unwrap().to_owned(), s);
-    }
-    m
-}
-
-fn read_spans(file: &Path) -> Vec<Seen> {
-    let mut out = Vec::new();
-    let text = std::fs::read_to_string(file).unwrap_or_default();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let Ok(doc) = serde_json::from_str::<serde_json::Value>(line) else { continue };
-        for rs in doc["resourceSpans"].as_array().into_iter().flatten() {
-            for ss in rs["scopeSpans"].as_array().into_iter().flatten() {
-                for s in ss["spans"].as_array().into_iter().flatten() {
-                    out.push(Seen {
-                        scope: ss["scope"]["name"].as_str().unwrap_or("").to_owned(),
-                        name: s["name"].as_str().unwrap_or("").to_owned(),
-                        kind: s["kind"].as_i64().unwrap_or(0),
-                        trace_id: s["traceId"].as_str().unwrap_or("").to_owned(),
-                        span_id: s["spanId"].as_str().unwrap_or("").to_owned(),
-                        parent: s["parentSpanId"].as_str().unwrap_or("").to_owned(),
-                        status_code: s["status"]["code"].as_i64().unwrap_or(0),
-                        attrs: flat_attrs(&s["attributes"]),
-                    });
-                }
-            }
-        }
-    }
-    out
-}
-
-fn wait_spans(file: &Path, n: usize) -> Vec<Seen> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let spans = read_spans(file);
-        if spans.len() >= n || Instant::now() > deadline {
-            return spans;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn frame() -> SpanFrame {
     SpanFrame { trace_id: [0; 16], span_id: [0; 8], parent_span_id: None, start_unix_nano: 0, end_unix_nano: 0, resource: Arc::new(Resource::default()) }
 }
@@ -272,12 +159,34 @@ fn strings(s: &Span) -> BTreeMap<String, String> {
 
 /// The database span the Rust builder gives for `query` (with `error`, if it failed).
 fn reference(backend: Backend, query: &str, error: Option<DbError>) -> Span {
-    client_span(&DbQuery { driver_package: backend.driver_package().into(), query: query.into(), error }, frame())
+    client_span(&DbQuery { driver_package: backend.driver_package().into(), query: query.into(), error, ..Default::default() }, frame())
+}
+
+/// The attributes of every span of a DB opened with `dsn`, from the DSN: the database's address
+/// and port for PostgreSQL (`postgres://postgres@127.0.0.1:PORT/arena?…`, scripts/postgres.sh),
+/// and the database's name (PostgreSQL) or file (SQLite) as db.namespace.
+fn server_attrs(backend: Backend, dsn: &str) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    match backend {
+        Backend::Sqlite => {
+            m.insert("db.namespace".to_owned(), dsn.to_owned());
+        }
+        Backend::Postgres => {
+            let rest = dsn.strip_prefix("postgres://postgres@").unwrap_or_else(|| panic!("unexpected DSN {dsn}"));
+            let (hostport, path) = rest.split_once('/').unwrap();
+            let (host, port) = hostport.rsplit_once(':').unwrap();
+            m.insert("server.address".to_owned(), host.to_owned());
+            m.insert("server.port".to_owned(), port.to_owned());
+            m.insert("db.namespace".to_owned(), path.split('?').next().unwrap().to_owned());
+        }
+    }
+    m
 }
 
 /// The one seen span of `want` (matched by its sanitized query text) under `parent` (a span ID,
-/// empty for a root span), equal to `want` in name, scope, kind, attributes and status.
-fn check_db_span<'a>(spans: &'a [Seen], want: &Span, parent: &str) -> &'a Seen {
+/// empty for a root span), equal to `want` in name, scope, kind, attributes (plus `server`, the
+/// DB's attributes) and status.
+fn check_db_span<'a>(spans: &'a [Seen], want: &Span, server: &BTreeMap<String, String>, parent: &str) -> &'a Seen {
     let text = strings(want)["db.query.text"].clone();
     let hits: Vec<&Seen> = spans.iter().filter(|s| s.attrs.get("db.query.text") == Some(&text) && s.parent == parent).collect();
     assert_eq!(hits.len(), 1, "expected one span for {text:?} under parent {parent:?}: {spans:#?}");
@@ -285,7 +194,10 @@ fn check_db_span<'a>(spans: &'a [Seen], want: &Span, parent: &str) -> &'a Seen {
     assert_eq!(seen.name, want.name, "span name; seen {seen:#?}");
     assert_eq!(seen.scope, want.scope, "scope of {}", seen.name);
     assert_eq!(seen.kind, 3, "{} must be a CLIENT span", seen.name);
-    assert_eq!(seen.attrs, strings(want), "attributes of {}", seen.name);
+    let mut attrs = strings(want);
+    attrs.extend(server.iter().map(|(k, v)| (k.clone(), v.clone())));
+    assert_eq!(seen.attrs, attrs, "attributes of {}", seen.name);
+    assert!(!seen.attrs.values().any(|v| v.contains("://")), "no DSN in the attributes of {}", seen.name);
     let error = matches!(want.status, gotap_spans::Status::Error(_));
     assert_eq!(seen.status_code == 2, error, "status of {}: {seen:#?}", seen.name);
     seen
@@ -299,13 +211,14 @@ fn server<'a>(spans: &'a [Seen], path: &str) -> &'a Seen {
 
 fn check(tc: Toolchain, backend: Backend) {
     let bin = build_service(tc);
-    let col = start_collector(&format!("{}-{}", tc.label(), backend.label()));
+    let col = Collector::start(&format!("gotap-build-sql-{}-{}", tc.label(), backend.label()));
     let pg = (backend == Backend::Postgres).then(Postgres::start);
     let db = match &pg {
         Some(pg) => pg.dsn.clone(),
         None => col.dir.join("sqlsvc.db").display().to_string(),
     };
     let (svc, port) = start_service(&bin, &col, &db);
+    let srv = server_attrs(backend, &db);
     let (status, body) = get(port, "/orders/2", Some(&format!("00-{TRACE}-{PARENT}-01")));
     assert_eq!((status, body.as_str()), (200, "total 25, big orders 1"));
     assert_eq!(get(port, "/missing", None).0, 404);
@@ -315,7 +228,7 @@ fn check(tc: Toolchain, backend: Backend) {
     assert_eq!(status, 200);
     // 3 startup execs, 4 server spans, 4 + 1 + 1 + SCAN_QUERIES request queries.
     let total = 3 + 4 + 6 + SCAN_QUERIES.len();
-    let spans = wait_spans(&col.file, total);
+    let spans = col.wait_spans(total);
     drop(svc);
 
     // Calls without a context (db.Exec at startup) are root spans; literals are not exported.
@@ -324,7 +237,7 @@ fn check(tc: Toolchain, backend: Backend) {
         "CREATE TABLE audit (what TEXT NOT NULL)",
         "INSERT INTO orders (id, total) VALUES (1, 5), (2, 25)",
     ] {
-        check_db_span(&spans, &reference(backend, q, None), "");
+        check_db_span(&spans, &reference(backend, q, None), &srv, "");
     }
     assert_eq!(reference(backend, "INSERT INTO orders (id, total) VALUES (1, 5), (2, 25)", None).name, "INSERT orders");
 
@@ -338,14 +251,14 @@ fn check(tc: Toolchain, backend: Backend) {
         "SELECT count(*) FROM orders WHERE total > 10",
         "INSERT INTO audit (what) VALUES ('viewed')",
     ] {
-        let s = check_db_span(&spans, &reference(backend, &backend.ph(q), None), &orders.span_id);
+        let s = check_db_span(&spans, &reference(backend, &backend.ph(q), None), &srv, &orders.span_id);
         assert_eq!(s.trace_id, TRACE);
     }
 
     // No row is an outcome, not a failure.
     let missing = server(&spans, "/missing");
     let q = backend.ph("SELECT total FROM orders WHERE id = ?");
-    let s = check_db_span(&spans, &reference(backend, &q, None), &missing.span_id);
+    let s = check_db_span(&spans, &reference(backend, &q, None), &srv, &missing.span_id);
     assert_eq!((s.trace_id.as_str(), s.status_code), (missing.trace_id.as_str(), 0));
 
     // A failed query: Error status, error.type the driver's error type.
@@ -354,7 +267,7 @@ fn check(tc: Toolchain, backend: Backend) {
     let err = DbError { type_name: type_name.into(), message: broken_error, status_code: code.map(Into::into) };
     let want = reference(backend, "SELECT * FROM nope", Some(err));
     assert_eq!(strings(&want)["error.type"], code.unwrap_or(type_name));
-    check_db_span(&spans, &want, &broken.span_id);
+    check_db_span(&spans, &want, &srv, &broken.span_id);
 
     // Sanitizer and parser, Go against Rust, on texts that are valid or not (then the span is an
     // error whose error.type is the Go type the service printed).
@@ -367,7 +280,7 @@ fn check(tc: Toolchain, backend: Backend) {
             DbError { type_name: type_name.to_owned(), message: String::new(), status_code: code }
         });
         assert!(error.is_some() || *r == "ok", "{r}");
-        check_db_span(&spans, &reference(backend, q, error), &scan.span_id);
+        check_db_span(&spans, &reference(backend, q, error), &srv, &scan.span_id);
     }
     assert!(results.contains(&"ok") && results.iter().any(|r| r.starts_with("err ")), "{scan_results}");
 

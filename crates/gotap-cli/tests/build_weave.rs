@@ -4,14 +4,14 @@
 //! spans the eBPF strategy exports. Also: build cache behaviour, -race, -cover, flag errors.
 use gotap_spans::http::{client_span, server_span, ClientRequest, ServerRequest, SpanFrame};
 use gotap_spans::{Resource, Span, Value};
-use gotap_testkit::{bin_dir, free_port, gotap_bin, repo_root, Toolchain};
+use gotap_testkit::collector::{Collector, Seen};
+use gotap_testkit::{bin_dir, free_port, gotap_bin, gotap_command, repo_root, Proc, Toolchain};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 /// Clean woven builds recompile the standard library: one at a time on a small machine.
 static BUILD: Mutex<()> = Mutex::new(());
@@ -22,15 +22,7 @@ fn service_dir() -> PathBuf {
 
 fn gotap(tc: Toolchain, dir: &Path, args: &[&str]) -> Output {
     let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    Command::new(gotap_bin())
-        .current_dir(dir)
-        .args(args)
-        .env("GOTAP_GO", tc.go())
-        .env("GOTOOLCHAIN", "local")
-        .env("GOFLAGS", "-modcacherw")
-        .env_remove("GOTAP_WEAVE_CONFIG")
-        .output()
-        .unwrap()
+    gotap_command(tc).current_dir(dir).args(args).output().unwrap()
 }
 
 /// `gotap build [flags] -o <bin> .` of the test service; panics with gotap's stderr on failure.
@@ -43,52 +35,6 @@ fn build_service(tc: Toolchain, flags: &[&str], label: &str) -> PathBuf {
     let res = gotap(tc, &service_dir(), &args);
     assert!(res.status.success(), "gotap build {flags:?} with {} failed:\n{}", tc.label(), String::from_utf8_lossy(&res.stderr));
     out
-}
-
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-struct Collector {
-    _proc: Proc,
-    file: PathBuf,
-    http_port: u16,
-}
-
-fn start_collector(name: &str) -> Collector {
-    let script = repo_root().join("scripts/collector.sh");
-    let built = Command::new(&script).output().unwrap();
-    assert!(built.status.success(), "scripts/collector.sh failed: {}", String::from_utf8_lossy(&built.stderr));
-    let bin = String::from_utf8(built.stdout).unwrap().trim().to_owned();
-    let (grpc, http) = (free_port(), free_port());
-    let dir = std::env::temp_dir().join(format!("gotap-build-test-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("spans.jsonl");
-    let _ = std::fs::remove_file(&file);
-    let cfg = Command::new(&script).args(["config", &grpc.to_string(), &http.to_string()]).arg(&file).output().unwrap();
-    let cfg_path = dir.join("collector.yaml");
-    std::fs::write(&cfg_path, cfg.stdout).unwrap();
-    let child = Command::new(bin)
-        .arg(format!("--config={}", cfg_path.display()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let proc = Proc(child);
-    wait_port(http, "collector");
-    Collector { _proc: proc, file, http_port: http }
-}
-
-fn wait_port(port: u16, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "{what} did not listen on port {port}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Starts a woven service exporting to `col`; returns it with its address once it listens.
@@ -119,71 +65,6 @@ fn get(port: u16, path: &str, traceparent: Option<&str>) -> (u16, u16) {
     s.read_to_string(&mut resp).unwrap();
     let status = resp.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
     (status, local)
-}
-
-/// A span as the collector's file exporter wrote it, values flattened to strings.
-#[derive(Debug, Clone)]
-struct Seen {
-    scope: String,
-    name: String,
-    kind: i64,
-    trace_id: String,
-    span_id: String,
-    parent: String,
-    status_code: i64,
-    attrs: BTreeMap<String, String>,
-    resource: BTreeMap<String, String>,
-}
-
-fn flat_attrs(v: &serde_json::Value) -> BTreeMap<String, String> {
-    let mut m = BTreeMap::new();
-    for a in v.as_array().into_iter().flatten() {
-        let val = a["value"].as_object().and_then(|o| o.values().next()).cloned().unwrap_or_default();
-        let s = match val {
-            serde_json::Value::String(s) => s,
-            other => other.to_string(),
-        };
-        m.insert(a["key"].as_str().unwrap().to_owned(), s);
-    }
-    m
-}
-
-fn read_spans(file: &Path) -> Vec<Seen> {
-    let mut out = Vec::new();
-    let text = std::fs::read_to_string(file).unwrap_or_default();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let Ok(doc) = serde_json::from_str::<serde_json::Value>(line) else { continue };
-        for rs in doc["resourceSpans"].as_array().into_iter().flatten() {
-            let resource = flat_attrs(&rs["resource"]["attributes"]);
-            for ss in rs["scopeSpans"].as_array().into_iter().flatten() {
-                for s in ss["spans"].as_array().into_iter().flatten() {
-                    out.push(Seen {
-                        scope: ss["scope"]["name"].as_str().unwrap_or("").to_owned(),
-                        name: s["name"].as_str().unwrap_or("").to_owned(),
-                        kind: s["kind"].as_i64().unwrap_or(0),
-                        trace_id: s["traceId"].as_str().unwrap_or("").to_owned(),
-                        span_id: s["spanId"].as_str().unwrap_or("").to_owned(),
-                        parent: s["parentSpanId"].as_str().unwrap_or("").to_owned(),
-                        status_code: s["status"]["code"].as_i64().unwrap_or(0),
-                        attrs: flat_attrs(&s["attributes"]),
-                        resource: resource.clone(),
-                    });
-                }
-            }
-        }
-    }
-    out
-}
-
-fn wait_spans(file: &Path, n: usize) -> Vec<Seen> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let spans = read_spans(file);
-        if spans.len() >= n || Instant::now() > deadline {
-            return spans;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn frame() -> SpanFrame {
@@ -233,13 +114,13 @@ const PARENT: &str = "b7ad6b7169203331";
 
 /// Runs the request scenario against a woven binary and checks every span.
 fn check_service(tc: Toolchain, bin: &Path, name: &str, env: &[(&str, &str)]) {
-    let col = start_collector(name);
+    let col = Collector::start(&format!("gotap-build-test-{name}"));
     let (svc, port) = start_service(bin, &col, env);
     let (status, users_port) = get(port, "/users/42", Some(&format!("00-{TRACE}-{PARENT}-01")));
     assert_eq!(status, 200);
     let (status, fail_port) = get(port, "/fail", None);
     assert_eq!(status, 500);
-    let spans = wait_spans(&col.file, 4);
+    let spans = col.wait_spans(4);
     let pid = svc.0.id().to_string();
     drop(svc);
 
@@ -465,7 +346,7 @@ fn mvs_upgrade_is_reported() {
     let dir = std::env::temp_dir().join(format!("gotap-build-mvs-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let gomod = "module example.com/mvs\n\ngo 1.25.0\n\nrequire golang.org/x/text v0.13.0\n";
+    let gomod = "module example.com/mvs\n\ngo 1.25.0\n\nrequire golang.org/x/sys v0.30.0\n";
     std::fs::write(dir.join("go.mod"), gomod).unwrap();
     std::fs::write(
         dir.join("main.go"),
@@ -478,7 +359,7 @@ fn mvs_upgrade_is_reported() {
         .command()
         .current_dir(&dir)
         .env("GOSUMDB", "off")
-        .args(["mod", "download", "golang.org/x/text"])
+        .args(["mod", "download", "golang.org/x/sys"])
         .output()
         .unwrap();
     assert!(dl.status.success(), "{}", String::from_utf8_lossy(&dl.stderr));
@@ -488,7 +369,7 @@ fn mvs_upgrade_is_reported() {
     let stderr = String::from_utf8_lossy(&res.stderr);
     assert!(res.status.success(), "{stderr}");
     assert!(
-        stderr.contains("adding the gotap runtime upgrades golang.org/x/text from v0.13.0 to v0.41.0"),
+        stderr.contains("adding the gotap runtime upgrades golang.org/x/sys from v0.30.0 to v0.47.0"),
         "no MVS warning in:\n{stderr}"
     );
     assert_eq!(std::fs::read_to_string(dir.join("go.mod")).unwrap(), gomod);
@@ -505,11 +386,11 @@ fn joins_the_applications_own_tracer_provider() {
     let bin = bin_dir().join("weavetest-otelapp-woven");
     let res = gotap(tc, &dir, &["build", "-o", bin.to_str().unwrap(), "."]);
     assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
-    let col = start_collector("otelapp");
+    let col = Collector::start("gotap-build-test-otelapp");
     let (svc, port) = start_service(&bin, &col, &[]);
     let (status, _) = get(port, "/work", Some(&format!("00-{TRACE}-{PARENT}-01")));
     assert_eq!(status, 200);
-    let spans = wait_spans(&col.file, 2);
+    let spans = col.wait_spans(2);
     drop(svc);
     assert_eq!(spans.len(), 2, "{spans:#?}");
     let server = find(&spans, |s| s.scope == "gotap/net/http/server", "gotap server");
@@ -572,4 +453,20 @@ fn raised_go_line_keeps_the_programs_godebug_defaults() {
     let (p, w) = (godebug(&plain), godebug(&woven));
     assert!(p.contains("DefaultGODEBUG="), "plain build of a go 1.22 module has old GODEBUG defaults: {p:?}");
     assert_eq!(w, p);
+}
+
+/// The runtime's OTLP exporter (go/gotaprt/internal/otlp): protobuf fields and bytes, the
+/// OTEL_EXPORTER_OTLP_* configuration, retries, gzip and headers (`go test`; the end-to-end tests
+/// above read its exports from the real Collector).
+#[test]
+fn runtime_otlp_exporter_go_tests() {
+    let out = Toolchain::Go126
+        .command()
+        .current_dir(repo_root().join("go/gotaprt"))
+        .env("GOFLAGS", "-mod=readonly")
+        .env("GOWORK", "off")
+        .args(["test", "-count=1", "./internal/otlp"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
 }

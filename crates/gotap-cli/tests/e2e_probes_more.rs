@@ -9,7 +9,9 @@
 //!   Conn calls of one request (children of its server span), no-rows, a failed query and the
 //!   sanitizer's tricky texts;
 //! - the arena's gateway (HTTP server, HTTP client to orders, gRPC client) and catalog (gRPC
-//!   server), OK and NOT_FOUND.
+//!   server), OK and NOT_FOUND;
+//! - programs where the fragments find each other's spans: a query in a gRPC handler (grpcsql,
+//!   written by the test), and an HTTP call in a gRPC handler (crates/gotap-cli/tests/go/grpchttp).
 //!
 //! Go 1.26 and 1.27. Runs as root (real uprobes).
 mod ebpf_support;
@@ -79,7 +81,19 @@ fn start(mode: &Mode, bin: &Path, service: &str, args: &[String], env: &[(&str, 
 /// A span as both modes must agree on: everything but ids, times and ports (ephemeral, or the
 /// per-run listening ports), with its parent described the same way, recursively.
 fn signature(s: &FlatSpan, all: &[FlatSpan]) -> String {
-    let attrs: BTreeMap<&str, Value> = s.attrs.iter().map(|(k, v)| (k.as_str(), if k.ends_with(".port") { Value::from("<port>") } else { v.clone() })).collect();
+    let attrs: BTreeMap<&str, Value> = s
+        .attrs
+        .iter()
+        .map(|(k, v)| {
+            let v = match v.as_str() {
+                _ if k.ends_with(".port") => Value::from("<port>"),
+                // Each mode has its own SQLite file (sdk.db, sites.db): the namespace is its path.
+                Some(db) if k == "db.namespace" && (db.ends_with("/sdk.db") || db.ends_with("/sites.db")) => Value::from("<the run's database file>"),
+                _ => v.clone(),
+            };
+            (k.as_str(), v)
+        })
+        .collect();
     let parent = if s.parent.is_empty() {
         "root".to_string()
     } else if let Some(p) = all.iter().find(|p| p.span_id == s.parent && p.trace_id == s.trace_id) {
@@ -480,4 +494,80 @@ fn go126_query_in_grpc_handler_matches_sdk() {
 #[test]
 fn go127_query_in_grpc_handler_matches_sdk() {
     grpcsql_spans(Toolchain::Go127);
+}
+
+// ---------- an HTTP call in a gRPC handler ----------
+
+/// crates/gotap-cli/tests/go/grpchttp: GET /q → gRPC Run, whose handler queries SQLite and calls
+/// GET /leaf on the same server with its context; GET /fail → gRPC Fail → a failing statement,
+/// NOT_FOUND. The HTTP client span must be the gRPC server span's child (net/http's client finds
+/// gotap.probeCtxKey before its own server span), and the reverse lookups keep working: the gRPC
+/// client in an HTTP handler, the query in a gRPC handler. One chain per request, in the trace
+/// it came with, and the same spans as SDK mode.
+fn grpchttp_spans(tc: Toolchain) {
+    require_root();
+    let label = tc.label();
+    let dir = scratch(&format!("probes-more-grpchttp-{label}"));
+    let module = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/go/grpchttp");
+    let sdk_bin = build(tc, &module, "grpchttp", false);
+    let probes_bin = build(tc, &module, "grpchttp", true);
+
+    let col = Collector::start(&dir);
+    // The same ports and database file in both modes, one after the other: url.full and
+    // db.namespace carry them.
+    let (port, gport) = (free_port(), free_port());
+    let run = |mode: Mode| {
+        let env = [
+            ("ADDR", format!("127.0.0.1:{port}")),
+            ("GRPC_ADDR", format!("127.0.0.1:{gport}")),
+            ("DB", dir.join("app.db").display().to_string()),
+        ];
+        let mut p = start(&mode, if matches!(mode, Mode::Sdk(_)) { &sdk_bin } else { &probes_bin }, "grpchttp", &[], &env);
+        wait_listening(port, &mut p);
+        let tp = format!("00-{TRACE_ID}-{PARENT_ID}-01");
+        assert_eq!(http(port, "GET", "/q", &[("traceparent", &tp)]), (200, "ok\n".into()));
+        assert_eq!(http(port, "GET", "/fail", &[]).0, 502);
+        p
+    };
+    // /q: HTTP server, gRPC client, gRPC server, query, HTTP client, HTTP server /leaf;
+    // /fail: HTTP server, gRPC client, gRPC server, statement.
+    let total = 10;
+    let p = run(Mode::Sdk(&col));
+    let sdk = col.wait_for("the SDK build's spans", |s| s.len() >= total);
+    drop(p);
+    let p = run(Mode::Sites(&dir));
+    std::thread::sleep(Duration::from_millis(300)); // the agent drains its ring buffer every 20 ms
+    let fin = p.interrupt();
+    let sites = read_spans(&dir, &["grpchttp"]);
+
+    assert_eq!(sites.len(), total, "{label} sites:\n{}\n{}", dump(&sites), fin.stderr);
+    // /leaf's server span ← HTTP client ← gRPC server ← gRPC client ← /q's server span, all in
+    // the incoming trace.
+    let leaf = sites.iter().find(|s| s.kind == 2 && s.str("url.path") == Some("/leaf")).unwrap_or_else(|| panic!("{}", dump(&sites)));
+    let chain: Vec<&FlatSpan> = std::iter::successors(Some(leaf), |s| sites.iter().find(|p| p.span_id == s.parent)).collect();
+    let kinds: Vec<(i64, bool)> = chain.iter().map(|s| (s.kind, s.str("rpc.method").is_some())).collect();
+    assert_eq!(kinds, [(2, false), (3, false), (2, true), (3, true), (2, false)], "{label}:\n{}", dump(&sites));
+    assert_eq!(chain.last().unwrap().parent, PARENT_ID);
+    assert!(chain.iter().all(|s| s.trace_id == TRACE_ID), "{label}: one trace:\n{}", dump(&sites));
+    let query = sites.iter().find(|s| s.str("db.system.name") == Some("sqlite") && s.status != 2).unwrap();
+    assert_eq!(query.parent, chain[2].span_id, "{label}: the query is the gRPC server span's child");
+    // /fail: statement ← gRPC server ← gRPC client ← HTTP server (a root).
+    let failed = sites.iter().find(|s| s.str("db.system.name") == Some("sqlite") && s.status == 2).unwrap();
+    let kinds: Vec<i64> = std::iter::successors(Some(failed), |s| sites.iter().find(|p| p.span_id == s.parent)).map(|s| s.kind).collect();
+    assert_eq!(kinds, [3, 2, 3, 2], "{label}:\n{}", dump(&sites));
+    check_run(&fin.stderr, label, "net/http server, net/http client, database/sql, grpc server, grpc client");
+
+    assert_eq!(sdk.len(), total, "{label} SDK:\n{}", dump(&sdk));
+    assert_eq!(signatures(&sites), signatures(&sdk), "{label}: probe sites and SDK disagree");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn go126_http_call_in_grpc_handler_matches_sdk() {
+    grpchttp_spans(Toolchain::Go126);
+}
+
+#[test]
+fn go127_http_call_in_grpc_handler_matches_sdk() {
+    grpchttp_spans(Toolchain::Go127);
 }

@@ -181,54 +181,244 @@ fn bpftrace_path() -> PathBuf {
     panic!("bpftrace is not installed — run scripts/toolchains.sh (Debian package `bpftrace`)");
 }
 
+/// bpftrace running `script`, once it has said "Attaching N probes...". That line comes before
+/// the probes are attached (and Debian's 0.17 runs BEGIN before attaching them too), so callers
+/// wait for the lines they expect, never for a fixed time.
+fn start_bpftrace(script: &Path) -> (Proc, mpsc::Receiver<String>) {
+    let (bt, rx) = spawn_lines(Command::new(bpftrace_path()).args(["-B", "line"]).arg(script));
+    collect_until(&rx, "bpftrace's Attaching line", Duration::from_secs(60), |l| l.iter().any(|l| l.starts_with("Attaching ")));
+    (bt, rx)
+}
+
+/// Stops bpftrace with Ctrl-C; it must exit cleanly.
+fn stop_bpftrace(mut bt: Proc) {
+    // SAFETY: kill has no memory-safety preconditions; the pid is our child's.
+    unsafe { libc::kill(bt.0.id() as i32, libc::SIGINT) };
+    let status = bt.0.wait().unwrap();
+    assert!(status.success(), "bpftrace exited with {status}");
+}
+
+/// Every line received so far (without blocking).
+fn drain(rx: &mpsc::Receiver<String>, into: &mut Vec<String>) {
+    while let Ok(l) = rx.try_recv() {
+        into.push(l);
+    }
+}
+
 /// The generated script, run by bpftrace: a usdtsites started before bpftrace attaches and one
 /// started after must both be enabled (the kernel increments the semaphore of every mapping of
-/// the file, through `.probes`), and every line must carry the values usdtsites passes.
+/// the file, through `.probes`), and every line must carry the values usdtsites passes. Both
+/// processes fire every 10 ms for as long as their semaphore is set, so how long bpftrace takes
+/// to attach (its probes come up one after the other) changes only how many lines there are.
 #[test]
 fn bpftrace_prints_the_known_values() {
     require_root();
-    let bpftrace = bpftrace_path();
     for (tc, v) in [(Toolchain::Go126, Variant::default()), (Toolchain::Go127, Variant { stripped: true, pie: true })] {
         let bin = annotated(tc, v, "bpftrace");
         let script = sibling(&bin, ".bt");
         let (code, _, err) = gotap(&["probes", "bpftrace", s(&bin), "-o", s(&script)]);
         assert_eq!(code, 0, "{err}");
+        let count = |lines: &[String], what: &str| lines.iter().filter(|l| l.starts_with(what)).count();
 
         // Started first: the semaphore is 0, so it only says it is ready.
-        // 30 pairs: bpftrace attaches the two probes one after the other, and the first one
-        // already raises the shared semaphore, so the first pairs may be seen half.
-        let (mut early, early_rx) = spawn_lines(Command::new(&bin).args(["-n", "30"]));
+        let (early, early_rx) = spawn_lines(Command::new(&bin).args(["-n", "0"]));
         collect_until(&early_rx, "usdtsites ready", Duration::from_secs(10), |l| l.len() == 1);
         std::thread::sleep(Duration::from_millis(100));
         assert!(early_rx.try_recv().is_err(), "usdtsites fired with nobody attached");
 
-        let (mut bt, bt_rx) = spawn_lines(Command::new(&bpftrace).args(["-B", "line"]).arg(&script));
-        collect_until(&bt_rx, "bpftrace to attach", Duration::from_secs(60), |l| l.iter().any(|l| l.starts_with("tracing gotap probes of ")));
-        // Started after attaching.
-        let (mut late, late_rx) = spawn_lines(Command::new(&bin).args(["-n", "3"]));
-        for (rx, who, n) in [(&early_rx, "early", 30), (&late_rx, "late", 3)] {
-            let last = format!("fired {n}");
-            collect_until(rx, &format!("{who} usdtsites to fire"), Duration::from_secs(20), |l| l.contains(&last));
-        }
-        assert!(early.0.wait().unwrap().success());
-        assert!(late.0.wait().unwrap().success());
-        // At least the late process's 3 pairs and 3 of the early one's.
-        let lines = collect_until(&bt_rx, "6 pairs of lines", Duration::from_secs(30), |l| {
-            l.iter().filter(|l| l.starts_with("server ")).count() >= 6 && l.iter().filter(|l| l.starts_with("client ")).count() >= 6
+        let (bt, bt_rx) = start_bpftrace(&script);
+        // Only the early process runs: both of its sites reach bpftrace once both are attached.
+        let mut lines = collect_until(&bt_rx, "the early process's lines", Duration::from_secs(60), |l| {
+            count(l, "server ") >= 1 && count(l, "client ") >= 1
         });
-        // SAFETY: kill has no memory-safety preconditions; the pid is our child's.
-        unsafe { libc::kill(bt.0.id() as i32, libc::SIGINT) };
-        let status = bt.0.wait().unwrap();
-        assert!(status.success(), "bpftrace exited with {status}");
+        // Started after attaching: enabled from its exec on.
+        let (late, late_rx) = spawn_lines(Command::new(&bin).args(["-n", "0"]));
+        collect_until(&late_rx, "the late usdtsites to fire", Duration::from_secs(20), |l| l.iter().any(|l| l == "fired 3"));
+        drop(early);
+        drain(&bt_rx, &mut lines);
+        let before = (count(&lines, "server "), count(&lines, "client "));
+        // The late process alone keeps firing: more lines must come.
+        lines.extend(collect_until(&bt_rx, "the late process's lines", Duration::from_secs(30), |l| {
+            count(l, "server ") >= 3 && count(l, "client ") >= 3
+        }));
+        drop(late);
+        stop_bpftrace(bt);
+        assert!(count(&lines, "server ") >= before.0 + 3 && count(&lines, "client ") >= before.1 + 3);
 
         let server = r#"server GET /users/42 status=503 duration_us=5 route="GET /users/{id}" trace=0af7651916cd43dd8448eb211c80319c span=b7ad6b7169203331 parent=00f067aa0ba902b7"#;
         let client = r#"client POST http://127.0.0.1:9/orders?id=7 status=0 duration_us=2 error="dial tcp 127.0.0.1:9: connect: connection refused" trace=0af7651916cd43dd8448eb211c80319c span=1111111111111111 parent=b7ad6b7169203331"#;
-        for l in lines.iter().filter(|l| l.starts_with("server ") || l.starts_with("client ")) {
+        for l in lines.iter().filter(|l| !l.starts_with("Attaching ") && !l.starts_with("tracing gotap probes of ") && !l.is_empty()) {
             assert!(l == server || l == client, "{} {}: unexpected line {l:?}", tc.label(), v.label());
         }
         std::fs::remove_file(&script).unwrap();
         std::fs::remove_file(&bin).unwrap();
     }
+}
+
+/// crates/gotap-cli/tests/go/grpchttp built with `gotap build --probes` (extra go build flags).
+fn grpchttp(tc: Toolchain, tag: &str, flags: &[&str]) -> PathBuf {
+    static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let out = gotap_testkit::bin_dir().join(format!("grpchttp-bpftrace-{}-{tag}", tc.label()));
+    let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    let res = gotap_testkit::gotap_command(tc)
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/go/grpchttp"))
+        .args(["build", "--probes", "-o", s(&out)])
+        .args(flags)
+        .arg(".")
+        .output()
+        .unwrap();
+    assert!(res.status.success(), "gotap build --probes of grpchttp with {} failed:\n{}", tc.label(), String::from_utf8_lossy(&res.stderr));
+    out
+}
+
+/// A line of the script without its durations and ephemeral ports, and its ids: (text, trace,
+/// span, parent).
+fn parse_line(l: &str, ports: &[(u16, &str)]) -> (String, String, String, String) {
+    let (text, ids) = l.split_once(" trace=").unwrap_or_else(|| panic!("no ids in {l:?}"));
+    let (trace, rest) = ids.split_once(" span=").unwrap();
+    let (span, parent) = rest.split_once(" parent=").unwrap();
+    let mut words: Vec<String> = Vec::new();
+    for w in text.split(' ') {
+        let w = if w.starts_with("duration_us=") && w[12..].parse::<u64>().is_ok() {
+            "duration_us=_".to_string()
+        } else if let Some(p) = w.strip_prefix("peer=127.0.0.1:").and_then(|p| p.parse::<u16>().ok()) {
+            assert!(!ports.iter().any(|(q, _)| *q == p), "{l}: the peer is the client's own address");
+            "peer=127.0.0.1:_".to_string()
+        } else {
+            ports.iter().fold(w.to_string(), |w, (p, name)| w.replace(&format!("127.0.0.1:{p}"), name))
+        };
+        words.push(w);
+    }
+    (words.join(" "), trace.into(), span.into(), parent.into())
+}
+
+/// The lines of one trace as a tree: each line's text followed by its parent's, recursively
+/// (`incoming` for the traceparent the request came with, `root`), sorted.
+fn tree(lines: &[(String, String, String, String)], trace: &str, incoming: &str) -> Vec<String> {
+    let of: Vec<&(String, String, String, String)> = lines.iter().filter(|l| l.1 == trace).collect();
+    type Line = (String, String, String, String);
+    let describe = |first: &Line| {
+        let mut l = first;
+        let mut chain = vec![l.0.clone()];
+        loop {
+            match of.iter().copied().find(|p| p.2 == l.3) {
+                Some(p) if chain.len() < 10 => {
+                    chain.push(p.0.clone());
+                    l = p;
+                }
+                _ => {
+                    chain.push(if l.3 == incoming { "incoming".into() } else if l.3 == "0000000000000000" { "root".into() } else { format!("unknown {}", l.3) });
+                    break;
+                }
+            }
+        }
+        chain.join(" <- ")
+    };
+    let mut v: Vec<String> = of.iter().map(|l| describe(l)).collect();
+    v.sort();
+    v
+}
+
+/// The generated script against a real `--probes` build doing database/sql queries and gRPC
+/// calls (crates/gotap-cli/tests/go/grpchttp: GET /q → gRPC Run → SELECT + GET /leaf; GET /fail
+/// → gRPC Fail → a failing statement, NOT_FOUND): every site's line with the values the program
+/// passes, and the trace tree the ids describe (the HTTP client in the gRPC handler is the gRPC
+/// server span's child). Go 1.26 full and Go 1.27 stripped. Requests are repeated, each in its
+/// own trace, until one round is complete: bpftrace attaches its probes one after the other.
+#[test]
+fn bpftrace_prints_sql_and_grpc() {
+    require_root();
+    const PARENT: &str = "00f067aa0ba902b7";
+    for (tc, tag, flags) in [(Toolchain::Go126, "full", &[][..]), (Toolchain::Go127, "stripped", &["-ldflags=-s -w"][..])] {
+        let bin = grpchttp(tc, tag, flags);
+        let script = sibling(&bin, ".bt");
+        let (code, _, err) = gotap(&["probes", "bpftrace", s(&bin), "-o", s(&script)]);
+        assert_eq!(code, 0, "{err}");
+        let text = std::fs::read_to_string(&script).unwrap();
+        for probe in ["http_server", "http_client", "sql_query", "grpc_server", "grpc_client"] {
+            assert!(text.contains(&format!(":gotap:{probe}\n")), "{probe} missing:\n{text}");
+        }
+
+        let dir = std::env::temp_dir().join(format!("gotap-probes-cli-{}-grpchttp-{}", std::process::id(), tc.label()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (port, gport) = (gotap_testkit::free_port(), gotap_testkit::free_port());
+        let (bt, bt_rx) = start_bpftrace(&script);
+        let (_app, app_rx) = spawn_lines(
+            Command::new(&bin)
+                .env("ADDR", format!("127.0.0.1:{port}"))
+                .env("GRPC_ADDR", format!("127.0.0.1:{gport}"))
+                .env("DB", dir.join("app.db")),
+        );
+        let ports = [(port, "HTTP"), (gport, "GRPC")];
+        let q_want = vec![
+            r#"client GET http://HTTP/leaf status=200 duration_us=_ error="" <- grpc-server /gotap.test.Q/Run peer=127.0.0.1:_ code=0 duration_us=_ message="" <- grpc-client /gotap.test.Q/Run target=GRPC code=0 duration_us=_ message="" <- server GET /q status=200 duration_us=_ route="GET /q" <- incoming"#,
+            r#"grpc-client /gotap.test.Q/Run target=GRPC code=0 duration_us=_ message="" <- server GET /q status=200 duration_us=_ route="GET /q" <- incoming"#,
+            r#"grpc-server /gotap.test.Q/Run peer=127.0.0.1:_ code=0 duration_us=_ message="" <- grpc-client /gotap.test.Q/Run target=GRPC code=0 duration_us=_ message="" <- server GET /q status=200 duration_us=_ route="GET /q" <- incoming"#,
+            r#"server GET /leaf status=200 duration_us=_ route="GET /leaf" <- client GET http://HTTP/leaf status=200 duration_us=_ error="" <- grpc-server /gotap.test.Q/Run peer=127.0.0.1:_ code=0 duration_us=_ message="" <- grpc-client /gotap.test.Q/Run target=GRPC code=0 duration_us=_ message="" <- server GET /q status=200 duration_us=_ route="GET /q" <- incoming"#,
+            r#"server GET /q status=200 duration_us=_ route="GET /q" <- incoming"#,
+            r#"sql modernc.org/sqlite query="SELECT 40 + 2" failed=0 duration_us=_ error="" error_type="" <- grpc-server /gotap.test.Q/Run peer=127.0.0.1:_ code=0 duration_us=_ message="" <- grpc-client /gotap.test.Q/Run target=GRPC code=0 duration_us=_ message="" <- server GET /q status=200 duration_us=_ route="GET /q" <- incoming"#,
+        ];
+        let fail_want = vec![
+            r#"grpc-client /gotap.test.Q/Fail target=GRPC code=5 duration_us=_ message="nothing here" <- server GET /fail status=502 duration_us=_ route="GET /fail" <- incoming"#,
+            r#"grpc-server /gotap.test.Q/Fail peer=127.0.0.1:_ code=5 duration_us=_ message="nothing here" <- grpc-client /gotap.test.Q/Fail target=GRPC code=5 duration_us=_ message="nothing here" <- server GET /fail status=502 duration_us=_ route="GET /fail" <- incoming"#,
+            r#"server GET /fail status=502 duration_us=_ route="GET /fail" <- incoming"#,
+            r#"sql modernc.org/sqlite query="DELETE FROM missing" failed=1 duration_us=_ error="SQL logic error: no such table: missing (1)" error_type="*sqlite.Error" <- grpc-server /gotap.test.Q/Fail peer=127.0.0.1:_ code=5 duration_us=_ message="nothing here" <- grpc-client /gotap.test.Q/Fail target=GRPC code=5 duration_us=_ message="nothing here" <- server GET /fail status=502 duration_us=_ route="GET /fail" <- incoming"#,
+        ];
+
+        let mut raw = Vec::new();
+        let mut done = None;
+        let deadline = Instant::now() + Duration::from_secs(90);
+        for round in 1u32.. {
+            assert!(Instant::now() < deadline, "{} {tag}: no complete round of lines; got {raw:?}", tc.label());
+            if round == 1 {
+                // The program listens once it has started.
+                while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                    assert!(Instant::now() < deadline, "grpchttp does not listen: {:?}", app_rx.try_iter().collect::<Vec<_>>());
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+            let (q_trace, fail_trace) = (format!("4bf92f3577b34da6a3ce929d{round:08x}"), format!("5bf92f3577b34da6a3ce929d{round:08x}"));
+            let tp = |t: &str| format!("00-{t}-{PARENT}-01");
+            assert_eq!(get(port, "/q", &tp(&q_trace)), (200, "ok\n".to_string()));
+            assert_eq!(get(port, "/fail", &tp(&fail_trace)).0, 502);
+            // This round's ten lines, or the next round (lines arrive late only when the probe
+            // attached in between, which the next round's complete set shows).
+            let until = Instant::now() + Duration::from_secs(2);
+            loop {
+                drain(&bt_rx, &mut raw);
+                let parsed: Vec<_> = raw.iter().filter(|l| l.contains(" trace=")).map(|l| parse_line(l, &ports)).collect();
+                if parsed.iter().filter(|l| l.1 == q_trace || l.1 == fail_trace).count() >= 10 {
+                    done = Some((tree(&parsed, &q_trace, PARENT), tree(&parsed, &fail_trace, PARENT)));
+                    break;
+                }
+                if Instant::now() > until {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if done.is_some() {
+                break;
+            }
+        }
+        stop_bpftrace(bt);
+        let (q, fail) = done.unwrap();
+        assert_eq!(q, q_want, "{} {tag}: GET /q", tc.label());
+        assert_eq!(fail, fail_want, "{} {tag}: GET /fail", tc.label());
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::remove_file(&script).unwrap();
+    }
+}
+
+/// One GET with a `traceparent`, on a new connection: (status, body).
+fn get(port: u16, path: &str, traceparent: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    write!(c, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\ntraceparent: {traceparent}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut raw = String::new();
+    c.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no HTTP response: {raw:?}"));
+    (head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0), body.to_string())
 }
 
 /// `bpftrace -l` lists the probes of an annotated binary.

@@ -686,19 +686,31 @@ struct site_record {
 	struct go_str query;
 };
 
-/* Copies at most cap bytes of the Go string (ptr, len) into dst; returns the length copied. */
-#define SITE_STR(dst, cap, ptr, len)                                                   \
-	({                                                                             \
-		u16 n_ = 0;                                                            \
-		u64 l_ = (len);                                                        \
-		if (l_ > 0) {                                                          \
-			if (l_ > (cap))                                                \
-				l_ = (cap);                                            \
-			if (!bpf_probe_read_user((dst), l_, (void *)(ptr)))            \
-				n_ = l_;                                               \
-		}                                                                      \
-		n_;                                                                    \
-	})
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, u32);
+	__type(value, struct site_scratch);
+	__uint(max_entries, 1);
+} scratch_site SEC(".maps");
+
+/* Appends at most cap bytes of the Go string (ptr, len) at data offset off as string slot i;
+ * returns the offset after it. A failed read leaves the slot empty. */
+static __always_inline u32 site_put(struct site_scratch *s, u32 off, int i, u64 ptr, u64 len, u64 cap)
+{
+	u64 n = len;
+	s->h.slen[i] = 0;
+	if (n == 0)
+		return off;
+	if (n > cap)
+		n = cap;
+	u64 o = off;
+	/* The verifier needs the bound on the very register used for the access. */
+	asm volatile("%0 &= 8191" : "+r"(o));
+	if (bpf_probe_read_user(&s->data[o], n, (void *)ptr))
+		return off;
+	s->h.slen[i] = n;
+	return off + n;
+}
 
 static __always_inline int site_hit(struct pt_regs *ctx, u8 kind)
 {
@@ -709,75 +721,66 @@ static __always_inline int site_hit(struct pt_regs *ctx, u8 kind)
 		count(CNT_READ_FAILS);
 		return 0;
 	}
-	/* Reserved in place (no scratch copy); submitted without a wakeup, drained on a timer. */
-	struct site_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
-	if (!ev) {
-		count(CNT_RINGBUF_DROPS);
-		return 0;
-	}
 	struct site_record r;
 	if (!a.record || bpf_probe_read_user(&r, sizeof(r), (void *)a.record)) {
 		count(CNT_READ_FAILS);
-		bpf_ringbuf_discard(ev, BPF_RB_NO_WAKEUP);
 		return 0;
 	}
-	ev->kind = kind;
-	ev->proc = proc;
-	ev->status = a.status;
-	ev->duration_ns = a.duration_ns;
-	ev->trace_hi = r.trace_hi;
-	ev->trace_lo = r.trace_lo;
-	ev->span = r.span;
-	ev->parent = r.parent;
-	ev->start = r.start;
-	ev->rflags = r.flags;
-	if (kind == EV_SITE_SERVER || kind == EV_SITE_CLIENT)
-		ev->method_len = SITE_STR(ev->method, METHOD_CAP, a.method_ptr, a.method_len);
+	u32 zero = 0;
+	struct site_scratch *s = bpf_map_lookup_elem(&scratch_site, &zero);
+	if (!s)
+		return 0;
+	s->h.kind = kind;
+	s->h.proc = proc;
+	s->h.status = a.status;
+	s->h.duration_ns = a.duration_ns;
+	s->h.trace_hi = r.trace_hi;
+	s->h.trace_lo = r.trace_lo;
+	s->h.span = r.span;
+	s->h.parent = r.parent;
+	s->h.start = r.start;
+	s->h.rflags = r.flags;
+	u32 off = 0;
 	if (kind == EV_SITE_SERVER) {
-		ev->path_len = SITE_STR(ev->path, PATH_CAP, a.path_ptr, a.path_len);
-		ev->text_len = SITE_STR(ev->text, PATTERN_CAP, a.text_ptr, a.text_len);
-		ev->host_len = SITE_STR(ev->host, HOST_CAP, r.host.ptr, r.host.len);
-		ev->remote_len = SITE_STR(ev->remote, REMOTE_CAP, r.remote.ptr, r.remote.len);
+		off = site_put(s, off, 0, a.method_ptr, a.method_len, METHOD_CAP);
+		off = site_put(s, off, 1, a.path_ptr, a.path_len, PATH_CAP);
+		off = site_put(s, off, 2, a.text_ptr, a.text_len, PATTERN_CAP);
+		off = site_put(s, off, 3, r.host.ptr, r.host.len, HOST_CAP);
+		off = site_put(s, off, 4, r.remote.ptr, r.remote.len, REMOTE_CAP);
 		/* Same cap as the function probes' header scan (one byte short of the buffer). */
-		ev->ua_len = SITE_STR(ev->ua, UA_CAP - 1, r.ua.ptr, r.ua.len);
-		ev->proto_len = SITE_STR(ev->proto, PROTO_CAP, r.proto.ptr, r.proto.len);
-		ev->query_len = SITE_STR(ev->query, QUERY_CAP, r.query.ptr, r.query.len);
+		off = site_put(s, off, 5, r.ua.ptr, r.ua.len, UA_CAP - 1);
+		off = site_put(s, off, 6, r.proto.ptr, r.proto.len, PROTO_CAP);
+		off = site_put(s, off, 7, r.query.ptr, r.query.len, QUERY_CAP);
+	} else if (kind == EV_SITE_CLIENT) {
+		off = site_put(s, off, 0, a.method_ptr, a.method_len, METHOD_CAP);
+		off = site_put(s, off, 1, a.path_ptr, a.path_len, URL_CAP);
+		off = site_put(s, off, 2, a.text_ptr, a.text_len, ERROR_CAP);
+		s->h.slen[3] = s->h.slen[4] = s->h.slen[5] = s->h.slen[6] = s->h.slen[7] = 0;
 	} else if (kind == EV_SITE_SQL) {
-		/* Query text: path and text are one buffer (adjacent), so up to 768 bytes. */
-		ev->method_len = 0;
-		ev->path_len = SITE_STR(ev->path, URL_CAP + ERROR_CAP, a.path_ptr, a.path_len);
-		if (a.path_len > URL_CAP + ERROR_CAP)
+		off = site_put(s, off, 0, a.method_ptr, a.method_len, HOST_CAP);
+		off = site_put(s, off, 1, a.path_ptr, a.path_len, SQL_TEXT_CAP);
+		if (a.path_len > SQL_TEXT_CAP)
 			count(CNT_SQL_TRUNCATED);
-		ev->text_len = 0;
-		ev->host_len = SITE_STR(ev->host, HOST_CAP, a.method_ptr, a.method_len);
-		ev->remote_len = 0;
-		ev->ua_len = SITE_STR(ev->ua, UA_CAP, a.text_ptr, a.text_len);
-		ev->proto_len = SITE_STR(ev->proto, PROTO_CAP, r.remote.ptr, r.remote.len);
-		ev->query_len = SITE_STR(ev->query, QUERY_CAP, r.host.ptr, r.host.len);
+		off = site_put(s, off, 2, a.text_ptr, a.text_len, ERROR_CAP);
+		off = site_put(s, off, 3, r.host.ptr, r.host.len, QUERY_CAP);
+		off = site_put(s, off, 4, r.remote.ptr, r.remote.len, PROTO_CAP);
+		off = site_put(s, off, 5, r.ua.ptr, r.ua.len, UA_CAP);
+		off = site_put(s, off, 6, r.proto.ptr, r.proto.len, PROTO_CAP);
+		off = site_put(s, off, 7, r.query.ptr, r.query.len, PATTERN_CAP);
 	} else if (kind == EV_SITE_GRPC_SERVER || kind == EV_SITE_GRPC_CLIENT) {
-		ev->method_len = 0;
-		ev->path_len = SITE_STR(ev->path, URL_CAP, a.method_ptr, a.method_len);
-		ev->text_len = SITE_STR(ev->text, ERROR_CAP, a.text_ptr, a.text_len);
-		if (kind == EV_SITE_GRPC_SERVER) {
-			ev->host_len = 0;
-			ev->remote_len = SITE_STR(ev->remote, REMOTE_CAP, a.path_ptr, a.path_len);
-		} else {
-			ev->host_len = SITE_STR(ev->host, HOST_CAP, a.path_ptr, a.path_len);
-			ev->remote_len = 0;
-		}
-		ev->ua_len = 0;
-		ev->proto_len = 0;
-		ev->query_len = 0;
+		off = site_put(s, off, 0, a.method_ptr, a.method_len, URL_CAP);
+		/* server: peer; client: target */
+		off = site_put(s, off, 1, a.path_ptr, a.path_len, kind == EV_SITE_GRPC_SERVER ? REMOTE_CAP : HOST_CAP);
+		off = site_put(s, off, 2, a.text_ptr, a.text_len, ERROR_CAP);
+		s->h.slen[3] = s->h.slen[4] = s->h.slen[5] = s->h.slen[6] = s->h.slen[7] = 0;
 	} else {
-		ev->path_len = SITE_STR(ev->path, URL_CAP, a.path_ptr, a.path_len);
-		ev->text_len = SITE_STR(ev->text, ERROR_CAP, a.text_ptr, a.text_len);
-		ev->host_len = 0;
-		ev->remote_len = 0;
-		ev->ua_len = 0;
-		ev->proto_len = 0;
-		ev->query_len = 0;
+		return 0;
 	}
-	bpf_ringbuf_submit(ev, BPF_RB_NO_WAKEUP);
+	u64 n = off;
+	asm volatile("%0 &= 8191" : "+r"(n));
+	/* Copied out without a wakeup: the ring is drained on a timer. */
+	if (bpf_ringbuf_output(&events, s, sizeof(s->h) + n, BPF_RB_NO_WAKEUP))
+		count(CNT_RINGBUF_DROPS);
 	return 0;
 }
 

@@ -147,29 +147,29 @@ struct http_event {
 #define CNT_READ_FAILS 2
 #define CNT_RET_NO_ENTRY 3      /* a RET/after-call probe found no in-flight entry (evicted, or attached mid-call) */
 #define CNT_WINDOW_TRUNCATED 4  /* header block longer than the raw window and a header not found in it */
-#define CNT_SQL_TRUNCATED 5     /* a sql_query site's query text was longer than its 768-byte buffer */
+#define CNT_SQL_TRUNCATED 5     /* a sql_query site's query text was longer than SQL_TEXT_CAP (cut there) */
 #define CNT_MAX 8
 
 /* ---------- probe sites (docs/probes.md, "The contract") ---------- */
 
 #define EV_SITE_SERVER 3
 #define EV_SITE_CLIENT 4
-/* database/sql and grpc sites: the same event, its buffers holding other values (src/sites_more.rs).
- * sql_query: host = driver package, path+text (one 768-byte buffer) = query text, ua = error
- * text, query = error type, proto = SQLSTATE, status = 1 when failed.
- * grpc_server: path = full method, remote = peer, text = status message, status = code.
- * grpc_client: path = full method, host = target, text = status message, status = code. */
+/* database/sql and grpc sites: the same event, other string slots (src/sites_more.rs). */
 #define EV_SITE_SQL 5
 #define EV_SITE_GRPC_SERVER 6
 #define EV_SITE_GRPC_CLIENT 7
 
-#define URL_CAP 512     /* client: the whole URL (scheme://host/path?query) */
-#define ERROR_CAP 256   /* client: the transport error's text */
-
 /* One probe-site hit = one finished span. The woven code computed everything: ids, Unix start,
- * duration, status; this is the site's arguments and record, strings copied. Server strings:
- * method, path, text = ServeMux pattern, host, remote, ua, proto, query. Client: method,
- * path = URL, text = error (empty when none). */
+ * duration, status; this is the site's arguments and record, strings copied. Variable size: this
+ * header, then the strings back to back (slen[i] bytes each, in slot order), so a record is as
+ * long as what it carries (~200 bytes for an HTTP span) and long SQL text fits. Slots by kind:
+ *   server:      method, path, pattern, host, remote, ua, proto, query
+ *   client:      method, url, error text
+ *   sql_query:   driver package, query text, error text, error type, SQLSTATE, server.address,
+ *                server.port (decimal), db.namespace; status = 1 when failed
+ *   grpc_server: full method, peer, status message; status = code
+ *   grpc_client: full method, target, status message; status = code */
+#define SITE_STRS 8
 struct site_event {
 	u8 kind;
 	u8 _pad0[3];
@@ -182,20 +182,20 @@ struct site_event {
 	u64 parent;         /* 0 = root */
 	s64 start;          /* Unix ns */
 	u64 rflags;         /* record flags: bit 0 sampled, bit 1 remote parent */
-	u16 method_len;
-	u16 path_len;
-	u16 text_len;
-	u16 host_len;
-	u16 remote_len;
-	u16 ua_len;
-	u16 proto_len;
-	u16 query_len;
-	char method[METHOD_CAP];
-	char path[URL_CAP];
-	char text[ERROR_CAP];
-	char host[HOST_CAP];
-	char remote[REMOTE_CAP];
-	char ua[UA_CAP];
-	char proto[PROTO_CAP];
-	char query[QUERY_CAP];
+	u16 slen[SITE_STRS];
+};
+
+/* Caps per string (bytes copied at most). */
+#define URL_CAP 512     /* client: the whole URL (scheme://host/path?query); grpc: full method */
+#define ERROR_CAP 256   /* client: the transport error's text; grpc: status message; sql: error */
+#define SQL_TEXT_CAP 4096
+#define SITE_DATA 8192  /* string bytes of one event: the caps of any kind add up to less */
+#define SITE_DATA_MASK (SITE_DATA - 1)
+
+/* Per-CPU scratch where a site event is assembled before bpf_ringbuf_output copies the used
+ * part. The tail past SITE_DATA lets the verifier accept a copy of up to SQL_TEXT_CAP bytes at
+ * any offset below SITE_DATA. */
+struct site_scratch {
+	struct site_event h;
+	u8 data[SITE_DATA + SQL_TEXT_CAP];
 };

@@ -83,6 +83,10 @@ impl Exporter for Probe {
         self.0.record();
         Ok(0)
     }
+    // Reads no span: gotap run's OTLP-only pipeline encodes spans as they are sent.
+    fn needs_spans(&self) -> bool {
+        false
+    }
 }
 
 fn main() {

@@ -102,11 +102,17 @@ impl HttpEvent {
 
 pub const EV_SITE_SERVER: u8 = 3;
 pub const EV_SITE_CLIENT: u8 = 4;
+/// Site event kinds are 3 (`EV_SITE_SERVER`) to this one (`EV_SITE_GRPC_CLIENT`).
+pub const EV_SITE_LAST: u8 = 7;
 
-/// `struct site_event`: one probe-site hit (one finished span), see bpf/types.h.
+/// String slots of a site event (`SITE_STRS`).
+pub const SITE_STRS: usize = 8;
+
+/// `struct site_event`: the fixed header of one probe-site hit (one finished span), followed in
+/// the record by its strings back to back (`slen[i]` bytes each), see bpf/types.h.
 #[repr(C)]
-#[derive(Clone, Copy)]
-pub struct SiteEvent {
+#[derive(Clone, Copy, Default)]
+pub struct SiteHeader {
     pub kind: u8,
     pub _pad0: [u8; 3],
     pub proc: u32,
@@ -118,36 +124,66 @@ pub struct SiteEvent {
     pub parent: u64,
     pub start: i64,
     pub rflags: u64,
-    pub method_len: u16,
-    pub path_len: u16,
-    pub text_len: u16,
-    pub host_len: u16,
-    pub remote_len: u16,
-    pub ua_len: u16,
-    pub proto_len: u16,
-    pub query_len: u16,
-    pub method: [u8; 16],
-    pub path: [u8; 512],
-    pub text: [u8; 256],
-    pub host: [u8; 128],
-    pub remote: [u8; 64],
-    pub ua: [u8; 256],
-    pub proto: [u8; 16],
-    pub query: [u8; 256],
+    pub slen: [u16; SITE_STRS],
 }
-const _: () = assert!(std::mem::size_of::<SiteEvent>() == 1592);
-// The reader tells the two event kinds apart by record size.
-const _: () = assert!(std::mem::size_of::<SiteEvent>() != std::mem::size_of::<HttpEvent>());
+const _: () = assert!(std::mem::size_of::<SiteHeader>() == 88);
 
-impl SiteEvent {
-    /// Copies an event out of ring-buffer bytes; `None` if the record has another size.
-    pub fn from_bytes(b: &[u8]) -> Option<SiteEvent> {
-        if b.len() != std::mem::size_of::<SiteEvent>() {
+/// One site event as read from the ring buffer: its header, and its strings borrowed from the
+/// record.
+#[derive(Clone, Copy)]
+pub struct SiteEvent<'a> {
+    pub h: SiteHeader,
+    strs: [&'a [u8]; SITE_STRS],
+}
+
+impl<'a> SiteEvent<'a> {
+    /// Reads a site record; `None` if it is not one (kind, or lengths past its end).
+    pub fn parse(b: &'a [u8]) -> Option<SiteEvent<'a>> {
+        const H: usize = std::mem::size_of::<SiteHeader>();
+        if b.len() < H || !(EV_SITE_SERVER..=EV_SITE_LAST).contains(&b[0]) {
             return None;
         }
-        // SAFETY: SiteEvent is repr(C) plain data valid for any bit pattern, and the length matches.
-        Some(unsafe { std::ptr::read_unaligned(b.as_ptr() as *const SiteEvent) })
+        // SAFETY: SiteHeader is repr(C) plain data valid for any bit pattern; b holds H bytes.
+        let h = unsafe { std::ptr::read_unaligned(b.as_ptr() as *const SiteHeader) };
+        let mut strs: [&[u8]; SITE_STRS] = [&[]; SITE_STRS];
+        let mut off = H;
+        for (slot, &n) in strs.iter_mut().zip(&h.slen) {
+            let end = off + n as usize;
+            *slot = b.get(off..end)?;
+            off = end;
+        }
+        Some(SiteEvent { h, strs })
     }
+
+    /// String slot `i` (empty past [`SITE_STRS`]).
+    pub fn bytes(&self, i: usize) -> &'a [u8] {
+        self.strs.get(i).copied().unwrap_or_default()
+    }
+
+    /// String slot `i`, borrowed when it is valid UTF-8 (else lossily decoded).
+    pub fn str(&self, i: usize) -> std::borrow::Cow<'a, str> {
+        String::from_utf8_lossy(self.bytes(i))
+    }
+
+    /// String slot `i` as an owned `String`.
+    pub fn string(&self, i: usize) -> String {
+        self.str(i).into_owned()
+    }
+}
+
+/// The record the BPF side writes for `h` and `strs` (tests and benchmarks build events with it).
+pub fn encode_site_event(h: &SiteHeader, strs: &[&[u8]]) -> Vec<u8> {
+    let mut h = *h;
+    for (i, n) in h.slen.iter_mut().enumerate() {
+        *n = strs.get(i).map_or(0, |s| s.len() as u16);
+    }
+    // SAFETY: SiteHeader is repr(C) plain data without padding holes (size asserted above).
+    let head = unsafe { std::slice::from_raw_parts(&h as *const SiteHeader as *const u8, std::mem::size_of::<SiteHeader>()) };
+    let mut out = head.to_vec();
+    for s in strs.iter().take(SITE_STRS) {
+        out.extend_from_slice(s);
+    }
+    out
 }
 
 /// A string field of an event: `len` bytes of `buf`, lossily decoded.
@@ -160,3 +196,4 @@ pub const CNT_RINGBUF_DROPS: u32 = 0;
 pub const CNT_PROBE_HITS: u32 = 1;
 pub const CNT_RET_NO_ENTRY: u32 = 3;
 pub const CNT_WINDOW_TRUNCATED: u32 = 4;
+pub const CNT_SQL_TRUNCATED: u32 = 5;

@@ -78,6 +78,8 @@ pub struct AgentStats {
     /// Server requests whose header block exceeded the raw window with a header not found in it
     /// (traceparent or User-Agent possibly missed; counted in BPF).
     pub header_window_truncated: u64,
+    /// database/sql probe-site queries longer than 4,096 bytes, exported cut there (counted in BPF).
+    pub sql_truncated: u64,
 }
 
 impl AgentStats {
@@ -378,6 +380,7 @@ impl Agent {
             undecodable: self.shared.undecodable.load(Ordering::Relaxed),
             ret_without_entry: counter(abi::CNT_RET_NO_ENTRY),
             header_window_truncated: counter(abi::CNT_WINDOW_TRUNCATED),
+            sql_truncated: counter(abi::CNT_SQL_TRUNCATED),
         }
     }
 
@@ -527,17 +530,9 @@ fn read_loop(
         while let Some(item) = ring.next() {
             shared.events.fetch_add(1, Ordering::Relaxed);
             drained += item.len();
-            if item.len() == std::mem::size_of::<SiteEvent>() {
-                let copy;
-                let ev = match in_place::<SiteEvent>(&item) {
-                    Some(ev) => Some(ev),
-                    None => {
-                        copy = SiteEvent::from_bytes(&item);
-                        copy.as_ref()
-                    }
-                };
-                let span = ev.and_then(|ev| sites::to_span(ev, resource_of(ev.proc)?, capture_query));
-                match span {
+            // Site events (variable size) and function-probe events tell apart by their kind byte.
+            if let Some(ev) = SiteEvent::parse(&item) {
+                match resource_of(ev.h.proc).and_then(|r| sites::to_span(&ev, r, capture_query)) {
                     Some(span) => {
                         shared.spans.fetch_add(1, Ordering::Relaxed);
                         on_span(span);
@@ -577,8 +572,8 @@ fn read_loop(
             return;
         }
         // Events come without wakeups: the ring is drained on a timer. A drain that found the
-        // ring over a quarter full means the next interval could overflow it (at 1,592 bytes per
-        // probe-site event, ~130k spans/s at 20 ms): come back sooner until the rate drops.
+        // ring over a quarter full means the next interval could overflow it (at 1,216 bytes per
+        // function-probe event, ~170k spans/s at 20 ms): come back sooner until the rate drops.
         let pause = if drained > RING_BYTES / 4 { interval / 8 } else { interval };
         std::thread::sleep(pause);
     }
@@ -590,7 +585,6 @@ const RING_BYTES: usize = 4 << 20;
 /// Event types that are repr(C) plain data, valid for any bit pattern.
 trait PlainEvent {}
 impl PlainEvent for HttpEvent {}
-impl PlainEvent for SiteEvent {}
 
 /// The event a ring-buffer record holds, read where it lies (copying 1,216 bytes per event showed
 /// in the reader's profile). The record stays reserved until its item is dropped, and the BPF

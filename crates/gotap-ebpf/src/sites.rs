@@ -11,7 +11,7 @@ use gotap_spans::http::{self, ClientRequestRef, ServerRequestRef, SpanFrame};
 use gotap_spans::{Resource, Span};
 
 use crate::abi::{self, SiteEvent};
-use crate::nethttp::{field, non_empty};
+use crate::nethttp::non_empty;
 use crate::EbpfError;
 
 /// The 5-byte NOP the kernel optimises a uprobe on (a syscall trampoline instead of a trap).
@@ -144,28 +144,37 @@ fn normalise(spec: &str) -> String {
     spec.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// String slots of net/http site events (bpf/types.h).
+mod slot {
+    pub const METHOD: usize = 0;
+    pub const PATH: usize = 1; // client: URL
+    pub const PATTERN: usize = 2; // client: error text
+    pub const HOST: usize = 3;
+    pub const REMOTE: usize = 4;
+    pub const UA: usize = 5;
+    pub const PROTO: usize = 6;
+    pub const QUERY: usize = 7;
+    pub const CLIENT_ERROR: usize = 2;
+}
+
 /// Converts one site event: ids, start and duration as the woven code made them.
-pub fn to_span(ev: &SiteEvent, resource: Arc<Resource>, capture_query: bool) -> Option<Span> {
+pub fn to_span(ev: &SiteEvent<'_>, resource: Arc<Resource>, capture_query: bool) -> Option<Span> {
+    let h = &ev.h;
     let mut trace_id = [0u8; 16];
-    trace_id[..8].copy_from_slice(&ev.trace_hi.to_be_bytes());
-    trace_id[8..].copy_from_slice(&ev.trace_lo.to_be_bytes());
-    let start = ev.start.max(0) as u64;
+    trace_id[..8].copy_from_slice(&h.trace_hi.to_be_bytes());
+    trace_id[8..].copy_from_slice(&h.trace_lo.to_be_bytes());
+    let start = h.start.max(0) as u64;
     let frame = SpanFrame {
         trace_id,
-        span_id: ev.span.to_be_bytes(),
-        parent_span_id: (ev.parent != 0).then(|| ev.parent.to_be_bytes()),
+        span_id: h.span.to_be_bytes(),
+        parent_span_id: (h.parent != 0).then(|| h.parent.to_be_bytes()),
         start_unix_nano: start,
-        end_unix_nano: start.saturating_add(ev.duration_ns.max(0) as u64),
+        end_unix_nano: start.saturating_add(h.duration_ns.max(0) as u64),
         resource,
     };
-    let method = field(&ev.method, ev.method_len);
-    let method = match &*method {
-        "" => "GET", // Go: an empty Request.Method means GET
-        m => m,
-    };
-    match ev.kind {
+    match h.kind {
         abi::EV_SITE_SERVER => {
-            let remote = field(&ev.remote, ev.remote_len);
+            let remote = ev.str(slot::REMOTE);
             let (client_address, client_port) = match non_empty(&remote) {
                 None => (None, None),
                 Some(r) => {
@@ -173,10 +182,12 @@ pub fn to_span(ev: &SiteEvent, resource: Arc<Resource>, capture_query: bool) -> 
                     (Some(h), p)
                 }
             };
-            let (path, query, pattern) = (field(&ev.path, ev.path_len), field(&ev.query, ev.query_len), field(&ev.text, ev.text_len));
-            let (host, ua, proto) = (field(&ev.host, ev.host_len), field(&ev.ua, ev.ua_len), field(&ev.proto, ev.proto_len));
+            let (method, path, pattern) = (ev.str(slot::METHOD), ev.str(slot::PATH), ev.str(slot::PATTERN));
+            let (host, ua, proto) = (ev.str(slot::HOST), ev.str(slot::UA), ev.str(slot::PROTO));
+            // The query is read only when it is exported.
+            let query = if capture_query { ev.str(slot::QUERY) } else { Default::default() };
             let req = ServerRequestRef {
-                method,
+                method: method_or_get(&method),
                 path: &path,
                 query: non_empty(&query),
                 pattern: non_empty(&pattern),
@@ -186,17 +197,17 @@ pub fn to_span(ev: &SiteEvent, resource: Arc<Resource>, capture_query: bool) -> 
                 user_agent: non_empty(&ua),
                 protocol: non_empty(&proto),
                 // 0: the handler wrote nothing; net/http then answers 200 (as the function probes).
-                status_code: Some(u16::try_from(ev.status).ok().filter(|&s| s != 0).unwrap_or(200)),
+                status_code: Some(u16::try_from(h.status).ok().filter(|&s| s != 0).unwrap_or(200)),
             };
             Some(http::server_span_ref(&req, frame, capture_query))
         }
         abi::EV_SITE_CLIENT => {
-            let (url, error) = (field(&ev.path, ev.path_len), field(&ev.text, ev.text_len));
+            let (method, url, error) = (ev.str(slot::METHOD), ev.str(slot::PATH), ev.str(slot::CLIENT_ERROR));
             let req = ClientRequestRef {
-                method,
+                method: method_or_get(&method),
                 url: &url,
                 // 0: the round trip failed before a response.
-                status_code: u16::try_from(ev.status).ok().filter(|&s| s != 0),
+                status_code: u16::try_from(h.status).ok().filter(|&s| s != 0),
                 error: non_empty(&error),
             };
             Some(http::client_span_ref(&req, frame))
@@ -205,65 +216,117 @@ pub fn to_span(ev: &SiteEvent, resource: Arc<Resource>, capture_query: bool) -> 
     }
 }
 
+/// Go: an empty Request.Method means GET.
+fn method_or_get(m: &str) -> &str {
+    if m.is_empty() { "GET" } else { m }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use gotap_spans::{semconv as sc, SpanKind, Status, Value};
 
-    fn event(kind: u8) -> SiteEvent {
-        // SAFETY: SiteEvent is plain data; all-zero is a valid value.
-        let mut ev: SiteEvent = unsafe { std::mem::zeroed() };
-        ev.kind = kind;
-        ev.trace_hi = 0x0af7651916cd43dd;
-        ev.trace_lo = 0x8448eb211c80319c;
-        ev.span = 0xb7ad6b7169203331;
-        ev.start = 1_000;
-        ev.duration_ns = 500;
-        ev
+    fn header(kind: u8) -> abi::SiteHeader {
+        abi::SiteHeader {
+            kind,
+            trace_hi: 0x0af7651916cd43dd,
+            trace_lo: 0x8448eb211c80319c,
+            span: 0xb7ad6b7169203331,
+            start: 1_000,
+            duration_ns: 500,
+            ..Default::default()
+        }
     }
 
-    fn set(buf: &mut [u8], len: &mut u16, s: &str) {
-        buf[..s.len()].copy_from_slice(s.as_bytes());
-        *len = s.len() as u16;
+    fn span(h: &abi::SiteHeader, strs: &[&str], capture_query: bool) -> Option<Span> {
+        let strs: Vec<&[u8]> = strs.iter().map(|s| s.as_bytes()).collect();
+        let rec = abi::encode_site_event(h, &strs);
+        to_span(&SiteEvent::parse(&rec).unwrap(), Arc::new(Resource::default()), capture_query)
     }
 
     #[test]
     fn ids_are_big_endian_and_end_is_start_plus_duration() {
-        let mut ev = event(abi::EV_SITE_SERVER);
-        ev.parent = 0x00f067aa0ba902b7;
-        ev.status = 404;
-        let s = to_span(&ev, Arc::new(Resource::default()), false).unwrap();
+        let mut h = header(abi::EV_SITE_SERVER);
+        h.parent = 0x00f067aa0ba902b7;
+        h.status = 404;
+        let s = span(&h, &[], false).unwrap();
         assert_eq!(gotap_spans::ids::hex(&s.trace_id), "0af7651916cd43dd8448eb211c80319c");
         assert_eq!(gotap_spans::ids::hex(&s.span_id), "b7ad6b7169203331");
         assert_eq!(s.parent_span_id, Some([0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7]));
         assert_eq!((s.start_unix_nano, s.end_unix_nano), (1_000, 1_500));
         assert_eq!(s.name, "GET", "no pattern, empty method");
         assert_eq!(s.status, Status::Unset, "404 is not a server error");
-        ev.parent = 0;
-        assert_eq!(to_span(&ev, Arc::new(Resource::default()), false).unwrap().parent_span_id, None, "0 = root");
+        h.parent = 0;
+        assert_eq!(span(&h, &[], false).unwrap().parent_span_id, None, "0 = root");
+    }
+
+    /// Every slot of a server event lands in its attribute: the same span as the owned builder.
+    #[test]
+    fn server_slots_are_the_request() {
+        let h = header(abi::EV_SITE_SERVER);
+        let strs = ["PUT", "/users/42", "PUT /users/{id}", "example.com:8080", "10.0.0.1:5555", "curl/8", "HTTP/1.1", "a=1"];
+        for capture_query in [false, true] {
+            let s = span(&h, &strs, capture_query).unwrap();
+            let req = http::ServerRequest {
+                method: "PUT".into(),
+                path: "/users/42".into(),
+                query: Some("a=1".into()),
+                pattern: Some("PUT /users/{id}".into()),
+                host: Some("example.com:8080".into()),
+                client_address: Some("10.0.0.1".into()),
+                client_port: Some(5555),
+                user_agent: Some("curl/8".into()),
+                protocol: Some("HTTP/1.1".into()),
+                status_code: Some(200),
+            };
+            let want = http::server_span(&req, s_frame(&s), capture_query);
+            assert_eq!(s, want);
+        }
+    }
+
+    fn s_frame(s: &Span) -> SpanFrame {
+        SpanFrame {
+            trace_id: s.trace_id,
+            span_id: s.span_id,
+            parent_span_id: s.parent_span_id,
+            start_unix_nano: s.start_unix_nano,
+            end_unix_nano: s.end_unix_nano,
+            resource: s.resource.clone(),
+        }
     }
 
     #[test]
     fn client_error_text_and_status() {
-        let mut ev = event(abi::EV_SITE_CLIENT);
-        set(&mut ev.method, &mut ev.method_len, "POST");
-        set(&mut ev.path, &mut ev.path_len, "http://127.0.0.1:9/orders?id=7");
-        set(&mut ev.text, &mut ev.text_len, "dial tcp 127.0.0.1:9: connect: connection refused");
-        let s = to_span(&ev, Arc::new(Resource::default()), false).unwrap();
+        let mut h = header(abi::EV_SITE_CLIENT);
+        let err = "dial tcp 127.0.0.1:9: connect: connection refused";
+        let s = span(&h, &["POST", "http://127.0.0.1:9/orders?id=7", err], false).unwrap();
         assert_eq!((s.kind, s.name.as_str()), (SpanKind::Client, "POST"));
         assert_eq!(s.attr(sc::URL_FULL), Some(&Value::from("http://127.0.0.1:9/orders?id=7")));
         assert_eq!(s.attr(sc::HTTP_RESPONSE_STATUS_CODE), None, "status 0: no response");
-        assert_eq!(s.status, Status::Error("dial tcp 127.0.0.1:9: connect: connection refused".into()));
-        ev.text_len = 0;
-        ev.status = 200;
-        let ok = to_span(&ev, Arc::new(Resource::default()), false).unwrap();
+        assert_eq!(s.status, Status::Error(err.into()));
+        h.status = 200;
+        let ok = span(&h, &["POST", "http://127.0.0.1:9/orders?id=7"], false).unwrap();
         assert_eq!((ok.attr(sc::HTTP_RESPONSE_STATUS_CODE), &ok.status), (Some(&Value::Int(200)), &Status::Unset));
     }
 
     #[test]
-    fn unknown_kind_is_rejected() {
-        assert!(to_span(&event(9), Arc::new(Resource::default()), false).is_none());
-        assert!(SiteEvent::from_bytes(&[0u8; 1216]).is_none());
+    fn unknown_kind_and_bad_records_are_rejected() {
+        let rec = abi::encode_site_event(&header(9), &[]);
+        assert!(SiteEvent::parse(&rec).is_none(), "kind 9");
+        assert!(SiteEvent::parse(&[0u8; 1216]).is_none(), "kind 0: a function-probe event's size, not a site");
+        let mut rec = abi::encode_site_event(&header(abi::EV_SITE_CLIENT), &[b"GET", b"http://h/"]);
+        assert!(SiteEvent::parse(&rec).is_some());
+        rec.pop();
+        assert!(SiteEvent::parse(&rec).is_none(), "strings past the record's end");
+        assert!(SiteEvent::parse(&rec[..40]).is_none(), "shorter than the header");
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_not_dropped() {
+        let h = header(abi::EV_SITE_SERVER);
+        let rec = abi::encode_site_event(&h, &[b"GET", b"/a\xffb"]);
+        let s = to_span(&SiteEvent::parse(&rec).unwrap(), Arc::new(Resource::default()), false).unwrap();
+        assert_eq!(s.attr(sc::URL_PATH), Some(&Value::from("/a\u{fffd}b")));
     }
 
     fn probe(provider: &str, name: &str, offset: u64, args: &str, semaphore_offset: Option<u64>) -> UsdtProbe {

@@ -1,21 +1,18 @@
 //! The database/sql and grpc probe sites (`gotap build --probes`; go/probes/databasesql and
 //! go/probes/grpc, docs/probes.md). Same contract, record and BPF function as the net/http sites
-//! (bpf/gotap.bpf.c `site_hit`): the event is a [`SiteEvent`] whose buffers hold other values,
+//! (bpf/gotap.bpf.c `site_hit`): the event is a [`SiteEvent`] whose string slots hold other values,
 //! handed here to the builders SDK mode's spans follow (`gotap_spans::db`, `gotap_spans::rpc`).
-use gotap_spans::db::{self, DbError, DbQuery};
+use gotap_spans::db::{self, DbError, DbQuery, DbServer};
 use gotap_spans::http::SpanFrame;
 use gotap_spans::rpc::{self, GrpcClientCall, GrpcServerCall};
 use gotap_spans::Span;
 
-use crate::abi::{text, SiteEvent};
+use crate::abi::SiteEvent;
 
 /// Event kinds (bpf/types.h).
 pub const EV_SITE_SQL: u8 = 5;
 pub const EV_SITE_GRPC_SERVER: u8 = 6;
 pub const EV_SITE_GRPC_CLIENT: u8 = 7;
-
-/// The query text buffer: `path` and the `text` right after it, one 768-byte buffer in BPF.
-const SQL_TEXT_CAP: usize = 512 + 256;
 
 /// USDT name, BPF program, instrumentation: the entries sites.rs adds to what it knows.
 pub const KNOWN: &[(&str, &str, &str)] = &[
@@ -27,53 +24,66 @@ pub const KNOWN: &[(&str, &str, &str)] = &[
 /// BPF programs the agent loads for these sites.
 pub const PROGRAMS: &[&str] = &["site_sql_query", "site_grpc_server", "site_grpc_client"];
 
+/// String slots (bpf/types.h). sql_query: the site's arguments, then the record's strings.
+mod slot {
+    pub const SQL_DRIVER: usize = 0;
+    pub const SQL_TEXT: usize = 1;
+    pub const SQL_ERROR: usize = 2;
+    pub const SQL_ERROR_TYPE: usize = 3;
+    pub const SQL_STATE: usize = 4;
+    pub const SQL_SERVER_ADDRESS: usize = 5;
+    pub const SQL_SERVER_PORT: usize = 6;
+    pub const SQL_NAMESPACE: usize = 7;
+    pub const GRPC_METHOD: usize = 0;
+    pub const GRPC_PEER: usize = 1; // client: target
+    pub const GRPC_MESSAGE: usize = 2;
+}
+
 fn opt(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
-/// The query text: `path_len` bytes from the start of `path`, continuing into `text`.
-fn sql_text(ev: &SiteEvent) -> String {
-    let n = (ev.path_len as usize).min(SQL_TEXT_CAP);
-    let mut b = Vec::with_capacity(n);
-    b.extend_from_slice(&ev.path[..n.min(ev.path.len())]);
-    if n > ev.path.len() {
-        b.extend_from_slice(&ev.text[..n - ev.path.len()]);
-    }
-    String::from_utf8_lossy(&b).into_owned()
-}
-
-/// What the sql_query site saw (the query as the application passed it, cut at 768 bytes).
-pub fn db_query(ev: &SiteEvent) -> DbQuery {
-    let error = (ev.status != 0).then(|| DbError {
-        type_name: text(&ev.query, ev.query_len),
-        message: text(&ev.ua, ev.ua_len),
-        status_code: opt(text(&ev.proto, ev.proto_len)),
+/// What the sql_query site saw (the query as the application passed it, cut at 4,096 bytes).
+pub fn db_query(ev: &SiteEvent<'_>) -> DbQuery {
+    let error = (ev.h.status != 0).then(|| DbError {
+        type_name: ev.string(slot::SQL_ERROR_TYPE),
+        message: ev.string(slot::SQL_ERROR),
+        status_code: opt(ev.string(slot::SQL_STATE)),
     });
-    DbQuery { driver_package: text(&ev.host, ev.host_len), query: sql_text(ev), error }
+    DbQuery { driver_package: ev.string(slot::SQL_DRIVER), query: ev.string(slot::SQL_TEXT), error }
 }
 
-pub fn grpc_server_call(ev: &SiteEvent) -> GrpcServerCall {
-    GrpcServerCall {
-        full_method: text(&ev.path, ev.path_len),
-        peer: opt(text(&ev.remote, ev.remote_len)),
-        status_code: u32::try_from(ev.status).ok(),
-        status_message: opt(text(&ev.text, ev.text_len)),
+/// The database the sql_query site's connection goes to (from the DSN given to sql.Open).
+pub fn db_server(ev: &SiteEvent<'_>) -> DbServer {
+    DbServer {
+        address: opt(ev.string(slot::SQL_SERVER_ADDRESS)),
+        port: ev.str(slot::SQL_SERVER_PORT).parse().ok().filter(|&p| p > 0),
+        namespace: opt(ev.string(slot::SQL_NAMESPACE)),
     }
 }
 
-pub fn grpc_client_call(ev: &SiteEvent) -> GrpcClientCall {
+pub fn grpc_server_call(ev: &SiteEvent<'_>) -> GrpcServerCall {
+    GrpcServerCall {
+        full_method: ev.string(slot::GRPC_METHOD),
+        peer: opt(ev.string(slot::GRPC_PEER)),
+        status_code: u32::try_from(ev.h.status).ok(),
+        status_message: opt(ev.string(slot::GRPC_MESSAGE)),
+    }
+}
+
+pub fn grpc_client_call(ev: &SiteEvent<'_>) -> GrpcClientCall {
     GrpcClientCall {
-        full_method: text(&ev.path, ev.path_len),
-        target: text(&ev.host, ev.host_len),
-        status_code: u32::try_from(ev.status).ok(),
-        status_message: opt(text(&ev.text, ev.text_len)),
+        full_method: ev.string(slot::GRPC_METHOD),
+        target: ev.string(slot::GRPC_PEER),
+        status_code: u32::try_from(ev.h.status).ok(),
+        status_message: opt(ev.string(slot::GRPC_MESSAGE)),
     }
 }
 
 /// The span of a database/sql or grpc site event; `None` for other kinds.
-pub fn to_span(ev: &SiteEvent, frame: SpanFrame) -> Option<Span> {
-    match ev.kind {
-        EV_SITE_SQL => Some(db::client_span(&db_query(ev), frame)),
+pub fn to_span(ev: &SiteEvent<'_>, frame: SpanFrame) -> Option<Span> {
+    match ev.h.kind {
+        EV_SITE_SQL => Some(db::client_span_to(&db_query(ev), &db_server(ev), frame)),
         EV_SITE_GRPC_SERVER => Some(rpc::server_span(&grpc_server_call(ev), frame)),
         EV_SITE_GRPC_CLIENT => Some(rpc::client_span(&grpc_client_call(ev), frame)),
         _ => None,
@@ -83,20 +93,9 @@ pub fn to_span(ev: &SiteEvent, frame: SpanFrame) -> Option<Span> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::abi::{encode_site_event, SiteHeader};
     use gotap_spans::{semconv as sc, Resource, SpanKind, Status, Value};
     use std::sync::Arc;
-
-    fn event(kind: u8) -> SiteEvent {
-        // SAFETY: SiteEvent is plain data; all-zero is a valid value.
-        let mut ev: SiteEvent = unsafe { std::mem::zeroed() };
-        ev.kind = kind;
-        ev
-    }
-
-    fn set(buf: &mut [u8], len: &mut u16, s: &str) {
-        buf[..s.len()].copy_from_slice(s.as_bytes());
-        *len = s.len() as u16;
-    }
 
     fn frame() -> SpanFrame {
         SpanFrame {
@@ -109,12 +108,16 @@ mod tests {
         }
     }
 
+    /// The span of a site record of `kind` with `status` and these string slots.
+    fn span(kind: u8, status: i64, strs: &[&str]) -> Span {
+        let strs: Vec<&[u8]> = strs.iter().map(|s| s.as_bytes()).collect();
+        let rec = encode_site_event(&SiteHeader { kind, status, ..Default::default() }, &strs);
+        to_span(&SiteEvent::parse(&rec).unwrap(), frame()).unwrap()
+    }
+
     #[test]
     fn sql_event_is_the_sdk_span() {
-        let mut ev = event(EV_SITE_SQL);
-        set(&mut ev.host, &mut ev.host_len, "modernc.org/sqlite");
-        set(&mut ev.path, &mut ev.path_len, "SELECT total FROM orders WHERE id = 42");
-        let s = to_span(&ev, frame()).unwrap();
+        let s = span(EV_SITE_SQL, 0, &["modernc.org/sqlite", "SELECT total FROM orders WHERE id = 42"]);
         let want = db::client_span(
             &DbQuery { driver_package: "modernc.org/sqlite".into(), query: "SELECT total FROM orders WHERE id = 42".into(), error: None },
             frame(),
@@ -122,48 +125,55 @@ mod tests {
         assert_eq!((s.name.as_str(), s.kind, &s.attributes, &s.status), (want.name.as_str(), SpanKind::Client, &want.attributes, &Status::Unset));
         assert_eq!(s.attr(db::DB_QUERY_TEXT), Some(&Value::from("SELECT total FROM orders WHERE id = ?")));
         assert_eq!(s.parent_span_id, Some([3; 8]));
+        assert_eq!((s.attr(sc::SERVER_ADDRESS), s.attr(sc::SERVER_PORT), s.attr(db::DB_NAMESPACE)), (None, None, None), "unknown: omitted");
+    }
+
+    /// server.address, server.port and db.namespace from the record's s3-s5, in SDK mode's order.
+    #[test]
+    fn sql_server_and_namespace() {
+        let q = "SELECT name FROM users WHERE id = $1";
+        let s = span(EV_SITE_SQL, 0, &["github.com/jackc/pgx/v5/stdlib", q, "", "", "", "db.internal", "5432", "shop"]);
+        let keys: Vec<&str> = s.attributes.iter().map(|(k, _)| *k).collect();
+        assert_eq!(
+            keys,
+            [db::DB_SYSTEM_NAME, db::DB_QUERY_TEXT, db::DB_OPERATION_NAME, db::DB_COLLECTION_NAME, db::DB_NAMESPACE, sc::SERVER_ADDRESS, sc::SERVER_PORT]
+        );
+        assert_eq!(s.attr(sc::SERVER_ADDRESS), Some(&Value::from("db.internal")));
+        assert_eq!(s.attr(sc::SERVER_PORT), Some(&Value::Int(5432)));
+        assert_eq!(s.attr(db::DB_NAMESPACE), Some(&Value::from("shop")));
+        // Unknown port: "" (or anything not a port) leaves server.port out; no address, no port.
+        for port in ["", "0", "x", "70000"] {
+            let s = span(EV_SITE_SQL, 0, &["github.com/lib/pq", q, "", "", "", "10.0.0.7", port, ""]);
+            assert_eq!((s.attr(sc::SERVER_ADDRESS), s.attr(sc::SERVER_PORT)), (Some(&Value::from("10.0.0.7")), None), "port {port:?}");
+            assert_eq!(s.attr(db::DB_NAMESPACE), None);
+        }
+        let s = span(EV_SITE_SQL, 0, &["modernc.org/sqlite", q, "", "", "", "", "5432", "main"]);
+        assert_eq!((s.attr(sc::SERVER_ADDRESS), s.attr(sc::SERVER_PORT), s.attr(db::DB_NAMESPACE)), (None, None, Some(&Value::from("main"))));
     }
 
     #[test]
     fn sql_error_carries_type_and_sqlstate() {
-        let mut ev = event(EV_SITE_SQL);
-        ev.status = 1;
-        set(&mut ev.host, &mut ev.host_len, "github.com/jackc/pgx/v5/stdlib");
-        set(&mut ev.path, &mut ev.path_len, "SELECT * FROM nope");
-        set(&mut ev.ua, &mut ev.ua_len, "ERROR: relation \"nope\" does not exist (SQLSTATE 42P01)");
-        set(&mut ev.query, &mut ev.query_len, "*pgconn.PgError");
-        set(&mut ev.proto, &mut ev.proto_len, "42P01");
-        let s = to_span(&ev, frame()).unwrap();
-        assert_eq!(s.status, Status::Error("ERROR: relation \"nope\" does not exist (SQLSTATE 42P01)".into()));
+        let err = "ERROR: relation \"nope\" does not exist (SQLSTATE 42P01)";
+        let s = span(EV_SITE_SQL, 1, &["github.com/jackc/pgx/v5/stdlib", "SELECT * FROM nope", err, "*pgconn.PgError", "42P01"]);
+        assert_eq!(s.status, Status::Error(err.into()));
         assert_eq!(s.attr(db::DB_RESPONSE_STATUS_CODE), Some(&Value::from("42P01")));
         assert_eq!(s.attr(sc::ERROR_TYPE), Some(&Value::from("42P01")));
         assert_eq!(s.attr(db::DB_SYSTEM_NAME), Some(&Value::from("postgresql")));
         // Without SQLSTATE: the Go type.
-        ev.proto_len = 0;
-        let s = to_span(&ev, frame()).unwrap();
+        let s = span(EV_SITE_SQL, 1, &["github.com/jackc/pgx/v5/stdlib", "SELECT * FROM nope", err, "*pgconn.PgError", ""]);
         assert_eq!((s.attr(sc::ERROR_TYPE), s.attr(db::DB_RESPONSE_STATUS_CODE)), (Some(&Value::from("*pgconn.PgError")), None));
     }
 
     #[test]
-    fn long_query_continues_into_the_next_buffer() {
-        let q = format!("SELECT {} FROM t", "a, ".repeat(200)); // 611 bytes: past `path`
-        let mut ev = event(EV_SITE_SQL);
-        ev.path.copy_from_slice(&q.as_bytes()[..512]);
-        ev.text[..q.len() - 512].copy_from_slice(&q.as_bytes()[512..]);
-        ev.path_len = q.len() as u16;
-        assert_eq!(db_query(&ev).query, q);
-        ev.path_len = u16::MAX; // never past the buffer
-        assert_eq!(db_query(&ev).query.len(), SQL_TEXT_CAP);
+    fn long_query_is_kept_whole() {
+        let q = format!("SELECT {} FROM t", "a, ".repeat(1200)); // 3,612 bytes: past the old 768-byte cut
+        let rec = encode_site_event(&SiteHeader { kind: EV_SITE_SQL, ..Default::default() }, &[b"x", q.as_bytes()]);
+        assert_eq!(db_query(&SiteEvent::parse(&rec).unwrap()).query, q);
     }
 
     #[test]
     fn grpc_events_are_the_sdk_spans() {
-        let mut ev = event(EV_SITE_GRPC_SERVER);
-        set(&mut ev.path, &mut ev.path_len, "/arena.catalog.v1.Catalog/GetProduct");
-        set(&mut ev.remote, &mut ev.remote_len, "127.0.0.1:41000");
-        ev.status = 5;
-        set(&mut ev.text, &mut ev.text_len, "no product 9");
-        let s = to_span(&ev, frame()).unwrap();
+        let s = span(EV_SITE_GRPC_SERVER, 5, &["/arena.catalog.v1.Catalog/GetProduct", "127.0.0.1:41000", "no product 9"]);
         let want = rpc::server_span(
             &GrpcServerCall {
                 full_method: "/arena.catalog.v1.Catalog/GetProduct".into(),
@@ -175,16 +185,12 @@ mod tests {
         );
         assert_eq!((&s.name, s.kind, &s.attributes, &s.status), (&want.name, SpanKind::Server, &want.attributes, &Status::Unset));
 
-        let mut ev = event(EV_SITE_GRPC_CLIENT);
-        set(&mut ev.path, &mut ev.path_len, "/arena.catalog.v1.Catalog/GetProduct");
-        set(&mut ev.host, &mut ev.host_len, "dns:///127.0.0.1:50051");
-        ev.status = 5;
-        set(&mut ev.text, &mut ev.text_len, "no product 9");
-        let s = to_span(&ev, frame()).unwrap();
+        let s = span(EV_SITE_GRPC_CLIENT, 5, &["/arena.catalog.v1.Catalog/GetProduct", "dns:///127.0.0.1:50051", "no product 9"]);
         assert_eq!((s.kind, &s.status), (SpanKind::Client, &Status::Error("no product 9".into())));
         assert_eq!(s.attr(sc::SERVER_ADDRESS), Some(&Value::from("127.0.0.1")));
         assert_eq!(s.attr(sc::SERVER_PORT), Some(&Value::Int(50051)));
         assert_eq!(s.attr(rpc::RPC_GRPC_STATUS_CODE), Some(&Value::Int(5)));
-        assert!(to_span(&event(3), frame()).is_none(), "net/http kinds are sites.rs's");
+        let rec = encode_site_event(&SiteHeader { kind: 3, ..Default::default() }, &[]);
+        assert!(to_span(&SiteEvent::parse(&rec).unwrap(), frame()).is_none(), "net/http kinds are sites.rs's");
     }
 }

@@ -7,7 +7,9 @@
 //!
 //! The export thread's CPU is CLOCK_THREAD_CPUTIME_ID read on that thread (by a probe exporter's
 //! shutdown hook, the last thing the thread does); spans/s is wall time from the first send to the
-//! end of shutdown. The producer only moves pre-built spans into the queue.
+//! end of shutdown. The producer only moves pre-built spans into the queue; with OTLP exporters
+//! only, it also encodes each span as it sends it (that part is not the export thread's: the eBPF
+//! agent's example, gotap-ebpf's agent_cost, counts it in the reader thread).
 use gotap_export::{BatchConfig, Batch, ExportError, Exporter, GrpcExporter, HttpExporter, JsonFileExporter, OtlpConfig, Pipeline, Protocol};
 use gotap_spans::http::{client_span, server_span, ClientRequest, ServerRequest, SpanFrame};
 use gotap_spans::{Resource, Span};
@@ -34,6 +36,10 @@ impl Exporter for Probe {
     }
     fn shutdown(&mut self) {
         *self.0.lock().unwrap() = thread_cpu_ns();
+    }
+    // Reads no span: gotap run's OTLP-only pipeline encodes spans as they are sent.
+    fn needs_spans(&self) -> bool {
+        false
     }
 }
 

@@ -9,24 +9,53 @@ use std::time::Duration;
 
 /// One batch: the spans (console), and the OTLP request and its protobuf encoding, each built at
 /// most once, on first use — a console-only pipeline never builds them, and retries reuse them.
+/// A pipeline whose exporters all send protobuf gets its spans already encoded
+/// ([`Exporter::needs_spans`]): then `spans` is empty and the batch holds their encodings.
 pub struct Batch {
     pub spans: Vec<Span>,
+    pre_encoded: Vec<otlp::EncodedSpan>,
     request: std::sync::OnceLock<ExportTraceServiceRequest>,
     encoded: std::sync::OnceLock<hyper::body::Bytes>,
 }
 
 impl Batch {
     pub fn new(spans: Vec<Span>) -> Batch {
-        Batch { spans, request: Default::default(), encoded: Default::default() }
+        Batch { spans, pre_encoded: Vec::new(), request: Default::default(), encoded: Default::default() }
+    }
+    /// A batch of spans encoded by [`otlp::EncodedSpan::new`].
+    pub fn from_encoded(spans: Vec<otlp::EncodedSpan>) -> Batch {
+        Batch { spans: Vec::new(), pre_encoded: spans, request: Default::default(), encoded: Default::default() }
+    }
+    /// Number of spans.
+    pub fn len(&self) -> usize {
+        self.spans.len() + self.pre_encoded.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
     /// The OTLP request for these spans.
     pub fn request(&self) -> &ExportTraceServiceRequest {
-        self.request.get_or_init(|| otlp::to_request(&self.spans))
+        self.request.get_or_init(|| {
+            if self.pre_encoded.is_empty() {
+                otlp::to_request(&self.spans)
+            } else {
+                use prost::Message;
+                ExportTraceServiceRequest::decode(self.encoded()).expect("gotap's own encoding decodes")
+            }
+        })
     }
     /// The request, protobuf-encoded (cheap to clone: shared bytes), written straight from the
     /// spans without building [`Batch::request`].
     pub fn encoded(&self) -> hyper::body::Bytes {
-        self.encoded.get_or_init(|| hyper::body::Bytes::from(otlp::encode_request(&self.spans))).clone()
+        self.encoded
+            .get_or_init(|| {
+                hyper::body::Bytes::from(if self.pre_encoded.is_empty() {
+                    otlp::encode_request(&self.spans)
+                } else {
+                    otlp::encode_request_encoded(&self.pre_encoded)
+                })
+            })
+            .clone()
     }
 }
 
@@ -48,6 +77,12 @@ pub trait Exporter: Send {
     fn export(&mut self, batch: &Batch, timeout: Duration) -> Result<u64, ExportError>;
     /// Called once at the end; flush what is buffered.
     fn shutdown(&mut self) {}
+    /// Whether [`Exporter::export`] reads `batch.spans`. When no exporter of a pipeline does
+    /// (OTLP only), spans are encoded to protobuf as they are sent, on the sender's thread, and
+    /// batches carry only their encodings ([`Batch::encoded`], [`Batch::request`]).
+    fn needs_spans(&self) -> bool {
+        true
+    }
 }
 
 /// One aligned, readable line per span:

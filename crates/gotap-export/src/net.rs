@@ -92,6 +92,9 @@ impl Exporter for GrpcExporter {
     fn name(&self) -> &str {
         "otlp-grpc"
     }
+    fn needs_spans(&self) -> bool {
+        false
+    }
     fn export(&mut self, batch: &Batch, timeout: Duration) -> Result<u64, ExportError> {
         let mut req = tonic::Request::new(batch.encoded());
         req.extensions_mut().insert(tonic::GrpcMethod::new("opentelemetry.proto.collector.trace.v1.TraceService", "Export"));
@@ -155,6 +158,9 @@ impl HttpExporter {
 impl Exporter for HttpExporter {
     fn name(&self) -> &str {
         "otlp-http"
+    }
+    fn needs_spans(&self) -> bool {
+        false
     }
     fn export(&mut self, batch: &Batch, timeout: Duration) -> Result<u64, ExportError> {
         let body = batch.encoded();

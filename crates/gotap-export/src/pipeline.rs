@@ -2,6 +2,7 @@
 //! exports to every exporter, per-exporter retry buffers with exponential backoff, counted drops.
 use crate::config::{BatchConfig, ExportConfig, Protocol};
 use crate::exporter::{Batch, ConsoleExporter, ExportError, Exporter, JsonFileExporter};
+use crate::otlp::EncodedSpan;
 use crate::net::{GrpcExporter, HttpExporter};
 use crate::Error;
 use crossbeam_channel::{bounded, select, Receiver, Sender, TryRecvError, TrySendError};
@@ -45,9 +46,15 @@ impl ExportStats {
 /// waker lock taken on both sides, showed in the agent's profile at ~50k spans/s): a sender rings
 /// it only when the queue holds a full batch, or for the first span after it went idle (which
 /// starts the batch timer).
+///
+/// When no exporter reads spans (OTLP only), `send` also encodes the span to protobuf on the
+/// caller's thread, where its strings are still in cache and are freed by the thread that
+/// allocated them (both cost the export thread more, measured in docs/benchmarks.md).
 #[derive(Clone)]
 pub struct SpanSender {
-    tx: Sender<Span>,
+    tx: Sender<Item>,
+    /// No exporter reads spans: encode each one here (see [`Exporter::needs_spans`]).
+    encode: bool,
     dropped: Arc<AtomicU64>,
     doorbell: Sender<()>,
     idle: Arc<AtomicBool>,
@@ -58,7 +65,17 @@ impl SpanSender {
     /// Queues a span for export. Returns `false` (and counts the span as dropped) when the queue is
     /// full or the pipeline has shut down; never waits.
     pub fn send(&self, span: Span) -> bool {
-        match self.tx.try_send(span) {
+        let item = if self.encode {
+            // Not worth encoding a span the full queue would refuse.
+            if self.tx.is_full() {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                return false;
+            }
+            Item::Encoded(EncodedSpan::new(span))
+        } else {
+            Item::Span(span)
+        };
+        match self.tx.try_send(item) {
             Ok(()) => {
                 if self.tx.len() >= self.ring_at || (self.idle.load(Ordering::SeqCst) && self.idle.swap(false, Ordering::SeqCst)) {
                     // A full doorbell already has the thread's attention.
@@ -71,6 +88,45 @@ impl SpanSender {
                 false
             }
         }
+    }
+}
+
+/// What the queue carries: spans, or their protobuf encodings when no exporter reads spans.
+enum Item {
+    Span(Span),
+    Encoded(EncodedSpan),
+}
+
+/// The spans of a batch being gathered, in the form the queue delivers them (one pipeline's
+/// senders all send one form).
+struct Gathered {
+    spans: Vec<Span>,
+    encoded: Vec<EncodedSpan>,
+}
+
+impl Gathered {
+    fn new(encode: bool, cap: usize) -> Gathered {
+        let (a, b) = if encode { (0, cap) } else { (cap, 0) };
+        Gathered { spans: Vec::with_capacity(a), encoded: Vec::with_capacity(b) }
+    }
+    fn push(&mut self, item: Item) {
+        match item {
+            Item::Span(s) => self.spans.push(s),
+            Item::Encoded(e) => self.encoded.push(e),
+        }
+    }
+    fn len(&self) -> usize {
+        self.spans.len() + self.encoded.len()
+    }
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    fn into_batch(mut self) -> Batch {
+        if self.encoded.is_empty() {
+            return Batch::new(self.spans);
+        }
+        self.encoded.extend(self.spans.into_iter().map(EncodedSpan::new));
+        Batch::from_encoded(self.encoded)
     }
 }
 
@@ -113,6 +169,7 @@ impl Pipeline {
     /// the network exporters were built on; it is kept alive on the export thread.
     pub fn start_with(batch: BatchConfig, exporters: Vec<Box<dyn Exporter>>, rt: Option<Arc<tokio::runtime::Runtime>>) -> Pipeline {
         let (tx, rx) = bounded(batch.max_queue_size.max(1));
+        let encode = !exporters.is_empty() && exporters.iter().all(|e| !e.needs_spans());
         let (doorbell, doorbell_rx) = bounded(1);
         let idle = Arc::new(AtomicBool::new(false));
         let ring_at = batch.max_export_batch_size.min(batch.max_queue_size).max(1);
@@ -124,6 +181,7 @@ impl Pipeline {
             slots: exporters.into_iter().map(|e| Slot::new(e, &batch)).collect(),
             cfg: batch,
             rx,
+            encode,
             doorbell: doorbell_rx,
             idle: idle.clone(),
             control: control_rx,
@@ -138,7 +196,7 @@ impl Pipeline {
             })
             .expect("spawn the export thread");
         Pipeline {
-            sender: SpanSender { tx, dropped: Arc::new(AtomicU64::new(0)), doorbell, idle, ring_at },
+            sender: SpanSender { tx, encode, dropped: Arc::new(AtomicU64::new(0)), doorbell, idle, ring_at },
             control,
             thread: Some(thread),
             done,
@@ -191,13 +249,13 @@ impl Slot {
     }
 
     fn enqueue(&mut self, batch: Arc<Batch>, cfg: &BatchConfig) {
-        self.pending_spans += batch.spans.len();
+        self.pending_spans += batch.len();
         self.pending.push_back(batch);
         // Bounded memory while the destination is down: the oldest spans go first.
         while self.pending_spans > cfg.max_buffered_spans && self.pending.len() > 1 {
             let old = self.pending.pop_front().expect("non-empty");
-            self.pending_spans -= old.spans.len();
-            self.stats.dropped_export_failed += old.spans.len() as u64;
+            self.pending_spans -= old.len();
+            self.stats.dropped_export_failed += old.len() as u64;
         }
     }
 
@@ -213,7 +271,7 @@ impl Slot {
                 Some(d) => export_timeout.min(d - now),
                 None => export_timeout,
             };
-            let n = batch.spans.len() as u64;
+            let n = batch.len() as u64;
             match self.exporter.export(&batch, timeout) {
                 Ok(rejected) => {
                     self.stats.exported += n.saturating_sub(rejected);
@@ -252,7 +310,7 @@ impl Slot {
 
     fn pop(&mut self) {
         if let Some(b) = self.pending.pop_front() {
-            self.pending_spans -= b.spans.len();
+            self.pending_spans -= b.len();
         }
     }
 }
@@ -260,7 +318,8 @@ impl Slot {
 struct Worker {
     slots: Vec<Slot>,
     cfg: BatchConfig,
-    rx: Receiver<Span>,
+    rx: Receiver<Item>,
+    encode: bool,
     doorbell: Receiver<()>,
     /// Set while the thread waits with no batch open (see [`SpanSender`]).
     idle: Arc<AtomicBool>,
@@ -270,7 +329,9 @@ struct Worker {
 
 impl Worker {
     fn run(mut self) {
-        let mut batch: Vec<Span> = Vec::new();
+        // Sized for a full batch up front: growing it span by span moved every span several times.
+        let cap = self.cfg.max_export_batch_size.min(self.cfg.max_queue_size).clamp(1, 8192);
+        let mut batch = Gathered::new(self.encode, cap);
         let mut batch_started = Instant::now();
         let shutdown_deadline = 'run: loop {
             // Take what is queued: full batches go out at once, the rest when its timer expires.
@@ -282,7 +343,7 @@ impl Worker {
                         }
                         batch.push(span);
                         if batch.len() >= self.cfg.max_export_batch_size {
-                            self.dispatch(std::mem::take(&mut batch), None);
+                            self.dispatch(std::mem::replace(&mut batch, Gathered::new(self.encode, cap)), None);
                         }
                     }
                     Err(TryRecvError::Empty) => break,
@@ -291,7 +352,7 @@ impl Worker {
                 }
             }
             if !batch.is_empty() && batch_started.elapsed() >= self.cfg.schedule_delay {
-                self.dispatch(std::mem::take(&mut batch), None);
+                self.dispatch(std::mem::replace(&mut batch, Gathered::new(self.encode, cap)), None);
             }
             self.retry(None);
             // Wake for the batch timer or the earliest retry, whichever comes first.
@@ -327,7 +388,7 @@ impl Worker {
         while let Ok(span) = self.rx.try_recv() {
             batch.push(span);
             if batch.len() >= self.cfg.max_export_batch_size {
-                self.dispatch(std::mem::take(&mut batch), Some(deadline));
+                self.dispatch(std::mem::replace(&mut batch, Gathered::new(self.encode, cap)), Some(deadline));
             }
         }
         if !batch.is_empty() {
@@ -345,8 +406,8 @@ impl Worker {
         self.finish();
     }
 
-    fn dispatch(&mut self, spans: Vec<Span>, deadline: Option<Instant>) {
-        let batch = Arc::new(Batch::new(spans));
+    fn dispatch(&mut self, spans: Gathered, deadline: Option<Instant>) {
+        let batch = Arc::new(spans.into_batch());
         for s in &mut self.slots {
             s.enqueue(batch.clone(), &self.cfg);
             s.drain(&self.cfg, self.cfg.export_timeout, deadline);

@@ -165,3 +165,54 @@ fn trickling_spans_do_not_wake_the_export_thread_per_span() {
     let switches = seen[4] - seen[0];
     assert!(switches < 40, "{switches} context switches for 400 spans");
 }
+
+/// Reads only the protobuf bytes, as the OTLP exporters do.
+#[derive(Clone, Default)]
+struct BytesOnly {
+    got: Arc<Mutex<Vec<(usize, usize, Vec<u8>)>>>,
+}
+
+impl Exporter for BytesOnly {
+    fn name(&self) -> &str {
+        "bytes"
+    }
+    fn export(&mut self, batch: &Batch, _timeout: Duration) -> Result<u64, ExportError> {
+        self.got.lock().unwrap().push((batch.spans.len(), batch.len(), batch.encoded().to_vec()));
+        Ok(0)
+    }
+    fn needs_spans(&self) -> bool {
+        false
+    }
+}
+
+/// With only byte-reading exporters, spans are encoded as they are sent: batches carry no `Span`,
+/// and their request is byte for byte the one built from the spans. One exporter that reads
+/// spans keeps them for everyone.
+#[test]
+fn spans_are_encoded_when_no_exporter_reads_them() {
+    let sent = spans(600);
+    let bytes = BytesOnly::default();
+    let p = Pipeline::start_with(BatchConfig::default(), vec![Box::new(bytes.clone())], None);
+    let tx = p.sender();
+    for s in sent.clone() {
+        assert!(tx.send(s));
+    }
+    let stats = p.shutdown();
+    assert_eq!(stats.exporter("bytes").unwrap().exported, 600);
+    let got = bytes.got.lock().unwrap().clone();
+    assert_eq!(got.iter().map(|b| (b.0, b.1)).collect::<Vec<_>>(), [(0, 512), (0, 88)]);
+    assert_eq!(got[0].2, gotap_export::otlp::encode_request(&sent[..512]));
+    assert_eq!(got[1].2, gotap_export::otlp::encode_request(&sent[512..]));
+
+    let (bytes, probe) = (BytesOnly::default(), Probe::default());
+    let p = Pipeline::start_with(BatchConfig::default(), vec![Box::new(bytes.clone()), Box::new(probe.clone())], None);
+    let tx = p.sender();
+    for s in sent[..10].to_vec() {
+        assert!(tx.send(s));
+    }
+    p.shutdown();
+    let got = bytes.got.lock().unwrap().clone();
+    assert_eq!((got[0].0, got[0].1), (10, 10), "spans kept");
+    assert_eq!(got[0].2, gotap_export::otlp::encode_request(&sent[..10]));
+    assert_eq!(probe.batches.lock().unwrap()[0].1, 10);
+}

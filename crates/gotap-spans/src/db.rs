@@ -13,6 +13,7 @@ pub const DB_QUERY_TEXT: &str = "db.query.text";
 pub const DB_OPERATION_NAME: &str = "db.operation.name";
 pub const DB_COLLECTION_NAME: &str = "db.collection.name";
 pub const DB_RESPONSE_STATUS_CODE: &str = "db.response.status_code";
+pub const DB_NAMESPACE: &str = "db.namespace";
 
 /// Instrumentation scope of database/sql client spans.
 pub const SCOPE: &str = "gotap/database/sql";
@@ -30,6 +31,15 @@ pub struct DbQuery {
     /// The SQL as the application passed it (for a prepared statement: the prepared text).
     pub query: String,
     pub error: Option<DbError>,
+}
+
+/// Where a query goes, from the DSN given to `sql.Open` (each `None` when unknown):
+/// `server.address` (host name or IP, no port), `server.port`, `db.namespace`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DbServer {
+    pub address: Option<String>,
+    pub port: Option<u16>,
+    pub namespace: Option<String>,
 }
 
 /// A failed call: the Go type of the error (`%T`, e.g. `*sqlite.Error`), its text, and the
@@ -222,9 +232,15 @@ pub fn error_type(e: &DbError) -> String {
 
 /// The CLIENT span of one query or exec: `SELECT orders`, `SELECT`, or the system name.
 pub fn client_span(q: &DbQuery, f: SpanFrame) -> Span {
+    client_span_to(q, &DbServer::default(), f)
+}
+
+/// [`client_span`] with the database's address and namespace: `db.namespace`, then
+/// `server.address` and `server.port` (the port only with an address), each left out when unknown.
+pub fn client_span_to(q: &DbQuery, server: &DbServer, f: SpanFrame) -> Span {
     let system = system_name(&q.driver_package);
     let parsed = scan(&q.query);
-    let mut attrs: Attributes = Vec::with_capacity(6);
+    let mut attrs: Attributes = Vec::with_capacity(9);
     attrs.push((DB_SYSTEM_NAME, Value::from(system)));
     attrs.push((DB_QUERY_TEXT, Value::from(parsed.sanitized)));
     if let Some(op) = &parsed.operation {
@@ -232,6 +248,15 @@ pub fn client_span(q: &DbQuery, f: SpanFrame) -> Span {
     }
     if let Some(c) = &parsed.collection {
         attrs.push((DB_COLLECTION_NAME, Value::from(c.as_str())));
+    }
+    if let Some(ns) = server.namespace.as_deref().filter(|n| !n.is_empty()) {
+        attrs.push((DB_NAMESPACE, Value::from(ns)));
+    }
+    if let Some(a) = server.address.as_deref().filter(|a| !a.is_empty()) {
+        attrs.push((crate::semconv::SERVER_ADDRESS, Value::from(a)));
+        if let Some(p) = server.port.filter(|&p| p > 0) {
+            attrs.push((crate::semconv::SERVER_PORT, Value::Int(p as i64)));
+        }
     }
     let mut status = Status::Unset;
     if let Some(e) = q.error.as_ref().filter(|e| !NOT_FAILURES.contains(&e.message.as_str())) {
@@ -274,6 +299,24 @@ mod tests {
     fn parsed(q: &str) -> (String, Option<String>, Option<String>) {
         let p = scan(q);
         (p.sanitized, p.operation, p.collection)
+    }
+
+    /// SDK mode's order (go/gotaprt/sql.go): namespace, address, port; each omitted when unknown.
+    #[test]
+    fn server_and_namespace_attributes() {
+        let q = DbQuery { driver_package: "github.com/lib/pq".into(), query: "SELECT 1".into(), error: None };
+        let all = DbServer { address: Some("db.internal".into()), port: Some(5432), namespace: Some("shop".into()) };
+        let s = client_span_to(&q, &all, frame());
+        let tail: Vec<(&str, Value)> = s.attributes[s.attributes.len() - 3..].to_vec();
+        assert_eq!(
+            tail,
+            [(DB_NAMESPACE, Value::from("shop")), (crate::semconv::SERVER_ADDRESS, Value::from("db.internal")), (crate::semconv::SERVER_PORT, Value::Int(5432))]
+        );
+        let port_only = DbServer { port: Some(5432), namespace: Some(String::new()), ..Default::default() };
+        assert_eq!(client_span_to(&q, &port_only, frame()).attributes, client_span(&q, frame()).attributes, "no address: no port either");
+        let no_port = DbServer { address: Some("10.0.0.7".into()), port: Some(0), ..Default::default() };
+        let s = client_span_to(&q, &no_port, frame());
+        assert_eq!((s.attr(crate::semconv::SERVER_ADDRESS), s.attr(crate::semconv::SERVER_PORT)), (Some(&Value::from("10.0.0.7")), None));
     }
 
     #[test]

@@ -1,12 +1,17 @@
 //! Test support shared by gotap's integration tests: real Go programs built with every supported
 //! toolchain and build variant, cached under `target/gotap-testbins/` so a test run builds each
-//! (program, toolchain, variant) once.
+//! (program, toolchain, variant) once; child processes that end with the test; and the real
+//! OpenTelemetry Collector ([`collector`]).
 //!
 //! Not for production code.
 use std::collections::HashMap;
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+pub mod collector;
 
 /// The Go toolchains every test runs against (see scripts/toolchains.sh, which installs them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -193,6 +198,27 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// A child process that is killed and reaped when the guard drops, so a failing test leaves
+/// nothing running.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits until something accepts TCP connections on 127.0.0.1:`port`; panics after 30 s, naming
+/// `what`.
+pub fn wait_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not listen on port {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// eBPF tests need root (CAP_BPF + CAP_PERFMON + CAP_SYS_ADMIN for uprobes). Fail, never skip.
 pub fn require_root() {
     // SAFETY: geteuid has no preconditions.
@@ -210,4 +236,13 @@ pub fn gotap_bin() -> PathBuf {
         .join("gotap");
     assert!(p.is_file(), "{} not built — run `cargo build -p gotap-cli`", p.display());
     p
+}
+
+/// `gotap` ([`gotap_bin`]) set up for a test's `gotap build`: `tc` as the Go toolchain
+/// (`GOTAP_GO`), no toolchain switching, a module cache the test may delete, and no rules file
+/// from the developer's environment (`GOTAP_WEAVE_CONFIG`).
+pub fn gotap_command(tc: Toolchain) -> Command {
+    let mut c = Command::new(gotap_bin());
+    c.env("GOTAP_GO", tc.go()).env("GOTOOLCHAIN", "local").env("GOFLAGS", "-modcacherw").env_remove("GOTAP_WEAVE_CONFIG");
+    c
 }

@@ -6,8 +6,9 @@
 //! - compiling a package that a rule targets: its files are rewritten by the weaver into the
 //!   action's work directory and the compiler is given those instead; files that rules add
 //!   (`add-files`) are compiled too, Go assembly ones assembled and packed into the archive.
-//! - probe mode only: `link -V=full` gets the same marker, and every linked executable gets its
-//!   USDT notes (the `annotate` hook, gotap-binary's writer, given by the CLI).
+//! - probe mode only: `link -V=full` gets the same marker plus the identity of the gotap
+//!   executable (which writes the notes), and every linked executable gets its USDT notes (the
+//!   `annotate` hook, gotap-binary's writer, given by the CLI).
 //! - SDK mode without `gotap build` (`go build -toolexec` alone, or the GOFLAGS of
 //!   `--print-goflags`): a link without the runtime is refused — it would trace nothing.
 //!
@@ -47,7 +48,7 @@ pub fn run(mut argv: Vec<OsString>, plan: Option<PathBuf>, annotate: Annotate) -
     let args: Vec<String> = argv.iter().map(|a| a.to_string_lossy().into_owned()).collect();
     let plan = load_plan(&tool)?;
     if args.iter().any(|a| a == "-V=full") {
-        return tool_id(&tool, &argv, &plan);
+        return tool_id(&tool, &argv, &plan.tool_id_suffix());
     }
     let args = expand_response_files(args)?;
     let pkg = flag_value(&args, "-p").unwrap_or_default();
@@ -96,7 +97,11 @@ fn link(tool: &Path, argv: Vec<OsString>, annotate: Annotate) -> Result<i32> {
         return Err(exec(tool, argv));
     }
     if argv.iter().any(|a| a == "-V=full") {
-        return tool_id(tool, &argv, &plan);
+        // The notes are written by this executable (gotap-binary's writer and its site table,
+        // GOTAP_SITES), which the plan's hash does not cover: a gotap whose notes differ must not
+        // reuse executables annotated by another.
+        let marker = format!("{}+notes-{}", plan.tool_id_suffix(), annotator_id()?);
+        return tool_id(tool, &argv, &marker);
     }
     let status = Command::new(tool).args(&argv).status().with_context(|| format!("cannot run {}", tool.display()))?;
     if !status.success() {
@@ -159,19 +164,35 @@ fn load_plan(tool: &Path) -> Result<Plan> {
     Plan::new(&ex, &go, &gover, &[], false, false)
 }
 
-/// Answers the tool-identity probe with the compiler's own answer plus gotap's marker.
-fn tool_id(tool: &Path, argv: &[OsString], plan: &Plan) -> Result<i32> {
+/// Identity of the running gotap executable, which writes the USDT notes at link: its size,
+/// modification time and inode (any rebuild of gotap changes it; hashing a 100 MB executable
+/// at every build would cost more than the links it saves).
+fn annotator_id() -> Result<String> {
+    use std::os::unix::fs::MetadataExt;
+    let exe = std::env::current_exe().context("cannot find gotap's own executable")?;
+    let m = std::fs::metadata(&exe).with_context(|| format!("cannot stat {}", exe.display()))?;
+    let id = crate::assets::fnv(&[
+        &m.len().to_le_bytes(),
+        &m.mtime().to_le_bytes(),
+        &m.mtime_nsec().to_le_bytes(),
+        &m.ino().to_le_bytes(),
+        &m.dev().to_le_bytes(),
+    ]);
+    Ok(format!("{id:016x}"))
+}
+
+/// Answers the tool-identity probe with the tool's own answer plus gotap's marker.
+fn tool_id(tool: &Path, argv: &[OsString], marker: &str) -> Result<i32> {
     let out = Command::new(tool).args(argv).output().with_context(|| format!("cannot run {}", tool.display()))?;
     let text = String::from_utf8_lossy(&out.stdout);
     let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
     if let Some(first) = lines.first_mut() {
-        let marker = plan.tool_id_suffix();
         // Development toolchains are identified by their trailing buildID= field alone.
         if first.contains(" buildID=") {
             first.push_str(&format!(".{marker}"));
         } else {
             first.push(' ');
-            first.push_str(&marker);
+            first.push_str(marker);
         }
     }
     for l in &lines {
@@ -282,6 +303,11 @@ fn weave(plan: &Plan, pkg: &str, mut args: Vec<String>) -> Result<(Vec<String>, 
     cmd.args(["apply", "-go", &plan.go_version, "-pkg", pkg, "-out"]).arg(&out_dir);
     if plan.best_effort {
         cmd.arg("-best-effort");
+    }
+    // Type information for call-site join points: the export data this compile step imports
+    // (the weaver type-checks only packages a call-site rule targets).
+    if let Some(cfg) = flag_value(&args, "-importcfg") {
+        cmd.arg(format!("-importcfg={cfg}"));
     }
     cmd.args(module_args(plan, pkg, files));
     cmd.args(&plan.rules).arg("--").args(files);

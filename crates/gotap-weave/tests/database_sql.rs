@@ -14,6 +14,8 @@ const RULES: &[&str] = &[
     "database-sql-tx-exec",
     "database-sql-stmt-query",
     "database-sql-stmt-exec",
+    "database-sql-open",
+    "database-sql-close",
 ];
 
 fn rules() -> PathBuf {
@@ -91,6 +93,12 @@ fn database_sql_rules_weave_real_sources() {
         let mut replace = serde_json::Map::new();
         for e in std::fs::read_dir(&out).unwrap() {
             let p = e.unwrap().path();
+            replace.insert(src.join(p.file_name().unwrap()).display().to_string(), p.display().to_string().into());
+        }
+        // The DSN parser (gotap_dsn.go) is added to the package, as by `gotap toolexec`.
+        let added: Vec<PathBuf> = json["added"].as_array().unwrap().iter().map(|v| PathBuf::from(v.as_str().unwrap())).collect();
+        assert_eq!(added, vec![gotap_testkit::repo_root().join("go/probes/databasesql/gotap_dsn.go")], "{}", tc.label());
+        for p in added {
             replace.insert(src.join(p.file_name().unwrap()).display().to_string(), p.display().to_string().into());
         }
         let overlay = out.join("overlay.json");

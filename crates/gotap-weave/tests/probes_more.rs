@@ -53,7 +53,7 @@ fn database_sql_probe_rules_golden() {
     assert!(res.status.success(), "weaver failed: {}", String::from_utf8_lossy(&res.stderr));
     golden(&out, "sql.go", &dir.join("expected_probes/sql.go"));
     let frag = repo_root().join("go/probes/databasesql");
-    assert_eq!(added(&res), vec![frag.join("gotap_probes.go"), frag.join("gotap_probes_amd64.s")]);
+    assert_eq!(added(&res), vec![frag.join("gotap_probes.go"), frag.join("gotap_probes_amd64.s"), frag.join("gotap_dsn.go")]);
     let _ = std::fs::remove_dir_all(&out);
 }
 

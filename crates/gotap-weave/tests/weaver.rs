@@ -290,3 +290,183 @@ fn version_range_needs_a_module_that_provides_the_package() {
     assert!(ok, "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Compares a woven file with its golden copy (rewritten under GOTAP_UPDATE_GOLDEN=1).
+fn assert_golden(got_path: &Path, want_path: &Path) {
+    let got = std::fs::read_to_string(got_path).unwrap_or_else(|e| panic!("{} not woven: {e}", got_path.display()));
+    if std::env::var_os("GOTAP_UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(want_path.parent().unwrap()).unwrap();
+        std::fs::write(want_path, &got).unwrap();
+    }
+    let want = std::fs::read_to_string(want_path).unwrap();
+    assert_eq!(got, want, "{} differs from {}", got_path.display(), want_path.display());
+}
+
+/// The importcfg a compile step of a package importing `imports` gets (export data from
+/// `go list -export`), for the weaver's type-checked call-site resolution.
+fn importcfg(dir: &Path, imports: &[&str]) -> PathBuf {
+    let m = dir.join("mod");
+    std::fs::create_dir_all(&m).unwrap();
+    std::fs::write(m.join("go.mod"), "module example.com/importcfg\n\ngo 1.23\n").unwrap();
+    let res = Toolchain::Go126
+        .command()
+        .current_dir(&m)
+        .args(["list", "-export", "-deps", "-f", "{{if .Export}}packagefile {{.ImportPath}}={{.Export}}{{end}}"])
+        .args(imports)
+        .output()
+        .unwrap();
+    assert!(res.status.success(), "go list -export: {}", String::from_utf8_lossy(&res.stderr));
+    let p = dir.join("importcfg");
+    std::fs::write(&p, res.stdout).unwrap();
+    p
+}
+
+/// Call-site join points without type information (as `gotap toolexec` runs the weaver today):
+/// package-level functions of an import (`strconv.Atoi`) and of the package itself (`trim`)
+/// are wrapped, nested calls nest, a local variable named like the import is left alone.
+#[test]
+fn call_site_wrap_golden() {
+    let dir = golden_dir().join("callsite");
+    let out = tempdir("callsite");
+    let res = apply(&dir, "example.com/app", &[Path::new("rules.yaml")], &["input/app.go"], &out, &[]);
+    assert!(res.status.success(), "weaver failed: {}", String::from_utf8_lossy(&res.stderr));
+    assert_golden(&out.join("app.go"), &dir.join("expected/app.go"));
+    // The woven file type-checks (multi-value results pass through the wrappers).
+    std::fs::write(out.join("go.mod"), "module example.com/app\n\ngo 1.23\n").unwrap();
+    let vet = Toolchain::Go126.command().current_dir(&out).args(["vet", "."]).output().unwrap();
+    assert!(vet.status.success(), "{}", String::from_utf8_lossy(&vet.stderr));
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// With the compile step's importcfg the weaver type-checks the package: method calls
+/// (`(*database/sql.DB).QueryContext` through a field, under an import alias) resolve, and
+/// `{{.Results}}` is the call's result types as the file names them.
+#[test]
+fn call_site_wrap_typed_golden() {
+    let dir = golden_dir().join("callsite");
+    let out = tempdir("callsite-typed");
+    let cfg = importcfg(&out, &["context", "database/sql", "strconv"]);
+    let woven = out.join("woven");
+    std::fs::create_dir_all(&woven).unwrap();
+    let flag = format!("-importcfg={}", cfg.display());
+    let res = apply(&dir, "example.com/app", &[Path::new("rules.yaml"), Path::new("rules_typed.yaml")], &["input/app.go"], &woven, &[&flag]);
+    assert!(res.status.success(), "weaver failed: {}", String::from_utf8_lossy(&res.stderr));
+    assert_golden(&woven.join("app.go"), &dir.join("expected_typed/app.go"));
+    std::fs::write(woven.join("go.mod"), "module example.com/app\n\ngo 1.23\n").unwrap();
+    let vet = Toolchain::Go126.command().current_dir(&woven).args(["vet", "."]).output().unwrap();
+    assert!(vet.status.success(), "{}", String::from_utf8_lossy(&vet.stderr));
+    // Without type information the method rule matches nothing: an error that says why.
+    let res = apply(&dir, "example.com/app", &[Path::new("rules_typed.yaml")], &["input/app.go"], &woven, &[]);
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(!res.status.success(), "{err}");
+    assert!(err.contains("rule query: no call to (*database/sql.DB).QueryContext in package example.com/app (files: input/app.go)"), "{err}");
+    assert!(err.contains("1 call(s) of something named QueryContext were not resolved"), "{err}");
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// Struct-definition join points: fields appended before the closing brace (one-line, empty
+/// and generic structs), positions after them restored.
+#[test]
+fn struct_add_fields_golden() {
+    let dir = golden_dir().join("structfield");
+    let out = tempdir("structfield");
+    let res = apply(&dir, "example.com/app", &[Path::new("rules.yaml")], &["input/types.go"], &out, &[]);
+    assert!(res.status.success(), "weaver failed: {}", String::from_utf8_lossy(&res.stderr));
+    assert_golden(&out.join("types.go"), &dir.join("expected/types.go"));
+    std::fs::write(out.join("go.mod"), "module example.com/app\n\ngo 1.23\n").unwrap();
+    let vet = Toolchain::Go126.command().current_dir(&out).args(["vet", "."]).output().unwrap();
+    assert!(vet.status.success(), "{}", String::from_utf8_lossy(&vet.stderr));
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// Join points the new advice cannot weave: each an error naming the rule and the position,
+/// a warning with -best-effort (and the code left as written).
+#[test]
+fn call_site_and_struct_rules_that_cannot_apply() {
+    let dir = tempdir("cannot");
+    std::fs::write(
+        dir.join("app.go"),
+        "package app\n\nimport \"strconv\"\n\ntype T int\n\ntype S struct{ A, B int }\n\nvar s = S{1, 2}\n\nfunc F() {\n\tdefer strconv.Itoa(1)\n}\n",
+    )
+    .unwrap();
+    let out = dir.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let cases = [
+        ("join: {package: example.com/app, function-call: strconv.Itoa}\n    advice: {wrap-call: \"{{.Call}}\"}", "rule r: app.go:12:8: the call to strconv.Itoa is the operand of a go or defer statement"),
+        ("join: {package: example.com/app, struct-definition: T}\n    advice: {add-fields: [{name: x, type: int}]}", "rule r: app.go:5:6: type T is not a struct type declared in package example.com/app"),
+        ("join: {package: example.com/app, struct-definition: S}\n    advice: {add-fields: [{name: x, type: int}]}", "rule r: app.go:9:9: a S literal without field names would lack the added fields"),
+        ("join: {package: example.com/app, struct-definition: Gone}\n    advice: {add-fields: [{name: x, type: int}]}", "rule r: no type Gone in package example.com/app (files: app.go)"),
+        ("join: {package: example.com/app, function-call: strconv.Quote}\n    advice: {wrap-call: \"{{.Call}}\"}", "rule r: no call to strconv.Quote in package example.com/app (files: app.go)"),
+    ];
+    for (rule, want) in cases {
+        std::fs::write(dir.join("rules.yaml"), format!("rules:\n  - name: r\n    {rule}\n")).unwrap();
+        let res = apply(&dir, "example.com/app", &[Path::new("rules.yaml")], &["app.go"], &out, &[]);
+        let err = String::from_utf8_lossy(&res.stderr);
+        assert!(!res.status.success() && err.contains(want), "{rule}: {err}");
+        let res = apply(&dir, "example.com/app", &[Path::new("rules.yaml")], &["app.go"], &out, &["-best-effort"]);
+        assert!(res.status.success(), "{rule}: {}", String::from_utf8_lossy(&res.stderr));
+        let json: serde_json::Value = serde_json::from_slice(&res.stdout).unwrap();
+        let w = json["warnings"][0].as_str().unwrap_or_default();
+        assert!(w.contains(want) && w.contains("(--best-effort)"), "{rule}: {json}");
+        assert_eq!(json["files"], serde_json::json!({}), "{rule}: nothing woven");
+    }
+    // An added field the struct already has is an error even with -best-effort (the rule is wrong).
+    std::fs::write(dir.join("rules.yaml"), "rules:\n  - name: r\n    join: {package: example.com/app, struct-definition: S}\n    advice: {add-fields: [{name: A, type: int}]}\n").unwrap();
+    std::fs::write(dir.join("app.go"), "package app\n\ntype S struct{ A, B int }\n").unwrap();
+    let res = apply(&dir, "example.com/app", &[Path::new("rules.yaml")], &["app.go"], &out, &["-best-effort"]);
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(!res.status.success() && err.contains("rule r: app.go:3:8: struct S already has a field A"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn invalid_call_site_and_struct_rules_are_rejected_by_plan() {
+    let dir = tempdir("invalid-new");
+    let cases = [
+        ("join: {package: p, function-call: \"net/http.\"}\n    advice: {wrap-call: \"{{.Call}}\"}", "join.function-call \"net/http.\" is not"),
+        ("join: {package: p, function-call: net/http.Get}\n    advice: {wrap-call: \"f()\"}", "{{.Call}} must appear exactly once"),
+        ("join: {package: p, function-call: net/http.Get}\n    advice: {wrap-call: \"f({{.Call}}, {{.Call}})\"}", "{{.Call}} must appear exactly once"),
+        ("join: {package: p, function-call: net/http.Get}\n    advice: {wrap-call: \"x := {{.Call}}\"}", "advice.wrap-call does not parse as a Go expression"),
+        ("join: {package: p, function-call: net/http.Get}\n    advice: {prepend: \"x()\"}", "advice.prepend needs join.function-body"),
+        ("join: {package: p, function-body: F, function-call: net/http.Get}\n    advice: {wrap-call: \"{{.Call}}\"}", "exclude each other"),
+        ("join: {package: p, struct-definition: T}\n    advice: {add-fields: [{name: \"a b\", type: int}]}", "is not a field name"),
+        ("join: {package: p, struct-definition: T}\n    advice: {add-fields: [{name: a, type: \"int)\"}]}", "field a int) does not parse as Go"),
+        ("join: {package: p, struct-definition: T}\n    advice: {declarations: \"var X int\"}", "advice.add-fields and join.struct-definition go together"),
+    ];
+    for (rule, want) in cases {
+        std::fs::write(dir.join("bad.yaml"), format!("rules:\n  - name: bad\n    {rule}\n")).unwrap();
+        let res = Command::new(weaver()).args(["plan", "-go", "go1.26.8"]).arg(dir.join("bad.yaml")).output().unwrap();
+        let err = String::from_utf8_lossy(&res.stderr);
+        assert!(!res.status.success() && err.contains("rule \"bad\"") && err.contains(want), "{rule}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Call-site and struct rules are scoped by module version like function-body rules: the
+/// module is the one providing the package whose code is rewritten (the caller).
+#[test]
+fn call_site_and_struct_rules_follow_module_version_ranges() {
+    let dir = tempdir("callsite-version");
+    std::fs::write(dir.join("app.go"), "package p\n\nimport \"strconv\"\n\ntype S struct{}\n\nvar N, _ = strconv.Atoi(\"1\")\n").unwrap();
+    std::fs::write(
+        dir.join("rules.yaml"),
+        "rules:\n  - name: wrap\n    join: {package: example.com/m/p, module: example.com/m, version: \">=1.2\", function-call: strconv.Atoi}\n    advice: {wrap-call: \"gotapW({{.Call}})\"}\n  - name: field\n    join: {package: example.com/m/p, module: example.com/m, version: \">=1.2\", struct-definition: S}\n    advice: {add-fields: [{name: x, type: int}]}\n",
+    )
+    .unwrap();
+    let res = Command::new(weaver()).args(["plan", "-go", "go1.26.8"]).arg(dir.join("rules.yaml")).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&res.stdout).unwrap();
+    assert_eq!(v["packages"], serde_json::json!(["example.com/m/p"]));
+    assert_eq!(v["modules"], serde_json::json!(["example.com/m"]));
+    let out = dir.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let res = apply(&dir, "example.com/m/p", &[Path::new("rules.yaml")], &["app.go"], &out, &["-modver=example.com/m=v1.1.0"]);
+    let json: serde_json::Value = serde_json::from_slice(&res.stdout).unwrap();
+    assert_eq!(json["files"], serde_json::json!({}), "out of range: nothing woven");
+    let msg = json["skipped"][0]["message"].as_str().unwrap();
+    assert!(msg.contains("wrap") && msg.contains("field") && msg.contains("v1.1.0"), "{msg}");
+    let res = apply(&dir, "example.com/m/p", &[Path::new("rules.yaml")], &["app.go"], &out, &["-modver=example.com/m=v1.2.0"]);
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    let woven = std::fs::read_to_string(out.join("app.go")).unwrap();
+    assert!(woven.contains("gotapW(/*line app.go:7:12*/strconv.Atoi(\"1\")") && woven.contains("\nx int\n"), "{woven}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

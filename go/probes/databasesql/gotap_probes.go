@@ -18,7 +18,6 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"reflect"
 	"time"
 	"unsafe"
 )
@@ -40,7 +39,9 @@ var gotapProbeHTTPParent func(ctx context.Context) unsafe.Pointer
 func gotapRand() uint64
 
 // gotapProbeRecord: the 128-byte record of docs/probes.md. For database/sql, s1 is the error's Go
-// type (%T) and s2 the driver's SQLSTATE, when the query failed.
+// type (%T) and s2 the driver's SQLSTATE, when the query failed; s3 server.address (host, no
+// port), s4 server.port in decimal and s5 db.namespace, each "" when unknown (from the DSN given
+// to sql.Open, parsed once per DB: gotap_dsn.go).
 type gotapProbeRecord struct {
 	traceHi, traceLo uint64
 	span, parent     uint64
@@ -90,9 +91,9 @@ func gotapProbeSQLBegin(ctx context.Context) (context.Context, *gotapProbeRecord
 	return context.WithValue(ctx, gotapProbeSQLMark{}, rec), rec
 }
 
-// gotapProbeSQLEnd fires the site. No rows and the driver's "take the slow path" are outcomes,
-// not failures (as in SDK mode, go/gotaprt/sql.go).
-func gotapProbeSQLEnd(rec *gotapProbeRecord, drv driver.Driver, query string, err error) {
+// gotapProbeSQLEnd fires the site for a query on db. No rows and the driver's "take the slow
+// path" are outcomes, not failures (as in SDK mode, go/gotaprt/sql.go).
+func gotapProbeSQLEnd(rec *gotapProbeRecord, db *DB, query string, err error) {
 	failed, errText := int64(0), ""
 	if err != nil && !errors.Is(err, ErrNoRows) && !errors.Is(err, driver.ErrSkip) {
 		failed, errText = 1, err.Error()
@@ -102,18 +103,9 @@ func gotapProbeSQLEnd(rec *gotapProbeRecord, drv driver.Driver, query string, er
 			rec.s2 = s.SQLState()
 		}
 	}
-	gotapProbeSQLQuery(gotapProbeDriverPackage(drv), query, failed, time.Now().UnixNano()-rec.start, errText, rec)
-}
-
-func gotapProbeDriverPackage(drv driver.Driver) string {
-	t := reflect.TypeOf(drv)
-	if t == nil {
-		return ""
-	}
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	return t.PkgPath()
+	srv := gotapServerOf(db)
+	rec.s3, rec.s4, rec.s5 = srv.address, srv.portText, srv.namespace
+	gotapProbeSQLQuery(gotapDriverPath(db.Driver()), query, failed, time.Now().UnixNano()-rec.start, errText, rec)
 }
 
 func gotapProbeNonZero() uint64 {

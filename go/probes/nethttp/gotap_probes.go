@@ -17,7 +17,7 @@ import (
 	"context"
 	"net/url"
 	"time"
-	_ "unsafe" // go:linkname
+	"unsafe"
 )
 
 // Only imports that net/http already has are allowed here (the compile step's importcfg lists
@@ -27,10 +27,11 @@ import (
 //go:linkname gotapRand runtime.rand
 func gotapRand() uint64
 
-// gotapProbeSemaphore[0] is the USDT semaphore shared by every gotap site in the binary. The other
-// elements are a marker ("gotap-semaphor") that lets gotap find the variable in stripped binaries,
-// and make it initialised data: the kernel only maintains semaphores in file-backed mappings, and
-// zero-initialised variables would land in .noptrbss (anonymous memory).
+// gotapProbeSemaphore[0] is the USDT semaphore of net/http's two sites (database/sql and grpc
+// have their own). The other elements are a marker ("gotap-semaphor") that lets gotap find the
+// variable in stripped binaries, and make it initialised data: the kernel only maintains
+// semaphores in file-backed mappings, and zero-initialised variables would land in .noptrbss
+// (anonymous memory).
 var gotapProbeSemaphore = [8]uint16{0, 0x6f67, 0x6174, 0x2d70, 0x6573, 0x616d, 0x6870, 0x726f}
 
 // gotapProbeRecord is what a site's last argument points to. Fixed layout on amd64 (offsets in
@@ -68,6 +69,16 @@ func gotapProbeHTTPServer(method, path string, status, durationNs int64, pattern
 func gotapProbeHTTPClient(method, url string, status, durationNs int64, errText string, rec *gotapProbeRecord)
 
 type gotapProbeKey struct{}
+
+// gotapProbeCtxKey's address is the context key under which the grpc and database/sql fragments
+// store their span's record (an unsafe.Pointer). They cannot name a net/http type, and a program
+// may link them without net/http, so every fragment declares this zero-valued variable under one
+// linker name and the linker merges the declarations. A declaration, not a reference to a symbol
+// defined elsewhere: Go 1.27's linker refuses linkname references into another package
+// (docs/probes.md, the contract).
+//
+//go:linkname gotapProbeCtxKey gotap.probeCtxKey
+var gotapProbeCtxKey byte
 
 // gotapProbeServerBegin starts a server span: joins an incoming traceparent and puts the span into
 // the request's context, where client round trips made with that context find their parent.
@@ -120,7 +131,7 @@ func gotapProbeClientRoundTrip(t *Transport, req *Request) (*Response, error) {
 		return t.roundTrip(req)
 	}
 	rec := &gotapProbeRecord{start: time.Now().UnixNano(), span: gotapProbeNonZero(), flags: gotapFlagSampled}
-	if p, ok := req.Context().Value(gotapProbeKey{}).(*gotapProbeRecord); ok && p != nil {
+	if p := gotapProbeClientParent(req.Context()); p != nil {
 		rec.traceHi, rec.traceLo, rec.parent, rec.flags = p.traceHi, p.traceLo, p.span, p.flags&gotapFlagSampled
 	} else {
 		rec.traceHi, rec.traceLo = gotapRand(), gotapProbeNonZero()
@@ -139,6 +150,20 @@ func gotapProbeClientRoundTrip(t *Transport, req *Request) (*Response, error) {
 	}
 	gotapProbeHTTPClient(req.Method, gotapRedactedURL(req), status, time.Now().UnixNano()-rec.start, errText, rec)
 	return resp, err
+}
+
+// gotapProbeClientParent is the span a round trip made with ctx is the child of: the innermost
+// of a grpc or database/sql span (gotap.probeCtxKey; a call made in a gRPC handler or by a driver
+// inside a query) and net/http's server span, in that order, as the grpc and database/sql
+// fragments look them up. Only the record's shared 48-byte head (ids, start, flags) is read.
+func gotapProbeClientParent(ctx context.Context) *gotapProbeRecord {
+	if p, ok := ctx.Value(&gotapProbeCtxKey).(unsafe.Pointer); ok && p != nil {
+		return (*gotapProbeRecord)(p)
+	}
+	if p, ok := ctx.Value(gotapProbeKey{}).(*gotapProbeRecord); ok && p != nil {
+		return p
+	}
+	return nil
 }
 
 // gotapRedactedURL hides credentials, as semconv requires for url.full.

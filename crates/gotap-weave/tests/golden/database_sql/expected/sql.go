@@ -11,7 +11,7 @@ import (
 func (db *DB) ExecContext(ctx context.Context, query string, args ...any) (Result, error) {
 //line gotap-rule-database-sql-db-exec.go:1
 if gotapSQLStart != nil && db != nil && ctx != nil {
-	if gotapCtx, gotapEnd := gotapSQLStart(ctx, db.Driver(), query); gotapEnd != nil {
+	if gotapCtx, gotapEnd := gotapSQLBegin(ctx, db, query); gotapEnd != nil {
 		gotapRes, gotapErr := db.ExecContext(gotapCtx, query, args...)
 		gotapEnd(gotapErr)
 		return gotapRes, gotapErr
@@ -32,7 +32,7 @@ if gotapSQLStart != nil && db != nil && ctx != nil {
 func (db *DB) QueryContext(ctx context.Context, query string, args ...any) (*Rows, error) {
 //line gotap-rule-database-sql-db-query.go:1
 if gotapSQLStart != nil && db != nil && ctx != nil {
-	if gotapCtx, gotapEnd := gotapSQLStart(ctx, db.Driver(), query); gotapEnd != nil {
+	if gotapCtx, gotapEnd := gotapSQLBegin(ctx, db, query); gotapEnd != nil {
 		gotapRows, gotapErr := db.QueryContext(gotapCtx, query, args...)
 		gotapEnd(gotapErr)
 		return gotapRows, gotapErr
@@ -53,7 +53,7 @@ if gotapSQLStart != nil && db != nil && ctx != nil {
 func (c *Conn) ExecContext(ctx context.Context, query string, args ...any) (Result, error) {
 //line gotap-rule-database-sql-conn-exec.go:1
 if gotapSQLStart != nil && c != nil && ctx != nil {
-	if gotapCtx, gotapEnd := gotapSQLStart(ctx, c.db.Driver(), query); gotapEnd != nil {
+	if gotapCtx, gotapEnd := gotapSQLBegin(ctx, c.db, query); gotapEnd != nil {
 		gotapRes, gotapErr := c.ExecContext(gotapCtx, query, args...)
 		gotapEnd(gotapErr)
 		return gotapRes, gotapErr
@@ -70,7 +70,7 @@ if gotapSQLStart != nil && c != nil && ctx != nil {
 func (c *Conn) QueryContext(ctx context.Context, query string, args ...any) (*Rows, error) {
 //line gotap-rule-database-sql-conn-query.go:1
 if gotapSQLStart != nil && c != nil && ctx != nil {
-	if gotapCtx, gotapEnd := gotapSQLStart(ctx, c.db.Driver(), query); gotapEnd != nil {
+	if gotapCtx, gotapEnd := gotapSQLBegin(ctx, c.db, query); gotapEnd != nil {
 		gotapRows, gotapErr := c.QueryContext(gotapCtx, query, args...)
 		gotapEnd(gotapErr)
 		return gotapRows, gotapErr
@@ -87,7 +87,7 @@ if gotapSQLStart != nil && c != nil && ctx != nil {
 func (tx *Tx) ExecContext(ctx context.Context, query string, args ...any) (Result, error) {
 //line gotap-rule-database-sql-tx-exec.go:1
 if gotapSQLStart != nil && tx != nil && ctx != nil {
-	if gotapCtx, gotapEnd := gotapSQLStart(ctx, tx.db.Driver(), query); gotapEnd != nil {
+	if gotapCtx, gotapEnd := gotapSQLBegin(ctx, tx.db, query); gotapEnd != nil {
 		gotapRes, gotapErr := tx.ExecContext(gotapCtx, query, args...)
 		gotapEnd(gotapErr)
 		return gotapRes, gotapErr
@@ -104,7 +104,7 @@ if gotapSQLStart != nil && tx != nil && ctx != nil {
 func (tx *Tx) QueryContext(ctx context.Context, query string, args ...any) (*Rows, error) {
 //line gotap-rule-database-sql-tx-query.go:1
 if gotapSQLStart != nil && tx != nil && ctx != nil {
-	if gotapCtx, gotapEnd := gotapSQLStart(ctx, tx.db.Driver(), query); gotapEnd != nil {
+	if gotapCtx, gotapEnd := gotapSQLBegin(ctx, tx.db, query); gotapEnd != nil {
 		gotapRows, gotapErr := tx.QueryContext(gotapCtx, query, args...)
 		gotapEnd(gotapErr)
 		return gotapRows, gotapErr
@@ -122,7 +122,7 @@ if gotapSQLStart != nil && tx != nil && ctx != nil {
 func (s *Stmt) ExecContext(ctx context.Context, args ...any) (Result, error) {
 //line gotap-rule-database-sql-stmt-exec.go:1
 if gotapSQLStart != nil && s != nil && ctx != nil {
-	if gotapCtx, gotapEnd := gotapSQLStart(ctx, s.db.Driver(), s.query); gotapEnd != nil {
+	if gotapCtx, gotapEnd := gotapSQLBegin(ctx, s.db, s.query); gotapEnd != nil {
 		gotapRes, gotapErr := s.ExecContext(gotapCtx, args...)
 		gotapEnd(gotapErr)
 		return gotapRes, gotapErr
@@ -150,7 +150,7 @@ if gotapSQLStart != nil && s != nil && ctx != nil {
 func (s *Stmt) QueryContext(ctx context.Context, args ...any) (*Rows, error) {
 //line gotap-rule-database-sql-stmt-query.go:1
 if gotapSQLStart != nil && s != nil && ctx != nil {
-	if gotapCtx, gotapEnd := gotapSQLStart(ctx, s.db.Driver(), s.query); gotapEnd != nil {
+	if gotapCtx, gotapEnd := gotapSQLBegin(ctx, s.db, s.query); gotapEnd != nil {
 		gotapRows, gotapErr := s.QueryContext(gotapCtx, args...)
 		gotapEnd(gotapErr)
 		return gotapRows, gotapErr
@@ -209,15 +209,57 @@ func (db *DB) Query(query string, args ...any) (*Rows, error) {
 }
 
 
+// Open and Close: the DSN's server is recorded per DB and forgotten at Close.
+func Open(driverName, dataSourceName string) (*DB, error) {
+//line gotap-rule-database-sql-open.go:1
+return gotapOpen(driverName, dataSourceName)
+/*line input/sql.go:140:60*/
+	driversMu.RLock()
+	driveri, ok := drivers[driverName]
+	driversMu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("sql: unknown driver %q (forgotten import?)", driverName)
+	}
+
+	if driverCtx, ok := driveri.(driver.DriverContext); ok {
+		connector, err := driverCtx.OpenConnector(dataSourceName)
+		if err != nil {
+			return nil, err
+		}
+		return OpenDB(connector), nil
+	}
+
+	return OpenDB(dsnConnector{dsn: dataSourceName, driver: driveri}), nil
+}
+
+func (db *DB) Close() error {
+//line gotap-rule-database-sql-close.go:1
+gotapDBServers.Delete(db)
+/*line input/sql.go:159:30*/
+	db.mu.Lock()
+	if db.closed { // Make DB.Close idempotent
+		db.mu.Unlock()
+		return nil
+	}
+	return db.closeLocked()
+}
+
 
 //line gotap-rule-database-sql-db-query-declarations.go:1
-// gotapSQLStart starts a client span for a query on a database of driver drv; it returns
-// the context for the call and the function ending the span, or a nil end when ctx is the
-// one it returned (the advice's own second call).
-var gotapSQLStart func(ctx context.Context, drv driver.Driver, query string) (context.Context, func(error))
+// gotapSQLStart starts a client span for a query on a database of driver drv at
+// address:port (each "" or 0 when unknown) holding database namespace; it returns the
+// context for the call and the function ending the span, or a nil end when ctx is the one
+// it returned (the advice's own second call).
+var gotapSQLStart func(ctx context.Context, drv driver.Driver, address string, port int, namespace, query string) (context.Context, func(error))
 
 //go:linkname gotapSetSQLStart
-func gotapSetSQLStart(f func(context.Context, driver.Driver, string) (context.Context, func(error))) {
+func gotapSetSQLStart(f func(ctx context.Context, drv driver.Driver, address string, port int, namespace, query string) (context.Context, func(error))) {
 	gotapSQLStart = f
+}
+
+// gotapSQLBegin calls the hook with db's driver and server (parsed at Open: gotap_dsn.go).
+func gotapSQLBegin(ctx context.Context, db *DB, query string) (context.Context, func(error)) {
+	srv := gotapServerOf(db)
+	return gotapSQLStart(ctx, db.Driver(), srv.address, srv.port, srv.namespace, query)
 }
 

@@ -13,7 +13,7 @@ func (db *DB) ExecContext(ctx context.Context, query string, args ...any) (Resul
 if gotapProbeSemaphore[0] != 0 && db != nil && ctx != nil {
 	if gotapCtx, gotapRec := gotapProbeSQLBegin(ctx); gotapRec != nil {
 		gotapRes, gotapErr := db.ExecContext(gotapCtx, query, args...)
-		gotapProbeSQLEnd(gotapRec, db.Driver(), query, gotapErr)
+		gotapProbeSQLEnd(gotapRec, db, query, gotapErr)
 		return gotapRes, gotapErr
 	}
 }
@@ -34,7 +34,7 @@ func (db *DB) QueryContext(ctx context.Context, query string, args ...any) (*Row
 if gotapProbeSemaphore[0] != 0 && db != nil && ctx != nil {
 	if gotapCtx, gotapRec := gotapProbeSQLBegin(ctx); gotapRec != nil {
 		gotapRows, gotapErr := db.QueryContext(gotapCtx, query, args...)
-		gotapProbeSQLEnd(gotapRec, db.Driver(), query, gotapErr)
+		gotapProbeSQLEnd(gotapRec, db, query, gotapErr)
 		return gotapRows, gotapErr
 	}
 }
@@ -55,7 +55,7 @@ func (c *Conn) ExecContext(ctx context.Context, query string, args ...any) (Resu
 if gotapProbeSemaphore[0] != 0 && c != nil && ctx != nil {
 	if gotapCtx, gotapRec := gotapProbeSQLBegin(ctx); gotapRec != nil {
 		gotapRes, gotapErr := c.ExecContext(gotapCtx, query, args...)
-		gotapProbeSQLEnd(gotapRec, c.db.Driver(), query, gotapErr)
+		gotapProbeSQLEnd(gotapRec, c.db, query, gotapErr)
 		return gotapRes, gotapErr
 	}
 }
@@ -72,7 +72,7 @@ func (c *Conn) QueryContext(ctx context.Context, query string, args ...any) (*Ro
 if gotapProbeSemaphore[0] != 0 && c != nil && ctx != nil {
 	if gotapCtx, gotapRec := gotapProbeSQLBegin(ctx); gotapRec != nil {
 		gotapRows, gotapErr := c.QueryContext(gotapCtx, query, args...)
-		gotapProbeSQLEnd(gotapRec, c.db.Driver(), query, gotapErr)
+		gotapProbeSQLEnd(gotapRec, c.db, query, gotapErr)
 		return gotapRows, gotapErr
 	}
 }
@@ -89,7 +89,7 @@ func (tx *Tx) ExecContext(ctx context.Context, query string, args ...any) (Resul
 if gotapProbeSemaphore[0] != 0 && tx != nil && ctx != nil {
 	if gotapCtx, gotapRec := gotapProbeSQLBegin(ctx); gotapRec != nil {
 		gotapRes, gotapErr := tx.ExecContext(gotapCtx, query, args...)
-		gotapProbeSQLEnd(gotapRec, tx.db.Driver(), query, gotapErr)
+		gotapProbeSQLEnd(gotapRec, tx.db, query, gotapErr)
 		return gotapRes, gotapErr
 	}
 }
@@ -106,7 +106,7 @@ func (tx *Tx) QueryContext(ctx context.Context, query string, args ...any) (*Row
 if gotapProbeSemaphore[0] != 0 && tx != nil && ctx != nil {
 	if gotapCtx, gotapRec := gotapProbeSQLBegin(ctx); gotapRec != nil {
 		gotapRows, gotapErr := tx.QueryContext(gotapCtx, query, args...)
-		gotapProbeSQLEnd(gotapRec, tx.db.Driver(), query, gotapErr)
+		gotapProbeSQLEnd(gotapRec, tx.db, query, gotapErr)
 		return gotapRows, gotapErr
 	}
 }
@@ -124,7 +124,7 @@ func (s *Stmt) ExecContext(ctx context.Context, args ...any) (Result, error) {
 if gotapProbeSemaphore[0] != 0 && s != nil && ctx != nil {
 	if gotapCtx, gotapRec := gotapProbeSQLBegin(ctx); gotapRec != nil {
 		gotapRes, gotapErr := s.ExecContext(gotapCtx, args...)
-		gotapProbeSQLEnd(gotapRec, s.db.Driver(), s.query, gotapErr)
+		gotapProbeSQLEnd(gotapRec, s.db, s.query, gotapErr)
 		return gotapRes, gotapErr
 	}
 }
@@ -152,7 +152,7 @@ func (s *Stmt) QueryContext(ctx context.Context, args ...any) (*Rows, error) {
 if gotapProbeSemaphore[0] != 0 && s != nil && ctx != nil {
 	if gotapCtx, gotapRec := gotapProbeSQLBegin(ctx); gotapRec != nil {
 		gotapRows, gotapErr := s.QueryContext(gotapCtx, args...)
-		gotapProbeSQLEnd(gotapRec, s.db.Driver(), s.query, gotapErr)
+		gotapProbeSQLEnd(gotapRec, s.db, s.query, gotapErr)
 		return gotapRows, gotapErr
 	}
 }
@@ -208,3 +208,38 @@ func (db *DB) Query(query string, args ...any) (*Rows, error) {
 	return db.QueryContext(context.Background(), query, args...)
 }
 
+
+// Open and Close: the DSN's server is recorded per DB and forgotten at Close.
+func Open(driverName, dataSourceName string) (*DB, error) {
+//line gotap-rule-databasesql-probe-open.go:1
+return gotapOpen(driverName, dataSourceName)
+/*line input/sql.go:140:60*/
+	driversMu.RLock()
+	driveri, ok := drivers[driverName]
+	driversMu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("sql: unknown driver %q (forgotten import?)", driverName)
+	}
+
+	if driverCtx, ok := driveri.(driver.DriverContext); ok {
+		connector, err := driverCtx.OpenConnector(dataSourceName)
+		if err != nil {
+			return nil, err
+		}
+		return OpenDB(connector), nil
+	}
+
+	return OpenDB(dsnConnector{dsn: dataSourceName, driver: driveri}), nil
+}
+
+func (db *DB) Close() error {
+//line gotap-rule-databasesql-probe-close.go:1
+gotapDBServers.Delete(db)
+/*line input/sql.go:159:30*/
+	db.mu.Lock()
+	if db.closed { // Make DB.Close idempotent
+		db.mu.Unlock()
+		return nil
+	}
+	return db.closeLocked()
+}

@@ -1,0 +1,3 @@
+module gotap.dev/exitapp
+
+go 1.26.0

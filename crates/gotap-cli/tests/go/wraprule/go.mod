@@ -1,0 +1,3 @@
+module gotap.dev/wraprule
+
+go 1.23
