@@ -12,7 +12,8 @@ use std::time::Duration;
 #[derive(clap::Args)]
 pub struct Args {
     /// Short run (one round, a few seconds per phase, no peer installs, no extra toolchains):
-    /// under a minute on 2 cores once the services are built.
+    /// about 2 minutes on 2 cores with all six strategies once the services are built, under a
+    /// minute with two or three (--strategies).
     #[arg(long)]
     quick: bool,
     /// Where the report (report.md), raw results (results.json), charts and logs go.
