@@ -9,7 +9,8 @@ fn main() {
     for f in ["bpf/gotap.bpf.c", "bpf/types.h"] {
         println!("cargo:rerun-if-changed={f}");
     }
-    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("gotap.bpf.o");
+    let out =
+        PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("gotap.bpf.o");
     let clang = std::env::var("CLANG").unwrap_or_else(|_| "clang".into());
     println!("cargo:rerun-if-env-changed=CLANG");
 
@@ -21,7 +22,15 @@ fn main() {
         fail("kernel uapi headers (/usr/include/linux/bpf.h) not found: install the `linux-libc-dev` package");
     }
     let status = Command::new(&clang)
-        .args(["-target", "bpf", "-O2", "-g", "-Wall", "-Werror", "-D__TARGET_ARCH_x86"])
+        .args([
+            "-target",
+            "bpf",
+            "-O2",
+            "-g",
+            "-Wall",
+            "-Werror",
+            "-D__TARGET_ARCH_x86",
+        ])
         .arg(format!("-I{multiarch}"))
         .arg("-c")
         .arg(src)

@@ -5,7 +5,10 @@ use anyhow::{Context, Result};
 use plotters::prelude::*;
 use std::path::Path;
 
-const FONTS: [&str; 2] = ["/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "/usr/share/fonts/TTF/DejaVuSans.ttf"];
+const FONTS: [&str; 2] = [
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+];
 
 fn register_font() -> Result<()> {
     static DONE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
@@ -14,8 +17,13 @@ fn register_font() -> Result<()> {
             .iter()
             .find(|p| Path::new(p).is_file())
             .ok_or_else(|| format!("no DejaVu Sans font found (looked in {})", FONTS.join(", ")))?;
-        let bytes: &'static [u8] = Box::leak(std::fs::read(path).map_err(|e| e.to_string())?.into_boxed_slice());
-        plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).map_err(|_| "the font file could not be parsed".to_owned())
+        let bytes: &'static [u8] = Box::leak(
+            std::fs::read(path)
+                .map_err(|e| e.to_string())?
+                .into_boxed_slice(),
+        );
+        plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
+            .map_err(|_| "the font file could not be parsed".to_owned())
     })
     .clone()
     .map_err(|e| anyhow::anyhow!(e))
@@ -37,20 +45,31 @@ const COLORS: [RGBColor; 6] = [
 /// Draws throughput.png, latency.png and overhead.png into `out`; returns their file names.
 pub fn draw(r: &Results, out: &Path) -> Result<Vec<String>> {
     register_font()?;
-    let ran: Vec<_> = r.strategies.iter().filter(|s| s.summary.is_some()).collect();
+    let ran: Vec<_> = r
+        .strategies
+        .iter()
+        .filter(|s| s.summary.is_some())
+        .collect();
     anyhow::ensure!(!ran.is_empty(), "no strategy ran");
 
     let file = out.join("throughput.png");
     {
         let root = BitMapBackend::new(&file, (800, 420)).into_drawing_area();
         root.fill(&WHITE)?;
-        let max = ran.iter().map(|s| s.summary.as_ref().map_or(0.0, |x| x.saturation_rps)).fold(0.0, f64::max) * 1.15;
+        let max = ran
+            .iter()
+            .map(|s| s.summary.as_ref().map_or(0.0, |x| x.saturation_rps))
+            .fold(0.0, f64::max)
+            * 1.15;
         let mut chart = ChartBuilder::on(&root)
             .caption("Saturation throughput (req/s, gateway)", ("sans-serif", 22))
             .margin(15)
             .x_label_area_size(40)
             .y_label_area_size(60)
-            .build_cartesian_2d((0..ran.len().saturating_sub(1)).into_segmented(), 0.0..max.max(1.0))?;
+            .build_cartesian_2d(
+                (0..ran.len().saturating_sub(1)).into_segmented(),
+                0.0..max.max(1.0),
+            )?;
         chart
             .configure_mesh()
             .disable_x_mesh()
@@ -63,7 +82,10 @@ pub fn draw(r: &Results, out: &Path) -> Result<Vec<String>> {
             let v = s.summary.as_ref().map_or(0.0, |x| x.saturation_rps);
             let c = COLORS[i % COLORS.len()];
             chart.draw_series(std::iter::once(Rectangle::new(
-                [(SegmentValue::Exact(i), 0.0), (SegmentValue::Exact(i + 1), v)],
+                [
+                    (SegmentValue::Exact(i), 0.0),
+                    (SegmentValue::Exact(i + 1), v),
+                ],
                 c.filled(),
             )))?;
         }
@@ -76,11 +98,22 @@ pub fn draw(r: &Results, out: &Path) -> Result<Vec<String>> {
         root.fill(&WHITE)?;
         // x: percentile on a "nines" scale, −log10(1 − p); y: latency in ms (log).
         let nines = |p: f64| -(1.0 - (p / 100.0).min(0.99999)).log10();
-        let max_ms = ran.iter().flat_map(|s| s.latency_curve.iter().map(|&(_, us)| us as f64 / 1000.0)).fold(0.01, f64::max) * 1.5;
-        let min_ms =
-            ran.iter().flat_map(|s| s.latency_curve.iter().map(|&(_, us)| us as f64 / 1000.0)).fold(f64::MAX, f64::min).max(0.001) / 1.5;
+        let max_ms = ran
+            .iter()
+            .flat_map(|s| s.latency_curve.iter().map(|&(_, us)| us as f64 / 1000.0))
+            .fold(0.01, f64::max)
+            * 1.5;
+        let min_ms = ran
+            .iter()
+            .flat_map(|s| s.latency_curve.iter().map(|&(_, us)| us as f64 / 1000.0))
+            .fold(f64::MAX, f64::min)
+            .max(0.001)
+            / 1.5;
         let mut chart = ChartBuilder::on(&root)
-            .caption(format!("Latency at {:.0} req/s (open loop)", r.rate), ("sans-serif", 22))
+            .caption(
+                format!("Latency at {:.0} req/s (open loop)", r.rate),
+                ("sans-serif", 22),
+            )
             .margin(15)
             .x_label_area_size(40)
             .y_label_area_size(60)
@@ -97,12 +130,18 @@ pub fn draw(r: &Results, out: &Path) -> Result<Vec<String>> {
             .draw()?;
         for (i, s) in ran.iter().enumerate() {
             let c = COLORS[i % COLORS.len()];
-            let pts: Vec<(f64, f64)> =
-                s.latency_curve.iter().filter(|(p, _)| *p < 100.0).map(|&(p, us)| (nines(p), (us as f64 / 1000.0).max(min_ms))).collect();
+            let pts: Vec<(f64, f64)> = s
+                .latency_curve
+                .iter()
+                .filter(|(p, _)| *p < 100.0)
+                .map(|&(p, us)| (nines(p), (us as f64 / 1000.0).max(min_ms)))
+                .collect();
             chart
                 .draw_series(LineSeries::new(pts, c.stroke_width(2)))?
                 .label(s.name.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
+                });
         }
         chart
             .configure_series_labels()
@@ -120,25 +159,38 @@ pub fn draw(r: &Results, out: &Path) -> Result<Vec<String>> {
         .context("the baseline did not run")?;
     {
         // Grouped bars: one group per figure, one bar per instrumented strategy, ratio to baseline.
-        let others: Vec<_> = ran.iter().filter(|s| s.strategy != crate::Strategy::Baseline).collect();
+        let others: Vec<_> = ran
+            .iter()
+            .filter(|s| s.strategy != crate::Strategy::Baseline)
+            .collect();
         let figures: [(&str, Figure); 6] = [
             ("1/throughput", |x| 1.0 / x.saturation_rps.max(1e-9)),
             ("p50", |x| x.p50_us as f64),
             ("p99", |x| x.p99_us as f64),
-            ("CPU/req", |x| x.target_cpu_us_per_req + x.agent_cpu_us_per_req.unwrap_or(0.0)),
+            ("CPU/req", |x| {
+                x.target_cpu_us_per_req + x.agent_cpu_us_per_req.unwrap_or(0.0)
+            }),
             ("bytes/req", |x| x.alloc_bytes_per_req),
             ("allocs/req", |x| x.alloc_objects_per_req),
         ];
         let ratios: Vec<Vec<f64>> = others
             .iter()
-            .map(|s| figures.iter().map(|(_, f)| s.summary.as_ref().map_or(0.0, |x| f(x) / f(base).max(1e-9))).collect())
+            .map(|s| {
+                figures
+                    .iter()
+                    .map(|(_, f)| s.summary.as_ref().map_or(0.0, |x| f(x) / f(base).max(1e-9)))
+                    .collect()
+            })
             .collect();
         let max = ratios.iter().flatten().cloned().fold(1.0, f64::max) * 1.15;
         let root = BitMapBackend::new(&file3, (900, 460)).into_drawing_area();
         root.fill(&WHITE)?;
         let n = others.len().max(1) as f64;
         let mut chart = ChartBuilder::on(&root)
-            .caption("Overhead vs baseline (ratio, same run; 1 = no overhead)", ("sans-serif", 22))
+            .caption(
+                "Overhead vs baseline (ratio, same run; 1 = no overhead)",
+                ("sans-serif", 22),
+            )
             .margin(15)
             .x_label_area_size(40)
             .y_label_area_size(50)
@@ -167,7 +219,10 @@ pub fn draw(r: &Results, out: &Path) -> Result<Vec<String>> {
                 .label(s.name.clone())
                 .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], c.filled()));
         }
-        chart.draw_series(std::iter::once(PathElement::new(vec![(0.0, 1.0), (figures.len() as f64, 1.0)], BLACK.stroke_width(1))))?;
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![(0.0, 1.0), (figures.len() as f64, 1.0)],
+            BLACK.stroke_width(1),
+        )))?;
         chart
             .configure_series_labels()
             .background_style(WHITE.mix(0.8))
@@ -176,5 +231,9 @@ pub fn draw(r: &Results, out: &Path) -> Result<Vec<String>> {
             .draw()?;
         root.present().context("cannot write overhead.png")?;
     }
-    Ok(vec!["throughput.png".into(), "latency.png".into(), "overhead.png".into()])
+    Ok(vec![
+        "throughput.png".into(),
+        "latency.png".into(),
+        "overhead.png".into(),
+    ])
 }

@@ -44,8 +44,14 @@ pub enum Strategy {
 }
 
 impl Strategy {
-    pub const ALL: [Strategy; 6] =
-        [Strategy::Baseline, Strategy::Manual, Strategy::GotapRun, Strategy::GotapBuild, Strategy::GotapProbes, Strategy::Orchestrion];
+    pub const ALL: [Strategy; 6] = [
+        Strategy::Baseline,
+        Strategy::Manual,
+        Strategy::GotapRun,
+        Strategy::GotapBuild,
+        Strategy::GotapProbes,
+        Strategy::Orchestrion,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -116,19 +122,28 @@ pub const REFERENCE_SPANS_PER_REQUEST: u64 = 6;
 
 /// Per service: (instrumentation, spans per gateway request) when fully traced.
 const HOPS: [(&str, &[(&str, u64)]); 3] = [
-    ("gateway", &[("http server", 1), ("http client", 1), ("grpc client", 1)]),
+    (
+        "gateway",
+        &[("http server", 1), ("http client", 1), ("grpc client", 1)],
+    ),
     ("orders", &[("http server", 1), ("sql", 1)]),
     ("catalog", &[("grpc server", 1)]),
 ];
 
 /// The same for the legacy services (go/arena/legacy, all HTTP, no database): gateway calls orders
 /// and catalog over HTTP.
-const LEGACY_HOPS: [(&str, &[(&str, u64)]); 3] =
-    [("gateway", &[("http server", 1), ("http client", 2)]), ("orders", &[("http server", 1)]), ("catalog", &[("http server", 1)])];
+const LEGACY_HOPS: [(&str, &[(&str, u64)]); 3] = [
+    ("gateway", &[("http server", 1), ("http client", 2)]),
+    ("orders", &[("http server", 1)]),
+    ("catalog", &[("http server", 1)]),
+];
 
 fn hops(service: &str, legacy: bool) -> &'static [(&'static str, u64)] {
     let table: &[(&str, &[(&str, u64)])] = if legacy { &LEGACY_HOPS } else { &HOPS };
-    table.iter().find(|(s, _)| *s == service).map_or(&[], |(_, h)| h)
+    table
+        .iter()
+        .find(|(s, _)| *s == service)
+        .map_or(&[], |(_, h)| h)
 }
 
 /// What `gotap run` says it instruments, from its `gotap: tracing PATH (pid N, goX): A, B; N probes`
@@ -137,15 +152,31 @@ fn gotap_instrumentations(log: &str) -> Vec<String> {
     log.lines()
         .find(|l| l.starts_with("gotap: tracing "))
         .and_then(|l| l.split_once("): "))
-        .map(|(_, rest)| rest.split(';').next().unwrap_or("").split(',').map(|x| x.trim().to_owned()).filter(|x| !x.is_empty()).collect())
+        .map(|(_, rest)| {
+            rest.split(';')
+                .next()
+                .unwrap_or("")
+                .split(',')
+                .map(|x| x.trim().to_owned())
+                .filter(|x| !x.is_empty())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 /// gotap's own count at exit, from its `gotap: N spans exported (…), D dropped, H probe hits (X per
 /// span)` line: (spans exported, probe hits).
 fn gotap_summary(log: &str) -> Option<(u64, u64)> {
-    let line = log.lines().rev().find(|l| l.starts_with("gotap: ") && l.contains(" spans exported ("))?;
-    let spans = line.strip_prefix("gotap: ")?.split_whitespace().next()?.parse().ok()?;
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("gotap: ") && l.contains(" spans exported ("))?;
+    let spans = line
+        .strip_prefix("gotap: ")?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
     let (before, _) = line.split_once(" probe hits (")?;
     let hits = before.rsplit(' ').next()?.parse().ok()?;
     Some((spans, hits))
@@ -156,7 +187,12 @@ fn gotap_summary(log: &str) -> Option<(u64, u64)> {
 fn spans_claimed(service: &str, legacy: bool, claimed: &[String]) -> u64 {
     let norm: Vec<String> = claimed
         .iter()
-        .map(|c| c.to_lowercase().replace("net/http", "http").replace("google.golang.org/grpc", "grpc").replace("database/sql", "sql"))
+        .map(|c| {
+            c.to_lowercase()
+                .replace("net/http", "http")
+                .replace("google.golang.org/grpc", "grpc")
+                .replace("database/sql", "sql")
+        })
         .collect();
     hops(service, legacy)
         .iter()
@@ -334,7 +370,11 @@ pub struct FrictionRow {
 fn friction(opts: &Options, s: Strategy) -> FrictionRow {
     let arena = opts.repo_root.join("go/arena");
     let lines = |p: &Path| {
-        std::fs::read_to_string(p).map_or(0, |t| t.lines().filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with("//")).count())
+        std::fs::read_to_string(p).map_or(0, |t| {
+            t.lines()
+                .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with("//"))
+                .count()
+        })
     };
     match s {
         Strategy::Baseline => FrictionRow {
@@ -477,15 +517,28 @@ pub struct Machine {
 }
 
 fn machine() -> Machine {
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
     let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned()))
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
         .unwrap_or_default();
-    let load_avg_start =
-        std::fs::read_to_string("/proc/loadavg").ok().and_then(|l| l.split_whitespace().next()?.parse().ok()).unwrap_or(0.0);
-    Machine { cpus: std::thread::available_parallelism().map_or(1, |n| n.get()), load_avg_start, kernel, cpu_model }
+    let load_avg_start = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0);
+    Machine {
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        load_avg_start,
+        kernel,
+        cpu_model,
+    }
 }
 
 fn go_version(go: &Path) -> String {
@@ -548,11 +601,16 @@ struct Bins {
 pub fn run(opts: &Options, progress: &dyn Fn(Event)) -> Result<Results> {
     let started = Instant::now();
     let machine = machine();
-    std::fs::create_dir_all(&opts.out_dir).with_context(|| format!("cannot create {}", opts.out_dir.display()))?;
+    std::fs::create_dir_all(&opts.out_dir)
+        .with_context(|| format!("cannot create {}", opts.out_dir.display()))?;
     anyhow::ensure!(opts.rounds > 0, "--rounds must be at least 1");
     anyhow::ensure!(opts.connections > 0, "--connections must be at least 1");
     let arena = opts.repo_root.join("go/arena");
-    anyhow::ensure!(arena.join("gateway/go.mod").is_file(), "{} does not hold the arena services", arena.display());
+    anyhow::ensure!(
+        arena.join("gateway/go.mod").is_file(),
+        "{} does not hold the arena services",
+        arena.display()
+    );
     anyhow::ensure!(
         opts.collector.is_file(),
         "the collector binary {} does not exist (scripts/collector.sh builds it)",
@@ -561,7 +619,12 @@ pub fn run(opts: &Options, progress: &dyn Fn(Event)) -> Result<Results> {
 
     // Peers first: a peer that installs can then run as a strategy.
     progress(Event::Step("peers: go install from the module proxy"));
-    let peers = peers::check(&opts.go, &opts.work_dir.join("peers"), opts.install_peers, opts.peer_timeout);
+    let peers = peers::check(
+        &opts.go,
+        &opts.work_dir.join("peers"),
+        opts.install_peers,
+        opts.peer_timeout,
+    );
 
     let mut strategies: Vec<StrategyResult> = opts
         .strategies
@@ -580,12 +643,20 @@ pub fn run(opts: &Options, progress: &dyn Fn(Event)) -> Result<Results> {
             progress(Event::Note(&format!("{}: not run — {why}", s.name)));
         }
     }
-    let mut runnable: Vec<Strategy> = strategies.iter().filter(|s| s.unavailable.is_none()).map(|s| s.strategy).collect();
+    let mut runnable: Vec<Strategy> = strategies
+        .iter()
+        .filter(|s| s.unavailable.is_none())
+        .map(|s| s.strategy)
+        .collect();
     if !runnable.contains(&Strategy::Baseline) {
         bail!("the baseline strategy must run: every figure is a ratio to it");
     }
     let mut variants = vec![Variant::Plain, Variant::Manual];
-    for s in [Strategy::GotapBuild, Strategy::GotapProbes, Strategy::Orchestrion] {
+    for s in [
+        Strategy::GotapBuild,
+        Strategy::GotapProbes,
+        Strategy::Orchestrion,
+    ] {
         if runnable.contains(&s) {
             variants.push(s.variant());
         }
@@ -595,8 +666,20 @@ pub fn run(opts: &Options, progress: &dyn Fn(Event)) -> Result<Results> {
         builds_per_tc * (1 + opts.other_toolchains.len() as u64) * if opts.matrix { 2 } else { 1 }
             + 1
             + 2 * opts.rounds as u64 * runnable.len() as u64
-            + if opts.matrix { 2 * (1 + opts.other_toolchains.len() as u64) * (runnable.len() as u64 - 1) } else { 0 }
-            + if opts.build_cost { stack::SERVICES.len() as u64 * runnable.iter().filter(|&&s| s != Strategy::GotapRun).count() as u64 } else { 0 }
+            + if opts.matrix {
+                2 * (1 + opts.other_toolchains.len() as u64) * (runnable.len() as u64 - 1)
+            } else {
+                0
+            }
+            + if opts.build_cost {
+                stack::SERVICES.len() as u64
+                    * runnable
+                        .iter()
+                        .filter(|&&s| s != Strategy::GotapRun)
+                        .count() as u64
+            } else {
+                0
+            }
             + 1,
     ));
 
@@ -606,16 +689,32 @@ pub fn run(opts: &Options, progress: &dyn Fn(Event)) -> Result<Results> {
     // (toolchain label, stripped) → binaries; the first toolchain unstripped is what the rounds run.
     let mut all_bins: BTreeMap<(String, bool), Bins> = BTreeMap::new();
     let mut toolchains = vec![(go_ver.clone(), opts.go.clone())];
-    toolchains.extend(opts.other_toolchains.iter().map(|(l, g)| (l.clone(), g.clone())));
+    toolchains.extend(
+        opts.other_toolchains
+            .iter()
+            .map(|(l, g)| (l.clone(), g.clone())),
+    );
     let orch = orchestrion_exe(opts);
-    let strip_modes: &[bool] = if opts.matrix { &[false, true] } else { &[false] };
+    let strip_modes: &[bool] = if opts.matrix {
+        &[false, true]
+    } else {
+        &[false]
+    };
     for (ti, (label, go)) in toolchains.iter().enumerate() {
         for &stripped in strip_modes {
-            let out = opts.work_dir.join("bin").join(if stripped { format!("{label}-stripped") } else { label.clone() });
+            let out = opts.work_dir.join("bin").join(if stripped {
+                format!("{label}-stripped")
+            } else {
+                label.clone()
+            });
             let mut tc_bins = Bins::default();
             for service in stack::SERVICES {
                 for &variant in &variants {
-                    let what = format!("{service} ({}{})", variant.label(), if stripped { ", stripped" } else { "" });
+                    let what = format!(
+                        "{service} ({}{})",
+                        variant.label(),
+                        if stripped { ", stripped" } else { "" }
+                    );
                     progress(Event::Step(&format!("build {what} with {label}")));
                     let t = Instant::now();
                     let r = stack::build_service(&stack::BuildSpec {
@@ -633,11 +732,19 @@ pub fn run(opts: &Options, progress: &dyn Fn(Event)) -> Result<Results> {
                     builds.push(BuildRow {
                         toolchain: label.clone(),
                         service: service.into(),
-                        variant: format!("{}{}", variant.label(), if stripped { " stripped" } else { "" }),
+                        variant: format!(
+                            "{}{}",
+                            variant.label(),
+                            if stripped { " stripped" } else { "" }
+                        ),
                         ok: r.is_ok(),
                         detail: r.as_ref().err().cloned().unwrap_or_default(),
                         secs: t.elapsed().as_secs_f64(),
-                        size_bytes: r.as_ref().ok().and_then(|p| std::fs::metadata(p).ok()).map(|m| m.len()),
+                        size_bytes: r
+                            .as_ref()
+                            .ok()
+                            .and_then(|p| std::fs::metadata(p).ok())
+                            .map(|m| m.len()),
                     });
                     match r {
                         Ok(p) => {
@@ -645,8 +752,18 @@ pub fn run(opts: &Options, progress: &dyn Fn(Event)) -> Result<Results> {
                         }
                         // A strategy's own build failing is a finding about that strategy, not a reason
                         // to stop the run.
-                        Err(e) if ti == 0 && !stripped && matches!(variant, Variant::Gotap | Variant::GotapProbes | Variant::Orchestrion) => {
-                            let s = Strategy::ALL.into_iter().find(|s| s.variant() == variant).expect("a strategy per variant");
+                        Err(e)
+                            if ti == 0
+                                && !stripped
+                                && matches!(
+                                    variant,
+                                    Variant::Gotap | Variant::GotapProbes | Variant::Orchestrion
+                                ) =>
+                        {
+                            let s = Strategy::ALL
+                                .into_iter()
+                                .find(|s| s.variant() == variant)
+                                .expect("a strategy per variant");
                             let why = format!("its build of {service} fails with {label}: {e}");
                             progress(Event::Note(&format!("{}: not run — {why}", s.name())));
                             if let Some(x) = strategies.iter_mut().find(|x| x.strategy == s) {
@@ -654,7 +771,9 @@ pub fn run(opts: &Options, progress: &dyn Fn(Event)) -> Result<Results> {
                             }
                             runnable.retain(|&x| x != s);
                         }
-                        Err(e) if ti == 0 && !stripped => bail!("cannot build the arena's {what} with {label}: {e}"),
+                        Err(e) if ti == 0 && !stripped => {
+                            bail!("cannot build the arena's {what} with {label}: {e}")
+                        }
                         Err(_) => {}
                     }
                 }
@@ -662,11 +781,22 @@ pub fn run(opts: &Options, progress: &dyn Fn(Event)) -> Result<Results> {
             // A toolchain that cannot build the real services (Go 1.19: no 1.22 ServeMux patterns,
             // grpc, SQLite driver or OTel SDK for it) gets the legacy HTTP-only services instead, so
             // the strategies are still tested against its binaries.
-            if ti > 0 && stack::SERVICES.iter().any(|svc| !tc_bins.by.contains_key(&(*svc, "plain"))) {
-                tc_bins = Bins { legacy: true, ..Bins::default() };
+            if ti > 0
+                && stack::SERVICES
+                    .iter()
+                    .any(|svc| !tc_bins.by.contains_key(&(*svc, "plain")))
+            {
+                tc_bins = Bins {
+                    legacy: true,
+                    ..Bins::default()
+                };
                 for service in stack::SERVICES {
                     for &variant in variants.iter().filter(|&&v| v != Variant::Manual) {
-                        let what = format!("{service} ({} legacy{})", variant.label(), if stripped { ", stripped" } else { "" });
+                        let what = format!(
+                            "{service} ({} legacy{})",
+                            variant.label(),
+                            if stripped { ", stripped" } else { "" }
+                        );
                         progress(Event::Step(&format!("build {what} with {label}")));
                         let t = Instant::now();
                         let r = stack::build_service(&stack::BuildSpec {
@@ -684,11 +814,19 @@ pub fn run(opts: &Options, progress: &dyn Fn(Event)) -> Result<Results> {
                         builds.push(BuildRow {
                             toolchain: label.clone(),
                             service: format!("{service} (legacy)"),
-                            variant: format!("{}{}", variant.label(), if stripped { " stripped" } else { "" }),
+                            variant: format!(
+                                "{}{}",
+                                variant.label(),
+                                if stripped { " stripped" } else { "" }
+                            ),
                             ok: r.is_ok(),
                             detail: r.as_ref().err().cloned().unwrap_or_default(),
                             secs: t.elapsed().as_secs_f64(),
-                            size_bytes: r.as_ref().ok().and_then(|p| std::fs::metadata(p).ok()).map(|m| m.len()),
+                            size_bytes: r
+                                .as_ref()
+                                .ok()
+                                .and_then(|p| std::fs::metadata(p).ok())
+                                .map(|m| m.len()),
                         });
                         if let Ok(p) = r {
                             tc_bins.by.insert((service, variant.label()), p);
@@ -705,12 +843,14 @@ pub fn run(opts: &Options, progress: &dyn Fn(Event)) -> Result<Results> {
     if opts.build_cost {
         for &s in runnable.iter().filter(|&&s| s != Strategy::GotapRun) {
             for service in stack::SERVICES {
-                progress(Event::Step(&format!("build cost: {service} ({}), clean and cached", s.name())));
+                progress(Event::Step(&format!(
+                    "build cost: {service} ({}), clean and cached",
+                    s.name()
+                )));
                 build_cost.push(measure_build_cost(opts, &arena, s, service));
             }
         }
     }
-
 
     // Interleaved: every round runs every strategy once, so drift (thermal, noisy neighbours) hits
     // all of them alike.
@@ -719,8 +859,15 @@ pub fn run(opts: &Options, progress: &dyn Fn(Event)) -> Result<Results> {
     for round in 1..=opts.rounds {
         let mut sats = vec![];
         for &s in &runnable {
-            progress(Event::Step(&format!("round {round}/{}: {} saturation", opts.rounds, s.name())));
-            sats.push(saturation_pass(opts, s, round, &bins).with_context(|| format!("round {round}, {} saturation", s.name()))?);
+            progress(Event::Step(&format!(
+                "round {round}/{}: {} saturation",
+                opts.rounds,
+                s.name()
+            )));
+            sats.push(
+                saturation_pass(opts, s, round, &bins)
+                    .with_context(|| format!("round {round}, {} saturation", s.name()))?,
+            );
         }
         // Decided once, from round 1, and held for every strategy and round: a fraction of the
         // slowest strategy's saturation, so every strategy runs below its own saturation and the
@@ -730,24 +877,46 @@ pub fn run(opts: &Options, progress: &dyn Fn(Event)) -> Result<Results> {
             ((slowest * DEFAULT_RATE_FRACTION / 10.0).round() * 10.0).max(20.0)
         });
         for (&s, sat) in runnable.iter().zip(sats) {
-            progress(Event::Step(&format!("round {round}/{}: {} at {rate:.0} req/s", opts.rounds, s.name())));
-            let (r, h) = fixed_pass(opts, s, round, &bins, rate, sat).with_context(|| format!("round {round}, {} fixed rate", s.name()))?;
-            hists.entry(s.key()).or_insert_with(|| Histogram::new_from(&h)).add(&h).ok();
-            strategies.iter_mut().find(|x| x.strategy == s).expect("strategy listed").runs.push(r);
+            progress(Event::Step(&format!(
+                "round {round}/{}: {} at {rate:.0} req/s",
+                opts.rounds,
+                s.name()
+            )));
+            let (r, h) = fixed_pass(opts, s, round, &bins, rate, sat)
+                .with_context(|| format!("round {round}, {} fixed rate", s.name()))?;
+            hists
+                .entry(s.key())
+                .or_insert_with(|| Histogram::new_from(&h))
+                .add(&h)
+                .ok();
+            strategies
+                .iter_mut()
+                .find(|x| x.strategy == s)
+                .expect("strategy listed")
+                .runs
+                .push(r);
         }
     }
     for s in strategies.iter_mut().filter(|s| !s.runs.is_empty()) {
         let h = &hists[s.strategy.key()];
         s.summary = Some(summarize(&s.runs, h));
-        s.latency_curve =
-            [0.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.95, 99.99, 100.0].iter().map(|&p| (p, h.value_at_percentile(p))).collect();
+        s.latency_curve = [
+            0.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.95, 99.99, 100.0,
+        ]
+        .iter()
+        .map(|&p| (p, h.value_at_percentile(p)))
+        .collect();
     }
 
     let mut robustness = vec![];
     if opts.matrix {
         for ((label, stripped), tc_bins) in &all_bins {
             for &s in runnable.iter().filter(|&&s| s != Strategy::Baseline) {
-                let what = format!("{} on {label}{}", s.name(), if *stripped { " stripped" } else { "" });
+                let what = format!(
+                    "{} on {label}{}",
+                    s.name(),
+                    if *stripped { " stripped" } else { "" }
+                );
                 progress(Event::Step(&format!("robustness: {what}")));
                 let variant = s.variant().label();
                 let row = |works, detail: String, ok, exp, recv| RobustRow {
@@ -760,28 +929,48 @@ pub fn run(opts: &Options, progress: &dyn Fn(Event)) -> Result<Results> {
                     spans_expected: exp,
                     spans_received: recv,
                 };
-                let on = if tc_bins.legacy { " (legacy HTTP-only services)" } else { "" };
-                if let Some(svc) = stack::SERVICES.iter().find(|svc| !tc_bins.by.contains_key(&(**svc, variant))) {
+                let on = if tc_bins.legacy {
+                    " (legacy HTTP-only services)"
+                } else {
+                    ""
+                };
+                if let Some(svc) = stack::SERVICES
+                    .iter()
+                    .find(|svc| !tc_bins.by.contains_key(&(**svc, variant)))
+                {
                     let why = if tc_bins.legacy && s == Strategy::Manual {
                         "no variant: the manual instrumentation needs the OTel Go SDK, which this toolchain cannot build (see Builds)".to_owned()
                     } else {
                         let failed = builds.iter().find(|b| {
                             b.toolchain == *label
                                 && b.service.starts_with(*svc)
-                                && b.service.ends_with(if tc_bins.legacy { "(legacy)" } else { svc })
-                                && b.variant == format!("{variant}{}", if *stripped { " stripped" } else { "" })
+                                && b.service.ends_with(if tc_bins.legacy {
+                                    "(legacy)"
+                                } else {
+                                    svc
+                                })
+                                && b.variant
+                                    == format!(
+                                        "{variant}{}",
+                                        if *stripped { " stripped" } else { "" }
+                                    )
                                 && !b.ok
                         });
                         match failed {
                             Some(b) => format!("{svc}{on} does not build: {}", b.detail),
-                            None => format!("{svc}{on} does not build with this toolchain (see Builds)"),
+                            None => {
+                                format!("{svc}{on} does not build with this toolchain (see Builds)")
+                            }
                         }
                     };
                     robustness.push(row(false, why, 0, 0, 0));
                     continue;
                 }
-                let dir =
-                    opts.out_dir.join("runs").join(format!("robustness-{}-{label}{}", s.key(), if *stripped { "-stripped" } else { "" }));
+                let dir = opts.out_dir.join("runs").join(format!(
+                    "robustness-{}-{label}{}",
+                    s.key(),
+                    if *stripped { "-stripped" } else { "" }
+                ));
                 robustness.push(match check_delivery(opts, s, tc_bins, &dir) {
                     Ok((ok, exp, recv, warnings)) => {
                         // More than expected is not a loss (Orchestrion also traces pool connects);
@@ -796,7 +985,10 @@ pub fn run(opts: &Options, progress: &dyn Fn(Event)) -> Result<Results> {
                         } else if warnings.is_empty() {
                             format!("{recv} of {exp} spans arrived{on}")
                         } else {
-                            format!("{recv} of {exp} spans arrived{on}; gotap run: {}", warnings.join("; "))
+                            format!(
+                                "{recv} of {exp} spans arrived{on}; gotap run: {}",
+                                warnings.join("; ")
+                            )
                         };
                         row(works, detail, ok, exp, recv)
                     }
@@ -808,16 +1000,30 @@ pub fn run(opts: &Options, progress: &dyn Fn(Event)) -> Result<Results> {
 
     // A peer that runs as a strategy says so (or why it did not) instead of its install note.
     let mut peers = peers;
-    for p in peers.iter_mut().filter(|p| p.name == "DataDog Orchestrion" && p.status == "installed") {
-        p.detail = match strategies.iter().find(|x| x.strategy == Strategy::Orchestrion) {
-            Some(x) if x.summary.is_some() => format!("runs against the arena services: see the \"{}\" rows", x.name),
-            Some(x) => format!("not run: {}", x.unavailable.as_deref().unwrap_or("no figures")),
+    for p in peers
+        .iter_mut()
+        .filter(|p| p.name == "DataDog Orchestrion" && p.status == "installed")
+    {
+        p.detail = match strategies
+            .iter()
+            .find(|x| x.strategy == Strategy::Orchestrion)
+        {
+            Some(x) if x.summary.is_some() => format!(
+                "runs against the arena services: see the \"{}\" rows",
+                x.name
+            ),
+            Some(x) => format!(
+                "not run: {}",
+                x.unavailable.as_deref().unwrap_or("no figures")
+            ),
             None => "not run: not among --strategies".into(),
         };
     }
 
     let mut results = Results {
-        started_unix: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        started_unix: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
         machine,
         go_version: go_ver,
         rounds: opts.rounds,
@@ -834,7 +1040,15 @@ pub fn run(opts: &Options, progress: &dyn Fn(Event)) -> Result<Results> {
         peers,
         charts: vec![],
         charts_note: None,
-        database: if opts.orders_db.as_deref().is_some_and(|d| d.starts_with("postgres")) { "postgres".into() } else { "sqlite".into() },
+        database: if opts
+            .orders_db
+            .as_deref()
+            .is_some_and(|d| d.starts_with("postgres"))
+        {
+            "postgres".into()
+        } else {
+            "sqlite".into()
+        },
         elapsed_s: 0.0,
     };
     progress(Event::Step("report"));
@@ -847,14 +1061,20 @@ pub fn run(opts: &Options, progress: &dyn Fn(Event)) -> Result<Results> {
         results.charts_note = Some("charts were not requested (--no-charts)".into());
     }
     results.elapsed_s = started.elapsed().as_secs_f64();
-    std::fs::write(opts.out_dir.join("results.json"), serde_json::to_vec_pretty(&results)?)?;
+    std::fs::write(
+        opts.out_dir.join("results.json"),
+        serde_json::to_vec_pretty(&results)?,
+    )?;
     std::fs::write(opts.out_dir.join("report.md"), report::markdown(&results))?;
     Ok(results)
 }
 
 /// Clean build in an empty GOCACHE of its own, then the same build again with it.
 fn measure_build_cost(opts: &Options, arena: &Path, s: Strategy, service: &str) -> BuildCost {
-    let cache = opts.work_dir.join("gocache-cost").join(format!("{}-{service}", s.key()));
+    let cache = opts
+        .work_dir
+        .join("gocache-cost")
+        .join(format!("{}-{service}", s.key()));
     let out = opts.work_dir.join("bin-cost");
     let _ = std::fs::remove_dir_all(&cache);
     let orch = orchestrion_exe(opts);
@@ -870,7 +1090,14 @@ fn measure_build_cost(opts: &Options, arena: &Path, s: Strategy, service: &str) 
         gocache: Some(&cache),
         legacy: false,
     };
-    let mut cost = BuildCost { strategy: s, service: service.into(), failed: None, clean_secs: 0.0, cached_secs: 0.0, size_bytes: None };
+    let mut cost = BuildCost {
+        strategy: s,
+        service: service.into(),
+        failed: None,
+        clean_secs: 0.0,
+        cached_secs: 0.0,
+        size_bytes: None,
+    };
     // Source preparation (Orchestrion's copy + `go get`, the `pin` step) is a one-time setup, not
     // part of a build.
     let dir = match stack::source_dir(&spec) {
@@ -915,7 +1142,10 @@ fn summarize(runs: &[RunResult], h: &Histogram<u64>) -> Summary {
         p999_us: h.value_at_quantile(0.999),
         target_cpu_us_per_req: m(&|r| r.target_cpu_us_per_req),
         collector_cpu_us_per_req: m(&|r| r.collector_cpu_us_per_req),
-        agent_cpu_us_per_req: runs.iter().all(|r| r.agent_cpu_us_per_req.is_some()).then(|| m(&|r| r.agent_cpu_us_per_req.unwrap_or(0.0))),
+        agent_cpu_us_per_req: runs
+            .iter()
+            .all(|r| r.agent_cpu_us_per_req.is_some())
+            .then(|| m(&|r| r.agent_cpu_us_per_req.unwrap_or(0.0))),
         target_peak_rss_kib: m(&|r| r.target_peak_rss_kib as f64) as u64,
         collector_peak_rss_kib: m(&|r| r.collector_peak_rss_kib as f64) as u64,
         agent_peak_rss_kib: runs
@@ -927,13 +1157,19 @@ fn summarize(runs: &[RunResult], h: &Histogram<u64>) -> Summary {
         alloc_objects_per_req: m(&|r| r.alloc_objects_per_req),
         spans_expected: runs.iter().map(|r| r.spans_expected).sum(),
         spans_received: runs.iter().map(|r| r.spans_received).sum(),
-        errors: runs.iter().map(|r| r.saturation_errors + r.fixed_errors).sum(),
-        probe_hits_per_span: runs.iter().map(|r| r.probe_hits.zip(r.agent_spans_exported)).collect::<Option<Vec<_>>>().filter(|v| !v.is_empty()).map(
-            |v| {
+        errors: runs
+            .iter()
+            .map(|r| r.saturation_errors + r.fixed_errors)
+            .sum(),
+        probe_hits_per_span: runs
+            .iter()
+            .map(|r| r.probe_hits.zip(r.agent_spans_exported))
+            .collect::<Option<Vec<_>>>()
+            .filter(|v| !v.is_empty())
+            .map(|v| {
                 let (h, n) = v.iter().fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
                 h as f64 / n.max(1) as f64
-            },
-        ),
+            }),
     }
 }
 
@@ -961,7 +1197,10 @@ fn start_stack(opts: &Options, s: Strategy, bins: &Bins, dir: &Path) -> Result<S
     let variant = s.variant().label();
     let port = stack::free_port;
     let (otlp, otlp_http) = (port()?, port()?);
-    std::fs::write(dir.join("collector.yaml"), stack::collector_config(otlp, otlp_http, &spans_file))?;
+    std::fs::write(
+        dir.join("collector.yaml"),
+        stack::collector_config(otlp, otlp_http, &spans_file),
+    )?;
     let mut cmd = Command::new(&opts.collector);
     cmd.arg("--config").arg(dir.join("collector.yaml"));
     let mut collector = Proc::spawn("collector", cmd, dir)?;
@@ -990,17 +1229,31 @@ fn start_stack(opts: &Options, s: Strategy, bins: &Bins, dir: &Path) -> Result<S
         let mut cmd = match (s.has_agent(), &opts.gotap_exe) {
             (true, Some(gotap)) => {
                 let mut c = Command::new(gotap);
-                c.args(["run", "--service-name", service, "--no-console", "--otlp-protocol", "grpc", "--otlp-endpoint"])
-                    .arg(format!("http://{endpoint}"))
-                    .arg("--")
-                    .arg(bin);
+                c.args([
+                    "run",
+                    "--service-name",
+                    service,
+                    "--no-console",
+                    "--otlp-protocol",
+                    "grpc",
+                    "--otlp-endpoint",
+                ])
+                .arg(format!("http://{endpoint}"))
+                .arg("--")
+                .arg(bin);
                 c
             }
             _ => Command::new(bin),
         };
-        cmd.args(&args).arg(format!("-debug-addr=127.0.0.1:{dbg}")).env("ARENA_OTLP_ENDPOINT", &endpoint);
+        cmd.args(&args)
+            .arg(format!("-debug-addr=127.0.0.1:{dbg}"))
+            .env("ARENA_OTLP_ENDPOINT", &endpoint);
         if s == Strategy::GotapBuild {
-            cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://127.0.0.1:{otlp_http}")).env("OTEL_SERVICE_NAME", service);
+            cmd.env(
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                format!("http://127.0.0.1:{otlp_http}"),
+            )
+            .env("OTEL_SERVICE_NAME", service);
         }
         if s == Strategy::Orchestrion {
             cmd.envs(orchestrion::env(service, otlp_http));
@@ -1016,34 +1269,78 @@ fn start_stack(opts: &Options, s: Strategy, bins: &Bins, dir: &Path) -> Result<S
         stack::wait_ready(&mut p, ready_port, None, Duration::from_secs(60))?;
         let (target_pid, agent_pid, instrumentations) = match s {
             Strategy::GotapRun => {
-                let child = procfs::only_child(p.pid()).with_context(|| format!("cannot find the {service} process under gotap run"))?;
-                let log = std::fs::read_to_string(dir.join(format!("{service}.log"))).unwrap_or_default();
+                let child = procfs::only_child(p.pid()).with_context(|| {
+                    format!("cannot find the {service} process under gotap run")
+                })?;
+                let log =
+                    std::fs::read_to_string(dir.join(format!("{service}.log"))).unwrap_or_default();
                 (child, Some(p.pid()), gotap_instrumentations(&log))
             }
             // Expected from the sites the binary carries, not from what gotap run says it traces:
             // a site the agent skips must show as missing spans, not as a smaller expectation.
             Strategy::GotapProbes => {
-                let child = procfs::only_child(p.pid()).with_context(|| format!("cannot find the {service} process under gotap run"))?;
-                (child, Some(p.pid()), stack::probe_site_instrumentations(bin).map_err(anyhow::Error::msg)?)
+                let child = procfs::only_child(p.pid()).with_context(|| {
+                    format!("cannot find the {service} process under gotap run")
+                })?;
+                (
+                    child,
+                    Some(p.pid()),
+                    stack::probe_site_instrumentations(bin).map_err(anyhow::Error::msg)?,
+                )
             }
-            Strategy::Manual => (p.pid(), None, hops(service, bins.legacy).iter().map(|(h, _)| h.to_string()).collect()),
+            Strategy::Manual => (
+                p.pid(),
+                None,
+                hops(service, bins.legacy)
+                    .iter()
+                    .map(|(h, _)| h.to_string())
+                    .collect(),
+            ),
             Strategy::GotapBuild => (p.pid(), None, stack::woven_instrumentations(bin)),
-            Strategy::Orchestrion => (p.pid(), None, orchestrion::INSTRUMENTS.iter().map(|x| x.to_string()).collect()),
+            Strategy::Orchestrion => (
+                p.pid(),
+                None,
+                orchestrion::INSTRUMENTS
+                    .iter()
+                    .map(|x| x.to_string())
+                    .collect(),
+            ),
             Strategy::Baseline => (p.pid(), None, vec![]),
         };
         let claimed_per_request = spans_claimed(service, bins.legacy, &instrumentations);
         // gotap prints its warnings right after the tracing line, before the target's output.
         let agent_warnings = if agent_pid.is_some() {
-            let log = std::fs::read_to_string(dir.join(format!("{service}.log"))).unwrap_or_default();
-            log.lines().filter_map(|l| l.strip_prefix("gotap: warning: ")).map(str::to_owned).collect()
+            let log =
+                std::fs::read_to_string(dir.join(format!("{service}.log"))).unwrap_or_default();
+            log.lines()
+                .filter_map(|l| l.strip_prefix("gotap: warning: "))
+                .map(str::to_owned)
+                .collect()
         } else {
             vec![]
         };
-        svcs.push(Svc { proc: p, dbg, target_pid, agent_pid, instrumentations, claimed_per_request, agent_warnings });
+        svcs.push(Svc {
+            proc: p,
+            dbg,
+            target_pid,
+            agent_pid,
+            instrumentations,
+            claimed_per_request,
+            agent_warnings,
+        });
     }
 
-    let ready_unix_nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-    Ok(Stack { collector, svcs, gw_port, spans_file, ready_unix_nanos, dir: dir.to_path_buf() })
+    let ready_unix_nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    Ok(Stack {
+        collector,
+        svcs,
+        gw_port,
+        spans_file,
+        ready_unix_nanos,
+        dir: dir.to_path_buf(),
+    })
 }
 
 /// What stopping a stack found.
@@ -1079,35 +1376,68 @@ fn stop_stack(opts: &Options, st: &mut Stack) -> Result<Stopped> {
     let agent = (!agents.is_empty())
         .then(|| {
             agents.iter().try_fold((0, 0), |acc, x| {
-                let log = std::fs::read_to_string(st.dir.join(format!("{}.log", x.proc.name))).ok()?;
+                let log =
+                    std::fs::read_to_string(st.dir.join(format!("{}.log", x.proc.name))).ok()?;
                 gotap_summary(&log).map(|(n, h)| (acc.0 + n, acc.1 + h))
             })
         })
         .flatten();
-    Ok(Stopped { unclean, collector_rss_kib: collector_rss, by_service, agent })
+    Ok(Stopped {
+        unclean,
+        collector_rss_kib: collector_rss,
+        by_service,
+        agent,
+    })
 }
 
 /// A short functional run: does the strategy deliver its spans with these binaries?
 /// Returns (successful requests, spans expected, spans received, the agent's warnings).
-fn check_delivery(opts: &Options, s: Strategy, bins: &Bins, dir: &Path) -> Result<(u64, u64, u64, Vec<String>)> {
+fn check_delivery(
+    opts: &Options,
+    s: Strategy,
+    bins: &Bins,
+    dir: &Path,
+) -> Result<(u64, u64, u64, Vec<String>)> {
     let mut st = start_stack(opts, s, bins, dir)?;
     let gw_port = st.gw_port;
-    let target: loadgen::Target =
-        Arc::new(move |i| format!("http://127.0.0.1:{gw_port}/orders/{}/details", 1 + i % ORDER_IDS).parse().expect("valid URI"));
+    let target: loadgen::Target = Arc::new(move |i| {
+        format!(
+            "http://127.0.0.1:{gw_port}/orders/{}/details",
+            1 + i % ORDER_IDS
+        )
+        .parse()
+        .expect("valid URI")
+    });
     let load = loadgen::closed_loop(target, 2, Duration::from_secs(1))?;
     for x in st.svcs.iter_mut() {
         x.proc.check_alive()?;
     }
     let per_request: u64 = st.svcs.iter().map(|x| x.claimed_per_request).sum();
-    let mut warnings: Vec<String> = st.svcs.iter().flat_map(|x| x.agent_warnings.iter().cloned()).collect();
+    let mut warnings: Vec<String> = st
+        .svcs
+        .iter()
+        .flat_map(|x| x.agent_warnings.iter().cloned())
+        .collect();
     warnings.sort();
     warnings.dedup();
     let stopped = stop_stack(opts, &mut st)?;
-    Ok((load.ok, load.ok * per_request, stopped.by_service.values().sum(), warnings))
+    Ok((
+        load.ok,
+        load.ok * per_request,
+        stopped.by_service.values().sum(),
+        warnings,
+    ))
 }
 
 fn gateway_target(gw_port: u16) -> loadgen::Target {
-    Arc::new(move |i| format!("http://127.0.0.1:{gw_port}/orders/{}/details", 1 + i % ORDER_IDS).parse().expect("valid URI"))
+    Arc::new(move |i| {
+        format!(
+            "http://127.0.0.1:{gw_port}/orders/{}/details",
+            1 + i % ORDER_IDS
+        )
+        .parse()
+        .expect("valid URI")
+    })
 }
 
 /// What a saturation pass measured.
@@ -1123,7 +1453,10 @@ struct SatPass {
 
 /// Saturation pass of one strategy: fresh stack, warm-up, closed loop, stop, count spans.
 fn saturation_pass(opts: &Options, s: Strategy, round: u32, bins: &Bins) -> Result<SatPass> {
-    let dir = opts.out_dir.join("runs").join(format!("{round}-{}-saturation", s.key()));
+    let dir = opts
+        .out_dir
+        .join("runs")
+        .join(format!("{round}-{}-saturation", s.key()));
     let mut st = start_stack(opts, s, bins, &dir)?;
     let target = gateway_target(st.gw_port);
     let warm = loadgen::closed_loop(target.clone(), opts.connections.min(8), opts.warmup)?;
@@ -1147,8 +1480,18 @@ fn saturation_pass(opts: &Options, s: Strategy, round: u32, bins: &Bins) -> Resu
 
 /// Fixed-rate pass of one strategy (fresh stack, warm-up, open loop at `rate`, stop, count spans),
 /// merged with the same round's saturation pass into one result.
-fn fixed_pass(opts: &Options, s: Strategy, round: u32, bins: &Bins, rate: f64, sat: SatPass) -> Result<(RunResult, Histogram<u64>)> {
-    let dir = opts.out_dir.join("runs").join(format!("{round}-{}-fixed", s.key()));
+fn fixed_pass(
+    opts: &Options,
+    s: Strategy,
+    round: u32,
+    bins: &Bins,
+    rate: f64,
+    sat: SatPass,
+) -> Result<(RunResult, Histogram<u64>)> {
+    let dir = opts
+        .out_dir
+        .join("runs")
+        .join(format!("{round}-{}-fixed", s.key()));
     let mut st = start_stack(opts, s, bins, &dir)?;
     let target = gateway_target(st.gw_port);
     let warm = loadgen::closed_loop(target.clone(), opts.connections.min(8), opts.warmup)?;
@@ -1166,20 +1509,40 @@ fn fixed_pass(opts: &Options, s: Strategy, round: u32, bins: &Bins, rate: f64, s
     };
     let dbg_ports: Vec<u16> = st.svcs.iter().map(|x| x.dbg).collect();
     let target_cpu = |svcs: &[Svc]| svcs.iter().map(|x| cpu(x.target_pid)).sum::<Duration>();
-    let agent_cpu = |svcs: &[Svc]| svcs.iter().filter_map(|x| x.agent_pid).map(cpu).sum::<Duration>();
-    let (t0, a0, c0) = (target_cpu(&st.svcs), agent_cpu(&st.svcs), cpu(st.collector.pid()));
+    let agent_cpu = |svcs: &[Svc]| {
+        svcs.iter()
+            .filter_map(|x| x.agent_pid)
+            .map(cpu)
+            .sum::<Duration>()
+    };
+    let (t0, a0, c0) = (
+        target_cpu(&st.svcs),
+        agent_cpu(&st.svcs),
+        cpu(st.collector.pid()),
+    );
     let (b0, o0) = allocs(&dbg_ports)?;
     let fixed = loadgen::open_loop(target, rate, opts.fixed)?;
     let (b1, o1) = allocs(&dbg_ports)?;
-    let (t1, a1, c1) = (target_cpu(&st.svcs), agent_cpu(&st.svcs), cpu(st.collector.pid()));
+    let (t1, a1, c1) = (
+        target_cpu(&st.svcs),
+        agent_cpu(&st.svcs),
+        cpu(st.collector.pid()),
+    );
     let peak = |pid: u32| procfs::rss_kib(pid).map_or(0, |r| r.1);
     let target_rss: u64 = st.svcs.iter().map(|x| peak(x.target_pid)).sum();
-    let agent_rss: Option<u64> = s.has_agent().then(|| st.svcs.iter().filter_map(|x| x.agent_pid).map(peak).sum());
+    let agent_rss: Option<u64> = s
+        .has_agent()
+        .then(|| st.svcs.iter().filter_map(|x| x.agent_pid).map(peak).sum());
     for x in st.svcs.iter_mut() {
         x.proc.check_alive()?;
     }
 
-    let Stopped { mut unclean, collector_rss_kib: collector_rss, mut by_service, agent } = stop_stack(opts, &mut st)?;
+    let Stopped {
+        mut unclean,
+        collector_rss_kib: collector_rss,
+        mut by_service,
+        agent,
+    } = stop_stack(opts, &mut st)?;
     let agent = agent.zip(sat.agent).map(|(a, b)| (a.0 + b.0, a.1 + b.1));
     let n = fixed.ok.max(1) as f64;
     let fixed_requests = warm.ok + fixed.ok;
@@ -1206,7 +1569,9 @@ fn fixed_pass(opts: &Options, s: Strategy, round: u32, bins: &Bins, rate: f64, s
             max_us: h.max(),
             target_cpu_us_per_req: t1.saturating_sub(t0).as_secs_f64() * 1e6 / n,
             collector_cpu_us_per_req: c1.saturating_sub(c0).as_secs_f64() * 1e6 / n,
-            agent_cpu_us_per_req: s.has_agent().then(|| a1.saturating_sub(a0).as_secs_f64() * 1e6 / n),
+            agent_cpu_us_per_req: s
+                .has_agent()
+                .then(|| a1.saturating_sub(a0).as_secs_f64() * 1e6 / n),
             agent_peak_rss_kib: agent_rss,
             target_peak_rss_kib: target_rss,
             collector_peak_rss_kib: collector_rss,
@@ -1214,8 +1579,13 @@ fn fixed_pass(opts: &Options, s: Strategy, round: u32, bins: &Bins, rate: f64, s
             alloc_objects_per_req: o1.saturating_sub(o0) as f64 / n,
             requests_ok,
             spans_reference: requests_ok * REFERENCE_SPANS_PER_REQUEST,
-            spans_expected: sat.spans_expected + fixed_requests * st.svcs.iter().map(|x| x.claimed_per_request).sum::<u64>(),
-            instrumentations: st.svcs.iter().map(|x| (x.proc.name.clone(), x.instrumentations.clone())).collect(),
+            spans_expected: sat.spans_expected
+                + fixed_requests * st.svcs.iter().map(|x| x.claimed_per_request).sum::<u64>(),
+            instrumentations: st
+                .svcs
+                .iter()
+                .map(|x| (x.proc.name.clone(), x.instrumentations.clone()))
+                .collect(),
             agent_warnings: st
                 .svcs
                 .iter()
@@ -1247,9 +1617,18 @@ mod tests {
         // Legacy services: two HTTP calls from the gateway, catalog over HTTP.
         assert_eq!(spans_claimed("gateway", true, &c), 3);
         assert_eq!(spans_claimed("catalog", true, &c), 1);
-        let all = ["google.golang.org/grpc client", "google.golang.org/grpc server", "database/sql", "net/http server", "net/http client"]
-            .map(String::from);
-        let total: u64 = ["gateway", "orders", "catalog"].iter().map(|s| spans_claimed(s, false, &all)).sum();
+        let all = [
+            "google.golang.org/grpc client",
+            "google.golang.org/grpc server",
+            "database/sql",
+            "net/http server",
+            "net/http client",
+        ]
+        .map(String::from);
+        let total: u64 = ["gateway", "orders", "catalog"]
+            .iter()
+            .map(|s| spans_claimed(s, false, &all))
+            .sum();
         assert_eq!(total, REFERENCE_SPANS_PER_REQUEST);
         assert!(gotap_instrumentations("no such line").is_empty());
     }
@@ -1262,6 +1641,9 @@ mod tests {
         assert_eq!(gotap_summary(log), Some((7254, 21891)));
         let lossy = "gotap: 3 spans exported (console 4, otlp-grpc 3), 4 dropped, 18 probe hits (4.5 per span), 2 returns without a seen start\n";
         assert_eq!(gotap_summary(lossy), Some((3, 18)));
-        assert_eq!(gotap_summary("gotap: tracing /x (pid 7, go1.26.8): net/http server; 2 probes\n"), None);
+        assert_eq!(
+            gotap_summary("gotap: tracing /x (pid 7, go1.26.8): net/http server; 2 probes\n"),
+            None
+        );
     }
 }

@@ -47,7 +47,9 @@ fn histogram() -> Histogram<u64> {
 fn client(max_idle: usize) -> Client<HttpConnector, Empty<Bytes>> {
     let mut conn = HttpConnector::new();
     conn.set_nodelay(true);
-    Client::builder(TokioExecutor::new()).pool_max_idle_per_host(max_idle).build(conn)
+    Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(max_idle)
+        .build(conn)
 }
 
 async fn one(c: &Client<HttpConnector, Empty<Bytes>>, uri: Uri) -> bool {
@@ -57,7 +59,10 @@ async fn one(c: &Client<HttpConnector, Empty<Bytes>>, uri: Uri) -> bool {
         resp.into_body().collect().await.ok()?;
         Some(ok)
     };
-    matches!(tokio::time::timeout(REQUEST_TIMEOUT, fut).await, Ok(Some(true)))
+    matches!(
+        tokio::time::timeout(REQUEST_TIMEOUT, fut).await,
+        Ok(Some(true))
+    )
 }
 
 struct Tally {
@@ -79,7 +84,10 @@ impl Tally {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the load generator's runtime")
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the load generator's runtime")
 }
 
 /// Closed loop: `connections` workers each send a request, wait for the answer, repeat, for
@@ -87,7 +95,11 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 pub fn closed_loop(target: Target, connections: usize, duration: Duration) -> Result<LoadResult> {
     runtime()?.block_on(async move {
         let c = client(connections);
-        let tally = Arc::new(Mutex::new(Tally { hist: histogram(), ok: 0, errors: 0 }));
+        let tally = Arc::new(Mutex::new(Tally {
+            hist: histogram(),
+            ok: 0,
+            errors: 0,
+        }));
         let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let start = Instant::now();
         let end = start + duration;
@@ -105,8 +117,18 @@ pub fn closed_loop(target: Target, connections: usize, duration: Duration) -> Re
         }
         while set.join_next().await.is_some() {}
         let elapsed = start.elapsed();
-        let t = Arc::try_unwrap(tally).ok().expect("all workers joined").into_inner().unwrap();
-        Ok(LoadResult { sent: next.load(std::sync::atomic::Ordering::Relaxed), ok: t.ok, errors: t.errors, elapsed, latency_us: t.hist })
+        let t = Arc::try_unwrap(tally)
+            .ok()
+            .expect("all workers joined")
+            .into_inner()
+            .unwrap();
+        Ok(LoadResult {
+            sent: next.load(std::sync::atomic::Ordering::Relaxed),
+            ok: t.ok,
+            errors: t.errors,
+            elapsed,
+            latency_us: t.hist,
+        })
     })
 }
 
@@ -117,7 +139,11 @@ pub fn open_loop(target: Target, rate: f64, duration: Duration) -> Result<LoadRe
     anyhow::ensure!(rate > 0.0, "the request rate must be positive");
     runtime()?.block_on(async move {
         let c = client(1024);
-        let tally = Arc::new(Mutex::new(Tally { hist: histogram(), ok: 0, errors: 0 }));
+        let tally = Arc::new(Mutex::new(Tally {
+            hist: histogram(),
+            ok: 0,
+            errors: 0,
+        }));
         let total = (rate * duration.as_secs_f64()).round() as u64;
         let period = Duration::from_secs_f64(1.0 / rate);
         let start = Instant::now();
@@ -144,8 +170,18 @@ pub fn open_loop(target: Target, rate: f64, duration: Duration) -> Result<LoadRe
         }
         while set.join_next().await.is_some() {}
         let elapsed = start.elapsed();
-        let t = Arc::try_unwrap(tally).ok().expect("all requests joined").into_inner().unwrap();
-        Ok(LoadResult { sent: total, ok: t.ok, errors: t.errors, elapsed, latency_us: t.hist })
+        let t = Arc::try_unwrap(tally)
+            .ok()
+            .expect("all requests joined")
+            .into_inner()
+            .unwrap();
+        Ok(LoadResult {
+            sent: total,
+            ok: t.ok,
+            errors: t.errors,
+            elapsed,
+            latency_us: t.hist,
+        })
     })
 }
 
@@ -170,7 +206,9 @@ mod tests {
                             Ok(_) => {}
                         }
                         std::thread::sleep(delay);
-                        if s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").is_err() {
+                        if s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                            .is_err()
+                        {
                             return;
                         }
                     }
@@ -191,8 +229,15 @@ mod tests {
         assert_eq!(r.sent, 200);
         assert_eq!(r.ok, 200, "errors: {}", r.errors);
         let p50 = r.latency_us.value_at_quantile(0.5);
-        assert!((5_000..50_000).contains(&p50), "p50 {p50} µs for a 5 ms server");
-        assert!(r.elapsed < Duration::from_millis(1500), "took {:?}", r.elapsed);
+        assert!(
+            (5_000..50_000).contains(&p50),
+            "p50 {p50} µs for a 5 ms server"
+        );
+        assert!(
+            r.elapsed < Duration::from_millis(1500),
+            "took {:?}",
+            r.elapsed
+        );
     }
 
     #[test]
@@ -207,7 +252,11 @@ mod tests {
 
     #[test]
     fn refused_connections_are_errors_not_latency_gaps() {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port(); // closed again
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port(); // closed again
         let r = open_loop(target(port), 50.0, Duration::from_millis(200)).unwrap();
         assert_eq!(r.sent, 10);
         assert_eq!(r.errors, 10);

@@ -21,8 +21,13 @@ pub const MODULES: [&str; 5] = [
 ];
 
 /// What the woven integrations trace, in the arena's vocabulary (see `spans_claimed`).
-pub const INSTRUMENTS: [&str; 5] =
-    ["net/http server", "net/http client", "google.golang.org/grpc server", "google.golang.org/grpc client", "database/sql"];
+pub const INSTRUMENTS: [&str; 5] = [
+    "net/http server",
+    "net/http client",
+    "google.golang.org/grpc server",
+    "google.golang.org/grpc client",
+    "database/sql",
+];
 
 const TOOL_GO: &str = r#"//go:build tools
 
@@ -46,7 +51,10 @@ pub fn env(service: &str, otlp_http: u16) -> Vec<(&'static str, String)> {
     vec![
         ("OTEL_TRACES_EXPORTER", "otlp".into()),
         ("DD_TRACE_OTEL_ENABLED", "true".into()),
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://127.0.0.1:{otlp_http}")),
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://127.0.0.1:{otlp_http}"),
+        ),
         ("DD_SERVICE", service.into()),
         ("DD_INSTRUMENTATION_TELEMETRY_ENABLED", "false".into()),
         ("DD_REMOTE_CONFIGURATION_ENABLED", "false".into()),
@@ -72,19 +80,28 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
 pub fn prepare(arena: &Path, work: &Path, go: &Path, service: &str) -> Result<PathBuf, String> {
     let _ = std::fs::remove_dir_all(work);
     for d in [service, "shared"] {
-        copy_dir(&arena.join(d), &work.join(d)).map_err(|e| format!("cannot copy go/arena/{d}: {e}"))?;
+        copy_dir(&arena.join(d), &work.join(d))
+            .map_err(|e| format!("cannot copy go/arena/{d}: {e}"))?;
     }
     let dir = work.join(service);
-    std::fs::write(dir.join("orchestrion.tool.go"), TOOL_GO).map_err(|e| format!("cannot write orchestrion.tool.go: {e}"))?;
+    std::fs::write(dir.join("orchestrion.tool.go"), TOOL_GO)
+        .map_err(|e| format!("cannot write orchestrion.tool.go: {e}"))?;
     go_get(go, &dir)?;
     Ok(dir)
 }
 
 /// The same for the legacy services: one module (go/arena/legacy) holding the three.
-pub fn prepare_legacy(arena: &Path, work: &Path, go: &Path, service: &str) -> Result<PathBuf, String> {
+pub fn prepare_legacy(
+    arena: &Path,
+    work: &Path,
+    go: &Path,
+    service: &str,
+) -> Result<PathBuf, String> {
     let _ = std::fs::remove_dir_all(work);
-    copy_dir(&arena.join("legacy"), work).map_err(|e| format!("cannot copy go/arena/legacy: {e}"))?;
-    std::fs::write(work.join("orchestrion.tool.go"), TOOL_GO).map_err(|e| format!("cannot write orchestrion.tool.go: {e}"))?;
+    copy_dir(&arena.join("legacy"), work)
+        .map_err(|e| format!("cannot copy go/arena/legacy: {e}"))?;
+    std::fs::write(work.join("orchestrion.tool.go"), TOOL_GO)
+        .map_err(|e| format!("cannot write orchestrion.tool.go: {e}"))?;
     go_get(go, work)?;
     Ok(work.join(service))
 }
@@ -100,8 +117,14 @@ fn go_get(go: &Path, dir: &Path) -> Result<(), String> {
         .map_err(|e| format!("cannot run go: {e}"))?;
     if !o.status.success() {
         let err = String::from_utf8_lossy(&o.stderr);
-        let line = err.lines().find(|l| !l.starts_with("go: downloading") && !l.trim().is_empty()).unwrap_or("go get failed");
-        return Err(format!("go get of the dd-trace-go integrations failed: {}", line.trim()));
+        let line = err
+            .lines()
+            .find(|l| !l.starts_with("go: downloading") && !l.trim().is_empty())
+            .unwrap_or("go get failed");
+        return Err(format!(
+            "go get of the dd-trace-go integrations failed: {}",
+            line.trim()
+        ));
     }
     Ok(())
 }
@@ -109,6 +132,10 @@ fn go_get(go: &Path, dir: &Path) -> Result<(), String> {
 /// PATH with the toolchain's bin directory first: orchestrion runs `go` from PATH.
 pub fn path_with(go: &Path) -> std::ffi::OsString {
     let mut dirs: Vec<PathBuf> = go.parent().map(Path::to_path_buf).into_iter().collect();
-    dirs.extend(std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect::<Vec<_>>()).unwrap_or_default());
+    dirs.extend(
+        std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+            .unwrap_or_default(),
+    );
     std::env::join_paths(dirs).unwrap_or_default()
 }

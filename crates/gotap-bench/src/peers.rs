@@ -21,9 +21,27 @@ pub struct Peer {
 
 /// (name, strategy kind, `go install` argument, binary name, version argument).
 pub const PEERS: [(&str, &str, &str, &str, &str); 3] = [
-    ("OpenTelemetry Go auto-instrumentation", "eBPF agent", "go.opentelemetry.io/auto/cli@latest", "cli", "--version"),
-    ("otelc", "compile-time", "go.opentelemetry.io/otelc/tool/cmd/otelc@latest", "otelc", "version"),
-    ("DataDog Orchestrion", "compile-time", "github.com/DataDog/orchestrion@latest", "orchestrion", "version"),
+    (
+        "OpenTelemetry Go auto-instrumentation",
+        "eBPF agent",
+        "go.opentelemetry.io/auto/cli@latest",
+        "cli",
+        "--version",
+    ),
+    (
+        "otelc",
+        "compile-time",
+        "go.opentelemetry.io/otelc/tool/cmd/otelc@latest",
+        "otelc",
+        "version",
+    ),
+    (
+        "DataDog Orchestrion",
+        "compile-time",
+        "github.com/DataDog/orchestrion@latest",
+        "orchestrion",
+        "version",
+    ),
 ];
 
 const NOT_RUN: &str = "not yet run against the arena services";
@@ -40,7 +58,10 @@ pub fn check(go: &Path, dir: &Path, attempt: bool, timeout: Duration) -> Vec<Pee
             let cache = dir.join(format!("{bin}.json"));
             // A cached result is what was installed, with the command that did it; an install run
             // retries one whose command changed since (e.g. a newly pinned version).
-            if let Some(p) = std::fs::read(&cache).ok().and_then(|b| serde_json::from_slice::<Peer>(&b).ok()) {
+            if let Some(p) = std::fs::read(&cache)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Peer>(&b).ok())
+            {
                 if !attempt || p.install == format!("go install {install}") {
                     return p;
                 }
@@ -50,7 +71,8 @@ pub fn check(go: &Path, dir: &Path, attempt: bool, timeout: Duration) -> Vec<Pee
                 kind: kind.into(),
                 install: format!("go install {install}"),
                 status: "not attempted".into(),
-                detail: "installs are tried by a full run (without --quick); none is cached yet".into(),
+                detail: "installs are tried by a full run (without --quick); none is cached yet"
+                    .into(),
                 version: None,
                 install_secs: None,
             };
@@ -59,7 +81,10 @@ pub fn check(go: &Path, dir: &Path, attempt: bool, timeout: Duration) -> Vec<Pee
             }
             let t = Instant::now();
             let mut cmd = Command::new(go);
-            cmd.args(["install", install]).env("GOBIN", &bin_dir).env("GOTOOLCHAIN", "local").env("GOFLAGS", "-modcacherw");
+            cmd.args(["install", install])
+                .env("GOBIN", &bin_dir)
+                .env("GOTOOLCHAIN", "local")
+                .env("GOFLAGS", "-modcacherw");
             if let Some(p) = &proxy {
                 cmd.env("GOPROXY", p);
             }
@@ -72,7 +97,14 @@ pub fn check(go: &Path, dir: &Path, attempt: bool, timeout: Duration) -> Vec<Pee
                         .arg(version_arg)
                         .output()
                         .ok()
-                        .map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").trim().to_owned())
+                        .map(|o| {
+                            String::from_utf8_lossy(&o.stdout)
+                                .lines()
+                                .next()
+                                .unwrap_or("")
+                                .trim()
+                                .to_owned()
+                        })
                         .filter(|v| !v.is_empty());
                     peer.detail = NOT_RUN.into();
                 }
@@ -92,9 +124,17 @@ pub fn check(go: &Path, dir: &Path, attempt: bool, timeout: Duration) -> Vec<Pee
 /// The configured GOPROXY without `direct`: a peer counts as installable only if the module proxy
 /// serves it (fetching from a VCS would bypass what users' `go install` normally goes through).
 fn proxy_only(go: &Path) -> Option<String> {
-    let o = Command::new(go).args(["env", "GOPROXY"]).env("GOTOOLCHAIN", "local").output().ok()?;
+    let o = Command::new(go)
+        .args(["env", "GOPROXY"])
+        .env("GOTOOLCHAIN", "local")
+        .output()
+        .ok()?;
     let v = String::from_utf8_lossy(&o.stdout);
-    let kept: Vec<&str> = v.trim().split([',', '|']).filter(|p| !p.is_empty() && *p != "direct" && *p != "off").collect();
+    let kept: Vec<&str> = v
+        .trim()
+        .split([',', '|'])
+        .filter(|p| !p.is_empty() && *p != "direct" && *p != "off")
+        .collect();
     (!kept.is_empty()).then(|| kept.join(","))
 }
 
@@ -102,7 +142,11 @@ fn proxy_only(go: &Path) -> Option<String> {
 fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Result<(), String> {
     let tmp = tempfile_path();
     let log = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
-    let mut child = cmd.stdout(std::process::Stdio::null()).stderr(log).spawn().map_err(|e| format!("cannot run go: {e}"))?;
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("cannot run go: {e}"))?;
     let t = Instant::now();
     let status = loop {
         if let Some(st) = child.try_wait().map_err(|e| e.to_string())? {
@@ -120,19 +164,29 @@ fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Result<(), String> 
     match status {
         Some(st) if st.success() => Ok(()),
         Some(_) => Err(summarize_go_error(&err)),
-        None => Err(format!("go install did not finish within {}s", timeout.as_secs())),
+        None => Err(format!(
+            "go install did not finish within {}s",
+            timeout.as_secs()
+        )),
     }
 }
 
 fn tempfile_path() -> std::path::PathBuf {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    std::env::temp_dir().join(format!("gotap-bench-peer-{}-{}.log", std::process::id(), N.fetch_add(1, Ordering::Relaxed)))
+    std::env::temp_dir().join(format!(
+        "gotap-bench-peer-{}-{}.log",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ))
 }
 
 /// `go install` errors span several lines; keep the sentence that says why, without download noise.
 fn summarize_go_error(err: &str) -> String {
-    let lines: Vec<&str> = err.lines().filter(|l| !l.starts_with("go: downloading") && !l.trim().is_empty()).collect();
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| !l.starts_with("go: downloading") && !l.trim().is_empty())
+        .collect();
     let joined = lines.iter().map(|l| l.trim()).collect::<Vec<_>>().join(" ");
     let mut s = joined.chars().take(300).collect::<String>();
     if s.is_empty() {
@@ -153,7 +207,10 @@ mod tests {
     fn go_error_summary_drops_download_noise() {
         let e = "go: downloading go.opentelemetry.io/auto v0.24.0\ngo: go.opentelemetry.io/auto/cli@latest (in go.opentelemetry.io/auto@v0.24.0):\n\tThe go.mod file for the module providing named packages contains one or\n\tmore replace directives.\n";
         let s = summarize_go_error(e);
-        assert!(s.starts_with("go: go.opentelemetry.io/auto/cli@latest"), "{s}");
+        assert!(
+            s.starts_with("go: go.opentelemetry.io/auto/cli@latest"),
+            "{s}"
+        );
         assert!(s.contains("replace directives"));
         assert!(!s.contains("downloading"));
         let e = "go: go.opentelemetry.io/otelc/tool/cmd/otelc@latest: module go.opentelemetry.io@latest found (v0.1.0), but does not contain package go.opentelemetry.io/otelc/tool/cmd/otelc\n";

@@ -23,7 +23,11 @@ pub fn markdown(r: &Results) -> String {
          gateway = 1 HTTP call to orders (1 {} query) + 1 gRPC call to catalog. Took {:.0} s.\n",
         r.machine.cpus, r.machine.cpu_model, r.machine.kernel, r.machine.load_avg_start, r.go_version, r.rounds, r.warmup_s, r.saturation_s, r.connections, r.warmup_s, r.fixed_s, r.rate, if r.database == "postgres" { "PostgreSQL" } else { "SQLite" }, r.elapsed_s
     );
-    let base = r.strategies.iter().find(|s| s.strategy == Strategy::Baseline).and_then(|s| s.summary.clone());
+    let base = r
+        .strategies
+        .iter()
+        .find(|s| s.strategy == Strategy::Baseline)
+        .and_then(|s| s.summary.clone());
 
     let _ = writeln!(o, "## Overhead (ratio to baseline, same run)\n");
     let _ = writeln!(o, "CPU/req counts the services only; the agent's and the collector's CPU are in the next table.\n");
@@ -41,7 +45,10 @@ pub fn markdown(r: &Results) -> String {
                     ratio(x.p99_us as f64, b.p99_us as f64),
                     ratio(x.p999_us as f64, b.p999_us as f64),
                     ratio(x.target_cpu_us_per_req, b.target_cpu_us_per_req),
-                    ratio(x.target_cpu_us_per_req + x.agent_cpu_us_per_req.unwrap_or(0.0), b.target_cpu_us_per_req),
+                    ratio(
+                        x.target_cpu_us_per_req + x.agent_cpu_us_per_req.unwrap_or(0.0),
+                        b.target_cpu_us_per_req
+                    ),
                     ratio(x.alloc_bytes_per_req, b.alloc_bytes_per_req),
                     ratio(x.alloc_objects_per_req, b.alloc_objects_per_req),
                     ratio(x.target_peak_rss_kib as f64, b.target_peak_rss_kib as f64),
@@ -56,7 +63,10 @@ pub fn markdown(r: &Results) -> String {
 
     let _ = writeln!(o, "\n## Absolute figures\n");
     let _ = writeln!(o, "| strategy | saturation req/s | p50 | p99 | p99.9 | CPU µs/req services | CPU µs/req collector | CPU µs/req agent | alloc B/req | allocs/req | peak RSS services | peak RSS collector | peak RSS agent | errors |");
-    let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(
+        o,
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
     for s in &r.strategies {
         if let Some(x) = &s.summary {
             let Summary {
@@ -110,20 +120,38 @@ pub fn markdown(r: &Results) -> String {
     for s in &r.strategies {
         match &s.summary {
             Some(x) => {
-                let by: std::collections::BTreeMap<&str, u64> =
-                    s.runs.iter().flat_map(|run| run.spans_by_service.iter()).fold(Default::default(), |mut m, (k, v)| {
+                let by: std::collections::BTreeMap<&str, u64> = s
+                    .runs
+                    .iter()
+                    .flat_map(|run| run.spans_by_service.iter())
+                    .fold(Default::default(), |mut m, (k, v)| {
                         *m.entry(k.as_str()).or_insert(0) += v;
                         m
                     });
-                let by =
-                    if by.is_empty() { "–".into() } else { by.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ") };
+                let by = if by.is_empty() {
+                    "–".into()
+                } else {
+                    by.iter()
+                        .map(|(k, v)| format!("{k} {v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
                 let inst = s
                     .runs
                     .first()
                     .map(|run| {
                         run.instrumentations
                             .iter()
-                            .map(|(svc, i)| format!("{svc}: {}", if i.is_empty() { "–".into() } else { i.join(", ") }))
+                            .map(|(svc, i)| {
+                                format!(
+                                    "{svc}: {}",
+                                    if i.is_empty() {
+                                        "–".into()
+                                    } else {
+                                        i.join(", ")
+                                    }
+                                )
+                            })
                             .collect::<Vec<_>>()
                             .join("; ")
                     })
@@ -134,11 +162,23 @@ pub fn markdown(r: &Results) -> String {
                     (0, _) => "unexpected spans".into(),
                     (e, r) if r == e => "100 %".into(),
                     // Two decimals and the count: a loss of 0.01 % must not round to "100 %".
-                    (e, r) if r < e => format!("{:.2} % ({} missing)", 100.0 * r as f64 / e as f64, e - r),
-                    (e, r) => format!("{:.2} % ({} more than expected)", 100.0 * r as f64 / e as f64, r - e),
+                    (e, r) if r < e => {
+                        format!("{:.2} % ({} missing)", 100.0 * r as f64 / e as f64, e - r)
+                    }
+                    (e, r) => format!(
+                        "{:.2} % ({} more than expected)",
+                        100.0 * r as f64 / e as f64,
+                        r - e
+                    ),
                 };
-                let coverage = if s.strategy == Strategy::Baseline { "–".into() } else { pct(x.spans_expected, x.spans_reference) };
-                let hits = x.probe_hits_per_span.map_or("–".into(), |h| format!("{h:.2}"));
+                let coverage = if s.strategy == Strategy::Baseline {
+                    "–".into()
+                } else {
+                    pct(x.spans_expected, x.spans_reference)
+                };
+                let hits = x
+                    .probe_hits_per_span
+                    .map_or("–".into(), |h| format!("{h:.2}"));
                 let _ = writeln!(
                     o,
                     "| {} | {} | {} | {} | {} | {} | {} | {} |",
@@ -146,7 +186,12 @@ pub fn markdown(r: &Results) -> String {
                 );
             }
             None => {
-                let _ = writeln!(o, "| {} | – | – | – | not run: {} | | | |", s.name, s.unavailable.as_deref().unwrap_or("no figures"));
+                let _ = writeln!(
+                    o,
+                    "| {} | – | – | – | not run: {} | | | |",
+                    s.name,
+                    s.unavailable.as_deref().unwrap_or("no figures")
+                );
             }
         }
     }
@@ -157,14 +202,26 @@ pub fn markdown(r: &Results) -> String {
         }
         // What the agent itself said it left out: explains missing spans without reading logs.
         if let Some(run) = s.runs.first().filter(|run| !run.agent_warnings.is_empty()) {
-            let w: Vec<String> = run.agent_warnings.iter().map(|(svc, w)| format!("{svc}: {}", w.join("; "))).collect();
-            let _ = writeln!(o, "\n{}: `gotap run` warned at attach — {}.", s.name, w.join(" — "));
+            let w: Vec<String> = run
+                .agent_warnings
+                .iter()
+                .map(|(svc, w)| format!("{svc}: {}", w.join("; ")))
+                .collect();
+            let _ = writeln!(
+                o,
+                "\n{}: `gotap run` warned at attach — {}.",
+                s.name,
+                w.join(" — ")
+            );
         }
     }
 
     if !r.friction.is_empty() {
         let _ = writeln!(o, "\n## Friction: what the arena had to do\n");
-        let _ = writeln!(o, "| strategy | rebuild | restart | privileges | code changes | how the arena ran it |");
+        let _ = writeln!(
+            o,
+            "| strategy | rebuild | restart | privileges | code changes | how the arena ran it |"
+        );
         let _ = writeln!(o, "|---|---|---|---|---|---|");
         for f in &r.friction {
             let _ = writeln!(
@@ -188,12 +245,23 @@ pub fn markdown(r: &Results) -> String {
             Some(v) => format!("{} ({v})", p.status),
             None => p.status.clone(),
         };
-        let _ = writeln!(o, "| {} | {} | `{}` | {} | {} |", p.name, p.kind, p.install, status, p.detail.replace('|', "\\|"));
+        let _ = writeln!(
+            o,
+            "| {} | {} | `{}` | {} | {} |",
+            p.name,
+            p.kind,
+            p.install,
+            status,
+            p.detail.replace('|', "\\|")
+        );
     }
 
     let _ = writeln!(o, "\n## Build cost\n");
     if r.build_cost.is_empty() {
-        let _ = writeln!(o, "Not measured in this run (`--quick` skips it; `--build-cost` forces it).");
+        let _ = writeln!(
+            o,
+            "Not measured in this run (`--quick` skips it; `--build-cost` forces it)."
+        );
     } else {
         let _ = writeln!(
             o,
@@ -204,12 +272,22 @@ pub fn markdown(r: &Results) -> String {
         let _ = writeln!(o, "| strategy | service | clean build | vs baseline | cached rebuild | vs baseline | binary size | vs baseline |");
         let _ = writeln!(o, "|---|---|---|---|---|---|---|---|");
         for c in &r.build_cost {
-            let base = r.build_cost.iter().find(|b| b.strategy == Strategy::Baseline && b.service == c.service && b.failed.is_none());
+            let base = r.build_cost.iter().find(|b| {
+                b.strategy == Strategy::Baseline && b.service == c.service && b.failed.is_none()
+            });
             if let Some(why) = &c.failed {
-                let _ = writeln!(o, "| {} | {} | fails: {} ||||||", c.strategy.name(), c.service, why.replace('|', "\\|"));
+                let _ = writeln!(
+                    o,
+                    "| {} | {} | fails: {} ||||||",
+                    c.strategy.name(),
+                    c.service,
+                    why.replace('|', "\\|")
+                );
                 continue;
             }
-            let size = |b: Option<u64>| b.map_or("–".into(), |s| format!("{:.1} MiB", s as f64 / 1048576.0));
+            let size = |b: Option<u64>| {
+                b.map_or("–".into(), |s| format!("{:.1} MiB", s as f64 / 1048576.0))
+            };
             let _ = writeln!(
                 o,
                 "| {} | {} | {:.1} s | {} | {:.2} s | {} | {} | {} |",
@@ -220,18 +298,35 @@ pub fn markdown(r: &Results) -> String {
                 c.cached_secs,
                 base.map_or("–".into(), |b| ratio(c.cached_secs, b.cached_secs)),
                 size(c.size_bytes),
-                base.and_then(|b| Some(ratio(c.size_bytes? as f64, b.size_bytes? as f64))).unwrap_or_else(|| "–".into()),
+                base.and_then(|b| Some(ratio(c.size_bytes? as f64, b.size_bytes? as f64)))
+                    .unwrap_or_else(|| "–".into()),
             );
         }
     }
 
-    let _ = writeln!(o, "\n## Builds (robustness: which toolchain builds which service)\n");
-    let _ = writeln!(o, "| toolchain | service | variant | result | build s | size |");
+    let _ = writeln!(
+        o,
+        "\n## Builds (robustness: which toolchain builds which service)\n"
+    );
+    let _ = writeln!(
+        o,
+        "| toolchain | service | variant | result | build s | size |"
+    );
     let _ = writeln!(o, "|---|---|---|---|---|---|");
     for b in &r.builds {
-        let res = if b.ok { "builds".to_owned() } else { format!("fails: {}", b.detail.replace('|', "\\|")) };
-        let size = b.size_bytes.map_or("–".into(), |s| format!("{:.1} MiB", s as f64 / 1048576.0));
-        let _ = writeln!(o, "| {} | {} | {} | {} | {:.1} | {} |", b.toolchain, b.service, b.variant, res, b.secs, size);
+        let res = if b.ok {
+            "builds".to_owned()
+        } else {
+            format!("fails: {}", b.detail.replace('|', "\\|"))
+        };
+        let size = b
+            .size_bytes
+            .map_or("–".into(), |s| format!("{:.1} MiB", s as f64 / 1048576.0));
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} | {:.1} | {} |",
+            b.toolchain, b.service, b.variant, res, b.secs, size
+        );
     }
 
     if !r.robustness.is_empty() {
@@ -280,7 +375,11 @@ pub fn markdown(r: &Results) -> String {
                 ms(x.max_us),
                 x.spans_expected,
                 x.spans_received,
-                if x.unclean_stops.is_empty() { "–".into() } else { x.unclean_stops.join(", ") }
+                if x.unclean_stops.is_empty() {
+                    "–".into()
+                } else {
+                    x.unclean_stops.join(", ")
+                }
             );
         }
     }
@@ -335,7 +434,12 @@ mod tests {
         };
         let r = Results {
             started_unix: 0,
-            machine: Machine { cpus: 2, load_avg_start: 0.5, kernel: "6.18".into(), cpu_model: "x".into() },
+            machine: Machine {
+                cpus: 2,
+                load_avg_start: 0.5,
+                kernel: "6.18".into(),
+                cpu_model: "x".into(),
+            },
             go_version: "go1.26.8".into(),
             rounds: 1,
             warmup_s: 1.0,
@@ -345,9 +449,20 @@ mod tests {
             rate: 500.0,
             strategies: vec![
                 st(Strategy::Baseline, Some(summary(4000.0, 2000, 0, 0)), None),
-                st(Strategy::Manual, Some(summary(2000.0, 3000, 600, 540)), None),
+                st(
+                    Strategy::Manual,
+                    Some(summary(2000.0, 3000, 600, 540)),
+                    None,
+                ),
                 st(Strategy::GotapRun, None, Some("needs root")),
-                st(Strategy::GotapProbes, Some(Summary { probe_hits_per_span: Some(1.0), ..summary(3000.0, 2100, 400, 400) }), None),
+                st(
+                    Strategy::GotapProbes,
+                    Some(Summary {
+                        probe_hits_per_span: Some(1.0),
+                        ..summary(3000.0, 2100, 400, 400)
+                    }),
+                    None,
+                ),
             ],
             builds: vec![],
             build_cost: vec![
@@ -377,13 +492,26 @@ mod tests {
             elapsed_s: 10.0,
         };
         let md = markdown(&r);
-        let row =
-            md.lines().find(|l| l.starts_with("| manual OTel SDK | 0.50× | 1.50×")).unwrap_or_else(|| panic!("no ratio row in:\n{md}"));
+        let row = md
+            .lines()
+            .find(|l| l.starts_with("| manual OTel SDK | 0.50× | 1.50×"))
+            .unwrap_or_else(|| panic!("no ratio row in:\n{md}"));
         assert!(row.contains("| 1.00× |"), "{row}");
-        assert!(md.contains("| 600 | 540 | 90.00 % (60 missing) |"), "loss not shown:\n{md}");
-        assert!(md.contains("| 400 | 400 | 100 % | 100.0 % | 1.00 |"), "probe hits per span not shown:\n{md}");
+        assert!(
+            md.contains("| 600 | 540 | 90.00 % (60 missing) |"),
+            "loss not shown:\n{md}"
+        );
+        assert!(
+            md.contains("| 400 | 400 | 100 % | 100.0 % | 1.00 |"),
+            "probe hits per span not shown:\n{md}"
+        );
         assert!(md.contains("not run: needs root"));
         assert!(md.contains("load average 0.5"));
-        assert!(md.contains("| gotap build (compile-time) | orders | 45.0 s | 1.50× | 0.30 s | 1.50× |"), "build cost:\n{md}");
+        assert!(
+            md.contains(
+                "| gotap build (compile-time) | orders | 45.0 s | 1.50× | 0.30 s | 1.50× |"
+            ),
+            "build cost:\n{md}"
+        );
     }
 }

@@ -56,8 +56,19 @@ pub struct BuildSpec<'a> {
 }
 
 /// Binary path of a service build.
-pub fn bin_path(out: &Path, service: &str, variant: Variant, stripped: bool, legacy: bool) -> PathBuf {
-    out.join(format!("{service}{}-{}{}", if legacy { "-legacy" } else { "" }, variant.label(), if stripped { "-stripped" } else { "" }))
+pub fn bin_path(
+    out: &Path,
+    service: &str,
+    variant: Variant,
+    stripped: bool,
+    legacy: bool,
+) -> PathBuf {
+    out.join(format!(
+        "{service}{}-{}{}",
+        if legacy { "-legacy" } else { "" },
+        variant.label(),
+        if stripped { "-stripped" } else { "" }
+    ))
 }
 
 /// `go build` (or `gotap build`, `orchestrion go build`) of one arena service. Returns the binary,
@@ -86,16 +97,20 @@ pub fn source_dir(b: &BuildSpec) -> Result<PathBuf, String> {
 /// The build itself, in `dir` (from [`source_dir`]).
 pub fn build_in(b: &BuildSpec, dir: &Path) -> Result<PathBuf, String> {
     let bin = bin_path(b.out, b.service, b.variant, b.stripped, b.legacy);
-    std::fs::create_dir_all(b.out).map_err(|e| format!("cannot create {}: {e}", b.out.display()))?;
+    std::fs::create_dir_all(b.out)
+        .map_err(|e| format!("cannot create {}: {e}", b.out.display()))?;
     let mut cmd = match b.variant {
         Variant::Orchestrion => {
             let o = b.orchestrion.ok_or("orchestrion is not installed")?;
             let mut c = Command::new(o);
-            c.env("PATH", crate::orchestrion::path_with(b.go)).args(["go", "build"]);
+            c.env("PATH", crate::orchestrion::path_with(b.go))
+                .args(["go", "build"]);
             c
         }
         Variant::Gotap | Variant::GotapProbes => {
-            let gotap = b.gotap.ok_or("no gotap executable to run `gotap build` with")?;
+            let gotap = b
+                .gotap
+                .ok_or("no gotap executable to run `gotap build` with")?;
             let mut c = Command::new(gotap);
             c.env("GOTAP_GO", b.go).arg("build");
             if b.variant == Variant::GotapProbes {
@@ -109,7 +124,9 @@ pub fn build_in(b: &BuildSpec, dir: &Path) -> Result<PathBuf, String> {
             c
         }
     };
-    cmd.current_dir(dir).env("GOTOOLCHAIN", "local").env("GOFLAGS", "-modcacherw");
+    cmd.current_dir(dir)
+        .env("GOTOOLCHAIN", "local")
+        .env("GOFLAGS", "-modcacherw");
     if let Some(c) = b.gocache {
         cmd.env("GOCACHE", c);
     }
@@ -125,7 +142,9 @@ pub fn build_in(b: &BuildSpec, dir: &Path) -> Result<PathBuf, String> {
         Variant::Orchestrion => "orchestrion go",
         _ => "go",
     };
-    let o = cmd.output().map_err(|e| format!("cannot run {what}: {e}"))?;
+    let o = cmd
+        .output()
+        .map_err(|e| format!("cannot run {what}: {e}"))?;
     if o.status.success() {
         Ok(bin)
     } else {
@@ -135,10 +154,19 @@ pub fn build_in(b: &BuildSpec, dir: &Path) -> Result<PathBuf, String> {
         let lines: Vec<&str> = err
             .lines()
             .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with("go: downloading") && !l.starts_with("gotap: warning"))
+            .filter(|l| {
+                !l.is_empty()
+                    && !l.starts_with('#')
+                    && !l.starts_with("go: downloading")
+                    && !l.starts_with("gotap: warning")
+            })
             .take(2)
             .collect();
-        let msg = if lines.is_empty() { format!("{what} build failed without output") } else { lines.join(" ") };
+        let msg = if lines.is_empty() {
+            format!("{what} build failed without output")
+        } else {
+            lines.join(" ")
+        };
         Err(msg.chars().take(240).collect())
     }
 }
@@ -149,9 +177,15 @@ pub fn build_in(b: &BuildSpec, dir: &Path) -> Result<PathBuf, String> {
 /// Rules weave a package as a whole, so a library with such a function has its server and client
 /// join points woven.
 pub fn woven_instrumentations(bin: &Path) -> Vec<String> {
-    let Ok(bytes) = std::fs::read(bin) else { return vec![] };
+    let Ok(bytes) = std::fs::read(bin) else {
+        return vec![];
+    };
     let finder = |p: &str| memmem_find(&bytes, p.as_bytes());
-    WOVEN_MARKERS.iter().filter(|(prefix, _)| finder(prefix)).flat_map(|(_, what)| what.iter().map(|w| w.to_string())).collect()
+    WOVEN_MARKERS
+        .iter()
+        .filter(|(prefix, _)| finder(prefix))
+        .flat_map(|(_, what)| what.iter().map(|w| w.to_string()))
+        .collect()
 }
 
 /// The instrumentations whose probe sites a `gotap build --probes` binary carries, read from its
@@ -159,9 +193,13 @@ pub fn woven_instrumentations(bin: &Path) -> Vec<String> {
 /// dropped, has no note and so no expected span. Errors are one sentence.
 pub fn probe_site_instrumentations(bin: &Path) -> Result<Vec<String>, String> {
     let bytes = std::fs::read(bin).map_err(|e| format!("cannot read {}: {e}", bin.display()))?;
-    let probes = gotap_binary::usdt::read_probes(&bytes).map_err(|e| format!("{}: {e}", bin.display()))?;
+    let probes =
+        gotap_binary::usdt::read_probes(&bytes).map_err(|e| format!("{}: {e}", bin.display()))?;
     let mut out: Vec<String> = vec![];
-    for p in probes.iter().filter(|p| p.provider == gotap_binary::usdt::GOTAP_PROVIDER) {
+    for p in probes
+        .iter()
+        .filter(|p| p.provider == gotap_binary::usdt::GOTAP_PROVIDER)
+    {
         let what = match p.name.as_str() {
             "http_server" => "net/http server",
             "http_client" => "net/http client",
@@ -181,13 +219,22 @@ pub fn probe_site_instrumentations(bin: &Path) -> Result<Vec<String>, String> {
 /// (function-name prefix the rules add, instrumentations it stands for).
 const WOVEN_MARKERS: [(&str, &[&str]); 3] = [
     ("net/http.gotap", &["net/http server", "net/http client"]),
-    ("google.golang.org/grpc.gotap", &["google.golang.org/grpc server", "google.golang.org/grpc client"]),
+    (
+        "google.golang.org/grpc.gotap",
+        &[
+            "google.golang.org/grpc server",
+            "google.golang.org/grpc client",
+        ],
+    ),
     ("database/sql.gotap", &["database/sql"]),
 ];
 
 fn memmem_find(hay: &[u8], needle: &[u8]) -> bool {
     let first = needle[0];
-    hay.iter().enumerate().filter(|&(_, &b)| b == first).any(|(i, _)| hay[i..].starts_with(needle))
+    hay.iter()
+        .enumerate()
+        .filter(|&(_, &b)| b == first)
+        .any(|(i, _)| hay[i..].starts_with(needle))
 }
 
 /// A free loopback port (bound then released: the child binds it right after).
@@ -206,9 +253,17 @@ impl Proc {
     pub fn spawn(name: &str, mut cmd: Command, log_dir: &Path) -> Result<Proc> {
         let path = log_dir.join(format!("{name}.log"));
         let log = std::fs::File::create(&path)?;
-        cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
-        let child = cmd.spawn().with_context(|| format!("cannot start {name}"))?;
-        Ok(Proc { name: name.to_owned(), child, log: path })
+        cmd.stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start {name}"))?;
+        Ok(Proc {
+            name: name.to_owned(),
+            child,
+            log: path,
+        })
     }
 
     pub fn pid(&self) -> u32 {
@@ -219,7 +274,11 @@ impl Proc {
     pub fn check_alive(&mut self) -> Result<()> {
         if let Some(st) = self.child.try_wait()? {
             let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            let last = log.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("(empty log)");
+            let last = log
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("(empty log)");
             bail!("{} exited early ({st}): {}", self.name, last.trim());
         }
         Ok(())
@@ -261,7 +320,10 @@ pub fn wait_ready(proc: &mut Proc, port: u16, path: Option<&str>, timeout: Durat
                 None => return Ok(()),
                 Some(p) => {
                     s.set_read_timeout(Some(Duration::from_secs(2)))?;
-                    write!(s, "GET {p} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")?;
+                    write!(
+                        s,
+                        "GET {p} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+                    )?;
                     let mut buf = String::new();
                     let _ = s.read_to_string(&mut buf);
                     if buf.starts_with("HTTP/1.1 200") {
@@ -271,7 +333,10 @@ pub fn wait_ready(proc: &mut Proc, port: u16, path: Option<&str>, timeout: Durat
             }
         }
         if t.elapsed() > timeout {
-            bail!("{} did not become ready on port {port} within {timeout:?}", proc.name);
+            bail!(
+                "{} did not become ready on port {port} within {timeout:?}",
+                proc.name
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -281,10 +346,16 @@ pub fn wait_ready(proc: &mut Proc, port: u16, path: Option<&str>, timeout: Durat
 pub fn runtime_counters(port: u16) -> Result<BTreeMap<String, u64>> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(s, "GET /debug/runtime HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")?;
+    write!(
+        s,
+        "GET /debug/runtime HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )?;
     let mut buf = String::new();
     s.read_to_string(&mut buf)?;
-    let body = buf.split_once("\r\n\r\n").map(|x| x.1).context("malformed /debug/runtime answer")?;
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|x| x.1)
+        .context("malformed /debug/runtime answer")?;
     Ok(serde_json::from_str(body.trim())?)
 }
 
@@ -303,14 +374,23 @@ pub fn collector_config(grpc: u16, http: u16, file: &Path) -> String {
 const DEBUG_PATH: &str = "/debug/runtime";
 
 fn is_debug_span(span: &serde_json::Value) -> bool {
-    span["name"].as_str().is_some_and(|n| n.ends_with(DEBUG_PATH))
-        || span["attributes"].as_array().into_iter().flatten().any(|a| a["key"] == "url.path" && a["value"]["stringValue"] == DEBUG_PATH)
+    span["name"]
+        .as_str()
+        .is_some_and(|n| n.ends_with(DEBUG_PATH))
+        || span["attributes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|a| a["key"] == "url.path" && a["value"]["stringValue"] == DEBUG_PATH)
 }
 
 /// OTLP/JSON carries 64-bit integers as strings.
 fn start_nanos(span: &serde_json::Value) -> u64 {
     let v = &span["startTimeUnixNano"];
-    v.as_str().and_then(|s| s.parse().ok()).or_else(|| v.as_u64()).unwrap_or(u64::MAX)
+    v.as_str()
+        .and_then(|s| s.parse().ok())
+        .or_else(|| v.as_u64())
+        .unwrap_or(u64::MAX)
 }
 
 /// Spans in a file exporter's output, by `service.name`, leaving out the arena's /debug/runtime
@@ -325,7 +405,8 @@ pub fn count_spans(file: &Path, since_unix_nanos: u64) -> Result<BTreeMap<String
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", file.display())),
     };
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let v: serde_json::Value = serde_json::from_str(line).with_context(|| format!("malformed line in {}", file.display()))?;
+        let v: serde_json::Value = serde_json::from_str(line)
+            .with_context(|| format!("malformed line in {}", file.display()))?;
         for rs in v["resourceSpans"].as_array().into_iter().flatten() {
             let svc = rs["resource"]["attributes"]
                 .as_array()
@@ -358,7 +439,10 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("bin");
         std::fs::write(&f, b"\0runtime.main\0net/http.gotapSetServerStart\0database/sql.gotapSetSQLStart\0google.golang.org/grpc.NewServer\0").unwrap();
-        assert_eq!(woven_instrumentations(&f), ["net/http server", "net/http client", "database/sql"]);
+        assert_eq!(
+            woven_instrumentations(&f),
+            ["net/http server", "net/http client", "database/sql"]
+        );
         std::fs::write(&f, b"net/http.(*Server).Serve").unwrap();
         assert!(woven_instrumentations(&f).is_empty());
         assert!(woven_instrumentations(&dir.join("absent")).is_empty());
@@ -368,14 +452,19 @@ mod tests {
     #[test]
     fn probe_sites_are_read_from_usdt_notes_and_bad_files_are_one_sentence() {
         // An ELF without notes (this test executable): no site, so no expected span.
-        assert_eq!(probe_site_instrumentations(&std::env::current_exe().unwrap()), Ok(vec![]));
+        assert_eq!(
+            probe_site_instrumentations(&std::env::current_exe().unwrap()),
+            Ok(vec![])
+        );
         let dir = std::env::temp_dir().join(format!("gotap-bench-sites-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("not-elf");
         std::fs::write(&f, b"net/http.gotapProbeHTTPServer").unwrap();
         let e = probe_site_instrumentations(&f).unwrap_err();
         assert_eq!(e, format!("{}: not an ELF file", f.display()));
-        assert!(probe_site_instrumentations(&dir.join("absent")).unwrap_err().starts_with("cannot read "));
+        assert!(probe_site_instrumentations(&dir.join("absent"))
+            .unwrap_err()
+            .starts_with("cannot read "));
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -385,7 +474,9 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("spans.jsonl");
         let line = |svc: &str, n: usize| {
-            let spans: Vec<_> = (0..n).map(|i| serde_json::json!({"name": format!("s{i}"), "startTimeUnixNano": "2000"})).collect();
+            let spans: Vec<_> = (0..n)
+                .map(|i| serde_json::json!({"name": format!("s{i}"), "startTimeUnixNano": "2000"}))
+                .collect();
             serde_json::json!({"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": svc}}]},
                 "scopeSpans": [{"spans": spans}]}]})
             .to_string()
@@ -394,11 +485,24 @@ mod tests {
             "scopeSpans": [{"spans": [{"name": "GET /debug/runtime", "startTimeUnixNano": "2000"}, {"name": "GET", "startTimeUnixNano": "2000", "attributes": [{"key": "url.path", "value": {"stringValue": "/debug/runtime"}}]}]}]}]});
         let startup = serde_json::json!({"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "orders"}}]},
             "scopeSpans": [{"spans": [{"name": "INSERT", "startTimeUnixNano": "999"}]}]}]});
-        std::fs::write(&f, format!("{}\n{}\n{}\n{debug}\n{startup}\n", line("gateway", 3), line("orders", 2), line("gateway", 1))).unwrap();
+        std::fs::write(
+            &f,
+            format!(
+                "{}\n{}\n{}\n{debug}\n{startup}\n",
+                line("gateway", 3),
+                line("orders", 2),
+                line("gateway", 1)
+            ),
+        )
+        .unwrap();
         let c = count_spans(&f, 1000).unwrap();
         assert_eq!(c.get("gateway"), Some(&4));
         assert_eq!(c.get("orders"), Some(&2));
-        assert_eq!(count_spans(&f, 0).unwrap().get("orders"), Some(&3), "start-up span counted when no cut-off");
+        assert_eq!(
+            count_spans(&f, 0).unwrap().get("orders"),
+            Some(&3),
+            "start-up span counted when no cut-off"
+        );
         assert!(count_spans(&dir.join("absent"), 0).unwrap().is_empty());
         std::fs::remove_dir_all(dir).unwrap();
     }

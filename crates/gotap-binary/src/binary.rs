@@ -176,7 +176,9 @@ impl Layout {
         if !symtab.is_empty() {
             symbols.present = true;
             for sym in symtab.iter() {
-                let Ok(name) = symtab.symbol_name(endian, sym) else { continue };
+                let Ok(name) = symtab.symbol_name(endian, sym) else {
+                    continue;
+                };
                 let slot = match name {
                     b"runtime.text" => &mut symbols.runtime_text,
                     b"runtime.firstmoduledata" => &mut symbols.firstmoduledata,
@@ -237,11 +239,12 @@ impl Layout {
 
     /// The file bytes of a segment, clamped to the file.
     pub fn segment_data<'a>(&self, data: &'a [u8], s: &Segment) -> &'a [u8] {
-        let start = usize::try_from(s.offset).unwrap_or(usize::MAX).min(data.len());
+        let start = usize::try_from(s.offset)
+            .unwrap_or(usize::MAX)
+            .min(data.len());
         let len = usize::try_from(s.filesz).unwrap_or(usize::MAX);
         &data[start..start.saturating_add(len).min(data.len())]
     }
-
 
     pub fn uint(&self, b: &[u8], off: usize, size: u8) -> Option<u64> {
         read_uint(b, off, size, self.big_endian)
@@ -297,7 +300,10 @@ impl GoBinary {
     /// Maps `path` and analyses it: ELF facts, buildinfo, pclntab.
     pub fn open(path: impl AsRef<Path>) -> Result<GoBinary, Error> {
         let path = path.as_ref().to_path_buf();
-        let io = |err| Error::Io { path: path.clone(), err };
+        let io = |err| Error::Io {
+            path: path.clone(),
+            err,
+        };
         let file = std::fs::File::open(&path).map_err(io)?;
         let meta = file.metadata().map_err(io)?;
         if !meta.is_file() {
@@ -322,7 +328,10 @@ impl GoBinary {
         if !data.starts_with(b"\x7fELF") {
             return Err(Error::NotElf(path));
         }
-        let corrupt = |what: String| Error::Corrupt { path: path.clone(), what };
+        let corrupt = |what: String| Error::Corrupt {
+            path: path.clone(),
+            what,
+        };
         let layout = Layout::parse(data).map_err(|e| {
             if e.is_empty() {
                 Error::NotElf(path.clone())
@@ -350,8 +359,12 @@ impl GoBinary {
         let (build_info, table) = match (build_info, table) {
             (Ok(None) | Err(_), None) => return Err(Error::NotGo(path)),
             (Err(e), Some(_)) => return Err(corrupt(e)),
-            (Ok(None), Some(_)) => return Err(corrupt("pclntab present but no Go buildinfo".into())),
-            (Ok(Some(_)), None) => return Err(corrupt("Go buildinfo present but no pclntab".into())),
+            (Ok(None), Some(_)) => {
+                return Err(corrupt("pclntab present but no Go buildinfo".into()))
+            }
+            (Ok(Some(_)), None) => {
+                return Err(corrupt("Go buildinfo present but no pclntab".into()))
+            }
             (Ok(Some(b)), Some(t)) => (b, t),
         };
         if let Some(minor) = go_minor(&build_info.go_version) {
@@ -369,11 +382,24 @@ impl GoBinary {
         })?;
         let elf = elf_facts(data, &layout, &build_info);
         let setting = |k: &str| {
-            build_info.settings.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone())
+            build_info
+                .settings
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
         };
         let goarch = setting("GOARCH").unwrap_or_else(|| goarch_of(&layout).to_string());
         let goos = setting("GOOS").unwrap_or_else(|| "linux".to_string());
-        Ok(GoBinary { path, bytes, layout, elf, build_info, functions, goarch, goos })
+        Ok(GoBinary {
+            path,
+            bytes,
+            layout,
+            elf,
+            build_info,
+            functions,
+            goarch,
+            goos,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -436,9 +462,16 @@ impl GoBinary {
             .literal_separator(false)
             .backslash_escape(true)
             .build()
-            .map_err(|e| Error::BadPattern { pattern: pattern.to_string(), why: e.kind().to_string() })?
+            .map_err(|e| Error::BadPattern {
+                pattern: pattern.to_string(),
+                why: e.kind().to_string(),
+            })?
             .compile_matcher();
-        let found: Vec<&Function> = self.functions.iter().filter(|f| glob.is_match(&f.name)).collect();
+        let found: Vec<&Function> = self
+            .functions
+            .iter()
+            .filter(|f| glob.is_match(&f.name))
+            .collect();
         if found.is_empty() {
             return Err(Error::NoSuchFunction(pattern.to_string()));
         }
@@ -454,16 +487,20 @@ impl GoBinary {
                 what: "RET-site analysis",
             });
         }
-        let code = self.read_vaddr(f.entry, f.size).ok_or_else(|| Error::Corrupt {
-            path: self.path.clone(),
-            what: format!("code of {:?} is outside the file", f.name),
-        })?;
+        let code = self
+            .read_vaddr(f.entry, f.size)
+            .ok_or_else(|| Error::Corrupt {
+                path: self.path.clone(),
+                what: format!("code of {:?} is outside the file", f.name),
+            })?;
         let mut sites = Vec::new();
         for address in disasm::amd64_ret_sites(code, f.entry) {
-            let offset = self.vaddr_to_offset(address).ok_or_else(|| Error::Corrupt {
-                path: self.path.clone(),
-                what: format!("RET at {address:#x} in {:?} is outside the file", f.name),
-            })?;
+            let offset = self
+                .vaddr_to_offset(address)
+                .ok_or_else(|| Error::Corrupt {
+                    path: self.path.clone(),
+                    what: format!("RET at {address:#x} in {:?} is outside the file", f.name),
+                })?;
             sites.push(ReturnSite { address, offset });
         }
         Ok(sites)
@@ -529,7 +566,10 @@ fn elf_facts(data: &[u8], layout: &Layout, bi: &BuildInfo) -> ElfFacts {
     // Notes: from their sections when section headers exist, else from PT_NOTE segments.
     let mut note_blobs: Vec<&[u8]> = Vec::new();
     for name in [".note.gnu.build-id", ".note.go.buildid"] {
-        if let Some(d) = layout.section(name).and_then(|s| layout.section_data(data, s)) {
+        if let Some(d) = layout
+            .section(name)
+            .and_then(|s| layout.section_data(data, s))
+        {
             note_blobs.push(d);
         }
     }
@@ -573,18 +613,24 @@ fn elf_facts(data: &[u8], layout: &Layout, bi: &BuildInfo) -> ElfFacts {
 /// headers the note is found by its exact header (namesz 4, type 3, "GNU") near the file start.
 fn gnu_build_id_by_scan(data: &[u8], big_endian: bool) -> Option<String> {
     let head = &data[..data.len().min(64 * 1024)];
-    (0..head.len().saturating_sub(16)).step_by(4).find_map(|off| {
-        let (namesz, descsz, ty) = (
-            read_uint(head, off, 4, big_endian)?,
-            read_uint(head, off + 4, 4, big_endian)?,
-            read_uint(head, off + 8, 4, big_endian)?,
-        );
-        if namesz != 4 || ty != 3 || !(8..=64).contains(&descsz) || head.get(off + 12..off + 16)? != b"GNU\0" {
-            return None;
-        }
-        let desc = head.get(off + 16..off + 16 + descsz as usize)?;
-        Some(desc.iter().map(|b| format!("{b:02x}")).collect())
-    })
+    (0..head.len().saturating_sub(16))
+        .step_by(4)
+        .find_map(|off| {
+            let (namesz, descsz, ty) = (
+                read_uint(head, off, 4, big_endian)?,
+                read_uint(head, off + 4, 4, big_endian)?,
+                read_uint(head, off + 8, 4, big_endian)?,
+            );
+            if namesz != 4
+                || ty != 3
+                || !(8..=64).contains(&descsz)
+                || head.get(off + 12..off + 16)? != b"GNU\0"
+            {
+                return None;
+            }
+            let desc = head.get(off + 16..off + 16 + descsz as usize)?;
+            Some(desc.iter().map(|b| format!("{b:02x}")).collect())
+        })
 }
 
 /// ELF notes in `blob`: (name without NUL padding, type, desc).
@@ -598,10 +644,19 @@ fn notes(blob: &[u8], big_endian: bool) -> Vec<(&[u8], u32, &[u8])> {
         read_uint(blob, pos + 8, 4, big_endian),
     ) {
         let name_start = pos + 12;
-        let Some(name_end) = name_start.checked_add(namesz as usize) else { break };
-        let Some(desc_start) = align4(name_end) else { break };
-        let Some(desc_end) = desc_start.checked_add(descsz as usize) else { break };
-        let (Some(name), Some(desc)) = (blob.get(name_start..name_end), blob.get(desc_start..desc_end)) else {
+        let Some(name_end) = name_start.checked_add(namesz as usize) else {
+            break;
+        };
+        let Some(desc_start) = align4(name_end) else {
+            break;
+        };
+        let Some(desc_end) = desc_start.checked_add(descsz as usize) else {
+            break;
+        };
+        let (Some(name), Some(desc)) = (
+            blob.get(name_start..name_end),
+            blob.get(desc_start..desc_end),
+        ) else {
             break;
         };
         let name = name.split(|&b| b == 0).next().unwrap_or_default();
@@ -651,10 +706,19 @@ mod tests {
 
     #[test]
     fn non_elf_and_empty_are_not_elf() {
-        assert!(matches!(GoBinary::from_bytes("x", b"#!/bin/sh\n".to_vec()), Err(Error::NotElf(_))));
-        assert!(matches!(GoBinary::from_bytes("x", Vec::new()), Err(Error::NotElf(_))));
+        assert!(matches!(
+            GoBinary::from_bytes("x", b"#!/bin/sh\n".to_vec()),
+            Err(Error::NotElf(_))
+        ));
+        assert!(matches!(
+            GoBinary::from_bytes("x", Vec::new()),
+            Err(Error::NotElf(_))
+        ));
         // Truncated ELF header: ELF magic but unparsable → corrupt, not a panic.
         let r = GoBinary::from_bytes("x", b"\x7fELF\x02\x01\x01".to_vec());
-        assert!(matches!(r, Err(Error::NotElf(_)) | Err(Error::Corrupt { .. })), "{r:?}");
+        assert!(
+            matches!(r, Err(Error::NotElf(_)) | Err(Error::Corrupt { .. })),
+            "{r:?}"
+        );
     }
 }

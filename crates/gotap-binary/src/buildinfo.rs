@@ -31,12 +31,18 @@ pub struct BuildInfo {
 impl BuildInfo {
     /// The dependency (or main module) with this module path, after no replacement.
     pub fn module(&self, path: &str) -> Option<&Module> {
-        self.main.iter().chain(self.deps.iter()).find(|m| m.path == path)
+        self.main
+            .iter()
+            .chain(self.deps.iter())
+            .find(|m| m.path == path)
     }
 
     /// The value of a `build` setting.
     pub fn setting(&self, key: &str) -> Option<&str> {
-        self.settings.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.settings
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -65,8 +71,16 @@ impl std::fmt::Display for BuildInfo {
             module(f, "dep", d)?;
         }
         for (k, v) in &self.settings {
-            let k = if needs_quoting(k, true) { go_quote(k) } else { k.clone() };
-            let v = if needs_quoting(v, false) { go_quote(v) } else { v.clone() };
+            let k = if needs_quoting(k, true) {
+                go_quote(k)
+            } else {
+                k.clone()
+            };
+            let v = if needs_quoting(v, false) {
+                go_quote(v)
+            } else {
+                v.clone()
+            };
             writeln!(f, "build\t{k}={v}")?;
         }
         Ok(())
@@ -89,8 +103,12 @@ fn go_quote(s: &str) -> String {
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
             '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c if c.is_control() && (c as u32) < 0x10000 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c if c.is_control() && (c as u32) < 0x10000 => {
+                out.push_str(&format!("\\u{:04x}", c as u32))
+            }
             c if c.is_control() => out.push_str(&format!("\\U{:08x}", c as u32)),
             c => out.push(c),
         }
@@ -108,7 +126,10 @@ const FLAGS_VERSION_INLINE: u8 = 0x2;
 /// Finds and decodes the buildinfo blob. `Ok(None)`: there is none (not Go, or Go < 1.13).
 /// `Err`: it is there but malformed (one-line reason).
 pub(crate) fn find(data: &[u8], layout: &Layout) -> Result<Option<BuildInfo>, String> {
-    let blob = match layout.section(".go.buildinfo").and_then(|s| layout.section_data(data, s)) {
+    let blob = match layout
+        .section(".go.buildinfo")
+        .and_then(|s| layout.section_data(data, s))
+    {
         Some(d) if d.starts_with(MAGIC) => Some(d),
         _ => scan(data),
     };
@@ -143,7 +164,8 @@ fn decode(blob: &[u8], data: &[u8], layout: &Layout) -> Result<BuildInfo, String
     }
     let (version, modinfo) = if flags & FLAGS_VERSION_INLINE != 0 {
         // Go ≥ 1.18: two varint-prefixed strings right after the header.
-        let (v, n) = decode_string(blob.get(32..).unwrap_or_default()).ok_or("truncated buildinfo version")?;
+        let (v, n) = decode_string(blob.get(32..).unwrap_or_default())
+            .ok_or("truncated buildinfo version")?;
         let rest = blob.get(32 + n..).unwrap_or_default();
         let (m, _) = decode_string(rest).ok_or("truncated buildinfo module info")?;
         (v.to_vec(), m.to_vec())
@@ -173,7 +195,10 @@ fn decode(blob: &[u8], data: &[u8], layout: &Layout) -> Result<BuildInfo, String
     if version.len() > 200 || !version.iter().all(|b| (0x20..0x7f).contains(b)) {
         return Err("invalid Go version string in buildinfo".into());
     }
-    let mut bi = BuildInfo { go_version: String::from_utf8_lossy(&version).into_owned(), ..Default::default() };
+    let mut bi = BuildInfo {
+        go_version: String::from_utf8_lossy(&version).into_owned(),
+        ..Default::default()
+    };
     // Strip the 16-byte sentinels (cmd/go's infoStart/infoEnd) exactly as debug/buildinfo does.
     let n = modinfo.len();
     if n >= 33 && modinfo[n - 17] == b'\n' {
@@ -217,7 +242,9 @@ pub(crate) fn parse_modinfo(text: &str, bi: &mut BuildInfo) -> Result<(), String
     let mut line_no = 0usize;
     while !rest.is_empty() {
         // Like strings.Cut: a final line without '\n' is ignored.
-        let Some((line, tail)) = rest.split_once('\n') else { break };
+        let Some((line, tail)) = rest.split_once('\n') else {
+            break;
+        };
         rest = tail;
         line_no += 1;
         let err = |m: String| format!("module info line {line_no}: {m}");
@@ -232,7 +259,10 @@ pub(crate) fn parse_modinfo(text: &str, bi: &mut BuildInfo) -> Result<(), String
         } else if let Some(r) = line.strip_prefix("=>\t") {
             let elem: Vec<&str> = r.split('\t').collect();
             if elem.len() != 3 {
-                return Err(err(format!("expected 3 columns for replacement; got {}", elem.len())));
+                return Err(err(format!(
+                    "expected 3 columns for replacement; got {}",
+                    elem.len()
+                )));
             }
             let rep = Module {
                 path: elem[0].to_string(),
@@ -241,7 +271,9 @@ pub(crate) fn parse_modinfo(text: &str, bi: &mut BuildInfo) -> Result<(), String
                 replace: None,
             };
             let target = match last {
-                Last::None => return Err(err("replacement with no module on previous line".into())),
+                Last::None => {
+                    return Err(err("replacement with no module on previous line".into()))
+                }
                 Last::Main => bi.main.as_mut(),
                 Last::Dep(i) => bi.deps.get_mut(i),
             };
@@ -284,13 +316,20 @@ fn build_line(kv: &str) -> Result<(String, String), String> {
             match kv.as_bytes().get(raw_key.len()) {
                 None => return Err("build line missing '=' after quoted key".into()),
                 Some(b'=') => {}
-                Some(c) => return Err(format!("unexpected character after quoted key: {:?}", *c as char)),
+                Some(c) => {
+                    return Err(format!(
+                        "unexpected character after quoted key: {:?}",
+                        *c as char
+                    ))
+                }
             }
             key = unquote(raw_key).ok_or("invalid quoted key in build line")?;
             raw_value = &kv[raw_key.len() + 1..];
         }
         Some(_) => {
-            let (k, v) = kv.split_once('=').ok_or("build line missing '=' after key")?;
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or("build line missing '=' after key")?;
             if needs_quoting(k, true) {
                 return Err(format!("unquoted key {:?} must be quoted", short(k)));
             }
@@ -303,7 +342,10 @@ fn build_line(kv: &str) -> Result<(String, String), String> {
         Some(b'`' | b'"') => unquote(raw_value).ok_or("invalid quoted value in build line")?,
         Some(_) => {
             if needs_quoting(raw_value, false) {
-                return Err(format!("unquoted value {:?} must be quoted", short(raw_value)));
+                return Err(format!(
+                    "unquoted value {:?} must be quoted",
+                    short(raw_value)
+                ));
             }
             raw_value.to_string()
         }
@@ -435,11 +477,17 @@ mod tests {
         parse_modinfo(text, &mut bi).unwrap();
         assert_eq!(bi.path, "example.com/app");
         let main = bi.main.as_ref().unwrap();
-        assert_eq!((main.version.as_str(), main.sum.as_deref()), ("(devel)", None));
+        assert_eq!(
+            (main.version.as_str(), main.sum.as_deref()),
+            ("(devel)", None)
+        );
         assert_eq!(bi.deps.len(), 2);
         assert_eq!(bi.deps[0].sum.as_deref(), Some("h1:abc="));
         let rep = bi.deps[1].replace.as_ref().unwrap();
-        assert_eq!((rep.path.as_str(), rep.version.as_str(), rep.sum.as_deref()), ("../net", "(devel)", None));
+        assert_eq!(
+            (rep.path.as_str(), rep.version.as_str(), rep.sum.as_deref()),
+            ("../net", "(devel)", None)
+        );
         assert_eq!(
             bi.settings,
             vec![
@@ -450,7 +498,10 @@ mod tests {
             ]
         );
         assert_eq!(bi.setting("CGO_ENABLED"), Some("0"));
-        assert_eq!(bi.module("google.golang.org/grpc").unwrap().version, "v1.61.0");
+        assert_eq!(
+            bi.module("google.golang.org/grpc").unwrap().version,
+            "v1.61.0"
+        );
     }
 
     #[test]
@@ -471,7 +522,10 @@ mod tests {
 
     #[test]
     fn unquote_matches_strconv() {
-        assert_eq!(unquote(r#""a\tb\"c\\\x41\101\u00e9""#).as_deref(), Some("a\tb\"c\\AAé"));
+        assert_eq!(
+            unquote(r#""a\tb\"c\\\x41\101\u00e9""#).as_deref(),
+            Some("a\tb\"c\\AAé")
+        );
         assert_eq!(unquote("`raw\\n`").as_deref(), Some("raw\\n"));
         assert_eq!(unquote(r#""bad\q""#), None);
         assert_eq!(unquote(r#""\x4""#), None);
@@ -487,7 +541,10 @@ mod tests {
         // Like Go: a replaced module's line has no sum column, and an empty line follows the
         // replacement (BuildInfo.String ends both lines).
         let shown = bi.to_string();
-        let want = text.replace("dep\ta\tv1\th1:x\n=>\t../a\t(devel)\t\n", "dep\ta\tv1\n=>\t../a\t(devel)\t\n\n");
+        let want = text.replace(
+            "dep\ta\tv1\th1:x\n=>\t../a\t(devel)\t\n",
+            "dep\ta\tv1\n=>\t../a\t(devel)\t\n\n",
+        );
         assert_eq!(shown, want);
         let mut again = BuildInfo::default();
         parse_modinfo(&shown, &mut again).unwrap();
@@ -500,10 +557,15 @@ mod tests {
     fn pointer_blob(big: bool) -> Vec<u8> {
         let base = 0x1000u64;
         let put = |d: &mut Vec<u8>, at: usize, v: u64| {
-            let b = if big { v.to_be_bytes() } else { v.to_le_bytes() };
+            let b = if big {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            };
             d[at..at + 8].copy_from_slice(&b);
         };
-        let modinfo = b"0123456789abcdefpath\tex.com/old\nmod\tex.com/old\t(devel)\t\n0123456789abcdef";
+        let modinfo =
+            b"0123456789abcdefpath\tex.com/old\nmod\tex.com/old\t(devel)\t\n0123456789abcdef";
         let mut d = vec![0u8; 128];
         d[..14].copy_from_slice(MAGIC);
         d[14] = 8;
@@ -526,7 +588,12 @@ mod tests {
             machine: 62,
             dyn_type: false,
             interp: false,
-            segments: vec![crate::binary::Segment { vaddr: 0x1000, offset: 0, filesz: data.len() as u64, flags: 6 }],
+            segments: vec![crate::binary::Segment {
+                vaddr: 0x1000,
+                offset: 0,
+                filesz: data.len() as u64,
+                flags: 6,
+            }],
             note_segments: vec![],
             sections: vec![],
             symbols: Default::default(),
@@ -559,7 +626,10 @@ mod tests {
         d.push(0);
         d.resize(d.len() + 16, 0);
         let bi = find(&d, &one_segment(&d)).unwrap().unwrap();
-        assert_eq!((bi.go_version.as_str(), bi.main.is_none()), ("go1.26.8", true));
+        assert_eq!(
+            (bi.go_version.as_str(), bi.main.is_none()),
+            ("go1.26.8", true)
+        );
         // Misaligned copies of the magic are not buildinfo (Go's rule).
         let mut m = vec![0u8; 8];
         m.extend_from_slice(&d[48..]);
@@ -570,7 +640,10 @@ mod tests {
     fn varint_strings() {
         assert_eq!(decode_string(b"\x03abcd"), Some((&b"abc"[..], 4)));
         assert_eq!(decode_string(b"\x05abc"), None);
-        assert_eq!(decode_string(b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01"), None);
+        assert_eq!(
+            decode_string(b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01"),
+            None
+        );
         assert_eq!(decode_string(b""), None);
     }
 }

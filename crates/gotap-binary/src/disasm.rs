@@ -20,9 +20,10 @@ pub fn amd64_ret_sites(code: &[u8], ip: u64) -> Vec<u64> {
 /// is told from the function it wraps.
 pub fn amd64_branches_to(code: &[u8], ip: u64, target: u64) -> bool {
     let mut decoder = Decoder::with_ip(64, code, ip, DecoderOptions::NONE);
-    (&mut decoder)
-        .into_iter()
-        .any(|insn| (insn.is_call_near() || insn.is_jmp_short_or_near() || insn.is_jcc_short_or_near()) && insn.near_branch_target() == target)
+    (&mut decoder).into_iter().any(|insn| {
+        (insn.is_call_near() || insn.is_jmp_short_or_near() || insn.is_jcc_short_or_near())
+            && insn.near_branch_target() == target
+    })
 }
 
 #[cfg(test)]
@@ -32,7 +33,9 @@ mod tests {
     #[test]
     fn finds_every_ret_and_not_ret_bytes_inside_other_instructions() {
         // mov eax, 0xc3c3c3c3 ; ret ; nop ; ret 8 ; int3
-        let code = [0xb8, 0xc3, 0xc3, 0xc3, 0xc3, 0xc3, 0x90, 0xc2, 0x08, 0x00, 0xcc];
+        let code = [
+            0xb8, 0xc3, 0xc3, 0xc3, 0xc3, 0xc3, 0x90, 0xc2, 0x08, 0x00, 0xcc,
+        ];
         assert_eq!(amd64_ret_sites(&code, 0x1000), vec![0x1005, 0x1007]);
         assert!(amd64_ret_sites(&[], 0).is_empty());
         // Truncated instruction at the end: no panic, nothing found.

@@ -15,9 +15,17 @@ pub enum Error {
     Corrupt { path: PathBuf, what: String },
     /// `what` names the analysis that needs another architecture, e.g. "RET-site analysis".
     #[error("{path}: {arch} {what} is not supported yet (gotap supports x86-64)")]
-    UnsupportedArch { path: PathBuf, arch: String, what: &'static str },
+    UnsupportedArch {
+        path: PathBuf,
+        arch: String,
+        what: &'static str,
+    },
     #[error("{path}: unsupported Go version {version} ({why})")]
-    UnsupportedGoVersion { path: PathBuf, version: String, why: String },
+    UnsupportedGoVersion {
+        path: PathBuf,
+        version: String,
+        why: String,
+    },
     #[error("no function matches {0}")]
     NoSuchFunction(String),
     #[error("offset of {0} not available: {1}")]

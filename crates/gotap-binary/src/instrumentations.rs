@@ -18,7 +18,10 @@ pub enum Requirement {
     AnyFunction(&'static [&'static str]),
     /// The module is a dependency (its version is reported); if `functions` is not empty, one of
     /// them must also be linked in (a module can be required but its client/server side unused).
-    Module { path: &'static str, functions: &'static [&'static str] },
+    Module {
+        path: &'static str,
+        functions: &'static [&'static str],
+    },
 }
 
 pub struct Spec {
@@ -27,8 +30,14 @@ pub struct Spec {
 }
 
 pub const TABLE: &[Spec] = &[
-    Spec { name: "net/http server", requires: Requirement::AnyFunction(&["net/http.serverHandler.ServeHTTP"]) },
-    Spec { name: "net/http client", requires: Requirement::AnyFunction(&["net/http.(*Transport).roundTrip"]) },
+    Spec {
+        name: "net/http server",
+        requires: Requirement::AnyFunction(&["net/http.serverHandler.ServeHTTP"]),
+    },
+    Spec {
+        name: "net/http client",
+        requires: Requirement::AnyFunction(&["net/http.(*Transport).roundTrip"]),
+    },
     Spec {
         name: "database/sql",
         requires: Requirement::AnyFunction(&[
@@ -42,14 +51,20 @@ pub const TABLE: &[Spec] = &[
         name: "grpc server",
         requires: Requirement::Module {
             path: "google.golang.org/grpc",
-            functions: &["google.golang.org/grpc.(*Server).handleStream", "google.golang.org/grpc.(*Server).processUnaryRPC"],
+            functions: &[
+                "google.golang.org/grpc.(*Server).handleStream",
+                "google.golang.org/grpc.(*Server).processUnaryRPC",
+            ],
         },
     },
     Spec {
         name: "grpc client",
         requires: Requirement::Module {
             path: "google.golang.org/grpc",
-            functions: &["google.golang.org/grpc.(*ClientConn).Invoke", "google.golang.org/grpc.invoke"],
+            functions: &[
+                "google.golang.org/grpc.(*ClientConn).Invoke",
+                "google.golang.org/grpc.invoke",
+            ],
         },
     },
 ];
@@ -59,7 +74,8 @@ pub fn detect(bin: &GoBinary) -> Vec<Instrumentation> {
 }
 
 fn check(bin: &GoBinary, spec: &Spec) -> Instrumentation {
-    let first_present = |fns: &[&'static str]| fns.iter().copied().find(|f| bin.function(f).is_some());
+    let first_present =
+        |fns: &[&'static str]| fns.iter().copied().find(|f| bin.function(f).is_some());
     let (applies, detail) = match spec.requires {
         Requirement::AnyFunction(fns) => match first_present(fns) {
             Some(f) => (true, format!("{f} present")),
@@ -72,10 +88,17 @@ fn check(bin: &GoBinary, spec: &Spec) -> Instrumentation {
                 match first_present(functions) {
                     _ if functions.is_empty() => (true, format!("{path} {version}")),
                     Some(f) => (true, format!("{path} {version} ({f} present)")),
-                    None => (false, format!("{path} {version}, but {} not linked in", functions[0])),
+                    None => (
+                        false,
+                        format!("{path} {version}, but {} not linked in", functions[0]),
+                    ),
                 }
             }
         },
     };
-    Instrumentation { name: spec.name, applies, detail }
+    Instrumentation {
+        name: spec.name,
+        applies,
+        detail,
+    }
 }

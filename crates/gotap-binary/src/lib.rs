@@ -26,9 +26,9 @@ mod error;
 pub mod instrumentations;
 pub mod offsets;
 pub mod pclntab;
-pub mod usdt;
 #[cfg(test)]
 mod tests_real;
+pub mod usdt;
 
 pub use binary::{Arch, ElfFacts, Function, GoBinary, ReturnSite};
 pub use buildinfo::{BuildInfo, Module};

@@ -72,16 +72,24 @@ impl Table<'_> {
             .and_then(|o| o.checked_add(self.functab_off))
             .ok_or_else(|| PclnError::Corrupt("pclntab functab overflows".into()))?;
         let entry = self.uint(off, f)?;
-        let funcoff = if i < self.nfunc { self.uint(off + f, f)? } else { 0 };
+        let funcoff = if i < self.nfunc {
+            self.uint(off + f, f)?
+        } else {
+            0
+        };
         Ok((entry, funcoff))
     }
 
     /// The name of the `_func` at `funcoff` (relative to the functab base).
     fn name(&self, funcoff: u64) -> Result<String, PclnError> {
         let corrupt = || PclnError::Corrupt(format!("bad function record at pclntab+{funcoff:#x}"));
-        let func = usize::try_from(funcoff).ok().and_then(|o| o.checked_add(self.functab_off)).ok_or_else(corrupt)?;
+        let func = usize::try_from(funcoff)
+            .ok()
+            .and_then(|o| o.checked_add(self.functab_off))
+            .ok_or_else(corrupt)?;
         // _func starts with the entry (uintptr in 1.16, uint32 offset since 1.18), then nameOff int32.
-        let name_off = self.uint(func.checked_add(self.field_size()).ok_or_else(corrupt)?, 4)? as u32 as i32;
+        let name_off =
+            self.uint(func.checked_add(self.field_size()).ok_or_else(corrupt)?, 4)? as u32 as i32;
         let start = usize::try_from(i64::from(name_off))
             .ok()
             .and_then(|n| n.checked_add(self.funcname_off))
@@ -92,7 +100,11 @@ impl Table<'_> {
         let name = String::from_utf8_lossy(&tail[..len]);
         // Generated closures keep `·` in pclntab (`type:.eq.runtime.untracedG·7`) where the symbol
         // table, and so every symbol-based tool, writes `.`.
-        Ok(if name.contains('·') { name.replace('·', ".") } else { name.into_owned() })
+        Ok(if name.contains('·') {
+            name.replace('·', ".")
+        } else {
+            name.into_owned()
+        })
     }
 }
 
@@ -104,8 +116,16 @@ fn parse_header(data: &[u8], vaddr: u64, big_endian: bool) -> Result<Table<'_>, 
         MAGIC_GO116 => Version::Go116,
         MAGIC_GO118 => Version::Go118,
         MAGIC_GO120 => Version::Go120,
-        MAGIC_GO12 => return Err(PclnError::Unsupported("pclntab layout of Go 1.2–1.15; gotap supports go1.16 and later".into())),
-        m => return Err(PclnError::Unsupported(format!("unknown pclntab magic {m:#x}"))),
+        MAGIC_GO12 => {
+            return Err(PclnError::Unsupported(
+                "pclntab layout of Go 1.2–1.15; gotap supports go1.16 and later".into(),
+            ))
+        }
+        m => {
+            return Err(PclnError::Unsupported(format!(
+                "unknown pclntab magic {m:#x}"
+            )))
+        }
     };
     let (pad1, pad2, quantum, ptr_size) = match data.get(4..8) {
         Some(&[a, b, c, d]) => (a, b, c, d),
@@ -115,7 +135,8 @@ fn parse_header(data: &[u8], vaddr: u64, big_endian: bool) -> Result<Table<'_>, 
         return Err(bad("bad padding, quantum or pointer size"));
     }
     let word = |i: usize| -> Result<u64, PclnError> {
-        read_uint(data, 8 + i * usize::from(ptr_size), ptr_size, big_endian).ok_or_else(|| bad("truncated"))
+        read_uint(data, 8 + i * usize::from(ptr_size), ptr_size, big_endian)
+            .ok_or_else(|| bad("truncated"))
     };
     let to_usize = |v: u64| usize::try_from(v).map_err(|_| bad("offset too large"));
     let (nfunc, header_text, funcname_off, functab_off) = match version {
@@ -139,7 +160,10 @@ fn parse_header(data: &[u8], vaddr: u64, big_endian: bool) -> Result<Table<'_>, 
         .and_then(|n| n.checked_add(1))
         .and_then(|n| n.checked_mul(table.field_size()))
         .and_then(|n| n.checked_add(table.functab_off));
-    if table.nfunc == 0 || functab_len.is_none_or(|end| end > data.len()) || table.funcname_off >= data.len() {
+    if table.nfunc == 0
+        || functab_len.is_none_or(|end| end > data.len())
+        || table.funcname_off >= data.len()
+    {
         return Err(bad("function table out of bounds"));
     }
     Ok(table)
@@ -164,10 +188,16 @@ pub(crate) fn locate<'a>(data: &'a [u8], layout: &Layout) -> Result<Option<Table
             if magics.contains(&word) && bytes[off + 4] == 0 && bytes[off + 5] == 0 {
                 let vaddr = seg.vaddr.saturating_add(off as u64);
                 match parse_header(&bytes[off..], vaddr, layout.big_endian) {
-                    Ok(t) if t.slot(0).and_then(|(_, f)| t.name(f)).is_ok_and(|n| !n.is_empty()) => {
+                    Ok(t)
+                        if t.slot(0)
+                            .and_then(|(_, f)| t.name(f))
+                            .is_ok_and(|n| !n.is_empty()) =>
+                    {
                         return Ok(Some(t));
                     }
-                    Err(PclnError::Unsupported(why)) if matches!(bytes.get(off + 7), Some(4 | 8)) => {
+                    Err(PclnError::Unsupported(why))
+                        if matches!(bytes.get(off + 7), Some(4 | 8)) =>
+                    {
                         unsupported.get_or_insert(why);
                     }
                     _ => {}
@@ -191,7 +221,8 @@ fn find_moduledata(data: &[u8], layout: &Layout, t: &Table) -> Option<u64> {
     let ps = usize::from(t.ptr_size);
     let want_names = t.vaddr.checked_add(t.funcname_off as u64)?;
     let matches = |b: &[u8], off: usize| {
-        layout.uint(b, off, t.ptr_size) == Some(t.vaddr) && layout.uint(b, off + ps, t.ptr_size) == Some(want_names)
+        layout.uint(b, off, t.ptr_size) == Some(t.vaddr)
+            && layout.uint(b, off + ps, t.ptr_size) == Some(want_names)
     };
     if let Some(md) = layout.symbols.firstmoduledata {
         if let Some(b) = layout.read_vaddr(data, md, 2 * ps as u64) {
@@ -227,7 +258,10 @@ pub(crate) fn moduledata_text(data: &[u8], layout: &Layout, t: &Table) -> Option
 /// Start of text for 1.18+ entry offsets: moduledata (what the runtime itself uses), checked
 /// against the `runtime.text` symbol when there is one, then the header, then `.text`.
 fn text_start(data: &[u8], layout: &Layout, t: &Table) -> Result<u64, PclnError> {
-    match (moduledata_text(data, layout, t), layout.symbols.runtime_text) {
+    match (
+        moduledata_text(data, layout, t),
+        layout.symbols.runtime_text,
+    ) {
         // Disagreement means a damaged or unusual moduledata: the symbol is authoritative.
         (_, Some(sym)) => return Ok(sym),
         (Some(text), None) => return Ok(text),
@@ -239,7 +273,9 @@ fn text_start(data: &[u8], layout: &Layout, t: &Table) -> Result<u64, PclnError>
     if let Some(sec) = layout.section(".text") {
         return Ok(sec.addr);
     }
-    Err(PclnError::Corrupt("cannot determine the start of text (no moduledata, symbols or .text)".into()))
+    Err(PclnError::Corrupt(
+        "cannot determine the start of text (no moduledata, symbols or .text)".into(),
+    ))
 }
 
 /// `abi.FuncFlagAsm` (same bit since Go 1.17).
@@ -262,7 +298,11 @@ impl Table<'_> {
 }
 
 /// Every function, sorted by entry, with file offsets.
-pub(crate) fn functions(data: &[u8], layout: &Layout, t: &Table) -> Result<Vec<Function>, PclnError> {
+pub(crate) fn functions(
+    data: &[u8],
+    layout: &Layout,
+    t: &Table,
+) -> Result<Vec<Function>, PclnError> {
     let base = match t.version {
         Version::Go116 => 0,
         _ => text_start(data, layout, t)?,
@@ -277,9 +317,11 @@ pub(crate) fn functions(data: &[u8], layout: &Layout, t: &Table) -> Result<Vec<F
             name: t.name(funcoff)?,
             entry: addr,
             // Never a made-up offset: a uprobe is attached at this file offset.
-            offset: layout
-                .vaddr_to_offset(addr)
-                .ok_or_else(|| PclnError::Corrupt(format!("function entry {addr:#x} is outside the file's loaded segments")))?,
+            offset: layout.vaddr_to_offset(addr).ok_or_else(|| {
+                PclnError::Corrupt(format!(
+                    "function entry {addr:#x} is outside the file's loaded segments"
+                ))
+            })?,
             size: next_entry.saturating_sub(entry),
         });
         asm.push(t.flag(funcoff) & FUNC_FLAG_ASM != 0);
@@ -287,7 +329,10 @@ pub(crate) fn functions(data: &[u8], layout: &Layout, t: &Table) -> Result<Vec<F
     }
     let amd64 = layout.machine == object::elf::EM_X86_64.0;
     mangle_abi0(&mut out, &asm, |from, target| {
-        amd64 && layout.read_vaddr(data, from.entry, from.size).is_some_and(|code| crate::disasm::amd64_branches_to(code, from.entry, target))
+        amd64
+            && layout
+                .read_vaddr(data, from.entry, from.size)
+                .is_some_and(|code| crate::disasm::amd64_branches_to(code, from.entry, target))
     });
     // Already sorted in a well-formed table; a stable sort keeps damaged ones usable.
     if !out.is_sorted_by_key(|f| f.entry) {
@@ -308,7 +353,10 @@ fn mangle_abi0(funcs: &mut [Function], asm: &[bool], branches_to: impl Fn(&Funct
     for (i, pair) in by_name.windows(2).enumerate() {
         let (a, b) = (pair[0], pair[1]);
         // Only exact pairs: a name that appears 3+ times is something else (Go 1.19's `[...]`).
-        let third = |j: Option<usize>| j.and_then(|j| by_name.get(j)).is_some_and(|&k| funcs[k].name == funcs[a].name);
+        let third = |j: Option<usize>| {
+            j.and_then(|j| by_name.get(j))
+                .is_some_and(|&k| funcs[k].name == funcs[a].name)
+        };
         if funcs[a].name != funcs[b].name || third(i.checked_sub(1)) || third(Some(i + 2)) {
             continue;
         }
@@ -351,7 +399,9 @@ mod tests {
             d.extend_from_slice(&entry.to_le_bytes());
             d.extend_from_slice(&name.to_le_bytes());
         }
-        let put = |d: &mut Vec<u8>, i: usize, v: u64| d[8 + i * 8..16 + i * 8].copy_from_slice(&v.to_le_bytes());
+        let put = |d: &mut Vec<u8>, i: usize, v: u64| {
+            d[8 + i * 8..16 + i * 8].copy_from_slice(&v.to_le_bytes())
+        };
         put(&mut d, 0, 2);
         put(&mut d, 2, 0x401000);
         put(&mut d, 3, names_off as u64);
@@ -363,7 +413,10 @@ mod tests {
     fn header_and_names() {
         let d = synthetic();
         let t = parse_header(&d, 0x1000, false).unwrap();
-        assert_eq!((t.version, t.nfunc, t.header_text), (Version::Go120, 2, 0x401000));
+        assert_eq!(
+            (t.version, t.nfunc, t.header_text),
+            (Version::Go120, 2, 0x401000)
+        );
         let (e0, f0) = t.slot(0).unwrap();
         let (e1, f1) = t.slot(1).unwrap();
         assert_eq!((e0, t.name(f0).unwrap().as_str()), (0, "main.a"));
@@ -388,7 +441,9 @@ mod tests {
             d.extend_from_slice(&entry.to_le_bytes());
             d.extend_from_slice(&name.to_le_bytes());
         }
-        let put = |d: &mut Vec<u8>, i: usize, v: u64| d[8 + i * 8..16 + i * 8].copy_from_slice(&v.to_le_bytes());
+        let put = |d: &mut Vec<u8>, i: usize, v: u64| {
+            d[8 + i * 8..16 + i * 8].copy_from_slice(&v.to_le_bytes())
+        };
         put(&mut d, 0, 2);
         put(&mut d, 2, names_off as u64);
         put(&mut d, 6, functab_off as u64);
@@ -404,7 +459,12 @@ mod tests {
             machine: 62,
             dyn_type: false,
             interp: false,
-            segments: vec![crate::binary::Segment { vaddr: 0x400000, offset: 0, filesz: 0x2000, flags: 5 }],
+            segments: vec![crate::binary::Segment {
+                vaddr: 0x400000,
+                offset: 0,
+                filesz: 0x2000,
+                flags: 5,
+            }],
             note_segments: vec![],
             sections: vec![],
             symbols: Default::default(),
@@ -412,17 +472,32 @@ mod tests {
         let t = parse_header(&d, 0x800000, false).unwrap();
         assert_eq!(t.version, Version::Go116);
         let fns = functions(&d, &layout, &t).unwrap();
-        let got: Vec<(&str, u64, u64, u64)> = fns.iter().map(|f| (f.name.as_str(), f.entry, f.offset, f.size)).collect();
-        assert_eq!(got, [("main.a", 0x401000, 0x1000, 0x40), ("main.b", 0x401040, 0x1040, 0xc0)]);
+        let got: Vec<(&str, u64, u64, u64)> = fns
+            .iter()
+            .map(|f| (f.name.as_str(), f.entry, f.offset, f.size))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("main.a", 0x401000, 0x1000, 0x40),
+                ("main.b", 0x401040, 0x1040, 0xc0)
+            ]
+        );
     }
 
     #[test]
     fn old_and_unknown_magics_are_unsupported() {
         let mut d = synthetic();
         d[..4].copy_from_slice(&MAGIC_GO12.to_le_bytes());
-        assert!(matches!(parse_header(&d, 0, false), Err(PclnError::Unsupported(_))));
+        assert!(matches!(
+            parse_header(&d, 0, false),
+            Err(PclnError::Unsupported(_))
+        ));
         d[..4].copy_from_slice(&0xffff_ff00u32.to_le_bytes());
-        assert!(matches!(parse_header(&d, 0, false), Err(PclnError::Unsupported(_))));
+        assert!(matches!(
+            parse_header(&d, 0, false),
+            Err(PclnError::Unsupported(_))
+        ));
     }
 
     #[test]

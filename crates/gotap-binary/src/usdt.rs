@@ -47,11 +47,36 @@ pub const GOTAP_GRPC_SEMAPHORE_MARKER: &[u8] = b"gotap-sema-rpc";
 /// google.golang.org/grpc (all with the same argument spec and semaphore). A binary has those of
 /// the packages it links; the others are skipped.
 pub const GOTAP_SITES: [SiteDef<'static>; 5] = [
-    SiteDef { provider: GOTAP_PROVIDER, name: "http_server", function: "net/http.gotapProbeHTTPServer", args: GOTAP_ARGS },
-    SiteDef { provider: GOTAP_PROVIDER, name: "http_client", function: "net/http.gotapProbeHTTPClient", args: GOTAP_ARGS },
-    SiteDef { provider: GOTAP_PROVIDER, name: "sql_query", function: "database/sql.gotapProbeSQLQuery", args: GOTAP_ARGS },
-    SiteDef { provider: GOTAP_PROVIDER, name: "grpc_server", function: "google.golang.org/grpc.gotapProbeGRPCServer", args: GOTAP_ARGS },
-    SiteDef { provider: GOTAP_PROVIDER, name: "grpc_client", function: "google.golang.org/grpc.gotapProbeGRPCClient", args: GOTAP_ARGS },
+    SiteDef {
+        provider: GOTAP_PROVIDER,
+        name: "http_server",
+        function: "net/http.gotapProbeHTTPServer",
+        args: GOTAP_ARGS,
+    },
+    SiteDef {
+        provider: GOTAP_PROVIDER,
+        name: "http_client",
+        function: "net/http.gotapProbeHTTPClient",
+        args: GOTAP_ARGS,
+    },
+    SiteDef {
+        provider: GOTAP_PROVIDER,
+        name: "sql_query",
+        function: "database/sql.gotapProbeSQLQuery",
+        args: GOTAP_ARGS,
+    },
+    SiteDef {
+        provider: GOTAP_PROVIDER,
+        name: "grpc_server",
+        function: "google.golang.org/grpc.gotapProbeGRPCServer",
+        args: GOTAP_ARGS,
+    },
+    SiteDef {
+        provider: GOTAP_PROVIDER,
+        name: "grpc_client",
+        function: "google.golang.org/grpc.gotapProbeGRPCClient",
+        args: GOTAP_ARGS,
+    },
 ];
 
 /// The 5-byte NOP every gotap site starts with (the kernel optimises uprobes on it).
@@ -91,7 +116,12 @@ pub enum ArgLocation {
     /// `%reg`
     Register { reg: String },
     /// `offset(%base)` or `offset(%base,%index,scale)`.
-    Memory { offset: i64, base: String, index: Option<String>, scale: u8 },
+    Memory {
+        offset: i64,
+        base: String,
+        index: Option<String>,
+        scale: u8,
+    },
     /// `$value`
     Constant { value: i64 },
 }
@@ -128,22 +158,37 @@ pub struct UsdtProbe {
 /// in initialised data, which must occur exactly once. Sites whose function is not in the binary
 /// are skipped; a site already noted (same provider and name) is not written twice, so annotating
 /// an annotated binary changes nothing. Returns the number of the given sites the binary now has.
-pub fn annotate(path: &Path, sites: &[SiteDef], semaphore_marker: Option<&[u8]>) -> Result<usize, UsdtError> {
-    let sites: Vec<(SiteDef, Option<&[u8]>)> = sites.iter().map(|s| (*s, semaphore_marker)).collect();
+pub fn annotate(
+    path: &Path,
+    sites: &[SiteDef],
+    semaphore_marker: Option<&[u8]>,
+) -> Result<usize, UsdtError> {
+    let sites: Vec<(SiteDef, Option<&[u8]>)> =
+        sites.iter().map(|s| (*s, semaphore_marker)).collect();
     annotate_each(path, &sites)
 }
 
 /// [`annotate`] with a semaphore marker per site (sites of different Go packages have different
 /// semaphores). One rewrite for all of them.
 pub fn annotate_each(path: &Path, sites: &[(SiteDef, Option<&[u8]>)]) -> Result<usize, UsdtError> {
-    let fail = |what: String| UsdtError::Annotate { path: path.to_path_buf(), what };
+    let fail = |what: String| UsdtError::Annotate {
+        path: path.to_path_buf(),
+        what,
+    };
     let bin = GoBinary::open(path)?;
     if bin.elf().arch != crate::Arch::Amd64 {
-        return Err(fail(format!("USDT notes are written for x86-64 only (this binary is {})", bin.goarch())));
+        return Err(fail(format!(
+            "USDT notes are written for x86-64 only (this binary is {})",
+            bin.goarch()
+        )));
     }
     let data = bin.data();
     let existing = read_probes(data).map_err(|e| fail(e.to_string()))?;
-    let has = |s: &SiteDef| existing.iter().any(|p| p.provider == s.provider && p.name == s.name);
+    let has = |s: &SiteDef| {
+        existing
+            .iter()
+            .any(|p| p.provider == s.provider && p.name == s.name)
+    };
 
     // Resolve sites first: nothing to do means no rewrite at all.
     let mut found = Vec::new();
@@ -153,19 +198,27 @@ pub fn annotate_each(path: &Path, sites: &[(SiteDef, Option<&[u8]>)]) -> Result<
             already += 1;
             continue;
         }
-        let func = bin.function(site.function).or_else(|| bin.function(&format!("{}.abi0", site.function)));
+        let func = bin
+            .function(site.function)
+            .or_else(|| bin.function(&format!("{}.abi0", site.function)));
         let Some(func) = func else { continue };
         if bin.read_vaddr(func.entry, 5) != Some(&NOP5[..]) {
-            return Err(fail(format!("{} does not start with a 5-byte NOP, so it is not a probe site", func.name)));
+            return Err(fail(format!(
+                "{} does not start with a 5-byte NOP, so it is not a probe site",
+                func.name
+            )));
         }
         found.push((site, *marker, func.entry));
     }
     if found.is_empty() {
         return Ok(already);
     }
-    let mut builder = Builder::read(data).map_err(|e| fail(format!("cannot read the ELF for rewriting ({e})")))?;
+    let mut builder = Builder::read(data)
+        .map_err(|e| fail(format!("cannot read the ELF for rewriting ({e})")))?;
     if builder.endian != Endianness::Little || !builder.is_64 {
-        return Err(fail("USDT notes are written for 64-bit little-endian ELF only".into()));
+        return Err(fail(
+            "USDT notes are written for 64-bit little-endian ELF only".into(),
+        ));
     }
     // Each marker's semaphore, once.
     let mut semaphores: Vec<(&[u8], u64)> = Vec::new();
@@ -176,12 +229,26 @@ pub fn annotate_each(path: &Path, sites: &[(SiteDef, Option<&[u8]>)]) -> Result<
             }
         }
     }
-    let semaphore_of = |marker: Option<&[u8]>| marker.and_then(|m| semaphores.iter().find(|(k, _)| *k == m)).map_or(0, |(_, a)| *a);
-    let note_id = builder.sections.iter().find(|s| s.name.as_slice() == NOTE_SECTION.as_bytes()).map(|s| s.id());
-    let base_addr = match builder.sections.iter().find(|s| s.name.as_slice() == BASE_SECTION.as_bytes()) {
+    let semaphore_of = |marker: Option<&[u8]>| {
+        marker
+            .and_then(|m| semaphores.iter().find(|(k, _)| *k == m))
+            .map_or(0, |(_, a)| *a)
+    };
+    let note_id = builder
+        .sections
+        .iter()
+        .find(|s| s.name.as_slice() == NOTE_SECTION.as_bytes())
+        .map(|s| s.id());
+    let base_addr = match builder
+        .sections
+        .iter()
+        .find(|s| s.name.as_slice() == BASE_SECTION.as_bytes())
+    {
         Some(s) => s.sh_addr,
         None => {
-            let (offset, addr) = base_slot(&builder).ok_or_else(|| fail("no free byte in the first loaded segment for .stapsdt.base".into()))?;
+            let (offset, addr) = base_slot(&builder).ok_or_else(|| {
+                fail("no free byte in the first loaded segment for .stapsdt.base".into())
+            })?;
             let s = builder.sections.add();
             s.name = BASE_SECTION.into();
             s.sh_type = elf::SHT_PROGBITS;
@@ -218,7 +285,9 @@ pub fn annotate_each(path: &Path, sites: &[(SiteDef, Option<&[u8]>)]) -> Result<
     // several semaphores (one per woven package), `.probes` spans them all: bcc only uses its
     // header to turn a semaphore's address into a file offset.
     let mut probes_header = None;
-    let widen = |r: Option<(u64, u64)>, lo: u64, hi: u64| Some(r.map_or((lo, hi), |(a, b): (u64, u64)| (a.min(lo), b.max(hi))));
+    let widen = |r: Option<(u64, u64)>, lo: u64, hi: u64| {
+        Some(r.map_or((lo, hi), |(a, b): (u64, u64)| (a.min(lo), b.max(hi))))
+    };
     let mut range = None;
     for (_, a) in &semaphores {
         range = widen(range, *a, *a + 2);
@@ -227,17 +296,25 @@ pub fn annotate_each(path: &Path, sites: &[(SiteDef, Option<&[u8]>)]) -> Result<
         // Ours describes counters inside Go's data sections (an earlier pass: kept in the range);
         // someone else's `.probes` (C code with sys/sdt.h semaphores) is left alone.
         let in_go_data = |addr: u64| {
-            builder.sections.iter().any(|s| matches!(s.name.as_slice(), b".noptrdata" | b".data") && addr >= s.sh_addr && addr < s.sh_addr + s.sh_size)
+            builder.sections.iter().any(|s| {
+                matches!(s.name.as_slice(), b".noptrdata" | b".data")
+                    && addr >= s.sh_addr
+                    && addr < s.sh_addr + s.sh_size
+            })
         };
-        let existing =
-            builder.sections.iter().find(|s| s.name.as_slice() == PROBES_SECTION.as_bytes()).map(|s| (s.id(), s.sh_addr, s.sh_size, in_go_data(s.sh_addr)));
+        let existing = builder
+            .sections
+            .iter()
+            .find(|s| s.name.as_slice() == PROBES_SECTION.as_bytes())
+            .map(|s| (s.id(), s.sh_addr, s.sh_size, in_go_data(s.sh_addr)));
         if let Some((id, addr, size, true)) = existing {
             builder.sections.get_mut(id).delete = true;
             range = widen(range, addr, addr + size);
         }
         if !matches!(existing, Some((_, _, _, false))) {
             let (lo, hi) = range.expect("set above");
-            let offset = file_offset(&builder, lo).ok_or_else(|| fail("the semaphore is not in file-backed data".into()))?;
+            let offset = file_offset(&builder, lo)
+                .ok_or_else(|| fail("the semaphore is not in file-backed data".into()))?;
             if file_offset(&builder, hi - 1) != Some(offset + (hi - 1 - lo)) {
                 return Err(fail("the semaphores are not in one loaded segment".into()));
             }
@@ -255,7 +332,9 @@ pub fn annotate_each(path: &Path, sites: &[(SiteDef, Option<&[u8]>)]) -> Result<
     s.sh_addralign = 4;
     s.data = SectionData::Note(notes.into());
     let mut out = Vec::with_capacity(data.len() + 4096);
-    builder.write(&mut out).map_err(|e| fail(format!("cannot rewrite the ELF ({e})")))?;
+    builder
+        .write(&mut out)
+        .map_err(|e| fail(format!("cannot rewrite the ELF ({e})")))?;
     if let Some((addr, offset, size)) = probes_header {
         point_probes_header(&mut out, addr, offset, size).map_err(fail)?;
     }
@@ -284,7 +363,10 @@ pub fn gotap_semaphore_marker(site_name: &str) -> &'static [u8] {
 /// ([`gotap_semaphore_marker`]; a package whose sites are absent is never searched for its
 /// marker). Returns the number of the given sites the binary now has.
 pub fn annotate_gotap_sites(path: &Path, sites: &[SiteDef]) -> Result<usize, UsdtError> {
-    let sites: Vec<(SiteDef, Option<&[u8]>)> = sites.iter().map(|s| (*s, Some(gotap_semaphore_marker(s.name)))).collect();
+    let sites: Vec<(SiteDef, Option<&[u8]>)> = sites
+        .iter()
+        .map(|s| (*s, Some(gotap_semaphore_marker(s.name))))
+        .collect();
     annotate_each(path, &sites)
 }
 
@@ -295,11 +377,20 @@ fn find_semaphore(b: &Builder, marker: &[u8]) -> Result<u64, String> {
         return Err("empty semaphore marker".into());
     }
     let mut hits = Vec::new();
-    for sec in b.sections.iter().filter(|s| matches!(s.name.as_slice(), b".noptrdata" | b".data")) {
-        let SectionData::Data(bytes) = &sec.data else { continue };
+    for sec in b
+        .sections
+        .iter()
+        .filter(|s| matches!(s.name.as_slice(), b".noptrdata" | b".data"))
+    {
+        let SectionData::Data(bytes) = &sec.data else {
+            continue;
+        };
         let bytes: &[u8] = bytes;
         let mut from = 0;
-        while let Some(pos) = bytes[from..].windows(marker.len()).position(|w| w == marker) {
+        while let Some(pos) = bytes[from..]
+            .windows(marker.len())
+            .position(|w| w == marker)
+        {
             let at = from + pos;
             if at >= 2 {
                 hits.push(sec.sh_addr + at as u64 - 2);
@@ -310,7 +401,10 @@ fn find_semaphore(b: &Builder, marker: &[u8]) -> Result<u64, String> {
     match hits.as_slice() {
         [one] => Ok(*one),
         [] => Err("semaphore marker not found in initialised data".into()),
-        more => Err(format!("semaphore marker found {} times in initialised data (want exactly once)", more.len())),
+        more => Err(format!(
+            "semaphore marker found {} times in initialised data (want exactly once)",
+            more.len()
+        )),
     }
 }
 
@@ -318,19 +412,33 @@ fn find_semaphore(b: &Builder, marker: &[u8]) -> Result<u64, String> {
 /// (Go leaves most of the header page free), not overlapping headers or any section. Returns
 /// (file offset, address).
 fn base_slot(b: &Builder) -> Option<(u64, u64)> {
-    let seg = b.segments.iter().filter(|s| s.p_type == elf::PT_LOAD && s.p_filesz > 0).min_by_key(|s| s.p_vaddr)?;
+    let seg = b
+        .segments
+        .iter()
+        .filter(|s| s.p_type == elf::PT_LOAD && s.p_filesz > 0)
+        .min_by_key(|s| s.p_vaddr)?;
     let seg_end = seg.p_offset + seg.p_filesz;
     let first = b
         .sections
         .iter()
-        .filter(|s| s.is_alloc() && s.sh_type != elf::SHT_NOBITS && s.sh_offset >= seg.p_offset && s.sh_offset < seg_end)
+        .filter(|s| {
+            s.is_alloc()
+                && s.sh_type != elf::SHT_NOBITS
+                && s.sh_offset >= seg.p_offset
+                && s.sh_offset < seg_end
+        })
         .map(|s| s.sh_offset)
         .min()?;
     let headers_end = b.header.e_phoff + b.program_headers_size();
     let offset = first.checked_sub(1)?;
     let used = |o: u64| {
         o < headers_end.max(b.file_header_size())
-            || b.sections.iter().any(|s| s.is_alloc() && s.sh_type != elf::SHT_NOBITS && s.sh_offset <= o && o < s.sh_offset + s.sh_size)
+            || b.sections.iter().any(|s| {
+                s.is_alloc()
+                    && s.sh_type != elf::SHT_NOBITS
+                    && s.sh_offset <= o
+                    && o < s.sh_offset + s.sh_size
+            })
     };
     if offset < seg.p_offset || used(offset) {
         return None;
@@ -349,16 +457,21 @@ fn file_offset(b: &Builder, vaddr: u64) -> Option<u64> {
 /// Rewrites the header of the placeholder `.probes` section in the written image `out` to
 /// describe the `size` bytes of semaphores at `addr` (file offset `offset`).
 fn point_probes_header(out: &mut [u8], addr: u64, offset: u64, size: u64) -> Result<(), String> {
-    let file = ElfFile::<elf::FileHeader64<Endianness>>::parse(&*out).map_err(|e| format!("rewritten ELF unreadable ({e})"))?;
+    let file = ElfFile::<elf::FileHeader64<Endianness>>::parse(&*out)
+        .map_err(|e| format!("rewritten ELF unreadable ({e})"))?;
     let endian = file.endian();
     let table = file.elf_section_table();
     let index = table
         .iter()
-        .position(|sh| table.section_name(endian, sh).ok() == Some(PROBES_SECTION.as_bytes()) && sh.sh_addr(endian) == 0)
+        .position(|sh| {
+            table.section_name(endian, sh).ok() == Some(PROBES_SECTION.as_bytes())
+                && sh.sh_addr(endian) == 0
+        })
         .ok_or("rewritten ELF lost its .probes section")?;
     let hdr = file.elf_header();
     let at = hdr.e_shoff(endian) as usize + index * usize::from(hdr.e_shentsize(endian));
-    let mut put = |field: usize, v: u64| out[at + field..at + field + 8].copy_from_slice(&v.to_le_bytes());
+    let mut put =
+        |field: usize, v: u64| out[at + field..at + field + 8].copy_from_slice(&v.to_le_bytes());
     // Elf64_Shdr: sh_name u32, sh_type u32, sh_flags u64 @8, sh_addr @16, sh_offset @24, sh_size @32.
     put(8, elf::SHF_ALLOC.0 | elf::SHF_WRITE.0);
     put(16, addr);
@@ -388,11 +501,19 @@ fn encode_note(out: &mut Vec<u8>, pc: u64, base: u64, semaphore: u64, site: &Sit
 }
 
 fn write_in_place(path: &Path, bytes: &[u8]) -> Result<(), UsdtError> {
-    let err = |err| UsdtError::Write { path: path.to_path_buf(), err };
+    let err = |err| UsdtError::Write {
+        path: path.to_path_buf(),
+        err,
+    };
     let perms = std::fs::metadata(path).map_err(err)?.permissions();
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{file_name}.usdt{}", std::process::id()));
-    let res = std::fs::write(&tmp, bytes).and_then(|()| std::fs::set_permissions(&tmp, perms)).and_then(|()| std::fs::rename(&tmp, path));
+    let res = std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::set_permissions(&tmp, perms))
+        .and_then(|()| std::fs::rename(&tmp, path));
     if res.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
@@ -408,45 +529,72 @@ pub fn read_probes(data: &[u8]) -> Result<Vec<UsdtProbe>, UsdtError> {
     }
 }
 
-fn read_elf<Elf: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<Vec<UsdtProbe>, UsdtError> {
+fn read_elf<Elf: FileHeader<Endian = Endianness>>(
+    data: &[u8],
+) -> Result<Vec<UsdtProbe>, UsdtError> {
     let corrupt = |what: String| UsdtError::Corrupt(what);
-    let file = ElfFile::<Elf>::parse(data).map_err(|e| corrupt(format!("bad ELF headers ({e})")))?;
+    let file =
+        ElfFile::<Elf>::parse(data).map_err(|e| corrupt(format!("bad ELF headers ({e})")))?;
     let endian = file.endian();
     let ptr = if file.elf_header().is_type_64() { 8 } else { 4 };
     let table = file.elf_section_table();
     let named = |want: &str| {
-        table.iter().find(|sh| table.section_name(endian, sh).ok() == Some(want.as_bytes()))
+        table
+            .iter()
+            .find(|sh| table.section_name(endian, sh).ok() == Some(want.as_bytes()))
     };
-    let Some(note_sec) = named(NOTE_SECTION) else { return Ok(Vec::new()) };
+    let Some(note_sec) = named(NOTE_SECTION) else {
+        return Ok(Vec::new());
+    };
     let base_addr: Option<u64> = named(BASE_SECTION).map(|sh| sh.sh_addr(endian).into());
     let loads: Vec<(u64, u64, u64)> = file
         .elf_program_headers()
         .iter()
         .filter(|ph| ph.p_type(endian) == elf::PT_LOAD)
-        .map(|ph| (ph.p_vaddr(endian).into(), ph.p_offset(endian).into(), ph.p_filesz(endian).into()))
+        .map(|ph| {
+            (
+                ph.p_vaddr(endian).into(),
+                ph.p_offset(endian).into(),
+                ph.p_filesz(endian).into(),
+            )
+        })
         .collect();
     let to_offset = |vaddr: u64| {
-        loads.iter().find(|(va, _, size)| vaddr >= *va && vaddr - va < *size).map(|(va, off, _)| vaddr - va + off)
+        loads
+            .iter()
+            .find(|(va, _, size)| vaddr >= *va && vaddr - va < *size)
+            .map(|(va, off, _)| vaddr - va + off)
     };
     let mut notes = note_sec
         .notes(endian, data)
         .map_err(|e| corrupt(format!("{NOTE_SECTION}: {e}")))?
         .ok_or_else(|| corrupt(format!("{NOTE_SECTION} is not a note section")))?;
     let mut probes = Vec::new();
-    while let Some(note) = notes.next().map_err(|e| corrupt(format!("{NOTE_SECTION}: {e}")))? {
+    while let Some(note) = notes
+        .next()
+        .map_err(|e| corrupt(format!("{NOTE_SECTION}: {e}")))?
+    {
         if note.name() != STAPSDT_OWNER || note.n_type(endian).0 != NT_STAPSDT {
             continue;
         }
         let desc = note.desc();
         let word = |i: usize| -> Result<u64, UsdtError> {
-            let b = desc.get(i * ptr..(i + 1) * ptr).ok_or_else(|| corrupt("note too short for its addresses".into()))?;
+            let b = desc
+                .get(i * ptr..(i + 1) * ptr)
+                .ok_or_else(|| corrupt("note too short for its addresses".into()))?;
             let v = b.iter().rev().fold(0u64, |acc, &x| acc << 8 | u64::from(x));
-            Ok(if endian == Endianness::Big { b.iter().fold(0u64, |acc, &x| acc << 8 | u64::from(x)) } else { v })
+            Ok(if endian == Endianness::Big {
+                b.iter().fold(0u64, |acc, &x| acc << 8 | u64::from(x))
+            } else {
+                v
+            })
         };
         let (pc, base, sema) = (word(0)?, word(1)?, word(2)?);
         let mut strings = desc[3 * ptr..].split(|&b| b == 0);
         let mut text = |what: &str| -> Result<String, UsdtError> {
-            let s = strings.next().ok_or_else(|| corrupt(format!("note without {what}")))?;
+            let s = strings
+                .next()
+                .ok_or_else(|| corrupt(format!("note without {what}")))?;
             String::from_utf8(s.to_vec()).map_err(|_| corrupt(format!("note {what} is not UTF-8")))
         };
         let provider = text("provider")?;
@@ -457,19 +605,34 @@ fn read_elf<Elf: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<Vec<Usd
             _ => addr,
         };
         let address = shift(pc);
-        let offset = to_offset(address)
-            .ok_or_else(|| corrupt(format!("probe {provider}:{name} at {address:#x} is outside the loaded segments")))?;
+        let offset = to_offset(address).ok_or_else(|| {
+            corrupt(format!(
+                "probe {provider}:{name} at {address:#x} is outside the loaded segments"
+            ))
+        })?;
         let (semaphore, semaphore_offset) = if sema == 0 {
             (None, None)
         } else {
             let a = shift(sema);
             let o = to_offset(a).ok_or_else(|| {
-                corrupt(format!("semaphore of {provider}:{name} at {a:#x} is not in file-backed data"))
+                corrupt(format!(
+                    "semaphore of {provider}:{name} at {a:#x} is not in file-backed data"
+                ))
             })?;
             (Some(a), Some(o))
         };
-        let args = parse_args(&args_raw).map_err(|e| corrupt(format!("probe {provider}:{name}: {e}")))?;
-        probes.push(UsdtProbe { provider, name, address, offset, semaphore, semaphore_offset, args_raw, args });
+        let args =
+            parse_args(&args_raw).map_err(|e| corrupt(format!("probe {provider}:{name}: {e}")))?;
+        probes.push(UsdtProbe {
+            provider,
+            name,
+            address,
+            offset,
+            semaphore,
+            semaphore_offset,
+            args_raw,
+            args,
+        });
     }
     Ok(probes)
 }
@@ -486,7 +649,9 @@ fn parse_arg(arg: &str) -> Result<UsdtArg, String> {
             let v: i32 = n.parse().map_err(|_| bad())?;
             let size = u8::try_from(v.unsigned_abs()).map_err(|_| bad())?;
             if ![1, 2, 4, 8].contains(&size) {
-                return Err(format!("argument {arg:?} has size {size} (want 1, 2, 4 or 8)"));
+                return Err(format!(
+                    "argument {arg:?} has size {size} (want 1, 2, 4 or 8)"
+                ));
             }
             (size, v < 0, op)
         }
@@ -501,26 +666,45 @@ fn parse_arg(arg: &str) -> Result<UsdtArg, String> {
         Ok(r.to_string())
     };
     let location = if let Some(v) = operand.strip_prefix('$') {
-        ArgLocation::Constant { value: parse_int(v).ok_or_else(bad)? }
+        ArgLocation::Constant {
+            value: parse_int(v).ok_or_else(bad)?,
+        }
     } else if operand.starts_with('%') {
         ArgLocation::Register { reg: reg(operand)? }
     } else {
         let (off, rest) = operand.split_once('(').ok_or_else(bad)?;
         let inner = rest.strip_suffix(')').ok_or_else(bad)?;
-        let offset = if off.is_empty() { 0 } else { parse_int(off).ok_or_else(bad)? };
+        let offset = if off.is_empty() {
+            0
+        } else {
+            parse_int(off).ok_or_else(bad)?
+        };
         let mut parts = inner.split(',');
         let base = reg(parts.next().ok_or_else(bad)?)?;
         let index = parts.next().map(reg).transpose()?;
         let scale = match parts.next() {
-            Some(s) => s.parse::<u8>().ok().filter(|s| [1, 2, 4, 8].contains(s)).ok_or_else(bad)?,
+            Some(s) => s
+                .parse::<u8>()
+                .ok()
+                .filter(|s| [1, 2, 4, 8].contains(s))
+                .ok_or_else(bad)?,
             None => 1,
         };
         if parts.next().is_some() {
             return Err(bad());
         }
-        ArgLocation::Memory { offset, base, index, scale }
+        ArgLocation::Memory {
+            offset,
+            base,
+            index,
+            scale,
+        }
     };
-    Ok(UsdtArg { size, signed, location })
+    Ok(UsdtArg {
+        size,
+        signed,
+        location,
+    })
 }
 
 fn parse_int(s: &str) -> Option<i64> {
@@ -545,26 +729,83 @@ mod tests {
         assert_eq!(args.len(), 9);
         assert_eq!(
             args[4],
-            UsdtArg { size: 8, signed: true, location: ArgLocation::Memory { offset: 40, base: "rsp".into(), index: None, scale: 1 } }
+            UsdtArg {
+                size: 8,
+                signed: true,
+                location: ArgLocation::Memory {
+                    offset: 40,
+                    base: "rsp".into(),
+                    index: None,
+                    scale: 1
+                }
+            }
         );
         assert!(!args[0].signed);
-        assert_eq!(args[8].location, ArgLocation::Memory { offset: 72, base: "rsp".into(), index: None, scale: 1 });
+        assert_eq!(
+            args[8].location,
+            ArgLocation::Memory {
+                offset: 72,
+                base: "rsp".into(),
+                index: None,
+                scale: 1
+            }
+        );
     }
 
     #[test]
     fn parses_other_operand_forms() {
         let a = parse_args("-4@%eax 1@$5 8@-0x10(%rbp) 2@(%rdi,%rcx,4) %rsi").unwrap();
-        assert_eq!(a[0], UsdtArg { size: 4, signed: true, location: ArgLocation::Register { reg: "eax".into() } });
+        assert_eq!(
+            a[0],
+            UsdtArg {
+                size: 4,
+                signed: true,
+                location: ArgLocation::Register { reg: "eax".into() }
+            }
+        );
         assert_eq!(a[1].location, ArgLocation::Constant { value: 5 });
-        assert_eq!(a[2].location, ArgLocation::Memory { offset: -16, base: "rbp".into(), index: None, scale: 1 });
-        assert_eq!(a[3].location, ArgLocation::Memory { offset: 0, base: "rdi".into(), index: Some("rcx".into()), scale: 4 });
-        assert_eq!(a[4], UsdtArg { size: 8, signed: false, location: ArgLocation::Register { reg: "rsi".into() } });
+        assert_eq!(
+            a[2].location,
+            ArgLocation::Memory {
+                offset: -16,
+                base: "rbp".into(),
+                index: None,
+                scale: 1
+            }
+        );
+        assert_eq!(
+            a[3].location,
+            ArgLocation::Memory {
+                offset: 0,
+                base: "rdi".into(),
+                index: Some("rcx".into()),
+                scale: 4
+            }
+        );
+        assert_eq!(
+            a[4],
+            UsdtArg {
+                size: 8,
+                signed: false,
+                location: ArgLocation::Register { reg: "rsi".into() }
+            }
+        );
         assert_eq!(parse_args("").unwrap(), vec![]);
     }
 
     #[test]
     fn rejects_bad_args() {
-        for bad in ["3@%eax", "8@", "8@8(%rsp", "x@%eax", "8@8(rsp)", "8@(%rsp,%rax,3)", "8@$x", "-@%r1", "99999999999@%rax"] {
+        for bad in [
+            "3@%eax",
+            "8@",
+            "8@8(%rsp",
+            "x@%eax",
+            "8@8(rsp)",
+            "8@(%rsp,%rax,3)",
+            "8@$x",
+            "-@%r1",
+            "99999999999@%rax",
+        ] {
             assert!(parse_args(bad).is_err(), "{bad:?} accepted");
         }
     }
@@ -572,13 +813,27 @@ mod tests {
     #[test]
     fn encodes_a_standard_note() {
         let mut out = Vec::new();
-        let site = SiteDef { provider: "p", name: "n", function: "f", args: "8@%rax" };
+        let site = SiteDef {
+            provider: "p",
+            name: "n",
+            function: "f",
+            args: "8@%rax",
+        };
         encode_note(&mut out, 0x401000, 0x400f00, 0x58f800, &site);
         assert_eq!(&out[0..12], &[8, 0, 0, 0, 24 + 11, 0, 0, 0, 3, 0, 0, 0]);
         assert_eq!(&out[12..20], b"stapsdt\0");
-        assert_eq!(u64::from_le_bytes(out[20..28].try_into().unwrap()), 0x401000);
-        assert_eq!(u64::from_le_bytes(out[28..36].try_into().unwrap()), 0x400f00);
-        assert_eq!(u64::from_le_bytes(out[36..44].try_into().unwrap()), 0x58f800);
+        assert_eq!(
+            u64::from_le_bytes(out[20..28].try_into().unwrap()),
+            0x401000
+        );
+        assert_eq!(
+            u64::from_le_bytes(out[28..36].try_into().unwrap()),
+            0x400f00
+        );
+        assert_eq!(
+            u64::from_le_bytes(out[36..44].try_into().unwrap()),
+            0x58f800
+        );
         assert_eq!(&out[44..55], b"p\0n\08@%rax\0");
         assert_eq!(out.len() % 4, 0);
     }

@@ -30,7 +30,13 @@ enum Region {
     Shdrs,
 }
 
-const REGIONS: [Region; 5] = [Region::Pclntab, Region::Functab, Region::Buildinfo, Region::Elf, Region::Shdrs];
+const REGIONS: [Region; 5] = [
+    Region::Pclntab,
+    Region::Functab,
+    Region::Buildinfo,
+    Region::Elf,
+    Region::Shdrs,
+];
 
 impl Region {
     fn name(self) -> &'static str {
@@ -49,9 +55,20 @@ impl Region {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Mutation {
-    Flip { region: Region, at: usize, bit: u8 },
-    Write { region: Region, at: usize, bytes: Vec<u8> },
-    Truncate { region: Region, at: usize },
+    Flip {
+        region: Region,
+        at: usize,
+        bit: u8,
+    },
+    Write {
+        region: Region,
+        at: usize,
+        bytes: Vec<u8>,
+    },
+    Truncate {
+        region: Region,
+        at: usize,
+    },
 }
 
 /// One base binary and where its regions start.
@@ -68,11 +85,31 @@ fn bases() -> &'static [Base] {
     BASES.get_or_init(|| {
         let mut out = Vec::new();
         for tc in ALL_TOOLCHAINS {
-            for v in [Variant { stripped: false, pie: false }, Variant { stripped: true, pie: true }] {
-                let path = build_with("testapps", "./cmd/hello", tc, v, &["-buildvcs=false", "-trimpath"], &[]);
+            for v in [
+                Variant {
+                    stripped: false,
+                    pie: false,
+                },
+                Variant {
+                    stripped: true,
+                    pie: true,
+                },
+            ] {
+                let path = build_with(
+                    "testapps",
+                    "./cmd/hello",
+                    tc,
+                    v,
+                    &["-buildvcs=false", "-trimpath"],
+                    &[],
+                );
                 let bytes = std::fs::read(&path).unwrap();
                 let starts = region_starts(&bytes);
-                out.push(Base { label: format!("{} {}", tc.label(), v.label()), bytes, starts });
+                out.push(Base {
+                    label: format!("{} {}", tc.label(), v.label()),
+                    bytes,
+                    starts,
+                });
             }
         }
         out
@@ -80,11 +117,17 @@ fn bases() -> &'static [Base] {
 }
 
 fn base(label: &str) -> &'static Base {
-    bases().iter().find(|b| b.label == label).unwrap_or_else(|| panic!("no base binary {label:?}"))
+    bases()
+        .iter()
+        .find(|b| b.label == label)
+        .unwrap_or_else(|| panic!("no base binary {label:?}"))
 }
 
 fn le(b: &[u8], off: usize, n: usize) -> usize {
-    b[off..off + n].iter().rev().fold(0usize, |acc, &x| acc << 8 | x as usize)
+    b[off..off + n]
+        .iter()
+        .rev()
+        .fold(0usize, |acc, &x| acc << 8 | x as usize)
 }
 
 fn region_starts(b: &[u8]) -> [usize; 5] {
@@ -95,7 +138,10 @@ fn region_starts(b: &[u8]) -> [usize; 5] {
     // go1.18+ header: 8 bytes, then nfunc, nfiles, textStart, funcnameOffset, cuOffset,
     // filetabOffset, pctabOffset, pclnOffset (8 bytes each); the functab is at pclnOffset.
     let functab = pcln + le(b, pcln + 8 + 7 * 8, 8);
-    let bi = b.windows(14).position(|w| w == b"\xff Go buildinf:").expect("buildinfo magic");
+    let bi = b
+        .windows(14)
+        .position(|w| w == b"\xff Go buildinf:")
+        .expect("buildinfo magic");
     let shoff = le(b, 0x28, 8);
     [pcln, functab, bi, 0, shoff]
 }
@@ -144,7 +190,11 @@ fn exercise(bytes: Vec<u8>) -> Option<String> {
     // last one (the release long run does them all).
     let stride = if cfg!(debug_assertions) { 32 } else { 1 };
     let funcs = bin.functions();
-    let sample = funcs.iter().step_by(stride).chain(funcs.last()).chain(funcs.iter().filter(|f| f.name.starts_with("main.")));
+    let sample = funcs
+        .iter()
+        .step_by(stride)
+        .chain(funcs.last())
+        .chain(funcs.iter().filter(|f| f.name.starts_with("main.")));
     for f in sample {
         if let Err(e) = bin.return_sites(f) {
             assert!(!e.to_string().contains('\n'), "multi-line error: {e}");
@@ -183,7 +233,9 @@ fn encode(base: &Base, muts: &[Mutation], note: &str) -> String {
     let mut s = format!("# {note}\nbase {}\n", base.label);
     for m in muts {
         match m {
-            Mutation::Flip { region, at, bit } => s += &format!("flip {} {at:#x} {bit}\n", region.name()),
+            Mutation::Flip { region, at, bit } => {
+                s += &format!("flip {} {at:#x} {bit}\n", region.name())
+            }
             Mutation::Write { region, at, bytes } => {
                 let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
                 s += &format!("write {} {at:#x} {hex}\n", region.name())
@@ -200,22 +252,39 @@ fn decode(text: &str) -> (String, Vec<Mutation>, bool) {
     let mut muts = Vec::new();
     let mut expect_error = false;
     let num = |s: &str| usize::from_str_radix(s.trim_start_matches("0x"), 16).unwrap();
-    for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+    for line in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
         let f: Vec<&str> = line.split_whitespace().collect();
         match f[0] {
             "base" => label = Some(f[1..].join(" ")),
             "expect" if f[1] == "error" => expect_error = true,
-            "flip" => muts.push(Mutation::Flip { region: Region::parse(f[1]).unwrap(), at: num(f[2]), bit: f[3].parse().unwrap() }),
+            "flip" => muts.push(Mutation::Flip {
+                region: Region::parse(f[1]).unwrap(),
+                at: num(f[2]),
+                bit: f[3].parse().unwrap(),
+            }),
             "write" => muts.push(Mutation::Write {
                 region: Region::parse(f[1]).unwrap(),
                 at: num(f[2]),
-                bytes: (0..f[3].len() / 2).map(|i| u8::from_str_radix(&f[3][2 * i..2 * i + 2], 16).unwrap()).collect(),
+                bytes: (0..f[3].len() / 2)
+                    .map(|i| u8::from_str_radix(&f[3][2 * i..2 * i + 2], 16).unwrap())
+                    .collect(),
             }),
-            "trunc" => muts.push(Mutation::Truncate { region: Region::parse(f[1]).unwrap(), at: num(f[2]) }),
+            "trunc" => muts.push(Mutation::Truncate {
+                region: Region::parse(f[1]).unwrap(),
+                at: num(f[2]),
+            }),
             other => panic!("bad corpus line {other:?}"),
         }
     }
-    (label.expect("corpus file without `base`"), muts, expect_error)
+    (
+        label.expect("corpus file without `base`"),
+        muts,
+        expect_error,
+    )
 }
 
 /// With GOTAP_FUZZ_SAVE set: keep a case whose error has a new shape (digits dropped).
@@ -237,11 +306,21 @@ fn maybe_save(base: &Base, muts: &[Mutation], err: &Option<String>) {
     }
     let shape: String = shape.chars().take(70).collect();
     static SEEN: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
-    if !SEEN.get_or_init(Default::default).lock().unwrap().insert(shape.clone()) {
+    if !SEEN
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap()
+        .insert(shape.clone())
+    {
         return;
     }
     let text = encode(base, muts, e);
-    let name = format!("found-{:016x}.txt", text.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3)));
+    let name = format!(
+        "found-{:016x}.txt",
+        text.bytes()
+            .fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64)
+                .wrapping_mul(0x100000001b3))
+    );
     std::fs::create_dir_all(corpus_dir()).unwrap();
     std::fs::write(corpus_dir().join(name), text).unwrap();
 }
@@ -297,16 +376,27 @@ fn bases_are_valid() {
 fn corpus_replays() {
     let mut n = 0;
     let mut failed = Vec::new();
-    let mut files: Vec<_> = std::fs::read_dir(corpus_dir()).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(corpus_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     for path in files {
         let text = std::fs::read_to_string(&path).unwrap();
         let (label, muts, expect_error) = decode(&text);
         let base = base(&label);
-        assert_eq!(decode(&encode(base, &muts, "x")).1, muts, "{}: encoding round trip", path.display());
+        assert_eq!(
+            decode(&encode(base, &muts, "x")).1,
+            muts,
+            "{}: encoding round trip",
+            path.display()
+        );
         match std::panic::catch_unwind(|| check(base, &muts)) {
             Err(_) => failed.push(format!("{} panics", path.display())),
-            Ok(None) if expect_error => failed.push(format!("{}: want an error, analysis succeeded", path.display())),
+            Ok(None) if expect_error => failed.push(format!(
+                "{}: want an error, analysis succeeded",
+                path.display()
+            )),
             Ok(_) => {}
         }
         n += 1;

@@ -35,9 +35,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let mut session = Session::start(&args.telemetry)?;
     for &(pid, _) in &watched {
-        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_else(|_| PathBuf::from(format!("/proc/{pid}/exe")));
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+            .unwrap_or_else(|_| PathBuf::from(format!("/proc/{pid}/exe")));
         let resource = session.resource(pid, &exe);
-        let info = session.agent.trace_process(pid, resource).map_err(telemetry::ebpf_err)?;
+        let info = session
+            .agent
+            .trace_process(pid, resource)
+            .map_err(telemetry::ebpf_err)?;
         telemetry::announce(&exe, pid, &info);
     }
 

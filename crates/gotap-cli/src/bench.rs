@@ -21,7 +21,11 @@ pub struct Args {
     out: PathBuf,
     /// Strategies to compare (comma-separated): baseline, manual, gotap-run, gotap-build,
     /// gotap-probes (`gotap build --probes` binaries traced by `gotap run`), orchestrion.
-    #[arg(long, value_delimiter = ',', default_value = "baseline,manual,gotap-run,gotap-build,gotap-probes,orchestrion")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "baseline,manual,gotap-run,gotap-build,gotap-probes,orchestrion"
+    )]
     strategies: Vec<String>,
     /// Rounds; each runs every strategy once (default 3, 1 with --quick).
     #[arg(long)]
@@ -55,7 +59,12 @@ pub struct Args {
     #[arg(long)]
     matrix: bool,
     /// Other toolchains of the robustness matrix (comma-separated; default: both).
-    #[arg(long, value_delimiter = ',', value_name = "LIST", default_value = "go1.19,go1.27")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "LIST",
+        default_value = "go1.19,go1.27"
+    )]
     toolchains: Vec<String>,
     /// Measure the build cost of each building strategy (clean build in an empty GOCACHE, cached
     /// rebuild, binary size); on by default without --quick, several minutes on 2 cores.
@@ -83,7 +92,9 @@ pub struct Args {
 fn find_repo(start: &Path) -> Option<PathBuf> {
     start
         .ancestors()
-        .find(|d| d.join("go/arena/gateway/go.mod").is_file() && d.join("scripts/collector.sh").is_file())
+        .find(|d| {
+            d.join("go/arena/gateway/go.mod").is_file() && d.join("scripts/collector.sh").is_file()
+        })
         .map(Path::to_path_buf)
 }
 
@@ -99,7 +110,9 @@ fn strategy(s: &str) -> anyhow::Result<Strategy> {
 
 /// `go` of a toolchain: the GO119/GO126/GO127 variables of scripts/env.sh, else `go` on PATH.
 fn toolchain(var: &str) -> Option<PathBuf> {
-    std::env::var_os(var).map(PathBuf::from).filter(|p| p.is_file())
+    std::env::var_os(var)
+        .map(PathBuf::from)
+        .filter(|p| p.is_file())
 }
 
 fn secs(v: Option<f64>, default: f64, quick: f64, is_quick: bool) -> anyhow::Result<Duration> {
@@ -116,7 +129,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(r) => r.clone(),
         None => find_repo(&cwd)
             .or_else(|| find_repo(Path::new(env!("CARGO_MANIFEST_DIR"))))
-            .context("cannot find gotap's source tree (go/arena); run from inside it or pass --repo")?,
+            .context(
+                "cannot find gotap's source tree (go/arena); run from inside it or pass --repo",
+            )?,
     };
     let mut strategies = vec![];
     for s in &args.strategies {
@@ -128,7 +143,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let go = toolchain("GO126").unwrap_or_else(|| PathBuf::from("go"));
     let matrix = (!args.quick || args.matrix) && !args.no_matrix;
     const TOOLCHAINS: [(&str, &str); 2] = [("go1.19", "GO119"), ("go1.27", "GO127")];
-    if let Some(t) = args.toolchains.iter().find(|t| !TOOLCHAINS.iter().any(|(l, _)| l == &t.trim())) {
+    if let Some(t) = args
+        .toolchains
+        .iter()
+        .find(|t| !TOOLCHAINS.iter().any(|(l, _)| l == &t.trim()))
+    {
         bail!("unknown toolchain `{t}` (known: go1.19, go1.27)");
     }
     let other_toolchains = if !matrix {
@@ -142,17 +161,38 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
 
     eprintln!("gotap bench: building the collector (scripts/collector.sh)…");
-    let out = Command::new(repo.join("scripts/collector.sh")).output().context("cannot run scripts/collector.sh")?;
+    let out = Command::new(repo.join("scripts/collector.sh"))
+        .output()
+        .context("cannot run scripts/collector.sh")?;
     if !out.status.success() {
-        bail!("scripts/collector.sh failed: {}", String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("no output"));
+        bail!(
+            "scripts/collector.sh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("no output")
+        );
     }
     let collector = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo.join("target"));
-    let out_dir = if args.out.is_absolute() { args.out.clone() } else { cwd.join(&args.out) };
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo.join("target"));
+    let out_dir = if args.out.is_absolute() {
+        args.out.clone()
+    } else {
+        cwd.join(&args.out)
+    };
 
     // A throwaway cluster for this run, stopped (and deleted) however the run ends.
-    let pg = if args.postgres { Some(Postgres::start(&repo)?) } else { None };
-    let orders_db = args.orders_db.clone().or_else(|| pg.as_ref().map(|p| p.dsn.clone()));
+    let pg = if args.postgres {
+        Some(Postgres::start(&repo)?)
+    } else {
+        None
+    };
+    let orders_db = args
+        .orders_db
+        .clone()
+        .or_else(|| pg.as_ref().map(|p| p.dsn.clone()));
 
     let opts = Options {
         repo_root: repo,
@@ -179,7 +219,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let bar = ProgressBar::new(1);
     bar.set_style(
-        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}").expect("valid template").progress_chars("=> "),
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
     );
     let progress = |e: Event| match e {
         Event::Plan(n) => bar.set_length(n),
@@ -195,7 +237,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     bar.finish_and_clear();
     let results = results?;
     println!("{}", gotap_bench::report::markdown(&results));
-    eprintln!("gotap bench: report, results.json and charts in {}", out_dir.display());
+    eprintln!(
+        "gotap bench: report, results.json and charts in {}",
+        out_dir.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -210,22 +255,34 @@ impl Postgres {
     fn start(repo: &Path) -> anyhow::Result<Postgres> {
         let script = repo.join("scripts/postgres.sh");
         eprintln!("gotap bench: starting a throwaway PostgreSQL (scripts/postgres.sh)…");
-        let o = Command::new(&script).arg("start").output().context("cannot run scripts/postgres.sh")?;
+        let o = Command::new(&script)
+            .arg("start")
+            .output()
+            .context("cannot run scripts/postgres.sh")?;
         let err = String::from_utf8_lossy(&o.stderr);
         if !o.status.success() {
-            bail!("scripts/postgres.sh could not start PostgreSQL: {}", err.lines().last().unwrap_or("no output"));
+            bail!(
+                "scripts/postgres.sh could not start PostgreSQL: {}",
+                err.lines().last().unwrap_or("no output")
+            );
         }
         let dir = err
             .split_whitespace()
             .find(|w| w.starts_with("/tmp/gotap-pg."))
             .context("scripts/postgres.sh did not print its data dir")?
             .to_owned();
-        Ok(Postgres { script, dsn: String::from_utf8_lossy(&o.stdout).trim().to_owned(), dir })
+        Ok(Postgres {
+            script,
+            dsn: String::from_utf8_lossy(&o.stdout).trim().to_owned(),
+            dir,
+        })
     }
 }
 
 impl Drop for Postgres {
     fn drop(&mut self) {
-        let _ = Command::new(&self.script).args(["stop", &self.dir]).output();
+        let _ = Command::new(&self.script)
+            .args(["stop", &self.dir])
+            .output();
     }
 }

@@ -24,7 +24,11 @@ pub struct Args {
     #[arg(long)]
     print_goflags: bool,
     /// `go build` / `go test` flags and packages, passed through (gotap's own flags come first).
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "GO ARGS")]
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "GO ARGS"
+    )]
     go_args: Vec<String>,
 }
 
@@ -35,12 +39,19 @@ pub struct ToolexecArgs {
     #[arg(long, value_name = "FILE")]
     plan: Option<PathBuf>,
     /// The tool the go command runs (compile, link, asm…) and its arguments.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true, value_name = "TOOL ARGS")]
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        required = true,
+        value_name = "TOOL ARGS"
+    )]
     argv: Vec<OsString>,
 }
 
 fn go_command() -> PathBuf {
-    std::env::var_os("GOTAP_GO").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("go"))
+    std::env::var_os("GOTAP_GO")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("go"))
 }
 
 /// `verb` is `build` or `test`.
@@ -60,7 +71,8 @@ pub fn run(verb: &str, args: Args) -> Result<ExitCode> {
 
 pub fn toolexec(args: ToolexecArgs) -> Result<ExitCode> {
     // Probe mode: every executable the linker writes gets the USDT notes of its sites.
-    let annotate = |p: &std::path::Path| -> Result<usize> { Ok(gotap_binary::usdt::annotate_gotap(p)?) };
+    let annotate =
+        |p: &std::path::Path| -> Result<usize> { Ok(gotap_binary::usdt::annotate_gotap(p)?) };
     let code = gotap_weave::toolexec::run(args.argv, args.plan, &annotate)?;
     Ok(ExitCode::from(code.clamp(0, 255) as u8))
 }

@@ -78,10 +78,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut probes = Vec::new();
     for pattern in &args.funcs {
         for f in bin.find_functions(pattern)? {
-            probes.push(Probe { function: f, returns: bin.return_sites(f)? });
+            probes.push(Probe {
+                function: f,
+                returns: bin.return_sites(f)?,
+            });
         }
     }
-    let offsets = if args.offsets { offsets::resolve(&bin, offsets::REQUIRED) } else { Vec::new() };
+    let offsets = if args.offsets {
+        offsets::resolve(&bin, offsets::REQUIRED)
+    } else {
+        Vec::new()
+    };
     let bi = bin.build_info();
     let report = Report {
         path: shown.display().to_string(),
@@ -91,7 +98,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         main_path: &bi.path,
         main: bi.main.as_ref(),
         deps: &bi.deps,
-        settings: bi.settings.iter().map(|(key, value)| Setting { key, value }).collect(),
+        settings: bi
+            .settings
+            .iter()
+            .map(|(key, value)| Setting { key, value })
+            .collect(),
         elf: bin.elf(),
         functions: bin.functions(),
         probes,
@@ -138,20 +149,44 @@ fn write_human(out: &mut impl Write, r: &Report, all_functions: bool) -> std::io
     writeln!(out, "stripped:      {}", yes_no(e.stripped))?;
     writeln!(out, "dwarf:         {}", yes_no(e.dwarf))?;
     writeln!(out, "cgo:           {}", yes_no(e.cgo))?;
-    writeln!(out, "build id:      {}", e.build_id.as_deref().unwrap_or("-"))?;
-    writeln!(out, "go build id:   {}", e.go_build_id.as_deref().unwrap_or("-"))?;
+    writeln!(
+        out,
+        "build id:      {}",
+        e.build_id.as_deref().unwrap_or("-")
+    )?;
+    writeln!(
+        out,
+        "go build id:   {}",
+        e.go_build_id.as_deref().unwrap_or("-")
+    )?;
     writeln!(out, "functions:     {}", r.functions.len())?;
     writeln!(out)?;
     writeln!(out, "instrumentations:")?;
     for i in &r.instrumentations {
-        writeln!(out, "  [{}] {:<16} {}", if i.applies { "x" } else { " " }, i.name, i.detail)?;
+        writeln!(
+            out,
+            "  [{}] {:<16} {}",
+            if i.applies { "x" } else { " " },
+            i.name,
+            i.detail
+        )?;
     }
     for p in &r.probes {
         let f = p.function;
         writeln!(out)?;
-        writeln!(out, "{}: entry {:#x} (file offset {:#x}), size {}", f.name, f.entry, f.offset, f.size)?;
+        writeln!(
+            out,
+            "{}: entry {:#x} (file offset {:#x}), size {}",
+            f.name, f.entry, f.offset, f.size
+        )?;
         for ret in &p.returns {
-            writeln!(out, "  ret at {:#x} (file offset {:#x}, +{})", ret.address, ret.offset, ret.address.saturating_sub(f.entry))?;
+            writeln!(
+                out,
+                "  ret at {:#x} (file offset {:#x}, +{})",
+                ret.address,
+                ret.offset,
+                ret.address.saturating_sub(f.entry)
+            )?;
         }
     }
     if !r.offsets.is_empty() {
@@ -160,7 +195,9 @@ fn write_human(out: &mut impl Write, r: &Report, all_functions: bool) -> std::io
         for o in &r.offsets {
             let what = match (&o.offset, &o.source, &o.error) {
                 (Some(off), Some(gotap_binary::OffsetSource::Dwarf), _) => format!("{off} (dwarf)"),
-                (Some(off), Some(gotap_binary::OffsetSource::Table { entry }), _) => format!("{off} (table {entry})"),
+                (Some(off), Some(gotap_binary::OffsetSource::Table { entry }), _) => {
+                    format!("{off} (table {entry})")
+                }
                 (Some(off), None, _) => off.to_string(),
                 (None, _, Some(err)) => format!("unavailable: {err}"),
                 (None, _, None) => "unavailable".to_string(),
@@ -172,7 +209,11 @@ fn write_human(out: &mut impl Write, r: &Report, all_functions: bool) -> std::io
         writeln!(out)?;
         writeln!(out, "functions (entry, file offset, size, name):")?;
         for f in r.functions {
-            writeln!(out, "  {:#x} {:#x} {} {}", f.entry, f.offset, f.size, f.name)?;
+            writeln!(
+                out,
+                "  {:#x} {:#x} {} {}",
+                f.entry, f.offset, f.size, f.name
+            )?;
         }
     }
     Ok(())

@@ -3,16 +3,21 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
-mod build;
 mod attach;
 mod bench;
+mod build;
 mod inspect;
 mod probes;
 mod run;
 mod telemetry;
 
 #[derive(Parser)]
-#[command(name = "gotap", version, about = "Zero-code OpenTelemetry for Go binaries", propagate_version = true)]
+#[command(
+    name = "gotap",
+    version,
+    about = "Zero-code OpenTelemetry for Go binaries",
+    propagate_version = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

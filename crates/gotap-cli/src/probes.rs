@@ -59,7 +59,10 @@ fn probes_of(path: &Path) -> anyhow::Result<Vec<UsdtProbe>> {
 }
 
 fn no_sites(path: &Path) -> anyhow::Error {
-    anyhow::anyhow!("{} has no gotap probe sites; build it with `gotap build --probes`", path.display())
+    anyhow::anyhow!(
+        "{} has no gotap probe sites; build it with `gotap build --probes`",
+        path.display()
+    )
 }
 
 #[derive(Serialize)]
@@ -76,7 +79,13 @@ fn list(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     if json {
-        serde_json::to_writer(&mut out, &ListReport { path: path.display().to_string(), probes: &probes })?;
+        serde_json::to_writer(
+            &mut out,
+            &ListReport {
+                path: path.display().to_string(),
+                probes: &probes,
+            },
+        )?;
         writeln!(out)?;
     } else {
         let rows: Vec<[String; 6]> = probes
@@ -92,7 +101,14 @@ fn list(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
                 ]
             })
             .collect();
-        let head = ["PROVIDER", "NAME", "ADDRESS", "OFFSET", "SEMAPHORE", "ARGUMENTS"];
+        let head = [
+            "PROVIDER",
+            "NAME",
+            "ADDRESS",
+            "OFFSET",
+            "SEMAPHORE",
+            "ARGUMENTS",
+        ];
         let mut width = head.map(str::len);
         for r in &rows {
             for (w, c) in width.iter_mut().zip(r) {
@@ -100,7 +116,11 @@ fn list(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
             }
         }
         for r in std::iter::once(head.map(String::from)).chain(rows) {
-            let line: Vec<String> = r.iter().zip(width).map(|(c, w)| format!("{c:<w$}")).collect();
+            let line: Vec<String> = r
+                .iter()
+                .zip(width)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect();
             writeln!(out, "{}", line.join("  ").trim_end())?;
         }
     }
@@ -112,18 +132,24 @@ fn bpftrace(path: &Path, output: Option<&Path>) -> anyhow::Result<ExitCode> {
     let probes = probes_of(path)?;
     let sites: Vec<&BpftraceSite> = BPFTRACE_SITES
         .iter()
-        .filter(|site| probes.iter().any(|p| p.provider == GOTAP_PROVIDER && p.name == site.probe && p.args_raw == GOTAP_ARGS))
+        .filter(|site| {
+            probes.iter().any(|p| {
+                p.provider == GOTAP_PROVIDER && p.name == site.probe && p.args_raw == GOTAP_ARGS
+            })
+        })
         .collect();
     if sites.is_empty() {
         return Err(no_sites(path));
     }
     // bpftrace resolves the path itself; an absolute one keeps the script valid from any directory.
-    let abs = std::fs::canonicalize(path).with_context(|| format!("cannot resolve {}", path.display()))?;
+    let abs = std::fs::canonicalize(path)
+        .with_context(|| format!("cannot resolve {}", path.display()))?;
     let script = bpftrace_script(&abs, &sites)?;
     match output {
         None => print!("{script}"),
         Some(file) => {
-            std::fs::write(file, &script).with_context(|| format!("cannot write {}", file.display()))?;
+            std::fs::write(file, &script)
+                .with_context(|| format!("cannot write {}", file.display()))?;
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o755))
                 .with_context(|| format!("cannot make {} executable", file.display()))?;
@@ -196,11 +222,17 @@ fn bpftrace_script(bin: &Path, sites: &[&BpftraceSite]) -> anyhow::Result<String
     s += "  unsigned long query_ptr; long query_len;\n";
     s += "}\n\n";
     // In the format string, not as a string argument: bpftrace caps string literals at 64 bytes.
-    s += &format!("BEGIN {{ printf(\"tracing gotap probes of {}; Ctrl-C to stop\\n\"); }}\n", bin.replace('%', "%%"));
+    s += &format!(
+        "BEGIN {{ printf(\"tracing gotap probes of {}; Ctrl-C to stop\\n\"); }}\n",
+        bin.replace('%', "%%")
+    );
     for site in sites {
         s += &format!("\nusdt:{bin}:gotap:{}\n{{\n", site.probe);
         s += STACK_ARGS;
-        s += &format!("  printf(\"{} trace=%016lx%016lx span=%016lx parent=%016lx\\n\",\n", site.format);
+        s += &format!(
+            "  printf(\"{} trace=%016lx%016lx span=%016lx parent=%016lx\\n\",\n",
+            site.format
+        );
         s += &format!("    {},\n", site.args);
         s += "    $r->trace_hi, $r->trace_lo, $r->span, $r->parent);\n";
         s += "}\n";
@@ -213,8 +245,10 @@ fn bpftrace_script(bin: &Path, sites: &[&BpftraceSite]) -> anyhow::Result<String
 const STACK_ARGS: &str = "  // arg6..arg8 from their stack slots (older bpftrace stops at arg5).\n  $sp = reg(\"sp\");\n  $a6 = *(uint64 *)($sp + 56); $a7 = *(int64 *)($sp + 64);\n  $r = (struct gotap_record *)*(uint64 *)($sp + 72);\n";
 
 fn annotate(path: &Path, package: &str) -> anyhow::Result<ExitCode> {
-    let functions: Vec<String> =
-        GOTAP_SITES.iter().map(|s| s.function.replacen("net/http", package, 1)).collect();
+    let functions: Vec<String> = GOTAP_SITES
+        .iter()
+        .map(|s| s.function.replacen("net/http", package, 1))
+        .collect();
     let sites: Vec<SiteDef> = GOTAP_SITES
         .iter()
         .zip(&functions)

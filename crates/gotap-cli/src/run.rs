@@ -21,7 +21,12 @@ pub struct Args {
     #[command(flatten)]
     telemetry: TelemetryArgs,
     /// The Go program to run and its arguments (after `--`).
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
     command: Vec<OsString>,
 }
 
@@ -113,7 +118,11 @@ fn try_wait(pid: u32) -> anyhow::Result<Option<libc::c_int>> {
 
 /// Finds `cmd` like a shell: a name with a slash is a path, else it is looked up in PATH.
 fn resolve(cmd: &OsStr) -> anyhow::Result<PathBuf> {
-    let is_exec = |p: &Path| p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false);
+    let is_exec = |p: &Path| {
+        p.metadata()
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
+    };
     let shown = cmd.to_string_lossy();
     if cmd.as_bytes().contains(&b'/') {
         let p = PathBuf::from(cmd);
@@ -153,7 +162,8 @@ fn pipe() -> anyhow::Result<(OwnedFd, OwnedFd)> {
 }
 
 fn cstring(s: &OsStr) -> anyhow::Result<CString> {
-    CString::new(s.as_bytes()).with_context(|| format!("argument {:?} contains a NUL byte", s.to_string_lossy()))
+    CString::new(s.as_bytes())
+        .with_context(|| format!("argument {:?} contains a NUL byte", s.to_string_lossy()))
 }
 
 impl BlockedChild {
@@ -161,7 +171,10 @@ impl BlockedChild {
         // Everything the child needs is allocated before fork: after it, in a multi-threaded
         // process, the child may only make async-signal-safe calls.
         let prog = cstring(program.as_os_str())?;
-        let args: Vec<CString> = argv.iter().map(|a| cstring(a)).collect::<anyhow::Result<_>>()?;
+        let args: Vec<CString> = argv
+            .iter()
+            .map(|a| cstring(a))
+            .collect::<anyhow::Result<_>>()?;
         let mut argp: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
         argp.push(std::ptr::null());
         let (release_r, release_w) = pipe()?;
@@ -179,7 +192,11 @@ impl BlockedChild {
                 libc::close(err_r.as_raw_fd());
                 let mut b = 0u8;
                 loop {
-                    let n = libc::read(release_r.as_raw_fd(), &mut b as *mut u8 as *mut libc::c_void, 1);
+                    let n = libc::read(
+                        release_r.as_raw_fd(),
+                        &mut b as *mut u8 as *mut libc::c_void,
+                        1,
+                    );
                     if n == 1 {
                         break;
                     }
@@ -196,19 +213,33 @@ impl BlockedChild {
                 libc::signal(libc::SIGPIPE, libc::SIG_DFL);
                 libc::execv(prog.as_ptr(), argp.as_ptr());
                 let errno = *libc::__errno_location();
-                libc::write(err_w.as_raw_fd(), &errno as *const i32 as *const libc::c_void, 4);
+                libc::write(
+                    err_w.as_raw_fd(),
+                    &errno as *const i32 as *const libc::c_void,
+                    4,
+                );
                 libc::_exit(127);
             }
         }
         drop(release_r);
         drop(err_w);
-        Ok(BlockedChild { pid: pid as u32, release: release_w, exec_error: err_r })
+        Ok(BlockedChild {
+            pid: pid as u32,
+            release: release_w,
+            exec_error: err_r,
+        })
     }
 
     /// Lets the child exec; returns once it has (the error pipe closes on exec) or failed to.
     fn release(self) -> anyhow::Result<()> {
         // SAFETY: writing one byte from a local to our pipe.
-        let n = unsafe { libc::write(self.release.as_raw_fd(), &1u8 as *const u8 as *const libc::c_void, 1) };
+        let n = unsafe {
+            libc::write(
+                self.release.as_raw_fd(),
+                &1u8 as *const u8 as *const libc::c_void,
+                1,
+            )
+        };
         drop(self.release);
         if n != 1 {
             reap(self.pid);
@@ -217,7 +248,13 @@ impl BlockedChild {
         let mut errno = 0i32;
         let n = loop {
             // SAFETY: reading at most 4 bytes into a local i32.
-            let n = unsafe { libc::read(self.exec_error.as_raw_fd(), &mut errno as *mut i32 as *mut libc::c_void, 4) };
+            let n = unsafe {
+                libc::read(
+                    self.exec_error.as_raw_fd(),
+                    &mut errno as *mut i32 as *mut libc::c_void,
+                    4,
+                )
+            };
             if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
                 continue;
             }
@@ -225,7 +262,10 @@ impl BlockedChild {
         };
         if n == 4 {
             reap(self.pid);
-            bail!("cannot run the program: {}", std::io::Error::from_raw_os_error(errno));
+            bail!(
+                "cannot run the program: {}",
+                std::io::Error::from_raw_os_error(errno)
+            );
         }
         Ok(())
     }
@@ -250,16 +290,33 @@ mod tests {
 
     #[test]
     fn resolves_like_a_shell() {
-        assert_eq!(resolve(OsStr::new("sh")).unwrap().file_name().unwrap(), "sh");
-        assert_eq!(resolve(OsStr::new("/bin/sh")).unwrap(), PathBuf::from("/bin/sh"));
-        assert_eq!(resolve(OsStr::new("no-such-gotap-cmd")).unwrap_err().to_string(), "command not found: no-such-gotap-cmd");
+        assert_eq!(
+            resolve(OsStr::new("sh")).unwrap().file_name().unwrap(),
+            "sh"
+        );
+        assert_eq!(
+            resolve(OsStr::new("/bin/sh")).unwrap(),
+            PathBuf::from("/bin/sh")
+        );
+        assert_eq!(
+            resolve(OsStr::new("no-such-gotap-cmd"))
+                .unwrap_err()
+                .to_string(),
+            "command not found: no-such-gotap-cmd"
+        );
         let plain = std::env::temp_dir().join(format!("gotap-run-test-{}", std::process::id()));
         std::fs::write(&plain, "not a program").unwrap();
         std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o644)).unwrap();
         let err = resolve(plain.as_os_str()).unwrap_err().to_string();
         std::fs::remove_file(&plain).unwrap();
-        assert_eq!(err, format!("{} is not an executable file", plain.display()));
-        assert_eq!(resolve(OsStr::new("/etc")).unwrap_err().to_string(), "/etc is not an executable file");
+        assert_eq!(
+            err,
+            format!("{} is not an executable file", plain.display())
+        );
+        assert_eq!(
+            resolve(OsStr::new("/etc")).unwrap_err().to_string(),
+            "/etc is not an executable file"
+        );
     }
 
     #[test]

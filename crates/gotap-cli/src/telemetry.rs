@@ -105,12 +105,19 @@ impl Session {
         gotap_ebpf::check_environment().map_err(ebpf_err)?;
         let pipeline = Pipeline::start(&config)?;
         let sender = pipeline.sender();
-        let opts = AgentOptions { capture_query: args.capture_query, ..Default::default() };
+        let opts = AgentOptions {
+            capture_query: args.capture_query,
+            ..Default::default()
+        };
         let agent = Agent::load(opts, move |span| {
             sender.send(span);
         })
         .map_err(ebpf_err)?;
-        Ok(Session { agent, pipeline, config })
+        Ok(Session {
+            agent,
+            pipeline,
+            config,
+        })
     }
 
     pub fn resource(&self, pid: u32, exe: &Path) -> Resource {
@@ -131,19 +138,36 @@ impl Session {
 pub fn summary(a: &AgentStats, e: &ExportStats) -> String {
     // A span counts as exported when every destination took it.
     let exported = e.exporters.iter().map(|x| x.exported).min().unwrap_or(0);
-    let per: Vec<String> = e.exporters.iter().map(|x| format!("{} {}", x.name, x.exported)).collect();
-    let dropped = a.ringbuf_drops + e.dropped_queue_full + e.exporters.iter().map(|x| x.dropped_export_failed).max().unwrap_or(0);
+    let per: Vec<String> = e
+        .exporters
+        .iter()
+        .map(|x| format!("{} {}", x.name, x.exported))
+        .collect();
+    let dropped = a.ringbuf_drops
+        + e.dropped_queue_full
+        + e.exporters
+            .iter()
+            .map(|x| x.dropped_export_failed)
+            .max()
+            .unwrap_or(0);
     let mut line = format!(
         "gotap: {} spans exported ({}), {} dropped, {} probe hits ({:.1} per span)",
         exported,
-        if per.is_empty() { "no exporter".to_string() } else { per.join(", ") },
+        if per.is_empty() {
+            "no exporter".to_string()
+        } else {
+            per.join(", ")
+        },
         dropped,
         a.probe_hits,
         a.hits_per_span()
     );
     // Losses that are not drops: said only when they happened, so a clean run stays one short line.
     if a.ret_without_entry > 0 {
-        line += &format!(", {} returns without a seen start (requests in flight at attach, or evicted)", a.ret_without_entry);
+        line += &format!(
+            ", {} returns without a seen start (requests in flight at attach, or evicted)",
+            a.ret_without_entry
+        );
     }
     if a.sql_truncated > 0 {
         line += &format!(", {} SQL queries cut at 4096 bytes", a.sql_truncated);
@@ -182,9 +206,14 @@ impl Signals {
             }
             let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
             if fd < 0 {
-                bail!("cannot create a signalfd: {}", std::io::Error::last_os_error());
+                bail!(
+                    "cannot create a signalfd: {}",
+                    std::io::Error::last_os_error()
+                );
             }
-            Ok(Signals { fd: OwnedFd::from_raw_fd(fd) })
+            Ok(Signals {
+                fd: OwnedFd::from_raw_fd(fd),
+            })
         }
     }
 
@@ -195,23 +224,46 @@ impl Signals {
             // SAFETY: reading one signalfd_siginfo into a zeroed struct of the right size.
             let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
             let size = std::mem::size_of::<libc::signalfd_siginfo>();
-            let n = unsafe { libc::read(self.fd.as_raw_fd(), &mut info as *mut _ as *mut libc::c_void, size) };
+            let n = unsafe {
+                libc::read(
+                    self.fd.as_raw_fd(),
+                    &mut info as *mut _ as *mut libc::c_void,
+                    size,
+                )
+            };
             if n != size as isize {
                 return out;
             }
-            out.push(Received { signo: info.ssi_signo as i32, from_kernel: info.ssi_code == libc::SI_KERNEL });
+            out.push(Received {
+                signo: info.ssi_signo as i32,
+                from_kernel: info.ssi_code == libc::SI_KERNEL,
+            });
         }
     }
 }
 
 /// Waits until `signals` or one of `pidfds` is readable, or `timeout` passes.
 pub fn wait(signals: &Signals, pidfds: &[&OwnedFd], timeout: Duration) {
-    let mut fds = vec![libc::pollfd { fd: signals.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+    let mut fds = vec![libc::pollfd {
+        fd: signals.fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    }];
     for p in pidfds {
-        fds.push(libc::pollfd { fd: p.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+        fds.push(libc::pollfd {
+            fd: p.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        });
     }
     // SAFETY: fds is a valid array of pollfd for the duration of the call.
-    unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout.as_millis() as i32) };
+    unsafe {
+        libc::poll(
+            fds.as_mut_ptr(),
+            fds.len() as libc::nfds_t,
+            timeout.as_millis() as i32,
+        )
+    };
 }
 
 /// A pidfd for `pid`: readable once the process has exited (zombies included).
@@ -231,7 +283,11 @@ pub fn pidfd_open(pid: u32) -> anyhow::Result<OwnedFd> {
 
 /// Whether `pidfd`'s process has exited.
 pub fn exited(pidfd: &OwnedFd) -> bool {
-    let mut fds = [libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+    let mut fds = [libc::pollfd {
+        fd: pidfd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    }];
     // SAFETY: valid pollfd array, zero timeout.
     unsafe { libc::poll(fds.as_mut_ptr(), 1, 0) > 0 }
 }
@@ -249,17 +305,33 @@ mod tests {
     }
 
     fn parse(args: &[&str]) -> TelemetryArgs {
-        T::try_parse_from(std::iter::once("t").chain(args.iter().copied())).unwrap().t
+        T::try_parse_from(std::iter::once("t").chain(args.iter().copied()))
+            .unwrap()
+            .t
     }
 
     #[test]
     fn summary_counts_what_every_destination_took() {
-        let a = AgentStats { spans: 4, probe_hits: 18, ringbuf_drops: 1, ..Default::default() };
+        let a = AgentStats {
+            spans: 4,
+            probe_hits: 18,
+            ringbuf_drops: 1,
+            ..Default::default()
+        };
         let e = ExportStats {
             dropped_queue_full: 2,
             exporters: vec![
-                ExporterStats { name: "console".into(), exported: 4, ..Default::default() },
-                ExporterStats { name: "otlp-grpc".into(), exported: 3, dropped_export_failed: 1, pending: 0 },
+                ExporterStats {
+                    name: "console".into(),
+                    exported: 4,
+                    ..Default::default()
+                },
+                ExporterStats {
+                    name: "otlp-grpc".into(),
+                    exported: 3,
+                    dropped_export_failed: 1,
+                    pending: 0,
+                },
             ],
         };
         assert_eq!(summary(&a, &e), "gotap: 3 spans exported (console 4, otlp-grpc 3), 4 dropped, 18 probe hits (4.5 per span)");
@@ -267,11 +339,20 @@ mod tests {
             summary(&AgentStats::default(), &ExportStats::default()),
             "gotap: 0 spans exported (no exporter), 0 dropped, 0 probe hits (0.0 per span)"
         );
-        let lossy = AgentStats { ret_without_entry: 2, ..Default::default() };
-        assert!(summary(&lossy, &ExportStats::default())
-            .ends_with(", 2 returns without a seen start (requests in flight at attach, or evicted)"));
-        let cut = AgentStats { sql_truncated: 3, ..Default::default() };
-        assert!(summary(&cut, &ExportStats::default()).ends_with(", 3 SQL queries cut at 4096 bytes"));
+        let lossy = AgentStats {
+            ret_without_entry: 2,
+            ..Default::default()
+        };
+        assert!(summary(&lossy, &ExportStats::default()).ends_with(
+            ", 2 returns without a seen start (requests in flight at attach, or evicted)"
+        ));
+        let cut = AgentStats {
+            sql_truncated: 3,
+            ..Default::default()
+        };
+        assert!(
+            summary(&cut, &ExportStats::default()).ends_with(", 3 SQL queries cut at 4096 bytes")
+        );
     }
 
     #[test]
@@ -287,27 +368,58 @@ mod tests {
             warnings: vec![],
         };
         let exe = Path::new("/x/svc");
-        assert_eq!(tracing_line(exe, 7, &info), "gotap: tracing /x/svc (pid 7, go1.26.8): net/http server, net/http client; 5 probes");
+        assert_eq!(
+            tracing_line(exe, 7, &info),
+            "gotap: tracing /x/svc (pid 7, go1.26.8): net/http server, net/http client; 5 probes"
+        );
         info.probes = 2;
-        info.tracing = TracingPath::ProbeSites { nop5: true, kernel_optimises: true };
+        info.tracing = TracingPath::ProbeSites {
+            nop5: true,
+            kernel_optimises: true,
+        };
         assert_eq!(
             tracing_line(exe, 7, &info),
             "gotap: tracing /x/svc (pid 7, go1.26.8): net/http server, net/http client; 2 probes on probe sites (nop5, kernel-optimised)"
         );
-        info.tracing = TracingPath::ProbeSites { nop5: true, kernel_optimises: false };
-        assert!(tracing_line(exe, 7, &info).ends_with("; 2 probes on probe sites (int3: this kernel does not optimise nop5 uprobes)"));
+        info.tracing = TracingPath::ProbeSites {
+            nop5: true,
+            kernel_optimises: false,
+        };
+        assert!(tracing_line(exe, 7, &info).ends_with(
+            "; 2 probes on probe sites (int3: this kernel does not optimise nop5 uprobes)"
+        ));
     }
 
     #[test]
     fn flags_override_and_console_toggles() {
-        let t = parse(&["--otlp-endpoint", "127.0.0.1:4317", "--otlp-protocol", "grpc", "--service-name", "x"]);
+        let t = parse(&[
+            "--otlp-endpoint",
+            "127.0.0.1:4317",
+            "--otlp-protocol",
+            "grpc",
+            "--service-name",
+            "x",
+        ]);
         let c = t.export_config().unwrap();
         let otlp = c.otlp.unwrap();
-        assert_eq!((otlp.protocol, otlp.endpoint.as_str()), (Protocol::Grpc, "http://127.0.0.1:4317"));
+        assert_eq!(
+            (otlp.protocol, otlp.endpoint.as_str()),
+            (Protocol::Grpc, "http://127.0.0.1:4317")
+        );
         assert_eq!(c.service_name.as_deref(), Some("x"));
         // The last of --console / --no-console wins.
-        assert!(parse(&["--no-console", "--console"]).export_config().unwrap().console);
-        assert!(!parse(&["--console", "--no-console"]).export_config().unwrap().console);
+        assert!(
+            parse(&["--no-console", "--console"])
+                .export_config()
+                .unwrap()
+                .console
+        );
+        assert!(
+            !parse(&["--console", "--no-console"])
+                .export_config()
+                .unwrap()
+                .console
+        );
         assert!(T::try_parse_from(["t", "--otlp-protocol", "http/json"]).is_err());
     }
 }

@@ -24,7 +24,12 @@ fn build(tc: Toolchain) -> PathBuf {
         .arg(".")
         .output()
         .unwrap();
-    assert!(res.status.success(), "gotap build of exitapp with {} failed:\n{}", tc.label(), String::from_utf8_lossy(&res.stderr));
+    assert!(
+        res.status.success(),
+        "gotap build of exitapp with {} failed:\n{}",
+        tc.label(),
+        String::from_utf8_lossy(&res.stderr)
+    );
     out
 }
 
@@ -32,7 +37,10 @@ fn build(tc: Toolchain) -> PathBuf {
 fn run(bin: &Path, col: &Collector, how: &str) -> Output {
     Command::new(bin)
         .env("EXIT", how)
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://127.0.0.1:{}", col.http_port))
+        .env(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://127.0.0.1:{}", col.http_port),
+        )
         .env("OTEL_BSP_SCHEDULE_DELAY", "60000")
         .env("OTEL_SERVICE_NAME", format!("exit-{how}"))
         .output()
@@ -41,13 +49,22 @@ fn run(bin: &Path, col: &Collector, how: &str) -> Output {
 
 /// (service.name, scope, span name) of the spans of `service`.
 fn of_service(spans: Vec<Seen>, service: &str) -> Vec<(String, String, String)> {
-    spans.into_iter().filter(|s| s.service == service).map(|s| (s.service, s.scope, s.name)).collect()
+    spans
+        .into_iter()
+        .filter(|s| s.service == service)
+        .map(|s| (s.service, s.scope, s.name))
+        .collect()
 }
 
 /// The spans of service `exit-<how>`, once both (server and client) have arrived.
 fn wait_spans_of(col: &Collector, how: &str) -> Vec<(String, String, String)> {
     let service = format!("exit-{how}");
-    of_service(col.wait_for(Duration::from_secs(20), |spans| spans.iter().filter(|s| s.service == service).count() >= 2), &service)
+    of_service(
+        col.wait_for(Duration::from_secs(20), |spans| {
+            spans.iter().filter(|s| s.service == service).count() >= 2
+        }),
+        &service,
+    )
 }
 
 fn check(tc: Toolchain) {
@@ -55,8 +72,16 @@ fn check(tc: Toolchain) {
     let col = Collector::start(&format!("gotap-build-exit-{}", tc.label()));
     let want = |how: &str| {
         let mut v = vec![
-            (format!("exit-{how}"), "gotap/net/http/client".to_owned(), "GET".to_owned()),
-            (format!("exit-{how}"), "gotap/net/http/server".to_owned(), "GET /exit/{how}".to_owned() /* the ServeMux pattern */),
+            (
+                format!("exit-{how}"),
+                "gotap/net/http/client".to_owned(),
+                "GET".to_owned(),
+            ),
+            (
+                format!("exit-{how}"),
+                "gotap/net/http/server".to_owned(),
+                "GET /exit/{how}".to_owned(), /* the ServeMux pattern */
+            ),
         ];
         v.sort();
         v
@@ -64,25 +89,53 @@ fn check(tc: Toolchain) {
 
     // Control first: without os.Exit nothing flushes, and a minute's batch delay keeps the spans.
     let control = run(&bin, &col, "syscall");
-    assert_eq!(control.status.code(), Some(3), "{}: control: {control:?}", tc.label());
+    assert_eq!(
+        control.status.code(),
+        Some(3),
+        "{}: control: {control:?}",
+        tc.label()
+    );
 
     let res = run(&bin, &col, "os");
-    assert_eq!(res.status.code(), Some(3), "{}: os.Exit(3) must keep its status: {res:?}", tc.label());
+    assert_eq!(
+        res.status.code(),
+        Some(3),
+        "{}: os.Exit(3) must keep its status: {res:?}",
+        tc.label()
+    );
     let mut got = wait_spans_of(&col, "os");
     got.sort();
     assert_eq!(got, want("os"), "{}: spans buffered at os.Exit", tc.label());
 
     let res = run(&bin, &col, "fatal");
-    assert_eq!(res.status.code(), Some(1), "{}: log.Fatal must exit with status 1: {res:?}", tc.label());
-    assert!(String::from_utf8_lossy(&res.stderr).contains("exitapp: fatal end"), "{}: log.Fatal's message: {res:?}", tc.label());
+    assert_eq!(
+        res.status.code(),
+        Some(1),
+        "{}: log.Fatal must exit with status 1: {res:?}",
+        tc.label()
+    );
+    assert!(
+        String::from_utf8_lossy(&res.stderr).contains("exitapp: fatal end"),
+        "{}: log.Fatal's message: {res:?}",
+        tc.label()
+    );
     let mut got = wait_spans_of(&col, "fatal");
     got.sort();
-    assert_eq!(got, want("fatal"), "{}: spans buffered at log.Fatal", tc.label());
+    assert_eq!(
+        got,
+        want("fatal"),
+        "{}: spans buffered at log.Fatal",
+        tc.label()
+    );
 
     // The control ran before the two runs whose spans arrived, on the same collector pipeline:
     // had it exported anything, it would be there by now.
     let leaked = of_service(col.spans(), "exit-syscall");
-    assert!(leaked.is_empty(), "{}: spans without os.Exit's flush: {leaked:?}", tc.label());
+    assert!(
+        leaked.is_empty(),
+        "{}: spans without os.Exit's flush: {leaked:?}",
+        tc.label()
+    );
     let _ = std::fs::remove_dir_all(&col.dir);
 }
 

@@ -19,7 +19,10 @@ use std::time::Duration;
 static BUILD: Mutex<()> = Mutex::new(());
 
 const NOP5: [u8; 5] = [0x0f, 0x1f, 0x44, 0x00, 0x00];
-const SITES: [(&str, &str); 2] = [("http_server", "net/http.gotapProbeHTTPServer"), ("http_client", "net/http.gotapProbeHTTPClient")];
+const SITES: [(&str, &str); 2] = [
+    ("http_server", "net/http.gotapProbeHTTPServer"),
+    ("http_client", "net/http.gotapProbeHTTPClient"),
+];
 
 fn module_dir() -> PathBuf {
     repo_root().join("go/services")
@@ -47,15 +50,33 @@ fn build_probes(tc: Toolchain, flags: &[&str], label: &str) -> PathBuf {
     args.extend_from_slice(flags);
     args.extend_from_slice(&["-o", &o, "./httpsvc"]);
     let res = gotap(tc, &module_dir(), &args, &[]);
-    assert!(res.status.success(), "gotap build --probes {flags:?} with {} failed:\n{}", tc.label(), String::from_utf8_lossy(&res.stderr));
+    assert!(
+        res.status.success(),
+        "gotap build --probes {flags:?} with {} failed:\n{}",
+        tc.label(),
+        String::from_utf8_lossy(&res.stderr)
+    );
     out
 }
 
 fn plain_build(tc: Toolchain, flags: &[&str], label: &str) -> PathBuf {
     let out = bin_dir().join(format!("httpsvc-plain-{}-{label}", tc.label()));
     let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    let res = tc.command().current_dir(module_dir()).arg("build").args(flags).arg("-o").arg(&out).arg("./httpsvc").output().unwrap();
-    assert!(res.status.success(), "go build failed: {}", String::from_utf8_lossy(&res.stderr));
+    let res = tc
+        .command()
+        .current_dir(module_dir())
+        .arg("build")
+        .args(flags)
+        .arg("-o")
+        .arg(&out)
+        .arg("./httpsvc")
+        .output()
+        .unwrap();
+    assert!(
+        res.status.success(),
+        "go build failed: {}",
+        String::from_utf8_lossy(&res.stderr)
+    );
     out
 }
 
@@ -66,22 +87,43 @@ fn check_sites(bin: &Path) {
     let go = GoBinary::open(bin).unwrap();
     let mut entries = BTreeMap::new();
     for (probe, func) in SITES {
-        let f = go.function(func).or_else(|| go.function(&format!("{func}.abi0"))).unwrap_or_else(|| panic!("{func} not in {}", bin.display()));
-        assert_eq!(go.read_vaddr(f.entry, 5), Some(&NOP5[..]), "{func} does not start with the 5-byte NOP");
+        let f = go
+            .function(func)
+            .or_else(|| go.function(&format!("{func}.abi0")))
+            .unwrap_or_else(|| panic!("{func} not in {}", bin.display()));
+        assert_eq!(
+            go.read_vaddr(f.entry, 5),
+            Some(&NOP5[..]),
+            "{func} does not start with the 5-byte NOP"
+        );
         entries.insert(probe, f.entry);
     }
     let readelf = Command::new("readelf").arg("-n").arg(bin).output().unwrap();
     let text = String::from_utf8_lossy(&readelf.stdout);
-    assert!(readelf.status.success(), "readelf -n failed: {}", String::from_utf8_lossy(&readelf.stderr));
+    assert!(
+        readelf.status.success(),
+        "readelf -n failed: {}",
+        String::from_utf8_lossy(&readelf.stderr)
+    );
     for (probe, entry) in &entries {
         let needle = format!("Provider: gotap\n    Name: {probe}\n    Location: 0x{entry:016x}");
-        assert!(text.contains(&needle), "readelf -n has no {needle:?}:\n{text}");
+        assert!(
+            text.contains(&needle),
+            "readelf -n has no {needle:?}:\n{text}"
+        );
     }
     let probes = read_probes(&std::fs::read(bin).unwrap()).unwrap();
     assert_eq!(probes.len(), 2, "{probes:#?}");
     for p in &probes {
-        assert_eq!((p.provider.as_str(), Some(p.address)), ("gotap", entries.get(p.name.as_str()).copied()), "{p:#?}");
-        assert!(p.semaphore.is_some() && p.semaphore == probes[0].semaphore, "{p:#?}");
+        assert_eq!(
+            (p.provider.as_str(), Some(p.address)),
+            ("gotap", entries.get(p.name.as_str()).copied()),
+            "{p:#?}"
+        );
+        assert!(
+            p.semaphore.is_some() && p.semaphore == probes[0].semaphore,
+            "{p:#?}"
+        );
     }
 }
 
@@ -101,9 +143,15 @@ fn start(bin: &Path, name: &str, downstream: Option<u16>) -> (Proc, u16) {
     if let Some(d) = downstream {
         cmd.args(["-downstream", &format!("http://127.0.0.1:{d}")]);
     }
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stderr.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     assert!(line.contains("listening on"), "httpsvc said {line:?}");
     (Proc(child), port)
 }
@@ -112,11 +160,18 @@ fn start(bin: &Path, name: &str, downstream: Option<u16>) -> (Proc, u16) {
 fn get(port: u16, path: &str) -> (String, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: svc\r\nUser-Agent: gotap-test/1\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: svc\r\nUser-Agent: gotap-test/1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
     let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
-    (head.lines().next().unwrap_or("").to_owned(), body.to_owned())
+    (
+        head.lines().next().unwrap_or("").to_owned(),
+        body.to_owned(),
+    )
 }
 
 /// What a client and the services' own stdout see for a fixed set of requests, through a
@@ -147,7 +202,11 @@ fn check_serves_like_plain(probed: &Path, plain: &Path) {
     let got = scenario(probed, probed);
     assert_eq!(got, want);
     assert_eq!(want.0[0].0, "HTTP/1.1 200 OK");
-    assert!(want.0[0].1.contains("A user 7 via [200 B user 7]"), "{:?}", want.0[0]);
+    assert!(
+        want.0[0].1.contains("A user 7 via [200 B user 7]"),
+        "{:?}",
+        want.0[0]
+    );
     assert_eq!(want.1.lines().count(), 5, "{}", want.1);
 }
 
@@ -184,8 +243,17 @@ fn tree(dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
 }
 
 fn list_modules(tc: Toolchain) -> String {
-    let out = tc.command().current_dir(module_dir()).args(["list", "-m", "all"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = tc
+        .command()
+        .current_dir(module_dir())
+        .args(["list", "-m", "all"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -196,13 +264,32 @@ fn module_tree_and_graph_untouched() {
     let mut before = BTreeMap::new();
     tree(&module_dir(), &mut before);
     let modules = list_modules(tc);
-    let res = gotap(tc, &module_dir(), &["build", "--probes", "-x", "-o", bin_dir().join("httpsvc-probes-graph").to_str().unwrap(), "./httpsvc"], &[]);
+    let res = gotap(
+        tc,
+        &module_dir(),
+        &[
+            "build",
+            "--probes",
+            "-x",
+            "-o",
+            bin_dir().join("httpsvc-probes-graph").to_str().unwrap(),
+            "./httpsvc",
+        ],
+        &[],
+    );
     let stderr = String::from_utf8_lossy(&res.stderr);
     assert!(res.status.success(), "{stderr}");
-    assert!(!stderr.contains("-modfile") && !stderr.contains("-overlay") && !stderr.contains("gotaprt"), "probe build used the runtime:\n{stderr}");
+    assert!(
+        !stderr.contains("-modfile") && !stderr.contains("-overlay") && !stderr.contains("gotaprt"),
+        "probe build used the runtime:\n{stderr}"
+    );
     let mut after = BTreeMap::new();
     tree(&module_dir(), &mut after);
-    assert_eq!(before.keys().collect::<Vec<_>>(), after.keys().collect::<Vec<_>>(), "files added or removed");
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>(),
+        "files added or removed"
+    );
     assert!(before == after, "a file of the module changed");
     assert_eq!(list_modules(tc), modules);
 }
@@ -215,7 +302,10 @@ fn nm(tc: Toolchain, bin: &Path) -> String {
 
 /// Compile actions `go build -x` ran (through gotap's toolexec or not).
 fn compiles(stderr: &str) -> Vec<&str> {
-    stderr.lines().filter(|l| l.contains("/compile ") && !l.contains("-V=full")).collect()
+    stderr
+        .lines()
+        .filter(|l| l.contains("/compile ") && !l.contains("-V=full"))
+        .collect()
 }
 
 #[test]
@@ -224,16 +314,37 @@ fn build_cache_is_reused_and_never_leaks_probe_objects() {
     build_probes(tc, &[], "full");
     // Second probe build: everything from the cache, net/http included, and still annotated.
     let again = bin_dir().join("httpsvc-probes-again");
-    let res = gotap(tc, &module_dir(), &["build", "--probes", "-x", "-o", again.to_str().unwrap(), "./httpsvc"], &[]);
+    let res = gotap(
+        tc,
+        &module_dir(),
+        &[
+            "build",
+            "--probes",
+            "-x",
+            "-o",
+            again.to_str().unwrap(),
+            "./httpsvc",
+        ],
+        &[],
+    );
     let stderr = String::from_utf8_lossy(&res.stderr);
     assert!(res.status.success(), "{stderr}");
-    assert!(compiles(&stderr).is_empty(), "cached probe build recompiled:\n{}", compiles(&stderr).join("\n"));
+    assert!(
+        compiles(&stderr).is_empty(),
+        "cached probe build recompiled:\n{}",
+        compiles(&stderr).join("\n")
+    );
     check_sites(&again);
 
     // Plain go build afterwards: no probe object reused, no site, no notes.
     let plain = plain_build(tc, &[], "after-probes");
-    assert!(!nm(tc, &plain).contains("gotapProbe"), "plain build got probe code");
-    assert!(read_probes(&std::fs::read(&plain).unwrap()).unwrap().is_empty());
+    assert!(
+        !nm(tc, &plain).contains("gotapProbe"),
+        "plain build got probe code"
+    );
+    assert!(read_probes(&std::fs::read(&plain).unwrap())
+        .unwrap()
+        .is_empty());
 }
 
 /// The tool identities gotap answers: probe and SDK modes never share a cache key, and in probe
@@ -241,7 +352,14 @@ fn build_cache_is_reused_and_never_leaks_probe_objects() {
 #[test]
 fn tool_ids_are_marked_per_mode() {
     let tc = Toolchain::Go126;
-    let goroot = String::from_utf8(tc.command().args(["env", "GOROOT"]).output().unwrap().stdout).unwrap();
+    let goroot = String::from_utf8(
+        tc.command()
+            .args(["env", "GOROOT"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
     let tools = Path::new(goroot.trim()).join("pkg/tool/linux_amd64");
     let dir = std::env::temp_dir().join(format!("gotap-probes-toolid-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -252,25 +370,61 @@ fn tool_ids_are_marked_per_mode() {
             "packages": ["net/http"], "best_effort": false, "runtime_dir": "/nonexistent", "probes": probes,
         });
         std::fs::write(&plan, json.to_string()).unwrap();
-        let out = Command::new(gotap_bin()).arg("toolexec").arg(tools.join(tool)).arg("-V=full").env("GOTAP_WEAVE_CONFIG", &plan).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(gotap_bin())
+            .arg("toolexec")
+            .arg(tools.join(tool))
+            .arg("-V=full")
+            .env("GOTAP_WEAVE_CONFIG", &plan)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     };
     let version = env!("CARGO_PKG_VERSION");
-    assert!(id("compile", true).ends_with(&format!(" gotap-probes@{version}+0123abcd")), "{}", id("compile", true));
-    assert!(id("compile", false).ends_with(&format!(" gotap@{version}+0123abcd")), "{}", id("compile", false));
-    assert!(id("link", true).contains(&format!(" gotap-probes@{version}+0123abcd+notes-")), "{}", id("link", true));
+    assert!(
+        id("compile", true).ends_with(&format!(" gotap-probes@{version}+0123abcd")),
+        "{}",
+        id("compile", true)
+    );
+    assert!(
+        id("compile", false).ends_with(&format!(" gotap@{version}+0123abcd")),
+        "{}",
+        id("compile", false)
+    );
+    assert!(
+        id("link", true).contains(&format!(" gotap-probes@{version}+0123abcd+notes-")),
+        "{}",
+        id("link", true)
+    );
     // SDK mode leaves the linker alone.
-    assert!(!id("link", false).contains("gotap"), "{}", id("link", false));
+    assert!(
+        !id("link", false).contains("gotap"),
+        "{}",
+        id("link", false)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn other_architectures_are_refused_with_one_line() {
-    let res = gotap(Toolchain::Go126, &module_dir(), &["build", "--probes", "./httpsvc"], &[("GOARCH", "arm64")]);
+    let res = gotap(
+        Toolchain::Go126,
+        &module_dir(),
+        &["build", "--probes", "./httpsvc"],
+        &[("GOARCH", "arm64")],
+    );
     assert_eq!(res.status.code(), Some(2));
     let err = String::from_utf8_lossy(&res.stderr);
-    assert!(err.contains("supports linux/amd64 only") && err.contains("linux/arm64") && err.lines().count() == 1, "{err}");
+    assert!(
+        err.contains("supports linux/amd64 only")
+            && err.contains("linux/arm64")
+            && err.lines().count() == 1,
+        "{err}"
+    );
 }
 
 /// A backend that answers every request with 200 and remembers the `traceparent` it received
@@ -291,9 +445,16 @@ fn traceparent_backend() -> (u16, std::sync::mpsc::Receiver<String>) {
                 }
             }
             let text = String::from_utf8_lossy(&req).to_lowercase();
-            let tp = text.lines().find_map(|l| l.strip_prefix("traceparent: ")).unwrap_or("-").trim().to_owned();
+            let tp = text
+                .lines()
+                .find_map(|l| l.strip_prefix("traceparent: "))
+                .unwrap_or("-")
+                .trim()
+                .to_owned();
             let _ = tx.send(tp);
-            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n");
+            let _ = s.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n",
+            );
         }
     });
     (port, rx)
@@ -319,17 +480,32 @@ fn woven_code_runs_once_the_semaphore_is_set() {
 
     {
         use std::os::unix::fs::FileExt;
-        let mem = std::fs::OpenOptions::new().read(true).write(true).open(format!("/proc/{}/mem", svc.0.id())).unwrap();
+        let mem = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(format!("/proc/{}/mem", svc.0.id()))
+            .unwrap();
         let mut cur = [0u8; 16];
         mem.read_exact_at(&mut cur, semaphore).unwrap();
-        assert_eq!(&cur[2..], b"gotap-semaphor", "the notes' semaphore address is not the semaphore");
+        assert_eq!(
+            &cur[2..],
+            b"gotap-semaphor",
+            "the notes' semaphore address is not the semaphore"
+        );
         assert_eq!(&cur[..2], &[0, 0]);
         mem.write_all_at(&[1, 0], semaphore).unwrap();
     }
     assert_eq!(get(port, "/users/2").1, "A user 2 via [200 ok]\n");
     let tp = recv();
     let parts: Vec<&str> = tp.split('-').collect();
-    assert!(parts.len() == 4 && parts[0] == "00" && parts[1].len() == 32 && parts[2].len() == 16 && parts[3] == "01", "{tp}");
+    assert!(
+        parts.len() == 4
+            && parts[0] == "00"
+            && parts[1].len() == 32
+            && parts[2].len() == 16
+            && parts[3] == "01",
+        "{tp}"
+    );
     assert_ne!(parts[1], "0".repeat(32));
 
     // An incoming traceparent is joined: same trace, a new span id (the client span's).
@@ -338,9 +514,17 @@ fn woven_code_runs_once_the_semaphore_is_set() {
     write!(s, "GET /users/3 HTTP/1.1\r\nHost: svc\r\ntraceparent: 00-{trace}-b7ad6b7169203331-01\r\nConnection: close\r\n\r\n").unwrap();
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
-    assert!(resp.starts_with("HTTP/1.1 200 OK") && resp.ends_with("A user 3 via [200 ok]\n"), "{resp}");
+    assert!(
+        resp.starts_with("HTTP/1.1 200 OK") && resp.ends_with("A user 3 via [200 ok]\n"),
+        "{resp}"
+    );
     let tp = recv();
-    assert!(tp.starts_with(&format!("00-{trace}-")) && tp.ends_with("-01") && !tp.contains("b7ad6b7169203331"), "{tp}");
+    assert!(
+        tp.starts_with(&format!("00-{trace}-"))
+            && tp.ends_with("-01")
+            && !tp.contains("b7ad6b7169203331"),
+        "{tp}"
+    );
 }
 
 /// `gotap test --probes`: the test binary of a package using net/http gets the sites and notes,
@@ -374,11 +558,25 @@ func TestServe(t *testing.T) {
     )
     .unwrap();
     let bin = dir.join("t.test");
-    let res = gotap(tc, &dir, &["test", "--probes", "-c", "-o", bin.to_str().unwrap(), "."], &[]);
-    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    let res = gotap(
+        tc,
+        &dir,
+        &["test", "--probes", "-c", "-o", bin.to_str().unwrap(), "."],
+        &[],
+    );
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
     check_sites(&bin);
     let res = gotap(tc, &dir, &["test", "--probes", "-count=1", "."], &[]);
-    assert!(res.status.success(), "{}{}", String::from_utf8_lossy(&res.stdout), String::from_utf8_lossy(&res.stderr));
+    assert!(
+        res.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&res.stdout),
+        String::from_utf8_lossy(&res.stderr)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

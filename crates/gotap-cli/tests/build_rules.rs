@@ -28,9 +28,21 @@ fn gotap_build(tc: Toolchain, rules: &Path, out: &Path) -> Output {
 }
 
 fn run(bin: &Path) -> (String, String) {
-    let res = Command::new(bin).args(["7", "x"]).env("OTEL_TRACES_EXPORTER", "none").output().unwrap();
-    assert!(res.status.success(), "{} failed: {}", bin.display(), String::from_utf8_lossy(&res.stderr));
-    (String::from_utf8(res.stdout).unwrap(), String::from_utf8(res.stderr).unwrap())
+    let res = Command::new(bin)
+        .args(["7", "x"])
+        .env("OTEL_TRACES_EXPORTER", "none")
+        .output()
+        .unwrap();
+    assert!(
+        res.status.success(),
+        "{} failed: {}",
+        bin.display(),
+        String::from_utf8_lossy(&res.stderr)
+    );
+    (
+        String::from_utf8(res.stdout).unwrap(),
+        String::from_utf8(res.stderr).unwrap(),
+    )
 }
 
 #[test]
@@ -38,14 +50,36 @@ fn user_rules_wrap_calls_and_add_fields() {
     for tc in [Toolchain::Go126, Toolchain::Go127] {
         // The same program unwoven: what the rules must change.
         let plain = bin_dir().join(format!("wraprule-plain-{}", tc.label()));
-        let res = tc.command().current_dir(app_dir()).arg("build").arg("-o").arg(&plain).arg(".").output().unwrap();
-        assert!(res.status.success(), "go build: {}", String::from_utf8_lossy(&res.stderr));
+        let res = tc
+            .command()
+            .current_dir(app_dir())
+            .arg("build")
+            .arg("-o")
+            .arg(&plain)
+            .arg(".")
+            .output()
+            .unwrap();
+        assert!(
+            res.status.success(),
+            "go build: {}",
+            String::from_utf8_lossy(&res.stderr)
+        );
         let (stdout, stderr) = run(&plain);
-        assert!(!stdout.contains("before strconv.Atoi") && !stderr.contains("wrapped") && stdout.ends_with("{ID:1}\nbuilt\n"), "{stdout}{stderr}");
+        assert!(
+            !stdout.contains("before strconv.Atoi")
+                && !stderr.contains("wrapped")
+                && stdout.ends_with("{ID:1}\nbuilt\n"),
+            "{stdout}{stderr}"
+        );
 
         let woven = bin_dir().join(format!("wraprule-woven-{}", tc.label()));
         let res = gotap_build(tc, &app_dir().join("rules.yaml"), &woven);
-        assert!(res.status.success(), "gotap build with {}: {}", tc.label(), String::from_utf8_lossy(&res.stderr));
+        assert!(
+            res.status.success(),
+            "gotap build with {}: {}",
+            tc.label(),
+            String::from_utf8_lossy(&res.stderr)
+        );
         let (stdout, stderr) = run(&woven);
         // Before-advice runs before the argument is evaluated (the call is inside the wrapper),
         // the argument once, then the original call's results pass through the after-advice.
@@ -82,7 +116,11 @@ fn call_site_rule_without_calls_fails_naming_the_rule() {
     let res = gotap_build(Toolchain::Go126, &rules, &out);
     let err = String::from_utf8_lossy(&res.stderr);
     assert!(!res.status.success(), "{err}");
-    assert!(err.contains("rule wrap-itoa: no call to strconv.Itoa in package main") && err.contains("main.go"), "{err}");
+    assert!(
+        err.contains("rule wrap-itoa: no call to strconv.Itoa in package main")
+            && err.contains("main.go"),
+        "{err}"
+    );
 
     let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
     let res = Command::new(gotap_bin())
@@ -100,6 +138,9 @@ fn call_site_rule_without_calls_fails_naming_the_rule() {
         .unwrap();
     let err = String::from_utf8_lossy(&res.stderr);
     assert!(res.status.success(), "{err}");
-    assert!(err.contains("rule wrap-itoa: no call to strconv.Itoa") && err.contains("--best-effort"), "{err}");
+    assert!(
+        err.contains("rule wrap-itoa: no call to strconv.Itoa") && err.contains("--best-effort"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

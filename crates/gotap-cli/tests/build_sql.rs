@@ -64,17 +64,33 @@ struct Postgres {
 
 impl Postgres {
     fn start() -> Postgres {
-        let res = Command::new(repo_root().join("scripts/postgres.sh")).arg("start").output().unwrap();
+        let res = Command::new(repo_root().join("scripts/postgres.sh"))
+            .arg("start")
+            .output()
+            .unwrap();
         let stderr = String::from_utf8_lossy(&res.stderr);
-        assert!(res.status.success(), "scripts/postgres.sh start failed: {stderr}");
-        let data_dir = stderr.lines().find_map(|l| l.strip_prefix("postgres: data dir ")).and_then(|l| l.split_whitespace().next()).unwrap().to_owned();
-        Postgres { dsn: String::from_utf8(res.stdout).unwrap().trim().to_owned(), data_dir }
+        assert!(
+            res.status.success(),
+            "scripts/postgres.sh start failed: {stderr}"
+        );
+        let data_dir = stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("postgres: data dir "))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap()
+            .to_owned();
+        Postgres {
+            dsn: String::from_utf8(res.stdout).unwrap().trim().to_owned(),
+            data_dir,
+        }
     }
 }
 
 impl Drop for Postgres {
     fn drop(&mut self) {
-        let _ = Command::new(repo_root().join("scripts/postgres.sh")).args(["stop", &self.data_dir]).output();
+        let _ = Command::new(repo_root().join("scripts/postgres.sh"))
+            .args(["stop", &self.data_dir])
+            .output();
     }
 }
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -104,8 +120,19 @@ fn service_dir() -> PathBuf {
 fn build_service(tc: Toolchain) -> PathBuf {
     let out = bin_dir().join(format!("sqlsvc-woven-{}", tc.label()));
     let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    let res = gotap_command(tc).current_dir(service_dir()).args(["build", "-o"]).arg(&out).arg(".").output().unwrap();
-    assert!(res.status.success(), "gotap build of sqlsvc with {} failed:\n{}", tc.label(), String::from_utf8_lossy(&res.stderr));
+    let res = gotap_command(tc)
+        .current_dir(service_dir())
+        .args(["build", "-o"])
+        .arg(&out)
+        .arg(".")
+        .output()
+        .unwrap();
+    assert!(
+        res.status.success(),
+        "gotap build of sqlsvc with {} failed:\n{}",
+        tc.label(),
+        String::from_utf8_lossy(&res.stderr)
+    );
     out
 }
 
@@ -114,14 +141,19 @@ fn start_service(bin: &Path, col: &Collector, db: &str) -> (Proc, u16) {
     let mut child = Command::new(bin)
         .env("ADDR", format!("127.0.0.1:{port}"))
         .env("DB", db)
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://127.0.0.1:{}", col.http_port))
+        .env(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://127.0.0.1:{}", col.http_port),
+        )
         .env("OTEL_BSP_SCHEDULE_DELAY", "100")
         .env("OTEL_SERVICE_NAME", "sqlsvc")
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     assert!(line.starts_with("listening on"), "service said {line:?}");
     (Proc(child), port)
 }
@@ -129,17 +161,37 @@ fn start_service(bin: &Path, col: &Collector, db: &str) -> (Proc, u16) {
 /// One HTTP/1.1 GET; returns the status and the body.
 fn get(port: u16, path: &str, traceparent: Option<&str>) -> (u16, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let tp = traceparent.map(|t| format!("traceparent: {t}\r\n")).unwrap_or_default();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{tp}Connection: close\r\n\r\n").unwrap();
+    let tp = traceparent
+        .map(|t| format!("traceparent: {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{tp}Connection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
-    let status = resp.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.trim().to_owned()).unwrap_or_default();
+    let status = resp
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.trim().to_owned())
+        .unwrap_or_default();
     (status, body)
 }
 
 fn frame() -> SpanFrame {
-    SpanFrame { trace_id: [0; 16], span_id: [0; 8], parent_span_id: None, start_unix_nano: 0, end_unix_nano: 0, resource: Arc::new(Resource::default()) }
+    SpanFrame {
+        trace_id: [0; 16],
+        span_id: [0; 8],
+        parent_span_id: None,
+        start_unix_nano: 0,
+        end_unix_nano: 0,
+        resource: Arc::new(Resource::default()),
+    }
 }
 
 fn strings(s: &Span) -> BTreeMap<String, String> {
@@ -159,7 +211,15 @@ fn strings(s: &Span) -> BTreeMap<String, String> {
 
 /// The database span the Rust builder gives for `query` (with `error`, if it failed).
 fn reference(backend: Backend, query: &str, error: Option<DbError>) -> Span {
-    client_span(&DbQuery { driver_package: backend.driver_package().into(), query: query.into(), error, ..Default::default() }, frame())
+    client_span(
+        &DbQuery {
+            driver_package: backend.driver_package().into(),
+            query: query.into(),
+            error,
+            ..Default::default()
+        },
+        frame(),
+    )
 }
 
 /// The attributes of every span of a DB opened with `dsn`, from the DSN: the database's address
@@ -172,12 +232,17 @@ fn server_attrs(backend: Backend, dsn: &str) -> BTreeMap<String, String> {
             m.insert("db.namespace".to_owned(), dsn.to_owned());
         }
         Backend::Postgres => {
-            let rest = dsn.strip_prefix("postgres://postgres@").unwrap_or_else(|| panic!("unexpected DSN {dsn}"));
+            let rest = dsn
+                .strip_prefix("postgres://postgres@")
+                .unwrap_or_else(|| panic!("unexpected DSN {dsn}"));
             let (hostport, path) = rest.split_once('/').unwrap();
             let (host, port) = hostport.rsplit_once(':').unwrap();
             m.insert("server.address".to_owned(), host.to_owned());
             m.insert("server.port".to_owned(), port.to_owned());
-            m.insert("db.namespace".to_owned(), path.split('?').next().unwrap().to_owned());
+            m.insert(
+                "db.namespace".to_owned(),
+                path.split('?').next().unwrap().to_owned(),
+            );
         }
     }
     m
@@ -186,10 +251,22 @@ fn server_attrs(backend: Backend, dsn: &str) -> BTreeMap<String, String> {
 /// The one seen span of `want` (matched by its sanitized query text) under `parent` (a span ID,
 /// empty for a root span), equal to `want` in name, scope, kind, attributes (plus `server`, the
 /// DB's attributes) and status.
-fn check_db_span<'a>(spans: &'a [Seen], want: &Span, server: &BTreeMap<String, String>, parent: &str) -> &'a Seen {
+fn check_db_span<'a>(
+    spans: &'a [Seen],
+    want: &Span,
+    server: &BTreeMap<String, String>,
+    parent: &str,
+) -> &'a Seen {
     let text = strings(want)["db.query.text"].clone();
-    let hits: Vec<&Seen> = spans.iter().filter(|s| s.attrs.get("db.query.text") == Some(&text) && s.parent == parent).collect();
-    assert_eq!(hits.len(), 1, "expected one span for {text:?} under parent {parent:?}: {spans:#?}");
+    let hits: Vec<&Seen> = spans
+        .iter()
+        .filter(|s| s.attrs.get("db.query.text") == Some(&text) && s.parent == parent)
+        .collect();
+    assert_eq!(
+        hits.len(),
+        1,
+        "expected one span for {text:?} under parent {parent:?}: {spans:#?}"
+    );
     let seen = hits[0];
     assert_eq!(seen.name, want.name, "span name; seen {seen:#?}");
     assert_eq!(seen.scope, want.scope, "scope of {}", seen.name);
@@ -197,21 +274,41 @@ fn check_db_span<'a>(spans: &'a [Seen], want: &Span, server: &BTreeMap<String, S
     let mut attrs = strings(want);
     attrs.extend(server.iter().map(|(k, v)| (k.clone(), v.clone())));
     assert_eq!(seen.attrs, attrs, "attributes of {}", seen.name);
-    assert!(!seen.attrs.values().any(|v| v.contains("://")), "no DSN in the attributes of {}", seen.name);
+    assert!(
+        !seen.attrs.values().any(|v| v.contains("://")),
+        "no DSN in the attributes of {}",
+        seen.name
+    );
     let error = matches!(want.status, gotap_spans::Status::Error(_));
-    assert_eq!(seen.status_code == 2, error, "status of {}: {seen:#?}", seen.name);
+    assert_eq!(
+        seen.status_code == 2,
+        error,
+        "status of {}: {seen:#?}",
+        seen.name
+    );
     seen
 }
 
 fn server<'a>(spans: &'a [Seen], path: &str) -> &'a Seen {
-    let hits: Vec<&Seen> = spans.iter().filter(|s| s.kind == 2 && s.attrs.get("url.path").map(String::as_str) == Some(path)).collect();
-    assert_eq!(hits.len(), 1, "expected one server span for {path}: {spans:#?}");
+    let hits: Vec<&Seen> = spans
+        .iter()
+        .filter(|s| s.kind == 2 && s.attrs.get("url.path").map(String::as_str) == Some(path))
+        .collect();
+    assert_eq!(
+        hits.len(),
+        1,
+        "expected one server span for {path}: {spans:#?}"
+    );
     hits[0]
 }
 
 fn check(tc: Toolchain, backend: Backend) {
     let bin = build_service(tc);
-    let col = Collector::start(&format!("gotap-build-sql-{}-{}", tc.label(), backend.label()));
+    let col = Collector::start(&format!(
+        "gotap-build-sql-{}-{}",
+        tc.label(),
+        backend.label()
+    ));
     let pg = (backend == Backend::Postgres).then(Postgres::start);
     let db = match &pg {
         Some(pg) => pg.dsn.clone(),
@@ -239,32 +336,60 @@ fn check(tc: Toolchain, backend: Backend) {
     ] {
         check_db_span(&spans, &reference(backend, q, None), &srv, "");
     }
-    assert_eq!(reference(backend, "INSERT INTO orders (id, total) VALUES (1, 5), (2, 25)", None).name, "INSERT orders");
+    assert_eq!(
+        reference(
+            backend,
+            "INSERT INTO orders (id, total) VALUES (1, 5), (2, 25)",
+            None
+        )
+        .name,
+        "INSERT orders"
+    );
 
     // One span per DB, Tx, Stmt (the prepared text) and Conn call, each a child of the server
     // span that joined the incoming trace; db.BeginTx / tx.Commit / db.Prepare make none.
     let orders = server(&spans, "/orders/2");
-    assert_eq!((orders.trace_id.as_str(), orders.parent.as_str()), (TRACE, PARENT));
+    assert_eq!(
+        (orders.trace_id.as_str(), orders.parent.as_str()),
+        (TRACE, PARENT)
+    );
     for q in [
         "SELECT total FROM orders WHERE id = ?",
         "UPDATE orders SET views = views + 1 WHERE id = ?",
         "SELECT count(*) FROM orders WHERE total > 10",
         "INSERT INTO audit (what) VALUES ('viewed')",
     ] {
-        let s = check_db_span(&spans, &reference(backend, &backend.ph(q), None), &srv, &orders.span_id);
+        let s = check_db_span(
+            &spans,
+            &reference(backend, &backend.ph(q), None),
+            &srv,
+            &orders.span_id,
+        );
         assert_eq!(s.trace_id, TRACE);
     }
 
     // No row is an outcome, not a failure.
     let missing = server(&spans, "/missing");
     let q = backend.ph("SELECT total FROM orders WHERE id = ?");
-    let s = check_db_span(&spans, &reference(backend, &q, None), &srv, &missing.span_id);
-    assert_eq!((s.trace_id.as_str(), s.status_code), (missing.trace_id.as_str(), 0));
+    let s = check_db_span(
+        &spans,
+        &reference(backend, &q, None),
+        &srv,
+        &missing.span_id,
+    );
+    assert_eq!(
+        (s.trace_id.as_str(), s.status_code),
+        (missing.trace_id.as_str(), 0)
+    );
 
     // A failed query: Error status, error.type the driver's error type.
     let broken = server(&spans, "/broken");
     let (type_name, code) = backend.missing_table();
-    let err = DbError { type_name: type_name.into(), message: broken_error, status_code: code.map(Into::into) };
+    let err = DbError {
+        type_name: type_name.into(),
+        message: broken_error,
+        status_code: code.map(Into::into),
+    };
     let want = reference(backend, "SELECT * FROM nope", Some(err));
     assert_eq!(strings(&want)["error.type"], code.unwrap_or(type_name));
     check_db_span(&spans, &want, &srv, &broken.span_id);
@@ -276,13 +401,22 @@ fn check(tc: Toolchain, backend: Backend) {
     assert_eq!(results.len(), SCAN_QUERIES.len(), "{scan_results}");
     for (q, r) in SCAN_QUERIES.iter().zip(&results) {
         let error = r.strip_prefix("err ").map(|t| {
-            let (type_name, code) = t.split_once(' ').map_or((t, None), |(t, c)| (t, Some(c.to_owned())));
-            DbError { type_name: type_name.to_owned(), message: String::new(), status_code: code }
+            let (type_name, code) = t
+                .split_once(' ')
+                .map_or((t, None), |(t, c)| (t, Some(c.to_owned())));
+            DbError {
+                type_name: type_name.to_owned(),
+                message: String::new(),
+                status_code: code,
+            }
         });
         assert!(error.is_some() || *r == "ok", "{r}");
         check_db_span(&spans, &reference(backend, q, error), &srv, &scan.span_id);
     }
-    assert!(results.contains(&"ok") && results.iter().any(|r| r.starts_with("err ")), "{scan_results}");
+    assert!(
+        results.contains(&"ok") && results.iter().any(|r| r.starts_with("err ")),
+        "{scan_results}"
+    );
 
     assert_eq!(spans.len(), total, "unexpected extra spans: {spans:#?}");
     let _ = std::fs::remove_dir_all(&col.dir);

@@ -22,7 +22,11 @@ fn service_dir() -> PathBuf {
 
 fn gotap(tc: Toolchain, dir: &Path, args: &[&str]) -> Output {
     let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    gotap_command(tc).current_dir(dir).args(args).output().unwrap()
+    gotap_command(tc)
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 /// `gotap build [flags] -o <bin> .` of the test service; panics with gotap's stderr on failure.
@@ -33,7 +37,12 @@ fn build_service(tc: Toolchain, flags: &[&str], label: &str) -> PathBuf {
     let o = out.display().to_string();
     args.extend_from_slice(&["-o", &o, "."]);
     let res = gotap(tc, &service_dir(), &args);
-    assert!(res.status.success(), "gotap build {flags:?} with {} failed:\n{}", tc.label(), String::from_utf8_lossy(&res.stderr));
+    assert!(
+        res.status.success(),
+        "gotap build {flags:?} with {} failed:\n{}",
+        tc.label(),
+        String::from_utf8_lossy(&res.stderr)
+    );
     out
 }
 
@@ -42,7 +51,10 @@ fn start_service(bin: &Path, col: &Collector, env: &[(&str, &str)]) -> (Proc, u1
     let port = free_port();
     let mut child = Command::new(bin)
         .env("ADDR", format!("127.0.0.1:{port}"))
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://127.0.0.1:{}", col.http_port))
+        .env(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://127.0.0.1:{}", col.http_port),
+        )
         .env("OTEL_BSP_SCHEDULE_DELAY", "100")
         .env("OTEL_SERVICE_NAME", "weavetest")
         .envs(env.iter().copied())
@@ -50,7 +62,9 @@ fn start_service(bin: &Path, col: &Collector, env: &[(&str, &str)]) -> (Proc, u1
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     assert!(line.starts_with("listening on"), "service said {line:?}");
     (Proc(child), port)
 }
@@ -59,11 +73,17 @@ fn start_service(bin: &Path, col: &Collector, env: &[(&str, &str)]) -> (Proc, u1
 fn get(port: u16, path: &str, traceparent: Option<&str>) -> (u16, u16) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let local = s.local_addr().unwrap().port();
-    let tp = traceparent.map(|t| format!("traceparent: {t}\r\n")).unwrap_or_default();
+    let tp = traceparent
+        .map(|t| format!("traceparent: {t}\r\n"))
+        .unwrap_or_default();
     write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: gotap-test/1\r\n{tp}Connection: close\r\n\r\n").unwrap();
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
-    let status = resp.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let status = resp
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
     (status, local)
 }
 
@@ -100,12 +120,22 @@ fn assert_same(seen: &Seen, want: &Span) {
     assert_eq!(seen.scope, want.scope, "scope of {}", seen.name);
     assert_eq!(seen.attrs, strings(want), "attributes of {}", seen.name);
     let error = matches!(want.status, gotap_spans::Status::Error(_));
-    assert_eq!(seen.status_code == 2, error, "status of {}: {seen:#?}", seen.name);
+    assert_eq!(
+        seen.status_code == 2,
+        error,
+        "status of {}: {seen:#?}",
+        seen.name
+    );
 }
 
 fn find<'a>(spans: &'a [Seen], f: impl Fn(&Seen) -> bool, what: &str) -> &'a Seen {
     let hits: Vec<&Seen> = spans.iter().filter(|s| f(s)).collect();
-    assert_eq!(hits.len(), 1, "expected one {what} span, got {}: {spans:#?}", hits.len());
+    assert_eq!(
+        hits.len(),
+        1,
+        "expected one {what} span, got {}: {spans:#?}",
+        hits.len()
+    );
     hits[0]
 }
 
@@ -125,8 +155,15 @@ fn check_service(tc: Toolchain, bin: &Path, name: &str, env: &[(&str, &str)]) {
     drop(svc);
 
     // Incoming traceparent joined: same trace, parent is the caller's span.
-    let users = find(&spans, |s| s.attrs.get("url.path").map(String::as_str) == Some("/users/42"), "/users/42 server");
-    assert_eq!((users.kind, users.trace_id.as_str(), users.parent.as_str()), (2, TRACE, PARENT));
+    let users = find(
+        &spans,
+        |s| s.attrs.get("url.path").map(String::as_str) == Some("/users/42"),
+        "/users/42 server",
+    );
+    assert_eq!(
+        (users.kind, users.trace_id.as_str(), users.parent.as_str()),
+        (2, TRACE, PARENT)
+    );
     let host = format!("127.0.0.1:{port}");
     let want = server_span(
         &ServerRequest {
@@ -149,16 +186,31 @@ fn check_service(tc: Toolchain, bin: &Path, name: &str, env: &[(&str, &str)]) {
     // Client span from the handler's goroutine: child of the server span; exactly one (the
     // exporter's own uploads are not traced).
     let client = find(&spans, |s| s.kind == 3, "client");
-    assert_eq!((client.trace_id.as_str(), client.parent.as_str()), (TRACE, users.span_id.as_str()));
+    assert_eq!(
+        (client.trace_id.as_str(), client.parent.as_str()),
+        (TRACE, users.span_id.as_str())
+    );
     let want = client_span(
-        &ClientRequest { method: "GET".into(), url: format!("http://{host}/backend"), status_code: Some(200), error: None },
+        &ClientRequest {
+            method: "GET".into(),
+            url: format!("http://{host}/backend"),
+            status_code: Some(200),
+            error: None,
+        },
         frame(),
     );
     assert_same(client, &want);
 
     // traceparent injected: the backend's server span is the client span's child.
-    let backend = find(&spans, |s| s.attrs.get("url.path").map(String::as_str) == Some("/backend"), "/backend server");
-    assert_eq!((backend.trace_id.as_str(), backend.parent.as_str()), (TRACE, client.span_id.as_str()));
+    let backend = find(
+        &spans,
+        |s| s.attrs.get("url.path").map(String::as_str) == Some("/backend"),
+        "/backend server",
+    );
+    assert_eq!(
+        (backend.trace_id.as_str(), backend.parent.as_str()),
+        (TRACE, client.span_id.as_str())
+    );
     let backend_port = backend.attrs["client.port"].parse().unwrap();
     let want = server_span(
         &ServerRequest {
@@ -179,8 +231,15 @@ fn check_service(tc: Toolchain, bin: &Path, name: &str, env: &[(&str, &str)]) {
     assert_same(backend, &want);
 
     // 5xx: server span in error, new trace (no traceparent sent).
-    let fail = find(&spans, |s| s.attrs.get("url.path").map(String::as_str) == Some("/fail"), "/fail server");
-    assert!(fail.parent.is_empty() && fail.trace_id != TRACE, "{fail:#?}");
+    let fail = find(
+        &spans,
+        |s| s.attrs.get("url.path").map(String::as_str) == Some("/fail"),
+        "/fail server",
+    );
+    assert!(
+        fail.parent.is_empty() && fail.trace_id != TRACE,
+        "{fail:#?}"
+    );
     let want = server_span(
         &ServerRequest {
             method: "GET".into(),
@@ -202,11 +261,20 @@ fn check_service(tc: Toolchain, bin: &Path, name: &str, env: &[(&str, &str)]) {
 
     let r = &users.resource;
     assert_eq!(r.get("service.name").map(String::as_str), Some("weavetest"));
-    assert_eq!(r.get("telemetry.distro.name").map(String::as_str), Some("gotap"));
-    assert_eq!(r.get("process.runtime.name").map(String::as_str), Some("go"));
+    assert_eq!(
+        r.get("telemetry.distro.name").map(String::as_str),
+        Some("gotap")
+    );
+    assert_eq!(
+        r.get("process.runtime.name").map(String::as_str),
+        Some("go")
+    );
     assert_eq!(r.get("process.runtime.version"), Some(&tc.version()));
     assert_eq!(r.get("process.pid"), Some(&pid));
-    assert_eq!(r.get("process.executable.path").map(PathBuf::from), Some(bin.to_path_buf()));
+    assert_eq!(
+        r.get("process.executable.path").map(PathBuf::from),
+        Some(bin.to_path_buf())
+    );
     assert!(r.get("host.name").is_some_and(|h| !h.is_empty()), "{r:?}");
 }
 
@@ -237,10 +305,23 @@ fn cover_build_works_and_writes_coverage() {
     let covdir = std::env::temp_dir().join(format!("gotap-build-cover-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&covdir);
     std::fs::create_dir_all(&covdir).unwrap();
-    check_service(Toolchain::Go126, &bin, "cover", &[("GOCOVERDIR", covdir.to_str().unwrap())]);
+    check_service(
+        Toolchain::Go126,
+        &bin,
+        "cover",
+        &[("GOCOVERDIR", covdir.to_str().unwrap())],
+    );
     // Killed services write no counters, but the meta-data file is written at start-up.
-    let files: Vec<_> = std::fs::read_dir(&covdir).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert!(files.iter().any(|f| f.to_string_lossy().starts_with("covmeta.")), "no coverage meta-data in {covdir:?}: {files:?}");
+    let files: Vec<_> = std::fs::read_dir(&covdir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        files
+            .iter()
+            .any(|f| f.to_string_lossy().starts_with("covmeta.")),
+        "no coverage meta-data in {covdir:?}: {files:?}"
+    );
 }
 
 fn nm(tc: Toolchain, bin: &Path) -> String {
@@ -251,7 +332,10 @@ fn nm(tc: Toolchain, bin: &Path) -> String {
 
 /// Compile actions `go build -x` ran through gotap's toolexec.
 fn compiles(stderr: &str) -> Vec<&str> {
-    stderr.lines().filter(|l| l.contains(" toolexec ") && l.contains("/compile ") && !l.contains("-V=full")).collect()
+    stderr
+        .lines()
+        .filter(|l| l.contains(" toolexec ") && l.contains("/compile ") && !l.contains("-V=full"))
+        .collect()
 }
 
 #[test]
@@ -259,23 +343,52 @@ fn build_cache_is_reused_and_never_leaks_woven_objects() {
     let tc = Toolchain::Go126;
     let woven = build_service(tc, &[], "default");
     let symbols = nm(tc, &woven);
-    assert!(symbols.contains("gotap.dev/gotaprt.serverStart") && symbols.contains("net/http.gotapServerStart"));
+    assert!(
+        symbols.contains("gotap.dev/gotaprt.serverStart")
+            && symbols.contains("net/http.gotapServerStart")
+    );
 
     // Second gotap build: everything from the cache, no compile at all.
     let again = bin_dir().join("weavetest-woven-again");
-    let res = gotap(tc, &service_dir(), &["build", "-x", "-o", again.to_str().unwrap(), "."]);
-    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    let res = gotap(
+        tc,
+        &service_dir(),
+        &["build", "-x", "-o", again.to_str().unwrap(), "."],
+    );
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
     let stderr = String::from_utf8_lossy(&res.stderr);
-    assert!(compiles(&stderr).is_empty(), "cached gotap build recompiled:\n{}", compiles(&stderr).join("\n"));
+    assert!(
+        compiles(&stderr).is_empty(),
+        "cached gotap build recompiled:\n{}",
+        compiles(&stderr).join("\n")
+    );
 
     // Plain go build afterwards: no woven object reused, no gotap code in the binary.
     let plain = bin_dir().join("weavetest-plain-after-woven");
     let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    let out = tc.command().current_dir(service_dir()).args(["build", "-o"]).arg(&plain).arg(".").output().unwrap();
+    let out = tc
+        .command()
+        .current_dir(service_dir())
+        .args(["build", "-o"])
+        .arg(&plain)
+        .arg(".")
+        .output()
+        .unwrap();
     drop(_guard);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let symbols = nm(tc, &plain);
-    assert!(!symbols.contains("gotaprt") && !symbols.contains("gotapServerStart"), "plain build got woven code");
+    assert!(
+        !symbols.contains("gotaprt") && !symbols.contains("gotapServerStart"),
+        "plain build got woven code"
+    );
 }
 
 #[test]
@@ -288,42 +401,86 @@ fn changed_rules_rebuild_woven_packages() {
     std::fs::create_dir_all(&dir).unwrap();
     let rules = dir.join("extra.yaml");
     // A fresh rule each run (the comment is part of the hash), so this never passes from cache.
-    let nonce = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     std::fs::write(
         &rules,
         format!("# run {nonce}\n") + "rules:\n  - name: weavetest-main\n    join: {package: main, function-body: main}\n    advice:\n      declarations: |\n        //go:noinline\n        func gotapTestMarker() {}\n      prepend: |\n        gotapTestMarker()\n",
     )
     .unwrap();
     let out = bin_dir().join("weavetest-woven-extra-rules");
-    let res = gotap(tc, &service_dir(), &["build", "--rules", rules.to_str().unwrap(), "-x", "-o", out.to_str().unwrap(), "."]);
-    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    let res = gotap(
+        tc,
+        &service_dir(),
+        &[
+            "build",
+            "--rules",
+            rules.to_str().unwrap(),
+            "-x",
+            "-o",
+            out.to_str().unwrap(),
+            ".",
+        ],
+    );
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
     let stderr = String::from_utf8_lossy(&res.stderr);
-    assert!(compiles(&stderr).iter().any(|l| l.contains("-p net/http ")), "net/http was not recompiled after a rule change");
+    assert!(
+        compiles(&stderr).iter().any(|l| l.contains("-p net/http ")),
+        "net/http was not recompiled after a rule change"
+    );
     assert!(nm(tc, &out).contains("main.gotapTestMarker"));
 }
 
 #[test]
 fn unsupported_flags_are_named() {
     for (args, needle) in [
-        (&["build", "-toolexec=x", "."][..], "flag -toolexec is not supported"),
-        (&["build", "-overlay", "o.json", "."][..], "flag -overlay is not supported"),
-        (&["build", "-mod=vendor", "."][..], "flag -mod=vendor is not supported"),
+        (
+            &["build", "-toolexec=x", "."][..],
+            "flag -toolexec is not supported",
+        ),
+        (
+            &["build", "-overlay", "o.json", "."][..],
+            "flag -overlay is not supported",
+        ),
+        (
+            &["build", "-mod=vendor", "."][..],
+            "flag -mod=vendor is not supported",
+        ),
     ] {
         let res = gotap(Toolchain::Go126, &service_dir(), args);
         assert_eq!(res.status.code(), Some(2), "{args:?}");
         let err = String::from_utf8_lossy(&res.stderr);
-        assert!(err.contains(needle) && err.lines().count() == 1, "{args:?}: {err}");
+        assert!(
+            err.contains(needle) && err.lines().count() == 1,
+            "{args:?}: {err}"
+        );
     }
 }
 
 #[test]
 fn go_mod_and_tree_are_untouched() {
     let dir = service_dir();
-    let before: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let before: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     let gomod = std::fs::read(dir.join("go.mod")).unwrap();
     build_service(Toolchain::Go126, &[], "default");
-    let after: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(before.len(), after.len(), "gotap build left files in the source tree: {after:?}");
+    let after: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        before.len(),
+        after.len(),
+        "gotap build left files in the source tree: {after:?}"
+    );
     assert_eq!(std::fs::read(dir.join("go.mod")).unwrap(), gomod);
 }
 
@@ -331,12 +488,28 @@ fn go_mod_and_tree_are_untouched() {
 fn gotap_test_weaves_the_test_binary() {
     let tc = Toolchain::Go126;
     let bin = bin_dir().join("weavetest-woven.test");
-    let res = gotap(tc, &service_dir(), &["test", "-c", "-o", bin.to_str().unwrap(), "."]);
-    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    let res = gotap(
+        tc,
+        &service_dir(),
+        &["test", "-c", "-o", bin.to_str().unwrap(), "."],
+    );
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
     let symbols = nm(tc, &bin);
-    assert!(symbols.contains("gotap.dev/gotaprt.serverStart") && symbols.contains("net/http.gotapServerStart"));
+    assert!(
+        symbols.contains("gotap.dev/gotaprt.serverStart")
+            && symbols.contains("net/http.gotapServerStart")
+    );
     let res = gotap(tc, &service_dir(), &["test", "-count=1", "."]);
-    assert!(res.status.success(), "{}{}", String::from_utf8_lossy(&res.stdout), String::from_utf8_lossy(&res.stderr));
+    assert!(
+        res.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&res.stdout),
+        String::from_utf8_lossy(&res.stderr)
+    );
 }
 
 /// A module pinned below what the runtime needs: gotap names the upgrade minimal version
@@ -362,14 +535,23 @@ fn mvs_upgrade_is_reported() {
         .args(["mod", "download", "golang.org/x/sys"])
         .output()
         .unwrap();
-    assert!(dl.status.success(), "{}", String::from_utf8_lossy(&dl.stderr));
+    assert!(
+        dl.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dl.stderr)
+    );
     let sum = std::fs::read(dir.join("go.sum")).unwrap();
     let out = dir.join("app");
-    let res = gotap(Toolchain::Go126, &dir, &["build", "-o", out.to_str().unwrap(), "."]);
+    let res = gotap(
+        Toolchain::Go126,
+        &dir,
+        &["build", "-o", out.to_str().unwrap(), "."],
+    );
     let stderr = String::from_utf8_lossy(&res.stderr);
     assert!(res.status.success(), "{stderr}");
     assert!(
-        stderr.contains("adding the gotap runtime upgrades golang.org/x/sys from v0.30.0 to v0.47.0"),
+        stderr
+            .contains("adding the gotap runtime upgrades golang.org/x/sys from v0.30.0 to v0.47.0"),
         "no MVS warning in:\n{stderr}"
     );
     assert_eq!(std::fs::read_to_string(dir.join("go.mod")).unwrap(), gomod);
@@ -385,7 +567,11 @@ fn joins_the_applications_own_tracer_provider() {
     let dir = service_dir().join("otelapp");
     let bin = bin_dir().join("weavetest-otelapp-woven");
     let res = gotap(tc, &dir, &["build", "-o", bin.to_str().unwrap(), "."]);
-    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
     let col = Collector::start("gotap-build-test-otelapp");
     let (svc, port) = start_service(&bin, &col, &[]);
     let (status, _) = get(port, "/work", Some(&format!("00-{TRACE}-{PARENT}-01")));
@@ -393,13 +579,27 @@ fn joins_the_applications_own_tracer_provider() {
     let spans = col.wait_spans(2);
     drop(svc);
     assert_eq!(spans.len(), 2, "{spans:#?}");
-    let server = find(&spans, |s| s.scope == "gotap/net/http/server", "gotap server");
+    let server = find(
+        &spans,
+        |s| s.scope == "gotap/net/http/server",
+        "gotap server",
+    );
     let app = find(&spans, |s| s.name == "app-work", "application");
     assert_eq!(server.name, "GET /work");
-    assert_eq!((server.trace_id.as_str(), server.parent.as_str()), (TRACE, PARENT));
-    assert_eq!((app.trace_id.as_str(), app.parent.as_str()), (TRACE, server.span_id.as_str()));
+    assert_eq!(
+        (server.trace_id.as_str(), server.parent.as_str()),
+        (TRACE, PARENT)
+    );
+    assert_eq!(
+        (app.trace_id.as_str(), app.parent.as_str()),
+        (TRACE, server.span_id.as_str())
+    );
     for s in [server, app] {
-        assert_eq!(s.resource.get("service.name").map(String::as_str), Some("otelapp-own-sdk"), "{s:#?}");
+        assert_eq!(
+            s.resource.get("service.name").map(String::as_str),
+            Some("otelapp-own-sdk"),
+            "{s:#?}"
+        );
     }
 }
 
@@ -412,7 +612,15 @@ fn trimpath_cgo_and_tags_build_works() {
         let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
         Command::new(gotap_bin())
             .current_dir(service_dir())
-            .args(["build", "-trimpath", "-tags", "gotaptest", "-o", out.to_str().unwrap(), "."])
+            .args([
+                "build",
+                "-trimpath",
+                "-tags",
+                "gotaptest",
+                "-o",
+                out.to_str().unwrap(),
+                ".",
+            ])
             .env("GOTAP_GO", tc.go())
             .env("GOTOOLCHAIN", "local")
             .env("GOFLAGS", "-modcacherw")
@@ -420,12 +628,29 @@ fn trimpath_cgo_and_tags_build_works() {
             .output()
             .unwrap()
     };
-    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
     // -trimpath reached the woven files too: no absolute source path of this machine in the binary.
     let data = std::fs::read(&out).unwrap();
-    let goroot = String::from_utf8(tc.command().args(["env", "GOROOT"]).output().unwrap().stdout).unwrap();
-    for needle in [service_dir().display().to_string(), format!("{}/src/net/http", goroot.trim())] {
-        assert!(!data.windows(needle.len()).any(|w| w == needle.as_bytes()), "binary contains {needle}");
+    let goroot = String::from_utf8(
+        tc.command()
+            .args(["env", "GOROOT"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    for needle in [
+        service_dir().display().to_string(),
+        format!("{}/src/net/http", goroot.trim()),
+    ] {
+        assert!(
+            !data.windows(needle.len()).any(|w| w == needle.as_bytes()),
+            "binary contains {needle}"
+        );
     }
     check_service(tc, &out, "trimpath", &[]);
 }
@@ -446,12 +671,21 @@ fn raised_go_line_keeps_the_programs_godebug_defaults() {
         .unwrap();
     assert!(st.success());
     let godebug = |bin: &Path| {
-        let out = Command::new(tc.go()).args(["version", "-m", bin.to_str().unwrap()]).output().unwrap();
+        let out = Command::new(tc.go())
+            .args(["version", "-m", bin.to_str().unwrap()])
+            .output()
+            .unwrap();
         let text = String::from_utf8(out.stdout).unwrap();
-        text.lines().find(|l| l.contains("DefaultGODEBUG=")).map(|l| l.trim().to_owned()).unwrap_or_default()
+        text.lines()
+            .find(|l| l.contains("DefaultGODEBUG="))
+            .map(|l| l.trim().to_owned())
+            .unwrap_or_default()
     };
     let (p, w) = (godebug(&plain), godebug(&woven));
-    assert!(p.contains("DefaultGODEBUG="), "plain build of a go 1.22 module has old GODEBUG defaults: {p:?}");
+    assert!(
+        p.contains("DefaultGODEBUG="),
+        "plain build of a go 1.22 module has old GODEBUG defaults: {p:?}"
+    );
     assert_eq!(w, p);
 }
 
@@ -468,5 +702,10 @@ fn runtime_otlp_exporter_go_tests() {
         .args(["test", "-count=1", "./internal/otlp"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

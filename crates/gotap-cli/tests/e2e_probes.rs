@@ -7,7 +7,7 @@
 mod ebpf_support;
 
 use ebpf_support::*;
-use gotap_testkit::{bin_dir, free_port, require_root, repo_root, Toolchain, Variant};
+use gotap_testkit::{bin_dir, free_port, repo_root, require_root, Toolchain, Variant};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,9 +24,14 @@ const PARENT_ID: &str = "00f067aa0ba902b7";
 
 /// `gotap build --probes` of go/services/httpsvc.
 fn httpsvc_probes(tc: Toolchain, variant: Variant) -> PathBuf {
-    let out = bin_dir().join(format!("httpsvc-e2e-probes-{}-{}", tc.label(), variant.label()));
+    let out = bin_dir().join(format!(
+        "httpsvc-e2e-probes-{}-{}",
+        tc.label(),
+        variant.label()
+    ));
     let mut cmd = Command::new(GOTAP);
-    cmd.current_dir(repo_root().join("go/services")).args(["build", "--probes"]);
+    cmd.current_dir(repo_root().join("go/services"))
+        .args(["build", "--probes"]);
     if variant.stripped {
         cmd.arg("-ldflags=-s -w");
     }
@@ -34,10 +39,18 @@ fn httpsvc_probes(tc: Toolchain, variant: Variant) -> PathBuf {
         cmd.arg("-buildmode=pie");
     }
     cmd.arg("-o").arg(&out).arg("./httpsvc");
-    cmd.env("GOTAP_GO", tc.go()).env("GOTOOLCHAIN", "local").env("GOFLAGS", "-modcacherw").env("CGO_ENABLED", "0");
+    cmd.env("GOTAP_GO", tc.go())
+        .env("GOTOOLCHAIN", "local")
+        .env("GOFLAGS", "-modcacherw")
+        .env("CGO_ENABLED", "0");
     let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
     let res = cmd.output().unwrap();
-    assert!(res.status.success(), "gotap build --probes with {} failed:\n{}", tc.label(), String::from_utf8_lossy(&res.stderr));
+    assert!(
+        res.status.success(),
+        "gotap build --probes with {} failed:\n{}",
+        tc.label(),
+        String::from_utf8_lossy(&res.stderr)
+    );
     out
 }
 
@@ -52,18 +65,48 @@ struct Run {
 fn run(bin: &Path, dir: &Path, label: &str, pa: u16, pb: u16) -> Run {
     let flags = |svc: &str| {
         let file = dir.join(format!("{label}-{svc}.jsonl"));
-        ["--no-console", "--output-file", file.to_str().unwrap(), "--service-name", svc].map(String::from).to_vec()
+        [
+            "--no-console",
+            "--output-file",
+            file.to_str().unwrap(),
+            "--service-name",
+            svc,
+        ]
+        .map(String::from)
+        .to_vec()
     };
-    let mut b = gotap_run(&flags("svc-b"), bin, &svc_args(pb, "B", None), &format!("gotap run B ({label})"));
+    let mut b = gotap_run(
+        &flags("svc-b"),
+        bin,
+        &svc_args(pb, "B", None),
+        &format!("gotap run B ({label})"),
+    );
     wait_listening(pb, &mut b);
-    let mut a = gotap_run(&flags("svc-a"), bin, &svc_args(pa, "A", Some(pb)), &format!("gotap run A ({label})"));
+    let mut a = gotap_run(
+        &flags("svc-a"),
+        bin,
+        &svc_args(pa, "A", Some(pb)),
+        &format!("gotap run A ({label})"),
+    );
     wait_listening(pa, &mut a);
 
     // The responses are what the untraced service answers, whatever the build.
-    assert_eq!(http(pa, "GET", "/users/42?x=1", &[]), (200, "A user 42 via [200 B user 42]\n".into()), "{label}");
+    assert_eq!(
+        http(pa, "GET", "/users/42?x=1", &[]),
+        (200, "A user 42 via [200 B user 42]\n".into()),
+        "{label}"
+    );
     let tp = format!("00-{TRACE_ID}-{PARENT_ID}-01");
-    assert_eq!(http(pa, "GET", "/users/43", &[("traceparent", &tp)]), (200, "A user 43 via [200 B user 43]\n".into()), "{label}");
-    assert_eq!(http(pa, "GET", "/fanout", &[]), (200, "A fanout [200 B user 1] [200 B user 2]\n".into()), "{label}");
+    assert_eq!(
+        http(pa, "GET", "/users/43", &[("traceparent", &tp)]),
+        (200, "A user 43 via [200 B user 43]\n".into()),
+        "{label}"
+    );
+    assert_eq!(
+        http(pa, "GET", "/fanout", &[]),
+        (200, "A fanout [200 B user 1] [200 B user 2]\n".into()),
+        "{label}"
+    );
     assert_eq!(http(pa, "GET", "/fail", &[]).0, 500, "{label}");
     assert_eq!(http(pa, "GET", "/notfound", &[]).0, 404, "{label}");
     // Let the agents drain their ring buffers (they poll every 20 ms) before stopping them.
@@ -73,27 +116,46 @@ fn run(bin: &Path, dir: &Path, label: &str, pa: u16, pb: u16) -> Run {
     let mut spans = Vec::new();
     for svc in ["svc-a", "svc-b"] {
         let file = dir.join(format!("{label}-{svc}.jsonl"));
-        spans.extend(parse_otlp_json_lines(&std::fs::read_to_string(&file).unwrap_or_default()));
+        spans.extend(parse_otlp_json_lines(
+            &std::fs::read_to_string(&file).unwrap_or_default(),
+        ));
     }
-    Run { spans, stderr: [fa.stderr, fb.stderr] }
+    Run {
+        spans,
+        stderr: [fa.stderr, fb.stderr],
+    }
 }
 
 /// A span as both strategies must agree on: everything but ids, times and ephemeral ports, with
 /// its parent described the same way (recursively), so equal signatures mean equal trace trees.
 fn signature(s: &FlatSpan, all: &[FlatSpan]) -> String {
-    let mut attrs: BTreeMap<&str, Value> = s.attrs.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let mut attrs: BTreeMap<&str, Value> = s
+        .attrs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
     if attrs.contains_key("client.port") {
         attrs.insert("client.port", Value::from("<ephemeral>"));
     }
     let parent = if s.parent.is_empty() {
         "root".to_string()
-    } else if let Some(p) = all.iter().find(|p| p.span_id == s.parent && p.trace_id == s.trace_id) {
+    } else if let Some(p) = all
+        .iter()
+        .find(|p| p.span_id == s.parent && p.trace_id == s.trace_id)
+    {
         format!("child of [{}]", signature(p, all))
     } else {
         format!("child of remote {}", s.parent)
     };
-    let trace = if s.trace_id == TRACE_ID { "the incoming trace" } else { "a new trace" };
-    format!("{} kind={} {:?} status={} {attrs:?} in {trace}, {parent}", s.service, s.kind, s.name, s.status)
+    let trace = if s.trace_id == TRACE_ID {
+        "the incoming trace"
+    } else {
+        "a new trace"
+    };
+    format!(
+        "{} kind={} {:?} status={} {attrs:?} in {trace}, {parent}",
+        s.service, s.kind, s.name, s.status
+    )
 }
 
 fn signatures(spans: &[FlatSpan]) -> Vec<String> {
@@ -117,26 +179,71 @@ fn same_spans(tc: Toolchain, variant: Variant) {
     for (what, r) in [("function probes", &functions), ("probe sites", &sites)] {
         assert_eq!(r.spans.len(), 13, "{label} {what}:\n{}", dump(&r.spans));
     }
-    assert_eq!(signatures(&sites.spans), signatures(&functions.spans), "{label}: sites and function probes disagree");
+    assert_eq!(
+        signatures(&sites.spans),
+        signatures(&functions.spans),
+        "{label}: sites and function probes disagree"
+    );
     // The signatures compare trees, not just sets: spot-check the links they encode.
-    let a43 = sites.spans.iter().find(|s| s.service == "svc-a" && s.kind == 2 && s.str("url.path") == Some("/users/43")).unwrap();
-    assert_eq!((a43.trace_id.as_str(), a43.parent.as_str()), (TRACE_ID, PARENT_ID), "{label}");
-    let b43 = sites.spans.iter().find(|s| s.service == "svc-b" && s.str("url.path") == Some("/users/43")).unwrap();
-    let c43 = sites.spans.iter().find(|s| s.span_id == b43.parent).expect("B's parent is A's client span");
-    assert_eq!((c43.service.as_str(), c43.kind, c43.parent.as_str()), ("svc-a", 3, a43.span_id.as_str()), "{label}");
+    let a43 = sites
+        .spans
+        .iter()
+        .find(|s| s.service == "svc-a" && s.kind == 2 && s.str("url.path") == Some("/users/43"))
+        .unwrap();
+    assert_eq!(
+        (a43.trace_id.as_str(), a43.parent.as_str()),
+        (TRACE_ID, PARENT_ID),
+        "{label}"
+    );
+    let b43 = sites
+        .spans
+        .iter()
+        .find(|s| s.service == "svc-b" && s.str("url.path") == Some("/users/43"))
+        .unwrap();
+    let c43 = sites
+        .spans
+        .iter()
+        .find(|s| s.span_id == b43.parent)
+        .expect("B's parent is A's client span");
+    assert_eq!(
+        (c43.service.as_str(), c43.kind, c43.parent.as_str()),
+        ("svc-a", 3, a43.span_id.as_str()),
+        "{label}"
+    );
 
     // Which path each gotap took, and what it cost in probe hits.
     for stderr in &functions.stderr {
-        let tracing = stderr.lines().find(|l| l.starts_with("gotap: tracing ")).unwrap_or_else(|| panic!("{stderr}"));
-        assert!(tracing.ends_with(" probes"), "{label}: function probes keep the plain line: {tracing}");
+        let tracing = stderr
+            .lines()
+            .find(|l| l.starts_with("gotap: tracing "))
+            .unwrap_or_else(|| panic!("{stderr}"));
+        assert!(
+            tracing.ends_with(" probes"),
+            "{label}: function probes keep the plain line: {tracing}"
+        );
     }
     let optimised = gotap_ebpf::kernel_optimises_nop5();
-    let path = if optimised { "probe sites (nop5, kernel-optimised)" } else { "probe sites (int3: this kernel does not optimise nop5 uprobes)" };
+    let path = if optimised {
+        "probe sites (nop5, kernel-optimised)"
+    } else {
+        "probe sites (int3: this kernel does not optimise nop5 uprobes)"
+    };
     for stderr in &sites.stderr {
-        let tracing = stderr.lines().find(|l| l.starts_with("gotap: tracing ")).unwrap_or_else(|| panic!("{stderr}"));
-        assert!(tracing.ends_with(&format!(": net/http server, net/http client; 2 probes on {path}")), "{label}: {tracing}");
+        let tracing = stderr
+            .lines()
+            .find(|l| l.starts_with("gotap: tracing "))
+            .unwrap_or_else(|| panic!("{stderr}"));
+        assert!(
+            tracing.ends_with(&format!(
+                ": net/http server, net/http client; 2 probes on {path}"
+            )),
+            "{label}: {tracing}"
+        );
         let summary = stderr.lines().last().unwrap();
-        assert!(summary.contains(", 0 dropped, ") && summary.ends_with("(1.0 per span)"), "{label}: one hit per span: {summary}");
+        assert!(
+            summary.contains(", 0 dropped, ") && summary.ends_with("(1.0 per span)"),
+            "{label}: one hit per span: {summary}"
+        );
     }
 }
 
@@ -152,12 +259,24 @@ fn go127_same_spans() {
 
 #[test]
 fn go126_stripped_same_spans() {
-    same_spans(Toolchain::Go126, Variant { stripped: true, pie: false });
+    same_spans(
+        Toolchain::Go126,
+        Variant {
+            stripped: true,
+            pie: false,
+        },
+    );
 }
 
 #[test]
 fn go127_stripped_same_spans() {
-    same_spans(Toolchain::Go127, Variant { stripped: true, pie: false });
+    same_spans(
+        Toolchain::Go127,
+        Variant {
+            stripped: true,
+            pie: false,
+        },
+    );
 }
 
 /// The semaphore of running process `pid` (16 bits at the file offset the notes give, found
@@ -173,13 +292,19 @@ fn semaphore(pid: u32, bin: &Path) -> u16 {
         .find_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
             let (lo, hi) = f[0].split_once('-')?;
-            let (lo, hi) = (u64::from_str_radix(lo, 16).ok()?, u64::from_str_radix(hi, 16).ok()?);
+            let (lo, hi) = (
+                u64::from_str_radix(lo, 16).ok()?,
+                u64::from_str_radix(hi, 16).ok()?,
+            );
             let foff = u64::from_str_radix(f[2], 16).ok()?;
             (foff <= off && off < foff + (hi - lo)).then(|| lo + off - foff)
         })
         .unwrap_or_else(|| panic!("semaphore not mapped:\n{maps}"));
     let mut b = [0u8; 2];
-    std::fs::File::open(format!("/proc/{pid}/mem")).unwrap().read_exact_at(&mut b, addr).unwrap();
+    std::fs::File::open(format!("/proc/{pid}/mem"))
+        .unwrap()
+        .read_exact_at(&mut b, addr)
+        .unwrap();
     u16::from_le_bytes(b)
 }
 
@@ -198,9 +323,20 @@ fn attach_and_detach_a_probes_build() {
 
     let file = dir.join("attach.jsonl");
     let mut cmd = Command::new(GOTAP);
-    cmd.args(["attach", "--no-console", "--output-file", file.to_str().unwrap(), "--service-name", "svc-s", "--pid", &svc.pid().to_string()]);
+    cmd.args([
+        "attach",
+        "--no-console",
+        "--output-file",
+        file.to_str().unwrap(),
+        "--service-name",
+        "svc-s",
+        "--pid",
+        &svc.pid().to_string(),
+    ]);
     let mut g = Proc::spawn(cmd, "gotap attach");
-    let line = g.stderr.text_containing("gotap: tracing ", Duration::from_secs(60));
+    let line = g
+        .stderr
+        .text_containing("gotap: tracing ", Duration::from_secs(60));
     assert!(g.alive(), "gotap attach exited: {line}");
     assert!(line.contains("; 2 probes on probe sites ("), "{line}");
     assert_eq!(semaphore(svc.pid(), &bin), 1, "one tracer");
@@ -209,13 +345,32 @@ fn attach_and_detach_a_probes_build() {
     std::thread::sleep(Duration::from_millis(300));
     let f = g.interrupt();
     assert_eq!(f.code, Some(0), "{f:?}");
-    assert!(f.stderr.lines().last().unwrap().ends_with("1 probe hits (1.0 per span)"), "{}", f.stderr);
+    assert!(
+        f.stderr
+            .lines()
+            .last()
+            .unwrap()
+            .ends_with("1 probe hits (1.0 per span)"),
+        "{}",
+        f.stderr
+    );
     let spans = parse_otlp_json_lines(&std::fs::read_to_string(&file).unwrap());
     assert_eq!(spans.len(), 1, "{}", dump(&spans));
-    assert_eq!((spans[0].name.as_str(), spans[0].str("url.path")), ("GET /users/{id}", Some("/users/5")));
+    assert_eq!(
+        (spans[0].name.as_str(), spans[0].str("url.path")),
+        ("GET /users/{id}", Some("/users/5"))
+    );
 
-    assert_eq!(semaphore(svc.pid(), &bin), 0, "detached: semaphore back to 0");
-    assert_eq!(http(port, "GET", "/users/6", &[]).0, 200, "the service keeps answering");
+    assert_eq!(
+        semaphore(svc.pid(), &bin),
+        0,
+        "detached: semaphore back to 0"
+    );
+    assert_eq!(
+        http(port, "GET", "/users/6", &[]).0,
+        200,
+        "the service keeps answering"
+    );
     assert!(svc.alive());
 }
 
@@ -243,9 +398,18 @@ fn attach_detach_cycles_under_load() {
                 while i < 50 || !stop.load(Ordering::SeqCst) {
                     let id = t * 100_000 + i;
                     let (path, want) = match i % 3 {
-                        0 => (format!("/users/{id}"), (200, format!("A user {id} via [200 B user {id}]\n"))),
-                        1 => ("/fanout".to_string(), (200, "A fanout [200 B user 1] [200 B user 2]\n".to_string())),
-                        _ => ("/fail".to_string(), (500, "A failed on purpose\n".to_string())),
+                        0 => (
+                            format!("/users/{id}"),
+                            (200, format!("A user {id} via [200 B user {id}]\n")),
+                        ),
+                        1 => (
+                            "/fanout".to_string(),
+                            (200, "A fanout [200 B user 1] [200 B user 2]\n".to_string()),
+                        ),
+                        _ => (
+                            "/fail".to_string(),
+                            (500, "A failed on purpose\n".to_string()),
+                        ),
                     };
                     assert_eq!(http(pa, "GET", &path, &[]), want, "client {t} request {i}");
                     i += 1;
@@ -259,32 +423,71 @@ fn attach_detach_cycles_under_load() {
     for cycle in 0..3 {
         let out = dir.join(format!("cycle-{cycle}.jsonl"));
         let mut cmd = Command::new(GOTAP);
-        cmd.args(["attach", "--no-console", "--output-file", out.to_str().unwrap()])
-            .args(["--pid", &a.pid().to_string(), "--pid", &b.pid().to_string()]);
+        cmd.args([
+            "attach",
+            "--no-console",
+            "--output-file",
+            out.to_str().unwrap(),
+        ])
+        .args(["--pid", &a.pid().to_string(), "--pid", &b.pid().to_string()]);
         let g = Proc::spawn(cmd, "gotap attach A B");
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         while g.stderr.text().matches("probe sites").count() < 2 {
-            assert!(std::time::Instant::now() < deadline, "gotap never attached both: {}", g.stderr.text());
+            assert!(
+                std::time::Instant::now() < deadline,
+                "gotap never attached both: {}",
+                g.stderr.text()
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
-        assert_eq!((semaphore(a.pid(), &bin), semaphore(b.pid(), &bin)), (1, 1), "cycle {cycle}");
+        assert_eq!(
+            (semaphore(a.pid(), &bin), semaphore(b.pid(), &bin)),
+            (1, 1),
+            "cycle {cycle}"
+        );
         std::thread::sleep(Duration::from_millis(400));
         let f = g.interrupt();
         assert_eq!(f.code, Some(0), "cycle {cycle}: {f:?}");
         let summary = f.stderr.lines().last().unwrap();
-        assert!(summary.contains(", 0 dropped, ") && summary.ends_with("(1.0 per span)"), "cycle {cycle}: {summary}");
+        assert!(
+            summary.contains(", 0 dropped, ") && summary.ends_with("(1.0 per span)"),
+            "cycle {cycle}: {summary}"
+        );
         let spans = parse_otlp_json_lines(&std::fs::read_to_string(&out).unwrap_or_default());
-        assert!(spans.iter().any(|s| s.kind == 2) && spans.iter().any(|s| s.kind == 3), "cycle {cycle}: {}", dump(&spans));
+        assert!(
+            spans.iter().any(|s| s.kind == 2) && spans.iter().any(|s| s.kind == 3),
+            "cycle {cycle}: {}",
+            dump(&spans)
+        );
         // A complete request inside the window is one tree across both services.
-        let linked = spans.iter().filter(|s| s.kind == 2 && s.str("url.path").is_some_and(|p| p.starts_with("/users/"))).any(|bs| {
-            spans.iter().any(|c| c.kind == 3 && c.span_id == bs.parent && c.trace_id == bs.trace_id)
-        });
-        assert!(linked, "cycle {cycle}: no B span is the child of an A client span:\n{}", dump(&spans));
-        assert_eq!((semaphore(a.pid(), &bin), semaphore(b.pid(), &bin)), (0, 0), "cycle {cycle}: detached");
+        let linked = spans
+            .iter()
+            .filter(|s| s.kind == 2 && s.str("url.path").is_some_and(|p| p.starts_with("/users/")))
+            .any(|bs| {
+                spans
+                    .iter()
+                    .any(|c| c.kind == 3 && c.span_id == bs.parent && c.trace_id == bs.trace_id)
+            });
+        assert!(
+            linked,
+            "cycle {cycle}: no B span is the child of an A client span:\n{}",
+            dump(&spans)
+        );
+        assert_eq!(
+            (semaphore(a.pid(), &bin), semaphore(b.pid(), &bin)),
+            (0, 0),
+            "cycle {cycle}: detached"
+        );
         assert!(a.alive() && b.alive(), "cycle {cycle}");
     }
     stop.store(true, Ordering::SeqCst);
-    let total: usize = clients.into_iter().map(|c| c.join().expect("client thread")).sum();
-    assert_eq!(http(pa, "GET", "/users/7", &[]), (200, "A user 7 via [200 B user 7]\n".into()));
+    let total: usize = clients
+        .into_iter()
+        .map(|c| c.join().expect("client thread"))
+        .sum();
+    assert_eq!(
+        http(pa, "GET", "/users/7", &[]),
+        (200, "A user 7 via [200 B user 7]\n".into())
+    );
     eprintln!("probe sites under load: {total} requests, all answered unchanged");
 }

@@ -35,17 +35,29 @@ const PARENT_ID: &str = "00f067aa0ba902b7";
 
 /// `gotap build [--probes]` of the main package in `dir`.
 fn build(tc: Toolchain, dir: &Path, name: &str, probes: bool) -> PathBuf {
-    let out = bin_dir().join(format!("{name}-{}-{}", if probes { "probes" } else { "sdk" }, tc.label()));
+    let out = bin_dir().join(format!(
+        "{name}-{}-{}",
+        if probes { "probes" } else { "sdk" },
+        tc.label()
+    ));
     let mut cmd = Command::new(GOTAP);
     cmd.current_dir(dir).arg("build");
     if probes {
         cmd.arg("--probes");
     }
     cmd.arg("-o").arg(&out).arg(".");
-    cmd.env("GOTAP_GO", tc.go()).env("GOTOOLCHAIN", "local").env("GOFLAGS", "-modcacherw").env_remove("GOTAP_WEAVE_CONFIG");
+    cmd.env("GOTAP_GO", tc.go())
+        .env("GOTOOLCHAIN", "local")
+        .env("GOFLAGS", "-modcacherw")
+        .env_remove("GOTAP_WEAVE_CONFIG");
     let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
     let res = cmd.output().unwrap();
-    assert!(res.status.success(), "gotap build (probes: {probes}) of {name} with {} failed:\n{}", tc.label(), String::from_utf8_lossy(&res.stderr));
+    assert!(
+        res.status.success(),
+        "gotap build (probes: {probes}) of {name} with {} failed:\n{}",
+        tc.label(),
+        String::from_utf8_lossy(&res.stderr)
+    );
     out
 }
 
@@ -59,15 +71,21 @@ fn start(mode: &Mode, bin: &Path, service: &str, args: &[String], env: &[(&str, 
     let mut cmd = match mode {
         Mode::Sdk(col) => {
             let mut c = Command::new(bin);
-            c.env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://127.0.0.1:{}", col.http_port))
-                .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-                .env("OTEL_SERVICE_NAME", service);
+            c.env(
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                format!("http://127.0.0.1:{}", col.http_port),
+            )
+            .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+            .env("OTEL_SERVICE_NAME", service);
             c
         }
         Mode::Sites(dir) => {
             let mut c = Command::new(GOTAP);
             let file = dir.join(format!("{service}.jsonl"));
-            c.args(["run", "--no-console", "--output-file"]).arg(file).args(["--service-name", service, "--"]).arg(bin);
+            c.args(["run", "--no-console", "--output-file"])
+                .arg(file)
+                .args(["--service-name", service, "--"])
+                .arg(bin);
             c
         }
     };
@@ -88,7 +106,12 @@ fn signature(s: &FlatSpan, all: &[FlatSpan]) -> String {
             let v = match v.as_str() {
                 _ if k.ends_with(".port") => Value::from("<port>"),
                 // Each mode has its own SQLite file (sdk.db, sites.db): the namespace is its path.
-                Some(db) if k == "db.namespace" && (db.ends_with("/sdk.db") || db.ends_with("/sites.db")) => Value::from("<the run's database file>"),
+                Some(db)
+                    if k == "db.namespace"
+                        && (db.ends_with("/sdk.db") || db.ends_with("/sites.db")) =>
+                {
+                    Value::from("<the run's database file>")
+                }
                 _ => v.clone(),
             };
             (k.as_str(), v)
@@ -96,15 +119,25 @@ fn signature(s: &FlatSpan, all: &[FlatSpan]) -> String {
         .collect();
     let parent = if s.parent.is_empty() {
         "root".to_string()
-    } else if let Some(p) = all.iter().find(|p| p.span_id == s.parent && p.trace_id == s.trace_id) {
+    } else if let Some(p) = all
+        .iter()
+        .find(|p| p.span_id == s.parent && p.trace_id == s.trace_id)
+    {
         format!("child of [{}]", signature(p, all))
     } else if s.parent == PARENT_ID {
         "child of the incoming traceparent".to_string()
     } else {
         format!("child of unknown {}", s.parent)
     };
-    let trace = if s.trace_id == TRACE_ID { "the incoming trace" } else { "a new trace" };
-    format!("{} kind={} {:?} status={} {attrs:?} in {trace}, {parent}", s.service, s.kind, s.name, s.status)
+    let trace = if s.trace_id == TRACE_ID {
+        "the incoming trace"
+    } else {
+        "a new trace"
+    };
+    format!(
+        "{} kind={} {:?} status={} {attrs:?} in {trace}, {parent}",
+        s.service, s.kind, s.name, s.status
+    )
 }
 
 fn signatures(spans: &[FlatSpan]) -> Vec<String> {
@@ -114,23 +147,48 @@ fn signatures(spans: &[FlatSpan]) -> Vec<String> {
 }
 
 fn read_spans(dir: &Path, services: &[&str]) -> Vec<FlatSpan> {
-    services.iter().flat_map(|s| parse_otlp_json_lines(&std::fs::read_to_string(dir.join(format!("{s}.jsonl"))).unwrap_or_default())).collect()
+    services
+        .iter()
+        .flat_map(|s| {
+            parse_otlp_json_lines(
+                &std::fs::read_to_string(dir.join(format!("{s}.jsonl"))).unwrap_or_default(),
+            )
+        })
+        .collect()
 }
 
 /// gotap's "tracing …" line and summary of a stopped `gotap run`.
 fn check_run(stderr: &str, label: &str, instrumentations: &str) {
-    let tracing = stderr.lines().find(|l| l.starts_with("gotap: tracing ")).unwrap_or_else(|| panic!("{label}: {stderr}"));
-    assert!(tracing.contains(&format!(": {instrumentations}; ")) && tracing.contains(" on probe sites ("), "{label}: {tracing}");
+    let tracing = stderr
+        .lines()
+        .find(|l| l.starts_with("gotap: tracing "))
+        .unwrap_or_else(|| panic!("{label}: {stderr}"));
+    assert!(
+        tracing.contains(&format!(": {instrumentations}; "))
+            && tracing.contains(" on probe sites ("),
+        "{label}: {tracing}"
+    );
     let summary = stderr.lines().last().unwrap();
-    assert!(summary.contains(", 0 dropped, ") && summary.ends_with("(1.0 per span)"), "{label}: one hit per span: {summary}");
+    assert!(
+        summary.contains(", 0 dropped, ") && summary.ends_with("(1.0 per span)"),
+        "{label}: one hit per span: {summary}"
+    );
 }
 
 // ---------- notes ----------
 
 /// `gotap probes list --json`: (name, semaphore address, first 5 bytes of the site).
 fn notes(bin: &Path) -> Vec<(String, u64, Vec<u8>)> {
-    let out = Command::new(GOTAP).args(["probes", "list", "--json"]).arg(bin).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(GOTAP)
+        .args(["probes", "list", "--json"])
+        .arg(bin)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let data = std::fs::read(bin).unwrap();
     v["probes"]
@@ -139,7 +197,11 @@ fn notes(bin: &Path) -> Vec<(String, u64, Vec<u8>)> {
         .iter()
         .map(|p| {
             let off = p["offset"].as_u64().unwrap() as usize;
-            (p["name"].as_str().unwrap().to_owned(), p["semaphore"].as_u64().unwrap(), data[off..off + 5].to_vec())
+            (
+                p["name"].as_str().unwrap().to_owned(),
+                p["semaphore"].as_u64().unwrap(),
+                data[off..off + 5].to_vec(),
+            )
         })
         .collect()
 }
@@ -148,28 +210,69 @@ fn notes(bin: &Path) -> Vec<(String, u64, Vec<u8>)> {
 /// nop5, readelf reads the notes without a warning, and `.probes` spans every semaphore (bcc
 /// turns a semaphore's address into a file offset with its header).
 fn notes_per_package(tc: Toolchain) {
-    let sql = build(tc, &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/go/sqlsvc"), "sqlsvc", true);
-    let gateway = build(tc, &repo_root().join("go/arena/gateway"), "arena-gateway", true);
-    for (bin, want) in [(&sql, &["http_server", "sql_query"][..]), (&gateway, &["http_server", "http_client", "grpc_server", "grpc_client"][..])] {
+    let sql = build(
+        tc,
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/go/sqlsvc"),
+        "sqlsvc",
+        true,
+    );
+    let gateway = build(
+        tc,
+        &repo_root().join("go/arena/gateway"),
+        "arena-gateway",
+        true,
+    );
+    for (bin, want) in [
+        (&sql, &["http_server", "sql_query"][..]),
+        (
+            &gateway,
+            &["http_server", "http_client", "grpc_server", "grpc_client"][..],
+        ),
+    ] {
         let n = notes(bin);
-        assert_eq!(n.iter().map(|(name, _, _)| name.as_str()).collect::<Vec<_>>(), want, "{}", bin.display());
+        assert_eq!(
+            n.iter()
+                .map(|(name, _, _)| name.as_str())
+                .collect::<Vec<_>>(),
+            want,
+            "{}",
+            bin.display()
+        );
         for (name, _, first) in &n {
-            assert_eq!(first, &[0x0f, 0x1f, 0x44, 0x00, 0x00], "{name} starts with the 5-byte NOP");
+            assert_eq!(
+                first,
+                &[0x0f, 0x1f, 0x44, 0x00, 0x00],
+                "{name} starts with the 5-byte NOP"
+            );
         }
         let sem = |name: &str| n.iter().find(|(n, _, _)| n == name).map(|(_, s, _)| *s);
         let mut sems: Vec<u64> = n.iter().map(|(_, s, _)| *s).collect();
         sems.sort();
         sems.dedup();
         assert_eq!(sems.len(), 2, "one semaphore per package: {n:?}");
-        assert_eq!(sem("http_server"), sem("http_client").or(sem("http_server")));
+        assert_eq!(
+            sem("http_server"),
+            sem("http_client").or(sem("http_server"))
+        );
         assert_eq!(sem("grpc_server"), sem("grpc_client"));
-        let readelf = Command::new("readelf").args(["-nSW"]).arg(bin).output().unwrap();
-        let text = String::from_utf8_lossy(&readelf.stdout).into_owned() + &String::from_utf8_lossy(&readelf.stderr);
+        let readelf = Command::new("readelf")
+            .args(["-nSW"])
+            .arg(bin)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&readelf.stdout).into_owned()
+            + &String::from_utf8_lossy(&readelf.stderr);
         assert!(!text.to_lowercase().contains("warning"), "{text}");
-        let probes = text.lines().find(|l| l.contains(" .probes ")).unwrap_or_else(|| panic!("no .probes: {text}"));
+        let probes = text
+            .lines()
+            .find(|l| l.contains(" .probes "))
+            .unwrap_or_else(|| panic!("no .probes: {text}"));
         let f: Vec<&str> = probes.split_whitespace().collect();
         let at = f.iter().position(|w| *w == ".probes").unwrap();
-        let (addr, size) = (u64::from_str_radix(f[at + 2], 16).unwrap(), u64::from_str_radix(f[at + 4], 16).unwrap());
+        let (addr, size) = (
+            u64::from_str_radix(f[at + 2], 16).unwrap(),
+            u64::from_str_radix(f[at + 4], 16).unwrap(),
+        );
         assert_eq!((addr, addr + size), (sems[0], sems[1] + 2), "{probes}");
     }
 }
@@ -190,7 +293,10 @@ fn go127_notes_per_package() {
 /// 6 request queries, one per scan query).
 fn sql_requests(port: u16) -> usize {
     let tp = format!("00-{TRACE_ID}-{PARENT_ID}-01");
-    assert_eq!(http(port, "GET", "/orders/2", &[("traceparent", &tp)]), (200, "total 25, big orders 1\n".into()));
+    assert_eq!(
+        http(port, "GET", "/orders/2", &[("traceparent", &tp)]),
+        (200, "total 25, big orders 1\n".into())
+    );
     assert_eq!(http(port, "GET", "/missing", &[]).0, 404);
     assert_eq!(http(port, "GET", "/broken", &[]).0, 500);
     let (status, scan) = http(port, "GET", "/scan", &[]);
@@ -209,8 +315,21 @@ fn sql_spans(tc: Toolchain) {
     let col = Collector::start(&dir);
     let run = |mode: Mode, db: &str| {
         let port = free_port();
-        let env = [("ADDR", format!("127.0.0.1:{port}")), ("DB", dir.join(db).display().to_string())];
-        let mut p = start(&mode, if matches!(mode, Mode::Sdk(_)) { &sdk_bin } else { &probes_bin }, "sqlsvc", &[], &env);
+        let env = [
+            ("ADDR", format!("127.0.0.1:{port}")),
+            ("DB", dir.join(db).display().to_string()),
+        ];
+        let mut p = start(
+            &mode,
+            if matches!(mode, Mode::Sdk(_)) {
+                &sdk_bin
+            } else {
+                &probes_bin
+            },
+            "sqlsvc",
+            &[],
+            &env,
+        );
         wait_listening(port, &mut p);
         (p, sql_requests(port))
     };
@@ -224,12 +343,34 @@ fn sql_spans(tc: Toolchain) {
     let sites = read_spans(&dir, &["sqlsvc"]);
 
     assert_eq!(sdk.len(), total, "{label} SDK:\n{}", dump(&sdk));
-    assert_eq!(sites.len(), total, "{label} sites:\n{}\n{}", dump(&sites), fin.stderr);
-    assert_eq!(signatures(&sites), signatures(&sdk), "{label}: probe sites and SDK disagree");
+    assert_eq!(
+        sites.len(),
+        total,
+        "{label} sites:\n{}\n{}",
+        dump(&sites),
+        fin.stderr
+    );
+    assert_eq!(
+        signatures(&sites),
+        signatures(&sdk),
+        "{label}: probe sites and SDK disagree"
+    );
     // The signatures compare trees: spot-check one link they encode.
-    let server = sites.iter().find(|s| s.kind == 2 && s.str("url.path") == Some("/orders/2")).unwrap();
-    assert_eq!((server.trace_id.as_str(), server.parent.as_str()), (TRACE_ID, PARENT_ID));
-    assert_eq!(sites.iter().filter(|s| s.parent == server.span_id && s.str("db.system.name") == Some("sqlite")).count(), 4);
+    let server = sites
+        .iter()
+        .find(|s| s.kind == 2 && s.str("url.path") == Some("/orders/2"))
+        .unwrap();
+    assert_eq!(
+        (server.trace_id.as_str(), server.parent.as_str()),
+        (TRACE_ID, PARENT_ID)
+    );
+    assert_eq!(
+        sites
+            .iter()
+            .filter(|s| s.parent == server.span_id && s.str("db.system.name") == Some("sqlite"))
+            .count(),
+        4
+    );
     check_run(&fin.stderr, label, "net/http server, database/sql");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -263,9 +404,16 @@ fn fake_orders() -> u16 {
                 }
             }
             let text = String::from_utf8_lossy(&req);
-            let id: i64 = text.split_whitespace().nth(1).and_then(|p| p.strip_prefix("/orders/")).and_then(|i| i.parse().ok()).unwrap_or(1);
+            let id: i64 = text
+                .split_whitespace()
+                .nth(1)
+                .and_then(|p| p.strip_prefix("/orders/"))
+                .and_then(|i| i.parse().ok())
+                .unwrap_or(1);
             let product = if id == 7 { 99_999 } else { id + 2 };
-            let body = format!(r#"{{"id":{id},"customer_id":5,"product_id":{product},"quantity":2,"created_at":"2026-01-01T00:00:00Z"}}"#);
+            let body = format!(
+                r#"{{"id":{id},"customer_id":5,"product_id":{product},"quantity":2,"created_at":"2026-01-01T00:00:00Z"}}"#
+            );
             let _ = write!(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
         }
     });
@@ -276,13 +424,26 @@ fn fake_orders() -> u16 {
 /// gateway's) still running and gateway's port.
 fn grpc_run(mode: &Mode, catalog: &Path, gateway: &Path, orders: u16) -> (Proc, Proc, u16) {
     let (cp, gp) = (free_port(), free_port());
-    let mut c = start(mode, catalog, "catalog", &[format!("-addr=127.0.0.1:{cp}")], &[]);
+    let mut c = start(
+        mode,
+        catalog,
+        "catalog",
+        &[format!("-addr=127.0.0.1:{cp}")],
+        &[],
+    );
     wait_listening(cp, &mut c);
-    let args = [format!("-addr=127.0.0.1:{gp}"), format!("-orders=http://127.0.0.1:{orders}"), format!("-catalog=127.0.0.1:{cp}")];
+    let args = [
+        format!("-addr=127.0.0.1:{gp}"),
+        format!("-orders=http://127.0.0.1:{orders}"),
+        format!("-catalog=127.0.0.1:{cp}"),
+    ];
     let mut g = start(mode, gateway, "gateway", &args, &[]);
     wait_listening(gp, &mut g);
     let tp = format!("00-{TRACE_ID}-{PARENT_ID}-01");
-    assert_eq!(http(gp, "GET", "/orders/1/details", &[("traceparent", &tp)]).0, 200);
+    assert_eq!(
+        http(gp, "GET", "/orders/1/details", &[("traceparent", &tp)]).0,
+        200
+    );
     assert_eq!(http(gp, "GET", "/orders/7/details", &[]).0, 404);
     (c, g, gp)
 }
@@ -292,10 +453,15 @@ fn grpc_spans(tc: Toolchain) {
     let label = tc.label();
     let dir = scratch(&format!("probes-more-grpc-{label}"));
     let arena = repo_root().join("go/arena");
-    let bins: Vec<PathBuf> = [("catalog", false), ("gateway", false), ("catalog", true), ("gateway", true)]
-        .iter()
-        .map(|(svc, probes)| build(tc, &arena.join(svc), &format!("arena-{svc}"), *probes))
-        .collect();
+    let bins: Vec<PathBuf> = [
+        ("catalog", false),
+        ("gateway", false),
+        ("catalog", true),
+        ("gateway", true),
+    ]
+    .iter()
+    .map(|(svc, probes)| build(tc, &arena.join(svc), &format!("arena-{svc}"), *probes))
+    .collect();
     let orders = fake_orders();
 
     // Per request: gateway HTTP server, HTTP client to orders, gRPC client; catalog gRPC server.
@@ -318,16 +484,55 @@ fn grpc_spans(tc: Toolchain) {
     let sites = read_spans(&dir, &["catalog", "gateway"]);
 
     assert_eq!(sdk.len(), total, "{label} SDK:\n{}", dump(&sdk));
-    assert_eq!(sites.len(), total, "{label} sites:\n{}\n{}\n{}", dump(&sites), fg.stderr, fc.stderr);
-    assert_eq!(signatures(&sites), signatures(&sdk), "{label}: probe sites and SDK disagree");
+    assert_eq!(
+        sites.len(),
+        total,
+        "{label} sites:\n{}\n{}\n{}",
+        dump(&sites),
+        fg.stderr,
+        fc.stderr
+    );
+    assert_eq!(
+        signatures(&sites),
+        signatures(&sdk),
+        "{label}: probe sites and SDK disagree"
+    );
     // Spot-check the cross-service link the signatures encode: catalog's server span is the
     // child of gateway's client span, in the incoming trace.
-    let served = sites.iter().find(|s| s.service == "catalog" && s.trace_id == TRACE_ID).expect("catalog span in the incoming trace");
-    let client = sites.iter().find(|s| s.span_id == served.parent).expect("its parent");
-    assert_eq!((client.service.as_str(), client.kind, client.str("rpc.method")), ("gateway", 3, Some("GetProduct")));
-    assert_eq!(sites.iter().filter(|s| s.int("rpc.grpc.status_code") == Some(14) && s.status == 2).count(), 1, "UNAVAILABLE");
-    check_run(&fg.stderr, label, "net/http server, net/http client, grpc server, grpc client");
-    check_run(&fc.stderr, label, "net/http server, grpc server, grpc client");
+    let served = sites
+        .iter()
+        .find(|s| s.service == "catalog" && s.trace_id == TRACE_ID)
+        .expect("catalog span in the incoming trace");
+    let client = sites
+        .iter()
+        .find(|s| s.span_id == served.parent)
+        .expect("its parent");
+    assert_eq!(
+        (
+            client.service.as_str(),
+            client.kind,
+            client.str("rpc.method")
+        ),
+        ("gateway", 3, Some("GetProduct"))
+    );
+    assert_eq!(
+        sites
+            .iter()
+            .filter(|s| s.int("rpc.grpc.status_code") == Some(14) && s.status == 2)
+            .count(),
+        1,
+        "UNAVAILABLE"
+    );
+    check_run(
+        &fg.stderr,
+        label,
+        "net/http server, net/http client, grpc server, grpc client",
+    );
+    check_run(
+        &fc.stderr,
+        label,
+        "net/http server, grpc server, grpc client",
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -445,8 +650,19 @@ fn grpcsql_spans(tc: Toolchain) {
     std::fs::write(module.join("main.go"), GRPCSQL_MAIN).unwrap();
     std::fs::write(module.join("go.mod"), GRPCSQL_MOD).unwrap();
     // go.sum from the module cache (-mod=mod writes it), for both builds.
-    let tidy = tc.command().current_dir(&module).args(["build", "-o", "/dev/null", "."]).env("GOTOOLCHAIN", "local").env("GOFLAGS", "-modcacherw -mod=mod").output().unwrap();
-    assert!(tidy.status.success(), "{}", String::from_utf8_lossy(&tidy.stderr));
+    let tidy = tc
+        .command()
+        .current_dir(&module)
+        .args(["build", "-o", "/dev/null", "."])
+        .env("GOTOOLCHAIN", "local")
+        .env("GOFLAGS", "-modcacherw -mod=mod")
+        .output()
+        .unwrap();
+    assert!(
+        tidy.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tidy.stderr)
+    );
     let sdk_bin = build(tc, &module, "grpcsql", false);
     let probes_bin = build(tc, &module, "grpcsql", true);
 
@@ -458,10 +674,23 @@ fn grpcsql_spans(tc: Toolchain) {
             ("GRPC_ADDR", format!("127.0.0.1:{gport}")),
             ("DB", dir.join(db).display().to_string()),
         ];
-        let mut p = start(&mode, if matches!(mode, Mode::Sdk(_)) { &sdk_bin } else { &probes_bin }, "grpcsql", &[], &env);
+        let mut p = start(
+            &mode,
+            if matches!(mode, Mode::Sdk(_)) {
+                &sdk_bin
+            } else {
+                &probes_bin
+            },
+            "grpcsql",
+            &[],
+            &env,
+        );
         wait_listening(port, &mut p);
         let tp = format!("00-{TRACE_ID}-{PARENT_ID}-01");
-        assert_eq!(http(port, "GET", "/q", &[("traceparent", &tp)]), (200, "ok\n".into()));
+        assert_eq!(
+            http(port, "GET", "/q", &[("traceparent", &tp)]),
+            (200, "ok\n".into())
+        );
         p
     };
     // HTTP server, gRPC client, gRPC server, query.
@@ -475,14 +704,35 @@ fn grpcsql_spans(tc: Toolchain) {
     let sites = read_spans(&dir, &["grpcsql"]);
 
     assert_eq!(sdk.len(), total, "{label} SDK:\n{}", dump(&sdk));
-    assert_eq!(sites.len(), total, "{label} sites:\n{}\n{}", dump(&sites), fin.stderr);
-    assert_eq!(signatures(&sites), signatures(&sdk), "{label}: probe sites and SDK disagree");
+    assert_eq!(
+        sites.len(),
+        total,
+        "{label} sites:\n{}\n{}",
+        dump(&sites),
+        fin.stderr
+    );
+    assert_eq!(
+        signatures(&sites),
+        signatures(&sdk),
+        "{label}: probe sites and SDK disagree"
+    );
     // One chain: HTTP server ← gRPC client ← gRPC server ← query, in the incoming trace.
-    let query = sites.iter().find(|s| s.str("db.system.name") == Some("sqlite")).unwrap();
-    let kinds: Vec<i64> = std::iter::successors(Some(query), |s| sites.iter().find(|p| p.span_id == s.parent)).map(|s| s.kind).collect();
+    let query = sites
+        .iter()
+        .find(|s| s.str("db.system.name") == Some("sqlite"))
+        .unwrap();
+    let kinds: Vec<i64> = std::iter::successors(Some(query), |s| {
+        sites.iter().find(|p| p.span_id == s.parent)
+    })
+    .map(|s| s.kind)
+    .collect();
     assert_eq!(kinds, [3, 2, 3, 2], "{}", dump(&sites));
     assert!(sites.iter().all(|s| s.trace_id == TRACE_ID));
-    check_run(&fin.stderr, label, "net/http server, database/sql, grpc server, grpc client");
+    check_run(
+        &fin.stderr,
+        label,
+        "net/http server, database/sql, grpc server, grpc client",
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -522,10 +772,23 @@ fn grpchttp_spans(tc: Toolchain) {
             ("GRPC_ADDR", format!("127.0.0.1:{gport}")),
             ("DB", dir.join("app.db").display().to_string()),
         ];
-        let mut p = start(&mode, if matches!(mode, Mode::Sdk(_)) { &sdk_bin } else { &probes_bin }, "grpchttp", &[], &env);
+        let mut p = start(
+            &mode,
+            if matches!(mode, Mode::Sdk(_)) {
+                &sdk_bin
+            } else {
+                &probes_bin
+            },
+            "grpchttp",
+            &[],
+            &env,
+        );
         wait_listening(port, &mut p);
         let tp = format!("00-{TRACE_ID}-{PARENT_ID}-01");
-        assert_eq!(http(port, "GET", "/q", &[("traceparent", &tp)]), (200, "ok\n".into()));
+        assert_eq!(
+            http(port, "GET", "/q", &[("traceparent", &tp)]),
+            (200, "ok\n".into())
+        );
         assert_eq!(http(port, "GET", "/fail", &[]).0, 502);
         p
     };
@@ -540,25 +803,69 @@ fn grpchttp_spans(tc: Toolchain) {
     let fin = p.interrupt();
     let sites = read_spans(&dir, &["grpchttp"]);
 
-    assert_eq!(sites.len(), total, "{label} sites:\n{}\n{}", dump(&sites), fin.stderr);
+    assert_eq!(
+        sites.len(),
+        total,
+        "{label} sites:\n{}\n{}",
+        dump(&sites),
+        fin.stderr
+    );
     // /leaf's server span ← HTTP client ← gRPC server ← gRPC client ← /q's server span, all in
     // the incoming trace.
-    let leaf = sites.iter().find(|s| s.kind == 2 && s.str("url.path") == Some("/leaf")).unwrap_or_else(|| panic!("{}", dump(&sites)));
-    let chain: Vec<&FlatSpan> = std::iter::successors(Some(leaf), |s| sites.iter().find(|p| p.span_id == s.parent)).collect();
-    let kinds: Vec<(i64, bool)> = chain.iter().map(|s| (s.kind, s.str("rpc.method").is_some())).collect();
-    assert_eq!(kinds, [(2, false), (3, false), (2, true), (3, true), (2, false)], "{label}:\n{}", dump(&sites));
+    let leaf = sites
+        .iter()
+        .find(|s| s.kind == 2 && s.str("url.path") == Some("/leaf"))
+        .unwrap_or_else(|| panic!("{}", dump(&sites)));
+    let chain: Vec<&FlatSpan> =
+        std::iter::successors(Some(leaf), |s| sites.iter().find(|p| p.span_id == s.parent))
+            .collect();
+    let kinds: Vec<(i64, bool)> = chain
+        .iter()
+        .map(|s| (s.kind, s.str("rpc.method").is_some()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [(2, false), (3, false), (2, true), (3, true), (2, false)],
+        "{label}:\n{}",
+        dump(&sites)
+    );
     assert_eq!(chain.last().unwrap().parent, PARENT_ID);
-    assert!(chain.iter().all(|s| s.trace_id == TRACE_ID), "{label}: one trace:\n{}", dump(&sites));
-    let query = sites.iter().find(|s| s.str("db.system.name") == Some("sqlite") && s.status != 2).unwrap();
-    assert_eq!(query.parent, chain[2].span_id, "{label}: the query is the gRPC server span's child");
+    assert!(
+        chain.iter().all(|s| s.trace_id == TRACE_ID),
+        "{label}: one trace:\n{}",
+        dump(&sites)
+    );
+    let query = sites
+        .iter()
+        .find(|s| s.str("db.system.name") == Some("sqlite") && s.status != 2)
+        .unwrap();
+    assert_eq!(
+        query.parent, chain[2].span_id,
+        "{label}: the query is the gRPC server span's child"
+    );
     // /fail: statement ← gRPC server ← gRPC client ← HTTP server (a root).
-    let failed = sites.iter().find(|s| s.str("db.system.name") == Some("sqlite") && s.status == 2).unwrap();
-    let kinds: Vec<i64> = std::iter::successors(Some(failed), |s| sites.iter().find(|p| p.span_id == s.parent)).map(|s| s.kind).collect();
+    let failed = sites
+        .iter()
+        .find(|s| s.str("db.system.name") == Some("sqlite") && s.status == 2)
+        .unwrap();
+    let kinds: Vec<i64> = std::iter::successors(Some(failed), |s| {
+        sites.iter().find(|p| p.span_id == s.parent)
+    })
+    .map(|s| s.kind)
+    .collect();
     assert_eq!(kinds, [3, 2, 3, 2], "{label}:\n{}", dump(&sites));
-    check_run(&fin.stderr, label, "net/http server, net/http client, database/sql, grpc server, grpc client");
+    check_run(
+        &fin.stderr,
+        label,
+        "net/http server, net/http client, database/sql, grpc server, grpc client",
+    );
 
     assert_eq!(sdk.len(), total, "{label} SDK:\n{}", dump(&sdk));
-    assert_eq!(signatures(&sites), signatures(&sdk), "{label}: probe sites and SDK disagree");
+    assert_eq!(
+        signatures(&sites),
+        signatures(&sdk),
+        "{label}: probe sites and SDK disagree"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -21,14 +21,39 @@ struct Prog {
 }
 
 const PROGS: &[Prog] = &[
-    Prog { pkg: "./cmd/hello", cgo: false, funcs: &["main.greet", "main.(*greeter).Greet", "fmt.Fprint*"] },
+    Prog {
+        pkg: "./cmd/hello",
+        cgo: false,
+        funcs: &["main.greet", "main.(*greeter).Greet", "fmt.Fprint*"],
+    },
     Prog {
         pkg: "./cmd/deps",
         cgo: false,
-        funcs: &["main.greet", "main.(*greeter).Greet", "github.com/google/uuid.NewSHA1", "example.com/gotap/greeting.Shout"],
+        funcs: &[
+            "main.greet",
+            "main.(*greeter).Greet",
+            "github.com/google/uuid.NewSHA1",
+            "example.com/gotap/greeting.Shout",
+        ],
     },
-    Prog { pkg: "./cmd/httpserver", cgo: false, funcs: &["main.greet", "main.(*server).hello", "net/http.(*conn).serve"] },
-    Prog { pkg: "./cmd/cgohello", cgo: true, funcs: &["main.greet", "main.(*greeter).Greet", "main._Cfunc_add.abi0"] },
+    Prog {
+        pkg: "./cmd/httpserver",
+        cgo: false,
+        funcs: &[
+            "main.greet",
+            "main.(*server).hello",
+            "net/http.(*conn).serve",
+        ],
+    },
+    Prog {
+        pkg: "./cmd/cgohello",
+        cgo: true,
+        funcs: &[
+            "main.greet",
+            "main.(*greeter).Greet",
+            "main._Cfunc_add.abi0",
+        ],
+    },
 ];
 
 fn build(p: &Prog, tc: Toolchain, v: Variant) -> PathBuf {
@@ -48,11 +73,13 @@ fn inspect_with_funcs(bin: &Path, p: &Prog) -> Value {
 }
 
 fn s(v: &Value) -> &str {
-    v.as_str().unwrap_or_else(|| panic!("want a string, got {v}"))
+    v.as_str()
+        .unwrap_or_else(|| panic!("want a string, got {v}"))
 }
 
 fn u(v: &Value) -> u64 {
-    v.as_u64().unwrap_or_else(|| panic!("want an unsigned integer, got {v}"))
+    v.as_u64()
+        .unwrap_or_else(|| panic!("want an unsigned integer, got {v}"))
 }
 
 /// A module object from the JSON (`sum` and `replace` optional).
@@ -61,7 +88,10 @@ fn json_mod(v: &Value) -> ModLine {
         path: s(&v["path"]).to_string(),
         version: s(&v["version"]).to_string(),
         sum: v.get("sum").and_then(Value::as_str).map(str::to_string),
-        replace: v.get("replace").filter(|r| !r.is_null()).map(|r| Box::new(json_mod(r))),
+        replace: v
+            .get("replace")
+            .filter(|r| !r.is_null())
+            .map(|r| Box::new(json_mod(r))),
     }
 }
 
@@ -69,20 +99,52 @@ fn json_mod(v: &Value) -> ModLine {
 fn check_buildinfo(ctx: &str, tc: Toolchain, bin: &Path, j: &Value) {
     let want = go_version_m(tc, bin);
     assert_eq!(s(&j["go_version"]), want.go_version, "{ctx}: go_version");
-    assert!(want.go_version.starts_with(tc.label()), "{ctx}: built with {} but go says {}", tc.label(), want.go_version);
-    assert_eq!(s(&j["main_path"]), want.path, "{ctx}: main_path (`path` line)");
-    let main = if j["main"].is_null() { None } else { Some(json_mod(&j["main"])) };
+    assert!(
+        want.go_version.starts_with(tc.label()),
+        "{ctx}: built with {} but go says {}",
+        tc.label(),
+        want.go_version
+    );
+    assert_eq!(
+        s(&j["main_path"]),
+        want.path,
+        "{ctx}: main_path (`path` line)"
+    );
+    let main = if j["main"].is_null() {
+        None
+    } else {
+        Some(json_mod(&j["main"]))
+    };
     assert_eq!(main, want.main, "{ctx}: main module (`mod` line)");
     let deps: Vec<ModLine> = j["deps"].as_array().unwrap().iter().map(json_mod).collect();
     assert_eq!(deps, want.deps, "{ctx}: deps (`dep` and `=>` lines)");
-    let settings: Vec<(String, String)> =
-        j["settings"].as_array().unwrap().iter().map(|kv| (s(&kv["key"]).to_string(), s(&kv["value"]).to_string())).collect();
-    assert_eq!(settings, want.settings, "{ctx}: settings (`build` lines, in order)");
-    let goos = want.settings.iter().find(|(k, _)| k == "GOOS").map(|(_, v)| v.as_str());
-    let goarch = want.settings.iter().find(|(k, _)| k == "GOARCH").map(|(_, v)| v.as_str());
+    let settings: Vec<(String, String)> = j["settings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|kv| (s(&kv["key"]).to_string(), s(&kv["value"]).to_string()))
+        .collect();
+    assert_eq!(
+        settings, want.settings,
+        "{ctx}: settings (`build` lines, in order)"
+    );
+    let goos = want
+        .settings
+        .iter()
+        .find(|(k, _)| k == "GOOS")
+        .map(|(_, v)| v.as_str());
+    let goarch = want
+        .settings
+        .iter()
+        .find(|(k, _)| k == "GOARCH")
+        .map(|(_, v)| v.as_str());
     assert_eq!(Some(s(&j["goos"])), goos, "{ctx}: goos");
     assert_eq!(Some(s(&j["goarch"])), goarch, "{ctx}: goarch");
-    assert_eq!(j["elf"]["go_build_id"].as_str(), Some(go_buildid(tc, bin).as_str()), "{ctx}: go_build_id");
+    assert_eq!(
+        j["elf"]["go_build_id"].as_str(),
+        Some(go_buildid(tc, bin).as_str()),
+        "{ctx}: go_build_id"
+    );
 }
 
 /// ELF facts vs how the file was built, and the GNU build ID vs `readelf -n`.
@@ -93,10 +155,21 @@ fn check_elf(ctx: &str, p: &Prog, v: Variant, bin: &Path, j: &Value) {
     assert_eq!(e["stripped"], v.stripped, "{ctx}: stripped");
     assert_eq!(e["dwarf"], !v.stripped, "{ctx}: dwarf");
     assert_eq!(e["cgo"], p.cgo, "{ctx}: cgo");
-    let out = Command::new("readelf").arg("-n").arg(bin).output().expect("run readelf");
+    let out = Command::new("readelf")
+        .arg("-n")
+        .arg(bin)
+        .output()
+        .expect("run readelf");
     let notes = String::from_utf8_lossy(&out.stdout);
-    let gnu = notes.lines().find_map(|l| l.trim().strip_prefix("Build ID: ")).map(str::to_string);
-    assert_eq!(e["build_id"].as_str().map(str::to_string), gnu, "{ctx}: GNU build id (readelf -n)");
+    let gnu = notes
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Build ID: "))
+        .map(str::to_string);
+    assert_eq!(
+        e["build_id"].as_str().map(str::to_string),
+        gnu,
+        "{ctx}: GNU build id (readelf -n)"
+    );
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,7 +185,12 @@ fn functions(j: &Value) -> Vec<Func> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| Func { name: s(&f["name"]).into(), entry: u(&f["entry"]), offset: u(&f["offset"]), size: u(&f["size"]) })
+        .map(|f| Func {
+            name: s(&f["name"]).into(),
+            entry: u(&f["entry"]),
+            offset: u(&f["offset"]),
+            size: u(&f["size"]),
+        })
         .collect()
 }
 
@@ -120,13 +198,24 @@ fn functions(j: &Value) -> Vec<Func> {
 fn check_functions_vs_nm(ctx: &str, p: &Prog, tc: Toolchain, bin: &Path, j: &Value) {
     let funcs = functions(j);
     assert!(funcs.len() > 1000, "{ctx}: only {} functions", funcs.len());
-    assert!(funcs.windows(2).all(|w| w[0].entry < w[1].entry), "{ctx}: functions not sorted by entry / duplicate entries");
+    assert!(
+        funcs.windows(2).all(|w| w[0].entry < w[1].entry),
+        "{ctx}: functions not sorted by entry / duplicate entries"
+    );
     for w in funcs.windows(2) {
-        assert!(w[0].size > 0 && w[0].entry + w[0].size <= w[1].entry, "{ctx}: {:?} overlaps {:?}", w[0], w[1]);
+        assert!(
+            w[0].size > 0 && w[0].entry + w[0].size <= w[1].entry,
+            "{ctx}: {:?} overlaps {:?}",
+            w[0],
+            w[1]
+        );
     }
     // Go's text is one executable segment: the vaddr→file offset delta is the same everywhere.
     let delta = funcs[0].entry - funcs[0].offset;
-    assert!(funcs.iter().all(|f| f.entry - f.offset == delta), "{ctx}: entry-offset delta varies");
+    assert!(
+        funcs.iter().all(|f| f.entry - f.offset == delta),
+        "{ctx}: entry-offset delta varies"
+    );
 
     let mut by_name: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
     for f in &funcs {
@@ -141,7 +230,11 @@ fn check_functions_vs_nm(ctx: &str, p: &Prog, tc: Toolchain, bin: &Path, j: &Val
         let twins: Vec<(&str, u64)> = funcs
             .iter()
             .filter(|f| by_name[f.name.as_str()].len() > 1)
-            .filter(|f| nm_at.get(&f.entry).is_some_and(|n| n.contains(&format!("{}.abi0", f.name).as_str())))
+            .filter(|f| {
+                nm_at
+                    .get(&f.entry)
+                    .is_some_and(|n| n.contains(&format!("{}.abi0", f.name).as_str()))
+            })
             .map(|f| (f.name.as_str(), f.entry))
             .collect();
         assert!(
@@ -185,18 +278,32 @@ fn check_functions_vs_nm(ctx: &str, p: &Prog, tc: Toolchain, bin: &Path, j: &Val
     // - with cgo (external linking), the C code from gcc (crt files, libc glue, `_cgo_*`,
     //   `crosscall*`, the C function itself): outside [first Go func, last Go func end).
     let first = funcs[0].entry;
-    missing.retain(|&(_, addr)| {
-        !(p.cgo && (addr < first || addr >= text_end))
-    });
-    assert!(missing.is_empty(), "{ctx}: {} text symbols go tool nm lists but gotap does not: {:#x?}", missing.len(), &missing[..missing.len().min(20)]);
+    missing.retain(|&(_, addr)| !(p.cgo && (addr < first || addr >= text_end)));
+    assert!(
+        missing.is_empty(),
+        "{ctx}: {} text symbols go tool nm lists but gotap does not: {:#x?}",
+        missing.len(),
+        &missing[..missing.len().min(20)]
+    );
     // And nothing invented: every pclntab function is a symbol nm knows, at the same address.
     let nm_at: BTreeMap<u64, Vec<&str>> = nm.iter().fold(BTreeMap::new(), |mut m, (n, a)| {
         m.entry(*a).or_insert_with(Vec::new).push(n.as_str());
         m
     });
-    let extra: Vec<&Func> =
-        funcs.iter().filter(|f| !nm_at.get(&f.entry).is_some_and(|names| names.iter().any(|n| same(n, &f.name)))).collect();
-    assert!(extra.is_empty(), "{ctx}: {} functions gotap lists that go tool nm does not: {:#x?}", extra.len(), &extra[..extra.len().min(20)]);
+    let extra: Vec<&Func> = funcs
+        .iter()
+        .filter(|f| {
+            !nm_at
+                .get(&f.entry)
+                .is_some_and(|names| names.iter().any(|n| same(n, &f.name)))
+        })
+        .collect();
+    assert!(
+        extra.is_empty(),
+        "{ctx}: {} functions gotap lists that go tool nm does not: {:#x?}",
+        extra.len(),
+        &extra[..extra.len().min(20)]
+    );
     check_dups(&nm_at);
 }
 
@@ -235,7 +342,11 @@ fn check_probes_vs_objdump(ctx: &str, p: &Prog, tc: Toolchain, bin: &Path, j: &V
     let mut want_names: Vec<&str> = Vec::new();
     for pat in p.funcs {
         match pat.strip_suffix('*') {
-            Some(prefix) => want_names.extend(nm.iter().map(|(n, _)| n.as_str()).filter(|n| n.starts_with(prefix))),
+            Some(prefix) => want_names.extend(
+                nm.iter()
+                    .map(|(n, _)| n.as_str())
+                    .filter(|n| n.starts_with(prefix)),
+            ),
             None => want_names.push(pat),
         }
     }
@@ -250,19 +361,37 @@ fn check_probes_vs_objdump(ctx: &str, p: &Prog, tc: Toolchain, bin: &Path, j: &V
     let file = std::fs::read(bin).unwrap();
     for pr in probes {
         let name = s(&pr["name"]);
-        let insns = dump.get(name).or_else(|| dump.get(&format!("{name}.abi0"))).unwrap_or_else(|| panic!("{ctx}: objdump has no {name}"));
+        let insns = dump
+            .get(name)
+            .or_else(|| dump.get(&format!("{name}.abi0")))
+            .unwrap_or_else(|| panic!("{ctx}: objdump has no {name}"));
         assert_eq!(u(&pr["entry"]), insns[0].address, "{ctx}: {name} entry");
         let off = u(&pr["offset"]) as usize;
-        assert_eq!(&file[off..off + insns[0].bytes.len()], &insns[0].bytes[..], "{ctx}: {name}: bytes at entry file offset");
-        let want: Vec<u64> = insns.iter().filter(|i| i.asm.split_whitespace().next() == Some("RET")).map(|i| i.address).collect();
+        assert_eq!(
+            &file[off..off + insns[0].bytes.len()],
+            &insns[0].bytes[..],
+            "{ctx}: {name}: bytes at entry file offset"
+        );
+        let want: Vec<u64> = insns
+            .iter()
+            .filter(|i| i.asm.split_whitespace().next() == Some("RET"))
+            .map(|i| i.address)
+            .collect();
         assert!(!want.is_empty(), "{ctx}: objdump shows no RET in {name}");
         let rets = pr["returns"].as_array().unwrap();
         let got: Vec<u64> = rets.iter().map(|r| u(&r["address"])).collect();
         assert_eq!(got, want, "{ctx}: RET sites of {name} (objdump)");
         for r in rets {
             let (a, o) = (u(&r["address"]), u(&r["offset"]) as usize);
-            assert_eq!(file[o], 0xc3, "{ctx}: {name}: no RET byte at file offset {o:#x} (address {a:#x})");
-            assert_eq!(a - u(&pr["entry"]), o as u64 - u(&pr["offset"]), "{ctx}: {name}: RET offset not consistent with entry");
+            assert_eq!(
+                file[o], 0xc3,
+                "{ctx}: {name}: no RET byte at file offset {o:#x} (address {a:#x})"
+            );
+            assert_eq!(
+                a - u(&pr["entry"]),
+                o as u64 - u(&pr["offset"]),
+                "{ctx}: {name}: RET offset not consistent with entry"
+            );
         }
     }
 }
@@ -270,7 +399,10 @@ fn check_probes_vs_objdump(ctx: &str, p: &Prog, tc: Toolchain, bin: &Path, j: &V
 /// Runs one check, recording its failure instead of stopping: one run shows every problem.
 fn soft(failures: &mut Vec<String>, f: impl FnOnce()) {
     if let Err(e) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
-        let msg = e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()));
+        let msg = e
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()));
         failures.push(msg.unwrap_or_else(|| "panic".into()));
     }
 }
@@ -281,8 +413,14 @@ fn check_toolchain(tc: Toolchain) {
     let f = &mut failures;
     for p in PROGS {
         for pie in [false, true] {
-            let full_v = Variant { stripped: false, pie };
-            let stripped_v = Variant { stripped: true, pie };
+            let full_v = Variant {
+                stripped: false,
+                pie,
+            };
+            let stripped_v = Variant {
+                stripped: true,
+                pie,
+            };
             let full = build(p, tc, full_v);
             let ctx = format!("{} {} {}", tc.label(), p.pkg, full_v.label());
             let jf = inspect_with_funcs(&full, p);
@@ -301,15 +439,27 @@ fn check_toolchain(tc: Toolchain) {
             soft(f, || check_elf(&ctx, p, stripped_v, &stripped, &js));
             soft(f, || {
                 let (ff, fs) = (functions(&jf), functions(&js));
-                assert_eq!(fs.len(), ff.len(), "{ctx}: function count differs from the unstripped build");
+                assert_eq!(
+                    fs.len(),
+                    ff.len(),
+                    "{ctx}: function count differs from the unstripped build"
+                );
                 for (a, b) in ff.iter().zip(&fs) {
                     assert_eq!(a, b, "{ctx}: function differs from the unstripped build");
                 }
-                assert_eq!(js["probes"], jf["probes"], "{ctx}: --func results differ from the unstripped build");
+                assert_eq!(
+                    js["probes"], jf["probes"],
+                    "{ctx}: --func results differ from the unstripped build"
+                );
             });
         }
     }
-    assert!(failures.is_empty(), "{} failed checks:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failed checks:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -359,7 +509,10 @@ fn write_variant(name: &str, bytes: &[u8]) -> String {
 
 #[test]
 fn bad_inputs_are_one_line_errors() {
-    let text = write_variant("notes.txt", b"these are not the bytes you are looking for\n");
+    let text = write_variant(
+        "notes.txt",
+        b"these are not the bytes you are looking for\n",
+    );
     let msg = assert_user_error(&["inspect", &text]);
     assert!(msg.contains("not an ELF"), "{msg}");
     assert_user_error(&["inspect", "--json", &text]);
@@ -374,10 +527,22 @@ fn bad_inputs_are_one_line_errors() {
     assert_user_error(&["inspect", dir.to_str().unwrap()]);
     let missing = tmp("does-not-exist");
     let msg = assert_user_error(&["inspect", missing.to_str().unwrap()]);
-    assert!(msg.contains("does-not-exist"), "the message names the path: {msg}");
+    assert!(
+        msg.contains("does-not-exist"),
+        "the message names the path: {msg}"
+    );
 
     for tc in gotap_testkit::ALL_TOOLCHAINS {
-        for v in [Variant { stripped: false, pie: false }, Variant { stripped: true, pie: true }] {
+        for v in [
+            Variant {
+                stripped: false,
+                pie: false,
+            },
+            Variant {
+                stripped: true,
+                pie: true,
+            },
+        ] {
             let bin = std::fs::read(hello(tc, v)).unwrap();
             let label = format!("{}-{}", tc.label(), v.label());
             // Truncated: ELF header present, everything it points to gone or cut.
@@ -388,7 +553,12 @@ fn bad_inputs_are_one_line_errors() {
             // pclntab header overwritten: magic, then the function count (huge), then the
             // offsets to the tables that follow.
             let pcln = pclntab_start(&bin);
-            for (at, bytes) in [(0, vec![0x42; 4]), (8, vec![0xff; 8]), (16, vec![0xff; 8 * 6]), (8, vec![0; 8])] {
+            for (at, bytes) in [
+                (0, vec![0x42; 4]),
+                (8, vec![0xff; 8]),
+                (16, vec![0xff; 8 * 6]),
+                (8, vec![0; 8]),
+            ] {
                 let mut b = bin.clone();
                 b[pcln + at..pcln + at + bytes.len()].copy_from_slice(&bytes);
                 let p = write_variant(&format!("pcln-{at}-{}-{label}", bytes[0]), &b);
@@ -436,24 +606,57 @@ impl Drop for Killed {
 #[test]
 fn pid_gives_the_same_facts_as_the_file() {
     let p = &PROGS[2];
-    for (tc, v) in [(Toolchain::Go126, Variant { stripped: false, pie: true }), (Toolchain::Go119, Variant { stripped: true, pie: false })] {
+    for (tc, v) in [
+        (
+            Toolchain::Go126,
+            Variant {
+                stripped: false,
+                pie: true,
+            },
+        ),
+        (
+            Toolchain::Go119,
+            Variant {
+                stripped: true,
+                pie: false,
+            },
+        ),
+    ] {
         let bin = build(p, tc, v);
         let port = free_port();
-        let child = Killed(Command::new(&bin).env("PORT", port.to_string()).spawn().unwrap());
+        let child = Killed(
+            Command::new(&bin)
+                .env("PORT", port.to_string())
+                .spawn()
+                .unwrap(),
+        );
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "httpserver did not listen on {port}");
+            assert!(
+                Instant::now() < deadline,
+                "httpserver did not listen on {port}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         let pid = child.0.id().to_string();
         let mut from_pid = inspect_json(&["--pid", &pid, "--func", "main.(*server).hello"]);
-        let mut from_file = inspect_json(&["--func", "main.(*server).hello", bin.to_str().unwrap()]);
+        let mut from_file =
+            inspect_json(&["--func", "main.(*server).hello", bin.to_str().unwrap()]);
         // The contract leaves `path` open for --pid: the /proc link or the file it points to.
         let path = s(&from_pid["path"]);
-        assert!(path == format!("/proc/{pid}/exe") || Path::new(path) == bin, "--pid path {path}");
+        assert!(
+            path == format!("/proc/{pid}/exe") || Path::new(path) == bin,
+            "--pid path {path}"
+        );
         from_pid["path"] = Value::Null;
         from_file["path"] = Value::Null;
-        assert_eq!(from_pid, from_file, "{} {}: --pid and file disagree", tc.label(), v.label());
+        assert_eq!(
+            from_pid,
+            from_file,
+            "{} {}: --pid and file disagree",
+            tc.label(),
+            v.label()
+        );
     }
 }
 
@@ -464,7 +667,15 @@ fn human_output_matches_go_version_m() {
     let bin = build(&PROGS[1], tc, Variant::default());
     let (code, out, err) = gotap(&["inspect", bin.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
-    let go = Command::new(tc.go()).env("GOTOOLCHAIN", "local").args(["version", "-m"]).arg(&bin).output().unwrap();
+    let go = Command::new(tc.go())
+        .env("GOTOOLCHAIN", "local")
+        .args(["version", "-m"])
+        .arg(&bin)
+        .output()
+        .unwrap();
     let go = String::from_utf8(go.stdout).unwrap();
-    assert!(out.starts_with(&go), "gotap inspect:\n{out}\ngo version -m:\n{go}");
+    assert!(
+        out.starts_with(&go),
+        "gotap inspect:\n{out}\ngo version -m:\n{go}"
+    );
 }

@@ -18,10 +18,19 @@ use std::time::{Duration, Instant};
 /// A private, annotated copy of usdtsites.
 fn annotated(tc: Toolchain, v: Variant, tag: &str) -> PathBuf {
     let dst = plain_copy(tc, v, tag);
-    let (code, stdout, stderr) = gotap(&["probes", "annotate", "--package", "main", dst.to_str().unwrap()]);
+    let (code, stdout, stderr) = gotap(&[
+        "probes",
+        "annotate",
+        "--package",
+        "main",
+        dst.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "annotate failed: {stderr}");
     assert!(stdout.is_empty());
-    assert_eq!(stderr.trim(), format!("gotap: {}: 2 gotap probe site(s) noted", dst.display()));
+    assert_eq!(
+        stderr.trim(),
+        format!("gotap: {}: 2 gotap probe site(s) noted", dst.display())
+    );
     dst
 }
 
@@ -30,7 +39,7 @@ fn plain_copy(tc: Toolchain, v: Variant, tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("gotap-probes-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let dst = dir.join(format!("usdtsites-{}-{}-{tag}", tc.label(), v.label()));
-    std::fs::copy(&src, &dst).unwrap();
+    gotap_testkit::install_exe(&src, &dst);
     dst
 }
 
@@ -49,7 +58,16 @@ const ARGS: &str = "8@8(%rsp) 8@16(%rsp) 8@24(%rsp) 8@32(%rsp) -8@40(%rsp) -8@48
 
 #[test]
 fn list_shows_the_sites() {
-    for (tc, v) in [(Toolchain::Go126, Variant::default()), (Toolchain::Go127, Variant { stripped: true, pie: true })] {
+    for (tc, v) in [
+        (Toolchain::Go126, Variant::default()),
+        (
+            Toolchain::Go127,
+            Variant {
+                stripped: true,
+                pie: true,
+            },
+        ),
+    ] {
         let bin = annotated(tc, v, "list");
         let go = GoBinary::open(&bin).unwrap();
         let server = go.function("main.gotapProbeHTTPServer").unwrap();
@@ -57,12 +75,37 @@ fn list_shows_the_sites() {
 
         let (code, out, err) = gotap(&["probes", "list", s(&bin)]);
         assert_eq!(code, 0, "{err}");
-        let lines: Vec<Vec<&str>> = out.lines().map(|l| l.split_whitespace().collect()).collect();
+        let lines: Vec<Vec<&str>> = out
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
         assert_eq!(lines.len(), 3, "{out}");
-        assert_eq!(lines[0], ["PROVIDER", "NAME", "ADDRESS", "OFFSET", "SEMAPHORE", "ARGUMENTS"]);
+        assert_eq!(
+            lines[0],
+            [
+                "PROVIDER",
+                "NAME",
+                "ADDRESS",
+                "OFFSET",
+                "SEMAPHORE",
+                "ARGUMENTS"
+            ]
+        );
         let sema = lines[1][4];
-        for (row, (name, f)) in lines[1..].iter().zip([("http_server", server), ("http_client", client)]) {
-            assert_eq!(row[..4], ["gotap", name, &format!("{:#x}", f.entry), &format!("{:#x}", f.offset)], "{out}");
+        for (row, (name, f)) in lines[1..]
+            .iter()
+            .zip([("http_server", server), ("http_client", client)])
+        {
+            assert_eq!(
+                row[..4],
+                [
+                    "gotap",
+                    name,
+                    &format!("{:#x}", f.entry),
+                    &format!("{:#x}", f.offset)
+                ],
+                "{out}"
+            );
             assert_eq!(row[4], sema);
             assert_eq!(row[5..].join(" "), ARGS);
         }
@@ -75,12 +118,21 @@ fn list_shows_the_sites() {
         assert_eq!(probes[0]["name"], "http_server");
         assert_eq!(probes[0]["address"], server.entry);
         assert_eq!(probes[0]["offset"], server.offset);
-        assert_eq!(format!("{:#x}", probes[1]["semaphore"].as_u64().unwrap()), sema);
+        assert_eq!(
+            format!("{:#x}", probes[1]["semaphore"].as_u64().unwrap()),
+            sema
+        );
         let sema_off = probes[1]["semaphore_offset"].as_u64().unwrap();
         // The semaphore's file offset points at the counter, followed by the marker.
         let bytes = std::fs::read(&bin).unwrap();
-        assert_eq!(&bytes[sema_off as usize..sema_off as usize + 16], b"\0\0gotap-semaphor");
-        assert_eq!(probes[1]["args"][4], serde_json::json!({"size": 8, "signed": true, "location": {"kind": "memory", "offset": 40, "base": "rsp", "index": null, "scale": 1}}));
+        assert_eq!(
+            &bytes[sema_off as usize..sema_off as usize + 16],
+            b"\0\0gotap-semaphor"
+        );
+        assert_eq!(
+            probes[1]["args"][4],
+            serde_json::json!({"size": 8, "signed": true, "location": {"kind": "memory", "offset": 40, "base": "rsp", "index": null, "scale": 1}})
+        );
         assert_eq!(probes[1]["args_raw"], ARGS);
         std::fs::remove_file(&bin).unwrap();
     }
@@ -89,7 +141,10 @@ fn list_shows_the_sites() {
 #[test]
 fn errors_are_one_line() {
     let plain = plain_copy(Toolchain::Go126, Variant::default(), "plain");
-    let want = format!("gotap: {} has no gotap probe sites; build it with `gotap build --probes`", plain.display());
+    let want = format!(
+        "gotap: {} has no gotap probe sites; build it with `gotap build --probes`",
+        plain.display()
+    );
     assert_eq!(assert_user_error(&["probes", "list", s(&plain)]), want);
     assert_eq!(assert_user_error(&["probes", "bpftrace", s(&plain)]), want);
     // usdtsites has no net/http sites: the default package finds nothing.
@@ -97,13 +152,22 @@ fn errors_are_one_line() {
 
     let text = sibling(&plain, ".txt");
     std::fs::write(&text, "not a binary").unwrap();
-    assert_eq!(assert_user_error(&["probes", "list", s(&text)]), format!("gotap: {}: not an ELF file", text.display()));
+    assert_eq!(
+        assert_user_error(&["probes", "list", s(&text)]),
+        format!("gotap: {}: not an ELF file", text.display())
+    );
     let missing = sibling(&plain, ".missing");
     let e = assert_user_error(&["probes", "bpftrace", s(&missing)]);
-    assert!(e.starts_with(&format!("gotap: cannot read {}: ", missing.display())), "{e}");
+    assert!(
+        e.starts_with(&format!("gotap: cannot read {}: ", missing.display())),
+        "{e}"
+    );
     // Not a Go binary: same message as `gotap inspect`.
     let sh = PathBuf::from("/bin/sh");
-    assert_eq!(assert_user_error(&["probes", "list", "/bin/sh"]), assert_user_error(&["inspect", "/bin/sh"]));
+    assert_eq!(
+        assert_user_error(&["probes", "list", "/bin/sh"]),
+        assert_user_error(&["inspect", "/bin/sh"])
+    );
     assert!(sh.exists());
     std::fs::remove_file(&text).unwrap();
     std::fs::remove_file(&plain).unwrap();
@@ -117,14 +181,21 @@ fn bpftrace_script_to_stdout_or_file() {
     assert_eq!(code, 0, "{err}");
     assert!(script.starts_with("#!/usr/bin/env bpftrace\n"));
     for probe in ["http_server", "http_client"] {
-        assert!(script.contains(&format!("usdt:{}:gotap:{probe}\n", abs.display())), "{script}");
+        assert!(
+            script.contains(&format!("usdt:{}:gotap:{probe}\n", abs.display())),
+            "{script}"
+        );
     }
     let out = sibling(&bin, ".bt");
     let (code, stdout, err) = gotap(&["probes", "bpftrace", s(&bin), "-o", s(&out)]);
     assert_eq!((code, stdout.as_str()), (0, ""), "{err}");
     assert_eq!(std::fs::read_to_string(&out).unwrap(), script);
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&out).unwrap().permissions().mode() & 0o111, 0o111, "script not executable");
+    assert_eq!(
+        std::fs::metadata(&out).unwrap().permissions().mode() & 0o111,
+        0o111,
+        "script not executable"
+    );
     std::fs::remove_file(&out).unwrap();
     std::fs::remove_file(&bin).unwrap();
 }
@@ -143,7 +214,11 @@ impl Drop for Proc {
 
 /// A child whose stdout lines arrive on a channel.
 fn spawn_lines(cmd: &mut Command) -> (Proc, mpsc::Receiver<String>) {
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     let (tx, rx) = mpsc::channel();
     let stdout = child.stdout.take().unwrap();
     std::thread::spawn(move || {
@@ -157,15 +232,24 @@ fn spawn_lines(cmd: &mut Command) -> (Proc, mpsc::Receiver<String>) {
 }
 
 /// Lines from `rx` until one satisfies `done` (or the deadline passes: then panics with `what`).
-fn collect_until(rx: &mpsc::Receiver<String>, what: &str, timeout: Duration, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+fn collect_until(
+    rx: &mpsc::Receiver<String>,
+    what: &str,
+    timeout: Duration,
+    done: impl Fn(&[String]) -> bool,
+) -> Vec<String> {
     let deadline = Instant::now() + timeout;
     let mut lines = Vec::new();
     while !done(&lines) {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
             Ok(l) => lines.push(l),
-            Err(mpsc::RecvTimeoutError::Timeout) => panic!("timed out waiting for {what}; got {lines:?}"),
-            Err(mpsc::RecvTimeoutError::Disconnected) => panic!("the process exited before {what}; got {lines:?}"),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                panic!("timed out waiting for {what}; got {lines:?}")
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                panic!("the process exited before {what}; got {lines:?}")
+            }
         }
     }
     lines
@@ -185,8 +269,17 @@ fn bpftrace_path() -> PathBuf {
 /// the probes are attached (and Debian's 0.17 runs BEGIN before attaching them too), so callers
 /// wait for the lines they expect, never for a fixed time.
 fn start_bpftrace(script: &Path) -> (Proc, mpsc::Receiver<String>) {
-    let (bt, rx) = spawn_lines(Command::new(bpftrace_path()).args(["-B", "line"]).arg(script));
-    collect_until(&rx, "bpftrace's Attaching line", Duration::from_secs(60), |l| l.iter().any(|l| l.starts_with("Attaching ")));
+    let (bt, rx) = spawn_lines(
+        Command::new(bpftrace_path())
+            .args(["-B", "line"])
+            .arg(script),
+    );
+    collect_until(
+        &rx,
+        "bpftrace's Attaching line",
+        Duration::from_secs(60),
+        |l| l.iter().any(|l| l.starts_with("Attaching ")),
+    );
     (bt, rx)
 }
 
@@ -213,42 +306,79 @@ fn drain(rx: &mpsc::Receiver<String>, into: &mut Vec<String>) {
 #[test]
 fn bpftrace_prints_the_known_values() {
     require_root();
-    for (tc, v) in [(Toolchain::Go126, Variant::default()), (Toolchain::Go127, Variant { stripped: true, pie: true })] {
+    for (tc, v) in [
+        (Toolchain::Go126, Variant::default()),
+        (
+            Toolchain::Go127,
+            Variant {
+                stripped: true,
+                pie: true,
+            },
+        ),
+    ] {
         let bin = annotated(tc, v, "bpftrace");
         let script = sibling(&bin, ".bt");
         let (code, _, err) = gotap(&["probes", "bpftrace", s(&bin), "-o", s(&script)]);
         assert_eq!(code, 0, "{err}");
-        let count = |lines: &[String], what: &str| lines.iter().filter(|l| l.starts_with(what)).count();
+        let count =
+            |lines: &[String], what: &str| lines.iter().filter(|l| l.starts_with(what)).count();
 
         // Started first: the semaphore is 0, so it only says it is ready.
         let (early, early_rx) = spawn_lines(Command::new(&bin).args(["-n", "0"]));
-        collect_until(&early_rx, "usdtsites ready", Duration::from_secs(10), |l| l.len() == 1);
+        collect_until(&early_rx, "usdtsites ready", Duration::from_secs(10), |l| {
+            l.len() == 1
+        });
         std::thread::sleep(Duration::from_millis(100));
-        assert!(early_rx.try_recv().is_err(), "usdtsites fired with nobody attached");
+        assert!(
+            early_rx.try_recv().is_err(),
+            "usdtsites fired with nobody attached"
+        );
 
         let (bt, bt_rx) = start_bpftrace(&script);
         // Only the early process runs: both of its sites reach bpftrace once both are attached.
-        let mut lines = collect_until(&bt_rx, "the early process's lines", Duration::from_secs(60), |l| {
-            count(l, "server ") >= 1 && count(l, "client ") >= 1
-        });
+        let mut lines = collect_until(
+            &bt_rx,
+            "the early process's lines",
+            Duration::from_secs(60),
+            |l| count(l, "server ") >= 1 && count(l, "client ") >= 1,
+        );
         // Started after attaching: enabled from its exec on.
         let (late, late_rx) = spawn_lines(Command::new(&bin).args(["-n", "0"]));
-        collect_until(&late_rx, "the late usdtsites to fire", Duration::from_secs(20), |l| l.iter().any(|l| l == "fired 3"));
+        collect_until(
+            &late_rx,
+            "the late usdtsites to fire",
+            Duration::from_secs(20),
+            |l| l.iter().any(|l| l == "fired 3"),
+        );
         drop(early);
         drain(&bt_rx, &mut lines);
         let before = (count(&lines, "server "), count(&lines, "client "));
         // The late process alone keeps firing: more lines must come.
-        lines.extend(collect_until(&bt_rx, "the late process's lines", Duration::from_secs(30), |l| {
-            count(l, "server ") >= 3 && count(l, "client ") >= 3
-        }));
+        lines.extend(collect_until(
+            &bt_rx,
+            "the late process's lines",
+            Duration::from_secs(30),
+            |l| count(l, "server ") >= 3 && count(l, "client ") >= 3,
+        ));
         drop(late);
         stop_bpftrace(bt);
-        assert!(count(&lines, "server ") >= before.0 + 3 && count(&lines, "client ") >= before.1 + 3);
+        assert!(
+            count(&lines, "server ") >= before.0 + 3 && count(&lines, "client ") >= before.1 + 3
+        );
 
         let server = r#"server GET /users/42 status=503 duration_us=5 route="GET /users/{id}" trace=0af7651916cd43dd8448eb211c80319c span=b7ad6b7169203331 parent=00f067aa0ba902b7"#;
         let client = r#"client POST http://127.0.0.1:9/orders?id=7 status=0 duration_us=2 error="dial tcp 127.0.0.1:9: connect: connection refused" trace=0af7651916cd43dd8448eb211c80319c span=1111111111111111 parent=b7ad6b7169203331"#;
-        for l in lines.iter().filter(|l| !l.starts_with("Attaching ") && !l.starts_with("tracing gotap probes of ") && !l.is_empty()) {
-            assert!(l == server || l == client, "{} {}: unexpected line {l:?}", tc.label(), v.label());
+        for l in lines.iter().filter(|l| {
+            !l.starts_with("Attaching ")
+                && !l.starts_with("tracing gotap probes of ")
+                && !l.is_empty()
+        }) {
+            assert!(
+                l == server || l == client,
+                "{} {}: unexpected line {l:?}",
+                tc.label(),
+                v.label()
+            );
         }
         std::fs::remove_file(&script).unwrap();
         std::fs::remove_file(&bin).unwrap();
@@ -267,25 +397,40 @@ fn grpchttp(tc: Toolchain, tag: &str, flags: &[&str]) -> PathBuf {
         .arg(".")
         .output()
         .unwrap();
-    assert!(res.status.success(), "gotap build --probes of grpchttp with {} failed:\n{}", tc.label(), String::from_utf8_lossy(&res.stderr));
+    assert!(
+        res.status.success(),
+        "gotap build --probes of grpchttp with {} failed:\n{}",
+        tc.label(),
+        String::from_utf8_lossy(&res.stderr)
+    );
     out
 }
 
 /// A line of the script without its durations and ephemeral ports, and its ids: (text, trace,
 /// span, parent).
 fn parse_line(l: &str, ports: &[(u16, &str)]) -> (String, String, String, String) {
-    let (text, ids) = l.split_once(" trace=").unwrap_or_else(|| panic!("no ids in {l:?}"));
+    let (text, ids) = l
+        .split_once(" trace=")
+        .unwrap_or_else(|| panic!("no ids in {l:?}"));
     let (trace, rest) = ids.split_once(" span=").unwrap();
     let (span, parent) = rest.split_once(" parent=").unwrap();
     let mut words: Vec<String> = Vec::new();
     for w in text.split(' ') {
         let w = if w.starts_with("duration_us=") && w[12..].parse::<u64>().is_ok() {
             "duration_us=_".to_string()
-        } else if let Some(p) = w.strip_prefix("peer=127.0.0.1:").and_then(|p| p.parse::<u16>().ok()) {
-            assert!(!ports.iter().any(|(q, _)| *q == p), "{l}: the peer is the client's own address");
+        } else if let Some(p) = w
+            .strip_prefix("peer=127.0.0.1:")
+            .and_then(|p| p.parse::<u16>().ok())
+        {
+            assert!(
+                !ports.iter().any(|(q, _)| *q == p),
+                "{l}: the peer is the client's own address"
+            );
             "peer=127.0.0.1:_".to_string()
         } else {
-            ports.iter().fold(w.to_string(), |w, (p, name)| w.replace(&format!("127.0.0.1:{p}"), name))
+            ports.iter().fold(w.to_string(), |w, (p, name)| {
+                w.replace(&format!("127.0.0.1:{p}"), name)
+            })
         };
         words.push(w);
     }
@@ -295,7 +440,8 @@ fn parse_line(l: &str, ports: &[(u16, &str)]) -> (String, String, String, String
 /// The lines of one trace as a tree: each line's text followed by its parent's, recursively
 /// (`incoming` for the traceparent the request came with, `root`), sorted.
 fn tree(lines: &[(String, String, String, String)], trace: &str, incoming: &str) -> Vec<String> {
-    let of: Vec<&(String, String, String, String)> = lines.iter().filter(|l| l.1 == trace).collect();
+    let of: Vec<&(String, String, String, String)> =
+        lines.iter().filter(|l| l.1 == trace).collect();
     type Line = (String, String, String, String);
     let describe = |first: &Line| {
         let mut l = first;
@@ -307,7 +453,13 @@ fn tree(lines: &[(String, String, String, String)], trace: &str, incoming: &str)
                     l = p;
                 }
                 _ => {
-                    chain.push(if l.3 == incoming { "incoming".into() } else if l.3 == "0000000000000000" { "root".into() } else { format!("unknown {}", l.3) });
+                    chain.push(if l.3 == incoming {
+                        "incoming".into()
+                    } else if l.3 == "0000000000000000" {
+                        "root".into()
+                    } else {
+                        format!("unknown {}", l.3)
+                    });
                     break;
                 }
             }
@@ -329,17 +481,33 @@ fn tree(lines: &[(String, String, String, String)], trace: &str, incoming: &str)
 fn bpftrace_prints_sql_and_grpc() {
     require_root();
     const PARENT: &str = "00f067aa0ba902b7";
-    for (tc, tag, flags) in [(Toolchain::Go126, "full", &[][..]), (Toolchain::Go127, "stripped", &["-ldflags=-s -w"][..])] {
+    for (tc, tag, flags) in [
+        (Toolchain::Go126, "full", &[][..]),
+        (Toolchain::Go127, "stripped", &["-ldflags=-s -w"][..]),
+    ] {
         let bin = grpchttp(tc, tag, flags);
         let script = sibling(&bin, ".bt");
         let (code, _, err) = gotap(&["probes", "bpftrace", s(&bin), "-o", s(&script)]);
         assert_eq!(code, 0, "{err}");
         let text = std::fs::read_to_string(&script).unwrap();
-        for probe in ["http_server", "http_client", "sql_query", "grpc_server", "grpc_client"] {
-            assert!(text.contains(&format!(":gotap:{probe}\n")), "{probe} missing:\n{text}");
+        for probe in [
+            "http_server",
+            "http_client",
+            "sql_query",
+            "grpc_server",
+            "grpc_client",
+        ] {
+            assert!(
+                text.contains(&format!(":gotap:{probe}\n")),
+                "{probe} missing:\n{text}"
+            );
         }
 
-        let dir = std::env::temp_dir().join(format!("gotap-probes-cli-{}-grpchttp-{}", std::process::id(), tc.label()));
+        let dir = std::env::temp_dir().join(format!(
+            "gotap-probes-cli-{}-grpchttp-{}",
+            std::process::id(),
+            tc.label()
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         let (port, gport) = (gotap_testkit::free_port(), gotap_testkit::free_port());
         let (bt, bt_rx) = start_bpftrace(&script);
@@ -369,15 +537,26 @@ fn bpftrace_prints_sql_and_grpc() {
         let mut done = None;
         let deadline = Instant::now() + Duration::from_secs(90);
         for round in 1u32.. {
-            assert!(Instant::now() < deadline, "{} {tag}: no complete round of lines; got {raw:?}", tc.label());
+            assert!(
+                Instant::now() < deadline,
+                "{} {tag}: no complete round of lines; got {raw:?}",
+                tc.label()
+            );
             if round == 1 {
                 // The program listens once it has started.
                 while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-                    assert!(Instant::now() < deadline, "grpchttp does not listen: {:?}", app_rx.try_iter().collect::<Vec<_>>());
+                    assert!(
+                        Instant::now() < deadline,
+                        "grpchttp does not listen: {:?}",
+                        app_rx.try_iter().collect::<Vec<_>>()
+                    );
                     std::thread::sleep(Duration::from_millis(50));
                 }
             }
-            let (q_trace, fail_trace) = (format!("4bf92f3577b34da6a3ce929d{round:08x}"), format!("5bf92f3577b34da6a3ce929d{round:08x}"));
+            let (q_trace, fail_trace) = (
+                format!("4bf92f3577b34da6a3ce929d{round:08x}"),
+                format!("5bf92f3577b34da6a3ce929d{round:08x}"),
+            );
             let tp = |t: &str| format!("00-{t}-{PARENT}-01");
             assert_eq!(get(port, "/q", &tp(&q_trace)), (200, "ok\n".to_string()));
             assert_eq!(get(port, "/fail", &tp(&fail_trace)).0, 502);
@@ -386,9 +565,21 @@ fn bpftrace_prints_sql_and_grpc() {
             let until = Instant::now() + Duration::from_secs(2);
             loop {
                 drain(&bt_rx, &mut raw);
-                let parsed: Vec<_> = raw.iter().filter(|l| l.contains(" trace=")).map(|l| parse_line(l, &ports)).collect();
-                if parsed.iter().filter(|l| l.1 == q_trace || l.1 == fail_trace).count() >= 10 {
-                    done = Some((tree(&parsed, &q_trace, PARENT), tree(&parsed, &fail_trace, PARENT)));
+                let parsed: Vec<_> = raw
+                    .iter()
+                    .filter(|l| l.contains(" trace="))
+                    .map(|l| parse_line(l, &ports))
+                    .collect();
+                if parsed
+                    .iter()
+                    .filter(|l| l.1 == q_trace || l.1 == fail_trace)
+                    .count()
+                    >= 10
+                {
+                    done = Some((
+                        tree(&parsed, &q_trace, PARENT),
+                        tree(&parsed, &fail_trace, PARENT),
+                    ));
                     break;
                 }
                 if Instant::now() > until {
@@ -417,8 +608,16 @@ fn get(port: u16, path: &str, traceparent: &str) -> (u16, String) {
     write!(c, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\ntraceparent: {traceparent}\r\nConnection: close\r\n\r\n").unwrap();
     let mut raw = String::new();
     c.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no HTTP response: {raw:?}"));
-    (head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0), body.to_string())
+    let (head, body) = raw
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP response: {raw:?}"));
+    (
+        head.split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0),
+        body.to_string(),
+    )
 }
 
 /// `bpftrace -l` lists the probes of an annotated binary.
@@ -427,10 +626,27 @@ fn bpftrace_lists_the_probes() {
     require_root();
     let bin = annotated(Toolchain::Go127, Variant::default(), "bpftrace-l");
     let abs = std::fs::canonicalize(&bin).unwrap();
-    let out = Command::new(bpftrace_path()).arg("-l").arg(format!("usdt:{}:*", abs.display())).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let mut got: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
+    let out = Command::new(bpftrace_path())
+        .arg("-l")
+        .arg(format!("usdt:{}:*", abs.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut got: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
     got.sort();
-    assert_eq!(got, [format!("usdt:{}:gotap:http_client", abs.display()), format!("usdt:{}:gotap:http_server", abs.display())]);
+    assert_eq!(
+        got,
+        [
+            format!("usdt:{}:gotap:http_client", abs.display()),
+            format!("usdt:{}:gotap:http_server", abs.display())
+        ]
+    );
     std::fs::remove_file(&bin).unwrap();
 }

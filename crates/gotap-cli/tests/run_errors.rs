@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const FULL: Variant = Variant { stripped: false, pie: false };
+const FULL: Variant = Variant {
+    stripped: false,
+    pie: false,
+};
 
 /// Runs `gotap ARGS` (optionally as nobody, without capabilities) and checks the error contract;
 /// returns the one line.
@@ -25,12 +28,27 @@ fn user_error(as_nobody: bool, args: &[&str], want: &str) -> String {
     let out = cmd.args(args).output().expect("run gotap");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "gotap {args:?}: want exit 2; stderr: {stderr}");
-    assert!(stdout.is_empty(), "gotap {args:?}: stdout should be empty: {stdout}");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "gotap {args:?}: want exit 2; stderr: {stderr}"
+    );
+    assert!(
+        stdout.is_empty(),
+        "gotap {args:?}: stdout should be empty: {stdout}"
+    );
     let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "gotap {args:?}: want one stderr line, got {stderr:?}");
+    assert_eq!(
+        lines.len(),
+        1,
+        "gotap {args:?}: want one stderr line, got {stderr:?}"
+    );
     assert!(lines[0].starts_with("gotap: "), "{stderr:?}");
-    assert!(lines[0].contains(want), "gotap {args:?}: want {want:?} in {:?}", lines[0]);
+    assert!(
+        lines[0].contains(want),
+        "gotap {args:?}: want {want:?} in {:?}",
+        lines[0]
+    );
     lines[0].to_string()
 }
 
@@ -42,8 +60,15 @@ fn s(p: &Path) -> &str {
 fn with_go_version(src: &Path, from: &str, to: &str, name: &str) -> PathBuf {
     let mut data = std::fs::read(src).unwrap();
     let magic = b"\xff Go buildinf:";
-    let start = data.windows(magic.len()).position(|w| w == magic).expect("buildinfo magic");
-    let at = start + data[start..].windows(from.len()).position(|w| w == from.as_bytes()).expect("version in buildinfo");
+    let start = data
+        .windows(magic.len())
+        .position(|w| w == magic)
+        .expect("buildinfo magic");
+    let at = start
+        + data[start..]
+            .windows(from.len())
+            .position(|w| w == from.as_bytes())
+            .expect("version in buildinfo");
     data[at..at + to.len()].copy_from_slice(to.as_bytes());
     let dst = scratch(name).join("httpsvc");
     std::fs::write(&dst, data).unwrap();
@@ -59,13 +84,21 @@ fn not_root() {
     let line = user_error(true, &["run", "--no-console", "--", s(&bin)], "CAP_BPF");
     assert!(line.contains("run as root"), "{line}");
     // A process nobody may see in full: still the privilege sentence, not a crash.
-    user_error(true, &["attach", "--no-console", "--pid", "1"], "run as root");
+    user_error(
+        true,
+        &["attach", "--no-console", "--pid", "1"],
+        "run as root",
+    );
 }
 
 #[test]
 fn not_a_go_binary() {
     require_root();
-    user_error(false, &["run", "--no-console", "--", "/bin/true"], "not a Go binary");
+    user_error(
+        false,
+        &["run", "--no-console", "--", "/bin/true"],
+        "not a Go binary",
+    );
     // attach: the target keeps running untouched.
     let mut sleeper = Proc::spawn(
         {
@@ -75,15 +108,33 @@ fn not_a_go_binary() {
         },
         "sleep",
     );
-    user_error(false, &["attach", "--no-console", "--pid", &sleeper.pid().to_string()], "not a Go binary");
+    user_error(
+        false,
+        &[
+            "attach",
+            "--no-console",
+            "--pid",
+            &sleeper.pid().to_string(),
+        ],
+        "not a Go binary",
+    );
     assert!(sleeper.alive());
 }
 
 #[test]
 fn unsupported_go_version() {
     require_root();
-    let bin = with_go_version(&httpsvc(Toolchain::Go126, FULL), "go1.26.8", "go1.16.8", "go116");
-    let line = user_error(false, &["run", "--no-console", "--", s(&bin)], "unsupported Go version go1.16.8");
+    let bin = with_go_version(
+        &httpsvc(Toolchain::Go126, FULL),
+        "go1.26.8",
+        "go1.16.8",
+        "go116",
+    );
+    let line = user_error(
+        false,
+        &["run", "--no-console", "--", s(&bin)],
+        "unsupported Go version go1.16.8",
+    );
     assert!(line.contains("1.17"), "{line}");
 }
 
@@ -91,23 +142,45 @@ fn unsupported_go_version() {
 fn offsets_unavailable() {
     // Stripped (no DWARF) and a version below the offsets table's first row.
     require_root();
-    let src = httpsvc(Toolchain::Go126, Variant { stripped: true, pie: false });
+    let src = httpsvc(
+        Toolchain::Go126,
+        Variant {
+            stripped: true,
+            pie: false,
+        },
+    );
     let bin = with_go_version(&src, "go1.26.8", "go1.17.8", "go117");
-    user_error(false, &["run", "--no-console", "--", s(&bin)], "not available for go1.17.8");
+    user_error(
+        false,
+        &["run", "--no-console", "--", s(&bin)],
+        "not available for go1.17.8",
+    );
 }
 
 #[test]
 fn nothing_to_instrument() {
     require_root();
     let hello = gotap_testkit::build("testapps", "./cmd/hello", Toolchain::Go127, FULL);
-    user_error(false, &["run", "--no-console", "--", s(&hello)], "nothing to instrument");
+    user_error(
+        false,
+        &["run", "--no-console", "--", s(&hello)],
+        "nothing to instrument",
+    );
 }
 
 #[test]
 fn command_not_found() {
     require_root();
-    user_error(false, &["run", "--no-console", "--", "gotap-no-such-command"], "command not found: gotap-no-such-command");
-    user_error(false, &["run", "--no-console", "--", "./no/such/program"], "command not found: ./no/such/program");
+    user_error(
+        false,
+        &["run", "--no-console", "--", "gotap-no-such-command"],
+        "command not found: gotap-no-such-command",
+    );
+    user_error(
+        false,
+        &["run", "--no-console", "--", "./no/such/program"],
+        "command not found: ./no/such/program",
+    );
 }
 
 #[test]
@@ -116,8 +189,16 @@ fn pid_not_found() {
     let mut gone = Command::new("true").spawn().unwrap();
     let pid = gone.id();
     gone.wait().unwrap(); // reaped: the pid names nothing now
-    user_error(false, &["attach", "--no-console", "--pid", &pid.to_string()], &format!("process {pid} does not exist"));
-    user_error(false, &["attach", "--no-console", "--pid", "0"], "process 0 does not exist");
+    user_error(
+        false,
+        &["attach", "--no-console", "--pid", &pid.to_string()],
+        &format!("process {pid} does not exist"),
+    );
+    user_error(
+        false,
+        &["attach", "--no-console", "--pid", "0"],
+        "process 0 does not exist",
+    );
 }
 
 #[test]
@@ -125,11 +206,24 @@ fn run_exits_with_the_program_exit_code() {
     require_root();
     let bin = httpsvc(Toolchain::Go126, FULL);
     // log.Fatal: exit 1.
-    let p = gotap_run(&["--no-console".into()], &bin, &["-listen".into(), "256.0.0.1:1".into()], "gotap run (bad listen)");
+    let p = gotap_run(
+        &["--no-console".into()],
+        &bin,
+        &["-listen".into(), "256.0.0.1:1".into()],
+        "gotap run (bad listen)",
+    );
     let f = p.wait(Duration::from_secs(90));
     assert_eq!(f.code, Some(1), "{f:?}");
-    assert!(f.stderr.contains("httpsvc: listen tcp"), "the program's own stderr passes through: {}", f.stderr);
-    assert!(f.stderr.lines().last().unwrap().contains("spans exported"), "{}", f.stderr);
+    assert!(
+        f.stderr.contains("httpsvc: listen tcp"),
+        "the program's own stderr passes through: {}",
+        f.stderr
+    );
+    assert!(
+        f.stderr.lines().last().unwrap().contains("spans exported"),
+        "{}",
+        f.stderr
+    );
 }
 
 /// Waits for gotap's "tracing …" line.
@@ -137,7 +231,11 @@ fn wait_tracing(p: &mut Proc) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !p.stderr.text().contains("gotap: tracing ") {
         assert!(p.alive(), "gotap exited: {}", p.stderr.text());
-        assert!(Instant::now() < deadline, "gotap never attached: {}", p.stderr.text());
+        assert!(
+            Instant::now() < deadline,
+            "gotap never attached: {}",
+            p.stderr.text()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -149,11 +247,20 @@ fn run_program_killed_mid_trace_flushes() {
     let out = dir.join("spans.jsonl");
     let bin = httpsvc(Toolchain::Go127, FULL);
     let port = free_port();
-    let flags = ["--no-console".to_string(), "--output-file".into(), s(&out).into(), "--service-name".into(), "killed".into()];
+    let flags = [
+        "--no-console".to_string(),
+        "--output-file".into(),
+        s(&out).into(),
+        "--service-name".into(),
+        "killed".into(),
+    ];
     let mut p = gotap_run(&flags, &bin, &svc_args(port, "K", None), "gotap run K");
     wait_listening(port, &mut p);
     for i in 0..5 {
-        assert_eq!(http(port, "GET", &format!("/users/{i}"), &[]), (200, format!("K user {i}\n")));
+        assert_eq!(
+            http(port, "GET", &format!("/users/{i}"), &[]),
+            (200, format!("K user {i}\n"))
+        );
     }
     let child = p.pid_of_child();
     // SAFETY: kill has no memory-safety preconditions.
@@ -161,10 +268,26 @@ fn run_program_killed_mid_trace_flushes() {
     let f = p.wait(Duration::from_secs(90));
     assert_eq!(f.code, Some(128 + 9), "{f:?}");
     let spans = parse_otlp_json_lines(&std::fs::read_to_string(&out).unwrap());
-    let paths: Vec<&str> = spans.iter().filter(|s| s.kind == 2).filter_map(|s| s.str("url.path")).collect();
-    assert_eq!(paths, ["/users/0", "/users/1", "/users/2", "/users/3", "/users/4"], "every span flushed");
+    let paths: Vec<&str> = spans
+        .iter()
+        .filter(|s| s.kind == 2)
+        .filter_map(|s| s.str("url.path"))
+        .collect();
+    assert_eq!(
+        paths,
+        ["/users/0", "/users/1", "/users/2", "/users/3", "/users/4"],
+        "every span flushed"
+    );
     assert!(spans.iter().all(|s| s.service == "killed"));
-    assert!(f.stderr.lines().last().unwrap().starts_with("gotap: 5 spans exported (file 5), 0 dropped"), "{}", f.stderr);
+    assert!(
+        f.stderr
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("gotap: 5 spans exported (file 5), 0 dropped"),
+        "{}",
+        f.stderr
+    );
 }
 
 #[test]
@@ -177,7 +300,14 @@ fn attach_target_exits_mid_trace() {
     let mut target = plain(&bin, &svc_args(port, "T", None), "httpsvc T");
     wait_listening(port, &mut target);
     let mut cmd = Command::new(GOTAP);
-    cmd.args(["attach", "--no-console", "--output-file", s(&out), "--pid", &target.pid().to_string()]);
+    cmd.args([
+        "attach",
+        "--no-console",
+        "--output-file",
+        s(&out),
+        "--pid",
+        &target.pid().to_string(),
+    ]);
     let mut g = Proc::spawn(cmd, "gotap attach");
     wait_tracing(&mut g);
     for i in 0..3 {
@@ -186,10 +316,26 @@ fn attach_target_exits_mid_trace() {
     target.signal(libc::SIGTERM);
     let f = g.wait(Duration::from_secs(90));
     assert_eq!(f.code, Some(0), "{f:?}");
-    assert!(f.stderr.contains(&format!("process {} exited", target.pid())), "{}", f.stderr);
+    assert!(
+        f.stderr
+            .contains(&format!("process {} exited", target.pid())),
+        "{}",
+        f.stderr
+    );
     let spans = parse_otlp_json_lines(&std::fs::read_to_string(&out).unwrap());
-    assert_eq!(spans.iter().filter(|s| s.kind == 2).count(), 3, "{}", dump(&spans));
-    assert!(spans.iter().all(|s| s.service == Path::new(&bin).file_name().unwrap().to_str().unwrap()), "{}", dump(&spans));
+    assert_eq!(
+        spans.iter().filter(|s| s.kind == 2).count(),
+        3,
+        "{}",
+        dump(&spans)
+    );
+    assert!(
+        spans
+            .iter()
+            .all(|s| s.service == Path::new(&bin).file_name().unwrap().to_str().unwrap()),
+        "{}",
+        dump(&spans)
+    );
 }
 
 /// Signals: a terminal's Ctrl-C (the kernel sends it to the whole foreground process group, gotap
@@ -207,7 +353,10 @@ fn signals_reach_the_program() {
     let port = free_port();
     // `exec`: `script` runs $SHELL -c, and dash (CI has no $SHELL) would stay in the foreground
     // group and die of the Ctrl-C itself, turning the program's exit code into 130.
-    let line = format!("exec {GOTAP} run --no-console -- {} -graceful -listen 127.0.0.1:{port} -name G", s(&bin));
+    let line = format!(
+        "exec {GOTAP} run --no-console -- {} -graceful -listen 127.0.0.1:{port} -name G",
+        s(&bin)
+    );
     let mut cmd = Command::new("script");
     cmd.args(["-qec", &line, "/dev/null"]);
     let mut p = Proc::spawn_with_stdin(cmd, "script gotap run");
@@ -215,19 +364,48 @@ fn signals_reach_the_program() {
     p.write_stdin(b"\x03");
     let f = p.wait(Duration::from_secs(90));
     assert_eq!(f.code, Some(0), "{f:?}");
-    assert!(f.stdout.contains("G got interrupt x1"), "the program handled the Ctrl-C: {}", f.stdout);
+    assert!(
+        f.stdout.contains("G got interrupt x1"),
+        "the program handled the Ctrl-C: {}",
+        f.stdout
+    );
 
     // kill -TERM gotap: forwarded once.
     let port = free_port();
-    let mut p = gotap_run(&["--no-console".into()], &bin, &["-graceful".into(), "-listen".into(), format!("127.0.0.1:{port}"), "-name".into(), "G".into()], "gotap run G");
+    let mut p = gotap_run(
+        &["--no-console".into()],
+        &bin,
+        &[
+            "-graceful".into(),
+            "-listen".into(),
+            format!("127.0.0.1:{port}"),
+            "-name".into(),
+            "G".into(),
+        ],
+        "gotap run G",
+    );
     wait_listening(port, &mut p);
     p.signal(libc::SIGTERM);
     let f = p.wait(Duration::from_secs(90));
-    assert_eq!((f.code, f.stdout.as_str()), (Some(0), "G got terminated x1\n"), "{f:?}");
+    assert_eq!(
+        (f.code, f.stdout.as_str()),
+        (Some(0), "G got terminated x1\n"),
+        "{f:?}"
+    );
 
     // attach + SIGINT: detaches; the target gets nothing and keeps serving.
     let port = free_port();
-    let mut target = plain(&bin, &["-graceful".into(), "-listen".into(), format!("127.0.0.1:{port}"), "-name".into(), "T".into()], "httpsvc T");
+    let mut target = plain(
+        &bin,
+        &[
+            "-graceful".into(),
+            "-listen".into(),
+            format!("127.0.0.1:{port}"),
+            "-name".into(),
+            "T".into(),
+        ],
+        "httpsvc T",
+    );
     wait_listening(port, &mut target);
     let mut cmd = Command::new(GOTAP);
     cmd.args(["attach", "--no-console", "--pid", &target.pid().to_string()]);
@@ -237,6 +415,8 @@ fn signals_reach_the_program() {
     assert_eq!(f.code, Some(0), "{f:?}");
     assert_eq!(http(port, "GET", "/healthz", &[]), (200, "ok\n".into()));
     assert!(target.alive());
-    let out = target.stdout.text_containing("/healthz", Duration::from_secs(5));
+    let out = target
+        .stdout
+        .text_containing("/healthz", Duration::from_secs(5));
     assert_eq!(out, "T GET /healthz 200 3\n", "the target saw no signal");
 }

@@ -21,9 +21,17 @@ fn request(t: usize, i: usize) -> (String, u16, String) {
     match i % 5 {
         0 | 3 => {
             let id = t * 100_000 + i;
-            (format!("/users/{id}"), 200, format!("A user {id} via [200 B user {id}]\n"))
+            (
+                format!("/users/{id}"),
+                200,
+                format!("A user {id} via [200 B user {id}]\n"),
+            )
         }
-        1 => ("/fanout".into(), 200, "A fanout [200 B user 1] [200 B user 2]\n".into()),
+        1 => (
+            "/fanout".into(),
+            200,
+            "A fanout [200 B user 1] [200 B user 2]\n".into(),
+        ),
         2 => ("/fail".into(), 500, "A failed on purpose\n".into()),
         _ => ("/notfound".into(), 404, "A has nothing here\n".into()),
     }
@@ -55,7 +63,10 @@ fn load(port: u16, min: usize, exact: Option<Vec<usize>>, stop: Arc<AtomicBool>)
             })
         })
         .collect();
-    handles.into_iter().map(|h| h.join().expect("client thread")).collect()
+    handles
+        .into_iter()
+        .map(|h| h.join().expect("client thread"))
+        .collect()
 }
 
 fn sorted_lines(s: &str) -> Vec<String> {
@@ -86,19 +97,34 @@ fn attach_detach_under_load_changes_nothing() {
     for cycle in 0..ATTACH_CYCLES {
         let out = dir.join(format!("spans-{cycle}.jsonl"));
         let mut cmd = Command::new(GOTAP);
-        cmd.args(["attach", "--no-console", "--output-file", out.to_str().unwrap(), "--pid", &a.pid().to_string()]);
+        cmd.args([
+            "attach",
+            "--no-console",
+            "--output-file",
+            out.to_str().unwrap(),
+            "--pid",
+            &a.pid().to_string(),
+        ]);
         let mut g = Proc::spawn(cmd, "gotap attach");
         let deadline = Instant::now() + Duration::from_secs(60);
         while !g.stderr.text().contains("gotap: tracing ") {
             assert!(g.alive(), "gotap attach exited: {}", g.stderr.text());
-            assert!(Instant::now() < deadline, "gotap never attached: {}", g.stderr.text());
+            assert!(
+                Instant::now() < deadline,
+                "gotap never attached: {}",
+                g.stderr.text()
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
         std::thread::sleep(Duration::from_millis(400));
         let f = g.interrupt();
         assert_eq!(f.code, Some(0), "cycle {cycle}: {f:?}");
         assert!(f.stderr.contains("detaching from pid"), "{}", f.stderr);
-        assert!(f.stderr.lines().last().unwrap().contains("spans exported"), "{}", f.stderr);
+        assert!(
+            f.stderr.lines().last().unwrap().contains("spans exported"),
+            "{}",
+            f.stderr
+        );
         let spans = parse_otlp_json_lines(&std::fs::read_to_string(&out).unwrap_or_default());
         // Whatever was exported is well-formed: A's server and client spans only.
         for s in &spans {
@@ -106,13 +132,23 @@ fn attach_detach_under_load_changes_nothing() {
             assert_eq!(s.trace_id.len(), 32, "{s:?}");
         }
         span_counts.push(spans.len());
-        assert!(a.alive(), "target died in cycle {cycle}: {}", a.stderr.text());
+        assert!(
+            a.alive(),
+            "target died in cycle {cycle}: {}",
+            a.stderr.text()
+        );
     }
     stop.store(true, Ordering::SeqCst);
     let counts = clients.join().expect("clients");
-    assert!(span_counts.iter().all(|&n| n > 0), "every attach window exported spans: {span_counts:?}");
+    assert!(
+        span_counts.iter().all(|&n| n > 0),
+        "every attach window exported spans: {span_counts:?}"
+    );
     // Detached for good: still serving.
-    assert_eq!(http(pa, "GET", "/users/7", &[]), (200, "A user 7 via [200 B user 7]\n".into()));
+    assert_eq!(
+        http(pa, "GET", "/users/7", &[]),
+        (200, "A user 7 via [200 B user 7]\n".into())
+    );
     assert!(a.alive());
     let traced = a.interrupt();
 
@@ -120,13 +156,26 @@ fn attach_detach_under_load_changes_nothing() {
     let pa2 = free_port();
     let mut a2 = plain(&bin, &svc_args(pa2, "A", Some(pb)), "httpsvc A (untraced)");
     wait_listening(pa2, &mut a2);
-    load(pa2, 0, Some(counts.clone()), Arc::new(AtomicBool::new(true)));
-    assert_eq!(http(pa2, "GET", "/users/7", &[]), (200, "A user 7 via [200 B user 7]\n".into()));
+    load(
+        pa2,
+        0,
+        Some(counts.clone()),
+        Arc::new(AtomicBool::new(true)),
+    );
+    assert_eq!(
+        http(pa2, "GET", "/users/7", &[]),
+        (200, "A user 7 via [200 B user 7]\n".into())
+    );
     let untraced = a2.interrupt();
 
     let total: usize = counts.iter().sum();
     let (t, u) = (sorted_lines(&traced.stdout), sorted_lines(&untraced.stdout));
     assert_eq!(t.len(), total + 1, "one stdout line per request");
-    assert!(t == u, "traced stdout differs from untraced ({} vs {} lines)", t.len(), u.len());
+    assert!(
+        t == u,
+        "traced stdout differs from untraced ({} vs {} lines)",
+        t.len(),
+        u.len()
+    );
     eprintln!("safety: {total} requests, spans per attach window {span_counts:?}");
 }

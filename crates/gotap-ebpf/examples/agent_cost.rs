@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 
 use gotap_binary::usdt::{self, SiteDef};
 use gotap_ebpf::{Agent, AgentOptions};
-use gotap_export::{Batch, BatchConfig, ExportError, Exporter, GrpcExporter, OtlpConfig, Pipeline, Protocol};
+use gotap_export::{
+    Batch, BatchConfig, ExportError, Exporter, GrpcExporter, OtlpConfig, Pipeline, Protocol,
+};
 
 struct Counting;
 
@@ -59,15 +61,21 @@ impl Seen {
     fn record(&self) {
         if self.tid.load(Ordering::Relaxed) == 0 {
             // SAFETY: gettid has no preconditions.
-            self.tid.store(unsafe { libc::gettid() } as u64, Ordering::Relaxed);
+            self.tid
+                .store(unsafe { libc::gettid() } as u64, Ordering::Relaxed);
         }
         self.allocs.store(ALLOCS.with(Cell::get), Ordering::Relaxed);
     }
     /// (CPU ns, allocations) of the thread so far.
     fn now(&self) -> (u64, u64) {
         let tid = self.tid.load(Ordering::Relaxed);
-        let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).unwrap_or_default();
-        let ns = stat.split_whitespace().next().and_then(|v| v.parse().ok()).unwrap_or(0);
+        let stat =
+            std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).unwrap_or_default();
+        let ns = stat
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         (ns, self.allocs.load(Ordering::Relaxed))
     }
 }
@@ -99,24 +107,59 @@ fn main() {
 
     // The Collector.
     let script = root.join("scripts/collector.sh");
-    let collector_bin = String::from_utf8(Command::new(&script).output().expect("run scripts/collector.sh").stdout).unwrap();
+    let collector_bin = String::from_utf8(
+        Command::new(&script)
+            .output()
+            .expect("run scripts/collector.sh")
+            .stdout,
+    )
+    .unwrap();
     let grpc = gotap_testkit::free_port();
     let cfg = tmp.join(format!("agent-cost-{}.yaml", std::process::id()));
-    let yaml = Command::new(&script).args(["config", &grpc.to_string(), &gotap_testkit::free_port().to_string(), "/dev/null"]).output().unwrap().stdout;
+    let yaml = Command::new(&script)
+        .args([
+            "config",
+            &grpc.to_string(),
+            &gotap_testkit::free_port().to_string(),
+            "/dev/null",
+        ])
+        .output()
+        .unwrap()
+        .stdout;
     std::fs::write(&cfg, yaml).unwrap();
-    let mut collector =
-        Command::new(collector_bin.trim()).arg(format!("--config={}", cfg.display())).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut collector = Command::new(collector_bin.trim())
+        .arg(format!("--config={}", cfg.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", grpc)).is_err() {
-        assert!(Instant::now() < deadline, "the collector did not listen on {grpc}");
+        assert!(
+            Instant::now() < deadline,
+            "the collector did not listen on {grpc}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 
     // gotap run's wiring: agent → SpanSender → Pipeline → OTLP/gRPC (default batch settings).
-    let rt = Arc::new(tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap());
-    let otlp = OtlpConfig { protocol: Protocol::Grpc, endpoint: format!("http://127.0.0.1:{grpc}"), headers: vec![], timeout: Duration::from_secs(10) };
+    let rt = Arc::new(
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap(),
+    );
+    let otlp = OtlpConfig {
+        protocol: Protocol::Grpc,
+        endpoint: format!("http://127.0.0.1:{grpc}"),
+        headers: vec![],
+        timeout: Duration::from_secs(10),
+    };
     let export_seen = Arc::new(Seen::default());
-    let exporters: Vec<Box<dyn Exporter>> = vec![Box::new(GrpcExporter::new(rt.clone(), &otlp).unwrap()), Box::new(Probe(export_seen.clone()))];
+    let exporters: Vec<Box<dyn Exporter>> = vec![
+        Box::new(GrpcExporter::new(rt.clone(), &otlp).unwrap()),
+        Box::new(Probe(export_seen.clone())),
+    ];
     let pipeline = Pipeline::start_with(BatchConfig::default(), exporters, Some(rt));
     let sender = pipeline.sender();
     let reader_seen = Arc::new(Seen::default());
@@ -129,36 +172,85 @@ fn main() {
 
     let bin = tmp.join(format!("gotap-agent-cost-{}", std::process::id()));
     let mut child = if functions {
-        let ok = Command::new(&go).current_dir(root.join("go/services")).args(["build", "-o"]).arg(&bin).arg("./httpsvc").env("CGO_ENABLED", "0").status();
+        let ok = Command::new(&go)
+            .current_dir(root.join("go/services"))
+            .args(["build", "-o"])
+            .arg(&bin)
+            .arg("./httpsvc")
+            .env("CGO_ENABLED", "0")
+            .status();
         assert!(ok.is_ok_and(|s| s.success()), "go build of httpsvc failed");
         let port = gotap_testkit::free_port();
-        let child = Command::new(&bin).args(["-listen", &format!("127.0.0.1:{port}"), "-name", "bench"]).stdout(Stdio::null()).spawn().unwrap();
+        let child = Command::new(&bin)
+            .args(["-listen", &format!("127.0.0.1:{port}"), "-name", "bench"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "httpsvc did not listen on {port}");
+            assert!(
+                Instant::now() < deadline,
+                "httpsvc did not listen on {port}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
-        let t = agent.trace_process(child.id(), Default::default()).unwrap_or_else(|e| panic!("{e}"));
+        let t = agent
+            .trace_process(child.id(), Default::default())
+            .unwrap_or_else(|e| panic!("{e}"));
         println!("attached: {} probes on {}", t.probes, t.tracing);
         let wrk = Command::new("wrk")
-            .args(["-t1", "-c10", &format!("-d{seconds}s"), &format!("http://127.0.0.1:{port}/users/42")])
+            .args([
+                "-t1",
+                "-c10",
+                &format!("-d{seconds}s"),
+                &format!("http://127.0.0.1:{port}/users/42"),
+            ])
             .stdout(Stdio::null())
             .status();
-        assert!(wrk.is_ok_and(|s| s.success()), "wrk failed (is it installed?)");
+        assert!(
+            wrk.is_ok_and(|s| s.success()),
+            "wrk failed (is it installed?)"
+        );
         child
     } else {
         let src = root.join("crates/gotap-ebpf/examples/sitebench");
-        let ok = Command::new(&go).current_dir(&src).args(["build", "-o"]).arg(&bin).env("GOTOOLCHAIN", "local").status();
-        assert!(ok.is_ok_and(|s| s.success()), "go build of {} failed", src.display());
+        let ok = Command::new(&go)
+            .current_dir(&src)
+            .args(["build", "-o"])
+            .arg(&bin)
+            .env("GOTOOLCHAIN", "local")
+            .status();
+        assert!(
+            ok.is_ok_and(|s| s.success()),
+            "go build of {} failed",
+            src.display()
+        );
         let sites = [
-            SiteDef { name: "http_server", function: "main.gotapProbeHTTPServer", ..usdt::GOTAP_SITES[0] },
-            SiteDef { name: "http_client", function: "main.gotapProbeHTTPClient", ..usdt::GOTAP_SITES[1] },
+            SiteDef {
+                name: "http_server",
+                function: "main.gotapProbeHTTPServer",
+                ..usdt::GOTAP_SITES[0]
+            },
+            SiteDef {
+                name: "http_client",
+                function: "main.gotapProbeHTTPClient",
+                ..usdt::GOTAP_SITES[1]
+            },
         ];
-        usdt::annotate(&bin, &sites, Some(usdt::GOTAP_SEMAPHORE_MARKER)).unwrap_or_else(|e| panic!("{e}"));
-        let mut child = Command::new(&bin).args(["-seconds", &(seconds + 1).to_string()]).stdout(Stdio::piped()).spawn().unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines().map_while(Result::ok);
+        usdt::annotate(&bin, &sites, Some(usdt::GOTAP_SEMAPHORE_MARKER))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut child = Command::new(&bin)
+            .args(["-seconds", &(seconds + 1).to_string()])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap())
+            .lines()
+            .map_while(Result::ok);
         assert_eq!(lines.next().as_deref(), Some("sitebench ready"));
-        let t = agent.trace_process(child.id(), Default::default()).unwrap_or_else(|e| panic!("{e}"));
+        let t = agent
+            .trace_process(child.id(), Default::default())
+            .unwrap_or_else(|e| panic!("{e}"));
         println!("attached: {} probes on {}", t.probes, t.tracing);
         for _ in lines {}
         child
@@ -187,9 +279,20 @@ fn main() {
         export.dropped_queue_full,
         stats.ringbuf_drops
     );
-    println!("reader thread  {:>6.3} µs/span  {:>5.2} allocs/span", reader_ns as f64 / 1e3 / n, reader_allocs as f64 / n);
+    println!(
+        "reader thread  {:>6.3} µs/span  {:>5.2} allocs/span",
+        reader_ns as f64 / 1e3 / n,
+        reader_allocs as f64 / n
+    );
     // The export thread's work is per span it sent (at saturation the queue drops some).
     let e = grpc_stats.exported.max(1) as f64;
-    println!("export thread  {:>6.3} µs/span  {:>5.2} allocs/span", export_ns as f64 / 1e3 / e, export_allocs as f64 / e);
-    println!("both           {:>6.3} µs/span", reader_ns as f64 / 1e3 / n + export_ns as f64 / 1e3 / e);
+    println!(
+        "export thread  {:>6.3} µs/span  {:>5.2} allocs/span",
+        export_ns as f64 / 1e3 / e,
+        export_allocs as f64 / e
+    );
+    println!(
+        "both           {:>6.3} µs/span",
+        reader_ns as f64 / 1e3 / n + export_ns as f64 / 1e3 / e
+    );
 }

@@ -19,13 +19,24 @@ fn main() {
     let off = u64::from_str_radix(a[3].trim_start_matches("0x"), 16).expect("OFFSET");
     let secs: u64 = a[4].parse().expect("SECONDS");
     let mut ebpf = aya::EbpfLoader::new()
-        .map_pin_path("gotap_links", std::path::Path::new("/sys/fs/bpf/gotap/gotap_links"))
+        .map_pin_path(
+            "gotap_links",
+            std::path::Path::new("/sys/fs/bpf/gotap/gotap_links"),
+        )
         .load(BPF_OBJ)
         .expect("load");
     let p: &mut UProbe = ebpf.program_mut("server_ret").unwrap().try_into().unwrap();
     p.load().expect("verify");
-    let point = UProbeAttachPoint { location: UProbeAttachLocation::AbsoluteOffset(off), cookie: Some(0) };
-    p.attach(point, &a[1], UProbeScope::OneProcess(NonZeroU32::new(pid).unwrap())).expect("attach");
+    let point = UProbeAttachPoint {
+        location: UProbeAttachLocation::AbsoluteOffset(off),
+        cookie: Some(0),
+    };
+    p.attach(
+        point,
+        &a[1],
+        UProbeScope::OneProcess(NonZeroU32::new(pid).unwrap()),
+    )
+    .expect("attach");
     eprintln!("attached at {off:#x}");
     std::thread::sleep(std::time::Duration::from_secs(secs));
 }

@@ -18,13 +18,31 @@ fn main() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sitebench");
     let bin = std::env::temp_dir().join(format!("gotap-sitebench-{}", std::process::id()));
     let go = std::env::var("GO").unwrap_or_else(|_| "go".into());
-    let ok = Command::new(&go).current_dir(&src).args(["build", "-o"]).arg(&bin).env("GOTOOLCHAIN", "local").status();
-    assert!(ok.is_ok_and(|s| s.success()), "go build of {} failed", src.display());
+    let ok = Command::new(&go)
+        .current_dir(&src)
+        .args(["build", "-o"])
+        .arg(&bin)
+        .env("GOTOOLCHAIN", "local")
+        .status();
+    assert!(
+        ok.is_ok_and(|s| s.success()),
+        "go build of {} failed",
+        src.display()
+    );
     let sites = [
-        SiteDef { name: "http_server", function: "main.gotapProbeHTTPServer", ..usdt::GOTAP_SITES[0] },
-        SiteDef { name: "http_client", function: "main.gotapProbeHTTPClient", ..usdt::GOTAP_SITES[1] },
+        SiteDef {
+            name: "http_server",
+            function: "main.gotapProbeHTTPServer",
+            ..usdt::GOTAP_SITES[0]
+        },
+        SiteDef {
+            name: "http_client",
+            function: "main.gotapProbeHTTPClient",
+            ..usdt::GOTAP_SITES[1]
+        },
     ];
-    usdt::annotate(&bin, &sites, Some(usdt::GOTAP_SEMAPHORE_MARKER)).unwrap_or_else(|e| panic!("{e}"));
+    usdt::annotate(&bin, &sites, Some(usdt::GOTAP_SEMAPHORE_MARKER))
+        .unwrap_or_else(|e| panic!("{e}"));
     if int3 {
         use std::os::unix::fs::FileExt;
         let f = std::fs::OpenOptions::new().write(true).open(&bin).unwrap();
@@ -39,19 +57,26 @@ fn main() {
         cmd.arg("-force");
     }
     let mut child = cmd.spawn().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines().map_while(Result::ok);
+    let mut lines = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok);
     assert_eq!(lines.next().as_deref(), Some("sitebench ready"));
     for l in lines.by_ref().take(3) {
         println!("untraced  {l}");
     }
     let mut agent = Agent::load(AgentOptions::default(), |_| {}).unwrap_or_else(|e| panic!("{e}"));
-    let t = agent.trace_process(child.id(), Default::default()).unwrap_or_else(|e| panic!("{e}"));
+    let t = agent
+        .trace_process(child.id(), Default::default())
+        .unwrap_or_else(|e| panic!("{e}"));
     println!("attached: {} probes on {}", t.probes, t.tracing);
     for l in lines.by_ref().take(4) {
         println!("traced    {l}");
     }
     let stats = agent.shutdown();
-    println!("detached: {stats:?} ({:.2} hits per span)", stats.hits_per_span());
+    println!(
+        "detached: {stats:?} ({:.2} hits per span)",
+        stats.hits_per_span()
+    );
     for l in lines {
         println!("detached  {l}");
     }

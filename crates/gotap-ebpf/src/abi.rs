@@ -178,7 +178,12 @@ pub fn encode_site_event(h: &SiteHeader, strs: &[&[u8]]) -> Vec<u8> {
         *n = strs.get(i).map_or(0, |s| s.len() as u16);
     }
     // SAFETY: SiteHeader is repr(C) plain data without padding holes (size asserted above).
-    let head = unsafe { std::slice::from_raw_parts(&h as *const SiteHeader as *const u8, std::mem::size_of::<SiteHeader>()) };
+    let head = unsafe {
+        std::slice::from_raw_parts(
+            &h as *const SiteHeader as *const u8,
+            std::mem::size_of::<SiteHeader>(),
+        )
+    };
     let mut out = head.to_vec();
     for s in strs.iter().take(SITE_STRS) {
         out.extend_from_slice(s);

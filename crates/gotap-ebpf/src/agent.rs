@@ -10,7 +10,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
-use aya::programs::uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeLink, UProbeLinkId, UProbeScope};
+use aya::programs::uprobe::{
+    UProbeAttachLocation, UProbeAttachPoint, UProbeLink, UProbeLinkId, UProbeScope,
+};
 use aya::programs::UProbe;
 use aya::{Ebpf, EbpfLoader};
 use gotap_spans::{semconv, Resource, Span};
@@ -142,7 +144,10 @@ pub struct Agent {
 impl Agent {
     /// Loads the BPF programs (not attached yet) and starts the thread that drains the ring buffer
     /// every `opts.poll_interval` and calls `on_span` for each finished span.
-    pub fn load(opts: AgentOptions, on_span: impl FnMut(Span) + Send + 'static) -> Result<Agent, EbpfError> {
+    pub fn load(
+        opts: AgentOptions,
+        on_span: impl FnMut(Span) + Send + 'static,
+    ) -> Result<Agent, EbpfError> {
         crate::env::check_environment()?;
         crate::env::prepare_pin_dir(&opts.link_map_pin_dir)?;
         let pin = opts.link_map_pin_dir.join(LINK_MAP_NAME);
@@ -156,10 +161,14 @@ impl Agent {
                 .ok_or_else(|| EbpfError::Load(format!("program {name} missing from the object")))?
                 .try_into()
                 .map_err(|e| EbpfError::Load(format!("{name}: {}", chain(&e))))?;
-            prog.load().map_err(|e| EbpfError::Load(format!("{name}: {}", chain(&e))))?;
+            prog.load()
+                .map_err(|e| EbpfError::Load(format!("{name}: {}", chain(&e))))?;
         }
-        let ring = RingBuf::try_from(ebpf.take_map("events").ok_or_else(|| EbpfError::Load("map events missing".into()))?)
-            .map_err(|e| EbpfError::Load(format!("events: {}", chain(&e))))?;
+        let ring = RingBuf::try_from(
+            ebpf.take_map("events")
+                .ok_or_else(|| EbpfError::Load("map events missing".into()))?,
+        )
+        .map_err(|e| EbpfError::Load(format!("events: {}", chain(&e))))?;
         let shared = Arc::new(Shared::default());
         let stop = Arc::new(AtomicBool::new(false));
         let reader = {
@@ -167,10 +176,27 @@ impl Agent {
             let mono_to_unix = mono_to_unix_offset();
             std::thread::Builder::new()
                 .name("gotap-ebpf-reader".into())
-                .spawn(move || read_loop(ring, shared, stop, opts.capture_query, opts.poll_interval, mono_to_unix, on_span))
+                .spawn(move || {
+                    read_loop(
+                        ring,
+                        shared,
+                        stop,
+                        opts.capture_query,
+                        opts.poll_interval,
+                        mono_to_unix,
+                        on_span,
+                    )
+                })
                 .map_err(|e| EbpfError::Load(format!("cannot start the reader thread: {e}")))?
         };
-        Ok(Agent { ebpf, shared, traced: HashMap::new(), next_id: 1, stop, reader: Some(reader) })
+        Ok(Agent {
+            ebpf,
+            shared,
+            traced: HashMap::new(),
+            next_id: 1,
+            stop,
+            reader: Some(reader),
+        })
     }
 
     /// Traces a running process: analyses its executable through /proc/PID/exe, attaches entry and
@@ -179,9 +205,16 @@ impl Agent {
     /// The executable's device and inode are taken before the analysis and checked again after
     /// the attach, so probes are never left on a binary other than the one analysed (a process
     /// that exec'd meanwhile): that fails with [`EbpfError::BinaryChanged`].
-    pub fn trace_process(&mut self, pid: u32, resource: Resource) -> Result<TracedProcess, EbpfError> {
+    pub fn trace_process(
+        &mut self,
+        pid: u32,
+        resource: Resource,
+    ) -> Result<TracedProcess, EbpfError> {
         let exe = PathBuf::from(format!("/proc/{pid}/exe"));
-        let no_process = |e: std::io::Error| EbpfError::NoProcess { pid, why: e.to_string() };
+        let no_process = |e: std::io::Error| EbpfError::NoProcess {
+            pid,
+            why: e.to_string(),
+        };
         // Analyse and attach through one open descriptor: every probe then lands on the very inode
         // that was analysed, even if the process execs or the path is replaced meanwhile
         // (beyla#2350: stale offsets on another binary crash the target).
@@ -206,11 +239,24 @@ impl Agent {
     /// exec). Analyses `path` itself and attaches to that file with a pid filter; uprobes attached
     /// this way keep firing after the exec (the filter follows the task's memory map).
     /// Call [`Agent::confirm_exec`] once the child has exec'd to check it runs that very file.
-    pub fn trace_executable(&mut self, path: &Path, pid: u32, resource: Resource) -> Result<TracedProcess, EbpfError> {
+    pub fn trace_executable(
+        &mut self,
+        path: &Path,
+        pid: u32,
+        resource: Resource,
+    ) -> Result<TracedProcess, EbpfError> {
         let path = std::fs::canonicalize(path).map_err(|e| {
-            EbpfError::Binary(gotap_binary::Error::Io { path: path.to_path_buf(), err: e })
+            EbpfError::Binary(gotap_binary::Error::Io {
+                path: path.to_path_buf(),
+                err: e,
+            })
         })?;
-        let io = |e| EbpfError::Binary(gotap_binary::Error::Io { path: path.clone(), err: e });
+        let io = |e| {
+            EbpfError::Binary(gotap_binary::Error::Io {
+                path: path.clone(),
+                err: e,
+            })
+        };
         let file = std::fs::File::open(&path).map_err(io)?;
         let before = file_id(&file).map_err(io)?;
         let pinned = fd_path(&file);
@@ -230,7 +276,10 @@ impl Agent {
         let t = self.traced.get(&pid).ok_or(EbpfError::NotTraced { pid })?;
         let now = std::fs::File::open(format!("/proc/{pid}/exe"))
             .and_then(|f| file_id(&f))
-            .map_err(|e| EbpfError::NoProcess { pid, why: e.to_string() })?;
+            .map_err(|e| EbpfError::NoProcess {
+                pid,
+                why: e.to_string(),
+            })?;
         if now != t.dev_ino {
             let _ = self.untrace_process(pid);
             return Err(EbpfError::BinaryChanged { pid });
@@ -238,17 +287,37 @@ impl Agent {
         Ok(())
     }
 
-    fn attach(&mut self, pid: u32, target: &Path, plan: Analysed, mut resource: Resource, dev_ino: FileId) -> Result<TracedProcess, EbpfError> {
+    fn attach(
+        &mut self,
+        pid: u32,
+        target: &Path,
+        plan: Analysed,
+        mut resource: Resource,
+        dev_ino: FileId,
+    ) -> Result<TracedProcess, EbpfError> {
         if self.traced.contains_key(&pid) {
             return Err(EbpfError::AlreadyTraced { pid });
         }
-        let nz_pid = NonZeroU32::new(pid).ok_or(EbpfError::NoProcess { pid, why: "pid 0".into() })?;
+        let nz_pid = NonZeroU32::new(pid).ok_or(EbpfError::NoProcess {
+            pid,
+            why: "pid 0".into(),
+        })?;
         let id = self.next_id;
         self.next_id += 1;
         let info = plan.info(pid);
         fill_resource(&mut resource, pid, &info.go_version);
-        self.shared.resources.lock().unwrap().insert(id, Arc::new(resource));
-        let mut traced = Traced { id, links: Vec::new(), usdt: Vec::new(), info: info.clone(), dev_ino };
+        self.shared
+            .resources
+            .lock()
+            .unwrap()
+            .insert(id, Arc::new(resource));
+        let mut traced = Traced {
+            id,
+            links: Vec::new(),
+            usdt: Vec::new(),
+            info: info.clone(),
+            dev_ino,
+        };
         let attached = match &plan {
             Analysed::Functions(plan) => self.attach_functions(&mut traced, target, plan, nz_pid),
             Analysed::Sites(plan) => self.attach_sites(&mut traced, target, plan, pid),
@@ -264,22 +333,45 @@ impl Agent {
         Ok(info)
     }
 
-    fn attach_functions(&mut self, traced: &mut Traced, target: &Path, plan: &Plan, pid: NonZeroU32) -> Result<(), EbpfError> {
+    fn attach_functions(
+        &mut self,
+        traced: &mut Traced,
+        target: &Path,
+        plan: &Plan,
+        pid: NonZeroU32,
+    ) -> Result<(), EbpfError> {
         let mut cfg: ProcCfg = plan.cfg;
         cfg.proc = traced.id;
         {
-            let mut cfgs: BpfHashMap<_, u32, ProcCfg> = BpfHashMap::try_from(self.ebpf.map_mut("cfgs").expect("cfgs is in the object"))
-                .map_err(|e| EbpfError::Map { map: "cfgs", why: chain(&e) })?;
-            cfgs.insert(traced.id, cfg, 0).map_err(|e| EbpfError::Map { map: "cfgs", why: chain(&e) })?;
-        }
-        for site in &plan.sites {
-            let prog: &mut UProbe = self.ebpf.program_mut(site.program).expect("loaded in Agent::load").try_into().expect("a uprobe");
-            let point = UProbeAttachPoint { location: UProbeAttachLocation::AbsoluteOffset(site.offset), cookie: Some(traced.id as u64) };
-            let link = prog.attach(point, target, UProbeScope::OneProcess(pid)).map_err(|e| EbpfError::Attach {
-                function: site.function.to_string(),
-                path: plan.path.clone(),
+            let mut cfgs: BpfHashMap<_, u32, ProcCfg> =
+                BpfHashMap::try_from(self.ebpf.map_mut("cfgs").expect("cfgs is in the object"))
+                    .map_err(|e| EbpfError::Map {
+                        map: "cfgs",
+                        why: chain(&e),
+                    })?;
+            cfgs.insert(traced.id, cfg, 0).map_err(|e| EbpfError::Map {
+                map: "cfgs",
                 why: chain(&e),
             })?;
+        }
+        for site in &plan.sites {
+            let prog: &mut UProbe = self
+                .ebpf
+                .program_mut(site.program)
+                .expect("loaded in Agent::load")
+                .try_into()
+                .expect("a uprobe");
+            let point = UProbeAttachPoint {
+                location: UProbeAttachLocation::AbsoluteOffset(site.offset),
+                cookie: Some(traced.id as u64),
+            };
+            let link = prog
+                .attach(point, target, UProbeScope::OneProcess(pid))
+                .map_err(|e| EbpfError::Attach {
+                    function: site.function.to_string(),
+                    path: plan.path.clone(),
+                    why: chain(&e),
+                })?;
             traced.links.push((site.program, link));
         }
         Ok(())
@@ -287,7 +379,13 @@ impl Agent {
 
     /// One uprobe per probe site, created with the USDT semaphore's offset so the kernel counts
     /// this tracer in the process's semaphore (and uncounts it when the uprobe is closed).
-    fn attach_sites(&mut self, traced: &mut Traced, target: &Path, plan: &SitePlan, pid: u32) -> Result<(), EbpfError> {
+    fn attach_sites(
+        &mut self,
+        traced: &mut Traced,
+        target: &Path,
+        plan: &SitePlan,
+        pid: u32,
+    ) -> Result<(), EbpfError> {
         if !usdt::kernel_has_ref_ctr() {
             return Err(EbpfError::Sites {
                 path: plan.path.clone(),
@@ -295,16 +393,34 @@ impl Agent {
             });
         }
         for (i, site) in plan.sites.iter().enumerate() {
-            let prog: &UProbe = self.ebpf.program(site.program).expect("loaded in Agent::load").try_into().expect("a uprobe");
-            let attach_err = |why: String| EbpfError::Attach { function: site.name.clone(), path: plan.path.clone(), why };
+            let prog: &UProbe = self
+                .ebpf
+                .program(site.program)
+                .expect("loaded in Agent::load")
+                .try_into()
+                .expect("a uprobe");
+            let attach_err = |why: String| EbpfError::Attach {
+                function: site.name.clone(),
+                path: plan.path.clone(),
+                why,
+            };
             let fd = prog.fd().map_err(|e| attach_err(chain(&e)))?;
             // Only the last uprobe of a semaphore carries it: the woven code starts calling its
             // sites once every one of them is probed (a probe created under a busy kernel can take
             // 100 ms, while the others' sites would already be called unseen).
-            let last = !plan.sites[i + 1..].iter().any(|s| s.semaphore_offset == site.semaphore_offset);
+            let last = !plan.sites[i + 1..]
+                .iter()
+                .any(|s| s.semaphore_offset == site.semaphore_offset);
             let ref_ctr = if last { site.semaphore_offset } else { 0 };
-            let link = usdt::attach(fd.as_fd(), target, site.offset, ref_ctr, pid, traced.id as u64)
-                .map_err(|e| attach_err(e.to_string()))?;
+            let link = usdt::attach(
+                fd.as_fd(),
+                target,
+                site.offset,
+                ref_ctr,
+                pid,
+                traced.id as u64,
+            )
+            .map_err(|e| attach_err(e.to_string()))?;
             traced.usdt.push(link);
         }
         Ok(())
@@ -352,7 +468,10 @@ impl Agent {
 
     /// Detaches the probes of `pid`. Spans already in the ring buffer are still delivered.
     pub fn untrace_process(&mut self, pid: u32) -> Result<(), EbpfError> {
-        let mut t = self.traced.remove(&pid).ok_or(EbpfError::NotTraced { pid })?;
+        let mut t = self
+            .traced
+            .remove(&pid)
+            .ok_or(EbpfError::NotTraced { pid })?;
         self.detach_links(&mut t);
         self.forget(t.id);
         Ok(())
@@ -426,7 +545,9 @@ fn close_links(links: Vec<AnyLink>) {
     std::thread::scope(|s| {
         for group in groups {
             // If the thread cannot start, the closure (and its links) is dropped here: closed serially.
-            let _ = std::thread::Builder::new().name("gotap-detach".into()).spawn_scoped(s, move || drop(group));
+            let _ = std::thread::Builder::new()
+                .name("gotap-detach".into())
+                .spawn_scoped(s, move || drop(group));
         }
     });
 }
@@ -496,7 +617,10 @@ fn fill_resource(r: &mut Resource, pid: u32, go_version: &str) {
         r.set(semconv::PROCESS_RUNTIME_NAME, "go");
     }
     if r.get(semconv::PROCESS_RUNTIME_VERSION).is_none() {
-        r.set(semconv::PROCESS_RUNTIME_VERSION, go_version.trim_start_matches("go"));
+        r.set(
+            semconv::PROCESS_RUNTIME_VERSION,
+            go_version.trim_start_matches("go"),
+        );
     }
 }
 
@@ -557,7 +681,9 @@ fn read_loop(
                     }
                 },
             };
-            let Some(resource) = resource_of(ev.proc) else { continue };
+            let Some(resource) = resource_of(ev.proc) else {
+                continue;
+            };
             match nethttp::to_span(ev, resource, capture_query, mono_to_unix) {
                 Some(span) => {
                     shared.spans.fetch_add(1, Ordering::Relaxed);
@@ -574,7 +700,11 @@ fn read_loop(
         // Events come without wakeups: the ring is drained on a timer. A drain that found the
         // ring over a quarter full means the next interval could overflow it (at 1,216 bytes per
         // function-probe event, ~170k spans/s at 20 ms): come back sooner until the rate drops.
-        let pause = if drained > RING_BYTES / 4 { interval / 8 } else { interval };
+        let pause = if drained > RING_BYTES / 4 {
+            interval / 8
+        } else {
+            interval
+        };
         std::thread::sleep(pause);
     }
 }
@@ -590,7 +720,9 @@ impl PlainEvent for HttpEvent {}
 /// in the reader's profile). The record stays reserved until its item is dropped, and the BPF
 /// side never writes a record after submitting it. `None` if the size or alignment is off.
 fn in_place<T: PlainEvent>(b: &[u8]) -> Option<&T> {
-    if b.len() != std::mem::size_of::<T>() || b.as_ptr().align_offset(std::mem::align_of::<T>()) != 0 {
+    if b.len() != std::mem::size_of::<T>()
+        || b.as_ptr().align_offset(std::mem::align_of::<T>()) != 0
+    {
         return None;
     }
     // SAFETY: T is repr(C) plain data valid for any bit pattern (PlainEvent); size and alignment
@@ -616,12 +748,19 @@ fn fd_path(f: &std::fs::File) -> PathBuf {
 /// Unix time minus monotonic time, in ns: bpf_ktime_get_ns() + this = Unix epoch ns.
 fn mono_to_unix_offset() -> i128 {
     let now = |clock| {
-        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
         // SAFETY: clock_gettime writes into the timespec we own.
         unsafe { libc::clock_gettime(clock, &mut ts) };
         ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
     };
-    let (m1, r, m2) = (now(libc::CLOCK_MONOTONIC), now(libc::CLOCK_REALTIME), now(libc::CLOCK_MONOTONIC));
+    let (m1, r, m2) = (
+        now(libc::CLOCK_MONOTONIC),
+        now(libc::CLOCK_REALTIME),
+        now(libc::CLOCK_MONOTONIC),
+    );
     r - (m1 + m2) / 2
 }
 

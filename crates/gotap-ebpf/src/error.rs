@@ -21,9 +21,18 @@ pub enum EbpfError {
     #[error("{path}: nothing to instrument (neither net/http.serverHandler.ServeHTTP nor net/http.(*Transport).roundTrip is linked in)")]
     NothingToInstrument { path: PathBuf },
     #[error("{path}: unsupported Go version {version}: {why}")]
-    UnsupportedGoVersion { path: PathBuf, version: String, why: String },
+    UnsupportedGoVersion {
+        path: PathBuf,
+        version: String,
+        why: String,
+    },
     #[error("{path}: offset of {field} not available for {version}: {why}")]
-    OffsetUnavailable { path: PathBuf, version: String, field: String, why: String },
+    OffsetUnavailable {
+        path: PathBuf,
+        version: String,
+        field: String,
+        why: String,
+    },
     #[error("process {pid} does not exist or cannot be inspected ({why})")]
     NoProcess { pid: u32, why: String },
     #[error("process {pid} is already traced by this agent")]
@@ -35,7 +44,11 @@ pub enum EbpfError {
     #[error("{path}: cannot trace its probe sites: {why}")]
     Sites { path: PathBuf, why: String },
     #[error("cannot attach the uprobe for {function} in {path}: {why}")]
-    Attach { function: String, path: PathBuf, why: String },
+    Attach {
+        function: String,
+        path: PathBuf,
+        why: String,
+    },
     #[error("cannot update the BPF map {map}: {why}")]
     Map { map: &'static str, why: String },
 }
@@ -48,7 +61,10 @@ mod tests {
     #[test]
     fn analysis_errors_are_shown_once_in_a_cause_chain() {
         let e = EbpfError::from(gotap_binary::Error::NotGo(PathBuf::from("/bin/sh")));
-        assert!(e.source().is_none(), "the analysis error is not also its own cause");
+        assert!(
+            e.source().is_none(),
+            "the analysis error is not also its own cause"
+        );
         let msg = "/bin/sh: not a Go binary (no Go buildinfo or pclntab found)";
         assert_eq!(e.to_string(), msg);
         assert_eq!(format!("{:#}", anyhow::Error::from(e)), msg);

@@ -24,7 +24,12 @@ pub(crate) fn non_empty(s: &str) -> Option<&str> {
 }
 
 /// Converts one event. `mono_to_unix` is added to BPF monotonic timestamps.
-pub fn to_span(ev: &HttpEvent, resource: Arc<Resource>, capture_query: bool, mono_to_unix: i128) -> Option<Span> {
+pub fn to_span(
+    ev: &HttpEvent,
+    resource: Arc<Resource>,
+    capture_query: bool,
+    mono_to_unix: i128,
+) -> Option<Span> {
     let unix = |ns: u64| (ns as i128 + mono_to_unix).max(0) as u64;
     let frame = SpanFrame {
         trace_id: ev.trace_id,
@@ -50,8 +55,16 @@ pub fn to_span(ev: &HttpEvent, resource: Arc<Resource>, capture_query: bool, mon
                     (Some(h), p)
                 }
             };
-            let (path, query, pattern) = (field(&ev.path, ev.path_len), field(&ev.query, ev.query_len), field(&ev.pattern, ev.pattern_len));
-            let (host, ua, proto) = (field(&ev.host, ev.host_len), field(&ev.ua, ev.ua_len), field(&ev.proto, ev.proto_len));
+            let (path, query, pattern) = (
+                field(&ev.path, ev.path_len),
+                field(&ev.query, ev.query_len),
+                field(&ev.pattern, ev.pattern_len),
+            );
+            let (host, ua, proto) = (
+                field(&ev.host, ev.host_len),
+                field(&ev.ua, ev.ua_len),
+                field(&ev.proto, ev.proto_len),
+            );
             let req = ServerRequestRef {
                 method,
                 path: &path,
@@ -69,8 +82,13 @@ pub fn to_span(ev: &HttpEvent, resource: Arc<Resource>, capture_query: bool, mon
         abi::EV_CLIENT => {
             let scheme = field(&ev.proto, ev.proto_len);
             let scheme = non_empty(&scheme).unwrap_or("http");
-            let (host, path, query) = (field(&ev.host, ev.host_len), field(&ev.path, ev.path_len), field(&ev.query, ev.query_len));
-            let mut url = String::with_capacity(scheme.len() + 3 + host.len() + path.len() + 1 + query.len());
+            let (host, path, query) = (
+                field(&ev.host, ev.host_len),
+                field(&ev.path, ev.path_len),
+                field(&ev.query, ev.query_len),
+            );
+            let mut url =
+                String::with_capacity(scheme.len() + 3 + host.len() + path.len() + 1 + query.len());
             url.push_str(scheme);
             url.push_str("://");
             url.push_str(&host);
@@ -125,10 +143,16 @@ mod tests {
         let s = to_span(&ev, Arc::new(Resource::default()), false, 10).unwrap();
         assert_eq!(s.kind, SpanKind::Client);
         assert_eq!(s.name, "GET", "empty Method means GET");
-        assert_eq!(s.attr(sc::URL_FULL), Some(&Value::from("http://example.com:8080/a/b?x=1")));
+        assert_eq!(
+            s.attr(sc::URL_FULL),
+            Some(&Value::from("http://example.com:8080/a/b?x=1"))
+        );
         assert_eq!(s.parent_span_id, Some([9; 8]));
         assert_eq!((s.start_unix_nano, s.end_unix_nano), (1_010, 3_010));
-        assert!(matches!(s.status, Status::Error(_)), "404 is a client error");
+        assert!(
+            matches!(s.status, Status::Error(_)),
+            "404 is a client error"
+        );
     }
 
     #[test]
@@ -159,7 +183,10 @@ mod tests {
         assert_eq!(s.name, "GET /users/{id}");
         assert_eq!(s.attr(sc::CLIENT_ADDRESS), Some(&Value::from("::1")));
         assert_eq!(s.attr(sc::CLIENT_PORT), Some(&Value::Int(5555)));
-        assert_eq!(s.attr(sc::USER_AGENT_ORIGINAL), Some(&Value::from("curl/8")));
+        assert_eq!(
+            s.attr(sc::USER_AGENT_ORIGINAL),
+            Some(&Value::from("curl/8"))
+        );
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! From a Go binary to what gets attached: the functions and RET sites to probe, and the struct
 //! offsets (one [`ProcCfg`]) the BPF programs read with.
-use std::path::PathBuf;
 #[cfg(test)]
 use std::path::Path;
+use std::path::PathBuf;
 
 use gotap_binary::offsets::{self as off, FieldRef};
 use gotap_binary::GoBinary;
@@ -92,7 +92,10 @@ pub fn plan(bin: &GoBinary) -> Result<Plan, EbpfError> {
         return Err(EbpfError::UnsupportedGoVersion {
             path,
             version,
-            why: format!("GOARCH={} is not supported yet (gotap's probes read amd64 registers)", bin.goarch()),
+            why: format!(
+                "GOARCH={} is not supported yet (gotap's probes read amd64 registers)",
+                bin.goarch()
+            ),
         });
     }
     // Register ABI (args in registers, g in R14) exists since Go 1.17.
@@ -128,15 +131,35 @@ pub fn plan(bin: &GoBinary) -> Result<Plan, EbpfError> {
             other => EbpfError::Binary(other),
         })
     };
-    let mut cfg = ProcCfg { req_pattern: OFF_ABSENT, m_curg: OFF_ABSENT, g_m: OFF_ABSENT, ..Default::default() };
+    let mut cfg = ProcCfg {
+        req_pattern: OFF_ABSENT,
+        m_curg: OFF_ABSENT,
+        g_m: OFF_ABSENT,
+        ..Default::default()
+    };
     let mut sites = Vec::new();
     let mut instrumentations = Vec::new();
     let mut warnings = Vec::new();
-    let add = |program: &'static str, function: &'static str, f: &gotap_binary::Function, rets: bool| -> Result<Vec<ProbeSite>, EbpfError> {
+    let add = |program: &'static str,
+               function: &'static str,
+               f: &gotap_binary::Function,
+               rets: bool|
+     -> Result<Vec<ProbeSite>, EbpfError> {
         Ok(if rets {
-            bin.return_sites(f)?.into_iter().map(|r| ProbeSite { program, function, offset: r.offset }).collect()
+            bin.return_sites(f)?
+                .into_iter()
+                .map(|r| ProbeSite {
+                    program,
+                    function,
+                    offset: r.offset,
+                })
+                .collect()
         } else {
-            vec![ProbeSite { program, function, offset: fast_entry(bin, f) }]
+            vec![ProbeSite {
+                program,
+                function,
+                offset: fast_entry(bin, f),
+            }]
         })
     };
 
@@ -150,7 +173,11 @@ pub fn plan(bin: &GoBinary) -> Result<Plan, EbpfError> {
         match after_calls_to(bin, f, "net/http.") {
             Some(offsets) => {
                 for offset in offsets {
-                    sites.push(ProbeSite { program: "server_ret", function: SERVE_HTTP, offset });
+                    sites.push(ProbeSite {
+                        program: "server_ret",
+                        function: SERVE_HTTP,
+                        offset,
+                    });
                 }
             }
             None => sites.extend(add("server_ret", SERVE_HTTP, f, true)?),
@@ -171,7 +198,9 @@ pub fn plan(bin: &GoBinary) -> Result<Plan, EbpfError> {
         instrumentations.push("net/http client");
         match bin.function(PCONN_ROUND_TRIP) {
             Some(pc) => sites.extend(add("client_conn", PCONN_ROUND_TRIP, pc, false)?),
-            None => warnings.push(format!("{PCONN_ROUND_TRIP} not found: outgoing requests are not linked to traced servers")),
+            None => warnings.push(format!(
+                "{PCONN_ROUND_TRIP} not found: outgoing requests are not linked to traced servers"
+            )),
         }
     }
     // Goroutine propagation: g.m and m.curg.
@@ -182,15 +211,24 @@ pub fn plan(bin: &GoBinary) -> Result<Plan, EbpfError> {
             cfg.flags |= CFG_GOROUTINES;
             // `runqput(pp, newg, …)` right after newproc1 in newproc's closure: one emulated
             // CALL instead of single-stepped RETs.
-            match bin.function(NEWPROC_FUNC1).and_then(|c| call_site(bin, c, RUNQPUT)) {
-                Some(offset) => sites.push(ProbeSite { program: "newproc_runqput", function: NEWPROC_FUNC1, offset }),
+            match bin
+                .function(NEWPROC_FUNC1)
+                .and_then(|c| call_site(bin, c, RUNQPUT))
+            {
+                Some(offset) => sites.push(ProbeSite {
+                    program: "newproc_runqput",
+                    function: NEWPROC_FUNC1,
+                    offset,
+                }),
                 None => sites.extend(add("newproc1_ret", NEWPROC1, f, true)?),
             }
         }
         (Err(e), _, _) | (_, Err(e), _) => warnings.push(format!(
             "spans started in goroutines a handler creates are not parented ({e})"
         )),
-        (_, _, None) => warnings.push(format!("{NEWPROC1} not found: spans started in goroutines are not parented")),
+        (_, _, None) => warnings.push(format!(
+            "{NEWPROC1} not found: spans started in goroutines are not parented"
+        )),
     }
 
     warnings.extend(unverified_warning(&resolved));
@@ -222,7 +260,11 @@ pub fn plan(bin: &GoBinary) -> Result<Plan, EbpfError> {
     Ok(Plan {
         path,
         go_version: version,
-        build_id: bin.elf().go_build_id.clone().or_else(|| bin.elf().build_id.clone()),
+        build_id: bin
+            .elf()
+            .go_build_id
+            .clone()
+            .or_else(|| bin.elf().build_id.clone()),
         cfg,
         sites,
         instrumentations,
@@ -238,7 +280,9 @@ pub fn plan(bin: &GoBinary) -> Result<Plan, EbpfError> {
 /// (When the stack must grow, the function restarts: the probe fires again, as at the entry.)
 pub fn fast_entry(bin: &GoBinary, f: &gotap_binary::Function) -> u64 {
     use iced_x86::{Decoder, DecoderOptions, Mnemonic, Register};
-    let Some(code) = bin.read_vaddr(f.entry, f.size.min(32)) else { return f.offset };
+    let Some(code) = bin.read_vaddr(f.entry, f.size.min(32)) else {
+        return f.offset;
+    };
     let mut decoder = Decoder::with_ip(64, code, f.entry, DecoderOptions::NONE);
     for insn in (&mut decoder).into_iter().take(3) {
         if insn.is_jcc_short_or_near() {
@@ -262,7 +306,9 @@ fn call_site(bin: &GoBinary, caller: &gotap_binary::Function, target: &str) -> O
     let target = bin.function(target)?.entry;
     let code = bin.read_vaddr(caller.entry, caller.size)?;
     let mut decoder = Decoder::with_ip(64, code, caller.entry, DecoderOptions::NONE);
-    let insn = (&mut decoder).into_iter().find(|i| i.is_call_near() && i.near_branch_target() == target)?;
+    let insn = (&mut decoder)
+        .into_iter()
+        .find(|i| i.is_call_near() && i.near_branch_target() == target)?;
     Some(caller.offset + (insn.ip() - caller.entry))
 }
 
@@ -274,12 +320,24 @@ fn call_site(bin: &GoBinary, caller: &gotap_binary::Function, target: &str) -> O
 /// site leads to anything else, or when there is no call site.
 /// A direct branch of the caller landing in [after the call, site] would make the site run without a
 /// return from `target`: `None` then too.
-pub fn after_calls_to(bin: &GoBinary, target: &gotap_binary::Function, prefix: &str) -> Option<Vec<u64>> {
+pub fn after_calls_to(
+    bin: &GoBinary,
+    target: &gotap_binary::Function,
+    prefix: &str,
+) -> Option<Vec<u64>> {
     use iced_x86::{Decoder, DecoderOptions};
     let mut out = Vec::new();
-    for caller in bin.functions().iter().filter(|f| f.name.starts_with(prefix)) {
-        let Some(code) = bin.read_vaddr(caller.entry, caller.size) else { continue };
-        let insns: Vec<_> = Decoder::with_ip(64, code, caller.entry, DecoderOptions::NONE).into_iter().collect();
+    for caller in bin
+        .functions()
+        .iter()
+        .filter(|f| f.name.starts_with(prefix))
+    {
+        let Some(code) = bin.read_vaddr(caller.entry, caller.size) else {
+            continue;
+        };
+        let insns: Vec<_> = Decoder::with_ip(64, code, caller.entry, DecoderOptions::NONE)
+            .into_iter()
+            .collect();
         for ip in after_call_sites(&insns, target.entry)? {
             out.push(caller.offset + (ip - caller.entry));
         }
@@ -303,12 +361,23 @@ fn after_call_sites(insns: &[iced_x86::Instruction], target: u64) -> Option<Vec<
         if !(call.is_call_near() && call.near_branch_target() == target) {
             continue;
         }
-        let site = insns[i + 1..].iter().find(|n| !matches!(n.flow_control(), FlowControl::Next | FlowControl::IndirectCall))?;
+        let site = insns[i + 1..].iter().find(|n| {
+            !matches!(
+                n.flow_control(),
+                FlowControl::Next | FlowControl::IndirectCall
+            )
+        })?;
         match site.flow_control() {
-            FlowControl::UnconditionalBranch | FlowControl::ConditionalBranch | FlowControl::Call | FlowControl::Return => {}
+            FlowControl::UnconditionalBranch
+            | FlowControl::ConditionalBranch
+            | FlowControl::Call
+            | FlowControl::Return => {}
             _ => return None,
         }
-        if jump_targets.iter().any(|&t| (call.next_ip()..=site.ip()).contains(&t)) {
+        if jump_targets
+            .iter()
+            .any(|&t| (call.next_ip()..=site.ip()).contains(&t))
+        {
             return None;
         }
         out.push(site.ip());
@@ -346,34 +415,65 @@ mod tests {
     use gotap_testkit::{Variant, ALL_TOOLCHAINS};
 
     fn decode(code: &[u8]) -> Vec<iced_x86::Instruction> {
-        iced_x86::Decoder::with_ip(64, code, 0x1000, 0).into_iter().collect()
+        iced_x86::Decoder::with_ip(64, code, 0x1000, 0)
+            .into_iter()
+            .collect()
     }
 
     /// 0x1000 JE rel8; 0x1002 CALL 0x2000; 0x1007 NOP; 0x1008 MOV rax,rbx; 0x100b JMP 0x100d; 0x100d RET.
     #[test]
     fn after_call_site_rejects_a_jump_into_its_window() {
-        let code = |je_disp: u8| vec![0x74, je_disp, 0xE8, 0xF9, 0x0F, 0x00, 0x00, 0x90, 0x48, 0x89, 0xD8, 0xEB, 0x00, 0xC3];
+        let code = |je_disp: u8| {
+            vec![
+                0x74, je_disp, 0xE8, 0xF9, 0x0F, 0x00, 0x00, 0x90, 0x48, 0x89, 0xD8, 0xEB, 0x00,
+                0xC3,
+            ]
+        };
         // JE lands after the site: the JMP at 0x100b runs once per return.
-        assert_eq!(after_call_sites(&decode(&code(0x0b)), 0x2000), Some(vec![0x100b]));
+        assert_eq!(
+            after_call_sites(&decode(&code(0x0b)), 0x2000),
+            Some(vec![0x100b])
+        );
         // JE lands inside (0x1008), on the return address (0x1007) or on the site (0x100b).
         for disp in [0x06, 0x05, 0x09] {
-            assert_eq!(after_call_sites(&decode(&code(disp)), 0x2000), None, "disp {disp:#x}");
+            assert_eq!(
+                after_call_sites(&decode(&code(disp)), 0x2000),
+                None,
+                "disp {disp:#x}"
+            );
         }
     }
 
     fn field(strukt: &str, source: Option<off::OffsetSource>) -> off::FieldOffset {
-        off::FieldOffset { strukt: strukt.into(), field: "f".into(), offset: Some(8), source, error: None, absent: false }
+        off::FieldOffset {
+            strukt: strukt.into(),
+            field: "f".into(),
+            offset: Some(8),
+            source,
+            error: None,
+            absent: false,
+        }
     }
 
     #[test]
     fn unverified_offsets_are_warned_about() {
         let table = |e: &str| Some(off::OffsetSource::Table { entry: e.into() });
-        let verified = [field("a", Some(off::OffsetSource::Dwarf)), field("b", table("go1.26"))];
+        let verified = [
+            field("a", Some(off::OffsetSource::Dwarf)),
+            field("b", table("go1.26")),
+        ];
         assert_eq!(unverified_warning(&verified), None);
         let inherited = "go1.27 layout, inherited by go1.28: unverified";
-        let mixed = [verified[0].clone(), field("c", table(inherited)), field("d", table(inherited))];
+        let mixed = [
+            verified[0].clone(),
+            field("c", table(inherited)),
+            field("d", table(inherited)),
+        ];
         let w = unverified_warning(&mixed).unwrap();
-        assert!(w.contains("c.f, d.f") && w.contains(inherited) && !w.contains("a.f"), "{w}");
+        assert!(
+            w.contains("c.f, d.f") && w.contains(inherited) && !w.contains("a.f"),
+            "{w}"
+        );
     }
 
     /// Every supported Go version gets the cheap sites: entries on the stack check's Jcc, the
@@ -381,34 +481,72 @@ mod tests {
     #[test]
     fn cheap_probe_sites_in_every_toolchain() {
         for tc in ALL_TOOLCHAINS {
-            for variant in [Variant::default(), Variant { stripped: true, pie: true }] {
+            for variant in [
+                Variant::default(),
+                Variant {
+                    stripped: true,
+                    pie: true,
+                },
+            ] {
                 let path = gotap_testkit::build("../crates/gotap-ebpf/tests/go", ".", tc, variant);
                 let (bin, plan) = analyse(&path).unwrap();
                 let label = format!("{} {}", tc.label(), variant.label());
-                for (prog, func) in [("server_entry", SERVE_HTTP), ("client_entry", ROUND_TRIP), ("client_conn", PCONN_ROUND_TRIP)] {
+                for (prog, func) in [
+                    ("server_entry", SERVE_HTTP),
+                    ("client_entry", ROUND_TRIP),
+                    ("client_conn", PCONN_ROUND_TRIP),
+                ] {
                     let f = bin.function(func).unwrap();
                     let site = plan.sites.iter().find(|s| s.program == prog).unwrap();
-                    assert!(site.offset > f.offset && site.offset < f.offset + 16, "{label} {prog}: {site:?} vs {f:?}");
+                    assert!(
+                        site.offset > f.offset && site.offset < f.offset + 16,
+                        "{label} {prog}: {site:?} vs {f:?}"
+                    );
                     let vaddr = f.entry + (site.offset - f.offset);
                     let code = bin.read_vaddr(vaddr, 8).unwrap();
                     let insn = iced_x86::Decoder::with_ip(64, code, vaddr, 0).decode();
-                    assert!(insn.is_jcc_short_or_near(), "{label} {prog}: {:?}", insn.mnemonic());
+                    assert!(
+                        insn.is_jcc_short_or_near(),
+                        "{label} {prog}: {:?}",
+                        insn.mnemonic()
+                    );
                 }
-                assert!(plan.sites.iter().any(|s| s.program == "newproc_runqput"), "{label}");
+                assert!(
+                    plan.sites.iter().any(|s| s.program == "newproc_runqput"),
+                    "{label}"
+                );
                 // server_ret: in the callers, one site after the call in (*conn).serve, emulated.
                 let serve = bin.function("net/http.(*conn).serve").unwrap();
                 let in_serve: Vec<_> = plan
                     .sites
                     .iter()
-                    .filter(|s| s.program == "server_ret" && s.offset >= serve.offset && s.offset < serve.offset + serve.size)
+                    .filter(|s| {
+                        s.program == "server_ret"
+                            && s.offset >= serve.offset
+                            && s.offset < serve.offset + serve.size
+                    })
                     .collect();
                 assert_eq!(in_serve.len(), 1, "{label}");
                 let vaddr = serve.entry + (in_serve[0].offset - serve.offset);
-                let insn = iced_x86::Decoder::with_ip(64, bin.read_vaddr(vaddr, 16).unwrap(), vaddr, 0).decode();
-                assert!(insn.is_call_near() || insn.is_jcc_short_or_near(), "{label}: {:?}", insn.mnemonic());
+                let insn =
+                    iced_x86::Decoder::with_ip(64, bin.read_vaddr(vaddr, 16).unwrap(), vaddr, 0)
+                        .decode();
+                assert!(
+                    insn.is_call_near() || insn.is_jcc_short_or_near(),
+                    "{label}: {:?}",
+                    insn.mnemonic()
+                );
                 let sh = bin.function(SERVE_HTTP).unwrap();
-                assert!(!plan.sites.iter().any(|s| s.program == "server_ret" && s.offset >= sh.offset && s.offset < sh.offset + sh.size), "{label}");
-                assert!(!plan.sites.iter().any(|s| s.program == "newproc1_ret"), "{label}");
+                assert!(
+                    !plan.sites.iter().any(|s| s.program == "server_ret"
+                        && s.offset >= sh.offset
+                        && s.offset < sh.offset + sh.size),
+                    "{label}"
+                );
+                assert!(
+                    !plan.sites.iter().any(|s| s.program == "newproc1_ret"),
+                    "{label}"
+                );
                 assert!(plan.warnings.is_empty(), "{label}: {:?}", plan.warnings);
             }
         }

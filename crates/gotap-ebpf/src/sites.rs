@@ -36,7 +36,13 @@ pub enum TracingPath {
 impl TracingPath {
     /// Whether hits take the kernel's optimised (no trap) path.
     pub fn optimised(self) -> bool {
-        matches!(self, TracingPath::ProbeSites { nop5: true, kernel_optimises: true })
+        matches!(
+            self,
+            TracingPath::ProbeSites {
+                nop5: true,
+                kernel_optimises: true
+            }
+        )
     }
 }
 
@@ -44,11 +50,17 @@ impl std::fmt::Display for TracingPath {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match *self {
             TracingPath::FunctionProbes => f.write_str("function entries and returns"),
-            TracingPath::ProbeSites { nop5: true, kernel_optimises: true } => f.write_str("probe sites (nop5, kernel-optimised)"),
-            TracingPath::ProbeSites { nop5: true, kernel_optimises: false } => {
-                f.write_str("probe sites (int3: this kernel does not optimise nop5 uprobes)")
+            TracingPath::ProbeSites {
+                nop5: true,
+                kernel_optimises: true,
+            } => f.write_str("probe sites (nop5, kernel-optimised)"),
+            TracingPath::ProbeSites {
+                nop5: true,
+                kernel_optimises: false,
+            } => f.write_str("probe sites (int3: this kernel does not optimise nop5 uprobes)"),
+            TracingPath::ProbeSites { nop5: false, .. } => {
+                f.write_str("probe sites (int3: the sites do not start with a 5-byte NOP)")
             }
-            TracingPath::ProbeSites { nop5: false, .. } => f.write_str("probe sites (int3: the sites do not start with a 5-byte NOP)"),
         }
     }
 }
@@ -61,9 +73,16 @@ pub fn kernel_optimises_nop5() -> bool {
         if !cfg!(target_arch = "x86_64") {
             return false;
         }
-        let Ok(syms) = std::fs::read_to_string("/proc/kallsyms") else { return false };
+        let Ok(syms) = std::fs::read_to_string("/proc/kallsyms") else {
+            return false;
+        };
         // "address type name [module]"
-        syms.lines().any(|l| matches!(l.split_whitespace().nth(2), Some("arch_uprobe_optimize" | "__x64_sys_uprobe")))
+        syms.lines().any(|l| {
+            matches!(
+                l.split_whitespace().nth(2),
+                Some("arch_uprobe_optimize" | "__x64_sys_uprobe")
+            )
+        })
     })
 }
 
@@ -94,34 +113,63 @@ pub struct SitePlan {
 /// traced with function probes). A gotap probe whose note breaks the contract (argument spec,
 /// missing semaphore) is an error: it was written by a gotap that disagrees with this one.
 pub fn plan(bin: &GoBinary) -> Result<Option<SitePlan>, EbpfError> {
-    let probes = usdt::read_probes(bin.data()).map_err(|e| EbpfError::Sites { path: bin.path().to_path_buf(), why: e.to_string() })?;
+    let probes = usdt::read_probes(bin.data()).map_err(|e| EbpfError::Sites {
+        path: bin.path().to_path_buf(),
+        why: e.to_string(),
+    })?;
     plan_from(bin, &probes)
 }
 
 fn plan_from(bin: &GoBinary, probes: &[UsdtProbe]) -> Result<Option<SitePlan>, EbpfError> {
     let path = bin.path().to_path_buf();
-    let fail = |why: String| EbpfError::Sites { path: path.clone(), why };
+    let fail = |why: String| EbpfError::Sites {
+        path: path.clone(),
+        why,
+    };
     let mut sites = Vec::new();
     let mut instrumentations = Vec::new();
     let mut warnings = Vec::new();
     let mut nop5 = true;
     for p in probes.iter().filter(|p| p.provider == usdt::GOTAP_PROVIDER) {
-        let Some(&(_, program, instr)) = KNOWN.iter().chain(crate::sites_more::KNOWN).find(|(n, _, _)| *n == p.name) else {
-            warnings.push(format!("probe site gotap:{} is not known to this gotap version: not traced", p.name));
+        let Some(&(_, program, instr)) = KNOWN
+            .iter()
+            .chain(crate::sites_more::KNOWN)
+            .find(|(n, _, _)| *n == p.name)
+        else {
+            warnings.push(format!(
+                "probe site gotap:{} is not known to this gotap version: not traced",
+                p.name
+            ));
             continue;
         };
         if bin.goarch() != "amd64" {
-            return Err(fail(format!("probe sites are read on amd64 only (GOARCH={})", bin.goarch())));
+            return Err(fail(format!(
+                "probe sites are read on amd64 only (GOARCH={})",
+                bin.goarch()
+            )));
         }
         if normalise(&p.args_raw) != normalise(usdt::GOTAP_ARGS) {
-            return Err(fail(format!("probe gotap:{} has arguments `{}`, expected `{}`", p.name, p.args_raw, usdt::GOTAP_ARGS)));
+            return Err(fail(format!(
+                "probe gotap:{} has arguments `{}`, expected `{}`",
+                p.name,
+                p.args_raw,
+                usdt::GOTAP_ARGS
+            )));
         }
         let Some(semaphore_offset) = p.semaphore_offset.filter(|&o| o != 0) else {
-            return Err(fail(format!("probe gotap:{} has no semaphore: its site would never be called", p.name)));
+            return Err(fail(format!(
+                "probe gotap:{} has no semaphore: its site would never be called",
+                p.name
+            )));
         };
         let start = usize::try_from(p.offset).ok();
         nop5 &= start.and_then(|s| bin.data().get(s..s + 5)) == Some(&NOP5[..]);
-        sites.push(SiteProbe { program, name: format!("gotap:{}", p.name), offset: p.offset, semaphore_offset });
+        sites.push(SiteProbe {
+            program,
+            name: format!("gotap:{}", p.name),
+            offset: p.offset,
+            semaphore_offset,
+        });
         if !instrumentations.contains(&instr) {
             instrumentations.push(instr);
         }
@@ -132,11 +180,18 @@ fn plan_from(bin: &GoBinary, probes: &[UsdtProbe]) -> Result<Option<SitePlan>, E
     Ok(Some(SitePlan {
         path,
         go_version: bin.go_version().to_string(),
-        build_id: bin.elf().go_build_id.clone().or_else(|| bin.elf().build_id.clone()),
+        build_id: bin
+            .elf()
+            .go_build_id
+            .clone()
+            .or_else(|| bin.elf().build_id.clone()),
         sites,
         instrumentations,
         warnings,
-        tracing: TracingPath::ProbeSites { nop5, kernel_optimises: kernel_optimises_nop5() },
+        tracing: TracingPath::ProbeSites {
+            nop5,
+            kernel_optimises: kernel_optimises_nop5(),
+        },
     }))
 }
 
@@ -182,10 +237,18 @@ pub fn to_span(ev: &SiteEvent<'_>, resource: Arc<Resource>, capture_query: bool)
                     (Some(h), p)
                 }
             };
-            let (method, path, pattern) = (ev.str(slot::METHOD), ev.str(slot::PATH), ev.str(slot::PATTERN));
+            let (method, path, pattern) = (
+                ev.str(slot::METHOD),
+                ev.str(slot::PATH),
+                ev.str(slot::PATTERN),
+            );
             let (host, ua, proto) = (ev.str(slot::HOST), ev.str(slot::UA), ev.str(slot::PROTO));
             // The query is read only when it is exported.
-            let query = if capture_query { ev.str(slot::QUERY) } else { Default::default() };
+            let query = if capture_query {
+                ev.str(slot::QUERY)
+            } else {
+                Default::default()
+            };
             let req = ServerRequestRef {
                 method: method_or_get(&method),
                 path: &path,
@@ -197,12 +260,21 @@ pub fn to_span(ev: &SiteEvent<'_>, resource: Arc<Resource>, capture_query: bool)
                 user_agent: non_empty(&ua),
                 protocol: non_empty(&proto),
                 // 0: the handler wrote nothing; net/http then answers 200 (as the function probes).
-                status_code: Some(u16::try_from(h.status).ok().filter(|&s| s != 0).unwrap_or(200)),
+                status_code: Some(
+                    u16::try_from(h.status)
+                        .ok()
+                        .filter(|&s| s != 0)
+                        .unwrap_or(200),
+                ),
             };
             Some(http::server_span_ref(&req, frame, capture_query))
         }
         abi::EV_SITE_CLIENT => {
-            let (method, url, error) = (ev.str(slot::METHOD), ev.str(slot::PATH), ev.str(slot::CLIENT_ERROR));
+            let (method, url, error) = (
+                ev.str(slot::METHOD),
+                ev.str(slot::PATH),
+                ev.str(slot::CLIENT_ERROR),
+            );
             let req = ClientRequestRef {
                 method: method_or_get(&method),
                 url: &url,
@@ -218,7 +290,11 @@ pub fn to_span(ev: &SiteEvent<'_>, resource: Arc<Resource>, capture_query: bool)
 
 /// Go: an empty Request.Method means GET.
 fn method_or_get(m: &str) -> &str {
-    if m.is_empty() { "GET" } else { m }
+    if m.is_empty() {
+        "GET"
+    } else {
+        m
+    }
 }
 
 #[cfg(test)]
@@ -241,7 +317,11 @@ mod tests {
     fn span(h: &abi::SiteHeader, strs: &[&str], capture_query: bool) -> Option<Span> {
         let strs: Vec<&[u8]> = strs.iter().map(|s| s.as_bytes()).collect();
         let rec = abi::encode_site_event(h, &strs);
-        to_span(&SiteEvent::parse(&rec).unwrap(), Arc::new(Resource::default()), capture_query)
+        to_span(
+            &SiteEvent::parse(&rec).unwrap(),
+            Arc::new(Resource::default()),
+            capture_query,
+        )
     }
 
     #[test]
@@ -250,21 +330,40 @@ mod tests {
         h.parent = 0x00f067aa0ba902b7;
         h.status = 404;
         let s = span(&h, &[], false).unwrap();
-        assert_eq!(gotap_spans::ids::hex(&s.trace_id), "0af7651916cd43dd8448eb211c80319c");
+        assert_eq!(
+            gotap_spans::ids::hex(&s.trace_id),
+            "0af7651916cd43dd8448eb211c80319c"
+        );
         assert_eq!(gotap_spans::ids::hex(&s.span_id), "b7ad6b7169203331");
-        assert_eq!(s.parent_span_id, Some([0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7]));
+        assert_eq!(
+            s.parent_span_id,
+            Some([0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7])
+        );
         assert_eq!((s.start_unix_nano, s.end_unix_nano), (1_000, 1_500));
         assert_eq!(s.name, "GET", "no pattern, empty method");
         assert_eq!(s.status, Status::Unset, "404 is not a server error");
         h.parent = 0;
-        assert_eq!(span(&h, &[], false).unwrap().parent_span_id, None, "0 = root");
+        assert_eq!(
+            span(&h, &[], false).unwrap().parent_span_id,
+            None,
+            "0 = root"
+        );
     }
 
     /// Every slot of a server event lands in its attribute: the same span as the owned builder.
     #[test]
     fn server_slots_are_the_request() {
         let h = header(abi::EV_SITE_SERVER);
-        let strs = ["PUT", "/users/42", "PUT /users/{id}", "example.com:8080", "10.0.0.1:5555", "curl/8", "HTTP/1.1", "a=1"];
+        let strs = [
+            "PUT",
+            "/users/42",
+            "PUT /users/{id}",
+            "example.com:8080",
+            "10.0.0.1:5555",
+            "curl/8",
+            "HTTP/1.1",
+            "a=1",
+        ];
         for capture_query in [false, true] {
             let s = span(&h, &strs, capture_query).unwrap();
             let req = http::ServerRequest {
@@ -301,35 +400,65 @@ mod tests {
         let err = "dial tcp 127.0.0.1:9: connect: connection refused";
         let s = span(&h, &["POST", "http://127.0.0.1:9/orders?id=7", err], false).unwrap();
         assert_eq!((s.kind, s.name.as_str()), (SpanKind::Client, "POST"));
-        assert_eq!(s.attr(sc::URL_FULL), Some(&Value::from("http://127.0.0.1:9/orders?id=7")));
-        assert_eq!(s.attr(sc::HTTP_RESPONSE_STATUS_CODE), None, "status 0: no response");
+        assert_eq!(
+            s.attr(sc::URL_FULL),
+            Some(&Value::from("http://127.0.0.1:9/orders?id=7"))
+        );
+        assert_eq!(
+            s.attr(sc::HTTP_RESPONSE_STATUS_CODE),
+            None,
+            "status 0: no response"
+        );
         assert_eq!(s.status, Status::Error(err.into()));
         h.status = 200;
         let ok = span(&h, &["POST", "http://127.0.0.1:9/orders?id=7"], false).unwrap();
-        assert_eq!((ok.attr(sc::HTTP_RESPONSE_STATUS_CODE), &ok.status), (Some(&Value::Int(200)), &Status::Unset));
+        assert_eq!(
+            (ok.attr(sc::HTTP_RESPONSE_STATUS_CODE), &ok.status),
+            (Some(&Value::Int(200)), &Status::Unset)
+        );
     }
 
     #[test]
     fn unknown_kind_and_bad_records_are_rejected() {
         let rec = abi::encode_site_event(&header(9), &[]);
         assert!(SiteEvent::parse(&rec).is_none(), "kind 9");
-        assert!(SiteEvent::parse(&[0u8; 1216]).is_none(), "kind 0: a function-probe event's size, not a site");
+        assert!(
+            SiteEvent::parse(&[0u8; 1216]).is_none(),
+            "kind 0: a function-probe event's size, not a site"
+        );
         let mut rec = abi::encode_site_event(&header(abi::EV_SITE_CLIENT), &[b"GET", b"http://h/"]);
         assert!(SiteEvent::parse(&rec).is_some());
         rec.pop();
-        assert!(SiteEvent::parse(&rec).is_none(), "strings past the record's end");
-        assert!(SiteEvent::parse(&rec[..40]).is_none(), "shorter than the header");
+        assert!(
+            SiteEvent::parse(&rec).is_none(),
+            "strings past the record's end"
+        );
+        assert!(
+            SiteEvent::parse(&rec[..40]).is_none(),
+            "shorter than the header"
+        );
     }
 
     #[test]
     fn invalid_utf8_is_replaced_not_dropped() {
         let h = header(abi::EV_SITE_SERVER);
         let rec = abi::encode_site_event(&h, &[b"GET", b"/a\xffb"]);
-        let s = to_span(&SiteEvent::parse(&rec).unwrap(), Arc::new(Resource::default()), false).unwrap();
+        let s = to_span(
+            &SiteEvent::parse(&rec).unwrap(),
+            Arc::new(Resource::default()),
+            false,
+        )
+        .unwrap();
         assert_eq!(s.attr(sc::URL_PATH), Some(&Value::from("/a\u{fffd}b")));
     }
 
-    fn probe(provider: &str, name: &str, offset: u64, args: &str, semaphore_offset: Option<u64>) -> UsdtProbe {
+    fn probe(
+        provider: &str,
+        name: &str,
+        offset: u64,
+        args: &str,
+        semaphore_offset: Option<u64>,
+    ) -> UsdtProbe {
         UsdtProbe {
             provider: provider.into(),
             name: name.into(),
@@ -346,46 +475,134 @@ mod tests {
     /// checked against the contract.
     #[test]
     fn site_plans_follow_the_notes() {
-        let path = gotap_testkit::build("testapps", "./cmd/usdtsites", gotap_testkit::Toolchain::Go126, Default::default());
+        let path = gotap_testkit::build(
+            "testapps",
+            "./cmd/usdtsites",
+            gotap_testkit::Toolchain::Go126,
+            Default::default(),
+        );
         let bin = GoBinary::open(&path).unwrap();
-        assert!(plan(&bin).unwrap().is_none(), "not annotated: function probes");
+        assert!(
+            plan(&bin).unwrap().is_none(),
+            "not annotated: function probes"
+        );
         let server = bin.function("main.gotapProbeHTTPServer").unwrap().offset;
         let ordinary = bin.function("main.main").unwrap().offset;
         let args = usdt::GOTAP_ARGS;
 
-        assert!(plan_from(&bin, &[probe("other", "http_server", server, args, Some(64))]).unwrap().is_none());
-        assert!(plan_from(&bin, &[probe("gotap", "kafka_produce", server, args, Some(64))]).unwrap().is_none(), "no known site");
-
-        let p = plan_from(&bin, &[probe("gotap", "http_server", server, args, Some(64)), probe("gotap", "kafka_produce", server, args, Some(64))])
+        assert!(plan_from(
+            &bin,
+            &[probe("other", "http_server", server, args, Some(64))]
+        )
+        .unwrap()
+        .is_none());
+        assert!(
+            plan_from(
+                &bin,
+                &[probe("gotap", "kafka_produce", server, args, Some(64))]
+            )
             .unwrap()
-            .unwrap();
+            .is_none(),
+            "no known site"
+        );
+
+        let p = plan_from(
+            &bin,
+            &[
+                probe("gotap", "http_server", server, args, Some(64)),
+                probe("gotap", "kafka_produce", server, args, Some(64)),
+            ],
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(p.instrumentations, ["net/http server"]);
-        assert_eq!((p.sites.len(), p.sites[0].program, p.sites[0].semaphore_offset), (1, "site_http_server", 64));
-        assert_eq!(p.warnings, ["probe site gotap:kafka_produce is not known to this gotap version: not traced"]);
+        assert_eq!(
+            (
+                p.sites.len(),
+                p.sites[0].program,
+                p.sites[0].semaphore_offset
+            ),
+            (1, "site_http_server", 64)
+        );
+        assert_eq!(
+            p.warnings,
+            ["probe site gotap:kafka_produce is not known to this gotap version: not traced"]
+        );
         // database/sql and grpc sites (sites_more.rs), each with its package's semaphore.
-        let p = plan_from(&bin, &[probe("gotap", "sql_query", server, args, Some(64)), probe("gotap", "grpc_client", server, args, Some(72))])
-            .unwrap()
-            .unwrap();
+        let p = plan_from(
+            &bin,
+            &[
+                probe("gotap", "sql_query", server, args, Some(64)),
+                probe("gotap", "grpc_client", server, args, Some(72)),
+            ],
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(p.instrumentations, ["database/sql", "grpc client"]);
-        let planned: Vec<(&str, u64)> = p.sites.iter().map(|s| (s.program, s.semaphore_offset)).collect();
+        let planned: Vec<(&str, u64)> = p
+            .sites
+            .iter()
+            .map(|s| (s.program, s.semaphore_offset))
+            .collect();
         assert_eq!(planned, [("site_sql_query", 64), ("site_grpc_client", 72)]);
-        assert_eq!(p.tracing, TracingPath::ProbeSites { nop5: true, kernel_optimises: kernel_optimises_nop5() });
+        assert_eq!(
+            p.tracing,
+            TracingPath::ProbeSites {
+                nop5: true,
+                kernel_optimises: kernel_optimises_nop5()
+            }
+        );
 
-        let p = plan_from(&bin, &[probe("gotap", "http_client", ordinary, args, Some(64))]).unwrap().unwrap();
-        assert_eq!(p.tracing.to_string(), "probe sites (int3: the sites do not start with a 5-byte NOP)");
+        let p = plan_from(
+            &bin,
+            &[probe("gotap", "http_client", ordinary, args, Some(64))],
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            p.tracing.to_string(),
+            "probe sites (int3: the sites do not start with a 5-byte NOP)"
+        );
 
-        let e = plan_from(&bin, &[probe("gotap", "http_server", server, "8@8(%rsp)", Some(64))]).unwrap_err().to_string();
+        let e = plan_from(
+            &bin,
+            &[probe("gotap", "http_server", server, "8@8(%rsp)", Some(64))],
+        )
+        .unwrap_err()
+        .to_string();
         assert_eq!(e, format!("{}: cannot trace its probe sites: probe gotap:http_server has arguments `8@8(%rsp)`, expected `{args}`", path.display()));
-        let e = plan_from(&bin, &[probe("gotap", "http_server", server, args, None)]).unwrap_err().to_string();
-        assert!(e.ends_with("probe gotap:http_server has no semaphore: its site would never be called"), "{e}");
+        let e = plan_from(&bin, &[probe("gotap", "http_server", server, args, None)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.ends_with("probe gotap:http_server has no semaphore: its site would never be called"),
+            "{e}"
+        );
     }
 
     #[test]
     fn path_messages() {
-        let p = |nop5, kernel_optimises| TracingPath::ProbeSites { nop5, kernel_optimises }.to_string();
+        let p = |nop5, kernel_optimises| {
+            TracingPath::ProbeSites {
+                nop5,
+                kernel_optimises,
+            }
+            .to_string()
+        };
         assert_eq!(p(true, true), "probe sites (nop5, kernel-optimised)");
-        assert_eq!(p(true, false), "probe sites (int3: this kernel does not optimise nop5 uprobes)");
-        assert!(TracingPath::ProbeSites { nop5: true, kernel_optimises: true }.optimised());
-        assert!(!TracingPath::ProbeSites { nop5: false, kernel_optimises: true }.optimised());
+        assert_eq!(
+            p(true, false),
+            "probe sites (int3: this kernel does not optimise nop5 uprobes)"
+        );
+        assert!(TracingPath::ProbeSites {
+            nop5: true,
+            kernel_optimises: true
+        }
+        .optimised());
+        assert!(!TracingPath::ProbeSites {
+            nop5: false,
+            kernel_optimises: true
+        }
+        .optimised());
     }
 }

@@ -50,14 +50,22 @@ pub fn db_query(ev: &SiteEvent<'_>) -> DbQuery {
         message: ev.string(slot::SQL_ERROR),
         status_code: opt(ev.string(slot::SQL_STATE)),
     });
-    DbQuery { driver_package: ev.string(slot::SQL_DRIVER), query: ev.string(slot::SQL_TEXT), error }
+    DbQuery {
+        driver_package: ev.string(slot::SQL_DRIVER),
+        query: ev.string(slot::SQL_TEXT),
+        error,
+    }
 }
 
 /// The database the sql_query site's connection goes to (from the DSN given to sql.Open).
 pub fn db_server(ev: &SiteEvent<'_>) -> DbServer {
     DbServer {
         address: opt(ev.string(slot::SQL_SERVER_ADDRESS)),
-        port: ev.str(slot::SQL_SERVER_PORT).parse().ok().filter(|&p| p > 0),
+        port: ev
+            .str(slot::SQL_SERVER_PORT)
+            .parse()
+            .ok()
+            .filter(|&p| p > 0),
         namespace: opt(ev.string(slot::SQL_NAMESPACE)),
     }
 }
@@ -111,69 +119,189 @@ mod tests {
     /// The span of a site record of `kind` with `status` and these string slots.
     fn span(kind: u8, status: i64, strs: &[&str]) -> Span {
         let strs: Vec<&[u8]> = strs.iter().map(|s| s.as_bytes()).collect();
-        let rec = encode_site_event(&SiteHeader { kind, status, ..Default::default() }, &strs);
+        let rec = encode_site_event(
+            &SiteHeader {
+                kind,
+                status,
+                ..Default::default()
+            },
+            &strs,
+        );
         to_span(&SiteEvent::parse(&rec).unwrap(), frame()).unwrap()
     }
 
     #[test]
     fn sql_event_is_the_sdk_span() {
-        let s = span(EV_SITE_SQL, 0, &["modernc.org/sqlite", "SELECT total FROM orders WHERE id = 42"]);
+        let s = span(
+            EV_SITE_SQL,
+            0,
+            &[
+                "modernc.org/sqlite",
+                "SELECT total FROM orders WHERE id = 42",
+            ],
+        );
         let want = db::client_span(
-            &DbQuery { driver_package: "modernc.org/sqlite".into(), query: "SELECT total FROM orders WHERE id = 42".into(), error: None },
+            &DbQuery {
+                driver_package: "modernc.org/sqlite".into(),
+                query: "SELECT total FROM orders WHERE id = 42".into(),
+                error: None,
+            },
             frame(),
         );
-        assert_eq!((s.name.as_str(), s.kind, &s.attributes, &s.status), (want.name.as_str(), SpanKind::Client, &want.attributes, &Status::Unset));
-        assert_eq!(s.attr(db::DB_QUERY_TEXT), Some(&Value::from("SELECT total FROM orders WHERE id = ?")));
+        assert_eq!(
+            (s.name.as_str(), s.kind, &s.attributes, &s.status),
+            (
+                want.name.as_str(),
+                SpanKind::Client,
+                &want.attributes,
+                &Status::Unset
+            )
+        );
+        assert_eq!(
+            s.attr(db::DB_QUERY_TEXT),
+            Some(&Value::from("SELECT total FROM orders WHERE id = ?"))
+        );
         assert_eq!(s.parent_span_id, Some([3; 8]));
-        assert_eq!((s.attr(sc::SERVER_ADDRESS), s.attr(sc::SERVER_PORT), s.attr(db::DB_NAMESPACE)), (None, None, None), "unknown: omitted");
+        assert_eq!(
+            (
+                s.attr(sc::SERVER_ADDRESS),
+                s.attr(sc::SERVER_PORT),
+                s.attr(db::DB_NAMESPACE)
+            ),
+            (None, None, None),
+            "unknown: omitted"
+        );
     }
 
     /// server.address, server.port and db.namespace from the record's s3-s5, in SDK mode's order.
     #[test]
     fn sql_server_and_namespace() {
         let q = "SELECT name FROM users WHERE id = $1";
-        let s = span(EV_SITE_SQL, 0, &["github.com/jackc/pgx/v5/stdlib", q, "", "", "", "db.internal", "5432", "shop"]);
+        let s = span(
+            EV_SITE_SQL,
+            0,
+            &[
+                "github.com/jackc/pgx/v5/stdlib",
+                q,
+                "",
+                "",
+                "",
+                "db.internal",
+                "5432",
+                "shop",
+            ],
+        );
         let keys: Vec<&str> = s.attributes.iter().map(|(k, _)| *k).collect();
         assert_eq!(
             keys,
-            [db::DB_SYSTEM_NAME, db::DB_QUERY_TEXT, db::DB_OPERATION_NAME, db::DB_COLLECTION_NAME, db::DB_NAMESPACE, sc::SERVER_ADDRESS, sc::SERVER_PORT]
+            [
+                db::DB_SYSTEM_NAME,
+                db::DB_QUERY_TEXT,
+                db::DB_OPERATION_NAME,
+                db::DB_COLLECTION_NAME,
+                db::DB_NAMESPACE,
+                sc::SERVER_ADDRESS,
+                sc::SERVER_PORT
+            ]
         );
-        assert_eq!(s.attr(sc::SERVER_ADDRESS), Some(&Value::from("db.internal")));
+        assert_eq!(
+            s.attr(sc::SERVER_ADDRESS),
+            Some(&Value::from("db.internal"))
+        );
         assert_eq!(s.attr(sc::SERVER_PORT), Some(&Value::Int(5432)));
         assert_eq!(s.attr(db::DB_NAMESPACE), Some(&Value::from("shop")));
         // Unknown port: "" (or anything not a port) leaves server.port out; no address, no port.
         for port in ["", "0", "x", "70000"] {
-            let s = span(EV_SITE_SQL, 0, &["github.com/lib/pq", q, "", "", "", "10.0.0.7", port, ""]);
-            assert_eq!((s.attr(sc::SERVER_ADDRESS), s.attr(sc::SERVER_PORT)), (Some(&Value::from("10.0.0.7")), None), "port {port:?}");
+            let s = span(
+                EV_SITE_SQL,
+                0,
+                &["github.com/lib/pq", q, "", "", "", "10.0.0.7", port, ""],
+            );
+            assert_eq!(
+                (s.attr(sc::SERVER_ADDRESS), s.attr(sc::SERVER_PORT)),
+                (Some(&Value::from("10.0.0.7")), None),
+                "port {port:?}"
+            );
             assert_eq!(s.attr(db::DB_NAMESPACE), None);
         }
-        let s = span(EV_SITE_SQL, 0, &["modernc.org/sqlite", q, "", "", "", "", "5432", "main"]);
-        assert_eq!((s.attr(sc::SERVER_ADDRESS), s.attr(sc::SERVER_PORT), s.attr(db::DB_NAMESPACE)), (None, None, Some(&Value::from("main"))));
+        let s = span(
+            EV_SITE_SQL,
+            0,
+            &["modernc.org/sqlite", q, "", "", "", "", "5432", "main"],
+        );
+        assert_eq!(
+            (
+                s.attr(sc::SERVER_ADDRESS),
+                s.attr(sc::SERVER_PORT),
+                s.attr(db::DB_NAMESPACE)
+            ),
+            (None, None, Some(&Value::from("main")))
+        );
     }
 
     #[test]
     fn sql_error_carries_type_and_sqlstate() {
         let err = "ERROR: relation \"nope\" does not exist (SQLSTATE 42P01)";
-        let s = span(EV_SITE_SQL, 1, &["github.com/jackc/pgx/v5/stdlib", "SELECT * FROM nope", err, "*pgconn.PgError", "42P01"]);
+        let s = span(
+            EV_SITE_SQL,
+            1,
+            &[
+                "github.com/jackc/pgx/v5/stdlib",
+                "SELECT * FROM nope",
+                err,
+                "*pgconn.PgError",
+                "42P01",
+            ],
+        );
         assert_eq!(s.status, Status::Error(err.into()));
-        assert_eq!(s.attr(db::DB_RESPONSE_STATUS_CODE), Some(&Value::from("42P01")));
+        assert_eq!(
+            s.attr(db::DB_RESPONSE_STATUS_CODE),
+            Some(&Value::from("42P01"))
+        );
         assert_eq!(s.attr(sc::ERROR_TYPE), Some(&Value::from("42P01")));
         assert_eq!(s.attr(db::DB_SYSTEM_NAME), Some(&Value::from("postgresql")));
         // Without SQLSTATE: the Go type.
-        let s = span(EV_SITE_SQL, 1, &["github.com/jackc/pgx/v5/stdlib", "SELECT * FROM nope", err, "*pgconn.PgError", ""]);
-        assert_eq!((s.attr(sc::ERROR_TYPE), s.attr(db::DB_RESPONSE_STATUS_CODE)), (Some(&Value::from("*pgconn.PgError")), None));
+        let s = span(
+            EV_SITE_SQL,
+            1,
+            &[
+                "github.com/jackc/pgx/v5/stdlib",
+                "SELECT * FROM nope",
+                err,
+                "*pgconn.PgError",
+                "",
+            ],
+        );
+        assert_eq!(
+            (s.attr(sc::ERROR_TYPE), s.attr(db::DB_RESPONSE_STATUS_CODE)),
+            (Some(&Value::from("*pgconn.PgError")), None)
+        );
     }
 
     #[test]
     fn long_query_is_kept_whole() {
         let q = format!("SELECT {} FROM t", "a, ".repeat(1200)); // 3,612 bytes: past the old 768-byte cut
-        let rec = encode_site_event(&SiteHeader { kind: EV_SITE_SQL, ..Default::default() }, &[b"x", q.as_bytes()]);
+        let rec = encode_site_event(
+            &SiteHeader {
+                kind: EV_SITE_SQL,
+                ..Default::default()
+            },
+            &[b"x", q.as_bytes()],
+        );
         assert_eq!(db_query(&SiteEvent::parse(&rec).unwrap()).query, q);
     }
 
     #[test]
     fn grpc_events_are_the_sdk_spans() {
-        let s = span(EV_SITE_GRPC_SERVER, 5, &["/arena.catalog.v1.Catalog/GetProduct", "127.0.0.1:41000", "no product 9"]);
+        let s = span(
+            EV_SITE_GRPC_SERVER,
+            5,
+            &[
+                "/arena.catalog.v1.Catalog/GetProduct",
+                "127.0.0.1:41000",
+                "no product 9",
+            ],
+        );
         let want = rpc::server_span(
             &GrpcServerCall {
                 full_method: "/arena.catalog.v1.Catalog/GetProduct".into(),
@@ -183,14 +311,42 @@ mod tests {
             },
             frame(),
         );
-        assert_eq!((&s.name, s.kind, &s.attributes, &s.status), (&want.name, SpanKind::Server, &want.attributes, &Status::Unset));
+        assert_eq!(
+            (&s.name, s.kind, &s.attributes, &s.status),
+            (
+                &want.name,
+                SpanKind::Server,
+                &want.attributes,
+                &Status::Unset
+            )
+        );
 
-        let s = span(EV_SITE_GRPC_CLIENT, 5, &["/arena.catalog.v1.Catalog/GetProduct", "dns:///127.0.0.1:50051", "no product 9"]);
-        assert_eq!((s.kind, &s.status), (SpanKind::Client, &Status::Error("no product 9".into())));
+        let s = span(
+            EV_SITE_GRPC_CLIENT,
+            5,
+            &[
+                "/arena.catalog.v1.Catalog/GetProduct",
+                "dns:///127.0.0.1:50051",
+                "no product 9",
+            ],
+        );
+        assert_eq!(
+            (s.kind, &s.status),
+            (SpanKind::Client, &Status::Error("no product 9".into()))
+        );
         assert_eq!(s.attr(sc::SERVER_ADDRESS), Some(&Value::from("127.0.0.1")));
         assert_eq!(s.attr(sc::SERVER_PORT), Some(&Value::Int(50051)));
         assert_eq!(s.attr(rpc::RPC_GRPC_STATUS_CODE), Some(&Value::Int(5)));
-        let rec = encode_site_event(&SiteHeader { kind: 3, ..Default::default() }, &[]);
-        assert!(to_span(&SiteEvent::parse(&rec).unwrap(), frame()).is_none(), "net/http kinds are sites.rs's");
+        let rec = encode_site_event(
+            &SiteHeader {
+                kind: 3,
+                ..Default::default()
+            },
+            &[],
+        );
+        assert!(
+            to_span(&SiteEvent::parse(&rec).unwrap(), frame()).is_none(),
+            "net/http kinds are sites.rs's"
+        );
     }
 }

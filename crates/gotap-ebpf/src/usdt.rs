@@ -45,7 +45,12 @@ pub struct UsdtLink {
 /// The `uprobe` PMU's perf event type (dynamic, from sysfs).
 fn uprobe_pmu_type() -> io::Result<u32> {
     let s = std::fs::read_to_string("/sys/bus/event_source/devices/uprobe/type")?;
-    s.trim().parse().map_err(|_| io::Error::new(io::ErrorKind::InvalidData, format!("unexpected uprobe PMU type {s:?}")))
+    s.trim().parse().map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("unexpected uprobe PMU type {s:?}"),
+        )
+    })
 }
 
 /// Whether this kernel maintains USDT semaphores (uprobe `ref_ctr_offset`, Linux ≥ 4.20).
@@ -55,9 +60,19 @@ pub fn kernel_has_ref_ctr() -> bool {
 
 /// Creates a uprobe at file offset `offset` of `path` for process `pid`, with the semaphore at
 /// file offset `ref_ctr_offset` (0: none), and links `prog` to it with `cookie`.
-pub fn attach(prog: BorrowedFd<'_>, path: &Path, offset: u64, ref_ctr_offset: u64, pid: u32, cookie: u64) -> io::Result<UsdtLink> {
+pub fn attach(
+    prog: BorrowedFd<'_>,
+    path: &Path,
+    offset: u64,
+    ref_ctr_offset: u64,
+    pid: u32,
+    cookie: u64,
+) -> io::Result<UsdtLink> {
     if ref_ctr_offset >> (64 - REF_CTR_SHIFT) != 0 {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("semaphore offset {ref_ctr_offset:#x} does not fit the uprobe PMU's 32 bits")));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("semaphore offset {ref_ctr_offset:#x} does not fit the uprobe PMU's 32 bits"),
+        ));
     }
     let cpath = CString::new(path.as_os_str().as_encoded_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
@@ -71,7 +86,14 @@ pub fn attach(prog: BorrowedFd<'_>, path: &Path, offset: u64, ref_ctr_offset: u6
     };
     // SAFETY: attr is a valid perf_event_attr of the size it declares; cpath outlives the call.
     let fd = unsafe {
-        libc::syscall(libc::SYS_perf_event_open, &attr as *const PerfEventAttr, pid as libc::pid_t, -1 as libc::c_int, -1 as libc::c_int, PERF_FLAG_FD_CLOEXEC)
+        libc::syscall(
+            libc::SYS_perf_event_open,
+            &attr as *const PerfEventAttr,
+            pid as libc::pid_t,
+            -1 as libc::c_int,
+            -1 as libc::c_int,
+            PERF_FLAG_FD_CLOEXEC,
+        )
     };
     if fd < 0 {
         return Err(io::Error::last_os_error());
@@ -86,11 +108,15 @@ pub fn attach(prog: BorrowedFd<'_>, path: &Path, offset: u64, ref_ctr_offset: u6
     la[8..12].copy_from_slice(&BPF_PERF_EVENT.to_ne_bytes());
     la[16..24].copy_from_slice(&cookie.to_ne_bytes());
     // SAFETY: la is a zero-padded bpf_attr of the size passed.
-    let lfd = unsafe { libc::syscall(libc::SYS_bpf, BPF_LINK_CREATE, la.as_ptr(), la.len() as u32) };
+    let lfd =
+        unsafe { libc::syscall(libc::SYS_bpf, BPF_LINK_CREATE, la.as_ptr(), la.len() as u32) };
     if lfd < 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: a new descriptor we own.
     let link = unsafe { OwnedFd::from_raw_fd(lfd as i32) };
-    Ok(UsdtLink { _link: link, _event: event })
+    Ok(UsdtLink {
+        _link: link,
+        _event: event,
+    })
 }

@@ -23,16 +23,31 @@ fn ready_as_root_or_report_as_capability_reduced_child() {
 fn missing_capabilities_are_named() {
     gotap_testkit::require_root();
     let me = std::env::current_exe().unwrap();
-    for (drop, name) in [("-bpf", "CAP_BPF"), ("-perfmon", "CAP_PERFMON"), ("-sys_admin", "CAP_SYS_ADMIN")] {
+    for (drop, name) in [
+        ("-bpf", "CAP_BPF"),
+        ("-perfmon", "CAP_PERFMON"),
+        ("-sys_admin", "CAP_SYS_ADMIN"),
+    ] {
         let out = std::process::Command::new("setpriv")
             .args(["--bounding-set", drop, "--inh-caps", drop])
             .arg(&me)
-            .args(["--exact", "ready_as_root_or_report_as_capability_reduced_child", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "ready_as_root_or_report_as_capability_reduced_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_ENV, "1")
             .output()
             .expect("setpriv (util-linux) is installed");
         let stdout = String::from_utf8_lossy(&out.stdout);
-        let line = stdout.lines().find_map(|l| l.split_once("RESULT ").map(|(_, r)| r)).unwrap_or_else(|| panic!("child said: {stdout}"));
-        assert_eq!(line, format!("gotap's eBPF strategy needs the {name} capability (run as root)"));
+        let line = stdout
+            .lines()
+            .find_map(|l| l.split_once("RESULT ").map(|(_, r)| r))
+            .unwrap_or_else(|| panic!("child said: {stdout}"));
+        assert_eq!(
+            line,
+            format!("gotap's eBPF strategy needs the {name} capability (run as root)")
+        );
     }
 }

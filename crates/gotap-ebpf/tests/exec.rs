@@ -50,14 +50,18 @@ fn probes_attached_before_exec_fire_after_it() {
     let pid = i32::from_ne_bytes(pid) as u32;
 
     let (mut agent, sink) = agent(false);
-    let t = agent.trace_executable(&bin, pid, resource("run")).unwrap_or_else(|e| panic!("{e}"));
+    let t = agent
+        .trace_executable(&bin, pid, resource("run"))
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(t.pid, pid);
     // Release the child.
     // SAFETY: writing one byte from our buffer to our pipe.
     assert_eq!(unsafe { libc::write(go_w, [1u8].as_ptr().cast(), 1) }, 1);
     let mut child = spawner.join().unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     assert_eq!(line.trim(), "ready");
     agent.confirm_exec(pid).unwrap_or_else(|e| panic!("{e}"));
 
@@ -66,7 +70,12 @@ fn probes_attached_before_exec_fire_after_it() {
     let _ = child.kill();
     let _ = child.wait();
     agent.shutdown();
-    assert!(spans.iter().any(|s| str_attr(s, "url.path") == Some("/hello")), "{spans:#?}");
+    assert!(
+        spans
+            .iter()
+            .any(|s| str_attr(s, "url.path") == Some("/hello")),
+        "{spans:#?}"
+    );
 }
 
 #[test]
@@ -76,8 +85,13 @@ fn confirm_exec_detects_another_executable() {
     let other = app(Toolchain::Go127, Variant::default());
     let app = App::start(&other);
     let (mut agent, _sink) = agent(false);
-    agent.trace_executable(&bin, app.pid(), resource("x")).unwrap();
+    agent
+        .trace_executable(&bin, app.pid(), resource("x"))
+        .unwrap();
     let err = agent.confirm_exec(app.pid()).unwrap_err();
-    assert!(matches!(err, gotap_ebpf::EbpfError::BinaryChanged { .. }), "{err}");
+    assert!(
+        matches!(err, gotap_ebpf::EbpfError::BinaryChanged { .. }),
+        "{err}"
+    );
     assert!(agent.traced().is_empty(), "untraced after the mismatch");
 }

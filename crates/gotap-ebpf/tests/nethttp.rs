@@ -9,24 +9,44 @@ use gotap_testkit::{Toolchain, Variant, ALL_TOOLCHAINS};
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
 fn server_path(s: &Span) -> Option<&str> {
-    (s.kind == SpanKind::Server).then(|| str_attr(s, sc::URL_PATH)).flatten()
+    (s.kind == SpanKind::Server)
+        .then(|| str_attr(s, sc::URL_PATH))
+        .flatten()
 }
 
 fn find<'a>(spans: &'a [Span], pred: impl Fn(&Span) -> bool, what: &str) -> &'a Span {
-    spans.iter().find(|s| pred(s)).unwrap_or_else(|| panic!("no {what} span in {spans:#?}"))
+    spans
+        .iter()
+        .find(|s| pred(s))
+        .unwrap_or_else(|| panic!("no {what} span in {spans:#?}"))
 }
 
 fn server_spans(tc: Toolchain, variant: Variant) {
     let bin = app(tc, variant);
     let app = App::start(&bin);
     let (mut agent, sink) = agent(true);
-    let t = agent.trace_process(app.pid(), resource("server-under-test")).unwrap_or_else(|e| panic!("{e}"));
+    let t = agent
+        .trace_process(app.pid(), resource("server-under-test"))
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(t.instrumentations.contains(&"net/http server"), "{t:?}");
     assert_eq!(t.go_version, tc.version());
 
-    assert_eq!(request(app.port, "/hello?a=1&b=2", &[("User-Agent", "gotap-test/1.0"), ("traceparent", TRACEPARENT)]), 200);
+    assert_eq!(
+        request(
+            app.port,
+            "/hello?a=1&b=2",
+            &[
+                ("User-Agent", "gotap-test/1.0"),
+                ("traceparent", TRACEPARENT)
+            ]
+        ),
+        200
+    );
     assert_eq!(request(app.port, "/fail", &[]), 503);
-    assert_eq!(request(app.port, "/silent", &[("TRACEPARENT", "00-zz-bad-01")]), 200);
+    assert_eq!(
+        request(app.port, "/silent", &[("TRACEPARENT", "00-zz-bad-01")]),
+        200
+    );
     assert_eq!(request(app.port, "/users/42", &[]), 200);
     let spans = sink.wait_for(4, |s| s.kind == SpanKind::Server);
     let stats = agent.shutdown();
@@ -40,10 +60,20 @@ fn server_spans(tc: Toolchain, variant: Variant) {
     assert_eq!(hello.parent_span_id, Some(parent));
     assert_ne!(hello.span_id, parent);
     // Request.Pattern (Go >= 1.23) names the span by route.
-    assert_eq!(hello.name, if tc == Toolchain::Go119 { "GET" } else { "GET /hello" });
+    assert_eq!(
+        hello.name,
+        if tc == Toolchain::Go119 {
+            "GET"
+        } else {
+            "GET /hello"
+        }
+    );
     assert_eq!(str_attr(hello, sc::HTTP_REQUEST_METHOD), Some("GET"));
     assert_eq!(str_attr(hello, sc::URL_QUERY), Some("a=1&b=2"));
-    assert_eq!(str_attr(hello, sc::USER_AGENT_ORIGINAL), Some("gotap-test/1.0"));
+    assert_eq!(
+        str_attr(hello, sc::USER_AGENT_ORIGINAL),
+        Some("gotap-test/1.0")
+    );
     assert_eq!(str_attr(hello, sc::SERVER_ADDRESS), Some("127.0.0.1"));
     assert_eq!(int_attr(hello, sc::SERVER_PORT), Some(app.port as i64));
     assert_eq!(str_attr(hello, sc::CLIENT_ADDRESS), Some("127.0.0.1"));
@@ -53,8 +83,14 @@ fn server_spans(tc: Toolchain, variant: Variant) {
     assert_eq!(hello.status, Status::Unset);
     assert_eq!(hello.resource.service_name(), "server-under-test");
     assert!(hello.end_unix_nano >= hello.start_unix_nano);
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
-    assert!(now - hello.start_unix_nano < 60_000_000_000, "timestamps are Unix time");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    assert!(
+        now - hello.start_unix_nano < 60_000_000_000,
+        "timestamps are Unix time"
+    );
 
     let fail = find(&spans, |s| server_path(s) == Some("/fail"), "/fail");
     assert_eq!(int_attr(fail, sc::HTTP_RESPONSE_STATUS_CODE), Some(503));
@@ -63,8 +99,15 @@ fn server_spans(tc: Toolchain, variant: Variant) {
     assert_ne!(fail.trace_id, hello.trace_id);
 
     let silent = find(&spans, |s| server_path(s) == Some("/silent"), "/silent");
-    assert_eq!(int_attr(silent, sc::HTTP_RESPONSE_STATUS_CODE), Some(200), "nothing written means 200");
-    assert_eq!(silent.parent_span_id, None, "a malformed traceparent is ignored");
+    assert_eq!(
+        int_attr(silent, sc::HTTP_RESPONSE_STATUS_CODE),
+        Some(200),
+        "nothing written means 200"
+    );
+    assert_eq!(
+        silent.parent_span_id, None,
+        "a malformed traceparent is ignored"
+    );
 
     let user = find(&spans, |s| server_path(s) == Some("/users/42"), "/users/42");
     if tc == Toolchain::Go119 {
@@ -90,11 +133,23 @@ fn server_spans_go127() {
 }
 #[test]
 fn server_spans_go126_stripped_pie() {
-    server_spans(Toolchain::Go126, Variant { stripped: true, pie: true });
+    server_spans(
+        Toolchain::Go126,
+        Variant {
+            stripped: true,
+            pie: true,
+        },
+    );
 }
 #[test]
 fn server_spans_go119_stripped() {
-    server_spans(Toolchain::Go119, Variant { stripped: true, pie: false });
+    server_spans(
+        Toolchain::Go119,
+        Variant {
+            stripped: true,
+            pie: false,
+        },
+    );
 }
 
 /// /call and /async: the handler calls /hello of the same server, inline or from a goroutine
@@ -103,10 +158,15 @@ fn client_chain(tc: Toolchain, variant: Variant, handler: &str) {
     let bin = app(tc, variant);
     let app = App::start(&bin);
     let (mut agent, sink) = agent(false);
-    let t = agent.trace_process(app.pid(), resource("chain")).unwrap_or_else(|e| panic!("{e}"));
+    let t = agent
+        .trace_process(app.pid(), resource("chain"))
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(t.warnings.is_empty(), "{t:?}");
     let target = app.url("/hello?x=1");
-    assert_eq!(request(app.port, &format!("{handler}?url={target}"), &[]), 200);
+    assert_eq!(
+        request(app.port, &format!("{handler}?url={target}"), &[]),
+        200
+    );
     let spans = sink.wait_for(3, |_| true);
     let stats = agent.shutdown();
 
@@ -117,14 +177,33 @@ fn client_chain(tc: Toolchain, variant: Variant, handler: &str) {
     assert_eq!(str_attr(client, sc::URL_FULL), Some(target.as_str()));
     assert_eq!(int_attr(client, sc::HTTP_RESPONSE_STATUS_CODE), Some(200));
     assert_eq!(int_attr(client, sc::SERVER_PORT), Some(app.port as i64));
-    assert_eq!(client.parent_span_id, Some(outer.span_id), "client span is a child of the handler's span");
+    assert_eq!(
+        client.parent_span_id,
+        Some(outer.span_id),
+        "client span is a child of the handler's span"
+    );
     assert_eq!(client.trace_id, outer.trace_id);
-    assert_eq!(inner.parent_span_id, Some(client.span_id), "linked through the pinned tuple map");
+    assert_eq!(
+        inner.parent_span_id,
+        Some(client.span_id),
+        "linked through the pinned tuple map"
+    );
     assert_eq!(inner.trace_id, outer.trace_id);
-    assert!(client.start_unix_nano >= outer.start_unix_nano && client.end_unix_nano <= outer.end_unix_nano);
-    assert!(inner.start_unix_nano >= client.start_unix_nano && inner.end_unix_nano <= client.end_unix_nano);
+    assert!(
+        client.start_unix_nano >= outer.start_unix_nano
+            && client.end_unix_nano <= outer.end_unix_nano
+    );
+    assert!(
+        inner.start_unix_nano >= client.start_unix_nano
+            && inner.end_unix_nano <= client.end_unix_nano
+    );
     assert_eq!(stats.spans, 3);
-    eprintln!("{handler} {}: {} probe hits for {} spans", tc.label(), stats.probe_hits, stats.spans);
+    eprintln!(
+        "{handler} {}: {} probe hits for {} spans",
+        tc.label(),
+        stats.probe_hits,
+        stats.spans
+    );
 }
 
 #[test]
@@ -144,8 +223,22 @@ fn client_span_in_goroutine_all_toolchains() {
 /// Stripped binaries: no DWARF, every offset (runtime.m.curg included) from the table.
 #[test]
 fn client_span_in_goroutine_stripped() {
-    client_chain(Toolchain::Go119, Variant { stripped: true, pie: false }, "/async");
-    client_chain(Toolchain::Go127, Variant { stripped: true, pie: true }, "/async");
+    client_chain(
+        Toolchain::Go119,
+        Variant {
+            stripped: true,
+            pie: false,
+        },
+        "/async",
+    );
+    client_chain(
+        Toolchain::Go127,
+        Variant {
+            stripped: true,
+            pie: true,
+        },
+        "/async",
+    );
 }
 
 /// A goroutine started during a request (a worker) outlives it: its later calls are made outside
@@ -158,19 +251,35 @@ fn worker_started_in_a_request_does_not_keep_its_parent() {
     agent.trace_process(app.pid(), resource("worker")).unwrap();
     assert_eq!(request(app.port, "/startworker", &[]), 200);
     let first = sink.wait_for(1, |s| server_path(s) == Some("/startworker"));
-    let start = find(&first, |s| server_path(s) == Some("/startworker"), "/startworker");
+    let start = find(
+        &first,
+        |s| server_path(s) == Some("/startworker"),
+        "/startworker",
+    );
     let target = app.url("/hello");
     assert_eq!(request(app.port, &format!("/kick?url={target}"), &[]), 200);
     assert_eq!(request(app.port, &format!("/kick?url={target}"), &[]), 200);
-    let spans = sink.wait_for(4, |s| s.kind == SpanKind::Client || server_path(s) == Some("/hello"));
+    let spans = sink.wait_for(4, |s| {
+        s.kind == SpanKind::Client || server_path(s) == Some("/hello")
+    });
     agent.shutdown();
-    let clients: Vec<_> = spans.iter().filter(|s| s.kind == SpanKind::Client).collect();
+    let clients: Vec<_> = spans
+        .iter()
+        .filter(|s| s.kind == SpanKind::Client)
+        .collect();
     assert_eq!(clients.len(), 2, "{spans:#?}");
     for c in &clients {
-        assert_eq!(c.parent_span_id, None, "worker call parented to an ended request: {c:#?}");
+        assert_eq!(
+            c.parent_span_id, None,
+            "worker call parented to an ended request: {c:#?}"
+        );
         assert_ne!(c.trace_id, start.trace_id);
         // The callee still joins the worker's client span through the link map.
-        let inner = find(&spans, |s| server_path(s) == Some("/hello") && s.parent_span_id == Some(c.span_id), "/hello");
+        let inner = find(
+            &spans,
+            |s| server_path(s) == Some("/hello") && s.parent_span_id == Some(c.span_id),
+            "/hello",
+        );
         assert_eq!(inner.trace_id, c.trace_id);
     }
     assert_ne!(clients[0].trace_id, clients[1].trace_id);
@@ -183,13 +292,34 @@ fn truncated_header_window_is_counted() {
     let (mut agent, sink) = agent(false);
     agent.trace_process(app.pid(), resource("pad")).unwrap();
     let pad = "x".repeat(1500);
-    assert_eq!(request(app.port, "/hello", &[("traceparent", TRACEPARENT), ("X-Pad", &pad)]), 200);
-    assert_eq!(request(app.port, "/silent", &[("X-Pad", &pad), ("traceparent", TRACEPARENT)]), 200);
+    assert_eq!(
+        request(
+            app.port,
+            "/hello",
+            &[("traceparent", TRACEPARENT), ("X-Pad", &pad)]
+        ),
+        200
+    );
+    assert_eq!(
+        request(
+            app.port,
+            "/silent",
+            &[("X-Pad", &pad), ("traceparent", TRACEPARENT)]
+        ),
+        200
+    );
     let spans = sink.wait_for(2, |_| true);
     let stats = agent.shutdown();
     // The first request's traceparent fell out of the window (User-Agent is absent in both).
-    assert_eq!(find(&spans, |s| server_path(s) == Some("/hello"), "/hello").parent_span_id, None);
-    assert!(find(&spans, |s| server_path(s) == Some("/silent"), "/silent").parent_span_id.is_some());
+    assert_eq!(
+        find(&spans, |s| server_path(s) == Some("/hello"), "/hello").parent_span_id,
+        None
+    );
+    assert!(
+        find(&spans, |s| server_path(s) == Some("/silent"), "/silent")
+            .parent_span_id
+            .is_some()
+    );
     assert_eq!(stats.header_window_truncated, 2);
     assert_eq!(stats.ret_without_entry, 0);
 }
@@ -201,11 +331,21 @@ fn client_transport_error() {
     let (mut agent, sink) = agent(false);
     agent.trace_process(app.pid(), resource("err")).unwrap();
     let closed = gotap_testkit::free_port();
-    assert_eq!(request(app.port, &format!("/call?url=http://127.0.0.1:{closed}/x"), &[]), 200);
+    assert_eq!(
+        request(
+            app.port,
+            &format!("/call?url=http://127.0.0.1:{closed}/x"),
+            &[]
+        ),
+        200
+    );
     let spans = sink.wait_for(2, |_| true);
     agent.shutdown();
     let client = find(&spans, |s| s.kind == SpanKind::Client, "client");
-    assert!(matches!(&client.status, Status::Error(m) if m == "transport error"), "{client:?}");
+    assert!(
+        matches!(&client.status, Status::Error(m) if m == "transport error"),
+        "{client:?}"
+    );
     assert_eq!(client.attr(sc::HTTP_RESPONSE_STATUS_CODE), None);
 }
 
@@ -217,15 +357,24 @@ fn two_agents_link_through_pinned_map() {
     let b = App::start(&app(Toolchain::Go119, Variant::default()));
     let (mut agent_a, sink_a) = agent(false);
     let (mut agent_b, sink_b) = agent(false);
-    agent_a.trace_process(a.pid(), resource("frontend")).unwrap();
+    agent_a
+        .trace_process(a.pid(), resource("frontend"))
+        .unwrap();
     agent_b.trace_process(b.pid(), resource("backend")).unwrap();
-    assert_eq!(request(a.port, &format!("/call?url={}", b.url("/hello")), &[]), 200);
+    assert_eq!(
+        request(a.port, &format!("/call?url={}", b.url("/hello")), &[]),
+        200
+    );
     let spans_a = sink_a.wait_for(2, |_| true);
     let spans_b = sink_b.wait_for(1, |_| true);
     agent_a.shutdown();
     agent_b.shutdown();
     let client = find(&spans_a, |s| s.kind == SpanKind::Client, "client");
-    let server_b = find(&spans_b, |s| server_path(s) == Some("/hello"), "backend /hello");
+    let server_b = find(
+        &spans_b,
+        |s| server_path(s) == Some("/hello"),
+        "backend /hello",
+    );
     assert_eq!(server_b.resource.service_name(), "backend");
     assert_eq!(server_b.trace_id, client.trace_id);
     assert_eq!(server_b.parent_span_id, Some(client.span_id));
@@ -259,7 +408,8 @@ fn probe_hits_per_server_span() {
     let mut conn = std::net::TcpStream::connect(("127.0.0.1", app.port)).unwrap();
     const N: usize = 50;
     for _ in 0..N {
-        conn.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        conn.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
         let mut buf = [0u8; 4096];
         let n = conn.read(&mut buf).unwrap();
         assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
@@ -267,9 +417,15 @@ fn probe_hits_per_server_span() {
     sink.wait_for(N, |_| true);
     let stats = agent.shutdown();
     assert_eq!(stats.spans, N as u64);
-    eprintln!("server span, keep-alive: {:.2} probe hits per span", stats.hits_per_span());
+    eprintln!(
+        "server span, keep-alive: {:.2} probe hits per span",
+        stats.hits_per_span()
+    );
     // + 1 for the connection's own goroutine, spread over N requests.
-    assert!(stats.hits_per_span() <= 3.0 + 1.0 / N as f64 + 1e-9, "{stats:?}");
+    assert!(
+        stats.hits_per_span() <= 3.0 + 1.0 / N as f64 + 1e-9,
+        "{stats:?}"
+    );
     assert!(stats.hits_per_span() >= 2.0, "{stats:?}");
 }
 
@@ -277,13 +433,22 @@ fn probe_hits_per_server_span() {
 fn errors_are_sentences() {
     let (mut agent, _sink) = agent(false);
     // Not a Go program.
-    let mut sleep = std::process::Command::new("sleep").arg("30").spawn().unwrap();
-    let e = agent.trace_process(sleep.id(), resource("x")).unwrap_err().to_string();
+    let mut sleep = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let e = agent
+        .trace_process(sleep.id(), resource("x"))
+        .unwrap_err()
+        .to_string();
     let _ = sleep.kill();
     let _ = sleep.wait();
     assert!(e.contains("not a Go binary"), "{e}");
     // No such process.
-    let e = agent.trace_process(999_999_999, resource("x")).unwrap_err().to_string();
+    let e = agent
+        .trace_process(999_999_999, resource("x"))
+        .unwrap_err()
+        .to_string();
     assert!(e.starts_with("process 999999999 does not exist"), "{e}");
     // Not traced.
     let e = agent.untrace_process(4_000_000).unwrap_err().to_string();
@@ -291,8 +456,14 @@ fn errors_are_sentences() {
     // Traced twice.
     let app = App::start(&app(Toolchain::Go119, Variant::default()));
     agent.trace_process(app.pid(), resource("x")).unwrap();
-    let e = agent.trace_process(app.pid(), resource("x")).unwrap_err().to_string();
-    assert_eq!(e, format!("process {} is already traced by this agent", app.pid()));
+    let e = agent
+        .trace_process(app.pid(), resource("x"))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        format!("process {} is already traced by this agent", app.pid())
+    );
     agent.shutdown();
 }
 
@@ -302,9 +473,18 @@ fn errors_are_sentences() {
 fn link_map_wins_over_an_application_traceparent() {
     let app = App::start(&app(Toolchain::Go126, Variant::default()));
     let (mut agent, sink) = agent(false);
-    agent.trace_process(app.pid(), resource("precedence")).unwrap();
+    agent
+        .trace_process(app.pid(), resource("precedence"))
+        .unwrap();
     let target = app.url("/hello");
-    assert_eq!(request(app.port, &format!("/call?tp={TRACEPARENT}&url={target}"), &[]), 200);
+    assert_eq!(
+        request(
+            app.port,
+            &format!("/call?tp={TRACEPARENT}&url={target}"),
+            &[]
+        ),
+        200
+    );
     let spans = sink.wait_for(3, |_| true);
     agent.shutdown();
     let client = find(&spans, |s| s.kind == SpanKind::Client, "client");
@@ -319,13 +499,17 @@ fn link_map_wins_over_an_application_traceparent() {
 fn concurrent_chains_stay_apart() {
     let app = App::start(&app(Toolchain::Go127, Variant::default()));
     let (mut agent, sink) = agent(true);
-    agent.trace_process(app.pid(), resource("concurrent")).unwrap();
+    agent
+        .trace_process(app.pid(), resource("concurrent"))
+        .unwrap();
     const N: usize = 16;
     let threads: Vec<_> = (0..N)
         .map(|i| {
             let (port, target) = (app.port, app.url(&format!("/hello?i={i}")));
             let handler = if i % 2 == 0 { "/call" } else { "/async" };
-            std::thread::spawn(move || assert_eq!(request(port, &format!("{handler}?url={target}"), &[]), 200))
+            std::thread::spawn(move || {
+                assert_eq!(request(port, &format!("{handler}?url={target}"), &[]), 200)
+            })
         })
         .collect();
     for t in threads {
@@ -336,12 +520,33 @@ fn concurrent_chains_stay_apart() {
     assert_eq!(stats.spans, 3 * N as u64, "{spans:#?}");
     for i in 0..N {
         let q = format!("i={i}");
-        let inner = find(&spans, |s| server_path(s) == Some("/hello") && str_attr(s, sc::URL_QUERY) == Some(&q), "inner");
-        let client = find(&spans, |s| s.kind == SpanKind::Client && str_attr(s, sc::URL_FULL).is_some_and(|u| u.ends_with(&q)), "client");
-        let outer = find(&spans, |s| Some(s.span_id) == client.parent_span_id, "outer");
+        let inner = find(
+            &spans,
+            |s| server_path(s) == Some("/hello") && str_attr(s, sc::URL_QUERY) == Some(&q),
+            "inner",
+        );
+        let client = find(
+            &spans,
+            |s| {
+                s.kind == SpanKind::Client
+                    && str_attr(s, sc::URL_FULL).is_some_and(|u| u.ends_with(&q))
+            },
+            "client",
+        );
+        let outer = find(
+            &spans,
+            |s| Some(s.span_id) == client.parent_span_id,
+            "outer",
+        );
         assert_eq!(inner.parent_span_id, Some(client.span_id), "request {i}");
-        assert!(str_attr(outer, sc::URL_QUERY).is_some_and(|u| u.ends_with(&q)), "request {i}: {outer:?}");
-        assert!(inner.trace_id == client.trace_id && client.trace_id == outer.trace_id, "request {i}");
+        assert!(
+            str_attr(outer, sc::URL_QUERY).is_some_and(|u| u.ends_with(&q)),
+            "request {i}: {outer:?}"
+        );
+        assert!(
+            inner.trace_id == client.trace_id && client.trace_id == outer.trace_id,
+            "request {i}"
+        );
     }
 }
 
@@ -354,23 +559,47 @@ fn tls_server_http1_and_http2() {
     agent.trace_process(app.pid(), resource("tls")).unwrap();
     let curl = |args: &[&str]| {
         let out = std::process::Command::new("curl")
-            .args(["-sk", "-o", "/dev/null", "-w", "%{http_version} %{http_code}"])
+            .args([
+                "-sk",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_version} %{http_code}",
+            ])
             .args(args)
             .output()
             .expect("curl is installed");
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let url = format!("https://127.0.0.1:{}/hello", app.port);
-    assert_eq!(curl(&["--http1.1", "-A", "tls-ua", "-H", &format!("traceparent: {TRACEPARENT}"), &url]), "1.1 200");
+    assert_eq!(
+        curl(&[
+            "--http1.1",
+            "-A",
+            "tls-ua",
+            "-H",
+            &format!("traceparent: {TRACEPARENT}"),
+            &url
+        ]),
+        "1.1 200"
+    );
     assert_eq!(curl(&["--http2", &format!("{url}?h2")]), "2 200");
     let spans = sink.wait_for(2, |_| true);
     agent.shutdown();
-    let h1 = find(&spans, |s| str_attr(s, sc::NETWORK_PROTOCOL_VERSION) == Some("1.1"), "HTTP/1.1");
+    let h1 = find(
+        &spans,
+        |s| str_attr(s, sc::NETWORK_PROTOCOL_VERSION) == Some("1.1"),
+        "HTTP/1.1",
+    );
     assert_eq!(server_path(h1), Some("/hello"));
     assert_eq!(str_attr(h1, sc::USER_AGENT_ORIGINAL), Some("tls-ua"));
     assert_eq!(h1.trace_id, ids::parse_traceparent(TRACEPARENT).unwrap().0);
     assert_eq!(int_attr(h1, sc::HTTP_RESPONSE_STATUS_CODE), Some(200));
-    let h2 = find(&spans, |s| str_attr(s, sc::NETWORK_PROTOCOL_VERSION) == Some("2.0"), "HTTP/2");
+    let h2 = find(
+        &spans,
+        |s| str_attr(s, sc::NETWORK_PROTOCOL_VERSION) == Some("2.0"),
+        "HTTP/2",
+    );
     assert_eq!(server_path(h2), Some("/hello"));
     assert_eq!(h2.name, "GET /hello");
     assert_eq!(h2.attr(sc::HTTP_RESPONSE_STATUS_CODE), None);
@@ -391,7 +620,10 @@ fn one_agent_two_processes_same_binary() {
     let spans = sink.wait_for(3, |_| true);
     std::thread::sleep(std::time::Duration::from_millis(100));
     let stats = agent.shutdown();
-    assert_eq!(stats.spans, 2, "one span per request, not one per attached process: {spans:#?}");
+    assert_eq!(
+        stats.spans, 2,
+        "one span per request, not one per attached process: {spans:#?}"
+    );
     let sa = find(&spans, |s| server_path(s) == Some("/hello"), "a");
     let sb = find(&spans, |s| server_path(s) == Some("/fail"), "b");
     assert_eq!(sa.resource.service_name(), "a");

@@ -23,15 +23,46 @@ const NOP5: [u8; 5] = [0x0f, 0x1f, 0x44, 0x00, 0x00];
 /// usdtsites built with `tc`, copied (to a file of its own per `tag`: tests run in parallel) and
 /// annotated with gotap's notes (sites in package main).
 fn annotated(tc: Toolchain, variant: Variant, tag: &str) -> PathBuf {
+    annotated_with(tc, variant, tag, |_| {})
+}
+
+/// [`annotated`], with `patch` applied to the annotated file before it is installed. The edits are
+/// made on a work copy, installed by `cp` (see [`gotap_testkit::install_exe`]: no ETXTBSY race).
+fn annotated_with(
+    tc: Toolchain,
+    variant: Variant,
+    tag: &str,
+    patch: impl FnOnce(&Path),
+) -> PathBuf {
     let built = gotap_testkit::build("testapps", "./cmd/usdtsites", tc, variant);
-    let out = gotap_testkit::bin_dir().join(format!("usdtsites-annotated-{tag}-{}-{}", tc.label(), variant.label()));
-    std::fs::copy(&built, &out).unwrap();
+    let out = gotap_testkit::bin_dir().join(format!(
+        "usdtsites-annotated-{tag}-{}-{}",
+        tc.label(),
+        variant.label()
+    ));
+    let work = gotap_testkit::bin_dir().join(format!(
+        "usdtsites-annotated-{tag}-{}-{}.work",
+        tc.label(),
+        variant.label()
+    ));
+    std::fs::copy(&built, &work).unwrap();
     let sites = [
-        SiteDef { name: "http_server", function: "main.gotapProbeHTTPServer", ..usdt::GOTAP_SITES[0] },
-        SiteDef { name: "http_client", function: "main.gotapProbeHTTPClient", ..usdt::GOTAP_SITES[1] },
+        SiteDef {
+            name: "http_server",
+            function: "main.gotapProbeHTTPServer",
+            ..usdt::GOTAP_SITES[0]
+        },
+        SiteDef {
+            name: "http_client",
+            function: "main.gotapProbeHTTPClient",
+            ..usdt::GOTAP_SITES[1]
+        },
     ];
-    let n = usdt::annotate(&out, &sites, Some(usdt::GOTAP_SEMAPHORE_MARKER)).unwrap_or_else(|e| panic!("{e}"));
+    let n = usdt::annotate(&work, &sites, Some(usdt::GOTAP_SEMAPHORE_MARKER))
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(n, 2);
+    patch(&work);
+    gotap_testkit::install_exe(&work, &out);
     out
 }
 
@@ -48,7 +79,10 @@ struct Sites {
 impl Sites {
     fn start(bin: &Path) -> Sites {
         let mut child = Command::new(bin).stdout(Stdio::piped()).spawn().unwrap();
-        Sites { lines: Sites::collect(&mut child), child }
+        Sites {
+            lines: Sites::collect(&mut child),
+            child,
+        }
     }
 
     fn collect(child: &mut Child) -> Arc<Mutex<Vec<String>>> {
@@ -65,12 +99,23 @@ impl Sites {
     }
 
     fn fired(&self) -> usize {
-        self.lines.lock().unwrap().iter().filter(|l| l.starts_with("fired")).count()
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.starts_with("fired"))
+            .count()
     }
 
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(5);
-        while !self.lines.lock().unwrap().iter().any(|l| l == "usdtsites ready") {
+        while !self
+            .lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l == "usdtsites ready")
+        {
             assert!(Instant::now() < deadline, "usdtsites did not start");
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -96,11 +141,19 @@ fn runtime_addr(pid: u32, bin: &Path, off: u64) -> u64 {
         .find_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
             let (lo, hi) = f[0].split_once('-')?;
-            let (lo, hi) = (u64::from_str_radix(lo, 16).ok()?, u64::from_str_radix(hi, 16).ok()?);
+            let (lo, hi) = (
+                u64::from_str_radix(lo, 16).ok()?,
+                u64::from_str_radix(hi, 16).ok()?,
+            );
             let foff = u64::from_str_radix(f[2], 16).ok()?;
             (foff <= off && off < foff + (hi - lo)).then(|| lo + off - foff)
         })
-        .unwrap_or_else(|| panic!("file offset {off:#x} of {} not mapped in\n{maps}", bin.display()))
+        .unwrap_or_else(|| {
+            panic!(
+                "file offset {off:#x} of {} not mapped in\n{maps}",
+                bin.display()
+            )
+        })
 }
 
 /// `n` bytes of process `pid`'s memory at file offset `off` of `bin`.
@@ -113,7 +166,10 @@ fn peek(pid: u32, bin: &Path, off: u64, n: usize) -> Vec<u8> {
 }
 
 fn find(spans: &[Span], kind: SpanKind) -> &Span {
-    spans.iter().find(|s| s.kind == kind).unwrap_or_else(|| panic!("no {kind:?} span in {spans:#?}"))
+    spans
+        .iter()
+        .find(|s| s.kind == kind)
+        .unwrap_or_else(|| panic!("no {kind:?} span in {spans:#?}"))
 }
 
 fn trace_sites(tc: Toolchain, variant: Variant) {
@@ -125,56 +181,129 @@ fn trace_sites(tc: Toolchain, variant: Variant) {
     let sites = Sites::start(&bin);
     sites.wait_ready();
     std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(sites.fired(), 0, "{label}: the sites are not called while nobody traces");
+    assert_eq!(
+        sites.fired(),
+        0,
+        "{label}: the sites are not called while nobody traces"
+    );
     let pid = sites.pid();
-    assert_eq!(peek(pid, &bin, sem, 2), [0, 0], "{label}: semaphore before attach");
+    assert_eq!(
+        peek(pid, &bin, sem, 2),
+        [0, 0],
+        "{label}: semaphore before attach"
+    );
     for site in &notes {
-        assert_eq!(peek(pid, &bin, site.offset, 5), NOP5, "{label}: {} before attach", site.name);
+        assert_eq!(
+            peek(pid, &bin, site.offset, 5),
+            NOP5,
+            "{label}: {} before attach",
+            site.name
+        );
     }
 
     let (mut agent, sink) = agent(true);
-    let t = agent.trace_process(pid, resource("usdtsites")).unwrap_or_else(|e| panic!("{label}: {e}"));
+    let t = agent
+        .trace_process(pid, resource("usdtsites"))
+        .unwrap_or_else(|e| panic!("{label}: {e}"));
     assert_eq!(t.probes, 2, "{label}");
-    assert!(t.instrumentations.contains(&"net/http server") && t.instrumentations.contains(&"net/http client"), "{label}: {t:?}");
+    assert!(
+        t.instrumentations.contains(&"net/http server")
+            && t.instrumentations.contains(&"net/http client"),
+        "{label}: {t:?}"
+    );
     let optimises = gotap_ebpf::kernel_optimises_nop5();
-    assert_eq!(t.tracing, TracingPath::ProbeSites { nop5: true, kernel_optimises: optimises }, "{label}");
+    assert_eq!(
+        t.tracing,
+        TracingPath::ProbeSites {
+            nop5: true,
+            kernel_optimises: optimises
+        },
+        "{label}"
+    );
     assert!(t.warnings.is_empty(), "{label}: {:?}", t.warnings);
 
     let spans = sink.wait_for(6, |_| true);
-    let (servers, clients) = (spans.iter().filter(|s| s.kind == SpanKind::Server).count(), spans.iter().filter(|s| s.kind == SpanKind::Client).count());
-    assert!(servers.abs_diff(clients) <= 1, "{label}: both sites traced from the first call: {servers} server, {clients} client spans");
+    let (servers, clients) = (
+        spans.iter().filter(|s| s.kind == SpanKind::Server).count(),
+        spans.iter().filter(|s| s.kind == SpanKind::Client).count(),
+    );
+    assert!(
+        servers.abs_diff(clients) <= 1,
+        "{label}: both sites traced from the first call: {servers} server, {clients} client spans"
+    );
     assert!(spans.len() >= 6, "{label}: {} spans", spans.len());
     // One tracer: the kernel counted it once (only the last site's uprobe carries the semaphore,
     // so the sites are called only once both are probed).
-    assert_eq!(peek(pid, &bin, sem, 2), [1, 0], "{label}: semaphore while traced");
+    assert_eq!(
+        peek(pid, &bin, sem, 2),
+        [1, 0],
+        "{label}: semaphore while traced"
+    );
     for site in &notes {
         let code = peek(pid, &bin, site.offset, 5);
         if optimises {
             // The kernel rewrote the nop5 into a CALL (6.18; a JMP is being discussed upstream)
             // to its uprobe trampoline: hits enter the kernel by syscall, not by trap.
-            assert!(matches!(code[0], 0xe8 | 0xe9), "{label} {}: optimised site is a CALL/JMP rel32: {code:02x?}", site.name);
+            assert!(
+                matches!(code[0], 0xe8 | 0xe9),
+                "{label} {}: optimised site is a CALL/JMP rel32: {code:02x?}",
+                site.name
+            );
             let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
-            let tramp = maps.lines().find(|l| l.ends_with("[uprobes-trampoline]")).unwrap_or_else(|| panic!("{label}: no trampoline in\n{maps}"));
-            let (lo, hi) = tramp.split_whitespace().next().unwrap().split_once('-').unwrap();
-            let (lo, hi) = (u64::from_str_radix(lo, 16).unwrap(), u64::from_str_radix(hi, 16).unwrap());
+            let tramp = maps
+                .lines()
+                .find(|l| l.ends_with("[uprobes-trampoline]"))
+                .unwrap_or_else(|| panic!("{label}: no trampoline in\n{maps}"));
+            let (lo, hi) = tramp
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .split_once('-')
+                .unwrap();
+            let (lo, hi) = (
+                u64::from_str_radix(lo, 16).unwrap(),
+                u64::from_str_radix(hi, 16).unwrap(),
+            );
             let next = runtime_addr(pid, &bin, site.offset) + 5;
-            let target = next.wrapping_add_signed(i32::from_le_bytes(code[1..5].try_into().unwrap()) as i64);
-            assert!((lo..hi).contains(&target), "{label} {}: CALL {target:#x} lands in the trampoline {tramp}", site.name);
+            let target =
+                next.wrapping_add_signed(i32::from_le_bytes(code[1..5].try_into().unwrap()) as i64);
+            assert!(
+                (lo..hi).contains(&target),
+                "{label} {}: CALL {target:#x} lands in the trampoline {tramp}",
+                site.name
+            );
         } else {
-            assert_eq!(code[0], 0xcc, "{label} {}: site is an int3: {code:02x?}", site.name);
+            assert_eq!(
+                code[0], 0xcc,
+                "{label} {}: site is an int3: {code:02x?}",
+                site.name
+            );
         }
     }
 
     // Exactly the values usdtsites passes.
     let server = find(&spans, SpanKind::Server);
     let client = find(&spans, SpanKind::Client);
-    assert_eq!(ids::hex(&server.trace_id), "0af7651916cd43dd8448eb211c80319c", "{label}");
+    assert_eq!(
+        ids::hex(&server.trace_id),
+        "0af7651916cd43dd8448eb211c80319c",
+        "{label}"
+    );
     assert_eq!(ids::hex(&server.span_id), "b7ad6b7169203331");
-    assert_eq!(server.parent_span_id.map(|p| ids::hex(&p)).as_deref(), Some("00f067aa0ba902b7"));
+    assert_eq!(
+        server.parent_span_id.map(|p| ids::hex(&p)).as_deref(),
+        Some("00f067aa0ba902b7")
+    );
     assert_eq!(server.name, "GET /users/{id}");
     assert_eq!(server.end_unix_nano - server.start_unix_nano, 5000);
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
-    assert!(now - server.start_unix_nano < 60_000_000_000, "timestamps are Unix time");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    assert!(
+        now - server.start_unix_nano < 60_000_000_000,
+        "timestamps are Unix time"
+    );
     assert_eq!(str_attr(server, sc::HTTP_REQUEST_METHOD), Some("GET"));
     assert_eq!(str_attr(server, sc::URL_PATH), Some("/users/42"));
     assert_eq!(str_attr(server, sc::URL_QUERY), Some("q=1"));
@@ -183,39 +312,74 @@ fn trace_sites(tc: Toolchain, variant: Variant) {
     assert_eq!(int_attr(server, sc::SERVER_PORT), Some(8080));
     assert_eq!(str_attr(server, sc::CLIENT_ADDRESS), Some("10.1.2.3"));
     assert_eq!(int_attr(server, sc::CLIENT_PORT), Some(4567));
-    assert_eq!(str_attr(server, sc::USER_AGENT_ORIGINAL), Some("usdtsites/1"));
+    assert_eq!(
+        str_attr(server, sc::USER_AGENT_ORIGINAL),
+        Some("usdtsites/1")
+    );
     assert_eq!(str_attr(server, sc::NETWORK_PROTOCOL_VERSION), Some("1.1"));
     assert_eq!(int_attr(server, sc::HTTP_RESPONSE_STATUS_CODE), Some(503));
     assert_eq!(str_attr(server, sc::ERROR_TYPE), Some("503"));
-    assert!(matches!(server.status, Status::Error(_)), "{label}: 503 is a server error");
+    assert!(
+        matches!(server.status, Status::Error(_)),
+        "{label}: 503 is a server error"
+    );
     assert_eq!(server.resource.service_name(), "usdtsites");
 
-    assert_eq!(client.trace_id, server.trace_id, "{label}: client in the server's trace");
-    assert_eq!(client.parent_span_id, Some(server.span_id), "{label}: parent from the record");
+    assert_eq!(
+        client.trace_id, server.trace_id,
+        "{label}: client in the server's trace"
+    );
+    assert_eq!(
+        client.parent_span_id,
+        Some(server.span_id),
+        "{label}: parent from the record"
+    );
     assert_eq!(ids::hex(&client.span_id), "1111111111111111");
     assert_eq!(client.name, "POST");
     assert_eq!(client.start_unix_nano, server.start_unix_nano + 1000);
     assert_eq!(client.end_unix_nano - client.start_unix_nano, 2000);
-    assert_eq!(str_attr(client, sc::URL_FULL), Some("http://127.0.0.1:9/orders?id=7"));
+    assert_eq!(
+        str_attr(client, sc::URL_FULL),
+        Some("http://127.0.0.1:9/orders?id=7")
+    );
     assert_eq!(str_attr(client, sc::SERVER_ADDRESS), Some("127.0.0.1"));
     assert_eq!(int_attr(client, sc::SERVER_PORT), Some(9));
     assert_eq!(int_attr(client, sc::HTTP_RESPONSE_STATUS_CODE), None);
     assert_eq!(str_attr(client, sc::ERROR_TYPE), Some("connection_refused"));
-    assert_eq!(client.status, Status::Error("dial tcp 127.0.0.1:9: connect: connection refused".into()));
+    assert_eq!(
+        client.status,
+        Status::Error("dial tcp 127.0.0.1:9: connect: connection refused".into())
+    );
 
     let stats = agent.shutdown();
-    assert_eq!((stats.ringbuf_drops, stats.undecodable), (0, 0), "{label}: {stats:?}");
+    assert_eq!(
+        (stats.ringbuf_drops, stats.undecodable),
+        (0, 0),
+        "{label}: {stats:?}"
+    );
     assert!(stats.spans >= 6);
-    assert_eq!(stats.probe_hits, stats.spans, "{label}: one hit per span: {stats:?}");
+    assert_eq!(
+        stats.probe_hits, stats.spans,
+        "{label}: one hit per span: {stats:?}"
+    );
 
     // Detached: the semaphore is 0 again, so the program stops calling its sites.
     std::thread::sleep(Duration::from_millis(50));
     let after = sites.fired();
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(sites.fired(), after, "{label}: still firing after detach");
-    assert_eq!(peek(pid, &bin, sem, 2), [0, 0], "{label}: semaphore after detach");
+    assert_eq!(
+        peek(pid, &bin, sem, 2),
+        [0, 0],
+        "{label}: semaphore after detach"
+    );
     for site in &notes {
-        assert_eq!(peek(pid, &bin, site.offset, 5), NOP5, "{label}: {} restored after detach", site.name);
+        assert_eq!(
+            peek(pid, &bin, site.offset, 5),
+            NOP5,
+            "{label}: {} restored after detach",
+            site.name
+        );
     }
 }
 
@@ -229,11 +393,23 @@ fn sites_go127() {
 }
 #[test]
 fn sites_go126_stripped() {
-    trace_sites(Toolchain::Go126, Variant { stripped: true, pie: false });
+    trace_sites(
+        Toolchain::Go126,
+        Variant {
+            stripped: true,
+            pie: false,
+        },
+    );
 }
 #[test]
 fn sites_go127_stripped_pie() {
-    trace_sites(Toolchain::Go127, Variant { stripped: true, pie: true });
+    trace_sites(
+        Toolchain::Go127,
+        Variant {
+            stripped: true,
+            pie: true,
+        },
+    );
 }
 
 fn pipe() -> (i32, i32) {
@@ -274,19 +450,32 @@ fn sites_attached_before_exec() {
     let pid = i32::from_ne_bytes(pid) as u32;
 
     let (mut agent, sink) = agent(false);
-    let t = agent.trace_executable(&bin, pid, resource("run")).unwrap_or_else(|e| panic!("{e}"));
+    let t = agent
+        .trace_executable(&bin, pid, resource("run"))
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(matches!(t.tracing, TracingPath::ProbeSites { .. }), "{t:?}");
     // SAFETY: writing one byte from our buffer to our pipe.
     assert_eq!(unsafe { libc::write(go_w, [1u8].as_ptr().cast(), 1) }, 1);
     let mut child = spawner.join().unwrap();
-    let sites = Sites { lines: Sites::collect(&mut child), child };
+    let sites = Sites {
+        lines: Sites::collect(&mut child),
+        child,
+    };
     sites.wait_ready();
     agent.confirm_exec(pid).unwrap_or_else(|e| panic!("{e}"));
     let spans = sink.wait_for(4, |_| true);
     let notes = probes(&bin);
-    assert_eq!(peek(pid, &bin, notes[0].semaphore_offset.unwrap(), 2), [1, 0], "semaphore raised at exec");
+    assert_eq!(
+        peek(pid, &bin, notes[0].semaphore_offset.unwrap(), 2),
+        [1, 0],
+        "semaphore raised at exec"
+    );
     let stats = agent.shutdown();
-    assert!(spans.iter().any(|s| s.kind == SpanKind::Server) && spans.iter().any(|s| s.kind == SpanKind::Client), "{spans:#?}");
+    assert!(
+        spans.iter().any(|s| s.kind == SpanKind::Server)
+            && spans.iter().any(|s| s.kind == SpanKind::Client),
+        "{spans:#?}"
+    );
     assert_eq!(stats.probe_hits, stats.spans, "{stats:?}");
 }
 
@@ -295,32 +484,55 @@ fn sites_attached_before_exec() {
 /// gotap says so. This is also what an older kernel does with real sites.
 #[test]
 fn sites_without_nop5_use_the_trap_path() {
-    let bin = annotated(Toolchain::Go126, Variant::default(), "int3");
-    let notes = probes(&bin);
-    {
-        let f = std::fs::OpenOptions::new().write(true).open(&bin).unwrap();
-        for p in &notes {
+    let bin = annotated_with(Toolchain::Go126, Variant::default(), "int3", |work| {
+        let f = std::fs::OpenOptions::new().write(true).open(work).unwrap();
+        for p in &probes(work) {
             f.write_all_at(&[0x90; 5], p.offset).unwrap();
         }
-    }
+    });
+    let notes = probes(&bin);
     let sites = Sites::start(&bin);
     sites.wait_ready();
     let pid = sites.pid();
     let (mut agent, sink) = agent(false);
-    let t = agent.trace_process(pid, resource("int3")).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(t.tracing, TracingPath::ProbeSites { nop5: false, kernel_optimises: gotap_ebpf::kernel_optimises_nop5() });
-    assert_eq!(t.tracing.to_string(), "probe sites (int3: the sites do not start with a 5-byte NOP)");
+    let t = agent
+        .trace_process(pid, resource("int3"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        t.tracing,
+        TracingPath::ProbeSites {
+            nop5: false,
+            kernel_optimises: gotap_ebpf::kernel_optimises_nop5()
+        }
+    );
+    assert_eq!(
+        t.tracing.to_string(),
+        "probe sites (int3: the sites do not start with a 5-byte NOP)"
+    );
     let spans = sink.wait_for(6, |_| true);
     for p in &notes {
-        assert_eq!(peek(pid, &bin, p.offset, 1), [0xcc], "{}: an int3 stays an int3", p.name);
+        assert_eq!(
+            peek(pid, &bin, p.offset, 1),
+            [0xcc],
+            "{}: an int3 stays an int3",
+            p.name
+        );
     }
     let stats = agent.shutdown();
     let server = find(&spans, SpanKind::Server);
     let client = find(&spans, SpanKind::Client);
-    assert_eq!((server.name.as_str(), client.name.as_str()), ("GET /users/{id}", "POST"));
+    assert_eq!(
+        (server.name.as_str(), client.name.as_str()),
+        ("GET /users/{id}", "POST")
+    );
     assert_eq!(client.parent_span_id, Some(server.span_id));
     assert_eq!(stats.probe_hits, stats.spans, "{stats:?}");
     for p in &notes {
-        assert_eq!(peek(pid, &bin, p.offset, 5), [0x90; 5], "{}: restored after detach", p.name);
+        assert_eq!(
+            peek(pid, &bin, p.offset, 5),
+            [0x90; 5],
+            "{}: restored after detach",
+            p.name
+        );
     }
 }

@@ -10,7 +10,10 @@
 //! end of shutdown. The producer only moves pre-built spans into the queue; with OTLP exporters
 //! only, it also encodes each span as it sends it (that part is not the export thread's: the eBPF
 //! agent's example, gotap-ebpf's agent_cost, counts it in the reader thread).
-use gotap_export::{BatchConfig, Batch, ExportError, Exporter, GrpcExporter, HttpExporter, JsonFileExporter, OtlpConfig, Pipeline, Protocol};
+use gotap_export::{
+    Batch, BatchConfig, ExportError, Exporter, GrpcExporter, HttpExporter, JsonFileExporter,
+    OtlpConfig, Pipeline, Protocol,
+};
 use gotap_spans::http::{client_span, server_span, ClientRequest, ServerRequest, SpanFrame};
 use gotap_spans::{Resource, Span};
 use std::process::{Command, Stdio};
@@ -18,7 +21,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes only the timespec we own.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -101,9 +107,18 @@ fn spans(n: usize) -> Vec<Span> {
         .collect()
 }
 
-fn run(name: &str, exporter: Box<dyn Exporter>, rt: Option<Arc<tokio::runtime::Runtime>>, input: &[Span]) {
+fn run(
+    name: &str,
+    exporter: Box<dyn Exporter>,
+    rt: Option<Arc<tokio::runtime::Runtime>>,
+    input: &[Span],
+) {
     let cpu = Arc::new(Mutex::new(0));
-    let batch = BatchConfig { max_queue_size: input.len() + 1, max_buffered_spans: input.len() + 1, ..Default::default() };
+    let batch = BatchConfig {
+        max_queue_size: input.len() + 1,
+        max_buffered_spans: input.len() + 1,
+        ..Default::default()
+    };
     let pipeline = Pipeline::start_with(batch, vec![exporter, Box::new(Probe(cpu.clone()))], rt);
     let tx = pipeline.sender();
     let spans = input.to_vec();
@@ -114,7 +129,11 @@ fn run(name: &str, exporter: Box<dyn Exporter>, rt: Option<Arc<tokio::runtime::R
     let stats = pipeline.shutdown();
     let wall = start.elapsed();
     let e = &stats.exporters[0];
-    assert_eq!((e.exported, e.dropped_export_failed), (input.len() as u64, 0), "{name}: {stats:?}");
+    assert_eq!(
+        (e.exported, e.dropped_export_failed),
+        (input.len() as u64, 0),
+        "{name}: {stats:?}"
+    );
     let cpu_ns = *cpu.lock().unwrap();
     println!(
         "{name:<10} {:>7} spans  export thread {:>6.2} µs/span  {:>9.0} spans/s",
@@ -135,16 +154,34 @@ fn main() {
 
     let collector = which.iter().any(|w| *w != "file").then(|| {
         let script = gotap_testkit::repo_root().join("scripts/collector.sh");
-        let bin = String::from_utf8(Command::new(&script).output().expect("run scripts/collector.sh").stdout).unwrap();
+        let bin = String::from_utf8(
+            Command::new(&script)
+                .output()
+                .expect("run scripts/collector.sh")
+                .stdout,
+        )
+        .unwrap();
         let (grpc, http) = (gotap_testkit::free_port(), gotap_testkit::free_port());
         let cfg = std::env::temp_dir().join(format!("export-cost-{}.yaml", std::process::id()));
-        let yaml = Command::new(&script).args(["config", &grpc.to_string(), &http.to_string(), "/dev/null"]).output().unwrap().stdout;
+        let yaml = Command::new(&script)
+            .args(["config", &grpc.to_string(), &http.to_string(), "/dev/null"])
+            .output()
+            .unwrap()
+            .stdout;
         std::fs::write(&cfg, yaml).unwrap();
-        let child = Command::new(bin.trim()).arg(format!("--config={}", cfg.display())).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let child = Command::new(bin.trim())
+            .arg(format!("--config={}", cfg.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         for port in [grpc, http] {
             let deadline = Instant::now() + Duration::from_secs(30);
             while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-                assert!(Instant::now() < deadline, "collector did not listen on {port}");
+                assert!(
+                    Instant::now() < deadline,
+                    "collector did not listen on {port}"
+                );
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
@@ -152,7 +189,14 @@ fn main() {
     });
 
     for w in which {
-        let rt = || Arc::new(tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap());
+        let rt = || {
+            Arc::new(
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap(),
+            )
+        };
         match w {
             "grpc" | "http" => {
                 let (_, grpc, http) = collector.as_ref().unwrap();
@@ -160,9 +204,17 @@ fn main() {
                 let (protocol, endpoint) = if w == "grpc" {
                     (Protocol::Grpc, format!("http://127.0.0.1:{grpc}"))
                 } else {
-                    (Protocol::HttpProtobuf, format!("http://127.0.0.1:{http}/v1/traces"))
+                    (
+                        Protocol::HttpProtobuf,
+                        format!("http://127.0.0.1:{http}/v1/traces"),
+                    )
                 };
-                let cfg = OtlpConfig { protocol, endpoint, headers: vec![], timeout: Duration::from_secs(10) };
+                let cfg = OtlpConfig {
+                    protocol,
+                    endpoint,
+                    headers: vec![],
+                    timeout: Duration::from_secs(10),
+                };
                 let exporter: Box<dyn Exporter> = if w == "grpc" {
                     Box::new(GrpcExporter::new(rt.clone(), &cfg).unwrap())
                 } else {
@@ -170,7 +222,12 @@ fn main() {
                 };
                 run(&format!("otlp-{w}"), exporter, Some(rt), &input);
             }
-            "file" => run("file", Box::new(JsonFileExporter::create("/dev/null".as_ref()).unwrap()), None, &input),
+            "file" => run(
+                "file",
+                Box::new(JsonFileExporter::create("/dev/null".as_ref()).unwrap()),
+                None,
+                &input,
+            ),
             other => panic!("unknown exporter {other:?}: grpc, http or file"),
         }
     }

@@ -16,8 +16,12 @@ impl Protocol {
         match s.trim() {
             "grpc" => Ok(Protocol::Grpc),
             "http/protobuf" => Ok(Protocol::HttpProtobuf),
-            "http/json" => Err(Error::Config("OTLP protocol http/json is not supported; use grpc or http/protobuf".into())),
-            other => Err(Error::Config(format!("unknown OTLP protocol {other:?}; use grpc or http/protobuf"))),
+            "http/json" => Err(Error::Config(
+                "OTLP protocol http/json is not supported; use grpc or http/protobuf".into(),
+            )),
+            other => Err(Error::Config(format!(
+                "unknown OTLP protocol {other:?}; use grpc or http/protobuf"
+            ))),
         }
     }
     fn default_endpoint(self) -> &'static str {
@@ -111,22 +115,34 @@ impl ExportConfig {
     }
 
     /// [`ExportConfig::from_env`] with an explicit variable lookup (tests, embedding).
-    pub fn from_lookup(env: impl Fn(&str) -> Option<String>, overrides: &Overrides) -> Result<ExportConfig, Error> {
+    pub fn from_lookup(
+        env: impl Fn(&str) -> Option<String>,
+        overrides: &Overrides,
+    ) -> Result<ExportConfig, Error> {
         // Empty values count as unset, as the spec asks.
-        let var = |k: &str| env(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let var = |k: &str| {
+            env(k)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
 
         let mut cfg = ExportConfig::default();
         if let Some(v) = var("OTEL_BSP_MAX_QUEUE_SIZE") {
             cfg.batch.max_queue_size = parse_positive("OTEL_BSP_MAX_QUEUE_SIZE", &v)? as usize;
         }
         if let Some(v) = var("OTEL_BSP_MAX_EXPORT_BATCH_SIZE") {
-            cfg.batch.max_export_batch_size = parse_positive("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", &v)? as usize;
+            cfg.batch.max_export_batch_size =
+                parse_positive("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", &v)? as usize;
         }
         if let Some(v) = var("OTEL_BSP_SCHEDULE_DELAY") {
-            cfg.batch.schedule_delay = Duration::from_millis(parse_positive("OTEL_BSP_SCHEDULE_DELAY", &v)?);
+            cfg.batch.schedule_delay =
+                Duration::from_millis(parse_positive("OTEL_BSP_SCHEDULE_DELAY", &v)?);
         }
 
-        cfg.service_name = overrides.service_name.clone().or_else(|| var("OTEL_SERVICE_NAME"));
+        cfg.service_name = overrides
+            .service_name
+            .clone()
+            .or_else(|| var("OTEL_SERVICE_NAME"));
         if let Some(v) = var("OTEL_RESOURCE_ATTRIBUTES") {
             cfg.resource_attributes = parse_key_values("OTEL_RESOURCE_ATTRIBUTES", &v)?;
         }
@@ -136,21 +152,31 @@ impl ExportConfig {
         let (mut want_otlp, mut want_console, listed) = match var("OTEL_TRACES_EXPORTER") {
             None => (false, false, false),
             Some(list) => {
-                let names: Vec<&str> = list.split(',').map(str::trim).filter(|n| !n.is_empty()).collect();
+                let names: Vec<&str> = list
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .collect();
                 for n in &names {
                     if !matches!(*n, "otlp" | "console" | "none") {
                         return Err(Error::Config(format!("OTEL_TRACES_EXPORTER: unknown exporter {n:?}; use otlp, console or none")));
                     }
                 }
                 if names.contains(&"none") && names.len() > 1 {
-                    return Err(Error::Config("OTEL_TRACES_EXPORTER: \"none\" cannot be combined with other exporters".into()));
+                    return Err(Error::Config(
+                        "OTEL_TRACES_EXPORTER: \"none\" cannot be combined with other exporters"
+                            .into(),
+                    ));
                 }
                 (names.contains(&"otlp"), names.contains(&"console"), true)
             }
         };
 
         let signal_endpoint = var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
-        let base_endpoint = overrides.otlp_endpoint.clone().or_else(|| var("OTEL_EXPORTER_OTLP_ENDPOINT"));
+        let base_endpoint = overrides
+            .otlp_endpoint
+            .clone()
+            .or_else(|| var("OTEL_EXPORTER_OTLP_ENDPOINT"));
         // gotap exports OTLP when asked by name or when given an endpoint; without either it does not
         // send to the spec's default localhost endpoint, where usually nothing listens.
         if !listed && (signal_endpoint.is_some() || base_endpoint.is_some()) {
@@ -159,7 +185,9 @@ impl ExportConfig {
         if want_otlp {
             let protocol = match overrides.otlp_protocol {
                 Some(p) => p,
-                None => match var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL").or_else(|| var("OTEL_EXPORTER_OTLP_PROTOCOL")) {
+                None => match var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+                    .or_else(|| var("OTEL_EXPORTER_OTLP_PROTOCOL"))
+                {
                     Some(p) => Protocol::parse(&p)?,
                     None => Protocol::HttpProtobuf,
                 },
@@ -167,21 +195,37 @@ impl ExportConfig {
             // A CLI endpoint beats both variables; otherwise the signal-specific one is used as is.
             let endpoint = match (&overrides.otlp_endpoint, &signal_endpoint) {
                 (None, Some(e)) => normalize_endpoint(e, protocol, false)?,
-                _ => normalize_endpoint(base_endpoint.as_deref().unwrap_or(protocol.default_endpoint()), protocol, true)?,
+                _ => normalize_endpoint(
+                    base_endpoint
+                        .as_deref()
+                        .unwrap_or(protocol.default_endpoint()),
+                    protocol,
+                    true,
+                )?,
             };
             let mut headers = Vec::new();
-            for name in ["OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS"] {
+            for name in [
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+            ] {
                 if let Some(v) = var(name) {
                     merge_headers(&mut headers, parse_key_values(name, &v)?);
                 }
             }
             merge_headers(&mut headers, overrides.otlp_headers.clone());
-            let timeout = match var("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT").or_else(|| var("OTEL_EXPORTER_OTLP_TIMEOUT")) {
+            let timeout = match var("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT")
+                .or_else(|| var("OTEL_EXPORTER_OTLP_TIMEOUT"))
+            {
                 Some(v) => Duration::from_millis(parse_positive("OTEL_EXPORTER_OTLP_TIMEOUT", &v)?),
                 None => Duration::from_secs(10),
             };
             cfg.batch.export_timeout = timeout;
-            cfg.otlp = Some(OtlpConfig { protocol, endpoint, headers, timeout });
+            cfg.otlp = Some(OtlpConfig {
+                protocol,
+                endpoint,
+                headers,
+                timeout,
+            });
         }
 
         cfg.json_file = overrides.json_file.clone();
@@ -199,8 +243,20 @@ impl ExportConfig {
     }
 
     /// [`resource_for_process`] with this configuration's service name and resource attributes.
-    pub fn resource_for_process(&self, pid: u32, exe_path: &Path, go_version: &str, override_service_name: Option<&str>) -> Resource {
-        build_resource(pid, exe_path, go_version, override_service_name.or(self.service_name.as_deref()), &self.resource_attributes)
+    pub fn resource_for_process(
+        &self,
+        pid: u32,
+        exe_path: &Path,
+        go_version: &str,
+        override_service_name: Option<&str>,
+    ) -> Resource {
+        build_resource(
+            pid,
+            exe_path,
+            go_version,
+            override_service_name.or(self.service_name.as_deref()),
+            &self.resource_attributes,
+        )
     }
 }
 
@@ -208,19 +264,43 @@ impl ExportConfig {
 /// `OTEL_SERVICE_NAME`, else `service.name` from `OTEL_RESOURCE_ATTRIBUTES`, else the executable's
 /// file name. Other `OTEL_RESOURCE_ATTRIBUTES` entries are added and win over detected values.
 /// An invalid `OTEL_RESOURCE_ATTRIBUTES` is ignored here (config parsing reports it).
-pub fn resource_for_process(pid: u32, exe_path: &Path, go_version: &str, override_service_name: Option<&str>) -> Resource {
-    let env_name = std::env::var("OTEL_SERVICE_NAME").ok().filter(|s| !s.trim().is_empty());
+pub fn resource_for_process(
+    pid: u32,
+    exe_path: &Path,
+    go_version: &str,
+    override_service_name: Option<&str>,
+) -> Resource {
+    let env_name = std::env::var("OTEL_SERVICE_NAME")
+        .ok()
+        .filter(|s| !s.trim().is_empty());
     let attrs = std::env::var("OTEL_RESOURCE_ATTRIBUTES")
         .ok()
         .and_then(|v| parse_key_values("OTEL_RESOURCE_ATTRIBUTES", &v).ok())
         .unwrap_or_default();
-    build_resource(pid, exe_path, go_version, override_service_name.or(env_name.as_deref()), &attrs)
+    build_resource(
+        pid,
+        exe_path,
+        go_version,
+        override_service_name.or(env_name.as_deref()),
+        &attrs,
+    )
 }
 
-fn build_resource(pid: u32, exe_path: &Path, go_version: &str, service_name: Option<&str>, user_attrs: &[(String, String)]) -> Resource {
+fn build_resource(
+    pid: u32,
+    exe_path: &Path,
+    go_version: &str,
+    service_name: Option<&str>,
+    user_attrs: &[(String, String)],
+) -> Resource {
     let mut r = Resource::default();
-    let from_attrs = user_attrs.iter().find(|(k, _)| k == sc::SERVICE_NAME).map(|(_, v)| v.as_str());
-    let exe_name = exe_path.file_name().map(|n| n.to_string_lossy().into_owned());
+    let from_attrs = user_attrs
+        .iter()
+        .find(|(k, _)| k == sc::SERVICE_NAME)
+        .map(|(_, v)| v.as_str());
+    let exe_name = exe_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned());
     let service = service_name
         .map(str::to_owned)
         .or(from_attrs.map(str::to_owned))
@@ -228,7 +308,10 @@ fn build_resource(pid: u32, exe_path: &Path, go_version: &str, service_name: Opt
         .unwrap_or_else(|| "unknown_service".to_owned());
     r.set(sc::SERVICE_NAME, service);
     r.set(sc::PROCESS_PID, Value::Int(pid as i64));
-    r.set(sc::PROCESS_EXECUTABLE_PATH, exe_path.to_string_lossy().into_owned());
+    r.set(
+        sc::PROCESS_EXECUTABLE_PATH,
+        exe_path.to_string_lossy().into_owned(),
+    );
     r.set(sc::PROCESS_RUNTIME_NAME, "go");
     if !go_version.is_empty() {
         r.set(sc::PROCESS_RUNTIME_VERSION, go_version);
@@ -255,7 +338,9 @@ fn hostname() -> Option<String> {
 fn parse_positive(name: &str, v: &str) -> Result<u64, Error> {
     match v.parse::<u64>() {
         Ok(n) if n > 0 => Ok(n),
-        _ => Err(Error::Config(format!("{name} must be a positive integer, not {v:?}"))),
+        _ => Err(Error::Config(format!(
+            "{name} must be a positive integer, not {v:?}"
+        ))),
     }
 }
 
@@ -263,12 +348,20 @@ fn parse_positive(name: &str, v: &str) -> Result<u64, Error> {
 /// path already ends with it.
 fn normalize_endpoint(e: &str, protocol: Protocol, append_path: bool) -> Result<String, Error> {
     let e = e.trim();
-    let e = if e.contains("://") { e.to_owned() } else { format!("http://{e}") };
+    let e = if e.contains("://") {
+        e.to_owned()
+    } else {
+        format!("http://{e}")
+    };
     if e.starts_with("https://") {
-        return Err(Error::Config(format!("OTLP endpoint {e}: TLS (https) is not supported yet; use an http:// endpoint")));
+        return Err(Error::Config(format!(
+            "OTLP endpoint {e}: TLS (https) is not supported yet; use an http:// endpoint"
+        )));
     }
     let Some(rest) = e.strip_prefix("http://") else {
-        return Err(Error::Config(format!("OTLP endpoint {e:?} must start with http://")));
+        return Err(Error::Config(format!(
+            "OTLP endpoint {e:?} must start with http://"
+        )));
     };
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
@@ -282,7 +375,10 @@ fn normalize_endpoint(e: &str, protocol: Protocol, append_path: bool) -> Result<
         Protocol::HttpProtobuf if append_path && !path.ends_with("/v1/traces") => {
             format!("http://{authority}{}/v1/traces", path.trim_end_matches('/'))
         }
-        Protocol::HttpProtobuf => format!("http://{authority}{}", if path.is_empty() { "/" } else { path }),
+        Protocol::HttpProtobuf => format!(
+            "http://{authority}{}",
+            if path.is_empty() { "/" } else { path }
+        ),
     })
 }
 
@@ -302,12 +398,18 @@ pub fn parse_key_values(name: &str, s: &str) -> Result<Vec<(String, String)>, Er
     let mut out = Vec::new();
     for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
         let Some((k, v)) = item.split_once('=') else {
-            return Err(Error::Config(format!("{name}: entry {item:?} is not key=value")));
+            return Err(Error::Config(format!(
+                "{name}: entry {item:?} is not key=value"
+            )));
         };
-        let k = percent_decode(k.trim()).ok_or_else(|| Error::Config(format!("{name}: bad percent-encoding in {item:?}")))?;
-        let v = percent_decode(v.trim()).ok_or_else(|| Error::Config(format!("{name}: bad percent-encoding in {item:?}")))?;
+        let k = percent_decode(k.trim())
+            .ok_or_else(|| Error::Config(format!("{name}: bad percent-encoding in {item:?}")))?;
+        let v = percent_decode(v.trim())
+            .ok_or_else(|| Error::Config(format!("{name}: bad percent-encoding in {item:?}")))?;
         if k.is_empty() {
-            return Err(Error::Config(format!("{name}: entry {item:?} has an empty key")));
+            return Err(Error::Config(format!(
+                "{name}: entry {item:?} has an empty key"
+            )));
         }
         out.push((k, v));
     }
@@ -337,7 +439,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn cfg(vars: &[(&str, &str)], o: &Overrides) -> Result<ExportConfig, Error> {
-        let m: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         ExportConfig::from_lookup(|k| m.get(k).cloned(), o)
     }
 
@@ -351,18 +456,28 @@ mod tests {
 
     #[test]
     fn base_endpoint_defaults_to_http_protobuf_with_path() {
-        let c = cfg(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/")], &Overrides::default()).unwrap();
+        let c = cfg(
+            &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/")],
+            &Overrides::default(),
+        )
+        .unwrap();
         let o = c.otlp.unwrap();
         assert_eq!(o.protocol, Protocol::HttpProtobuf);
         assert_eq!(o.endpoint, "http://collector:4318/v1/traces");
         assert_eq!(o.timeout, Duration::from_secs(10));
-        assert!(!c.console, "an endpoint alone turns the console default off");
+        assert!(
+            !c.console,
+            "an endpoint alone turns the console default off"
+        );
     }
 
     #[test]
     fn signal_endpoint_is_used_verbatim_and_wins() {
         let c = cfg(
-            &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://a:4318"), ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://b:9999/custom")],
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://a:4318"),
+                ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://b:9999/custom"),
+            ],
             &Overrides::default(),
         )
         .unwrap();
@@ -371,25 +486,56 @@ mod tests {
 
     #[test]
     fn grpc_protocol_and_cli_override() {
-        let vars = [("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"), ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://b:1/x")];
+        let vars = [
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://b:1/x"),
+        ];
         let c = cfg(&vars, &Overrides::default()).unwrap();
         assert_eq!(c.otlp.as_ref().unwrap().protocol, Protocol::Grpc);
         assert_eq!(c.otlp.unwrap().endpoint, "http://b:1");
-        let o = Overrides { otlp_endpoint: Some("127.0.0.1:4317".into()), ..Default::default() };
-        assert_eq!(cfg(&vars, &o).unwrap().otlp.unwrap().endpoint, "http://127.0.0.1:4317");
+        let o = Overrides {
+            otlp_endpoint: Some("127.0.0.1:4317".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            cfg(&vars, &o).unwrap().otlp.unwrap().endpoint,
+            "http://127.0.0.1:4317"
+        );
     }
 
     #[test]
     fn traces_exporter_list() {
-        let c = cfg(&[("OTEL_TRACES_EXPORTER", "otlp,console")], &Overrides::default()).unwrap();
+        let c = cfg(
+            &[("OTEL_TRACES_EXPORTER", "otlp,console")],
+            &Overrides::default(),
+        )
+        .unwrap();
         assert!(c.console);
         assert_eq!(c.otlp.unwrap().endpoint, "http://localhost:4318/v1/traces");
-        let c = cfg(&[("OTEL_TRACES_EXPORTER", "none"), ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://x:1")], &Overrides::default()).unwrap();
+        let c = cfg(
+            &[
+                ("OTEL_TRACES_EXPORTER", "none"),
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://x:1"),
+            ],
+            &Overrides::default(),
+        )
+        .unwrap();
         assert!(!c.console && c.otlp.is_none());
         let e = cfg(&[("OTEL_TRACES_EXPORTER", "zipkin")], &Overrides::default()).unwrap_err();
         assert!(e.to_string().contains("zipkin"), "{e}");
-        assert!(cfg(&[("OTEL_TRACES_EXPORTER", "none,otlp")], &Overrides::default()).is_err());
-        let c = cfg(&[("OTEL_TRACES_EXPORTER", "console")], &Overrides { console: Some(false), ..Default::default() }).unwrap();
+        assert!(cfg(
+            &[("OTEL_TRACES_EXPORTER", "none,otlp")],
+            &Overrides::default()
+        )
+        .is_err());
+        let c = cfg(
+            &[("OTEL_TRACES_EXPORTER", "console")],
+            &Overrides {
+                console: Some(false),
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert!(!c.console, "the flag wins");
     }
 
@@ -398,15 +544,25 @@ mod tests {
         let c = cfg(
             &[
                 ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://x:4318"),
-                ("OTEL_EXPORTER_OTLP_HEADERS", "Authorization=Basic%20abc%3D, x-a = 1"),
+                (
+                    "OTEL_EXPORTER_OTLP_HEADERS",
+                    "Authorization=Basic%20abc%3D, x-a = 1",
+                ),
                 ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x-a=2"),
             ],
-            &Overrides { otlp_headers: vec![("x-b".into(), "3".into())], ..Default::default() },
+            &Overrides {
+                otlp_headers: vec![("x-b".into(), "3".into())],
+                ..Default::default()
+            },
         )
         .unwrap();
         assert_eq!(
             c.otlp.unwrap().headers,
-            vec![("authorization".into(), "Basic abc=".into()), ("x-a".into(), "2".into()), ("x-b".into(), "3".into())]
+            vec![
+                ("authorization".into(), "Basic abc=".into()),
+                ("x-a".into(), "2".into()),
+                ("x-b".into(), "3".into())
+            ]
         );
     }
 
@@ -420,7 +576,11 @@ mod tests {
             ("OTEL_EXPORTER_OTLP_TIMEOUT", "-1"),
             ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://secure:4318"),
         ] {
-            let e = cfg(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://x:1"), (k, v)], &Overrides::default()).unwrap_err();
+            let e = cfg(
+                &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://x:1"), (k, v)],
+                &Overrides::default(),
+            )
+            .unwrap_err();
             let msg = e.to_string();
             assert!(!msg.contains('\n') && msg.len() > 20, "{k}={v}: {msg}");
         }
@@ -428,34 +588,80 @@ mod tests {
 
     #[test]
     fn bsp_and_sdk_disabled() {
-        let c = cfg(&[("OTEL_BSP_MAX_QUEUE_SIZE", "10"), ("OTEL_BSP_SCHEDULE_DELAY", "50")], &Overrides::default()).unwrap();
+        let c = cfg(
+            &[
+                ("OTEL_BSP_MAX_QUEUE_SIZE", "10"),
+                ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+            ],
+            &Overrides::default(),
+        )
+        .unwrap();
         assert_eq!(c.batch.max_queue_size, 10);
         assert_eq!(c.batch.schedule_delay, Duration::from_millis(50));
-        let c = cfg(&[("OTEL_SDK_DISABLED", "true")], &Overrides { json_file: Some("/tmp/x".into()), ..Default::default() }).unwrap();
+        let c = cfg(
+            &[("OTEL_SDK_DISABLED", "true")],
+            &Overrides {
+                json_file: Some("/tmp/x".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert!(!c.console && c.json_file.is_none() && c.otlp.is_none());
     }
 
     #[test]
     fn resource_service_name_precedence() {
         let exe = Path::new("/srv/bin/orders");
-        let attrs = vec![("service.name".to_owned(), "from-attrs".to_owned()), ("deployment.environment.name".to_owned(), "prod".to_owned())];
+        let attrs = vec![
+            ("service.name".to_owned(), "from-attrs".to_owned()),
+            ("deployment.environment.name".to_owned(), "prod".to_owned()),
+        ];
         let r = build_resource(7, exe, "go1.26.8", None, &[]);
         assert_eq!(r.service_name(), "orders");
         assert_eq!(r.get(sc::PROCESS_PID), Some(&Value::Int(7)));
         assert_eq!(r.get(sc::PROCESS_RUNTIME_NAME), Some(&Value::from("go")));
-        assert_eq!(r.get(sc::PROCESS_RUNTIME_VERSION), Some(&Value::from("go1.26.8")));
-        assert_eq!(r.get(sc::PROCESS_EXECUTABLE_PATH), Some(&Value::from("/srv/bin/orders")));
-        assert_eq!(r.get(sc::TELEMETRY_DISTRO_NAME), Some(&Value::from("gotap")));
+        assert_eq!(
+            r.get(sc::PROCESS_RUNTIME_VERSION),
+            Some(&Value::from("go1.26.8"))
+        );
+        assert_eq!(
+            r.get(sc::PROCESS_EXECUTABLE_PATH),
+            Some(&Value::from("/srv/bin/orders"))
+        );
+        assert_eq!(
+            r.get(sc::TELEMETRY_DISTRO_NAME),
+            Some(&Value::from("gotap"))
+        );
         assert!(r.get(sc::HOST_NAME).is_some());
-        assert_eq!(build_resource(7, exe, "", None, &attrs).service_name(), "from-attrs");
+        assert_eq!(
+            build_resource(7, exe, "", None, &attrs).service_name(),
+            "from-attrs"
+        );
         let r = build_resource(7, exe, "", Some("env-name"), &attrs);
         assert_eq!(r.service_name(), "env-name");
-        assert_eq!(r.get("deployment.environment.name"), Some(&Value::from("prod")));
+        assert_eq!(
+            r.get("deployment.environment.name"),
+            Some(&Value::from("prod"))
+        );
 
-        let vars = [("OTEL_SERVICE_NAME", "svc"), ("OTEL_RESOURCE_ATTRIBUTES", "service.name=x,team=a%2Cb")];
+        let vars = [
+            ("OTEL_SERVICE_NAME", "svc"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "service.name=x,team=a%2Cb"),
+        ];
         let c = cfg(&vars, &Overrides::default()).unwrap();
-        assert_eq!(c.resource_for_process(1, exe, "go1.19.8", None).service_name(), "svc");
-        assert_eq!(c.resource_for_process(1, exe, "go1.19.8", Some("flag")).service_name(), "flag");
-        assert_eq!(c.resource_for_process(1, exe, "go1.19.8", None).get("team"), Some(&Value::from("a,b")));
+        assert_eq!(
+            c.resource_for_process(1, exe, "go1.19.8", None)
+                .service_name(),
+            "svc"
+        );
+        assert_eq!(
+            c.resource_for_process(1, exe, "go1.19.8", Some("flag"))
+                .service_name(),
+            "flag"
+        );
+        assert_eq!(
+            c.resource_for_process(1, exe, "go1.19.8", None).get("team"),
+            Some(&Value::from("a,b"))
+        );
     }
 }

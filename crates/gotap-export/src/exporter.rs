@@ -20,11 +20,21 @@ pub struct Batch {
 
 impl Batch {
     pub fn new(spans: Vec<Span>) -> Batch {
-        Batch { spans, pre_encoded: Vec::new(), request: Default::default(), encoded: Default::default() }
+        Batch {
+            spans,
+            pre_encoded: Vec::new(),
+            request: Default::default(),
+            encoded: Default::default(),
+        }
     }
     /// A batch of spans encoded by [`otlp::EncodedSpan::new`].
     pub fn from_encoded(spans: Vec<otlp::EncodedSpan>) -> Batch {
-        Batch { spans: Vec::new(), pre_encoded: spans, request: Default::default(), encoded: Default::default() }
+        Batch {
+            spans: Vec::new(),
+            pre_encoded: spans,
+            request: Default::default(),
+            encoded: Default::default(),
+        }
     }
     /// Number of spans.
     pub fn len(&self) -> usize {
@@ -40,7 +50,8 @@ impl Batch {
                 otlp::to_request(&self.spans)
             } else {
                 use prost::Message;
-                ExportTraceServiceRequest::decode(self.encoded()).expect("gotap's own encoding decodes")
+                ExportTraceServiceRequest::decode(self.encoded())
+                    .expect("gotap's own encoding decodes")
             }
         })
     }
@@ -95,7 +106,11 @@ pub struct ConsoleExporter {
 
 impl ConsoleExporter {
     pub fn new(out: Box<dyn Write + Send>) -> ConsoleExporter {
-        ConsoleExporter { out, service_width: 8, name_width: 24 }
+        ConsoleExporter {
+            out,
+            service_width: 8,
+            name_width: 24,
+        }
     }
     pub fn stdout() -> ConsoleExporter {
         Self::new(Box::new(std::io::stdout()))
@@ -113,7 +128,14 @@ impl ConsoleExporter {
         };
         // Console readers want "did it fail": OK covers both Unset and Ok.
         let (status, msg) = match &s.status {
-            Status::Error(m) => ("ERROR", if m.is_empty() { String::new() } else { format!(" error={m:?}") }),
+            Status::Error(m) => (
+                "ERROR",
+                if m.is_empty() {
+                    String::new()
+                } else {
+                    format!(" error={m:?}")
+                },
+            ),
             _ => ("OK", String::new()),
         };
         format!(
@@ -179,7 +201,10 @@ fn local_time(unix_nano: u64) -> String {
     if !ok {
         return format!("{secs}.{millis:03}");
     }
-    format!("{:02}:{:02}:{:02}.{:03}", tm.tm_hour, tm.tm_min, tm.tm_sec, millis)
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        tm.tm_hour, tm.tm_min, tm.tm_sec, millis
+    )
 }
 
 /// OTLP/JSON lines: one `ExportTraceServiceRequest` per line, as the collector's `file` exporter
@@ -197,8 +222,14 @@ impl JsonFileExporter {
             .create(true)
             .append(true)
             .open(path)
-            .map_err(|e| crate::Error::Config(format!("cannot open span file {}: {e}", path.display())))?;
-        Ok(JsonFileExporter { out: BufWriter::new(f), path: path.display().to_string(), line: Vec::new() })
+            .map_err(|e| {
+                crate::Error::Config(format!("cannot open span file {}: {e}", path.display()))
+            })?;
+        Ok(JsonFileExporter {
+            out: BufWriter::new(f),
+            path: path.display().to_string(),
+            line: Vec::new(),
+        })
     }
 }
 
@@ -214,7 +245,9 @@ impl Exporter for JsonFileExporter {
         self.out
             .write_all(&self.line)
             .and_then(|_| self.out.flush())
-            .map_err(|e| ExportError::Permanent(format!("cannot write span file {}: {e}", self.path)))?;
+            .map_err(|e| {
+                ExportError::Permanent(format!("cannot write span file {}: {e}", self.path))
+            })?;
         Ok(0)
     }
     fn shutdown(&mut self) {
@@ -249,7 +282,19 @@ mod tests {
         let line = c.format(&s);
         let fields: Vec<&str> = line.split_whitespace().collect();
         assert_eq!(fields[0].len(), "12:00:01.123".len(), "{line}");
-        assert_eq!(&fields[1..], ["orders", "SERVER", "GET", "/users/{id}", "200", "OK", "1.234ms", &format!("trace={}", "4b".repeat(16))]);
+        assert_eq!(
+            &fields[1..],
+            [
+                "orders",
+                "SERVER",
+                "GET",
+                "/users/{id}",
+                "200",
+                "OK",
+                "1.234ms",
+                &format!("trace={}", "4b".repeat(16))
+            ]
+        );
         let mut err = s.clone();
         err.status = Status::Error("boom".into());
         err.name = "x".into();

@@ -16,7 +16,10 @@ mod net;
 pub mod otlp;
 mod pipeline;
 
-pub use config::{parse_key_values, resource_for_process, BatchConfig, ExportConfig, OtlpConfig, Overrides, Protocol};
+pub use config::{
+    parse_key_values, resource_for_process, BatchConfig, ExportConfig, OtlpConfig, Overrides,
+    Protocol,
+};
 pub use exporter::{Batch, ConsoleExporter, ExportError, Exporter, JsonFileExporter};
 pub use net::{GrpcExporter, HttpExporter};
 pub use pipeline::{ExportStats, ExporterStats, Pipeline, SpanSender};

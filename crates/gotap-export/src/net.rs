@@ -19,7 +19,10 @@ use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue};
 use tonic::transport::{Channel, Endpoint};
 
 fn rejected(resp: &ExportTraceServiceResponse) -> u64 {
-    resp.partial_success.as_ref().map(|p| p.rejected_spans.max(0) as u64).unwrap_or(0)
+    resp.partial_success
+        .as_ref()
+        .map(|p| p.rejected_spans.max(0) as u64)
+        .unwrap_or(0)
 }
 
 /// Sends the batch's already-encoded request as the gRPC message (the generated client would take
@@ -54,8 +57,15 @@ impl Encoder for PreEncoded {
 impl Decoder for PreEncoded {
     type Item = ExportTraceServiceResponse;
     type Error = tonic::Status;
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<ExportTraceServiceResponse>, tonic::Status> {
-        ExportTraceServiceResponse::decode(src).map(Some).map_err(|e| tonic::Status::internal(format!("cannot decode the collector's response: {e}")))
+    fn decode(
+        &mut self,
+        src: &mut DecodeBuf<'_>,
+    ) -> Result<Option<ExportTraceServiceResponse>, tonic::Status> {
+        ExportTraceServiceResponse::decode(src)
+            .map(Some)
+            .map_err(|e| {
+                tonic::Status::internal(format!("cannot decode the collector's response: {e}"))
+            })
     }
 }
 
@@ -71,7 +81,9 @@ pub struct GrpcExporter {
 impl GrpcExporter {
     pub fn new(rt: Arc<Runtime>, cfg: &OtlpConfig) -> Result<GrpcExporter, Error> {
         let endpoint = Endpoint::from_shared(cfg.endpoint.clone())
-            .map_err(|e| Error::Config(format!("invalid OTLP gRPC endpoint {}: {e}", cfg.endpoint)))?
+            .map_err(|e| {
+                Error::Config(format!("invalid OTLP gRPC endpoint {}: {e}", cfg.endpoint))
+            })?
             .connect_timeout(cfg.timeout);
         // Lazy: the collector may come up after gotap; connecting happens on the first export.
         let channel = {
@@ -80,11 +92,24 @@ impl GrpcExporter {
         };
         let mut headers = Vec::new();
         for (k, v) in &cfg.headers {
-            let key = k.parse().map_err(|_| Error::Config(format!("OTLP header name {k:?} is not valid for gRPC metadata")))?;
-            let val = v.parse().map_err(|_| Error::Config(format!("OTLP header {k:?} has a value that is not valid ASCII metadata")))?;
+            let key = k.parse().map_err(|_| {
+                Error::Config(format!(
+                    "OTLP header name {k:?} is not valid for gRPC metadata"
+                ))
+            })?;
+            let val = v.parse().map_err(|_| {
+                Error::Config(format!(
+                    "OTLP header {k:?} has a value that is not valid ASCII metadata"
+                ))
+            })?;
             headers.push((key, val));
         }
-        Ok(GrpcExporter { rt, client: tonic::client::Grpc::new(channel), headers, endpoint: cfg.endpoint.clone() })
+        Ok(GrpcExporter {
+            rt,
+            client: tonic::client::Grpc::new(channel),
+            headers,
+            endpoint: cfg.endpoint.clone(),
+        })
     }
 }
 
@@ -97,7 +122,10 @@ impl Exporter for GrpcExporter {
     }
     fn export(&mut self, batch: &Batch, timeout: Duration) -> Result<u64, ExportError> {
         let mut req = tonic::Request::new(batch.encoded());
-        req.extensions_mut().insert(tonic::GrpcMethod::new("opentelemetry.proto.collector.trace.v1.TraceService", "Export"));
+        req.extensions_mut().insert(tonic::GrpcMethod::new(
+            "opentelemetry.proto.collector.trace.v1.TraceService",
+            "Export",
+        ));
         for (k, v) in &self.headers {
             req.metadata_mut().insert(k.clone(), v.clone());
         }
@@ -105,17 +133,30 @@ impl Exporter for GrpcExporter {
         let client = &mut self.client;
         let res = self.rt.block_on(async {
             tokio::time::timeout(timeout, async {
-                client.ready().await.map_err(|e| tonic::Status::unavailable(format!("not ready: {e}")))?;
-                client.unary(req, PathAndQuery::from_static(EXPORT_PATH), PreEncoded).await
+                client
+                    .ready()
+                    .await
+                    .map_err(|e| tonic::Status::unavailable(format!("not ready: {e}")))?;
+                client
+                    .unary(req, PathAndQuery::from_static(EXPORT_PATH), PreEncoded)
+                    .await
             })
             .await
         });
         use tonic::Code;
         match res {
-            Err(_) => Err(ExportError::Retryable(format!("OTLP gRPC export to {} timed out after {timeout:?}", self.endpoint))),
+            Err(_) => Err(ExportError::Retryable(format!(
+                "OTLP gRPC export to {} timed out after {timeout:?}",
+                self.endpoint
+            ))),
             Ok(Ok(resp)) => Ok(rejected(resp.get_ref())),
             Ok(Err(status)) => {
-                let msg = format!("OTLP gRPC export to {} failed: {:?} {}", self.endpoint, status.code(), status.message());
+                let msg = format!(
+                    "OTLP gRPC export to {} failed: {:?} {}",
+                    self.endpoint,
+                    status.code(),
+                    status.message()
+                );
                 // The spec's retryable codes.
                 match status.code() {
                     Code::Unavailable
@@ -141,17 +182,32 @@ pub struct HttpExporter {
 
 impl HttpExporter {
     pub fn new(rt: Arc<Runtime>, cfg: &OtlpConfig) -> Result<HttpExporter, Error> {
-        let uri: hyper::Uri = cfg.endpoint.parse().map_err(|e| Error::Config(format!("invalid OTLP HTTP endpoint {}: {e}", cfg.endpoint)))?;
+        let uri: hyper::Uri = cfg.endpoint.parse().map_err(|e| {
+            Error::Config(format!("invalid OTLP HTTP endpoint {}: {e}", cfg.endpoint))
+        })?;
         let mut headers = Vec::new();
         for (k, v) in &cfg.headers {
-            let key = HeaderName::from_bytes(k.as_bytes()).map_err(|_| Error::Config(format!("OTLP header name {k:?} is not a valid HTTP header name")))?;
-            let val = HeaderValue::from_str(v).map_err(|_| Error::Config(format!("OTLP header {k:?} has a value that is not valid in HTTP")))?;
+            let key = HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
+                Error::Config(format!(
+                    "OTLP header name {k:?} is not a valid HTTP header name"
+                ))
+            })?;
+            let val = HeaderValue::from_str(v).map_err(|_| {
+                Error::Config(format!(
+                    "OTLP header {k:?} has a value that is not valid in HTTP"
+                ))
+            })?;
             headers.push((key, val));
         }
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(cfg.timeout));
         let client = Client::builder(TokioExecutor::new()).build(connector);
-        Ok(HttpExporter { rt, client, uri, headers })
+        Ok(HttpExporter {
+            rt,
+            client,
+            uri,
+            headers,
+        })
     }
 }
 
@@ -164,34 +220,52 @@ impl Exporter for HttpExporter {
     }
     fn export(&mut self, batch: &Batch, timeout: Duration) -> Result<u64, ExportError> {
         let body = batch.encoded();
-        let mut builder = hyper::Request::post(self.uri.clone()).header(CONTENT_TYPE, "application/x-protobuf");
+        let mut builder =
+            hyper::Request::post(self.uri.clone()).header(CONTENT_TYPE, "application/x-protobuf");
         for (k, v) in &self.headers {
             builder = builder.header(k, v);
         }
-        let req = builder.body(Full::new(body)).map_err(|e| ExportError::Permanent(format!("cannot build OTLP HTTP request: {e}")))?;
+        let req = builder
+            .body(Full::new(body))
+            .map_err(|e| ExportError::Permanent(format!("cannot build OTLP HTTP request: {e}")))?;
         let client = &self.client;
         let uri = &self.uri;
         let res = self.rt.block_on(async {
             tokio::time::timeout(timeout, async {
-                let resp = client.request(req).await.map_err(|e| ExportError::Retryable(format!("OTLP HTTP export to {uri} failed: {}", error_chain(&e))))?;
+                let resp = client.request(req).await.map_err(|e| {
+                    ExportError::Retryable(format!(
+                        "OTLP HTTP export to {uri} failed: {}",
+                        error_chain(&e)
+                    ))
+                })?;
                 let status = resp.status();
                 let body = resp
                     .into_body()
                     .collect()
                     .await
-                    .map_err(|e| ExportError::Retryable(format!("OTLP HTTP export to {uri}: reading the response failed: {e}")))?
+                    .map_err(|e| {
+                        ExportError::Retryable(format!(
+                            "OTLP HTTP export to {uri}: reading the response failed: {e}"
+                        ))
+                    })?
                     .to_bytes();
                 Ok::<_, ExportError>((status, body))
             })
             .await
         });
         let (status, body) = match res {
-            Err(_) => return Err(ExportError::Retryable(format!("OTLP HTTP export to {uri} timed out after {timeout:?}"))),
+            Err(_) => {
+                return Err(ExportError::Retryable(format!(
+                    "OTLP HTTP export to {uri} timed out after {timeout:?}"
+                )))
+            }
             Ok(r) => r?,
         };
         if status.is_success() {
             // An empty body is a full success; anything else should be an ExportTraceServiceResponse.
-            return Ok(ExportTraceServiceResponse::decode(body).map(|r| rejected(&r)).unwrap_or(0));
+            return Ok(ExportTraceServiceResponse::decode(body)
+                .map(|r| rejected(&r))
+                .unwrap_or(0));
         }
         let msg = format!("OTLP HTTP export to {uri} failed: HTTP {status}");
         // The spec's retryable statuses.

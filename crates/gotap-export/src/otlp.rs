@@ -4,7 +4,9 @@ use gotap_spans::{Resource, Span, SpanKind, Status, Value};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource as PbResource;
-use opentelemetry_proto::tonic::trace::v1::{status::StatusCode, ResourceSpans, ScopeSpans, Span as PbSpan, Status as PbStatus};
+use opentelemetry_proto::tonic::trace::v1::{
+    status::StatusCode, ResourceSpans, ScopeSpans, Span as PbSpan, Status as PbStatus,
+};
 use std::sync::Arc;
 
 /// Items of one resource, by instrumentation scope.
@@ -39,7 +41,10 @@ impl Grouped for EncodedSpan {
 fn group<T: Grouped>(items: &[T]) -> Groups<'_, T> {
     let mut groups: Groups<'_, T> = Vec::new();
     for s in items {
-        let gi = match groups.iter().position(|(r, _)| Arc::ptr_eq(r, s.resource()) || ***r == **s.resource()) {
+        let gi = match groups
+            .iter()
+            .position(|(r, _)| Arc::ptr_eq(r, s.resource()) || ***r == **s.resource())
+        {
             Some(i) => i,
             None => {
                 groups.push((s.resource(), Vec::new()));
@@ -73,7 +78,11 @@ impl EncodedSpan {
     pub fn new(s: Span) -> EncodedSpan {
         let mut bytes = Vec::with_capacity(pb::span_len(&s));
         pb::write_span(&s, &mut bytes);
-        EncodedSpan { resource: s.resource, scope: s.scope, bytes }
+        EncodedSpan {
+            resource: s.resource,
+            scope: s.scope,
+            bytes,
+        }
     }
 }
 
@@ -109,11 +118,18 @@ pub fn to_request(spans: &[Span]) -> ExportTraceServiceRequest {
         resource_spans: group(spans)
             .into_iter()
             .map(|(r, scopes)| ResourceSpans {
-                resource: Some(PbResource { attributes: r.attributes.iter().map(|(k, v)| kv(k, v)).collect(), ..Default::default() }),
+                resource: Some(PbResource {
+                    attributes: r.attributes.iter().map(|(k, v)| kv(k, v)).collect(),
+                    ..Default::default()
+                }),
                 scope_spans: scopes
                     .into_iter()
                     .map(|(name, spans)| ScopeSpans {
-                        scope: Some(InstrumentationScope { name: name.to_owned(), version: SCOPE_VERSION.to_owned(), ..Default::default() }),
+                        scope: Some(InstrumentationScope {
+                            name: name.to_owned(),
+                            version: SCOPE_VERSION.to_owned(),
+                            ..Default::default()
+                        }),
                         spans: spans.into_iter().map(span).collect(),
                         schema_url: String::new(),
                     })
@@ -140,15 +156,30 @@ fn encode_items<T: SpanMessage>(spans: &[T]) -> Vec<u8> {
     use pb::*;
     let groups = group(spans);
     // Lengths first (each nested message is length-prefixed), then one pass of writes.
-    let span_lens: Vec<Vec<usize>> = groups.iter().flat_map(|(_, scopes)| scopes.iter().map(|(_, ss)| ss.iter().map(|s| s.len()).collect())).collect();
+    let span_lens: Vec<Vec<usize>> = groups
+        .iter()
+        .flat_map(|(_, scopes)| {
+            scopes
+                .iter()
+                .map(|(_, ss)| ss.iter().map(|s| s.len()).collect())
+        })
+        .collect();
     let mut scope_lens = Vec::with_capacity(span_lens.len());
     let mut resource_lens = Vec::with_capacity(groups.len());
     let mut total = 0;
     let mut lens = span_lens.iter();
     for (r, scopes) in &groups {
-        let mut rs_len = field_len(1, attrs_len(r.attributes.iter().map(|(k, v)| (k.as_str(), v))));
+        let mut rs_len = field_len(
+            1,
+            attrs_len(r.attributes.iter().map(|(k, v)| (k.as_str(), v))),
+        );
         for (name, _) in scopes {
-            let spans: usize = lens.next().expect("one entry per scope").iter().map(|l| field_len(2, *l)).sum();
+            let spans: usize = lens
+                .next()
+                .expect("one entry per scope")
+                .iter()
+                .map(|l| field_len(2, *l))
+                .sum();
             let ss_len = field_len(1, scope_len(name)) + spans;
             scope_lens.push(ss_len);
             rs_len += field_len(2, ss_len);
@@ -160,16 +191,27 @@ fn encode_items<T: SpanMessage>(spans: &[T]) -> Vec<u8> {
     let (mut scope_lens, mut span_lens) = (scope_lens.into_iter(), span_lens.iter());
     for ((r, scopes), rs_len) in groups.iter().zip(resource_lens) {
         message_key(1, rs_len, &mut out);
-        message_key(1, attrs_len(r.attributes.iter().map(|(k, v)| (k.as_str(), v))), &mut out);
+        message_key(
+            1,
+            attrs_len(r.attributes.iter().map(|(k, v)| (k.as_str(), v))),
+            &mut out,
+        );
         for (k, v) in &r.attributes {
             write_kv(1, k, v, &mut out);
         }
         for (name, spans) in scopes {
-            message_key(2, scope_lens.next().expect("one length per scope"), &mut out);
+            message_key(
+                2,
+                scope_lens.next().expect("one length per scope"),
+                &mut out,
+            );
             message_key(1, scope_len(name), &mut out);
             write_str(1, name, &mut out);
             write_str(2, SCOPE_VERSION, &mut out);
-            for (s, len) in spans.iter().zip(span_lens.next().expect("one entry per scope")) {
+            for (s, len) in spans
+                .iter()
+                .zip(span_lens.next().expect("one entry per scope"))
+            {
                 message_key(2, *len, &mut out);
                 s.write(&mut out);
             }
@@ -205,7 +247,11 @@ mod pb {
         key_len(tag) + encoded_len_varint(len as u64) + len
     }
     fn str_len(tag: u32, s: &str) -> usize {
-        if s.is_empty() { 0 } else { field_len(tag, s.len()) }
+        if s.is_empty() {
+            0
+        } else {
+            field_len(tag, s.len())
+        }
     }
     pub fn message_key(tag: u32, len: usize, out: &mut Vec<u8>) {
         encode_key(tag, WireType::LengthDelimited, out);
@@ -262,10 +308,19 @@ mod pb {
 
     fn status_len(s: &Span) -> usize {
         let (code, msg) = status_parts(&s.status);
-        str_len(2, msg) + if code != 0 { key_len(3) + encoded_len_varint(code as u64) } else { 0 }
+        str_len(2, msg)
+            + if code != 0 {
+                key_len(3) + encoded_len_varint(code as u64)
+            } else {
+                0
+            }
     }
     fn fixed64_len(tag: u32, v: u64) -> usize {
-        if v != 0 { key_len(tag) + 8 } else { 0 }
+        if v != 0 {
+            key_len(tag) + 8
+        } else {
+            0
+        }
     }
     pub fn span_len(s: &Span) -> usize {
         field_len(1, s.trace_id.len())
@@ -337,7 +392,10 @@ fn span(s: &Span) -> PbSpan {
         start_time_unix_nano: s.start_unix_nano,
         end_time_unix_nano: s.end_unix_nano,
         attributes: s.attributes.iter().map(|(k, v)| kv(k, v)).collect(),
-        status: Some(PbStatus { code: code as i32, message }),
+        status: Some(PbStatus {
+            code: code as i32,
+            message,
+        }),
         ..Default::default()
     }
 }
@@ -360,7 +418,11 @@ fn kv(k: &str, v: &Value) -> KeyValue {
         Value::Bool(b) => any_value::Value::BoolValue(*b),
         Value::Double(d) => any_value::Value::DoubleValue(*d),
     };
-    KeyValue { key: k.to_owned(), value: Some(AnyValue { value: Some(value) }), ..Default::default() }
+    KeyValue {
+        key: k.to_owned(),
+        value: Some(AnyValue { value: Some(value) }),
+        ..Default::default()
+    }
 }
 
 /// One line of OTLP/JSON, shaped like the collector `file` exporter's output: camelCase keys, hex
@@ -466,7 +528,11 @@ fn json_attrs<'a>(attrs: impl Iterator<Item = (&'a str, &'a Value)>, out: &mut V
                 out.extend_from_slice(b"\"stringValue\":");
                 json_str(s, out);
             }
-            Value::Bool(b) => out.extend_from_slice(if *b { b"\"boolValue\":true" } else { b"\"boolValue\":false" }),
+            Value::Bool(b) => out.extend_from_slice(if *b {
+                b"\"boolValue\":true"
+            } else {
+                b"\"boolValue\":false"
+            }),
             Value::Int(n) => {
                 out.extend_from_slice(b"\"intValue\":");
                 json_u64_str(n, out);
@@ -602,13 +668,24 @@ mod tests {
         let a = Arc::new(a);
         let a_copy = Arc::new((*a).clone());
         let b = Arc::new(Resource::default());
-        let spans =
-            vec![sample(a.clone(), "x", 1), sample(b.clone(), "x", 2), sample(a_copy, "y", 3), sample(a.clone(), "x", 4)];
+        let spans = vec![
+            sample(a.clone(), "x", 1),
+            sample(b.clone(), "x", 2),
+            sample(a_copy, "y", 3),
+            sample(a.clone(), "x", 4),
+        ];
         let req = to_request(&spans);
         assert_eq!(req.resource_spans.len(), 2);
         let rs = &req.resource_spans[0];
         assert_eq!(rs.scope_spans.len(), 2);
-        assert_eq!(rs.scope_spans[0].spans.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["s1", "s4"]);
+        assert_eq!(
+            rs.scope_spans[0]
+                .spans
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>(),
+            ["s1", "s4"]
+        );
         assert_eq!(rs.scope_spans[1].spans[0].name, "s3");
     }
 
@@ -635,15 +712,37 @@ mod tests {
             Value::Double(f64::NAN),
             Value::Double(0.1),
         ];
-        let statuses = [Status::Unset, Status::Ok, Status::Error(String::new()), Status::Error("boom \"x\"".into())];
-        let kinds = [SpanKind::Internal, SpanKind::Server, SpanKind::Client, SpanKind::Producer, SpanKind::Consumer];
+        let statuses = [
+            Status::Unset,
+            Status::Ok,
+            Status::Error(String::new()),
+            Status::Error("boom \"x\"".into()),
+        ];
+        let kinds = [
+            SpanKind::Internal,
+            SpanKind::Server,
+            SpanKind::Client,
+            SpanKind::Producer,
+            SpanKind::Consumer,
+        ];
         (0..40u8)
             .map(|i| {
-                let mut s = sample([a.clone(), a_copy.clone(), empty.clone()][i as usize % 3].clone(), ["x", "y", ""][i as usize / 3 % 3], i);
+                let mut s = sample(
+                    [a.clone(), a_copy.clone(), empty.clone()][i as usize % 3].clone(),
+                    ["x", "y", ""][i as usize / 3 % 3],
+                    i,
+                );
                 s.kind = kinds[i as usize % 5];
                 s.status = statuses[i as usize % 4].clone();
                 s.parent_span_id = (i % 2 == 1).then_some([i ^ 0xff; 8]);
-                s.attributes = (0..i as usize % 7).map(|j| (["k", "", "http.response.status_code"][j % 3], values[(i as usize + j) % values.len()].clone())).collect();
+                s.attributes = (0..i as usize % 7)
+                    .map(|j| {
+                        (
+                            ["k", "", "http.response.status_code"][j % 3],
+                            values[(i as usize + j) % values.len()].clone(),
+                        )
+                    })
+                    .collect();
                 if i % 6 == 0 {
                     s.name.clear();
                     s.start_unix_nano = 0;
@@ -667,7 +766,14 @@ mod tests {
         // And the collector's side of the wire reads it back as the same request.
         let back = ExportTraceServiceRequest::decode(&encode_request(&spans)[..]).unwrap();
         assert_eq!(back.resource_spans.len(), 2);
-        assert_eq!(back.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum::<usize>(), spans.len());
+        assert_eq!(
+            back.resource_spans
+                .iter()
+                .flat_map(|r| &r.scope_spans)
+                .map(|s| s.spans.len())
+                .sum::<usize>(),
+            spans.len()
+        );
     }
 
     /// Spans encoded one by one where they are sent, then put in a request: the same bytes.
@@ -677,7 +783,11 @@ mod tests {
         let spans = varied();
         for n in [0, 1, 2, 7, spans.len()] {
             let pre: Vec<EncodedSpan> = spans[..n].iter().cloned().map(EncodedSpan::new).collect();
-            assert_eq!(encode_request_encoded(&pre), to_request(&spans[..n]).encode_to_vec(), "first {n} spans");
+            assert_eq!(
+                encode_request_encoded(&pre),
+                to_request(&spans[..n]).encode_to_vec(),
+                "first {n} spans"
+            );
         }
     }
 
@@ -687,7 +797,11 @@ mod tests {
         for n in [0, 1, 2, 7, spans.len()] {
             let mut mine = Vec::new();
             write_json_line(&spans[..n], &mut mine);
-            assert_eq!(String::from_utf8(mine).unwrap(), to_json_line(&to_request(&spans[..n])), "first {n} spans");
+            assert_eq!(
+                String::from_utf8(mine).unwrap(),
+                to_json_line(&to_request(&spans[..n])),
+                "first {n} spans"
+            );
         }
     }
 
@@ -703,8 +817,14 @@ mod tests {
         assert!(span.get("parentSpanId").is_none(), "{line}");
         assert!(span.get("droppedAttributesCount").is_none(), "{line}");
         assert_eq!(span["status"], serde_json::json!({}));
-        assert_eq!(span["attributes"][0]["value"], serde_json::json!({"intValue": "0"}));
-        assert_eq!(span["attributes"][1]["value"], serde_json::json!({"stringValue": ""}));
+        assert_eq!(
+            span["attributes"][0]["value"],
+            serde_json::json!({"intValue": "0"})
+        );
+        assert_eq!(
+            span["attributes"][1]["value"],
+            serde_json::json!({"stringValue": ""})
+        );
         assert_eq!(v["resourceSpans"][0]["resource"], serde_json::json!({}));
     }
 }

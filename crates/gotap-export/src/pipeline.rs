@@ -2,8 +2,8 @@
 //! exports to every exporter, per-exporter retry buffers with exponential backoff, counted drops.
 use crate::config::{BatchConfig, ExportConfig, Protocol};
 use crate::exporter::{Batch, ConsoleExporter, ExportError, Exporter, JsonFileExporter};
-use crate::otlp::EncodedSpan;
 use crate::net::{GrpcExporter, HttpExporter};
+use crate::otlp::EncodedSpan;
 use crate::Error;
 use crossbeam_channel::{bounded, select, Receiver, Sender, TryRecvError, TrySendError};
 use gotap_spans::Span;
@@ -77,7 +77,9 @@ impl SpanSender {
         };
         match self.tx.try_send(item) {
             Ok(()) => {
-                if self.tx.len() >= self.ring_at || (self.idle.load(Ordering::SeqCst) && self.idle.swap(false, Ordering::SeqCst)) {
+                if self.tx.len() >= self.ring_at
+                    || (self.idle.load(Ordering::SeqCst) && self.idle.swap(false, Ordering::SeqCst))
+                {
                     // A full doorbell already has the thread's attention.
                     let _ = self.doorbell.try_send(());
                 }
@@ -107,7 +109,10 @@ struct Gathered {
 impl Gathered {
     fn new(encode: bool, cap: usize) -> Gathered {
         let (a, b) = if encode { (0, cap) } else { (cap, 0) };
-        Gathered { spans: Vec::with_capacity(a), encoded: Vec::with_capacity(b) }
+        Gathered {
+            spans: Vec::with_capacity(a),
+            encoded: Vec::with_capacity(b),
+        }
     }
     fn push(&mut self, item: Item) {
         match item {
@@ -125,7 +130,8 @@ impl Gathered {
         if self.encoded.is_empty() {
             return Batch::new(self.spans);
         }
-        self.encoded.extend(self.spans.into_iter().map(EncodedSpan::new));
+        self.encoded
+            .extend(self.spans.into_iter().map(EncodedSpan::new));
         Batch::from_encoded(self.encoded)
     }
 }
@@ -159,7 +165,9 @@ impl Pipeline {
         if let Some(otlp) = &config.otlp {
             match otlp.protocol {
                 Protocol::Grpc => exporters.push(Box::new(GrpcExporter::new(rt.clone(), otlp)?)),
-                Protocol::HttpProtobuf => exporters.push(Box::new(HttpExporter::new(rt.clone(), otlp)?)),
+                Protocol::HttpProtobuf => {
+                    exporters.push(Box::new(HttpExporter::new(rt.clone(), otlp)?))
+                }
             }
         }
         Ok(Self::start_with(config.batch.clone(), exporters, Some(rt)))
@@ -167,7 +175,11 @@ impl Pipeline {
 
     /// Starts the export thread with the given exporters (custom ones included). `rt` is the runtime
     /// the network exporters were built on; it is kept alive on the export thread.
-    pub fn start_with(batch: BatchConfig, exporters: Vec<Box<dyn Exporter>>, rt: Option<Arc<tokio::runtime::Runtime>>) -> Pipeline {
+    pub fn start_with(
+        batch: BatchConfig,
+        exporters: Vec<Box<dyn Exporter>>,
+        rt: Option<Arc<tokio::runtime::Runtime>>,
+    ) -> Pipeline {
         let (tx, rx) = bounded(batch.max_queue_size.max(1));
         let encode = !exporters.is_empty() && exporters.iter().all(|e| !e.needs_spans());
         let (doorbell, doorbell_rx) = bounded(1);
@@ -175,10 +187,21 @@ impl Pipeline {
         let ring_at = batch.max_export_batch_size.min(batch.max_queue_size).max(1);
         let (control, control_rx) = bounded(1);
         let (done_tx, done) = bounded(1);
-        let shared = Arc::new(Mutex::new(exporters.iter().map(|e| ExporterStats { name: e.name().to_owned(), ..Default::default() }).collect()));
+        let shared = Arc::new(Mutex::new(
+            exporters
+                .iter()
+                .map(|e| ExporterStats {
+                    name: e.name().to_owned(),
+                    ..Default::default()
+                })
+                .collect(),
+        ));
         let shutdown_timeout = batch.shutdown_timeout;
         let worker = Worker {
-            slots: exporters.into_iter().map(|e| Slot::new(e, &batch)).collect(),
+            slots: exporters
+                .into_iter()
+                .map(|e| Slot::new(e, &batch))
+                .collect(),
             cfg: batch,
             rx,
             encode,
@@ -196,7 +219,14 @@ impl Pipeline {
             })
             .expect("spawn the export thread");
         Pipeline {
-            sender: SpanSender { tx, encode, dropped: Arc::new(AtomicU64::new(0)), doorbell, idle, ring_at },
+            sender: SpanSender {
+                tx,
+                encode,
+                dropped: Arc::new(AtomicU64::new(0)),
+                doorbell,
+                idle,
+                ring_at,
+            },
             control,
             thread: Some(thread),
             done,
@@ -215,20 +245,33 @@ impl Pipeline {
         let deadline = Instant::now() + self.shutdown_timeout;
         let _ = self.control.try_send(deadline);
         // The worker stops its own exports at the deadline; the grace covers one in-flight call.
-        let finished = self.done.recv_timeout(self.shutdown_timeout + Duration::from_millis(250)).is_ok();
+        let finished = self
+            .done
+            .recv_timeout(self.shutdown_timeout + Duration::from_millis(250))
+            .is_ok();
         if finished {
             if let Some(t) = self.thread.take() {
                 let _ = t.join();
             }
         } else {
-            tracing::warn!("span export did not finish within {:?}; abandoning undelivered spans", self.shutdown_timeout);
+            tracing::warn!(
+                "span export did not finish within {:?}; abandoning undelivered spans",
+                self.shutdown_timeout
+            );
         }
-        let mut exporters = self.shared.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut exporters = self
+            .shared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         for e in &mut exporters {
             e.dropped_export_failed += e.pending;
             e.pending = 0;
         }
-        ExportStats { dropped_queue_full: self.sender.dropped.load(Ordering::Relaxed), exporters }
+        ExportStats {
+            dropped_queue_full: self.sender.dropped.load(Ordering::Relaxed),
+            exporters,
+        }
     }
 }
 
@@ -244,8 +287,19 @@ struct Slot {
 
 impl Slot {
     fn new(exporter: Box<dyn Exporter>, cfg: &BatchConfig) -> Slot {
-        let stats = ExporterStats { name: exporter.name().to_owned(), ..Default::default() };
-        Slot { exporter, pending: VecDeque::new(), pending_spans: 0, next_attempt: Instant::now(), backoff: cfg.initial_backoff, healthy: true, stats }
+        let stats = ExporterStats {
+            name: exporter.name().to_owned(),
+            ..Default::default()
+        };
+        Slot {
+            exporter,
+            pending: VecDeque::new(),
+            pending_spans: 0,
+            next_attempt: Instant::now(),
+            backoff: cfg.initial_backoff,
+            healthy: true,
+            stats,
+        }
     }
 
     fn enqueue(&mut self, batch: Arc<Batch>, cfg: &BatchConfig) {
@@ -277,7 +331,10 @@ impl Slot {
                     self.stats.exported += n.saturating_sub(rejected);
                     self.stats.dropped_export_failed += rejected.min(n);
                     if rejected > 0 {
-                        tracing::warn!("{}: the destination rejected {rejected} of {n} spans", self.exporter.name());
+                        tracing::warn!(
+                            "{}: the destination rejected {rejected} of {n} spans",
+                            self.exporter.name()
+                        );
                     }
                     self.pop();
                     if !self.healthy {
@@ -289,7 +346,10 @@ impl Slot {
                 Err(ExportError::Retryable(msg)) => {
                     // One line when the destination goes down, not one per batch.
                     if self.healthy {
-                        tracing::warn!("{msg}; retrying with backoff, spans are buffered (up to {}) meanwhile", cfg.max_buffered_spans);
+                        tracing::warn!(
+                            "{msg}; retrying with backoff, spans are buffered (up to {}) meanwhile",
+                            cfg.max_buffered_spans
+                        );
                         self.healthy = false;
                     }
                     self.next_attempt = Instant::now() + self.backoff;
@@ -330,7 +390,11 @@ struct Worker {
 impl Worker {
     fn run(mut self) {
         // Sized for a full batch up front: growing it span by span moved every span several times.
-        let cap = self.cfg.max_export_batch_size.min(self.cfg.max_queue_size).clamp(1, 8192);
+        let cap = self
+            .cfg
+            .max_export_batch_size
+            .min(self.cfg.max_queue_size)
+            .clamp(1, 8192);
         let mut batch = Gathered::new(self.encode, cap);
         let mut batch_started = Instant::now();
         let shutdown_deadline = 'run: loop {
@@ -343,7 +407,10 @@ impl Worker {
                         }
                         batch.push(span);
                         if batch.len() >= self.cfg.max_export_batch_size {
-                            self.dispatch(std::mem::replace(&mut batch, Gathered::new(self.encode, cap)), None);
+                            self.dispatch(
+                                std::mem::replace(&mut batch, Gathered::new(self.encode, cap)),
+                                None,
+                            );
                         }
                     }
                     Err(TryRecvError::Empty) => break,
@@ -352,11 +419,15 @@ impl Worker {
                 }
             }
             if !batch.is_empty() && batch_started.elapsed() >= self.cfg.schedule_delay {
-                self.dispatch(std::mem::replace(&mut batch, Gathered::new(self.encode, cap)), None);
+                self.dispatch(
+                    std::mem::replace(&mut batch, Gathered::new(self.encode, cap)),
+                    None,
+                );
             }
             self.retry(None);
             // Wake for the batch timer or the earliest retry, whichever comes first.
-            let mut wake: Option<Instant> = (!batch.is_empty()).then(|| batch_started + self.cfg.schedule_delay);
+            let mut wake: Option<Instant> =
+                (!batch.is_empty()).then(|| batch_started + self.cfg.schedule_delay);
             for s in self.slots.iter().filter(|s| !s.pending.is_empty()) {
                 wake = Some(wake.map_or(s.next_attempt, |w| w.min(s.next_attempt)));
             }
@@ -370,7 +441,9 @@ impl Worker {
                     continue;
                 }
             }
-            let timeout = wake.map_or(self.cfg.schedule_delay, |w| w.saturating_duration_since(Instant::now()));
+            let timeout = wake.map_or(self.cfg.schedule_delay, |w| {
+                w.saturating_duration_since(Instant::now())
+            });
             select! {
                 recv(self.doorbell) -> msg => if msg.is_err() {
                     break None;
@@ -388,7 +461,10 @@ impl Worker {
         while let Ok(span) = self.rx.try_recv() {
             batch.push(span);
             if batch.len() >= self.cfg.max_export_batch_size {
-                self.dispatch(std::mem::replace(&mut batch, Gathered::new(self.encode, cap)), Some(deadline));
+                self.dispatch(
+                    std::mem::replace(&mut batch, Gathered::new(self.encode, cap)),
+                    Some(deadline),
+                );
             }
         }
         if !batch.is_empty() {
@@ -396,11 +472,20 @@ impl Worker {
         }
         loop {
             self.retry(Some(deadline));
-            let next = self.slots.iter().filter(|s| !s.pending.is_empty()).map(|s| s.next_attempt).min();
+            let next = self
+                .slots
+                .iter()
+                .filter(|s| !s.pending.is_empty())
+                .map(|s| s.next_attempt)
+                .min();
             match next {
                 None => break,
                 Some(_) if Instant::now() >= deadline => break,
-                Some(t) => std::thread::sleep(t.min(deadline).saturating_duration_since(Instant::now()).max(Duration::from_millis(1))),
+                Some(t) => std::thread::sleep(
+                    t.min(deadline)
+                        .saturating_duration_since(Instant::now())
+                        .max(Duration::from_millis(1)),
+                ),
             }
         }
         self.finish();
@@ -418,7 +503,11 @@ impl Worker {
     fn retry(&mut self, deadline: Option<Instant>) {
         let now = Instant::now();
         let mut any = false;
-        for s in self.slots.iter_mut().filter(|s| !s.pending.is_empty() && s.next_attempt <= now) {
+        for s in self
+            .slots
+            .iter_mut()
+            .filter(|s| !s.pending.is_empty() && s.next_attempt <= now)
+        {
             s.drain(&self.cfg, self.cfg.export_timeout, deadline);
             any = true;
         }
@@ -431,7 +520,10 @@ impl Worker {
     fn publish(&self) {
         let mut shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
         for (dst, s) in shared.iter_mut().zip(&self.slots) {
-            *dst = ExporterStats { pending: s.pending_spans as u64, ..s.stats.clone() };
+            *dst = ExporterStats {
+                pending: s.pending_spans as u64,
+                ..s.stats.clone()
+            };
         }
     }
 

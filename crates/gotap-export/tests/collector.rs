@@ -7,7 +7,11 @@ use common::*;
 use gotap_export::{BatchConfig, ExportConfig, OtlpConfig, Overrides, Pipeline, Protocol};
 use std::time::{Duration, Instant};
 
-fn config(protocol: Protocol, endpoint: &str, json_file: Option<std::path::PathBuf>) -> ExportConfig {
+fn config(
+    protocol: Protocol,
+    endpoint: &str,
+    json_file: Option<std::path::PathBuf>,
+) -> ExportConfig {
     // Through the same parsing users get: flags as overrides, no environment.
     let o = Overrides {
         otlp_endpoint: Some(endpoint.into()),
@@ -23,10 +27,22 @@ fn config(protocol: Protocol, endpoint: &str, json_file: Option<std::path::PathB
 fn export_and_compare(protocol: Protocol, name: &str) {
     let dir = scratch(name);
     let col = Collector::start(&dir);
-    let port = if protocol == Protocol::Grpc { col.grpc_port } else { col.http_port };
+    let port = if protocol == Protocol::Grpc {
+        col.grpc_port
+    } else {
+        col.http_port
+    };
     let ours = dir.join("gotap.jsonl");
-    let cfg = config(protocol, &format!("http://127.0.0.1:{port}"), Some(ours.clone()));
-    let otlp_name = if protocol == Protocol::Grpc { "otlp-grpc" } else { "otlp-http" };
+    let cfg = config(
+        protocol,
+        &format!("http://127.0.0.1:{port}"),
+        Some(ours.clone()),
+    );
+    let otlp_name = if protocol == Protocol::Grpc {
+        "otlp-grpc"
+    } else {
+        "otlp-http"
+    };
 
     let res = resource();
     let mut spans = sample_spans(&res, 1);
@@ -39,8 +55,15 @@ fn export_and_compare(protocol: Protocol, name: &str) {
     let stats = pipeline.shutdown();
     assert_eq!(stats.dropped_queue_full, 0);
     for e in ["file", otlp_name] {
-        let e = stats.exporter(e).unwrap_or_else(|| panic!("no {e} stats in {stats:?}"));
-        assert_eq!((e.exported, e.dropped_export_failed), (spans.len() as u64, 0), "{stats:?}\ncollector log:\n{}", col.log());
+        let e = stats
+            .exporter(e)
+            .unwrap_or_else(|| panic!("no {e} stats in {stats:?}"));
+        assert_eq!(
+            (e.exported, e.dropped_export_failed),
+            (spans.len() as u64, 0),
+            "{stats:?}\ncollector log:\n{}",
+            col.log()
+        );
     }
 
     let theirs = col.requests(spans.len());
@@ -50,7 +73,11 @@ fn export_and_compare(protocol: Protocol, name: &str) {
     // Same batches went to both exporters, so the files must agree line for line.
     assert_eq!(mine.len(), theirs.len());
     for (m, t) in mine.iter().zip(&theirs) {
-        assert_eq!(normalize(m), normalize(t), "gotap's JSON line differs from the collector's:\n gotap:     {m}\n collector: {t}");
+        assert_eq!(
+            normalize(m),
+            normalize(t),
+            "gotap's JSON line differs from the collector's:\n gotap:     {m}\n collector: {t}"
+        );
     }
     drop(col);
     let _ = std::fs::remove_dir_all(&dir);
@@ -91,19 +118,32 @@ fn collector_down_never_blocks_and_counts_drops() {
             slowest = slowest.max(one.elapsed());
         }
         let sending = t.elapsed();
-        assert!(slowest < Duration::from_millis(100), "{protocol:?}: one send took {slowest:?}");
-        assert!(sending < Duration::from_secs(1), "{protocol:?}: {n} sends took {sending:?}");
+        assert!(
+            slowest < Duration::from_millis(100),
+            "{protocol:?}: one send took {slowest:?}"
+        );
+        assert!(
+            sending < Duration::from_secs(1),
+            "{protocol:?}: {n} sends took {sending:?}"
+        );
         std::thread::sleep(Duration::from_millis(300)); // let a few retries fail
 
         let t = Instant::now();
         let stats = pipeline.shutdown();
         let took = t.elapsed();
-        assert!(took < Duration::from_millis(800 + 500), "{protocol:?}: shutdown took {took:?}");
+        assert!(
+            took < Duration::from_millis(800 + 500),
+            "{protocol:?}: shutdown took {took:?}"
+        );
         let e = &stats.exporters[0];
         assert_eq!(e.exported, 0, "{stats:?}");
         assert_eq!(e.pending, 0);
         assert!(e.dropped_export_failed > 0, "{stats:?}");
-        assert_eq!(stats.dropped_queue_full + e.dropped_export_failed, n as u64, "every span accounted for: {stats:?}");
+        assert_eq!(
+            stats.dropped_queue_full + e.dropped_export_failed,
+            n as u64,
+            "every span accounted for: {stats:?}"
+        );
     }
 }
 
@@ -111,7 +151,11 @@ fn collector_down_never_blocks_and_counts_drops() {
 fn spans_sent_while_the_collector_is_down_arrive_when_it_comes_up() {
     let dir = scratch("late");
     let (grpc_port, http_port) = (gotap_testkit::free_port(), gotap_testkit::free_port());
-    let mut cfg = config(Protocol::HttpProtobuf, &format!("http://127.0.0.1:{http_port}"), None);
+    let mut cfg = config(
+        Protocol::HttpProtobuf,
+        &format!("http://127.0.0.1:{http_port}"),
+        None,
+    );
     cfg.batch.max_backoff = Duration::from_millis(300);
     cfg.batch.shutdown_timeout = Duration::from_secs(10);
     let pipeline = Pipeline::start(&cfg).unwrap();
@@ -134,10 +178,30 @@ fn spans_sent_while_the_collector_is_down_arrive_when_it_comes_up() {
 #[test]
 fn otlp_config_is_usable_directly() {
     // The OtlpConfig a CLI would build by hand is accepted as is (no parsing involved).
-    let rt = std::sync::Arc::new(tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap());
-    let cfg = OtlpConfig { protocol: Protocol::Grpc, endpoint: "http://127.0.0.1:1".into(), headers: vec![("bad header".into(), "x".into())], timeout: Duration::from_secs(1) };
-    let err = gotap_export::GrpcExporter::new(rt.clone(), &cfg).err().expect("invalid header name is refused");
+    let rt = std::sync::Arc::new(
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap(),
+    );
+    let cfg = OtlpConfig {
+        protocol: Protocol::Grpc,
+        endpoint: "http://127.0.0.1:1".into(),
+        headers: vec![("bad header".into(), "x".into())],
+        timeout: Duration::from_secs(1),
+    };
+    let err = gotap_export::GrpcExporter::new(rt.clone(), &cfg)
+        .err()
+        .expect("invalid header name is refused");
     assert!(err.to_string().contains("bad header"), "{err}");
-    let err = gotap_export::HttpExporter::new(rt, &OtlpConfig { protocol: Protocol::HttpProtobuf, ..cfg }).err().expect("invalid header name is refused");
+    let err = gotap_export::HttpExporter::new(
+        rt,
+        &OtlpConfig {
+            protocol: Protocol::HttpProtobuf,
+            ..cfg
+        },
+    )
+    .err()
+    .expect("invalid header name is refused");
     assert!(err.to_string().contains("bad header"), "{err}");
 }

@@ -46,11 +46,21 @@ fn serve(statuses: Vec<u16>) -> (u16, mpsc::Receiver<Seen>) {
                     let (k, v) = h.split_once(':').unwrap();
                     headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
                 }
-                let len: usize = headers.iter().find(|(k, _)| k == "content-length").map(|(_, v)| v.parse().unwrap()).unwrap_or(0);
+                let len: usize = headers
+                    .iter()
+                    .find(|(k, _)| k == "content-length")
+                    .map(|(_, v)| v.parse().unwrap())
+                    .unwrap_or(0);
                 let mut body = vec![0; len];
                 r.read_exact(&mut body).unwrap();
-                w.write_all(format!("HTTP/1.1 {st} X\r\ncontent-length: 0\r\n\r\n").as_bytes()).unwrap();
-                tx.send(Seen { request_line: request_line.trim_end().to_owned(), headers, body }).unwrap();
+                w.write_all(format!("HTTP/1.1 {st} X\r\ncontent-length: 0\r\n\r\n").as_bytes())
+                    .unwrap();
+                tx.send(Seen {
+                    request_line: request_line.trim_end().to_owned(),
+                    headers,
+                    body,
+                })
+                .unwrap();
                 statuses.next();
             }
         }
@@ -66,7 +76,11 @@ fn pipeline(port: u16) -> Pipeline {
     };
     let mut cfg = ExportConfig::from_lookup(env, &Overrides::default()).unwrap();
     cfg.batch.initial_backoff = Duration::from_millis(20);
-    assert_eq!(cfg.otlp.as_ref().unwrap().protocol, Protocol::HttpProtobuf, "spec default");
+    assert_eq!(
+        cfg.otlp.as_ref().unwrap().protocol,
+        Protocol::HttpProtobuf,
+        "spec default"
+    );
     Pipeline::start(&cfg).unwrap()
 }
 
@@ -79,10 +93,19 @@ fn request_shape_and_headers() {
         p.sender().send(s.clone());
     }
     let stats = p.shutdown();
-    assert_eq!(stats.exporter("otlp-http").unwrap().exported, spans.len() as u64, "{stats:?}");
+    assert_eq!(
+        stats.exporter("otlp-http").unwrap().exported,
+        spans.len() as u64,
+        "{stats:?}"
+    );
     let req = seen.recv_timeout(Duration::from_secs(5)).unwrap();
     assert_eq!(req.request_line, "POST /base/v1/traces HTTP/1.1");
-    let h = |k: &str| req.headers.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let h = |k: &str| {
+        req.headers
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+    };
     assert_eq!(h("content-type"), Some("application/x-protobuf"));
     assert_eq!(h("authorization"), Some("Bearer t0k"));
     assert_eq!(h("x-tenant"), Some("a"));
@@ -107,6 +130,10 @@ fn retryable_status_is_retried_and_client_errors_drop() {
     assert!(seen.recv_timeout(Duration::from_secs(5)).is_ok());
     let stats = p.shutdown();
     let e = stats.exporter("otlp-http").unwrap();
-    assert_eq!((e.exported, e.dropped_export_failed), (spans.len() as u64, spans.len() as u64), "{stats:?}");
+    assert_eq!(
+        (e.exported, e.dropped_export_failed),
+        (spans.len() as u64, spans.len() as u64),
+        "{stats:?}"
+    );
     assert!(seen.try_recv().is_err(), "the 400 batch was not retried");
 }

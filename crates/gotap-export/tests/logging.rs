@@ -26,7 +26,9 @@ impl Exporter for Flaky {
     fn export(&mut self, _: &Batch, _: Duration) -> Result<u64, ExportError> {
         self.0 += 1;
         if self.0 <= 8 {
-            Err(ExportError::Retryable("flaky: collector unreachable".into()))
+            Err(ExportError::Retryable(
+                "flaky: collector unreachable".into(),
+            ))
         } else {
             Ok(0)
         }
@@ -37,7 +39,10 @@ impl Exporter for Flaky {
 fn down_is_logged_once_and_recovery_once() {
     let buf = Buf::default();
     let writer = buf.clone();
-    tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).init();
+    tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .init();
     let cfg = BatchConfig {
         initial_backoff: Duration::from_millis(5),
         max_backoff: Duration::from_millis(10),

@@ -31,7 +31,10 @@ impl Exporter for Probe {
         if *calls <= self.fail_first {
             return Err(ExportError::Retryable("down".into()));
         }
-        self.batches.lock().unwrap().push((Instant::now(), batch.spans.len()));
+        self.batches
+            .lock()
+            .unwrap()
+            .push((Instant::now(), batch.spans.len()));
         Ok(0)
     }
 }
@@ -45,7 +48,14 @@ fn spans(n: usize) -> Vec<gotap_spans::Span> {
 #[test]
 fn batches_by_size_then_by_time() {
     let probe = Probe::default();
-    let p = Pipeline::start_with(BatchConfig { max_queue_size: 4096, ..Default::default() }, vec![Box::new(probe.clone())], None);
+    let p = Pipeline::start_with(
+        BatchConfig {
+            max_queue_size: 4096,
+            ..Default::default()
+        },
+        vec![Box::new(probe.clone())],
+        None,
+    );
     let tx = p.sender();
     for s in spans(1100) {
         assert!(tx.send(s));
@@ -55,10 +65,17 @@ fn batches_by_size_then_by_time() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let sizes: Vec<usize> = probe.batches.lock().unwrap().iter().map(|b| b.1).collect();
-    assert_eq!(sizes, [512, 512, 76], "full batches at once, the rest after the 200 ms delay");
+    assert_eq!(
+        sizes,
+        [512, 512, 76],
+        "full batches at once, the rest after the 200 ms delay"
+    );
     let last = probe.batches.lock().unwrap()[2].0;
     let waited = last - sent;
-    assert!(waited >= Duration::from_millis(150) && waited < Duration::from_millis(1000), "partial batch after {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(150) && waited < Duration::from_millis(1000),
+        "partial batch after {waited:?}"
+    );
     let stats = p.shutdown();
     assert_eq!(stats.exporter("probe").unwrap().exported, 1100);
 }
@@ -66,24 +83,53 @@ fn batches_by_size_then_by_time() {
 #[test]
 fn full_queue_drops_without_blocking() {
     // A slow exporter and a tiny queue: most sends must be dropped, quickly.
-    let probe = Probe { delay: Duration::from_millis(50), ..Default::default() };
-    let cfg = BatchConfig { max_queue_size: 8, max_export_batch_size: 4, shutdown_timeout: Duration::from_secs(3), ..Default::default() };
+    let probe = Probe {
+        delay: Duration::from_millis(50),
+        ..Default::default()
+    };
+    let cfg = BatchConfig {
+        max_queue_size: 8,
+        max_export_batch_size: 4,
+        shutdown_timeout: Duration::from_secs(3),
+        ..Default::default()
+    };
     let p = Pipeline::start_with(cfg, vec![Box::new(probe.clone())], None);
     let tx = p.sender();
     let t = Instant::now();
-    let accepted = spans(1000).into_iter().filter(|s| tx.send(s.clone())).count();
-    assert!(t.elapsed() < Duration::from_secs(1), "sending took {:?}", t.elapsed());
+    let accepted = spans(1000)
+        .into_iter()
+        .filter(|s| tx.send(s.clone()))
+        .count();
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "sending took {:?}",
+        t.elapsed()
+    );
     assert!(accepted < 100, "accepted {accepted}");
     let stats = p.shutdown();
     assert_eq!(stats.dropped_queue_full, (1000 - accepted) as u64);
-    assert_eq!(stats.exporter("probe").unwrap().exported, accepted as u64, "{stats:?}");
-    assert!(!tx.send(spans(1).pop().unwrap()), "send after shutdown is refused");
+    assert_eq!(
+        stats.exporter("probe").unwrap().exported,
+        accepted as u64,
+        "{stats:?}"
+    );
+    assert!(
+        !tx.send(spans(1).pop().unwrap()),
+        "send after shutdown is refused"
+    );
 }
 
 #[test]
 fn retryable_failures_are_retried_with_backoff() {
-    let probe = Probe { fail_first: 3, ..Default::default() };
-    let cfg = BatchConfig { initial_backoff: Duration::from_millis(50), schedule_delay: Duration::from_millis(10), ..Default::default() };
+    let probe = Probe {
+        fail_first: 3,
+        ..Default::default()
+    };
+    let cfg = BatchConfig {
+        initial_backoff: Duration::from_millis(50),
+        schedule_delay: Duration::from_millis(10),
+        ..Default::default()
+    };
     let p = Pipeline::start_with(cfg, vec![Box::new(probe.clone())], None);
     let tx = p.sender();
     let t = Instant::now();
@@ -94,13 +140,23 @@ fn retryable_failures_are_retried_with_backoff() {
     assert_eq!(stats.exporter("probe").unwrap().exported, 10, "{stats:?}");
     assert_eq!(*probe.calls.lock().unwrap(), 4);
     // Backoff 50 + 100 + 200 ms between the four attempts.
-    assert!(t.elapsed() >= Duration::from_millis(340), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() >= Duration::from_millis(340),
+        "{:?}",
+        t.elapsed()
+    );
 }
 
 #[test]
 fn retry_buffer_is_bounded_and_permanent_errors_drop() {
-    let down = Probe { fail_first: usize::MAX, ..Default::default() };
-    let rejecting = Probe { permanent: true, ..Default::default() };
+    let down = Probe {
+        fail_first: usize::MAX,
+        ..Default::default()
+    };
+    let rejecting = Probe {
+        permanent: true,
+        ..Default::default()
+    };
     let cfg = BatchConfig {
         max_export_batch_size: 10,
         max_buffered_spans: 30,
@@ -108,7 +164,11 @@ fn retry_buffer_is_bounded_and_permanent_errors_drop() {
         max_queue_size: 1000,
         ..Default::default()
     };
-    let p = Pipeline::start_with(cfg, vec![Box::new(down.clone()), Box::new(rejecting.clone())], None);
+    let p = Pipeline::start_with(
+        cfg,
+        vec![Box::new(down.clone()), Box::new(rejecting.clone())],
+        None,
+    );
     let tx = p.sender();
     for s in spans(200) {
         assert!(tx.send(s));
@@ -116,11 +176,22 @@ fn retry_buffer_is_bounded_and_permanent_errors_drop() {
     std::thread::sleep(Duration::from_millis(100));
     let t = Instant::now();
     let stats = p.shutdown();
-    assert!(t.elapsed() < Duration::from_millis(600), "shutdown took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_millis(600),
+        "shutdown took {:?}",
+        t.elapsed()
+    );
     for e in &stats.exporters {
-        assert_eq!((e.exported, e.dropped_export_failed, e.pending), (0, 200, 0), "{stats:?}");
+        assert_eq!(
+            (e.exported, e.dropped_export_failed, e.pending),
+            (0, 200, 0),
+            "{stats:?}"
+        );
     }
-    assert!(*down.calls.lock().unwrap() < 20, "retries back off instead of spinning");
+    assert!(
+        *down.calls.lock().unwrap() < 20,
+        "retries back off instead of spinning"
+    );
 }
 
 /// Voluntary context switches of the calling thread so far.
@@ -128,7 +199,13 @@ fn own_switches() -> u64 {
     // SAFETY: gettid has no preconditions.
     let tid = unsafe { libc::gettid() };
     let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")).unwrap();
-    status.lines().find_map(|l| l.strip_prefix("voluntary_ctxt_switches:")).unwrap().trim().parse().unwrap()
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 /// Notes the export thread's context switches at each export.
@@ -150,7 +227,14 @@ impl Exporter for Switches {
 #[test]
 fn trickling_spans_do_not_wake_the_export_thread_per_span() {
     let probe = Switches::default();
-    let p = Pipeline::start_with(BatchConfig { max_export_batch_size: 100, ..Default::default() }, vec![Box::new(probe.clone())], None);
+    let p = Pipeline::start_with(
+        BatchConfig {
+            max_export_batch_size: 100,
+            ..Default::default()
+        },
+        vec![Box::new(probe.clone())],
+        None,
+    );
     let tx = p.sender();
     for s in spans(500) {
         assert!(tx.send(s));
@@ -177,7 +261,10 @@ impl Exporter for BytesOnly {
         "bytes"
     }
     fn export(&mut self, batch: &Batch, _timeout: Duration) -> Result<u64, ExportError> {
-        self.got.lock().unwrap().push((batch.spans.len(), batch.len(), batch.encoded().to_vec()));
+        self.got
+            .lock()
+            .unwrap()
+            .push((batch.spans.len(), batch.len(), batch.encoded().to_vec()));
         Ok(0)
     }
     fn needs_spans(&self) -> bool {
@@ -200,12 +287,19 @@ fn spans_are_encoded_when_no_exporter_reads_them() {
     let stats = p.shutdown();
     assert_eq!(stats.exporter("bytes").unwrap().exported, 600);
     let got = bytes.got.lock().unwrap().clone();
-    assert_eq!(got.iter().map(|b| (b.0, b.1)).collect::<Vec<_>>(), [(0, 512), (0, 88)]);
+    assert_eq!(
+        got.iter().map(|b| (b.0, b.1)).collect::<Vec<_>>(),
+        [(0, 512), (0, 88)]
+    );
     assert_eq!(got[0].2, gotap_export::otlp::encode_request(&sent[..512]));
     assert_eq!(got[1].2, gotap_export::otlp::encode_request(&sent[512..]));
 
     let (bytes, probe) = (BytesOnly::default(), Probe::default());
-    let p = Pipeline::start_with(BatchConfig::default(), vec![Box::new(bytes.clone()), Box::new(probe.clone())], None);
+    let p = Pipeline::start_with(
+        BatchConfig::default(),
+        vec![Box::new(bytes.clone()), Box::new(probe.clone())],
+        None,
+    );
     let tx = p.sender();
     for s in sent[..10].to_vec() {
         assert!(tx.send(s));

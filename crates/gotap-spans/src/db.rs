@@ -20,7 +20,10 @@ pub const SCOPE: &str = "gotap/database/sql";
 
 /// Error texts of Go values that are outcomes, not failures: `sql.ErrNoRows` and
 /// `driver.ErrSkip` (the driver asks database/sql to take its slower path).
-pub const NOT_FAILURES: &[&str] = &["sql: no rows in result set", "driver: skip fast-path; continue as if unimplemented"];
+pub const NOT_FAILURES: &[&str] = &[
+    "sql: no rows in result set",
+    "driver: skip fast-path; continue as if unimplemented",
+];
 
 /// What a strategy saw of one query or exec.
 #[derive(Debug, Clone, Default)]
@@ -72,7 +75,11 @@ const SYSTEMS: &[(&str, &str)] = &[
 /// `db.system.name` of a driver from its package path; `other_sql` when unknown.
 pub fn system_name(driver_package: &str) -> &'static str {
     for (prefix, system) in SYSTEMS {
-        if driver_package == *prefix || driver_package.strip_prefix(prefix).is_some_and(|r| r.starts_with('/')) {
+        if driver_package == *prefix
+            || driver_package
+                .strip_prefix(prefix)
+                .is_some_and(|r| r.starts_with('/'))
+        {
             return system;
         }
     }
@@ -184,8 +191,14 @@ pub fn scan(query: &str) -> ParsedQuery {
         Some(Tok::Word(w)) if !w.eq_ignore_ascii_case("WITH") => Some(w.to_ascii_uppercase()),
         _ => None,
     };
-    let collection = operation.as_deref().and_then(|op| collection(op, &toks, first.unwrap_or(0)));
-    ParsedQuery { sanitized: out, operation, collection }
+    let collection = operation
+        .as_deref()
+        .and_then(|op| collection(op, &toks, first.unwrap_or(0)));
+    ParsedQuery {
+        sanitized: out,
+        operation,
+        collection,
+    }
 }
 
 /// The table of a simple statement: exactly one FROM/JOIN/INTO (or the UPDATE that starts it),
@@ -197,7 +210,10 @@ fn collection(op: &str, toks: &[Tok], first: usize) -> Option<String> {
     let mut intro = None;
     for (i, t) in toks.iter().enumerate() {
         if let Tok::Word(w) = t {
-            let kw = ["FROM", "JOIN", "INTO"].iter().any(|k| w.eq_ignore_ascii_case(k)) || (i == first && op == "UPDATE");
+            let kw = ["FROM", "JOIN", "INTO"]
+                .iter()
+                .any(|k| w.eq_ignore_ascii_case(k))
+                || (i == first && op == "UPDATE");
             if kw {
                 if intro.is_some() {
                     return None;
@@ -259,7 +275,11 @@ pub fn client_span_to(q: &DbQuery, server: &DbServer, f: SpanFrame) -> Span {
         }
     }
     let mut status = Status::Unset;
-    if let Some(e) = q.error.as_ref().filter(|e| !NOT_FAILURES.contains(&e.message.as_str())) {
+    if let Some(e) = q
+        .error
+        .as_ref()
+        .filter(|e| !NOT_FAILURES.contains(&e.message.as_str()))
+    {
         status = Status::Error(e.message.clone());
         if let Some(code) = e.status_code.as_deref().filter(|c| !c.is_empty()) {
             attrs.push((DB_RESPONSE_STATUS_CODE, Value::from(code)));
@@ -293,7 +313,14 @@ mod tests {
     use std::sync::Arc;
 
     fn frame() -> SpanFrame {
-        SpanFrame { trace_id: [1; 16], span_id: [2; 8], parent_span_id: Some([3; 8]), start_unix_nano: 1, end_unix_nano: 2, resource: Arc::new(Resource::default()) }
+        SpanFrame {
+            trace_id: [1; 16],
+            span_id: [2; 8],
+            parent_span_id: Some([3; 8]),
+            start_unix_nano: 1,
+            end_unix_nano: 2,
+            resource: Arc::new(Resource::default()),
+        }
     }
 
     fn parsed(q: &str) -> (String, Option<String>, Option<String>) {
@@ -304,19 +331,49 @@ mod tests {
     /// SDK mode's order (go/gotaprt/sql.go): namespace, address, port; each omitted when unknown.
     #[test]
     fn server_and_namespace_attributes() {
-        let q = DbQuery { driver_package: "github.com/lib/pq".into(), query: "SELECT 1".into(), error: None };
-        let all = DbServer { address: Some("db.internal".into()), port: Some(5432), namespace: Some("shop".into()) };
+        let q = DbQuery {
+            driver_package: "github.com/lib/pq".into(),
+            query: "SELECT 1".into(),
+            error: None,
+        };
+        let all = DbServer {
+            address: Some("db.internal".into()),
+            port: Some(5432),
+            namespace: Some("shop".into()),
+        };
         let s = client_span_to(&q, &all, frame());
         let tail: Vec<(&str, Value)> = s.attributes[s.attributes.len() - 3..].to_vec();
         assert_eq!(
             tail,
-            [(DB_NAMESPACE, Value::from("shop")), (crate::semconv::SERVER_ADDRESS, Value::from("db.internal")), (crate::semconv::SERVER_PORT, Value::Int(5432))]
+            [
+                (DB_NAMESPACE, Value::from("shop")),
+                (crate::semconv::SERVER_ADDRESS, Value::from("db.internal")),
+                (crate::semconv::SERVER_PORT, Value::Int(5432))
+            ]
         );
-        let port_only = DbServer { port: Some(5432), namespace: Some(String::new()), ..Default::default() };
-        assert_eq!(client_span_to(&q, &port_only, frame()).attributes, client_span(&q, frame()).attributes, "no address: no port either");
-        let no_port = DbServer { address: Some("10.0.0.7".into()), port: Some(0), ..Default::default() };
+        let port_only = DbServer {
+            port: Some(5432),
+            namespace: Some(String::new()),
+            ..Default::default()
+        };
+        assert_eq!(
+            client_span_to(&q, &port_only, frame()).attributes,
+            client_span(&q, frame()).attributes,
+            "no address: no port either"
+        );
+        let no_port = DbServer {
+            address: Some("10.0.0.7".into()),
+            port: Some(0),
+            ..Default::default()
+        };
         let s = client_span_to(&q, &no_port, frame());
-        assert_eq!((s.attr(crate::semconv::SERVER_ADDRESS), s.attr(crate::semconv::SERVER_PORT)), (Some(&Value::from("10.0.0.7")), None));
+        assert_eq!(
+            (
+                s.attr(crate::semconv::SERVER_ADDRESS),
+                s.attr(crate::semconv::SERVER_PORT)
+            ),
+            (Some(&Value::from("10.0.0.7")), None)
+        );
     }
 
     #[test]
@@ -333,13 +390,37 @@ mod tests {
     #[test]
     fn simple_statements_name_their_table() {
         let s = |q| parsed(q);
-        assert_eq!(s("SELECT id, total FROM orders WHERE id = ?"), ("SELECT id, total FROM orders WHERE id = ?".into(), Some("SELECT".into()), Some("orders".into())));
-        assert_eq!(s("insert into main.orders (a) values ($1)").1.as_deref(), Some("INSERT"));
-        assert_eq!(s("insert into main.orders (a) values ($1)").2.as_deref(), Some("main.orders"));
-        assert_eq!(s("UPDATE orders SET paid = 1 WHERE id = $2").2.as_deref(), Some("orders"));
+        assert_eq!(
+            s("SELECT id, total FROM orders WHERE id = ?"),
+            (
+                "SELECT id, total FROM orders WHERE id = ?".into(),
+                Some("SELECT".into()),
+                Some("orders".into())
+            )
+        );
+        assert_eq!(
+            s("insert into main.orders (a) values ($1)").1.as_deref(),
+            Some("INSERT")
+        );
+        assert_eq!(
+            s("insert into main.orders (a) values ($1)").2.as_deref(),
+            Some("main.orders")
+        );
+        assert_eq!(
+            s("UPDATE orders SET paid = 1 WHERE id = $2").2.as_deref(),
+            Some("orders")
+        );
         assert_eq!(s("DELETE FROM orders").2.as_deref(), Some("orders"));
-        assert_eq!(s("SELECT * FROM orders FOR UPDATE").2.as_deref(), Some("orders"));
-        assert_eq!(s("INSERT INTO t (k) VALUES (?) ON CONFLICT (k) DO UPDATE SET v = 1").2.as_deref(), Some("t"));
+        assert_eq!(
+            s("SELECT * FROM orders FOR UPDATE").2.as_deref(),
+            Some("orders")
+        );
+        assert_eq!(
+            s("INSERT INTO t (k) VALUES (?) ON CONFLICT (k) DO UPDATE SET v = 1")
+                .2
+                .as_deref(),
+            Some("t")
+        );
     }
 
     #[test]
@@ -362,15 +443,28 @@ mod tests {
 
     #[test]
     fn literals_are_sanitized_placeholders_kept() {
-        assert_eq!(scan("SELECT * FROM t WHERE a = 'it''s' AND b = 42 AND c = -1.5e3").sanitized, "SELECT * FROM t WHERE a = ? AND b = ? AND c = -?");
-        assert_eq!(scan("SELECT $1, t2.c3, :name, @p1 FROM t2 LIMIT 10").sanitized, "SELECT $1, t2.c3, :name, @p1 FROM t2 LIMIT ?");
+        assert_eq!(
+            scan("SELECT * FROM t WHERE a = 'it''s' AND b = 42 AND c = -1.5e3").sanitized,
+            "SELECT * FROM t WHERE a = ? AND b = ? AND c = -?"
+        );
+        assert_eq!(
+            scan("SELECT $1, t2.c3, :name, @p1 FROM t2 LIMIT 10").sanitized,
+            "SELECT $1, t2.c3, :name, @p1 FROM t2 LIMIT ?"
+        );
         assert_eq!(scan("SELECT 'unterminated").sanitized, "SELECT ?");
-        assert_eq!(scan("SELECT \"it's\" -- it's 1\n/* 2 */ FROM é").sanitized, "SELECT \"it's\" -- it's 1\n/* 2 */ FROM é");
+        assert_eq!(
+            scan("SELECT \"it's\" -- it's 1\n/* 2 */ FROM é").sanitized,
+            "SELECT \"it's\" -- it's 1\n/* 2 */ FROM é"
+        );
     }
 
     #[test]
     fn span_name_attributes_and_status() {
-        let q = DbQuery { driver_package: "modernc.org/sqlite".into(), query: "SELECT total FROM orders WHERE id = 7".into(), error: None };
+        let q = DbQuery {
+            driver_package: "modernc.org/sqlite".into(),
+            query: "SELECT total FROM orders WHERE id = 7".into(),
+            error: None,
+        };
         let s = client_span(&q, frame());
         assert_eq!(s.name, "SELECT orders");
         assert_eq!(s.kind, SpanKind::Client);
@@ -379,39 +473,95 @@ mod tests {
             s.attributes,
             vec![
                 (DB_SYSTEM_NAME, Value::from("sqlite")),
-                (DB_QUERY_TEXT, Value::from("SELECT total FROM orders WHERE id = ?")),
+                (
+                    DB_QUERY_TEXT,
+                    Value::from("SELECT total FROM orders WHERE id = ?")
+                ),
                 (DB_OPERATION_NAME, Value::from("SELECT")),
                 (DB_COLLECTION_NAME, Value::from("orders")),
             ]
         );
         assert_eq!(s.status, Status::Unset);
 
-        let err = DbError { type_name: "*sqlite.Error".into(), message: "SQL logic error: no such table: nope (1)".into(), status_code: None };
-        let s = client_span(&DbQuery { driver_package: "github.com/lib/pq".into(), query: "BEGIN".into(), error: Some(err) }, frame());
+        let err = DbError {
+            type_name: "*sqlite.Error".into(),
+            message: "SQL logic error: no such table: nope (1)".into(),
+            status_code: None,
+        };
+        let s = client_span(
+            &DbQuery {
+                driver_package: "github.com/lib/pq".into(),
+                query: "BEGIN".into(),
+                error: Some(err),
+            },
+            frame(),
+        );
         assert_eq!(s.name, "BEGIN");
-        assert_eq!(s.attr(crate::semconv::ERROR_TYPE), Some(&Value::from("*sqlite.Error")));
-        assert_eq!(s.status, Status::Error("SQL logic error: no such table: nope (1)".into()));
+        assert_eq!(
+            s.attr(crate::semconv::ERROR_TYPE),
+            Some(&Value::from("*sqlite.Error"))
+        );
+        assert_eq!(
+            s.status,
+            Status::Error("SQL logic error: no such table: nope (1)".into())
+        );
         assert_eq!(s.attr(DB_RESPONSE_STATUS_CODE), None);
 
         // A SQLSTATE is the status code and the error type.
-        let err = DbError { type_name: "*pgconn.PrepareError".into(), message: "relation \"nope\" does not exist".into(), status_code: Some("42P01".into()) };
-        let s = client_span(&DbQuery { driver_package: "github.com/jackc/pgx/v5/stdlib".into(), query: "SELECT * FROM nope".into(), error: Some(err) }, frame());
+        let err = DbError {
+            type_name: "*pgconn.PrepareError".into(),
+            message: "relation \"nope\" does not exist".into(),
+            status_code: Some("42P01".into()),
+        };
+        let s = client_span(
+            &DbQuery {
+                driver_package: "github.com/jackc/pgx/v5/stdlib".into(),
+                query: "SELECT * FROM nope".into(),
+                error: Some(err),
+            },
+            frame(),
+        );
         assert_eq!(s.attr(DB_RESPONSE_STATUS_CODE), Some(&Value::from("42P01")));
-        assert_eq!(s.attr(crate::semconv::ERROR_TYPE), Some(&Value::from("42P01")));
+        assert_eq!(
+            s.attr(crate::semconv::ERROR_TYPE),
+            Some(&Value::from("42P01"))
+        );
 
-        let s = client_span(&DbQuery { driver_package: "x/y".into(), query: "-- nothing".into(), error: None }, frame());
+        let s = client_span(
+            &DbQuery {
+                driver_package: "x/y".into(),
+                query: "-- nothing".into(),
+                error: None,
+            },
+            frame(),
+        );
         assert_eq!(s.name, "other_sql");
     }
 
     #[test]
     fn no_rows_and_skip_are_not_errors() {
         for m in NOT_FAILURES {
-            let e = DbError { type_name: "*errors.errorString".into(), message: (*m).into(), status_code: None };
-            let s = client_span(&DbQuery { driver_package: "modernc.org/sqlite".into(), query: "SELECT 1".into(), error: Some(e) }, frame());
+            let e = DbError {
+                type_name: "*errors.errorString".into(),
+                message: (*m).into(),
+                status_code: None,
+            };
+            let s = client_span(
+                &DbQuery {
+                    driver_package: "modernc.org/sqlite".into(),
+                    query: "SELECT 1".into(),
+                    error: Some(e),
+                },
+                frame(),
+            );
             assert_eq!(s.status, Status::Unset);
             assert_eq!(s.attr(crate::semconv::ERROR_TYPE), None);
         }
-        let timeout = DbError { type_name: "context.deadlineExceededError".into(), message: "context deadline exceeded".into(), status_code: None };
+        let timeout = DbError {
+            type_name: "context.deadlineExceededError".into(),
+            message: "context deadline exceeded".into(),
+            status_code: None,
+        };
         assert_eq!(error_type(&timeout), "timeout");
     }
 }

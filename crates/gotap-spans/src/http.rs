@@ -90,11 +90,18 @@ pub struct ClientRequestRef<'a> {
 
 impl ClientRequest {
     pub fn borrowed(&self) -> ClientRequestRef<'_> {
-        ClientRequestRef { method: &self.method, url: &self.url, status_code: self.status_code, error: self.error.as_deref() }
+        ClientRequestRef {
+            method: &self.method,
+            url: &self.url,
+            status_code: self.status_code,
+            error: self.error.as_deref(),
+        }
     }
 }
 
-const KNOWN_METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"];
+const KNOWN_METHODS: &[&str] = &[
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
 
 /// semconv: unknown methods are reported as `_OTHER` (with the original kept aside).
 fn normalize_method<'a>(m: &'a str, attrs: &mut Attributes) -> &'a str {
@@ -138,7 +145,8 @@ fn byte_rpos(s: &str, b: u8) -> Option<usize> {
 /// `scheme://rest` → (scheme, rest), at the first `://`.
 fn split_scheme(url: &str) -> Option<(&str, &str)> {
     let b = url.as_bytes();
-    let i = (0..b.len().saturating_sub(2)).find(|&i| b[i] == b':' && b[i + 1] == b'/' && b[i + 2] == b'/')?;
+    let i = (0..b.len().saturating_sub(2))
+        .find(|&i| b[i] == b':' && b[i + 1] == b'/' && b[i + 2] == b'/')?;
     Some((&url[..i], &url[i + 3..]))
 }
 
@@ -208,7 +216,10 @@ pub fn server_span_ref(req: &ServerRequestRef<'_>, frame: SpanFrame, capture_que
         attrs.push((sc::USER_AGENT_ORIGINAL, Value::from(ua)));
     }
     if let Some(p) = req.protocol.filter(|p| !p.is_empty()) {
-        attrs.push((sc::NETWORK_PROTOCOL_VERSION, Value::from(protocol_version(p))));
+        attrs.push((
+            sc::NETWORK_PROTOCOL_VERSION,
+            Value::from(protocol_version(p)),
+        ));
     }
     let mut status = Status::Unset;
     if let Some(code) = req.status_code {
@@ -230,7 +241,14 @@ pub fn server_span_ref(req: &ServerRequestRef<'_>, frame: SpanFrame, capture_que
         _ if method == "_OTHER" => "HTTP".to_owned(),
         _ => method.to_owned(),
     };
-    finish(name, SpanKind::Server, attrs, status, frame, "gotap/net/http/server")
+    finish(
+        name,
+        SpanKind::Server,
+        attrs,
+        status,
+        frame,
+        "gotap/net/http/server",
+    )
 }
 
 pub fn client_span(req: &ClientRequest, frame: SpanFrame) -> Span {
@@ -261,7 +279,14 @@ pub fn client_span_ref(req: &ClientRequestRef<'_>, frame: SpanFrame) -> Span {
         attrs.push((sc::ERROR_TYPE, Value::from(error_type(e))));
     }
     let name = if method == "_OTHER" { "HTTP" } else { method };
-    finish(name.to_owned(), SpanKind::Client, attrs, status, frame, "gotap/net/http/client")
+    finish(
+        name.to_owned(),
+        SpanKind::Client,
+        attrs,
+        status,
+        frame,
+        "gotap/net/http/client",
+    )
 }
 
 fn error_type(e: &str) -> &'static str {
@@ -293,7 +318,10 @@ pub fn url_host_port(url: &str) -> Option<(String, u16)> {
 /// [`url_host_port`] without copying the host.
 fn url_authority(url: &str) -> Option<(&str, u16)> {
     let (scheme, rest) = split_scheme(url)?;
-    let auth_end = rest.bytes().position(|c| matches!(c, b'/' | b'?' | b'#')).unwrap_or(rest.len());
+    let auth_end = rest
+        .bytes()
+        .position(|c| matches!(c, b'/' | b'?' | b'#'))
+        .unwrap_or(rest.len());
     let auth = &rest[..auth_end];
     let auth = byte_rpos(auth, b'@').map_or(auth, |i| &auth[i + 1..]);
     let (host, port) = host_port(auth);
@@ -305,7 +333,14 @@ fn url_authority(url: &str) -> Option<(&str, u16)> {
     Some((host, port))
 }
 
-fn finish(name: String, kind: SpanKind, attributes: Attributes, status: Status, f: SpanFrame, scope: &'static str) -> Span {
+fn finish(
+    name: String,
+    kind: SpanKind,
+    attributes: Attributes,
+    status: Status,
+    f: SpanFrame,
+    scope: &'static str,
+) -> Span {
     Span {
         trace_id: f.trace_id,
         span_id: f.span_id,
@@ -352,14 +387,22 @@ mod tests {
         assert_eq!(s.name, "GET /users/{id}");
         assert_eq!(s.attr(sc::HTTP_ROUTE), Some(&Value::from("/users/{id}")));
         assert_eq!(s.attr(sc::SERVER_PORT), Some(&Value::Int(8080)));
-        assert_eq!(s.attr(sc::NETWORK_PROTOCOL_VERSION), Some(&Value::from("1.1")));
+        assert_eq!(
+            s.attr(sc::NETWORK_PROTOCOL_VERSION),
+            Some(&Value::from("1.1"))
+        );
         assert_eq!(s.attr(sc::URL_QUERY), None, "query is opt-in");
         assert!(matches!(s.status, Status::Error(_)));
     }
 
     #[test]
     fn server_span_without_route_is_method() {
-        let req = ServerRequest { method: "POST".into(), path: "/x".into(), status_code: Some(404), ..Default::default() };
+        let req = ServerRequest {
+            method: "POST".into(),
+            path: "/x".into(),
+            status_code: Some(404),
+            ..Default::default()
+        };
         let s = server_span(&req, frame(), true);
         assert_eq!(s.name, "POST");
         assert_eq!(s.status, Status::Unset, "4xx is not a server error");
@@ -367,10 +410,18 @@ mod tests {
 
     #[test]
     fn client_span_attributes() {
-        let req = ClientRequest { method: "GET".into(), url: "http://u:p@127.0.0.1:9090/a?b".into(), status_code: Some(404), error: None };
+        let req = ClientRequest {
+            method: "GET".into(),
+            url: "http://u:p@127.0.0.1:9090/a?b".into(),
+            status_code: Some(404),
+            error: None,
+        };
         let s = client_span(&req, frame());
         assert_eq!(s.name, "GET");
-        assert_eq!(s.attr(sc::URL_FULL), Some(&Value::from("http://REDACTED:REDACTED@127.0.0.1:9090/a?b")));
+        assert_eq!(
+            s.attr(sc::URL_FULL),
+            Some(&Value::from("http://REDACTED:REDACTED@127.0.0.1:9090/a?b"))
+        );
         assert_eq!(s.attr(sc::SERVER_ADDRESS), Some(&Value::from("127.0.0.1")));
         assert_eq!(s.attr(sc::SERVER_PORT), Some(&Value::Int(9090)));
         assert!(matches!(s.status, Status::Error(_)));
@@ -393,7 +444,10 @@ mod tests {
         fn old_split(hp: &str) -> (String, Option<u16>) {
             if let Some(rest) = hp.strip_prefix('[') {
                 if let Some((h, tail)) = rest.split_once(']') {
-                    return (h.to_owned(), tail.strip_prefix(':').and_then(|p| p.parse().ok()));
+                    return (
+                        h.to_owned(),
+                        tail.strip_prefix(':').and_then(|p| p.parse().ok()),
+                    );
                 }
             }
             match hp.rsplit_once(':') {
@@ -405,11 +459,14 @@ mod tests {
             let (scheme, rest) = url.split_once("://")?;
             let auth = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
             let (host, port) = old_split(auth.rsplit_once('@').map(|(_, h)| h).unwrap_or(auth));
-            Some((host, port.or(match scheme {
-                "http" => Some(80),
-                "https" => Some(443),
-                _ => None,
-            })?))
+            Some((
+                host,
+                port.or(match scheme {
+                    "http" => Some(80),
+                    "https" => Some(443),
+                    _ => None,
+                })?,
+            ))
         }
         fn old_redact(url: &str) -> String {
             if let Some((scheme, rest)) = url.split_once("://") {
@@ -421,17 +478,56 @@ mod tests {
             url.to_owned()
         }
         let inputs = [
-            "", " ", ":", "::", "://", "a://", "[", "]", "[]", "[::1]", "[::1]:80", "[::1]x", "[::1]:", "[é]:1", "::1", "h:", "h:99999", "h:8080",
-            "é:1", "GET /a/{b}", "  GET   example.com/a ", "GET", "/x", "x/ /y", "http://u:p@h:1/a?b#c", "https://h", "https://h?x", "ftp://h/p",
-            "http://@h", "http://a@b@c:2/", "http://[::1]:9/x", "http:/h", "h://x://y", "http://h/p@q", "https://é/", "1.1", "HTTP/1.1",
-            "HTTP/HTTP/2", " HTTP/1.0 ",
+            "",
+            " ",
+            ":",
+            "::",
+            "://",
+            "a://",
+            "[",
+            "]",
+            "[]",
+            "[::1]",
+            "[::1]:80",
+            "[::1]x",
+            "[::1]:",
+            "[é]:1",
+            "::1",
+            "h:",
+            "h:99999",
+            "h:8080",
+            "é:1",
+            "GET /a/{b}",
+            "  GET   example.com/a ",
+            "GET",
+            "/x",
+            "x/ /y",
+            "http://u:p@h:1/a?b#c",
+            "https://h",
+            "https://h?x",
+            "ftp://h/p",
+            "http://@h",
+            "http://a@b@c:2/",
+            "http://[::1]:9/x",
+            "http:/h",
+            "h://x://y",
+            "http://h/p@q",
+            "https://é/",
+            "1.1",
+            "HTTP/1.1",
+            "HTTP/HTTP/2",
+            " HTTP/1.0 ",
         ];
         for i in inputs {
             assert_eq!(route_from_pattern(i), old_route(i), "route {i:?}");
             assert_eq!(split_host_port(i), old_split(i), "host:port {i:?}");
             assert_eq!(url_host_port(i), old_url(i), "url {i:?}");
             assert_eq!(redact_url(i), old_redact(i), "redact {i:?}");
-            assert_eq!(protocol_version(i), i.trim().trim_start_matches("HTTP/"), "protocol {i:?}");
+            assert_eq!(
+                protocol_version(i),
+                i.trim().trim_start_matches("HTTP/"),
+                "protocol {i:?}"
+            );
         }
     }
 
@@ -467,9 +563,17 @@ mod tests {
             (sc::HTTP_RESPONSE_STATUS_CODE, Value::Int(500)),
             (sc::ERROR_TYPE, Value::from("500")),
         ];
-        assert_eq!((s.name.as_str(), &s.attributes, &s.status), ("HTTP", &want, &Status::Error(String::new())));
+        assert_eq!(
+            (s.name.as_str(), &s.attributes, &s.status),
+            ("HTTP", &want, &Status::Error(String::new()))
+        );
         assert_eq!(server_span_ref(&req.borrowed(), frame(), true), s);
-        let c = ClientRequest { method: "GET".into(), url: "https://h/x".into(), status_code: None, error: Some("i/o timeout".into()) };
+        let c = ClientRequest {
+            method: "GET".into(),
+            url: "https://h/x".into(),
+            status_code: None,
+            error: Some("i/o timeout".into()),
+        };
         let cs = client_span(&c, frame());
         assert_eq!(cs.attr(sc::ERROR_TYPE), Some(&Value::from("timeout")));
         assert_eq!(cs.attr(sc::SERVER_PORT), Some(&Value::Int(443)));
@@ -479,7 +583,10 @@ mod tests {
     #[test]
     fn routes_from_patterns() {
         assert_eq!(route_from_pattern("/a/{b}").as_deref(), Some("/a/{b}"));
-        assert_eq!(route_from_pattern("GET example.com/a").as_deref(), Some("/a"));
+        assert_eq!(
+            route_from_pattern("GET example.com/a").as_deref(),
+            Some("/a")
+        );
         assert_eq!(route_from_pattern(""), None);
     }
 }

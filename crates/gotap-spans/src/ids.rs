@@ -6,7 +6,12 @@ use crate::{SpanId, TraceId};
 pub fn parse_traceparent(s: &str) -> Option<(TraceId, SpanId, u8)> {
     let s = s.trim();
     let parts: Vec<&str> = s.split('-').collect();
-    if parts.len() < 4 || parts[0].len() != 2 || parts[1].len() != 32 || parts[2].len() != 16 || parts[3].len() != 2 {
+    if parts.len() < 4
+        || parts[0].len() != 2
+        || parts[1].len() != 32
+        || parts[2].len() != 16
+        || parts[3].len() != 2
+    {
         return None;
     }
     let version = u8::from_str_radix(parts[0], 16).ok()?;

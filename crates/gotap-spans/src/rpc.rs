@@ -40,7 +40,10 @@ pub struct GrpcClientCall {
 pub fn split_full_method(full: &str) -> (String, Option<(String, String)>) {
     let name = full.strip_prefix('/').unwrap_or(full);
     match name.rfind('/') {
-        Some(i) if i > 0 && i < name.len() - 1 => (name.to_owned(), Some((name[..i].to_owned(), name[i + 1..].to_owned()))),
+        Some(i) if i > 0 && i < name.len() - 1 => (
+            name.to_owned(),
+            Some((name[..i].to_owned(), name[i + 1..].to_owned())),
+        ),
         _ if name.is_empty() => ("grpc".to_owned(), None),
         _ => (name.to_owned(), None),
     }
@@ -83,8 +86,15 @@ fn base(full_method: &str) -> (String, Attributes) {
     (name, attrs)
 }
 
-fn status_of(code: Option<u32>, message: &Option<String>, error: fn(u32) -> bool, attrs: &mut Attributes) -> Status {
-    let Some(code) = code else { return Status::Unset };
+fn status_of(
+    code: Option<u32>,
+    message: &Option<String>,
+    error: fn(u32) -> bool,
+    attrs: &mut Attributes,
+) -> Status {
+    let Some(code) = code else {
+        return Status::Unset;
+    };
     attrs.push((RPC_GRPC_STATUS_CODE, Value::Int(code as i64)));
     if error(code) {
         Status::Error(message.clone().unwrap_or_default())
@@ -102,7 +112,12 @@ pub fn server_span(call: &GrpcServerCall, frame: SpanFrame) -> Span {
             attrs.push((sc::NETWORK_PEER_PORT, Value::Int(port as i64)));
         }
     }
-    let status = status_of(call.status_code, &call.status_message, is_server_error, &mut attrs);
+    let status = status_of(
+        call.status_code,
+        &call.status_message,
+        is_server_error,
+        &mut attrs,
+    );
     finish(name, SpanKind::Server, attrs, status, frame, SERVER_SCOPE)
 }
 
@@ -114,11 +129,23 @@ pub fn client_span(call: &GrpcClientCall, frame: SpanFrame) -> Span {
             attrs.push((sc::SERVER_PORT, Value::Int(port as i64)));
         }
     }
-    let status = status_of(call.status_code, &call.status_message, |c| c != 0, &mut attrs);
+    let status = status_of(
+        call.status_code,
+        &call.status_message,
+        |c| c != 0,
+        &mut attrs,
+    );
     finish(name, SpanKind::Client, attrs, status, frame, CLIENT_SCOPE)
 }
 
-fn finish(name: String, kind: SpanKind, attributes: Attributes, status: Status, f: SpanFrame, scope: &'static str) -> Span {
+fn finish(
+    name: String,
+    kind: SpanKind,
+    attributes: Attributes,
+    status: Status,
+    f: SpanFrame,
+    scope: &'static str,
+) -> Span {
     Span {
         trace_id: f.trace_id,
         span_id: f.span_id,
@@ -164,10 +191,16 @@ mod tests {
         assert_eq!(s.kind, SpanKind::Server);
         assert_eq!(s.scope, SERVER_SCOPE);
         assert_eq!(s.attr(RPC_SYSTEM), Some(&Value::from("grpc")));
-        assert_eq!(s.attr(RPC_SERVICE), Some(&Value::from("arena.catalog.v1.Catalog")));
+        assert_eq!(
+            s.attr(RPC_SERVICE),
+            Some(&Value::from("arena.catalog.v1.Catalog"))
+        );
         assert_eq!(s.attr(RPC_METHOD), Some(&Value::from("GetProduct")));
         assert_eq!(s.attr(RPC_GRPC_STATUS_CODE), Some(&Value::Int(0)));
-        assert_eq!(s.attr(sc::NETWORK_PEER_ADDRESS), Some(&Value::from("127.0.0.1")));
+        assert_eq!(
+            s.attr(sc::NETWORK_PEER_ADDRESS),
+            Some(&Value::from("127.0.0.1"))
+        );
         assert_eq!(s.attr(sc::NETWORK_PEER_PORT), Some(&Value::Int(51234)));
         assert_eq!(s.status, Status::Unset);
     }
@@ -175,7 +208,12 @@ mod tests {
     #[test]
     fn server_errors_follow_semconv() {
         let with = |code| {
-            let call = GrpcServerCall { full_method: "/a.S/M".into(), status_code: Some(code), status_message: Some("boom".into()), ..Default::default() };
+            let call = GrpcServerCall {
+                full_method: "/a.S/M".into(),
+                status_code: Some(code),
+                status_message: Some("boom".into()),
+                ..Default::default()
+            };
             server_span(&call, frame()).status
         };
         // NOT_FOUND, INVALID_ARGUMENT, PERMISSION_DENIED…: the client's problem, not the server's.
@@ -197,24 +235,48 @@ mod tests {
         };
         let s = client_span(&call, frame());
         assert_eq!(s.kind, SpanKind::Client);
-        assert_eq!(s.attr(sc::SERVER_ADDRESS), Some(&Value::from("catalog.local")));
+        assert_eq!(
+            s.attr(sc::SERVER_ADDRESS),
+            Some(&Value::from("catalog.local"))
+        );
         assert_eq!(s.attr(sc::SERVER_PORT), Some(&Value::Int(50051)));
         assert_eq!(s.attr(RPC_GRPC_STATUS_CODE), Some(&Value::Int(5)));
         assert_eq!(s.status, Status::Error("product 9 not found".into()));
-        let ok = client_span(&GrpcClientCall { status_code: Some(0), ..call }, frame());
+        let ok = client_span(
+            &GrpcClientCall {
+                status_code: Some(0),
+                ..call
+            },
+            frame(),
+        );
         assert_eq!(ok.status, Status::Unset);
     }
 
     #[test]
     fn full_methods_and_targets() {
-        assert_eq!(split_full_method("/a.b.S/M"), ("a.b.S/M".into(), Some(("a.b.S".into(), "M".into()))));
+        assert_eq!(
+            split_full_method("/a.b.S/M"),
+            ("a.b.S/M".into(), Some(("a.b.S".into(), "M".into())))
+        );
         assert_eq!(split_full_method("nomethod"), ("nomethod".into(), None));
         assert_eq!(split_full_method("/S/"), ("S/".into(), None));
         assert_eq!(split_full_method(""), ("grpc".into(), None));
-        assert_eq!(target_address("127.0.0.1:50051"), Some(("127.0.0.1".into(), Some(50051))));
-        assert_eq!(target_address("passthrough:///[::1]:443"), Some(("::1".into(), Some(443))));
-        assert_eq!(target_address("dns://8.8.8.8/svc.example:80"), Some(("svc.example".into(), Some(80))));
-        assert_eq!(target_address("dns:///svc.example"), Some(("svc.example".into(), None)));
+        assert_eq!(
+            target_address("127.0.0.1:50051"),
+            Some(("127.0.0.1".into(), Some(50051)))
+        );
+        assert_eq!(
+            target_address("passthrough:///[::1]:443"),
+            Some(("::1".into(), Some(443)))
+        );
+        assert_eq!(
+            target_address("dns://8.8.8.8/svc.example:80"),
+            Some(("svc.example".into(), Some(80)))
+        );
+        assert_eq!(
+            target_address("dns:///svc.example"),
+            Some(("svc.example".into(), None))
+        );
         assert_eq!(target_address("unix:///tmp/s.sock"), None);
         assert_eq!(target_address("unix:/tmp/s.sock"), None);
         assert_eq!(target_address(""), None);

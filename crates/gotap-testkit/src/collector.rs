@@ -26,21 +26,43 @@ impl Collector {
     pub fn start(name: &str) -> Collector {
         let script = repo_root().join("scripts/collector.sh");
         let built = Command::new(&script).output().unwrap();
-        assert!(built.status.success(), "scripts/collector.sh failed: {}", String::from_utf8_lossy(&built.stderr));
+        assert!(
+            built.status.success(),
+            "scripts/collector.sh failed: {}",
+            String::from_utf8_lossy(&built.stderr)
+        );
         let bin = String::from_utf8(built.stdout).unwrap().trim().to_owned();
         let (grpc, http) = (free_port(), free_port());
         let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("spans.jsonl");
-        let cfg = Command::new(&script).args(["config", &grpc.to_string(), &http.to_string()]).arg(&file).output().unwrap();
-        assert!(cfg.status.success(), "scripts/collector.sh config failed: {}", String::from_utf8_lossy(&cfg.stderr));
+        let cfg = Command::new(&script)
+            .args(["config", &grpc.to_string(), &http.to_string()])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            cfg.status.success(),
+            "scripts/collector.sh config failed: {}",
+            String::from_utf8_lossy(&cfg.stderr)
+        );
         let cfg_path = dir.join("collector.yaml");
         std::fs::write(&cfg_path, cfg.stdout).unwrap();
-        let child = Command::new(bin).arg(format!("--config={}", cfg_path.display())).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let child = Command::new(bin)
+            .arg(format!("--config={}", cfg_path.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         let proc = Proc(child);
         wait_port(http, "collector");
-        Collector { _proc: proc, file, http_port: http, dir }
+        Collector {
+            _proc: proc,
+            file,
+            http_port: http,
+            dir,
+        }
     }
 
     /// Every span the Collector has written so far.
@@ -95,7 +117,9 @@ pub fn read_spans(file: &Path) -> Vec<Seen> {
     let mut out = Vec::new();
     let text = std::fs::read_to_string(file).unwrap_or_default();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let Ok(doc) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        let Ok(doc) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
         for rs in doc["resourceSpans"].as_array().into_iter().flatten() {
             let resource = flat_attrs(&rs["resource"]["attributes"]);
             for ss in rs["scopeSpans"].as_array().into_iter().flatten() {
@@ -124,7 +148,11 @@ pub fn read_spans(file: &Path) -> Vec<Seen> {
 fn flat_attrs(v: &serde_json::Value) -> BTreeMap<String, String> {
     let mut m = BTreeMap::new();
     for a in v.as_array().into_iter().flatten() {
-        let val = a["value"].as_object().and_then(|o| o.values().next()).cloned().unwrap_or_default();
+        let val = a["value"]
+            .as_object()
+            .and_then(|o| o.values().next())
+            .cloned()
+            .unwrap_or_default();
         let s = match val {
             serde_json::Value::String(s) => s,
             other => other.to_string(),

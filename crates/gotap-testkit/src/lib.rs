@@ -73,14 +73,21 @@ impl Toolchain {
 
     /// `go version` of this toolchain, e.g. `go1.26.8`.
     pub fn version(self) -> String {
-        let out = self.command().arg("env").arg("GOVERSION").output().expect("go env GOVERSION");
+        let out = self
+            .command()
+            .arg("env")
+            .arg("GOVERSION")
+            .output()
+            .expect("go env GOVERSION");
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
     /// A `go` command with a hermetic-enough environment: no toolchain switching.
     pub fn command(self) -> Command {
         let mut c = Command::new(self.go());
-        c.env("GOTOOLCHAIN", "local").env("GOFLAGS", "-modcacherw").env_remove("GOROOT");
+        c.env("GOTOOLCHAIN", "local")
+            .env("GOFLAGS", "-modcacherw")
+            .env_remove("GOROOT");
         c
     }
 }
@@ -106,19 +113,39 @@ pub struct Variant {
 
 impl Variant {
     pub const ALL: [Variant; 4] = [
-        Variant { stripped: false, pie: false },
-        Variant { stripped: true, pie: false },
-        Variant { stripped: false, pie: true },
-        Variant { stripped: true, pie: true },
+        Variant {
+            stripped: false,
+            pie: false,
+        },
+        Variant {
+            stripped: true,
+            pie: false,
+        },
+        Variant {
+            stripped: false,
+            pie: true,
+        },
+        Variant {
+            stripped: true,
+            pie: true,
+        },
     ];
     pub fn label(self) -> String {
-        format!("{}-{}", if self.stripped { "stripped" } else { "full" }, if self.pie { "pie" } else { "exe" })
+        format!(
+            "{}-{}",
+            if self.stripped { "stripped" } else { "full" },
+            if self.pie { "pie" } else { "exe" }
+        )
     }
 }
 
 /// Repository root (two levels above this crate).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .unwrap()
+        .to_path_buf()
 }
 
 /// Where cached test binaries go.
@@ -139,7 +166,14 @@ pub fn build(module_dir: &str, pkg: &str, tc: Toolchain, variant: Variant) -> Pa
 }
 
 /// [`build`] with extra `go build` flags and environment (e.g. `CGO_ENABLED=1`).
-pub fn build_with(module_dir: &str, pkg: &str, tc: Toolchain, variant: Variant, flags: &[&str], env: &[(&str, &str)]) -> PathBuf {
+pub fn build_with(
+    module_dir: &str,
+    pkg: &str,
+    tc: Toolchain,
+    variant: Variant,
+    flags: &[&str],
+    env: &[(&str, &str)],
+) -> PathBuf {
     static LOCKS: OnceLock<Mutex<HashMap<PathBuf, Arc<Mutex<bool>>>>> = OnceLock::new();
     let name = format!(
         "{}-{}-{}-{}{}",
@@ -147,10 +181,20 @@ pub fn build_with(module_dir: &str, pkg: &str, tc: Toolchain, variant: Variant, 
         pkg.trim_start_matches("./").replace('/', "_"),
         tc.label(),
         variant.label(),
-        if flags.is_empty() && env.is_empty() { String::new() } else { format!("-{:x}", fnv(&format!("{flags:?}{env:?}"))) }
+        if flags.is_empty() && env.is_empty() {
+            String::new()
+        } else {
+            format!("-{:x}", fnv(&format!("{flags:?}{env:?}")))
+        }
     );
     let out = bin_dir().join(&name);
-    let lock = LOCKS.get_or_init(Default::default).lock().unwrap().entry(out.clone()).or_default().clone();
+    let lock = LOCKS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap()
+        .entry(out.clone())
+        .or_default()
+        .clone();
     let mut built = lock.lock().unwrap();
     if *built {
         return out;
@@ -176,7 +220,9 @@ pub fn build_with(module_dir: &str, pkg: &str, tc: Toolchain, variant: Variant, 
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let res = cmd.output().unwrap_or_else(|e| panic!("cannot run {}: {e}", tc.go().display()));
+    let res = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", tc.go().display()));
     assert!(
         res.status.success(),
         "building go/{module_dir} {pkg} with {} ({}) failed:\n{}",
@@ -190,12 +236,18 @@ pub fn build_with(module_dir: &str, pkg: &str, tc: Toolchain, variant: Variant, 
 }
 
 fn fnv(s: &str) -> u64 {
-    s.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3))
+    s.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    })
 }
 
 /// A TCP port that was free on 127.0.0.1 a moment ago.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A child process that is killed and reaped when the guard drops, so a failing test leaves
@@ -209,12 +261,36 @@ impl Drop for Proc {
     }
 }
 
+/// Copies `src` to `dst` (mode kept) with an external `cp`, for executables a test has just
+/// written or patched in this process. Written here, the file's write descriptor would be inherited
+/// by any child another test thread forks at that moment and held until that child execs, and an
+/// exec of the file meanwhile fails with ETXTBSY ("Text file busy"). `cp` is a process of its
+/// own: nobody else can inherit its descriptor, and it has closed it when it exits.
+pub fn install_exe(src: &Path, dst: &Path) {
+    let _ = std::fs::remove_file(dst);
+    let st = Command::new("cp")
+        .arg("-p")
+        .arg(src)
+        .arg(dst)
+        .status()
+        .expect("cannot run cp");
+    assert!(
+        st.success(),
+        "cp {} {} failed",
+        src.display(),
+        dst.display()
+    );
+}
+
 /// Waits until something accepts TCP connections on 127.0.0.1:`port`; panics after 30 s, naming
 /// `what`.
 pub fn wait_port(port: u16, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "{what} did not listen on port {port}");
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not listen on port {port}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -223,7 +299,10 @@ pub fn wait_port(port: u16, what: &str) {
 pub fn require_root() {
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
-    assert_eq!(euid, 0, "this test attaches eBPF uprobes and must run as root (euid is {euid})");
+    assert_eq!(
+        euid, 0,
+        "this test attaches eBPF uprobes and must run as root (euid is {euid})"
+    );
 }
 
 /// Path of the `gotap` binary built by cargo for integration tests of the CLI crate; other crates
@@ -232,9 +311,17 @@ pub fn gotap_bin() -> PathBuf {
     let p = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("target"))
-        .join(if cfg!(debug_assertions) { "debug" } else { "release" })
+        .join(if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        })
         .join("gotap");
-    assert!(p.is_file(), "{} not built — run `cargo build -p gotap-cli`", p.display());
+    assert!(
+        p.is_file(),
+        "{} not built — run `cargo build -p gotap-cli`",
+        p.display()
+    );
     p
 }
 
@@ -243,6 +330,9 @@ pub fn gotap_bin() -> PathBuf {
 /// from the developer's environment (`GOTAP_WEAVE_CONFIG`).
 pub fn gotap_command(tc: Toolchain) -> Command {
     let mut c = Command::new(gotap_bin());
-    c.env("GOTAP_GO", tc.go()).env("GOTOOLCHAIN", "local").env("GOFLAGS", "-modcacherw").env_remove("GOTAP_WEAVE_CONFIG");
+    c.env("GOTAP_GO", tc.go())
+        .env("GOTOOLCHAIN", "local")
+        .env("GOFLAGS", "-modcacherw")
+        .env_remove("GOTAP_WEAVE_CONFIG");
     c
 }

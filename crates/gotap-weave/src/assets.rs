@@ -13,7 +13,9 @@ pub fn cache_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
         return PathBuf::from(d).join("gotap");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
     home.join(".cache/gotap")
 }
 
@@ -71,12 +73,17 @@ pub fn extract() -> Result<Extracted> {
     if root.join(".complete").is_file() {
         return Ok(Extracted { root });
     }
-    std::fs::create_dir_all(&cache).with_context(|| format!("cannot create gotap's cache directory {}", cache.display()))?;
+    std::fs::create_dir_all(&cache)
+        .with_context(|| format!("cannot create gotap's cache directory {}", cache.display()))?;
     // Unique per call: test threads of one process extract at the same time, and a shared
     // temporary directory would be renamed into place half-written.
     static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = cache.join(format!(".src-{}-{}-{seq}", sources_id(), std::process::id()));
+    let tmp = cache.join(format!(
+        ".src-{}-{}-{seq}",
+        sources_id(),
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&tmp);
     for (rel, content) in FILES {
         let p = tmp.join(rel);
@@ -129,7 +136,11 @@ pub fn weaver(ex: &Extracted, go: &Path, gover: &str) -> Result<PathBuf> {
         .output()
         .with_context(|| format!("cannot run {}", go.display()))?;
     if !out.status.success() {
-        bail!("cannot build gotap's weaver with {}: {}", go.display(), String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "cannot build gotap's weaver with {}: {}",
+            go.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     std::fs::rename(&tmp, &bin)?;
     Ok(bin)

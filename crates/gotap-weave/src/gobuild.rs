@@ -31,9 +31,15 @@ pub struct Options {
 
 /// Flags gotap sets itself, or that change what the go command reads in ways not supported yet.
 const UNSUPPORTED: &[(&str, &str)] = &[
-    ("-toolexec", "gotap runs the build through its own -toolexec"),
+    (
+        "-toolexec",
+        "gotap runs the build through its own -toolexec",
+    ),
     ("-modfile", "gotap passes its own temporary -modfile"),
-    ("-overlay", "gotap passes its own -overlay (merging overlays is not supported yet)"),
+    (
+        "-overlay",
+        "gotap passes its own -overlay (merging overlays is not supported yet)",
+    ),
     ("-C", "run gotap from the module directory instead"),
     ("-compiler", "only the gc compiler is supported"),
 ];
@@ -45,10 +51,43 @@ const VENDOR_REFUSED: &str = "flag -mod=vendor is not supported by gotap build: 
 
 /// `go build`/`go test` flags that take a value as the next argument (to find the packages).
 const VALUE_FLAGS: &[&str] = &[
-    "-o", "-p", "-tags", "-gcflags", "-ldflags", "-asmflags", "-gccgoflags", "-buildmode", "-installsuffix",
-    "-mod", "-modfile", "-overlay", "-pgo", "-pkgdir", "-coverpkg", "-covermode", "-exec", "-run", "-bench", "-benchtime", "-count",
-    "-cpu", "-parallel", "-timeout", "-skip", "-coverprofile", "-cpuprofile", "-memprofile", "-blockprofile",
-    "-mutexprofile", "-outputdir", "-trace", "-fuzz", "-fuzztime", "-list", "-shuffle", "-reuse",
+    "-o",
+    "-p",
+    "-tags",
+    "-gcflags",
+    "-ldflags",
+    "-asmflags",
+    "-gccgoflags",
+    "-buildmode",
+    "-installsuffix",
+    "-mod",
+    "-modfile",
+    "-overlay",
+    "-pgo",
+    "-pkgdir",
+    "-coverpkg",
+    "-covermode",
+    "-exec",
+    "-run",
+    "-bench",
+    "-benchtime",
+    "-count",
+    "-cpu",
+    "-parallel",
+    "-timeout",
+    "-skip",
+    "-coverprofile",
+    "-cpuprofile",
+    "-memprofile",
+    "-blockprofile",
+    "-mutexprofile",
+    "-outputdir",
+    "-trace",
+    "-fuzz",
+    "-fuzztime",
+    "-list",
+    "-shuffle",
+    "-reuse",
 ];
 
 #[derive(Deserialize)]
@@ -79,7 +118,11 @@ fn flag_name(a: &str) -> Option<&str> {
 /// Rejects flags gotap cannot honour, naming them; returns the package patterns. Probe mode adds
 /// no runtime: its own modfile/overlay/vendoring limits do not apply.
 pub fn check_args(args: &[String], goflags: &str, probes: bool) -> Result<Vec<String>> {
-    for a in args.iter().map(String::as_str).chain(goflags.split_whitespace()) {
+    for a in args
+        .iter()
+        .map(String::as_str)
+        .chain(goflags.split_whitespace())
+    {
         if let Some(name) = flag_name(a) {
             if let Some((f, why)) = UNSUPPORTED.iter().find(|(f, _)| &f[1..] == name) {
                 if !probes || UNSUPPORTED_PROBES.contains(f) {
@@ -150,7 +193,10 @@ impl Drop for TempDir {
 fn output(cmd: &mut Command, what: &str) -> Result<String> {
     let out = cmd.output().with_context(|| format!("cannot run {what}"))?;
     if !out.status.success() {
-        bail!("{what} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "{what} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -158,7 +204,16 @@ fn output(cmd: &mut Command, what: &str) -> Result<String> {
 /// Runs the woven build; returns the go command's exit code.
 pub fn run(opts: &Options) -> Result<i32> {
     let env: GoEnv = serde_json::from_str(&output(
-        Command::new(&opts.go).args(["env", "-json", "GOVERSION", "GOMOD", "GOWORK", "GOFLAGS", "GOOS", "GOARCH"]),
+        Command::new(&opts.go).args([
+            "env",
+            "-json",
+            "GOVERSION",
+            "GOMOD",
+            "GOWORK",
+            "GOFLAGS",
+            "GOOS",
+            "GOARCH",
+        ]),
         "go env",
     )?)
     .context("unexpected output from go env -json")?;
@@ -192,7 +247,10 @@ pub fn run(opts: &Options) -> Result<i32> {
         );
     }
     if version_lt(&env.go_version, (1, 23)) {
-        bail!("gotap build needs Go 1.23 or newer (this is {})", env.go_version);
+        bail!(
+            "gotap build needs Go 1.23 or newer (this is {})",
+            env.go_version
+        );
     }
 
     if opts.print_goflags && workspace {
@@ -200,7 +258,14 @@ pub fn run(opts: &Options) -> Result<i32> {
     }
 
     let ex = assets::extract()?;
-    let mut plan = Plan::new(&ex, &opts.go, &env.go_version, &opts.rules, opts.best_effort, false)?;
+    let mut plan = Plan::new(
+        &ex,
+        &opts.go,
+        &env.go_version,
+        &opts.rules,
+        opts.best_effort,
+        false,
+    )?;
     let tmp = if opts.print_goflags {
         // Stable and content-named: the same inputs give the same GOFLAGS (and cache keys: the
         // overlay's path is part of them), changed ones a new directory.
@@ -215,9 +280,15 @@ pub fn run(opts: &Options) -> Result<i32> {
             opts.args.join("\0").as_bytes(),
             std::env::var("GOFLAGS").unwrap_or_default().as_bytes(),
         ]);
-        TempDir(assets::cache_dir().join(format!("goflags-{key:016x}")), true)
+        TempDir(
+            assets::cache_dir().join(format!("goflags-{key:016x}")),
+            true,
+        )
     } else {
-        TempDir(std::env::temp_dir().join(format!("gotap-build-{}-{}", std::process::id(), nanos())), false)
+        TempDir(
+            std::env::temp_dir().join(format!("gotap-build-{}-{}", std::process::id(), nanos())),
+            false,
+        )
     };
     std::fs::create_dir_all(&tmp.0)?;
 
@@ -228,11 +299,18 @@ pub fn run(opts: &Options) -> Result<i32> {
         let work = tmp.0.join("go.work");
         let (w, uses) = write_workfile(&anchor, &ex.runtime_dir(), &work)?;
         // The cached go-list answers also depend on every workspace module's go.mod and go.sum.
-        let inputs = uses.iter().flat_map(|d| [d.join("go.mod"), d.join("go.sum")]).collect::<Vec<_>>();
+        let inputs = uses
+            .iter()
+            .flat_map(|d| [d.join("go.mod"), d.join("go.sum")])
+            .collect::<Vec<_>>();
         (Graph::Work(work), w, inputs)
     } else {
         let modfile = tmp.0.join("gotap.mod");
-        (Graph::Modfile(modfile.clone()), write_modfile(&anchor, &ex.runtime_dir(), &modfile)?, Vec::new())
+        (
+            Graph::Modfile(modfile.clone()),
+            write_modfile(&anchor, &ex.runtime_dir(), &modfile)?,
+            Vec::new(),
+        )
     };
     if let Some(w) = warning {
         eprintln!("gotap: warning: {w}");
@@ -242,8 +320,15 @@ pub fn run(opts: &Options) -> Result<i32> {
     // 1b. Versions of the modules whose version rules constrain (join.module/join.version): the
     //     go command's own answer for this build's module graph, with the runtime added.
     if !plan.modules.is_empty() {
-        let versions = module_versions_cached(&opts.go, &env.go_version, &graph_key, Some(&graph), &list_flags(&opts.args), &plan.modules)
-            .context("cannot find the versions of the modules the rules are scoped to")?;
+        let versions = module_versions_cached(
+            &opts.go,
+            &env.go_version,
+            &graph_key,
+            Some(&graph),
+            &list_flags(&opts.args),
+            &plan.modules,
+        )
+        .context("cannot find the versions of the modules the rules are scoped to")?;
         for s in plan.resolve_modules(versions)? {
             eprintln!("gotap: warning: {}", s.message);
         }
@@ -259,7 +344,9 @@ pub fn run(opts: &Options) -> Result<i32> {
     let listed = output(&mut list, "go list")?;
     let mut replace = BTreeMap::new();
     for line in listed.lines() {
-        let Some((name, dir)) = line.split_once('\t') else { continue };
+        let Some((name, dir)) = line.split_once('\t') else {
+            continue;
+        };
         if name != "main" && opts.verb != "test" {
             continue;
         }
@@ -270,13 +357,18 @@ pub fn run(opts: &Options) -> Result<i32> {
         eprintln!("gotap: warning: no main package among {}: nothing links the gotap runtime, so no spans will be produced", pkgs.join(" "));
     }
     let overlay = tmp.0.join("overlay.json");
-    std::fs::write(&overlay, serde_json::to_vec(&serde_json::json!({ "Replace": replace }))?)?;
+    std::fs::write(
+        &overlay,
+        serde_json::to_vec(&serde_json::json!({ "Replace": replace }))?,
+    )?;
 
     // 3. Tell the user if adding the runtime moved any of their modules (minimal version selection).
     match mvs_upgrades_cached(&opts.go, &env.go_version, &graph_key, &graph) {
         Ok(ws) => ws.iter().for_each(|w| eprintln!("gotap: warning: {w}")),
         // The build itself may still work (it needs fewer modules than `all`): say what is unknown.
-        Err(e) => eprintln!("gotap: warning: cannot check whether the gotap runtime upgrades your modules: {e:#}"),
+        Err(e) => eprintln!(
+            "gotap: warning: cannot check whether the gotap runtime upgrades your modules: {e:#}"
+        ),
     }
 
     // 4. The build itself.
@@ -289,7 +381,9 @@ pub fn run(opts: &Options) -> Result<i32> {
         // holds spaces, so it is quoted; the plan travels in the -toolexec command itself.
         let modfile = graph.file();
         for p in [modfile, overlay.as_path(), config.as_path(), me.as_path()] {
-            if p.to_string_lossy().contains(|c: char| c.is_whitespace() || c == '\'' || c == '"') {
+            if p.to_string_lossy()
+                .contains(|c: char| c.is_whitespace() || c == '\'' || c == '"')
+            {
                 bail!("--print-goflags cannot express the path {} (it contains a space or a quote): use gotap build", p.display());
             }
         }
@@ -309,7 +403,9 @@ pub fn run(opts: &Options) -> Result<i32> {
         .arg(format!("-toolexec={} toolexec", quote(&me)))
         .args(&opts.args)
         .env(CONFIG_ENV, &config);
-    let status = go.status().with_context(|| format!("cannot run {}", opts.go.display()))?;
+    let status = go
+        .status()
+        .with_context(|| format!("cannot run {}", opts.go.display()))?;
     Ok(status.code().unwrap_or(1))
 }
 
@@ -326,19 +422,39 @@ fn run_probes(opts: &Options, env: &GoEnv) -> Result<i32> {
         );
     }
     if version_lt(&env.go_version, (1, 23)) {
-        bail!("gotap build --probes needs Go 1.23 or newer (this is {})", env.go_version);
+        bail!(
+            "gotap build --probes needs Go 1.23 or newer (this is {})",
+            env.go_version
+        );
     }
     let ex = assets::extract()?;
-    let mut plan = Plan::new(&ex, &opts.go, &env.go_version, &opts.rules, opts.best_effort, true)?;
+    let mut plan = Plan::new(
+        &ex,
+        &opts.go,
+        &env.go_version,
+        &opts.rules,
+        opts.best_effort,
+        true,
+    )?;
     if !plan.modules.is_empty() && !env.go_mod.is_empty() && env.go_mod != "/dev/null" {
         let key = graph_key(Path::new(&env.go_mod), None, &[]);
-        let versions = module_versions_cached(&opts.go, &env.go_version, &key, None, &list_flags(&opts.args), &plan.modules)
-            .context("cannot find the versions of the modules the rules are scoped to")?;
+        let versions = module_versions_cached(
+            &opts.go,
+            &env.go_version,
+            &key,
+            None,
+            &list_flags(&opts.args),
+            &plan.modules,
+        )
+        .context("cannot find the versions of the modules the rules are scoped to")?;
         for s in plan.resolve_modules(versions)? {
             eprintln!("gotap: warning: {}", s.message);
         }
     }
-    let tmp = TempDir(std::env::temp_dir().join(format!("gotap-build-{}-{}", std::process::id(), nanos())), false);
+    let tmp = TempDir(
+        std::env::temp_dir().join(format!("gotap-build-{}-{}", std::process::id(), nanos())),
+        false,
+    );
     std::fs::create_dir_all(&tmp.0)?;
     let config = tmp.0.join("plan.json");
     plan.write(&config)?;
@@ -357,9 +473,15 @@ fn run_probes(opts: &Options, env: &GoEnv) -> Result<i32> {
 /// maps it with -trimpath), so it lives at a stable, content-named path in gotap's cache: a path
 /// that changed per build would recompile every main package every time.
 fn overlay_source(name: &str) -> Result<PathBuf> {
-    let text = format!("// Added by gotap build: links the gotap runtime.\npackage {name}\n\nimport _ \"{}\"\n", crate::RUNTIME_MODULE);
+    let text = format!(
+        "// Added by gotap build: links the gotap runtime.\npackage {name}\n\nimport _ \"{}\"\n",
+        crate::RUNTIME_MODULE
+    );
     let dir = assets::cache_dir().join("overlay");
-    let path = dir.join(format!("runtime-{:016x}.go", assets::fnv(&[text.as_bytes()])));
+    let path = dir.join(format!(
+        "runtime-{:016x}.go",
+        assets::fnv(&[text.as_bytes()])
+    ));
     if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
         std::fs::create_dir_all(&dir)?;
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
@@ -370,7 +492,10 @@ fn overlay_source(name: &str) -> Result<PathBuf> {
 }
 
 fn nanos() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
 }
 
 /// The go command splits -toolexec like a shell would for simple quoting.
@@ -385,7 +510,9 @@ fn quote(p: &Path) -> String {
 
 fn version_lt(gover: &str, (maj, min): (u32, u32)) -> bool {
     let v = gover.trim_start_matches("go");
-    let mut it = v.split(|c: char| !c.is_ascii_digit()).filter_map(|p| p.parse::<u32>().ok());
+    let mut it = v
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|p| p.parse::<u32>().ok());
     let (a, b) = (it.next().unwrap_or(0), it.next().unwrap_or(0));
     (a, b) < (maj, min)
 }
@@ -397,7 +524,11 @@ fn set_require_versions(gomod: &str, raise: &BTreeMap<String, (String, String)>)
         let code = line.split("//").next().unwrap_or("");
         let mut toks = code.split_whitespace();
         let first = toks.next();
-        let module = if first == Some("require") { toks.next() } else { first };
+        let module = if first == Some("require") {
+            toks.next()
+        } else {
+            first
+        };
         match module.and_then(|m| raise.get(m).map(|r| (m, r))) {
             Some((m, (old, new))) if code.contains(&format!("{m} {old}")) => {
                 out.push_str(&line.replacen(&format!("{m} {old}"), &format!("{m} {new}"), 1));
@@ -417,7 +548,10 @@ fn semver_cmp(a: &str, b: &str) -> std::cmp::Ordering {
             Some((c, p)) => (c, Some(p)),
             None => (v, None),
         };
-        (core.split('.').map(|n| n.parse().unwrap_or(0)).collect(), pre)
+        (
+            core.split('.').map(|n| n.parse().unwrap_or(0)).collect(),
+            pre,
+        )
     }
     let ((ca, pa), (cb, pb)) = (split(a), split(b));
     ca.cmp(&cb).then_with(|| match (pa, pb) {
@@ -483,7 +617,9 @@ fn major_minor(v: &str) -> String {
 }
 
 fn go_directive(gomod: &str) -> Option<&str> {
-    gomod.lines().find_map(|l| l.trim().strip_prefix("go ").map(str::trim))
+    gomod
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("go ").map(str::trim))
 }
 
 fn parse_version(v: &str) -> Vec<u32> {
@@ -494,10 +630,14 @@ fn parse_version(v: &str) -> Vec<u32> {
 /// Go requires the main module's `go` line to be at least every dependency's: when the runtime's
 /// is newer, the copy is raised and the returned warning says so (the language version changes).
 fn write_modfile(gomod: &Path, runtime: &Path, modfile: &Path) -> Result<Option<String>> {
-    let mut text = std::fs::read_to_string(gomod).with_context(|| format!("cannot read {}", gomod.display()))?;
+    let mut text = std::fs::read_to_string(gomod)
+        .with_context(|| format!("cannot read {}", gomod.display()))?;
     let rt_mod = std::fs::read_to_string(runtime.join("go.mod"))?;
     let mut warning = None;
-    if let (Some(user), Some(need)) = (go_directive(&text).map(str::to_owned), go_directive(&rt_mod)) {
+    if let (Some(user), Some(need)) = (
+        go_directive(&text).map(str::to_owned),
+        go_directive(&rt_mod),
+    ) {
         if parse_version(&user) < parse_version(need) {
             warning = Some(format!(
                 "the gotap runtime (OpenTelemetry Go SDK) needs go {need}: the main module is compiled with language version go{need} instead of go{user}; its runtime behaviour (GODEBUG defaults) stays go{user}'s (go.mod itself is untouched)"
@@ -549,7 +689,11 @@ fn write_modfile(gomod: &Path, runtime: &Path, modfile: &Path) -> Result<Option<
     let mut sums = BTreeSet::new();
     for f in [gomod.with_extension("sum"), runtime.join("go.sum")] {
         if let Ok(s) = std::fs::read_to_string(&f) {
-            sums.extend(s.lines().filter(|l| !l.trim().is_empty()).map(str::to_owned));
+            sums.extend(
+                s.lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(str::to_owned),
+            );
         }
     }
     let mut sum = sums.into_iter().collect::<Vec<_>>().join("\n");
@@ -564,8 +708,13 @@ fn write_modfile(gomod: &Path, runtime: &Path, modfile: &Path) -> Result<Option<
 /// GODEBUG defaults pinned to the workspace's own (in workspace mode both come from go.work;
 /// the modules' go.mod files, and so their language versions, are untouched). Returns the
 /// warning for a raised `go` line and the workspace's module directories.
-fn write_workfile(gowork: &Path, runtime: &Path, out: &Path) -> Result<(Option<String>, Vec<PathBuf>)> {
-    let text = std::fs::read_to_string(gowork).with_context(|| format!("cannot read {}", gowork.display()))?;
+fn write_workfile(
+    gowork: &Path,
+    runtime: &Path,
+    out: &Path,
+) -> Result<(Option<String>, Vec<PathBuf>)> {
+    let text = std::fs::read_to_string(gowork)
+        .with_context(|| format!("cannot read {}", gowork.display()))?;
     let dir = gowork.parent().unwrap_or(Path::new("/"));
     let rt_mod = std::fs::read_to_string(runtime.join("go.mod"))?;
     let mut warning = None;
@@ -582,7 +731,11 @@ fn write_workfile(gowork: &Path, runtime: &Path, out: &Path) -> Result<(Option<S
     }
     let abs = |p: &str| -> String {
         let unq = p.trim_matches('"');
-        let path = if Path::new(unq).is_absolute() { PathBuf::from(unq) } else { dir.join(unq) };
+        let path = if Path::new(unq).is_absolute() {
+            PathBuf::from(unq)
+        } else {
+            dir.join(unq)
+        };
         format!("{:?}", clean(&path).display().to_string())
     };
     let is_local = |p: &str| {
@@ -625,7 +778,10 @@ fn write_workfile(gowork: &Path, runtime: &Path, out: &Path) -> Result<(Option<S
             }
             continue;
         }
-        let (kw, rest) = code.split_once(char::is_whitespace).map(|(k, r)| (k, r.trim())).unwrap_or((code, ""));
+        let (kw, rest) = code
+            .split_once(char::is_whitespace)
+            .map(|(k, r)| (k, r.trim()))
+            .unwrap_or((code, ""));
         match (kw, &raise) {
             ("use" | "replace", _) if rest == "(" => {
                 block = Some(kw.to_owned());
@@ -652,12 +808,19 @@ fn write_workfile(gowork: &Path, runtime: &Path, out: &Path) -> Result<(Option<S
     user_sum.push(".sum");
     for f in [PathBuf::from(user_sum), runtime.join("go.sum")] {
         if let Ok(s) = std::fs::read_to_string(&f) {
-            sums.extend(s.lines().filter(|l| !l.trim().is_empty()).map(str::to_owned));
+            sums.extend(
+                s.lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(str::to_owned),
+            );
         }
     }
     let mut out_sum = out.as_os_str().to_owned();
     out_sum.push(".sum");
-    std::fs::write(PathBuf::from(out_sum), sums.into_iter().map(|l| l + "\n").collect::<String>())?;
+    std::fs::write(
+        PathBuf::from(out_sum),
+        sums.into_iter().map(|l| l + "\n").collect::<String>(),
+    )?;
     Ok((warning, uses))
 }
 
@@ -714,8 +877,16 @@ fn graph_key(anchor: &Path, graph: Option<&Graph>, inputs: &[PathBuf]) -> u64 {
     let read = |p: &Path| std::fs::read(p).unwrap_or_default();
     let mut sum = anchor.as_os_str().to_owned();
     sum.push(".sum");
-    let sum = if anchor.extension().is_some_and(|e| e == "mod") { anchor.with_extension("sum") } else { PathBuf::from(sum) };
-    let mut parts = vec![read(anchor), read(&sum), graph.map(|g| read(g.file())).unwrap_or_default()];
+    let sum = if anchor.extension().is_some_and(|e| e == "mod") {
+        anchor.with_extension("sum")
+    } else {
+        PathBuf::from(sum)
+    };
+    let mut parts = vec![
+        read(anchor),
+        read(&sum),
+        graph.map(|g| read(g.file())).unwrap_or_default(),
+    ];
     parts.extend(inputs.iter().map(|p| read(p)));
     parts.push(std::env::var("GOFLAGS").unwrap_or_default().into_bytes());
     parts.push(std::env::var("GOWORK").unwrap_or_default().into_bytes());
@@ -731,15 +902,37 @@ fn mvs_upgrades_cached(go: &Path, gover: &str, key: &u64, graph: &Graph) -> Resu
         return Ok(text.lines().map(str::to_owned).collect());
     }
     let warnings = mvs_upgrades(go, graph)?;
-    let _ = std::fs::write(&path, warnings.iter().map(|w| format!("{w}\n")).collect::<String>());
+    let _ = std::fs::write(
+        &path,
+        warnings
+            .iter()
+            .map(|w| format!("{w}\n"))
+            .collect::<String>(),
+    );
     Ok(warnings)
 }
 
 /// [`module_versions`] remembered per (graph inputs, toolchain, flags, modules).
-fn module_versions_cached(go: &Path, gover: &str, key: &u64, graph: Option<&Graph>, flags: &[String], modules: &[String]) -> Result<BTreeMap<String, String>> {
-    let key = assets::fnv(&[b"modver", &key.to_le_bytes(), gover.as_bytes(), flags.join(" ").as_bytes(), modules.join(" ").as_bytes()]);
+fn module_versions_cached(
+    go: &Path,
+    gover: &str,
+    key: &u64,
+    graph: Option<&Graph>,
+    flags: &[String],
+    modules: &[String],
+) -> Result<BTreeMap<String, String>> {
+    let key = assets::fnv(&[
+        b"modver",
+        &key.to_le_bytes(),
+        gover.as_bytes(),
+        flags.join(" ").as_bytes(),
+        modules.join(" ").as_bytes(),
+    ]);
     let path = assets::cache_dir().join(format!("modver-{key:016x}.json"));
-    if let Ok(v) = std::fs::read(&path).map_err(anyhow::Error::from).and_then(|b| Ok(serde_json::from_slice(&b)?)) {
+    if let Ok(v) = std::fs::read(&path)
+        .map_err(anyhow::Error::from)
+        .and_then(|b| Ok(serde_json::from_slice(&b)?))
+    {
         return Ok(v);
     }
     let versions = module_versions(go, graph, flags, modules)?;
@@ -760,7 +953,12 @@ struct ListedModule {
 /// The version of each of `modules` in the build (`go list -m`, the go command's own module
 /// graph; a module it does not know is not in the build and left out). A `replace` by another
 /// module version counts as that version; a replace by a directory has no version: "".
-fn module_versions(go: &Path, graph: Option<&Graph>, flags: &[String], modules: &[String]) -> Result<BTreeMap<String, String>> {
+fn module_versions(
+    go: &Path,
+    graph: Option<&Graph>,
+    flags: &[String],
+    modules: &[String],
+) -> Result<BTreeMap<String, String>> {
     let mut c = Command::new(go);
     c.args(["list", "-m", "-e", "-json"]);
     if let Some(g) = graph {
@@ -828,24 +1026,51 @@ mod tests {
 
     #[test]
     fn packages_found_after_flags_with_values() {
-        let pkgs = check_args(&s(&["-o", "bin/x", "-tags", "a,b", "-race", "./cmd/x", "./cmd/y"]), "", false).unwrap();
+        let pkgs = check_args(
+            &s(&["-o", "bin/x", "-tags", "a,b", "-race", "./cmd/x", "./cmd/y"]),
+            "",
+            false,
+        )
+        .unwrap();
         assert_eq!(pkgs, s(&["./cmd/x", "./cmd/y"]));
-        assert_eq!(check_args(&s(&["-ldflags=-s -w"]), "", false).unwrap(), s(&["."]));
-        assert_eq!(list_flags(&s(&["-tags", "a,b", "-o", "x", "--mod=mod"])), s(&["-tags=a,b", "-mod=mod"]));
+        assert_eq!(
+            check_args(&s(&["-ldflags=-s -w"]), "", false).unwrap(),
+            s(&["."])
+        );
+        assert_eq!(
+            list_flags(&s(&["-tags", "a,b", "-o", "x", "--mod=mod"])),
+            s(&["-tags=a,b", "-mod=mod"])
+        );
         assert_eq!(list_flags(&s(&["--tags=x", "-race"])), s(&["-tags=x"]));
     }
 
     #[test]
     fn unsupported_flags_named_from_args_and_goflags() {
-        let e = check_args(&s(&["-modfile=x.mod", "."]), "", false).unwrap_err().to_string();
+        let e = check_args(&s(&["-modfile=x.mod", "."]), "", false)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("flag -modfile is not supported"), "{e}");
-        let e = check_args(&s(&["."]), "-toolexec=foo", false).unwrap_err().to_string();
+        let e = check_args(&s(&["."]), "-toolexec=foo", false)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("flag -toolexec is not supported"), "{e}");
-        let e = check_args(&s(&["-mod", "vendor"]), "", false).unwrap_err().to_string();
+        let e = check_args(&s(&["-mod", "vendor"]), "", false)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("-mod=vendor"), "{e}");
         // Probe mode has no runtime module: its own modfile, overlay and vendoring are fine.
-        assert_eq!(check_args(&s(&["-modfile=x.mod", "-overlay", "o.json", "-mod=vendor", "."]), "", true).unwrap(), s(&["."]));
-        let e = check_args(&s(&["."]), "-toolexec=foo", true).unwrap_err().to_string();
+        assert_eq!(
+            check_args(
+                &s(&["-modfile=x.mod", "-overlay", "o.json", "-mod=vendor", "."]),
+                "",
+                true
+            )
+            .unwrap(),
+            s(&["."])
+        );
+        let e = check_args(&s(&["."]), "-toolexec=foo", true)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("flag -toolexec is not supported"), "{e}");
     }
 
@@ -871,9 +1096,19 @@ mod tests {
 }
 "#;
         let v = parse_module_versions(text).unwrap();
-        assert_eq!(v.get("google.golang.org/grpc").map(String::as_str), Some("v1.83.2"));
-        assert_eq!(v.get("example.com/forked").map(String::as_str), Some("v1.0.1-fork"));
-        assert_eq!(v.get("example.com/local").map(String::as_str), Some(""), "a directory has no version");
+        assert_eq!(
+            v.get("google.golang.org/grpc").map(String::as_str),
+            Some("v1.83.2")
+        );
+        assert_eq!(
+            v.get("example.com/forked").map(String::as_str),
+            Some("v1.0.1-fork")
+        );
+        assert_eq!(
+            v.get("example.com/local").map(String::as_str),
+            Some(""),
+            "a directory has no version"
+        );
         assert!(!v.contains_key("example.com/absent"));
     }
 
@@ -881,7 +1116,11 @@ mod tests {
     fn semver_order() {
         assert!(semver_cmp("v0.41.0", "v0.13.0").is_gt());
         assert!(semver_cmp("v1.2.3", "v1.2.3-rc.1").is_gt());
-        assert!(semver_cmp("v0.0.0-20260819154853-08b0e4226688", "v0.0.0-20250101000000-aaaaaaaaaaaa").is_gt());
+        assert!(semver_cmp(
+            "v0.0.0-20260819154853-08b0e4226688",
+            "v0.0.0-20250101000000-aaaaaaaaaaaa"
+        )
+        .is_gt());
         assert!(semver_cmp("v1.10.0", "v1.9.9").is_gt());
         assert!(semver_cmp("v2.0.0+incompatible", "v2.0.0").is_eq());
     }
@@ -890,8 +1129,14 @@ mod tests {
     fn user_requirements_raised_in_place() {
         let m = "module u\n\nrequire golang.org/x/text v0.13.0\nrequire (\n\tgolang.org/x/sys v0.50.0 // newer than ours\n\tgolang.org/x/net v0.1.0\n)\n";
         let mut raise = BTreeMap::new();
-        raise.insert("golang.org/x/text".to_owned(), ("v0.13.0".to_owned(), "v0.41.0".to_owned()));
-        raise.insert("golang.org/x/net".to_owned(), ("v0.1.0".to_owned(), "v0.58.0".to_owned()));
+        raise.insert(
+            "golang.org/x/text".to_owned(),
+            ("v0.13.0".to_owned(), "v0.41.0".to_owned()),
+        );
+        raise.insert(
+            "golang.org/x/net".to_owned(),
+            ("v0.1.0".to_owned(), "v0.58.0".to_owned()),
+        );
         assert_eq!(
             set_require_versions(m, &raise),
             "module u\n\nrequire golang.org/x/text v0.41.0\nrequire (\n\tgolang.org/x/sys v0.50.0 // newer than ours\n\tgolang.org/x/net v0.58.0\n)\n"
@@ -901,7 +1146,13 @@ mod tests {
     #[test]
     fn requirements_parsed_in_both_forms() {
         let m = "module x\n\ngo 1.25.0\n\nrequire a.b/c v1.0.0\nrequire (\n\td.e/f v0.2.0 // indirect\n\t// comment\n)\n";
-        assert_eq!(requirements(m), vec![("a.b/c".into(), "v1.0.0".into()), ("d.e/f".into(), "v0.2.0".into())]);
+        assert_eq!(
+            requirements(m),
+            vec![
+                ("a.b/c".into(), "v1.0.0".into()),
+                ("d.e/f".into(), "v0.2.0".into())
+            ]
+        );
         assert_eq!(go_directive(m), Some("1.25.0"));
     }
 
@@ -921,14 +1172,24 @@ mod tests {
         assert!(w.unwrap().contains("raised from go 1.23"));
         let d = dir.display();
         let up = dir.parent().unwrap().display().to_string();
-        assert_eq!(uses, vec![dir.join("app"), dir.parent().unwrap().join("lib"), PathBuf::from("/abs/x")]);
+        assert_eq!(
+            uses,
+            vec![
+                dir.join("app"),
+                dir.parent().unwrap().join("lib"),
+                PathBuf::from("/abs/x")
+            ]
+        );
         let got = std::fs::read_to_string(&out).unwrap();
         let want = format!(
             "go 1.25.0\ngodebug default=go1.23\n\n\nuse (\n\t\"{d}/app\"\n\t\"{up}/lib\"\n)\nuse \"/abs/x\"\n\nreplace example.com/a v1.0.0 => \"{d}/fork/a\"\nreplace example.com/b => example.com/c v1.2.0\n\n// Added by gotap build (temporary copy; the original go.work is untouched).\nuse \"{}\"\n",
             rt.display()
         );
         assert_eq!(got, want);
-        assert_eq!(std::fs::read_to_string(dir.join("tmp/go.work.sum")).unwrap(), "o.t/el v1.2.3 h1:y=\nu.dep v1 h1:x=\n");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("tmp/go.work.sum")).unwrap(),
+            "o.t/el v1.2.3 h1:y=\nu.dep v1 h1:x=\n"
+        );
         assert_eq!(std::fs::read_to_string(dir.join("go.work")).unwrap(), work);
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -938,21 +1199,40 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("gotap-modfile-test-{}", std::process::id()));
         let rt = dir.join("rt");
         std::fs::create_dir_all(&rt).unwrap();
-        std::fs::write(dir.join("go.mod"), "module u\n\ngo 1.22\n\ntoolchain go1.22.1\n").unwrap();
+        std::fs::write(
+            dir.join("go.mod"),
+            "module u\n\ngo 1.22\n\ntoolchain go1.22.1\n",
+        )
+        .unwrap();
         std::fs::write(dir.join("go.sum"), "u.dep v1 h1:x=\n").unwrap();
-        std::fs::write(rt.join("go.mod"), "module gotap.dev/gotaprt\n\ngo 1.25.0\n\nrequire o.t/el v1.2.3\n").unwrap();
+        std::fs::write(
+            rt.join("go.mod"),
+            "module gotap.dev/gotaprt\n\ngo 1.25.0\n\nrequire o.t/el v1.2.3\n",
+        )
+        .unwrap();
         std::fs::write(rt.join("go.sum"), "o.t/el v1.2.3 h1:y=\n").unwrap();
         let out = dir.join("tmp/gotap.mod");
         std::fs::create_dir_all(out.parent().unwrap()).unwrap();
-        let w = write_modfile(&dir.join("go.mod"), &rt, &out).unwrap().unwrap();
+        let w = write_modfile(&dir.join("go.mod"), &rt, &out)
+            .unwrap()
+            .unwrap();
         assert!(w.contains("go1.25.0 instead of go1.22"), "{w}");
         let m = std::fs::read_to_string(&out).unwrap();
-        assert!(m.contains("\ngo 1.25.0\ngodebug default=go1.22\n") && !m.contains("toolchain"), "{m}");
-        assert!(m.contains("require gotap.dev/gotaprt v0.0.0\nreplace gotap.dev/gotaprt => "), "{m}");
+        assert!(
+            m.contains("\ngo 1.25.0\ngodebug default=go1.22\n") && !m.contains("toolchain"),
+            "{m}"
+        );
+        assert!(
+            m.contains("require gotap.dev/gotaprt v0.0.0\nreplace gotap.dev/gotaprt => "),
+            "{m}"
+        );
         assert!(m.contains("require o.t/el v1.2.3 // indirect"), "{m}");
         let sum = std::fs::read_to_string(out.with_extension("sum")).unwrap();
         assert_eq!(sum, "o.t/el v1.2.3 h1:y=\nu.dep v1 h1:x=\n");
-        assert_eq!(std::fs::read_to_string(dir.join("go.mod")).unwrap(), "module u\n\ngo 1.22\n\ntoolchain go1.22.1\n");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("go.mod")).unwrap(),
+            "module u\n\ngo 1.22\n\ntoolchain go1.22.1\n"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

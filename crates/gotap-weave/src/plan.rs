@@ -66,11 +66,19 @@ struct WeaverPlan {
 impl Plan {
     /// Validates the rules (built-in + `extra`) with the weaver built for toolchain `go`. In probe
     /// mode the built-in rules are the probe ones and the runtime is not part of the build.
-    pub fn new(ex: &Extracted, go: &Path, go_version: &str, extra: &[PathBuf], best_effort: bool, probes: bool) -> Result<Plan> {
+    pub fn new(
+        ex: &Extracted,
+        go: &Path,
+        go_version: &str,
+        extra: &[PathBuf],
+        best_effort: bool,
+        probes: bool,
+    ) -> Result<Plan> {
         let weaver = assets::weaver(ex, go, go_version)?;
         let mut rules = ex.builtin_rules(probes);
         for r in extra {
-            let abs = std::fs::canonicalize(r).with_context(|| format!("cannot read rules file {}", r.display()))?;
+            let abs = std::fs::canonicalize(r)
+                .with_context(|| format!("cannot read rules file {}", r.display()))?;
             rules.push(abs);
         }
         let mut plan = Plan {
@@ -103,7 +111,8 @@ impl Plan {
         if self.probes {
             cmd.args(["-salt", &format!("{salt}+probes")]);
         } else {
-            cmd.args(["-salt", &salt, "-runtime"]).arg(&self.runtime_dir);
+            cmd.args(["-salt", &salt, "-runtime"])
+                .arg(&self.runtime_dir);
         }
         if self.modules_resolved {
             cmd.arg("-modules-resolved");
@@ -111,9 +120,15 @@ impl Plan {
                 cmd.arg(format!("-modver={m}={v}"));
             }
         }
-        let out = cmd.args(&self.rules).output().with_context(|| format!("cannot run {}", self.weaver.display()))?;
+        let out = cmd
+            .args(&self.rules)
+            .output()
+            .with_context(|| format!("cannot run {}", self.weaver.display()))?;
         if !out.status.success() {
-            bail!("invalid rules: {}", String::from_utf8_lossy(&out.stderr).trim());
+            bail!(
+                "invalid rules: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
         }
         serde_json::from_slice(&out.stdout).context("unexpected output from gotap's weaver")
     }
@@ -137,11 +152,14 @@ impl Plan {
     }
 
     pub fn write(&self, path: &Path) -> Result<()> {
-        std::fs::write(path, serde_json::to_vec_pretty(self)?).with_context(|| format!("cannot write {}", path.display()))
+        std::fs::write(path, serde_json::to_vec_pretty(self)?)
+            .with_context(|| format!("cannot write {}", path.display()))
     }
 
     pub fn read(path: &Path) -> Result<Plan> {
-        let data = std::fs::read(path).with_context(|| format!("cannot read gotap's build plan {}", path.display()))?;
-        serde_json::from_slice(&data).with_context(|| format!("{} is not a gotap build plan", path.display()))
+        let data = std::fs::read(path)
+            .with_context(|| format!("cannot read gotap's build plan {}", path.display()))?;
+        serde_json::from_slice(&data)
+            .with_context(|| format!("{} is not a gotap build plan", path.display()))
     }
 }

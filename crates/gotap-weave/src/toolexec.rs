@@ -45,7 +45,10 @@ pub fn run(mut argv: Vec<OsString>, plan: Option<PathBuf>, annotate: Annotate) -
     if name != "compile" {
         return Err(exec(&tool, argv));
     }
-    let args: Vec<String> = argv.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    let args: Vec<String> = argv
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     let plan = load_plan(&tool)?;
     if args.iter().any(|a| a == "-V=full") {
         return tool_id(&tool, &argv, &plan.tool_id_suffix());
@@ -74,7 +77,10 @@ static PLAN_FLAG: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
 /// The plan file: `--plan`, else `$GOTAP_WEAVE_CONFIG` (set by `gotap build`), else none.
 fn plan_file() -> Option<PathBuf> {
-    PLAN_FLAG.get().cloned().or_else(|| std::env::var_os(CONFIG_ENV).map(PathBuf::from))
+    PLAN_FLAG
+        .get()
+        .cloned()
+        .or_else(|| std::env::var_os(CONFIG_ENV).map(PathBuf::from))
 }
 
 /// Probe mode: `link` is run (not exec'd) so that the executable it writes gets its USDT notes
@@ -103,11 +109,18 @@ fn link(tool: &Path, argv: Vec<OsString>, annotate: Annotate) -> Result<i32> {
         let marker = format!("{}+notes-{}", plan.tool_id_suffix(), annotator_id()?);
         return tool_id(tool, &argv, &marker);
     }
-    let status = Command::new(tool).args(&argv).status().with_context(|| format!("cannot run {}", tool.display()))?;
+    let status = Command::new(tool)
+        .args(&argv)
+        .status()
+        .with_context(|| format!("cannot run {}", tool.display()))?;
     if !status.success() {
         return Ok(status.code().unwrap_or(1));
     }
-    let args = expand_response_files(argv.iter().map(|a| a.to_string_lossy().into_owned()).collect())?;
+    let args = expand_response_files(
+        argv.iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect(),
+    )?;
     let out = flag_value(&args, "-o").context("the linker was run without -o")?;
     annotate(Path::new(&out)).with_context(|| format!("cannot add gotap's USDT notes to {out}"))?;
     Ok(0)
@@ -117,9 +130,16 @@ fn link(tool: &Path, argv: Vec<OsString>, annotate: Annotate) -> Result<i32> {
 /// adds the runtime, so every hook would stay nil and the program would trace nothing. Refuse to
 /// link such a program (one that imports gotap.dev/gotaprt itself is fine).
 fn check_runtime_linked(argv: &[OsString]) -> Result<()> {
-    let args = expand_response_files(argv.iter().map(|a| a.to_string_lossy().into_owned()).collect())?;
-    let Some(cfg) = flag_value(&args, "-importcfg") else { return Ok(()) };
-    let text = std::fs::read_to_string(&cfg).with_context(|| format!("cannot read the linker's importcfg {cfg}"))?;
+    let args = expand_response_files(
+        argv.iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect(),
+    )?;
+    let Some(cfg) = flag_value(&args, "-importcfg") else {
+        return Ok(());
+    };
+    let text = std::fs::read_to_string(&cfg)
+        .with_context(|| format!("cannot read the linker's importcfg {cfg}"))?;
     let needle = format!("packagefile {}=", crate::RUNTIME_MODULE);
     if text.lines().any(|l| l.starts_with(&needle)) {
         return Ok(());
@@ -133,7 +153,9 @@ fn check_runtime_linked(argv: &[OsString]) -> Result<()> {
 /// `go build -cover` runs the cover tool on every file of a covered package, ours included, but
 /// the cover tool does not read `-overlay`: hand it the real file.
 fn cover_args(argv: Vec<OsString>) -> Result<Vec<OsString>> {
-    let Some(p) = plan_file() else { return Ok(argv) };
+    let Some(p) = plan_file() else {
+        return Ok(argv);
+    };
     let plan = Plan::read(&p)?;
     Ok(argv
         .into_iter()
@@ -156,10 +178,17 @@ fn load_plan(tool: &Path) -> Result<Plan> {
         return Plan::read(&p);
     }
     // <GOROOT>/pkg/tool/<goos_goarch>/compile
-    let goroot = tool.ancestors().nth(4).context("cannot find GOROOT from the compiler's path")?;
+    let goroot = tool
+        .ancestors()
+        .nth(4)
+        .context("cannot find GOROOT from the compiler's path")?;
     let go = goroot.join("bin/go");
-    let gover = crate::assets::goroot_version(goroot)
-        .with_context(|| format!("cannot read the Go version from {}/VERSION", goroot.display()))?;
+    let gover = crate::assets::goroot_version(goroot).with_context(|| {
+        format!(
+            "cannot read the Go version from {}/VERSION",
+            goroot.display()
+        )
+    })?;
     let ex = crate::assets::extract()?;
     Plan::new(&ex, &go, &gover, &[], false, false)
 }
@@ -183,7 +212,10 @@ fn annotator_id() -> Result<String> {
 
 /// Answers the tool-identity probe with the tool's own answer plus gotap's marker.
 fn tool_id(tool: &Path, argv: &[OsString], marker: &str) -> Result<i32> {
-    let out = Command::new(tool).args(argv).output().with_context(|| format!("cannot run {}", tool.display()))?;
+    let out = Command::new(tool)
+        .args(argv)
+        .output()
+        .with_context(|| format!("cannot run {}", tool.display()))?;
     let text = String::from_utf8_lossy(&out.stdout);
     let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
     if let Some(first) = lines.first_mut() {
@@ -223,7 +255,8 @@ fn expand_response_files(args: Vec<String>) -> Result<Vec<String>> {
     for a in args {
         match a.strip_prefix('@') {
             Some(path) => {
-                let text = std::fs::read_to_string(path).with_context(|| format!("cannot read response file {path}"))?;
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read response file {path}"))?;
                 for line in text.lines() {
                     out.push(line.replace("\\n", "\n").replace("\\\\", "\\"));
                 }
@@ -251,11 +284,17 @@ struct Applied {
 /// reads them from the files' module cache path.
 fn module_args(plan: &Plan, pkg: &str, files: &[String]) -> Vec<String> {
     let mut out = Vec::new();
-    for m in plan.modules.iter().filter(|m| pkg == m.as_str() || pkg.starts_with(&format!("{m}/"))) {
+    for m in plan
+        .modules
+        .iter()
+        .filter(|m| pkg == m.as_str() || pkg.starts_with(&format!("{m}/")))
+    {
         let v = if plan.modules_resolved {
             plan.module_versions.get(m).cloned()
         } else {
-            files.first().and_then(|f| version_from_module_cache_path(m, f))
+            files
+                .first()
+                .and_then(|f| version_from_module_cache_path(m, f))
         };
         if let Some(v) = v {
             out.push(format!("-modver={m}={v}"));
@@ -268,7 +307,16 @@ fn module_args(plan: &Plan, pkg: &str, files: &[String]) -> Vec<String> {
 /// command passes the compiler absolute file paths, with or without -trimpath). Module paths
 /// and versions are case-escaped there (`!` + lower case for each upper-case letter).
 pub fn version_from_module_cache_path(module: &str, file: &str) -> Option<String> {
-    let escaped: String = module.chars().flat_map(|c| if c.is_ascii_uppercase() { vec!['!', c.to_ascii_lowercase()] } else { vec![c] }).collect();
+    let escaped: String = module
+        .chars()
+        .flat_map(|c| {
+            if c.is_ascii_uppercase() {
+                vec!['!', c.to_ascii_lowercase()]
+            } else {
+                vec![c]
+            }
+        })
+        .collect();
     let needle = format!("/{escaped}@");
     let start = file.rfind(&needle)? + needle.len();
     let v = file[start..].split('/').next()?;
@@ -288,19 +336,27 @@ pub fn version_from_module_cache_path(module: &str, file: &str) -> Option<String
 /// `.go` files rules add. Returns the new arguments and the added assembly files (copied into the
 /// action's work directory).
 fn weave(plan: &Plan, pkg: &str, mut args: Vec<String>) -> Result<(Vec<String>, Vec<PathBuf>)> {
-    let first_file = args.iter().rposition(|a| !a.ends_with(".go")).map_or(0, |i| i + 1);
+    let first_file = args
+        .iter()
+        .rposition(|a| !a.ends_with(".go"))
+        .map_or(0, |i| i + 1);
     let files = &args[first_file..];
     if files.is_empty() {
         return Ok((args, Vec::new()));
     }
     // The action's work directory ($WORK/bNNN), removed by the go command after the build.
     let out_dir = match flag_value(&args, "-o") {
-        Some(o) => Path::new(&o).parent().unwrap_or(Path::new(".")).join("gotap-woven"),
+        Some(o) => Path::new(&o)
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("gotap-woven"),
         None => std::env::temp_dir().join(format!("gotap-woven-{}", std::process::id())),
     };
-    std::fs::create_dir_all(&out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
+    std::fs::create_dir_all(&out_dir)
+        .with_context(|| format!("cannot create {}", out_dir.display()))?;
     let mut cmd = Command::new(&plan.weaver);
-    cmd.args(["apply", "-go", &plan.go_version, "-pkg", pkg, "-out"]).arg(&out_dir);
+    cmd.args(["apply", "-go", &plan.go_version, "-pkg", pkg, "-out"])
+        .arg(&out_dir);
     if plan.best_effort {
         cmd.arg("-best-effort");
     }
@@ -311,11 +367,17 @@ fn weave(plan: &Plan, pkg: &str, mut args: Vec<String>) -> Result<(Vec<String>, 
     }
     cmd.args(module_args(plan, pkg, files));
     cmd.args(&plan.rules).arg("--").args(files);
-    let out = cmd.output().with_context(|| format!("cannot run {}", plan.weaver.display()))?;
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot run {}", plan.weaver.display()))?;
     if !out.status.success() {
-        bail!("cannot weave package {pkg}: {}", String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "cannot weave package {pkg}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
-    let applied: Applied = serde_json::from_slice(&out.stdout).context("unexpected output from gotap's weaver")?;
+    let applied: Applied =
+        serde_json::from_slice(&out.stdout).context("unexpected output from gotap's weaver")?;
     for w in &applied.warnings {
         eprintln!("gotap: warning: {w}");
     }
@@ -335,7 +397,8 @@ fn weave(plan: &Plan, pkg: &str, mut args: Vec<String>) -> Result<(Vec<String>, 
     let mut asm = Vec::new();
     for src in &applied.added {
         let dst = out_dir.join(src.file_name().context("added file without a name")?);
-        std::fs::copy(src, &dst).with_context(|| format!("cannot copy {} to {}", src.display(), dst.display()))?;
+        std::fs::copy(src, &dst)
+            .with_context(|| format!("cannot copy {} to {}", src.display(), dst.display()))?;
         match dst.extension().and_then(|e| e.to_str()) {
             Some("go") => args.push(dst.display().to_string()),
             _ => asm.push(dst),
@@ -349,18 +412,32 @@ fn weave(plan: &Plan, pkg: &str, mut args: Vec<String>) -> Result<(Vec<String>, 
 /// body-less functions), `asm` each file, `pack r` the objects into the compiler's archive.
 /// The go command itself cannot be told: its file list is fixed before tools run, and an
 /// `-overlay` into GOROOT is refused for toolchains under GOMODCACHE (GOTOOLCHAIN downloads).
-fn compile_with_asm(compile: &Path, pkg: &str, args: Vec<String>, asm_files: &[PathBuf]) -> Result<i32> {
+fn compile_with_asm(
+    compile: &Path,
+    pkg: &str,
+    args: Vec<String>,
+    asm_files: &[PathBuf],
+) -> Result<i32> {
     let goarch = std::env::var("GOARCH").unwrap_or_default();
     if goarch != "amd64" {
         bail!("gotap's probe sites are amd64 assembly: GOARCH={goarch} is not supported by gotap build --probes");
     }
-    let tools = compile.parent().context("cannot find the Go tool directory")?;
+    let tools = compile
+        .parent()
+        .context("cannot find the Go tool directory")?;
     let goroot = match std::env::var_os("GOROOT") {
         Some(r) => PathBuf::from(r),
-        None => compile.ancestors().nth(4).context("cannot find GOROOT from the compiler's path")?.to_path_buf(),
+        None => compile
+            .ancestors()
+            .nth(4)
+            .context("cannot find GOROOT from the compiler's path")?
+            .to_path_buf(),
     };
     let archive = flag_value(&args, "-o").context("the compiler was run without -o")?;
-    let obj_dir = Path::new(&archive).parent().unwrap_or(Path::new(".")).to_path_buf();
+    let obj_dir = Path::new(&archive)
+        .parent()
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
     let work = asm_files[0].parent().unwrap_or(&obj_dir).to_path_buf();
 
     // Flags as the go command gives asm for a standard-library package (cmd/go gc.go asmArgs).
@@ -369,15 +446,26 @@ fn compile_with_asm(compile: &Path, pkg: &str, args: Vec<String>, asm_files: &[P
         asm_args.extend(["-trimpath".into(), t]);
     }
     asm_args.extend(["-I".into(), format!("{}/", obj_dir.display())]);
-    asm_args.extend(["-I".into(), goroot.join("pkg/include").display().to_string()]);
+    asm_args.extend([
+        "-I".into(),
+        goroot.join("pkg/include").display().to_string(),
+    ]);
     let goos = std::env::var("GOOS").unwrap_or_else(|_| "linux".into());
-    asm_args.extend(["-D".into(), format!("GOOS_{goos}"), "-D".into(), format!("GOARCH_{goarch}")]);
+    asm_args.extend([
+        "-D".into(),
+        format!("GOOS_{goos}"),
+        "-D".into(),
+        format!("GOARCH_{goarch}"),
+    ]);
     // Go 1.27's asm takes -std for standard-library packages, as the compiler does.
     let gover = std::env::var("GOVERSION").unwrap_or_default();
     if args.iter().any(|a| a == "-std") && asm_has_std(&gover) {
         asm_args.push("-std".into());
     }
-    let goamd64 = std::env::var("GOAMD64").ok().filter(|v| !v.is_empty()).unwrap_or_else(|| "v1".into());
+    let goamd64 = std::env::var("GOAMD64")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "v1".into());
     asm_args.extend(["-D".into(), format!("GOAMD64_{goamd64}")]);
     for f in ["-shared", "-dynlink", "-linkshared"] {
         if args.iter().any(|a| a == f) {
@@ -389,20 +477,34 @@ fn compile_with_asm(compile: &Path, pkg: &str, args: Vec<String>, asm_files: &[P
     }
     let asm = tools.join("asm");
     let run = |tool: &Path, args: &[String]| -> Result<bool> {
-        let st = Command::new(tool).args(args).status().with_context(|| format!("cannot run {}", tool.display()))?;
+        let st = Command::new(tool)
+            .args(args)
+            .status()
+            .with_context(|| format!("cannot run {}", tool.display()))?;
         Ok(st.success())
     };
 
     let symabis = work.join("symabis");
     let mut a = asm_args.clone();
-    a.extend(["-gensymabis".into(), "-o".into(), symabis.display().to_string()]);
+    a.extend([
+        "-gensymabis".into(),
+        "-o".into(),
+        symabis.display().to_string(),
+    ]);
     a.extend(asm_files.iter().map(|f| f.display().to_string()));
     if !run(&asm, &a)? {
         return Ok(1);
     }
 
-    let first_file = args.iter().rposition(|a| !a.ends_with(".go")).map_or(0, |i| i + 1);
-    let mut c: Vec<String> = args[..first_file].iter().filter(|a| *a != "-complete").cloned().collect();
+    let first_file = args
+        .iter()
+        .rposition(|a| !a.ends_with(".go"))
+        .map_or(0, |i| i + 1);
+    let mut c: Vec<String> = args[..first_file]
+        .iter()
+        .filter(|a| *a != "-complete")
+        .cloned()
+        .collect();
     c.extend(["-symabis".into(), symabis.display().to_string()]);
     c.extend(args[first_file..].iter().cloned());
     if !run(compile, &c)? {
@@ -413,7 +515,11 @@ fn compile_with_asm(compile: &Path, pkg: &str, args: Vec<String>, asm_files: &[P
     for f in asm_files {
         let obj = f.with_extension("o");
         let mut a = asm_args.clone();
-        a.extend(["-o".into(), obj.display().to_string(), f.display().to_string()]);
+        a.extend([
+            "-o".into(),
+            obj.display().to_string(),
+            f.display().to_string(),
+        ]);
         if !run(&asm, &a)? {
             return Ok(1);
         }
@@ -430,24 +536,41 @@ fn pack(archive: &Path, objs: &[PathBuf]) -> Result<()> {
     let mut out = Vec::new();
     for obj in objs {
         let data = std::fs::read(obj).with_context(|| format!("cannot read {}", obj.display()))?;
-        let name = obj.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = obj
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let name = &name.as_bytes()[..name.len().min(16)];
         out.extend_from_slice(name);
         out.resize(out.len() + 16 - name.len(), b' ');
-        writeln!(out, "{:<12}{:<6}{:<6}{:<8o}{:<10}`", 0, 0, 0, 0o644, data.len())?;
+        writeln!(
+            out,
+            "{:<12}{:<6}{:<6}{:<8o}{:<10}`",
+            0,
+            0,
+            0,
+            0o644,
+            data.len()
+        )?;
         out.extend_from_slice(&data);
         if data.len() % 2 == 1 {
             out.push(0);
         }
     }
-    let mut f = std::fs::OpenOptions::new().append(true).open(archive).with_context(|| format!("cannot open {}", archive.display()))?;
-    f.write_all(&out).with_context(|| format!("cannot append to {}", archive.display()))
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(archive)
+        .with_context(|| format!("cannot open {}", archive.display()))?;
+    f.write_all(&out)
+        .with_context(|| format!("cannot append to {}", archive.display()))
 }
 
 /// Whether this toolchain's asm knows `-std` (added in Go 1.27).
 fn asm_has_std(gover: &str) -> bool {
     let v = gover.trim_start_matches("go");
-    let mut it = v.split(|c: char| !c.is_ascii_digit()).filter_map(|p| p.parse::<u32>().ok());
+    let mut it = v
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|p| p.parse::<u32>().ok());
     (it.next().unwrap_or(0), it.next().unwrap_or(0)) >= (1, 27)
 }
 
@@ -458,11 +581,26 @@ mod tests {
     #[test]
     fn module_version_from_cache_path() {
         let f = "/root/go/pkg/mod/google.golang.org/grpc@v1.83.2/server.go";
-        assert_eq!(version_from_module_cache_path("google.golang.org/grpc", f).as_deref(), Some("v1.83.2"));
+        assert_eq!(
+            version_from_module_cache_path("google.golang.org/grpc", f).as_deref(),
+            Some("v1.83.2")
+        );
         let f = "/root/go/pkg/mod/github.com/!burnt!sushi/toml@v1.2.0-!r!c1/decode.go";
-        assert_eq!(version_from_module_cache_path("github.com/BurntSushi/toml", f).as_deref(), Some("v1.2.0-RC1"));
+        assert_eq!(
+            version_from_module_cache_path("github.com/BurntSushi/toml", f).as_deref(),
+            Some("v1.2.0-RC1")
+        );
         // A module replaced by a directory, or vendored: no version in the path.
-        assert_eq!(version_from_module_cache_path("google.golang.org/grpc", "/src/grpc/server.go"), None);
-        assert_eq!(version_from_module_cache_path("google.golang.org/grpc", "/app/vendor/google.golang.org/grpc/server.go"), None);
+        assert_eq!(
+            version_from_module_cache_path("google.golang.org/grpc", "/src/grpc/server.go"),
+            None
+        );
+        assert_eq!(
+            version_from_module_cache_path(
+                "google.golang.org/grpc",
+                "/app/vendor/google.golang.org/grpc/server.go"
+            ),
+            None
+        );
     }
 }

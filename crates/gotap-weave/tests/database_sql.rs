@@ -27,7 +27,14 @@ fn apply(tc: Toolchain, dir: &Path, files: &[PathBuf], out: &Path) -> Output {
     let weaver = gotap_weave::assets::weaver(&ex, &tc.go(), &tc.version()).unwrap();
     Command::new(weaver)
         .current_dir(dir)
-        .args(["apply", "-go", &tc.version(), "-pkg", "database/sql", "-out"])
+        .args([
+            "apply",
+            "-go",
+            &tc.version(),
+            "-pkg",
+            "database/sql",
+            "-out",
+        ])
         .arg(out)
         .arg(rules())
         .arg("--")
@@ -47,8 +54,17 @@ fn tempdir(name: &str) -> PathBuf {
 fn database_sql_rules_golden() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/database_sql");
     let out = tempdir("golden");
-    let res = apply(Toolchain::Go126, &dir, &[PathBuf::from("input/sql.go")], &out);
-    assert!(res.status.success(), "weaver failed: {}", String::from_utf8_lossy(&res.stderr));
+    let res = apply(
+        Toolchain::Go126,
+        &dir,
+        &[PathBuf::from("input/sql.go")],
+        &out,
+    );
+    assert!(
+        res.status.success(),
+        "weaver failed: {}",
+        String::from_utf8_lossy(&res.stderr)
+    );
     let got = std::fs::read_to_string(out.join("sql.go")).unwrap();
     let want_path = dir.join("expected/sql.go");
     if std::env::var_os("GOTAP_UPDATE_GOLDEN").is_some() {
@@ -65,27 +81,57 @@ fn database_sql_rules_golden() {
 #[test]
 fn database_sql_rules_weave_real_sources() {
     for tc in [Toolchain::Go126, Toolchain::Go127] {
-        let goroot = PathBuf::from(String::from_utf8(tc.command().args(["env", "GOROOT"]).output().unwrap().stdout).unwrap().trim());
+        let goroot = PathBuf::from(
+            String::from_utf8(
+                tc.command()
+                    .args(["env", "GOROOT"])
+                    .output()
+                    .unwrap()
+                    .stdout,
+            )
+            .unwrap()
+            .trim(),
+        );
         let src = goroot.join("src/database/sql");
         let mut files: Vec<PathBuf> = std::fs::read_dir(&src)
             .unwrap()
             .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "go") && !p.to_string_lossy().ends_with("_test.go"))
+            .filter(|p| {
+                p.extension().is_some_and(|e| e == "go")
+                    && !p.to_string_lossy().ends_with("_test.go")
+            })
             .collect();
         files.sort();
         let out = tempdir(&format!("real-{}", tc.label()));
         let res = apply(tc, &src, &files, &out);
-        assert!(res.status.success(), "weaver failed on {}: {}", tc.label(), String::from_utf8_lossy(&res.stderr));
+        assert!(
+            res.status.success(),
+            "weaver failed on {}: {}",
+            tc.label(),
+            String::from_utf8_lossy(&res.stderr)
+        );
         let json: serde_json::Value = serde_json::from_slice(&res.stdout).unwrap();
         assert_eq!(json["warnings"], serde_json::json!([]), "{json}");
         let woven = std::fs::read_to_string(out.join("sql.go")).unwrap();
         for r in RULES {
-            assert_eq!(woven.matches(&format!("//line gotap-rule-{r}.go:1\n")).count(), 1, "{r} in {}", tc.label());
+            assert_eq!(
+                woven
+                    .matches(&format!("//line gotap-rule-{r}.go:1\n"))
+                    .count(),
+                1,
+                "{r} in {}",
+                tc.label()
+            );
         }
         // The declarations go to one file of the package.
         let decls: usize = std::fs::read_dir(&out)
             .unwrap()
-            .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap().matches("var gotapSQLStart func").count())
+            .map(|e| {
+                std::fs::read_to_string(e.unwrap().path())
+                    .unwrap()
+                    .matches("var gotapSQLStart func")
+                    .count()
+            })
             .sum();
         assert_eq!(decls, 1, "{}", tc.label());
 
@@ -93,16 +139,36 @@ fn database_sql_rules_weave_real_sources() {
         let mut replace = serde_json::Map::new();
         for e in std::fs::read_dir(&out).unwrap() {
             let p = e.unwrap().path();
-            replace.insert(src.join(p.file_name().unwrap()).display().to_string(), p.display().to_string().into());
+            replace.insert(
+                src.join(p.file_name().unwrap()).display().to_string(),
+                p.display().to_string().into(),
+            );
         }
         // The DSN parser (gotap_dsn.go) is added to the package, as by `gotap toolexec`.
-        let added: Vec<PathBuf> = json["added"].as_array().unwrap().iter().map(|v| PathBuf::from(v.as_str().unwrap())).collect();
-        assert_eq!(added, vec![gotap_testkit::repo_root().join("go/probes/databasesql/gotap_dsn.go")], "{}", tc.label());
+        let added: Vec<PathBuf> = json["added"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| PathBuf::from(v.as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            added,
+            vec![gotap_testkit::repo_root().join("go/probes/databasesql/gotap_dsn.go")],
+            "{}",
+            tc.label()
+        );
         for p in added {
-            replace.insert(src.join(p.file_name().unwrap()).display().to_string(), p.display().to_string().into());
+            replace.insert(
+                src.join(p.file_name().unwrap()).display().to_string(),
+                p.display().to_string().into(),
+            );
         }
         let overlay = out.join("overlay.json");
-        std::fs::write(&overlay, serde_json::json!({ "Replace": replace }).to_string()).unwrap();
+        std::fs::write(
+            &overlay,
+            serde_json::json!({ "Replace": replace }).to_string(),
+        )
+        .unwrap();
         let build = tc
             .command()
             .current_dir(&out)
@@ -115,7 +181,12 @@ fn database_sql_rules_weave_real_sources() {
             .env("GOMODCACHE", out.join("modcache"))
             .output()
             .unwrap();
-        assert!(build.status.success(), "woven database/sql does not compile with {}: {}", tc.label(), String::from_utf8_lossy(&build.stderr));
+        assert!(
+            build.status.success(),
+            "woven database/sql does not compile with {}: {}",
+            tc.label(),
+            String::from_utf8_lossy(&build.stderr)
+        );
         let _ = std::fs::remove_dir_all(&out);
     }
 }

@@ -7,7 +7,15 @@ use gotap_testkit::{repo_root, Toolchain};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn apply(tc: Toolchain, dir: &Path, pkg: &str, rules: &Path, files: &[&str], out: &Path, extra: &[&str]) -> Output {
+fn apply(
+    tc: Toolchain,
+    dir: &Path,
+    pkg: &str,
+    rules: &Path,
+    files: &[&str],
+    out: &Path,
+    extra: &[&str],
+) -> Output {
     let ex = gotap_weave::assets::extract().unwrap();
     let weaver = gotap_weave::assets::weaver(&ex, &tc.go(), &tc.version()).unwrap();
     Command::new(weaver)
@@ -23,14 +31,18 @@ fn apply(tc: Toolchain, dir: &Path, pkg: &str, rules: &Path, files: &[&str], out
 }
 
 fn tempdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("gotap-weave-probes-more-{name}-{}", std::process::id()));
+    let d = std::env::temp_dir().join(format!(
+        "gotap-weave-probes-more-{name}-{}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
 }
 
 fn golden(out: &Path, file: &str, want_path: &Path) {
-    let got = std::fs::read_to_string(out.join(file)).unwrap_or_else(|e| panic!("{file} not woven: {e}"));
+    let got =
+        std::fs::read_to_string(out.join(file)).unwrap_or_else(|e| panic!("{file} not woven: {e}"));
     if std::env::var_os("GOTAP_UPDATE_GOLDEN").is_some() {
         std::fs::create_dir_all(want_path.parent().unwrap()).unwrap();
         std::fs::write(want_path, &got).unwrap();
@@ -41,7 +53,12 @@ fn golden(out: &Path, file: &str, want_path: &Path) {
 
 fn added(res: &Output) -> Vec<PathBuf> {
     let json: serde_json::Value = serde_json::from_slice(&res.stdout).unwrap();
-    json["added"].as_array().unwrap().iter().map(|v| PathBuf::from(v.as_str().unwrap())).collect()
+    json["added"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| PathBuf::from(v.as_str().unwrap()))
+        .collect()
 }
 
 #[test]
@@ -49,11 +66,30 @@ fn database_sql_probe_rules_golden() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/database_sql");
     let rules = repo_root().join("rules/database_sql_probes.yaml");
     let out = tempdir("sql");
-    let res = apply(Toolchain::Go126, &dir, "database/sql", &rules, &["input/sql.go"], &out, &[]);
-    assert!(res.status.success(), "weaver failed: {}", String::from_utf8_lossy(&res.stderr));
+    let res = apply(
+        Toolchain::Go126,
+        &dir,
+        "database/sql",
+        &rules,
+        &["input/sql.go"],
+        &out,
+        &[],
+    );
+    assert!(
+        res.status.success(),
+        "weaver failed: {}",
+        String::from_utf8_lossy(&res.stderr)
+    );
     golden(&out, "sql.go", &dir.join("expected_probes/sql.go"));
     let frag = repo_root().join("go/probes/databasesql");
-    assert_eq!(added(&res), vec![frag.join("gotap_probes.go"), frag.join("gotap_probes_amd64.s"), frag.join("gotap_dsn.go")]);
+    assert_eq!(
+        added(&res),
+        vec![
+            frag.join("gotap_probes.go"),
+            frag.join("gotap_probes_amd64.s"),
+            frag.join("gotap_dsn.go")
+        ]
+    );
     let _ = std::fs::remove_dir_all(&out);
 }
 
@@ -64,10 +100,28 @@ fn database_sql_probe_rules_add_the_parent_lookup_to_net_http() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/nethttp");
     let rules = repo_root().join("rules/database_sql_probes.yaml");
     let out = tempdir("nethttp");
-    let res = apply(Toolchain::Go126, &dir, "net/http", &rules, &["input/server.go", "input/roundtrip.go"], &out, &[]);
-    assert!(res.status.success(), "weaver failed: {}", String::from_utf8_lossy(&res.stderr));
-    assert_eq!(added(&res), vec![repo_root().join("go/probes/databasesql/nethttp/gotap_probes_parent.go")]);
-    assert!(!out.join("server.go").exists() && !out.join("roundtrip.go").exists(), "nothing rewritten in net/http");
+    let res = apply(
+        Toolchain::Go126,
+        &dir,
+        "net/http",
+        &rules,
+        &["input/server.go", "input/roundtrip.go"],
+        &out,
+        &[],
+    );
+    assert!(
+        res.status.success(),
+        "weaver failed: {}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert_eq!(
+        added(&res),
+        vec![repo_root().join("go/probes/databasesql/nethttp/gotap_probes_parent.go")]
+    );
+    assert!(
+        !out.join("server.go").exists() && !out.join("roundtrip.go").exists(),
+        "nothing rewritten in net/http"
+    );
     let _ = std::fs::remove_dir_all(&out);
 }
 
@@ -75,7 +129,17 @@ fn database_sql_probe_rules_add_the_parent_lookup_to_net_http() {
 #[test]
 fn database_sql_probe_rules_apply_to_real_database_sql() {
     for tc in [Toolchain::Go126, Toolchain::Go127] {
-        let goroot = PathBuf::from(String::from_utf8(tc.command().args(["env", "GOROOT"]).output().unwrap().stdout).unwrap().trim());
+        let goroot = PathBuf::from(
+            String::from_utf8(
+                tc.command()
+                    .args(["env", "GOROOT"])
+                    .output()
+                    .unwrap()
+                    .stdout,
+            )
+            .unwrap()
+            .trim(),
+        );
         let src = goroot.join("src/database/sql");
         let files: Vec<String> = std::fs::read_dir(&src)
             .unwrap()
@@ -86,10 +150,20 @@ fn database_sql_probe_rules_apply_to_real_database_sql() {
         let out = tempdir(&format!("real-{}", tc.label()));
         let rules = repo_root().join("rules/database_sql_probes.yaml");
         let res = apply(tc, &src, "database/sql", &rules, &files, &out, &[]);
-        assert!(res.status.success(), "{}: weaver failed: {}", tc.label(), String::from_utf8_lossy(&res.stderr));
+        assert!(
+            res.status.success(),
+            "{}: weaver failed: {}",
+            tc.label(),
+            String::from_utf8_lossy(&res.stderr)
+        );
         let woven = std::fs::read_to_string(out.join("sql.go")).unwrap();
         for m in ["QueryContext(gotapCtx", "ExecContext(gotapCtx"] {
-            assert_eq!(woven.matches(m).count(), 4, "{}: {m} in DB, Conn, Tx, Stmt", tc.label());
+            assert_eq!(
+                woven.matches(m).count(),
+                4,
+                "{}: {m} in DB, Conn, Tx, Stmt",
+                tc.label()
+            );
         }
         let _ = std::fs::remove_dir_all(&out);
     }
@@ -101,18 +175,43 @@ fn database_sql_probe_rules_apply_to_real_database_sql() {
 fn grpc_probe_rules_golden_per_version() {
     let rules = repo_root().join("rules/grpc_probes.yaml");
     for (dir, version) in [("v1.83", "v1.83.2"), ("v1.85", "v1.85.0")] {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/grpc").join(dir);
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/golden/grpc")
+            .join(dir);
         let out = tempdir(&format!("grpc-{version}"));
         let modver = format!("-modver=google.golang.org/grpc={version}");
-        let res = apply(Toolchain::Go126, &dir, "google.golang.org/grpc", &rules, &["input/server.go", "input/stream.go"], &out, &[&modver]);
-        assert!(res.status.success(), "weaver failed for {version}: {}", String::from_utf8_lossy(&res.stderr));
+        let res = apply(
+            Toolchain::Go126,
+            &dir,
+            "google.golang.org/grpc",
+            &rules,
+            &["input/server.go", "input/stream.go"],
+            &out,
+            &[&modver],
+        );
+        assert!(
+            res.status.success(),
+            "weaver failed for {version}: {}",
+            String::from_utf8_lossy(&res.stderr)
+        );
         let json: serde_json::Value = serde_json::from_slice(&res.stdout).unwrap();
-        assert_eq!(json["skipped"], serde_json::json!([]), "{version}: a rule applies, nothing to report");
+        assert_eq!(
+            json["skipped"],
+            serde_json::json!([]),
+            "{version}: a rule applies, nothing to report"
+        );
         for f in ["server.go", "stream.go"] {
             golden(&out, f, &dir.join("expected_probes").join(f));
         }
         let frag = repo_root().join("go/probes/grpc");
-        assert_eq!(added(&res), vec![frag.join("gotap_probes.go"), frag.join("gotap_probes_amd64.s")], "{version}");
+        assert_eq!(
+            added(&res),
+            vec![
+                frag.join("gotap_probes.go"),
+                frag.join("gotap_probes_amd64.s")
+            ],
+            "{version}"
+        );
         let _ = std::fs::remove_dir_all(&out);
     }
 }
@@ -123,9 +222,25 @@ fn grpc_probe_rules_skip_out_of_range_grpc() {
     let rules = repo_root().join("rules/grpc_probes.yaml");
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/grpc/v1.83");
     let out = tempdir("grpc-old");
-    let res = apply(Toolchain::Go126, &dir, "google.golang.org/grpc", &rules, &["input/server.go", "input/stream.go"], &out, &["-modver=google.golang.org/grpc=v1.70.0"]);
-    assert!(res.status.success(), "weaver failed: {}", String::from_utf8_lossy(&res.stderr));
-    assert!(added(&res).is_empty(), "{}", String::from_utf8_lossy(&res.stdout));
+    let res = apply(
+        Toolchain::Go126,
+        &dir,
+        "google.golang.org/grpc",
+        &rules,
+        &["input/server.go", "input/stream.go"],
+        &out,
+        &["-modver=google.golang.org/grpc=v1.70.0"],
+    );
+    assert!(
+        res.status.success(),
+        "weaver failed: {}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert!(
+        added(&res).is_empty(),
+        "{}",
+        String::from_utf8_lossy(&res.stdout)
+    );
     assert!(!out.join("server.go").exists());
     let _ = std::fs::remove_dir_all(&out);
 }

@@ -14,7 +14,14 @@ fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
 }
 
-fn apply(dir: &Path, pkg: &str, rules: &[&Path], files: &[&str], out: &Path, extra: &[&str]) -> Output {
+fn apply(
+    dir: &Path,
+    pkg: &str,
+    rules: &[&Path],
+    files: &[&str],
+    out: &Path,
+    extra: &[&str],
+) -> Output {
     Command::new(weaver())
         .current_dir(dir)
         .args(["apply", "-go", "go1.26.8", "-pkg", pkg, "-out"])
@@ -39,8 +46,19 @@ fn net_http_rules_golden() {
     let dir = golden_dir().join("nethttp");
     let rules = gotap_testkit::repo_root().join("rules/net_http.yaml");
     let out = tempdir("golden");
-    let res = apply(&dir, "net/http", &[&rules], &["input/server.go", "input/roundtrip.go"], &out, &[]);
-    assert!(res.status.success(), "weaver failed: {}", String::from_utf8_lossy(&res.stderr));
+    let res = apply(
+        &dir,
+        "net/http",
+        &[&rules],
+        &["input/server.go", "input/roundtrip.go"],
+        &out,
+        &[],
+    );
+    assert!(
+        res.status.success(),
+        "weaver failed: {}",
+        String::from_utf8_lossy(&res.stderr)
+    );
     for f in ["server.go", "roundtrip.go"] {
         let got = std::fs::read_to_string(out.join(f)).unwrap();
         let want_path = dir.join("expected").join(f);
@@ -60,8 +78,19 @@ fn net_http_probe_rules_golden() {
     let dir = golden_dir().join("nethttp");
     let rules = gotap_testkit::repo_root().join("rules/net_http_probes.yaml");
     let out = tempdir("golden-probes");
-    let res = apply(&dir, "net/http", &[&rules], &["input/server.go", "input/roundtrip.go"], &out, &[]);
-    assert!(res.status.success(), "weaver failed: {}", String::from_utf8_lossy(&res.stderr));
+    let res = apply(
+        &dir,
+        "net/http",
+        &[&rules],
+        &["input/server.go", "input/roundtrip.go"],
+        &out,
+        &[],
+    );
+    assert!(
+        res.status.success(),
+        "weaver failed: {}",
+        String::from_utf8_lossy(&res.stderr)
+    );
     for f in ["server.go", "roundtrip.go"] {
         let got = std::fs::read_to_string(out.join(f)).unwrap();
         let want_path = dir.join("expected_probes").join(f);
@@ -73,9 +102,20 @@ fn net_http_probe_rules_golden() {
         assert_eq!(got, want, "{f} differs from {}", want_path.display());
     }
     let json: serde_json::Value = serde_json::from_slice(&res.stdout).unwrap();
-    let added: Vec<PathBuf> = json["added"].as_array().unwrap().iter().map(|v| PathBuf::from(v.as_str().unwrap())).collect();
+    let added: Vec<PathBuf> = json["added"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| PathBuf::from(v.as_str().unwrap()))
+        .collect();
     let frag = gotap_testkit::repo_root().join("go/probes/nethttp");
-    assert_eq!(added, vec![frag.join("gotap_probes.go"), frag.join("gotap_probes_amd64.s")]);
+    assert_eq!(
+        added,
+        vec![
+            frag.join("gotap_probes.go"),
+            frag.join("gotap_probes_amd64.s")
+        ]
+    );
     let _ = std::fs::remove_dir_all(&out);
 }
 
@@ -86,8 +126,16 @@ fn plan_hash_covers_added_files() {
     std::fs::write(dir.join("frag.go"), "package app\n\nvar A = 1\n").unwrap();
     std::fs::write(dir.join("rules.yaml"), "rules:\n  - name: add\n    join: {package: example.com/app}\n    advice:\n      add-files: [frag.go]\n").unwrap();
     let plan = || {
-        let res = Command::new(weaver()).args(["plan", "-go", "go1.26.8"]).arg(dir.join("rules.yaml")).output().unwrap();
-        assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+        let res = Command::new(weaver())
+            .args(["plan", "-go", "go1.26.8"])
+            .arg(dir.join("rules.yaml"))
+            .output()
+            .unwrap();
+        assert!(
+            res.status.success(),
+            "{}",
+            String::from_utf8_lossy(&res.stderr)
+        );
         let v: serde_json::Value = serde_json::from_slice(&res.stdout).unwrap();
         assert_eq!(v["packages"], serde_json::json!(["example.com/app"]));
         v["hash"].as_str().unwrap().to_owned()
@@ -97,9 +145,18 @@ fn plan_hash_covers_added_files() {
     assert_ne!(before, plan());
     // A missing added file, or one that is neither Go nor assembly, is a rules error.
     std::fs::write(dir.join("rules.yaml"), "rules:\n  - name: add\n    join: {package: example.com/app}\n    advice:\n      add-files: [frag.c]\n").unwrap();
-    let res = Command::new(weaver()).args(["plan", "-go", "go1.26.8"]).arg(dir.join("rules.yaml")).output().unwrap();
+    let res = Command::new(weaver())
+        .args(["plan", "-go", "go1.26.8"])
+        .arg(dir.join("rules.yaml"))
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&res.stderr);
-    assert!(!res.status.success() && err.contains("rule \"add\"") && err.contains("neither a .go nor a .s file"), "{err}");
+    assert!(
+        !res.status.success()
+            && err.contains("rule \"add\"")
+            && err.contains("neither a .go nor a .s file"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -121,14 +178,33 @@ fn woven_file_keeps_original_positions() {
     .unwrap();
     let out = dir.join("out");
     std::fs::create_dir_all(&out).unwrap();
-    let res = apply(&dir, "example.com/app", &[Path::new("rules.yaml")], &["app.go"], &out, &[]);
-    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    let res = apply(
+        &dir,
+        "example.com/app",
+        &[Path::new("rules.yaml")],
+        &["app.go"],
+        &out,
+        &[],
+    );
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
     let woven = std::fs::read_to_string(out.join("app.go")).unwrap();
     assert!(woven.contains("_ = len(s)"), "{woven}");
     // Type-check the woven file alone: `unused` is reported at its original line 4.
-    let vet = Toolchain::Go126.command().current_dir(&out).args(["vet", "app.go"]).output().unwrap();
+    let vet = Toolchain::Go126
+        .command()
+        .current_dir(&out)
+        .args(["vet", "app.go"])
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&vet.stderr);
-    assert!(stderr.contains("app.go:4:6: declared and not used: unused"), "{stderr}");
+    assert!(
+        stderr.contains("app.go:4:6: declared and not used: unused"),
+        "{stderr}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -136,17 +212,36 @@ fn woven_file_keeps_original_positions() {
 fn rule_without_join_point_fails_naming_rule_and_function() {
     let dir = golden_dir().join("errors");
     let out = tempdir("missing");
-    let res = apply(&dir, "example.com/app", &[Path::new("rules.yaml")], &["app.go"], &out, &[]);
+    let res = apply(
+        &dir,
+        "example.com/app",
+        &[Path::new("rules.yaml")],
+        &["app.go"],
+        &out,
+        &[],
+    );
     assert!(!res.status.success());
     let err = String::from_utf8_lossy(&res.stderr);
-    assert!(err.contains("rule missing-function: no function (*Client).Gone in package example.com/app"), "{err}");
+    assert!(
+        err.contains(
+            "rule missing-function: no function (*Client).Gone in package example.com/app"
+        ),
+        "{err}"
+    );
 }
 
 #[test]
 fn unnamed_parameter_fails_naming_rule_and_position() {
     let dir = golden_dir().join("errors");
     let out = tempdir("unnamed");
-    let res = apply(&dir, "example.com/app", &[Path::new("rules.yaml")], &["app.go"], &out, &["-best-effort"]);
+    let res = apply(
+        &dir,
+        "example.com/app",
+        &[Path::new("rules.yaml")],
+        &["app.go"],
+        &out,
+        &["-best-effort"],
+    );
     assert!(!res.status.success());
     let err = String::from_utf8_lossy(&res.stderr);
     assert!(err.contains("rule unnamed-param: app.go:3:1:"), "{err}");
@@ -156,7 +251,11 @@ fn unnamed_parameter_fails_naming_rule_and_position() {
 #[test]
 fn best_effort_turns_a_missing_join_point_into_a_warning() {
     let dir = tempdir("besteffort");
-    std::fs::write(dir.join("app.go"), "package app\n\nfunc Handle(s string) {}\n").unwrap();
+    std::fs::write(
+        dir.join("app.go"),
+        "package app\n\nfunc Handle(s string) {}\n",
+    )
+    .unwrap();
     let rules = golden_dir().join("errors/rules.yaml");
     // Only the missing-function rule: copy it alone.
     let text = std::fs::read_to_string(&rules).unwrap();
@@ -164,14 +263,31 @@ fn best_effort_turns_a_missing_join_point_into_a_warning() {
     std::fs::write(dir.join("rules.yaml"), first).unwrap();
     let out = dir.join("out");
     std::fs::create_dir_all(&out).unwrap();
-    let res = apply(&dir, "example.com/app", &[Path::new("rules.yaml")], &["app.go"], &out, &["-best-effort"]);
-    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    let res = apply(
+        &dir,
+        "example.com/app",
+        &[Path::new("rules.yaml")],
+        &["app.go"],
+        &out,
+        &["-best-effort"],
+    );
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
     let json: serde_json::Value = serde_json::from_slice(&res.stdout).unwrap();
     let w = json["warnings"][0].as_str().unwrap();
-    assert!(w.contains("rule missing-function") && w.contains("--best-effort"), "{w}");
+    assert!(
+        w.contains("rule missing-function") && w.contains("--best-effort"),
+        "{w}"
+    );
     // The declarations still go in (the runtime links against them), the advice does not.
     let woven = std::fs::read_to_string(out.join("app.go")).unwrap();
-    assert!(woven.contains("var gotapMarker int") && !woven.contains("never"), "{woven}");
+    assert!(
+        woven.contains("var gotapMarker int") && !woven.contains("never"),
+        "{woven}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -183,10 +299,17 @@ fn invalid_rules_are_rejected_by_plan() {
         "rules:\n  - name: bad\n    join: {package: x, function-body: \"not a func\"}\n    advice: {prepend: \"x()\"}\n",
     )
     .unwrap();
-    let res = Command::new(weaver()).args(["plan", "-go", "go1.26.8"]).arg(dir.join("bad.yaml")).output().unwrap();
+    let res = Command::new(weaver())
+        .args(["plan", "-go", "go1.26.8"])
+        .arg(dir.join("bad.yaml"))
+        .output()
+        .unwrap();
     assert!(!res.status.success());
     let err = String::from_utf8_lossy(&res.stderr);
-    assert!(err.contains("rule \"bad\"") && err.contains("function-body"), "{err}");
+    assert!(
+        err.contains("rule \"bad\"") && err.contains("function-body"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -200,19 +323,40 @@ fn grpc_rules_golden_per_version() {
         let dir = golden_dir().join("grpc").join(dir);
         let out = tempdir(&format!("golden-grpc-{version}"));
         let modver = format!("-modver=google.golang.org/grpc={version}");
-        let res = apply(&dir, "google.golang.org/grpc", &[&rules], &["input/server.go", "input/stream.go"], &out, &[&modver]);
-        assert!(res.status.success(), "weaver failed for {version}: {}", String::from_utf8_lossy(&res.stderr));
+        let res = apply(
+            &dir,
+            "google.golang.org/grpc",
+            &[&rules],
+            &["input/server.go", "input/stream.go"],
+            &out,
+            &[&modver],
+        );
+        assert!(
+            res.status.success(),
+            "weaver failed for {version}: {}",
+            String::from_utf8_lossy(&res.stderr)
+        );
         let json: serde_json::Value = serde_json::from_slice(&res.stdout).unwrap();
-        assert_eq!(json["skipped"], serde_json::json!([]), "{version}: a rule applies, nothing to report");
+        assert_eq!(
+            json["skipped"],
+            serde_json::json!([]),
+            "{version}: a rule applies, nothing to report"
+        );
         for f in ["server.go", "stream.go"] {
-            let got = std::fs::read_to_string(out.join(f)).unwrap_or_else(|e| panic!("{version}: {f} not woven: {e}"));
+            let got = std::fs::read_to_string(out.join(f))
+                .unwrap_or_else(|e| panic!("{version}: {f} not woven: {e}"));
             let want_path = dir.join("expected").join(f);
             if std::env::var_os("GOTAP_UPDATE_GOLDEN").is_some() {
                 std::fs::create_dir_all(want_path.parent().unwrap()).unwrap();
                 std::fs::write(&want_path, &got).unwrap();
             }
             let want = std::fs::read_to_string(&want_path).unwrap();
-            assert_eq!(got, want, "{version}: {f} differs from {}", want_path.display());
+            assert_eq!(
+                got,
+                want,
+                "{version}: {f} differs from {}",
+                want_path.display()
+            );
         }
         let _ = std::fs::remove_dir_all(&out);
     }
@@ -225,8 +369,19 @@ fn grpc_rules_out_of_range_are_not_applied_and_reported() {
     let rules = gotap_testkit::repo_root().join("rules/grpc.yaml");
     let dir = golden_dir().join("grpc/v1.83");
     let out = tempdir("grpc-old");
-    let res = apply(&dir, "google.golang.org/grpc", &[&rules], &["input/server.go", "input/stream.go"], &out, &["-modver=google.golang.org/grpc=v1.70.0"]);
-    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    let res = apply(
+        &dir,
+        "google.golang.org/grpc",
+        &[&rules],
+        &["input/server.go", "input/stream.go"],
+        &out,
+        &["-modver=google.golang.org/grpc=v1.70.0"],
+    );
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
     let json: serde_json::Value = serde_json::from_slice(&res.stdout).unwrap();
     assert_eq!(json["files"], serde_json::json!({}), "no file may change");
     let skipped = json["skipped"].as_array().unwrap();
@@ -234,15 +389,36 @@ fn grpc_rules_out_of_range_are_not_applied_and_reported() {
     assert_eq!(skipped[0]["module"], "google.golang.org/grpc");
     assert_eq!(skipped[0]["version"], "v1.70.0");
     let msg = skipped[0]["message"].as_str().unwrap();
-    for r in ["grpc-server-unary", "grpc-server-streaming", "grpc-server (>=1.85, <2)", "grpc-client"] {
+    for r in [
+        "grpc-server-unary",
+        "grpc-server-streaming",
+        "grpc-server (>=1.85, <2)",
+        "grpc-client",
+    ] {
         assert!(msg.contains(r), "{msg} does not name {r}");
     }
-    assert!(std::fs::read_dir(&out).unwrap().next().is_none(), "nothing written");
+    assert!(
+        std::fs::read_dir(&out).unwrap().next().is_none(),
+        "nothing written"
+    );
     // Without a version (a directory replacement, or a vendored copy), nothing applies either.
-    let res = apply(&dir, "google.golang.org/grpc", &[&rules], &["input/server.go", "input/stream.go"], &out, &[]);
+    let res = apply(
+        &dir,
+        "google.golang.org/grpc",
+        &[&rules],
+        &["input/server.go", "input/stream.go"],
+        &out,
+        &[],
+    );
     let json: serde_json::Value = serde_json::from_slice(&res.stdout).unwrap();
     assert_eq!(json["files"], serde_json::json!({}));
-    assert!(json["skipped"][0]["message"].as_str().unwrap().contains("the version of module google.golang.org/grpc is unknown"), "{json}");
+    assert!(
+        json["skipped"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("the version of module google.golang.org/grpc is unknown"),
+        "{json}"
+    );
     let _ = std::fs::remove_dir_all(&out);
 }
 
@@ -252,17 +428,33 @@ fn grpc_rules_out_of_range_are_not_applied_and_reported() {
 fn plan_drops_packages_of_out_of_range_modules() {
     let rules = gotap_testkit::repo_root().join("rules/grpc.yaml");
     let plan = |extra: &[&str]| -> serde_json::Value {
-        let res = Command::new(weaver()).args(["plan", "-go", "go1.26.8"]).args(extra).arg(&rules).output().unwrap();
-        assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+        let res = Command::new(weaver())
+            .args(["plan", "-go", "go1.26.8"])
+            .args(extra)
+            .arg(&rules)
+            .output()
+            .unwrap();
+        assert!(
+            res.status.success(),
+            "{}",
+            String::from_utf8_lossy(&res.stderr)
+        );
         serde_json::from_slice(&res.stdout).unwrap()
     };
     // Versions not resolved yet: the package is a candidate, the module is to be looked up.
     let v = plan(&[]);
     assert_eq!(v["packages"], serde_json::json!(["google.golang.org/grpc"]));
     assert_eq!(v["modules"], serde_json::json!(["google.golang.org/grpc"]));
-    let v = plan(&["-modules-resolved", "-modver=google.golang.org/grpc=v1.83.2"]);
+    let v = plan(&[
+        "-modules-resolved",
+        "-modver=google.golang.org/grpc=v1.83.2",
+    ]);
     assert_eq!(v["packages"], serde_json::json!(["google.golang.org/grpc"]));
-    assert_eq!(v["skipped"], serde_json::json!([]), "grpc-server (>=1.85) is an alternative, not a loss");
+    assert_eq!(
+        v["skipped"],
+        serde_json::json!([]),
+        "grpc-server (>=1.85) is an alternative, not a loss"
+    );
     let v = plan(&["-modules-resolved", "-modver=google.golang.org/grpc=v2.0.0"]);
     assert_eq!(v["packages"], serde_json::json!([]));
     assert_eq!(v["skipped"][0]["version"], "v2.0.0");
@@ -277,15 +469,31 @@ fn version_range_needs_a_module_that_provides_the_package() {
     let dir = tempdir("badrange");
     let write = |join: &str| {
         std::fs::write(dir.join("r.yaml"), format!("rules:\n  - name: r\n    join: {{package: example.com/m/p, {join}}}\n    advice: {{declarations: \"var X int\"}}\n")).unwrap();
-        let res = Command::new(weaver()).args(["plan", "-go", "go1.26.8"]).arg(dir.join("r.yaml")).output().unwrap();
-        (res.status.success(), String::from_utf8_lossy(&res.stderr).into_owned())
+        let res = Command::new(weaver())
+            .args(["plan", "-go", "go1.26.8"])
+            .arg(dir.join("r.yaml"))
+            .output()
+            .unwrap();
+        (
+            res.status.success(),
+            String::from_utf8_lossy(&res.stderr).into_owned(),
+        )
     };
     let (ok, err) = write("version: \">=1.0\"");
-    assert!(!ok && err.contains("join.version needs join.module"), "{err}");
+    assert!(
+        !ok && err.contains("join.version needs join.module"),
+        "{err}"
+    );
     let (ok, err) = write("module: example.com/other, version: \">=1.0\"");
-    assert!(!ok && err.contains("does not provide package example.com/m/p"), "{err}");
+    assert!(
+        !ok && err.contains("does not provide package example.com/m/p"),
+        "{err}"
+    );
     let (ok, err) = write("module: example.com/m, version: \"~1.0\"");
-    assert!(!ok && err.contains("join.version") && err.contains("~1.0"), "{err}");
+    assert!(
+        !ok && err.contains("join.version") && err.contains("~1.0"),
+        "{err}"
+    );
     let (ok, err) = write("module: example.com/m, version: \">=1.0, <2\"");
     assert!(ok, "{err}");
     let _ = std::fs::remove_dir_all(&dir);
@@ -293,13 +501,20 @@ fn version_range_needs_a_module_that_provides_the_package() {
 
 /// Compares a woven file with its golden copy (rewritten under GOTAP_UPDATE_GOLDEN=1).
 fn assert_golden(got_path: &Path, want_path: &Path) {
-    let got = std::fs::read_to_string(got_path).unwrap_or_else(|e| panic!("{} not woven: {e}", got_path.display()));
+    let got = std::fs::read_to_string(got_path)
+        .unwrap_or_else(|e| panic!("{} not woven: {e}", got_path.display()));
     if std::env::var_os("GOTAP_UPDATE_GOLDEN").is_some() {
         std::fs::create_dir_all(want_path.parent().unwrap()).unwrap();
         std::fs::write(want_path, &got).unwrap();
     }
     let want = std::fs::read_to_string(want_path).unwrap();
-    assert_eq!(got, want, "{} differs from {}", got_path.display(), want_path.display());
+    assert_eq!(
+        got,
+        want,
+        "{} differs from {}",
+        got_path.display(),
+        want_path.display()
+    );
 }
 
 /// The importcfg a compile step of a package importing `imports` gets (export data from
@@ -307,15 +522,29 @@ fn assert_golden(got_path: &Path, want_path: &Path) {
 fn importcfg(dir: &Path, imports: &[&str]) -> PathBuf {
     let m = dir.join("mod");
     std::fs::create_dir_all(&m).unwrap();
-    std::fs::write(m.join("go.mod"), "module example.com/importcfg\n\ngo 1.23\n").unwrap();
+    std::fs::write(
+        m.join("go.mod"),
+        "module example.com/importcfg\n\ngo 1.23\n",
+    )
+    .unwrap();
     let res = Toolchain::Go126
         .command()
         .current_dir(&m)
-        .args(["list", "-export", "-deps", "-f", "{{if .Export}}packagefile {{.ImportPath}}={{.Export}}{{end}}"])
+        .args([
+            "list",
+            "-export",
+            "-deps",
+            "-f",
+            "{{if .Export}}packagefile {{.ImportPath}}={{.Export}}{{end}}",
+        ])
         .args(imports)
         .output()
         .unwrap();
-    assert!(res.status.success(), "go list -export: {}", String::from_utf8_lossy(&res.stderr));
+    assert!(
+        res.status.success(),
+        "go list -export: {}",
+        String::from_utf8_lossy(&res.stderr)
+    );
     let p = dir.join("importcfg");
     std::fs::write(&p, res.stdout).unwrap();
     p
@@ -328,13 +557,33 @@ fn importcfg(dir: &Path, imports: &[&str]) -> PathBuf {
 fn call_site_wrap_golden() {
     let dir = golden_dir().join("callsite");
     let out = tempdir("callsite");
-    let res = apply(&dir, "example.com/app", &[Path::new("rules.yaml")], &["input/app.go"], &out, &[]);
-    assert!(res.status.success(), "weaver failed: {}", String::from_utf8_lossy(&res.stderr));
+    let res = apply(
+        &dir,
+        "example.com/app",
+        &[Path::new("rules.yaml")],
+        &["input/app.go"],
+        &out,
+        &[],
+    );
+    assert!(
+        res.status.success(),
+        "weaver failed: {}",
+        String::from_utf8_lossy(&res.stderr)
+    );
     assert_golden(&out.join("app.go"), &dir.join("expected/app.go"));
     // The woven file type-checks (multi-value results pass through the wrappers).
     std::fs::write(out.join("go.mod"), "module example.com/app\n\ngo 1.23\n").unwrap();
-    let vet = Toolchain::Go126.command().current_dir(&out).args(["vet", "."]).output().unwrap();
-    assert!(vet.status.success(), "{}", String::from_utf8_lossy(&vet.stderr));
+    let vet = Toolchain::Go126
+        .command()
+        .current_dir(&out)
+        .args(["vet", "."])
+        .output()
+        .unwrap();
+    assert!(
+        vet.status.success(),
+        "{}",
+        String::from_utf8_lossy(&vet.stderr)
+    );
     let _ = std::fs::remove_dir_all(&out);
 }
 
@@ -349,18 +598,48 @@ fn call_site_wrap_typed_golden() {
     let woven = out.join("woven");
     std::fs::create_dir_all(&woven).unwrap();
     let flag = format!("-importcfg={}", cfg.display());
-    let res = apply(&dir, "example.com/app", &[Path::new("rules.yaml"), Path::new("rules_typed.yaml")], &["input/app.go"], &woven, &[&flag]);
-    assert!(res.status.success(), "weaver failed: {}", String::from_utf8_lossy(&res.stderr));
+    let res = apply(
+        &dir,
+        "example.com/app",
+        &[Path::new("rules.yaml"), Path::new("rules_typed.yaml")],
+        &["input/app.go"],
+        &woven,
+        &[&flag],
+    );
+    assert!(
+        res.status.success(),
+        "weaver failed: {}",
+        String::from_utf8_lossy(&res.stderr)
+    );
     assert_golden(&woven.join("app.go"), &dir.join("expected_typed/app.go"));
     std::fs::write(woven.join("go.mod"), "module example.com/app\n\ngo 1.23\n").unwrap();
-    let vet = Toolchain::Go126.command().current_dir(&woven).args(["vet", "."]).output().unwrap();
-    assert!(vet.status.success(), "{}", String::from_utf8_lossy(&vet.stderr));
+    let vet = Toolchain::Go126
+        .command()
+        .current_dir(&woven)
+        .args(["vet", "."])
+        .output()
+        .unwrap();
+    assert!(
+        vet.status.success(),
+        "{}",
+        String::from_utf8_lossy(&vet.stderr)
+    );
     // Without type information the method rule matches nothing: an error that says why.
-    let res = apply(&dir, "example.com/app", &[Path::new("rules_typed.yaml")], &["input/app.go"], &woven, &[]);
+    let res = apply(
+        &dir,
+        "example.com/app",
+        &[Path::new("rules_typed.yaml")],
+        &["input/app.go"],
+        &woven,
+        &[],
+    );
     let err = String::from_utf8_lossy(&res.stderr);
     assert!(!res.status.success(), "{err}");
     assert!(err.contains("rule query: no call to (*database/sql.DB).QueryContext in package example.com/app (files: input/app.go)"), "{err}");
-    assert!(err.contains("1 call(s) of something named QueryContext were not resolved"), "{err}");
+    assert!(
+        err.contains("1 call(s) of something named QueryContext were not resolved"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&out);
 }
 
@@ -370,12 +649,32 @@ fn call_site_wrap_typed_golden() {
 fn struct_add_fields_golden() {
     let dir = golden_dir().join("structfield");
     let out = tempdir("structfield");
-    let res = apply(&dir, "example.com/app", &[Path::new("rules.yaml")], &["input/types.go"], &out, &[]);
-    assert!(res.status.success(), "weaver failed: {}", String::from_utf8_lossy(&res.stderr));
+    let res = apply(
+        &dir,
+        "example.com/app",
+        &[Path::new("rules.yaml")],
+        &["input/types.go"],
+        &out,
+        &[],
+    );
+    assert!(
+        res.status.success(),
+        "weaver failed: {}",
+        String::from_utf8_lossy(&res.stderr)
+    );
     assert_golden(&out.join("types.go"), &dir.join("expected/types.go"));
     std::fs::write(out.join("go.mod"), "module example.com/app\n\ngo 1.23\n").unwrap();
-    let vet = Toolchain::Go126.command().current_dir(&out).args(["vet", "."]).output().unwrap();
-    assert!(vet.status.success(), "{}", String::from_utf8_lossy(&vet.stderr));
+    let vet = Toolchain::Go126
+        .command()
+        .current_dir(&out)
+        .args(["vet", "."])
+        .output()
+        .unwrap();
+    assert!(
+        vet.status.success(),
+        "{}",
+        String::from_utf8_lossy(&vet.stderr)
+    );
     let _ = std::fs::remove_dir_all(&out);
 }
 
@@ -399,23 +698,66 @@ fn call_site_and_struct_rules_that_cannot_apply() {
         ("join: {package: example.com/app, function-call: strconv.Quote}\n    advice: {wrap-call: \"{{.Call}}\"}", "rule r: no call to strconv.Quote in package example.com/app (files: app.go)"),
     ];
     for (rule, want) in cases {
-        std::fs::write(dir.join("rules.yaml"), format!("rules:\n  - name: r\n    {rule}\n")).unwrap();
-        let res = apply(&dir, "example.com/app", &[Path::new("rules.yaml")], &["app.go"], &out, &[]);
+        std::fs::write(
+            dir.join("rules.yaml"),
+            format!("rules:\n  - name: r\n    {rule}\n"),
+        )
+        .unwrap();
+        let res = apply(
+            &dir,
+            "example.com/app",
+            &[Path::new("rules.yaml")],
+            &["app.go"],
+            &out,
+            &[],
+        );
         let err = String::from_utf8_lossy(&res.stderr);
         assert!(!res.status.success() && err.contains(want), "{rule}: {err}");
-        let res = apply(&dir, "example.com/app", &[Path::new("rules.yaml")], &["app.go"], &out, &["-best-effort"]);
-        assert!(res.status.success(), "{rule}: {}", String::from_utf8_lossy(&res.stderr));
+        let res = apply(
+            &dir,
+            "example.com/app",
+            &[Path::new("rules.yaml")],
+            &["app.go"],
+            &out,
+            &["-best-effort"],
+        );
+        assert!(
+            res.status.success(),
+            "{rule}: {}",
+            String::from_utf8_lossy(&res.stderr)
+        );
         let json: serde_json::Value = serde_json::from_slice(&res.stdout).unwrap();
         let w = json["warnings"][0].as_str().unwrap_or_default();
-        assert!(w.contains(want) && w.contains("(--best-effort)"), "{rule}: {json}");
-        assert_eq!(json["files"], serde_json::json!({}), "{rule}: nothing woven");
+        assert!(
+            w.contains(want) && w.contains("(--best-effort)"),
+            "{rule}: {json}"
+        );
+        assert_eq!(
+            json["files"],
+            serde_json::json!({}),
+            "{rule}: nothing woven"
+        );
     }
     // An added field the struct already has is an error even with -best-effort (the rule is wrong).
     std::fs::write(dir.join("rules.yaml"), "rules:\n  - name: r\n    join: {package: example.com/app, struct-definition: S}\n    advice: {add-fields: [{name: A, type: int}]}\n").unwrap();
-    std::fs::write(dir.join("app.go"), "package app\n\ntype S struct{ A, B int }\n").unwrap();
-    let res = apply(&dir, "example.com/app", &[Path::new("rules.yaml")], &["app.go"], &out, &["-best-effort"]);
+    std::fs::write(
+        dir.join("app.go"),
+        "package app\n\ntype S struct{ A, B int }\n",
+    )
+    .unwrap();
+    let res = apply(
+        &dir,
+        "example.com/app",
+        &[Path::new("rules.yaml")],
+        &["app.go"],
+        &out,
+        &["-best-effort"],
+    );
     let err = String::from_utf8_lossy(&res.stderr);
-    assert!(!res.status.success() && err.contains("rule r: app.go:3:8: struct S already has a field A"), "{err}");
+    assert!(
+        !res.status.success() && err.contains("rule r: app.go:3:8: struct S already has a field A"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -434,10 +776,21 @@ fn invalid_call_site_and_struct_rules_are_rejected_by_plan() {
         ("join: {package: p, struct-definition: T}\n    advice: {declarations: \"var X int\"}", "advice.add-fields and join.struct-definition go together"),
     ];
     for (rule, want) in cases {
-        std::fs::write(dir.join("bad.yaml"), format!("rules:\n  - name: bad\n    {rule}\n")).unwrap();
-        let res = Command::new(weaver()).args(["plan", "-go", "go1.26.8"]).arg(dir.join("bad.yaml")).output().unwrap();
+        std::fs::write(
+            dir.join("bad.yaml"),
+            format!("rules:\n  - name: bad\n    {rule}\n"),
+        )
+        .unwrap();
+        let res = Command::new(weaver())
+            .args(["plan", "-go", "go1.26.8"])
+            .arg(dir.join("bad.yaml"))
+            .output()
+            .unwrap();
         let err = String::from_utf8_lossy(&res.stderr);
-        assert!(!res.status.success() && err.contains("rule \"bad\"") && err.contains(want), "{rule}: {err}");
+        assert!(
+            !res.status.success() && err.contains("rule \"bad\"") && err.contains(want),
+            "{rule}: {err}"
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -447,26 +800,63 @@ fn invalid_call_site_and_struct_rules_are_rejected_by_plan() {
 #[test]
 fn call_site_and_struct_rules_follow_module_version_ranges() {
     let dir = tempdir("callsite-version");
-    std::fs::write(dir.join("app.go"), "package p\n\nimport \"strconv\"\n\ntype S struct{}\n\nvar N, _ = strconv.Atoi(\"1\")\n").unwrap();
+    std::fs::write(
+        dir.join("app.go"),
+        "package p\n\nimport \"strconv\"\n\ntype S struct{}\n\nvar N, _ = strconv.Atoi(\"1\")\n",
+    )
+    .unwrap();
     std::fs::write(
         dir.join("rules.yaml"),
         "rules:\n  - name: wrap\n    join: {package: example.com/m/p, module: example.com/m, version: \">=1.2\", function-call: strconv.Atoi}\n    advice: {wrap-call: \"gotapW({{.Call}})\"}\n  - name: field\n    join: {package: example.com/m/p, module: example.com/m, version: \">=1.2\", struct-definition: S}\n    advice: {add-fields: [{name: x, type: int}]}\n",
     )
     .unwrap();
-    let res = Command::new(weaver()).args(["plan", "-go", "go1.26.8"]).arg(dir.join("rules.yaml")).output().unwrap();
+    let res = Command::new(weaver())
+        .args(["plan", "-go", "go1.26.8"])
+        .arg(dir.join("rules.yaml"))
+        .output()
+        .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&res.stdout).unwrap();
     assert_eq!(v["packages"], serde_json::json!(["example.com/m/p"]));
     assert_eq!(v["modules"], serde_json::json!(["example.com/m"]));
     let out = dir.join("out");
     std::fs::create_dir_all(&out).unwrap();
-    let res = apply(&dir, "example.com/m/p", &[Path::new("rules.yaml")], &["app.go"], &out, &["-modver=example.com/m=v1.1.0"]);
+    let res = apply(
+        &dir,
+        "example.com/m/p",
+        &[Path::new("rules.yaml")],
+        &["app.go"],
+        &out,
+        &["-modver=example.com/m=v1.1.0"],
+    );
     let json: serde_json::Value = serde_json::from_slice(&res.stdout).unwrap();
-    assert_eq!(json["files"], serde_json::json!({}), "out of range: nothing woven");
+    assert_eq!(
+        json["files"],
+        serde_json::json!({}),
+        "out of range: nothing woven"
+    );
     let msg = json["skipped"][0]["message"].as_str().unwrap();
-    assert!(msg.contains("wrap") && msg.contains("field") && msg.contains("v1.1.0"), "{msg}");
-    let res = apply(&dir, "example.com/m/p", &[Path::new("rules.yaml")], &["app.go"], &out, &["-modver=example.com/m=v1.2.0"]);
-    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    assert!(
+        msg.contains("wrap") && msg.contains("field") && msg.contains("v1.1.0"),
+        "{msg}"
+    );
+    let res = apply(
+        &dir,
+        "example.com/m/p",
+        &[Path::new("rules.yaml")],
+        &["app.go"],
+        &out,
+        &["-modver=example.com/m=v1.2.0"],
+    );
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
     let woven = std::fs::read_to_string(out.join("app.go")).unwrap();
-    assert!(woven.contains("gotapW(/*line app.go:7:12*/strconv.Atoi(\"1\")") && woven.contains("\nx int\n"), "{woven}");
+    assert!(
+        woven.contains("gotapW(/*line app.go:7:12*/strconv.Atoi(\"1\")")
+            && woven.contains("\nx int\n"),
+        "{woven}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

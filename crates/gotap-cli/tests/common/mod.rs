@@ -29,8 +29,14 @@ pub struct VersionM {
 }
 
 fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).expect("toolchain output is UTF-8")
 }
 
@@ -45,7 +51,12 @@ pub fn parse_version_m(text: &str) -> VersionM {
     let mut lines = text.lines();
     let first = lines.next().expect("go version -m prints a first line");
     let mut v = VersionM {
-        go_version: first.rsplit_once(": ").expect("BIN: goX").1.trim().to_string(),
+        go_version: first
+            .rsplit_once(": ")
+            .expect("BIN: goX")
+            .1
+            .trim()
+            .to_string(),
         ..Default::default()
     };
     let modline = |f: &[&str]| ModLine {
@@ -55,7 +66,9 @@ pub fn parse_version_m(text: &str) -> VersionM {
         replace: None,
     };
     for line in lines {
-        let Some(rest) = line.strip_prefix('\t') else { continue };
+        let Some(rest) = line.strip_prefix('\t') else {
+            continue;
+        };
         if rest.trim().is_empty() {
             continue;
         }
@@ -65,7 +78,11 @@ pub fn parse_version_m(text: &str) -> VersionM {
             "mod" => v.main = Some(modline(&f)),
             "dep" => v.deps.push(modline(&f)),
             "=>" => {
-                let target = v.deps.last_mut().or(v.main.as_mut()).expect("=> follows a module line");
+                let target = v
+                    .deps
+                    .last_mut()
+                    .or(v.main.as_mut())
+                    .expect("=> follows a module line");
                 target.replace = Some(Box::new(modline(&f)));
             }
             "build" => {
@@ -79,7 +96,11 @@ pub fn parse_version_m(text: &str) -> VersionM {
                     let (k, rest) = kv.split_once('=').unwrap_or((&kv, ""));
                     (k.to_string(), rest)
                 };
-                let value = if rest.starts_with('"') { go_unquote(rest).expect("quoted build value").0 } else { rest.to_string() };
+                let value = if rest.starts_with('"') {
+                    go_unquote(rest).expect("quoted build value").0
+                } else {
+                    rest.to_string()
+                };
                 v.settings.push((key, value));
             }
             other => panic!("unexpected go version -m line {other:?}: {line:?}"),
@@ -99,7 +120,9 @@ pub fn go_unquote(s: &str) -> Option<(String, &str)> {
             '\\' => {
                 let (_, e) = chars.next()?;
                 let hex = |chars: &mut std::str::CharIndices, n: usize| -> Option<u32> {
-                    let h: String = (0..n).map(|_| chars.next().map(|(_, c)| c)).collect::<Option<_>>()?;
+                    let h: String = (0..n)
+                        .map(|_| chars.next().map(|(_, c)| c))
+                        .collect::<Option<_>>()?;
                     u32::from_str_radix(&h, 16).ok()
                 };
                 match e {
@@ -133,9 +156,12 @@ pub fn go_nm_text(tc: Toolchain, bin: &Path) -> Vec<(String, u64)> {
         // split off only the first two fields.
         let line = line.trim_start();
         let mut it = line.splitn(3, ' ');
-        let (Some(addr), Some(kind), Some(name)) = (it.next(), it.next(), it.next()) else { continue };
+        let (Some(addr), Some(kind), Some(name)) = (it.next(), it.next(), it.next()) else {
+            continue;
+        };
         if kind == "T" || kind == "t" {
-            let addr = u64::from_str_radix(addr, 16).unwrap_or_else(|_| panic!("nm address in {line:?}"));
+            let addr =
+                u64::from_str_radix(addr, 16).unwrap_or_else(|_| panic!("nm address in {line:?}"));
             syms.push((name.to_string(), addr));
         }
     }
@@ -153,7 +179,14 @@ pub struct Insn {
 /// `go tool objdump -s '^(n1|n2)$' BIN`: function name → its instructions.
 pub fn go_objdump(tc: Toolchain, bin: &Path, names: &[&str]) -> BTreeMap<String, Vec<Insn>> {
     // `(\.abi0)?`: gotap may name an ABI0 function without the suffix the linker gave it.
-    let re = format!("^({})(\\.abi0)?$", names.iter().map(|n| regex_escape(n)).collect::<Vec<_>>().join("|"));
+    let re = format!(
+        "^({})(\\.abi0)?$",
+        names
+            .iter()
+            .map(|n| regex_escape(n))
+            .collect::<Vec<_>>()
+            .join("|")
+    );
     let out = run(tc.command().args(["tool", "objdump", "-s", &re]).arg(bin));
     parse_objdump(&out)
 }
@@ -169,21 +202,33 @@ pub fn parse_objdump(text: &str) -> BTreeMap<String, Vec<Insn>> {
             cur = Some(name);
             continue;
         }
-        let f: Vec<&str> = line.split('\t').map(str::trim).filter(|s| !s.is_empty()).collect();
+        let f: Vec<&str> = line
+            .split('\t')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
         if f.len() < 3 || !f[1].starts_with("0x") {
             continue;
         }
         let name = cur.as_ref().expect("instruction before a TEXT line");
         let address = u64::from_str_radix(&f[1][2..], 16).unwrap();
-        let bytes = (0..f[2].len() / 2).map(|i| u8::from_str_radix(&f[2][2 * i..2 * i + 2], 16).unwrap()).collect();
-        funcs.get_mut(name).unwrap().push(Insn { address, bytes, asm: f.get(3).copied().unwrap_or("").to_string() });
+        let bytes = (0..f[2].len() / 2)
+            .map(|i| u8::from_str_radix(&f[2][2 * i..2 * i + 2], 16).unwrap())
+            .collect();
+        funcs.get_mut(name).unwrap().push(Insn {
+            address,
+            bytes,
+            asm: f.get(3).copied().unwrap_or("").to_string(),
+        });
     }
     funcs
 }
 
 /// The Go build ID (`go tool buildid BIN`).
 pub fn go_buildid(tc: Toolchain, bin: &Path) -> String {
-    run(tc.command().args(["tool", "buildid"]).arg(bin)).trim().to_string()
+    run(tc.command().args(["tool", "buildid"]).arg(bin))
+        .trim()
+        .to_string()
 }
 
 fn regex_escape(s: &str) -> String {
@@ -199,7 +244,10 @@ fn regex_escape(s: &str) -> String {
 
 /// Runs `gotap ARGS`; returns (exit code, stdout, stderr).
 pub fn gotap(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_gotap")).args(args).output().expect("run gotap");
+    let out = Command::new(env!("CARGO_BIN_EXE_gotap"))
+        .args(args)
+        .output()
+        .expect("run gotap");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -213,19 +261,36 @@ pub fn inspect_json(args: &[&str]) -> serde_json::Value {
     all.extend_from_slice(args);
     let (code, stdout, stderr) = gotap(&all);
     assert_eq!(code, 0, "gotap {all:?} failed: {stderr}");
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("gotap {all:?} printed invalid JSON ({e}): {stdout}"))
+    serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("gotap {all:?} printed invalid JSON ({e}): {stdout}"))
 }
 
 /// Asserts the failure contract: exit 2, nothing on stdout, exactly one stderr line `gotap: …`.
 /// Returns that line.
 pub fn assert_user_error(args: &[&str]) -> String {
     let (code, stdout, stderr) = gotap(args);
-    assert_eq!(code, 2, "gotap {args:?}: want exit 2, got {code}; stderr: {stderr}");
-    assert!(stdout.is_empty(), "gotap {args:?}: stdout should be empty on error: {stdout}");
+    assert_eq!(
+        code, 2,
+        "gotap {args:?}: want exit 2, got {code}; stderr: {stderr}"
+    );
+    assert!(
+        stdout.is_empty(),
+        "gotap {args:?}: stdout should be empty on error: {stdout}"
+    );
     let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "gotap {args:?}: want one stderr line, got {stderr:?}");
-    assert!(lines[0].starts_with("gotap: "), "gotap {args:?}: stderr line should start `gotap: `: {stderr:?}");
-    assert!(!stderr.contains("panicked"), "gotap {args:?} panicked: {stderr}");
+    assert_eq!(
+        lines.len(),
+        1,
+        "gotap {args:?}: want one stderr line, got {stderr:?}"
+    );
+    assert!(
+        lines[0].starts_with("gotap: "),
+        "gotap {args:?}: stderr line should start `gotap: `: {stderr:?}"
+    );
+    assert!(
+        !stderr.contains("panicked"),
+        "gotap {args:?} panicked: {stderr}"
+    );
     lines[0].to_string()
 }
 
@@ -246,10 +311,25 @@ mod tests {
         assert_eq!(v.main.as_ref().unwrap().sum, None);
         assert_eq!(v.deps.len(), 2);
         let r = v.deps[0].replace.as_ref().unwrap();
-        assert_eq!((r.path.as_str(), r.version.as_str(), r.sum.as_deref()), ("./greeting", "(devel)", None));
-        assert_eq!(v.deps[1].replace.as_ref().unwrap().sum.as_deref(), Some("h1:abc="));
-        assert_eq!(v.settings, vec![("-ldflags".into(), "-s -w".into()), ("CGO_ENABLED".into(), "0".into())]);
-        assert_eq!(go_unquote(r#""a\"b\tc\u00e9" rest"#), Some(("a\"b\tc\u{e9}".to_string(), " rest")));
+        assert_eq!(
+            (r.path.as_str(), r.version.as_str(), r.sum.as_deref()),
+            ("./greeting", "(devel)", None)
+        );
+        assert_eq!(
+            v.deps[1].replace.as_ref().unwrap().sum.as_deref(),
+            Some("h1:abc=")
+        );
+        assert_eq!(
+            v.settings,
+            vec![
+                ("-ldflags".into(), "-s -w".into()),
+                ("CGO_ENABLED".into(), "0".into())
+            ]
+        );
+        assert_eq!(
+            go_unquote(r#""a\"b\tc\u00e9" rest"#),
+            Some(("a\"b\tc\u{e9}".to_string(), " rest"))
+        );
     }
 
     #[test]

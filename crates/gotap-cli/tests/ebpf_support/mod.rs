@@ -23,7 +23,11 @@ pub fn httpsvc(tc: Toolchain, variant: Variant) -> PathBuf {
 
 /// A fresh scratch directory under target/.
 pub fn scratch(name: &str) -> PathBuf {
-    let d = gotap_testkit::bin_dir().parent().unwrap().join("gotap-e2e").join(format!("{name}-{}", std::process::id()));
+    let d = gotap_testkit::bin_dir()
+        .parent()
+        .unwrap()
+        .join("gotap-e2e")
+        .join(format!("{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
@@ -83,24 +87,46 @@ pub struct Finished {
 
 impl Proc {
     pub fn spawn(mut cmd: Command, what: &str) -> Proc {
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
         let stdout = Captured::spawn(child.stdout.take().unwrap());
         let stderr = Captured::spawn(child.stderr.take().unwrap());
-        Proc { child, stdout, stderr, what: what.to_string() }
+        Proc {
+            child,
+            stdout,
+            stderr,
+            what: what.to_string(),
+        }
     }
 
     /// [`Proc::spawn`] with a pipe on stdin (see [`Proc::write_stdin`]).
     pub fn spawn_with_stdin(mut cmd: Command, what: &str) -> Proc {
-        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
         let stdout = Captured::spawn(child.stdout.take().unwrap());
         let stderr = Captured::spawn(child.stderr.take().unwrap());
-        Proc { child, stdout, stderr, what: what.to_string() }
+        Proc {
+            child,
+            stdout,
+            stderr,
+            what: what.to_string(),
+        }
     }
 
     pub fn write_stdin(&mut self, bytes: &[u8]) {
-        let stdin = self.child.stdin.as_mut().expect("spawned with spawn_with_stdin");
+        let stdin = self
+            .child
+            .stdin
+            .as_mut()
+            .expect("spawned with spawn_with_stdin");
         stdin.write_all(bytes).unwrap();
         stdin.flush().unwrap();
     }
@@ -125,13 +151,22 @@ impl Proc {
             if Instant::now() > deadline {
                 let _ = self.child.kill();
                 let _ = self.child.wait();
-                panic!("{} did not exit within {timeout:?}; stderr:\n{}", self.what, self.stderr.text());
+                panic!(
+                    "{} did not exit within {timeout:?}; stderr:\n{}",
+                    self.what,
+                    self.stderr.text()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         };
         // Let the reader threads reach EOF.
         std::thread::sleep(Duration::from_millis(100));
-        Finished { code: status.code(), signal: status.signal(), stdout: self.stdout.text(), stderr: self.stderr.text() }
+        Finished {
+            code: status.code(),
+            signal: status.signal(),
+            stdout: self.stdout.text(),
+            stderr: self.stderr.text(),
+        }
     }
 
     /// SIGINT, then wait. Generous: removing a uprobe costs 0.1–0.9 s on this nested VM.
@@ -143,9 +178,18 @@ impl Proc {
     /// The pid of the program `gotap run` started (its only child).
     pub fn pid_of_child(&self) -> u32 {
         let pid = self.pid();
-        let kids = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-        let kids: Vec<u32> = kids.split_whitespace().map(|k| k.parse().unwrap()).collect();
-        assert_eq!(kids.len(), 1, "{} should have one child, has {kids:?}", self.what);
+        let kids =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        let kids: Vec<u32> = kids
+            .split_whitespace()
+            .map(|k| k.parse().unwrap())
+            .collect();
+        assert_eq!(
+            kids.len(),
+            1,
+            "{} should have one child, has {kids:?}",
+            self.what
+        );
         kids[0]
     }
 
@@ -165,15 +209,30 @@ impl Drop for Proc {
 pub fn wait_listening(port: u16, proc: &mut Proc) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(proc.alive(), "{} exited before listening on {port}; stderr:\n{}", proc.what, proc.stderr.text());
-        assert!(Instant::now() < deadline, "{} does not listen on {port}; stderr:\n{}", proc.what, proc.stderr.text());
+        assert!(
+            proc.alive(),
+            "{} exited before listening on {port}; stderr:\n{}",
+            proc.what,
+            proc.stderr.text()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "{} does not listen on {port}; stderr:\n{}",
+            proc.what,
+            proc.stderr.text()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
 
 /// httpsvc arguments.
 pub fn svc_args(port: u16, name: &str, downstream: Option<u16>) -> Vec<String> {
-    let mut a = vec!["-listen".to_string(), format!("127.0.0.1:{port}"), "-name".into(), name.into()];
+    let mut a = vec![
+        "-listen".to_string(),
+        format!("127.0.0.1:{port}"),
+        "-name".into(),
+        name.into(),
+    ];
     if let Some(d) = downstream {
         a.push("-downstream".into());
         a.push(format!("http://127.0.0.1:{d}"));
@@ -197,7 +256,8 @@ pub fn plain(bin: &Path, args: &[String], what: &str) -> Proc {
 
 /// One HTTP/1.1 exchange on a new connection: (status, body).
 pub fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| panic!("connect to {port}: {e}"));
+    let mut s = TcpStream::connect(("127.0.0.1", port))
+        .unwrap_or_else(|e| panic!("connect to {port}: {e}"));
     s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: gotap-e2e/1.0\r\nConnection: close\r\n");
     for (k, v) in headers {
@@ -206,12 +266,28 @@ pub fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> (u
     req.push_str("\r\n");
     s.write_all(req.as_bytes()).unwrap();
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap_or_else(|e| panic!("{method} {path} on {port}: {e}"));
+    s.read_to_end(&mut raw)
+        .unwrap_or_else(|e| panic!("{method} {path} on {port}: {e}"));
     let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no HTTP response from {port}: {text:?}"));
-    let status: u16 = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("bad status line: {head}"));
-    let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
-    (status, if chunked { dechunk(body) } else { body.to_string() })
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP response from {port}: {text:?}"));
+    let status: u16 = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line: {head}"));
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    (
+        status,
+        if chunked {
+            dechunk(body)
+        } else {
+            body.to_string()
+        },
+    )
 }
 
 fn dechunk(mut s: &str) -> String {
@@ -238,13 +314,24 @@ pub struct Collector {
 impl Collector {
     pub fn start(dir: &Path) -> Collector {
         let script = gotap_testkit::repo_root().join("scripts/collector.sh");
-        let out = Command::new(&script).output().expect("run scripts/collector.sh");
-        assert!(out.status.success(), "scripts/collector.sh failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(&script)
+            .output()
+            .expect("run scripts/collector.sh");
+        assert!(
+            out.status.success(),
+            "scripts/collector.sh failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let bin = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
         let (grpc_port, http_port) = (free_port(), free_port());
         let file = dir.join("collector-out.jsonl");
         let cfg = Command::new(&script)
-            .args(["config", &grpc_port.to_string(), &http_port.to_string(), file.to_str().unwrap()])
+            .args([
+                "config",
+                &grpc_port.to_string(),
+                &http_port.to_string(),
+                file.to_str().unwrap(),
+            ])
             .output()
             .unwrap();
         assert!(cfg.status.success());
@@ -255,7 +342,12 @@ impl Collector {
         let mut proc = Proc::spawn(cmd, "otel collector");
         wait_listening(grpc_port, &mut proc);
         wait_listening(http_port, &mut proc);
-        Collector { proc, grpc_port, http_port, file }
+        Collector {
+            proc,
+            grpc_port,
+            http_port,
+            file,
+        }
     }
 
     /// Spans in the collector's file so far.
@@ -275,7 +367,11 @@ impl Collector {
                 return spans;
             }
             if Instant::now() > deadline {
-                panic!("collector never got {what}; it has:\n{}\ncollector stderr:\n{}", dump(&spans), self.proc.stderr.text());
+                panic!(
+                    "collector never got {what}; it has:\n{}\ncollector stderr:\n{}",
+                    dump(&spans),
+                    self.proc.stderr.text()
+                );
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -310,7 +406,20 @@ impl FlatSpan {
 pub fn dump(spans: &[FlatSpan]) -> String {
     spans
         .iter()
-        .map(|s| format!("  {} {} kind={} {} trace={} span={} parent={} status={} {:?}", s.service, s.name, s.kind, s.str("url.path").or(s.str("url.full")).unwrap_or(""), s.trace_id, s.span_id, s.parent, s.status, s.attrs))
+        .map(|s| {
+            format!(
+                "  {} {} kind={} {} trace={} span={} parent={} status={} {:?}",
+                s.service,
+                s.name,
+                s.kind,
+                s.str("url.path").or(s.str("url.full")).unwrap_or(""),
+                s.trace_id,
+                s.span_id,
+                s.parent,
+                s.status,
+                s.attrs
+            )
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -337,7 +446,16 @@ fn any_value(v: &Value) -> Value {
 
 fn attrs(list: Option<&Value>) -> BTreeMap<String, Value> {
     list.and_then(|l| l.as_array())
-        .map(|a| a.iter().map(|kv| (kv["key"].as_str().unwrap().to_string(), any_value(&kv["value"]))).collect())
+        .map(|a| {
+            a.iter()
+                .map(|kv| {
+                    (
+                        kv["key"].as_str().unwrap().to_string(),
+                        any_value(&kv["value"]),
+                    )
+                })
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -345,10 +463,15 @@ fn attrs(list: Option<&Value>) -> BTreeMap<String, Value> {
 pub fn parse_otlp_json_lines(text: &str) -> Vec<FlatSpan> {
     let mut out = Vec::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let doc: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("bad OTLP/JSON line ({e}): {line}"));
+        let doc: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("bad OTLP/JSON line ({e}): {line}"));
         for rs in doc["resourceSpans"].as_array().into_iter().flatten() {
             let resource = attrs(rs["resource"].get("attributes"));
-            let service = resource.get("service.name").and_then(|v| v.as_str()).unwrap_or("").to_string();
+            let service = resource
+                .get("service.name")
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_string();
             for ss in rs["scopeSpans"].as_array().into_iter().flatten() {
                 for s in ss["spans"].as_array().into_iter().flatten() {
                     out.push(FlatSpan {
@@ -360,7 +483,10 @@ pub fn parse_otlp_json_lines(text: &str) -> Vec<FlatSpan> {
                         name: s["name"].as_str().unwrap_or("").to_string(),
                         kind: s["kind"].as_i64().unwrap_or(0),
                         attrs: attrs(s.get("attributes")),
-                        status: s["status"].get("code").and_then(|c| c.as_i64()).unwrap_or(0),
+                        status: s["status"]
+                            .get("code")
+                            .and_then(|c| c.as_i64())
+                            .unwrap_or(0),
                     });
                 }
             }

@@ -32,9 +32,16 @@ impl App {
     /// With extra arguments (`tls`).
     pub fn start_with(bin: &Path, args: &[&str]) -> App {
         let port = gotap_testkit::free_port();
-        let mut child = Command::new(bin).arg(port.to_string()).args(args).stdout(Stdio::piped()).spawn().expect("start test app");
+        let mut child = Command::new(bin)
+            .arg(port.to_string())
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start test app");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
         assert_eq!(line.trim(), "ready", "test app did not start");
         App { child, port }
     }
@@ -75,8 +82,13 @@ pub fn agent(capture_query: bool) -> (Agent, Sink) {
     gotap_testkit::require_root();
     let sink = Sink::default();
     let s = sink.0.clone();
-    let opts = AgentOptions { capture_query, link_map_pin_dir: PIN_DIR.into(), ..Default::default() };
-    let agent = Agent::load(opts, move |span| s.lock().unwrap().push(span)).unwrap_or_else(|e| panic!("{e}"));
+    let opts = AgentOptions {
+        capture_query,
+        link_map_pin_dir: PIN_DIR.into(),
+        ..Default::default()
+    };
+    let agent = Agent::load(opts, move |span| s.lock().unwrap().push(span))
+        .unwrap_or_else(|e| panic!("{e}"));
     (agent, sink)
 }
 
@@ -97,7 +109,10 @@ pub fn request(port: u16, target: &str, headers: &[(&str, &str)]) -> u16 {
     s.write_all(req.as_bytes()).unwrap();
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
-    resp.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or_else(|| panic!("bad response: {resp}"))
+    resp.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("bad response: {resp}"))
 }
 
 pub fn str_attr<'a>(s: &'a Span, k: &str) -> Option<&'a str> {

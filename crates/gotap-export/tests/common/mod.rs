@@ -56,7 +56,12 @@ impl Collector {
         let out = dir.join("collector-out.jsonl");
         let cfg = dir.join("collector.yaml");
         let yaml = Command::new(gotap_testkit::repo_root().join("scripts/collector.sh"))
-            .args(["config", &grpc_port.to_string(), &http_port.to_string(), out.to_str().unwrap()])
+            .args([
+                "config",
+                &grpc_port.to_string(),
+                &http_port.to_string(),
+                out.to_str().unwrap(),
+            ])
             .output()
             .unwrap();
         assert!(yaml.status.success());
@@ -68,14 +73,27 @@ impl Collector {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let mut c = Collector { child, grpc_port, http_port, out, log };
+        let mut c = Collector {
+            child,
+            grpc_port,
+            http_port,
+            out,
+            log,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         for port in [grpc_port, http_port] {
             while TcpStream::connect(("127.0.0.1", port)).is_err() {
                 if let Ok(Some(st)) = c.child.try_wait() {
-                    panic!("collector exited ({st}) before listening; log:\n{}", c.log());
+                    panic!(
+                        "collector exited ({st}) before listening; log:\n{}",
+                        c.log()
+                    );
                 }
-                assert!(Instant::now() < deadline, "collector did not listen on {port} within 30 s; log:\n{}", c.log());
+                assert!(
+                    Instant::now() < deadline,
+                    "collector did not listen on {port} within 30 s; log:\n{}",
+                    c.log()
+                );
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
@@ -120,7 +138,11 @@ pub fn read_json_lines(p: &Path) -> Vec<J> {
         Some(i) => &text[..=i],
         None => "",
     };
-    complete.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l}: {e}"))).collect()
+    complete
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l}: {e}")))
+        .collect()
 }
 
 pub fn all_spans(reqs: &[J]) -> Vec<(J, J)> {
@@ -152,14 +174,22 @@ pub fn normalize(v: &J) -> J {
 }
 
 pub fn resource() -> Arc<Resource> {
-    let mut r = gotap_export::resource_for_process(4242, Path::new("/srv/bin/orders"), "go1.26.8", Some("orders"));
+    let mut r = gotap_export::resource_for_process(
+        4242,
+        Path::new("/srv/bin/orders"),
+        "go1.26.8",
+        Some("orders"),
+    );
     r.set("deployment.environment.name", "test");
     Arc::new(r)
 }
 
 /// A server span with a client child, an internal span with every value type, a root error span.
 pub fn sample_spans(resource: &Arc<Resource>, seed: u8) -> Vec<Span> {
-    let trace = [seed, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36];
+    let trace = [
+        seed, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47,
+        0x36,
+    ];
     let t0 = 1_700_000_000_000_000_000u64 + seed as u64 * 1_000_000;
     let frame = |id: u8, parent: Option<u8>, start: u64, end: u64| SpanFrame {
         trace_id: trace,
@@ -186,7 +216,12 @@ pub fn sample_spans(resource: &Arc<Resource>, seed: u8) -> Vec<Span> {
         false,
     );
     let client = client_span(
-        &ClientRequest { method: "POST".into(), url: "http://127.0.0.1:9090/orders".into(), status_code: Some(503), error: None },
+        &ClientRequest {
+            method: "POST".into(),
+            url: "http://127.0.0.1:9090/orders".into(),
+            status_code: Some(503),
+            error: None,
+        },
         frame(2, Some(1), t0 + 100_000, t0 + 900_000),
     );
     let internal = Span {
@@ -197,7 +232,13 @@ pub fn sample_spans(resource: &Arc<Resource>, seed: u8) -> Vec<Span> {
         kind: SpanKind::Internal,
         start_unix_nano: t0 + 200_000,
         end_unix_nano: t0 + 300_000,
-        attributes: vec![("b", Value::Bool(false)), ("d", Value::Double(2.0)), ("d2", Value::Double(0.25)), ("i", Value::Int(-7)), ("s", Value::from(""))],
+        attributes: vec![
+            ("b", Value::Bool(false)),
+            ("d", Value::Double(2.0)),
+            ("d2", Value::Double(0.25)),
+            ("i", Value::Int(-7)),
+            ("s", Value::from("")),
+        ],
         status: Status::Ok,
         resource: resource.clone(),
         scope: "gotap/test",
@@ -222,33 +263,57 @@ pub fn assert_spans_match(reqs: &[J], spans: &[Span]) {
         let (res, j) = got
             .iter()
             .find(|(_, j)| j["spanId"] == hex(&s.span_id))
-            .unwrap_or_else(|| panic!("span {} ({}) missing from {reqs:?}", hex(&s.span_id), s.name));
+            .unwrap_or_else(|| {
+                panic!(
+                    "span {} ({}) missing from {reqs:?}",
+                    hex(&s.span_id),
+                    s.name
+                )
+            });
         assert_eq!(j["traceId"], hex(&s.trace_id));
         match s.parent_span_id {
             Some(p) => assert_eq!(j["parentSpanId"], hex(&p)),
-            None => assert!(j.get("parentSpanId").is_none(), "root span has a parent: {j}"),
+            None => assert!(
+                j.get("parentSpanId").is_none(),
+                "root span has a parent: {j}"
+            ),
         }
         assert_eq!(j["name"], s.name.as_str());
-        assert_eq!(j["kind"].as_i64().unwrap(), gotap_export::otlp::kind_number(s.kind) as i64);
+        assert_eq!(
+            j["kind"].as_i64().unwrap(),
+            gotap_export::otlp::kind_number(s.kind) as i64
+        );
         assert_eq!(j["startTimeUnixNano"], s.start_unix_nano.to_string());
         assert_eq!(j["endTimeUnixNano"], s.end_unix_nano.to_string());
         let attrs = j["attributes"].as_array().unwrap();
         assert_eq!(attrs.len(), s.attributes.len(), "{j}");
         for (a, (k, v)) in attrs.iter().zip(&s.attributes) {
             assert_eq!(a["key"], *k);
-            assert_eq!(normalize(&a["value"]), normalize(&value_json(v)), "attribute {k}");
+            assert_eq!(
+                normalize(&a["value"]),
+                normalize(&value_json(v)),
+                "attribute {k}"
+            );
         }
         match &s.status {
             Status::Unset => assert_eq!(j["status"], serde_json::json!({})),
             Status::Ok => assert_eq!(j["status"], serde_json::json!({"code": 1})),
-            Status::Error(m) if m.is_empty() => assert_eq!(j["status"], serde_json::json!({"code": 2})),
-            Status::Error(m) => assert_eq!(j["status"], serde_json::json!({"code": 2, "message": m})),
+            Status::Error(m) if m.is_empty() => {
+                assert_eq!(j["status"], serde_json::json!({"code": 2}))
+            }
+            Status::Error(m) => {
+                assert_eq!(j["status"], serde_json::json!({"code": 2, "message": m}))
+            }
         }
         let rattrs = res["attributes"].as_array().unwrap();
         assert_eq!(rattrs.len(), s.resource.attributes.len());
         for (a, (k, v)) in rattrs.iter().zip(&s.resource.attributes) {
             assert_eq!(a["key"], k.as_str());
-            assert_eq!(normalize(&a["value"]), normalize(&value_json(v)), "resource attribute {k}");
+            assert_eq!(
+                normalize(&a["value"]),
+                normalize(&value_json(v)),
+                "resource attribute {k}"
+            );
         }
     }
 }
