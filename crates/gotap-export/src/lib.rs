@@ -1,7 +1,7 @@
 //! Span export: where gotap's spans go once a strategy has built them.
 //!
 //! [`ExportConfig::from_env`] reads the standard `OTEL_*` variables (plus CLI overrides);
-//! [`Pipeline::start`] runs one export thread that batches spans (512 or 200 ms) and sends them to
+//! [`Pipeline::start`] runs one export thread that batches spans (2048, 2 MiB or 200 ms) and sends them to
 //! every configured [`Exporter`]: the console (one aligned line per span), an OTLP/JSON lines file
 //! (the OpenTelemetry Collector `file` exporter's format), OTLP/gRPC, OTLP/HTTP protobuf.
 //! Producers hold a [`SpanSender`] whose `send` never blocks: a full queue drops and counts. A

@@ -222,7 +222,7 @@ fn encode_items<T: SpanMessage>(spans: &[T]) -> Vec<u8> {
 }
 
 /// Protobuf wire helpers for [`encode_request`].
-mod pb {
+pub(crate) mod pb {
     use super::{kind_number, status_parts};
     use gotap_spans::{Span, Value};
     use prost::encoding::{encoded_len_varint, key_len, WireType};

@@ -104,6 +104,8 @@ enum Item {
 struct Gathered {
     spans: Vec<Span>,
     encoded: Vec<EncodedSpan>,
+    /// Protobuf size of the spans so far (see `BatchConfig::max_export_batch_bytes`).
+    bytes: usize,
 }
 
 impl Gathered {
@@ -112,13 +114,23 @@ impl Gathered {
         Gathered {
             spans: Vec::with_capacity(a),
             encoded: Vec::with_capacity(b),
+            bytes: 0,
         }
     }
     fn push(&mut self, item: Item) {
         match item {
-            Item::Span(s) => self.spans.push(s),
-            Item::Encoded(e) => self.encoded.push(e),
+            Item::Span(s) => {
+                self.bytes += crate::otlp::pb::span_len(&s);
+                self.spans.push(s)
+            }
+            Item::Encoded(e) => {
+                self.bytes += e.bytes.len();
+                self.encoded.push(e)
+            }
         }
+    }
+    fn is_full(&self, cfg: &BatchConfig) -> bool {
+        self.len() >= cfg.max_export_batch_size || self.bytes >= cfg.max_export_batch_bytes
     }
     fn len(&self) -> usize {
         self.spans.len() + self.encoded.len()
@@ -406,7 +418,7 @@ impl Worker {
                             batch_started = Instant::now();
                         }
                         batch.push(span);
-                        if batch.len() >= self.cfg.max_export_batch_size {
+                        if batch.is_full(&self.cfg) {
                             self.dispatch(
                                 std::mem::replace(&mut batch, Gathered::new(self.encode, cap)),
                                 None,
@@ -460,7 +472,7 @@ impl Worker {
         // Flush: everything queued, then retries until the buffers are empty or time is up.
         while let Ok(span) = self.rx.try_recv() {
             batch.push(span);
-            if batch.len() >= self.cfg.max_export_batch_size {
+            if batch.is_full(&self.cfg) {
                 self.dispatch(
                     std::mem::replace(&mut batch, Gathered::new(self.encode, cap)),
                     Some(deadline),

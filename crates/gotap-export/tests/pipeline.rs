@@ -50,14 +50,14 @@ fn batches_by_size_then_by_time() {
     let probe = Probe::default();
     let p = Pipeline::start_with(
         BatchConfig {
-            max_queue_size: 4096,
+            max_queue_size: 8192,
             ..Default::default()
         },
         vec![Box::new(probe.clone())],
         None,
     );
     let tx = p.sender();
-    for s in spans(1100) {
+    for s in spans(4200) {
         assert!(tx.send(s));
     }
     let sent = Instant::now();
@@ -67,7 +67,7 @@ fn batches_by_size_then_by_time() {
     let sizes: Vec<usize> = probe.batches.lock().unwrap().iter().map(|b| b.1).collect();
     assert_eq!(
         sizes,
-        [512, 512, 76],
+        [2048, 2048, 104],
         "full batches at once, the rest after the 200 ms delay"
     );
     let last = probe.batches.lock().unwrap()[2].0;
@@ -77,7 +77,31 @@ fn batches_by_size_then_by_time() {
         "partial batch after {waited:?}"
     );
     let stats = p.shutdown();
-    assert_eq!(stats.exporter("probe").unwrap().exported, 1100);
+    assert_eq!(stats.exporter("probe").unwrap().exported, 4200);
+}
+
+#[test]
+fn batches_are_cut_by_encoded_size() {
+    // Spans of one size, a byte bound of ten of them: batches of ten, far below the span bound.
+    let one = spans(1).pop().unwrap();
+    let size = gotap_export::otlp::EncodedSpan::new(one.clone()).bytes.len();
+    let probe = Probe::default();
+    let p = Pipeline::start_with(
+        BatchConfig {
+            max_export_batch_bytes: 10 * size,
+            ..Default::default()
+        },
+        vec![Box::new(probe.clone())],
+        None,
+    );
+    let tx = p.sender();
+    for _ in 0..35 {
+        assert!(tx.send(one.clone()));
+    }
+    let stats = p.shutdown();
+    let sizes: Vec<usize> = probe.batches.lock().unwrap().iter().map(|b| b.1).collect();
+    assert_eq!(sizes, [10, 10, 10, 5], "cut at 10 spans' bytes, the rest at shutdown");
+    assert_eq!(stats.exporter("probe").unwrap().exported, 35);
 }
 
 #[test]
@@ -279,7 +303,11 @@ impl Exporter for BytesOnly {
 fn spans_are_encoded_when_no_exporter_reads_them() {
     let sent = spans(600);
     let bytes = BytesOnly::default();
-    let p = Pipeline::start_with(BatchConfig::default(), vec![Box::new(bytes.clone())], None);
+    let cfg = BatchConfig {
+        max_export_batch_size: 512,
+        ..Default::default()
+    };
+    let p = Pipeline::start_with(cfg, vec![Box::new(bytes.clone())], None);
     let tx = p.sender();
     for s in sent.clone() {
         assert!(tx.send(s));

@@ -80,15 +80,36 @@ func gotapProbeSQLBegin(ctx context.Context) (context.Context, *gotapProbeRecord
 	if m, ok := ctx.Value(gotapProbeSQLMark{}).(*gotapProbeRecord); ok && unsafe.Pointer(m) == inner {
 		return ctx, nil
 	}
-	rec := &gotapProbeRecord{start: time.Now().UnixNano(), span: gotapProbeNonZero(), flags: 1}
+	c := &gotapProbeSQLCtx{Context: ctx}
+	rec := &c.rec
+	rec.start, rec.span, rec.flags = time.Now().UnixNano(), gotapProbeNonZero(), 1
 	if inner != nil {
 		p := (*gotapProbeRecord)(inner) // only the shared 48-byte head is read
 		rec.traceHi, rec.traceLo, rec.parent, rec.flags = p.traceHi, p.traceLo, p.span, p.flags&1
 	} else {
 		rec.traceHi, rec.traceLo = gotapRand(), gotapProbeNonZero()
 	}
-	ctx = context.WithValue(ctx, &gotapProbeCtxKey, unsafe.Pointer(rec))
-	return context.WithValue(ctx, gotapProbeSQLMark{}, rec), rec
+	return c, rec
+}
+
+// gotapProbeSQLCtx is the query's context: the caller's plus the span's record under both keys
+// (gotap.probeCtxKey for children, gotapProbeSQLMark for the advice's second call), in one
+// allocation instead of two context.WithValue nodes and a record. Everything else is the parent's.
+type gotapProbeSQLCtx struct {
+	context.Context
+	rec gotapProbeRecord
+}
+
+func (c *gotapProbeSQLCtx) Value(key any) any {
+	switch k := key.(type) {
+	case *byte:
+		if k == &gotapProbeCtxKey {
+			return unsafe.Pointer(&c.rec)
+		}
+	case gotapProbeSQLMark:
+		return &c.rec
+	}
+	return c.Context.Value(key)
 }
 
 // gotapProbeSQLEnd fires the site for a query on db. No rows and the driver's "take the slow

@@ -70,20 +70,27 @@ func gotapProbeParentOf(ctx context.Context) unsafe.Pointer {
 }
 
 func gotapProbeNewRecord(parent unsafe.Pointer) *gotapProbeRecord {
-	rec := &gotapProbeRecord{start: time.Now().UnixNano(), span: gotapProbeNonZero(), flags: 1}
+	rec := new(gotapProbeRecord)
+	gotapProbeInitRecord(rec, parent)
+	return rec
+}
+
+func gotapProbeInitRecord(rec *gotapProbeRecord, parent unsafe.Pointer) {
+	rec.start, rec.span, rec.flags = time.Now().UnixNano(), gotapProbeNonZero(), 1
 	if parent != nil {
 		p := (*gotapProbeRecord)(parent) // only the shared 48-byte head is read
 		rec.traceHi, rec.traceLo, rec.parent, rec.flags = p.traceHi, p.traceLo, p.span, p.flags&1
 	} else {
 		rec.traceHi, rec.traceLo = gotapRand(), gotapProbeNonZero()
 	}
-	return rec
 }
 
 // gotapProbeGRPCServerBegin starts a server span: joins an incoming traceparent and puts the span
 // into the handler's context.
 func gotapProbeGRPCServerBegin(ctx context.Context) (context.Context, *gotapProbeRecord) {
-	rec := gotapProbeNewRecord(nil)
+	c := &gotapProbeGRPCCtx{Context: ctx}
+	rec := &c.rec
+	gotapProbeInitRecord(rec, nil)
 	if md, ok := metadata.FromIncomingContext(ctx); ok {
 		if v := md["traceparent"]; len(v) > 0 {
 			if hi, lo, parent, flags, ok := gotapParseTraceparent(v[0]); ok {
@@ -92,7 +99,21 @@ func gotapProbeGRPCServerBegin(ctx context.Context) (context.Context, *gotapProb
 			}
 		}
 	}
-	return context.WithValue(ctx, &gotapProbeCtxKey, unsafe.Pointer(rec)), rec
+	return c, rec
+}
+
+// gotapProbeGRPCCtx is the handler's context: the incoming one plus the span's record under
+// gotap.probeCtxKey, in one allocation (not a context.WithValue node and a record).
+type gotapProbeGRPCCtx struct {
+	context.Context
+	rec gotapProbeRecord
+}
+
+func (c *gotapProbeGRPCCtx) Value(key any) any {
+	if k, ok := key.(*byte); ok && k == &gotapProbeCtxKey {
+		return unsafe.Pointer(&c.rec)
+	}
+	return c.Context.Value(key)
 }
 
 func gotapProbeGRPCServerEnd(ctx context.Context, fullMethod string, rec *gotapProbeRecord, err error) {

@@ -80,28 +80,53 @@ type gotapProbeKey struct{}
 //go:linkname gotapProbeCtxKey gotap.probeCtxKey
 var gotapProbeCtxKey byte
 
+// gotapProbeServerCtx is the request's context while a server span is open: the parent context
+// plus the span's record, in one allocation (a context.WithValue node, a separate record and the
+// Request copy of r.WithContext were three, and this runs on every request while traced). Every
+// other key, and cancellation, is the parent's: context.WithCancel below it still finds the
+// parent's cancelCtx through Value, as with any context node.
+type gotapProbeServerCtx struct {
+	context.Context
+	rec gotapProbeRecord
+}
+
+func (c *gotapProbeServerCtx) Value(key any) any {
+	if _, ok := key.(gotapProbeKey); ok {
+		return &c.rec
+	}
+	return c.Context.Value(key)
+}
+
 // gotapProbeServerBegin starts a server span: joins an incoming traceparent and puts the span into
-// the request's context, where client round trips made with that context find their parent.
+// the request's context, where client round trips made with that context find their parent. The
+// request is the one the server has just read for this handler call and nobody else holds, so its
+// context is replaced in place rather than through r.WithContext's copy of the whole Request.
 func gotapProbeServerBegin(r *Request) (*Request, *gotapProbeRecord) {
-	rec := &gotapProbeRecord{
-		start:     time.Now().UnixNano(),
-		span:      gotapProbeNonZero(),
-		flags:     gotapFlagSampled,
-		host:      r.Host,
-		remote:    r.RemoteAddr,
-		userAgent: r.Header.Get("User-Agent"),
-		proto:     r.Proto,
+	c := &gotapProbeServerCtx{Context: r.Context()}
+	rec := &c.rec
+	rec.start = time.Now().UnixNano()
+	rec.span = gotapProbeNonZero()
+	rec.flags = gotapFlagSampled
+	rec.host, rec.remote, rec.proto = r.Host, r.RemoteAddr, r.Proto
+	// The server stores header keys canonicalised: index the map, skip Get's canonicalisation.
+	if v := r.Header["User-Agent"]; len(v) > 0 {
+		rec.userAgent = v[0]
 	}
 	if r.URL != nil {
 		rec.query = r.URL.RawQuery
 	}
-	if hi, lo, parent, flags, ok := gotapParseTraceparent(r.Header.Get("Traceparent")); ok {
+	tp := ""
+	if v := r.Header["Traceparent"]; len(v) > 0 {
+		tp = v[0]
+	}
+	if hi, lo, parent, flags, ok := gotapParseTraceparent(tp); ok {
 		rec.traceHi, rec.traceLo, rec.parent = hi, lo, parent
 		rec.flags = flags&gotapFlagSampled | gotapFlagRemoteParent
 	} else {
 		rec.traceHi, rec.traceLo = gotapRand(), gotapProbeNonZero()
 	}
-	return r.WithContext(context.WithValue(r.Context(), gotapProbeKey{}, rec)), rec
+	r.ctx = c
+	return r, rec
 }
 
 // gotapProbeServerEnd fires the server site. ServeMux recorded the matched pattern on the request
