@@ -245,6 +245,14 @@ if "uprobes" in modes and "sites" in modes:
         ou, os_ = med("uprobes", key) - base, med("sites", key) - base
         print(f"\nper-request CPU overhead {what}: function uprobes {ou:.2f} µs, sites {os_:.2f} µs: {ou / os_ if os_ > 0 else float('inf'):.1f}× less with sites", end="")
     print()
+    # Paired: each round's overhead against that round's plain run (modes interleave, so a
+    # slow phase of the machine hits both), then the median over rounds.
+    def paired(m, key):
+        base = {r["round"]: r[key] for r in runs if r["mode"] == "plain"}
+        return st.median(r[key] - base[r["round"]] for r in runs if r["mode"] == m and r["round"] in base)
+    for what, key in ((f"at {rate} req/s", "cpu_us_per_req"), ("at saturation", "cpu_us_per_req_sat")):
+        ou, os_ = paired("uprobes", key), paired("sites", key)
+        print(f"paired per round, {what}: function uprobes {ou:+.2f} µs, sites {os_:+.2f} µs: {ou / os_ if os_ > 0 else float('inf'):.1f}×")
     tu, ts = 1 - med("uprobes", "rps") / med("plain", "rps"), 1 - med("sites", "rps") / med("plain", "rps")
     print(f"saturation throughput lost: function uprobes {tu:.1%}, sites {ts:.1%}: {tu / ts if ts > 0 else float('inf'):.1f}× less with sites")
 for m in ("uprobes", "sites"):

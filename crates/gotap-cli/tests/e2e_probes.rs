@@ -108,7 +108,9 @@ fn run(bin: &Path, dir: &Path, label: &str, pa: u16, pb: u16) -> Run {
         "{label}"
     );
     assert_eq!(http(pa, "GET", "/fail", &[]).0, 500, "{label}");
-    assert_eq!(http(pa, "GET", "/notfound", &[]).0, 404, "{label}");
+    // Longer than the 256 bytes of url.path both strategies keep: the cut must agree.
+    let long = format!("/notfound/{}?q=1", "x".repeat(300));
+    assert_eq!(http(pa, "GET", &long, &[]).0, 404, "{label}");
     // Let the agents drain their ring buffers (they poll every 20 ms) before stopping them.
     std::thread::sleep(Duration::from_millis(300));
     let fa = a.interrupt();
@@ -183,6 +185,21 @@ fn same_spans(tc: Toolchain, variant: Variant) {
         signatures(&sites.spans),
         signatures(&functions.spans),
         "{label}: sites and function probes disagree"
+    );
+    let cut = sites
+        .spans
+        .iter()
+        .find_map(|s| s.str("url.path").filter(|p| p.starts_with("/notfound/")))
+        .unwrap_or_else(|| {
+            panic!(
+                "{label}: no span for the long path:\n{}",
+                dump(&sites.spans)
+            )
+        });
+    assert_eq!(
+        cut,
+        &format!("/notfound/{}", "x".repeat(246)),
+        "{label}: url.path cut at 256 bytes"
     );
     // The signatures compare trees, not just sets: spot-check the links they encode.
     let a43 = sites

@@ -741,7 +741,25 @@ static __always_inline int site_hit(struct pt_regs *ctx, u8 kind)
 	s->h.start = r.start;
 	s->h.rflags = r.flags;
 	u32 off = 0;
-	if (kind == EV_SITE_SERVER) {
+	if (kind == EV_SITE_SERVER && (r.flags & REC_PACKED)) {
+		/* The woven code packed the eight strings, capped, into one buffer that the record's
+		 * query field points at: u16 lengths, then the bytes. One read instead of eight. */
+		u64 n = r.query.len;
+		if (n < sizeof(s->h.slen) || n > sizeof(s->h.slen) + PACKED_CAP ||
+		    bpf_probe_read_user(&s->h.slen, n, (void *)r.query.ptr)) {
+			count(CNT_READ_FAILS);
+			return 0;
+		}
+		n -= sizeof(s->h.slen);
+		u64 sum = 0;
+		for (int i = 0; i < SITE_STRS; i++)
+			sum += s->h.slen[i];
+		if (sum != n) {
+			count(CNT_READ_FAILS);
+			return 0;
+		}
+		off = n;
+	} else if (kind == EV_SITE_SERVER) {
 		off = site_put(s, off, 0, a.method_ptr, a.method_len, METHOD_CAP);
 		off = site_put(s, off, 1, a.path_ptr, a.path_len, PATH_CAP);
 		off = site_put(s, off, 2, a.text_ptr, a.text_len, PATTERN_CAP);

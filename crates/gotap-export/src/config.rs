@@ -74,7 +74,7 @@ impl Default for BatchConfig {
             // process's ring buffer every few ms (bursts of thousands of spans at high rates) and
             // must not drop while a batch is on the wire: 16384 queued spans ≈ 200 ms at 80k/s.
             max_queue_size: 16384,
-            // The SDK's 512 costs gotap 0.3-0.5 us more per span at 8000 spans/s than 2048 (one
+            // The SDK's 512 costs gotap 0.2-0.5 us more per span at 8000 spans/s than 2048 (one
             // request, its headers and syscalls, per 512 spans): docs/benchmarks.md, probe sites.
             // Bytes, not spans, bound a request's size (max_export_batch_bytes).
             max_export_batch_size: 2048,

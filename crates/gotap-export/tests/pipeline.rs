@@ -84,7 +84,9 @@ fn batches_by_size_then_by_time() {
 fn batches_are_cut_by_encoded_size() {
     // Spans of one size, a byte bound of ten of them: batches of ten, far below the span bound.
     let one = spans(1).pop().unwrap();
-    let size = gotap_export::otlp::EncodedSpan::new(one.clone()).bytes.len();
+    let size = gotap_export::otlp::EncodedSpan::new(one.clone())
+        .bytes
+        .len();
     let probe = Probe::default();
     let p = Pipeline::start_with(
         BatchConfig {
@@ -100,7 +102,11 @@ fn batches_are_cut_by_encoded_size() {
     }
     let stats = p.shutdown();
     let sizes: Vec<usize> = probe.batches.lock().unwrap().iter().map(|b| b.1).collect();
-    assert_eq!(sizes, [10, 10, 10, 5], "cut at 10 spans' bytes, the rest at shutdown");
+    assert_eq!(
+        sizes,
+        [10, 10, 10, 5],
+        "cut at 10 spans' bytes, the rest at shutdown"
+    );
     assert_eq!(stats.exporter("probe").unwrap().exported, 35);
 }
 
