@@ -160,9 +160,15 @@ impl<'a> SiteEvent<'a> {
         self.strs.get(i).copied().unwrap_or_default()
     }
 
-    /// String slot `i`, borrowed when it is valid UTF-8 (else lossily decoded).
+    /// String slot `i`, borrowed when it is valid UTF-8 (else lossily decoded). `from_utf8`
+    /// first: its validation is several times faster than the lossy decoder's chunk walk, and
+    /// this runs for every string of every span.
     pub fn str(&self, i: usize) -> std::borrow::Cow<'a, str> {
-        String::from_utf8_lossy(self.bytes(i))
+        let b = self.bytes(i);
+        match std::str::from_utf8(b) {
+            Ok(s) => std::borrow::Cow::Borrowed(s),
+            Err(_) => String::from_utf8_lossy(b),
+        }
     }
 
     /// String slot `i` as an owned `String`.
