@@ -741,9 +741,12 @@ static __always_inline int site_hit(struct pt_regs *ctx, u8 kind)
 	s->h.start = r.start;
 	s->h.rflags = r.flags;
 	u32 off = 0;
-	if (kind == EV_SITE_SERVER && (r.flags & REC_PACKED)) {
-		/* The woven code packed the eight strings, capped, into one buffer that the record's
-		 * query field points at: u16 lengths, then the bytes. One read instead of eight. */
+	if (r.flags & REC_PACKED) {
+		/* The woven code packed the strings, capped, into one buffer that the record's last
+		 * string field points at: u16 lengths, then the bytes. One read instead of one per
+		 * string. */
+		if (kind == EV_SITE_SQL && a.path_len > SQL_TEXT_CAP)
+			count(CNT_SQL_TRUNCATED);
 		u64 n = r.query.len;
 		if (n < sizeof(s->h.slen) || n > sizeof(s->h.slen) + PACKED_CAP ||
 		    bpf_probe_read_user(&s->h.slen, n, (void *)r.query.ptr)) {

@@ -189,11 +189,12 @@ struct site_event {
 #define URL_CAP 512     /* client: the whole URL (scheme://host/path?query); grpc: full method */
 #define ERROR_CAP 256   /* client: the transport error's text; grpc: status message; sql: error */
 #define SQL_TEXT_CAP 4096
-/* A server site's record flag: the record's query field points at its strings, packed
- * (go/probes/nethttp, gotapProbePack: u16 lengths of the SITE_STRS slots, then the bytes, each
- * slot capped as above, PACKED_CAP bytes at most). */
+/* A site record's flag: the record's last string field (query) points at the span's strings,
+ * packed (gotapProbePack in each go/probes fragment: u16 lengths of the SITE_STRS slots, then the bytes, each
+ * slot capped as below for its kind, PACKED_CAP bytes at most: a sql_query event's caps add up to
+ * 5,152). */
 #define REC_PACKED 4
-#define PACKED_CAP 1120
+#define PACKED_CAP SITE_DATA
 #define SITE_DATA 8192  /* string bytes of one event: the caps of any kind add up to less */
 #define SITE_DATA_MASK (SITE_DATA - 1)
 
@@ -209,4 +210,4 @@ struct site_scratch {
 _Static_assert(__builtin_offsetof(struct site_scratch, data) ==
 		       __builtin_offsetof(struct site_scratch, h.slen) + sizeof(((struct site_event *)0)->slen),
 	       "site_scratch: data must follow the header's string lengths");
-_Static_assert(PACKED_CAP <= SITE_DATA, "packed server strings must fit the event data");
+_Static_assert(PACKED_CAP <= SITE_DATA, "packed strings must fit the event data");

@@ -82,10 +82,10 @@ func gotapProbeSQLBegin(ctx context.Context) (context.Context, *gotapProbeRecord
 	}
 	c := &gotapProbeSQLCtx{Context: ctx}
 	rec := &c.rec
-	rec.start, rec.span, rec.flags = time.Now().UnixNano(), gotapProbeNonZero(), 1
+	rec.start, rec.span, rec.flags = time.Now().UnixNano(), gotapProbeNonZero(), 1|gotapFlagPacked
 	if inner != nil {
 		p := (*gotapProbeRecord)(inner) // only the shared 48-byte head is read
-		rec.traceHi, rec.traceLo, rec.parent, rec.flags = p.traceHi, p.traceLo, p.span, p.flags&1
+		rec.traceHi, rec.traceLo, rec.parent, rec.flags = p.traceHi, p.traceLo, p.span, p.flags&1|gotapFlagPacked
 	} else {
 		rec.traceHi, rec.traceLo = gotapRand(), gotapProbeNonZero()
 	}
@@ -126,7 +126,38 @@ func gotapProbeSQLEnd(rec *gotapProbeRecord, db *DB, query string, err error) {
 	}
 	srv := gotapServerOf(db)
 	rec.s3, rec.s4, rec.s5 = srv.address, srv.portText, srv.namespace
-	gotapProbeSQLQuery(gotapDriverPath(db.Driver()), query, failed, time.Now().UnixNano()-rec.start, errText, rec)
+	drv := gotapDriverPath(db.Driver())
+	strs := [8]string{drv, query, errText, rec.s1, rec.s2, rec.s3, rec.s4, rec.s5}
+	rec.s5 = gotapProbePack(&strs, &gotapSQLCaps) // children read only the record's head
+	gotapProbeSQLQuery(drv, query, failed, time.Now().UnixNano()-rec.start, errText, rec)
+}
+
+// The caps of a sql_query event's slots (driver, query, error, error type, SQLSTATE,
+// server.address, server.port, db.namespace): crates/gotap-ebpf/bpf/gotap.bpf.c.
+var gotapSQLCaps = [8]int{128, 4096, 256, 256, 16, 256, 16, 128}
+
+// gotapFlagPacked: at the site, the record's last string points at the packed strings.
+const gotapFlagPacked = 4
+
+// gotapProbePack copies a span's strings, each cut at its slot's cap, into one buffer the BPF
+// program reads in one block: eight little-endian u16 lengths, then the bytes (the net/http
+// fragment has the same function and explains the format; flag gotapFlagPacked tells the tracer
+// that the record's last string field points at it).
+func gotapProbePack(strs *[8]string, caps *[8]int) string {
+	n := 16
+	for i := range strs {
+		if len(strs[i]) > caps[i] {
+			strs[i] = strs[i][:caps[i]]
+		}
+		n += len(strs[i])
+	}
+	b := make([]byte, n)
+	off := 16
+	for i, s := range strs {
+		b[2*i], b[2*i+1] = byte(len(s)), byte(len(s)>>8)
+		off += copy(b[off:], s)
+	}
+	return unsafe.String(&b[0], n)
 }
 
 func gotapProbeNonZero() uint64 {

@@ -76,10 +76,10 @@ func gotapProbeNewRecord(parent unsafe.Pointer) *gotapProbeRecord {
 }
 
 func gotapProbeInitRecord(rec *gotapProbeRecord, parent unsafe.Pointer) {
-	rec.start, rec.span, rec.flags = time.Now().UnixNano(), gotapProbeNonZero(), 1
+	rec.start, rec.span, rec.flags = time.Now().UnixNano(), gotapProbeNonZero(), 1|gotapFlagPacked
 	if parent != nil {
 		p := (*gotapProbeRecord)(parent) // only the shared 48-byte head is read
-		rec.traceHi, rec.traceLo, rec.parent, rec.flags = p.traceHi, p.traceLo, p.span, p.flags&1
+		rec.traceHi, rec.traceLo, rec.parent, rec.flags = p.traceHi, p.traceLo, p.span, p.flags&1|gotapFlagPacked
 	} else {
 		rec.traceHi, rec.traceLo = gotapRand(), gotapProbeNonZero()
 	}
@@ -95,7 +95,7 @@ func gotapProbeGRPCServerBegin(ctx context.Context) (context.Context, *gotapProb
 		if v := md["traceparent"]; len(v) > 0 {
 			if hi, lo, parent, flags, ok := gotapParseTraceparent(v[0]); ok {
 				rec.traceHi, rec.traceLo, rec.parent = hi, lo, parent
-				rec.flags = flags&1 | 2
+				rec.flags = flags&1 | 2 | gotapFlagPacked
 			}
 		}
 	}
@@ -122,6 +122,8 @@ func gotapProbeGRPCServerEnd(ctx context.Context, fullMethod string, rec *gotapP
 		peerAddr = p.Addr.String()
 	}
 	code, msg := gotapProbeStatus(err)
+	strs := [8]string{fullMethod, peerAddr, msg}
+	rec.s5 = gotapProbePack(&strs, &gotapServerCaps) // children read only the record's head
 	gotapProbeGRPCServer(fullMethod, peerAddr, code, time.Now().UnixNano()-rec.start, msg, rec)
 }
 
@@ -143,7 +145,39 @@ func gotapProbeGRPCClientBegin(ctx context.Context, fullMethod string) (context.
 
 func gotapProbeGRPCClientEnd(rec *gotapProbeRecord, fullMethod, target string, err error) {
 	code, msg := gotapProbeStatus(err)
+	strs := [8]string{fullMethod, target, msg}
+	rec.s5 = gotapProbePack(&strs, &gotapClientCaps)
 	gotapProbeGRPCClient(fullMethod, target, code, time.Now().UnixNano()-rec.start, msg, rec)
+}
+
+// The caps of the grpc events' slots (full method, peer or target, status message):
+// crates/gotap-ebpf/bpf/gotap.bpf.c.
+var (
+	gotapServerCaps = [8]int{512, 64, 256}
+	gotapClientCaps = [8]int{512, 128, 256}
+)
+
+// gotapFlagPacked: at the site, the record's last string points at the packed strings.
+const gotapFlagPacked = 4
+
+// gotapProbePack copies a span's strings, each cut at its slot's cap, into one buffer the BPF
+// program reads in one block: eight little-endian u16 lengths, then the bytes (the net/http
+// fragment has the same function and explains the format).
+func gotapProbePack(strs *[8]string, caps *[8]int) string {
+	n := 16
+	for i := range strs {
+		if len(strs[i]) > caps[i] {
+			strs[i] = strs[i][:caps[i]]
+		}
+		n += len(strs[i])
+	}
+	b := make([]byte, n)
+	off := 16
+	for i, s := range strs {
+		b[2*i], b[2*i+1] = byte(len(s)), byte(len(s)>>8)
+		off += copy(b[off:], s)
+	}
+	return unsafe.String(&b[0], n)
 }
 
 // gotapProbeStatus is the gRPC status of an RPC's outcome: 0 (OK) for nil and io.EOF.

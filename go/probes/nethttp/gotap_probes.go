@@ -52,28 +52,25 @@ type gotapProbeRecord struct {
 const (
 	gotapFlagSampled      = 1
 	gotapFlagRemoteParent = 2
-	gotapFlagPacked       = 4 // server spans: query points at the packed strings (gotapProbePack)
+	gotapFlagPacked       = 4 // at the site, query points at the packed strings (gotapProbePack)
 )
 
-// A server span's eight strings are handed to the tracer packed in one buffer, so its BPF program
-// reads them in one block instead of one read per string (each read of user memory costs ~0.1 µs
-// in the kernel; the copy here a few ns): eight little-endian u16 lengths, the string slots of
-// gotap's site event in order (method, path, pattern, host, remote, user agent, proto, query),
-// then their bytes back to back, each cut at the BPF program's cap for its slot
-// (crates/gotap-ebpf/bpf/types.h). The record's query field points at the buffer once it is
-// built (flag gotapFlagPacked); the function arguments still carry every value, for bpftrace.
-// The buffer is sized to what it holds: a fixed one inside the span's context made every request
-// allocate 1.1 KB more, which cost more than the reads it saved.
-const (
-	gotapCapMethod, gotapCapPath, gotapCapPattern, gotapCapHost = 16, 256, 128, 128
-	gotapCapRemote, gotapCapUA, gotapCapProto, gotapCapQuery    = 64, 255, 16, 256
+// A span's strings are handed to the tracer packed in one buffer, so its BPF program reads them
+// in one block instead of one read per string (each read of user memory costs 0.1-0.2 µs in the
+// kernel; the copy here a few ns): eight little-endian u16 lengths, the string slots of gotap's
+// site event in order (server: method, path, pattern, host, remote, user agent, proto, query;
+// client: method, URL, error), then their bytes back to back, each cut at the BPF program's cap
+// for its slot (crates/gotap-ebpf/bpf/types.h). The record's query field points at the buffer
+// once it is built (flag gotapFlagPacked, set when the record is made: children read flags); the
+// function arguments still carry every value, for bpftrace. The buffer is sized to what it holds:
+// a fixed one inside the span's context made every request allocate 1.1 KB more, which cost more
+// than the reads it saved.
+var (
+	gotapServerCaps = [8]int{16, 256, 128, 128, 64, 255, 16, 256}
+	gotapClientCaps = [8]int{16, 512, 256}
 )
 
-// The capped strings fit the BPF side's PACKED_CAP (1120): a negative array length does not compile.
-var _ [1120 - (gotapCapMethod + gotapCapPath + gotapCapPattern + gotapCapHost + gotapCapRemote + gotapCapUA + gotapCapProto + gotapCapQuery)]byte
-
-func gotapProbePack(strs *[8]string) string {
-	caps := [8]int{gotapCapMethod, gotapCapPath, gotapCapPattern, gotapCapHost, gotapCapRemote, gotapCapUA, gotapCapProto, gotapCapQuery}
+func gotapProbePack(strs *[8]string, caps *[8]int) string {
 	n := 16
 	for i := range strs {
 		if len(strs[i]) > caps[i] {
@@ -185,7 +182,7 @@ func gotapProbeServerEnd(w ResponseWriter, r *Request, rec *gotapProbeRecord) {
 	strs := [8]string{r.Method, path, r.Pattern, rec.host, rec.remote, rec.userAgent, rec.proto, rec.query}
 	// Children read only the record's head (ids, flags), never query: no race with handler
 	// goroutines still running.
-	rec.query = gotapProbePack(&strs)
+	rec.query = gotapProbePack(&strs, &gotapServerCaps)
 	gotapProbeHTTPServer(r.Method, path, int64(status), time.Now().UnixNano()-rec.start, r.Pattern, rec)
 }
 
@@ -195,9 +192,9 @@ func gotapProbeClientRoundTrip(t *Transport, req *Request) (*Response, error) {
 	if req.URL == nil || req.Header == nil {
 		return t.roundTrip(req)
 	}
-	rec := &gotapProbeRecord{start: time.Now().UnixNano(), span: gotapProbeNonZero(), flags: gotapFlagSampled}
+	rec := &gotapProbeRecord{start: time.Now().UnixNano(), span: gotapProbeNonZero(), flags: gotapFlagSampled | gotapFlagPacked}
 	if p := gotapProbeClientParent(req.Context()); p != nil {
-		rec.traceHi, rec.traceLo, rec.parent, rec.flags = p.traceHi, p.traceLo, p.span, p.flags&gotapFlagSampled
+		rec.traceHi, rec.traceLo, rec.parent, rec.flags = p.traceHi, p.traceLo, p.span, p.flags&gotapFlagSampled|gotapFlagPacked
 	} else {
 		rec.traceHi, rec.traceLo = gotapRand(), gotapProbeNonZero()
 	}
@@ -213,7 +210,10 @@ func gotapProbeClientRoundTrip(t *Transport, req *Request) (*Response, error) {
 	} else if resp != nil {
 		status = int64(resp.StatusCode)
 	}
-	gotapProbeHTTPClient(req.Method, gotapRedactedURL(req), status, time.Now().UnixNano()-rec.start, errText, rec)
+	full := gotapRedactedURL(req)
+	strs := [8]string{req.Method, full, errText}
+	rec.query = gotapProbePack(&strs, &gotapClientCaps)
+	gotapProbeHTTPClient(req.Method, full, status, time.Now().UnixNano()-rec.start, errText, rec)
 	return resp, err
 }
 
