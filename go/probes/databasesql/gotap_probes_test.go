@@ -30,7 +30,29 @@ func TestGotapProbeRecordLayout(t *testing.T) {
 	}
 }
 
-// The record handed to the site carries the DB's server: s3 address, s4 port, s5 namespace.
+// gotapTestUnpack reads the strings gotapProbePack packed: eight u16 lengths, then the bytes.
+func gotapTestUnpack(t *testing.T, p string) (out [8]string) {
+	t.Helper()
+	if len(p) < 16 {
+		t.Fatalf("packed strings %q: shorter than their lengths", p)
+	}
+	off := 16
+	for i := range out {
+		n := int(p[2*i]) | int(p[2*i+1])<<8
+		if off+n > len(p) {
+			t.Fatalf("packed strings %q: slot %d past the end", p, i)
+		}
+		out[i], off = p[off:off+n], off+n
+	}
+	if off != len(p) {
+		t.Fatalf("packed strings %q: %d bytes after the last slot", p, len(p)-off)
+	}
+	return out
+}
+
+// The record handed to the site carries the DB's server: s3 address, s4 port, s5 namespace, and
+// at the site s5 points at all the span's strings packed (flag gotapFlagPacked), the namespace
+// in the last slot.
 func TestGotapProbeRecordHasServer(t *testing.T) {
 	db, err := Open("gotap-test", "scheme://user:pw@db.example:7000/x")
 	if err != nil {
@@ -53,8 +75,20 @@ func TestGotapProbeRecordHasServer(t *testing.T) {
 			t.Fatal("no record")
 		}
 		gotapProbeSQLEnd(rec, c.db, "INSERT", c.err)
-		if rec.s1 != c.s1 || rec.s3 != c.s3 || rec.s4 != c.s4 || rec.s5 != c.s5 {
-			t.Errorf("record s1 %q s3 %q s4 %q s5 %q, want %q %q %q %q", rec.s1, rec.s3, rec.s4, rec.s5, c.s1, c.s3, c.s4, c.s5)
+		if rec.s1 != c.s1 || rec.s3 != c.s3 || rec.s4 != c.s4 {
+			t.Errorf("record s1 %q s3 %q s4 %q, want %q %q %q", rec.s1, rec.s3, rec.s4, c.s1, c.s3, c.s4)
+		}
+		if rec.flags&gotapFlagPacked == 0 {
+			t.Errorf("record flags %#x: packing flag missing", rec.flags)
+		}
+		errText := ""
+		if c.err != nil {
+			errText = c.err.Error()
+		}
+		got := gotapTestUnpack(t, rec.s5)
+		want := [8]string{gotapDriverPath(c.db.Driver()), "INSERT", errText, c.s1, "", c.s3, c.s4, c.s5}
+		if got != want {
+			t.Errorf("packed strings %q, want %q", got, want)
 		}
 	}
 	// The woven methods run with the semaphore set (a tracer attached) and keep their results.
