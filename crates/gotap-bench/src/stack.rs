@@ -315,7 +315,12 @@ pub fn wait_ready(proc: &mut Proc, port: u16, path: Option<&str>, timeout: Durat
     let t = Instant::now();
     loop {
         proc.check_alive()?;
-        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+        // A connect to an unbound ephemeral port can succeed by connecting to itself (TCP
+        // simultaneous open): that is not a listening service.
+        let conn = TcpStream::connect(("127.0.0.1", port))
+            .ok()
+            .filter(|s| s.local_addr().is_ok_and(|a| a.port() != port));
+        if let Some(mut s) = conn {
             match path {
                 None => return Ok(()),
                 Some(p) => {

@@ -2,7 +2,7 @@
 //! join points: crates/gotap-cli/tests/go/wraprule is built with Go 1.26 and 1.27, run, and its
 //! output shows the wrapped calls (advice before and after each `strconv.Atoi`, the argument
 //! evaluated once, in order) and the added field.
-use gotap_testkit::{bin_dir, gotap_bin, repo_root, Toolchain};
+use gotap_testkit::{bin_dir, gotap_bin, gotap_command, repo_root, Toolchain};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Mutex;
@@ -16,7 +16,8 @@ fn app_dir() -> PathBuf {
 
 fn gotap_build(tc: Toolchain, rules: &Path, out: &Path) -> Output {
     let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    Command::new(gotap_bin())
+    // gotap_command(tc) sets GOTAP_GO: without it every build would use the default Go.
+    gotap_command(tc)
         .current_dir(app_dir())
         .args(["build", "--rules"])
         .arg(rules)

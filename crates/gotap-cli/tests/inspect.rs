@@ -631,7 +631,7 @@ fn pid_gives_the_same_facts_as_the_file() {
                 .unwrap(),
         );
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while !gotap_testkit::listening(port) {
             assert!(
                 Instant::now() < deadline,
                 "httpserver did not listen on {port}"

@@ -544,7 +544,7 @@ fn bpftrace_prints_sql_and_grpc() {
             );
             if round == 1 {
                 // The program listens once it has started.
-                while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                while !gotap_testkit::listening(port) {
                     assert!(
                         Instant::now() < deadline,
                         "grpchttp does not listen: {:?}",

@@ -282,11 +282,22 @@ pub fn install_exe(src: &Path, dst: &Path) {
     );
 }
 
+/// Whether a process listens on 127.0.0.1:`port`. A connect to a port nobody listens on can
+/// succeed by connecting to itself (TCP simultaneous open, when the kernel picks the same port as
+/// the source): free ports come from the ephemeral range, so a wait loop of many connects must
+/// reject that case or it reports "ready" before the server is up.
+pub fn listening(port: u16) -> bool {
+    match TcpStream::connect(("127.0.0.1", port)) {
+        Ok(s) => s.local_addr().is_ok_and(|a| a.port() != port),
+        Err(_) => false,
+    }
+}
+
 /// Waits until something accepts TCP connections on 127.0.0.1:`port`; panics after 30 s, naming
 /// `what`.
 pub fn wait_port(port: u16, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+    while !listening(port) {
         assert!(
             Instant::now() < deadline,
             "{what} did not listen on port {port}"

@@ -208,7 +208,7 @@ impl Drop for Proc {
 /// Waits until something accepts TCP connections on 127.0.0.1:`port` (no HTTP request, so no span).
 pub fn wait_listening(port: u16, proc: &mut Proc) {
     let deadline = Instant::now() + Duration::from_secs(60);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+    while !gotap_testkit::listening(port) {
         assert!(
             proc.alive(),
             "{} exited before listening on {port}; stderr:\n{}",

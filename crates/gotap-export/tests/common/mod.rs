@@ -5,7 +5,7 @@
 use gotap_spans::http::{client_span, server_span, ClientRequest, ServerRequest, SpanFrame};
 use gotap_spans::{Resource, Span, SpanKind, Status, Value};
 use serde_json::Value as J;
-use std::net::TcpStream;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, OnceLock};
@@ -82,7 +82,7 @@ impl Collector {
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         for port in [grpc_port, http_port] {
-            while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            while !gotap_testkit::listening(port) {
                 if let Ok(Some(st)) = c.child.try_wait() {
                     panic!(
                         "collector exited ({st}) before listening; log:\n{}",
