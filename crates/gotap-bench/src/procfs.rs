@@ -59,6 +59,54 @@ pub fn only_child(pid: u32) -> Result<u32> {
     }
 }
 
+/// Whether `root` or one of its descendants (the Go program under `gotap run`) holds a TCP socket
+/// listening on `port`. A bare connect cannot tell: with ports picked from the ephemeral range, it
+/// can reach another test's server that got the same free port, or connect to itself (TCP
+/// simultaneous open), before the process we started listens.
+pub fn listens(root: u32, port: u16) -> bool {
+    let mut inodes = vec![];
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let local_port = f
+                .get(1)
+                .and_then(|a| a.rsplit(':').next())
+                .and_then(|p| u16::from_str_radix(p, 16).ok());
+            // State 0A is TCP_LISTEN.
+            if local_port == Some(port) && f.get(3) == Some(&"0A") {
+                inodes.extend(f.get(9).map(|i| format!("socket:[{i}]")));
+            }
+        }
+    }
+    if inodes.is_empty() {
+        return false;
+    }
+    let mut todo = vec![root];
+    while let Some(pid) = todo.pop() {
+        if let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
+            for fd in fds.flatten() {
+                if let Ok(target) = std::fs::read_link(fd.path()) {
+                    if inodes.iter().any(|i| target.as_os_str() == i.as_str()) {
+                        return true;
+                    }
+                }
+            }
+        }
+        if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+            for task in tasks.flatten() {
+                let text =
+                    std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+                todo.extend(
+                    text.split_whitespace()
+                        .filter_map(|k| k.parse::<u32>().ok()),
+                );
+            }
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,9 +156,17 @@ mod tests {
             );
             std::thread::sleep(Duration::from_millis(20));
         };
-        assert!(std::fs::read_to_string(format!("/proc/{kid}/cmdline"))
-            .unwrap()
-            .starts_with("sleep"));
+        // The forked child is sh itself until its exec of sleep: wait for that.
+        while !std::fs::read_to_string(format!("/proc/{kid}/cmdline"))
+            .unwrap_or_default()
+            .starts_with("sleep")
+        {
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "sh's child never ran sleep"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
         for p in [&mut c, &mut sh] {
             p.kill().unwrap();
             p.wait().unwrap();
@@ -123,5 +179,22 @@ mod tests {
     #[test]
     fn missing_process_is_an_error() {
         assert!(cpu_time(u32::MAX - 1).is_err());
+    }
+
+    #[test]
+    fn listens_names_the_owner_of_a_listening_port() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        assert!(listens(std::process::id(), port));
+        // A child of ours does not own it, and a port nobody listens on is nobody's.
+        let mut sh = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        assert!(!listens(sh.id(), port));
+        drop(l);
+        assert!(!listens(std::process::id(), port));
+        let _ = sh.kill();
+        let _ = sh.wait();
     }
 }

@@ -315,11 +315,13 @@ pub fn wait_ready(proc: &mut Proc, port: u16, path: Option<&str>, timeout: Durat
     let t = Instant::now();
     loop {
         proc.check_alive()?;
-        // A connect to an unbound ephemeral port can succeed by connecting to itself (TCP
-        // simultaneous open): that is not a listening service.
-        let conn = TcpStream::connect(("127.0.0.1", port))
-            .ok()
-            .filter(|s| s.local_addr().is_ok_and(|a| a.port() != port));
+        // Ready only when the process we started (or its child, under gotap run) listens: a
+        // connect alone may reach another server that drew the same free port, or itself.
+        let conn = if crate::procfs::listens(proc.pid(), port) {
+            TcpStream::connect(("127.0.0.1", port)).ok()
+        } else {
+            None
+        };
         if let Some(mut s) = conn {
             match path {
                 None => return Ok(()),
