@@ -216,7 +216,6 @@ fn reference(backend: Backend, query: &str, error: Option<DbError>) -> Span {
             driver_package: backend.driver_package().into(),
             query: query.into(),
             error,
-            ..Default::default()
         },
         frame(),
     )
