@@ -103,7 +103,7 @@ fn strings(s: &Span) -> BTreeMap<String, String> {
         .iter()
         .map(|(k, v)| {
             let v = match v {
-                Value::Str(s) => s.clone(),
+                Value::Str(s) => s.to_string(),
                 Value::Int(i) => i.to_string(),
                 Value::Bool(b) => b.to_string(),
                 Value::Double(d) => d.to_string(),

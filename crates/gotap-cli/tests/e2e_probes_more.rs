@@ -168,7 +168,12 @@ fn check_run(stderr: &str, label: &str, instrumentations: &str) {
             && tracing.contains(" on probe sites ("),
         "{label}: {tracing}"
     );
-    let summary = stderr.lines().last().unwrap();
+    // A cut SQL text is counted after the hits (checked by the database/sql test).
+    let summary = stderr
+        .lines()
+        .last()
+        .unwrap()
+        .trim_end_matches(", 1 SQL queries cut at 4096 bytes");
     assert!(
         summary.contains(", 0 dropped, ") && summary.ends_with("(1.0 per span)"),
         "{label}: one hit per span: {summary}"
@@ -289,8 +294,8 @@ fn go127_notes_per_package() {
 
 // ---------- database/sql ----------
 
-/// The requests of build_sql.rs; the number of spans they make (3 startup execs, 4 server spans,
-/// 6 request queries, one per scan query).
+/// The requests of build_sql.rs and /long; the number of spans they make (3 startup execs, 5
+/// server spans, 7 request queries, one per scan query).
 fn sql_requests(port: u16) -> usize {
     let tp = format!("00-{TRACE_ID}-{PARENT_ID}-01");
     assert_eq!(
@@ -301,7 +306,16 @@ fn sql_requests(port: u16) -> usize {
     assert_eq!(http(port, "GET", "/broken", &[]).0, 500);
     let (status, scan) = http(port, "GET", "/scan", &[]);
     assert_eq!(status, 200);
-    3 + 4 + 6 + scan.lines().count()
+    assert_eq!(http(port, "GET", "/long", &[]), (200, "2\n".into()));
+    3 + 5 + 7 + scan.lines().count()
+}
+
+/// sqlsvc's LongQuery (4,839 bytes): probe sites hand gotap its first 4,096 bytes.
+fn long_query() -> String {
+    format!(
+        "SELECT count(*) FROM orders WHERE {}1 = 1",
+        "id = id AND ".repeat(400)
+    )
 }
 
 fn sql_spans(tc: Toolchain) {
@@ -350,6 +364,38 @@ fn sql_spans(tc: Toolchain) {
         dump(&sites),
         fin.stderr
     );
+    // The long query: the SDK exports its text whole (sanitized: `1 = 1` -> `? = ?`), the probe
+    // site its first 4,096 bytes, counted in gotap's summary. Then the spans agree otherwise.
+    let long = long_query();
+    assert_eq!(long.len(), 4839);
+    let is_long = |s: &FlatSpan| {
+        s.str("db.query.text")
+            .is_some_and(|t| t.starts_with("SELECT count(*) FROM orders WHERE id = id AND "))
+    };
+    let text_of = |spans: &[FlatSpan]| -> String {
+        let l: Vec<&FlatSpan> = spans.iter().filter(|s| is_long(s)).collect();
+        assert_eq!(l.len(), 1, "{label}: one long query span:\n{}", dump(spans));
+        l[0].str("db.query.text").unwrap().to_string()
+    };
+    assert_eq!(text_of(&sdk), long.replace("1 = 1", "? = ?"), "{label} SDK");
+    assert_eq!(text_of(&sites), long[..4096], "{label} sites");
+    assert!(
+        fin.stderr
+            .lines()
+            .last()
+            .unwrap()
+            .ends_with("(1.0 per span), 1 SQL queries cut at 4096 bytes"),
+        "{label}: {}",
+        fin.stderr
+    );
+    let same_text = |mut spans: Vec<FlatSpan>| {
+        for s in spans.iter_mut().filter(|s| is_long(s)) {
+            s.attrs
+                .insert("db.query.text".into(), Value::from("<the long query>"));
+        }
+        spans
+    };
+    let (sdk, sites) = (same_text(sdk), same_text(sites));
     assert_eq!(
         signatures(&sites),
         signatures(&sdk),

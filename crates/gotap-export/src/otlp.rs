@@ -413,7 +413,7 @@ pub fn kind_number(k: SpanKind) -> i32 {
 
 fn kv(k: &str, v: &Value) -> KeyValue {
     let value = match v {
-        Value::Str(s) => any_value::Value::StringValue(s.clone()),
+        Value::Str(s) => any_value::Value::StringValue(s.to_string()),
         Value::Int(i) => any_value::Value::IntValue(*i),
         Value::Bool(b) => any_value::Value::BoolValue(*b),
         Value::Double(d) => any_value::Value::DoubleValue(*d),

@@ -257,7 +257,7 @@ pub fn client_span_to(q: &DbQuery, server: &DbServer, f: SpanFrame) -> Span {
     let system = system_name(&q.driver_package);
     let parsed = scan(&q.query);
     let mut attrs: Attributes = Vec::with_capacity(9);
-    attrs.push((DB_SYSTEM_NAME, Value::from(system)));
+    attrs.push((DB_SYSTEM_NAME, Value::from_static(system)));
     attrs.push((DB_QUERY_TEXT, Value::from(parsed.sanitized)));
     if let Some(op) = &parsed.operation {
         attrs.push((DB_OPERATION_NAME, Value::from(op.as_str())));

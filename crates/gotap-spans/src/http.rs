@@ -104,12 +104,13 @@ const KNOWN_METHODS: &[&str] = &[
 ];
 
 /// semconv: unknown methods are reported as `_OTHER` (with the original kept aside).
-fn normalize_method<'a>(m: &'a str, attrs: &mut Attributes) -> &'a str {
-    if KNOWN_METHODS.contains(&m) {
-        m
-    } else {
-        attrs.push((sc::HTTP_REQUEST_METHOD_ORIGINAL, Value::from(m)));
-        "_OTHER"
+fn normalize_method(m: &str, attrs: &mut Attributes) -> &'static str {
+    match KNOWN_METHODS.iter().find(|k| **k == m) {
+        Some(k) => k,
+        None => {
+            attrs.push((sc::HTTP_REQUEST_METHOD_ORIGINAL, Value::from(m)));
+            "_OTHER"
+        }
     }
 }
 
@@ -179,6 +180,18 @@ fn protocol_version(p: &str) -> &str {
     p
 }
 
+/// [`protocol_version`] as an attribute value, borrowed for the versions servers speak.
+fn protocol_version_value(p: &str) -> Value {
+    match protocol_version(p) {
+        "1.1" => Value::from_static("1.1"),
+        "1.0" => Value::from_static("1.0"),
+        "2" => Value::from_static("2"),
+        "2.0" => Value::from_static("2.0"),
+        "3" => Value::from_static("3"),
+        v => Value::from(v),
+    }
+}
+
 pub fn server_span(req: &ServerRequest, frame: SpanFrame, capture_query: bool) -> Span {
     server_span_ref(&req.borrowed(), frame, capture_query)
 }
@@ -187,9 +200,9 @@ pub fn server_span(req: &ServerRequest, frame: SpanFrame, capture_query: bool) -
 pub fn server_span_ref(req: &ServerRequestRef<'_>, frame: SpanFrame, capture_query: bool) -> Span {
     let mut attrs: Attributes = Vec::with_capacity(12);
     let method = normalize_method(req.method, &mut attrs);
-    attrs.push((sc::HTTP_REQUEST_METHOD, Value::from(method)));
+    attrs.push((sc::HTTP_REQUEST_METHOD, Value::from_static(method)));
     attrs.push((sc::URL_PATH, Value::from(req.path)));
-    attrs.push((sc::URL_SCHEME, Value::from("http")));
+    attrs.push((sc::URL_SCHEME, Value::from_static("http")));
     if capture_query {
         if let Some(q) = req.query.filter(|q| !q.is_empty()) {
             attrs.push((sc::URL_QUERY, Value::from(q)));
@@ -216,10 +229,7 @@ pub fn server_span_ref(req: &ServerRequestRef<'_>, frame: SpanFrame, capture_que
         attrs.push((sc::USER_AGENT_ORIGINAL, Value::from(ua)));
     }
     if let Some(p) = req.protocol.filter(|p| !p.is_empty()) {
-        attrs.push((
-            sc::NETWORK_PROTOCOL_VERSION,
-            Value::from(protocol_version(p)),
-        ));
+        attrs.push((sc::NETWORK_PROTOCOL_VERSION, protocol_version_value(p)));
     }
     let mut status = Status::Unset;
     if let Some(code) = req.status_code {
@@ -259,7 +269,7 @@ pub fn client_span(req: &ClientRequest, frame: SpanFrame) -> Span {
 pub fn client_span_ref(req: &ClientRequestRef<'_>, frame: SpanFrame) -> Span {
     let mut attrs: Attributes = Vec::with_capacity(8);
     let method = normalize_method(req.method, &mut attrs);
-    attrs.push((sc::HTTP_REQUEST_METHOD, Value::from(method)));
+    attrs.push((sc::HTTP_REQUEST_METHOD, Value::from_static(method)));
     attrs.push((sc::URL_FULL, Value::from(redact_url(req.url))));
     if let Some((host, port)) = url_authority(req.url) {
         attrs.push((sc::SERVER_ADDRESS, Value::from(host)));
@@ -276,7 +286,7 @@ pub fn client_span_ref(req: &ClientRequestRef<'_>, frame: SpanFrame) -> Span {
     }
     if let Some(e) = req.error {
         status = Status::Error(e.to_owned());
-        attrs.push((sc::ERROR_TYPE, Value::from(error_type(e))));
+        attrs.push((sc::ERROR_TYPE, Value::from_static(error_type(e))));
     }
     let name = if method == "_OTHER" { "HTTP" } else { method };
     finish(

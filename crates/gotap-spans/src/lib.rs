@@ -14,6 +14,7 @@ pub mod ids;
 pub mod rpc;
 pub mod semconv;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 pub type TraceId = [u8; 16];
@@ -38,20 +39,28 @@ pub enum Status {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
-    Str(String),
+    /// Borrowed for the constants semconv is full of (`http`, `GET`, `1.1`, `sqlite`…): the agent
+    /// builds a span per event, and an allocation per such attribute showed in its profile.
+    Str(Cow<'static, str>),
     Int(i64),
     Bool(bool),
     Double(f64),
 }
 
+impl Value {
+    pub const fn from_static(s: &'static str) -> Value {
+        Value::Str(Cow::Borrowed(s))
+    }
+}
+
 impl From<&str> for Value {
     fn from(s: &str) -> Self {
-        Value::Str(s.to_owned())
+        Value::Str(Cow::Owned(s.to_owned()))
     }
 }
 impl From<String> for Value {
     fn from(s: String) -> Self {
-        Value::Str(s)
+        Value::Str(Cow::Owned(s))
     }
 }
 impl From<i64> for Value {
@@ -82,7 +91,7 @@ impl Resource {
     }
     pub fn service_name(&self) -> &str {
         match self.get(semconv::SERVICE_NAME) {
-            Some(Value::Str(s)) => s,
+            Some(Value::Str(s)) => s.as_ref(),
             _ => "unknown_service",
         }
     }

@@ -78,7 +78,7 @@ pub fn is_server_error(code: u32) -> bool {
 fn base(full_method: &str) -> (String, Attributes) {
     let (name, parts) = split_full_method(full_method);
     let mut attrs: Attributes = Vec::with_capacity(7);
-    attrs.push((RPC_SYSTEM, Value::from("grpc")));
+    attrs.push((RPC_SYSTEM, Value::from_static("grpc")));
     if let Some((service, method)) = parts {
         attrs.push((RPC_SERVICE, Value::from(service)));
         attrs.push((RPC_METHOD, Value::from(method)));

@@ -117,7 +117,7 @@ pub fn request(port: u16, target: &str, headers: &[(&str, &str)]) -> u16 {
 
 pub fn str_attr<'a>(s: &'a Span, k: &str) -> Option<&'a str> {
     match s.attr(k) {
-        Some(Value::Str(v)) => Some(v),
+        Some(Value::Str(v)) => Some(v.as_ref()),
         _ => None,
     }
 }

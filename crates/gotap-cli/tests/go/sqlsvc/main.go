@@ -7,6 +7,7 @@
 //	GET /orders/{id}  one query of each kind: DB query, Tx exec, prepared Stmt query, Conn exec
 //	GET /missing      a QueryRow that finds no row (sql.ErrNoRows: not a failed query) → 404
 //	GET /broken       a query on a table that does not exist → 500, the error in the body
+//	GET /long         one query of LongQuery, longer than probe mode's cap on query text
 //	GET /scan         runs ScanQueries (tricky texts for the sanitizer and parser, some invalid);
 //	                  one body line per query: "ok" or "err <Go type of the error> [SQLSTATE]"
 //
@@ -45,6 +46,10 @@ var ScanQueries = []string{
 	"Update orders SET views = views WHERE id IN (SELECT id FROM orders)",
 	"PRAGMA user_version",
 }
+
+// LongQuery (4,839 bytes) is longer than the 4,096 bytes of query text a probe site hands to gotap:
+// e2e_probes_more.rs checks the cut (the SDK build exports it whole).
+var LongQuery = "SELECT count(*) FROM orders WHERE " + strings.Repeat("id = id AND ", 400) + "1 = 1"
 
 func main() {
 	dsn := os.Getenv("DB")
@@ -129,6 +134,14 @@ func main() {
 		fmt.Fprintln(w, "unexpected: the query worked")
 	})
 
+	mux.HandleFunc("GET /long", func(w http.ResponseWriter, r *http.Request) {
+		var n int
+		if err := db.QueryRowContext(r.Context(), LongQuery).Scan(&n); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintln(w, n)
+	})
 	mux.HandleFunc("GET /scan", func(w http.ResponseWriter, r *http.Request) {
 		for _, q := range ScanQueries {
 			rows, err := db.QueryContext(r.Context(), q)
