@@ -280,10 +280,13 @@ fn trickling_spans_do_not_wake_the_export_thread_per_span() {
     assert!(switches < 40, "{switches} context switches for 400 spans");
 }
 
+/// Per export: (spans the batch holds unencoded, spans in the batch, the encoded request).
+type Exports = Arc<Mutex<Vec<(usize, usize, Vec<u8>)>>>;
+
 /// Reads only the protobuf bytes, as the OTLP exporters do.
 #[derive(Clone, Default)]
 struct BytesOnly {
-    got: Arc<Mutex<Vec<(usize, usize, Vec<u8>)>>>,
+    got: Exports,
 }
 
 impl Exporter for BytesOnly {
