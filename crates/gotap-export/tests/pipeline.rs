@@ -338,7 +338,7 @@ fn spans_are_encoded_when_no_exporter_reads_them() {
         None,
     );
     let tx = p.sender();
-    for s in sent[..10].to_vec() {
+    for s in sent[..10].iter().cloned() {
         assert!(tx.send(s));
     }
     p.shutdown();
