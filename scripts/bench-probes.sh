@@ -22,6 +22,7 @@
 #
 #   scripts/bench-probes.sh                 # 3 rounds, 8000 req/s open loop
 #   ROUNDS=5 RATE=5000 scripts/bench-probes.sh
+#   OTLP_PROTOCOL=grpc scripts/bench-probes.sh    # gotap run exports over gRPC (default http/protobuf)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=env.sh
@@ -34,6 +35,9 @@ VEGETA_SECS=${VEGETA_SECS:-10}
 PORT=${PORT:-18951}
 OTLP_PORT=${OTLP_PORT:-18961}
 MODES=${MODES:-plain disabled armed uprobes sites sdk}
+# gotap run's OTLP transport: gotap's (and the OTel spec's) default, or grpc. The SDK build
+# exports over OTLP/HTTP either way.
+OTLP_PROTOCOL=${OTLP_PROTOCOL:-http/protobuf}
 OUT=$PWD/target/bench/probes
 mkdir -p "$OUT" "$OUT/tools"
 [ "$(id -u)" = 0 ] || { echo "bench-probes.sh: run as root (gotap run attaches uprobes)" >&2; exit 1; }
@@ -87,7 +91,9 @@ RESULTS=$OUT/results.jsonl
 run_mode() { # $1 = mode, $2 = round
   local mode=$1 round=$2 log=$OUT/$1-$2.log gotap_pid="" svc_pid pids c1 c2 c3 g1 g2 g3
   local svc_args=(-listen "127.0.0.1:$PORT" -name bench)
-  local run=("$GOTAP" run --no-console --otlp-endpoint "http://127.0.0.1:$OTLP_PORT" --otlp-protocol grpc --service-name bench --)
+  local otlp_port=$OTLP_PORT
+  [ "$OTLP_PROTOCOL" = grpc ] || otlp_port=$((OTLP_PORT + 1))
+  local run=("$GOTAP" run --no-console --otlp-endpoint "http://127.0.0.1:$otlp_port" --otlp-protocol "$OTLP_PROTOCOL" --service-name bench --)
   case $mode in
     plain) "$OUT/httpsvc-plain" "${svc_args[@]}" >/dev/null 2>"$log" & svc_pid=$! ;;
     disabled|armed) "$OUT/httpsvc-probes" "${svc_args[@]}" >/dev/null 2>"$log" & svc_pid=$! ;;

@@ -104,15 +104,11 @@ impl Session {
         // Before anything else: "run as root" beats any other complaint.
         gotap_ebpf::check_environment().map_err(ebpf_err)?;
         let pipeline = Pipeline::start(&config)?;
-        let sender = pipeline.sender();
         let opts = AgentOptions {
             capture_query: args.capture_query,
             ..Default::default()
         };
-        let agent = Agent::load(opts, move |span| {
-            sender.send(span);
-        })
-        .map_err(ebpf_err)?;
+        let agent = Agent::load_into(opts, pipeline.sender().sink()).map_err(ebpf_err)?;
         Ok(Session {
             agent,
             pipeline,

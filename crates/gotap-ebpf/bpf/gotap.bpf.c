@@ -257,9 +257,22 @@ static __always_inline int read_conn_tuple(struct proc_cfg *cfg, u64 conn_data, 
 	return 0;
 }
 
+/* The reader drains the ring on a timer (a wakeup per event would cost the traced thread an
+ * irq_work and gotap a context switch per span); only the record that fills the ring past a
+ * quarter wakes it early, so a burst is drained before it overflows. Races between CPUs cost at
+ * most a spare wakeup or one left to the timer. */
+#define RING_WAKE_BYTES ((4 << 20) / 4)
+
+static __always_inline u64 wake_flag(u64 size)
+{
+	u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	return avail < RING_WAKE_BYTES && avail + size >= RING_WAKE_BYTES ? BPF_RB_FORCE_WAKEUP
+									  : BPF_RB_NO_WAKEUP;
+}
+
 static __always_inline void submit(struct http_event *ev)
 {
-	if (bpf_ringbuf_output(&events, ev, sizeof(*ev), BPF_RB_NO_WAKEUP))
+	if (bpf_ringbuf_output(&events, ev, sizeof(*ev), wake_flag(sizeof(*ev))))
 		count(CNT_RINGBUF_DROPS);
 }
 
@@ -799,8 +812,8 @@ static __always_inline int site_hit(struct pt_regs *ctx, u8 kind)
 	}
 	u64 n = off;
 	asm volatile("%0 &= 8191" : "+r"(n));
-	/* Copied out without a wakeup: the ring is drained on a timer. */
-	if (bpf_ringbuf_output(&events, s, sizeof(s->h) + n, BPF_RB_NO_WAKEUP))
+	/* Copied out without a wakeup unless it fills the ring past the mark (wake_flag). */
+	if (bpf_ringbuf_output(&events, s, sizeof(s->h) + n, wake_flag(sizeof(s->h) + n)))
 		count(CNT_RINGBUF_DROPS);
 	return 0;
 }

@@ -1,13 +1,14 @@
 //! gotap's own CPU per span, as `gotap run` spends it: an [`Agent`] whose spans go through a
-//! [`Pipeline`] to OTLP/gRPC (the test Collector, scripts/collector.sh, file exporter to
+//! [`Pipeline`] to OTLP/gRPC, or OTLP/HTTP with `http` (the test Collector, scripts/collector.sh, file exporter to
 //! /dev/null), on a real load. Prints, per span, the CPU time and heap allocations of the agent's
 //! ring-buffer reader thread (event → span → export queue) and of the export thread (batching,
 //! protobuf, gRPC). Run as root:
 //!
-//!   cargo run --release -p gotap-ebpf --example agent_cost [-- sites|functions] [SECONDS]
+//!   cargo run --release -p gotap-ebpf --example agent_cost [-- sites|functions] [http] [SECONDS] [--rate N] [--interval MS]
 //!
 //! `sites` (default): examples/sitebench annotated with gotap's probe sites (one probe-site event
-//! per span, alternately a server and a client span, ~70k spans/s). `functions`: go/services/httpsvc
+//! per span, alternately a server and a client span, ~70k spans/s; `--rate N` paces them at N
+//! spans/s instead, the cost at a fixed load, where caches are colder and wake-ups count). `functions`: go/services/httpsvc
 //! traced through function probes under `wrk -t1 -c10` on `GET /users/42` (one server span per
 //! request). CPU is the thread's `sum_exec_runtime` (/proc/self/task/TID/schedstat, ns), read while
 //! both threads are still running after the load stopped and the last batch went out; allocations
@@ -23,8 +24,12 @@ use std::time::{Duration, Instant};
 use gotap_binary::usdt::{self, SiteDef};
 use gotap_ebpf::{Agent, AgentOptions};
 use gotap_export::{
-    Batch, BatchConfig, ExportError, Exporter, GrpcExporter, OtlpConfig, Pipeline, Protocol,
+    Batch, BatchConfig, ExportError, Exporter, GrpcExporter, HttpExporter, OtlpConfig, Pipeline,
+    PipelineSink, Protocol,
 };
+use gotap_spans::http::SpanFrame;
+use gotap_spans::sink::{SpanSink, StatusRef, ValueRef};
+use gotap_spans::{Span, SpanKind};
 
 struct Counting;
 
@@ -97,9 +102,45 @@ impl Exporter for Probe {
     }
 }
 
+/// gotap run's sink, noting the reader thread's id and allocations after each drain.
+struct Noting {
+    inner: PipelineSink,
+    seen: Arc<Seen>,
+}
+
+impl SpanSink for Noting {
+    fn begin(&mut self, f: &SpanFrame, scope: &'static str) {
+        self.inner.begin(f, scope)
+    }
+    fn attr(&mut self, key: &'static str, value: ValueRef<'_>) {
+        self.inner.attr(key, value)
+    }
+    fn end(&mut self, name: &[&str], kind: SpanKind, status: StatusRef<'_>) {
+        self.inner.end(name, kind, status)
+    }
+    fn span(&mut self, span: Span) {
+        self.inner.span(span)
+    }
+    fn idle(&mut self) {
+        self.inner.idle();
+        self.seen.record();
+    }
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let rate: Option<u64> = args.iter().position(|a| a == "--rate").map(|i| {
+        let v = args.get(i + 1).and_then(|v| v.parse().ok());
+        args.drain(i..(i + 2).min(args.len()));
+        v.expect("--rate takes a number of spans per second")
+    });
+    let interval: Option<u64> = args.iter().position(|a| a == "--interval").map(|i| {
+        let v = args.get(i + 1).and_then(|v| v.parse().ok());
+        args.drain(i..(i + 2).min(args.len()));
+        v.expect("--interval takes milliseconds")
+    });
     let functions = args.iter().any(|a| a == "functions");
+    let over_http = args.iter().any(|a| a == "http");
     let seconds: u64 = args.iter().find_map(|a| a.parse().ok()).unwrap_or(6);
     let go = std::env::var("GO").unwrap_or_else(|_| "go".into());
     let root = gotap_testkit::repo_root();
@@ -115,14 +156,10 @@ fn main() {
     )
     .unwrap();
     let grpc = gotap_testkit::free_port();
+    let http = gotap_testkit::free_port();
     let cfg = tmp.join(format!("agent-cost-{}.yaml", std::process::id()));
     let yaml = Command::new(&script)
-        .args([
-            "config",
-            &grpc.to_string(),
-            &gotap_testkit::free_port().to_string(),
-            "/dev/null",
-        ])
+        .args(["config", &grpc.to_string(), &http.to_string(), "/dev/null"])
         .output()
         .unwrap()
         .stdout;
@@ -150,25 +187,39 @@ fn main() {
             .unwrap(),
     );
     let otlp = OtlpConfig {
-        protocol: Protocol::Grpc,
-        endpoint: format!("http://127.0.0.1:{grpc}"),
+        protocol: if over_http {
+            Protocol::HttpProtobuf
+        } else {
+            Protocol::Grpc
+        },
+        endpoint: if over_http {
+            format!("http://127.0.0.1:{http}/v1/traces")
+        } else {
+            format!("http://127.0.0.1:{grpc}")
+        },
         headers: vec![],
         timeout: Duration::from_secs(10),
     };
     let export_seen = Arc::new(Seen::default());
-    let exporters: Vec<Box<dyn Exporter>> = vec![
-        Box::new(GrpcExporter::new(rt.clone(), &otlp).unwrap()),
-        Box::new(Probe(export_seen.clone())),
-    ];
+    let otlp_exporter: Box<dyn Exporter> = if over_http {
+        Box::new(HttpExporter::new(rt.clone(), &otlp).unwrap())
+    } else {
+        Box::new(GrpcExporter::new(rt.clone(), &otlp).unwrap())
+    };
+    let exporter_name = otlp_exporter.name().to_owned();
+    let exporters: Vec<Box<dyn Exporter>> =
+        vec![otlp_exporter, Box::new(Probe(export_seen.clone()))];
     let pipeline = Pipeline::start_with(BatchConfig::default(), exporters, Some(rt));
-    let sender = pipeline.sender();
     let reader_seen = Arc::new(Seen::default());
-    let seen = reader_seen.clone();
-    let mut agent = Agent::load(AgentOptions::default(), move |span| {
-        sender.send(span);
-        seen.record();
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
+    let sink = Noting {
+        inner: pipeline.sender().sink(),
+        seen: reader_seen.clone(),
+    };
+    let mut opts = AgentOptions::default();
+    if let Some(ms) = interval {
+        opts.poll_interval = Duration::from_millis(ms);
+    }
+    let mut agent = Agent::load_into(opts, sink).unwrap_or_else(|e| panic!("{e}"));
 
     let bin = tmp.join(format!("gotap-agent-cost-{}", std::process::id()));
     let mut child = if functions {
@@ -241,6 +292,7 @@ fn main() {
             .unwrap_or_else(|e| panic!("{e}"));
         let mut child = Command::new(&bin)
             .args(["-seconds", &(seconds + 1).to_string()])
+            .args(rate.map(|r| format!("-rate={r}")))
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -269,7 +321,7 @@ fn main() {
     let _ = std::fs::remove_file(&bin);
     let _ = std::fs::remove_file(&cfg);
 
-    let grpc_stats = export.exporter("otlp-grpc").expect("the gRPC exporter");
+    let grpc_stats = export.exporter(&exporter_name).expect("the OTLP exporter");
     let n = stats.spans.max(1) as f64;
     println!(
         "{}: {} spans ({} exported, {} dropped at the queue, {} ring-buffer drops)",

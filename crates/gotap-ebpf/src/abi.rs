@@ -134,6 +134,9 @@ const _: () = assert!(std::mem::size_of::<SiteHeader>() == 88);
 pub struct SiteEvent<'a> {
     pub h: SiteHeader,
     strs: [&'a [u8]; SITE_STRS],
+    /// Every string byte is ASCII (checked once for the whole record, which is nearly always
+    /// the case): each string is then UTF-8 without its own validation.
+    ascii: bool,
 }
 
 impl<'a> SiteEvent<'a> {
@@ -152,7 +155,8 @@ impl<'a> SiteEvent<'a> {
             *slot = b.get(off..end)?;
             off = end;
         }
-        Some(SiteEvent { h, strs })
+        let ascii = b[H..off].is_ascii();
+        Some(SiteEvent { h, strs, ascii })
     }
 
     /// String slot `i` (empty past [`SITE_STRS`]).
@@ -165,6 +169,10 @@ impl<'a> SiteEvent<'a> {
     /// this runs for every string of every span.
     pub fn str(&self, i: usize) -> std::borrow::Cow<'a, str> {
         let b = self.bytes(i);
+        if self.ascii {
+            // SAFETY: ASCII bytes are valid UTF-8 (checked in `parse`).
+            return std::borrow::Cow::Borrowed(unsafe { std::str::from_utf8_unchecked(b) });
+        }
         match std::str::from_utf8(b) {
             Ok(s) => std::borrow::Cow::Borrowed(s),
             Err(_) => String::from_utf8_lossy(b),

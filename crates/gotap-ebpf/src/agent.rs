@@ -1,7 +1,7 @@
 //! The loaded BPF object, the processes it traces, and the thread that turns events into spans.
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -15,6 +15,7 @@ use aya::programs::uprobe::{
 };
 use aya::programs::UProbe;
 use aya::{Ebpf, EbpfLoader};
+use gotap_spans::sink::{Collect, SpanSink};
 use gotap_spans::{semconv, Resource, Span};
 
 use crate::abi::{self, HttpEvent, ProcCfg, SiteEvent};
@@ -47,7 +48,8 @@ pub struct AgentOptions {
     /// bpffs directory holding the TCP-tuple link map every gotap agent on the host shares.
     /// bpffs is mounted on /sys/fs/bpf if needed.
     pub link_map_pin_dir: PathBuf,
-    /// How often the ring buffer is drained (events are submitted without wakeups).
+    /// How often the ring buffer is drained (events are submitted without wakeups, except the
+    /// one that fills the ring past a quarter: a burst is drained at once).
     pub poll_interval: Duration,
 }
 
@@ -56,7 +58,9 @@ impl Default for AgentOptions {
         AgentOptions {
             capture_query: false,
             link_map_pin_dir: PathBuf::from("/sys/fs/bpf/gotap"),
-            poll_interval: Duration::from_millis(20),
+            // 100 rather than 20 ms: a third less of gotap's CPU per span at 8000 spans/s (fewer
+            // wake-ups, each drain warmer), docs/benchmarks.md; bursts wake the reader early.
+            poll_interval: Duration::from_millis(100),
         }
     }
 }
@@ -137,7 +141,7 @@ pub struct Agent {
     shared: Arc<Shared>,
     traced: HashMap<u32, Traced>,
     next_id: u32,
-    stop: Arc<AtomicBool>,
+    wake: Arc<Wait>,
     reader: Option<JoinHandle<()>>,
 }
 
@@ -147,6 +151,16 @@ impl Agent {
     pub fn load(
         opts: AgentOptions,
         on_span: impl FnMut(Span) + Send + 'static,
+    ) -> Result<Agent, EbpfError> {
+        Self::load_into(opts, Collect::new(on_span))
+    }
+
+    /// [`Agent::load`] with the spans built into a sink (`gotap_export::SpanSender::sink`
+    /// encodes them for OTLP without building a [`Span`]); the sink's `idle` is called after each
+    /// drain of the ring, and it is dropped when the reader stops.
+    pub fn load_into(
+        opts: AgentOptions,
+        sink: impl SpanSink + Send + 'static,
     ) -> Result<Agent, EbpfError> {
         crate::env::check_environment()?;
         crate::env::prepare_pin_dir(&opts.link_map_pin_dir)?;
@@ -170,9 +184,12 @@ impl Agent {
         )
         .map_err(|e| EbpfError::Load(format!("events: {}", chain(&e))))?;
         let shared = Arc::new(Shared::default());
-        let stop = Arc::new(AtomicBool::new(false));
+        let wake = Arc::new(
+            Wait::new(ring.as_raw_fd())
+                .map_err(|e| EbpfError::Load(format!("cannot wait on the ring buffer: {e}")))?,
+        );
         let reader = {
-            let (shared, stop) = (shared.clone(), stop.clone());
+            let (shared, wait) = (shared.clone(), wake.clone());
             let mono_to_unix = mono_to_unix_offset();
             std::thread::Builder::new()
                 .name("gotap-ebpf-reader".into())
@@ -180,11 +197,11 @@ impl Agent {
                     read_loop(
                         ring,
                         shared,
-                        stop,
+                        &wait,
                         opts.capture_query,
                         opts.poll_interval,
                         mono_to_unix,
-                        on_span,
+                        sink,
                     )
                 })
                 .map_err(|e| EbpfError::Load(format!("cannot start the reader thread: {e}")))?
@@ -194,7 +211,7 @@ impl Agent {
             shared,
             traced: HashMap::new(),
             next_id: 1,
-            stop,
+            wake,
             reader: Some(reader),
         })
     }
@@ -511,7 +528,7 @@ impl Agent {
     }
 
     fn stop_reader(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
+        self.wake.stop();
         if let Some(h) = self.reader.take() {
             let _ = h.join();
         }
@@ -627,15 +644,15 @@ fn fill_resource(r: &mut Resource, pid: u32, go_version: &str) {
 fn read_loop(
     mut ring: RingBuf<MapData>,
     shared: Arc<Shared>,
-    stop: Arc<AtomicBool>,
+    wait: &Wait,
     capture_query: bool,
     interval: Duration,
     mono_to_unix: i128,
-    mut on_span: impl FnMut(Span),
+    mut sink: impl SpanSink,
 ) {
     loop {
         // Read the flag first: after it is seen, one more full drain delivers everything.
-        let last = stop.load(Ordering::SeqCst);
+        let last = wait.stopped.load(Ordering::SeqCst);
         let mut drained = 0usize;
         // The resource of the last process seen, so that a drain takes the lock and hashes once
         // per process rather than once per event (both showed in the reader's profile).
@@ -656,15 +673,14 @@ fn read_loop(
             drained += item.len();
             // Site events (variable size) and function-probe events tell apart by their kind byte.
             if let Some(ev) = SiteEvent::parse(&item) {
-                match resource_of(ev.h.proc).and_then(|r| sites::to_span(&ev, r, capture_query)) {
-                    Some(span) => {
-                        shared.spans.fetch_add(1, Ordering::Relaxed);
-                        on_span(span);
-                    }
-                    None => {
-                        shared.undecodable.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
+                let built = resource_of(ev.h.proc)
+                    .is_some_and(|r| sites::emit(&ev, r, capture_query, &mut sink));
+                let counter = if built {
+                    &shared.spans
+                } else {
+                    &shared.undecodable
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
             let copy;
@@ -684,33 +700,91 @@ fn read_loop(
             let Some(resource) = resource_of(ev.proc) else {
                 continue;
             };
-            match nethttp::to_span(ev, resource, capture_query, mono_to_unix) {
-                Some(span) => {
-                    shared.spans.fetch_add(1, Ordering::Relaxed);
-                    on_span(span);
-                }
-                None => {
-                    shared.undecodable.fetch_add(1, Ordering::Relaxed);
-                }
-            }
+            let counter = if nethttp::emit(ev, resource, capture_query, mono_to_unix, &mut sink) {
+                &shared.spans
+            } else {
+                &shared.undecodable
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
         }
         if last {
             return;
         }
-        // Events come without wakeups: the ring is drained on a timer. A drain that found the
-        // ring over a quarter full means the next interval could overflow it (at 1,216 bytes per
-        // function-probe event, ~170k spans/s at 20 ms): come back sooner until the rate drops.
+        sink.idle();
+        // Events come without wakeups: the ring is drained on a timer, or early when a record
+        // fills it past a quarter (bpf/gotap.bpf.c, wake_flag) or the agent stops. A drain that
+        // found it over a quarter full also shortens the next wait until the rate drops.
         let pause = if drained > RING_BYTES / 4 {
             interval / 8
         } else {
             interval
         };
-        std::thread::sleep(pause);
+        wait.wait(pause);
     }
 }
 
 /// Size of the `events` ring buffer (bpf/gotap.bpf.c).
 const RING_BYTES: usize = 4 << 20;
+
+/// The reader's sleep between drains: an epoll set with the ring buffer, edge-triggered (woken
+/// only by a record submitted with a wakeup, not by data sitting in the ring), and an eventfd
+/// that [`Wait::stop`] makes readable for good.
+struct Wait {
+    epoll: OwnedFd,
+    stop: OwnedFd,
+    /// Set by [`Wait::stop`]: after seeing it, the reader drains once more and returns.
+    stopped: AtomicBool,
+}
+
+impl Wait {
+    fn new(ring: RawFd) -> std::io::Result<Wait> {
+        // SAFETY: plain syscalls; each returned fd is checked and owned right away.
+        unsafe {
+            let epoll = libc::epoll_create1(libc::EPOLL_CLOEXEC);
+            if epoll < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let epoll = OwnedFd::from_raw_fd(epoll);
+            let stop = libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK);
+            if stop < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let stop = OwnedFd::from_raw_fd(stop);
+            for (fd, events) in [
+                (ring, libc::EPOLLIN | libc::EPOLLET),
+                (stop.as_raw_fd(), libc::EPOLLIN),
+            ] {
+                let mut ev = libc::epoll_event {
+                    events: events as u32,
+                    u64: fd as u64,
+                };
+                if libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(Wait {
+                epoll,
+                stop,
+                stopped: AtomicBool::new(false),
+            })
+        }
+    }
+
+    /// Returns after `timeout`, or earlier on a ring wakeup or a stop.
+    fn wait(&self, timeout: Duration) {
+        let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 2];
+        let ms = timeout.as_millis().clamp(1, i32::MAX as u128) as i32;
+        // SAFETY: the buffer holds 2 events, as passed. An error (EINTR) only ends the wait early.
+        unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), evs.as_mut_ptr(), 2, ms) };
+    }
+
+    fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a u64 we own to our eventfd.
+        unsafe { libc::write(self.stop.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    }
+}
 
 /// Event types that are repr(C) plain data, valid for any bit pattern.
 trait PlainEvent {}

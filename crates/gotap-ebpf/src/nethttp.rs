@@ -4,7 +4,8 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use gotap_spans::http::{self, ClientRequestRef, ServerRequestRef, SpanFrame};
-use gotap_spans::{Resource, Span};
+use gotap_spans::sink::SpanSink;
+use gotap_spans::Resource;
 
 use crate::abi::{self, HttpEvent};
 
@@ -24,12 +25,32 @@ pub(crate) fn non_empty(s: &str) -> Option<&str> {
 }
 
 /// Converts one event. `mono_to_unix` is added to BPF monotonic timestamps.
+#[cfg(test)] // the agent emits into its sink; tests look at the span
 pub fn to_span(
     ev: &HttpEvent,
     resource: Arc<Resource>,
     capture_query: bool,
     mono_to_unix: i128,
-) -> Option<Span> {
+) -> Option<gotap_spans::Span> {
+    let mut got = None;
+    emit(
+        ev,
+        resource,
+        capture_query,
+        mono_to_unix,
+        &mut gotap_spans::sink::Collect::new(|s| got = Some(s)),
+    );
+    got
+}
+
+/// [`to_span`] into a sink; `false` for an event of no known kind.
+pub fn emit<S: SpanSink + ?Sized>(
+    ev: &HttpEvent,
+    resource: Arc<Resource>,
+    capture_query: bool,
+    mono_to_unix: i128,
+    out: &mut S,
+) -> bool {
     let unix = |ns: u64| (ns as i128 + mono_to_unix).max(0) as u64;
     let frame = SpanFrame {
         trace_id: ev.trace_id,
@@ -77,7 +98,8 @@ pub fn to_span(
                 protocol: non_empty(&proto),
                 status_code: status,
             };
-            Some(http::server_span_ref(&req, frame, capture_query))
+            http::server_span_to(&req, &frame, capture_query, out);
+            true
         }
         abi::EV_CLIENT => {
             let scheme = field(&ev.proto, ev.proto_len);
@@ -104,9 +126,10 @@ pub fn to_span(
                 // The error's text needs its dynamic type's Error method: not readable from BPF.
                 error: (ev.flags & abi::EVF_ERROR != 0).then_some("transport error"),
             };
-            Some(http::client_span_ref(&req, frame))
+            http::client_span_to(&req, &frame, out);
+            true
         }
-        _ => None,
+        _ => false,
     }
 }
 

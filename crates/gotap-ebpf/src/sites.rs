@@ -8,7 +8,8 @@ use std::sync::{Arc, OnceLock};
 use gotap_binary::usdt::{self, UsdtProbe};
 use gotap_binary::GoBinary;
 use gotap_spans::http::{self, ClientRequestRef, ServerRequestRef, SpanFrame};
-use gotap_spans::{Resource, Span};
+use gotap_spans::sink::SpanSink;
+use gotap_spans::Resource;
 
 use crate::abi::{self, SiteEvent};
 use crate::nethttp::non_empty;
@@ -213,7 +214,29 @@ mod slot {
 }
 
 /// Converts one site event: ids, start and duration as the woven code made them.
-pub fn to_span(ev: &SiteEvent<'_>, resource: Arc<Resource>, capture_query: bool) -> Option<Span> {
+#[cfg(test)] // the agent emits into its sink; tests look at the span
+pub fn to_span(
+    ev: &SiteEvent<'_>,
+    resource: Arc<Resource>,
+    capture_query: bool,
+) -> Option<gotap_spans::Span> {
+    let mut got = None;
+    emit(
+        ev,
+        resource,
+        capture_query,
+        &mut gotap_spans::sink::Collect::new(|s| got = Some(s)),
+    );
+    got
+}
+
+/// [`to_span`] into a sink; `false` for an event it cannot convert.
+pub fn emit<S: SpanSink + ?Sized>(
+    ev: &SiteEvent<'_>,
+    resource: Arc<Resource>,
+    capture_query: bool,
+    out: &mut S,
+) -> bool {
     let h = &ev.h;
     let mut trace_id = [0u8; 16];
     trace_id[..8].copy_from_slice(&h.trace_hi.to_be_bytes());
@@ -267,7 +290,8 @@ pub fn to_span(ev: &SiteEvent<'_>, resource: Arc<Resource>, capture_query: bool)
                         .unwrap_or(200),
                 ),
             };
-            Some(http::server_span_ref(&req, frame, capture_query))
+            http::server_span_to(&req, &frame, capture_query, out);
+            true
         }
         abi::EV_SITE_CLIENT => {
             let (method, url, error) = (
@@ -282,9 +306,16 @@ pub fn to_span(ev: &SiteEvent<'_>, resource: Arc<Resource>, capture_query: bool)
                 status_code: u16::try_from(h.status).ok().filter(|&s| s != 0),
                 error: non_empty(&error),
             };
-            Some(http::client_span_ref(&req, frame))
+            http::client_span_to(&req, &frame, out);
+            true
         }
-        _ => crate::sites_more::to_span(ev, frame),
+        _ => match crate::sites_more::to_span(ev, frame) {
+            Some(span) => {
+                out.span(span);
+                true
+            }
+            None => false,
+        },
     }
 }
 
@@ -314,7 +345,7 @@ mod tests {
         }
     }
 
-    fn span(h: &abi::SiteHeader, strs: &[&str], capture_query: bool) -> Option<Span> {
+    fn span(h: &abi::SiteHeader, strs: &[&str], capture_query: bool) -> Option<gotap_spans::Span> {
         let strs: Vec<&[u8]> = strs.iter().map(|s| s.as_bytes()).collect();
         let rec = abi::encode_site_event(h, &strs);
         to_span(
@@ -383,7 +414,7 @@ mod tests {
         }
     }
 
-    fn s_frame(s: &Span) -> SpanFrame {
+    fn s_frame(s: &gotap_spans::Span) -> SpanFrame {
         SpanFrame {
             trace_id: s.trace_id,
             span_id: s.span_id,

@@ -536,3 +536,84 @@ fn sites_without_nop5_use_the_trap_path() {
         );
     }
 }
+
+/// A burst fills the ring buffer far faster than one drain interval allows: the record that
+/// fills it past a quarter is submitted with a wakeup, so the reader drains it at once. With an
+/// interval longer than the test (60 s), spans still arrive during the burst — more than the
+/// 4 MiB ring could ever hold — and stopping the agent does not wait for the interval either.
+#[test]
+fn bursts_wake_the_reader_before_its_timer() {
+    gotap_testkit::require_root();
+    let built = gotap_testkit::build(
+        "../crates/gotap-ebpf/examples/sitebench",
+        ".",
+        Toolchain::Go126,
+        Variant::default(),
+    );
+    let work = gotap_testkit::bin_dir().join("sitebench-annotated.work");
+    let bin = gotap_testkit::bin_dir().join("sitebench-annotated");
+    std::fs::copy(&built, &work).unwrap();
+    let sites = [
+        SiteDef {
+            name: "http_server",
+            function: "main.gotapProbeHTTPServer",
+            ..usdt::GOTAP_SITES[0]
+        },
+        SiteDef {
+            name: "http_client",
+            function: "main.gotapProbeHTTPClient",
+            ..usdt::GOTAP_SITES[1]
+        },
+    ];
+    usdt::annotate(&work, &sites, Some(usdt::GOTAP_SEMAPHORE_MARKER))
+        .unwrap_or_else(|e| panic!("{e}"));
+    gotap_testkit::install_exe(&work, &bin);
+
+    let spans = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let n = spans.clone();
+    let opts = gotap_ebpf::AgentOptions {
+        link_map_pin_dir: PIN_DIR.into(),
+        poll_interval: Duration::from_secs(60),
+        ..Default::default()
+    };
+    let mut agent = gotap_ebpf::Agent::load(opts, move |_| {
+        n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    // Bursts of 1000 spans every ~10 ms for 3 s (~300 bytes each: ~25 MB/s into a 4 MiB ring).
+    let mut child = Command::new(&bin)
+        .args(["-seconds", "3"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok);
+    assert_eq!(lines.next().as_deref(), Some("sitebench ready"));
+    agent
+        .trace_process(child.id(), resource("sitebench"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let traced = Instant::now();
+    let ring_holds = (4 << 20) / 88; // site records are at least their 88-byte header
+    while spans.load(std::sync::atomic::Ordering::Relaxed) <= ring_holds
+        && traced.elapsed() < Duration::from_secs(20)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let delivered = spans.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        delivered > ring_holds,
+        "only {delivered} spans within {:?} of a 60 s drain interval: the burst did not wake the reader",
+        traced.elapsed()
+    );
+    for _ in lines {}
+    let _ = child.wait();
+    let stopping = Instant::now();
+    let stats = agent.shutdown();
+    assert!(
+        stopping.elapsed() < Duration::from_secs(30),
+        "shutdown waited for the drain interval ({:?})",
+        stopping.elapsed()
+    );
+    assert!(stats.spans > ring_holds as u64, "{stats:?}");
+}

@@ -14,6 +14,7 @@ use std::time::Duration;
 pub struct Batch {
     pub spans: Vec<Span>,
     pre_encoded: Vec<otlp::EncodedSpan>,
+    written: otlp::EncodedBatch,
     request: std::sync::OnceLock<ExportTraceServiceRequest>,
     encoded: std::sync::OnceLock<hyper::body::Bytes>,
 }
@@ -23,6 +24,17 @@ impl Batch {
         Batch {
             spans,
             pre_encoded: Vec::new(),
+            written: Default::default(),
+            request: Default::default(),
+            encoded: Default::default(),
+        }
+    }
+    /// A batch written by an [`otlp::BatchWriter`].
+    pub fn from_written(written: otlp::EncodedBatch) -> Batch {
+        Batch {
+            spans: Vec::new(),
+            pre_encoded: Vec::new(),
+            written,
             request: Default::default(),
             encoded: Default::default(),
         }
@@ -32,13 +44,14 @@ impl Batch {
         Batch {
             spans: Vec::new(),
             pre_encoded: spans,
+            written: Default::default(),
             request: Default::default(),
             encoded: Default::default(),
         }
     }
     /// Number of spans.
     pub fn len(&self) -> usize {
-        self.spans.len() + self.pre_encoded.len()
+        self.spans.len() + self.pre_encoded.len() + self.written.len()
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -46,7 +59,7 @@ impl Batch {
     /// The OTLP request for these spans.
     pub fn request(&self) -> &ExportTraceServiceRequest {
         self.request.get_or_init(|| {
-            if self.pre_encoded.is_empty() {
+            if self.pre_encoded.is_empty() && self.written.is_empty() {
                 otlp::to_request(&self.spans)
             } else {
                 use prost::Message;
@@ -60,7 +73,9 @@ impl Batch {
     pub fn encoded(&self) -> hyper::body::Bytes {
         self.encoded
             .get_or_init(|| {
-                hyper::body::Bytes::from(if self.pre_encoded.is_empty() {
+                hyper::body::Bytes::from(if !self.written.is_empty() {
+                    otlp::encode_request_batch(&self.written)
+                } else if self.pre_encoded.is_empty() {
                     otlp::encode_request(&self.spans)
                 } else {
                     otlp::encode_request_encoded(&self.pre_encoded)

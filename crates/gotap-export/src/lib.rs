@@ -22,7 +22,7 @@ pub use config::{
 };
 pub use exporter::{Batch, ConsoleExporter, ExportError, Exporter, JsonFileExporter};
 pub use net::{GrpcExporter, HttpExporter};
-pub use pipeline::{ExportStats, ExporterStats, Pipeline, SpanSender};
+pub use pipeline::{ExportStats, ExporterStats, Pipeline, PipelineSink, SpanSender};
 
 /// Configuration and start-up errors, as sentences a user can act on.
 #[derive(Debug, thiserror::Error)]

@@ -3,12 +3,14 @@
 use crate::config::{BatchConfig, ExportConfig, Protocol};
 use crate::exporter::{Batch, ConsoleExporter, ExportError, Exporter, JsonFileExporter};
 use crate::net::{GrpcExporter, HttpExporter};
-use crate::otlp::EncodedSpan;
+use crate::otlp::{BatchWriter, EncodedBatch, EncodedSpan};
 use crate::Error;
 use crossbeam_channel::{bounded, select, Receiver, Sender, TryRecvError, TrySendError};
-use gotap_spans::Span;
+use gotap_spans::http::SpanFrame;
+use gotap_spans::sink::{Collect, SpanSink, StatusRef, ValueRef};
+use gotap_spans::{Span, SpanKind};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -59,9 +61,62 @@ pub struct SpanSender {
     doorbell: Sender<()>,
     idle: Arc<AtomicBool>,
     ring_at: usize,
+    /// Spans queued inside written batches ([`PipelineSink`]), bounded by the queue size.
+    batched: Arc<AtomicUsize>,
+    batch: BatchConfig,
 }
 
 impl SpanSender {
+    /// A sink for span builders (see [`gotap_spans::sink`]) that feeds this pipeline. When no
+    /// exporter reads spans (OTLP only), it encodes each span straight into the batch being
+    /// gathered, on the caller's thread, and queues whole batches: no [`Span`] is built, no
+    /// allocation or queue operation is made per span, and the export thread only adds the
+    /// request's headers. The batch goes when full (`max_export_batch_size` spans or
+    /// `max_export_batch_bytes`), at the first [`SpanSink::idle`] call `schedule_delay` after its
+    /// first span, or when the sink is dropped. Otherwise it sends each span with
+    /// [`SpanSender::send`].
+    pub fn sink(&self) -> PipelineSink {
+        if self.encode {
+            let b = &self.batch;
+            PipelineSink::Encode(Writing {
+                writer: BatchWriter::new(),
+                sender: self.clone(),
+                first: None,
+                max_spans: b.max_export_batch_size.min(b.max_queue_size).max(1),
+                max_bytes: b.max_export_batch_bytes,
+                delay: b.schedule_delay,
+            })
+        } else {
+            let sender = self.clone();
+            PipelineSink::Spans(Collect::new(Box::new(move |s| {
+                sender.send(s);
+            })))
+        }
+    }
+
+    /// Queues a written batch; `false` (all its spans counted as dropped) when the queue has no
+    /// room for that many spans or the pipeline has shut down.
+    fn send_written(&self, b: EncodedBatch) -> bool {
+        let n = b.len();
+        let queued = self.batched.fetch_add(n, Ordering::SeqCst);
+        if queued + n > self.batch.max_queue_size.max(n) || self.tx.is_full() {
+            self.batched.fetch_sub(n, Ordering::SeqCst);
+            self.dropped.fetch_add(n as u64, Ordering::Relaxed);
+            return false;
+        }
+        match self.tx.try_send(Item::Written(b)) {
+            Ok(()) => {
+                // A whole batch: always worth the export thread's attention.
+                let _ = self.doorbell.try_send(());
+                true
+            }
+            Err(_) => {
+                self.batched.fetch_sub(n, Ordering::SeqCst);
+                self.dropped.fetch_add(n as u64, Ordering::Relaxed);
+                false
+            }
+        }
+    }
     /// Queues a span for export. Returns `false` (and counts the span as dropped) when the queue is
     /// full or the pipeline has shut down; never waits.
     pub fn send(&self, span: Span) -> bool {
@@ -93,10 +148,92 @@ impl SpanSender {
     }
 }
 
-/// What the queue carries: spans, or their protobuf encodings when no exporter reads spans.
+/// What the queue carries: spans, or their protobuf encodings when no exporter reads spans, one
+/// by one or as written batches.
 enum Item {
     Span(Span),
     Encoded(EncodedSpan),
+    Written(EncodedBatch),
+}
+
+/// The sink of [`SpanSender::sink`].
+pub enum PipelineSink {
+    Encode(Writing),
+    Spans(Collect<Box<dyn FnMut(Span) + Send>>),
+}
+
+/// A batch being written by a [`PipelineSink`], and when to hand it over.
+pub struct Writing {
+    writer: BatchWriter,
+    sender: SpanSender,
+    /// When the batch's first span came.
+    first: Option<Instant>,
+    max_spans: usize,
+    max_bytes: usize,
+    delay: Duration,
+}
+
+impl Writing {
+    fn after_span(&mut self) {
+        if self.first.is_none() {
+            self.first = Some(Instant::now());
+        }
+        if self.writer.len() >= self.max_spans || self.writer.bytes() >= self.max_bytes {
+            self.hand_over();
+        }
+    }
+    fn hand_over(&mut self) {
+        self.first = None;
+        if !self.writer.is_empty() {
+            self.sender.send_written(self.writer.take());
+        }
+    }
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        self.hand_over();
+    }
+}
+
+impl SpanSink for PipelineSink {
+    fn begin(&mut self, frame: &SpanFrame, scope: &'static str) {
+        match self {
+            PipelineSink::Encode(w) => w.writer.begin(frame, scope),
+            PipelineSink::Spans(c) => c.begin(frame, scope),
+        }
+    }
+    fn attr(&mut self, key: &'static str, value: ValueRef<'_>) {
+        match self {
+            PipelineSink::Encode(w) => w.writer.attr(key, value),
+            PipelineSink::Spans(c) => c.attr(key, value),
+        }
+    }
+    fn end(&mut self, name: &[&str], kind: SpanKind, status: StatusRef<'_>) {
+        match self {
+            PipelineSink::Encode(w) => {
+                w.writer.end(name, kind, status);
+                w.after_span();
+            }
+            PipelineSink::Spans(c) => c.end(name, kind, status),
+        }
+    }
+    fn span(&mut self, span: Span) {
+        match self {
+            PipelineSink::Encode(w) => {
+                w.writer.span(span);
+                w.after_span();
+            }
+            PipelineSink::Spans(c) => c.span(span),
+        }
+    }
+    fn idle(&mut self) {
+        if let PipelineSink::Encode(w) = self {
+            if w.first.is_some_and(|t| t.elapsed() >= w.delay) {
+                w.hand_over();
+            }
+        }
+    }
 }
 
 /// The spans of a batch being gathered, in the form the queue delivers them (one pipeline's
@@ -127,6 +264,7 @@ impl Gathered {
                 self.bytes += e.bytes.len();
                 self.encoded.push(e)
             }
+            Item::Written(_) => unreachable!("written batches are dispatched whole"),
         }
     }
     fn is_full(&self, cfg: &BatchConfig) -> bool {
@@ -209,7 +347,10 @@ impl Pipeline {
                 .collect(),
         ));
         let shutdown_timeout = batch.shutdown_timeout;
+        let batched = Arc::new(AtomicUsize::new(0));
+        let sender_batch = batch.clone();
         let worker = Worker {
+            batched: batched.clone(),
             slots: exporters
                 .into_iter()
                 .map(|e| Slot::new(e, &batch))
@@ -238,6 +379,8 @@ impl Pipeline {
                 doorbell,
                 idle,
                 ring_at,
+                batched: batched.clone(),
+                batch: sender_batch,
             },
             control,
             thread: Some(thread),
@@ -397,9 +540,36 @@ struct Worker {
     idle: Arc<AtomicBool>,
     control: Receiver<Instant>,
     shared: Arc<Mutex<Vec<ExporterStats>>>,
+    batched: Arc<AtomicUsize>,
 }
 
 impl Worker {
+    /// Adds a queued item to the batch being gathered, or exports a written batch as it is
+    /// (after what was gathered before it, to keep the order).
+    fn take(&mut self, item: Item, batch: &mut Gathered, cap: usize, deadline: Option<Instant>) {
+        match item {
+            Item::Written(w) => {
+                self.batched.fetch_sub(w.len(), Ordering::SeqCst);
+                if !batch.is_empty() {
+                    self.dispatch(
+                        std::mem::replace(batch, Gathered::new(self.encode, cap)),
+                        deadline,
+                    );
+                }
+                self.dispatch_batch(Batch::from_written(w), deadline);
+            }
+            item => {
+                batch.push(item);
+                if batch.is_full(&self.cfg) {
+                    self.dispatch(
+                        std::mem::replace(batch, Gathered::new(self.encode, cap)),
+                        deadline,
+                    );
+                }
+            }
+        }
+    }
+
     fn run(mut self) {
         // Sized for a full batch up front: growing it span by span moved every span several times.
         let cap = self
@@ -413,17 +583,11 @@ impl Worker {
             // Take what is queued: full batches go out at once, the rest when its timer expires.
             loop {
                 match self.rx.try_recv() {
-                    Ok(span) => {
+                    Ok(item) => {
                         if batch.is_empty() {
                             batch_started = Instant::now();
                         }
-                        batch.push(span);
-                        if batch.is_full(&self.cfg) {
-                            self.dispatch(
-                                std::mem::replace(&mut batch, Gathered::new(self.encode, cap)),
-                                None,
-                            );
-                        }
+                        self.take(item, &mut batch, cap, None);
                     }
                     Err(TryRecvError::Empty) => break,
                     // Every sender is gone (the Pipeline was dropped without shutdown).
@@ -470,14 +634,8 @@ impl Worker {
             return;
         };
         // Flush: everything queued, then retries until the buffers are empty or time is up.
-        while let Ok(span) = self.rx.try_recv() {
-            batch.push(span);
-            if batch.is_full(&self.cfg) {
-                self.dispatch(
-                    std::mem::replace(&mut batch, Gathered::new(self.encode, cap)),
-                    Some(deadline),
-                );
-            }
+        while let Ok(item) = self.rx.try_recv() {
+            self.take(item, &mut batch, cap, Some(deadline));
         }
         if !batch.is_empty() {
             self.dispatch(batch, Some(deadline));
@@ -504,7 +662,11 @@ impl Worker {
     }
 
     fn dispatch(&mut self, spans: Gathered, deadline: Option<Instant>) {
-        let batch = Arc::new(spans.into_batch());
+        self.dispatch_batch(spans.into_batch(), deadline)
+    }
+
+    fn dispatch_batch(&mut self, batch: Batch, deadline: Option<Instant>) {
+        let batch = Arc::new(batch);
         for s in &mut self.slots {
             s.enqueue(batch.clone(), &self.cfg);
             s.drain(&self.cfg, self.cfg.export_timeout, deadline);

@@ -3,6 +3,11 @@ mod common;
 
 use common::*;
 use gotap_export::{Batch, BatchConfig, ExportError, Exporter, Pipeline};
+use gotap_spans::http::SpanFrame;
+use gotap_spans::sink::SpanSink;
+use gotap_spans::Span;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -346,4 +351,182 @@ fn spans_are_encoded_when_no_exporter_reads_them() {
     assert_eq!((got[0].0, got[0].1), (10, 10), "spans kept");
     assert_eq!(got[0].2, gotap_export::otlp::encode_request(&sent[..10]));
     assert_eq!(probe.batches.lock().unwrap()[0].1, 10);
+}
+
+/// Streams an owned span into a sink the way the builders do.
+fn stream(sink: &mut impl SpanSink, s: &Span) {
+    let frame = SpanFrame {
+        trace_id: s.trace_id,
+        span_id: s.span_id,
+        parent_span_id: s.parent_span_id,
+        start_unix_nano: s.start_unix_nano,
+        end_unix_nano: s.end_unix_nano,
+        resource: s.resource.clone(),
+    };
+    sink.begin(&frame, s.scope);
+    for (k, v) in &s.attributes {
+        sink.attr(k, v.as_value_ref());
+    }
+    sink.end(&[&s.name], s.kind, s.status.as_status_ref());
+}
+
+/// Distinct span ids, so that requests compare span for span.
+fn numbered(n: usize) -> Vec<Span> {
+    spans(n)
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut s)| {
+            s.span_id = (i as u64 + 1).to_be_bytes();
+            s
+        })
+        .collect()
+}
+
+/// A request re-encoded by prost with each scope's spans in span-id order.
+fn canonical(bytes: &[u8]) -> Vec<u8> {
+    let mut req = ExportTraceServiceRequest::decode(bytes).expect("the request decodes");
+    for r in &mut req.resource_spans {
+        for s in &mut r.scope_spans {
+            s.spans.sort_by(|a, b| a.span_id.cmp(&b.span_id));
+        }
+    }
+    req.encode_to_vec()
+}
+
+/// OTLP-only pipeline: the sink writes spans into whole batches, handed over when full, at the
+/// first idle call a schedule delay after a batch's first span, and when dropped; each request
+/// holds exactly the spans written.
+#[test]
+fn sink_hands_over_full_late_and_last_batches() {
+    let sent = numbered(601);
+    let bytes = BytesOnly::default();
+    let cfg = BatchConfig {
+        max_export_batch_size: 512,
+        schedule_delay: Duration::from_millis(300),
+        ..Default::default()
+    };
+    let p = Pipeline::start_with(cfg, vec![Box::new(bytes.clone())], None);
+    let mut sink = p.sender().sink();
+    for (i, s) in sent[..600].iter().enumerate() {
+        if i % 3 == 0 {
+            sink.span(s.clone());
+        } else {
+            stream(&mut sink, s);
+        }
+    }
+    let exported = || bytes.got.lock().unwrap().len();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while exported() < 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(exported(), 1, "a full batch goes at once");
+    sink.idle();
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(exported(), 1, "88 spans, 100 ms old: not yet");
+    std::thread::sleep(Duration::from_millis(250));
+    sink.idle();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while exported() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(
+        exported(),
+        2,
+        "the partial batch goes once it is a schedule delay old"
+    );
+    stream(&mut sink, &sent[600]);
+    drop(sink);
+    let stats = p.shutdown();
+    assert_eq!(stats.exporter("bytes").unwrap().exported, 601);
+    assert_eq!(stats.dropped_queue_full, 0);
+    let got = bytes.got.lock().unwrap().clone();
+    assert_eq!(
+        got.iter().map(|b| (b.0, b.1)).collect::<Vec<_>>(),
+        [(0, 512), (0, 88), (0, 1)]
+    );
+    for (b, range) in got.iter().zip([0..512, 512..600, 600..601]) {
+        assert_eq!(
+            canonical(&b.2),
+            canonical(&gotap_export::otlp::encode_request(&sent[range]))
+        );
+    }
+}
+
+/// Written batches count against the queue bound: with the export thread stuck, whole batches
+/// are refused and counted as dropped, never blocking the writer.
+#[test]
+fn sink_drops_whole_batches_when_the_queue_is_full() {
+    let probe = BytesOnly::default();
+    let slow = Slow(probe.clone());
+    let cfg = BatchConfig {
+        max_queue_size: 100,
+        max_export_batch_size: 64,
+        ..Default::default()
+    };
+    let p = Pipeline::start_with(cfg, vec![Box::new(slow)], None);
+    let mut sink = p.sender().sink();
+    let t0 = Instant::now();
+    for s in numbered(64 * 6) {
+        stream(&mut sink, &s);
+    }
+    assert!(
+        t0.elapsed() < Duration::from_millis(500),
+        "the writer never waits"
+    );
+    drop(sink);
+    let stats = p.shutdown();
+    let exported = stats.exporter("slow").unwrap().exported;
+    assert!(stats.dropped_queue_full >= 64, "{stats:?}");
+    assert_eq!(exported + stats.dropped_queue_full, 64 * 6, "{stats:?}");
+    assert_eq!(exported % 64, 0, "whole batches: {stats:?}");
+}
+
+/// A byte-reading exporter that takes 300 ms per batch.
+struct Slow(BytesOnly);
+
+impl Exporter for Slow {
+    fn name(&self) -> &str {
+        "slow"
+    }
+    fn export(&mut self, batch: &Batch, t: Duration) -> Result<u64, ExportError> {
+        std::thread::sleep(Duration::from_millis(300));
+        self.0.export(batch, t)
+    }
+    fn needs_spans(&self) -> bool {
+        false
+    }
+}
+
+/// With an exporter that reads spans, the sink assembles each streamed span: the same spans.
+#[test]
+fn sink_builds_spans_for_exporters_that_read_them() {
+    let probe = Probe::default();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let keep = Keep(got.clone());
+    let p = Pipeline::start_with(
+        BatchConfig::default(),
+        vec![Box::new(probe.clone()), Box::new(keep)],
+        None,
+    );
+    let sent = numbered(30);
+    let mut sink = p.sender().sink();
+    for s in &sent {
+        stream(&mut sink, s);
+    }
+    drop(sink);
+    p.shutdown();
+    assert_eq!(*got.lock().unwrap(), sent);
+}
+
+/// Keeps the spans of every batch.
+struct Keep(Arc<Mutex<Vec<Span>>>);
+
+impl Exporter for Keep {
+    fn name(&self) -> &str {
+        "keep"
+    }
+    fn export(&mut self, batch: &Batch, _: Duration) -> Result<u64, ExportError> {
+        self.0.lock().unwrap().extend(batch.spans.iter().cloned());
+        Ok(0)
+    }
 }

@@ -2,7 +2,9 @@
 //! the span from [`server_span`] / [`client_span`], so names and attributes never diverge. A
 //! strategy that reads the strings from a buffer passes them borrowed ([`ServerRequestRef`],
 //! [`server_span_ref`]…): the span is the same, and only the strings it exports are allocated.
-use crate::{semconv as sc, Attributes, Resource, Span, SpanId, SpanKind, Status, TraceId, Value};
+use crate::sink::{collect_one, decimal, SpanSink, StatusRef, ValueRef};
+use crate::{semconv as sc, Resource, Span, SpanId, SpanKind, TraceId};
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// Identity and timing shared by every span, decided by the strategy's context tracking.
@@ -104,11 +106,11 @@ const KNOWN_METHODS: &[&str] = &[
 ];
 
 /// semconv: unknown methods are reported as `_OTHER` (with the original kept aside).
-fn normalize_method(m: &str, attrs: &mut Attributes) -> &'static str {
+fn normalize_method<S: SpanSink + ?Sized>(m: &str, out: &mut S) -> &'static str {
     match KNOWN_METHODS.iter().find(|k| **k == m) {
         Some(k) => k,
         None => {
-            attrs.push((sc::HTTP_REQUEST_METHOD_ORIGINAL, Value::from(m)));
+            out.attr(sc::HTTP_REQUEST_METHOD_ORIGINAL, ValueRef::Str(m));
             "_OTHER"
         }
     }
@@ -180,17 +182,20 @@ fn protocol_version(p: &str) -> &str {
     p
 }
 
-/// [`protocol_version`] as an attribute value, borrowed for the versions servers speak.
-fn protocol_version_value(p: &str) -> Value {
+/// [`protocol_version`] as an attribute value, a constant for the versions servers speak.
+fn protocol_version_value(p: &str) -> ValueRef<'_> {
     match protocol_version(p) {
-        "1.1" => Value::from_static("1.1"),
-        "1.0" => Value::from_static("1.0"),
-        "2" => Value::from_static("2"),
-        "2.0" => Value::from_static("2.0"),
-        "3" => Value::from_static("3"),
-        v => Value::from(v),
+        "1.1" => ValueRef::Static("1.1"),
+        "1.0" => ValueRef::Static("1.0"),
+        "2" => ValueRef::Static("2"),
+        "2.0" => ValueRef::Static("2.0"),
+        "3" => ValueRef::Static("3"),
+        v => ValueRef::Str(v),
     }
 }
+
+pub const SERVER_SCOPE: &str = "gotap/net/http/server";
+pub const CLIENT_SCOPE: &str = "gotap/net/http/client";
 
 pub fn server_span(req: &ServerRequest, frame: SpanFrame, capture_query: bool) -> Span {
     server_span_ref(&req.borrowed(), frame, capture_query)
@@ -198,67 +203,67 @@ pub fn server_span(req: &ServerRequest, frame: SpanFrame, capture_query: bool) -
 
 /// [`server_span`] from borrowed strings (identical span).
 pub fn server_span_ref(req: &ServerRequestRef<'_>, frame: SpanFrame, capture_query: bool) -> Span {
-    let mut attrs: Attributes = Vec::with_capacity(12);
-    let method = normalize_method(req.method, &mut attrs);
-    attrs.push((sc::HTTP_REQUEST_METHOD, Value::from_static(method)));
-    attrs.push((sc::URL_PATH, Value::from(req.path)));
-    attrs.push((sc::URL_SCHEME, Value::from_static("http")));
+    collect_one(|out| server_span_to(req, &frame, capture_query, out))
+}
+
+/// [`server_span`] into a sink (see [`crate::sink`]).
+pub fn server_span_to<S: SpanSink + ?Sized>(
+    req: &ServerRequestRef<'_>,
+    frame: &SpanFrame,
+    capture_query: bool,
+    out: &mut S,
+) {
+    out.begin(frame, SERVER_SCOPE);
+    let method = normalize_method(req.method, out);
+    out.attr(sc::HTTP_REQUEST_METHOD, ValueRef::Static(method));
+    out.attr(sc::URL_PATH, ValueRef::Str(req.path));
+    out.attr(sc::URL_SCHEME, ValueRef::Static("http"));
     if capture_query {
         if let Some(q) = req.query.filter(|q| !q.is_empty()) {
-            attrs.push((sc::URL_QUERY, Value::from(q)));
+            out.attr(sc::URL_QUERY, ValueRef::Str(q));
         }
     }
     let route = req.pattern.and_then(route_of);
     if let Some(r) = route {
-        attrs.push((sc::HTTP_ROUTE, Value::from(r)));
+        out.attr(sc::HTTP_ROUTE, ValueRef::Str(r));
     }
     if let Some(h) = req.host.filter(|h| !h.is_empty()) {
         let (host, port) = host_port(h);
-        attrs.push((sc::SERVER_ADDRESS, Value::from(host)));
+        out.attr(sc::SERVER_ADDRESS, ValueRef::Str(host));
         if let Some(p) = port {
-            attrs.push((sc::SERVER_PORT, Value::Int(p as i64)));
+            out.attr(sc::SERVER_PORT, ValueRef::Int(p as i64));
         }
     }
     if let Some(c) = req.client_address.filter(|c| !c.is_empty()) {
-        attrs.push((sc::CLIENT_ADDRESS, Value::from(c)));
+        out.attr(sc::CLIENT_ADDRESS, ValueRef::Str(c));
         if let Some(p) = req.client_port {
-            attrs.push((sc::CLIENT_PORT, Value::Int(p as i64)));
+            out.attr(sc::CLIENT_PORT, ValueRef::Int(p as i64));
         }
     }
     if let Some(ua) = req.user_agent.filter(|u| !u.is_empty()) {
-        attrs.push((sc::USER_AGENT_ORIGINAL, Value::from(ua)));
+        out.attr(sc::USER_AGENT_ORIGINAL, ValueRef::Str(ua));
     }
     if let Some(p) = req.protocol.filter(|p| !p.is_empty()) {
-        attrs.push((sc::NETWORK_PROTOCOL_VERSION, protocol_version_value(p)));
+        out.attr(sc::NETWORK_PROTOCOL_VERSION, protocol_version_value(p));
     }
-    let mut status = Status::Unset;
+    let mut status = StatusRef::Unset;
+    let mut digits = [0u8; 20];
     if let Some(code) = req.status_code {
-        attrs.push((sc::HTTP_RESPONSE_STATUS_CODE, Value::Int(code as i64)));
+        out.attr(sc::HTTP_RESPONSE_STATUS_CODE, ValueRef::Int(code as i64));
         // semconv: only 5xx is an error on the server side.
         if code >= 500 {
-            status = Status::Error(String::new());
-            attrs.push((sc::ERROR_TYPE, Value::from(code.to_string())));
+            status = StatusRef::Error("");
+            out.attr(
+                sc::ERROR_TYPE,
+                ValueRef::Str(decimal(code as u64, &mut digits)),
+            );
         }
     }
-    let name = match route {
-        Some(r) if method != "_OTHER" => {
-            let mut n = String::with_capacity(method.len() + 1 + r.len());
-            n.push_str(method);
-            n.push(' ');
-            n.push_str(r);
-            n
-        }
-        _ if method == "_OTHER" => "HTTP".to_owned(),
-        _ => method.to_owned(),
-    };
-    finish(
-        name,
-        SpanKind::Server,
-        attrs,
-        status,
-        frame,
-        "gotap/net/http/server",
-    )
+    match route {
+        Some(r) if method != "_OTHER" => out.end(&[method, " ", r], SpanKind::Server, status),
+        _ if method == "_OTHER" => out.end(&["HTTP"], SpanKind::Server, status),
+        _ => out.end(&[method], SpanKind::Server, status),
+    }
 }
 
 pub fn client_span(req: &ClientRequest, frame: SpanFrame) -> Span {
@@ -267,36 +272,42 @@ pub fn client_span(req: &ClientRequest, frame: SpanFrame) -> Span {
 
 /// [`client_span`] from borrowed strings (identical span).
 pub fn client_span_ref(req: &ClientRequestRef<'_>, frame: SpanFrame) -> Span {
-    let mut attrs: Attributes = Vec::with_capacity(8);
-    let method = normalize_method(req.method, &mut attrs);
-    attrs.push((sc::HTTP_REQUEST_METHOD, Value::from_static(method)));
-    attrs.push((sc::URL_FULL, Value::from(redact_url(req.url))));
+    collect_one(|out| client_span_to(req, &frame, out))
+}
+
+/// [`client_span`] into a sink (see [`crate::sink`]).
+pub fn client_span_to<S: SpanSink + ?Sized>(
+    req: &ClientRequestRef<'_>,
+    frame: &SpanFrame,
+    out: &mut S,
+) {
+    out.begin(frame, CLIENT_SCOPE);
+    let method = normalize_method(req.method, out);
+    out.attr(sc::HTTP_REQUEST_METHOD, ValueRef::Static(method));
+    out.attr(sc::URL_FULL, ValueRef::Str(&redact_url(req.url)));
     if let Some((host, port)) = url_authority(req.url) {
-        attrs.push((sc::SERVER_ADDRESS, Value::from(host)));
-        attrs.push((sc::SERVER_PORT, Value::Int(port as i64)));
+        out.attr(sc::SERVER_ADDRESS, ValueRef::Str(host));
+        out.attr(sc::SERVER_PORT, ValueRef::Int(port as i64));
     }
-    let mut status = Status::Unset;
+    let mut status = StatusRef::Unset;
+    let mut digits = [0u8; 20];
     if let Some(code) = req.status_code {
-        attrs.push((sc::HTTP_RESPONSE_STATUS_CODE, Value::Int(code as i64)));
+        out.attr(sc::HTTP_RESPONSE_STATUS_CODE, ValueRef::Int(code as i64));
         // semconv: 4xx and 5xx are errors on the client side.
         if code >= 400 {
-            status = Status::Error(String::new());
-            attrs.push((sc::ERROR_TYPE, Value::from(code.to_string())));
+            status = StatusRef::Error("");
+            out.attr(
+                sc::ERROR_TYPE,
+                ValueRef::Str(decimal(code as u64, &mut digits)),
+            );
         }
     }
     if let Some(e) = req.error {
-        status = Status::Error(e.to_owned());
-        attrs.push((sc::ERROR_TYPE, Value::from_static(error_type(e))));
+        status = StatusRef::Error(e);
+        out.attr(sc::ERROR_TYPE, ValueRef::Static(error_type(e)));
     }
     let name = if method == "_OTHER" { "HTTP" } else { method };
-    finish(
-        name.to_owned(),
-        SpanKind::Client,
-        attrs,
-        status,
-        frame,
-        "gotap/net/http/client",
-    )
+    out.end(&[name], SpanKind::Client, status)
 }
 
 fn error_type(e: &str) -> &'static str {
@@ -310,14 +321,14 @@ fn error_type(e: &str) -> &'static str {
 }
 
 /// semconv: credentials in `url.full` must be redacted.
-fn redact_url(url: &str) -> String {
+fn redact_url(url: &str) -> Cow<'_, str> {
     if let Some((scheme, rest)) = split_scheme(url) {
         let auth_end = byte_pos(rest, b'/').unwrap_or(rest.len());
         if let Some(at) = byte_rpos(&rest[..auth_end], b'@') {
-            return format!("{scheme}://REDACTED:REDACTED@{}", &rest[at + 1..]);
+            return Cow::Owned(format!("{scheme}://REDACTED:REDACTED@{}", &rest[at + 1..]));
         }
     }
-    url.to_owned()
+    Cow::Borrowed(url)
 }
 
 /// (host, port) of an absolute URL, with the scheme's default port.
@@ -343,32 +354,10 @@ fn url_authority(url: &str) -> Option<(&str, u16)> {
     Some((host, port))
 }
 
-fn finish(
-    name: String,
-    kind: SpanKind,
-    attributes: Attributes,
-    status: Status,
-    f: SpanFrame,
-    scope: &'static str,
-) -> Span {
-    Span {
-        trace_id: f.trace_id,
-        span_id: f.span_id,
-        parent_span_id: f.parent_span_id,
-        name,
-        kind,
-        start_unix_nano: f.start_unix_nano,
-        end_unix_nano: f.end_unix_nano,
-        attributes,
-        status,
-        resource: f.resource,
-        scope,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{Attributes, Status, Value};
 
     fn frame() -> SpanFrame {
         SpanFrame {

@@ -4,7 +4,9 @@
 //! A strategy (eBPF probes, compile-time weaving, probe sites…) turns what it observed into a
 //! request description ([`http::ServerRequest`], [`http::ClientRequest`]) and calls the builders
 //! in [`http`]; those alone decide span names, kinds, attribute keys ([`semconv`]) and status, so
-//! switching strategy never changes the telemetry. Exporters (crate `gotap-export`) take [`Span`]s.
+//! switching strategy never changes the telemetry. Builders emit into a [`sink::SpanSink`]: the
+//! OTLP batch writer (crate `gotap-export`) encodes spans from there without building them, and
+//! [`sink::Collect`] makes owned [`Span`]s for everything else.
 //!
 //! Not in scope: transport, batching, export formats.
 
@@ -13,6 +15,7 @@ pub mod http;
 pub mod ids;
 pub mod rpc;
 pub mod semconv;
+pub mod sink;
 
 use std::borrow::Cow;
 use std::sync::Arc;

@@ -37,6 +37,7 @@ func gotapProbeHTTPClient(method, url string, status, durationNs int64, errText 
 func main() {
 	seconds := flag.Int("seconds", 10, "run this long")
 	force := flag.Bool("force", false, "call the sites even while the semaphore is 0")
+	rate := flag.Int("rate", 0, "spans per second, evenly paced (0: timed bursts, as fast as possible)")
 	flag.Parse()
 	fmt.Println("sitebench ready")
 	srv := &gotapProbeRecord{
@@ -44,6 +45,10 @@ func main() {
 		host: "example.com:8080", remote: "10.1.2.3:4567", userAgent: "sitebench/1", proto: "HTTP/1.1",
 	}
 	cli := &gotapProbeRecord{traceHi: 1, traceLo: 2, span: 4, parent: 3, flags: 1}
+	if *rate > 0 {
+		paced(*seconds, *rate, srv, cli)
+		return
+	}
 	// Bursts of 1000 spans, then a 10 ms pause so the tracer's reader keeps up (no ring-buffer
 	// drops); only the bursts are timed.
 	for s := 0; s < *seconds; s++ {
@@ -65,4 +70,27 @@ func main() {
 		}
 		fmt.Printf("sem=%d spans=%d ns/span=%.2f\n", gotapProbeSemaphore[0], spans, float64(busy.Nanoseconds())/float64(spans))
 	}
+}
+
+// paced calls a client and a server site every 2/rate seconds, like a service answering
+// rate/2 requests per second with one outgoing call each: the cost of a tracer at a fixed load
+// rather than at saturation.
+func paced(seconds, rate int, srv, cli *gotapProbeRecord) {
+	interval := 2 * time.Second / time.Duration(rate)
+	start := time.Now()
+	next := start
+	spans := 0
+	for time.Since(start) < time.Duration(seconds)*time.Second {
+		if gotapProbeSemaphore[0] != 0 {
+			srv.start = int64(spans)
+			gotapProbeHTTPClient("GET", "http://127.0.0.1:8080/users/42", 200, 1000, "", cli)
+			gotapProbeHTTPServer("GET", "/users/42", 200, 5000, "GET /users/{id}", srv)
+		}
+		spans += 2
+		next = next.Add(interval)
+		if d := time.Until(next); d > 0 {
+			time.Sleep(d)
+		}
+	}
+	fmt.Printf("sem=%d spans=%d paced at %d/s\n", gotapProbeSemaphore[0], spans, rate)
 }
