@@ -3,7 +3,9 @@
 //! both by the real `gotap run` writing OTLP/JSON files. The same requests must give the same
 //! spans: names, kinds, attributes, statuses and the same trace trees (parent/child inside each
 //! service and across the two, through `traceparent` on the wire, and an adopted incoming
-//! `traceparent`). Go 1.26 and 1.27, stripped and not. Runs as root (real uprobes).
+//! `traceparent`). Go 1.26 and 1.27, stripped and not; with Go 1.26 the sites are also traced
+//! with OTLP/HTTP as the only exporter, to the real Collector (spans encoded straight from the
+//! event into the batch), which must receive the same spans. Runs as root (real uprobes).
 mod ebpf_support;
 
 use ebpf_support::*;
@@ -62,18 +64,29 @@ struct Run {
 }
 
 /// B, then A calling B, each under its own `gotap run`; the same requests; both interrupted.
-fn run(bin: &Path, dir: &Path, label: &str, pa: u16, pb: u16) -> Run {
+/// Spans go to OTLP/JSON files, or with `collector` only over OTLP/HTTP to the real Collector:
+/// the path on which gotap writes each span's protobuf straight from the event into the batch.
+fn run(
+    bin: &Path,
+    dir: &Path,
+    label: &str,
+    pa: u16,
+    pb: u16,
+    collector: Option<&Collector>,
+) -> Run {
     let flags = |svc: &str| {
         let file = dir.join(format!("{label}-{svc}.jsonl"));
-        [
-            "--no-console",
-            "--output-file",
-            file.to_str().unwrap(),
-            "--service-name",
-            svc,
-        ]
-        .map(String::from)
-        .to_vec()
+        let out = match collector {
+            None => ["--output-file".to_string(), file.display().to_string()],
+            Some(c) => [
+                "--otlp-endpoint".to_string(),
+                format!("http://127.0.0.1:{}", c.http_port),
+            ],
+        };
+        let mut f = vec!["--no-console".to_string()];
+        f.extend(out);
+        f.extend(["--service-name".to_string(), svc.to_string()]);
+        f
     };
     let mut b = gotap_run(
         &flags("svc-b"),
@@ -111,16 +124,20 @@ fn run(bin: &Path, dir: &Path, label: &str, pa: u16, pb: u16) -> Run {
     // Longer than the 256 bytes of url.path both strategies keep: the cut must agree.
     let long = format!("/notfound/{}?q=1", "x".repeat(300));
     assert_eq!(http(pa, "GET", &long, &[]).0, 404, "{label}");
-    // Let the agents drain their ring buffers (they poll every 20 ms) before stopping them.
-    std::thread::sleep(Duration::from_millis(300));
+    // Stopping drains the ring buffers and flushes the exporters.
     let fa = a.interrupt();
     let fb = b.interrupt();
     let mut spans = Vec::new();
-    for svc in ["svc-a", "svc-b"] {
-        let file = dir.join(format!("{label}-{svc}.jsonl"));
-        spans.extend(parse_otlp_json_lines(
-            &std::fs::read_to_string(&file).unwrap_or_default(),
-        ));
+    match collector {
+        None => {
+            for svc in ["svc-a", "svc-b"] {
+                let file = dir.join(format!("{label}-{svc}.jsonl"));
+                spans.extend(parse_otlp_json_lines(
+                    &std::fs::read_to_string(&file).unwrap_or_default(),
+                ));
+            }
+        }
+        Some(c) => spans = c.wait_for("13 spans", |s| s.len() >= 13),
     }
     Run {
         spans,
@@ -166,7 +183,7 @@ fn signatures(spans: &[FlatSpan]) -> Vec<String> {
     v
 }
 
-fn same_spans(tc: Toolchain, variant: Variant) {
+fn same_spans(tc: Toolchain, variant: Variant, over_otlp: bool) {
     require_root();
     let label = format!("{}-{}", tc.label(), variant.label());
     let dir = scratch(&format!("probes-{label}"));
@@ -174,8 +191,19 @@ fn same_spans(tc: Toolchain, variant: Variant) {
     let probes_bin = httpsvc_probes(tc, variant);
     let (pa, pb) = (free_port(), free_port());
 
-    let functions = run(&plain_bin, &dir, "functions", pa, pb);
-    let sites = run(&probes_bin, &dir, "sites", pa, pb);
+    let functions = run(&plain_bin, &dir, "functions", pa, pb, None);
+    let sites = run(&probes_bin, &dir, "sites", pa, pb, None);
+    if over_otlp {
+        // The Collector received exactly what the file exporter wrote.
+        let collector = Collector::start(&dir);
+        let otlp = run(&probes_bin, &dir, "sites-otlp", pa, pb, Some(&collector));
+        assert_eq!(
+            signatures(&otlp.spans),
+            signatures(&sites.spans),
+            "{label}: sites over OTLP/HTTP and to a file disagree:\n{}",
+            dump(&otlp.spans)
+        );
+    }
 
     // 5 server spans in A, 4 in B, 4 client spans in A.
     for (what, r) in [("function probes", &functions), ("probe sites", &sites)] {
@@ -266,12 +294,12 @@ fn same_spans(tc: Toolchain, variant: Variant) {
 
 #[test]
 fn go126_same_spans() {
-    same_spans(Toolchain::Go126, Variant::default());
+    same_spans(Toolchain::Go126, Variant::default(), true);
 }
 
 #[test]
 fn go127_same_spans() {
-    same_spans(Toolchain::Go127, Variant::default());
+    same_spans(Toolchain::Go127, Variant::default(), false);
 }
 
 #[test]
@@ -282,6 +310,7 @@ fn go126_stripped_same_spans() {
             stripped: true,
             pie: false,
         },
+        false,
     );
 }
 
@@ -293,6 +322,7 @@ fn go127_stripped_same_spans() {
             stripped: true,
             pie: false,
         },
+        false,
     );
 }
 
