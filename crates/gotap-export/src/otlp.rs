@@ -284,9 +284,9 @@ impl BatchWriter {
     pub fn bytes(&self) -> usize {
         self.batch.bytes()
     }
-    /// The spans written so far (a span being streamed stays).
+    /// The spans written so far; a span begun and not ended is discarded.
     pub fn take(&mut self) -> EncodedBatch {
-        debug_assert!(self.cur.is_none(), "take between begin and end");
+        self.abandon();
         self.hint = self
             .batch
             .runs
@@ -295,6 +295,12 @@ impl BatchWriter {
             .max()
             .unwrap_or(self.hint);
         std::mem::take(&mut self.batch)
+    }
+    /// Removes the bytes of a span begun and not ended, which would otherwise corrupt the run.
+    fn abandon(&mut self) {
+        if let Some((i, body)) = self.cur.take() {
+            self.batch.runs[i].bytes.truncate(body - 1 - LEN_GAP);
+        }
     }
     fn run(&mut self, resource: &Arc<Resource>, scope: &'static str) -> usize {
         // Few runs per batch (one per scope of each traced process): a scan beats a map.
@@ -317,6 +323,7 @@ impl BatchWriter {
 
 impl SpanSink for BatchWriter {
     fn begin(&mut self, frame: &SpanFrame, scope: &'static str) {
+        self.abandon();
         let i = self.run(&frame.resource, scope);
         let out = &mut self.batch.runs[i].bytes;
         out.reserve(512);
@@ -346,6 +353,7 @@ impl SpanSink for BatchWriter {
         self.batch.spans += 1;
     }
     fn span(&mut self, span: Span) {
+        self.abandon();
         let i = self.run(&span.resource, span.scope);
         let out = &mut self.batch.runs[i].bytes;
         pb::message_key(2, pb::span_len(&span), out);
@@ -362,7 +370,8 @@ pub fn encode_request_batch(b: &EncodedBatch) -> Vec<u8> {
     // `Arc`s, or of one scope, are merged (their spans stay in run order).
     type Scopes<'a> = Vec<(&'static str, Vec<&'a SpanRun>)>;
     let mut resources: Vec<(&Arc<Resource>, Scopes<'_>)> = Vec::new();
-    for r in &b.runs {
+    // A run can be empty only when its one span was discarded unfinished.
+    for r in b.runs.iter().filter(|r| !r.bytes.is_empty()) {
         let scopes = match resources
             .iter_mut()
             .position(|(res, _)| Arc::ptr_eq(res, &r.resource) || ***res == *r.resource)
@@ -1097,6 +1106,42 @@ mod tests {
         let back = ExportTraceServiceRequest::decode(&encode_request_batch(&batch)[..])
             .expect("a written batch decodes");
         assert_eq!(canonical(back), canonical(to_request(&spans)));
+    }
+
+    /// A span begun and never ended (a builder bug) leaves no bytes behind: the spans around it
+    /// still decode.
+    #[test]
+    fn unfinished_spans_are_discarded() {
+        use prost::Message;
+        let spans = varied();
+        let frame = |s: &Span| SpanFrame {
+            trace_id: s.trace_id,
+            span_id: s.span_id,
+            parent_span_id: s.parent_span_id,
+            start_unix_nano: s.start_unix_nano,
+            end_unix_nano: s.end_unix_nano,
+            resource: s.resource.clone(),
+        };
+        let mut w = BatchWriter::new();
+        w.span(spans[0].clone());
+        w.begin(&frame(&spans[1]), spans[1].scope);
+        w.attr("k", ValueRef::Int(1));
+        w.span(spans[2].clone());
+        w.begin(&frame(&spans[3]), spans[3].scope);
+        w.begin(&frame(&spans[4]), spans[4].scope);
+        w.end(
+            &[&spans[4].name],
+            spans[4].kind,
+            spans[4].status.as_status_ref(),
+        );
+        w.begin(&frame(&spans[5]), spans[5].scope);
+        let batch = w.take();
+        assert_eq!(batch.len(), 3);
+        let back =
+            ExportTraceServiceRequest::decode(&encode_request_batch(&batch)[..]).expect("decodes");
+        let mut want = vec![spans[0].clone(), spans[2].clone(), spans[4].clone()];
+        want[2].attributes.clear();
+        assert_eq!(canonical(back), canonical(to_request(&want)));
     }
 
     #[test]
