@@ -309,13 +309,7 @@ pub fn emit<S: SpanSink + ?Sized>(
             http::client_span_to(&req, &frame, out);
             true
         }
-        _ => match crate::sites_more::to_span(ev, frame) {
-            Some(span) => {
-                out.span(span);
-                true
-            }
-            None => false,
-        },
+        _ => crate::sites_more::emit(ev, &frame, out),
     }
 }
 

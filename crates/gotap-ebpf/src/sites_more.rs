@@ -5,7 +5,7 @@
 use gotap_spans::db::{self, DbError, DbQuery, DbServer};
 use gotap_spans::http::SpanFrame;
 use gotap_spans::rpc::{self, GrpcClientCall, GrpcServerCall};
-use gotap_spans::Span;
+use gotap_spans::sink::SpanSink;
 
 use crate::abi::SiteEvent;
 
@@ -89,13 +89,26 @@ pub fn grpc_client_call(ev: &SiteEvent<'_>) -> GrpcClientCall {
 }
 
 /// The span of a database/sql or grpc site event; `None` for other kinds.
-pub fn to_span(ev: &SiteEvent<'_>, frame: SpanFrame) -> Option<Span> {
+#[cfg(test)] // the agent emits into its sink; tests look at the span
+pub fn to_span(ev: &SiteEvent<'_>, frame: SpanFrame) -> Option<gotap_spans::Span> {
+    let mut got = None;
+    emit(
+        ev,
+        &frame,
+        &mut gotap_spans::sink::Collect::new(|s| got = Some(s)),
+    );
+    got
+}
+
+/// [`to_span`] into a sink; `false` for other kinds.
+pub fn emit<S: SpanSink + ?Sized>(ev: &SiteEvent<'_>, frame: &SpanFrame, out: &mut S) -> bool {
     match ev.h.kind {
-        EV_SITE_SQL => Some(db::client_span_to(&db_query(ev), &db_server(ev), frame)),
-        EV_SITE_GRPC_SERVER => Some(rpc::server_span(&grpc_server_call(ev), frame)),
-        EV_SITE_GRPC_CLIENT => Some(rpc::client_span(&grpc_client_call(ev), frame)),
-        _ => None,
+        EV_SITE_SQL => db::client_span_into(&db_query(ev), &db_server(ev), frame, out),
+        EV_SITE_GRPC_SERVER => rpc::server_span_into(&grpc_server_call(ev), frame, out),
+        EV_SITE_GRPC_CLIENT => rpc::client_span_into(&grpc_client_call(ev), frame, out),
+        _ => return false,
     }
+    true
 }
 
 #[cfg(test)]
@@ -117,7 +130,7 @@ mod tests {
     }
 
     /// The span of a site record of `kind` with `status` and these string slots.
-    fn span(kind: u8, status: i64, strs: &[&str]) -> Span {
+    fn span(kind: u8, status: i64, strs: &[&str]) -> gotap_spans::Span {
         let strs: Vec<&[u8]> = strs.iter().map(|s| s.as_bytes()).collect();
         let rec = encode_site_event(
             &SiteHeader {

@@ -6,7 +6,8 @@
 //! identifiers and comments are kept), so a query written with inline values never exports them.
 //! Operation and collection names are parsed from that text only when that is unambiguous.
 use crate::http::SpanFrame;
-use crate::{Attributes, Span, SpanKind, Status, Value};
+use crate::sink::{collect_one, SpanSink, StatusRef, ValueRef};
+use crate::{Span, SpanKind};
 
 pub const DB_SYSTEM_NAME: &str = "db.system.name";
 pub const DB_QUERY_TEXT: &str = "db.query.text";
@@ -254,55 +255,52 @@ pub fn client_span(q: &DbQuery, f: SpanFrame) -> Span {
 /// [`client_span`] with the database's address and namespace: `db.namespace`, then
 /// `server.address` and `server.port` (the port only with an address), each left out when unknown.
 pub fn client_span_to(q: &DbQuery, server: &DbServer, f: SpanFrame) -> Span {
+    collect_one(|out| client_span_into(q, server, &f, out))
+}
+
+/// [`client_span_to`] into a sink (see [`crate::sink`]).
+pub fn client_span_into<S: SpanSink + ?Sized>(
+    q: &DbQuery,
+    server: &DbServer,
+    f: &SpanFrame,
+    out: &mut S,
+) {
     let system = system_name(&q.driver_package);
     let parsed = scan(&q.query);
-    let mut attrs: Attributes = Vec::with_capacity(9);
-    attrs.push((DB_SYSTEM_NAME, Value::from_static(system)));
-    attrs.push((DB_QUERY_TEXT, Value::from(parsed.sanitized)));
+    out.begin(f, SCOPE);
+    out.attr(DB_SYSTEM_NAME, ValueRef::Static(system));
+    out.attr(DB_QUERY_TEXT, ValueRef::Str(&parsed.sanitized));
     if let Some(op) = &parsed.operation {
-        attrs.push((DB_OPERATION_NAME, Value::from(op.as_str())));
+        out.attr(DB_OPERATION_NAME, ValueRef::Str(op));
     }
     if let Some(c) = &parsed.collection {
-        attrs.push((DB_COLLECTION_NAME, Value::from(c.as_str())));
+        out.attr(DB_COLLECTION_NAME, ValueRef::Str(c));
     }
     if let Some(ns) = server.namespace.as_deref().filter(|n| !n.is_empty()) {
-        attrs.push((DB_NAMESPACE, Value::from(ns)));
+        out.attr(DB_NAMESPACE, ValueRef::Str(ns));
     }
     if let Some(a) = server.address.as_deref().filter(|a| !a.is_empty()) {
-        attrs.push((crate::semconv::SERVER_ADDRESS, Value::from(a)));
+        out.attr(crate::semconv::SERVER_ADDRESS, ValueRef::Str(a));
         if let Some(p) = server.port.filter(|&p| p > 0) {
-            attrs.push((crate::semconv::SERVER_PORT, Value::Int(p as i64)));
+            out.attr(crate::semconv::SERVER_PORT, ValueRef::Int(p as i64));
         }
     }
-    let mut status = Status::Unset;
+    let mut status = StatusRef::Unset;
     if let Some(e) = q
         .error
         .as_ref()
         .filter(|e| !NOT_FAILURES.contains(&e.message.as_str()))
     {
-        status = Status::Error(e.message.clone());
+        status = StatusRef::Error(&e.message);
         if let Some(code) = e.status_code.as_deref().filter(|c| !c.is_empty()) {
-            attrs.push((DB_RESPONSE_STATUS_CODE, Value::from(code)));
+            out.attr(DB_RESPONSE_STATUS_CODE, ValueRef::Str(code));
         }
-        attrs.push((crate::semconv::ERROR_TYPE, Value::from(error_type(e))));
+        out.attr(crate::semconv::ERROR_TYPE, ValueRef::Str(&error_type(e)));
     }
-    let name = match (&parsed.operation, &parsed.collection) {
-        (Some(op), Some(c)) => format!("{op} {c}"),
-        (Some(op), None) => op.clone(),
-        _ => system.to_owned(),
-    };
-    Span {
-        trace_id: f.trace_id,
-        span_id: f.span_id,
-        parent_span_id: f.parent_span_id,
-        name,
-        kind: SpanKind::Client,
-        start_unix_nano: f.start_unix_nano,
-        end_unix_nano: f.end_unix_nano,
-        attributes: attrs,
-        status,
-        resource: f.resource,
-        scope: SCOPE,
+    match (&parsed.operation, &parsed.collection) {
+        (Some(op), Some(c)) => out.end(&[op, " ", c], SpanKind::Client, status),
+        (Some(op), None) => out.end(&[op], SpanKind::Client, status),
+        _ => out.end(&[system], SpanKind::Client, status),
     }
 }
 
@@ -310,6 +308,7 @@ pub fn client_span_to(q: &DbQuery, server: &DbServer, f: SpanFrame) -> Span {
 mod tests {
     use super::*;
     use crate::Resource;
+    use crate::{Status, Value};
     use std::sync::Arc;
 
     fn frame() -> SpanFrame {

@@ -1,8 +1,9 @@
 //! gRPC server and client spans (OpenTelemetry RPC semantic conventions). Every strategy describes
 //! a call with [`GrpcServerCall`] / [`GrpcClientCall`] and gets the span from [`server_span`] /
 //! [`client_span`]; the compile-time runtime (go/gotaprt/grpc.go) mirrors these rules line by line.
-use crate::http::{split_host_port, SpanFrame};
-use crate::{semconv as sc, Attributes, Span, SpanKind, Status, Value};
+use crate::http::{host_port, split_host_port, SpanFrame};
+use crate::sink::{collect_one, SpanSink, StatusRef, ValueRef};
+use crate::{semconv as sc, Span, SpanKind};
 
 pub const RPC_SYSTEM: &str = "rpc.system";
 pub const RPC_SERVICE: &str = "rpc.service";
@@ -75,96 +76,81 @@ pub fn is_server_error(code: u32) -> bool {
     matches!(code, 2 | 4 | 12 | 13 | 14 | 15)
 }
 
-fn base(full_method: &str) -> (String, Attributes) {
+/// Begins the span with what both sides share: `rpc.system`, `rpc.service`, `rpc.method`.
+/// Returns the span's name.
+fn begin<S: SpanSink + ?Sized>(
+    full_method: &str,
+    f: &SpanFrame,
+    scope: &'static str,
+    out: &mut S,
+) -> String {
     let (name, parts) = split_full_method(full_method);
-    let mut attrs: Attributes = Vec::with_capacity(7);
-    attrs.push((RPC_SYSTEM, Value::from_static("grpc")));
+    out.begin(f, scope);
+    out.attr(RPC_SYSTEM, ValueRef::Static("grpc"));
     if let Some((service, method)) = parts {
-        attrs.push((RPC_SERVICE, Value::from(service)));
-        attrs.push((RPC_METHOD, Value::from(method)));
+        out.attr(RPC_SERVICE, ValueRef::Str(&service));
+        out.attr(RPC_METHOD, ValueRef::Str(&method));
     }
-    (name, attrs)
+    name
 }
 
-fn status_of(
+fn status_of<'a, S: SpanSink + ?Sized>(
     code: Option<u32>,
-    message: &Option<String>,
+    message: &'a Option<String>,
     error: fn(u32) -> bool,
-    attrs: &mut Attributes,
-) -> Status {
+    out: &mut S,
+) -> StatusRef<'a> {
     let Some(code) = code else {
-        return Status::Unset;
+        return StatusRef::Unset;
     };
-    attrs.push((RPC_GRPC_STATUS_CODE, Value::Int(code as i64)));
+    out.attr(RPC_GRPC_STATUS_CODE, ValueRef::Int(code as i64));
     if error(code) {
-        Status::Error(message.clone().unwrap_or_default())
+        StatusRef::Error(message.as_deref().unwrap_or_default())
     } else {
-        Status::Unset
+        StatusRef::Unset
     }
 }
 
 pub fn server_span(call: &GrpcServerCall, frame: SpanFrame) -> Span {
-    let (name, mut attrs) = base(&call.full_method);
+    collect_one(|out| server_span_into(call, &frame, out))
+}
+
+/// [`server_span`] into a sink (see [`crate::sink`]).
+pub fn server_span_into<S: SpanSink + ?Sized>(call: &GrpcServerCall, f: &SpanFrame, out: &mut S) {
+    let name = begin(&call.full_method, f, SERVER_SCOPE, out);
     if let Some(p) = call.peer.as_deref().filter(|p| !p.is_empty()) {
-        let (host, port) = split_host_port(p);
-        attrs.push((sc::NETWORK_PEER_ADDRESS, Value::from(host)));
+        let (host, port) = host_port(p);
+        out.attr(sc::NETWORK_PEER_ADDRESS, ValueRef::Str(host));
         if let Some(port) = port {
-            attrs.push((sc::NETWORK_PEER_PORT, Value::Int(port as i64)));
+            out.attr(sc::NETWORK_PEER_PORT, ValueRef::Int(port as i64));
         }
     }
-    let status = status_of(
-        call.status_code,
-        &call.status_message,
-        is_server_error,
-        &mut attrs,
-    );
-    finish(name, SpanKind::Server, attrs, status, frame, SERVER_SCOPE)
+    let status = status_of(call.status_code, &call.status_message, is_server_error, out);
+    out.end(&[&name], SpanKind::Server, status)
 }
 
 pub fn client_span(call: &GrpcClientCall, frame: SpanFrame) -> Span {
-    let (name, mut attrs) = base(&call.full_method);
-    if let Some((host, port)) = target_address(&call.target) {
-        attrs.push((sc::SERVER_ADDRESS, Value::from(host)));
-        if let Some(port) = port {
-            attrs.push((sc::SERVER_PORT, Value::Int(port as i64)));
-        }
-    }
-    let status = status_of(
-        call.status_code,
-        &call.status_message,
-        |c| c != 0,
-        &mut attrs,
-    );
-    finish(name, SpanKind::Client, attrs, status, frame, CLIENT_SCOPE)
+    collect_one(|out| client_span_into(call, &frame, out))
 }
 
-fn finish(
-    name: String,
-    kind: SpanKind,
-    attributes: Attributes,
-    status: Status,
-    f: SpanFrame,
-    scope: &'static str,
-) -> Span {
-    Span {
-        trace_id: f.trace_id,
-        span_id: f.span_id,
-        parent_span_id: f.parent_span_id,
-        name,
-        kind,
-        start_unix_nano: f.start_unix_nano,
-        end_unix_nano: f.end_unix_nano,
-        attributes,
-        status,
-        resource: f.resource,
-        scope,
+/// [`client_span`] into a sink (see [`crate::sink`]).
+pub fn client_span_into<S: SpanSink + ?Sized>(call: &GrpcClientCall, f: &SpanFrame, out: &mut S) {
+    let name = begin(&call.full_method, f, CLIENT_SCOPE, out);
+    if let Some((host, port)) = target_address(&call.target) {
+        out.attr(sc::SERVER_ADDRESS, ValueRef::Str(&host));
+        if let Some(port) = port {
+            out.attr(sc::SERVER_PORT, ValueRef::Int(port as i64));
+        }
     }
+    let status = status_of(call.status_code, &call.status_message, |c| c != 0, out);
+    out.end(&[&name], SpanKind::Client, status)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::Resource;
+    use crate::{Status, Value};
     use std::sync::Arc;
 
     fn frame() -> SpanFrame {
