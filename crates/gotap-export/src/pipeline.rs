@@ -78,19 +78,19 @@ impl SpanSender {
     pub fn sink(&self) -> PipelineSink {
         if self.encode {
             let b = &self.batch;
-            PipelineSink::Encode(Writing {
+            PipelineSink(SinkKind::Encode(Writing {
                 writer: BatchWriter::new(),
                 sender: self.clone(),
                 first: None,
                 max_spans: b.max_export_batch_size.min(b.max_queue_size).max(1),
                 max_bytes: b.max_export_batch_bytes,
                 delay: b.schedule_delay,
-            })
+            }))
         } else {
             let sender = self.clone();
-            PipelineSink::Spans(Collect::new(Box::new(move |s| {
+            PipelineSink(SinkKind::Spans(Collect::new(Box::new(move |s| {
                 sender.send(s);
-            })))
+            }))))
         }
     }
 
@@ -157,13 +157,15 @@ enum Item {
 }
 
 /// The sink of [`SpanSender::sink`].
-pub enum PipelineSink {
+pub struct PipelineSink(SinkKind);
+
+enum SinkKind {
     Encode(Writing),
     Spans(Collect<Box<dyn FnMut(Span) + Send>>),
 }
 
 /// A batch being written by a [`PipelineSink`], and when to hand it over.
-pub struct Writing {
+struct Writing {
     writer: BatchWriter,
     sender: SpanSender,
     /// When the batch's first span came.
@@ -198,37 +200,37 @@ impl Drop for Writing {
 
 impl SpanSink for PipelineSink {
     fn begin(&mut self, frame: &SpanFrame, scope: &'static str) {
-        match self {
-            PipelineSink::Encode(w) => w.writer.begin(frame, scope),
-            PipelineSink::Spans(c) => c.begin(frame, scope),
+        match &mut self.0 {
+            SinkKind::Encode(w) => w.writer.begin(frame, scope),
+            SinkKind::Spans(c) => c.begin(frame, scope),
         }
     }
     fn attr(&mut self, key: &'static str, value: ValueRef<'_>) {
-        match self {
-            PipelineSink::Encode(w) => w.writer.attr(key, value),
-            PipelineSink::Spans(c) => c.attr(key, value),
+        match &mut self.0 {
+            SinkKind::Encode(w) => w.writer.attr(key, value),
+            SinkKind::Spans(c) => c.attr(key, value),
         }
     }
     fn end(&mut self, name: &[&str], kind: SpanKind, status: StatusRef<'_>) {
-        match self {
-            PipelineSink::Encode(w) => {
+        match &mut self.0 {
+            SinkKind::Encode(w) => {
                 w.writer.end(name, kind, status);
                 w.after_span();
             }
-            PipelineSink::Spans(c) => c.end(name, kind, status),
+            SinkKind::Spans(c) => c.end(name, kind, status),
         }
     }
     fn span(&mut self, span: Span) {
-        match self {
-            PipelineSink::Encode(w) => {
+        match &mut self.0 {
+            SinkKind::Encode(w) => {
                 w.writer.span(span);
                 w.after_span();
             }
-            PipelineSink::Spans(c) => c.span(span),
+            SinkKind::Spans(c) => c.span(span),
         }
     }
     fn idle(&mut self) {
-        if let PipelineSink::Encode(w) = self {
+        if let SinkKind::Encode(w) = &mut self.0 {
             if w.first.is_some_and(|t| t.elapsed() >= w.delay) {
                 w.hand_over();
             }
