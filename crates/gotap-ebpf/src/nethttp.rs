@@ -43,7 +43,7 @@ pub fn to_span(
     got
 }
 
-/// [`to_span`] into a sink; `false` for an event of no known kind.
+/// Converts one event into `out` (`to_span` in tests); `false` for an event of no known kind.
 pub fn emit<S: SpanSink + ?Sized>(
     ev: &HttpEvent,
     resource: Arc<Resource>,

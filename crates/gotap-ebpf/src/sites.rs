@@ -2,7 +2,7 @@
 //! probes is traced through them instead of function entries and returns. One uprobe per site,
 //! with the USDT semaphore (so the woven code prepares arguments only while traced), one hit per
 //! span; the site programs (bpf/gotap.bpf.c, site_*) copy the arguments and the record, and
-//! [`to_span`] hands them to the same builders as the function probes.
+//! [`emit`] hands them to the same builders as the function probes.
 use std::sync::{Arc, OnceLock};
 
 use gotap_binary::usdt::{self, UsdtProbe};
@@ -230,7 +230,7 @@ pub fn to_span(
     got
 }
 
-/// [`to_span`] into a sink; `false` for an event it cannot convert.
+/// Converts one site event into `out` (`to_span` in tests); `false` for an event it cannot convert.
 pub fn emit<S: SpanSink + ?Sized>(
     ev: &SiteEvent<'_>,
     resource: Arc<Resource>,

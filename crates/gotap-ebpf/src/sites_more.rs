@@ -100,7 +100,7 @@ pub fn to_span(ev: &SiteEvent<'_>, frame: SpanFrame) -> Option<gotap_spans::Span
     got
 }
 
-/// [`to_span`] into a sink; `false` for other kinds.
+/// A database/sql or grpc site event into `out`; `false` for other kinds.
 pub fn emit<S: SpanSink + ?Sized>(ev: &SiteEvent<'_>, frame: &SpanFrame, out: &mut S) -> bool {
     match ev.h.kind {
         EV_SITE_SQL => db::client_span_into(&db_query(ev), &db_server(ev), frame, out),
