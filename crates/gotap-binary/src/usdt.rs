@@ -79,8 +79,39 @@ pub const GOTAP_SITES: [SiteDef<'static>; 5] = [
     },
 ];
 
-/// The 5-byte NOP every gotap site starts with (the kernel optimises uprobes on it).
+/// The 5-byte NOP a gotap site's probe sits on (the kernel optimises uprobes on it).
 const NOP5: [u8; 5] = [0x0f, 0x1f, 0x44, 0x00, 0x00];
+
+/// The prologue of a site with the event ABI (docs/probes.md, "The site event"): `MOVQ
+/// event_base+72(FP), SI; MOVQ event_len+80(FP), DX`, then the nop5. The woven code passes the
+/// span's whole event, built in Go, as the site's tenth argument (a Go string), and the prologue
+/// puts it in registers, so the BPF program reads it in one access without reading the stack.
+/// Sites built before it start with the nop5 and are read through their arguments and record.
+pub const SITE_EVENT_PROLOGUE: [u8; 10] = [
+    0x48, 0x8b, 0x74, 0x24, 0x50, // mov 0x50(%rsp),%rsi
+    0x48, 0x8b, 0x54, 0x24, 0x58, // mov 0x58(%rsp),%rdx
+];
+
+/// Where a site function's nop5 is, from the function's first bytes: at its entry (argument ABI),
+/// or after [`SITE_EVENT_PROLOGUE`] (event ABI). `None`: not a gotap probe site.
+pub fn site_nop_offset(code: &[u8]) -> Option<usize> {
+    if code.starts_with(&NOP5) {
+        return Some(0);
+    }
+    let n = SITE_EVENT_PROLOGUE.len();
+    (code.starts_with(&SITE_EVENT_PROLOGUE) && code.get(n..n + 5) == Some(&NOP5[..])).then_some(n)
+}
+
+/// Whether the probe at file offset `offset` of `data` sits on a site with the event ABI: its nop5
+/// follows [`SITE_EVENT_PROLOGUE`].
+pub fn site_has_event_abi(data: &[u8], offset: u64) -> bool {
+    let n = SITE_EVENT_PROLOGUE.len() as u64;
+    offset >= n
+        && usize::try_from(offset - n)
+            .ok()
+            .and_then(|o| data.get(o..o + n as usize))
+            == Some(&SITE_EVENT_PROLOGUE[..])
+}
 
 /// One probe to write: which Go function is the site, and how it is named and read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,13 +233,15 @@ pub fn annotate_each(path: &Path, sites: &[(SiteDef, Option<&[u8]>)]) -> Result<
             .function(site.function)
             .or_else(|| bin.function(&format!("{}.abi0", site.function)));
         let Some(func) = func else { continue };
-        if bin.read_vaddr(func.entry, 5) != Some(&NOP5[..]) {
+        let head = bin.read_vaddr(func.entry, SITE_EVENT_PROLOGUE.len() as u64 + 5);
+        let Some(at) = head.or_else(|| bin.read_vaddr(func.entry, 5)).and_then(site_nop_offset)
+        else {
             return Err(fail(format!(
-                "{} does not start with a 5-byte NOP, so it is not a probe site",
+                "{} does not start with a 5-byte NOP (or gotap's site prologue and one), so it is not a probe site",
                 func.name
             )));
-        }
-        found.push((site, *marker, func.entry));
+        };
+        found.push((site, *marker, func.entry + at as u64));
     }
     if found.is_empty() {
         return Ok(already);
@@ -750,6 +783,28 @@ mod tests {
                 scale: 1
             }
         );
+    }
+
+    #[test]
+    fn finds_the_nop5_of_either_site_abi() {
+        let mut event = SITE_EVENT_PROLOGUE.to_vec();
+        event.extend_from_slice(&NOP5);
+        event.push(0xc3);
+        assert_eq!(site_nop_offset(&event), Some(10));
+        assert_eq!(site_nop_offset(&[&NOP5[..], &[0xc3]].concat()), Some(0));
+        // A prologue without its nop5, a nop5 later in another function, other code: not sites.
+        assert_eq!(site_nop_offset(&event[..12]), None);
+        assert_eq!(site_nop_offset(&[0x90; 15]), None);
+        let mut other = vec![0x48, 0x8b, 0x74, 0x24, 0x48];
+        other.extend_from_slice(&event[5..]);
+        assert_eq!(site_nop_offset(&other), None);
+        // The agent's check at the probe's file offset.
+        let mut file = vec![0u8; 32];
+        file[16..16 + event.len()].copy_from_slice(&event);
+        assert!(site_has_event_abi(&file, 26));
+        assert!(!site_has_event_abi(&file, 16));
+        assert!(!site_has_event_abi(&file, 5));
+        assert!(!site_has_event_abi(&file, u64::MAX));
     }
 
     #[test]

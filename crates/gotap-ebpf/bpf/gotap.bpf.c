@@ -116,11 +116,13 @@ struct {
 /* A traceparent link-map entry older than this is stale (port reuse), not a parent. */
 #define LINK_MAX_AGE_NS (10ULL * 1000 * 1000 * 1000)
 
-static __always_inline void count(u32 idx)
+static __always_inline u64 count(u32 idx)
 {
 	u64 *c = bpf_map_lookup_elem(&counters, &idx);
-	if (c)
-		*c += 1;
+	if (!c)
+		return 0;
+	*c += 1;
+	return *c;
 }
 
 static __always_inline struct proc_cfg *get_cfg(struct pt_regs *ctx)
@@ -268,6 +270,21 @@ static __always_inline u64 wake_flag(u64 size)
 	u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
 	return avail < RING_WAKE_BYTES && avail + size >= RING_WAKE_BYTES ? BPF_RB_FORCE_WAKEUP
 									  : BPF_RB_NO_WAKEUP;
+}
+
+/* Probe sites are cheap enough that the query itself showed in profiles (~10 % of the site
+ * program: it reads the positions the other CPU and the reader write). So a site asks only on
+ * every SITE_WAKE_EVERY-th hit of its CPU whether the ring is past the mark, and then wakes the
+ * reader: a burst overshoots the mark by at most that many events per CPU, and while the reader
+ * is behind, a spare wakeup every so many events costs it nothing it would not do anyway. */
+#define SITE_WAKE_EVERY 32
+
+static __always_inline u64 site_wake_flag(u64 hits)
+{
+	if (hits % SITE_WAKE_EVERY)
+		return BPF_RB_NO_WAKEUP;
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= RING_WAKE_BYTES ? BPF_RB_FORCE_WAKEUP
+										  : BPF_RB_NO_WAKEUP;
 }
 
 static __always_inline void submit(struct http_event *ev)
@@ -727,8 +744,39 @@ static __always_inline u32 site_put(struct site_scratch *s, u32 off, int i, u64 
 
 static __always_inline int site_hit(struct pt_regs *ctx, u8 kind)
 {
-	u32 proc = (u32)bpf_get_attach_cookie(ctx);
-	count(CNT_PROBE_HITS);
+	u64 cookie = bpf_get_attach_cookie(ctx);
+	u32 proc = (u32)cookie;
+	u64 hits = count(CNT_PROBE_HITS);
+	u32 zero = 0;
+	struct site_scratch *s = bpf_map_lookup_elem(&scratch_site, &zero);
+	if (!s)
+		return 0;
+	u32 off = 0;
+	if (cookie & SITE_COOKIE_EVENT) {
+		/* The woven code built the whole event (docs/probes.md, "The site event") and the
+		 * site's prologue put its address in RSI and its length in RDX: one read of user
+		 * memory per span, straight into place behind kind and proc. */
+		u64 n = ctx->rdx;
+		if (n < SITE_EVENT_HEAD || n > SITE_EVENT_HEAD + PACKED_CAP ||
+		    bpf_probe_read_user(&s->h.status, n, (void *)ctx->rsi)) {
+			count(CNT_READ_FAILS);
+			return 0;
+		}
+		n -= SITE_EVENT_HEAD;
+		u64 sum = 0;
+		for (int i = 0; i < SITE_STRS; i++)
+			sum += s->h.slen[i];
+		if (sum != n) {
+			count(CNT_READ_FAILS);
+			return 0;
+		}
+		s->h.kind = kind;
+		s->h.proc = proc;
+		if (kind == EV_SITE_SQL && (s->h.rflags & REC_SQL_CUT))
+			count(CNT_SQL_TRUNCATED);
+		off = n;
+		goto out;
+	}
 	struct site_args a;
 	if (bpf_probe_read_user(&a, sizeof(a), (void *)(ctx->rsp + 8))) {
 		count(CNT_READ_FAILS);
@@ -739,10 +787,6 @@ static __always_inline int site_hit(struct pt_regs *ctx, u8 kind)
 		count(CNT_READ_FAILS);
 		return 0;
 	}
-	u32 zero = 0;
-	struct site_scratch *s = bpf_map_lookup_elem(&scratch_site, &zero);
-	if (!s)
-		return 0;
 	s->h.kind = kind;
 	s->h.proc = proc;
 	s->h.status = a.status;
@@ -753,7 +797,6 @@ static __always_inline int site_hit(struct pt_regs *ctx, u8 kind)
 	s->h.parent = r.parent;
 	s->h.start = r.start;
 	s->h.rflags = r.flags;
-	u32 off = 0;
 	if (r.flags & REC_PACKED) {
 		/* The woven code packed the strings, capped, into one buffer that the record's last
 		 * string field points at: u16 lengths, then the bytes. One read instead of one per
@@ -810,10 +853,11 @@ static __always_inline int site_hit(struct pt_regs *ctx, u8 kind)
 	} else {
 		return 0;
 	}
+out:;
 	u64 n = off;
 	asm volatile("%0 &= 8191" : "+r"(n));
-	/* Copied out without a wakeup unless it fills the ring past the mark (wake_flag). */
-	if (bpf_ringbuf_output(&events, s, sizeof(s->h) + n, wake_flag(sizeof(s->h) + n)))
+	/* Copied out without a wakeup unless the ring is past the mark (site_wake_flag). */
+	if (bpf_ringbuf_output(&events, s, sizeof(s->h) + n, site_wake_flag(hits)))
 		count(CNT_RINGBUF_DROPS);
 	return 0;
 }

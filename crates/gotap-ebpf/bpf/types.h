@@ -194,6 +194,16 @@ struct site_event {
  * slot capped as below for its kind, PACKED_CAP bytes at most: a sql_query event's caps add up to
  * 5,152). */
 #define REC_PACKED 4
+/* A site event's flag (the event ABI below): a sql_query's text was cut at SQL_TEXT_CAP. */
+#define REC_SQL_CUT 8
+
+/* The site event ABI (docs/probes.md, "The site event"), used by sites built since 2026-12-06:
+ * the woven code builds the event itself — struct site_event from status through slen, then the
+ * strings — and the site's prologue loads its address into RSI and its length into RDX before
+ * the nop5. gotap recognises the prologue and sets this bit in the uprobe's cookie. Sites without
+ * it (older builds) are read through their arguments and record. */
+#define SITE_COOKIE_EVENT (1ULL << 32)
+#define SITE_EVENT_HEAD (sizeof(struct site_event) - __builtin_offsetof(struct site_event, status))
 #define PACKED_CAP SITE_DATA
 #define SITE_DATA 8192  /* string bytes of one event: the caps of any kind add up to less */
 #define SITE_DATA_MASK (SITE_DATA - 1)
@@ -211,3 +221,4 @@ _Static_assert(__builtin_offsetof(struct site_scratch, data) ==
 		       __builtin_offsetof(struct site_scratch, h.slen) + sizeof(((struct site_event *)0)->slen),
 	       "site_scratch: data must follow the header's string lengths");
 _Static_assert(PACKED_CAP <= SITE_DATA, "packed strings must fit the event data");
+_Static_assert(SITE_EVENT_HEAD == 80, "the site event head is 8 u64s and 8 u16 lengths (docs/probes.md)");

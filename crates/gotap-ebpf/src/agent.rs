@@ -49,7 +49,8 @@ pub struct AgentOptions {
     /// bpffs is mounted on /sys/fs/bpf if needed.
     pub link_map_pin_dir: PathBuf,
     /// How often the ring buffer is drained (events are submitted without wakeups, except the
-    /// one that fills the ring past a quarter: a burst is drained at once).
+    /// one that fills the ring past a quarter — for probe sites, one checked every 32nd hit of a
+    /// CPU while it is past that mark —: a burst is drained at once).
     pub poll_interval: Duration,
 }
 
@@ -435,7 +436,7 @@ impl Agent {
                 site.offset,
                 ref_ctr,
                 pid,
-                traced.id as u64,
+                traced.id as u64 | if site.event { sites::SITE_COOKIE_EVENT } else { 0 },
             )
             .map_err(|e| attach_err(e.to_string()))?;
             traced.usdt.push(link);
@@ -712,7 +713,7 @@ fn read_loop(
         }
         sink.idle();
         // Events come without wakeups: the ring is drained on a timer, or early when a record
-        // fills it past a quarter (bpf/gotap.bpf.c, wake_flag) or the agent stops. A drain that
+        // fills it past a quarter (bpf/gotap.bpf.c, wake_flag / site_wake_flag) or the agent stops. A drain that
         // found it over a quarter full also shortens the next wait until the rate drops.
         let pause = if drained > RING_BYTES / 4 {
             interval / 8

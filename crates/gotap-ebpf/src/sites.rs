@@ -97,7 +97,14 @@ pub struct SiteProbe {
     pub offset: u64,
     /// File offset of the USDT semaphore (uprobe `ref_ctr_offset`).
     pub semaphore_offset: u64,
+    /// The site hands over the span's event in registers (`usdt::SITE_EVENT_PROLOGUE`); else it
+    /// is read through its arguments and record (sites built before that ABI).
+    pub event: bool,
 }
+
+/// Bit of a site uprobe's cookie telling the BPF program the site has the event ABI
+/// (`SITE_COOKIE_EVENT` in bpf/types.h); the low 32 bits are the traced process's id.
+pub const SITE_COOKIE_EVENT: u64 = 1 << 32;
 
 #[derive(Debug)]
 pub struct SitePlan {
@@ -170,6 +177,7 @@ fn plan_from(bin: &GoBinary, probes: &[UsdtProbe]) -> Result<Option<SitePlan>, E
             name: format!("gotap:{}", p.name),
             offset: p.offset,
             semaphore_offset,
+            event: usdt::site_has_event_abi(bin.data(), p.offset),
         });
         if !instrumentations.contains(&instr) {
             instrumentations.push(instr);

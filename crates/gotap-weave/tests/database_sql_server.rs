@@ -169,7 +169,7 @@ fn probe_mode_fills_server_fields_of_the_record() {
             "TestGotapParseDSN",
             "TestGotapOpenRecordsServer",
             "TestGotapProbeRecordLayout",
-            "TestGotapProbeRecordHasServer",
+            "TestGotapProbeEventHasServer",
         ] {
             assert!(
                 text.contains(&format!("--- PASS: {t} ")),

@@ -56,7 +56,7 @@ type gotapProbeRecord struct {
 // failed 1 when err counts as a failure, errText its message.
 //
 //go:noescape
-func gotapProbeSQLQuery(driver, query string, failed, durationNs int64, errText string, rec *gotapProbeRecord)
+func gotapProbeSQLQuery(driver, query string, failed, durationNs int64, errText string, rec *gotapProbeRecord, event string)
 
 // gotapProbeSQLMark marks the context the advice calls the method again with.
 type gotapProbeSQLMark struct{}
@@ -82,10 +82,10 @@ func gotapProbeSQLBegin(ctx context.Context) (context.Context, *gotapProbeRecord
 	}
 	c := &gotapProbeSQLCtx{Context: ctx}
 	rec := &c.rec
-	rec.start, rec.span, rec.flags = time.Now().UnixNano(), gotapProbeNonZero(), 1|gotapFlagPacked
+	rec.start, rec.span, rec.flags = time.Now().UnixNano(), gotapProbeNonZero(), 1
 	if inner != nil {
 		p := (*gotapProbeRecord)(inner) // only the shared 48-byte head is read
-		rec.traceHi, rec.traceLo, rec.parent, rec.flags = p.traceHi, p.traceLo, p.span, p.flags&1|gotapFlagPacked
+		rec.traceHi, rec.traceLo, rec.parent, rec.flags = p.traceHi, p.traceLo, p.span, p.flags&1
 	} else {
 		rec.traceHi, rec.traceLo = gotapRand(), gotapProbeNonZero()
 	}
@@ -112,10 +112,17 @@ func (c *gotapProbeSQLCtx) Value(key any) any {
 	return c.Context.Value(key)
 }
 
-// gotapProbeSQLEnd fires the site for a query on db. No rows and the driver's "take the slow
-// path" are outcomes, not failures (as in SDK mode, go/gotaprt/sql.go).
+// gotapProbeSQLEnd fires the site for a query on db.
 func gotapProbeSQLEnd(rec *gotapProbeRecord, db *DB, query string, err error) {
-	failed, errText := int64(0), ""
+	dur := time.Now().UnixNano() - rec.start
+	drv, failed, errText, event := gotapProbeSQLEvent(rec, db, query, err, dur)
+	gotapProbeSQLQuery(drv, query, failed, dur, errText, rec, event)
+}
+
+// gotapProbeSQLEvent fills the record's strings and builds the site's arguments and event. No
+// rows and the driver's "take the slow path" are outcomes, not failures (as in SDK mode,
+// go/gotaprt/sql.go).
+func gotapProbeSQLEvent(rec *gotapProbeRecord, db *DB, query string, err error, dur int64) (drv string, failed int64, errText, event string) {
 	if err != nil && !errors.Is(err, ErrNoRows) && !errors.Is(err, driver.ErrSkip) {
 		failed, errText = 1, err.Error()
 		rec.s1 = fmt.Sprintf("%T", err)
@@ -126,25 +133,27 @@ func gotapProbeSQLEnd(rec *gotapProbeRecord, db *DB, query string, err error) {
 	}
 	srv := gotapServerOf(db)
 	rec.s3, rec.s4, rec.s5 = srv.address, srv.portText, srv.namespace
-	drv := gotapDriverPath(db.Driver())
+	drv = gotapDriverPath(db.Driver())
 	strs := [8]string{drv, query, errText, rec.s1, rec.s2, rec.s3, rec.s4, rec.s5}
-	rec.s5 = gotapProbePack(&strs, &gotapSQLCaps) // children read only the record's head
-	gotapProbeSQLQuery(drv, query, failed, time.Now().UnixNano()-rec.start, errText, rec)
+	flags := rec.flags
+	if len(query) > gotapSQLCaps[1] {
+		flags |= gotapFlagSQLCut
+	}
+	return drv, failed, errText, gotapProbeEvent(rec, flags, failed, dur, &strs, &gotapSQLCaps)
 }
 
 // The caps of a sql_query event's slots (driver, query, error, error type, SQLSTATE,
 // server.address, server.port, db.namespace): crates/gotap-ebpf/bpf/gotap.bpf.c.
 var gotapSQLCaps = [8]int{128, 4096, 256, 256, 16, 256, 16, 128}
 
-// gotapFlagPacked: at the site, the record's last string points at the packed strings.
-const gotapFlagPacked = 4
+// gotapFlagSQLCut: in the site event's flags, the query text was longer than its cap (the
+// tracer counts such spans).
+const gotapFlagSQLCut = 8
 
-// gotapProbePack copies a span's strings, each cut at its slot's cap, into one buffer the BPF
-// program reads in one block: eight little-endian u16 lengths, then the bytes (the net/http
-// fragment has the same function and explains the format; flag gotapFlagPacked tells the tracer
-// that the record's last string field points at it).
-func gotapProbePack(strs *[8]string, caps *[8]int) string {
-	n := 16
+// gotapProbeEvent builds the span's site event, the site's last argument (the net/http fragment
+// has the same function and explains the format).
+func gotapProbeEvent(rec *gotapProbeRecord, flags uint64, status, durationNs int64, strs *[8]string, caps *[8]int) string {
+	n := gotapEventHead
 	for i := range strs {
 		if len(strs[i]) > caps[i] {
 			strs[i] = strs[i][:caps[i]]
@@ -152,12 +161,23 @@ func gotapProbePack(strs *[8]string, caps *[8]int) string {
 		n += len(strs[i])
 	}
 	b := make([]byte, n)
-	off := 16
+	for i, v := range [8]uint64{uint64(status), uint64(durationNs), rec.traceHi, rec.traceLo, rec.span, rec.parent, uint64(rec.start), flags} {
+		gotapPut64(b[8*i:], v)
+	}
+	off := gotapEventHead
 	for i, s := range strs {
-		b[2*i], b[2*i+1] = byte(len(s)), byte(len(s)>>8)
+		b[64+2*i], b[64+2*i+1] = byte(len(s)), byte(len(s)>>8)
 		off += copy(b[off:], s)
 	}
 	return unsafe.String(&b[0], n)
+}
+
+const gotapEventHead = 80 // 8 u64s, 8 u16 lengths
+
+func gotapPut64(b []byte, v uint64) {
+	_ = b[7]
+	b[0], b[1], b[2], b[3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
+	b[4], b[5], b[6], b[7] = byte(v>>32), byte(v>>40), byte(v>>48), byte(v>>56)
 }
 
 func gotapProbeNonZero() uint64 {

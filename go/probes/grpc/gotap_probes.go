@@ -51,13 +51,13 @@ type gotapProbeRecord struct {
 // (/pkg.Service/Method), the client's address, the gRPC status code and message.
 //
 //go:noescape
-func gotapProbeGRPCServer(fullMethod, peer string, code, durationNs int64, msg string, rec *gotapProbeRecord)
+func gotapProbeGRPCServer(fullMethod, peer string, code, durationNs int64, msg string, rec *gotapProbeRecord, event string)
 
 // gotapProbeGRPCClient is called once per RPC made, when it finished: the full method, the
 // ClientConn's target, the status code and message.
 //
 //go:noescape
-func gotapProbeGRPCClient(fullMethod, target string, code, durationNs int64, msg string, rec *gotapProbeRecord)
+func gotapProbeGRPCClient(fullMethod, target string, code, durationNs int64, msg string, rec *gotapProbeRecord, event string)
 
 func gotapProbeParentOf(ctx context.Context) unsafe.Pointer {
 	if p, ok := ctx.Value(&gotapProbeCtxKey).(unsafe.Pointer); ok && p != nil {
@@ -76,10 +76,10 @@ func gotapProbeNewRecord(parent unsafe.Pointer) *gotapProbeRecord {
 }
 
 func gotapProbeInitRecord(rec *gotapProbeRecord, parent unsafe.Pointer) {
-	rec.start, rec.span, rec.flags = time.Now().UnixNano(), gotapProbeNonZero(), 1|gotapFlagPacked
+	rec.start, rec.span, rec.flags = time.Now().UnixNano(), gotapProbeNonZero(), 1
 	if parent != nil {
 		p := (*gotapProbeRecord)(parent) // only the shared 48-byte head is read
-		rec.traceHi, rec.traceLo, rec.parent, rec.flags = p.traceHi, p.traceLo, p.span, p.flags&1|gotapFlagPacked
+		rec.traceHi, rec.traceLo, rec.parent, rec.flags = p.traceHi, p.traceLo, p.span, p.flags&1
 	} else {
 		rec.traceHi, rec.traceLo = gotapRand(), gotapProbeNonZero()
 	}
@@ -95,7 +95,7 @@ func gotapProbeGRPCServerBegin(ctx context.Context) (context.Context, *gotapProb
 		if v := md["traceparent"]; len(v) > 0 {
 			if hi, lo, parent, flags, ok := gotapParseTraceparent(v[0]); ok {
 				rec.traceHi, rec.traceLo, rec.parent = hi, lo, parent
-				rec.flags = flags&1 | 2 | gotapFlagPacked
+				rec.flags = flags&1 | 2
 			}
 		}
 	}
@@ -123,8 +123,8 @@ func gotapProbeGRPCServerEnd(ctx context.Context, fullMethod string, rec *gotapP
 	}
 	code, msg := gotapProbeStatus(err)
 	strs := [8]string{fullMethod, peerAddr, msg}
-	rec.s5 = gotapProbePack(&strs, &gotapServerCaps) // children read only the record's head
-	gotapProbeGRPCServer(fullMethod, peerAddr, code, time.Now().UnixNano()-rec.start, msg, rec)
+	dur := time.Now().UnixNano() - rec.start
+	gotapProbeGRPCServer(fullMethod, peerAddr, code, dur, msg, rec, gotapProbeEvent(rec, rec.flags, code, dur, &strs, &gotapServerCaps))
 }
 
 // gotapProbeGRPCClientBegin starts a client span, child of the span in ctx, and sends traceparent
@@ -146,8 +146,8 @@ func gotapProbeGRPCClientBegin(ctx context.Context, fullMethod string) (context.
 func gotapProbeGRPCClientEnd(rec *gotapProbeRecord, fullMethod, target string, err error) {
 	code, msg := gotapProbeStatus(err)
 	strs := [8]string{fullMethod, target, msg}
-	rec.s5 = gotapProbePack(&strs, &gotapClientCaps)
-	gotapProbeGRPCClient(fullMethod, target, code, time.Now().UnixNano()-rec.start, msg, rec)
+	dur := time.Now().UnixNano() - rec.start
+	gotapProbeGRPCClient(fullMethod, target, code, dur, msg, rec, gotapProbeEvent(rec, rec.flags, code, dur, &strs, &gotapClientCaps))
 }
 
 // The caps of the grpc events' slots (full method, peer or target, status message):
@@ -157,14 +157,10 @@ var (
 	gotapClientCaps = [8]int{512, 128, 256}
 )
 
-// gotapFlagPacked: at the site, the record's last string points at the packed strings.
-const gotapFlagPacked = 4
-
-// gotapProbePack copies a span's strings, each cut at its slot's cap, into one buffer the BPF
-// program reads in one block: eight little-endian u16 lengths, then the bytes (the net/http
-// fragment has the same function and explains the format).
-func gotapProbePack(strs *[8]string, caps *[8]int) string {
-	n := 16
+// gotapProbeEvent builds the span's site event, the site's last argument (the net/http fragment
+// has the same function and explains the format).
+func gotapProbeEvent(rec *gotapProbeRecord, flags uint64, status, durationNs int64, strs *[8]string, caps *[8]int) string {
+	n := gotapEventHead
 	for i := range strs {
 		if len(strs[i]) > caps[i] {
 			strs[i] = strs[i][:caps[i]]
@@ -172,12 +168,23 @@ func gotapProbePack(strs *[8]string, caps *[8]int) string {
 		n += len(strs[i])
 	}
 	b := make([]byte, n)
-	off := 16
+	for i, v := range [8]uint64{uint64(status), uint64(durationNs), rec.traceHi, rec.traceLo, rec.span, rec.parent, uint64(rec.start), flags} {
+		gotapPut64(b[8*i:], v)
+	}
+	off := gotapEventHead
 	for i, s := range strs {
-		b[2*i], b[2*i+1] = byte(len(s)), byte(len(s)>>8)
+		b[64+2*i], b[64+2*i+1] = byte(len(s)), byte(len(s)>>8)
 		off += copy(b[off:], s)
 	}
 	return unsafe.String(&b[0], n)
+}
+
+const gotapEventHead = 80 // 8 u64s, 8 u16 lengths
+
+func gotapPut64(b []byte, v uint64) {
+	_ = b[7]
+	b[0], b[1], b[2], b[3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
+	b[4], b[5], b[6], b[7] = byte(v>>32), byte(v>>40), byte(v>>48), byte(v>>56)
 }
 
 // gotapProbeStatus is the gRPC status of an RPC's outcome: 0 (OK) for nil and io.EOF.

@@ -52,26 +52,28 @@ type gotapProbeRecord struct {
 const (
 	gotapFlagSampled      = 1
 	gotapFlagRemoteParent = 2
-	gotapFlagPacked       = 4 // at the site, query points at the packed strings (gotapProbePack)
 )
 
-// A span's strings are handed to the tracer packed in one buffer, so its BPF program reads them
-// in one block instead of one read per string (each read of user memory costs 0.1-0.2 µs in the
-// kernel; the copy here a few ns): eight little-endian u16 lengths, the string slots of gotap's
-// site event in order (server: method, path, pattern, host, remote, user agent, proto, query;
-// client: method, URL, error), then their bytes back to back, each cut at the BPF program's cap
-// for its slot (crates/gotap-ebpf/bpf/types.h). The record's query field points at the buffer
-// once it is built (flag gotapFlagPacked, set when the record is made: children read flags); the
-// function arguments still carry every value, for bpftrace. The buffer is sized to what it holds:
-// a fixed one inside the span's context made every request allocate 1.1 KB more, which cost more
-// than the reads it saved.
+// Each site call hands the tracer the span's whole event, built here (docs/probes.md, "The site
+// event"), as its last argument; the site's prologue loads its address and length into registers,
+// so the BPF program copies it with a single read of user memory (each read costs 0.1-0.2 µs in
+// the kernel; building the event here a few ns). Layout, little-endian: status, duration (ns),
+// trace id high and low halves, span id, parent span id, start (Unix ns), record flags, each 8
+// bytes; eight u16 lengths of the string slots of gotap's site event in order (server: method,
+// path, pattern, host, remote, user agent, proto, query; client: method, URL, error); then their
+// bytes back to back, each cut at the BPF program's cap for its slot
+// (crates/gotap-ebpf/bpf/types.h). The other arguments still carry every value, for bpftrace.
+// The buffer is sized to what it holds: a fixed one inside the span's context made every request
+// allocate 1.1 KB more, which cost more than the reads it saved.
 var (
 	gotapServerCaps = [8]int{16, 256, 128, 128, 64, 255, 16, 256}
 	gotapClientCaps = [8]int{16, 512, 256}
 )
 
-func gotapProbePack(strs *[8]string, caps *[8]int) string {
-	n := 16
+const gotapEventHead = 80 // 8 u64s, 8 u16 lengths
+
+func gotapProbeEvent(rec *gotapProbeRecord, flags uint64, status, durationNs int64, strs *[8]string, caps *[8]int) string {
+	n := gotapEventHead
 	for i := range strs {
 		if len(strs[i]) > caps[i] {
 			strs[i] = strs[i][:caps[i]]
@@ -79,27 +81,36 @@ func gotapProbePack(strs *[8]string, caps *[8]int) string {
 		n += len(strs[i])
 	}
 	b := make([]byte, n)
-	off := 16
+	for i, v := range [8]uint64{uint64(status), uint64(durationNs), rec.traceHi, rec.traceLo, rec.span, rec.parent, uint64(rec.start), flags} {
+		gotapPut64(b[8*i:], v)
+	}
+	off := gotapEventHead
 	for i, s := range strs {
-		b[2*i], b[2*i+1] = byte(len(s)), byte(len(s)>>8)
+		b[64+2*i], b[64+2*i+1] = byte(len(s)), byte(len(s)>>8)
 		off += copy(b[off:], s)
 	}
 	return unsafe.String(&b[0], n)
 }
 
-// Sites: Go assembly (gotap_probes_amd64.s) whose first instruction is a 5-byte NOP, so a
-// uprobe there takes the kernel's optimised path. Arguments are on the stack (ABI0).
+func gotapPut64(b []byte, v uint64) {
+	_ = b[7]
+	b[0], b[1], b[2], b[3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
+	b[4], b[5], b[6], b[7] = byte(v>>32), byte(v>>40), byte(v>>48), byte(v>>56)
+}
+
+// Sites: Go assembly (gotap_probes_amd64.s): two register loads of the event, then a 5-byte NOP,
+// so a uprobe there takes the kernel's optimised path. Arguments are on the stack (ABI0).
 
 // gotapProbeHTTPServer is called once per served request, after the handler returned.
 //
 //go:noescape
-func gotapProbeHTTPServer(method, path string, status, durationNs int64, pattern string, rec *gotapProbeRecord)
+func gotapProbeHTTPServer(method, path string, status, durationNs int64, pattern string, rec *gotapProbeRecord, event string)
 
 // gotapProbeHTTPClient is called once per round trip, after it finished (status 0 and errText set
 // when the transport failed).
 //
 //go:noescape
-func gotapProbeHTTPClient(method, url string, status, durationNs int64, errText string, rec *gotapProbeRecord)
+func gotapProbeHTTPClient(method, url string, status, durationNs int64, errText string, rec *gotapProbeRecord, event string)
 
 type gotapProbeKey struct{}
 
@@ -139,7 +150,7 @@ func gotapProbeServerBegin(r *Request) (*Request, *gotapProbeRecord) {
 	rec := &c.rec
 	rec.start = time.Now().UnixNano()
 	rec.span = gotapProbeNonZero()
-	rec.flags = gotapFlagSampled | gotapFlagPacked // set here, before any child reads flags
+	rec.flags = gotapFlagSampled // set here, before any child reads flags
 	rec.host, rec.remote, rec.proto = r.Host, r.RemoteAddr, r.Proto
 	// The server stores header keys canonicalised: index the map, skip Get's canonicalisation.
 	if v := r.Header["User-Agent"]; len(v) > 0 {
@@ -154,7 +165,7 @@ func gotapProbeServerBegin(r *Request) (*Request, *gotapProbeRecord) {
 	}
 	if hi, lo, parent, flags, ok := gotapParseTraceparent(tp); ok {
 		rec.traceHi, rec.traceLo, rec.parent = hi, lo, parent
-		rec.flags = flags&gotapFlagSampled | gotapFlagRemoteParent | gotapFlagPacked
+		rec.flags = flags&gotapFlagSampled | gotapFlagRemoteParent
 	} else {
 		rec.traceHi, rec.traceLo = gotapRand(), gotapProbeNonZero()
 	}
@@ -180,10 +191,8 @@ func gotapProbeServerEnd(w ResponseWriter, r *Request, rec *gotapProbeRecord) {
 		path = r.URL.Path
 	}
 	strs := [8]string{r.Method, path, r.Pattern, rec.host, rec.remote, rec.userAgent, rec.proto, rec.query}
-	// Children read only the record's head (ids, flags), never query: no race with handler
-	// goroutines still running.
-	rec.query = gotapProbePack(&strs, &gotapServerCaps)
-	gotapProbeHTTPServer(r.Method, path, int64(status), time.Now().UnixNano()-rec.start, r.Pattern, rec)
+	dur := time.Now().UnixNano() - rec.start
+	gotapProbeHTTPServer(r.Method, path, int64(status), dur, r.Pattern, rec, gotapProbeEvent(rec, rec.flags, int64(status), dur, &strs, &gotapServerCaps))
 }
 
 // gotapProbeClientRoundTrip wraps one round trip in a client span, child of the span in the
@@ -192,9 +201,9 @@ func gotapProbeClientRoundTrip(t *Transport, req *Request) (*Response, error) {
 	if req.URL == nil || req.Header == nil {
 		return t.roundTrip(req)
 	}
-	rec := &gotapProbeRecord{start: time.Now().UnixNano(), span: gotapProbeNonZero(), flags: gotapFlagSampled | gotapFlagPacked}
+	rec := &gotapProbeRecord{start: time.Now().UnixNano(), span: gotapProbeNonZero(), flags: gotapFlagSampled}
 	if p := gotapProbeClientParent(req.Context()); p != nil {
-		rec.traceHi, rec.traceLo, rec.parent, rec.flags = p.traceHi, p.traceLo, p.span, p.flags&gotapFlagSampled|gotapFlagPacked
+		rec.traceHi, rec.traceLo, rec.parent, rec.flags = p.traceHi, p.traceLo, p.span, p.flags&gotapFlagSampled
 	} else {
 		rec.traceHi, rec.traceLo = gotapRand(), gotapProbeNonZero()
 	}
@@ -212,8 +221,8 @@ func gotapProbeClientRoundTrip(t *Transport, req *Request) (*Response, error) {
 	}
 	full := gotapRedactedURL(req)
 	strs := [8]string{req.Method, full, errText}
-	rec.query = gotapProbePack(&strs, &gotapClientCaps)
-	gotapProbeHTTPClient(req.Method, full, status, time.Now().UnixNano()-rec.start, errText, rec)
+	dur := time.Now().UnixNano() - rec.start
+	gotapProbeHTTPClient(req.Method, full, status, dur, errText, rec, gotapProbeEvent(rec, rec.flags, status, dur, &strs, &gotapClientCaps))
 	return resp, err
 }
 

@@ -1,5 +1,5 @@
-// sitebench calls gotap's two probe sites (the same assembly and record as usdtsites) in timed
-// bursts, guarded by the semaphore like woven code, and prints the cost per span every second:
+// sitebench calls gotap's two net/http probe sites (the same assembly, record and site event as
+// go/probes/nethttp, each event built per call as the woven code does) in timed bursts, guarded by the semaphore like woven code, and prints the cost per span every second:
 //
 //	sem=<semaphore> spans=<spans in that second> ns/span=<wall ns per span>
 //
@@ -9,9 +9,11 @@
 package main
 
 import (
+	"encoding/binary"
 	"flag"
 	"fmt"
 	"time"
+	"unsafe"
 )
 
 var gotapProbeSemaphore = [8]uint16{0, 0x6f67, 0x6174, 0x2d70, 0x6573, 0x616d, 0x6870, 0x726f}
@@ -29,10 +31,45 @@ type gotapProbeRecord struct {
 }
 
 //go:noescape
-func gotapProbeHTTPServer(method, path string, status, durationNs int64, pattern string, rec *gotapProbeRecord)
+func gotapProbeHTTPServer(method, path string, status, durationNs int64, pattern string, rec *gotapProbeRecord, event string)
 
 //go:noescape
-func gotapProbeHTTPClient(method, url string, status, durationNs int64, errText string, rec *gotapProbeRecord)
+func gotapProbeHTTPClient(method, url string, status, durationNs int64, errText string, rec *gotapProbeRecord, event string)
+
+var (
+	serverCaps = [8]int{16, 256, 128, 128, 64, 255, 16, 256}
+	clientCaps = [8]int{16, 512, 256}
+)
+
+// event is go/probes/nethttp's gotapProbeEvent.
+func event(rec *gotapProbeRecord, status, durationNs int64, strs *[8]string, caps *[8]int) string {
+	n := 80
+	for i := range strs {
+		if len(strs[i]) > caps[i] {
+			strs[i] = strs[i][:caps[i]]
+		}
+		n += len(strs[i])
+	}
+	b := make([]byte, n)
+	for i, v := range [8]uint64{uint64(status), uint64(durationNs), rec.traceHi, rec.traceLo, rec.span, rec.parent, uint64(rec.start), rec.flags} {
+		binary.LittleEndian.PutUint64(b[8*i:], v)
+	}
+	off := 80
+	for i, s := range strs {
+		binary.LittleEndian.PutUint16(b[64+2*i:], uint16(len(s)))
+		off += copy(b[off:], s)
+	}
+	return unsafe.String(&b[0], n)
+}
+
+// spans calls the two sites as woven code does: the client span, then its parent server span.
+func spans(srv, cli *gotapProbeRecord) {
+	const url, path, pattern = "http://127.0.0.1:8080/users/42", "/users/42", "GET /users/{id}"
+	c := [8]string{"GET", url, ""}
+	gotapProbeHTTPClient("GET", url, 200, 1000, "", cli, event(cli, 200, 1000, &c, &clientCaps))
+	s := [8]string{"GET", path, pattern, srv.host, srv.remote, srv.userAgent, srv.proto, srv.query}
+	gotapProbeHTTPServer("GET", path, 200, 5000, pattern, srv, event(srv, 200, 5000, &s, &serverCaps))
+}
 
 func main() {
 	seconds := flag.Int("seconds", 10, "run this long")
@@ -52,7 +89,7 @@ func main() {
 	// Bursts of 1000 spans, then a 10 ms pause so the tracer's reader keeps up (no ring-buffer
 	// drops); only the bursts are timed.
 	for s := 0; s < *seconds; s++ {
-		spans := 0
+		n := 0
 		var busy time.Duration
 		start := time.Now()
 		for time.Since(start) < time.Second {
@@ -60,15 +97,14 @@ func main() {
 			for i := 0; i < 500; i++ {
 				if gotapProbeSemaphore[0] != 0 || *force {
 					srv.start = int64(i)
-					gotapProbeHTTPClient("GET", "http://127.0.0.1:8080/users/42", 200, 1000, "", cli)
-					gotapProbeHTTPServer("GET", "/users/42", 200, 5000, "GET /users/{id}", srv)
+					spans(srv, cli)
 				}
-				spans += 2
+				n += 2
 			}
 			busy += time.Since(t0)
 			time.Sleep(10 * time.Millisecond)
 		}
-		fmt.Printf("sem=%d spans=%d ns/span=%.2f\n", gotapProbeSemaphore[0], spans, float64(busy.Nanoseconds())/float64(spans))
+		fmt.Printf("sem=%d spans=%d ns/span=%.2f\n", gotapProbeSemaphore[0], n, float64(busy.Nanoseconds())/float64(n))
 	}
 }
 
@@ -79,18 +115,17 @@ func paced(seconds, rate int, srv, cli *gotapProbeRecord) {
 	interval := 2 * time.Second / time.Duration(rate)
 	start := time.Now()
 	next := start
-	spans := 0
+	n := 0
 	for time.Since(start) < time.Duration(seconds)*time.Second {
 		if gotapProbeSemaphore[0] != 0 {
-			srv.start = int64(spans)
-			gotapProbeHTTPClient("GET", "http://127.0.0.1:8080/users/42", 200, 1000, "", cli)
-			gotapProbeHTTPServer("GET", "/users/42", 200, 5000, "GET /users/{id}", srv)
+			srv.start = int64(n)
+			spans(srv, cli)
 		}
-		spans += 2
+		n += 2
 		next = next.Add(interval)
 		if d := time.Until(next); d > 0 {
 			time.Sleep(d)
 		}
 	}
-	fmt.Printf("sem=%d spans=%d paced at %d/s\n", gotapProbeSemaphore[0], spans, rate)
+	fmt.Printf("sem=%d spans=%d paced at %d/s\n", gotapProbeSemaphore[0], n, rate)
 }
