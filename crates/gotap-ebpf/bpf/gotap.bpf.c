@@ -742,11 +742,49 @@ static __always_inline u32 site_put(struct site_scratch *s, u32 off, int i, u64 
 	return off + n;
 }
 
-static __always_inline int site_hit(struct pt_regs *ctx, u8 kind)
+/* A site event whose strings fit SITE_STACK_DATA (most HTTP and gRPC spans) is assembled on the
+ * BPF stack: reading user memory into a map value makes the kernel's hardened-usercopy check look
+ * the destination up among vmalloc areas (per-CPU map memory is vmalloc'd), which cost about a
+ * fifth of the site program in profiles; a destination on the stack is checked against the stack
+ * bounds only. Returns -1 when the event is larger (the caller uses the scratch map). Not inlined:
+ * its 456 bytes of stack and the scratch path's locals each get their own frame. */
+#define SITE_STACK_DATA 368
+
+static __noinline int site_event_stack(struct pt_regs *ctx, u32 kind, u32 proc, u64 hits)
 {
-	u64 cookie = bpf_get_attach_cookie(ctx);
+	struct {
+		struct site_event h;
+		u8 data[SITE_STACK_DATA];
+	} e;
+	u64 n = ctx->rdx;
+	if (n < SITE_EVENT_HEAD || n > SITE_EVENT_HEAD + SITE_STACK_DATA)
+		return -1;
+	if (bpf_probe_read_user(&e.h.status, n, (void *)ctx->rsi)) {
+		count(CNT_READ_FAILS);
+		return 0;
+	}
+	u64 sum = 0;
+	for (int i = 0; i < SITE_STRS; i++)
+		sum += e.h.slen[i];
+	if (sum != n - SITE_EVENT_HEAD) {
+		count(CNT_READ_FAILS);
+		return 0;
+	}
+	*(u32 *)&e.h = kind; /* kind and its padding */
+	e.h.proc = proc;
+	if (kind == EV_SITE_SQL && (e.h.rflags & REC_SQL_CUT))
+		count(CNT_SQL_TRUNCATED);
+	u64 size = sizeof(e.h) - SITE_EVENT_HEAD + n;
+	if (size > sizeof(e))
+		return 0;
+	if (bpf_ringbuf_output(&events, &e, size, site_wake_flag(hits)))
+		count(CNT_RINGBUF_DROPS);
+	return 0;
+}
+
+static __noinline int site_event_scratch(struct pt_regs *ctx, u32 kind, u64 cookie, u64 hits)
+{
 	u32 proc = (u32)cookie;
-	u64 hits = count(CNT_PROBE_HITS);
 	u32 zero = 0;
 	struct site_scratch *s = bpf_map_lookup_elem(&scratch_site, &zero);
 	if (!s)
@@ -860,6 +898,15 @@ out:;
 	if (bpf_ringbuf_output(&events, s, sizeof(s->h) + n, site_wake_flag(hits)))
 		count(CNT_RINGBUF_DROPS);
 	return 0;
+}
+
+static __always_inline int site_hit(struct pt_regs *ctx, u8 kind)
+{
+	u64 cookie = bpf_get_attach_cookie(ctx);
+	u64 hits = count(CNT_PROBE_HITS);
+	if ((cookie & SITE_COOKIE_EVENT) && site_event_stack(ctx, kind, (u32)cookie, hits) >= 0)
+		return 0;
+	return site_event_scratch(ctx, kind, cookie, hits);
 }
 
 /* net/http.gotapProbeHTTPServer (USDT gotap:http_server). Cookie: the traced process's id. */
