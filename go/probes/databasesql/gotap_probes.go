@@ -139,7 +139,7 @@ func gotapProbeSQLEvent(rec *gotapProbeRecord, db *DB, query string, err error, 
 	if len(query) > gotapSQLCaps[1] {
 		flags |= gotapFlagSQLCut
 	}
-	return drv, failed, errText, gotapProbeEvent(rec, flags, failed, dur, &strs, &gotapSQLCaps)
+	return drv, failed, errText, gotapProbeEvent(nil, rec, flags, failed, dur, &strs, &gotapSQLCaps)
 }
 
 // The caps of a sql_query event's slots (driver, query, error, error type, SQLSTATE,
@@ -150,9 +150,10 @@ var gotapSQLCaps = [8]int{128, 4096, 256, 256, 16, 256, 16, 128}
 // tracer counts such spans).
 const gotapFlagSQLCut = 8
 
-// gotapProbeEvent builds the span's site event, the site's last argument (the net/http fragment
-// has the same function and explains the format).
-func gotapProbeEvent(rec *gotapProbeRecord, flags uint64, status, durationNs int64, strs *[8]string, caps *[8]int) string {
+// gotapProbeEvent builds the span's site event, the site's last argument, in buf if it fits (the
+// net/http fragment has the same function and explains the format). database/sql passes none:
+// its events can hold 4 KB of query text, too much for every query's stack.
+func gotapProbeEvent(buf []byte, rec *gotapProbeRecord, flags uint64, status, durationNs int64, strs *[8]string, caps *[8]int) string {
 	n := gotapEventHead
 	for i := range strs {
 		if len(strs[i]) > caps[i] {
@@ -160,7 +161,11 @@ func gotapProbeEvent(rec *gotapProbeRecord, flags uint64, status, durationNs int
 		}
 		n += len(strs[i])
 	}
-	b := make([]byte, n)
+	b := buf
+	if n > len(b) {
+		b = make([]byte, n)
+	}
+	b = b[:n]
 	for i, v := range [8]uint64{uint64(status), uint64(durationNs), rec.traceHi, rec.traceLo, rec.span, rec.parent, uint64(rec.start), flags} {
 		gotapPut64(b[8*i:], v)
 	}

@@ -124,7 +124,8 @@ func gotapProbeGRPCServerEnd(ctx context.Context, fullMethod string, rec *gotapP
 	code, msg := gotapProbeStatus(err)
 	strs := [8]string{fullMethod, peerAddr, msg}
 	dur := time.Now().UnixNano() - rec.start
-	gotapProbeGRPCServer(fullMethod, peerAddr, code, dur, msg, rec, gotapProbeEvent(rec, rec.flags, code, dur, &strs, &gotapServerCaps))
+	var buf [gotapGRPCEventMax]byte
+	gotapProbeGRPCServer(fullMethod, peerAddr, code, dur, msg, rec, gotapProbeEvent(buf[:], rec, rec.flags, code, dur, &strs, &gotapServerCaps))
 }
 
 // gotapProbeGRPCClientBegin starts a client span, child of the span in ctx, and sends traceparent
@@ -147,7 +148,8 @@ func gotapProbeGRPCClientEnd(rec *gotapProbeRecord, fullMethod, target string, e
 	code, msg := gotapProbeStatus(err)
 	strs := [8]string{fullMethod, target, msg}
 	dur := time.Now().UnixNano() - rec.start
-	gotapProbeGRPCClient(fullMethod, target, code, dur, msg, rec, gotapProbeEvent(rec, rec.flags, code, dur, &strs, &gotapClientCaps))
+	var buf [gotapGRPCEventMax]byte
+	gotapProbeGRPCClient(fullMethod, target, code, dur, msg, rec, gotapProbeEvent(buf[:], rec, rec.flags, code, dur, &strs, &gotapClientCaps))
 }
 
 // The caps of the grpc events' slots (full method, peer or target, status message):
@@ -157,9 +159,9 @@ var (
 	gotapClientCaps = [8]int{512, 128, 256}
 )
 
-// gotapProbeEvent builds the span's site event, the site's last argument (the net/http fragment
-// has the same function and explains the format).
-func gotapProbeEvent(rec *gotapProbeRecord, flags uint64, status, durationNs int64, strs *[8]string, caps *[8]int) string {
+// gotapProbeEvent builds the span's site event, the site's last argument, in buf if it fits (the
+// net/http fragment has the same function and explains the format).
+func gotapProbeEvent(buf []byte, rec *gotapProbeRecord, flags uint64, status, durationNs int64, strs *[8]string, caps *[8]int) string {
 	n := gotapEventHead
 	for i := range strs {
 		if len(strs[i]) > caps[i] {
@@ -167,7 +169,11 @@ func gotapProbeEvent(rec *gotapProbeRecord, flags uint64, status, durationNs int
 		}
 		n += len(strs[i])
 	}
-	b := make([]byte, n)
+	b := buf
+	if n > len(b) {
+		b = make([]byte, n)
+	}
+	b = b[:n]
 	for i, v := range [8]uint64{uint64(status), uint64(durationNs), rec.traceHi, rec.traceLo, rec.span, rec.parent, uint64(rec.start), flags} {
 		gotapPut64(b[8*i:], v)
 	}
@@ -179,7 +185,10 @@ func gotapProbeEvent(rec *gotapProbeRecord, flags uint64, status, durationNs int
 	return unsafe.String(&b[0], n)
 }
 
-const gotapEventHead = 80 // 8 u64s, 8 u16 lengths
+const (
+	gotapEventHead    = 80 // 8 u64s, 8 u16 lengths
+	gotapGRPCEventMax = gotapEventHead + 512 + 128 + 256
+)
 
 func gotapPut64(b []byte, v uint64) {
 	_ = b[7]

@@ -63,16 +63,21 @@ const (
 // path, pattern, host, remote, user agent, proto, query; client: method, URL, error); then their
 // bytes back to back, each cut at the BPF program's cap for its slot
 // (crates/gotap-ebpf/bpf/types.h). The other arguments still carry every value, for bpftrace.
-// The buffer is sized to what it holds: a fixed one inside the span's context made every request
-// allocate 1.1 KB more, which cost more than the reads it saved.
+// The event is built in buf, a buffer on the caller's stack that the site call does not keep
+// (an allocation per span cost the woven code more than the copy), or on the heap when it does
+// not fit.
 var (
 	gotapServerCaps = [8]int{16, 256, 128, 128, 64, 255, 16, 256}
 	gotapClientCaps = [8]int{16, 512, 256}
 )
 
-const gotapEventHead = 80 // 8 u64s, 8 u16 lengths
+const (
+	gotapEventHead      = 80 // 8 u64s, 8 u16 lengths
+	gotapServerEventMax = gotapEventHead + 16 + 256 + 128 + 128 + 64 + 255 + 16 + 256
+	gotapClientEventMax = gotapEventHead + 16 + 512 + 256
+)
 
-func gotapProbeEvent(rec *gotapProbeRecord, flags uint64, status, durationNs int64, strs *[8]string, caps *[8]int) string {
+func gotapProbeEvent(buf []byte, rec *gotapProbeRecord, flags uint64, status, durationNs int64, strs *[8]string, caps *[8]int) string {
 	n := gotapEventHead
 	for i := range strs {
 		if len(strs[i]) > caps[i] {
@@ -80,7 +85,11 @@ func gotapProbeEvent(rec *gotapProbeRecord, flags uint64, status, durationNs int
 		}
 		n += len(strs[i])
 	}
-	b := make([]byte, n)
+	b := buf
+	if n > len(b) {
+		b = make([]byte, n)
+	}
+	b = b[:n]
 	for i, v := range [8]uint64{uint64(status), uint64(durationNs), rec.traceHi, rec.traceLo, rec.span, rec.parent, uint64(rec.start), flags} {
 		gotapPut64(b[8*i:], v)
 	}
@@ -131,7 +140,8 @@ var gotapProbeCtxKey byte
 // parent's cancelCtx through Value, as with any context node.
 type gotapProbeServerCtx struct {
 	context.Context
-	rec gotapProbeRecord
+	rec   gotapProbeRecord
+	began time.Time // rec.start with its monotonic reading (the duration)
 }
 
 func (c *gotapProbeServerCtx) Value(key any) any {
@@ -148,7 +158,8 @@ func (c *gotapProbeServerCtx) Value(key any) any {
 func gotapProbeServerBegin(r *Request) (*Request, *gotapProbeRecord) {
 	c := &gotapProbeServerCtx{Context: r.Context()}
 	rec := &c.rec
-	rec.start = time.Now().UnixNano()
+	c.began = time.Now()
+	rec.start = c.began.UnixNano()
 	rec.span = gotapProbeNonZero()
 	rec.flags = gotapFlagSampled // set here, before any child reads flags
 	rec.host, rec.remote, rec.proto = r.Host, r.RemoteAddr, r.Proto
@@ -191,8 +202,14 @@ func gotapProbeServerEnd(w ResponseWriter, r *Request, rec *gotapProbeRecord) {
 		path = r.URL.Path
 	}
 	strs := [8]string{r.Method, path, r.Pattern, rec.host, rec.remote, rec.userAgent, rec.proto, rec.query}
-	dur := time.Now().UnixNano() - rec.start
-	gotapProbeHTTPServer(r.Method, path, int64(status), dur, r.Pattern, rec, gotapProbeEvent(rec, rec.flags, int64(status), dur, &strs, &gotapServerCaps))
+	var dur int64
+	if c, ok := r.ctx.(*gotapProbeServerCtx); ok && &c.rec == rec {
+		dur = int64(time.Since(c.began)) // one clock read instead of time.Now's two
+	} else {
+		dur = time.Now().UnixNano() - rec.start
+	}
+	var buf [gotapServerEventMax]byte
+	gotapProbeHTTPServer(r.Method, path, int64(status), dur, r.Pattern, rec, gotapProbeEvent(buf[:], rec, rec.flags, int64(status), dur, &strs, &gotapServerCaps))
 }
 
 // gotapProbeClientRoundTrip wraps one round trip in a client span, child of the span in the
@@ -201,7 +218,8 @@ func gotapProbeClientRoundTrip(t *Transport, req *Request) (*Response, error) {
 	if req.URL == nil || req.Header == nil {
 		return t.roundTrip(req)
 	}
-	rec := &gotapProbeRecord{start: time.Now().UnixNano(), span: gotapProbeNonZero(), flags: gotapFlagSampled}
+	began := time.Now() // its monotonic reading times the span: one clock read at the end
+	rec := &gotapProbeRecord{start: began.UnixNano(), span: gotapProbeNonZero(), flags: gotapFlagSampled}
 	if p := gotapProbeClientParent(req.Context()); p != nil {
 		rec.traceHi, rec.traceLo, rec.parent, rec.flags = p.traceHi, p.traceLo, p.span, p.flags&gotapFlagSampled
 	} else {
@@ -221,8 +239,9 @@ func gotapProbeClientRoundTrip(t *Transport, req *Request) (*Response, error) {
 	}
 	full := gotapRedactedURL(req)
 	strs := [8]string{req.Method, full, errText}
-	dur := time.Now().UnixNano() - rec.start
-	gotapProbeHTTPClient(req.Method, full, status, dur, errText, rec, gotapProbeEvent(rec, rec.flags, status, dur, &strs, &gotapClientCaps))
+	dur := int64(time.Since(began))
+	var buf [gotapClientEventMax]byte
+	gotapProbeHTTPClient(req.Method, full, status, dur, errText, rec, gotapProbeEvent(buf[:], rec, rec.flags, status, dur, &strs, &gotapClientCaps))
 	return resp, err
 }
 

@@ -137,6 +137,7 @@ func main() {
 	downstream := flag.String("downstream", "", "base URL of the downstream httpsvc (optional)")
 	once := flag.String("once", "", "GET this URL first thing, print the status and exit without serving")
 	graceful := flag.Bool("graceful", false, "on SIGINT/SIGTERM, count the signals for 300ms, print the count and exit 0")
+	selfload := flag.Duration("selfload", 0, "serve, GET /users/42 from inside the process one request at a time for this long (after 1s of warm-up), print the cost per request on stderr and exit")
 	flag.Parse()
 
 	if *graceful {
@@ -186,5 +187,58 @@ func main() {
 	}
 	// Stderr, so stdout holds only the per-request lines.
 	fmt.Fprintf(os.Stderr, "httpsvc %s listening on %s\n", s.name, ln.Addr())
+	if *selfload > 0 {
+		go http.Serve(ln, mux)
+		selfLoad("http://"+ln.Addr().String()+"/users/42", *selfload)
+		return
+	}
 	log.Fatal(http.Serve(ln, mux))
+}
+
+// selfLoad is the benchmark load that leaves the scheduler out (scripts/bench-probes.sh): one
+// client in this process requests url over a keep-alive connection, one request at a time. With
+// GOMAXPROCS=1 the client and the handler take turns on one thread that never sleeps (the other
+// side's data is already in the socket when a goroutine parks), so the process's CPU time per
+// request is the request's own cost, without the wake-ups of a server waiting for an external
+// client, which vary with latency and drown a few microseconds. Prints, on stdout, a line when
+// the measured phase starts and one with its result (stderr: stdout has a line per request):
+//
+//	selfload measuring
+//	selfload requests=N seconds=S cpu_ns_per_request=C wall_ns_per_request=W
+func selfLoad(url string, d time.Duration) {
+	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+	get := func() {
+		resp, err := c.Get(url)
+		if err != nil {
+			log.Fatalf("httpsvc: selfload: %v", err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			log.Fatalf("httpsvc: selfload: %s", resp.Status)
+		}
+	}
+	for end := time.Now().Add(time.Second); time.Now().Before(end); {
+		get()
+	}
+	fmt.Fprintln(os.Stderr, "selfload measuring")
+	cpu0, t0, n := cpuTime(), time.Now(), 0
+	for time.Since(t0) < d {
+		for i := 0; i < 100; i++ {
+			get()
+		}
+		n += 100
+	}
+	cpu, wall := cpuTime()-cpu0, time.Since(t0)
+	fmt.Fprintf(os.Stderr, "selfload requests=%d seconds=%.3f cpu_ns_per_request=%.0f wall_ns_per_request=%.0f\n",
+		n, wall.Seconds(), float64(cpu.Nanoseconds())/float64(n), float64(wall.Nanoseconds())/float64(n))
+}
+
+// cpuTime is the process's user + system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		log.Fatalf("httpsvc: getrusage: %v", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
