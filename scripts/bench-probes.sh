@@ -195,6 +195,7 @@ for round in $(seq "$ROUNDS"); do
     tail -1 "$RESULTS"
   done
   for mode in $MODES; do
+    sleep 2 # the Collector finishes the previous mode's spans first
     self_mode "$mode" "$round"
     tail -1 "$RESULTS"
   done
