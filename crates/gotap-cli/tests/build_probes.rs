@@ -525,6 +525,34 @@ fn woven_code_runs_once_the_semaphore_is_set() {
             && !tp.contains("b7ad6b7169203331"),
         "{tp}"
     );
+
+    // Invalid ones start a new trace: upper-case hex (W3C allows lower case only), a non-hex
+    // digit, an all-zero trace id. The unsampled flag of a valid one is kept.
+    let send = |tp: &str, n: u32| {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(s, "GET /users/{n} HTTP/1.1\r\nHost: svc\r\ntraceparent: {tp}\r\nConnection: close\r\n\r\n").unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).unwrap();
+        assert!(resp.starts_with("HTTP/1.1 200 OK"), "{resp}");
+        recv()
+    };
+    let upper = trace.to_uppercase();
+    for (bad, n) in [
+        (format!("00-{upper}-b7ad6b7169203331-01"), 4),
+        (format!("00-{}g-b7ad6b7169203331-01", &trace[..31]), 5),
+        (format!("00-{}-b7ad6b7169203331-01", "0".repeat(32)), 6),
+    ] {
+        let tp = send(&bad, n);
+        assert!(
+            tp.len() == 55 && !tp.contains(&trace[..16]) && !tp.contains(&upper[..16]),
+            "{bad} was joined: {tp}"
+        );
+    }
+    let tp = send(&format!("00-{trace}-b7ad6b7169203331-00"), 7);
+    assert!(
+        tp.starts_with(&format!("00-{trace}-")) && tp.ends_with("-00"),
+        "{tp}"
+    );
 }
 
 /// `gotap test --probes`: the test binary of a package using net/http gets the sites and notes,
