@@ -234,7 +234,9 @@ pub fn annotate_each(path: &Path, sites: &[(SiteDef, Option<&[u8]>)]) -> Result<
             .or_else(|| bin.function(&format!("{}.abi0", site.function)));
         let Some(func) = func else { continue };
         let head = bin.read_vaddr(func.entry, SITE_EVENT_PROLOGUE.len() as u64 + 5);
-        let Some(at) = head.or_else(|| bin.read_vaddr(func.entry, 5)).and_then(site_nop_offset)
+        let Some(at) = head
+            .or_else(|| bin.read_vaddr(func.entry, 5))
+            .and_then(site_nop_offset)
         else {
             return Err(fail(format!(
                 "{} does not start with a 5-byte NOP (or gotap's site prologue and one), so it is not a probe site",

@@ -436,7 +436,12 @@ impl Agent {
                 site.offset,
                 ref_ctr,
                 pid,
-                traced.id as u64 | if site.event { sites::SITE_COOKIE_EVENT } else { 0 },
+                traced.id as u64
+                    | if site.event {
+                        sites::SITE_COOKIE_EVENT
+                    } else {
+                        0
+                    },
             )
             .map_err(|e| attach_err(e.to_string()))?;
             traced.usdt.push(link);
