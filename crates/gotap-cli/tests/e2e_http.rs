@@ -565,3 +565,65 @@ fn one_gotap_attached_to_both_services_links_them() {
     assert_eq!(http(pa, "GET", "/healthz", &[]).0, 200);
     assert!(a.alive());
 }
+
+/// `httpsvc -selfload` (the closed loop of scripts/bench-probes.sh) under `gotap run`: it reports
+/// its requests and CPU per request and exits 0, and every request it made is one client span
+/// and one server span, the server span the child of the client's.
+#[test]
+fn selfload_is_traced_as_client_and_server_spans() {
+    require_root();
+    let dir = scratch("selfload");
+    let bin = httpsvc(Toolchain::Go126, FULL);
+    let file = dir.join("spans.jsonl");
+    let out = gotap_run(
+        &[
+            "--no-console".into(),
+            "--output-file".into(),
+            file.to_str().unwrap().into(),
+        ],
+        &bin,
+        &[
+            "-listen".into(),
+            format!("127.0.0.1:{}", free_port()),
+            "-selfload".into(),
+            "300ms".into(),
+        ],
+        "gotap run selfload",
+    )
+    .wait(std::time::Duration::from_secs(90));
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let line = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("selfload requests="))
+        .unwrap_or_else(|| panic!("no selfload result: {}", out.stderr));
+    let field = |k: &str| -> u64 {
+        line.split_whitespace()
+            .find_map(|f| f.strip_prefix(k))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{k} in {line}"))
+    };
+    let requests = field("requests=");
+    assert!(
+        requests >= 100 && field("cpu_ns_per_request=") > 0,
+        "{line}"
+    );
+    let spans = parse_otlp_json_lines(&std::fs::read_to_string(&file).unwrap());
+    let servers: Vec<_> = spans.iter().filter(|s| s.kind == 2).collect();
+    let clients: Vec<_> = spans.iter().filter(|s| s.kind == 3).collect();
+    // The warm-up second's requests are traced too.
+    assert!(
+        servers.len() as u64 > requests && servers.len() == clients.len(),
+        "{requests} requests, {} server and {} client spans",
+        servers.len(),
+        clients.len()
+    );
+    for s in servers.iter().step_by(97) {
+        let parent = clients
+            .iter()
+            .find(|c| c.span_id == s.parent)
+            .unwrap_or_else(|| panic!("server span without its client span: {}", dump(&spans)));
+        assert_eq!(parent.trace_id, s.trace_id);
+        assert_eq!(s.str("http.route"), Some("/users/{id}"));
+    }
+}
