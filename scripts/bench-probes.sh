@@ -17,11 +17,11 @@
 # (fewer requests per wakeup when slower), which charges the tracer more than its own work. The
 # rate (8000/s) is one every mode sustains on 2 cores with vegeta's own CPU beside it; at low
 # rates the per-request wakeups of an idle server (~50 µs) drown the differences.
-# Then, per mode and round, the in-process closed loop (httpsvc -selfload, GOMAXPROCS=1): one client
-# inside the service requests GET /users/42 one at a time, so the one thread never sleeps and its
-# CPU per request is the request's own cost (a client and a server span) without the wake-ups
-# that dominate the fixed-rate figure and shift with latency; gotap's CPU over the same phase is
-# added. This is the figure the 5x goal is checked against.
+# Then, per mode and round, the in-process closed loop (httpsvc -selfload, GOMAXPROCS=1): a raw
+# client inside the service sends GET /users/42 one request at a time, so the one thread never
+# sleeps and its CPU per request is the request's own cost (one server span, as above) without the
+# wake-ups that dominate the fixed-rate figure and shift with latency; gotap's CPU over the same
+# phase is added. The cleanest per-request overhead of the three.
 # Then the raw cost of one uprobe hit on this machine, on a Go loop: on a function's first
 # instruction (CMP, single-stepped), and on a probe site's 5-byte NOP (kernel-optimised path).
 #
@@ -316,7 +316,7 @@ if selfs:
     base = st.median(tot(r) for r in selfs if r["self_mode"] == "plain")
     pbase = {r["round"]: tot(r) for r in selfs if r["self_mode"] == "plain"}
     paired_self = lambda m: st.median(tot(r) - pbase[r["round"]] for r in selfs if r["self_mode"] == m and r["round"] in pbase)
-    print(f"\nin-process closed loop (httpsvc -selfload, GOMAXPROCS=1: a client and a server span per request), median of {len(sv('plain', 'requests'))} rounds\n")
+    print(f"\nin-process closed loop (httpsvc -selfload, GOMAXPROCS=1: one server span per request), median of {len(sv('plain', 'requests'))} rounds\n")
     print("| mode | service CPU µs/req | gotap's own µs/req | overhead µs/req | paired overhead µs/req |")
     print("|---|---|---|---|---|")
     for m in modes:

@@ -13,6 +13,7 @@
 package main
 
 import (
+	"bufio"
 	"flag"
 	"fmt"
 	"io"
@@ -189,26 +190,35 @@ func main() {
 	fmt.Fprintf(os.Stderr, "httpsvc %s listening on %s\n", s.name, ln.Addr())
 	if *selfload > 0 {
 		go http.Serve(ln, mux)
-		selfLoad("http://"+ln.Addr().String()+"/users/42", *selfload)
+		selfLoad(ln.Addr().String(), *selfload)
 		return
 	}
 	log.Fatal(http.Serve(ln, mux))
 }
 
-// selfLoad is the benchmark load that leaves the scheduler out (scripts/bench-probes.sh): one
-// client in this process requests url over a keep-alive connection, one request at a time. With
-// GOMAXPROCS=1 the client and the handler take turns on one thread that never sleeps (the other
-// side's data is already in the socket when a goroutine parks), so the process's CPU time per
-// request is the request's own cost, without the wake-ups of a server waiting for an external
-// client, which vary with latency and drown a few microseconds. Prints, on stdout, a line when
-// the measured phase starts and one with its result (stderr: stdout has a line per request):
+// selfLoad is the benchmark load that leaves the scheduler out (scripts/bench-probes.sh): a client
+// inside this process sends GET /users/42 over one keep-alive connection, one request at a time,
+// as raw bytes (not through http.Client, so the only span per request is the server's, as with
+// wrk or vegeta). With GOMAXPROCS=1 the client and the handler take turns on one thread that never
+// sleeps (the other side's data is already in the socket when a goroutine parks), so the process's
+// CPU time per request is the request's own cost, without the wake-ups of a server waiting for an
+// external client, which vary with latency and drown a few microseconds. Prints, on stderr
+// (stdout has a line per request), a line when the measured phase starts and one with its result:
 //
 //	selfload measuring
 //	selfload requests=N seconds=S cpu_ns_per_request=C wall_ns_per_request=W
-func selfLoad(url string, d time.Duration) {
-	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+func selfLoad(addr string, d time.Duration) {
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		log.Fatalf("httpsvc: selfload: %v", err)
+	}
+	req := []byte("GET /users/42 HTTP/1.1\r\nHost: " + addr + "\r\nUser-Agent: selfload\r\n\r\n")
+	br := bufio.NewReader(conn)
 	get := func() {
-		resp, err := c.Get(url)
+		if _, err := conn.Write(req); err != nil {
+			log.Fatalf("httpsvc: selfload: %v", err)
+		}
+		resp, err := http.ReadResponse(br, nil)
 		if err != nil {
 			log.Fatalf("httpsvc: selfload: %v", err)
 		}
