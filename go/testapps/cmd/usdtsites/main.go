@@ -1,6 +1,8 @@
 // usdtsites calls gotap-style probe sites with fixed, known values, so the USDT note writer/reader
 // and the eBPF site strategy can be tested without a woven net/http. The sites, the semaphore and
-// the record follow the contract of go/probes/nethttp (docs/probes.md): only the package differs.
+// the record follow the contract of go/probes/nethttp (docs/probes.md) in its argument ABI: the
+// sites start with the nop5 and pass no event, as older builds' and hand-written sites do (the
+// woven sites' event ABI is exercised by the e2e tests of gotap build --probes).
 //
 // While the semaphore is 0 it calls nothing; once a tracer attaches (the kernel increments the
 // semaphore) it fires both sites every 10 ms, prints "fired N" after each pair, and exits after
