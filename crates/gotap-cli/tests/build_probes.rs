@@ -4,7 +4,7 @@
 //! module (files and module graph) is untouched, and the build cache is reused but never leaks
 //! probe objects into a plain build. Attaching to the sites is tested with `gotap run`
 //! (crates/gotap-ebpf).
-use gotap_binary::usdt::read_probes;
+use gotap_binary::usdt::{read_probes, SITE_EVENT_PROLOGUE};
 use gotap_binary::GoBinary;
 use gotap_testkit::{bin_dir, free_port, gotap_bin, repo_root, Toolchain};
 use std::collections::BTreeMap;
@@ -91,12 +91,14 @@ fn check_sites(bin: &Path) {
             .function(func)
             .or_else(|| go.function(&format!("{func}.abi0")))
             .unwrap_or_else(|| panic!("{func} not in {}", bin.display()));
+        // The event ABI: two register loads of the event, then the nop5 the probe sits on.
+        let head = go.read_vaddr(f.entry, 15).unwrap();
         assert_eq!(
-            go.read_vaddr(f.entry, 5),
-            Some(&NOP5[..]),
-            "{func} does not start with the 5-byte NOP"
+            (&head[..10], &head[10..]),
+            (&SITE_EVENT_PROLOGUE[..], &NOP5[..]),
+            "{func} does not start with the site prologue and the 5-byte NOP"
         );
-        entries.insert(probe, f.entry);
+        entries.insert(probe, f.entry + 10);
     }
     let readelf = Command::new("readelf").arg("-n").arg(bin).output().unwrap();
     let text = String::from_utf8_lossy(&readelf.stdout);

@@ -247,7 +247,7 @@ fn notes_per_package(tc: Toolchain) {
             assert_eq!(
                 first,
                 &[0x0f, 0x1f, 0x44, 0x00, 0x00],
-                "{name} starts with the 5-byte NOP"
+                "{name}: the probe sits on the 5-byte NOP"
             );
         }
         let sem = |name: &str| n.iter().find(|(n, _, _)| n == name).map(|(_, s, _)| *s);
