@@ -285,9 +285,25 @@ fn start_bpftrace(script: &Path) -> (Proc, mpsc::Receiver<String>) {
 
 /// Stops bpftrace with Ctrl-C; it must exit cleanly.
 fn stop_bpftrace(mut bt: Proc) {
-    // SAFETY: kill has no memory-safety preconditions; the pid is our child's.
-    unsafe { libc::kill(bt.0.id() as i32, libc::SIGINT) };
-    let status = bt.0.wait().unwrap();
+    // SIGINT, repeated: bpftrace (0.2x) can miss one that lands between its exit check and its
+    // epoll_wait, and then sleeps until the next event (seen in CI: 12 minutes with no event).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        // SAFETY: kill has no memory-safety preconditions; the pid is our child's.
+        unsafe { libc::kill(bt.0.id() as i32, libc::SIGINT) };
+        let again = Instant::now() + Duration::from_millis(500);
+        while Instant::now() < again {
+            if bt.0.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // The status of a child reaped above is kept by `Child`.
+        if let Some(status) = bt.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "bpftrace did not stop on SIGINT");
+    };
     assert!(status.success(), "bpftrace exited with {status}");
 }
 
