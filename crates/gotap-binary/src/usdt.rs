@@ -43,10 +43,19 @@ pub const GOTAP_SEMAPHORE_MARKER: &[u8] = b"gotap-semaphor";
 /// (go/probes/databasesql, go/probes/grpc), shared by that package's sites.
 pub const GOTAP_SQL_SEMAPHORE_MARKER: &[u8] = b"gotap-sema-sql";
 pub const GOTAP_GRPC_SEMAPHORE_MARKER: &[u8] = b"gotap-sema-rpc";
+/// The markers of the batch sites' semaphores (go/probes/shared/gotap_batch.go): "gotap-batch-"
+/// and the package's number (1 net/http, 2 database/sql, 3 grpc) as a little-endian u16.
+pub const GOTAP_HTTP_BATCH_MARKER: &[u8] = b"gotap-batch-\x01\x00";
+pub const GOTAP_SQL_BATCH_MARKER: &[u8] = b"gotap-batch-\x02\x00";
+pub const GOTAP_GRPC_BATCH_MARKER: &[u8] = b"gotap-batch-\x03\x00";
+/// USDT argument spec of a batch site: the address and length of the buffered events, in the
+/// registers the site's prologue loads (docs/probes.md, "Batched sites").
+pub const GOTAP_BATCH_ARGS: &str = "8@%rsi 8@%rdx";
 /// gotap's sites as woven by `gotap build --probes` into net/http, database/sql and
-/// google.golang.org/grpc (all with the same argument spec and semaphore). A binary has those of
-/// the packages it links; the others are skipped.
-pub const GOTAP_SITES: [SiteDef<'static>; 5] = [
+/// google.golang.org/grpc: per-span sites (same argument spec, the package's semaphore) and each
+/// package's batch site (its own semaphore). A binary has those of the packages it links; the
+/// others are skipped.
+pub const GOTAP_SITES: [SiteDef<'static>; 8] = [
     SiteDef {
         provider: GOTAP_PROVIDER,
         name: "http_server",
@@ -77,6 +86,24 @@ pub const GOTAP_SITES: [SiteDef<'static>; 5] = [
         function: "google.golang.org/grpc.gotapProbeGRPCClient",
         args: GOTAP_ARGS,
     },
+    SiteDef {
+        provider: GOTAP_PROVIDER,
+        name: "http_batch",
+        function: "net/http.gotapProbeBatch",
+        args: GOTAP_BATCH_ARGS,
+    },
+    SiteDef {
+        provider: GOTAP_PROVIDER,
+        name: "sql_batch",
+        function: "database/sql.gotapProbeBatch",
+        args: GOTAP_BATCH_ARGS,
+    },
+    SiteDef {
+        provider: GOTAP_PROVIDER,
+        name: "grpc_batch",
+        function: "google.golang.org/grpc.gotapProbeBatch",
+        args: GOTAP_BATCH_ARGS,
+    },
 ];
 
 /// The 5-byte NOP a gotap site's probe sits on (the kernel optimises uprobes on it).
@@ -92,14 +119,24 @@ pub const SITE_EVENT_PROLOGUE: [u8; 10] = [
     0x48, 0x8b, 0x54, 0x24, 0x58, // mov 0x58(%rsp),%rdx
 ];
 
+/// The prologue of a batch site (go/probes/shared/gotap_batch_amd64.s): `MOVQ
+/// events_base+0(FP), SI; MOVQ events_len+8(FP), DX`, then the nop5.
+pub const SITE_BATCH_PROLOGUE: [u8; 10] = [
+    0x48, 0x8b, 0x74, 0x24, 0x08, // mov 0x8(%rsp),%rsi
+    0x48, 0x8b, 0x54, 0x24, 0x10, // mov 0x10(%rsp),%rdx
+];
+
 /// Where a site function's nop5 is, from the function's first bytes: at its entry (argument ABI),
-/// or after [`SITE_EVENT_PROLOGUE`] (event ABI). `None`: not a gotap probe site.
+/// or after [`SITE_EVENT_PROLOGUE`] (event ABI) or [`SITE_BATCH_PROLOGUE`] (batch site). `None`:
+/// not a gotap probe site.
 pub fn site_nop_offset(code: &[u8]) -> Option<usize> {
     if code.starts_with(&NOP5) {
         return Some(0);
     }
-    let n = SITE_EVENT_PROLOGUE.len();
-    (code.starts_with(&SITE_EVENT_PROLOGUE) && code.get(n..n + 5) == Some(&NOP5[..])).then_some(n)
+    [SITE_EVENT_PROLOGUE, SITE_BATCH_PROLOGUE].iter().find_map(|p| {
+        let n = p.len();
+        (code.starts_with(p) && code.get(n..n + 5) == Some(&NOP5[..])).then_some(n)
+    })
 }
 
 /// Whether the probe at file offset `offset` of `data` sits on a site with the event ABI: its nop5
@@ -390,6 +427,9 @@ pub fn gotap_semaphore_marker(site_name: &str) -> &'static [u8] {
     match site_name {
         "sql_query" => GOTAP_SQL_SEMAPHORE_MARKER,
         "grpc_server" | "grpc_client" => GOTAP_GRPC_SEMAPHORE_MARKER,
+        "http_batch" => GOTAP_HTTP_BATCH_MARKER,
+        "sql_batch" => GOTAP_SQL_BATCH_MARKER,
+        "grpc_batch" => GOTAP_GRPC_BATCH_MARKER,
         _ => GOTAP_SEMAPHORE_MARKER,
     }
 }
@@ -807,6 +847,11 @@ mod tests {
         assert!(!site_has_event_abi(&file, 16));
         assert!(!site_has_event_abi(&file, 5));
         assert!(!site_has_event_abi(&file, u64::MAX));
+        // A batch site: its own prologue, not the event ABI.
+        let batch = [&SITE_BATCH_PROLOGUE[..], &NOP5[..], &[0xc3]].concat();
+        assert_eq!(site_nop_offset(&batch), Some(10));
+        file[16..16 + batch.len()].copy_from_slice(&batch);
+        assert!(!site_has_event_abi(&file, 26));
     }
 
     #[test]

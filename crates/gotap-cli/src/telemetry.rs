@@ -33,6 +33,10 @@ pub struct TelemetryArgs {
     /// Record url.query on server spans (off by default: query strings may carry secrets).
     #[arg(long)]
     pub capture_query: bool,
+    /// On a `gotap build --probes` binary, attach to the per-span probe sites instead of the
+    /// batch sites (one probe hit per span and no buffering in the target, at a higher cost).
+    #[arg(long)]
+    pub no_batch: bool,
 }
 
 fn parse_protocol(s: &str) -> Result<Protocol, String> {
@@ -75,10 +79,12 @@ pub fn announce(exe: &Path, pid: u32, info: &gotap_ebpf::TracedProcess) {
 }
 
 /// `gotap: tracing PATH (pid N, goX): net/http server, net/http client; 2 probes on probe sites
-/// (nop5, kernel-optimised)`; function probes keep the plain `; N probes`.
+/// (nop5, kernel-optimised)`, `… on batched probe sites (…)`; function probes keep the plain
+/// `; N probes`.
 fn tracing_line(exe: &Path, pid: u32, info: &gotap_ebpf::TracedProcess) -> String {
     let via = match info.tracing {
         TracingPath::FunctionProbes => String::new(),
+        sites if info.batched => format!(" on batched {sites}"),
         sites => format!(" on {sites}"),
     };
     format!(
@@ -106,6 +112,7 @@ impl Session {
         let pipeline = Pipeline::start(&config)?;
         let opts = AgentOptions {
             capture_query: args.capture_query,
+            batch_sites: !args.no_batch,
             ..Default::default()
         };
         let agent = Agent::load_into(opts, pipeline.sender().sink()).map_err(ebpf_err)?;
@@ -361,6 +368,7 @@ mod tests {
             instrumentations: vec!["net/http server", "net/http client"],
             probes: 5,
             tracing: TracingPath::FunctionProbes,
+            batched: false,
             warnings: vec![],
         };
         let exe = Path::new("/x/svc");
@@ -383,6 +391,10 @@ mod tests {
         };
         assert!(tracing_line(exe, 7, &info).ends_with(
             "; 2 probes on probe sites (int3: this kernel does not optimise nop5 uprobes)"
+        ));
+        info.batched = true;
+        assert!(tracing_line(exe, 7, &info).ends_with(
+            "; 2 probes on batched probe sites (int3: this kernel does not optimise nop5 uprobes)"
         ));
     }
 

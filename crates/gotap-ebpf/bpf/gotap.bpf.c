@@ -943,3 +943,50 @@ int site_grpc_client(struct pt_regs *ctx)
 {
 	return site_hit(ctx, EV_SITE_GRPC_CLIENT);
 }
+
+/* ---------- batched sites ---------- */
+
+struct site_batch_scratch {
+	struct site_batch_head h;
+	u8 data[GOTAP_BATCH_CAP];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, u32);
+	__type(value, struct site_batch_scratch);
+	__uint(max_entries, 1);
+} scratch_batch SEC(".maps");
+
+/* {net/http,database/sql,google.golang.org/grpc}.gotapProbeBatch (USDT gotap:*_batch): the
+ * events of many spans in one hit, copied whole into one record (one read of user memory); the
+ * reader splits them. Cookie: the traced process's id. */
+SEC("uprobe")
+int site_batch(struct pt_regs *ctx)
+{
+	u32 proc = (u32)bpf_get_attach_cookie(ctx);
+	count(CNT_PROBE_HITS);
+	u64 n = ctx->rdx;
+	if (n == 0)
+		return 0;
+	if (n > GOTAP_BATCH_CAP) {
+		count(CNT_READ_FAILS);
+		return 0;
+	}
+	u32 zero = 0;
+	struct site_batch_scratch *s = bpf_map_lookup_elem(&scratch_batch, &zero);
+	if (!s)
+		return 0;
+	if (bpf_probe_read_user(s->data, n, (void *)ctx->rsi)) {
+		count(CNT_READ_FAILS);
+		return 0;
+	}
+	*(u32 *)&s->h = EV_SITE_BATCH; /* kind and its padding */
+	s->h.proc = proc;
+	s->h.len = n;
+	s->h._pad1 = 0;
+	u64 size = sizeof(s->h) + n;
+	if (bpf_ringbuf_output(&events, s, size, wake_flag(size)))
+		count(CNT_RINGBUF_DROPS);
+	return 0;
+}

@@ -208,6 +208,21 @@ struct site_event {
 #define SITE_DATA 8192  /* string bytes of one event: the caps of any kind add up to less */
 #define SITE_DATA_MASK (SITE_DATA - 1)
 
+/* Batched sites (docs/probes.md, "Batched sites"; go/probes/shared/gotap_batch.go): the woven
+ * code of one package appends its spans' events to a buffer and fires the package's batch site
+ * once per buffer, whose prologue loads the buffer's address into RSI and its length into RDX.
+ * Each event there is a struct site_event with proc 0, then its strings. The BPF program copies
+ * the buffer as one record: this head, then the events; the reader fills in proc. */
+#define EV_SITE_BATCH 8
+#define GOTAP_BATCH_CAP 16384  /* gotapBatchCap: the most one batch hit hands over */
+struct site_batch_head {
+	u8 kind;
+	u8 _pad0[3];
+	u32 proc;
+	u32 len;            /* bytes of events that follow */
+	u32 _pad1;
+};
+
 /* Per-CPU scratch where a site event is assembled before bpf_ringbuf_output copies the used
  * part. The tail past SITE_DATA lets the verifier accept a copy of up to SQL_TEXT_CAP bytes at
  * any offset below SITE_DATA. */

@@ -159,6 +159,11 @@ impl<'a> SiteEvent<'a> {
         Some(SiteEvent { h, strs, ascii })
     }
 
+    /// Bytes of the event in its record: header and strings.
+    pub fn size(&self) -> usize {
+        std::mem::size_of::<SiteHeader>() + self.h.slen.iter().map(|&n| n as usize).sum::<usize>()
+    }
+
     /// String slot `i` (empty past [`SITE_STRS`]).
     pub fn bytes(&self, i: usize) -> &'a [u8] {
         self.strs.get(i).copied().unwrap_or_default()
@@ -182,6 +187,54 @@ impl<'a> SiteEvent<'a> {
     /// String slot `i` as an owned `String`.
     pub fn string(&self, i: usize) -> String {
         self.str(i).into_owned()
+    }
+}
+
+/// Kind of a batch site's record (`EV_SITE_BATCH`): `struct site_batch_head`, then the events.
+pub const EV_SITE_BATCH: u8 = 8;
+pub const EV_SITE_SQL: u8 = 5;
+/// A site event's flag: its SQL text was cut at its cap (`REC_SQL_CUT`).
+pub const REC_SQL_CUT: u64 = 8;
+const BATCH_HEAD: usize = 16;
+
+/// A batch site's record: the traced process's id and the events' bytes.
+pub fn site_batch(b: &[u8]) -> Option<(u32, &[u8])> {
+    if b.len() < BATCH_HEAD || b[0] != EV_SITE_BATCH {
+        return None;
+    }
+    let proc = u32::from_le_bytes(b[4..8].try_into().ok()?);
+    let len = u32::from_le_bytes(b[8..12].try_into().ok()?) as usize;
+    Some((proc, b.get(BATCH_HEAD..BATCH_HEAD + len)?))
+}
+
+/// The site events of a batch, in order. An item is `None` where the bytes are not a site event
+/// (a buffer the target was still writing, or not gotap's): nothing after it can be split.
+pub struct SiteBatch<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> SiteBatch<'a> {
+    pub fn new(events: &'a [u8]) -> Self {
+        SiteBatch { rest: events }
+    }
+}
+
+impl<'a> Iterator for SiteBatch<'a> {
+    type Item = Option<SiteEvent<'a>>;
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        match SiteEvent::parse(self.rest) {
+            Some(ev) => {
+                self.rest = &self.rest[ev.size()..];
+                Some(Some(ev))
+            }
+            None => {
+                self.rest = &[];
+                Some(None)
+            }
+        }
     }
 }
 
@@ -216,3 +269,54 @@ pub const CNT_PROBE_HITS: u32 = 1;
 pub const CNT_RET_NO_ENTRY: u32 = 3;
 pub const CNT_WINDOW_TRUNCATED: u32 = 4;
 pub const CNT_SQL_TRUNCATED: u32 = 5;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: u8, span: u64, strs: &[&[u8]]) -> Vec<u8> {
+        let h = SiteHeader {
+            kind,
+            span,
+            ..Default::default()
+        };
+        encode_site_event(&h, strs)
+    }
+
+    #[test]
+    fn batch_records_split_into_their_events() {
+        let mut events = event(EV_SITE_SERVER, 1, &[b"GET", b"/a"]);
+        events.extend(event(EV_SITE_CLIENT, 2, &[b"POST", b"http://x/y", b""]));
+        events.extend(event(EV_SITE_SQL, 3, &[b"pq", b"SELECT 1"]));
+        let mut rec = vec![EV_SITE_BATCH, 0, 0, 0];
+        rec.extend(7u32.to_le_bytes());
+        rec.extend((events.len() as u32).to_le_bytes());
+        rec.extend([0; 4]);
+        rec.extend(&events);
+        let (proc, body) = site_batch(&rec).unwrap();
+        assert_eq!((proc, body.len()), (7, events.len()));
+        let got: Vec<_> = SiteBatch::new(body).map(|e| e.unwrap()).collect();
+        assert_eq!(
+            got.iter().map(|e| (e.h.kind, e.h.span)).collect::<Vec<_>>(),
+            [(EV_SITE_SERVER, 1), (EV_SITE_CLIENT, 2), (EV_SITE_SQL, 3)]
+        );
+        assert_eq!(got[1].string(1), "http://x/y");
+        assert_eq!(got[2].string(1), "SELECT 1");
+        // A length past the record, another kind: not a batch.
+        rec[8] = rec[8].wrapping_add(1);
+        assert!(site_batch(&rec).is_none());
+        assert!(site_batch(&events).is_none());
+        // Bytes that are not an event end the split.
+        let mut bad = event(EV_SITE_SERVER, 1, &[b"GET"]);
+        bad.extend([0xee; 100]);
+        let got: Vec<_> = SiteBatch::new(&bad).collect();
+        assert_eq!(got.len(), 2);
+        assert!(got[0].is_some() && got[1].is_none());
+        // An event whose lengths run past the end.
+        let cut = event(EV_SITE_SERVER, 1, &[b"GET", b"/long/path"]);
+        assert!(matches!(
+            SiteBatch::new(&cut[..cut.len() - 1]).collect::<Vec<_>>()[..],
+            [None]
+        ));
+    }
+}

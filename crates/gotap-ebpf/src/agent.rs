@@ -36,6 +36,7 @@ const PROGRAMS: &[&str] = &[
     "newproc_runqput",
     "site_http_server",
     "site_http_client",
+    "site_batch",
 ];
 
 /// Name of the pinned cross-process link map inside [`AgentOptions::link_map_pin_dir`].
@@ -52,6 +53,9 @@ pub struct AgentOptions {
     /// one that fills the ring past a quarter — for probe sites, one checked every 32nd hit of a
     /// CPU while it is past that mark —: a burst is drained at once).
     pub poll_interval: Duration,
+    /// Attach to a binary's batch sites where it has them (one hit per buffer of spans) rather
+    /// than to its per-span sites (one hit per span, no delay): docs/probes.md, "Batched sites".
+    pub batch_sites: bool,
 }
 
 impl Default for AgentOptions {
@@ -62,6 +66,7 @@ impl Default for AgentOptions {
             // 100 rather than 20 ms: a third less of gotap's CPU per span at 8000 spans/s (fewer
             // wake-ups, each drain warmer), docs/benchmarks.md; bursts wake the reader early.
             poll_interval: Duration::from_millis(100),
+            batch_sites: true,
         }
     }
 }
@@ -115,6 +120,8 @@ pub struct TracedProcess {
     /// Function probes, or the binary's probe sites (and whether hits take the kernel's nop5
     /// fast path).
     pub tracing: TracingPath,
+    /// Some of the probe sites are batch sites (many spans per hit).
+    pub batched: bool,
     /// Features left out for this binary, as sentences.
     pub warnings: Vec<String>,
 }
@@ -134,6 +141,8 @@ struct Shared {
     events: AtomicU64,
     spans: AtomicU64,
     undecodable: AtomicU64,
+    /// SQL texts cut at their cap in batched events (the BPF side counts the others).
+    sql_truncated: AtomicU64,
 }
 
 /// One loaded BPF object; traces any number of processes, each with its own offsets.
@@ -144,6 +153,7 @@ pub struct Agent {
     next_id: u32,
     wake: Arc<Wait>,
     reader: Option<JoinHandle<()>>,
+    batch_sites: bool,
 }
 
 impl Agent {
@@ -214,6 +224,7 @@ impl Agent {
             next_id: 1,
             wake,
             reader: Some(reader),
+            batch_sites: opts.batch_sites,
         })
     }
 
@@ -239,7 +250,7 @@ impl Agent {
         let file = std::fs::File::open(&exe).map_err(no_process)?;
         let before = file_id(&file).map_err(no_process)?;
         let pinned = fd_path(&file);
-        let mut plan = analyse(&pinned)?;
+        let mut plan = analyse(&pinned, self.batch_sites)?;
         if let Ok(real) = std::fs::read_link(&exe) {
             plan.set_path(real); // errors and reports name the file, not the descriptor
         }
@@ -278,7 +289,7 @@ impl Agent {
         let file = std::fs::File::open(&path).map_err(io)?;
         let before = file_id(&file).map_err(io)?;
         let pinned = fd_path(&file);
-        let mut plan = analyse(&pinned)?;
+        let mut plan = analyse(&pinned, self.batch_sites)?;
         plan.set_path(path.clone());
         let info = self.attach(pid, &pinned, plan, resource, before)?;
         if file_id(&file).ok() != Some(before) {
@@ -522,7 +533,8 @@ impl Agent {
             undecodable: self.shared.undecodable.load(Ordering::Relaxed),
             ret_without_entry: counter(abi::CNT_RET_NO_ENTRY),
             header_window_truncated: counter(abi::CNT_WINDOW_TRUNCATED),
-            sql_truncated: counter(abi::CNT_SQL_TRUNCATED),
+            sql_truncated: counter(abi::CNT_SQL_TRUNCATED)
+                + self.shared.sql_truncated.load(Ordering::Relaxed),
         }
     }
 
@@ -590,9 +602,9 @@ enum Analysed {
 }
 
 /// Probe sites when the binary has gotap's USDT probes, else the function-probe plan.
-fn analyse(path: &Path) -> Result<Analysed, EbpfError> {
+fn analyse(path: &Path, batch_sites: bool) -> Result<Analysed, EbpfError> {
     let bin = gotap_binary::GoBinary::open(path)?;
-    match sites::plan(&bin)? {
+    match sites::plan(&bin, batch_sites)? {
         Some(p) => Ok(Analysed::Sites(p)),
         None => Ok(Analysed::Functions(plan::plan(&bin)?)),
     }
@@ -616,6 +628,7 @@ impl Analysed {
                 instrumentations: plan.instrumentations.clone(),
                 probes: plan.sites.len(),
                 tracing: TracingPath::FunctionProbes,
+                batched: false,
                 warnings: plan.warnings.clone(),
             },
             Analysed::Sites(plan) => TracedProcess {
@@ -626,6 +639,7 @@ impl Analysed {
                 instrumentations: plan.instrumentations.clone(),
                 probes: plan.sites.len(),
                 tracing: plan.tracing,
+                batched: plan.sites.iter().any(|s| s.program == "site_batch"),
                 warnings: plan.warnings.clone(),
             },
         }
@@ -677,6 +691,28 @@ fn read_loop(
         while let Some(item) = ring.next() {
             shared.events.fetch_add(1, Ordering::Relaxed);
             drained += item.len();
+            // A batch site's record: many site events of one process (docs/probes.md).
+            if let Some((proc, events)) = abi::site_batch(&item) {
+                let resource = resource_of(proc);
+                let (mut built, mut bad) = (0u64, 0u64);
+                for ev in abi::SiteBatch::new(events) {
+                    let Some(mut ev) = ev else {
+                        bad += 1; // the rest of the buffer cannot be split
+                        break;
+                    };
+                    ev.h.proc = proc;
+                    if ev.h.kind == abi::EV_SITE_SQL && ev.h.rflags & abi::REC_SQL_CUT != 0 {
+                        shared.sql_truncated.fetch_add(1, Ordering::Relaxed);
+                    }
+                    match &resource {
+                        Some(r) if sites::emit(&ev, r.clone(), capture_query, &mut sink) => built += 1,
+                        _ => bad += 1,
+                    }
+                }
+                shared.spans.fetch_add(built, Ordering::Relaxed);
+                shared.undecodable.fetch_add(bad, Ordering::Relaxed);
+                continue;
+            }
             // Site events (variable size) and function-probe events tell apart by their kind byte.
             if let Some(ev) = SiteEvent::parse(&item) {
                 let built = resource_of(ev.h.proc)

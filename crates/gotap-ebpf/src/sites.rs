@@ -117,15 +117,75 @@ pub struct SitePlan {
     pub tracing: TracingPath,
 }
 
+/// Batch sites (docs/probes.md, "Batched sites"): USDT name, and the prefix of the per-span
+/// sites of the same package, which the batch site replaces when it is used.
+const BATCH_SITES: &[(&str, &str)] = &[
+    ("http_batch", "http_"),
+    ("sql_batch", "sql_"),
+    ("grpc_batch", "grpc_"),
+];
+
 /// The probe sites of `bin`, or `None` when it has no gotap probe this agent knows (then it is
 /// traced with function probes). A gotap probe whose note breaks the contract (argument spec,
 /// missing semaphore) is an error: it was written by a gotap that disagrees with this one.
-pub fn plan(bin: &GoBinary) -> Result<Option<SitePlan>, EbpfError> {
+/// `batch`: attach to a package's batch site instead of its per-span sites where it has one.
+pub fn plan(bin: &GoBinary, batch: bool) -> Result<Option<SitePlan>, EbpfError> {
     let probes = usdt::read_probes(bin.data()).map_err(|e| EbpfError::Sites {
         path: bin.path().to_path_buf(),
         why: e.to_string(),
     })?;
-    plan_from(bin, &probes)
+    plan_batched(bin, &probes, batch)
+}
+
+/// [`plan_from`], then each package's batch site, if `batch`, in place of its per-span sites.
+fn plan_batched(
+    bin: &GoBinary,
+    probes: &[UsdtProbe],
+    batch: bool,
+) -> Result<Option<SitePlan>, EbpfError> {
+    let plan = plan_from(bin, probes)?;
+    if !batch {
+        return Ok(plan);
+    }
+    let Some(mut plan) = plan else {
+        return Ok(None);
+    };
+    let fail = |why: String| EbpfError::Sites {
+        path: bin.path().to_path_buf(),
+        why,
+    };
+    for p in probes.iter().filter(|p| p.provider == usdt::GOTAP_PROVIDER) {
+        let Some(&(_, prefix)) = BATCH_SITES.iter().find(|(n, _)| *n == p.name) else {
+            continue;
+        };
+        if normalise(&p.args_raw) != normalise(usdt::GOTAP_BATCH_ARGS) {
+            return Err(fail(format!(
+                "probe gotap:{} has arguments `{}`, expected `{}`",
+                p.name,
+                p.args_raw,
+                usdt::GOTAP_BATCH_ARGS
+            )));
+        }
+        let Some(semaphore_offset) = p.semaphore_offset.filter(|&o| o != 0) else {
+            return Err(fail(format!(
+                "probe gotap:{} has no semaphore: its site would never be called",
+                p.name
+            )));
+        };
+        let before = plan.sites.len();
+        plan.sites.retain(|s| !s.name["gotap:".len()..].starts_with(prefix));
+        if plan.sites.len() == before {
+            continue; // no per-span site of that package: nothing it would replace
+        }
+        plan.sites.push(SiteProbe {
+            program: "site_batch",
+            name: format!("gotap:{}", p.name),
+            offset: p.offset,
+            semaphore_offset,
+            event: false,
+        });
+    }
+    Ok(Some(plan))
 }
 
 fn plan_from(bin: &GoBinary, probes: &[UsdtProbe]) -> Result<Option<SitePlan>, EbpfError> {
@@ -138,7 +198,11 @@ fn plan_from(bin: &GoBinary, probes: &[UsdtProbe]) -> Result<Option<SitePlan>, E
     let mut instrumentations = Vec::new();
     let mut warnings = Vec::new();
     let mut nop5 = true;
-    for p in probes.iter().filter(|p| p.provider == usdt::GOTAP_PROVIDER) {
+    for p in probes
+        .iter()
+        .filter(|p| p.provider == usdt::GOTAP_PROVIDER)
+        .filter(|p| !BATCH_SITES.iter().any(|(n, _)| *n == p.name))
+    {
         let Some(&(_, program, instr)) = KNOWN
             .iter()
             .chain(crate::sites_more::KNOWN)
@@ -516,7 +580,7 @@ mod tests {
         );
         let bin = GoBinary::open(&path).unwrap();
         assert!(
-            plan(&bin).unwrap().is_none(),
+            plan(&bin, true).unwrap().is_none(),
             "not annotated: function probes"
         );
         let server = bin.function("main.gotapProbeHTTPServer").unwrap().offset;
@@ -611,6 +675,53 @@ mod tests {
             e.ends_with("probe gotap:http_server has no semaphore: its site would never be called"),
             "{e}"
         );
+
+        // A package's batch site replaces its per-span sites, unless batching is off; a batch
+        // site without per-span sites of its package is not attached.
+        let batch = usdt::GOTAP_BATCH_ARGS;
+        let notes = [
+            probe("gotap", "http_server", server, args, Some(64)),
+            probe("gotap", "http_client", server, args, Some(64)),
+            probe("gotap", "sql_query", server, args, Some(72)),
+            probe("gotap", "http_batch", server, batch, Some(80)),
+            probe("gotap", "grpc_batch", server, batch, Some(88)),
+        ];
+        let planned = |batched| {
+            let p = plan_batched(&bin, &notes, batched).unwrap().unwrap();
+            assert_eq!(p.instrumentations, ["net/http server", "net/http client", "database/sql"]);
+            assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+            p.sites
+                .iter()
+                .map(|s| (s.name.clone(), s.program, s.semaphore_offset))
+                .collect::<Vec<_>>()
+        };
+        let s = |n: &str| format!("gotap:{n}");
+        assert_eq!(
+            planned(true),
+            [
+                (s("sql_query"), "site_sql_query", 72),
+                (s("http_batch"), "site_batch", 80)
+            ]
+        );
+        assert_eq!(
+            planned(false),
+            [
+                (s("http_server"), "site_http_server", 64),
+                (s("http_client"), "site_http_client", 64),
+                (s("sql_query"), "site_sql_query", 72)
+            ]
+        );
+        let e = plan_batched(
+            &bin,
+            &[
+                probe("gotap", "http_server", server, args, Some(64)),
+                probe("gotap", "http_batch", server, args, Some(80)),
+            ],
+            true,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.ends_with(&format!("probe gotap:http_batch has arguments `{args}`, expected `{batch}`")), "{e}");
     }
 
     #[test]

@@ -395,9 +395,21 @@ fn weave(plan: &Plan, pkg: &str, mut args: Vec<String>) -> Result<(Vec<String>, 
     // Added files are copied next to the woven ones: the recorded path is then
     // `gotap-woven/<name>` in every build (the go command trims $WORK/bNNN), never gotap's cache.
     let mut asm = Vec::new();
+    let mut name = None;
     for src in &applied.added {
         let dst = out_dir.join(src.file_name().context("added file without a name")?);
-        std::fs::copy(src, &dst)
+        let text = std::fs::read(src).with_context(|| format!("cannot read {}", src.display()))?;
+        let text = if shared_fragment(&text).is_some() {
+            // A fragment every woven package shares (go/probes/shared): it becomes part of this
+            // package under this package's name.
+            if name.is_none() {
+                name = Some(package_name(&args[first_file..])?);
+            }
+            adopt_shared(&text, name.as_deref().unwrap_or_default())
+        } else {
+            text
+        };
+        std::fs::write(&dst, text)
             .with_context(|| format!("cannot copy {} to {}", src.display(), dst.display()))?;
         match dst.extension().and_then(|e| e.to_str()) {
             Some("go") => args.push(dst.display().to_string()),
@@ -405,6 +417,39 @@ fn weave(plan: &Plan, pkg: &str, mut args: Vec<String>) -> Result<(Vec<String>, 
         }
     }
     Ok((args, asm))
+}
+
+/// The package clause of fragments shared by every package they are added to.
+const SHARED_CLAUSE: &[u8] = b"\npackage gotapshared\n";
+
+/// Where a shared fragment's package clause starts (after its newline), if `text` is one.
+fn shared_fragment(text: &[u8]) -> Option<usize> {
+    text.windows(SHARED_CLAUSE.len())
+        .position(|w| w == SHARED_CLAUSE)
+        .map(|i| i + 1)
+}
+
+/// `text`, a shared fragment, with its package clause naming `name`.
+fn adopt_shared(text: &[u8], name: &str) -> Vec<u8> {
+    let Some(at) = shared_fragment(text) else {
+        return text.to_vec();
+    };
+    let mut t = text[..at].to_vec();
+    t.extend_from_slice(format!("package {name}").as_bytes());
+    // SHARED_CLAUSE without its two newlines is what is replaced.
+    t.extend_from_slice(&text[at + SHARED_CLAUSE.len() - 2..]);
+    t
+}
+
+/// The package name in the package clause of the first of `files` (Go sources being compiled).
+fn package_name(files: &[String]) -> Result<String> {
+    let f = files.first().context("no Go file to take the package name from")?;
+    let text = std::fs::read_to_string(f).with_context(|| format!("cannot read {f}"))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("package "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(str::to_string)
+        .with_context(|| format!("{f} has no package clause"))
 }
 
 /// Compiles a package to which rules added Go assembly, the way the go command builds a package
@@ -577,6 +622,23 @@ fn asm_has_std(gover: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shared_fragments_take_the_package_name() {
+        let src = b"// Comment: package gotapshared is replaced.\n\npackage gotapshared\n\nimport \"sync\"\n";
+        assert_eq!(
+            String::from_utf8(adopt_shared(src, "http")).unwrap(),
+            "// Comment: package gotapshared is replaced.\n\npackage http\n\nimport \"sync\"\n"
+        );
+        // Other fragments are left alone.
+        assert!(shared_fragment(b"package http\n\nvar x int\n").is_none());
+        let dir = std::env::temp_dir().join(format!("gotap-pkgname-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("a.go");
+        std::fs::write(&f, "// Package sql does things.\n//go:build amd64\n\npackage sql // import\n").unwrap();
+        assert_eq!(package_name(&[f.display().to_string()]).unwrap(), "sql");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn module_version_from_cache_path() {

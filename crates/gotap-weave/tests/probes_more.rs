@@ -87,6 +87,8 @@ fn database_sql_probe_rules_golden() {
         vec![
             frag.join("gotap_probes.go"),
             frag.join("gotap_probes_amd64.s"),
+            repo_root().join("go/probes/shared/gotap_batch.go"),
+            repo_root().join("go/probes/shared/gotap_batch_amd64.s"),
             frag.join("gotap_dsn.go")
         ]
     );
@@ -204,11 +206,14 @@ fn grpc_probe_rules_golden_per_version() {
             golden(&out, f, &dir.join("expected_probes").join(f));
         }
         let frag = repo_root().join("go/probes/grpc");
+        let shared = repo_root().join("go/probes/shared");
         assert_eq!(
             added(&res),
             vec![
                 frag.join("gotap_probes.go"),
-                frag.join("gotap_probes_amd64.s")
+                frag.join("gotap_probes_amd64.s"),
+                shared.join("gotap_batch.go"),
+                shared.join("gotap_batch_amd64.s")
             ],
             "{version}"
         );

@@ -113,7 +113,9 @@ fn net_http_probe_rules_golden() {
         added,
         vec![
             frag.join("gotap_probes.go"),
-            frag.join("gotap_probes_amd64.s")
+            frag.join("gotap_probes_amd64.s"),
+            gotap_testkit::repo_root().join("go/probes/shared/gotap_batch.go"),
+            gotap_testkit::repo_root().join("go/probes/shared/gotap_batch_amd64.s")
         ]
     );
     let _ = std::fs::remove_dir_all(&out);

@@ -29,6 +29,13 @@ import (
 // a program without net/http could not satisfy.
 var gotapProbeSemaphore = [8]uint16{0, 0x6f67, 0x6174, 0x2d70, 0x6573, 0x616d, 0x732d, 0x6c71}
 
+// database/sql's number in the marker of its batch site's semaphore, and its site's event kind
+// (go/probes/shared/gotap_batch.go, bpf/types.h).
+const (
+	gotapBatchPackage = 2
+	gotapKindSQL      = 5
+)
+
 //go:linkname gotapProbeCtxKey gotap.probeCtxKey
 var gotapProbeCtxKey byte
 
@@ -116,7 +123,12 @@ func (c *gotapProbeSQLCtx) Value(key any) any {
 func gotapProbeSQLEnd(rec *gotapProbeRecord, db *DB, query string, err error) {
 	dur := time.Now().UnixNano() - rec.start
 	drv, failed, errText, event := gotapProbeSQLEvent(rec, db, query, err, dur)
-	gotapProbeSQLQuery(drv, query, failed, dur, errText, rec, event)
+	if gotapBatchSemaphore[0] != 0 {
+		gotapBatchAdd(gotapKindSQL, event)
+	}
+	if gotapProbeSemaphore[0] != 0 {
+		gotapProbeSQLQuery(drv, query, failed, dur, errText, rec, event)
+	}
 }
 
 // gotapProbeSQLEvent fills the record's strings and builds the site's arguments and event. No

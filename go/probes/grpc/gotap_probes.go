@@ -28,6 +28,14 @@ import (
 // a program without net/http could not satisfy.
 var gotapProbeSemaphore = [8]uint16{0, 0x6f67, 0x6174, 0x2d70, 0x6573, 0x616d, 0x722d, 0x6370}
 
+// grpc's number in the marker of its batch site's semaphore, and its sites' event kinds
+// (go/probes/shared/gotap_batch.go, bpf/types.h).
+const (
+	gotapBatchPackage = 3
+	gotapKindServer   = 6
+	gotapKindClient   = 7
+)
+
 //go:linkname gotapProbeCtxKey gotap.probeCtxKey
 var gotapProbeCtxKey byte
 
@@ -125,7 +133,13 @@ func gotapProbeGRPCServerEnd(ctx context.Context, fullMethod string, rec *gotapP
 	strs := [8]string{fullMethod, peerAddr, msg}
 	dur := time.Now().UnixNano() - rec.start
 	var buf [gotapGRPCEventMax]byte
-	gotapProbeGRPCServer(fullMethod, peerAddr, code, dur, msg, rec, gotapProbeEvent(buf[:], rec, rec.flags, code, dur, &strs, &gotapServerCaps))
+	event := gotapProbeEvent(buf[:], rec, rec.flags, code, dur, &strs, &gotapServerCaps)
+	if gotapBatchSemaphore[0] != 0 {
+		gotapBatchAdd(gotapKindServer, event)
+	}
+	if gotapProbeSemaphore[0] != 0 {
+		gotapProbeGRPCServer(fullMethod, peerAddr, code, dur, msg, rec, event)
+	}
 }
 
 // gotapProbeGRPCClientBegin starts a client span, child of the span in ctx, and sends traceparent
@@ -149,7 +163,13 @@ func gotapProbeGRPCClientEnd(rec *gotapProbeRecord, fullMethod, target string, e
 	strs := [8]string{fullMethod, target, msg}
 	dur := time.Now().UnixNano() - rec.start
 	var buf [gotapGRPCEventMax]byte
-	gotapProbeGRPCClient(fullMethod, target, code, dur, msg, rec, gotapProbeEvent(buf[:], rec, rec.flags, code, dur, &strs, &gotapClientCaps))
+	event := gotapProbeEvent(buf[:], rec, rec.flags, code, dur, &strs, &gotapClientCaps)
+	if gotapBatchSemaphore[0] != 0 {
+		gotapBatchAdd(gotapKindClient, event)
+	}
+	if gotapProbeSemaphore[0] != 0 {
+		gotapProbeGRPCClient(fullMethod, target, code, dur, msg, rec, event)
+	}
 }
 
 // The caps of the grpc events' slots (full method, peer or target, status message):

@@ -34,6 +34,15 @@ func gotapRand() uint64
 // (anonymous memory).
 var gotapProbeSemaphore = [8]uint16{0, 0x6f67, 0x6174, 0x2d70, 0x6573, 0x616d, 0x6870, 0x726f}
 
+// net/http's number in the marker of its batch site's semaphore, and the event kinds of its
+// sites (go/probes/shared/gotap_batch.go, bpf/types.h). The woven code runs while either the
+// per-span sites' semaphore or the batch site's is set, and feeds whichever is.
+const (
+	gotapBatchPackage = 1
+	gotapKindServer   = 3
+	gotapKindClient   = 4
+)
+
 // gotapProbeRecord is what a site's last argument points to. Fixed layout on amd64 (offsets in
 // bytes): traceHi 0, traceLo 8, span 16, parent 24, start 32, flags 40, then strings as
 // (pointer, length) pairs: host 48, remote 64, userAgent 80, proto 96, query 112. Size 128.
@@ -209,7 +218,13 @@ func gotapProbeServerEnd(w ResponseWriter, r *Request, rec *gotapProbeRecord) {
 		dur = time.Now().UnixNano() - rec.start
 	}
 	var buf [gotapServerEventMax]byte
-	gotapProbeHTTPServer(r.Method, path, int64(status), dur, r.Pattern, rec, gotapProbeEvent(buf[:], rec, rec.flags, int64(status), dur, &strs, &gotapServerCaps))
+	event := gotapProbeEvent(buf[:], rec, rec.flags, int64(status), dur, &strs, &gotapServerCaps)
+	if gotapBatchSemaphore[0] != 0 {
+		gotapBatchAdd(gotapKindServer, event)
+	}
+	if gotapProbeSemaphore[0] != 0 {
+		gotapProbeHTTPServer(r.Method, path, int64(status), dur, r.Pattern, rec, event)
+	}
 }
 
 // gotapProbeClientRoundTrip wraps one round trip in a client span, child of the span in the
@@ -241,7 +256,13 @@ func gotapProbeClientRoundTrip(t *Transport, req *Request) (*Response, error) {
 	strs := [8]string{req.Method, full, errText}
 	dur := int64(time.Since(began))
 	var buf [gotapClientEventMax]byte
-	gotapProbeHTTPClient(req.Method, full, status, dur, errText, rec, gotapProbeEvent(buf[:], rec, rec.flags, status, dur, &strs, &gotapClientCaps))
+	event := gotapProbeEvent(buf[:], rec, rec.flags, status, dur, &strs, &gotapClientCaps)
+	if gotapBatchSemaphore[0] != 0 {
+		gotapBatchAdd(gotapKindClient, event)
+	}
+	if gotapProbeSemaphore[0] != 0 {
+		gotapProbeHTTPClient(req.Method, full, status, dur, errText, rec, event)
+	}
 	return resp, err
 }
 

@@ -10,7 +10,7 @@ import (
 
 func (db *DB) ExecContext(ctx context.Context, query string, args ...any) (Result, error) {
 //line gotap-rule-databasesql-probe-db-exec.go:1
-if gotapProbeSemaphore[0] != 0 && db != nil && ctx != nil {
+if gotapProbeSemaphore[0]|gotapBatchSemaphore[0] != 0 && db != nil && ctx != nil {
 	if gotapCtx, gotapRec := gotapProbeSQLBegin(ctx); gotapRec != nil {
 		gotapRes, gotapErr := db.ExecContext(gotapCtx, query, args...)
 		gotapProbeSQLEnd(gotapRec, db, query, gotapErr)
@@ -31,7 +31,7 @@ if gotapProbeSemaphore[0] != 0 && db != nil && ctx != nil {
 
 func (db *DB) QueryContext(ctx context.Context, query string, args ...any) (*Rows, error) {
 //line gotap-rule-databasesql-probe-db-query.go:1
-if gotapProbeSemaphore[0] != 0 && db != nil && ctx != nil {
+if gotapProbeSemaphore[0]|gotapBatchSemaphore[0] != 0 && db != nil && ctx != nil {
 	if gotapCtx, gotapRec := gotapProbeSQLBegin(ctx); gotapRec != nil {
 		gotapRows, gotapErr := db.QueryContext(gotapCtx, query, args...)
 		gotapProbeSQLEnd(gotapRec, db, query, gotapErr)
@@ -52,7 +52,7 @@ if gotapProbeSemaphore[0] != 0 && db != nil && ctx != nil {
 
 func (c *Conn) ExecContext(ctx context.Context, query string, args ...any) (Result, error) {
 //line gotap-rule-databasesql-probe-conn-exec.go:1
-if gotapProbeSemaphore[0] != 0 && c != nil && ctx != nil {
+if gotapProbeSemaphore[0]|gotapBatchSemaphore[0] != 0 && c != nil && ctx != nil {
 	if gotapCtx, gotapRec := gotapProbeSQLBegin(ctx); gotapRec != nil {
 		gotapRes, gotapErr := c.ExecContext(gotapCtx, query, args...)
 		gotapProbeSQLEnd(gotapRec, c.db, query, gotapErr)
@@ -69,7 +69,7 @@ if gotapProbeSemaphore[0] != 0 && c != nil && ctx != nil {
 
 func (c *Conn) QueryContext(ctx context.Context, query string, args ...any) (*Rows, error) {
 //line gotap-rule-databasesql-probe-conn-query.go:1
-if gotapProbeSemaphore[0] != 0 && c != nil && ctx != nil {
+if gotapProbeSemaphore[0]|gotapBatchSemaphore[0] != 0 && c != nil && ctx != nil {
 	if gotapCtx, gotapRec := gotapProbeSQLBegin(ctx); gotapRec != nil {
 		gotapRows, gotapErr := c.QueryContext(gotapCtx, query, args...)
 		gotapProbeSQLEnd(gotapRec, c.db, query, gotapErr)
@@ -86,7 +86,7 @@ if gotapProbeSemaphore[0] != 0 && c != nil && ctx != nil {
 
 func (tx *Tx) ExecContext(ctx context.Context, query string, args ...any) (Result, error) {
 //line gotap-rule-databasesql-probe-tx-exec.go:1
-if gotapProbeSemaphore[0] != 0 && tx != nil && ctx != nil {
+if gotapProbeSemaphore[0]|gotapBatchSemaphore[0] != 0 && tx != nil && ctx != nil {
 	if gotapCtx, gotapRec := gotapProbeSQLBegin(ctx); gotapRec != nil {
 		gotapRes, gotapErr := tx.ExecContext(gotapCtx, query, args...)
 		gotapProbeSQLEnd(gotapRec, tx.db, query, gotapErr)
@@ -103,7 +103,7 @@ if gotapProbeSemaphore[0] != 0 && tx != nil && ctx != nil {
 
 func (tx *Tx) QueryContext(ctx context.Context, query string, args ...any) (*Rows, error) {
 //line gotap-rule-databasesql-probe-tx-query.go:1
-if gotapProbeSemaphore[0] != 0 && tx != nil && ctx != nil {
+if gotapProbeSemaphore[0]|gotapBatchSemaphore[0] != 0 && tx != nil && ctx != nil {
 	if gotapCtx, gotapRec := gotapProbeSQLBegin(ctx); gotapRec != nil {
 		gotapRows, gotapErr := tx.QueryContext(gotapCtx, query, args...)
 		gotapProbeSQLEnd(gotapRec, tx.db, query, gotapErr)
@@ -121,7 +121,7 @@ if gotapProbeSemaphore[0] != 0 && tx != nil && ctx != nil {
 
 func (s *Stmt) ExecContext(ctx context.Context, args ...any) (Result, error) {
 //line gotap-rule-databasesql-probe-stmt-exec.go:1
-if gotapProbeSemaphore[0] != 0 && s != nil && ctx != nil {
+if gotapProbeSemaphore[0]|gotapBatchSemaphore[0] != 0 && s != nil && ctx != nil {
 	if gotapCtx, gotapRec := gotapProbeSQLBegin(ctx); gotapRec != nil {
 		gotapRes, gotapErr := s.ExecContext(gotapCtx, args...)
 		gotapProbeSQLEnd(gotapRec, s.db, s.query, gotapErr)
@@ -149,7 +149,7 @@ if gotapProbeSemaphore[0] != 0 && s != nil && ctx != nil {
 
 func (s *Stmt) QueryContext(ctx context.Context, args ...any) (*Rows, error) {
 //line gotap-rule-databasesql-probe-stmt-query.go:1
-if gotapProbeSemaphore[0] != 0 && s != nil && ctx != nil {
+if gotapProbeSemaphore[0]|gotapBatchSemaphore[0] != 0 && s != nil && ctx != nil {
 	if gotapCtx, gotapRec := gotapProbeSQLBegin(ctx); gotapRec != nil {
 		gotapRows, gotapErr := s.QueryContext(gotapCtx, args...)
 		gotapProbeSQLEnd(gotapRec, s.db, s.query, gotapErr)

@@ -10,7 +10,7 @@ import _ "unsafe" // for linkname
 // RoundTrip implements the [RoundTripper] interface.
 func (t *Transport) RoundTrip(req *Request) (*Response, error) {
 //line gotap-rule-nethttp-probe-client.go:1
-if gotapProbeSemaphore[0] != 0 && t != nil {
+if gotapProbeSemaphore[0]|gotapBatchSemaphore[0] != 0 && t != nil {
 	return gotapProbeClientRoundTrip(t, req)
 }
 /*line input/roundtrip.go:10:65*/

@@ -11,7 +11,7 @@ type serverHandler struct {
 // pattern most closely matches the request URL.
 func (sh serverHandler) ServeHTTP(rw ResponseWriter, req *Request) {
 //line gotap-rule-nethttp-probe-server.go:1
-if gotapProbeSemaphore[0] != 0 {
+if gotapProbeSemaphore[0]|gotapBatchSemaphore[0] != 0 {
 	var gotapRec *gotapProbeRecord
 	req, gotapRec = gotapProbeServerBegin(req)
 	defer gotapProbeServerEnd(rw, req, gotapRec)

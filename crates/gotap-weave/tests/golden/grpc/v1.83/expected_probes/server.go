@@ -16,7 +16,7 @@ import (
 
 func (s *Server) processUnaryRPC(ctx context.Context, stream *transport.ServerStream, info *serviceInfo, md *MethodDesc, trInfo *traceInfo) (err error) {
 //line gotap-rule-grpc-probe-server-unary.go:1
-if gotapProbeSemaphore[0] != 0 {
+if gotapProbeSemaphore[0]|gotapBatchSemaphore[0] != 0 {
 	var gotapRec *gotapProbeRecord
 	ctx, gotapRec = gotapProbeGRPCServerBegin(ctx)
 	defer func() { gotapProbeGRPCServerEnd(ctx, stream.Method(), gotapRec, err) }()
@@ -35,7 +35,7 @@ if gotapProbeSemaphore[0] != 0 {
 
 func (s *Server) processStreamingRPC(ctx context.Context, stream *transport.ServerStream, info *serviceInfo, sd *StreamDesc, trInfo *traceInfo) (err error) {
 //line gotap-rule-grpc-probe-server-streaming.go:1
-if gotapProbeSemaphore[0] != 0 {
+if gotapProbeSemaphore[0]|gotapBatchSemaphore[0] != 0 {
 	var gotapRec *gotapProbeRecord
 	ctx, gotapRec = gotapProbeGRPCServerBegin(ctx)
 	defer func() { gotapProbeGRPCServerEnd(ctx, stream.Method(), gotapRec, err) }()

@@ -16,7 +16,7 @@ import (
 
 func (s *Server) processRPC(ctx context.Context, stream *transport.ServerStream, info *serviceInfo, sd *StreamDesc, trInfo *traceInfo) (err error) {
 //line gotap-rule-grpc-probe-server.go:1
-if gotapProbeSemaphore[0] != 0 {
+if gotapProbeSemaphore[0]|gotapBatchSemaphore[0] != 0 {
 	var gotapRec *gotapProbeRecord
 	ctx, gotapRec = gotapProbeGRPCServerBegin(ctx)
 	defer func() { gotapProbeGRPCServerEnd(ctx, stream.Method(), gotapRec, err) }()

@@ -11,7 +11,7 @@ import (
 
 func newClientStream(ctx context.Context, desc *StreamDesc, cc *ClientConn, method string, opts ...CallOption) (_ ClientStream, err error) {
 //line gotap-rule-grpc-probe-client.go:1
-if gotapProbeSemaphore[0] != 0 {
+if gotapProbeSemaphore[0]|gotapBatchSemaphore[0] != 0 {
 	var gotapRec *gotapProbeRecord
 	ctx, gotapRec = gotapProbeGRPCClientBegin(ctx, method)
 	if gotapRec != nil {

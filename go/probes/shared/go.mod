@@ -1,0 +1,3 @@
+module gotap.dev/probes/shared
+
+go 1.23
