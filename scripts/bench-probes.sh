@@ -3,11 +3,14 @@
 # hits every mode alike. Not a test: the figures depend on the machine. Root required. Modes:
 #   plain     go build, nothing attached                          (the baseline)
 #   disabled  gotap build --probes, nothing attached              (cost of sites nobody listens to)
-#   armed     the same with its semaphore set to 1 by this script (/proc/PID/mem), no tracer:
-#             the woven Go code runs (ids, traceparent, site calls) but no probe fires — the
-#             target-side share of the sites' cost (measurement only: gotap never writes the target)
+#   armed     the same with its batch site's semaphore set to 1 by this script (/proc/PID/mem),
+#             no tracer: the woven Go code runs (ids, traceparent, events, the buffer, a site call
+#             per buffer) but no probe fires — the target-side share of the sites' cost
+#             (measurement only: gotap never writes the target)
 #   uprobes   gotap run on the plain binary: function uprobes     (gotap's eBPF strategy)
-#   sites     gotap run on the --probes binary: USDT probe sites  (this issue)
+#   sites     gotap run on the --probes binary: USDT probe sites  (this issue; batch sites,
+#             gotap's default: one hit per buffer of spans)
+#   unbatched the same with --no-batch: one probe-site hit per span
 #   sdk       gotap build (OTel SDK woven in), exporting itself   (compile-time strategy)
 # Every tracing mode exports to the same Collector (OTLP; file exporter writing /dev/null).
 # Per mode and round: p50/p99 at a fixed rate (vegeta, open loop) and the CPU time of the service
@@ -40,7 +43,7 @@ SELF_SECS=${SELF_SECS:-6}
 VEGETA_SECS=${VEGETA_SECS:-10}
 PORT=${PORT:-18951}
 OTLP_PORT=${OTLP_PORT:-18961}
-MODES=${MODES:-plain disabled armed uprobes sites sdk}
+MODES=${MODES:-plain disabled armed uprobes sites unbatched sdk}
 # gotap run's OTLP transport: gotap's (and the OTel spec's) default, or grpc. The SDK build
 # exports over OTLP/HTTP either way.
 OTLP_PROTOCOL=${OTLP_PROTOCOL:-http/protobuf}
@@ -82,8 +85,9 @@ wait_ready() {
   echo "bench-probes.sh: the service never answered on port $PORT" >&2; return 1
 }
 
-# Sets the shared semaphore of the --probes binary in process $1 to 1 (non-PIE: address = vaddr).
-SEM_ADDR=$("$GOTAP" probes list --json "$OUT/httpsvc-probes" | python3 -c 'import json,sys; print(json.load(sys.stdin)["probes"][0]["semaphore"])')
+# Sets net/http's batch semaphore of the --probes binary in process $1 to 1 (non-PIE: address =
+# vaddr).
+SEM_ADDR=$("$GOTAP" probes list --json "$OUT/httpsvc-probes" | python3 -c 'import json,sys; print(next(p["semaphore"] for p in json.load(sys.stdin)["probes"] if p["name"] == "http_batch"))')
 arm() {
   python3 - "$1" "$SEM_ADDR" <<'PY'
 import sys
@@ -107,6 +111,7 @@ run_mode() { # $1 = mode, $2 = round
            "$OUT/httpsvc-sdk" "${svc_args[@]}" >/dev/null 2>"$log" & svc_pid=$! ;;
     uprobes) "${run[@]}" "$OUT/httpsvc-plain" "${svc_args[@]}" >/dev/null 2>"$log" & gotap_pid=$! ;;
     sites) "${run[@]}" "$OUT/httpsvc-probes" "${svc_args[@]}" >/dev/null 2>"$log" & gotap_pid=$! ;;
+    unbatched) "${run[@]:0:2}" --no-batch "${run[@]:2}" "$OUT/httpsvc-probes" "${svc_args[@]}" >/dev/null 2>"$log" & gotap_pid=$! ;;
   esac
   wait_ready
   [ -n "$gotap_pid" ] && svc_pid=$(pgrep -P "$gotap_pid")
@@ -141,7 +146,7 @@ r = {"mode": mode, "round": int(rnd),
      "gotap_us_per_req_sat": (int(g3) - int(g2)) / int(hz) * 1e6 / int(re.search(r"(\d+) requests in", wrk).group(1))}
 log = open(f"{out}/{mode}-{rnd}.log").read()
 m = re.search(r"gotap: (\d+) spans exported .*?, (\d+) dropped, (\d+) probe hits \(([\d.]+) per span\)", log)
-if mode in ("uprobes", "sites"):
+if mode in ("uprobes", "sites", "unbatched"):
     if not m:
         sys.exit(f"no gotap summary in {out}/{mode}-{rnd}.log:\n{log}")
     r.update(spans=int(m.group(1)), dropped=int(m.group(2)), hits_per_span=float(m.group(4)))
@@ -167,6 +172,7 @@ self_mode() {
            "$OUT/httpsvc-sdk" "${args[@]}" >/dev/null 2>"$fifo" & svc_pid=$! ;;
     uprobes) GOMAXPROCS=1 "${run[@]}" "$OUT/httpsvc-plain" "${args[@]}" >/dev/null 2>"$fifo" & gotap_pid=$! ;;
     sites) GOMAXPROCS=1 "${run[@]}" "$OUT/httpsvc-probes" "${args[@]}" >/dev/null 2>"$fifo" & gotap_pid=$! ;;
+    unbatched) GOMAXPROCS=1 "${run[@]:0:2}" --no-batch "${run[@]:2}" "$OUT/httpsvc-probes" "${args[@]}" >/dev/null 2>"$fifo" & gotap_pid=$! ;;
   esac
   while IFS= read -r line; do
     case $line in
@@ -278,9 +284,9 @@ rows = [json.loads(l) for l in open(sys.argv[1])]
 runs = [r for r in rows if "mode" in r]
 probe = next(r["probe_ns_per_call"] for r in rows if "probe_ns_per_call" in r)
 rate = sys.argv[2]
-modes = [m for m in ["plain", "disabled", "armed", "uprobes", "sites", "sdk"] if any(r["mode"] == m for r in runs)]
+modes = [m for m in ["plain", "disabled", "armed", "uprobes", "sites", "unbatched", "sdk"] if any(r["mode"] == m for r in runs)]
 label = {"plain": "plain", "disabled": "--probes, not traced", "armed": "--probes, semaphore set, no tracer", "uprobes": "gotap run (function uprobes)",
-         "sites": "--probes + gotap run (sites)", "sdk": "gotap build (SDK)"}
+         "sites": "--probes + gotap run (batch sites)", "unbatched": "--probes + gotap run --no-batch (per-span sites)", "sdk": "gotap build (SDK)"}
 vals = lambda m, k: [r[k] for r in runs if r["mode"] == m and k in r]
 med = lambda m, k: st.median(vals(m, k))
 print(f"\nmedian of {len(vals('plain', 'rps'))} interleaved rounds; ratios against plain\n")
@@ -290,7 +296,7 @@ base_fix, base_sat = med("plain", "cpu_us_per_req"), med("plain", "cpu_us_per_re
 for m in modes:
     hits = f"{med(m, 'hits_per_span'):.2f}" if vals(m, "hits_per_span") else "–"
     drops = f"{sum(vals(m, 'dropped'))}" if vals(m, "dropped") else "–"
-    own = f"{med(m, 'gotap_us_per_req'):.2f}" if m in ("uprobes", "sites") else "–"
+    own = f"{med(m, 'gotap_us_per_req'):.2f}" if m in ("uprobes", "sites", "unbatched") else "–"
     print(f"| {label[m]} | {med(m, 'cpu_us_per_req'):.2f} | {med(m, 'cpu_us_per_req') - base_fix:+.2f} | {own} | {med(m, 'p50_us'):,.0f} | "
           f"{med(m, 'p99_us'):,.0f} | {med(m, 'p99_us') / med('plain', 'p99_us'):.2f} | {med(m, 'rps'):,.0f} | {med(m, 'rps') / med('plain', 'rps'):.3f} | "
           f"{med(m, 'cpu_us_per_req_sat'):.2f} | {med(m, 'cpu_us_per_req_sat') - base_sat:+.2f} | {hits} | {drops} |")
@@ -322,7 +328,7 @@ if selfs:
     for m in modes:
         if not sv(m, "requests"):
             continue
-        own = f"{st.median(sv(m, 'gotap_us_per_req')):.2f}" if m in ("uprobes", "sites") else "–"
+        own = f"{st.median(sv(m, 'gotap_us_per_req')):.2f}" if m in ("uprobes", "sites", "unbatched") else "–"
         o = st.median(tot(r) for r in selfs if r["self_mode"] == m) - base
         print(f"| {label[m]} | {st.median(sv(m, 'cpu_us_per_req')):.2f} | {own} | {o:+.2f} | {paired_self(m):+.2f} |")
     if sv("uprobes", "requests") and sv("sites", "requests"):

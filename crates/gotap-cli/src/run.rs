@@ -72,9 +72,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
 
+    let mut lingered = false;
     let status = loop {
         for sig in signals.drain() {
             if sig.signo != libc::SIGCHLD && !sig.from_kernel {
+                if !lingered {
+                    // Spans the woven code still buffers (batch sites) reach gotap before the
+                    // signal can end the program.
+                    std::thread::sleep(session.agent.batch_linger());
+                    lingered = true;
+                }
                 // SAFETY: kill has no memory-safety preconditions.
                 unsafe { libc::kill(pid as libc::pid_t, sig.signo) };
             }

@@ -4,7 +4,7 @@
 //! module (files and module graph) is untouched, and the build cache is reused but never leaks
 //! probe objects into a plain build. Attaching to the sites is tested with `gotap run`
 //! (crates/gotap-ebpf).
-use gotap_binary::usdt::{read_probes, SITE_EVENT_PROLOGUE};
+use gotap_binary::usdt::{read_probes, SITE_BATCH_PROLOGUE, SITE_EVENT_PROLOGUE};
 use gotap_binary::GoBinary;
 use gotap_testkit::{bin_dir, free_port, gotap_bin, repo_root, Toolchain};
 use std::collections::BTreeMap;
@@ -19,9 +19,10 @@ use std::time::Duration;
 static BUILD: Mutex<()> = Mutex::new(());
 
 const NOP5: [u8; 5] = [0x0f, 0x1f, 0x44, 0x00, 0x00];
-const SITES: [(&str, &str); 2] = [
+const SITES: [(&str, &str); 3] = [
     ("http_server", "net/http.gotapProbeHTTPServer"),
     ("http_client", "net/http.gotapProbeHTTPClient"),
+    ("http_batch", "net/http.gotapProbeBatch"),
 ];
 
 fn module_dir() -> PathBuf {
@@ -82,7 +83,7 @@ fn plain_build(tc: Toolchain, flags: &[&str], label: &str) -> PathBuf {
 
 /// The sites start with the 5-byte NOP (found through pclntab, so also in stripped binaries) and
 /// the USDT notes — read by binutils' readelf and by gotap-binary — name exactly those addresses
-/// and one semaphore.
+/// and net/http's semaphore (the batch site: its own).
 fn check_sites(bin: &Path) {
     let go = GoBinary::open(bin).unwrap();
     let mut entries = BTreeMap::new();
@@ -91,11 +92,17 @@ fn check_sites(bin: &Path) {
             .function(func)
             .or_else(|| go.function(&format!("{func}.abi0")))
             .unwrap_or_else(|| panic!("{func} not in {}", bin.display()));
-        // The event ABI: two register loads of the event, then the nop5 the probe sits on.
+        // The event ABI (the batch site: its buffer) in two registers, then the nop5 the probe
+        // sits on.
         let head = go.read_vaddr(f.entry, 15).unwrap();
+        let prologue = if probe == "http_batch" {
+            SITE_BATCH_PROLOGUE
+        } else {
+            SITE_EVENT_PROLOGUE
+        };
         assert_eq!(
             (&head[..10], &head[10..]),
-            (&SITE_EVENT_PROLOGUE[..], &NOP5[..]),
+            (&prologue[..], &NOP5[..]),
             "{func} does not start with the site prologue and the 5-byte NOP"
         );
         entries.insert(probe, f.entry + 10);
@@ -115,16 +122,19 @@ fn check_sites(bin: &Path) {
         );
     }
     let probes = read_probes(&std::fs::read(bin).unwrap()).unwrap();
-    assert_eq!(probes.len(), 2, "{probes:#?}");
+    assert_eq!(probes.len(), 3, "{probes:#?}");
     for p in &probes {
         assert_eq!(
             (p.provider.as_str(), Some(p.address)),
             ("gotap", entries.get(p.name.as_str()).copied()),
             "{p:#?}"
         );
-        assert!(
-            p.semaphore.is_some() && p.semaphore == probes[0].semaphore,
-            "{p:#?}"
+        // The per-span sites share net/http's semaphore; the batch site has its own.
+        assert!(p.semaphore.is_some(), "{p:#?}");
+        assert_eq!(
+            p.semaphore == probes[0].semaphore,
+            p.name != "http_batch",
+            "{probes:#?}"
         );
     }
 }

@@ -73,6 +73,7 @@ fn run(
     pa: u16,
     pb: u16,
     collector: Option<&Collector>,
+    batch: bool,
 ) -> Run {
     let flags = |svc: &str| {
         let file = dir.join(format!("{label}-{svc}.jsonl"));
@@ -84,6 +85,9 @@ fn run(
             ],
         };
         let mut f = vec!["--no-console".to_string()];
+        if !batch {
+            f.push("--no-batch".to_string());
+        }
         f.extend(out);
         f.extend(["--service-name".to_string(), svc.to_string()]);
         f
@@ -191,12 +195,19 @@ fn same_spans(tc: Toolchain, variant: Variant, over_otlp: bool) {
     let probes_bin = httpsvc_probes(tc, variant);
     let (pa, pb) = (free_port(), free_port());
 
-    let functions = run(&plain_bin, &dir, "functions", pa, pb, None);
-    let sites = run(&probes_bin, &dir, "sites", pa, pb, None);
+    let functions = run(&plain_bin, &dir, "functions", pa, pb, None, true);
+    let sites = run(&probes_bin, &dir, "sites", pa, pb, None, true);
+    let per_span = run(&probes_bin, &dir, "sites-per-span", pa, pb, None, false);
+    assert_eq!(
+        signatures(&per_span.spans),
+        signatures(&sites.spans),
+        "{label}: batch sites and per-span sites disagree:\n{}",
+        dump(&per_span.spans)
+    );
     if over_otlp {
         // The Collector received exactly what the file exporter wrote.
         let collector = Collector::start(&dir);
-        let otlp = run(&probes_bin, &dir, "sites-otlp", pa, pb, Some(&collector));
+        let otlp = run(&probes_bin, &dir, "sites-otlp", pa, pb, Some(&collector), true);
         assert_eq!(
             signatures(&otlp.spans),
             signatures(&sites.spans),
@@ -273,23 +284,43 @@ fn same_spans(tc: Toolchain, variant: Variant, over_otlp: bool) {
     } else {
         "probe sites (int3: this kernel does not optimise nop5 uprobes)"
     };
-    for stderr in &sites.stderr {
+    let lines = |stderr: &str| {
         let tracing = stderr
             .lines()
             .find(|l| l.starts_with("gotap: tracing "))
-            .unwrap_or_else(|| panic!("{stderr}"));
+            .unwrap_or_else(|| panic!("{stderr}"))
+            .to_string();
+        let summary = stderr.lines().last().unwrap().to_string();
+        assert!(summary.contains(", 0 dropped, "), "{label}: {summary}");
+        (tracing, summary)
+    };
+    for stderr in &per_span.stderr {
+        let (tracing, summary) = lines(stderr);
         assert!(
             tracing.ends_with(&format!(
                 ": net/http server, net/http client; 2 probes on {path}"
             )),
             "{label}: {tracing}"
         );
-        let summary = stderr.lines().last().unwrap();
-        assert!(
-            summary.contains(", 0 dropped, ") && summary.ends_with("(1.0 per span)"),
-            "{label}: one hit per span: {summary}"
-        );
+        assert_eq!(hits_per_span(&summary), 1.0, "{label}: one hit per span: {summary}");
     }
+    // Batched: one site for the package, hit once per buffer of spans (here a request's spans
+    // end close together: several share a hit).
+    for stderr in &sites.stderr {
+        let (tracing, summary) = lines(stderr);
+        assert!(
+            tracing.ends_with(&format!(
+                ": net/http server, net/http client; 1 probes on batched {path}"
+            )),
+            "{label}: {tracing}"
+        );
+        assert!(hits_per_span(&summary) <= 1.0, "{label}: {summary}");
+    }
+    assert!(
+        sites.stderr.iter().any(|e| hits_per_span(&lines(e).1) < 1.0),
+        "{label}: A's client and server spans of a request share a hit: {:?}",
+        sites.stderr
+    );
 }
 
 #[test]
@@ -328,10 +359,25 @@ fn go127_stripped_same_spans() {
 
 /// The semaphore of running process `pid` (16 bits at the file offset the notes give, found
 /// through /proc/PID/maps).
-fn semaphore(pid: u32, bin: &Path) -> u16 {
+/// The `(N per span)` figure of gotap's exit summary.
+fn hits_per_span(summary: &str) -> f64 {
+    summary
+        .rsplit_once(" (")
+        .and_then(|(_, r)| r.strip_suffix(" per span)"))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no hits per span in {summary:?}"))
+}
+
+/// The value of the semaphore of probe `name` (`http_server`, `http_batch`) in process `pid`.
+fn semaphore(pid: u32, bin: &Path, name: &str) -> u16 {
     use std::os::unix::fs::FileExt;
     let probes = gotap_binary::usdt::read_probes(&std::fs::read(bin).unwrap()).unwrap();
-    let off = probes[0].semaphore_offset.expect("a semaphore");
+    let off = probes
+        .iter()
+        .find(|p| p.name == name)
+        .unwrap_or_else(|| panic!("no probe {name}"))
+        .semaphore_offset
+        .expect("a semaphore");
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
     let addr = maps
         .lines()
@@ -366,7 +412,8 @@ fn attach_and_detach_a_probes_build() {
     let port = free_port();
     let mut svc = plain(&bin, &svc_args(port, "S", None), "httpsvc --probes");
     wait_listening(port, &mut svc);
-    assert_eq!(semaphore(svc.pid(), &bin), 0, "nobody attached yet");
+    let (per_span, batch) = ("http_server", "http_batch");
+    assert_eq!(semaphore(svc.pid(), &bin, batch), 0, "nobody attached yet");
 
     let file = dir.join("attach.jsonl");
     let mut cmd = Command::new(GOTAP);
@@ -385,8 +432,13 @@ fn attach_and_detach_a_probes_build() {
         .stderr
         .text_containing("gotap: tracing ", Duration::from_secs(60));
     assert!(g.alive(), "gotap attach exited: {line}");
-    assert!(line.contains("; 2 probes on probe sites ("), "{line}");
-    assert_eq!(semaphore(svc.pid(), &bin), 1, "one tracer");
+    assert!(line.contains("; 1 probes on batched probe sites ("), "{line}");
+    assert_eq!(semaphore(svc.pid(), &bin, batch), 1, "one tracer");
+    assert_eq!(
+        semaphore(svc.pid(), &bin, per_span),
+        0,
+        "the per-span sites stay off: nobody listens to them"
+    );
 
     assert_eq!(http(port, "GET", "/users/5", &[]).0, 200);
     std::thread::sleep(Duration::from_millis(300));
@@ -409,7 +461,7 @@ fn attach_and_detach_a_probes_build() {
     );
 
     assert_eq!(
-        semaphore(svc.pid(), &bin),
+        semaphore(svc.pid(), &bin, batch),
         0,
         "detached: semaphore back to 0"
     );
@@ -477,6 +529,13 @@ fn attach_detach_cycles_under_load() {
             out.to_str().unwrap(),
         ])
         .args(["--pid", &a.pid().to_string(), "--pid", &b.pid().to_string()]);
+        // Batch sites in even cycles, per-span sites in odd ones.
+        let sem = if cycle % 2 == 1 {
+            cmd.arg("--no-batch");
+            "http_server"
+        } else {
+            "http_batch"
+        };
         let g = Proc::spawn(cmd, "gotap attach A B");
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         while g.stderr.text().matches("probe sites").count() < 2 {
@@ -488,7 +547,7 @@ fn attach_detach_cycles_under_load() {
             std::thread::sleep(Duration::from_millis(10));
         }
         assert_eq!(
-            (semaphore(a.pid(), &bin), semaphore(b.pid(), &bin)),
+            (semaphore(a.pid(), &bin, sem), semaphore(b.pid(), &bin, sem)),
             (1, 1),
             "cycle {cycle}"
         );
@@ -496,10 +555,13 @@ fn attach_detach_cycles_under_load() {
         let f = g.interrupt();
         assert_eq!(f.code, Some(0), "cycle {cycle}: {f:?}");
         let summary = f.stderr.lines().last().unwrap();
-        assert!(
-            summary.contains(", 0 dropped, ") && summary.ends_with("(1.0 per span)"),
-            "cycle {cycle}: {summary}"
-        );
+        assert!(summary.contains(", 0 dropped, "), "cycle {cycle}: {summary}");
+        let per_span = hits_per_span(summary);
+        if sem == "http_server" {
+            assert_eq!(per_span, 1.0, "cycle {cycle}: {summary}");
+        } else {
+            assert!(per_span < 0.5, "cycle {cycle}: batched: {summary}");
+        }
         let spans = parse_otlp_json_lines(&std::fs::read_to_string(&out).unwrap_or_default());
         assert!(
             spans.iter().any(|s| s.kind == 2) && spans.iter().any(|s| s.kind == 3),
@@ -521,7 +583,7 @@ fn attach_detach_cycles_under_load() {
             dump(&spans)
         );
         assert_eq!(
-            (semaphore(a.pid(), &bin), semaphore(b.pid(), &bin)),
+            (semaphore(a.pid(), &bin, sem), semaphore(b.pid(), &bin, sem)),
             (0, 0),
             "cycle {cycle}: detached"
         );

@@ -39,6 +39,10 @@ const PROGRAMS: &[&str] = &[
     "site_batch",
 ];
 
+/// How long detaching from a process traced through batch sites waits for its last buffer: the
+/// woven code's flush delay (10 ms) and a margin.
+const BATCH_LINGER: Duration = Duration::from_millis(50);
+
 /// Name of the pinned cross-process link map inside [`AgentOptions::link_map_pin_dir`].
 pub const LINK_MAP_NAME: &str = "gotap_links";
 
@@ -492,6 +496,30 @@ impl Agent {
         close_links(links);
     }
 
+    /// How long to let the traced processes run before a signal that may end them: their
+    /// batch buffers' delay and a margin when one is traced through batch sites, else zero
+    /// (`gotap run` forwards Ctrl-C after it, so the last spans are not lost with the process).
+    pub fn batch_linger(&self) -> Duration {
+        if self.traced.values().any(|t| t.info.batched) {
+            BATCH_LINGER
+        } else {
+            Duration::ZERO
+        }
+    }
+
+    /// Spans a live process traced through batch sites still holds in its buffer reach the
+    /// site within the buffer's delay (10 ms, go/probes/shared/gotap_batch.go): detaching waits
+    /// that long, with a margin for the target's scheduling, rather than lose them.
+    fn linger_for_batches(&self, pids: &[u32]) {
+        let live_batched = pids.iter().any(|pid| {
+            self.traced.get(pid).is_some_and(|t| t.info.batched)
+                && Path::new(&format!("/proc/{pid}")).exists()
+        });
+        if live_batched {
+            std::thread::sleep(BATCH_LINGER);
+        }
+    }
+
     fn forget(&mut self, id: u32) {
         if let Some(m) = self.ebpf.map_mut("cfgs") {
             if let Ok(mut cfgs) = BpfHashMap::<_, u32, ProcCfg>::try_from(m) {
@@ -502,6 +530,7 @@ impl Agent {
 
     /// Detaches the probes of `pid`. Spans already in the ring buffer are still delivered.
     pub fn untrace_process(&mut self, pid: u32) -> Result<(), EbpfError> {
+        self.linger_for_batches(&[pid]);
         let mut t = self
             .traced
             .remove(&pid)
@@ -540,6 +569,8 @@ impl Agent {
 
     /// Detaches every probe, delivers what is left in the ring buffer, stops the reader thread.
     pub fn shutdown(mut self) -> AgentStats {
+        let batched: Vec<u32> = self.traced.keys().copied().collect();
+        self.linger_for_batches(&batched);
         self.detach_all();
         self.stop_reader();
         self.stats()

@@ -81,6 +81,16 @@ func gotapBatchTick() {
 	b.mu.Unlock()
 }
 
+// gotapBatchFlush hands over what the buffer holds now. Woven into the package's shutdown
+// paths ((*http.Server).Shutdown and Close, (*grpc.Server).Stop and GracefulStop, (*sql.DB).Close,
+// deferred: after the last requests), after which a program usually exits.
+func gotapBatchFlush() {
+	b := &gotapBatch
+	b.mu.Lock()
+	gotapBatchFlushLocked()
+	b.mu.Unlock()
+}
+
 // gotapBatchFlushLocked fires the batch site with the buffered events. The BPF program copies
 // them during the call, so the buffer is free again when it returns.
 func gotapBatchFlushLocked() {

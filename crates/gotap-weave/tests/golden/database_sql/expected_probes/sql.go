@@ -235,6 +235,7 @@ return gotapOpen(driverName, dataSourceName)
 func (db *DB) Close() error {
 //line gotap-rule-databasesql-probe-close.go:1
 gotapDBServers.Delete(db)
+defer gotapBatchFlush()
 /*line input/sql.go:159:30*/
 	db.mu.Lock()
 	if db.closed { // Make DB.Close idempotent

@@ -31,6 +31,15 @@ if gotapServerStart != nil {
 // A method of another type with the same name is left alone.
 func (mux *ServeMux) ServeHTTP(w ResponseWriter, r *Request) {}
 
+// Shutdown and Close, bodies trimmed: the join points of the batch flush rules.
+func (srv *Server) Shutdown(ctx context.Context) error {
+	return srv.shutdown(ctx)
+}
+
+func (srv *Server) Close() error {
+	return srv.close()
+}
+
 
 //line gotap-rule-nethttp-server-declarations.go:1
 var gotapServerStart func(*Request) (*Request, func(status int))

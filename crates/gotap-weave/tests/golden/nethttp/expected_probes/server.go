@@ -30,3 +30,18 @@ if gotapProbeSemaphore[0]|gotapBatchSemaphore[0] != 0 {
 
 // A method of another type with the same name is left alone.
 func (mux *ServeMux) ServeHTTP(w ResponseWriter, r *Request) {}
+
+// Shutdown and Close, bodies trimmed: the join points of the batch flush rules.
+func (srv *Server) Shutdown(ctx context.Context) error {
+//line gotap-rule-nethttp-probe-flush-shutdown.go:1
+defer gotapBatchFlush()
+/*line input/server.go:27:57*/
+	return srv.shutdown(ctx)
+}
+
+func (srv *Server) Close() error {
+//line gotap-rule-nethttp-probe-flush-close.go:1
+defer gotapBatchFlush()
+/*line input/server.go:31:35*/
+	return srv.close()
+}

@@ -22,3 +22,12 @@ func (sh serverHandler) ServeHTTP(rw ResponseWriter, req *Request) {
 
 // A method of another type with the same name is left alone.
 func (mux *ServeMux) ServeHTTP(w ResponseWriter, r *Request) {}
+
+// Shutdown and Close, bodies trimmed: the join points of the batch flush rules.
+func (srv *Server) Shutdown(ctx context.Context) error {
+	return srv.shutdown(ctx)
+}
+
+func (srv *Server) Close() error {
+	return srv.close()
+}

@@ -48,3 +48,18 @@ if gotapProbeSemaphore[0]|gotapBatchSemaphore[0] != 0 {
 	}
 	return ss.s.WriteStatus(statusOK)
 }
+
+// Stop and GracefulStop, bodies trimmed: the join points of the batch flush rules.
+func (s *Server) Stop() {
+//line gotap-rule-grpc-probe-flush-stop.go:1
+defer gotapBatchFlush()
+/*line input/server.go:38:26*/
+	s.stop(false)
+}
+
+func (s *Server) GracefulStop() {
+//line gotap-rule-grpc-probe-flush-graceful-stop.go:1
+defer gotapBatchFlush()
+/*line input/server.go:42:34*/
+	s.stop(true)
+}

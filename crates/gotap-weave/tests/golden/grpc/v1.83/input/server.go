@@ -33,3 +33,12 @@ func (s *Server) processStreamingRPC(ctx context.Context, stream *transport.Serv
 	}
 	return ss.s.WriteStatus(statusOK)
 }
+
+// Stop and GracefulStop, bodies trimmed: the join points of the batch flush rules.
+func (s *Server) Stop() {
+	s.stop(false)
+}
+
+func (s *Server) GracefulStop() {
+	s.stop(true)
+}

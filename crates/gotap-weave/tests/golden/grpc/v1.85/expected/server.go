@@ -30,6 +30,15 @@ if gotapServerStart != nil {
 	return ss.s.WriteStatus(statusOK)
 }
 
+// Stop and GracefulStop, bodies trimmed: the join points of the batch flush rules.
+func (s *Server) Stop() {
+	s.stop(false)
+}
+
+func (s *Server) GracefulStop() {
+	s.stop(true)
+}
+
 
 //line gotap-rule-grpc-server-declarations.go:1
 // Set by gotap.dev/gotaprt (by linkname, see rules/grpc.yaml).

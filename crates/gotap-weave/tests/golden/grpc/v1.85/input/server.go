@@ -21,3 +21,12 @@ func (s *Server) processRPC(ctx context.Context, stream *transport.ServerStream,
 	}
 	return ss.s.WriteStatus(statusOK)
 }
+
+// Stop and GracefulStop, bodies trimmed: the join points of the batch flush rules.
+func (s *Server) Stop() {
+	s.stop(false)
+}
+
+func (s *Server) GracefulStop() {
+	s.stop(true)
+}
