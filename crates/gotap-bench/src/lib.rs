@@ -37,7 +37,7 @@ pub enum Strategy {
     /// The services built by `gotap build` (OTel SDK woven in at compile time, net/http hooked).
     GotapBuild,
     /// `gotap build --probes` binaries (nop5 USDT probe sites, no SDK) traced by `gotap run`
-    /// through those sites: one probe hit per span.
+    /// through those sites: one probe hit per buffer of spans (batch sites).
     GotapProbes,
     /// DataDog Orchestrion (peer): `orchestrion go build` with dd-trace-go, exporting OTLP.
     Orchestrion,

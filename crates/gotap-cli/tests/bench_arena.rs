@@ -165,7 +165,7 @@ fn small_arena_run_delivers_every_strategys_spans() {
         );
         // Probe sites: `gotap build --probes` binaries under `gotap run`. Every span its sites
         // should give arrived (checked above against the sites read from the binaries' USDT
-        // notes), at one probe hit per span.
+        // notes).
         assert!(
             ran.contains(&"gotap-probes".to_owned()),
             "gotap-probes is available as root but did not run: {ran:?}"
@@ -193,8 +193,9 @@ fn small_arena_run_delivers_every_strategys_spans() {
             run["spans_expected"].as_u64().unwrap() >= run["requests_ok"].as_u64().unwrap() * 3,
             "{run}"
         );
+        // Batch sites: one hit per buffer of spans, so below one per span under load.
         assert!(
-            (hits("gotap-probes") - 1.0).abs() < 0.01,
+            hits("gotap-probes") < 1.0,
             "gotap-probes: {} hits per span",
             hits("gotap-probes")
         );
