@@ -31,6 +31,7 @@
 #   scripts/bench-probes.sh                 # 3 rounds, 8000 req/s open loop
 #   ROUNDS=5 RATE=5000 scripts/bench-probes.sh
 #   OTLP_PROTOCOL=grpc scripts/bench-probes.sh    # gotap run exports over gRPC (default http/protobuf)
+#   LOADS=self ROUNDS=8 scripts/bench-probes.sh    # only the closed loop, more rounds
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=env.sh
@@ -40,6 +41,8 @@ ROUNDS=${ROUNDS:-3}
 RATE=${RATE:-8000}
 WRK_SECS=${WRK_SECS:-8}
 SELF_SECS=${SELF_SECS:-6}
+# Which loads: rate (vegeta at RATE, then wrk at saturation) and self (the in-process closed loop).
+LOADS=${LOADS:-rate self}
 VEGETA_SECS=${VEGETA_SECS:-10}
 PORT=${PORT:-18951}
 OTLP_PORT=${OTLP_PORT:-18961}
@@ -197,10 +200,12 @@ PY
 echo "== $("$GO" version), $(nproc) cores, kernel $(uname -r); $ROUNDS rounds; vegeta -rate=$RATE/s -duration=${VEGETA_SECS}s and wrk -t1 -c10 -d${WRK_SECS}s on GET /users/42"
 for round in $(seq "$ROUNDS"); do
   for mode in $MODES; do
+    [[ " $LOADS " == *" rate "* ]] || continue
     run_mode "$mode" "$round"
     tail -1 "$RESULTS"
   done
   for mode in $MODES; do
+    [[ " $LOADS " == *" self "* ]] || continue
     sleep 2 # the Collector finishes the previous mode's spans first
     self_mode "$mode" "$round"
     tail -1 "$RESULTS"
@@ -284,37 +289,38 @@ rows = [json.loads(l) for l in open(sys.argv[1])]
 runs = [r for r in rows if "mode" in r]
 probe = next(r["probe_ns_per_call"] for r in rows if "probe_ns_per_call" in r)
 rate = sys.argv[2]
-modes = [m for m in ["plain", "disabled", "armed", "uprobes", "sites", "unbatched", "sdk"] if any(r["mode"] == m for r in runs)]
+modes = [m for m in ["plain", "disabled", "armed", "uprobes", "sites", "unbatched", "sdk"] if any(r.get("mode", r.get("self_mode")) == m for r in rows)]
 label = {"plain": "plain", "disabled": "--probes, not traced", "armed": "--probes, semaphore set, no tracer", "uprobes": "gotap run (function uprobes)",
          "sites": "--probes + gotap run (batch sites)", "unbatched": "--probes + gotap run --no-batch (per-span sites)", "sdk": "gotap build (SDK)"}
 vals = lambda m, k: [r[k] for r in runs if r["mode"] == m and k in r]
 med = lambda m, k: st.median(vals(m, k))
-print(f"\nmedian of {len(vals('plain', 'rps'))} interleaved rounds; ratios against plain\n")
-print(f"| mode | CPU µs/req at {rate} req/s (service + gotap) | overhead µs/req | … of it gotap's own | p50 µs | p99 µs | p99 ratio | saturation req/s | ratio | CPU µs/req at saturation | overhead µs/req | probe hits/span | spans dropped |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-base_fix, base_sat = med("plain", "cpu_us_per_req"), med("plain", "cpu_us_per_req_sat")
-for m in modes:
-    hits = f"{med(m, 'hits_per_span'):.2f}" if vals(m, "hits_per_span") else "–"
-    drops = f"{sum(vals(m, 'dropped'))}" if vals(m, "dropped") else "–"
-    own = f"{med(m, 'gotap_us_per_req'):.2f}" if m in ("uprobes", "sites", "unbatched") else "–"
-    print(f"| {label[m]} | {med(m, 'cpu_us_per_req'):.2f} | {med(m, 'cpu_us_per_req') - base_fix:+.2f} | {own} | {med(m, 'p50_us'):,.0f} | "
-          f"{med(m, 'p99_us'):,.0f} | {med(m, 'p99_us') / med('plain', 'p99_us'):.2f} | {med(m, 'rps'):,.0f} | {med(m, 'rps') / med('plain', 'rps'):.3f} | "
-          f"{med(m, 'cpu_us_per_req_sat'):.2f} | {med(m, 'cpu_us_per_req_sat') - base_sat:+.2f} | {hits} | {drops} |")
-if "uprobes" in modes and "sites" in modes:
-    for what, key, base in ((f"at {rate} req/s", "cpu_us_per_req", base_fix), ("at saturation", "cpu_us_per_req_sat", base_sat)):
-        ou, os_ = med("uprobes", key) - base, med("sites", key) - base
-        print(f"\nper-request CPU overhead {what}: function uprobes {ou:.2f} µs, sites {os_:.2f} µs: {ou / os_ if os_ > 0 else float('inf'):.1f}× less with sites", end="")
-    print()
-    # Paired: each round's overhead against that round's plain run (modes interleave, so a
-    # slow phase of the machine hits both), then the median over rounds.
-    def paired(m, key):
-        base = {r["round"]: r[key] for r in runs if r["mode"] == "plain"}
-        return st.median(r[key] - base[r["round"]] for r in runs if r["mode"] == m and r["round"] in base)
-    for what, key in ((f"at {rate} req/s", "cpu_us_per_req"), ("at saturation", "cpu_us_per_req_sat")):
-        ou, os_ = paired("uprobes", key), paired("sites", key)
-        print(f"paired per round, {what}: function uprobes {ou:+.2f} µs, sites {os_:+.2f} µs: {ou / os_ if os_ > 0 else float('inf'):.1f}×")
-    tu, ts = 1 - med("uprobes", "rps") / med("plain", "rps"), 1 - med("sites", "rps") / med("plain", "rps")
-    print(f"saturation throughput lost: function uprobes {tu:.1%}, sites {ts:.1%}: {tu / ts if ts > 0 else float('inf'):.1f}× less with sites")
+if runs:
+    print(f"\nmedian of {len(vals('plain', 'rps'))} interleaved rounds; ratios against plain\n")
+    print(f"| mode | CPU µs/req at {rate} req/s (service + gotap) | overhead µs/req | … of it gotap's own | p50 µs | p99 µs | p99 ratio | saturation req/s | ratio | CPU µs/req at saturation | overhead µs/req | probe hits/span | spans dropped |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    base_fix, base_sat = med("plain", "cpu_us_per_req"), med("plain", "cpu_us_per_req_sat")
+    for m in modes:
+        hits = f"{med(m, 'hits_per_span'):.3f}" if vals(m, "hits_per_span") else "–"
+        drops = f"{sum(vals(m, 'dropped'))}" if vals(m, "dropped") else "–"
+        own = f"{med(m, 'gotap_us_per_req'):.2f}" if m in ("uprobes", "sites", "unbatched") else "–"
+        print(f"| {label[m]} | {med(m, 'cpu_us_per_req'):.2f} | {med(m, 'cpu_us_per_req') - base_fix:+.2f} | {own} | {med(m, 'p50_us'):,.0f} | "
+              f"{med(m, 'p99_us'):,.0f} | {med(m, 'p99_us') / med('plain', 'p99_us'):.2f} | {med(m, 'rps'):,.0f} | {med(m, 'rps') / med('plain', 'rps'):.3f} | "
+              f"{med(m, 'cpu_us_per_req_sat'):.2f} | {med(m, 'cpu_us_per_req_sat') - base_sat:+.2f} | {hits} | {drops} |")
+    if "uprobes" in modes and "sites" in modes:
+        for what, key, base in ((f"at {rate} req/s", "cpu_us_per_req", base_fix), ("at saturation", "cpu_us_per_req_sat", base_sat)):
+            ou, os_ = med("uprobes", key) - base, med("sites", key) - base
+            print(f"\nper-request CPU overhead {what}: function uprobes {ou:.2f} µs, sites {os_:.2f} µs: {ou / os_ if os_ > 0 else float('inf'):.1f}× less with sites", end="")
+        print()
+        # Paired: each round's overhead against that round's plain run (modes interleave, so a
+        # slow phase of the machine hits both), then the median over rounds.
+        def paired(m, key):
+            base = {r["round"]: r[key] for r in runs if r["mode"] == "plain"}
+            return st.median(r[key] - base[r["round"]] for r in runs if r["mode"] == m and r["round"] in base)
+        for what, key in ((f"at {rate} req/s", "cpu_us_per_req"), ("at saturation", "cpu_us_per_req_sat")):
+            ou, os_ = paired("uprobes", key), paired("sites", key)
+            print(f"paired per round, {what}: function uprobes {ou:+.2f} µs, sites {os_:+.2f} µs: {ou / os_ if os_ > 0 else float('inf'):.1f}×")
+        tu, ts = 1 - med("uprobes", "rps") / med("plain", "rps"), 1 - med("sites", "rps") / med("plain", "rps")
+        print(f"saturation throughput lost: function uprobes {tu:.1%}, sites {ts:.1%}: {tu / ts if ts > 0 else float('inf'):.1f}× less with sites")
 selfs = [r for r in rows if "self_mode" in r]
 if selfs:
     sv = lambda m, k: [r[k] for r in selfs if r["self_mode"] == m]
@@ -337,6 +343,10 @@ if selfs:
         pu, ps = paired_self("uprobes"), paired_self("sites")
         print(f"\nper-request CPU overhead, in-process closed loop: function uprobes {ou:.2f} µs, sites {os_:.2f} µs: "
               f"{ou / os_ if os_ > 0 else float('inf'):.1f}× less with sites (paired {pu / ps if ps > 0 else float('inf'):.1f}×)")
+        if sv("unbatched", "requests"):
+            on, pn = st.median(tot(r) for r in selfs if r["self_mode"] == "unbatched") - base, paired_self("unbatched")
+            print(f"per-span sites (--no-batch): {on:.2f} µs: {ou / on if on > 0 else float('inf'):.1f}× less than function uprobes "
+                  f"(paired {pu / pn if pn > 0 else float('inf'):.1f}×)")
 for m in ("uprobes", "sites"):
     paths = {r.get("path", "") for r in runs if r["mode"] == m}
     print(f"{m}: {' | '.join(sorted(paths))}")

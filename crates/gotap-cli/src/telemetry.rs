@@ -137,6 +137,16 @@ impl Session {
     }
 }
 
+/// Probe hits per span as the summary shows them: one decimal, three below one (batch sites
+/// make a few hundredths).
+fn per_span(v: f64) -> String {
+    if v > 0.0 && v < 0.95 {
+        format!("{v:.3}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
 /// `gotap: 12 spans exported (otlp-grpc 12), 0 dropped, 36 probe hits (3.0 per span)`.
 pub fn summary(a: &AgentStats, e: &ExportStats) -> String {
     // A span counts as exported when every destination took it.
@@ -154,7 +164,7 @@ pub fn summary(a: &AgentStats, e: &ExportStats) -> String {
             .max()
             .unwrap_or(0);
     let mut line = format!(
-        "gotap: {} spans exported ({}), {} dropped, {} probe hits ({:.1} per span)",
+        "gotap: {} spans exported ({}), {} dropped, {} probe hits ({} per span)",
         exported,
         if per.is_empty() {
             "no exporter".to_string()
@@ -163,7 +173,7 @@ pub fn summary(a: &AgentStats, e: &ExportStats) -> String {
         },
         dropped,
         a.probe_hits,
-        a.hits_per_span()
+        per_span(a.hits_per_span())
     );
     // Losses that are not drops: said only when they happened, so a clean run stays one short line.
     if a.ret_without_entry > 0 {
@@ -342,6 +352,8 @@ mod tests {
             summary(&AgentStats::default(), &ExportStats::default()),
             "gotap: 0 spans exported (no exporter), 0 dropped, 0 probe hits (0.0 per span)"
         );
+        assert_eq!(per_span(0.0125), "0.013");
+        assert_eq!(per_span(1.0), "1.0");
         let lossy = AgentStats {
             ret_without_entry: 2,
             ..Default::default()
