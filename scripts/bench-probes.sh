@@ -32,6 +32,7 @@
 #   ROUNDS=5 RATE=5000 scripts/bench-probes.sh
 #   OTLP_PROTOCOL=grpc scripts/bench-probes.sh    # gotap run exports over gRPC (default http/protobuf)
 #   LOADS=self ROUNDS=8 scripts/bench-probes.sh    # only the closed loop, more rounds
+#   LOADS=pairs MODES="uprobes sites unbatched" ROUNDS=5 scripts/bench-probes.sh   # pinned pairs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=env.sh
@@ -41,7 +42,8 @@ ROUNDS=${ROUNDS:-3}
 RATE=${RATE:-8000}
 WRK_SECS=${WRK_SECS:-8}
 SELF_SECS=${SELF_SECS:-6}
-# Which loads: rate (vegeta at RATE, then wrk at saturation) and self (the in-process closed loop).
+# Which loads: rate (vegeta at RATE, then wrk at saturation), self (the in-process closed loop),
+# pairs (pinned pairs of closed loops, see pair_mode; not part of the default).
 LOADS=${LOADS:-rate self}
 VEGETA_SECS=${VEGETA_SECS:-10}
 PORT=${PORT:-18951}
@@ -197,6 +199,47 @@ print(json.dumps({"self_mode": mode, "round": int(rnd), "requests": n,
 PY
 }
 
+# Pinned pairs (LOADS=pairs): two closed loops at once, each pinned with everything it runs to one
+# CPU — plain on one, mode $1 (its gotap run included) on the other, then the sides swapped — and
+# each loop's wall time per request on its own CPU (1 / its throughput) compared. Both loops share
+# every slow phase of the host, which the sequential figures above do not; the swap cancels the
+# CPUs' differences. gotap exports nothing here (its reader still builds every span): the export
+# is the same work for every strategy, and the Collector would run on either CPU.
+pair_side() { # $1 = mode, $2 = cpu, $3 = port, $4 = stderr file
+  local args=(-listen "127.0.0.1:$3" -name bench -selfload "${SELF_SECS}s")
+  local run=("$GOTAP" run --no-console --service-name bench)
+  case $1 in
+    plain) GOMAXPROCS=1 taskset -c "$2" "$OUT/httpsvc-plain" "${args[@]}" >/dev/null 2>"$4" & ;;
+    uprobes) GOMAXPROCS=1 taskset -c "$2" "${run[@]}" -- "$OUT/httpsvc-plain" "${args[@]}" >/dev/null 2>"$4" & ;;
+    sites) GOMAXPROCS=1 taskset -c "$2" "${run[@]}" -- "$OUT/httpsvc-probes" "${args[@]}" >/dev/null 2>"$4" & ;;
+    unbatched) GOMAXPROCS=1 taskset -c "$2" "${run[@]}" --no-batch -- "$OUT/httpsvc-probes" "${args[@]}" >/dev/null 2>"$4" & ;;
+    *) echo "bench-probes.sh: mode $1 has no pinned-pair form" >&2; exit 1 ;;
+  esac
+}
+pair_mode() { # $1 = mode, $2 = round
+  local a b side
+  for side in 0 1; do
+    if [ "$side" = 0 ]; then a=plain b=$1; else a=$1 b=plain; fi
+    pair_side "$a" 0 "$PORT" "$OUT/pair-a.log"
+    pair_side "$b" 1 $((PORT + 1)) "$OUT/pair-b.log"
+    wait
+    python3 - "$1" "$2" "$side" "$OUT/pair-a.log" "$OUT/pair-b.log" >>"$RESULTS" <<'PY'
+import json, re, sys
+mode, rnd, side, fa, fb = sys.argv[1:]
+wall = []
+for f in (fa, fb):
+    m = re.search(r"wall_ns_per_request=(\d+)", open(f).read())
+    if not m:
+        sys.exit(f"bench-probes.sh: no selfload result in {f}")
+    wall.append(int(m.group(1)) / 1e3)
+plain, traced = (wall[0], wall[1]) if side == "0" else (wall[1], wall[0])
+print(json.dumps({"pair_mode": mode, "round": int(rnd), "mode_cpu": 1 if side == "0" else 0,
+                  "plain_us": plain, "traced_us": traced, "overhead_us": traced - plain}))
+PY
+    tail -1 "$RESULTS"
+  done
+}
+
 echo "== $("$GO" version), $(nproc) cores, kernel $(uname -r); $ROUNDS rounds; vegeta -rate=$RATE/s -duration=${VEGETA_SECS}s and wrk -t1 -c10 -d${WRK_SECS}s on GET /users/42"
 for round in $(seq "$ROUNDS"); do
   for mode in $MODES; do
@@ -209,6 +252,10 @@ for round in $(seq "$ROUNDS"); do
     sleep 2 # the Collector finishes the previous mode's spans first
     self_mode "$mode" "$round"
     tail -1 "$RESULTS"
+  done
+  for mode in $MODES; do
+    [[ " $LOADS " == *" pairs "* && $mode != plain ]] || continue
+    pair_mode "$mode" "$round"
   done
 done
 
@@ -347,6 +394,23 @@ if selfs:
             on, pn = st.median(tot(r) for r in selfs if r["self_mode"] == "unbatched") - base, paired_self("unbatched")
             print(f"per-span sites (--no-batch): {on:.2f} µs: {ou / on if on > 0 else float('inf'):.1f}× less than function uprobes "
                   f"(paired {pu / pn if pn > 0 else float('inf'):.1f}×)")
+pairs = [r for r in rows if "pair_mode" in r]
+if pairs:
+    pm = [m for m in ["armed", "uprobes", "sites", "unbatched"] if any(r["pair_mode"] == m for r in pairs)]
+    po = lambda m: st.median(r["overhead_us"] for r in pairs if r["pair_mode"] == m)
+    print(f"\npinned pairs of closed loops (plain on one CPU, the mode with its gotap on the other, swapped each time), "
+          f"{len([r for r in pairs if r['pair_mode'] == pm[0]])} pairs per mode\n")
+    print("| mode | plain wall µs/req | mode wall µs/req | overhead µs/req (median of pairs) | overheads of the pairs |")
+    print("|---|---|---|---|---|")
+    for m in pm:
+        rs = [r for r in pairs if r["pair_mode"] == m]
+        print(f"| {label[m]} | {st.median(r['plain_us'] for r in rs):.2f} | {st.median(r['traced_us'] for r in rs):.2f} | {po(m):+.2f} | "
+              + ", ".join("%+.1f" % r["overhead_us"] for r in rs) + " |")
+    if "uprobes" in pm:
+        for m in ("sites", "unbatched"):
+            if m in pm:
+                print(f"pinned pairs: function uprobes {po('uprobes'):+.2f} µs, {label[m]} {po(m):+.2f} µs: "
+                      f"{po('uprobes') / po(m) if po(m) > 0 else float('inf'):.1f}× less")
 for m in ("uprobes", "sites"):
     paths = {r.get("path", "") for r in runs if r["mode"] == m}
     print(f"{m}: {' | '.join(sorted(paths))}")
