@@ -221,8 +221,9 @@ pair_mode() { # $1 = mode, $2 = round
   for side in 0 1; do
     if [ "$side" = 0 ]; then a=plain b=$1; else a=$1 b=plain; fi
     pair_side "$a" 0 "$PORT" "$OUT/pair-a.log"
+    local pa=$!
     pair_side "$b" 1 $((PORT + 1)) "$OUT/pair-b.log"
-    wait
+    wait "$pa" $! || true # not a bare wait: the Collector runs in the background too
     python3 - "$1" "$2" "$side" "$OUT/pair-a.log" "$OUT/pair-b.log" >>"$RESULTS" <<'PY'
 import json, re, sys
 mode, rnd, side, fa, fb = sys.argv[1:]
