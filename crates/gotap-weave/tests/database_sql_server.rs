@@ -93,11 +93,18 @@ fn woven_go_test(tc: Toolchain, rules: &str, tests: &[&str]) -> String {
         "{rules}: the DSN parser is added: {added:?}"
     );
     let frag = repo_root().join("go/probes/databasesql");
-    for p in added
+    for mut p in added
         .iter()
         .cloned()
         .chain(tests.iter().map(|t| frag.join(t)))
     {
+        // A fragment shared by every woven package: `gotap toolexec` gives it the package's name.
+        let text = std::fs::read_to_string(&p).unwrap();
+        if text.contains("\npackage gotapshared\n") {
+            let own = out.join(p.file_name().unwrap());
+            std::fs::write(&own, text.replace("\npackage gotapshared\n", "\npackage sql\n")).unwrap();
+            p = own;
+        }
         replace.insert(
             src.join(p.file_name().unwrap()).display().to_string(),
             p.display().to_string().into(),

@@ -249,3 +249,37 @@ fn grpc_probe_rules_skip_out_of_range_grpc() {
     assert!(!out.join("server.go").exists());
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// The batch buffer every woven package shares (go/probes/shared): its Go tests, with each
+/// supported toolchain.
+#[test]
+fn shared_batch_fragment_go_tests() {
+    for tc in [Toolchain::Go126, Toolchain::Go127] {
+        let out = tc
+            .command()
+            .current_dir(repo_root().join("go/probes/shared"))
+            .args(["test", "-count=1", "-v", "."])
+            .env("GOFLAGS", "")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{}: {text}", tc.label());
+        for t in [
+            "TestSemaphoreMarker",
+            "TestEventsAreAppendedWithTheirKind",
+            "TestFullBufferIsFlushedBeforeTheNextEvent",
+            "TestBufferIsFlushedAfterTheDelay",
+            "TestOversizedEventIsRefused",
+        ] {
+            assert!(
+                text.contains(&format!("--- PASS: {t} ")),
+                "{}: {t} did not run:\n{text}",
+                tc.label()
+            );
+        }
+    }
+}
