@@ -210,6 +210,14 @@ pair_side() { # $1 = mode, $2 = cpu, $3 = port, $4 = stderr file
   local run=("$GOTAP" run --no-console --service-name bench)
   case $1 in
     plain) GOMAXPROCS=1 taskset -c "$2" "$OUT/httpsvc-plain" "${args[@]}" >/dev/null 2>"$4" & ;;
+    disabled) GOMAXPROCS=1 taskset -c "$2" "$OUT/httpsvc-probes" "${args[@]}" >/dev/null 2>"$4" & ;;
+    armed) # armed during the service's 1 s warm-up, once it listens (taskset has exec'd it)
+      : >"$4"
+      GOMAXPROCS=1 taskset -c "$2" "$OUT/httpsvc-probes" "${args[@]}" >/dev/null 2>"$4" &
+      local pid=$!
+      for _ in $(seq 200); do grep -q "listening" "$4" 2>/dev/null && break; sleep 0.01; done
+      grep -q "listening" "$4" || { echo "bench-probes.sh: the armed service never listened" >&2; exit 1; }
+      arm "$pid" ;;
     uprobes) GOMAXPROCS=1 taskset -c "$2" "${run[@]}" -- "$OUT/httpsvc-plain" "${args[@]}" >/dev/null 2>"$4" & ;;
     sites) GOMAXPROCS=1 taskset -c "$2" "${run[@]}" -- "$OUT/httpsvc-probes" "${args[@]}" >/dev/null 2>"$4" & ;;
     unbatched) GOMAXPROCS=1 taskset -c "$2" "${run[@]}" --no-batch -- "$OUT/httpsvc-probes" "${args[@]}" >/dev/null 2>"$4" & ;;
@@ -227,15 +235,20 @@ pair_mode() { # $1 = mode, $2 = round
     python3 - "$1" "$2" "$side" "$OUT/pair-a.log" "$OUT/pair-b.log" >>"$RESULTS" <<'PY'
 import json, re, sys
 mode, rnd, side, fa, fb = sys.argv[1:]
-wall = []
+wall, cpu = [], []
 for f in (fa, fb):
-    m = re.search(r"wall_ns_per_request=(\d+)", open(f).read())
+    m = re.search(r"cpu_ns_per_request=(\d+) wall_ns_per_request=(\d+)", open(f).read())
     if not m:
         sys.exit(f"bench-probes.sh: no selfload result in {f}")
-    wall.append(int(m.group(1)) / 1e3)
-plain, traced = (wall[0], wall[1]) if side == "0" else (wall[1], wall[0])
+    cpu.append(int(m.group(1)) / 1e3)
+    wall.append(int(m.group(2)) / 1e3)
+p, t = (0, 1) if side == "0" else (1, 0)
+# cpu: the service's own CPU per request (its threads, the kernel work of its probe hits
+# included); the rest of its CPU's wall time is everything else pinned there (its gotap).
 print(json.dumps({"pair_mode": mode, "round": int(rnd), "mode_cpu": 1 if side == "0" else 0,
-                  "plain_us": plain, "traced_us": traced, "overhead_us": traced - plain}))
+                  "plain_us": wall[p], "traced_us": wall[t], "overhead_us": wall[t] - wall[p],
+                  "plain_cpu_us": cpu[p], "traced_cpu_us": cpu[t],
+                  "target_overhead_us": cpu[t] - cpu[p]}))
 PY
     tail -1 "$RESULTS"
   done
@@ -397,16 +410,19 @@ if selfs:
                   f"(paired {pu / pn if pn > 0 else float('inf'):.1f}×)")
 pairs = [r for r in rows if "pair_mode" in r]
 if pairs:
-    pm = [m for m in ["armed", "uprobes", "sites", "unbatched"] if any(r["pair_mode"] == m for r in pairs)]
+    pm = [m for m in ["disabled", "armed", "uprobes", "sites", "unbatched"] if any(r["pair_mode"] == m for r in pairs)]
     po = lambda m: st.median(r["overhead_us"] for r in pairs if r["pair_mode"] == m)
     print(f"\npinned pairs of closed loops (plain on one CPU, the mode with its gotap on the other, swapped each time), "
           f"{len([r for r in pairs if r['pair_mode'] == pm[0]])} pairs per mode\n")
-    print("| mode | plain wall µs/req | mode wall µs/req | overhead µs/req (median of pairs) | overheads of the pairs |")
-    print("|---|---|---|---|---|")
+    print("| mode | plain wall µs/req | mode wall µs/req | overhead µs/req (median of pairs) | in the target | the rest (gotap) | overheads of the pairs |")
+    print("|---|---|---|---|---|---|---|")
     for m in pm:
         rs = [r for r in pairs if r["pair_mode"] == m]
+        # "in the target": the service's own CPU per request minus plain's (woven code, probe hits
+        # and BPF programs run in its threads); the rest of the wall-time overhead is gotap's.
+        tgt = st.median(r["target_overhead_us"] for r in rs if "target_overhead_us" in r) if any("target_overhead_us" in r for r in rs) else float("nan")
         print(f"| {label[m]} | {st.median(r['plain_us'] for r in rs):.2f} | {st.median(r['traced_us'] for r in rs):.2f} | {po(m):+.2f} | "
-              + ", ".join("%+.1f" % r["overhead_us"] for r in rs) + " |")
+              f"{tgt:+.2f} | {po(m) - tgt:+.2f} | " + ", ".join("%+.1f" % r["overhead_us"] for r in rs) + " |")
     if "uprobes" in pm:
         for m in ("sites", "unbatched"):
             if m in pm:

@@ -263,8 +263,8 @@ pub struct BatchWriter {
     batch: EncodedBatch,
     /// Run of the span being streamed, and where its body starts.
     cur: Option<(usize, usize)>,
-    /// Size of the largest run of the last batch taken: new runs reserve that much, so that a
-    /// run grows without being moved.
+    /// Size of the largest run of the batches taken so far: new runs reserve a quarter more, so
+    /// that a run grows without being moved.
     hint: usize,
 }
 
@@ -287,13 +287,10 @@ impl BatchWriter {
     /// The spans written so far; a span begun and not ended is discarded.
     pub fn take(&mut self) -> EncodedBatch {
         self.abandon();
-        self.hint = self
-            .batch
-            .runs
-            .iter()
-            .map(|r| r.bytes.len())
-            .max()
-            .unwrap_or(self.hint);
+        // The largest run seen so far: a small batch (taken on a timer) must not shrink the
+        // buffers of the full ones that follow.
+        let largest = self.batch.runs.iter().map(|r| r.bytes.len()).max();
+        self.hint = self.hint.max(largest.unwrap_or(0));
         std::mem::take(&mut self.batch)
     }
     /// Removes the bytes of a span begun and not ended, which would otherwise corrupt the run.
@@ -315,7 +312,9 @@ impl BatchWriter {
         self.batch.runs.push(SpanRun {
             resource: resource.clone(),
             scope,
-            bytes: Vec::with_capacity(self.hint.min(4 << 20)),
+            // A quarter more than the last batch's largest run: a run that outgrows its buffer
+            // is copied whole (glibc serves these sizes from the heap, not with mremap).
+            bytes: Vec::with_capacity((self.hint + self.hint / 4).min(4 << 20)),
         });
         self.batch.runs.len() - 1
     }
