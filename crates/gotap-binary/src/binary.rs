@@ -516,6 +516,31 @@ impl GoBinary {
         self.layout.read_vaddr(&self.bytes, vaddr, len)
     }
 
+    /// Addresses of the 8-aligned occurrences of `pattern` in initialised data (`.data`,
+    /// `.noptrdata`): how gotap finds the variables its woven code marks (a stripped binary has
+    /// no symbol for them).
+    pub fn find_in_data(&self, pattern: &[u8]) -> Vec<u64> {
+        let mut found = Vec::new();
+        if pattern.is_empty() {
+            return found;
+        }
+        for s in self.layout.sections.iter() {
+            if !matches!(s.name.as_str(), ".data" | ".noptrdata") {
+                continue;
+            }
+            let Some(bytes) = self.layout.section_data(&self.bytes, s) else {
+                continue;
+            };
+            let first = ((8 - s.addr % 8) % 8) as usize;
+            for at in (first..bytes.len().saturating_sub(pattern.len() - 1)).step_by(8) {
+                if bytes[at..].starts_with(pattern) {
+                    found.push(s.addr + at as u64);
+                }
+            }
+        }
+        found
+    }
+
     /// File bytes of a section by name (None if absent or NOBITS). Used by the DWARF reader.
     pub fn section_data(&self, name: &str) -> Option<&[u8]> {
         let s = self.layout.section(name)?;

@@ -48,6 +48,24 @@ pub const GOTAP_GRPC_SEMAPHORE_MARKER: &[u8] = b"gotap-sema-rpc";
 pub const GOTAP_HTTP_BATCH_MARKER: &[u8] = b"gotap-batch-\x01\x00";
 pub const GOTAP_SQL_BATCH_MARKER: &[u8] = b"gotap-batch-\x02\x00";
 pub const GOTAP_GRPC_BATCH_MARKER: &[u8] = b"gotap-batch-\x03\x00";
+/// The marker of a batch buffer's reference (go/probes/shared/gotap_batch.go, gotapBatchRef):
+/// these 15 bytes and the package's number, then the buffer's address (8 bytes).
+pub const GOTAP_BATCH_REF_MARKER: &[u8] = b"gotap-batchref-";
+
+/// The batch buffers a `--probes` binary has: (package number, link-time address of the
+/// reference's buffer pointer), one per woven package. gotap's exit probe reads the buffers
+/// through these when the process exits with spans still buffered.
+pub fn batch_buffer_refs(bin: &GoBinary) -> Vec<(u8, u64)> {
+    let data = bin.data();
+    bin.find_in_data(GOTAP_BATCH_REF_MARKER)
+        .into_iter()
+        .filter_map(|addr| {
+            let at = usize::try_from(bin.vaddr_to_offset(addr)?).ok()?;
+            let pkg = *data.get(at + GOTAP_BATCH_REF_MARKER.len())?;
+            Some((pkg, addr + 16))
+        })
+        .collect()
+}
 /// USDT argument spec of a batch site: the address and length of the buffered events, in the
 /// registers the site's prologue loads (docs/probes.md, "Batched sites").
 pub const GOTAP_BATCH_ARGS: &str = "8@%rsi 8@%rdx";
@@ -133,10 +151,12 @@ pub fn site_nop_offset(code: &[u8]) -> Option<usize> {
     if code.starts_with(&NOP5) {
         return Some(0);
     }
-    [SITE_EVENT_PROLOGUE, SITE_BATCH_PROLOGUE].iter().find_map(|p| {
-        let n = p.len();
-        (code.starts_with(p) && code.get(n..n + 5) == Some(&NOP5[..])).then_some(n)
-    })
+    [SITE_EVENT_PROLOGUE, SITE_BATCH_PROLOGUE]
+        .iter()
+        .find_map(|p| {
+            let n = p.len();
+            (code.starts_with(p) && code.get(n..n + 5) == Some(&NOP5[..])).then_some(n)
+        })
 }
 
 /// Whether the probe at file offset `offset` of `data` sits on a site with the event ABI: its nop5

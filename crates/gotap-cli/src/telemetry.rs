@@ -381,6 +381,7 @@ mod tests {
             probes: 5,
             tracing: TracingPath::FunctionProbes,
             batched: false,
+            exit_probe: false,
             warnings: vec![],
         };
         let exe = Path::new("/x/svc");

@@ -207,7 +207,15 @@ fn same_spans(tc: Toolchain, variant: Variant, over_otlp: bool) {
     if over_otlp {
         // The Collector received exactly what the file exporter wrote.
         let collector = Collector::start(&dir);
-        let otlp = run(&probes_bin, &dir, "sites-otlp", pa, pb, Some(&collector), true);
+        let otlp = run(
+            &probes_bin,
+            &dir,
+            "sites-otlp",
+            pa,
+            pb,
+            Some(&collector),
+            true,
+        );
         assert_eq!(
             signatures(&otlp.spans),
             signatures(&sites.spans),
@@ -302,7 +310,11 @@ fn same_spans(tc: Toolchain, variant: Variant, over_otlp: bool) {
             )),
             "{label}: {tracing}"
         );
-        assert_eq!(hits_per_span(&summary), 1.0, "{label}: one hit per span: {summary}");
+        assert_eq!(
+            hits_per_span(&summary),
+            1.0,
+            "{label}: one hit per span: {summary}"
+        );
     }
     // Batched: one site for the package, hit once per buffer of spans (here a request's spans
     // end close together: several share a hit).
@@ -317,7 +329,10 @@ fn same_spans(tc: Toolchain, variant: Variant, over_otlp: bool) {
         assert!(hits_per_span(&summary) <= 1.0, "{label}: {summary}");
     }
     assert!(
-        sites.stderr.iter().any(|e| hits_per_span(&lines(e).1) < 1.0),
+        sites
+            .stderr
+            .iter()
+            .any(|e| hits_per_span(&lines(e).1) < 1.0),
         "{label}: A's client and server spans of a request share a hit: {:?}",
         sites.stderr
     );
@@ -357,8 +372,6 @@ fn go127_stripped_same_spans() {
     );
 }
 
-/// The semaphore of running process `pid` (16 bits at the file offset the notes give, found
-/// through /proc/PID/maps).
 /// The `(N per span)` figure of gotap's exit summary.
 fn hits_per_span(summary: &str) -> f64 {
     summary
@@ -432,7 +445,10 @@ fn attach_and_detach_a_probes_build() {
         .stderr
         .text_containing("gotap: tracing ", Duration::from_secs(60));
     assert!(g.alive(), "gotap attach exited: {line}");
-    assert!(line.contains("; 1 probes on batched probe sites ("), "{line}");
+    assert!(
+        line.contains("; 1 probes on batched probe sites ("),
+        "{line}"
+    );
     assert_eq!(semaphore(svc.pid(), &bin, batch), 1, "one tracer");
     assert_eq!(
         semaphore(svc.pid(), &bin, per_span),
@@ -555,7 +571,10 @@ fn attach_detach_cycles_under_load() {
         let f = g.interrupt();
         assert_eq!(f.code, Some(0), "cycle {cycle}: {f:?}");
         let summary = f.stderr.lines().last().unwrap();
-        assert!(summary.contains(", 0 dropped, "), "cycle {cycle}: {summary}");
+        assert!(
+            summary.contains(", 0 dropped, "),
+            "cycle {cycle}: {summary}"
+        );
         let per_span = hits_per_span(summary);
         if sem == "http_server" {
             assert_eq!(per_span, 1.0, "cycle {cycle}: {summary}");
@@ -599,4 +618,124 @@ fn attach_detach_cycles_under_load() {
         (200, "A user 7 via [200 B user 7]\n".into())
     );
     eprintln!("probe sites under load: {total} requests, all answered unchanged");
+}
+
+/// A process traced through batch sites that exits on its own leaves no span in its buffer: the
+/// exit probe reads it. Killed by a SIGTERM it does not handle (runtime.dieFromSignal) right
+/// after its last response, and returning from main right after one request (`-once`:
+/// runtime.exit), both before the buffer's 10 ms flush delay. Without the exit probe the last
+/// spans (all of `-once`'s one) are lost.
+fn spans_buffered_at_exit(tc: Toolchain, variant: Variant) {
+    require_root();
+    let dir = scratch(&format!("probes-exit-{}-{}", tc.label(), variant.label()));
+    let bin = httpsvc_probes(tc, variant);
+    let flags = |file: &Path| {
+        vec![
+            "--no-console".to_string(),
+            "--output-file".to_string(),
+            file.display().to_string(),
+        ]
+    };
+
+    // Killed: 30 requests on one connection, then SIGTERM to the service itself (not through
+    // gotap run, which would let the buffer's delay pass before forwarding it).
+    let killed = dir.join("killed.jsonl");
+    let port = free_port();
+    let mut g = gotap_run(
+        &flags(&killed),
+        &bin,
+        &svc_args(port, "K", None),
+        "gotap run (killed)",
+    );
+    wait_listening(port, &mut g);
+    let line = g
+        .stderr
+        .text_containing("gotap: tracing ", Duration::from_secs(30));
+    assert!(line.contains("on batched probe sites ("), "{line}");
+    let svc = g.pid_of_child();
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut reader = std::io::BufReader::new(conn.try_clone().unwrap());
+    for i in 0..30 {
+        use std::io::{BufRead, Read, Write};
+        // One write: pieces would wait for delayed ACKs (Nagle), 40 ms per request.
+        conn.write_all(format!("GET /users/{i} HTTP/1.1\r\nHost: k\r\n\r\n").as_bytes())
+            .unwrap();
+        let mut len = 0;
+        loop {
+            let mut l = String::new();
+            reader.read_line(&mut l).unwrap();
+            if let Some(v) = l.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap();
+            }
+            if l == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0; len];
+        reader.read_exact(&mut body).unwrap();
+    }
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(svc as i32, libc::SIGTERM) };
+    let f = g.wait(Duration::from_secs(60));
+    let spans = parse_otlp_json_lines(&std::fs::read_to_string(&killed).unwrap_or_default());
+    let users: Vec<_> = spans
+        .iter()
+        .filter_map(|s| s.str("url.path"))
+        .filter(|p| p.starts_with("/users/"))
+        .collect();
+    assert_eq!(users.len(), 30, "{}\n{}", f.stderr, dump(&spans));
+    assert!(
+        users.contains(&"/users/29"),
+        "the last request's span: {users:?}"
+    );
+    // One hit: the exit probe's (the requests came faster than the buffer's delay).
+    assert!(
+        hits_per_span(f.stderr.trim_end()) < 1.0,
+        "through the batch site: {}",
+        f.stderr
+    );
+
+    // Returning from main right after its one client request.
+    let once = dir.join("once.jsonl");
+    let tport = free_port();
+    let mut target = plain(&bin, &svc_args(tport, "T", None), "httpsvc (target)");
+    wait_listening(tport, &mut target);
+    let mut args = vec!["-name".to_string(), "O".to_string(), "-once".to_string()];
+    args.push(format!("http://127.0.0.1:{tport}/users/7"));
+    let f =
+        gotap_run(&flags(&once), &bin, &args, "gotap run (-once)").wait(Duration::from_secs(60));
+    assert_eq!(f.code, Some(0), "{f:?}");
+    assert!(f.stdout.contains("O once 200"), "{f:?}");
+    let spans = parse_otlp_json_lines(&std::fs::read_to_string(&once).unwrap_or_default());
+    assert_eq!(spans.len(), 1, "{}\n{}", f.stderr, dump(&spans));
+    assert_eq!(
+        (
+            spans[0].kind,
+            spans[0].str("url.full"),
+            spans[0].int("http.response.status_code")
+        ),
+        (
+            3,
+            Some(format!("http://127.0.0.1:{tport}/users/7").as_str()),
+            Some(200)
+        ),
+        "{}",
+        dump(&spans)
+    );
+}
+
+#[test]
+fn go126_spans_buffered_at_exit() {
+    spans_buffered_at_exit(Toolchain::Go126, Variant::default());
+}
+
+#[test]
+fn go127_stripped_pie_spans_buffered_at_exit() {
+    spans_buffered_at_exit(
+        Toolchain::Go127,
+        Variant {
+            stripped: true,
+            pie: true,
+        },
+    );
 }

@@ -299,7 +299,11 @@ fn notes_per_package(tc: Toolchain) {
             u64::from_str_radix(f[at + 2], 16).unwrap(),
             u64::from_str_radix(f[at + 4], 16).unwrap(),
         );
-        assert_eq!((addr, addr + size), (sems[0], sems[sems.len() - 1] + 2), "{probes}");
+        assert_eq!(
+            (addr, addr + size),
+            (sems[0], sems[sems.len() - 1] + 2),
+            "{probes}"
+        );
     }
 }
 

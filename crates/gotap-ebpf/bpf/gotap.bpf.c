@@ -958,15 +958,9 @@ struct {
 	__uint(max_entries, 1);
 } scratch_batch SEC(".maps");
 
-/* {net/http,database/sql,google.golang.org/grpc}.gotapProbeBatch (USDT gotap:*_batch): the
- * events of many spans in one hit, copied whole into one record (one read of user memory); the
- * reader splits them. Cookie: the traced process's id. */
-SEC("uprobe")
-int site_batch(struct pt_regs *ctx)
+/* Copies n bytes of events at user address src into one batch record of process proc. */
+static __always_inline int emit_batch(u32 proc, u64 src, u64 n, u64 flags)
 {
-	u32 proc = (u32)bpf_get_attach_cookie(ctx);
-	count(CNT_PROBE_HITS);
-	u64 n = ctx->rdx;
 	if (n == 0)
 		return 0;
 	if (n > GOTAP_BATCH_CAP) {
@@ -977,7 +971,7 @@ int site_batch(struct pt_regs *ctx)
 	struct site_batch_scratch *s = bpf_map_lookup_elem(&scratch_batch, &zero);
 	if (!s)
 		return 0;
-	if (bpf_probe_read_user(s->data, n, (void *)ctx->rsi)) {
+	if (bpf_probe_read_user(s->data, n, (void *)src)) {
 		count(CNT_READ_FAILS);
 		return 0;
 	}
@@ -986,7 +980,61 @@ int site_batch(struct pt_regs *ctx)
 	s->h.len = n;
 	s->h._pad1 = 0;
 	u64 size = sizeof(s->h) + n;
-	if (bpf_ringbuf_output(&events, s, size, wake_flag(size)))
+	if (bpf_ringbuf_output(&events, s, size, flags ? flags : wake_flag(size)))
 		count(CNT_RINGBUF_DROPS);
+	return 0;
+}
+
+/* {net/http,database/sql,google.golang.org/grpc}.gotapProbeBatch (USDT gotap:*_batch): the
+ * events of many spans in one hit, copied whole into one record (one read of user memory); the
+ * reader splits them. Cookie: the traced process's id. */
+SEC("uprobe")
+int site_batch(struct pt_regs *ctx)
+{
+	u32 proc = (u32)bpf_get_attach_cookie(ctx);
+	count(CNT_PROBE_HITS);
+	return emit_batch(proc, ctx->rsi, ctx->rdx, 0);
+}
+
+/* Runtime addresses of a traced process's batch buffer references (go/probes/shared/
+ * gotap_batch.go, gotapBatchRef: the buffer's address), by the process's id; 0 = none. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, u32);
+	__type(value, struct exit_refs);
+	__uint(max_entries, 4096);
+} exit_refs SEC(".maps");
+
+/* The spans a process still buffers when it exits: on runtime.exit (main returned, os.Exit,
+ * log.Fatal, an unrecovered panic) and runtime.dieFromSignal (a signal's default action, e.g. a
+ * SIGTERM the program does not handle), read each of its batch buffers (n at offset 0, events at
+ * 8) and hand them over as batch records, woken at once: the process is going. Cookie: the
+ * traced process's id. */
+SEC("uprobe")
+int exit_flush(struct pt_regs *ctx)
+{
+	u32 proc = (u32)bpf_get_attach_cookie(ctx);
+	struct exit_refs *found = bpf_map_lookup_elem(&exit_refs, &proc);
+	if (!found)
+		return 0;
+	struct exit_refs r = *found;
+	/* Once per process: a dying process can pass here twice (dieFromSignal raises the signal
+	 * into its own handler first, then exits), and threads can exit at once; only the caller
+	 * whose delete succeeds reads the buffers, which would otherwise be handed over twice. */
+	if (bpf_map_delete_elem(&exit_refs, &proc))
+		return 0;
+	count(CNT_PROBE_HITS);
+#pragma unroll
+	for (int i = 0; i < EXIT_REFS_MAX; i++) {
+		u64 ref = r.ref[i], buf = 0, n = 0;
+		if (!ref)
+			continue;
+		if (bpf_probe_read_user(&buf, sizeof(buf), (void *)ref) || !buf ||
+		    bpf_probe_read_user(&n, sizeof(n), (void *)buf)) {
+			count(CNT_READ_FAILS);
+			continue;
+		}
+		emit_batch(proc, buf + 8, n, BPF_RB_FORCE_WAKEUP);
+	}
 	return 0;
 }

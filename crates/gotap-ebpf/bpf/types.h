@@ -215,6 +215,10 @@ struct site_event {
  * the buffer as one record: this head, then the events; the reader fills in proc. */
 #define EV_SITE_BATCH 8
 #define GOTAP_BATCH_CAP 16384  /* gotapBatchCap: the most one batch hit hands over */
+#define EXIT_REFS_MAX 3        /* batch buffers per process: net/http, database/sql, grpc */
+struct exit_refs {
+	u64 ref[EXIT_REFS_MAX]; /* runtime address of each buffer's reference, 0 = none */
+};
 struct site_batch_head {
 	u8 kind;
 	u8 _pad0[3];

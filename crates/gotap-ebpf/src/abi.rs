@@ -41,6 +41,21 @@ pub struct ProcCfg {
 unsafe impl aya::Pod for ProcCfg {}
 const _: () = assert!(std::mem::size_of::<ProcCfg>() == 216);
 
+/// Batch buffers per process the exit probe reads (`EXIT_REFS_MAX`).
+pub const EXIT_REFS_MAX: usize = 3;
+
+/// `struct exit_refs` (bpf/types.h): runtime addresses of a process's batch buffer references,
+/// for the exit probe (`exit_flush`); 0 = none.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExitRefs {
+    pub refs: [u64; EXIT_REFS_MAX],
+}
+
+// SAFETY: plain integers, no padding.
+unsafe impl aya::Pod for ExitRefs {}
+const _: () = assert!(std::mem::size_of::<ExitRefs>() == 24);
+
 pub const EV_SERVER: u8 = 1;
 pub const EV_CLIENT: u8 = 2;
 pub const EVF_HAS_PARENT: u8 = 1 << 0;

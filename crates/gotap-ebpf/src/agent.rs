@@ -37,6 +37,7 @@ const PROGRAMS: &[&str] = &[
     "site_http_server",
     "site_http_client",
     "site_batch",
+    "exit_flush",
 ];
 
 /// How long detaching from a process traced through batch sites waits for its last buffer: the
@@ -126,6 +127,9 @@ pub struct TracedProcess {
     pub tracing: TracingPath,
     /// Some of the probe sites are batch sites (many spans per hit).
     pub batched: bool,
+    /// The exit probe reads the batch buffers when the process exits or dies from a signal
+    /// (bpf/gotap.bpf.c, `exit_flush`).
+    pub exit_probe: bool,
     /// Features left out for this binary, as sentences.
     pub warnings: Vec<String>,
 }
@@ -137,6 +141,9 @@ struct Traced {
     usdt: Vec<UsdtLink>,
     info: TracedProcess,
     dev_ino: FileId,
+    /// The batch buffers' references (link-time address, file offset) and whether they move
+    /// with the load address, until they are in the `exit_refs` map ([`Agent::arm_exit_probe`]).
+    exit: Option<(Vec<(u64, u64)>, bool)>,
 }
 
 #[derive(Default)]
@@ -265,6 +272,7 @@ impl Agent {
             let _ = self.untrace_process(pid);
             return Err(EbpfError::BinaryChanged { pid });
         }
+        self.arm_exit_probe(pid);
         Ok(info)
     }
 
@@ -317,6 +325,7 @@ impl Agent {
             let _ = self.untrace_process(pid);
             return Err(EbpfError::BinaryChanged { pid });
         }
+        self.arm_exit_probe(pid);
         Ok(())
     }
 
@@ -350,6 +359,7 @@ impl Agent {
             usdt: Vec::new(),
             info: info.clone(),
             dev_ino,
+            exit: None,
         };
         let attached = match &plan {
             Analysed::Functions(plan) => self.attach_functions(&mut traced, target, plan, nz_pid),
@@ -461,7 +471,65 @@ impl Agent {
             .map_err(|e| attach_err(e.to_string()))?;
             traced.usdt.push(link);
         }
+        if let Some(exit) = &plan.exit {
+            let prog: &UProbe = self
+                .ebpf
+                .program("exit_flush")
+                .expect("loaded in Agent::load")
+                .try_into()
+                .expect("a uprobe");
+            for (function, offset) in &exit.probes {
+                let attach_err = |why: String| EbpfError::Attach {
+                    function: function.to_string(),
+                    path: plan.path.clone(),
+                    why,
+                };
+                let fd = prog.fd().map_err(|e| attach_err(chain(&e)))?;
+                let link = usdt::attach(fd.as_fd(), target, *offset, 0, pid, traced.id as u64)
+                    .map_err(|e| attach_err(e.to_string()))?;
+                traced.usdt.push(link);
+            }
+            traced.exit = Some((exit.refs.clone(), exit.pie));
+        }
         Ok(())
+    }
+
+    /// Tells the exit probe where process `pid`'s batch buffers are: their references' link-time
+    /// addresses, moved by the load address of a position-independent executable (known once it
+    /// has exec'd: called by [`Agent::trace_process`] and [`Agent::confirm_exec`]). Until then the
+    /// probe finds no entry and reads nothing. A failure only costs the spans buffered at exit:
+    /// logged, not returned.
+    fn arm_exit_probe(&mut self, pid: u32) {
+        let Some(t) = self.traced.get_mut(&pid) else {
+            return;
+        };
+        let Some((refs, pie)) = t.exit.take() else {
+            return;
+        };
+        let mut value = abi::ExitRefs::default();
+        for (slot, &(vaddr, offset)) in value.refs.iter_mut().zip(&refs) {
+            *slot = if pie {
+                match mapped_address(pid, t.dev_ino, offset) {
+                    Some(a) => a,
+                    None => {
+                        tracing::warn!(pid, "the executable's data is not mapped: spans buffered when it exits are not read");
+                        return;
+                    }
+                }
+            } else {
+                vaddr
+            };
+        }
+        let id = t.id;
+        let inserted = self
+            .ebpf
+            .map_mut("exit_refs")
+            .ok_or_else(|| "no exit_refs map".to_string())
+            .and_then(|m| BpfHashMap::<_, u32, abi::ExitRefs>::try_from(m).map_err(|e| chain(&e)))
+            .and_then(|mut m| m.insert(id, value, 0).map_err(|e| chain(&e)));
+        if let Err(why) = inserted {
+            tracing::warn!(pid, %why, "exit probe not armed: spans buffered when it exits are not read");
+        }
     }
 
     fn detach_links(&mut self, t: &mut Traced) {
@@ -524,6 +592,11 @@ impl Agent {
         if let Some(m) = self.ebpf.map_mut("cfgs") {
             if let Ok(mut cfgs) = BpfHashMap::<_, u32, ProcCfg>::try_from(m) {
                 let _ = cfgs.remove(&id);
+            }
+        }
+        if let Some(m) = self.ebpf.map_mut("exit_refs") {
+            if let Ok(mut refs) = BpfHashMap::<_, u32, abi::ExitRefs>::try_from(m) {
+                let _ = refs.remove(&id);
             }
         }
     }
@@ -660,6 +733,7 @@ impl Analysed {
                 probes: plan.sites.len(),
                 tracing: TracingPath::FunctionProbes,
                 batched: false,
+                exit_probe: false,
                 warnings: plan.warnings.clone(),
             },
             Analysed::Sites(plan) => TracedProcess {
@@ -671,6 +745,7 @@ impl Analysed {
                 probes: plan.sites.len(),
                 tracing: plan.tracing,
                 batched: plan.sites.iter().any(|s| s.program == "site_batch"),
+                exit_probe: plan.exit.is_some(),
                 warnings: plan.warnings.clone(),
             },
         }
@@ -736,7 +811,9 @@ fn read_loop(
                         shared.sql_truncated.fetch_add(1, Ordering::Relaxed);
                     }
                     match &resource {
-                        Some(r) if sites::emit(&ev, r.clone(), capture_query, &mut sink) => built += 1,
+                        Some(r) if sites::emit(&ev, r.clone(), capture_query, &mut sink) => {
+                            built += 1
+                        }
                         _ => bad += 1,
                     }
                 }
@@ -931,4 +1008,24 @@ fn one_line(s: &str) -> String {
         1..=4 => lines.join("; "),
         n => format!("{} … {}", lines[0], lines[n - 3..].join("; ")),
     }
+}
+
+/// Where process `pid` maps byte `offset` of its executable (device and inode `exe`): the
+/// file-backed mapping of the executable that covers it, from /proc/PID/maps.
+fn mapped_address(pid: u32, exe: FileId, offset: u64) -> Option<u64> {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
+    maps.lines().find_map(|line| {
+        // start-end perms offset dev inode path
+        let mut f = line.split_whitespace();
+        let (start, end) = f.next()?.split_once('-')?;
+        let (start, end) = (
+            u64::from_str_radix(start, 16).ok()?,
+            u64::from_str_radix(end, 16).ok()?,
+        );
+        let _perms = f.next()?;
+        let at = u64::from_str_radix(f.next()?, 16).ok()?;
+        let _dev = f.next()?;
+        let inode: u64 = f.next()?.parse().ok()?;
+        (inode == exe.1 && offset >= at && offset - at < end - start).then(|| start + (offset - at))
+    })
 }

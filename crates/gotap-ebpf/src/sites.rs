@@ -106,6 +106,24 @@ pub struct SiteProbe {
 /// (`SITE_COOKIE_EVENT` in bpf/types.h); the low 32 bits are the traced process's id.
 pub const SITE_COOKIE_EVENT: u64 = 1 << 32;
 
+/// The exit probe of a process traced through batch sites (bpf/gotap.bpf.c, `exit_flush`): the
+/// functions every exit of a Go process goes through but SIGKILL's, and the references of the
+/// batch buffers it then reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExitPlan {
+    /// (function, file offset of its entry).
+    pub probes: Vec<(&'static str, u64)>,
+    /// Link-time address and file offset of the buffers' references
+    /// (`usdt::batch_buffer_refs`), at most `abi::EXIT_REFS_MAX`.
+    pub refs: Vec<(u64, u64)>,
+    /// Position-independent executable: the references move with the load address.
+    pub pie: bool,
+}
+
+/// `runtime.exit`: the exit_group of `main` returning, `os.Exit` (`log.Fatal`) and a fatal
+/// panic; `runtime.dieFromSignal`: a signal whose default action kills (an unhandled SIGTERM).
+pub const EXIT_FUNCTIONS: [&str; 2] = ["runtime.exit", "runtime.dieFromSignal"];
+
 #[derive(Debug)]
 pub struct SitePlan {
     pub path: std::path::PathBuf,
@@ -115,14 +133,17 @@ pub struct SitePlan {
     pub instrumentations: Vec<&'static str>,
     pub warnings: Vec<String>,
     pub tracing: TracingPath,
+    /// Set when batch sites are used and the binary has their buffers' references (built by a
+    /// gotap that has them).
+    pub exit: Option<ExitPlan>,
 }
 
 /// Batch sites (docs/probes.md, "Batched sites"): USDT name, and the prefix of the per-span
 /// sites of the same package, which the batch site replaces when it is used.
-const BATCH_SITES: &[(&str, &str)] = &[
-    ("http_batch", "http_"),
-    ("sql_batch", "sql_"),
-    ("grpc_batch", "grpc_"),
+const BATCH_SITES: &[(&str, &str, u8)] = &[
+    ("http_batch", "http_", 1),
+    ("sql_batch", "sql_", 2),
+    ("grpc_batch", "grpc_", 3),
 ];
 
 /// The probe sites of `bin`, or `None` when it has no gotap probe this agent knows (then it is
@@ -154,8 +175,9 @@ fn plan_batched(
         path: bin.path().to_path_buf(),
         why,
     };
+    let mut batched = Vec::new();
     for p in probes.iter().filter(|p| p.provider == usdt::GOTAP_PROVIDER) {
-        let Some(&(_, prefix)) = BATCH_SITES.iter().find(|(n, _)| *n == p.name) else {
+        let Some(&(_, prefix, package)) = BATCH_SITES.iter().find(|(n, _, _)| *n == p.name) else {
             continue;
         };
         if normalise(&p.args_raw) != normalise(usdt::GOTAP_BATCH_ARGS) {
@@ -173,7 +195,8 @@ fn plan_batched(
             )));
         };
         let before = plan.sites.len();
-        plan.sites.retain(|s| !s.name["gotap:".len()..].starts_with(prefix));
+        plan.sites
+            .retain(|s| !s.name["gotap:".len()..].starts_with(prefix));
         if plan.sites.len() == before {
             continue; // no per-span site of that package: nothing it would replace
         }
@@ -184,8 +207,36 @@ fn plan_batched(
             semaphore_offset,
             event: false,
         });
+        batched.push(package);
+    }
+    plan.exit = exit_plan(bin, &batched);
+    if !batched.is_empty() && plan.exit.is_none() {
+        plan.warnings.push(
+            "no exit probe (the binary's batch buffers have no reference: built by an older gotap?): spans still buffered when it exits are lost; rebuild with `gotap build --probes`".into(),
+        );
     }
     Ok(Some(plan))
+}
+
+/// The exit probe for the batch buffers of `packages` (package numbers), if the binary has their
+/// references and the runtime's exit functions.
+fn exit_plan(bin: &GoBinary, packages: &[u8]) -> Option<ExitPlan> {
+    let mut refs: Vec<(u64, u64)> = usdt::batch_buffer_refs(bin)
+        .into_iter()
+        .filter(|(pkg, _)| packages.contains(pkg))
+        .filter_map(|(_, addr)| Some((addr, bin.vaddr_to_offset(addr)?)))
+        .collect();
+    refs.truncate(crate::abi::EXIT_REFS_MAX);
+    let probes: Vec<(&'static str, u64)> = EXIT_FUNCTIONS
+        .iter()
+        .filter_map(|name| Some((*name, bin.function(name)?.offset)))
+        .filter(|(_, offset)| *offset != 0)
+        .collect();
+    (!refs.is_empty() && !probes.is_empty()).then(|| ExitPlan {
+        probes,
+        refs,
+        pie: bin.elf().pie,
+    })
 }
 
 fn plan_from(bin: &GoBinary, probes: &[UsdtProbe]) -> Result<Option<SitePlan>, EbpfError> {
@@ -201,7 +252,7 @@ fn plan_from(bin: &GoBinary, probes: &[UsdtProbe]) -> Result<Option<SitePlan>, E
     for p in probes
         .iter()
         .filter(|p| p.provider == usdt::GOTAP_PROVIDER)
-        .filter(|p| !BATCH_SITES.iter().any(|(n, _)| *n == p.name))
+        .filter(|p| !BATCH_SITES.iter().any(|(n, _, _)| *n == p.name))
     {
         let Some(&(_, program, instr)) = KNOWN
             .iter()
@@ -265,6 +316,7 @@ fn plan_from(bin: &GoBinary, probes: &[UsdtProbe]) -> Result<Option<SitePlan>, E
             nop5,
             kernel_optimises: kernel_optimises_nop5(),
         },
+        exit: None,
     }))
 }
 
@@ -688,8 +740,22 @@ mod tests {
         ];
         let planned = |batched| {
             let p = plan_batched(&bin, &notes, batched).unwrap().unwrap();
-            assert_eq!(p.instrumentations, ["net/http server", "net/http client", "database/sql"]);
-            assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+            assert_eq!(
+                p.instrumentations,
+                ["net/http server", "net/http client", "database/sql"]
+            );
+            // This binary has no batch buffer reference: batched, it gets no exit probe and says so.
+            assert_eq!(p.exit, None);
+            if batched {
+                assert_eq!(p.warnings.len(), 1, "{:?}", p.warnings);
+                assert!(
+                    p.warnings[0].starts_with("no exit probe"),
+                    "{:?}",
+                    p.warnings
+                );
+            } else {
+                assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+            }
             p.sites
                 .iter()
                 .map(|s| (s.name.clone(), s.program, s.semaphore_offset))
@@ -721,7 +787,12 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(e.ends_with(&format!("probe gotap:http_batch has arguments `{args}`, expected `{batch}`")), "{e}");
+        assert!(
+            e.ends_with(&format!(
+                "probe gotap:http_batch has arguments `{args}`, expected `{batch}`"
+            )),
+            "{e}"
+        );
     }
 
     #[test]

@@ -443,7 +443,9 @@ fn adopt_shared(text: &[u8], name: &str) -> Vec<u8> {
 
 /// The package name in the package clause of the first of `files` (Go sources being compiled).
 fn package_name(files: &[String]) -> Result<String> {
-    let f = files.first().context("no Go file to take the package name from")?;
+    let f = files
+        .first()
+        .context("no Go file to take the package name from")?;
     let text = std::fs::read_to_string(f).with_context(|| format!("cannot read {f}"))?;
     text.lines()
         .find_map(|l| l.strip_prefix("package "))
@@ -635,7 +637,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("gotap-pkgname-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("a.go");
-        std::fs::write(&f, "// Package sql does things.\n//go:build amd64\n\npackage sql // import\n").unwrap();
+        std::fs::write(
+            &f,
+            "// Package sql does things.\n//go:build amd64\n\npackage sql // import\n",
+        )
+        .unwrap();
         assert_eq!(package_name(&[f.display().to_string()]).unwrap(), "sql");
         let _ = std::fs::remove_dir_all(&dir);
     }

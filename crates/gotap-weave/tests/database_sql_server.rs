@@ -102,7 +102,11 @@ fn woven_go_test(tc: Toolchain, rules: &str, tests: &[&str]) -> String {
         let text = std::fs::read_to_string(&p).unwrap();
         if text.contains("\npackage gotapshared\n") {
             let own = out.join(p.file_name().unwrap());
-            std::fs::write(&own, text.replace("\npackage gotapshared\n", "\npackage sql\n")).unwrap();
+            std::fs::write(
+                &own,
+                text.replace("\npackage gotapshared\n", "\npackage sql\n"),
+            )
+            .unwrap();
             p = own;
         }
         replace.insert(

@@ -30,20 +30,35 @@ const (
 	// package builds (a database/sql span with 4 KiB of query text) in an empty buffer.
 	gotapBatchCap = 16384
 	// gotapBatchDelay bounds how long a span waits in the buffer. Spans still buffered when the
-	// process exits are lost, like those in an OpenTelemetry SDK's batch processor (5 s there).
+	// process exits or dies from a signal are read by gotap's exit probe (gotapBatchRef); only a
+	// SIGKILL loses them, as it loses an OpenTelemetry SDK's batch (5 s there).
 	gotapBatchDelay = 10 * time.Millisecond
 	// gotapBatchPrefix is the size of what precedes each event in the buffer: its kind (the
 	// site event kinds of bpf/types.h) and 7 zero bytes, where gotap puts the process's id.
 	gotapBatchPrefix = 8
 )
 
-var gotapBatch struct {
+// gotapBatchBuffer is a package's buffer. Its first two fields are a contract with gotap's exit
+// probe (bpf/gotap.bpf.c, exit_flush): when the process exits or dies from a signal while spans
+// are still buffered, the probe reads n at offset 0 and that many bytes of events at offset 8.
+type gotapBatchBuffer struct {
+	n     int // bytes of complete events in buf; raised only after an event is copied whole
+	buf   [gotapBatchCap]byte
 	mu    sync.Mutex
-	n     int  // bytes of complete events in buf
 	armed bool // the flush timer is pending
 	timer *time.Timer
-	buf   [gotapBatchCap]byte
 }
+
+var gotapBatch gotapBatchBuffer
+
+// gotapBatchRef is where gotap finds the buffer, in stripped binaries too: the marker
+// "gotap-batchref-" followed by the package's number, then the buffer's address. Initialised
+// data holding a pointer (.data), so it is in the file; the code reaches the buffer through it,
+// which keeps the linker from dropping it.
+var gotapBatchRef = struct {
+	marker [2]uint64
+	buffer *gotapBatchBuffer
+}{[2]uint64{0x61622d7061746f67, 0x2d666572686374 | gotapBatchPackage<<56}, &gotapBatch}
 
 // gotapBatchAdd appends one span's event (gotapProbeEvent's result) of the given kind. The copy
 // is made under the lock: the event usually lives on the caller's stack.
@@ -52,7 +67,7 @@ func gotapBatchAdd(kind byte, event string) {
 	if need > gotapBatchCap {
 		return // cannot happen: every event is capped far below
 	}
-	b := &gotapBatch
+	b := gotapBatchRef.buffer
 	b.mu.Lock()
 	if b.n+need > gotapBatchCap {
 		gotapBatchFlushLocked()
@@ -74,7 +89,7 @@ func gotapBatchAdd(kind byte, event string) {
 
 // gotapBatchTick flushes what the buffer holds gotapBatchDelay after its first event.
 func gotapBatchTick() {
-	b := &gotapBatch
+	b := gotapBatchRef.buffer
 	b.mu.Lock()
 	b.armed = false
 	gotapBatchFlushLocked()
@@ -85,7 +100,7 @@ func gotapBatchTick() {
 // paths ((*http.Server).Shutdown and Close, (*grpc.Server).Stop and GracefulStop, (*sql.DB).Close,
 // deferred: after the last requests), after which a program usually exits.
 func gotapBatchFlush() {
-	b := &gotapBatch
+	b := gotapBatchRef.buffer
 	b.mu.Lock()
 	gotapBatchFlushLocked()
 	b.mu.Unlock()
@@ -94,7 +109,7 @@ func gotapBatchFlush() {
 // gotapBatchFlushLocked fires the batch site with the buffered events. The BPF program copies
 // them during the call, so the buffer is free again when it returns.
 func gotapBatchFlushLocked() {
-	b := &gotapBatch
+	b := gotapBatchRef.buffer
 	if b.n == 0 {
 		return
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // As each woven package defines it (net/http's number here).
@@ -23,6 +24,26 @@ func TestSemaphoreMarker(t *testing.T) {
 	}
 	if got := string(b); got != "gotap-batch-\x01\x00" {
 		t.Fatalf("marker %q", got)
+	}
+}
+
+// The layout gotap's exit probe reads (bpf/gotap.bpf.c, exit_flush; usdt::batch_refs).
+func TestBufferReferenceLayout(t *testing.T) {
+	var b []byte
+	for _, v := range gotapBatchRef.marker {
+		b = binary.LittleEndian.AppendUint64(b, v)
+	}
+	if got := string(b); got != "gotap-batchref-\x01" {
+		t.Fatalf("marker %q", got)
+	}
+	if off := unsafe.Offsetof(gotapBatchRef.buffer); off != 16 {
+		t.Fatalf("buffer address at offset %d", off)
+	}
+	if gotapBatchRef.buffer != &gotapBatch {
+		t.Fatal("the reference does not point to the buffer")
+	}
+	if n, buf := unsafe.Offsetof(gotapBatch.n), unsafe.Offsetof(gotapBatch.buf); n != 0 || buf != 8 {
+		t.Fatalf("n at %d, events at %d", n, buf)
 	}
 }
 
