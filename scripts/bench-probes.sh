@@ -33,6 +33,7 @@
 #   OTLP_PROTOCOL=grpc scripts/bench-probes.sh    # gotap run exports over gRPC (default http/protobuf)
 #   LOADS=self ROUNDS=8 scripts/bench-probes.sh    # only the closed loop, more rounds
 #   LOADS=pairs MODES="uprobes sites unbatched" ROUNDS=5 scripts/bench-probes.sh   # pinned pairs
+#   LOADS=toggle MODES="armed uprobes sites" ROUNDS=2 scripts/bench-probes.sh     # toggled tracers
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=env.sh
@@ -43,7 +44,8 @@ RATE=${RATE:-8000}
 WRK_SECS=${WRK_SECS:-8}
 SELF_SECS=${SELF_SECS:-6}
 # Which loads: rate (vegeta at RATE, then wrk at saturation), self (the in-process closed loop),
-# pairs (pinned pairs of closed loops, see pair_mode; not part of the default).
+# pairs (pinned pairs of closed loops, see pair_mode), toggle (a tracer switched on and off under
+# one closed loop, see toggle_mode); the last two are not part of the default.
 LOADS=${LOADS:-rate self}
 VEGETA_SECS=${VEGETA_SECS:-10}
 PORT=${PORT:-18951}
@@ -90,14 +92,16 @@ wait_ready() {
   echo "bench-probes.sh: the service never answered on port $PORT" >&2; return 1
 }
 
-# Sets net/http's batch semaphore of the --probes binary in process $1 to 1 (non-PIE: address =
-# vaddr).
+# Sets net/http's batch semaphore of the --probes binary in process $1 to 1 (arm) or 0 (disarm)
+# (non-PIE: address = vaddr).
 SEM_ADDR=$("$GOTAP" probes list --json "$OUT/httpsvc-probes" | python3 -c 'import json,sys; print(next(p["semaphore"] for p in json.load(sys.stdin)["probes"] if p["name"] == "http_batch"))')
-arm() {
-  python3 - "$1" "$SEM_ADDR" <<'PY'
+arm() { set_semaphore "$1" 1; }
+disarm() { set_semaphore "$1" 0; }
+set_semaphore() {
+  python3 - "$1" "$SEM_ADDR" "$2" <<'PY'
 import sys
 with open(f"/proc/{sys.argv[1]}/mem", "r+b", buffering=0) as m:
-    m.seek(int(sys.argv[2])); m.write((1).to_bytes(2, "little"))
+    m.seek(int(sys.argv[2])); m.write(int(sys.argv[3]).to_bytes(2, "little"))
 PY
 }
 
@@ -254,6 +258,71 @@ PY
   done
 }
 
+# Toggle (LOADS=toggle): one closed loop (httpsvc -selfload, GOMAXPROCS=1) pinned to CPU 1 for
+# TOGGLE_SECS, reporting its wall time per request every 250 ms, while a tracer is switched on and
+# off every TOGGLE_WIN seconds on the same CPU: `gotap attach` (its reader shares the CPU, as in
+# the pairs) for uprobes (plain binary) and sites (--probes binary), the batch semaphore written
+# 1 then 0 for armed. Each mode is compared with itself untraced a few seconds earlier and later,
+# interval by interval, so the host's slow drifts cancel; the switching itself (attach, detach)
+# is left out: only intervals well inside a window count. The other CPU runs only this script.
+TOGGLE_SECS=${TOGGLE_SECS:-60}
+TOGGLE_WIN=${TOGGLE_WIN:-4}
+now_ns() { date +%s%N; }
+toggle_mode() { # $1 = mode, $2 = round
+  local mode=$1 log=$OUT/toggle-$1-$2.log marks=$OUT/toggle-$1-$2.marks bin=$OUT/httpsvc-probes gp t
+  [ "$mode" = uprobes ] && bin=$OUT/httpsvc-plain
+  : >"$log"; : >"$marks"
+  GOMAXPROCS=1 taskset -c 1 "$bin" -listen "127.0.0.1:$PORT" -name bench -selfload "${TOGGLE_SECS}s" \
+    -selfload-tick 250ms >/dev/null 2>"$log" &
+  local svc=$!
+  for _ in $(seq 500); do grep -q "selfload measuring" "$log" && break; sleep 0.01; done
+  while kill -0 "$svc" 2>/dev/null; do
+    sleep "$TOGGLE_WIN"
+    kill -0 "$svc" 2>/dev/null || break
+    case $mode in
+      armed) arm "$svc"; echo "on $(now_ns)" >>"$marks" ;;
+      uprobes|sites)
+        taskset -c 1 "$GOTAP" attach --no-console --service-name bench --pid "$svc" >/dev/null 2>"$OUT/toggle-gotap.log" &
+        gp=$!
+        for _ in $(seq 1000); do grep -q "gotap: tracing" "$OUT/toggle-gotap.log" && break; kill -0 "$gp" 2>/dev/null || break; sleep 0.01; done
+        echo "on $(now_ns)" >>"$marks" ;;
+    esac
+    sleep "$TOGGLE_WIN"
+    echo "off $(now_ns)" >>"$marks"
+    case $mode in
+      armed) kill -0 "$svc" 2>/dev/null && disarm "$svc" ;;
+      *) kill -INT "$gp" 2>/dev/null; wait "$gp" || true ;;
+    esac
+    echo "idle $(now_ns)" >>"$marks"
+  done
+  wait "$svc" || true
+  python3 - "$mode" "$2" "$log" "$marks" >>"$RESULTS" <<'PY'
+import json, re, statistics as st, sys
+mode, rnd, log, marks = sys.argv[1:]
+ticks = [(int(m.group(1)), float(m.group(2)) / 1e3) for m in
+         re.finditer(r"tick end_unix_ns=(\d+) requests=\d+ cpu_ns_per_request=\d+ wall_ns_per_request=(\d+)", open(log).read())]
+ev = [(l.split()[0], int(l.split()[1])) for l in open(marks)]
+TICK, SETTLE = 250_000_000, 300_000_000
+def inside(a, b):  # intervals wholly within [a + SETTLE, b]
+    return [w for end, w in ticks if end - TICK >= a + SETTLE and end <= b]
+# Windows: traced = [on, off]; untraced = [idle, next on] (and before the first on).
+on = [t for k, t in ev if k == "on"]; off = [t for k, t in ev if k == "off"]; idle = [t for k, t in ev if k == "idle"]
+start = ticks[0][0] - TICK if ticks else 0
+quiet = [(start - SETTLE, on[0] if on else 0)] + [(idle[i], on[i + 1] if i + 1 < len(on) else ticks[-1][0]) for i in range(len(idle))]
+diffs = []
+for i in range(min(len(on), len(off))):
+    traced = inside(on[i], off[i])
+    around = inside(*quiet[i]) + (inside(*quiet[i + 1]) if i + 1 < len(quiet) else [])
+    if len(traced) >= 3 and len(around) >= 3:
+        diffs.append(st.median(traced) - st.median(around))
+if not diffs:
+    sys.exit(f"bench-probes.sh: no usable toggle window for {mode} (see {log}, {marks})")
+print(json.dumps({"toggle_mode": mode, "round": int(rnd), "windows": len(diffs),
+                  "overhead_us": st.median(diffs), "diffs": [round(d, 2) for d in diffs]}))
+PY
+  tail -1 "$RESULTS"
+}
+
 echo "== $("$GO" version), $(nproc) cores, kernel $(uname -r); $ROUNDS rounds; vegeta -rate=$RATE/s -duration=${VEGETA_SECS}s and wrk -t1 -c10 -d${WRK_SECS}s on GET /users/42"
 for round in $(seq "$ROUNDS"); do
   for mode in $MODES; do
@@ -270,6 +339,10 @@ for round in $(seq "$ROUNDS"); do
   for mode in $MODES; do
     [[ " $LOADS " == *" pairs "* && $mode != plain ]] || continue
     pair_mode "$mode" "$round"
+  done
+  for mode in $MODES; do
+    [[ " $LOADS " == *" toggle "* && " armed uprobes sites " == *" $mode "* ]] || continue
+    toggle_mode "$mode" "$round"
   done
 done
 
@@ -428,6 +501,21 @@ if pairs:
             if m in pm:
                 print(f"pinned pairs: function uprobes {po('uprobes'):+.2f} µs, {label[m]} {po(m):+.2f} µs: "
                       f"{po('uprobes') / po(m) if po(m) > 0 else float('inf'):.1f}× less")
+toggles = [r for r in rows if "toggle_mode" in r]
+if toggles:
+    print("\ntoggled tracers (one closed loop on one CPU, the tracer switched on and off every "
+          "few seconds on the same CPU; each window against the untraced ones around it)\n")
+    print("| mode | windows | overhead µs/req (median of windows) | windows' overheads |")
+    print("|---|---|---|---|")
+    to = {}
+    for m in ("armed", "uprobes", "sites"):
+        ds = [d for r in toggles if r["toggle_mode"] == m for d in r["diffs"]]
+        if ds:
+            to[m] = st.median(ds)
+            print(f"| {label[m]} | {len(ds)} | {to[m]:+.2f} | " + ", ".join("%+.1f" % d for d in ds) + " |")
+    if "uprobes" in to and "sites" in to:
+        print(f"toggled: function uprobes {to['uprobes']:+.2f} µs, batch sites {to['sites']:+.2f} µs: "
+              f"{to['uprobes'] / to['sites'] if to['sites'] > 0 else float('inf'):.1f}× less")
 for m in ("uprobes", "sites"):
     paths = {r.get("path", "") for r in runs if r["mode"] == m}
     print(f"{m}: {' | '.join(sorted(paths))}")

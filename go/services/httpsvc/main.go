@@ -139,6 +139,7 @@ func main() {
 	once := flag.String("once", "", "GET this URL first thing, print the status and exit without serving")
 	graceful := flag.Bool("graceful", false, "on SIGINT/SIGTERM, count the signals for 300ms, print the count and exit 0")
 	selfload := flag.Duration("selfload", 0, "serve, GET /users/42 from inside the process one request at a time for this long (after 1s of warm-up), print the cost per request on stderr and exit")
+	selfloadTick := flag.Duration("selfload-tick", 0, "with -selfload: also print the cost per request of every interval this long")
 	flag.Parse()
 
 	if *graceful {
@@ -190,7 +191,7 @@ func main() {
 	fmt.Fprintf(os.Stderr, "httpsvc %s listening on %s\n", s.name, ln.Addr())
 	if *selfload > 0 {
 		go http.Serve(ln, mux)
-		selfLoad(ln.Addr().String(), *selfload)
+		selfLoad(ln.Addr().String(), *selfload, *selfloadTick)
 		return
 	}
 	log.Fatal(http.Serve(ln, mux))
@@ -207,7 +208,13 @@ func main() {
 //
 //	selfload measuring
 //	selfload requests=N seconds=S cpu_ns_per_request=C wall_ns_per_request=W
-func selfLoad(addr string, d time.Duration) {
+//
+// With tick > 0, also one line per interval of that length (end time in Unix ns), so that a
+// tracer attached and detached during the run can be compared with itself detached, interval by
+// interval (scripts/bench-probes.sh, LOADS=toggle):
+//
+//	selfload tick end_unix_ns=T requests=N cpu_ns_per_request=C wall_ns_per_request=W
+func selfLoad(addr string, d, tick time.Duration) {
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		log.Fatalf("httpsvc: selfload: %v", err)
@@ -233,11 +240,21 @@ func selfLoad(addr string, d time.Duration) {
 	}
 	fmt.Fprintln(os.Stderr, "selfload measuring")
 	cpu0, t0, n := cpuTime(), time.Now(), 0
+	tickCPU, tickT, tickN := cpu0, t0, 0
 	for time.Since(t0) < d {
 		for i := 0; i < 100; i++ {
 			get()
 		}
 		n += 100
+		if tick > 0 {
+			tickN += 100
+			if now := time.Now(); now.Sub(tickT) >= tick {
+				c := cpuTime()
+				fmt.Fprintf(os.Stderr, "selfload tick end_unix_ns=%d requests=%d cpu_ns_per_request=%.0f wall_ns_per_request=%.0f\n",
+					now.UnixNano(), tickN, float64((c-tickCPU).Nanoseconds())/float64(tickN), float64(now.Sub(tickT).Nanoseconds())/float64(tickN))
+				tickCPU, tickT, tickN = c, now, 0
+			}
+		}
 	}
 	cpu, wall := cpuTime()-cpu0, time.Since(t0)
 	fmt.Fprintf(os.Stderr, "selfload requests=%d seconds=%.3f cpu_ns_per_request=%.0f wall_ns_per_request=%.0f\n",
