@@ -272,7 +272,7 @@ impl Agent {
             let _ = self.untrace_process(pid);
             return Err(EbpfError::BinaryChanged { pid });
         }
-        self.arm_exit_probe(pid);
+        self.arm_exit_probe(pid, true);
         Ok(info)
     }
 
@@ -308,6 +308,7 @@ impl Agent {
             let _ = self.untrace_process(pid);
             return Err(EbpfError::BinaryChanged { pid });
         }
+        self.arm_exit_probe(pid, false);
         Ok(info)
     }
 
@@ -325,7 +326,7 @@ impl Agent {
             let _ = self.untrace_process(pid);
             return Err(EbpfError::BinaryChanged { pid });
         }
-        self.arm_exit_probe(pid);
+        self.arm_exit_probe(pid, true);
         Ok(())
     }
 
@@ -495,11 +496,12 @@ impl Agent {
     }
 
     /// Tells the exit probe where process `pid`'s batch buffers are: their references' link-time
-    /// addresses, moved by the load address of a position-independent executable (known once it
-    /// has exec'd: called by [`Agent::trace_process`] and [`Agent::confirm_exec`]). Until then the
-    /// probe finds no entry and reads nothing. A failure only costs the spans buffered at exit:
-    /// logged, not returned.
-    fn arm_exit_probe(&mut self, pid: u32) {
+    /// addresses, or for a position-independent executable where the process maps them (known
+    /// once it has exec'd). Called by [`Agent::trace_executable`] (before the exec: a fixed-address
+    /// executable is armed there, before its first instruction), [`Agent::confirm_exec`] and
+    /// [`Agent::trace_process`] (`last`: no later chance). Until then the probe finds no entry
+    /// and reads nothing. A failure only costs the spans buffered at exit: logged, not returned.
+    fn arm_exit_probe(&mut self, pid: u32, last: bool) {
         let Some(t) = self.traced.get_mut(&pid) else {
             return;
         };
@@ -511,6 +513,10 @@ impl Agent {
             *slot = if pie {
                 match mapped_address(pid, t.dev_ino, offset) {
                     Some(a) => a,
+                    None if !last => {
+                        t.exit = Some((refs, pie)); // not exec'd yet: armed by confirm_exec
+                        return;
+                    }
                     None => {
                         tracing::warn!(pid, "the executable's data is not mapped: spans buffered when it exits are not read");
                         return;
