@@ -252,11 +252,7 @@ mod tests {
 
     #[test]
     fn refused_connections_are_errors_not_latency_gaps() {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port(); // closed again
+        let port = gotap_testkit::free_port(); // closed again
         let r = open_loop(target(port), 50.0, Duration::from_millis(200)).unwrap();
         assert_eq!(r.sent, 10);
         assert_eq!(r.errors, 10);

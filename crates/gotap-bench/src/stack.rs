@@ -3,7 +3,7 @@
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -237,9 +237,10 @@ fn memmem_find(hay: &[u8], needle: &[u8]) -> bool {
         .any(|(i, _)| hay[i..].starts_with(needle))
 }
 
-/// A free loopback port (bound then released: the child binds it right after).
+/// A free loopback port (bound then released: the child binds it right after), below the
+/// ephemeral range so that no outgoing connection takes it in between.
 pub fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(gotap_testkit::try_free_port()?)
 }
 
 /// A child process stopped with SIGTERM (graceful: the SDK flushes its spans) when dropped.
@@ -274,12 +275,22 @@ impl Proc {
     pub fn check_alive(&mut self) -> Result<()> {
         if let Some(st) = self.child.try_wait()? {
             let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            let last = log
+            // The last few lines: under `gotap run` the very last one is gotap's own summary,
+            // and the service's reason (a bind error, say) is just above it.
+            let mut tail: Vec<&str> = log
                 .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
                 .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("(empty log)");
-            bail!("{} exited early ({st}): {}", self.name, last.trim());
+                .take(3)
+                .collect();
+            tail.reverse();
+            let tail = if tail.is_empty() {
+                "(empty log)".to_owned()
+            } else {
+                tail.join(" | ")
+            };
+            bail!("{} exited early ({st}): {tail}", self.name);
         }
         Ok(())
     }

@@ -243,11 +243,50 @@ fn fnv(s: &str) -> u64 {
 
 /// A TCP port that was free on 127.0.0.1 a moment ago.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    try_free_port().expect("no free TCP port on 127.0.0.1")
+}
+
+/// A TCP port that was free on 127.0.0.1 a moment ago, taken below the kernel's ephemeral range.
+///
+/// Why not bind port 0: that hands out an ephemeral port, and between our release and the child's
+/// bind any outgoing connection on the host (load generators, exporters) may take the same port as
+/// its source port; the child then fails with "address already in use". Ports below the ephemeral
+/// range are only ever taken by an explicit bind. Each process walks them from its own random
+/// start, so concurrent tests and arena runs do not hand out the same port either.
+pub fn try_free_port() -> std::io::Result<u16> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    const LOW: u32 = 10_000;
+    let high = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768)
+        .min(65_535);
+    if high < LOW + 1_000 {
+        // An unusual ephemeral range leaves no room below it: fall back to the kernel's choice.
+        return Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port());
+    }
+    let span = high - LOW;
+    if NEXT.load(Ordering::Relaxed) == u32::MAX {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let seed = (std::process::id().wrapping_mul(7_919) ^ nanos) % span;
+        let _ = NEXT.compare_exchange(u32::MAX, seed, Ordering::Relaxed, Ordering::Relaxed);
+    }
+    for _ in 0..span {
+        let port = LOW + NEXT.fetch_add(1, Ordering::Relaxed) % span;
+        if std::net::TcpListener::bind(("127.0.0.1", port as u16)).is_ok() {
+            return Ok(port as u16);
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        "every port below the ephemeral range is taken",
+    ))
 }
 
 /// A child process that is killed and reaped when the guard drops, so a failing test leaves
@@ -346,4 +385,29 @@ pub fn gotap_command(tc: Toolchain) -> Command {
         .env("GOFLAGS", "-modcacherw")
         .env_remove("GOTAP_WEAVE_CONFIG");
     c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_ports_are_distinct_bindable_and_below_the_ephemeral_range() {
+        let low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let ports: Vec<u16> = (0..50).map(|_| free_port()).collect();
+        let mut uniq = ports.clone();
+        uniq.sort_unstable();
+        uniq.dedup();
+        assert_eq!(uniq.len(), ports.len(), "{ports:?}");
+        for p in ports {
+            assert!((10_000..low).contains(&p), "{p} not below {low}");
+            std::net::TcpListener::bind(("127.0.0.1", p)).unwrap();
+        }
+    }
 }
