@@ -624,7 +624,7 @@ fn selfload_is_traced_as_one_server_span_per_request() {
             ),
             (2, Some("/users/{id}"), Some(200)),
             "{}",
-            dump(&[s.clone()])
+            dump(std::slice::from_ref(s))
         );
     }
 }
