@@ -620,11 +620,11 @@ fn attach_detach_cycles_under_load() {
     eprintln!("probe sites under load: {total} requests, all answered unchanged");
 }
 
-/// A process traced through batch sites that exits on its own leaves no span in its buffer: the
-/// exit probe reads it. Killed by a SIGTERM it does not handle (runtime.dieFromSignal) right
-/// after its last response, and returning from main right after one request (`-once`:
-/// runtime.exit), both before the buffer's 10 ms flush delay. Without the exit probe the last
-/// spans (all of `-once`'s one) are lost.
+/// A process traced through batch sites that exits leaves no span in its buffer: the exit probe
+/// reads it. Killed by a SIGTERM it does not handle (runtime.dieFromSignal) or by SIGKILL (the
+/// exit tracepoint) right after its last response, and returning from main right after one
+/// request (`-once`: runtime.exit), all before the buffer's 10 ms flush delay. Without the exit
+/// probe the last spans (all of `-once`'s one) are lost.
 fn spans_buffered_at_exit(tc: Toolchain, variant: Variant) {
     require_root();
     let dir = scratch(&format!("probes-exit-{}-{}", tc.label(), variant.label()));
@@ -637,64 +637,69 @@ fn spans_buffered_at_exit(tc: Toolchain, variant: Variant) {
         ]
     };
 
-    // Killed: 30 requests on one connection, then SIGTERM to the service itself (not through
-    // gotap run, which would let the buffer's delay pass before forwarding it).
-    let killed = dir.join("killed.jsonl");
-    let port = free_port();
-    let mut g = gotap_run(
-        &flags(&killed),
-        &bin,
-        &svc_args(port, "K", None),
-        "gotap run (killed)",
-    );
-    wait_listening(port, &mut g);
-    let line = g
-        .stderr
-        .text_containing("gotap: tracing ", Duration::from_secs(30));
-    assert!(line.contains("on batched probe sites ("), "{line}");
-    let svc = g.pid_of_child();
-    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let mut reader = std::io::BufReader::new(conn.try_clone().unwrap());
-    for i in 0..30 {
-        use std::io::{BufRead, Read, Write};
-        // One write: pieces would wait for delayed ACKs (Nagle), 40 ms per request.
-        conn.write_all(format!("GET /users/{i} HTTP/1.1\r\nHost: k\r\n\r\n").as_bytes())
-            .unwrap();
-        let mut len = 0;
-        loop {
-            let mut l = String::new();
-            reader.read_line(&mut l).unwrap();
-            if let Some(v) = l.to_ascii_lowercase().strip_prefix("content-length:") {
-                len = v.trim().parse().unwrap();
+    // Killed: 30 requests on one connection, then a signal to the service itself (not through
+    // gotap run, which would let the buffer's delay pass before forwarding it). SIGTERM, which it
+    // does not handle, goes through runtime.dieFromSignal; SIGKILL runs none of its code and only
+    // the exit tracepoint sees it.
+    for (sig, name) in [(libc::SIGTERM, "sigterm"), (libc::SIGKILL, "sigkill")] {
+        let killed = dir.join(format!("killed-{name}.jsonl"));
+        let port = free_port();
+        let mut g = gotap_run(
+            &flags(&killed),
+            &bin,
+            &svc_args(port, "K", None),
+            "gotap run (killed)",
+        );
+        wait_listening(port, &mut g);
+        let line = g
+            .stderr
+            .text_containing("gotap: tracing ", Duration::from_secs(30));
+        assert!(line.contains("on batched probe sites ("), "{line}");
+        let svc = g.pid_of_child();
+        let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let mut reader = std::io::BufReader::new(conn.try_clone().unwrap());
+        for i in 0..30 {
+            use std::io::{BufRead, Read, Write};
+            // One write: pieces would wait for delayed ACKs (Nagle), 40 ms per request.
+            conn.write_all(format!("GET /users/{i} HTTP/1.1\r\nHost: k\r\n\r\n").as_bytes())
+                .unwrap();
+            let mut len = 0;
+            loop {
+                let mut l = String::new();
+                reader.read_line(&mut l).unwrap();
+                if let Some(v) = l.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+                if l == "\r\n" {
+                    break;
+                }
             }
-            if l == "\r\n" {
-                break;
-            }
+            let mut body = vec![0; len];
+            reader.read_exact(&mut body).unwrap();
         }
-        let mut body = vec![0; len];
-        reader.read_exact(&mut body).unwrap();
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(svc as i32, sig) };
+        let f = g.wait(Duration::from_secs(60));
+        assert!(!f.stderr.contains("when it is killed"), "{}", f.stderr);
+        let spans = parse_otlp_json_lines(&std::fs::read_to_string(&killed).unwrap_or_default());
+        let users: Vec<_> = spans
+            .iter()
+            .filter_map(|s| s.str("url.path"))
+            .filter(|p| p.starts_with("/users/"))
+            .collect();
+        assert_eq!(users.len(), 30, "{name}: {}\n{}", f.stderr, dump(&spans));
+        assert!(
+            users.contains(&"/users/29"),
+            "{name}: the last request's span: {users:?}"
+        );
+        // No hit per span: the requests came faster than the buffer's delay, and the buffer went
+        // out at exit (one hit per process, not counted).
+        assert!(
+            hits_per_span(f.stderr.trim_end()) < 1.0,
+            "{name}: through the batch site: {}",
+            f.stderr
+        );
     }
-    // SAFETY: kill has no memory-safety preconditions.
-    unsafe { libc::kill(svc as i32, libc::SIGTERM) };
-    let f = g.wait(Duration::from_secs(60));
-    let spans = parse_otlp_json_lines(&std::fs::read_to_string(&killed).unwrap_or_default());
-    let users: Vec<_> = spans
-        .iter()
-        .filter_map(|s| s.str("url.path"))
-        .filter(|p| p.starts_with("/users/"))
-        .collect();
-    assert_eq!(users.len(), 30, "{}\n{}", f.stderr, dump(&spans));
-    assert!(
-        users.contains(&"/users/29"),
-        "the last request's span: {users:?}"
-    );
-    // No hit per span: the requests came faster than the buffer's delay, and the buffer went out
-    // through the exit probe (one hit per process, not counted).
-    assert!(
-        hits_per_span(f.stderr.trim_end()) < 1.0,
-        "through the batch site: {}",
-        f.stderr
-    );
 
     // Returning from main right after its one client request.
     let once = dir.join("once.jsonl");

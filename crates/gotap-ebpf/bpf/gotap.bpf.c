@@ -1005,24 +1005,20 @@ struct {
 	__uint(max_entries, 4096);
 } exit_refs SEC(".maps");
 
-/* The spans a process still buffers when it exits: on runtime.exit (main returned, os.Exit,
- * log.Fatal, an unrecovered panic) and runtime.dieFromSignal (a signal's default action, e.g. a
- * SIGTERM the program does not handle), read each of its batch buffers (n at offset 0, events at
- * 8) and hand them over as batch records, woken at once: the process is going. Cookie: the
- * traced process's id. */
-SEC("uprobe")
-int exit_flush(struct pt_regs *ctx)
+/* Reads the batch buffers of traced process proc (n at offset 0, events at 8) and hands them over
+ * as batch records, woken at once: the process is going. */
+static __always_inline void flush_exit(u32 proc)
 {
-	u32 proc = (u32)bpf_get_attach_cookie(ctx);
 	struct exit_refs *found = bpf_map_lookup_elem(&exit_refs, &proc);
 	if (!found)
-		return 0;
+		return;
 	struct exit_refs r = *found;
 	/* Once per process: a dying process can pass here twice (dieFromSignal raises the signal
-	 * into its own handler first, then exits), and threads can exit at once; only the caller
-	 * whose delete succeeds reads the buffers, which would otherwise be handed over twice. */
+	 * into its own handler first, then exits; the exit tracepoint follows every exit), and
+	 * threads can exit at once; only the caller whose delete succeeds reads the buffers, which
+	 * would otherwise be handed over twice. */
 	if (bpf_map_delete_elem(&exit_refs, &proc))
-		return 0;
+		return;
 	/* Not counted in CNT_PROBE_HITS: that figure is the per-span cost (hits per span). */
 #pragma unroll
 	for (int i = 0; i < EXIT_REFS_MAX; i++) {
@@ -1036,5 +1032,55 @@ int exit_flush(struct pt_regs *ctx)
 		}
 		emit_batch(proc, buf + 8, n, BPF_RB_FORCE_WAKEUP);
 	}
+}
+
+/* The spans a process still buffers when it exits: on runtime.exit (main returned, os.Exit,
+ * log.Fatal, an unrecovered panic) and runtime.dieFromSignal (a signal's default action, e.g. a
+ * SIGTERM the program does not handle). Cookie: the traced process's id. */
+SEC("uprobe")
+int exit_flush(struct pt_regs *ctx)
+{
+	flush_exit((u32)bpf_get_attach_cookie(ctx));
+	return 0;
+}
+
+/* Traced processes with armed exit_refs, by their thread group id in gotap's PID namespace. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, u32);
+	__type(value, u32); /* the traced process's id */
+	__uint(max_entries, 4096);
+} exit_pids SEC(".maps");
+
+/* gotap's PID namespace (st_dev, st_ino of /proc/self/ns/pid), set at load; ino 0: the initial
+ * namespace, whose pids are the kernel's own (the usual case, and the one that also sees the
+ * processes of containers). */
+volatile const u64 gotap_pidns_dev = 0;
+volatile const u64 gotap_pidns_ino = 0;
+
+/* Every other way to die, SIGKILL and the kernel's OOM killer above all, runs no code of the
+ * process: the scheduler's exit tracepoint, raw (args[0] the task, args[1] group_dead), fires in
+ * each exiting thread before its address space is released on kernels that pass group_dead
+ * (attaching fails on older ones, whose tracepoint comes after). The last thread of the group
+ * reads the buffers; the address space lives as long as it does. A process that already went
+ * through exit_flush has no exit_refs entry left. */
+SEC("raw_tracepoint/sched_process_exit")
+int exit_flush_tp(struct bpf_raw_tracepoint_args *ctx)
+{
+	if (!ctx->args[1])
+		return 0;
+	u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (gotap_pidns_ino) {
+		struct bpf_pidns_info ns = {};
+		if (bpf_get_ns_current_pid_tgid(gotap_pidns_dev, gotap_pidns_ino, &ns, sizeof(ns)))
+			return 0; /* lives in another namespace than gotap: not one of ours */
+		tgid = ns.tgid;
+	}
+	u32 *proc = bpf_map_lookup_elem(&exit_pids, &tgid);
+	if (!proc)
+		return 0;
+	u32 p = *proc;
+	bpf_map_delete_elem(&exit_pids, &tgid);
+	flush_exit(p);
 	return 0;
 }

@@ -13,7 +13,7 @@ use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::uprobe::{
     UProbeAttachLocation, UProbeAttachPoint, UProbeLink, UProbeLinkId, UProbeScope,
 };
-use aya::programs::UProbe;
+use aya::programs::{RawTracePoint, UProbe};
 use aya::{Ebpf, EbpfLoader};
 use gotap_spans::sink::{Collect, SpanSink};
 use gotap_spans::{semconv, Resource, Span};
@@ -165,7 +165,13 @@ pub struct Agent {
     wake: Arc<Wait>,
     reader: Option<JoinHandle<()>>,
     batch_sites: bool,
+    /// The exit tracepoint (`exit_flush_tp`: spans buffered by a process that is killed),
+    /// attached with the first process that has an exit probe; `None` until then.
+    exit_tp: Option<Result<(), String>>,
 }
+
+/// `PROC_PID_INIT_INO`: the inode of the initial PID namespace (include/linux/proc_ns.h).
+const INIT_PID_NS_INO: u64 = 0xEFFF_FFFC;
 
 impl Agent {
     /// Loads the BPF programs (not attached yet) and starts the thread that drains the ring buffer
@@ -187,8 +193,17 @@ impl Agent {
         crate::env::check_environment()?;
         crate::env::prepare_pin_dir(&opts.link_map_pin_dir)?;
         let pin = opts.link_map_pin_dir.join(LINK_MAP_NAME);
+        // The exit tracepoint keys processes by pid as gotap sees them: in the initial namespace
+        // that is the kernel's own tgid (ino 0 tells the program so), elsewhere it asks the kernel
+        // for the pid in gotap's namespace.
+        let (ns_dev, ns_ino) = match std::fs::metadata("/proc/self/ns/pid") {
+            Ok(m) if m.ino() != INIT_PID_NS_INO => (m.dev(), m.ino()),
+            _ => (0u64, 0u64),
+        };
         let mut ebpf = EbpfLoader::new()
             .map_pin_path(LINK_MAP_NAME, pin.as_path())
+            .override_global("gotap_pidns_dev", &ns_dev, true)
+            .override_global("gotap_pidns_ino", &ns_ino, true)
             .load(BPF_OBJ)
             .map_err(|e| EbpfError::Load(chain(&e)))?;
         for name in PROGRAMS.iter().chain(crate::sites_more::PROGRAMS) {
@@ -236,6 +251,7 @@ impl Agent {
             wake,
             reader: Some(reader),
             batch_sites: opts.batch_sites,
+            exit_tp: None,
         })
     }
 
@@ -347,7 +363,7 @@ impl Agent {
         })?;
         let id = self.next_id;
         self.next_id += 1;
-        let info = plan.info(pid);
+        let mut info = plan.info(pid);
         fill_resource(&mut resource, pid, &info.go_version);
         self.shared
             .resources
@@ -368,9 +384,18 @@ impl Agent {
         };
         if let Err(e) = attached {
             self.detach_links(&mut traced);
-            self.forget(id);
+            self.forget(id, pid);
             self.shared.resources.lock().unwrap().remove(&id);
             return Err(e);
+        }
+        if traced.exit.is_some() {
+            if let Err(why) = self.exit_tracepoint() {
+                let w = format!(
+                    "spans it buffers when it is killed (SIGKILL, OOM kill) are lost: {why}"
+                );
+                info.warnings.push(w.clone());
+                traced.info.warnings.push(w);
+            }
         }
         tracing::debug!(pid, probes = info.probes, tracing = %info.tracing, "attached");
         self.traced.insert(pid, traced);
@@ -495,6 +520,29 @@ impl Agent {
         Ok(())
     }
 
+    /// Attaches the exit tracepoint once (bpf/gotap.bpf.c, `exit_flush_tp`): it reads the batch
+    /// buffers of a process that dies without running any code of its own (SIGKILL, OOM kill).
+    fn exit_tracepoint(&mut self) -> Result<(), String> {
+        if let Some(done) = &self.exit_tp {
+            return done.clone();
+        }
+        let attached = self
+            .ebpf
+            .program_mut("exit_flush_tp")
+            .ok_or_else(|| "exit_flush_tp missing from the object".to_string())
+            .and_then(|p| <&mut RawTracePoint>::try_from(p).map_err(|e| chain(&e)))
+            .and_then(|p| {
+                p.load().map_err(|e| chain(&e))?;
+                p.attach("sched_process_exit").map_err(|e| chain(&e))
+            })
+            .map(|_link| ()) // owned by the program: attached while the agent lives
+            .map_err(|e| {
+                format!("no exit tracepoint on this kernel (sched_process_exit with group_dead, called while the process's memory is still there): {e}")
+            });
+        self.exit_tp = Some(attached.clone());
+        attached
+    }
+
     /// Tells the exit probe where process `pid`'s batch buffers are: their references' link-time
     /// addresses, or for a position-independent executable where the process maps them (known
     /// once it has exec'd). Called by [`Agent::trace_executable`] (before the exec: a fixed-address
@@ -535,6 +583,18 @@ impl Agent {
             .and_then(|mut m| m.insert(id, value, 0).map_err(|e| chain(&e)));
         if let Err(why) = inserted {
             tracing::warn!(pid, %why, "exit probe not armed: spans buffered when it exits are not read");
+            return;
+        }
+        if matches!(self.exit_tp, Some(Ok(()))) {
+            let by_pid = self
+                .ebpf
+                .map_mut("exit_pids")
+                .ok_or_else(|| "no exit_pids map".to_string())
+                .and_then(|m| BpfHashMap::<_, u32, u32>::try_from(m).map_err(|e| chain(&e)))
+                .and_then(|mut m| m.insert(pid, id, 0).map_err(|e| chain(&e)));
+            if let Err(why) = by_pid {
+                tracing::warn!(pid, %why, "exit tracepoint not armed: spans buffered when it is killed are not read");
+            }
         }
     }
 
@@ -565,7 +625,7 @@ impl Agent {
         let traced: Vec<Traced> = self.traced.drain().map(|(_, t)| t).collect();
         for mut t in traced {
             links.extend(self.take_links(&mut t));
-            self.forget(t.id);
+            self.forget(t.id, t.info.pid);
         }
         close_links(links);
     }
@@ -594,7 +654,7 @@ impl Agent {
         }
     }
 
-    fn forget(&mut self, id: u32) {
+    fn forget(&mut self, id: u32, pid: u32) {
         if let Some(m) = self.ebpf.map_mut("cfgs") {
             if let Ok(mut cfgs) = BpfHashMap::<_, u32, ProcCfg>::try_from(m) {
                 let _ = cfgs.remove(&id);
@@ -603,6 +663,11 @@ impl Agent {
         if let Some(m) = self.ebpf.map_mut("exit_refs") {
             if let Ok(mut refs) = BpfHashMap::<_, u32, abi::ExitRefs>::try_from(m) {
                 let _ = refs.remove(&id);
+            }
+        }
+        if let Some(m) = self.ebpf.map_mut("exit_pids") {
+            if let Ok(mut pids) = BpfHashMap::<_, u32, u32>::try_from(m) {
+                let _ = pids.remove(&pid);
             }
         }
     }
@@ -615,7 +680,7 @@ impl Agent {
             .remove(&pid)
             .ok_or(EbpfError::NotTraced { pid })?;
         self.detach_links(&mut t);
-        self.forget(t.id);
+        self.forget(t.id, pid);
         Ok(())
     }
 
