@@ -16,20 +16,22 @@ static BUILD: Mutex<()> = Mutex::new(());
 
 fn build(tc: Toolchain) -> PathBuf {
     let out = bin_dir().join(format!("exitapp-woven-{}", tc.label()));
-    let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    let res = gotap_command(tc)
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/go/exitapp"))
-        .args(["build", "-o"])
-        .arg(&out)
-        .arg(".")
-        .output()
-        .unwrap();
-    assert!(
-        res.status.success(),
-        "gotap build of exitapp with {} failed:\n{}",
-        tc.label(),
-        String::from_utf8_lossy(&res.stderr)
-    );
+    gotap_testkit::build_once(&out, || {
+        let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+        let res = gotap_command(tc)
+            .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/go/exitapp"))
+            .args(["build", "-o"])
+            .arg(&out)
+            .arg(".")
+            .output()
+            .unwrap();
+        assert!(
+            res.status.success(),
+            "gotap build of exitapp with {} failed:\n{}",
+            tc.label(),
+            String::from_utf8_lossy(&res.stderr)
+        );
+    });
     out
 }
 

@@ -46,38 +46,42 @@ fn gotap(tc: Toolchain, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Outp
 /// `gotap build --probes [flags] -o <bin> ./httpsvc`; panics with gotap's stderr on failure.
 fn build_probes(tc: Toolchain, flags: &[&str], label: &str) -> PathBuf {
     let out = bin_dir().join(format!("httpsvc-probes-{}-{label}", tc.label()));
-    let o = out.display().to_string();
-    let mut args = vec!["build", "--probes"];
-    args.extend_from_slice(flags);
-    args.extend_from_slice(&["-o", &o, "./httpsvc"]);
-    let res = gotap(tc, &module_dir(), &args, &[]);
-    assert!(
-        res.status.success(),
-        "gotap build --probes {flags:?} with {} failed:\n{}",
-        tc.label(),
-        String::from_utf8_lossy(&res.stderr)
-    );
+    gotap_testkit::build_once(&out, || {
+        let o = out.display().to_string();
+        let mut args = vec!["build", "--probes"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["-o", &o, "./httpsvc"]);
+        let res = gotap(tc, &module_dir(), &args, &[]);
+        assert!(
+            res.status.success(),
+            "gotap build --probes {flags:?} with {} failed:\n{}",
+            tc.label(),
+            String::from_utf8_lossy(&res.stderr)
+        );
+    });
     out
 }
 
 fn plain_build(tc: Toolchain, flags: &[&str], label: &str) -> PathBuf {
     let out = bin_dir().join(format!("httpsvc-plain-{}-{label}", tc.label()));
-    let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    let res = tc
-        .command()
-        .current_dir(module_dir())
-        .arg("build")
-        .args(flags)
-        .arg("-o")
-        .arg(&out)
-        .arg("./httpsvc")
-        .output()
-        .unwrap();
-    assert!(
-        res.status.success(),
-        "go build failed: {}",
-        String::from_utf8_lossy(&res.stderr)
-    );
+    gotap_testkit::build_once(&out, || {
+        let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+        let res = tc
+            .command()
+            .current_dir(module_dir())
+            .arg("build")
+            .args(flags)
+            .arg("-o")
+            .arg(&out)
+            .arg("./httpsvc")
+            .output()
+            .unwrap();
+        assert!(
+            res.status.success(),
+            "go build failed: {}",
+            String::from_utf8_lossy(&res.stderr)
+        );
+    });
     out
 }
 

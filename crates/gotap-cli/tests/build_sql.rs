@@ -119,20 +119,22 @@ fn service_dir() -> PathBuf {
 
 fn build_service(tc: Toolchain) -> PathBuf {
     let out = bin_dir().join(format!("sqlsvc-woven-{}", tc.label()));
-    let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    let res = gotap_command(tc)
-        .current_dir(service_dir())
-        .args(["build", "-o"])
-        .arg(&out)
-        .arg(".")
-        .output()
-        .unwrap();
-    assert!(
-        res.status.success(),
-        "gotap build of sqlsvc with {} failed:\n{}",
-        tc.label(),
-        String::from_utf8_lossy(&res.stderr)
-    );
+    gotap_testkit::build_once(&out, || {
+        let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+        let res = gotap_command(tc)
+            .current_dir(service_dir())
+            .args(["build", "-o"])
+            .arg(&out)
+            .arg(".")
+            .output()
+            .unwrap();
+        assert!(
+            res.status.success(),
+            "gotap build of sqlsvc with {} failed:\n{}",
+            tc.label(),
+            String::from_utf8_lossy(&res.stderr)
+        );
+    });
     out
 }
 

@@ -45,14 +45,16 @@ fn httpsvc_probes(tc: Toolchain, variant: Variant) -> PathBuf {
         .env("GOTOOLCHAIN", "local")
         .env("GOFLAGS", "-modcacherw")
         .env("CGO_ENABLED", "0");
-    let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    let res = cmd.output().unwrap();
-    assert!(
-        res.status.success(),
-        "gotap build --probes with {} failed:\n{}",
-        tc.label(),
-        String::from_utf8_lossy(&res.stderr)
-    );
+    gotap_testkit::build_once(&out, || {
+        let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+        let res = cmd.output().unwrap();
+        assert!(
+            res.status.success(),
+            "gotap build --probes with {} failed:\n{}",
+            tc.label(),
+            String::from_utf8_lossy(&res.stderr)
+        );
+    });
     out
 }
 

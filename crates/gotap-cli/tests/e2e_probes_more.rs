@@ -50,14 +50,16 @@ fn build(tc: Toolchain, dir: &Path, name: &str, probes: bool) -> PathBuf {
         .env("GOTOOLCHAIN", "local")
         .env("GOFLAGS", "-modcacherw")
         .env_remove("GOTAP_WEAVE_CONFIG");
-    let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    let res = cmd.output().unwrap();
-    assert!(
-        res.status.success(),
-        "gotap build (probes: {probes}) of {name} with {} failed:\n{}",
-        tc.label(),
-        String::from_utf8_lossy(&res.stderr)
-    );
+    gotap_testkit::build_once(&out, || {
+        let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+        let res = cmd.output().unwrap();
+        assert!(
+            res.status.success(),
+            "gotap build (probes: {probes}) of {name} with {} failed:\n{}",
+            tc.label(),
+            String::from_utf8_lossy(&res.stderr)
+        );
+    });
     out
 }
 

@@ -241,6 +241,21 @@ fn fnv(s: &str) -> u64 {
     })
 }
 
+/// Runs `build` (which writes `out`) once per test process and one build at a time; later
+/// callers for the same `out` wait for it and reuse the file. A second build of a binary that
+/// another test is running would touch or replace it, and gotap rightly refuses to attach to an
+/// executable that changes while it analyses it ("the executable ... changed"). A build that
+/// panics is not recorded, so the next caller tries again.
+pub fn build_once(out: &Path, build: impl FnOnce()) {
+    static BUILT: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if built.iter().any(|p| p == out) {
+        return;
+    }
+    build();
+    built.push(out.to_path_buf());
+}
+
 /// A TCP port that was free on 127.0.0.1 a moment ago.
 pub fn free_port() -> u16 {
     try_free_port().expect("no free TCP port on 127.0.0.1")
