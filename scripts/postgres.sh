@@ -31,7 +31,25 @@ start)
     }
     bin="$(find_bin)" || { echo "postgres: no pg_ctl after installing postgresql" >&2; exit 1; }
   fi
-  port="${2:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}"
+  # A free port below the kernel's ephemeral range: PostgreSQL binds it seconds later (initdb
+  # first), and an ephemeral one could meanwhile become some outgoing connection's source port.
+  port="${2:-$(python3 - <<'PY'
+import random, socket
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+start = random.randrange(10000, low)
+for i in range(low - 10000):
+    p = 10000 + (start - 10000 + i) % (low - 10000)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(p)
+    break
+PY
+)}"
   dir="$(mktemp -d /tmp/gotap-pg.XXXXXX)"
   chmod 755 "$dir"
   [ "$(id -u)" = 0 ] && chown postgres: "$dir"

@@ -32,17 +32,19 @@ fn gotap(tc: Toolchain, dir: &Path, args: &[&str]) -> Output {
 /// `gotap build [flags] -o <bin> .` of the test service; panics with gotap's stderr on failure.
 fn build_service(tc: Toolchain, flags: &[&str], label: &str) -> PathBuf {
     let out = bin_dir().join(format!("weavetest-woven-{}-{label}", tc.label()));
-    let mut args = vec!["build"];
-    args.extend_from_slice(flags);
-    let o = out.display().to_string();
-    args.extend_from_slice(&["-o", &o, "."]);
-    let res = gotap(tc, &service_dir(), &args);
-    assert!(
-        res.status.success(),
-        "gotap build {flags:?} with {} failed:\n{}",
-        tc.label(),
-        String::from_utf8_lossy(&res.stderr)
-    );
+    gotap_testkit::build_once(&out, || {
+        let mut args = vec!["build"];
+        args.extend_from_slice(flags);
+        let o = out.display().to_string();
+        args.extend_from_slice(&["-o", &o, "."]);
+        let res = gotap(tc, &service_dir(), &args);
+        assert!(
+            res.status.success(),
+            "gotap build {flags:?} with {} failed:\n{}",
+            tc.label(),
+            String::from_utf8_lossy(&res.stderr)
+        );
+    });
     out
 }
 

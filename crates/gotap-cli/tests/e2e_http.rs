@@ -604,10 +604,7 @@ fn selfload_is_traced_as_one_server_span_per_request() {
             .unwrap_or_else(|| panic!("{k} in {line}"))
     };
     let requests = field("requests=");
-    assert!(
-        requests >= 100 && field("cpu_ns_per_request=") > 0,
-        "{line}"
-    );
+    assert!(requests >= 10 && field("cpu_ns_per_request=") > 0, "{line}");
     let spans = parse_otlp_json_lines(&std::fs::read_to_string(&file).unwrap());
     // The warm-up second's requests are traced too.
     assert!(

@@ -200,11 +200,23 @@ impl Agent {
             Ok(m) if m.ino() != INIT_PID_NS_INO => (m.dev(), m.ino()),
             _ => (0u64, 0u64),
         };
-        let mut ebpf = EbpfLoader::new()
-            .map_pin_path(LINK_MAP_NAME, pin.as_path())
-            .override_global("gotap_pidns_dev", &ns_dev, true)
-            .override_global("gotap_pidns_ino", &ns_ino, true)
-            .load(BPF_OBJ)
+        let load = || {
+            EbpfLoader::new()
+                .map_pin_path(LINK_MAP_NAME, pin.as_path())
+                .override_global("gotap_pidns_dev", &ns_dev, true)
+                .override_global("gotap_pidns_ino", &ns_ino, true)
+                .load(BPF_OBJ)
+        };
+        // Two gotaps starting at once may both find the shared link map unpinned and both pin
+        // it: the second pin fails with EEXIST, and a second try opens the first one's map.
+        let mut ebpf = load()
+            .or_else(|e| {
+                if chain(&e).contains("exists") {
+                    load()
+                } else {
+                    Err(e)
+                }
+            })
             .map_err(|e| EbpfError::Load(chain(&e)))?;
         for name in PROGRAMS.iter().chain(crate::sites_more::PROGRAMS) {
             let prog: &mut UProbe = ebpf

@@ -119,11 +119,11 @@ fn collector_down_never_blocks_and_counts_drops() {
         }
         let sending = t.elapsed();
         assert!(
-            slowest < Duration::from_millis(100),
+            slowest < Duration::from_millis(300), // a blocked send waits out retries: seconds
             "{protocol:?}: one send took {slowest:?}"
         );
         assert!(
-            sending < Duration::from_secs(1),
+            sending < Duration::from_secs(2),
             "{protocol:?}: {n} sends took {sending:?}"
         );
         std::thread::sleep(Duration::from_millis(300)); // let a few retries fail
@@ -132,7 +132,7 @@ fn collector_down_never_blocks_and_counts_drops() {
         let stats = pipeline.shutdown();
         let took = t.elapsed();
         assert!(
-            took < Duration::from_millis(800 + 500),
+            took < Duration::from_millis(800 + 1000),
             "{protocol:?}: shutdown took {took:?}"
         );
         let e = &stats.exporters[0];

@@ -402,7 +402,8 @@ fn sink_hands_over_full_late_and_last_batches() {
     let bytes = BytesOnly::default();
     let cfg = BatchConfig {
         max_export_batch_size: 512,
-        schedule_delay: Duration::from_millis(300),
+        // Long enough that the "not yet" check holds on a busy machine.
+        schedule_delay: Duration::from_millis(1000),
         ..Default::default()
     };
     let p = Pipeline::start_with(cfg, vec![Box::new(bytes.clone())], None);
@@ -423,7 +424,7 @@ fn sink_hands_over_full_late_and_last_batches() {
     sink.idle();
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(exported(), 1, "88 spans, 100 ms old: not yet");
-    std::thread::sleep(Duration::from_millis(250));
+    std::thread::sleep(Duration::from_millis(950));
     sink.idle();
     let deadline = Instant::now() + Duration::from_secs(5);
     while exported() < 2 && Instant::now() < deadline {

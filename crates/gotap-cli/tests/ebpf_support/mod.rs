@@ -33,9 +33,9 @@ pub fn scratch(name: &str) -> PathBuf {
     d
 }
 
-/// Output of a child process collected by background threads.
+/// Output of a child process collected by background threads (the flag: end of file reached).
 #[derive(Clone, Default)]
-pub struct Captured(Arc<Mutex<String>>);
+pub struct Captured(Arc<Mutex<String>>, Arc<std::sync::atomic::AtomicBool>);
 
 impl Captured {
     fn spawn(r: impl Read + Send + 'static) -> Captured {
@@ -48,8 +48,17 @@ impl Captured {
                 c2.0.lock().unwrap().push_str(&line);
                 line.clear();
             }
+            c2.1.store(true, std::sync::atomic::Ordering::SeqCst);
         });
         c
+    }
+    /// Waits until the pipe's writers are all gone and everything is read (at most `timeout`:
+    /// a grandchild may keep the pipe open).
+    fn wait_eof(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.1.load(std::sync::atomic::Ordering::SeqCst) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
     pub fn text(&self) -> String {
         self.0.lock().unwrap().clone()
@@ -159,8 +168,9 @@ impl Proc {
             }
             std::thread::sleep(Duration::from_millis(20));
         };
-        // Let the reader threads reach EOF.
-        std::thread::sleep(Duration::from_millis(100));
+        // The last lines are written just before the exit: let the reader threads reach EOF.
+        self.stdout.wait_eof(Duration::from_secs(5));
+        self.stderr.wait_eof(Duration::from_secs(5));
         Finished {
             code: status.code(),
             signal: status.signal(),
