@@ -19,6 +19,18 @@ pub struct Collector {
     pub dir: PathBuf,
 }
 
+/// Stops the Collector and removes its directory, unless the test is failing (then the config
+/// and the spans file stay for a look).
+impl Drop for Collector {
+    fn drop(&mut self) {
+        let _ = self._proc.0.kill();
+        let _ = self._proc.0.wait();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
 impl Collector {
     /// Starts a Collector in `$TMPDIR/<name>-<pid>` (emptied first) and returns once its OTLP/HTTP
     /// port accepts connections. The name tells the test and case apart, e.g.
