@@ -7,6 +7,7 @@ mod attach;
 mod bench;
 mod build;
 mod inspect;
+mod logging;
 mod probes;
 mod run;
 mod telemetry;
@@ -47,6 +48,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    logging::init();
     let result = match cli.command {
         Command::Inspect(args) => inspect::run(args),
         Command::Run(args) => run::run(args),

@@ -94,11 +94,18 @@ fn not_root() {
 #[test]
 fn not_a_go_binary() {
     require_root();
-    user_error(
+    // The program the user named (resolved), never the descriptor gotap analysed it through.
+    let line = user_error(
         false,
         &["run", "--no-console", "--", "/bin/true"],
         "not a Go binary",
     );
+    let true_path = std::fs::canonicalize("/bin/true").unwrap();
+    assert!(
+        line.starts_with(&format!("gotap: {}: not a Go binary", true_path.display())),
+        "{line}"
+    );
+    assert!(!line.contains("/proc/"), "{line}");
     // attach: the target keeps running untouched.
     let mut sleeper = Proc::spawn(
         {
@@ -161,10 +168,18 @@ fn offsets_unavailable() {
 fn nothing_to_instrument() {
     require_root();
     let hello = gotap_testkit::build("testapps", "./cmd/hello", Toolchain::Go127, FULL);
-    user_error(
+    let line = user_error(
         false,
         &["run", "--no-console", "--", s(&hello)],
         "nothing to instrument",
+    );
+    let hello_path = std::fs::canonicalize(&hello).unwrap();
+    assert!(
+        line.starts_with(&format!(
+            "gotap: {}: nothing to instrument",
+            hello_path.display()
+        )),
+        "{line}"
     );
 }
 
@@ -419,4 +434,69 @@ fn signals_reach_the_program() {
         .stdout
         .text_containing("/healthz", Duration::from_secs(5));
     assert_eq!(out, "T GET /healthz 200 3\n", "the target saw no signal");
+}
+
+/// A collector that is down when tracing starts: gotap says so while it happens (not only in the
+/// exit summary), says when it recovers, and then delivers the buffered spans.
+#[test]
+fn export_outage_is_said_while_it_happens() {
+    require_root();
+    let dir = scratch("outage");
+    let bin = httpsvc(Toolchain::Go126, FULL);
+    let (grpc_port, http_port) = (free_port(), free_port());
+    let port = free_port();
+    let flags = [
+        "--no-console".to_string(),
+        "--otlp-endpoint".into(),
+        format!("http://127.0.0.1:{http_port}"),
+        "--otlp-protocol".into(),
+        "http/protobuf".into(),
+        "--service-name".into(),
+        "outage".into(),
+    ];
+    let mut p = gotap_run(&flags, &bin, &svc_args(port, "O", None), "gotap run O");
+    wait_listening(port, &mut p);
+    for i in 0..5 {
+        assert_eq!(http(port, "GET", &format!("/users/{i}"), &[]).0, 200);
+    }
+    let said = p
+        .stderr
+        .text_containing("retrying with backoff", Duration::from_secs(30));
+    assert!(p.alive(), "gotap still runs: {said}");
+    let line = said
+        .lines()
+        .find(|l| l.contains("retrying with backoff"))
+        .unwrap_or_else(|| panic!("no outage line while running: {said}"));
+    assert!(line.starts_with("gotap: warning: "), "{line}");
+    assert!(
+        line.contains(&http_port.to_string()),
+        "names the destination: {line}"
+    );
+    assert_eq!(
+        said.matches("retrying with backoff").count(),
+        1,
+        "one line per outage, not per batch: {said}"
+    );
+
+    let collector = Collector::start_on(&dir, grpc_port, http_port);
+    let said = p
+        .stderr
+        .text_containing("export works again", Duration::from_secs(30));
+    assert!(
+        said.contains("gotap: ") && said.contains("export works again"),
+        "{said}"
+    );
+    collector.wait_for("the 5 buffered server spans", |s| {
+        s.iter().filter(|s| s.kind == 2).count() == 5
+    });
+    let f = p.interrupt();
+    assert!(
+        f.stderr
+            .lines()
+            .last()
+            .unwrap()
+            .contains("5 spans exported"),
+        "{}",
+        f.stderr
+    );
 }

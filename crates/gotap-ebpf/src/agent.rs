@@ -289,10 +289,10 @@ impl Agent {
         let file = std::fs::File::open(&exe).map_err(no_process)?;
         let before = file_id(&file).map_err(no_process)?;
         let pinned = fd_path(&file);
-        let mut plan = analyse(&pinned, self.batch_sites)?;
-        if let Ok(real) = std::fs::read_link(&exe) {
-            plan.set_path(real); // errors and reports name the file, not the descriptor
-        }
+        // Errors and reports name the file, not the descriptor.
+        let shown = std::fs::read_link(&exe).unwrap_or(exe.clone());
+        let mut plan = analyse(&pinned, self.batch_sites).map_err(|e| named(e, &shown))?;
+        plan.set_path(shown);
         let info = self.attach(pid, &pinned, plan, resource, before)?;
         // Same inode still run by the process, and not rewritten in place while we analysed it.
         let exe_now = std::fs::metadata(&exe).map(|m| (m.dev(), m.ino())).ok();
@@ -329,7 +329,7 @@ impl Agent {
         let file = std::fs::File::open(&path).map_err(io)?;
         let before = file_id(&file).map_err(io)?;
         let pinned = fd_path(&file);
-        let mut plan = analyse(&pinned, self.batch_sites)?;
+        let mut plan = analyse(&pinned, self.batch_sites).map_err(|e| named(e, &path))?;
         plan.set_path(path.clone());
         let info = self.attach(pid, &pinned, plan, resource, before)?;
         if file_id(&file).ok() != Some(before) {
@@ -1044,6 +1044,51 @@ type FileId = (u64, u64, u64, i64, i64);
 fn file_id(f: &std::fs::File) -> std::io::Result<FileId> {
     let m = f.metadata()?;
     Ok((m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()))
+}
+
+/// `e` with the descriptor path analysis was given replaced by the file the user knows
+/// (`/proc/self/fd/N` means nothing to them).
+fn named(e: EbpfError, shown: &Path) -> EbpfError {
+    use gotap_binary::Error as B;
+    let p = shown.to_path_buf();
+    match e {
+        EbpfError::Binary(b) => EbpfError::Binary(match b {
+            B::Io { err, .. } => B::Io { path: p, err },
+            B::NotElf(_) => B::NotElf(p),
+            B::NotGo(_) => B::NotGo(p),
+            B::Corrupt { what, .. } => B::Corrupt { path: p, what },
+            B::UnsupportedArch { arch, what, .. } => B::UnsupportedArch {
+                path: p,
+                arch,
+                what,
+            },
+            B::UnsupportedGoVersion { version, why, .. } => B::UnsupportedGoVersion {
+                path: p,
+                version,
+                why,
+            },
+            other => other,
+        }),
+        EbpfError::NothingToInstrument { .. } => EbpfError::NothingToInstrument { path: p },
+        EbpfError::UnsupportedGoVersion { version, why, .. } => EbpfError::UnsupportedGoVersion {
+            path: p,
+            version,
+            why,
+        },
+        EbpfError::OffsetUnavailable {
+            version,
+            field,
+            why,
+            ..
+        } => EbpfError::OffsetUnavailable {
+            path: p,
+            version,
+            field,
+            why,
+        },
+        EbpfError::Sites { why, .. } => EbpfError::Sites { path: p, why },
+        other => other,
+    }
 }
 
 /// A path naming exactly this open file (resolved by the kernel when the uprobe is created).

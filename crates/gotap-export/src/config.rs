@@ -65,6 +65,9 @@ pub struct BatchConfig {
     pub export_timeout: Duration,
     /// How long [`crate::Pipeline::shutdown`] may take to flush.
     pub shutdown_timeout: Duration,
+    /// While spans are being dropped, a status line with the count since the last one is logged
+    /// at most this often (so an outage is seen while it happens, not only in the exit summary).
+    pub drop_report_interval: Duration,
 }
 
 impl Default for BatchConfig {
@@ -85,6 +88,7 @@ impl Default for BatchConfig {
             max_backoff: Duration::from_secs(5),
             export_timeout: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(5),
+            drop_report_interval: Duration::from_secs(10),
         }
     }
 }

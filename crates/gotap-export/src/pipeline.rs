@@ -354,7 +354,9 @@ impl Pipeline {
         let shutdown_timeout = batch.shutdown_timeout;
         let batched = Arc::new(AtomicUsize::new(0));
         let sender_batch = batch.clone();
+        let dropped = Arc::new(AtomicU64::new(0));
         let worker = Worker {
+            drops: DropReport::new(dropped.clone()),
             batched: batched.clone(),
             slots: exporters
                 .into_iter()
@@ -380,7 +382,7 @@ impl Pipeline {
             sender: SpanSender {
                 tx,
                 encode,
-                dropped: Arc::new(AtomicU64::new(0)),
+                dropped,
                 doorbell,
                 idle,
                 ring_at,
@@ -546,6 +548,57 @@ struct Worker {
     control: Receiver<Instant>,
     shared: Arc<Mutex<Vec<ExporterStats>>>,
     batched: Arc<AtomicUsize>,
+    drops: DropReport,
+}
+
+/// The rate-limited "spans are being dropped" line: the first drop is said at once, later ones at
+/// most once per [`BatchConfig::drop_report_interval`], each with the count since the last line.
+struct DropReport {
+    queue_full: Arc<AtomicU64>,
+    /// Queue-full and export-failed drops already said.
+    said: (u64, u64),
+    last: Option<Instant>,
+}
+
+impl DropReport {
+    fn new(queue_full: Arc<AtomicU64>) -> DropReport {
+        DropReport {
+            queue_full,
+            said: (0, 0),
+            last: None,
+        }
+    }
+
+    fn check(&mut self, slots: &[Slot], interval: Duration) {
+        if self.last.is_some_and(|t| t.elapsed() < interval) {
+            return;
+        }
+        let queue = self.queue_full.load(Ordering::Relaxed);
+        let failed: u64 = slots.iter().map(|s| s.stats.dropped_export_failed).sum();
+        let (dq, df) = (queue - self.said.0, failed - self.said.1);
+        if dq + df == 0 {
+            return;
+        }
+        let since = match self.last {
+            Some(t) => format!("in the last {}s", t.elapsed().as_secs().max(1)),
+            None => "so far".to_owned(),
+        };
+        let mut why = Vec::new();
+        if dq > 0 {
+            why.push(format!("{dq} with the queue full"));
+        }
+        if df > 0 {
+            why.push(format!("{df} the destination could not take"));
+        }
+        tracing::warn!(
+            "{} spans dropped {since} ({}); {} in all",
+            dq + df,
+            why.join(", "),
+            queue + failed
+        );
+        self.said = (queue, failed);
+        self.last = Some(Instant::now());
+    }
 }
 
 impl Worker {
@@ -606,6 +659,7 @@ impl Worker {
                 );
             }
             self.retry(None);
+            self.drops.check(&self.slots, self.cfg.drop_report_interval);
             // Wake for the batch timer or the earliest retry, whichever comes first.
             let mut wake: Option<Instant> =
                 (!batch.is_empty()).then(|| batch_started + self.cfg.schedule_delay);

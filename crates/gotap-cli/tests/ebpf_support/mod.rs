@@ -323,6 +323,11 @@ pub struct Collector {
 
 impl Collector {
     pub fn start(dir: &Path) -> Collector {
+        Self::start_on(dir, free_port(), free_port())
+    }
+
+    /// A Collector on the given ports (a test that starts it after its client, e.g. an outage).
+    pub fn start_on(dir: &Path, grpc_port: u16, http_port: u16) -> Collector {
         let script = gotap_testkit::repo_root().join("scripts/collector.sh");
         let out = Command::new(&script)
             .output()
@@ -333,7 +338,6 @@ impl Collector {
             String::from_utf8_lossy(&out.stderr)
         );
         let bin = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
-        let (grpc_port, http_port) = (free_port(), free_port());
         let file = dir.join("collector-out.jsonl");
         let cfg = Command::new(&script)
             .args([
