@@ -113,6 +113,9 @@ impl Session {
         let opts = AgentOptions {
             capture_query: args.capture_query,
             batch_sites: !args.no_batch,
+            // gotap exits right after its shutdown: a detach is not held up by the kernel's
+            // per-probe teardown (docs/run.md, "Detaching").
+            detach_in_background: true,
             ..Default::default()
         };
         let agent = Agent::load_into(opts, pipeline.sender().sink()).map_err(ebpf_err)?;

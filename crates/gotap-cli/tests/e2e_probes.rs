@@ -384,6 +384,20 @@ fn hits_per_span(summary: &str) -> f64 {
 }
 
 /// The value of the semaphore of probe `name` (`http_server`, `http_batch`) in process `pid`.
+/// The semaphore once it reads `want`, or its value after 15 s. gotap exits as soon as it has
+/// detached; its `gotap-detach` helper closes the links, and the kernel lowers the semaphores as
+/// it removes each uprobe, within a few seconds.
+fn semaphore_settled(pid: u32, bin: &Path, name: &str, want: u16) -> u16 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let v = semaphore(pid, bin, name);
+        if v == want || std::time::Instant::now() > deadline {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn semaphore(pid: u32, bin: &Path, name: &str) -> u16 {
     use std::os::unix::fs::FileExt;
     let probes = gotap_binary::usdt::read_probes(&std::fs::read(bin).unwrap()).unwrap();
@@ -479,7 +493,7 @@ fn attach_and_detach_a_probes_build() {
     );
 
     assert_eq!(
-        semaphore(svc.pid(), &bin, batch),
+        semaphore_settled(svc.pid(), &bin, batch, 0),
         0,
         "detached: semaphore back to 0"
     );
@@ -604,7 +618,10 @@ fn attach_detach_cycles_under_load() {
             dump(&spans)
         );
         assert_eq!(
-            (semaphore(a.pid(), &bin, sem), semaphore(b.pid(), &bin, sem)),
+            (
+                semaphore_settled(a.pid(), &bin, sem, 0),
+                semaphore_settled(b.pid(), &bin, sem, 0)
+            ),
             (0, 0),
             "cycle {cycle}: detached"
         );

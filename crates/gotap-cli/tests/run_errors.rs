@@ -500,3 +500,65 @@ fn export_outage_is_said_while_it_happens() {
         f.stderr
     );
 }
+
+/// Processes named `gotap-detach` (the helper that closes a finished gotap's uprobe links).
+fn detach_helpers() -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == "gotap-detach")
+        })
+        .count()
+}
+
+/// Detaching is not held up by the kernel's teardown of each uprobe (a grace period per probe,
+/// seconds for the two dozen function probes of net/http): gotap has exited while its
+/// `gotap-detach` helper still closes the links; the helper then finishes and exits, and the
+/// target keeps serving, with the last request's span delivered.
+#[test]
+fn detach_does_not_wait_for_the_kernel_teardown() {
+    require_root();
+    let dir = scratch("detach-fast");
+    let out = dir.join("spans.jsonl");
+    let bin = httpsvc(Toolchain::Go126, FULL);
+    let port = free_port();
+    let mut target = plain(&bin, &svc_args(port, "D", None), "httpsvc D");
+    wait_listening(port, &mut target);
+    let before = detach_helpers();
+    let mut cmd = Command::new(GOTAP);
+    cmd.args(["attach", "--no-console", "--output-file", s(&out)])
+        .args(["--pid", &target.pid().to_string()]);
+    let mut g = Proc::spawn(cmd, "gotap attach D");
+    wait_tracing(&mut g);
+    assert_eq!(http(port, "GET", "/users/1", &[]).0, 200);
+    let t = Instant::now();
+    let f = g.interrupt();
+    let took = t.elapsed();
+    assert_eq!(f.code, Some(0), "{f:?}");
+    let helpers = detach_helpers();
+    assert!(
+        helpers > before,
+        "gotap exited ({took:?}) before the links were all closed, by its helper ({helpers} helpers, {before} before)"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while detach_helpers() > before {
+        assert!(
+            Instant::now() < deadline,
+            "the detach helper never finished"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(target.alive());
+    assert_eq!(http(port, "GET", "/users/2", &[]).0, 200, "still serving");
+    let spans = parse_otlp_json_lines(&std::fs::read_to_string(&out).unwrap());
+    assert_eq!(
+        spans
+            .iter()
+            .filter(|s| s.kind == 2)
+            .filter_map(|s| s.str("url.path"))
+            .collect::<Vec<_>>(),
+        ["/users/1"],
+        "the request before the detach is delivered, none after"
+    );
+}

@@ -61,6 +61,12 @@ pub struct AgentOptions {
     /// Attach to a binary's batch sites where it has them (one hit per buffer of spans) rather
     /// than to its per-span sites (one hit per span, no delay): docs/probes.md, "Batched sites".
     pub batch_sites: bool,
+    /// At shutdown, leave the closing of the uprobe links to a helper process, so the caller is
+    /// done at once rather than after the kernel's per-probe teardown (see
+    /// [`close_links_in_background`]). Each process's configuration is removed first either way,
+    /// so its probes return at once; the breakpoints and semaphores go within a few seconds.
+    /// For a caller that exits right after (the CLI); off, shutdown returns fully detached.
+    pub detach_in_background: bool,
 }
 
 impl Default for AgentOptions {
@@ -72,6 +78,7 @@ impl Default for AgentOptions {
             // wake-ups, each drain warmer), docs/benchmarks.md; bursts wake the reader early.
             poll_interval: Duration::from_millis(100),
             batch_sites: true,
+            detach_in_background: false,
         }
     }
 }
@@ -165,6 +172,7 @@ pub struct Agent {
     wake: Arc<Wait>,
     reader: Option<JoinHandle<()>>,
     batch_sites: bool,
+    detach_in_background: bool,
     /// The exit tracepoint (`exit_flush_tp`: spans buffered by a process that is killed),
     /// attached with the first process that has an exit probe; `None` until then.
     exit_tp: Option<Result<(), String>>,
@@ -263,6 +271,7 @@ impl Agent {
             wake,
             reader: Some(reader),
             batch_sites: opts.batch_sites,
+            detach_in_background: opts.detach_in_background,
             exit_tp: None,
         })
     }
@@ -631,7 +640,8 @@ impl Agent {
         out
     }
 
-    /// Detaches every traced process in one batch (see [`close_links`]).
+    /// Detaches every traced process in one batch (see [`close_links`], and
+    /// [`AgentOptions::detach_in_background`]). Each process's configuration is removed first.
     fn detach_all(&mut self) {
         let mut links = Vec::new();
         let traced: Vec<Traced> = self.traced.drain().map(|(_, t)| t).collect();
@@ -639,7 +649,11 @@ impl Agent {
             links.extend(self.take_links(&mut t));
             self.forget(t.id, t.info.pid);
         }
-        close_links(links);
+        if self.detach_in_background {
+            close_links_in_background(links);
+        } else {
+            close_links(links);
+        }
     }
 
     /// How long to let the traced processes run before a signal that may end them: their
@@ -772,6 +786,84 @@ fn close_links(links: Vec<AnyLink>) {
                 .spawn_scoped(s, move || drop(group));
         }
     });
+}
+
+/// Closes uprobe links without making the caller wait for the kernel's per-probe grace periods
+/// (see [`close_links`]): a forked helper takes a reference to every link, the caller drops its
+/// own (cheap while another reference exists), and the helper then closes them and exits. The
+/// helper closes every other descriptor at once (it must not hold the caller's sockets, pipes or
+/// maps open), and waits for a pipe to close before its own closes, so that the last reference,
+/// and with it the slow teardown, is always the helper's. Falls back to [`close_links`] if the
+/// fork fails.
+fn close_links_in_background(links: Vec<AnyLink>) {
+    if links.is_empty() {
+        return;
+    }
+    // Everything the child needs is computed here: after fork it may only make system calls.
+    let keep = link_fds();
+    let mut pipe = [0i32; 2];
+    // SAFETY: pipe2 writes two descriptors into the array we own.
+    if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return close_links(links);
+    }
+    let (r, w) = (pipe[0], pipe[1]);
+    let max_fd = keep.iter().copied().max().unwrap_or(0).max(r).max(w);
+    let max_fd = max_fd.max(open_fd_max());
+    // SAFETY: the child only makes async-signal-safe system calls (close, read, _exit) on data
+    // prepared before the fork, and never returns into Rust code.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        unsafe {
+            libc::prctl(libc::PR_SET_NAME, c"gotap-detach".as_ptr());
+            for fd in 0..=max_fd {
+                if fd != r && !keep.contains(&fd) {
+                    libc::close(fd);
+                }
+            }
+            let mut b = 0u8;
+            // EOF once the parent has dropped its links (or died).
+            while libc::read(r, (&mut b as *mut u8).cast(), 1) < 0 {}
+            for &fd in &keep {
+                libc::close(fd);
+            }
+            libc::_exit(0);
+        }
+    }
+    // SAFETY: closing our own pipe ends.
+    unsafe { libc::close(r) };
+    if pid < 0 {
+        unsafe { libc::close(w) };
+        return close_links(links);
+    }
+    drop(links);
+    unsafe { libc::close(w) };
+}
+
+/// This process's descriptors that are BPF links or perf events (the uprobes).
+fn link_fds() -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| {
+            let fd: i32 = e.file_name().to_str()?.parse().ok()?;
+            let target = std::fs::read_link(e.path()).ok()?;
+            let t = target.to_string_lossy();
+            (t == "anon_inode:bpf_link" || t == "anon_inode:[perf_event]").then_some(fd)
+        })
+        .collect()
+}
+
+/// The highest descriptor open now.
+fn open_fd_max() -> i32 {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .max()
+                .unwrap_or(0)
+        })
+        .unwrap_or(1024)
 }
 
 /// A uprobe to close: aya's (function probes) or ours (probe sites). Dropping it detaches.
