@@ -127,8 +127,10 @@ impl Session {
     }
 
     pub fn resource(&self, pid: u32, exe: &Path) -> Resource {
-        // The Go version is filled in by the agent once it has analysed the binary.
-        self.config.resource_for_process(pid, exe, "", None)
+        // The Go version is filled in by the agent once it has analysed the binary. The path is
+        // absolute, as semconv's process.executable.path is (`gotap run ./server`).
+        let exe = std::fs::canonicalize(exe).unwrap_or_else(|_| exe.to_path_buf());
+        self.config.resource_for_process(pid, &exe, "", None)
     }
 
     /// Detaches everything, delivers what is left in the ring buffer, flushes the exporters and

@@ -269,7 +269,10 @@ fn run_program_killed_mid_trace_flushes() {
         "--service-name".into(),
         "killed".into(),
     ];
-    let mut p = gotap_run(&flags, &bin, &svc_args(port, "K", None), "gotap run K");
+    // Named relative to the working directory (the crate's), as a user types `./server`.
+    let rel = Path::new("../..").join(bin.strip_prefix(gotap_testkit::repo_root()).unwrap());
+    assert!(rel.exists(), "{rel:?}");
+    let mut p = gotap_run(&flags, &rel, &svc_args(port, "K", None), "gotap run K");
     wait_listening(port, &mut p);
     for i in 0..5 {
         assert_eq!(
@@ -294,6 +297,18 @@ fn run_program_killed_mid_trace_flushes() {
         "every span flushed"
     );
     assert!(spans.iter().all(|s| s.service == "killed"));
+    // The same resource spelling as the woven runtime's (runtime.Version(), an absolute path).
+    let r = &spans[0].resource;
+    assert_eq!(
+        r.get("process.runtime.version").and_then(|v| v.as_str()),
+        Some(Toolchain::Go127.version().as_str()),
+        "{r:?}"
+    );
+    assert_eq!(
+        r.get("process.executable.path").and_then(|v| v.as_str()),
+        Some(std::fs::canonicalize(&bin).unwrap().to_str().unwrap()),
+        "{r:?}"
+    );
     assert!(
         f.stderr
             .lines()

@@ -934,11 +934,10 @@ fn fill_resource(r: &mut Resource, pid: u32, go_version: &str) {
     if r.get(semconv::PROCESS_RUNTIME_NAME).is_none() {
         r.set(semconv::PROCESS_RUNTIME_NAME, "go");
     }
+    // As the runtime reports it (runtime.Version(), "go1.26.8"), which semconv asks for and the
+    // woven runtime's spans carry: one telemetry, one spelling.
     if r.get(semconv::PROCESS_RUNTIME_VERSION).is_none() {
-        r.set(
-            semconv::PROCESS_RUNTIME_VERSION,
-            go_version.trim_start_matches("go"),
-        );
+        r.set(semconv::PROCESS_RUNTIME_VERSION, go_version);
     }
 }
 
