@@ -711,3 +711,29 @@ fn runtime_otlp_exporter_go_tests() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// One strategy per binary: `gotap run` on a woven binary would trace every request twice (its
+/// woven spans and the uprobes' ones, unlinked) and its own OTLP export as client spans. gotap
+/// refuses, in one line, before the program starts.
+#[test]
+fn gotap_run_refuses_a_woven_binary() {
+    gotap_testkit::require_root();
+    let bin = build_service(Toolchain::Go126, &[], "default");
+    let out = std::process::Command::new(gotap_testkit::gotap_bin())
+        .args(["run", "--no-console", "--"])
+        .arg(&bin)
+        .args(["-listen", "127.0.0.1:1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "gotap: {}: already instrumented by `gotap build`",
+            bin.display()
+        )),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "the program never ran");
+}

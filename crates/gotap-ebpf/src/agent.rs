@@ -883,6 +883,13 @@ enum Analysed {
 /// Probe sites when the binary has gotap's USDT probes, else the function-probe plan.
 fn analyse(path: &Path, batch_sites: bool) -> Result<Analysed, EbpfError> {
     let bin = gotap_binary::GoBinary::open(path)?;
+    if is_woven(&bin) {
+        // One strategy per binary: its woven spans and our uprobe spans would both be exported,
+        // unlinked, and its own OTLP export would show up as client spans.
+        return Err(EbpfError::AlreadyWoven {
+            path: path.to_path_buf(),
+        });
+    }
     match sites::plan(&bin, batch_sites)? {
         Some(p) => Ok(Analysed::Sites(p)),
         None => Ok(Analysed::Functions(plan::plan(&bin)?)),
@@ -1137,6 +1144,20 @@ fn file_id(f: &std::fs::File) -> std::io::Result<FileId> {
     Ok((m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()))
 }
 
+/// The module `gotap build` links into the binaries it weaves (gotap-weave's RUNTIME_MODULE).
+const WOVEN_RUNTIME: &str = "gotap.dev/gotaprt";
+
+/// Whether `bin` was built by `gotap build`: its buildinfo lists the woven runtime's module, or
+/// (buildinfo altered) its functions are linked in.
+fn is_woven(bin: &gotap_binary::GoBinary) -> bool {
+    let prefix = format!("{WOVEN_RUNTIME}.");
+    bin.build_info()
+        .deps
+        .iter()
+        .any(|m| m.path == WOVEN_RUNTIME)
+        || bin.functions().iter().any(|f| f.name.starts_with(&prefix))
+}
+
 /// `e` with the descriptor path analysis was given replaced by the file the user knows
 /// (`/proc/self/fd/N` means nothing to them).
 fn named(e: EbpfError, shown: &Path) -> EbpfError {
@@ -1161,6 +1182,7 @@ fn named(e: EbpfError, shown: &Path) -> EbpfError {
             other => other,
         }),
         EbpfError::NothingToInstrument { .. } => EbpfError::NothingToInstrument { path: p },
+        EbpfError::AlreadyWoven { .. } => EbpfError::AlreadyWoven { path: p },
         EbpfError::UnsupportedGoVersion { version, why, .. } => EbpfError::UnsupportedGoVersion {
             path: p,
             version,

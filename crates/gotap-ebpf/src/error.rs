@@ -20,6 +20,8 @@ pub enum EbpfError {
     Binary(#[from] gotap_binary::Error),
     #[error("{path}: nothing to instrument (neither net/http.serverHandler.ServeHTTP nor net/http.(*Transport).roundTrip is linked in)")]
     NothingToInstrument { path: PathBuf },
+    #[error("{path}: already instrumented by `gotap build` (its woven runtime exports its own spans): tracing it with uprobes too would record every request twice; run it as it is, or build it with `gotap build --probes` to trace it with `gotap run`")]
+    AlreadyWoven { path: PathBuf },
     #[error("{path}: unsupported Go version {version}: {why}")]
     UnsupportedGoVersion {
         path: PathBuf,
