@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 
@@ -15,6 +16,17 @@ import (
 
 // Names and attributes follow crates/gotap-spans/src/http.rs exactly: both strategies must emit
 // the same spans for the same request.
+
+// captureQuery is GOTAP_CAPTURE_QUERY=1 (or true), read once at start: the woven binary's
+// --capture-query of gotap run. With it, server spans record url.query and client spans keep
+// query values in url.full; without it (the default) a query string, which may carry secrets,
+// shows only its keys (`?apikey=REDACTED`).
+var captureQuery = envOn(os.Getenv("GOTAP_CAPTURE_QUERY"))
+
+func envOn(v string) bool {
+	v = strings.TrimSpace(v)
+	return v == "1" || strings.EqualFold(v, "true")
+}
 
 var knownMethods = map[string]bool{
 	"GET": true, "HEAD": true, "POST": true, "PUT": true, "DELETE": true,
@@ -67,6 +79,9 @@ func serverStart(r *http.Request) (*http.Request, func(status int)) {
 		attribute.String("url.path", r.URL.Path),
 		attribute.String("url.scheme", scheme),
 	)
+	if captureQuery && r.URL.RawQuery != "" {
+		attrs = append(attrs, attribute.String("url.query", r.URL.RawQuery))
+	}
 	if r.Host != "" {
 		host, port := splitHostPort(r.Host)
 		attrs = append(attrs, attribute.String("server.address", host))
@@ -123,7 +138,7 @@ func clientRoundTrip(r *http.Request, next func(*http.Request) (*http.Response, 
 	m, attrs := method(r.Method, attrs)
 	attrs = append(attrs,
 		attribute.String("http.request.method", m),
-		attribute.String("url.full", redactedURL(r.URL)),
+		attribute.String("url.full", redactedURL(r.URL, captureQuery)),
 	)
 	if host, port, ok := urlHostPort(r.URL); ok {
 		attrs = append(attrs, attribute.String("server.address", host), attribute.Int("server.port", port))
@@ -169,14 +184,39 @@ func errorType(e string) string {
 	return "_OTHER"
 }
 
-// redactedURL hides credentials as semconv requires for url.full.
-func redactedURL(u *url.URL) string {
-	if u.User == nil {
+// redactedURL hides credentials as semconv requires for url.full and, unless keepQuery, the
+// query's values (as http::redact_query in crates/gotap-spans).
+func redactedURL(u *url.URL, keepQuery bool) string {
+	redactQuery := !keepQuery && strings.Contains(u.RawQuery, "=")
+	if u.User == nil && !redactQuery {
 		return u.String()
 	}
 	c := *u
-	c.User = url.UserPassword("REDACTED", "REDACTED")
+	if u.User != nil {
+		c.User = url.UserPassword("REDACTED", "REDACTED")
+	}
+	if redactQuery {
+		c.RawQuery = redactedQuery(u.RawQuery)
+	}
 	return c.String()
+}
+
+// redactedQuery: each key=value of a raw query becomes key=REDACTED; a key without '=' is kept.
+func redactedQuery(q string) string {
+	var b strings.Builder
+	b.Grow(len(q) + 8)
+	for i, pair := range strings.Split(q, "&") {
+		if i > 0 {
+			b.WriteByte('&')
+		}
+		if k, _, ok := strings.Cut(pair, "="); ok {
+			b.WriteString(k)
+			b.WriteString("=REDACTED")
+		} else {
+			b.WriteString(pair)
+		}
+	}
+	return b.String()
 }
 
 func urlHostPort(u *url.URL) (string, int, bool) {

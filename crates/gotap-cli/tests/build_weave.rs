@@ -736,4 +736,88 @@ fn gotap_run_refuses_a_woven_binary() {
         "{stderr}"
     );
     assert!(out.stdout.is_empty(), "the program never ran");
+    // And inspect says so.
+    let out = std::process::Command::new(gotap_testkit::gotap_bin())
+        .arg("inspect")
+        .arg(&bin)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("built:") && l.contains("woven by gotap build")),
+        "{text}"
+    );
+}
+
+/// `gotap build` of go/services/httpsvc (its `-once URL` mode makes one client call).
+fn build_httpsvc(tc: Toolchain) -> PathBuf {
+    let out = bin_dir().join(format!("httpsvc-woven-{}", tc.label()));
+    gotap_testkit::build_once(&out, || {
+        let o = out.display().to_string();
+        let res = gotap(
+            tc,
+            &repo_root().join("go/services"),
+            &["build", "-o", &o, "./httpsvc"],
+        );
+        assert!(
+            res.status.success(),
+            "gotap build of httpsvc with {} failed:\n{}",
+            tc.label(),
+            String::from_utf8_lossy(&res.stderr)
+        );
+    });
+    out
+}
+
+/// The woven client span's `url.full` of a call to `?apikey=s3cret&x=1`, and the url.query of the
+/// (woven) server's span, both with `env` (GOTAP_CAPTURE_QUERY or not).
+fn woven_query(bin: &Path, label: &str, env: &[(&str, &str)]) -> (String, Option<String>, String) {
+    let col = Collector::start(&format!("gotap-build-query-{label}"));
+    let endpoint = format!("http://127.0.0.1:{}", col.http_port);
+    let port = free_port();
+    let mut target = Command::new(bin);
+    target
+        .args(["-name", "T", "-listen", &format!("127.0.0.1:{port}")])
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+        .env("OTEL_SERVICE_NAME", "target")
+        .envs(env.iter().copied())
+        .stdout(Stdio::null());
+    let _target = Proc(target.spawn().unwrap());
+    gotap_testkit::wait_port(port, "the woven httpsvc target");
+    let base = format!("http://127.0.0.1:{port}/users/7");
+    let once = Command::new(bin)
+        .args(["-name", "O", "-once", &format!("{base}?apikey=s3cret&x=1")])
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+        .env("OTEL_SERVICE_NAME", "once")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        once.status.success(),
+        "{}",
+        String::from_utf8_lossy(&once.stderr)
+    );
+    let spans = col.wait_spans(2);
+    let client = find(&spans, |s| s.kind == 3, "client");
+    let server = find(&spans, |s| s.kind == 2, "server");
+    (
+        client.attrs["url.full"].clone(),
+        server.attrs.get("url.query").cloned(),
+        base,
+    )
+}
+
+/// Woven client spans keep a query's keys and redact its values unless GOTAP_CAPTURE_QUERY=1
+/// (gotap run's --capture-query), which also records url.query on server spans.
+#[test]
+fn woven_client_query_values_redacted_unless_captured() {
+    let bin = build_httpsvc(Toolchain::Go127);
+    let (url, query, base) = woven_query(&bin, "default", &[]);
+    assert_eq!(url, format!("{base}?apikey=REDACTED&x=REDACTED"));
+    assert_eq!(query, None);
+    let (url, query, base) = woven_query(&bin, "captured", &[("GOTAP_CAPTURE_QUERY", "1")]);
+    assert_eq!(url, format!("{base}?apikey=s3cret&x=1"));
+    assert_eq!(query.as_deref(), Some("apikey=s3cret&x=1"));
 }

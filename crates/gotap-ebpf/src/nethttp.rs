@@ -126,7 +126,7 @@ pub fn emit<S: SpanSink + ?Sized>(
                 // The error's text needs its dynamic type's Error method: not readable from BPF.
                 error: (ev.flags & abi::EVF_ERROR != 0).then_some("transport error"),
             };
-            http::client_span_to(&req, &frame, out);
+            http::client_span_to(&req, &frame, capture_query, out);
             true
         }
         _ => false,
@@ -168,7 +168,14 @@ mod tests {
         assert_eq!(s.name, "GET", "empty Method means GET");
         assert_eq!(
             s.attr(sc::URL_FULL),
-            Some(&Value::from("http://example.com:8080/a/b?x=1"))
+            Some(&Value::from("http://example.com:8080/a/b?x=REDACTED")),
+            "query values are redacted by default"
+        );
+        let captured = to_span(&ev, Arc::new(Resource::default()), true, 10).unwrap();
+        assert_eq!(
+            captured.attr(sc::URL_FULL),
+            Some(&Value::from("http://example.com:8080/a/b?x=1")),
+            "--capture-query keeps them"
         );
         assert_eq!(s.parent_span_id, Some([9; 8]));
         assert_eq!((s.start_unix_nano, s.end_unix_nano), (1_010, 3_010));

@@ -430,7 +430,7 @@ pub fn emit<S: SpanSink + ?Sized>(
                 status_code: u16::try_from(h.status).ok().filter(|&s| s != 0),
                 error: non_empty(&error),
             };
-            http::client_span_to(&req, &frame, out);
+            http::client_span_to(&req, &frame, capture_query, out);
             true
         }
         _ => crate::sites_more::emit(ev, &frame, out),
@@ -551,7 +551,14 @@ mod tests {
         assert_eq!((s.kind, s.name.as_str()), (SpanKind::Client, "POST"));
         assert_eq!(
             s.attr(sc::URL_FULL),
-            Some(&Value::from("http://127.0.0.1:9/orders?id=7"))
+            Some(&Value::from("http://127.0.0.1:9/orders?id=REDACTED")),
+            "query values are redacted by default"
+        );
+        let captured = span(&h, &["POST", "http://127.0.0.1:9/orders?id=7", err], true).unwrap();
+        assert_eq!(
+            captured.attr(sc::URL_FULL),
+            Some(&Value::from("http://127.0.0.1:9/orders?id=7")),
+            "--capture-query keeps them"
         );
         assert_eq!(
             s.attr(sc::HTTP_RESPONSE_STATUS_CODE),

@@ -1,6 +1,7 @@
 //! Database client spans (OpenTelemetry stable database conventions). A strategy describes one
 //! call of a database/sql query or exec with [`DbQuery`] and gets the span from [`client_span`];
-//! the compile-time runtime (go/gotaprt/sql.go) mirrors these rules line for line.
+//! the compile-time runtime (go/gotaprt/sql.go, go/gotaprt/internal/sqltext) mirrors these rules
+//! line for line.
 //!
 //! The query text is exported sanitized: string and numeric literals become `?` (placeholders,
 //! identifiers and comments are kept), so a query written with inline values never exports them.
@@ -112,11 +113,105 @@ fn is_ident(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_' || c == '$' || c == '.'
 }
 
-/// Sanitizes a query and extracts its operation and collection. Byte-level ASCII rules only, so
-/// the Go mirror gives the same result for any input: `'…'` strings (with `''` escapes) and
-/// numbers not inside an identifier become `?`; `--` and `/* */` comments and `"…"`/`` `…` ``
-/// quoted identifiers are copied unchanged and are not words.
+/// How a database writes literals, from `db.system.name`: which quotes delimit strings and
+/// whether a backslash escapes the next character inside them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// `'…'` standard strings (no backslash escapes), `E'…'` escape strings, `$$…$$` and
+    /// `$tag$…$tag$` dollar-quoted strings; `"…"` are identifiers.
+    Postgres,
+    /// `'…'` and `"…"` strings, both with backslash escapes; `` `…` `` identifiers.
+    MySql,
+    /// `'…'` and `"…"` strings (SQLite takes a double-quoted word that names no column as a
+    /// string), no backslash escapes.
+    Sqlite,
+    /// Any other system: `'…'` strings where a backslash is taken as an escape (a string that
+    /// ends in a backslash then hides more than it should rather than less), `"…"` identifiers.
+    Other,
+}
+
+impl Dialect {
+    pub fn of(system: &str) -> Dialect {
+        match system {
+            "postgresql" => Dialect::Postgres,
+            "mysql" | "mariadb" => Dialect::MySql,
+            "sqlite" => Dialect::Sqlite,
+            _ => Dialect::Other,
+        }
+    }
+    fn double_quoted_strings(self) -> bool {
+        matches!(self, Dialect::MySql | Dialect::Sqlite)
+    }
+    fn backslash_escapes(self) -> bool {
+        matches!(self, Dialect::MySql | Dialect::Other)
+    }
+}
+
+/// The end of the quoted string whose opening quote `q` is at `i` (the index after its closing
+/// quote, or the text's end when it is not closed): a doubled quote is an escaped one, and with
+/// `backslash` a backslash escapes the next byte.
+fn string_end(b: &[u8], i: usize, q: u8, backslash: bool) -> usize {
+    let mut i = i + 1;
+    while i < b.len() {
+        if backslash && b[i] == b'\\' {
+            i += 2;
+        } else if b[i] == q {
+            if b.get(i + 1) == Some(&q) {
+                i += 2;
+            } else {
+                return i + 1;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    b.len()
+}
+
+/// A PostgreSQL dollar quote opening at `i` (`$$` or `$tag$`, the tag an identifier without `$`):
+/// the end of the whole string (after its closing tag, or the text's end). `None` when `$` at `i`
+/// opens none (`$1` is a placeholder).
+fn dollar_end(b: &[u8], i: usize) -> Option<usize> {
+    let mut j = i + 1;
+    if j < b.len() && (b[j].is_ascii_alphabetic() || b[j] == b'_') {
+        while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_') {
+            j += 1;
+        }
+    }
+    if b.get(j) != Some(&b'$') {
+        return None;
+    }
+    let tag = &b[i..=j];
+    let body = j + 1;
+    Some(
+        b[body..]
+            .windows(tag.len())
+            .position(|w| w == tag)
+            .map_or(b.len(), |p| body + p + tag.len()),
+    )
+}
+
+/// Sanitizes a query and extracts its operation and collection, with the literal rules of
+/// `Dialect::Other`; see [`scan_for`].
 pub fn scan(query: &str) -> ParsedQuery {
+    scan_for(query, Dialect::Other)
+}
+
+/// Sanitizes a query and extracts its operation and collection. Byte-level ASCII rules only, so
+/// the Go mirror (go/gotaprt/internal/sqltext) gives the same result for any input: strings (as
+/// `dialect` writes them: see [`Dialect`]) and numbers not inside an identifier become `?`; `--`
+/// and `/* */` comments and quoted identifiers are copied unchanged and are not words. The
+/// corpus go/gotaprt/internal/sqltext/testdata/sanitize.txt is checked against both.
+pub fn scan_for(query: &str, dialect: Dialect) -> ParsedQuery {
+    scan_literals(query, dialect, &mut |_, _| {})
+}
+
+/// [`scan_for`], calling `literal` with the byte range of each string literal it replaced.
+fn scan_literals(
+    query: &str,
+    dialect: Dialect,
+    literal: &mut dyn FnMut(usize, usize),
+) -> ParsedQuery {
     let b = query.as_bytes();
     let mut out = String::with_capacity(query.len());
     let mut toks: Vec<Tok> = Vec::new();
@@ -124,19 +219,19 @@ pub fn scan(query: &str) -> ParsedQuery {
     while i < b.len() {
         let c = b[i] as char;
         let start = i;
-        if c == '\'' {
-            i += 1;
-            loop {
-                match b.get(i) {
-                    None => break,
-                    Some(b'\'') if b.get(i + 1) == Some(&b'\'') => i += 2,
-                    Some(b'\'') => {
-                        i += 1;
-                        break;
-                    }
-                    Some(_) => i += 1,
-                }
-            }
+        let pg = dialect == Dialect::Postgres;
+        let string_end = if c == '\'' || (c == '"' && dialect.double_quoted_strings()) {
+            Some(string_end(b, i, b[i], dialect.backslash_escapes()))
+        } else if pg && (c == 'E' || c == 'e') && b.get(i + 1) == Some(&b'\'') {
+            Some(string_end(b, i + 1, b'\'', true))
+        } else if pg && c == '$' {
+            dollar_end(b, i)
+        } else {
+            None
+        };
+        if let Some(end) = string_end {
+            i = end;
+            literal(start, end);
             out.push('?');
             toks.push(Tok::Punct('?'));
         } else if c == '"' || c == '`' {
@@ -200,6 +295,100 @@ pub fn scan(query: &str) -> ParsedQuery {
         operation,
         collection,
     }
+}
+
+/// The text of a failed query's error without the literals the sanitizer took out of `query`:
+/// drivers quote the statement, or the offending token or value, in their messages
+/// (`near "'secret'": syntax error`, `invalid input syntax for type integer: "secret"`). Each
+/// string literal of the query of at least 3 bytes, as written and with its escapes undone,
+/// becomes `?` (longest first), then so does the inside of every quoted run left in the message
+/// (`'…'`, `"…"`, `` `…` ``, to the end when not closed): identifiers quoted there go too.
+pub fn scrub_error(message: &str, query: &str, dialect: Dialect) -> String {
+    let mut lits: Vec<String> = Vec::new();
+    scan_literals(query, dialect, &mut |s, e| {
+        let body = literal_body(&query.as_bytes()[s..e], dialect);
+        for v in [body.to_vec(), unescape(body)] {
+            if v.len() >= 3 && !lits.iter().any(|l| l.as_bytes() == v.as_slice()) {
+                lits.push(String::from_utf8_lossy(&v).into_owned());
+            }
+        }
+    });
+    // Stable: equal lengths keep the query's order (as sort.SliceStable in Go).
+    lits.sort_by(|a, b| b.len().cmp(&a.len()));
+    let mut msg = message.to_owned();
+    for l in &lits {
+        if msg.contains(l.as_str()) {
+            msg = msg.replace(l.as_str(), "?");
+        }
+    }
+    let b = msg.as_bytes();
+    let mut out = String::with_capacity(msg.len());
+    let mut i = 0;
+    let mut copied = 0;
+    while i < b.len() {
+        let q = b[i];
+        if q == b'\'' || q == b'"' || q == b'`' {
+            out.push_str(&msg[copied..=i]);
+            out.push('?');
+            match b[i + 1..].iter().position(|&c| c == q) {
+                Some(p) => {
+                    i += 1 + p;
+                    copied = i;
+                    i += 1;
+                }
+                None => {
+                    copied = b.len();
+                    i = b.len();
+                }
+            }
+        } else {
+            i += 1;
+        }
+    }
+    out.push_str(&msg[copied..]);
+    out
+}
+
+/// The inside of a string literal as written (quotes, `E` and dollar tags removed; an unclosed
+/// one to its end).
+fn literal_body(lit: &[u8], dialect: Dialect) -> &[u8] {
+    let lit = if dialect == Dialect::Postgres && matches!(lit.first(), Some(b'E' | b'e')) {
+        &lit[1..]
+    } else {
+        lit
+    };
+    if lit.first() == Some(&b'$') {
+        let open = lit[1..]
+            .iter()
+            .position(|&c| c == b'$')
+            .map_or(lit.len(), |p| p + 2);
+        let body = &lit[open.min(lit.len())..];
+        let tag = &lit[..open.min(lit.len())];
+        return body.strip_suffix(tag).unwrap_or(body);
+    }
+    let q = lit[0];
+    let body = &lit[1..];
+    body.strip_suffix(&[q]).unwrap_or(body)
+}
+
+/// `''` → `'`, `""` → `"`, `\x` → `x`: how drivers usually print a value back.
+fn unescape(body: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(body.len());
+    let mut i = 0;
+    while i < body.len() {
+        let c = body[i];
+        if c == b'\\' && i + 1 < body.len() {
+            v.push(body[i + 1]);
+            i += 2;
+        } else if (c == b'\'' || c == b'"') && body.get(i + 1) == Some(&c) {
+            v.push(c);
+            i += 2;
+        } else {
+            v.push(c);
+            i += 1;
+        }
+    }
+    v
 }
 
 /// The table of a simple statement: exactly one FROM/JOIN/INTO (or the UPDATE that starts it),
@@ -266,7 +455,8 @@ pub fn client_span_into<S: SpanSink + ?Sized>(
     out: &mut S,
 ) {
     let system = system_name(&q.driver_package);
-    let parsed = scan(&q.query);
+    let dialect = Dialect::of(system);
+    let parsed = scan_for(&q.query, dialect);
     out.begin(f, SCOPE);
     out.attr(DB_SYSTEM_NAME, ValueRef::Static(system));
     out.attr(DB_QUERY_TEXT, ValueRef::Str(&parsed.sanitized));
@@ -286,12 +476,14 @@ pub fn client_span_into<S: SpanSink + ?Sized>(
         }
     }
     let mut status = StatusRef::Unset;
+    let message;
     if let Some(e) = q
         .error
         .as_ref()
         .filter(|e| !NOT_FAILURES.contains(&e.message.as_str()))
     {
-        status = StatusRef::Error(&e.message);
+        message = scrub_error(&e.message, &q.query, dialect);
+        status = StatusRef::Error(&message);
         if let Some(code) = e.status_code.as_deref().filter(|c| !c.is_empty()) {
             out.attr(DB_RESPONSE_STATUS_CODE, ValueRef::Str(code));
         }
@@ -438,6 +630,80 @@ mod tests {
         assert_eq!(scan("WITH x AS (SELECT 1) SELECT * FROM x").operation, None);
         assert_eq!(scan("  (SELECT 1)").operation.as_deref(), Some("SELECT"));
         assert_eq!(scan("").operation, None);
+    }
+
+    /// A corpus field with its escapes (backslash n, t, backslash) undone.
+    fn corpus_field(f: &str) -> String {
+        let mut out = String::new();
+        let mut it = f.chars();
+        while let Some(c) = it.next() {
+            if c != '\\' {
+                out.push(c);
+                continue;
+            }
+            match it.next() {
+                Some('n') => out.push('\n'),
+                Some('t') => out.push('\t'),
+                Some(o) => out.push(o),
+                None => out.push('\\'),
+            }
+        }
+        out
+    }
+
+    /// The corpus go/gotaprt/internal/sqltext/sqltext_test.go runs too: both strategies
+    /// sanitize texts and error messages alike, per dialect.
+    #[test]
+    fn shared_corpus_per_dialect() {
+        let corpus = include_str!("../../../go/gotaprt/internal/sqltext/testdata/sanitize.txt");
+        let mut n = 0;
+        for line in corpus
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
+            let f: Vec<String> = line.split('\t').map(corpus_field).collect();
+            let dialect = Dialect::of(&f[1]);
+            match (f[0].as_str(), f.len()) {
+                ("query", 4) => assert_eq!(scan_for(&f[2], dialect).sanitized, f[3], "{line}"),
+                ("error", 5) => assert_eq!(scrub_error(&f[3], &f[2], dialect), f[4], "{line}"),
+                _ => panic!("bad corpus line {line:?}"),
+            }
+            n += 1;
+        }
+        assert!(n > 30, "{n} cases");
+    }
+
+    /// The span's status message is scrubbed with the driver's dialect.
+    #[test]
+    fn failed_query_status_has_no_literal() {
+        let s = client_span(
+            &DbQuery {
+                driver_package: "modernc.org/sqlite".into(),
+                query: "SELECT 'secret' FROM".into(),
+                error: Some(DbError {
+                    type_name: "*sqlite.Error".into(),
+                    message: "SQL logic error: near \"'secret'\": syntax error (1)".into(),
+                    status_code: None,
+                }),
+            },
+            frame(),
+        );
+        assert_eq!(
+            s.status,
+            Status::Error("SQL logic error: near \"?\": syntax error (1)".into())
+        );
+        let s = client_span(
+            &DbQuery {
+                driver_package: "github.com/jackc/pgx/v5/stdlib".into(),
+                query: "SELECT $q$secret$q$, \"Col\" FROM t".into(),
+                error: None,
+            },
+            frame(),
+        );
+        assert_eq!(
+            s.attr(DB_QUERY_TEXT),
+            Some(&Value::from("SELECT ?, \"Col\" FROM t"))
+        );
     }
 
     #[test]

@@ -266,25 +266,38 @@ pub fn server_span_to<S: SpanSink + ?Sized>(
     }
 }
 
+/// The CLIENT span of one round trip, query values in `url.full` redacted (see
+/// [`client_span_to`]).
 pub fn client_span(req: &ClientRequest, frame: SpanFrame) -> Span {
     client_span_ref(&req.borrowed(), frame)
 }
 
 /// [`client_span`] from borrowed strings (identical span).
 pub fn client_span_ref(req: &ClientRequestRef<'_>, frame: SpanFrame) -> Span {
-    collect_one(|out| client_span_to(req, &frame, out))
+    collect_one(|out| client_span_to(req, &frame, false, out))
 }
 
-/// [`client_span`] into a sink (see [`crate::sink`]).
+/// [`client_span`] into a sink (see [`crate::sink`]). `url.full` never carries credentials, and
+/// its query keeps only its keys (`?apikey=REDACTED`) unless `capture_query` (the server span's
+/// switch for `url.query`: a query string may carry secrets either way).
 pub fn client_span_to<S: SpanSink + ?Sized>(
     req: &ClientRequestRef<'_>,
     frame: &SpanFrame,
+    capture_query: bool,
     out: &mut S,
 ) {
     out.begin(frame, CLIENT_SCOPE);
     let method = normalize_method(req.method, out);
     out.attr(sc::HTTP_REQUEST_METHOD, ValueRef::Static(method));
-    out.attr(sc::URL_FULL, ValueRef::Str(&redact_url(req.url)));
+    let url = redact_url(req.url);
+    let redacted;
+    let url: &str = if capture_query {
+        &url
+    } else {
+        redacted = redact_query(&url);
+        &redacted
+    };
+    out.attr(sc::URL_FULL, ValueRef::Str(url));
     if let Some((host, port)) = url_authority(req.url) {
         out.attr(sc::SERVER_ADDRESS, ValueRef::Str(host));
         out.attr(sc::SERVER_PORT, ValueRef::Int(port as i64));
@@ -329,6 +342,35 @@ fn redact_url(url: &str) -> Cow<'_, str> {
         }
     }
     Cow::Borrowed(url)
+}
+
+/// semconv: the values of a query in `url.full` may be secrets (`?apikey=…`): each `key=value`
+/// of the query (up to a `#`) becomes `key=REDACTED`; a key without `=` is kept.
+pub fn redact_query(url: &str) -> Cow<'_, str> {
+    let Some(q) = byte_pos(url, b'?') else {
+        return Cow::Borrowed(url);
+    };
+    let end = byte_pos(&url[q..], b'#').map_or(url.len(), |h| q + h);
+    let query = &url[q + 1..end];
+    if !query.contains('=') {
+        return Cow::Borrowed(url);
+    }
+    let mut out = String::with_capacity(url.len() + 8);
+    out.push_str(&url[..=q]);
+    for (i, pair) in query.split('&').enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        match byte_pos(pair, b'=') {
+            Some(eq) => {
+                out.push_str(&pair[..=eq]);
+                out.push_str("REDACTED");
+            }
+            None => out.push_str(pair),
+        }
+    }
+    out.push_str(&url[end..]);
+    Cow::Owned(out)
 }
 
 /// (host, port) of an absolute URL, with the scheme's default port.
@@ -405,6 +447,52 @@ mod tests {
         let s = server_span(&req, frame(), true);
         assert_eq!(s.name, "POST");
         assert_eq!(s.status, Status::Unset, "4xx is not a server error");
+    }
+
+    /// Query values are redacted in `url.full` unless the query is captured, keys kept.
+    #[test]
+    fn client_query_values_redacted() {
+        let url = |u: &str, capture: bool| {
+            let req = ClientRequest {
+                method: "GET".into(),
+                url: u.into(),
+                status_code: Some(200),
+                error: None,
+            };
+            let s = collect_one(|out| client_span_to(&req.borrowed(), &frame(), capture, out));
+            match s.attr(sc::URL_FULL) {
+                Some(Value::Str(v)) => v.to_string(),
+                v => panic!("url.full {v:?}"),
+            }
+        };
+        for (u, want) in [
+            (
+                "http://h:1/p?apikey=s3cret&x=1",
+                "http://h:1/p?apikey=REDACTED&x=REDACTED",
+            ),
+            (
+                "http://h/p?flag&k=&z=a=b",
+                "http://h/p?flag&k=REDACTED&z=REDACTED",
+            ),
+            ("http://h/p?k=v#frag", "http://h/p?k=REDACTED#frag"),
+            ("http://h/p?flag", "http://h/p?flag"),
+            ("http://h/p", "http://h/p"),
+            (
+                "http://u:pw@h/p?token=t",
+                "http://REDACTED:REDACTED@h/p?token=REDACTED",
+            ),
+        ] {
+            assert_eq!(url(u, false), want, "{u}");
+        }
+        assert_eq!(
+            url("http://h:1/p?apikey=s3cret&x=1", true),
+            "http://h:1/p?apikey=s3cret&x=1"
+        );
+        assert_eq!(
+            url("http://u:pw@h/p?token=t", true),
+            "http://REDACTED:REDACTED@h/p?token=t",
+            "credentials go even with the query captured"
+        );
     }
 
     #[test]
