@@ -9,6 +9,61 @@ pub struct Instrumentation {
     pub applies: bool,
     /// Why: the function found, or the module and its version, or what is missing.
     pub detail: String,
+    /// The gotap strategies that trace this library (see [`Strategy`]).
+    pub strategies: &'static [Strategy],
+}
+
+/// A way gotap traces a library: as `gotap inspect` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// `gotap run` / `gotap attach` on the unmodified binary (function uprobes).
+    Uprobes,
+    /// `gotap build`.
+    Woven,
+    /// `gotap build --probes` + `gotap run`.
+    ProbeSites,
+}
+
+impl Strategy {
+    pub fn label(self) -> &'static str {
+        match self {
+            Strategy::Uprobes => "uprobes",
+            Strategy::Woven => "woven",
+            Strategy::ProbeSites => "probe sites",
+        }
+    }
+}
+
+/// How a binary is already instrumented by gotap, if it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BuiltWith {
+    /// Neither woven nor with probe sites: traced, if at all, by uprobes.
+    Plain,
+    /// `gotap build`: it exports its own spans (`gotap run` refuses it).
+    Woven,
+    /// `gotap build --probes`: `gotap run` traces it through its sites.
+    ProbeSites,
+}
+
+/// The module `gotap build` links into every binary it weaves.
+pub const WOVEN_RUNTIME_MODULE: &str = "gotap.dev/gotaprt";
+
+pub fn built_with(bin: &GoBinary) -> BuiltWith {
+    let prefix = format!("{WOVEN_RUNTIME_MODULE}.");
+    if bin.build_info().module(WOVEN_RUNTIME_MODULE).is_some()
+        || bin.functions().iter().any(|f| f.name.starts_with(&prefix))
+    {
+        return BuiltWith::Woven;
+    }
+    let sites = crate::usdt::read_probes(bin.data())
+        .is_ok_and(|ps| ps.iter().any(|p| p.provider == "gotap"));
+    if sites {
+        BuiltWith::ProbeSites
+    } else {
+        BuiltWith::Plain
+    }
 }
 
 /// What must be in the binary for an instrumentation to apply.
@@ -27,16 +82,22 @@ pub enum Requirement {
 pub struct Spec {
     pub name: &'static str,
     pub requires: Requirement,
+    pub strategies: &'static [Strategy],
 }
+
+const ALL: &[Strategy] = &[Strategy::Uprobes, Strategy::Woven, Strategy::ProbeSites];
+const COMPILE_TIME: &[Strategy] = &[Strategy::Woven, Strategy::ProbeSites];
 
 pub const TABLE: &[Spec] = &[
     Spec {
         name: "net/http server",
         requires: Requirement::AnyFunction(&["net/http.serverHandler.ServeHTTP"]),
+        strategies: ALL,
     },
     Spec {
         name: "net/http client",
         requires: Requirement::AnyFunction(&["net/http.(*Transport).roundTrip"]),
+        strategies: ALL,
     },
     Spec {
         name: "database/sql",
@@ -46,6 +107,7 @@ pub const TABLE: &[Spec] = &[
             "database/sql.(*DB).queryDC",
             "database/sql.(*DB).execDC",
         ]),
+        strategies: COMPILE_TIME,
     },
     Spec {
         name: "grpc server",
@@ -56,6 +118,7 @@ pub const TABLE: &[Spec] = &[
                 "google.golang.org/grpc.(*Server).processUnaryRPC",
             ],
         },
+        strategies: COMPILE_TIME,
     },
     Spec {
         name: "grpc client",
@@ -66,6 +129,7 @@ pub const TABLE: &[Spec] = &[
                 "google.golang.org/grpc.invoke",
             ],
         },
+        strategies: COMPILE_TIME,
     },
 ];
 
@@ -100,5 +164,6 @@ fn check(bin: &GoBinary, spec: &Spec) -> Instrumentation {
         name: spec.name,
         applies,
         detail,
+        strategies: spec.strategies,
     }
 }

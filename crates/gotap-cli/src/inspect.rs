@@ -59,6 +59,8 @@ struct Report<'a> {
     probes: Vec<Probe<'a>>,
     offsets: Vec<FieldOffset>,
     instrumentations: Vec<Instrumentation>,
+    /// Whether gotap instrumentation is built in already (`gotap build`, `--probes`).
+    built_with: instrumentations::BuiltWith,
     #[serde(skip)]
     build_info: &'a gotap_binary::BuildInfo,
 }
@@ -108,6 +110,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         probes,
         offsets,
         instrumentations: instrumentations::detect(&bin),
+        built_with: instrumentations::built_with(&bin),
         build_info: bi,
     };
     let stdout = std::io::stdout();
@@ -160,14 +163,30 @@ fn write_human(out: &mut impl Write, r: &Report, all_functions: bool) -> std::io
         e.go_build_id.as_deref().unwrap_or("-")
     )?;
     writeln!(out, "functions:     {}", r.functions.len())?;
+    use instrumentations::BuiltWith;
+    let built = match r.built_with {
+        BuiltWith::Plain => {
+            "plain (no gotap instrumentation built in: gotap run traces it with uprobes)"
+        }
+        BuiltWith::Woven => "woven by gotap build (exports its own spans; gotap run refuses it)",
+        BuiltWith::ProbeSites => {
+            "gotap build --probes (gotap run traces it through its probe sites)"
+        }
+    };
+    writeln!(out, "built:         {built}")?;
     writeln!(out)?;
-    writeln!(out, "instrumentations:")?;
+    writeln!(
+        out,
+        "instrumentations (library, strategies that trace it, what was found):"
+    )?;
     for i in &r.instrumentations {
+        let strategies: Vec<&str> = i.strategies.iter().map(|s| s.label()).collect();
         writeln!(
             out,
-            "  [{}] {:<16} {}",
+            "  [{}] {:<16} {:<28} {}",
             if i.applies { "x" } else { " " },
             i.name,
+            strategies.join(", "),
             i.detail
         )?;
     }

@@ -764,3 +764,108 @@ fn go127_stripped_pie_spans_buffered_at_exit() {
         },
     );
 }
+
+/// `url.full` of one client call to `?apikey=s3cret&x=1` made by the probes build `bin`
+/// (httpsvc `-once`) under `gotap run` with `extra` flags, against the same binary untraced.
+fn once_url_full(bin: &Path, dir: &Path, label: &str, extra: &[&str]) -> (String, String) {
+    let file = dir.join(format!("{label}.jsonl"));
+    let tport = free_port();
+    let mut target = plain(bin, &svc_args(tport, "T", None), "httpsvc (target)");
+    wait_listening(tport, &mut target);
+    let mut flags = vec![
+        "--no-console".to_string(),
+        "--output-file".to_string(),
+        file.display().to_string(),
+    ];
+    flags.extend(extra.iter().map(|f| f.to_string()));
+    let base = format!("http://127.0.0.1:{tport}/users/7");
+    let args = [
+        "-name".to_string(),
+        "O".to_string(),
+        "-once".to_string(),
+        format!("{base}?apikey=s3cret&x=1"),
+    ];
+    let f =
+        gotap_run(&flags, bin, &args, &format!("gotap run {label}")).wait(Duration::from_secs(60));
+    assert_eq!(f.code, Some(0), "{f:?}");
+    let spans = parse_otlp_json_lines(&std::fs::read_to_string(&file).unwrap_or_default());
+    assert_eq!(spans.len(), 1, "{label}: {}\n{}", f.stderr, dump(&spans));
+    assert_eq!(spans[0].kind, 3, "{}", dump(&spans));
+    (
+        spans[0].str("url.full").unwrap_or_default().to_string(),
+        base,
+    )
+}
+
+/// Through the client probe site, as through function uprobes (e2e_http.rs): a query's values are
+/// redacted in `url.full` (keys kept) unless `--capture-query`.
+#[test]
+fn client_query_values_redacted_unless_captured() {
+    require_root();
+    let dir = scratch("probes-client-query");
+    let bin = httpsvc_probes(
+        Toolchain::Go127,
+        Variant {
+            stripped: false,
+            pie: false,
+        },
+    );
+    let (url, base) = once_url_full(&bin, &dir, "default", &[]);
+    assert_eq!(url, format!("{base}?apikey=REDACTED&x=REDACTED"));
+    let (url, base) = once_url_full(&bin, &dir, "captured", &["--capture-query"]);
+    assert_eq!(url, format!("{base}?apikey=s3cret&x=1"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `gotap inspect` says how a binary is instrumented already, and which strategies trace each
+/// library: a probes build is one `gotap run` traces through its sites.
+#[test]
+fn inspect_names_probe_sites_and_strategies() {
+    let bin = httpsvc_probes(Toolchain::Go126, Variant::default());
+    let out = Command::new(GOTAP)
+        .arg("inspect")
+        .arg(&bin)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("built:") && l.contains("gotap build --probes")),
+        "{text}"
+    );
+    let row = text
+        .lines()
+        .find(|l| l.contains("database/sql "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        row.contains("woven, probe sites") && !row.contains("uprobes"),
+        "{row}"
+    );
+    let json = Command::new(GOTAP)
+        .args(["inspect", "--json"])
+        .arg(&bin)
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["built_with"], "probe-sites");
+    let http = &v["instrumentations"][0];
+    assert_eq!(http["name"], "net/http server");
+    assert_eq!(
+        http["strategies"],
+        serde_json::json!(["uprobes", "woven", "probe-sites"])
+    );
+    // A plain build of the same service.
+    let plain = httpsvc(Toolchain::Go126, Variant::default());
+    let json = Command::new(GOTAP)
+        .args(["inspect", "--json"])
+        .arg(&plain)
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["built_with"], "plain");
+}

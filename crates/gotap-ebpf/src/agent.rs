@@ -883,7 +883,9 @@ enum Analysed {
 /// Probe sites when the binary has gotap's USDT probes, else the function-probe plan.
 fn analyse(path: &Path, batch_sites: bool) -> Result<Analysed, EbpfError> {
     let bin = gotap_binary::GoBinary::open(path)?;
-    if is_woven(&bin) {
+    if gotap_binary::instrumentations::built_with(&bin)
+        == gotap_binary::instrumentations::BuiltWith::Woven
+    {
         // One strategy per binary: its woven spans and our uprobe spans would both be exported,
         // unlinked, and its own OTLP export would show up as client spans.
         return Err(EbpfError::AlreadyWoven {
@@ -1142,20 +1144,6 @@ type FileId = (u64, u64, u64, i64, i64);
 fn file_id(f: &std::fs::File) -> std::io::Result<FileId> {
     let m = f.metadata()?;
     Ok((m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()))
-}
-
-/// The module `gotap build` links into the binaries it weaves (gotap-weave's RUNTIME_MODULE).
-const WOVEN_RUNTIME: &str = "gotap.dev/gotaprt";
-
-/// Whether `bin` was built by `gotap build`: its buildinfo lists the woven runtime's module, or
-/// (buildinfo altered) its functions are linked in.
-fn is_woven(bin: &gotap_binary::GoBinary) -> bool {
-    let prefix = format!("{WOVEN_RUNTIME}.");
-    bin.build_info()
-        .deps
-        .iter()
-        .any(|m| m.path == WOVEN_RUNTIME)
-        || bin.functions().iter().any(|f| f.name.starts_with(&prefix))
 }
 
 /// `e` with the descriptor path analysis was given replaced by the file the user knows
