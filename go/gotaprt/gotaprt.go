@@ -43,6 +43,7 @@ func init() {
 	setSQLStart(sqlStart)
 	mainExit = flushAtExit // provider.go; deferred in main by rules/main.yaml
 	setBeforeExit(beforeExit)
+	watchSignals() // signal.go: flush, then the default action, on a SIGTERM/SIGINT the program does not handle
 }
 
 var exiting atomic.Bool

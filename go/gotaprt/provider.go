@@ -2,6 +2,7 @@ package gotaprt
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -81,6 +82,7 @@ func newProvider() trace.TracerProvider {
 		fmt.Fprintf(os.Stderr, "gotap: %s\n", w)
 	}
 	exp := otlp.New(cfg)
+	ownExporter.Store(exp)
 	res, err := resource.New(ctx, resource.WithAttributes(defaultResource()...), resource.WithFromEnv())
 	if err != nil {
 		// Partial resources come with an error (bad OTEL_RESOURCE_ATTRIBUTES): keep what parsed.
@@ -94,8 +96,12 @@ func newProvider() trace.TracerProvider {
 	return tp
 }
 
-// ownSDK is gotap's own SDK provider once created (read at exit without racing its creation).
-var ownSDK atomic.Pointer[sdktrace.TracerProvider]
+// ownSDK is gotap's own SDK provider once created (read at exit without racing its creation),
+// ownExporter its exporter.
+var (
+	ownSDK      atomic.Pointer[sdktrace.TracerProvider]
+	ownExporter atomic.Pointer[otlp.Exporter]
+)
 
 // mainExit is main.gotapMainExit, the hook rules/main.yaml defers in the main package's main
 // function; the linker merges this declaration with the woven one (as for grpc's hooks).
@@ -110,15 +116,34 @@ const exitFlushTimeout = 3 * time.Second
 // flushAtExit exports the spans still queued in gotap's batch processor when main returns. An
 // application's own provider (otel.SetTracerProvider) is the application's to shut down.
 func flushAtExit() {
+	ctx, cancel := context.WithTimeout(context.Background(), exitFlushTimeout)
+	defer cancel()
+	flush(ctx, "at exit")
+}
+
+// flush exports gotap's pending spans within ctx, the process being about to end (`when` says
+// how, for the message). The exporter is told so: a collector that refuses the connection is not
+// retried, since nobody will listen before the process is gone. A failure is reported with the
+// number of spans lost, the endpoint and the cause.
+func flush(ctx context.Context, when string) {
 	tp := ownSDK.Load()
 	if tp == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), exitFlushTimeout)
-	defer cancel()
-	if err := tp.ForceFlush(ctx); err != nil {
-		fmt.Fprintf(os.Stderr, "gotap: spans not exported at exit: %v\n", err)
+	err := tp.ForceFlush(otlp.Final(ctx))
+	if err == nil {
+		return
 	}
+	var lost *otlp.LostError
+	if !errors.As(err, &lost) {
+		// The bound passed while the exporter was still trying: it knows what it was sending.
+		lost = ownExporter.Load().InFlight(err)
+	}
+	if lost != nil {
+		fmt.Fprintf(os.Stderr, "gotap: %s not exported %s to %s: %v\n", otlp.Spans(lost.Spans), when, lost.URL, lost.Err)
+		return
+	}
+	fmt.Fprintf(os.Stderr, "gotap: spans not exported %s: %v\n", when, err)
 }
 
 // defaultResource mirrors the resource gotap's eBPF strategy reports for a process.

@@ -121,20 +121,21 @@ pub fn weaver(ex: &Extracted, go: &Path, gover: &str) -> Result<PathBuf> {
     // No -trimpath: with the go command's default flags the standard-library packages the weaver
     // needs come from the user's build cache when plain builds put them there (≈ 15 s of CPU
     // less on a first `gotap build` here); -trimpath would key them apart and compile them again.
-    let out = Command::new(go)
-        .current_dir(ex.weaver_src())
-        .args(["build", "-o"])
-        .arg(&tmp)
-        .arg(".")
-        // A clean, ordinary build: never through gotap, never the user's flags or workspace.
-        .env("GOFLAGS", "-mod=readonly")
-        .env("GOWORK", "off")
-        .env("CGO_ENABLED", "0")
-        .env_remove("GOOS")
-        .env_remove("GOARCH")
-        .env_remove("GOTAP_WEAVE_CONFIG")
-        .output()
-        .with_context(|| format!("cannot run {}", go.display()))?;
+    let out = crate::interrupt::output(
+        Command::new(go)
+            .current_dir(ex.weaver_src())
+            .args(["build", "-o"])
+            .arg(&tmp)
+            .arg(".")
+            // A clean, ordinary build: never through gotap, never the user's flags or workspace.
+            .env("GOFLAGS", "-mod=readonly")
+            .env("GOWORK", "off")
+            .env("CGO_ENABLED", "0")
+            .env_remove("GOOS")
+            .env_remove("GOARCH")
+            .env_remove("GOTAP_WEAVE_CONFIG"),
+    )
+    .with_context(|| format!("cannot run {}", go.display()))?;
     if !out.status.success() {
         bail!(
             "cannot build gotap's weaver with {}: {}",

@@ -3,6 +3,7 @@
 //! print those flags: `--print-goflags`). With `--probes` (probe mode) there is no
 //! runtime, hence no modfile and no overlay: only `-toolexec`.
 use crate::assets;
+use crate::interrupt;
 use crate::plan::{Plan, CONFIG_ENV};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
@@ -191,7 +192,7 @@ impl Drop for TempDir {
 }
 
 fn output(cmd: &mut Command, what: &str) -> Result<String> {
-    let out = cmd.output().with_context(|| format!("cannot run {what}"))?;
+    let out = interrupt::output(cmd).with_context(|| format!("cannot run {what}"))?;
     if !out.status.success() {
         bail!(
             "{what} failed: {}",
@@ -201,8 +202,40 @@ fn output(cmd: &mut Command, what: &str) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Runs the woven build; returns the go command's exit code.
+/// Runs the woven build; returns the go command's exit code, or 128 + the signal number when
+/// SIGINT or SIGTERM interrupted it: the signal is forwarded to the go command, which is waited
+/// for, and the temporary directory is removed before this returns.
 pub fn run(opts: &Options) -> Result<i32> {
+    interrupt::install();
+    // Directories of gotaps killed by SIGKILL (which nothing can catch) go at the next build.
+    interrupt::remove_stale(&std::env::temp_dir());
+    let res = run_uninterrupted(opts);
+    // Every TempDir is dropped by now.
+    match interrupt::received() {
+        Some(sig) => Ok(128 + sig),
+        None => res,
+    }
+}
+
+/// A temporary directory of this build in `$TMPDIR`, named after gotap's pid and holding an
+/// `owner` file (pid and start time) for [`interrupt::remove_stale`].
+fn build_temp_dir() -> Result<TempDir> {
+    let tmp = TempDir(
+        std::env::temp_dir().join(format!(
+            "{}{}-{}",
+            interrupt::TEMP_PREFIX,
+            std::process::id(),
+            nanos()
+        )),
+        false,
+    );
+    std::fs::create_dir_all(&tmp.0)
+        .with_context(|| format!("cannot create {}", tmp.0.display()))?;
+    std::fs::write(tmp.0.join("owner"), interrupt::owner_line())?;
+    Ok(tmp)
+}
+
+fn run_uninterrupted(opts: &Options) -> Result<i32> {
     let env: GoEnv = serde_json::from_str(&output(
         Command::new(&opts.go).args([
             "env",
@@ -285,10 +318,7 @@ pub fn run(opts: &Options) -> Result<i32> {
             true,
         )
     } else {
-        TempDir(
-            std::env::temp_dir().join(format!("gotap-build-{}-{}", std::process::id(), nanos())),
-            false,
-        )
+        build_temp_dir()?
     };
     std::fs::create_dir_all(&tmp.0)?;
 
@@ -403,9 +433,8 @@ pub fn run(opts: &Options) -> Result<i32> {
         .arg(format!("-toolexec={} toolexec", quote(&me)))
         .args(&opts.args)
         .env(CONFIG_ENV, &config);
-    let status = go
-        .status()
-        .with_context(|| format!("cannot run {}", opts.go.display()))?;
+    let status =
+        interrupt::status(&mut go).with_context(|| format!("cannot run {}", opts.go.display()))?;
     Ok(status.code().unwrap_or(1))
 }
 
@@ -451,21 +480,18 @@ fn run_probes(opts: &Options, env: &GoEnv) -> Result<i32> {
             eprintln!("gotap: warning: {}", s.message);
         }
     }
-    let tmp = TempDir(
-        std::env::temp_dir().join(format!("gotap-build-{}-{}", std::process::id(), nanos())),
-        false,
-    );
-    std::fs::create_dir_all(&tmp.0)?;
+    let tmp = build_temp_dir()?;
     let config = tmp.0.join("plan.json");
     plan.write(&config)?;
     let me = std::env::current_exe().context("cannot find gotap's own executable")?;
-    let status = Command::new(&opts.go)
-        .arg(&opts.verb)
-        .arg(format!("-toolexec={} toolexec", quote(&me)))
-        .args(&opts.args)
-        .env(CONFIG_ENV, &config)
-        .status()
-        .with_context(|| format!("cannot run {}", opts.go.display()))?;
+    let status = interrupt::status(
+        Command::new(&opts.go)
+            .arg(&opts.verb)
+            .arg(format!("-toolexec={} toolexec", quote(&me)))
+            .args(&opts.args)
+            .env(CONFIG_ENV, &config),
+    )
+    .with_context(|| format!("cannot run {}", opts.go.display()))?;
     Ok(status.code().unwrap_or(1))
 }
 

@@ -13,9 +13,11 @@
 //! - [`assets`]: embedded Go sources and rules, extracted to gotap's cache; the weaver binary.
 //! - [`plan`]: which rules apply, and the hash that keys woven objects in Go's build cache.
 //! - [`gobuild`]: `gotap build` / `gotap test`.
+//! - [`interrupt`]: SIGINT/SIGTERM forwarded to the go command; stale temporary directories.
 //! - [`toolexec`]: `gotap toolexec <tool> args…`, called by the go command for every tool run.
 pub mod assets;
 pub mod gobuild;
+pub mod interrupt;
 pub mod plan;
 pub mod toolexec;
 

@@ -120,9 +120,7 @@ impl Plan {
                 cmd.arg(format!("-modver={m}={v}"));
             }
         }
-        let out = cmd
-            .args(&self.rules)
-            .output()
+        let out = crate::interrupt::output(cmd.args(&self.rules))
             .with_context(|| format!("cannot run {}", self.weaver.display()))?;
         if !out.status.success() {
             bail!(

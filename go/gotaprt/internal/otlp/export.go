@@ -22,6 +22,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -159,6 +160,61 @@ type Exporter struct {
 	stopped atomic.Bool // not under mu: Shutdown must not wait for an export in flight
 	mu      sync.Mutex
 	buf     []byte // reused between exports (the batch processor exports one batch at a time)
+
+	// The export in flight, for a caller whose own bound passed first (InFlight).
+	inFlight atomic.Int64
+	lastErr  atomic.Pointer[error]
+}
+
+// LostError is a failed export: how many spans were dropped, where they were going, and why.
+type LostError struct {
+	Spans int
+	URL   string
+	Err   error // the cause, without the URL
+}
+
+func (e *LostError) Error() string {
+	return fmt.Sprintf("%s not exported to %s: %v", Spans(e.Spans), e.URL, e.Err)
+}
+
+func (e *LostError) Unwrap() error { return e.Err }
+
+// Spans is "1 span" or "n spans".
+func Spans(n int) string {
+	if n == 1 {
+		return "1 span"
+	}
+	return fmt.Sprintf("%d spans", n)
+}
+
+type finalKey struct{}
+
+// Final marks ctx as the export of a process about to end: a refused connection is then not
+// retried (no collector will start listening before the process is gone), so the end is not
+// delayed until ctx's deadline.
+func Final(ctx context.Context) context.Context {
+	return context.WithValue(ctx, finalKey{}, true)
+}
+
+func isFinal(ctx context.Context) bool {
+	v, _ := ctx.Value(finalKey{}).(bool)
+	return v
+}
+
+// InFlight describes the export still in progress as lost with cause err (a caller's bound that
+// passed before the exporter's: its last attempt's error is added), or returns nil if none is.
+func (e *Exporter) InFlight(err error) *LostError {
+	if e == nil {
+		return nil
+	}
+	n := e.inFlight.Load()
+	if n == 0 {
+		return nil
+	}
+	if last := e.lastErr.Load(); last != nil {
+		err = fmt.Errorf("%w (last error: %v)", err, *last)
+	}
+	return &LostError{Spans: int(n), URL: e.cfg.url, Err: err}
 }
 
 var _ sdktrace.SpanExporter = (*Exporter)(nil)
@@ -174,7 +230,8 @@ func New(cfg Config) *Exporter {
 
 // ExportSpans sends one request, retried on the statuses the OTLP specification calls
 // retryable (429, 502, 503, 504) and on connection errors, honouring Retry-After, until the
-// configured timeout.
+// configured timeout. In a Final context a refused connection is not retried. A failure is a
+// *LostError.
 func (e *Exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
 	if len(spans) == 0 {
 		return nil
@@ -184,6 +241,16 @@ func (e *Exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpa
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.inFlight.Store(int64(len(spans)))
+	e.lastErr.Store(nil)
+	defer e.inFlight.Store(0)
+	if err := e.export(ctx, spans); err != nil {
+		return &LostError{Spans: len(spans), URL: e.cfg.url, Err: err}
+	}
+	return nil
+}
+
+func (e *Exporter) export(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
 	e.buf = encodeTraceRequest(e.buf[:0], spans)
 	body := e.buf
 	if e.cfg.gzip {
@@ -200,10 +267,16 @@ func (e *Exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpa
 		ctx, cancel = context.WithTimeout(ctx, e.cfg.timeout)
 		defer cancel()
 	}
+	final := isFinal(ctx)
 	backoff := 500 * time.Millisecond
 	for {
 		retry, wait, err := e.post(ctx, body)
-		if err == nil || !retry {
+		if err == nil {
+			return nil
+		}
+		err = cause(err)
+		e.lastErr.Store(&err)
+		if !retry || final && errors.Is(err, syscall.ECONNREFUSED) {
 			return err
 		}
 		if wait <= 0 {
@@ -219,6 +292,24 @@ func (e *Exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpa
 		}
 	}
 }
+
+// cause drops what the message around it already says (the method and URL of a *url.Error) and
+// names a refused connection plainly; errors.Is still sees the original.
+func cause(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return refused{err}
+	}
+	return err
+}
+
+type refused struct{ err error }
+
+func (r refused) Error() string { return "connection refused" }
+func (r refused) Unwrap() error { return r.err }
 
 // post sends the request once; retry says whether a failure may be retried, after wait if the
 // server said how long.
@@ -246,7 +337,7 @@ func (e *Exporter) post(ctx context.Context, body []byte) (retry bool, wait time
 	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
 		return false, 0, nil
 	}
-	err = fmt.Errorf("OTLP export to %s: %s: %s", e.cfg.url, resp.Status, printable(msg))
+	err = fmt.Errorf("%s: %s", resp.Status, printable(msg))
 	switch resp.StatusCode {
 	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
 		if s, perr := strconv.Atoi(resp.Header.Get("Retry-After")); perr == nil && s >= 0 {

@@ -5,12 +5,16 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -295,5 +299,47 @@ func TestExportRetriesAndSendsHeaders(t *testing.T) {
 	_ = exp.Shutdown(context.Background())
 	if exp.ExportSpans(context.Background(), spans) == nil {
 		t.Fatal("export after shutdown must fail")
+	}
+}
+
+// A process about to end (Final) is not held by a collector that refuses the connection: the
+// export fails at once, naming the spans, the endpoint and the cause. Outside Final the refusal
+// is retried until the timeout, as a collector restarting would be.
+func TestFinalExportFailsFastOnRefusedConnection(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	cfg, err := ConfigFromEnv(env(map[string]string{
+		"OTEL_EXPORTER_OTLP_ENDPOINT": "http://" + addr,
+		"OTEL_EXPORTER_OTLP_TIMEOUT":  "60000",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spans := makeSpans(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = New(cfg).ExportSpans(Final(ctx), spans)
+	var lost *LostError
+	if !errors.As(err, &lost) {
+		t.Fatalf("err = %v, want a *LostError", err)
+	}
+	want := fmt.Sprintf("%s not exported to http://%s/v1/traces: connection refused", Spans(len(spans)), addr)
+	if err.Error() != want || lost.Spans != len(spans) || ctx.Err() != nil {
+		t.Fatalf("err = %q, want %q (before the deadline)", err, want)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("err = %v: the cause must stay visible to errors.Is", err)
+	}
+
+	// Not final: retried until the bound, which the message then names with the last error.
+	short, cancel2 := context.WithTimeout(context.Background(), 700*time.Millisecond)
+	defer cancel2()
+	err = New(cfg).ExportSpans(short, spans)
+	if err == nil || !strings.Contains(err.Error(), "context deadline exceeded (last error: connection refused)") {
+		t.Fatalf("err = %v", err)
 	}
 }

@@ -1,0 +1,3 @@
+module gotap.dev/sigapp
+
+go 1.26.0
