@@ -169,7 +169,7 @@ pub fn summary(a: &AgentStats, e: &ExportStats) -> String {
             .max()
             .unwrap_or(0);
     let mut line = format!(
-        "gotap: {} spans exported ({}), {} dropped, {} probe hits ({} per span)",
+        "gotap: {} spans exported ({}), {} dropped, {} probe hits{} ({} per span)",
         exported,
         if per.is_empty() {
             "no exporter".to_string()
@@ -178,6 +178,17 @@ pub fn summary(a: &AgentStats, e: &ExportStats) -> String {
         },
         dropped,
         a.probe_hits,
+        // By kind, when more than one kind was hit: the goroutine-start hook is paid per
+        // goroutine, not per span, and can be most of the hits of a quiet service.
+        if a.goroutine_hits > 0 {
+            format!(
+                ": {} on calls, {} at goroutine starts",
+                a.probe_hits.saturating_sub(a.goroutine_hits),
+                a.goroutine_hits
+            )
+        } else {
+            String::new()
+        },
         per_span(a.hits_per_span())
     );
     // Losses that are not drops: said only when they happened, so a clean run stays one short line.
@@ -356,6 +367,18 @@ mod tests {
         assert_eq!(
             summary(&AgentStats::default(), &ExportStats::default()),
             "gotap: 0 spans exported (no exporter), 0 dropped, 0 probe hits (0.0 per span)"
+        );
+        let by_kind = AgentStats {
+            spans: 2,
+            probe_hits: 14,
+            goroutine_hits: 8,
+            ..Default::default()
+        };
+        assert!(
+            summary(&by_kind, &ExportStats::default())
+                .ends_with(" 14 probe hits: 6 on calls, 8 at goroutine starts (7.0 per span)"),
+            "{}",
+            summary(&by_kind, &ExportStats::default())
         );
         assert_eq!(per_span(0.0125), "0.013");
         assert_eq!(per_span(1.0), "1.0");

@@ -663,6 +663,7 @@ SEC("uprobe")
 int newproc_runqput(struct pt_regs *ctx)
 {
 	struct proc_cfg *cfg = get_cfg(ctx);
+	count(CNT_GOROUTINE_HITS);
 	if (!cfg || !(cfg->flags & CFG_GOROUTINES))
 		return 0;
 	return inherit(ctx, cfg, ctx->rbx);
@@ -673,6 +674,7 @@ SEC("uprobe")
 int newproc1_ret(struct pt_regs *ctx)
 {
 	struct proc_cfg *cfg = get_cfg(ctx);
+	count(CNT_GOROUTINE_HITS);
 	if (!cfg || !(cfg->flags & CFG_GOROUTINES))
 		return 0;
 	return inherit(ctx, cfg, ctx->rax);

@@ -148,6 +148,7 @@ struct http_event {
 #define CNT_RET_NO_ENTRY 3      /* a RET/after-call probe found no in-flight entry (evicted, or attached mid-call) */
 #define CNT_WINDOW_TRUNCATED 4  /* header block longer than the raw window and a header not found in it */
 #define CNT_SQL_TRUNCATED 5     /* a sql_query site's query text was longer than SQL_TEXT_CAP (cut there) */
+#define CNT_GOROUTINE_HITS 6   /* hits of the goroutine-start hook (part of CNT_PROBE_HITS) */
 #define CNT_MAX 8
 
 /* ---------- probe sites (docs/probes.md, "The contract") ---------- */

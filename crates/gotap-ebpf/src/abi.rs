@@ -284,6 +284,7 @@ pub const CNT_PROBE_HITS: u32 = 1;
 pub const CNT_RET_NO_ENTRY: u32 = 3;
 pub const CNT_WINDOW_TRUNCATED: u32 = 4;
 pub const CNT_SQL_TRUNCATED: u32 = 5;
+pub const CNT_GOROUTINE_HITS: u32 = 6;
 
 #[cfg(test)]
 mod tests {

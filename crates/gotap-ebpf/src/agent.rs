@@ -94,6 +94,9 @@ pub struct AgentStats {
     pub ringbuf_drops: u64,
     /// Uprobe hits of every gotap program in every traced process (counted in BPF).
     pub probe_hits: u64,
+    /// Of those, hits of the goroutine-start hook (one per goroutine the program starts, which
+    /// a service with background goroutines pays at any request rate).
+    pub goroutine_hits: u64,
     /// Ring-buffer records that were not a known event.
     pub undecodable: u64,
     /// Return probes that found no in-flight call (its entry evicted from the LRU map, or the
@@ -729,6 +732,7 @@ impl Agent {
             spans: self.shared.spans.load(Ordering::Relaxed),
             ringbuf_drops: counter(abi::CNT_RINGBUF_DROPS),
             probe_hits: counter(abi::CNT_PROBE_HITS),
+            goroutine_hits: counter(abi::CNT_GOROUTINE_HITS),
             undecodable: self.shared.undecodable.load(Ordering::Relaxed),
             ret_without_entry: counter(abi::CNT_RET_NO_ENTRY),
             header_window_truncated: counter(abi::CNT_WINDOW_TRUNCATED),

@@ -203,32 +203,36 @@ pub fn plan(bin: &GoBinary) -> Result<Plan, EbpfError> {
             )),
         }
     }
-    // Goroutine propagation: g.m and m.curg.
-    match (need(off::G_M), need(off::M_CURG), bin.function(NEWPROC1)) {
-        (Ok(g_m), Ok(m_curg), Some(f)) => {
-            cfg.g_m = g_m;
-            cfg.m_curg = m_curg;
-            cfg.flags |= CFG_GOROUTINES;
-            // `runqput(pp, newg, …)` right after newproc1 in newproc's closure: one emulated
-            // CALL instead of single-stepped RETs.
-            match bin
-                .function(NEWPROC_FUNC1)
-                .and_then(|c| call_site(bin, c, RUNQPUT))
-            {
-                Some(offset) => sites.push(ProbeSite {
-                    program: "newproc_runqput",
-                    function: NEWPROC_FUNC1,
-                    offset,
-                }),
-                None => sites.extend(add("newproc1_ret", NEWPROC1, f, true)?),
+    // Goroutine propagation (g.m and m.curg): a probe hit at every goroutine start, worth it only
+    // when a client span can be started in a goroutine a handler created. A server-only binary
+    // pays none.
+    if client.is_some() {
+        match (need(off::G_M), need(off::M_CURG), bin.function(NEWPROC1)) {
+            (Ok(g_m), Ok(m_curg), Some(f)) => {
+                cfg.g_m = g_m;
+                cfg.m_curg = m_curg;
+                cfg.flags |= CFG_GOROUTINES;
+                // `runqput(pp, newg, …)` right after newproc1 in newproc's closure: one emulated
+                // CALL instead of single-stepped RETs.
+                match bin
+                    .function(NEWPROC_FUNC1)
+                    .and_then(|c| call_site(bin, c, RUNQPUT))
+                {
+                    Some(offset) => sites.push(ProbeSite {
+                        program: "newproc_runqput",
+                        function: NEWPROC_FUNC1,
+                        offset,
+                    }),
+                    None => sites.extend(add("newproc1_ret", NEWPROC1, f, true)?),
+                }
             }
+            (Err(e), _, _) | (_, Err(e), _) => warnings.push(format!(
+                "spans started in goroutines a handler creates are not parented ({e})"
+            )),
+            (_, _, None) => warnings.push(format!(
+                "{NEWPROC1} not found: spans started in goroutines are not parented"
+            )),
         }
-        (Err(e), _, _) | (_, Err(e), _) => warnings.push(format!(
-            "spans started in goroutines a handler creates are not parented ({e})"
-        )),
-        (_, _, None) => warnings.push(format!(
-            "{NEWPROC1} not found: spans started in goroutines are not parented"
-        )),
     }
 
     warnings.extend(unverified_warning(&resolved));

@@ -427,6 +427,17 @@ fn probe_hits_per_server_span() {
         "{stats:?}"
     );
     assert!(stats.hits_per_span() >= 2.0, "{stats:?}");
+    // By kind: entry + return site per request; the goroutine-start hook once per request
+    // (net/http's background reader) and once for the connection.
+    assert_eq!(
+        stats.probe_hits - stats.goroutine_hits,
+        2 * N as u64,
+        "{stats:?}"
+    );
+    assert!(
+        (N as u64..=N as u64 + 2).contains(&stats.goroutine_hits),
+        "{stats:?}"
+    );
 }
 
 #[test]
