@@ -11,8 +11,8 @@ import (
 	_ "unsafe" // for go:linkname
 )
 
-// notified is os/signal's count of the channels notified of signal n (rules/main.yaml,
-// signal-handlers), read under os/signal's own lock.
+// notified is the number of channels os/signal notified of signal n at its last delivery, the
+// runtime's own included (rules/main.yaml, signal-handlers).
 //
 //go:linkname notified os/signal.gotapNotified
 func notified(n int) int64
@@ -26,9 +26,10 @@ const signalFlushTimeout = 2 * time.Second
 // or os.Exit, so neither exit flush runs.
 //
 // The runtime is notified of each signal on a channel of its own. When one arrives, it asks
-// os/signal whether any other channel is notified of it — at that moment, so a signal.Notify,
-// NotifyContext, Stop or Reset the program made at any time, before or after this registration,
-// counts. If so, the program handles the signal and its own shutdown path ends it, through main's
+// os/signal whether any other channel was notified of it — counted when os/signal delivered it,
+// so a signal.Notify, NotifyContext, Stop or Reset the program made at any time before, whether
+// before or after this registration, counts, and a handler that stops its notification as soon
+// as it is woken still counts for this signal. If so, the program handles the signal and its own shutdown path ends it, through main's
 // return or os.Exit, which flush; the runtime does nothing. If not, the runtime flushes (at most
 // signalFlushTimeout), stops its notification, so that the signal's disposition is the default
 // again, and sends the signal to its own process: the program dies of it, with the status the

@@ -1,7 +1,7 @@
 // sigapp serves GET /hello/{n} on 127.0.0.1 (the address is its first line of output) until a
 // signal ends it; crates/gotap-cli/tests/build_signals.rs stops it with SIGTERM or SIGINT. With
 // SIGAPP_MODE=own it handles SIGTERM itself (signal.NotifyContext, registered after gotap's
-// runtime registered its own): it shuts the server down, prints "sigapp: graceful shutdown" and
+// runtime registered its own, stopped as soon as the signal comes): it shuts the server down, prints "sigapp: graceful shutdown" and
 // returns from main (status 0). By default it has no handler and the signal's default action
 // ends it. SIGAPP_MODE=oneshot makes one request to itself and returns from main at once (a
 // short-lived command). No OpenTelemetry code: `gotap build` adds it.
@@ -50,6 +50,9 @@ func main() {
 	go srv.Serve(ln)
 	fmt.Println(ln.Addr())
 	<-ctx.Done()
+	// NotifyContext's documented pattern: restore the default at once, so that a second signal
+	// kills. The runtime, woken by the same signal, must still see that this one was handled.
+	stop()
 	// Still alive a while after the signal: had the runtime re-raised it, the process would be
 	// dead before this sleep ends.
 	time.Sleep(300 * time.Millisecond)
