@@ -106,14 +106,26 @@ fn start_time(pid: u32) -> Option<String> {
     rest.split_whitespace().nth(19).map(str::to_owned)
 }
 
-/// What a temporary directory's `owner` file holds: `<pid> <start time>`.
+/// This process's pid namespace (`pid:[4026531836]`): pids of other namespaces mean nothing here.
+fn pid_namespace() -> String {
+    std::fs::read_link("/proc/self/ns/pid")
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// What a temporary directory's `owner` file holds: `<pid> <start time> <pid namespace>`.
 pub fn owner_line() -> String {
     let pid = std::process::id();
-    format!("{pid} {}\n", start_time(pid).unwrap_or_default())
+    format!(
+        "{pid} {} {}\n",
+        start_time(pid).unwrap_or_default(),
+        pid_namespace()
+    )
 }
 
 /// Whether the gotap that made directory `dir` (named `gotap-build-<pid>-…`) is gone: no process
-/// with that pid, or one started at another time than the one its `owner` file records.
+/// with that pid, or one started at another time than the one its `owner` file records. A
+/// directory recorded from another pid namespace is never judged.
 fn owner_gone(dir: &Path) -> bool {
     let Some(name) = dir.file_name().and_then(|n| n.to_str()) else {
         return false;
@@ -128,11 +140,17 @@ fn owner_gone(dir: &Path) -> bool {
     if pid == std::process::id() {
         return false;
     }
+    let recorded = std::fs::read_to_string(dir.join("owner")).unwrap_or_default();
+    let mut fields = recorded.split_whitespace().skip(1);
+    let (started, ns) = (fields.next(), fields.next());
+    if ns.is_some_and(|ns| ns != pid_namespace()) {
+        // A gotap in another container sharing this $TMPDIR: its pid is not visible here.
+        return false;
+    }
     let Some(now) = start_time(pid) else {
         return Path::new("/proc/self").exists(); // no /proc: cannot tell, keep it
     };
-    let recorded = std::fs::read_to_string(dir.join("owner")).unwrap_or_default();
-    match recorded.split_whitespace().nth(1) {
+    match started {
         Some(t) => t != now, // the pid now belongs to another process
         None => false,       // alive, or no owner file yet: a gotap that just created it
     }
@@ -179,10 +197,13 @@ mod tests {
         // Live, no owner file (being created): kept.
         let fresh = tmp.join(format!("{TEMP_PREFIX}1-4"));
         let other = tmp.join("gotap-buildx");
-        for d in [&stale, &reused, &live, &fresh, &other] {
+        // Dead pid, but recorded in another pid namespace: kept.
+        let elsewhere = tmp.join(format!("{TEMP_PREFIX}{dead}-5"));
+        for d in [&stale, &reused, &live, &fresh, &other, &elsewhere] {
             std::fs::create_dir_all(d).unwrap();
         }
         std::fs::write(reused.join("owner"), "1 999999999999\n").unwrap();
+        std::fs::write(elsewhere.join("owner"), format!("{dead} 1 pid:[1]\n")).unwrap();
         std::fs::write(
             live.join("owner"),
             format!("1 {}\n", start_time(1).unwrap()),
@@ -190,7 +211,12 @@ mod tests {
         .unwrap();
         remove_stale(&tmp);
         assert!(!stale.exists() && !reused.exists());
-        assert!(live.exists() && fresh.exists() && other.exists());
+        assert!(live.exists() && fresh.exists() && other.exists() && elsewhere.exists());
+        // What this process writes names it as live.
+        let mine = tmp.join(format!("{TEMP_PREFIX}{}-6", std::process::id()));
+        std::fs::create_dir_all(&mine).unwrap();
+        std::fs::write(mine.join("owner"), owner_line()).unwrap();
+        assert!(!owner_gone(&mine));
         let _ = std::fs::remove_dir_all(&tmp);
     }
 }
