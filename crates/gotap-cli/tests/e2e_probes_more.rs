@@ -951,3 +951,138 @@ fn go126_http_call_in_grpc_handler_matches_sdk() {
 fn go127_http_call_in_grpc_handler_matches_sdk() {
     grpchttp_spans(Toolchain::Go127);
 }
+
+// ---------- literals never exported ----------
+
+/// A throwaway PostgreSQL cluster (scripts/postgres.sh), stopped and deleted on drop.
+struct Postgres {
+    dsn: String,
+    data_dir: String,
+}
+
+impl Postgres {
+    fn start() -> Postgres {
+        let res = Command::new(repo_root().join("scripts/postgres.sh"))
+            .arg("start")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&res.stderr);
+        assert!(
+            res.status.success(),
+            "scripts/postgres.sh start failed: {stderr}"
+        );
+        let data_dir = stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("postgres: data dir "))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap()
+            .to_owned();
+        Postgres {
+            dsn: String::from_utf8(res.stdout).unwrap().trim().to_owned(),
+            data_dir,
+        }
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = Command::new(repo_root().join("scripts/postgres.sh"))
+            .args(["stop", &self.data_dir])
+            .output();
+    }
+}
+
+/// sqlsvc's `LeakQueries` through probe sites, traced by `gotap run` exporting OTLP/HTTP to the
+/// real Collector: the texts are the SDK build's (build_sql.rs checks the same list), and no
+/// literal, of the query or quoted back by the driver's error, reaches the Collector.
+fn sql_leaks(tc: Toolchain, postgres: bool) {
+    require_root();
+    let label = format!("{}-{}", tc.label(), if postgres { "pg" } else { "sqlite" });
+    let dir = scratch(&format!("probes-more-leaks-{label}"));
+    let svc_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/go/sqlsvc");
+    let bin = build(tc, &svc_dir, "sqlsvc", true);
+    let col = Collector::start(&dir);
+    let pg = postgres.then(Postgres::start);
+    let db = match &pg {
+        Some(pg) => pg.dsn.clone(),
+        None => dir.join("sites.db").display().to_string(),
+    };
+    let port = free_port();
+    let mut cmd = Command::new(GOTAP);
+    cmd.args(["run", "--no-console", "--otlp-endpoint"])
+        .arg(format!("http://127.0.0.1:{}", col.http_port))
+        .args([
+            "--otlp-protocol",
+            "http/protobuf",
+            "--service-name",
+            "sqlsvc",
+            "--",
+        ])
+        .arg(&bin)
+        .env("ADDR", format!("127.0.0.1:{port}"))
+        .env("DB", &db);
+    let mut p = Proc::spawn(cmd, "gotap run sqlsvc");
+    wait_listening(port, &mut p);
+    let (status, body) = http(port, "GET", "/leaks", &[]);
+    assert_eq!(status, 200);
+    let want: &[(&str, bool)] = if postgres {
+        &[
+            ("SELECT ?", false),
+            ("SELECT ? AS \"Visible\"", false),
+            ("SELECT ?", false),
+            ("SELECT ? ?", true),
+            ("SELECT ?::int", true),
+        ]
+    } else {
+        &[
+            ("SELECT ?", false),
+            ("SELECT ? ? ?", true),
+            ("SELECT ? FROM nope", true),
+        ]
+    };
+    assert_eq!(
+        body.lines().map(|l| l == "err").collect::<Vec<_>>(),
+        want.iter().map(|w| w.1).collect::<Vec<_>>(),
+        "{label}: {body}"
+    );
+    let spans = col.wait_for("the /leaks spans", |s| {
+        s.iter().any(|x| x.str("url.path") == Some("/leaks"))
+            && s.iter()
+                .filter(|x| x.str("db.system.name").is_some())
+                .count()
+                >= 3 + want.len()
+    });
+    drop(p.interrupt());
+    let leaks = spans
+        .iter()
+        .find(|s| s.str("url.path") == Some("/leaks"))
+        .unwrap();
+    let children: Vec<&FlatSpan> = spans.iter().filter(|s| s.parent == leaks.span_id).collect();
+    let mut got: Vec<(&str, bool)> = children
+        .iter()
+        .map(|s| (s.str("db.query.text").unwrap_or(""), s.status == 2))
+        .collect();
+    let mut expected = want.to_vec();
+    got.sort();
+    expected.sort();
+    assert_eq!(got, expected, "{label}:\n{}", dump(&spans));
+    let raw = std::fs::read_to_string(&col.file).unwrap();
+    assert!(
+        !raw.contains("secret-"),
+        "{label}: a literal reached the Collector:\n{raw}"
+    );
+    // The failed queries keep their driver's message, scrubbed.
+    assert!(raw.contains("syntax error"), "{label}: {raw}");
+    drop(pg);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn go127_sql_literals_never_exported_postgres() {
+    sql_leaks(Toolchain::Go127, true);
+}
+
+#[test]
+fn go127_sql_literals_never_exported_sqlite() {
+    sql_leaks(Toolchain::Go127, false);
+}

@@ -10,6 +10,9 @@
 //	GET /long         one query of LongQuery, longer than probe mode's cap on query text
 //	GET /scan         runs ScanQueries (tricky texts for the sanitizer and parser, some invalid);
 //	                  one body line per query: "ok" or "err <Go type of the error> [SQLSTATE]"
+//	GET /leaks        runs LeakQueries (PostgreSQL's or SQLite's): literals written so that a
+//	                  sanitizer that misses them, or a driver's error that quotes them, would
+//	                  export the word "secret-"; one body line per query: "ok" or "err"
 //
 // Listens on $ADDR and prints "listening on ADDR" once ready; the database is $DB: a SQLite file
 // path, or a postgres:// URL (then the one `?` placeholder of a query is written `$1`).
@@ -45,6 +48,23 @@ var ScanQueries = []string{
 	"DELETE FROM audit WHERE what = 'x''y'",
 	"Update orders SET views = views WHERE id IN (SELECT id FROM orders)",
 	"PRAGMA user_version",
+}
+
+// LeakQueries: dollar-quoted, escape (E'…') and double-quoted strings (by dialect), and failing
+// statements whose driver errors quote the literal (build_sql.rs, e2e_probes_more.rs).
+var LeakQueries = map[string][]string{
+	"pgx": {
+		"SELECT $s$dollar-secret-1$s$",
+		"SELECT $$dollar-secret-2$$ AS \"Visible\"",
+		"SELECT E'e-secret\\'s-3'",
+		"SELECT 1 'failing-secret-4'",
+		"SELECT $q$failing-secret-5$q$::int",
+	},
+	"sqlite": {
+		"SELECT \"dq-secret-1\"",
+		"SELECT 1 'a' 'failing-secret-2'",
+		"SELECT 'failing-secret-3' FROM nope",
+	},
 }
 
 // LongQuery (4,839 bytes) is longer than the 4,096 bytes of query text a probe site hands to gotap:
@@ -152,6 +172,18 @@ func main() {
 				} else {
 					fmt.Fprintf(w, "err %T\n", err)
 				}
+				continue
+			}
+			rows.Close()
+			fmt.Fprintln(w, "ok")
+		}
+	})
+
+	mux.HandleFunc("GET /leaks", func(w http.ResponseWriter, r *http.Request) {
+		for _, q := range LeakQueries[driver] {
+			rows, err := db.QueryContext(r.Context(), q)
+			if err != nil {
+				fmt.Fprintln(w, "err")
 				continue
 			}
 			rows.Close()
