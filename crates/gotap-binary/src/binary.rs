@@ -481,11 +481,7 @@ impl GoBinary {
     /// Every `ret` of `f` (x86-64 only).
     pub fn return_sites(&self, f: &Function) -> Result<Vec<ReturnSite>, Error> {
         if self.elf.arch != Arch::Amd64 {
-            return Err(Error::UnsupportedArch {
-                path: self.path.clone(),
-                arch: self.goarch.clone(),
-                what: "RET-site analysis",
-            });
+            return Err(self.unsupported_arch("RET-site analysis"));
         }
         let code = self
             .read_vaddr(f.entry, f.size)
@@ -504,6 +500,39 @@ impl GoBinary {
             sites.push(ReturnSite { address, offset });
         }
         Ok(sites)
+    }
+
+    /// Why x86-64-only analysis `what` cannot run here. Decided from the ELF header's `e_machine`,
+    /// not from buildinfo's `GOARCH` (a damaged header leaves `GOARCH=amd64` in place): another Go
+    /// architecture is unsupported; a machine Go does not build for, or one that disagrees with
+    /// `GOARCH`, is damage.
+    pub fn unsupported_arch(&self, what: &'static str) -> Error {
+        let machine = self.layout.machine;
+        let elf_arch = goarch_of(&self.layout);
+        let setting = self.build_info.setting("GOARCH");
+        if elf_arch == "unknown" || setting.is_some_and(|g| g != elf_arch) {
+            let arch = if elf_arch == "unknown" {
+                String::new()
+            } else {
+                format!(" ({elf_arch})")
+            };
+            let goarch = match setting {
+                Some(g) => format!(", while buildinfo says GOARCH={g}"),
+                None => String::new(),
+            };
+            return Error::Corrupt {
+                path: self.path.clone(),
+                what: format!(
+                    "ELF e_machine is {machine:#x}{arch}, not x86-64 (EM_X86_64){goarch}: \
+                     corrupt or another architecture"
+                ),
+            };
+        }
+        Error::UnsupportedArch {
+            path: self.path.clone(),
+            arch: elf_arch.to_string(),
+            what,
+        }
     }
 
     /// File offset of a virtual address (inside a loaded, file-backed segment).
@@ -534,7 +563,10 @@ impl GoBinary {
             let first = ((8 - s.addr % 8) % 8) as usize;
             for at in (first..bytes.len().saturating_sub(pattern.len() - 1)).step_by(8) {
                 if bytes[at..].starts_with(pattern) {
-                    found.push(s.addr + at as u64);
+                    // A damaged section address can sit near the top of the address space.
+                    if let Some(addr) = s.addr.checked_add(at as u64) {
+                        found.push(addr);
+                    }
                 }
             }
         }

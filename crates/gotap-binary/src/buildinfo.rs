@@ -385,13 +385,14 @@ fn quoted_prefix(s: &str) -> Option<&str> {
 /// strconv.Unquote for `"…"` and `` `…` `` strings (invalid UTF-8 from `\x` escapes is replaced).
 fn unquote(s: &str) -> Option<String> {
     let b = s.as_bytes();
-    if b.len() < 2 {
+    // The closing quote is checked before slicing: `s` comes from damaged bytes through
+    // from_utf8_lossy, so its last character can be multi-byte (U+FFFD), and slicing off one byte
+    // would split it.
+    let q = *b.first()?;
+    if b.len() < 2 || b[b.len() - 1] != q {
         return None;
     }
-    let (q, inner) = (b[0], &s[1..s.len() - 1]);
-    if *b.last()? != q {
-        return None;
-    }
+    let inner = s.get(1..s.len() - 1)?;
     if q == b'`' {
         if inner.contains('`') {
             return None;
@@ -530,6 +531,13 @@ mod tests {
         assert_eq!(unquote(r#""bad\q""#), None);
         assert_eq!(unquote(r#""\x4""#), None);
         assert_eq!(unquote("\""), None);
+        // A damaged closing quote: the last character is multi-byte (what from_utf8_lossy makes
+        // of a 0xff byte).
+        assert_eq!(unquote("\"-s -w\u{fffd}"), None);
+        assert_eq!(unquote("`x\u{e9}"), None);
+        assert_eq!(unquote("\"\u{e9}\""), Some("\u{e9}".into()));
+        let mut bi = BuildInfo::default();
+        assert!(parse_modinfo("build\t-ldflags=\"-s -w\u{fffd}\n", &mut bi).is_err());
         assert_eq!(quoted_prefix(r#""a\"b"=c"#), Some(r#""a\"b""#));
     }
 

@@ -73,7 +73,10 @@ impl Table<'_> {
             .ok_or_else(|| PclnError::Corrupt("pclntab functab overflows".into()))?;
         let entry = self.uint(off, f)?;
         let funcoff = if i < self.nfunc {
-            self.uint(off + f, f)?
+            let at = off
+                .checked_add(f)
+                .ok_or_else(|| PclnError::Corrupt("pclntab functab overflows".into()))?;
+            self.uint(at, f)?
         } else {
             0
         };

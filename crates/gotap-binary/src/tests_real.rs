@@ -488,9 +488,36 @@ fn arm64_binaries_parse_but_ret_sites_are_refused() {
     assert_eq!(bin.elf().arch, crate::Arch::Arm64);
     let f = bin.function("main.F").unwrap();
     let err = bin.return_sites(f).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: arm64 RET-site analysis is not supported yet (gotap supports x86-64)",
+            path.display()
+        )
+    );
+}
+
+/// A damaged `e_machine` is reported as what it is, not as an unsupported `GOARCH=amd64`.
+#[test]
+fn corrupt_e_machine_is_named() {
+    let path = build(Toolchain::Go126, plain(), &[], &[]);
+    let mut bytes = std::fs::read(&path).unwrap();
+    // e_machine: the u16 at 0x12 of the ELF header.
+    bytes[0x12..0x14].copy_from_slice(&0x1234u16.to_le_bytes());
+    let bin = GoBinary::from_bytes("BIN", bytes.clone()).unwrap();
+    let f = bin.function("main.F").unwrap();
+    let err = bin.return_sites(f).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "BIN: corrupt Go binary: ELF e_machine is 0x1234, not x86-64 (EM_X86_64), while \
+         buildinfo says GOARCH=amd64: corrupt or another architecture"
+    );
+    // A real architecture's number that disagrees with GOARCH is damage too.
+    bytes[0x12..0x14].copy_from_slice(&183u16.to_le_bytes());
+    let bin = GoBinary::from_bytes("BIN", bytes).unwrap();
+    let err = bin.return_sites(f).unwrap_err().to_string();
     assert!(
-        err.to_string()
-            .contains("arm64 RET-site analysis is not supported yet"),
+        err.contains("ELF e_machine is 0xb7 (arm64), not x86-64 (EM_X86_64), while buildinfo says GOARCH=amd64"),
         "{err}"
     );
 }

@@ -62,7 +62,7 @@ pub fn batch_buffer_refs(bin: &GoBinary) -> Vec<(u8, u64)> {
         .filter_map(|addr| {
             let at = usize::try_from(bin.vaddr_to_offset(addr)?).ok()?;
             let pkg = *data.get(at + GOTAP_BATCH_REF_MARKER.len())?;
-            Some((pkg, addr + 16))
+            Some((pkg, addr.checked_add(16)?))
         })
         .collect()
 }
@@ -166,7 +166,7 @@ pub fn site_has_event_abi(data: &[u8], offset: u64) -> bool {
     offset >= n
         && usize::try_from(offset - n)
             .ok()
-            .and_then(|o| data.get(o..o + n as usize))
+            .and_then(|o| data.get(o..o.checked_add(n as usize)?))
             == Some(&SITE_EVENT_PROLOGUE[..])
 }
 
@@ -265,10 +265,7 @@ pub fn annotate_each(path: &Path, sites: &[(SiteDef, Option<&[u8]>)]) -> Result<
     };
     let bin = GoBinary::open(path)?;
     if bin.elf().arch != crate::Arch::Amd64 {
-        return Err(fail(format!(
-            "USDT notes are written for x86-64 only (this binary is {})",
-            bin.goarch()
-        )));
+        return Err(bin.unsupported_arch("USDT note writing").into());
     }
     let data = bin.data();
     let existing = read_probes(data).map_err(|e| fail(e.to_string()))?;
@@ -300,7 +297,13 @@ pub fn annotate_each(path: &Path, sites: &[(SiteDef, Option<&[u8]>)]) -> Result<
                 func.name
             )));
         };
-        found.push((site, *marker, func.entry + at as u64));
+        let pc = func.entry.checked_add(at as u64).ok_or_else(|| {
+            fail(format!(
+                "{} has an address past the end of memory",
+                func.name
+            ))
+        })?;
+        found.push((site, *marker, pc));
     }
     if found.is_empty() {
         return Ok(already);
@@ -382,7 +385,7 @@ pub fn annotate_each(path: &Path, sites: &[(SiteDef, Option<&[u8]>)]) -> Result<
     };
     let mut range = None;
     for (_, a) in &semaphores {
-        range = widen(range, *a, *a + 2);
+        range = widen(range, *a, a.saturating_add(2));
     }
     if range.is_some() {
         // Ours describes counters inside Go's data sections (an earlier pass: kept in the range);
@@ -391,7 +394,7 @@ pub fn annotate_each(path: &Path, sites: &[(SiteDef, Option<&[u8]>)]) -> Result<
             builder.sections.iter().any(|s| {
                 matches!(s.name.as_slice(), b".noptrdata" | b".data")
                     && addr >= s.sh_addr
-                    && addr < s.sh_addr + s.sh_size
+                    && addr < s.sh_addr.saturating_add(s.sh_size)
             })
         };
         let existing = builder
@@ -401,13 +404,13 @@ pub fn annotate_each(path: &Path, sites: &[(SiteDef, Option<&[u8]>)]) -> Result<
             .map(|s| (s.id(), s.sh_addr, s.sh_size, in_go_data(s.sh_addr)));
         if let Some((id, addr, size, true)) = existing {
             builder.sections.get_mut(id).delete = true;
-            range = widen(range, addr, addr + size);
+            range = widen(range, addr, addr.saturating_add(size));
         }
         if !matches!(existing, Some((_, _, _, false))) {
             let (lo, hi) = range.expect("set above");
             let offset = file_offset(&builder, lo)
                 .ok_or_else(|| fail("the semaphore is not in file-backed data".into()))?;
-            if file_offset(&builder, hi - 1) != Some(offset + (hi - 1 - lo)) {
+            if file_offset(&builder, hi - 1) != offset.checked_add(hi - 1 - lo) {
                 return Err(fail("the semaphores are not in one loaded segment".into()));
             }
             let s = builder.sections.add();
@@ -487,8 +490,11 @@ fn find_semaphore(b: &Builder, marker: &[u8]) -> Result<u64, String> {
             .position(|w| w == marker)
         {
             let at = from + pos;
-            if at >= 2 {
-                hits.push(sec.sh_addr + at as u64 - 2);
+            if let Some(addr) = (at as u64)
+                .checked_sub(2)
+                .and_then(|a| sec.sh_addr.checked_add(a))
+            {
+                hits.push(addr);
             }
             from = at + 1;
         }
@@ -512,7 +518,7 @@ fn base_slot(b: &Builder) -> Option<(u64, u64)> {
         .iter()
         .filter(|s| s.p_type == elf::PT_LOAD && s.p_filesz > 0)
         .min_by_key(|s| s.p_vaddr)?;
-    let seg_end = seg.p_offset + seg.p_filesz;
+    let seg_end = seg.p_offset.saturating_add(seg.p_filesz);
     let first = b
         .sections
         .iter()
@@ -524,7 +530,7 @@ fn base_slot(b: &Builder) -> Option<(u64, u64)> {
         })
         .map(|s| s.sh_offset)
         .min()?;
-    let headers_end = b.header.e_phoff + b.program_headers_size();
+    let headers_end = b.header.e_phoff.saturating_add(b.program_headers_size());
     let offset = first.checked_sub(1)?;
     let used = |o: u64| {
         o < headers_end.max(b.file_header_size())
@@ -532,13 +538,13 @@ fn base_slot(b: &Builder) -> Option<(u64, u64)> {
                 s.is_alloc()
                     && s.sh_type != elf::SHT_NOBITS
                     && s.sh_offset <= o
-                    && o < s.sh_offset + s.sh_size
+                    && o < s.sh_offset.saturating_add(s.sh_size)
             })
     };
     if offset < seg.p_offset || used(offset) {
         return None;
     }
-    Some((offset, seg.p_vaddr + (offset - seg.p_offset)))
+    Some((offset, seg.p_vaddr.checked_add(offset - seg.p_offset)?))
 }
 
 /// File offset of `vaddr` in a PT_LOAD segment's file-backed part.
@@ -546,7 +552,7 @@ fn file_offset(b: &Builder, vaddr: u64) -> Option<u64> {
     b.segments
         .iter()
         .find(|s| s.p_type == elf::PT_LOAD && vaddr >= s.p_vaddr && vaddr - s.p_vaddr < s.p_filesz)
-        .map(|s| vaddr - s.p_vaddr + s.p_offset)
+        .and_then(|s| (vaddr - s.p_vaddr).checked_add(s.p_offset))
 }
 
 /// Rewrites the header of the placeholder `.probes` section in the written image `out` to
@@ -564,10 +570,14 @@ fn point_probes_header(out: &mut [u8], addr: u64, offset: u64, size: u64) -> Res
         })
         .ok_or("rewritten ELF lost its .probes section")?;
     let hdr = file.elf_header();
-    let at = hdr.e_shoff(endian) as usize + index * usize::from(hdr.e_shentsize(endian));
+    // Elf64_Shdr: sh_name u32, sh_type u32, sh_flags u64 @8, sh_addr @16, sh_offset @24, sh_size @32.
+    let at = usize::try_from(hdr.e_shoff(endian))
+        .ok()
+        .and_then(|o| o.checked_add(index.checked_mul(usize::from(hdr.e_shentsize(endian)))?))
+        .filter(|at| at.checked_add(40).is_some_and(|end| end <= out.len()))
+        .ok_or("rewritten ELF has its section headers outside the file")?;
     let mut put =
         |field: usize, v: u64| out[at + field..at + field + 8].copy_from_slice(&v.to_le_bytes());
-    // Elf64_Shdr: sh_name u32, sh_type u32, sh_flags u64 @8, sh_addr @16, sh_offset @24, sh_size @32.
     put(8, elf::SHF_ALLOC.0 | elf::SHF_WRITE.0);
     put(16, addr);
     put(24, offset);
@@ -658,7 +668,7 @@ fn read_elf<Elf: FileHeader<Endian = Endianness>>(
         loads
             .iter()
             .find(|(va, _, size)| vaddr >= *va && vaddr - va < *size)
-            .map(|(va, off, _)| vaddr - va + off)
+            .and_then(|(va, off, _)| (vaddr - va).checked_add(*off))
     };
     let mut notes = note_sec
         .notes(endian, data)
@@ -811,7 +821,11 @@ fn parse_int(s: &str) -> Option<i64> {
         Some(hex) => i64::from_str_radix(hex, 16).ok()?,
         None => digits.parse().ok()?,
     };
-    Some(if neg { -v } else { v })
+    if neg {
+        v.checked_neg()
+    } else {
+        Some(v)
+    }
 }
 
 #[cfg(test)]

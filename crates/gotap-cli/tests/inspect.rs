@@ -583,6 +583,67 @@ fn bad_inputs_are_one_line_errors() {
     assert_user_error(&["inspect", "--func", "main.[", bin]);
 }
 
+/// Corrupt input through the CLI: a handful of single-byte and single-field mutations of real
+/// binaries. `gotap inspect` exits 2 with one line, or 0 with valid JSON; never a panic (101).
+#[test]
+fn mutated_binaries_exit_2_or_0_never_101() {
+    let stripped = Variant {
+        stripped: true,
+        pie: false,
+    };
+    for tc in [Toolchain::Go119, Toolchain::Go126, Toolchain::Go127] {
+        let bin = std::fs::read(hello(tc, stripped)).unwrap();
+        let label = format!("{}-{}", tc.label(), stripped.label());
+        let pcln = pclntab_start(&bin);
+        let bi = find(&bin, b"\xff Go buildinf:").expect("buildinfo magic");
+        // The copy inside the buildinfo blob (Go 1.19 has another for runtime/debug).
+        let ldflags = bi + find(&bin[bi..], b"-ldflags=\"-s -w\"").expect("-ldflags in buildinfo");
+        let shoff = u64::from_le_bytes(bin[0x28..0x30].try_into().unwrap()) as usize;
+        let cases: [(&str, usize, &[u8]); 7] = [
+            // The closing quote of -ldflags="-s -w": this panicked `unquote`.
+            (
+                "ldflags-quote",
+                ldflags + b"-ldflags=\"-s -w".len(),
+                &[0xff],
+            ),
+            ("ldflags-open-quote", ldflags + b"-ldflags=".len(), &[0xc3]),
+            ("e-machine", 0x12, &[0x34, 0x12]),
+            ("pclntab-nfunc", pcln + 8, &[0xff; 8]),
+            ("buildinfo-ptrsize", bi + 14, &[0x03]),
+            ("shdr-1-offset", shoff + 64 + 24, &[0xff; 8]),
+            ("phoff", 0x20, &[0xff; 8]),
+        ];
+        for (name, at, bytes) in cases {
+            let mut b = bin.clone();
+            b[at..at + bytes.len()].copy_from_slice(bytes);
+            let p = write_variant(&format!("mut-{name}-{label}"), &b);
+            let args = ["inspect", "--json", "--func", "main.greet", "--offsets", &p];
+            let (code, stdout, stderr) = gotap(&args);
+            let ctx = format!("{label} {name}");
+            match code {
+                0 => {
+                    serde_json::from_str::<Value>(&stdout)
+                        .unwrap_or_else(|e| panic!("{ctx}: exit 0 with invalid JSON ({e})"));
+                }
+                2 => {
+                    assert_user_error(&args);
+                }
+                _ => panic!("{ctx}: exit {code}, stderr: {stderr}"),
+            }
+            if name == "ldflags-quote" {
+                assert_eq!(code, 2, "{ctx}: a damaged quote must be refused");
+                assert!(stderr.contains("invalid quoted value"), "{ctx}: {stderr}");
+            }
+            if name == "e-machine" {
+                assert!(
+                    stderr.contains("ELF e_machine is 0x1234, not x86-64 (EM_X86_64)"),
+                    "{ctx}: {stderr}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn pid_errors_are_one_line() {
     // A pid that does not exist: above any pid_max.
