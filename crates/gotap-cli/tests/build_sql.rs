@@ -442,3 +442,98 @@ fn woven_database_sql_spans_match_builder_postgres_go126() {
 fn woven_database_sql_spans_match_builder_postgres_go127() {
     check(Toolchain::Go127, Backend::Postgres);
 }
+
+/// sqlsvc's `LeakQueries` for `backend` (same order) with the db.query.text each must export and
+/// whether it fails.
+fn leak_queries(backend: Backend) -> &'static [(&'static str, &'static str, bool)] {
+    match backend {
+        Backend::Postgres => &[
+            ("SELECT $s$dollar-secret-1$s$", "SELECT ?", false),
+            (
+                "SELECT $$dollar-secret-2$$ AS \"Visible\"",
+                "SELECT ? AS \"Visible\"",
+                false,
+            ),
+            ("SELECT E'e-secret\\'s-3'", "SELECT ?", false),
+            ("SELECT 1 'failing-secret-4'", "SELECT ? ?", true),
+            ("SELECT $q$failing-secret-5$q$::int", "SELECT ?::int", true),
+        ],
+        Backend::Sqlite => &[
+            ("SELECT \"dq-secret-1\"", "SELECT ?", false),
+            ("SELECT 1 'a' 'failing-secret-2'", "SELECT ? ? ?", true),
+            (
+                "SELECT 'failing-secret-3' FROM nope",
+                "SELECT ? FROM nope",
+                true,
+            ),
+        ],
+    }
+}
+
+/// Literals the dialect writes its own way (dollar quotes, E'' strings, PostgreSQL's `"…"`
+/// identifiers kept; SQLite's double-quoted strings) and failing statements whose driver error
+/// quotes the literal: nothing the Collector receives holds one of them, and the texts and status
+/// messages are the Rust builder's (probe sites export the same).
+fn leaks(tc: Toolchain, backend: Backend) {
+    let bin = build_service(tc);
+    let col = Collector::start(&format!(
+        "gotap-build-sql-leaks-{}-{}",
+        tc.label(),
+        backend.label()
+    ));
+    let pg = (backend == Backend::Postgres).then(Postgres::start);
+    let db = match &pg {
+        Some(pg) => pg.dsn.clone(),
+        None => col.dir.join("sqlsvc.db").display().to_string(),
+    };
+    let (svc, port) = start_service(&bin, &col, &db);
+    let want = leak_queries(backend);
+    let (status, body) = get(port, "/leaks", None);
+    assert_eq!(status, 200);
+    let results: Vec<bool> = body.lines().map(|l| l == "err").collect();
+    assert_eq!(
+        results,
+        want.iter().map(|w| w.2).collect::<Vec<_>>(),
+        "which queries fail: {body}"
+    );
+    let spans = col.wait_spans(3 + 1 + want.len());
+    drop(svc);
+    let leaks = server(&spans, "/leaks");
+    let children: Vec<&Seen> = spans.iter().filter(|s| s.parent == leaks.span_id).collect();
+    let texts: Vec<&str> = children
+        .iter()
+        .map(|s| s.attrs["db.query.text"].as_str())
+        .collect();
+    let mut expected: Vec<&str> = want.iter().map(|w| w.1).collect();
+    let mut got = texts.clone();
+    expected.sort();
+    got.sort();
+    assert_eq!(got, expected, "{spans:#?}");
+    // A failed query keeps its driver's message, the quoted literal scrubbed out of it.
+    assert!(
+        children.iter().any(|s| s.status_code == 2
+            && s.status_message.contains("syntax error")
+            && s.status_message.contains("\"?\"")),
+        "{spans:#?}"
+    );
+    assert_eq!(
+        children.iter().filter(|s| s.status_code == 2).count(),
+        want.iter().filter(|w| w.2).count()
+    );
+    let raw = std::fs::read_to_string(&col.file).unwrap();
+    assert!(raw.contains("db.query.text"), "{raw}");
+    assert!(
+        !raw.contains("secret-"),
+        "a literal reached the Collector:\n{spans:#?}"
+    );
+}
+
+#[test]
+fn woven_sql_literals_never_exported_postgres_go127() {
+    leaks(Toolchain::Go127, Backend::Postgres);
+}
+
+#[test]
+fn woven_sql_literals_never_exported_sqlite_go127() {
+    leaks(Toolchain::Go127, Backend::Sqlite);
+}
