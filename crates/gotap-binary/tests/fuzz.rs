@@ -785,7 +785,7 @@ fn deterministic_mutations_never_panic() {
                     failed
                         .lock()
                         .unwrap()
-                        .push(format!("{}", encode(base, muts, &why)));
+                        .push(encode(base, muts, &why.replace('\n', " ")));
                 }
             });
         }

@@ -128,6 +128,35 @@ fn not_a_go_binary() {
     assert!(sleeper.alive());
 }
 
+/// A stripped build whose buildinfo has the closing quote of `-ldflags="-s -w"` changed to 0xff
+/// (this panicked the buildinfo parser): `run` and `attach` refuse it in one line, and the
+/// attached process keeps running (the Go runtime does not read that text).
+#[test]
+fn corrupt_buildinfo_quote() {
+    require_root();
+    let stripped = Variant {
+        stripped: true,
+        pie: false,
+    };
+    let mut data = std::fs::read(httpsvc(Toolchain::Go126, stripped)).unwrap();
+    let find = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).position(|w| w == needle);
+    let bi = find(&data, b"\xff Go buildinf:").expect("buildinfo magic");
+    let at = bi + find(&data[bi..], b"-ldflags=\"-s -w\"").expect("-ldflags in buildinfo");
+    data[at + b"-ldflags=\"-s -w".len()] = 0xff;
+    let bin = scratch("corrupt-quote").join("httpsvc");
+    std::fs::write(&bin, data).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let want = "corrupt Go binary: module info line";
+    user_error(false, &["run", "--no-console", "--", s(&bin)], want);
+    let port = free_port();
+    let mut target = plain(&bin, &svc_args(port, "T", None), "httpsvc T");
+    wait_listening(port, &mut target);
+    let pid = target.pid().to_string();
+    user_error(false, &["attach", "--no-console", "--pid", &pid], want);
+    assert!(target.alive());
+}
+
 #[test]
 fn unsupported_go_version() {
     require_root();
