@@ -336,11 +336,9 @@ fn run_uninterrupted(opts: &Options) -> Result<i32> {
         (Graph::Work(work), w, inputs)
     } else {
         let modfile = tmp.0.join("gotap.mod");
-        (
-            Graph::Modfile(modfile.clone()),
-            write_modfile(&anchor, &ex.runtime_dir(), &modfile)?,
-            Vec::new(),
-        )
+        let w = write_modfile(&anchor, &ex.runtime_dir(), &modfile)?;
+        complete_modfile(&opts.go, &env.go_version, &anchor, &modfile);
+        (Graph::Modfile(modfile.clone()), w, Vec::new())
     };
     if let Some(w) = warning {
         eprintln!("gotap: warning: {w}");
@@ -726,6 +724,71 @@ fn write_modfile(gomod: &Path, runtime: &Path, modfile: &Path) -> Result<Option<
     sum.push('\n');
     std::fs::write(modfile.with_extension("sum"), sum)?;
     Ok(warning)
+}
+
+/// Makes the temporary modfile's module graph complete and consistent by running
+/// `go get gotap.dev/gotaprt@v0.0.0` on the copy (`-modfile`: only the copy and its go.sum are
+/// written). Raising the runtime's direct requirements alone is not enough when the user already
+/// requires other modules of the same family (go.opentelemetry.io/otel/sdk/metric next to a raised
+/// otel/sdk): the go command then finds the graph inconsistent and refuses with "updates to go.mod
+/// needed". `go get` raises every module the upgrade touches together, as it would in the user's
+/// go.mod, and never downgrades. The result is remembered per input in gotap's cache (a no-op
+/// rebuild must not ask the module proxy). If it fails (offline, no cache), the copy is left as
+/// written and the build reports what the go command says.
+fn complete_modfile(go: &Path, gover: &str, gomod: &Path, modfile: &Path) {
+    let read = |p: &Path| std::fs::read(p).unwrap_or_default();
+    let sum = modfile.with_extension("sum");
+    let key = assets::fnv(&[
+        b"modget",
+        &read(gomod),
+        &read(modfile),
+        &read(&sum),
+        gover.as_bytes(),
+        std::env::var("GOFLAGS").unwrap_or_default().as_bytes(),
+    ]);
+    let dir = assets::cache_dir().join("modget");
+    let (cmod, csum) = (
+        dir.join(format!("{key:016x}.mod")),
+        dir.join(format!("{key:016x}.sum")),
+    );
+    if let (Ok(m), Ok(s)) = (std::fs::read(&cmod), std::fs::read(&csum)) {
+        let _ = std::fs::write(modfile, m);
+        let _ = std::fs::write(&sum, s);
+        return;
+    }
+    let mut c = Command::new(go);
+    c.current_dir(gomod.parent().unwrap_or(Path::new(".")))
+        .arg("get")
+        .arg(format!("-modfile={}", modfile.display()))
+        .arg(format!("{}@v0.0.0", crate::RUNTIME_MODULE));
+    // go get refuses -mod=…; the user's GOFLAGS may carry one (-mod=mod, the vendoring escape).
+    if let Ok(f) = std::env::var("GOFLAGS") {
+        let kept: Vec<&str> = f
+            .split_whitespace()
+            .filter(|a| !a.trim_start_matches('-').starts_with("mod="))
+            .collect();
+        c.env("GOFLAGS", kept.join(" "));
+    }
+    match interrupt::output(&mut c) {
+        Ok(out) if out.status.success() => {
+            if std::fs::create_dir_all(&dir).is_ok() {
+                let tmp = |p: &Path| p.with_extension(format!("tmp{}", std::process::id()));
+                let ok = std::fs::copy(modfile, tmp(&cmod)).is_ok()
+                    && std::fs::copy(&sum, tmp(&csum)).is_ok()
+                    && std::fs::rename(tmp(&csum), &csum).is_ok()
+                    && std::fs::rename(tmp(&cmod), &cmod).is_ok();
+                if !ok {
+                    let _ = std::fs::remove_file(tmp(&cmod));
+                    let _ = std::fs::remove_file(tmp(&csum));
+                }
+            }
+        }
+        Ok(out) => eprintln!(
+            "gotap: warning: cannot complete the module graph with the gotap runtime (go get -modfile=…): {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+        Err(e) => eprintln!("gotap: warning: cannot run go get: {e:#}"),
+    }
 }
 
 /// Copies go.work (and go.work.sum) to `out`, which the build then names in `GOWORK`: relative
