@@ -114,3 +114,81 @@ fn module_with_otelhttp_builds() {
         "otelhttp's span is not a child of gotap's: {spans:?}"
     );
 }
+
+/// `go version -m` of `bin`.
+fn build_info(bin: &Path) -> String {
+    let out = Command::new(Toolchain::Go126.go())
+        .args(["version", "-m"])
+        .arg(bin)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A main package of a dependency module, in the module cache (github.com/tklauser/numcpus's
+/// cmd/numcpus, a `tool` of crates/gotap-cli/tests/go/depmain): the go command refuses overlay
+/// files beneath GOMODCACHE, so gotap builds it from a copy of the module. Both `gotap build` and
+/// a plain `go build` with `--print-goflags`'s GOFLAGS link the runtime.
+#[test]
+fn main_package_of_a_dependency_module_builds() {
+    let dir = module("depmain");
+    let pkg = "github.com/tklauser/numcpus/cmd/numcpus";
+    let before = (
+        std::fs::read(dir.join("go.mod")).unwrap(),
+        std::fs::read(dir.join("go.sum")).unwrap(),
+    );
+    let out = bin_dir().join("numcpus-woven-real");
+    let res = gotap_build(&dir, &out, &[pkg]);
+    assert!(
+        res.status.success(),
+        "gotap build {pkg} failed:\n{}",
+        stderr(&res)
+    );
+    let run = Command::new(&out).output().unwrap();
+    assert!(run.status.success(), "numcpus failed: {}", stderr(&run));
+    assert!(String::from_utf8_lossy(&run.stdout).contains("online:"));
+    let info = build_info(&out);
+    assert!(
+        info.lines()
+            .any(|l| l.trim_start().starts_with("dep\tgotap.dev/gotaprt")),
+        "the runtime is not linked:\n{info}"
+    );
+
+    let flags = gotap_command(Toolchain::Go126)
+        .current_dir(&dir)
+        .args(["build", "--print-goflags", pkg])
+        .output()
+        .unwrap();
+    assert!(flags.status.success(), "{}", stderr(&flags));
+    let plain_out = bin_dir().join("numcpus-woven-goflags");
+    let plain = Command::new(Toolchain::Go126.go())
+        .current_dir(&dir)
+        .env("GOTOOLCHAIN", "local")
+        .env(
+            "GOFLAGS",
+            format!(
+                "-modcacherw {}",
+                String::from_utf8_lossy(&flags.stdout).trim()
+            ),
+        )
+        .args(["build", "-o"])
+        .arg(&plain_out)
+        .arg(pkg)
+        .output()
+        .unwrap();
+    assert!(
+        plain.status.success(),
+        "go build with --print-goflags failed:\n{}",
+        stderr(&plain)
+    );
+    assert!(build_info(&plain_out).contains("dep\tgotap.dev/gotaprt"));
+    assert_eq!(
+        (
+            std::fs::read(dir.join("go.mod")).unwrap(),
+            std::fs::read(dir.join("go.sum")).unwrap()
+        ),
+        before,
+        "gotap build wrote depmain's go.mod or go.sum"
+    );
+}

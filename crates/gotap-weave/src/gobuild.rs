@@ -106,6 +106,8 @@ struct GoEnv {
     goos: String,
     #[serde(rename = "GOARCH", default)]
     goarch: String,
+    #[serde(rename = "GOMODCACHE", default)]
+    go_mod_cache: String,
 }
 
 fn flag_name(a: &str) -> Option<&str> {
@@ -246,6 +248,7 @@ fn run_uninterrupted(opts: &Options) -> Result<i32> {
             "GOFLAGS",
             "GOOS",
             "GOARCH",
+            "GOMODCACHE",
         ]),
         "go env",
     )?)
@@ -368,18 +371,51 @@ fn run_uninterrupted(opts: &Options) -> Result<i32> {
     list.current_dir(std::env::current_dir()?).arg("list");
     graph.apply(&mut list);
     list.args(list_flags(&opts.args));
-    list.args(["-f", "{{.Name}}\t{{.Dir}}"]).args(&pkgs);
+    list.args([
+        "-f",
+        "{{.Name}}\t{{.Dir}}\t{{with .Module}}{{.Path}}\t{{.Version}}\t{{.Dir}}{{end}}",
+    ])
+    .args(&pkgs);
     let listed = output(&mut list, "go list")?;
     let mut replace = BTreeMap::new();
+    let mut copied = BTreeMap::new();
     for line in listed.lines() {
-        let Some((name, dir)) = line.split_once('\t') else {
-            continue;
+        let f: Vec<&str> = line.split('\t').collect();
+        let (name, mut dir) = match f.as_slice() {
+            [name, dir, ..] => (*name, PathBuf::from(dir)),
+            _ => continue,
         };
         if name != "main" && opts.verb != "test" {
             continue;
         }
+        // The go command refuses overlay files beneath GOMODCACHE: a main package of a
+        // dependency module gets its file in a copy of that module, which the graph replaces.
+        if let [_, _, mpath, mver, mdir] = f.as_slice() {
+            let cache = Path::new(&env.go_mod_cache);
+            if !env.go_mod_cache.is_empty()
+                && !mver.is_empty()
+                && Path::new(mdir).starts_with(cache)
+            {
+                let copy = module_copy(mpath, mver, Path::new(mdir))?;
+                if let Ok(rel) = dir.strip_prefix(mdir) {
+                    dir = copy.join(rel);
+                }
+                copied.insert((mpath.to_string(), mver.to_string()), copy);
+            }
+        }
         let src = overlay_source(name)?;
-        replace.insert(Path::new(dir).join("zz_gotap_runtime.go"), src);
+        replace.insert(dir.join("zz_gotap_runtime.go"), src);
+    }
+    if !copied.is_empty() {
+        let mut text = std::fs::read_to_string(graph.file())?;
+        text.push_str("\n// Added by gotap build: main packages of dependency modules, from copies (no overlay beneath GOMODCACHE).\n");
+        for ((m, v), dir) in &copied {
+            text.push_str(&format!(
+                "replace {m} {v} => {:?}\n",
+                dir.display().to_string()
+            ));
+        }
+        std::fs::write(graph.file(), text)?;
     }
     if replace.is_empty() {
         eprintln!("gotap: warning: no main package among {}: nothing links the gotap runtime, so no spans will be produced", pkgs.join(" "));
@@ -513,6 +549,41 @@ fn overlay_source(name: &str) -> Result<PathBuf> {
         std::fs::rename(&tmp, &path)?;
     }
     Ok(path)
+}
+
+/// A copy of module `path@version` (read from `dir` in GOMODCACHE) in gotap's cache, made once:
+/// a module version's content never changes. Files are hard links where the file system allows,
+/// else copies; the copy is built under a temporary name and renamed into place.
+fn module_copy(path: &str, version: &str, dir: &Path) -> Result<PathBuf> {
+    let dst = assets::cache_dir()
+        .join("modsrc")
+        .join(format!("{path}@{version}"));
+    if dst.join("go.mod").is_file() || dst.is_dir() {
+        return Ok(dst);
+    }
+    let tmp = dst.with_extension(format!("tmp{}-{}", std::process::id(), nanos()));
+    fn walk(from: &Path, to: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(to)?;
+        for e in std::fs::read_dir(from)? {
+            let e = e?;
+            let (src, dst) = (e.path(), to.join(e.file_name()));
+            let t = e.file_type()?;
+            if t.is_dir() {
+                walk(&src, &dst)?;
+            } else if t.is_file() && std::fs::hard_link(&src, &dst).is_err() {
+                std::fs::copy(&src, &dst)?;
+            }
+        }
+        Ok(())
+    }
+    let res = walk(dir, &tmp).and_then(|_| std::fs::rename(&tmp, &dst));
+    if let Err(e) = res {
+        let _ = std::fs::remove_dir_all(&tmp);
+        if !dst.is_dir() {
+            return Err(e).with_context(|| format!("cannot copy module {path}@{version}"));
+        }
+    }
+    Ok(dst)
 }
 
 fn nanos() -> u128 {
