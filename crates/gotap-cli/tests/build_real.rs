@@ -192,3 +192,45 @@ fn main_package_of_a_dependency_module_builds() {
         "gotap build wrote depmain's go.mod or go.sum"
     );
 }
+
+/// Warnings name only what the binary contains, and a rebuild with nothing changed repeats none.
+/// crates/gotap-cli/tests/go/nogrpc requires grpc v1.77.0 (outside the built-in grpc rules'
+/// range) for a package its main package does not import, and says `go 1.25`: no grpc warning,
+/// no warning about modules only grpc's graph holds (testify…), no language-version warning.
+/// The runtime's upgrades of modules the binary links (x/sys, otel) are reported, once.
+#[test]
+fn warnings_name_only_the_binary_and_are_not_repeated() {
+    let dir = module("nogrpc");
+    // A fresh output path: the warnings already shown are remembered per module and arguments.
+    let out = bin_dir().join(format!("nogrpc-woven-{}", std::process::id()));
+    let first = gotap_build(&dir, &out, &["."]);
+    let first_err = stderr(&first);
+    assert!(first.status.success(), "{first_err}");
+    let warned: Vec<&str> = first_err
+        .lines()
+        .filter(|l| l.starts_with("gotap: warning:"))
+        .collect();
+    for bad in ["grpc", "testify", "language version", "protobuf"] {
+        assert!(
+            !warned.iter().any(|l| l.contains(bad)),
+            "warning about {bad}:\n{first_err}"
+        );
+    }
+    assert!(
+        warned
+            .iter()
+            .any(|l| l.contains("upgrades golang.org/x/sys from v0.37.0 to v0.47.0")),
+        "no warning about the x/sys the binary links:\n{first_err}"
+    );
+    let run = Command::new(&out).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&run.stdout).trim(), "hello");
+
+    let second = gotap_build(&dir, &out, &["."]);
+    let second_err = stderr(&second);
+    assert!(second.status.success(), "{second_err}");
+    assert!(
+        !second_err.contains("gotap: warning:"),
+        "the rebuild repeated warnings:\n{second_err}"
+    );
+    let _ = std::fs::remove_file(&out);
+}

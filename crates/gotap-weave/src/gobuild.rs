@@ -343,27 +343,10 @@ fn run_uninterrupted(opts: &Options) -> Result<i32> {
         complete_modfile(&opts.go, &env.go_version, &anchor, &modfile);
         (Graph::Modfile(modfile.clone()), w, Vec::new())
     };
-    if let Some(w) = warning {
-        eprintln!("gotap: warning: {w}");
-    }
+    // Warnings are collected and printed together at the end, once per change (see
+    // `print_warnings_once`).
+    let mut warnings: Vec<String> = warning.into_iter().collect();
     let graph_key = graph_key(&anchor, Some(&graph), &graph_inputs);
-
-    // 1b. Versions of the modules whose version rules constrain (join.module/join.version): the
-    //     go command's own answer for this build's module graph, with the runtime added.
-    if !plan.modules.is_empty() {
-        let versions = module_versions_cached(
-            &opts.go,
-            &env.go_version,
-            &graph_key,
-            Some(&graph),
-            &list_flags(&opts.args),
-            &plan.modules,
-        )
-        .context("cannot find the versions of the modules the rules are scoped to")?;
-        for s in plan.resolve_modules(versions)? {
-            eprintln!("gotap: warning: {}", s.message);
-        }
-    }
 
     // 2. Overlay: one extra file per main package importing the runtime (for `test`, per package
     //    under test). The go command resolves and builds that import itself.
@@ -418,7 +401,7 @@ fn run_uninterrupted(opts: &Options) -> Result<i32> {
         std::fs::write(graph.file(), text)?;
     }
     if replace.is_empty() {
-        eprintln!("gotap: warning: no main package among {}: nothing links the gotap runtime, so no spans will be produced", pkgs.join(" "));
+        warnings.push(format!("no main package among {}: nothing links the gotap runtime, so no spans will be produced", pkgs.join(" ")));
     }
     let overlay = tmp.0.join("overlay.json");
     std::fs::write(
@@ -426,14 +409,53 @@ fn run_uninterrupted(opts: &Options) -> Result<i32> {
         serde_json::to_vec(&serde_json::json!({ "Replace": replace }))?,
     )?;
 
+    // The modules the binary contains: those of the packages the build compiles (the runtime's
+    // included, through the overlay). Warnings about other modules of the graph (a grpc or a
+    // testify that only tests or unused packages of a dependency need) would be noise.
+    let in_binary = binary_modules(opts, &graph, &overlay, &pkgs);
+
+    // 1b. Versions of the modules whose version rules constrain (join.module/join.version): the
+    //     go command's own answer for this build's module graph, with the runtime added.
+    if !plan.modules.is_empty() {
+        let mut versions = module_versions_cached(
+            &opts.go,
+            &env.go_version,
+            &graph_key,
+            Some(&graph),
+            &list_flags(&opts.args),
+            &plan.modules,
+        )
+        .context("cannot find the versions of the modules the rules are scoped to")?;
+        // A module copied for its main package (above) is that version, not a directory.
+        for ((m, v), _) in &copied {
+            if let Some(have) = versions.get_mut(m) {
+                *have = v.clone();
+            }
+        }
+        for s in plan.resolve_modules(versions)? {
+            if in_binary.as_ref().is_none_or(|b| b.contains(&s.module)) {
+                warnings.push(s.message);
+            }
+        }
+    }
+
     // 3. Tell the user if adding the runtime moved any of their modules (minimal version selection).
     match mvs_upgrades_cached(&opts.go, &env.go_version, &graph_key, &graph) {
-        Ok(ws) => ws.iter().for_each(|w| eprintln!("gotap: warning: {w}")),
+        Ok(ws) => warnings.extend(ws.into_iter().filter(|w| {
+            let m = w
+                .strip_prefix("adding the gotap runtime upgrades ")
+                .and_then(|r| r.split_whitespace().next());
+            match (m, &in_binary) {
+                (Some(m), Some(b)) => b.contains(m),
+                _ => true,
+            }
+        })),
         // The build itself may still work (it needs fewer modules than `all`): say what is unknown.
-        Err(e) => eprintln!(
-            "gotap: warning: cannot check whether the gotap runtime upgrades your modules: {e:#}"
-        ),
+        Err(e) => warnings.push(format!(
+            "cannot check whether the gotap runtime upgrades your modules: {e:#}"
+        )),
     }
+    print_warnings_once(&anchor, opts, &warnings);
 
     // 4. The build itself.
     let config = tmp.0.join("plan.json");
@@ -549,6 +571,62 @@ fn overlay_source(name: &str) -> Result<PathBuf> {
         std::fs::rename(&tmp, &path)?;
     }
     Ok(path)
+}
+
+/// Paths of the modules providing the packages this build compiles (`go list -deps`, with the
+/// overlay, so the runtime's modules count), or None when the go command cannot say (then
+/// nothing is filtered).
+fn binary_modules(
+    opts: &Options,
+    graph: &Graph,
+    overlay: &Path,
+    pkgs: &[String],
+) -> Option<BTreeSet<String>> {
+    let mut c = Command::new(&opts.go);
+    c.current_dir(std::env::current_dir().ok()?).arg("list");
+    graph.apply(&mut c);
+    c.args(list_flags(&opts.args))
+        .arg(format!("-overlay={}", overlay.display()));
+    if opts.verb == "test" {
+        c.arg("-test");
+    }
+    c.args(["-deps", "-e", "-f", "{{with .Module}}{{.Path}}{{end}}"])
+        .args(pkgs);
+    let text = output(&mut c, "go list -deps").ok()?;
+    Some(
+        text.lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    )
+}
+
+/// Prints `warnings`, unless this same set was the last one printed for this module, directory
+/// and arguments: a rebuild with nothing changed repeats nothing, a change shows them all again.
+/// The last set is remembered by hash in gotap's cache.
+fn print_warnings_once(anchor: &Path, opts: &Options, warnings: &[String]) {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let key = assets::fnv(&[
+        b"warned",
+        anchor.as_os_str().as_encoded_bytes(),
+        cwd.as_os_str().as_encoded_bytes(),
+        opts.verb.as_bytes(),
+        opts.args.join("\0").as_bytes(),
+    ]);
+    let seen = assets::fnv(&warnings.iter().map(|w| w.as_bytes()).collect::<Vec<_>>());
+    let path = assets::cache_dir()
+        .join("warned")
+        .join(format!("{key:016x}"));
+    if std::fs::read_to_string(&path).ok().as_deref() == Some(format!("{seen:016x}").as_str()) {
+        return;
+    }
+    for w in warnings {
+        eprintln!("gotap: warning: {w}");
+    }
+    if let Some(d) = path.parent() {
+        let _ = std::fs::create_dir_all(d);
+    }
+    let _ = std::fs::write(&path, format!("{seen:016x}"));
 }
 
 /// A copy of module `path@version` (read from `dir` in GOMODCACHE) in gotap's cache, made once:
@@ -734,7 +812,9 @@ fn write_modfile(gomod: &Path, runtime: &Path, modfile: &Path) -> Result<Option<
         go_directive(&rt_mod),
     ) {
         if parse_version(&user) < parse_version(need) {
-            warning = Some(format!(
+            // `go 1.25` and `go 1.25.0` are the same language version: the copy is raised to
+            // the runtime's spelling, but nothing changes that the user should hear about.
+            warning = (major_minor(&user) != major_minor(need)).then(|| format!(
                 "the gotap runtime (OpenTelemetry Go SDK) needs go {need}: the main module is compiled with language version go{need} instead of go{user}; its runtime behaviour (GODEBUG defaults) stays go{user}'s (go.mod itself is untouched)"
             ));
             // The go line also selects the program's GODEBUG defaults (ServeMux patterns, TLS,
@@ -881,7 +961,7 @@ fn write_workfile(
     let mut raise = None;
     if let (Some(user), Some(need)) = (go_directive(&text), go_directive(&rt_mod)) {
         if parse_version(user) < parse_version(need) {
-            warning = Some(format!(
+            warning = (major_minor(user) != major_minor(need)).then(|| format!(
                 "the gotap runtime (OpenTelemetry Go SDK) needs go {need}: the workspace's go line is raised from go {user} in a temporary copy of {}; the modules keep their language versions and the program its GODEBUG defaults (go.work itself is untouched)",
                 gowork.display()
             ));
