@@ -100,7 +100,7 @@ func serverStart(r *http.Request) (*http.Request, func(status int)) {
 		attrs = append(attrs, attribute.String("user_agent.original", ua))
 	}
 	if r.Proto != "" {
-		attrs = append(attrs, attribute.String("network.protocol.version", strings.TrimPrefix(r.Proto, "HTTP/")))
+		attrs = append(attrs, attribute.String("network.protocol.version", protocolVersion(r.Proto)))
 	}
 	name := m
 	if m == "_OTHER" {
@@ -118,6 +118,13 @@ func serverStart(r *http.Request) (*http.Request, func(status int)) {
 			}
 		}
 		if status == 0 {
+			if r.ProtoMajor >= 2 {
+				// The woven hook (rules/net_http.yaml, gotapStatusOf) reads the status only from
+				// HTTP/1's writer and passes 0 for HTTP/2's: the handler's status is unknown here,
+				// and a 200 would hide a 418 or a 503. Leave the attribute out instead.
+				span.End()
+				return
+			}
 			status = http.StatusOK // nothing written: net/http answers 200 after the handler
 		}
 		span.SetAttributes(attribute.Int("http.response.status_code", status))
@@ -127,6 +134,16 @@ func serverStart(r *http.Request) (*http.Request, func(status int)) {
 		}
 		span.End()
 	}
+}
+
+// protocolVersion is network.protocol.version from Request.Proto, as protocol_version_value in
+// crates/gotap-spans: Go says "HTTP/2.0" for HTTP/2, semconv "2".
+func protocolVersion(proto string) string {
+	v := strings.TrimPrefix(proto, "HTTP/")
+	if v == "2.0" {
+		return "2"
+	}
+	return v
 }
 
 func clientRoundTrip(r *http.Request, next func(*http.Request) (*http.Response, error)) (*http.Response, error) {

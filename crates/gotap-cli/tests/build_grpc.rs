@@ -242,6 +242,7 @@ fn e2e(tc: Toolchain) {
             user_agent: Some("gotap-test/1".into()),
             protocol: Some("HTTP/1.1".into()),
             status_code: Some(200),
+            tls: false,
             query: None,
         },
         frame(),

@@ -97,6 +97,9 @@ pub fn emit<S: SpanSink + ?Sized>(
                 user_agent: non_empty(&ua),
                 protocol: non_empty(&proto),
                 status_code: status,
+                // The function probes do not read Request.TLS (no offset for it yet): HTTPS
+                // requests are reported as url.scheme "http" by this strategy.
+                tls: false,
             };
             http::server_span_to(&req, &frame, capture_query, out);
             true

@@ -406,13 +406,8 @@ pub fn emit<S: SpanSink + ?Sized>(
                 client_port,
                 user_agent: non_empty(&ua),
                 protocol: non_empty(&proto),
-                // 0: the handler wrote nothing; net/http then answers 200 (as the function probes).
-                status_code: Some(
-                    u16::try_from(h.status)
-                        .ok()
-                        .filter(|&s| s != 0)
-                        .unwrap_or(200),
-                ),
+                status_code: server_status(h.status),
+                tls: h.rflags & RFLAG_TLS != 0,
             };
             http::server_span_to(&req, &frame, capture_query, out);
             true
@@ -434,6 +429,22 @@ pub fn emit<S: SpanSink + ?Sized>(
             true
         }
         _ => crate::sites_more::emit(ev, &frame, out),
+    }
+}
+
+/// Record flag bit 2 of a server site event (go/probes/nethttp/gotap_probes.go): the request came
+/// over TLS (`Request.TLS != nil`), so `url.scheme` is `https`. Bits 0 and 1 are sampled and
+/// remote parent.
+pub const RFLAG_TLS: u64 = 4;
+
+/// The status a server site reported: 0 means the handler wrote nothing, and net/http then answers
+/// 200 (as the function probes); a negative one (-1) means the fragment could not read the status
+/// from the ResponseWriter it was given (a writer it does not know), and the span omits
+/// `http.response.status_code` rather than claim 200.
+fn server_status(status: i64) -> Option<u16> {
+    match status {
+        0 => Some(200),
+        s => u16::try_from(s).ok(),
     }
 }
 
@@ -526,6 +537,7 @@ mod tests {
                 user_agent: Some("curl/8".into()),
                 protocol: Some("HTTP/1.1".into()),
                 status_code: Some(200),
+                tls: false,
             };
             let want = http::server_span(&req, s_frame(&s), capture_query);
             assert_eq!(s, want);
@@ -541,6 +553,39 @@ mod tests {
             end_unix_nano: s.end_unix_nano,
             resource: s.resource.clone(),
         }
+    }
+
+    /// HTTP/2 and HTTPS: the TLS flag makes url.scheme https, a real 503 is an error, and a
+    /// status the fragment could not read (-1) is left out instead of reported as 200.
+    #[test]
+    fn server_tls_flag_and_unknown_status() {
+        let mut h = header(abi::EV_SITE_SERVER);
+        h.rflags = 1 | RFLAG_TLS;
+        h.status = 503;
+        let strs = ["GET", "/x", "", "h:8443", "", "", "HTTP/2.0", ""];
+        let s = span(&h, &strs, false).unwrap();
+        assert_eq!(s.attr(sc::URL_SCHEME), Some(&Value::from("https")));
+        assert_eq!(
+            s.attr(sc::HTTP_RESPONSE_STATUS_CODE),
+            Some(&Value::Int(503))
+        );
+        assert_eq!(
+            s.attr(sc::NETWORK_PROTOCOL_VERSION),
+            Some(&Value::from("2"))
+        );
+        assert!(matches!(s.status, Status::Error(_)));
+        h.rflags = 1;
+        h.status = -1;
+        let s = span(&h, &strs, false).unwrap();
+        assert_eq!(s.attr(sc::URL_SCHEME), Some(&Value::from("http")));
+        assert_eq!(s.attr(sc::HTTP_RESPONSE_STATUS_CODE), None);
+        assert_eq!(s.status, Status::Unset);
+        h.status = 0;
+        let s = span(&h, &strs, false).unwrap();
+        assert_eq!(
+            s.attr(sc::HTTP_RESPONSE_STATUS_CODE),
+            Some(&Value::Int(200))
+        );
     }
 
     #[test]

@@ -92,6 +92,7 @@ fn spans(n: usize) -> Vec<Span> {
                     user_agent: Some("Go-http-client/1.1".into()),
                     protocol: Some("HTTP/1.1".into()),
                     status_code: Some(200),
+                    tls: false,
                 };
                 server_span(&req, frame, false)
             } else {

@@ -34,7 +34,10 @@ pub struct ServerRequest {
     pub user_agent: Option<String>,
     /// `HTTP/1.1` style, or `1.1`.
     pub protocol: Option<String>,
+    /// None when the strategy could not read the status the handler wrote (rather than guess 200).
     pub status_code: Option<u16>,
+    /// Served over TLS (Go's `Request.TLS != nil`): `url.scheme` is `https`.
+    pub tls: bool,
 }
 
 /// What a strategy saw of one outgoing request.
@@ -62,6 +65,7 @@ pub struct ServerRequestRef<'a> {
     pub user_agent: Option<&'a str>,
     pub protocol: Option<&'a str>,
     pub status_code: Option<u16>,
+    pub tls: bool,
 }
 
 impl ServerRequest {
@@ -77,6 +81,7 @@ impl ServerRequest {
             user_agent: self.user_agent.as_deref(),
             protocol: self.protocol.as_deref(),
             status_code: self.status_code,
+            tls: self.tls,
         }
     }
 }
@@ -187,8 +192,8 @@ fn protocol_version_value(p: &str) -> ValueRef<'_> {
     match protocol_version(p) {
         "1.1" => ValueRef::Static("1.1"),
         "1.0" => ValueRef::Static("1.0"),
-        "2" => ValueRef::Static("2"),
-        "2.0" => ValueRef::Static("2.0"),
+        // Go's Request.Proto for HTTP/2 is "HTTP/2.0"; semconv spells the version "2".
+        "2" | "2.0" => ValueRef::Static("2"),
         "3" => ValueRef::Static("3"),
         v => ValueRef::Str(v),
     }
@@ -217,7 +222,10 @@ pub fn server_span_to<S: SpanSink + ?Sized>(
     let method = normalize_method(req.method, out);
     out.attr(sc::HTTP_REQUEST_METHOD, ValueRef::Static(method));
     out.attr(sc::URL_PATH, ValueRef::Str(req.path));
-    out.attr(sc::URL_SCHEME, ValueRef::Static("http"));
+    out.attr(
+        sc::URL_SCHEME,
+        ValueRef::Static(if req.tls { "https" } else { "http" }),
+    );
     if capture_query {
         if let Some(q) = req.query.filter(|q| !q.is_empty()) {
             out.attr(sc::URL_QUERY, ValueRef::Str(q));
@@ -632,13 +640,14 @@ mod tests {
             user_agent: Some("ua".into()),
             protocol: Some("HTTP/2.0".into()),
             status_code: Some(500),
+            tls: true,
         };
         let s = server_span(&req, frame(), true);
         let want: Attributes = vec![
             (sc::HTTP_REQUEST_METHOD_ORIGINAL, Value::from("PURGE")),
             (sc::HTTP_REQUEST_METHOD, Value::from("_OTHER")),
             (sc::URL_PATH, Value::from("/c")),
-            (sc::URL_SCHEME, Value::from("http")),
+            (sc::URL_SCHEME, Value::from("https")),
             (sc::URL_QUERY, Value::from("k=v")),
             (sc::HTTP_ROUTE, Value::from("/c")),
             (sc::SERVER_ADDRESS, Value::from("::1")),
@@ -646,7 +655,7 @@ mod tests {
             (sc::CLIENT_ADDRESS, Value::from("10.0.0.1")),
             (sc::CLIENT_PORT, Value::Int(5)),
             (sc::USER_AGENT_ORIGINAL, Value::from("ua")),
-            (sc::NETWORK_PROTOCOL_VERSION, Value::from("2.0")),
+            (sc::NETWORK_PROTOCOL_VERSION, Value::from("2")),
             (sc::HTTP_RESPONSE_STATUS_CODE, Value::Int(500)),
             (sc::ERROR_TYPE, Value::from("500")),
         ];

@@ -16,6 +16,7 @@ package http
 import (
 	"context"
 	"net/url"
+	"reflect"
 	"time"
 	"unsafe"
 )
@@ -50,7 +51,7 @@ type gotapProbeRecord struct {
 	traceHi, traceLo uint64 // trace id, big-endian halves
 	span, parent     uint64 // span ids, big-endian; parent 0 = root span
 	start            int64  // span start, Unix nanoseconds
-	flags            uint64 // bit 0: sampled; bit 1: parent came from an incoming traceparent
+	flags            uint64 // bit 0: sampled; bit 1: parent came from an incoming traceparent; bit 2: server request over TLS
 	host             string // server: Host header (server.address/port)
 	remote           string // server: RemoteAddr (client.address/port)
 	userAgent        string // server: User-Agent
@@ -61,6 +62,10 @@ type gotapProbeRecord struct {
 const (
 	gotapFlagSampled      = 1
 	gotapFlagRemoteParent = 2
+	// gotapFlagTLS: the served request came over TLS (r.TLS != nil), so the span's url.scheme
+	// is "https" (crates/gotap-ebpf/src/sites.rs, RFLAG_TLS). Children copy only the sampled
+	// bit, so it stays on the server span.
+	gotapFlagTLS = 4
 )
 
 // Each site call hands the tracer the span's whole event, built here (docs/probes.md, "The site
@@ -189,6 +194,9 @@ func gotapProbeServerBegin(r *Request) (*Request, *gotapProbeRecord) {
 	} else {
 		rec.traceHi, rec.traceLo = gotapRand(), gotapProbeNonZero()
 	}
+	if r.TLS != nil {
+		rec.flags |= gotapFlagTLS
+	}
 	r.ctx = c
 	return r, rec
 }
@@ -199,13 +207,7 @@ func gotapProbeServerEnd(w ResponseWriter, r *Request, rec *gotapProbeRecord) {
 	if rec == nil {
 		return
 	}
-	status := 0
-	if rw, ok := w.(*response); ok {
-		status = rw.status
-	}
-	if status == 0 {
-		status = StatusOK // nothing written: net/http answers 200 after the handler
-	}
+	status := gotapProbeStatus(w)
 	path := ""
 	if r.URL != nil {
 		path = r.URL.Path
@@ -218,13 +220,57 @@ func gotapProbeServerEnd(w ResponseWriter, r *Request, rec *gotapProbeRecord) {
 		dur = time.Now().UnixNano() - rec.start
 	}
 	var buf [gotapServerEventMax]byte
-	event := gotapProbeEvent(buf[:], rec, rec.flags, int64(status), dur, &strs, &gotapServerCaps)
+	event := gotapProbeEvent(buf[:], rec, rec.flags, status, dur, &strs, &gotapServerCaps)
 	if gotapBatchSemaphore[0] != 0 {
 		gotapBatchAdd(gotapKindServer, event)
 	}
 	if gotapProbeSemaphore[0] != 0 {
-		gotapProbeHTTPServer(r.Method, path, int64(status), dur, r.Pattern, rec, event)
+		gotapProbeHTTPServer(r.Method, path, status, dur, r.Pattern, rec, event)
 	}
+}
+
+// gotapProbeStatus is the status the handler wrote to w: 0 when it wrote nothing (net/http then
+// answers 200; the tracer reports 200), -1 when w is a writer whose status cannot be read (the
+// tracer then omits http.response.status_code rather than report a 200 that may be wrong).
+//
+// HTTP/1.x serves with *response. HTTP/2 serves with another writer, which this file cannot name
+// in every Go version: Go ≤ 1.26 has the bundled *http2responseWriter (h2_bundle.go), Go 1.27
+// the value http2ResponseWriter{*http2.ResponseWriter} around net/http/internal/http2's writer
+// (http2.go), and neither type exists in the other version. Both keep the status in
+// rws.status (x/net/http2's writer too), so it is read by reflection: only for HTTP/2 requests,
+// and only the fields' names, never the writer's behaviour, are relied on. The writer's state is
+// still live here: the HTTP/2 servers release it (handlerDone) after serverHandler.ServeHTTP,
+// whose deferred call this runs in, returned.
+func gotapProbeStatus(w ResponseWriter) int64 {
+	if rw, ok := w.(*response); ok {
+		return int64(rw.status)
+	}
+	v := reflect.ValueOf(w)
+	// Go 1.27: struct{ *http2.ResponseWriter } -> *responseWriter -> rws -> status.
+	// Go ≤ 1.26: *http2responseWriter -> rws -> status.
+	for _, name := range [...]string{"ResponseWriter", "rws", "status"} {
+		for v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface {
+			if v.IsNil() {
+				return -1
+			}
+			v = v.Elem()
+		}
+		if v.Kind() != reflect.Struct {
+			return -1
+		}
+		f, ok := v.Type().FieldByName(name)
+		if !ok || len(f.Index) != 1 {
+			if name == "ResponseWriter" {
+				continue // not the 1.27 wrapper: look for rws in this struct
+			}
+			return -1
+		}
+		v = v.Field(f.Index[0])
+	}
+	if !v.CanInt() {
+		return -1
+	}
+	return v.Int()
 }
 
 // gotapProbeClientRoundTrip wraps one round trip in a client span, child of the span in the

@@ -210,6 +210,7 @@ pub fn sample_spans(resource: &Arc<Resource>, seed: u8) -> Vec<Span> {
             user_agent: Some("curl/8".into()),
             protocol: Some("HTTP/1.1".into()),
             status_code: Some(200),
+            tls: false,
             ..Default::default()
         },
         frame(1, None, t0, t0 + 1_234_000),
