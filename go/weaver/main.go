@@ -9,6 +9,8 @@
 //	weaver apply -go VERSION -pkg IMPORTPATH -out DIR [-best-effort] [-importcfg FILE] [-modver M=V]... RULES.yaml... -- FILE.go...
 //	    rewrites the files of IMPORTPATH; prints {"files": {original: rewritten}, "warnings": […],
 //	    "added": [files the rules add to the package], "skipped": […]}
+//	weaver modproxy -module M -version V -dir DIR -proxy PROXY
+//	    writes module M@V from DIR into a file-based module proxy (modproxy.go)
 package main
 
 import (
@@ -34,6 +36,8 @@ func main() {
 		err = plan(os.Args[2:])
 	case "apply":
 		err = apply(os.Args[2:])
+	case "modproxy":
+		err = modproxy(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}

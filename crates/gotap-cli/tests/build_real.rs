@@ -57,6 +57,7 @@ fn builds_runs_and_exports(name: &str, server_span: &str) -> Vec<gotap_testkit::
         before,
         "gotap build wrote {name}'s go.mod or go.sum"
     );
+    runtime_is_a_module_version(&out);
     let col = Collector::start(&format!("gotap-build-real-{name}"));
     let run = Command::new(&out)
         .env(
@@ -233,4 +234,67 @@ fn warnings_name_only_the_binary_and_are_not_repeated() {
         "the rebuild repeated warnings:\n{second_err}"
     );
     let _ = std::fs::remove_file(&out);
+}
+
+/// The build info of a woven binary names the runtime as a module version with its checksum,
+/// never a `replace` by a directory of the building machine (gotap's cache).
+fn runtime_is_a_module_version(bin: &Path) {
+    let info = build_info(bin);
+    let lines: Vec<&str> = info.lines().map(str::trim).collect();
+    let i = lines
+        .iter()
+        .position(|l| l.starts_with("dep\tgotap.dev/gotaprt\t"))
+        .unwrap_or_else(|| panic!("no runtime in the build info:\n{info}"));
+    let f: Vec<&str> = lines[i].split('\t').collect();
+    assert!(
+        f.len() == 4 && f[2].starts_with("v0.") && f[2].contains("-rt") && f[3].starts_with("h1:"),
+        "runtime not a module version: {}",
+        lines[i]
+    );
+    assert!(
+        !lines.get(i + 1).is_some_and(|l| l.starts_with("=>")),
+        "runtime replaced: {info}"
+    );
+    assert!(
+        !info.contains("/.cache/"),
+        "a cache path in the build info:\n{info}"
+    );
+}
+
+/// The same runtime gives the same build info line wherever it is built: the module version and
+/// its checksum come from the runtime's content only (a second gotap cache, as on another
+/// machine, writes the same proxy files).
+#[test]
+fn runtime_version_is_the_same_from_another_cache() {
+    let dir = module("otelmetric");
+    let cache = std::env::temp_dir().join(format!("gotap-real-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&cache);
+    let out = bin_dir().join(format!("otelmetric-othercache-{}", std::process::id()));
+    let res = {
+        let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+        gotap_command(Toolchain::Go126)
+            .current_dir(&dir)
+            .env("GOTAP_CACHE", &cache)
+            .args(["build", "-o"])
+            .arg(&out)
+            .arg(".")
+            .output()
+            .unwrap()
+    };
+    assert!(res.status.success(), "{}", stderr(&res));
+    runtime_is_a_module_version(&out);
+    let rt_line = |bin: &Path| {
+        build_info(bin)
+            .lines()
+            .find(|l| l.contains("gotap.dev/gotaprt"))
+            .unwrap()
+            .to_owned()
+    };
+    let usual = bin_dir().join(format!("otelmetric-usualcache-{}", std::process::id()));
+    let res = gotap_build(&dir, &usual, &["."]);
+    assert!(res.status.success(), "{}", stderr(&res));
+    assert_eq!(rt_line(&out), rt_line(&usual));
+    let _ = std::fs::remove_file(&out);
+    let _ = std::fs::remove_file(&usual);
+    let _ = std::fs::remove_dir_all(&cache);
 }

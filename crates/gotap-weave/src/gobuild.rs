@@ -108,6 +108,10 @@ struct GoEnv {
     goarch: String,
     #[serde(rename = "GOMODCACHE", default)]
     go_mod_cache: String,
+    #[serde(rename = "GOPROXY", default)]
+    go_proxy: String,
+    #[serde(rename = "GONOSUMDB", default)]
+    go_nosumdb: String,
 }
 
 fn flag_name(a: &str) -> Option<&str> {
@@ -249,6 +253,8 @@ fn run_uninterrupted(opts: &Options) -> Result<i32> {
             "GOOS",
             "GOARCH",
             "GOMODCACHE",
+            "GOPROXY",
+            "GONOSUMDB",
         ]),
         "go env",
     )?)
@@ -339,8 +345,10 @@ fn run_uninterrupted(opts: &Options) -> Result<i32> {
         (Graph::Work(work), w, inputs)
     } else {
         let modfile = tmp.0.join("gotap.mod");
-        let w = write_modfile(&anchor, &ex.runtime_dir(), &modfile)?;
-        complete_modfile(&opts.go, &env.go_version, &anchor, &modfile);
+        let rt = runtime_module(&opts.go, &plan, &ex.runtime_dir(), &env)?;
+        let w = write_modfile(&anchor, &ex.runtime_dir(), &rt, &modfile)?;
+        let _ = RUNTIME_ENV.set(rt.env.clone());
+        complete_modfile(&opts.go, &env.go_version, &anchor, &modfile, &rt);
         (Graph::Modfile(modfile.clone()), w, Vec::new())
     };
     // Warnings are collected and printed together at the end, once per change (see
@@ -802,7 +810,12 @@ fn parse_version(v: &str) -> Vec<u32> {
 /// Copies go.mod/go.sum next to each other in `modfile`'s directory, adding the runtime module.
 /// Go requires the main module's `go` line to be at least every dependency's: when the runtime's
 /// is newer, the copy is raised and the returned warning says so (the language version changes).
-fn write_modfile(gomod: &Path, runtime: &Path, modfile: &Path) -> Result<Option<String>> {
+fn write_modfile(
+    gomod: &Path,
+    runtime: &Path,
+    rt: &RuntimeModule,
+    modfile: &Path,
+) -> Result<Option<String>> {
     let mut text = std::fs::read_to_string(gomod)
         .with_context(|| format!("cannot read {}", gomod.display()))?;
     let rt_mod = std::fs::read_to_string(runtime.join("go.mod"))?;
@@ -837,9 +850,9 @@ fn write_modfile(gomod: &Path, runtime: &Path, modfile: &Path) -> Result<Option<
         }
     }
     text.push_str(&format!(
-        "\n// Added by gotap build (temporary copy; the original go.mod is untouched).\nrequire {m} v0.0.0\nreplace {m} => {}\n",
-        runtime.display(),
-        m = crate::RUNTIME_MODULE
+        "\n// Added by gotap build (temporary copy; the original go.mod is untouched).\nrequire {} {}\n",
+        crate::RUNTIME_MODULE,
+        rt.version
     ));
     // With module graph pruning (go >= 1.17) the main module must require every module that
     // provides a package it builds, at the selected version: the runtime's requirements are added
@@ -871,6 +884,7 @@ fn write_modfile(gomod: &Path, runtime: &Path, modfile: &Path) -> Result<Option<
             );
         }
     }
+    sums.extend(rt.sums.lines().filter(|l| !l.is_empty()).map(str::to_owned));
     let mut sum = sums.into_iter().collect::<Vec<_>>().join("\n");
     sum.push('\n');
     std::fs::write(modfile.with_extension("sum"), sum)?;
@@ -878,7 +892,7 @@ fn write_modfile(gomod: &Path, runtime: &Path, modfile: &Path) -> Result<Option<
 }
 
 /// Makes the temporary modfile's module graph complete and consistent by running
-/// `go get gotap.dev/gotaprt@v0.0.0` on the copy (`-modfile`: only the copy and its go.sum are
+/// `go get gotap.dev/gotaprt@<its version>` on the copy (`-modfile`: only the copy and its go.sum are
 /// written). Raising the runtime's direct requirements alone is not enough when the user already
 /// requires other modules of the same family (go.opentelemetry.io/otel/sdk/metric next to a raised
 /// otel/sdk): the go command then finds the graph inconsistent and refuses with "updates to go.mod
@@ -886,7 +900,7 @@ fn write_modfile(gomod: &Path, runtime: &Path, modfile: &Path) -> Result<Option<
 /// go.mod, and never downgrades. The result is remembered per input in gotap's cache (a no-op
 /// rebuild must not ask the module proxy). If it fails (offline, no cache), the copy is left as
 /// written and the build reports what the go command says.
-fn complete_modfile(go: &Path, gover: &str, gomod: &Path, modfile: &Path) {
+fn complete_modfile(go: &Path, gover: &str, gomod: &Path, modfile: &Path, rt: &RuntimeModule) {
     let read = |p: &Path| std::fs::read(p).unwrap_or_default();
     let sum = modfile.with_extension("sum");
     let key = assets::fnv(&[
@@ -911,7 +925,8 @@ fn complete_modfile(go: &Path, gover: &str, gomod: &Path, modfile: &Path) {
     c.current_dir(gomod.parent().unwrap_or(Path::new(".")))
         .arg("get")
         .arg(format!("-modfile={}", modfile.display()))
-        .arg(format!("{}@v0.0.0", crate::RUNTIME_MODULE));
+        .arg(format!("{}@{}", crate::RUNTIME_MODULE, rt.version))
+        .envs(rt.env.iter().map(|(k, v)| (k, v)));
     // go get refuses -mod=…; the user's GOFLAGS may carry one (-mod=mod, the vendoring escape).
     if let Ok(f) = std::env::var("GOFLAGS") {
         let kept: Vec<&str> = f
@@ -1083,6 +1098,153 @@ fn clean(p: &Path) -> PathBuf {
     out
 }
 
+/// The runtime as a module version: `gotap.dev/gotaprt v<gotap version>-rt<hash of the runtime
+/// sources>`, served from a file-based module proxy in gotap's cache. A `replace` by the
+/// extracted directory would put that directory, a path of the building machine, into every
+/// woven binary's build info; a module version is recorded as `dep gotap.dev/gotaprt <version>
+/// h1:…`, the same on every machine. The version changes with the runtime's content (the module
+/// cache never changes a version once extracted).
+struct RuntimeModule {
+    version: String,
+    /// GOPROXY with the file proxy first, and GONOSUMDB naming the runtime (no checksum
+    /// database knows it; its sums come with the temporary go.sum).
+    env: Vec<(String, String)>,
+    /// The go.sum lines of the runtime module (zip and go.mod hashes).
+    sums: String,
+}
+
+/// Set once the runtime module is known: every go command run on the temporary modfile gets it.
+static RUNTIME_ENV: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+
+fn runtime_module(go: &Path, plan: &Plan, dir: &Path, env: &GoEnv) -> Result<RuntimeModule> {
+    // Content of the runtime sources, in a fixed order.
+    let mut files = Vec::new();
+    fn walk(base: &Path, d: &Path, out: &mut Vec<(String, Vec<u8>)>) -> std::io::Result<()> {
+        let mut entries: Vec<_> = std::fs::read_dir(d)?.collect::<std::io::Result<_>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let p = e.path();
+            if e.file_type()?.is_dir() {
+                walk(base, &p, out)?;
+            } else {
+                let rel = p
+                    .strip_prefix(base)
+                    .unwrap_or(&p)
+                    .to_string_lossy()
+                    .into_owned();
+                out.push((rel, std::fs::read(&p)?));
+            }
+        }
+        Ok(())
+    }
+    walk(dir, dir, &mut files).with_context(|| format!("cannot read {}", dir.display()))?;
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for (p, c) in &files {
+        parts.push(p.as_bytes());
+        parts.push(c);
+    }
+    let version = format!("v{}-rt{:016x}", crate::VERSION, assets::fnv(&parts));
+    let proxy = assets::cache_dir().join("proxy");
+    let vdir = proxy.join(crate::RUNTIME_MODULE).join("@v");
+    if !vdir.join(format!("{version}.zip")).is_file() {
+        let out = interrupt::output(
+            Command::new(&plan.weaver)
+                .arg("modproxy")
+                .args([
+                    "-module",
+                    crate::RUNTIME_MODULE,
+                    "-version",
+                    &version,
+                    "-dir",
+                ])
+                .arg(dir)
+                .arg("-proxy")
+                .arg(&proxy),
+        )
+        .context("cannot run the weaver")?;
+        if !out.status.success() {
+            bail!(
+                "cannot write the gotap runtime module: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+    }
+    let upstream = if env.go_proxy.is_empty() {
+        "https://proxy.golang.org,direct"
+    } else {
+        env.go_proxy.as_str()
+    };
+    let nosumdb = if env.go_nosumdb.is_empty() {
+        crate::RUNTIME_MODULE.to_owned()
+    } else {
+        format!("{},{}", env.go_nosumdb, crate::RUNTIME_MODULE)
+    };
+    let rt_env = vec![
+        (
+            "GOPROXY".to_owned(),
+            format!("file://{},{upstream}", proxy.display()),
+        ),
+        ("GONOSUMDB".to_owned(), nosumdb),
+    ];
+    // The sums, computed once by the go command itself from the proxy's files (which puts the
+    // module into the module cache too: a plain `go build` with --print-goflags's flags then
+    // finds it there without gotap's GOPROXY).
+    let sums_file = vdir.join(format!("{version}.sums"));
+    let sums = match std::fs::read_to_string(&sums_file) {
+        Ok(s) => s,
+        Err(_) => {
+            #[derive(Deserialize)]
+            #[serde(rename_all = "PascalCase")]
+            struct Dl {
+                #[serde(default)]
+                sum: String,
+                #[serde(default)]
+                go_mod_sum: String,
+                #[serde(default)]
+                error: String,
+            }
+            let mut c = Command::new(go);
+            c.current_dir(&proxy)
+                .args(["mod", "download", "-json"])
+                .arg(format!("{}@{version}", crate::RUNTIME_MODULE))
+                .envs(rt_env.iter().map(|(k, v)| (k, v)))
+                .env("GOWORK", "off");
+            if let Ok(f) = std::env::var("GOFLAGS") {
+                let kept: Vec<&str> = f
+                    .split_whitespace()
+                    .filter(|a| !a.trim_start_matches('-').starts_with("mod="))
+                    .collect();
+                c.env("GOFLAGS", kept.join(" "));
+            }
+            let out = interrupt::output(&mut c).context("cannot run go mod download")?;
+            let dl: Dl = serde_json::from_slice(&out.stdout).with_context(|| {
+                format!(
+                    "go mod download of the gotap runtime failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )
+            })?;
+            if !dl.error.is_empty() || dl.sum.is_empty() {
+                bail!("go mod download of the gotap runtime failed: {}", dl.error);
+            }
+            let m = crate::RUNTIME_MODULE;
+            let s = format!(
+                "{m} {version} {}\n{m} {version}/go.mod {}\n",
+                dl.sum, dl.go_mod_sum
+            );
+            let tmp = sums_file.with_extension(format!("tmp{}", std::process::id()));
+            if std::fs::write(&tmp, &s).is_ok() {
+                let _ = std::fs::rename(&tmp, &sums_file);
+            }
+            s
+        }
+    };
+    Ok(RuntimeModule {
+        version,
+        env: rt_env,
+        sums,
+    })
+}
+
 /// How the go command sees the module graph with the runtime added.
 enum Graph {
     /// A temporary copy of go.mod, passed with `-modfile`.
@@ -1098,6 +1260,9 @@ impl Graph {
         match self {
             Graph::Modfile(m) => {
                 c.arg(format!("-modfile={}", m.display()));
+                for (k, v) in RUNTIME_ENV.get().into_iter().flatten() {
+                    c.env(k, v);
+                }
             }
             Graph::Work(w) => {
                 c.env("GOWORK", w);
@@ -1453,7 +1618,12 @@ mod tests {
         std::fs::write(rt.join("go.sum"), "o.t/el v1.2.3 h1:y=\n").unwrap();
         let out = dir.join("tmp/gotap.mod");
         std::fs::create_dir_all(out.parent().unwrap()).unwrap();
-        let w = write_modfile(&dir.join("go.mod"), &rt, &out)
+        let rtm = RuntimeModule {
+            version: "v0.1.0-rt0123456789abcdef".into(),
+            env: Vec::new(),
+            sums: "gotap.dev/gotaprt v0.1.0-rt0123456789abcdef h1:z=\n".into(),
+        };
+        let w = write_modfile(&dir.join("go.mod"), &rt, &rtm, &out)
             .unwrap()
             .unwrap();
         assert!(w.contains("go1.25.0 instead of go1.22"), "{w}");
@@ -1463,12 +1633,16 @@ mod tests {
             "{m}"
         );
         assert!(
-            m.contains("require gotap.dev/gotaprt v0.0.0\nreplace gotap.dev/gotaprt => "),
+            m.contains("require gotap.dev/gotaprt v0.1.0-rt0123456789abcdef\n")
+                && !m.contains("replace"),
             "{m}"
         );
         assert!(m.contains("require o.t/el v1.2.3 // indirect"), "{m}");
         let sum = std::fs::read_to_string(out.with_extension("sum")).unwrap();
-        assert_eq!(sum, "o.t/el v1.2.3 h1:y=\nu.dep v1 h1:x=\n");
+        assert_eq!(
+            sum,
+            "gotap.dev/gotaprt v0.1.0-rt0123456789abcdef h1:z=\no.t/el v1.2.3 h1:y=\nu.dep v1 h1:x=\n"
+        );
         assert_eq!(
             std::fs::read_to_string(dir.join("go.mod")).unwrap(),
             "module u\n\ngo 1.22\n\ntoolchain go1.22.1\n"
