@@ -117,14 +117,16 @@ func serverStart(r *http.Request) (*http.Request, func(status int)) {
 				span.SetName(m + " " + route)
 			}
 		}
+		if status < 0 || status == 0 && r.ProtoMajor >= 2 {
+			// The status is unknown: negative is a writer the hook cannot read, and 0 over
+			// HTTP/2 is what the woven hook (rules/net_http.yaml, gotapStatusOf) passes for
+			// HTTP/2's writer while it reads only HTTP/1's *response (a hook that reads HTTP/2's
+			// writer should pass its status, 200 when the handler wrote nothing). A 200 here
+			// would hide a 418 or a 503: leave the attribute out instead.
+			span.End()
+			return
+		}
 		if status == 0 {
-			if r.ProtoMajor >= 2 {
-				// The woven hook (rules/net_http.yaml, gotapStatusOf) reads the status only from
-				// HTTP/1's writer and passes 0 for HTTP/2's: the handler's status is unknown here,
-				// and a 200 would hide a 418 or a 503. Leave the attribute out instead.
-				span.End()
-				return
-			}
 			status = http.StatusOK // nothing written: net/http answers 200 after the handler
 		}
 		span.SetAttributes(attribute.Int("http.response.status_code", status))

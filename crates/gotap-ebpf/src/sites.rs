@@ -432,10 +432,11 @@ pub fn emit<S: SpanSink + ?Sized>(
     }
 }
 
-/// Record flag bit 2 of a server site event (go/probes/nethttp/gotap_probes.go): the request came
+/// Record flag bit 4 of a server site event (go/probes/nethttp/gotap_probes.go): the request came
 /// over TLS (`Request.TLS != nil`), so `url.scheme` is `https`. Bits 0 and 1 are sampled and
-/// remote parent.
-pub const RFLAG_TLS: u64 = 4;
+/// remote parent; bit 2 is taken (`REC_PACKED`, the packed strings of older builds, which the BPF
+/// program still reads) and bit 3 is `abi::REC_SQL_CUT`.
+pub const RFLAG_TLS: u64 = 16;
 
 /// The status a server site reported: 0 means the handler wrote nothing, and net/http then answers
 /// 200 (as the function probes); a negative one (-1) means the fragment could not read the status

@@ -51,7 +51,7 @@ type gotapProbeRecord struct {
 	traceHi, traceLo uint64 // trace id, big-endian halves
 	span, parent     uint64 // span ids, big-endian; parent 0 = root span
 	start            int64  // span start, Unix nanoseconds
-	flags            uint64 // bit 0: sampled; bit 1: parent came from an incoming traceparent; bit 2: server request over TLS
+	flags            uint64 // bit 0: sampled; bit 1: parent came from an incoming traceparent; bit 4: server request over TLS
 	host             string // server: Host header (server.address/port)
 	remote           string // server: RemoteAddr (client.address/port)
 	userAgent        string // server: User-Agent
@@ -63,9 +63,10 @@ const (
 	gotapFlagSampled      = 1
 	gotapFlagRemoteParent = 2
 	// gotapFlagTLS: the served request came over TLS (r.TLS != nil), so the span's url.scheme
-	// is "https" (crates/gotap-ebpf/src/sites.rs, RFLAG_TLS). Children copy only the sampled
-	// bit, so it stays on the server span.
-	gotapFlagTLS = 4
+	// is "https" (crates/gotap-ebpf/src/sites.rs, RFLAG_TLS). Bit 4: bit 2 is REC_PACKED to the
+	// BPF program (older builds' packed strings) and bit 3 its sql_query cut flag. Children copy
+	// only the sampled bit, so it stays on the server span.
+	gotapFlagTLS = 16
 )
 
 // Each site call hands the tracer the span's whole event, built here (docs/probes.md, "The site
