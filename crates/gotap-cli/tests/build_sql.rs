@@ -111,6 +111,10 @@ const SCAN_QUERIES: &[&str] = &[
     "DELETE FROM audit WHERE what = 'x''y'",
     "Update orders SET views = views WHERE id IN (SELECT id FROM orders)",
     "PRAGMA user_version",
+    "SELECT * FROM \"orders\" WHERE id = 1",
+    "SELECT total FROM \"main\".\"orders\"",
+    "SELECT total FROM [orders]",
+    "UPDATE `orders` SET views = views WHERE id = 0",
 ];
 
 fn service_dir() -> PathBuf {
@@ -225,12 +229,14 @@ fn reference(backend: Backend, query: &str, error: Option<DbError>) -> Span {
 
 /// The attributes of every span of a DB opened with `dsn`, from the DSN: the database's address
 /// and port for PostgreSQL (`postgres://postgres@127.0.0.1:PORT/arena?…`, scripts/postgres.sh),
-/// and the database's name (PostgreSQL) or file (SQLite) as db.namespace.
+/// and the database's name (PostgreSQL) or the file's base name (SQLite: `…/sqlsvc.db?_pragma=…`
+/// → `sqlsvc.db`, no directory, no parameter) as db.namespace.
 fn server_attrs(backend: Backend, dsn: &str) -> BTreeMap<String, String> {
     let mut m = BTreeMap::new();
     match backend {
         Backend::Sqlite => {
-            m.insert("db.namespace".to_owned(), dsn.to_owned());
+            let file = dsn.split('?').next().unwrap().rsplit('/').next().unwrap();
+            m.insert("db.namespace".to_owned(), file.to_owned());
         }
         Backend::Postgres => {
             let rest = dsn
@@ -311,12 +317,20 @@ fn check(tc: Toolchain, backend: Backend) {
         backend.label()
     ));
     let pg = (backend == Backend::Postgres).then(Postgres::start);
+    // SQLite's DSN carries parameters, one of them a password (modernc ignores `_auth_pass`;
+    // mattn's driver reads it): db.namespace must be the file name, and `secret` exported nowhere.
     let db = match &pg {
         Some(pg) => pg.dsn.clone(),
-        None => col.dir.join("sqlsvc.db").display().to_string(),
+        None => format!(
+            "{}?_pragma=busy_timeout(5000)&_auth_pass=secret",
+            col.dir.join("sqlsvc.db").display()
+        ),
     };
     let (svc, port) = start_service(&bin, &col, &db);
     let srv = server_attrs(backend, &db);
+    if backend == Backend::Sqlite {
+        assert_eq!(srv["db.namespace"], "sqlsvc.db");
+    }
     let (status, body) = get(port, "/orders/2", Some(&format!("00-{TRACE}-{PARENT}-01")));
     assert_eq!((status, body.as_str()), (200, "total 25, big orders 1"));
     assert_eq!(get(port, "/missing", None).0, 404);
@@ -419,7 +433,38 @@ fn check(tc: Toolchain, backend: Backend) {
         "{scan_results}"
     );
 
+    // Quoted table names (PostgreSQL's and SQLite's "…", SQLite's […], `…`) name the span.
+    for (q, name) in [
+        ("SELECT * FROM \"orders\" WHERE id = 1", "SELECT orders"),
+        (
+            "SELECT total FROM \"main\".\"orders\"",
+            "SELECT main.orders",
+        ),
+    ] {
+        let want = reference(backend, q, None);
+        assert_eq!(want.name, name);
+        assert!(
+            spans.iter().any(|s| s.name == name),
+            "no span {name}: {spans:#?}"
+        );
+    }
+    if backend == Backend::Sqlite {
+        assert_eq!(
+            reference(backend, "SELECT total FROM [orders]", None).name,
+            "SELECT orders"
+        );
+        assert!(spans.iter().filter(|s| s.name == "SELECT orders").count() >= 3);
+        assert!(spans.iter().any(|s| s.name == "UPDATE orders"
+            && s.attrs["db.query.text"] == "UPDATE `orders` SET views = views WHERE id = ?"));
+    }
+
     assert_eq!(spans.len(), total, "unexpected extra spans: {spans:#?}");
+    let raw = std::fs::read_to_string(&col.file).unwrap();
+    assert!(raw.contains("db.namespace"), "{raw}");
+    assert!(
+        !raw.contains("secret") && !raw.contains("_pragma"),
+        "a DSN parameter reached the Collector:\n{spans:#?}"
+    );
     let _ = std::fs::remove_dir_all(&col.dir);
 }
 

@@ -107,11 +107,8 @@ fn signature(s: &FlatSpan, all: &[FlatSpan]) -> String {
         .map(|(k, v)| {
             let v = match v.as_str() {
                 _ if k.ends_with(".port") => Value::from("<port>"),
-                // Each mode has its own SQLite file (sdk.db, sites.db): the namespace is its path.
-                Some(db)
-                    if k == "db.namespace"
-                        && (db.ends_with("/sdk.db") || db.ends_with("/sites.db")) =>
-                {
+                // Each mode has its own SQLite file (sdk.db, sites.db): the namespace is its name.
+                Some(db) if k == "db.namespace" && (db == "sdk.db" || db == "sites.db") => {
                     Value::from("<the run's database file>")
                 }
                 _ => v.clone(),
@@ -356,9 +353,17 @@ fn sql_spans(tc: Toolchain) {
     let col = Collector::start(&dir);
     let run = |mode: Mode, db: &str| {
         let port = free_port();
+        // Parameters in the DSN, one a password: db.namespace is the file name in both modes,
+        // and `secret` is exported by neither.
         let env = [
             ("ADDR", format!("127.0.0.1:{port}")),
-            ("DB", dir.join(db).display().to_string()),
+            (
+                "DB",
+                format!(
+                    "{}?_pragma=busy_timeout(5000)&_auth_pass=secret",
+                    dir.join(db).display()
+                ),
+            ),
         ];
         let mut p = start(
             &mode,
@@ -444,6 +449,36 @@ fn sql_spans(tc: Toolchain) {
             .count(),
         4
     );
+    for (spans, file) in [(&sdk, "sdk.db"), (&sites, "sites.db")] {
+        let dbs: Vec<&FlatSpan> = spans
+            .iter()
+            .filter(|s| s.str("db.system.name") == Some("sqlite"))
+            .collect();
+        assert!(!dbs.is_empty());
+        for s in dbs {
+            assert_eq!(
+                s.str("db.namespace"),
+                Some(file),
+                "{label}: {}",
+                dump(spans)
+            );
+        }
+    }
+    // A quoted table names the span in both modes (the signatures compared the rest).
+    for spans in [&sdk, &sites] {
+        for name in ["SELECT main.orders", "UPDATE orders"] {
+            assert!(spans.iter().any(|s| s.name == name), "{label}: no {name}");
+        }
+    }
+    let sdk_raw = std::fs::read_to_string(&col.file).unwrap();
+    let sites_raw = std::fs::read_to_string(dir.join("sqlsvc.jsonl")).unwrap();
+    for raw in [&sdk_raw, &sites_raw] {
+        assert!(raw.contains("db.namespace"), "{label}: {raw}");
+        assert!(
+            !raw.contains("secret") && !raw.contains("_pragma"),
+            "{label}: a DSN parameter was exported:\n{raw}"
+        );
+    }
     check_run(&fin.stderr, label, "net/http server, database/sql");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -9,6 +9,7 @@
 use crate::http::SpanFrame;
 use crate::sink::{collect_one, SpanSink, StatusRef, ValueRef};
 use crate::{Span, SpanKind};
+use std::borrow::Cow;
 
 pub const DB_SYSTEM_NAME: &str = "db.system.name";
 pub const DB_QUERY_TEXT: &str = "db.query.text";
@@ -95,14 +96,28 @@ pub struct ParsedQuery {
     pub sanitized: String,
     /// First keyword, upper-cased (`SELECT`); `None` for a query starting with `WITH` or with no word.
     pub operation: Option<String>,
-    /// The one table a simple SELECT/INSERT/UPDATE/DELETE/REPLACE names, as written.
+    /// The one table a simple SELECT/INSERT/UPDATE/DELETE/REPLACE names, unquoted
+    /// (`"public"."users"` → `public.users`).
     pub collection: Option<String>,
 }
 
+/// A name (keyword or identifier, possibly qualified and quoted: held unquoted, with whether a
+/// part was quoted; a quoted name is never a keyword) or one punctuation character (strings and
+/// numbers are `?` and `0`).
 #[derive(Debug, PartialEq)]
 enum Tok<'a> {
-    Word(&'a str),
+    Word(Cow<'a, str>, bool),
     Punct(char),
+}
+
+impl Tok<'_> {
+    /// The keyword this token is, if it is an unquoted word.
+    fn keyword(&self) -> Option<&str> {
+        match self {
+            Tok::Word(w, false) => Some(w),
+            _ => None,
+        }
+    }
 }
 
 fn is_ident_start(c: char) -> bool {
@@ -128,6 +143,8 @@ pub enum Dialect {
     /// Any other system: `'…'` strings where a backslash is taken as an escape (a string that
     /// ends in a backslash then hides more than it should rather than less), `"…"` identifiers.
     Other,
+    /// SQL Server: as `Other`, plus `[…]` identifiers.
+    SqlServer,
 }
 
 impl Dialect {
@@ -136,6 +153,7 @@ impl Dialect {
             "postgresql" => Dialect::Postgres,
             "mysql" | "mariadb" => Dialect::MySql,
             "sqlite" => Dialect::Sqlite,
+            "microsoft.sql_server" => Dialect::SqlServer,
             _ => Dialect::Other,
         }
     }
@@ -143,8 +161,91 @@ impl Dialect {
         matches!(self, Dialect::MySql | Dialect::Sqlite)
     }
     fn backslash_escapes(self) -> bool {
-        matches!(self, Dialect::MySql | Dialect::Other)
+        matches!(self, Dialect::MySql | Dialect::Other | Dialect::SqlServer)
     }
+    /// The closing byte of a quoted identifier opened by `c`: backticks always; double quotes
+    /// where they are no strings, and in SQLite where a string cannot be (right after
+    /// FROM/INTO/UPDATE/JOIN, or inside a name begun there); `[…]` in SQLite and SQL Server only
+    /// (elsewhere `[` is an array or a subscript, whose numbers must still be hidden).
+    fn ident_quote(self, c: u8, table_context: bool) -> Option<u8> {
+        match c {
+            b'`' => Some(b'`'),
+            b'"' if !self.double_quoted_strings() || (self == Dialect::Sqlite && table_context) => {
+                Some(b'"')
+            }
+            b'[' if matches!(self, Dialect::Sqlite | Dialect::SqlServer) => Some(b']'),
+            _ => None,
+        }
+    }
+}
+
+/// Whether the last token introduces a table (FROM, INTO, UPDATE, JOIN), where SQLite reads a
+/// double-quoted token as a name; not the FROM of `IS [NOT] DISTINCT FROM`, whose operand may be
+/// a string.
+fn table_context(toks: &[Tok]) -> bool {
+    let Some(w) = toks.last().and_then(Tok::keyword) else {
+        return false;
+    };
+    if w.eq_ignore_ascii_case("FROM") {
+        return !toks.len().checked_sub(2).is_some_and(|i| {
+            toks[i]
+                .keyword()
+                .is_some_and(|p| p.eq_ignore_ascii_case("DISTINCT"))
+        });
+    }
+    ["INTO", "UPDATE", "JOIN"]
+        .iter()
+        .any(|k| w.eq_ignore_ascii_case(k))
+}
+
+/// The name starting at `i`: words, quoted identifiers and the dots between them, as one
+/// qualified name (`"public"."users"`, `main.[t]`). Its end, its text unquoted (a doubled quote
+/// is one) and whether a part was quoted.
+fn name_end(b: &[u8], mut i: usize, d: Dialect, table_context: bool) -> (usize, Vec<u8>, bool) {
+    let mut name = Vec::new();
+    let mut quoted = false;
+    while i < b.len() {
+        if let Some(cl) = d.ident_quote(b[i], table_context) {
+            quoted = true;
+            let mut j = i + 1;
+            while j < b.len() {
+                if b[j] == cl {
+                    if cl != b']' && b.get(j + 1) == Some(&cl) {
+                        name.push(cl);
+                        j += 2;
+                        continue;
+                    }
+                    break;
+                }
+                name.push(b[j]);
+                j += 1;
+            }
+            i = (j + 1).min(b.len());
+            if i + 1 < b.len()
+                && b[i] == b'.'
+                && (is_ident_start(b[i + 1] as char)
+                    || d.ident_quote(b[i + 1], table_context).is_some())
+            {
+                name.push(b'.');
+                i += 1;
+                continue;
+            }
+            break;
+        }
+        if !is_ident_start(b[i] as char) {
+            break;
+        }
+        let mut j = i;
+        while j < b.len() && is_ident(b[j] as char) {
+            j += 1;
+        }
+        name.extend_from_slice(&b[i..j]);
+        i = j;
+        if !(b[j - 1] == b'.' && i < b.len() && d.ident_quote(b[i], table_context).is_some()) {
+            break;
+        }
+    }
+    (i, name, quoted)
 }
 
 /// The end of the quoted string whose opening quote `q` is at `i` (the index after its closing
@@ -220,9 +321,23 @@ fn scan_literals(
         let c = b[i] as char;
         let start = i;
         let pg = dialect == Dialect::Postgres;
+        let table_ctx = table_context(&toks);
+        let escape_string = pg && (c == 'E' || c == 'e') && b.get(i + 1) == Some(&b'\'');
+        if dialect.ident_quote(b[i], table_ctx).is_some() || (is_ident_start(c) && !escape_string) {
+            let (end, name, quoted) = name_end(b, i, dialect, table_ctx);
+            i = end;
+            out.push_str(&query[start..i]);
+            let name = if quoted {
+                Cow::Owned(String::from_utf8_lossy(&name).into_owned())
+            } else {
+                Cow::Borrowed(&query[start..i])
+            };
+            toks.push(Tok::Word(name, quoted));
+            continue;
+        }
         let string_end = if c == '\'' || (c == '"' && dialect.double_quoted_strings()) {
             Some(string_end(b, i, b[i], dialect.backslash_escapes()))
-        } else if pg && (c == 'E' || c == 'e') && b.get(i + 1) == Some(&b'\'') {
+        } else if escape_string {
             Some(string_end(b, i + 1, b'\'', true))
         } else if pg && c == '$' {
             dollar_end(b, i)
@@ -234,14 +349,6 @@ fn scan_literals(
             literal(start, end);
             out.push('?');
             toks.push(Tok::Punct('?'));
-        } else if c == '"' || c == '`' {
-            i += 1;
-            while i < b.len() && b[i] as char != c {
-                i += 1;
-            }
-            i = (i + 1).min(b.len());
-            out.push_str(&query[start..i]);
-            toks.push(Tok::Punct(c));
         } else if c == '-' && b.get(i + 1) == Some(&b'-') {
             while i < b.len() && b[i] != b'\n' {
                 i += 1;
@@ -254,12 +361,6 @@ fn scan_literals(
             }
             i = (i + 2).min(b.len());
             out.push_str(&query[start..i]);
-        } else if is_ident_start(c) {
-            while i < b.len() && is_ident(b[i] as char) {
-                i += 1;
-            }
-            out.push_str(&query[start..i]);
-            toks.push(Tok::Word(&query[start..i]));
         } else if c.is_ascii_digit() {
             // A number not glued to an identifier (`$1`, `t2` are kept whole above or below).
             let glued = start > 0 && is_ident(b[start - 1] as char) && b[start - 1] != b'.';
@@ -283,8 +384,8 @@ fn scan_literals(
         }
     }
     let first = toks.iter().position(|t| *t != Tok::Punct('('));
-    let operation = match first.map(|f| &toks[f]) {
-        Some(Tok::Word(w)) if !w.eq_ignore_ascii_case("WITH") => Some(w.to_ascii_uppercase()),
+    let operation = match first.and_then(|f| toks[f].keyword()) {
+        Some(w) if !w.is_empty() && !w.eq_ignore_ascii_case("WITH") => Some(w.to_ascii_uppercase()),
         _ => None,
     };
     let collection = operation
@@ -392,14 +493,14 @@ fn unescape(body: &[u8]) -> Vec<u8> {
 }
 
 /// The table of a simple statement: exactly one FROM/JOIN/INTO (or the UPDATE that starts it),
-/// followed by a plain identifier that is not followed by a comma.
+/// followed by a name (unquoted here) that is not followed by a comma.
 fn collection(op: &str, toks: &[Tok], first: usize) -> Option<String> {
     if !matches!(op, "SELECT" | "INSERT" | "UPDATE" | "DELETE" | "REPLACE") {
         return None;
     }
     let mut intro = None;
     for (i, t) in toks.iter().enumerate() {
-        if let Tok::Word(w) = t {
+        if let Some(w) = t.keyword() {
             let kw = ["FROM", "JOIN", "INTO"]
                 .iter()
                 .any(|k| w.eq_ignore_ascii_case(k))
@@ -414,8 +515,8 @@ fn collection(op: &str, toks: &[Tok], first: usize) -> Option<String> {
     }
     let i = intro?;
     match (toks.get(i + 1), toks.get(i + 2)) {
-        (Some(Tok::Word(_)), Some(Tok::Punct(','))) => None,
-        (Some(Tok::Word(name)), _) => Some((*name).to_owned()),
+        (Some(Tok::Word(_, _)), Some(Tok::Punct(','))) => None,
+        (Some(Tok::Word(name, _)), _) if !name.is_empty() => Some(name.to_string()),
         _ => None,
     }
 }
@@ -622,7 +723,6 @@ mod tests {
             "SELECT * FROM (SELECT 1) x",
             "INSERT INTO a SELECT * FROM b",
             "SELECT 1",
-            "SELECT * FROM \"orders\"",
             "CREATE TABLE orders (id INTEGER)",
         ] {
             assert_eq!(scan(q).collection, None, "{q}");
@@ -671,6 +771,69 @@ mod tests {
             n += 1;
         }
         assert!(n > 30, "{n} cases");
+    }
+
+    /// The corpus go/gotaprt/internal/sqltext/sqltext_test.go runs too: both strategies give
+    /// the same operation and collection (so the same span name), quoted identifiers included.
+    #[test]
+    fn shared_corpus_names() {
+        let corpus = include_str!("../../../go/gotaprt/internal/sqltext/testdata/names.txt");
+        let mut n = 0;
+        for line in corpus
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
+            let f: Vec<String> = line.split('\t').map(corpus_field).collect();
+            assert_eq!(f.len(), 4, "bad corpus line {line:?}");
+            let want = |v: &String| (v != "-").then(|| v.clone());
+            let p = scan_for(&f[1], Dialect::of(&f[0]));
+            assert_eq!(
+                (p.operation, p.collection),
+                (want(&f[2]), want(&f[3])),
+                "{line}"
+            );
+            n += 1;
+        }
+        assert!(n > 30, "{n} cases");
+    }
+
+    /// Quoted identifiers name the table in the span name, unquoted (semconv:
+    /// `{db.operation.name} {db.collection.name}`).
+    #[test]
+    fn quoted_table_names_the_span() {
+        for (pkg, q, name) in [
+            (
+                "modernc.org/sqlite",
+                "SELECT * FROM \"users\" WHERE id = ?",
+                "SELECT users",
+            ),
+            (
+                "github.com/lib/pq",
+                "SELECT * FROM \"public\".\"users\"",
+                "SELECT public.users",
+            ),
+            (
+                "github.com/go-sql-driver/mysql",
+                "SELECT * FROM `users`",
+                "SELECT users",
+            ),
+            ("modernc.org/sqlite", "DELETE FROM [users]", "DELETE users"),
+        ] {
+            let s = client_span(
+                &DbQuery {
+                    driver_package: pkg.into(),
+                    query: q.into(),
+                    error: None,
+                },
+                frame(),
+            );
+            assert_eq!(s.name, name, "{q}");
+            assert_eq!(
+                s.attr(DB_COLLECTION_NAME),
+                Some(&Value::from(name.split_once(' ').unwrap().1)),
+                "{q}"
+            );
+        }
     }
 
     /// The span's status message is scrubbed with the driver's dialect.

@@ -25,7 +25,7 @@ type gotapDBServer struct {
 	address   string // host name, IP address or Unix socket path; never with the port
 	port      int    // 0 when unknown
 	portText  string // port in decimal, "" when unknown (the probe record's form)
-	namespace string // database name; for SQLite the database file as given
+	namespace string // database name; for SQLite the file's base name (never a DSN parameter)
 }
 
 // gotapDBServers maps each *DB opened by sql.Open to its server, until DB.Close.
@@ -268,27 +268,39 @@ func gotapParseMySQL(s *gotapDBServer, dsn string) {
 	gotapHostPort(s, addr)
 }
 
-// gotapSQLiteFile is the database file of a SQLite DSN: a path, or a `file:` URI without its
-// parameters (`file:app.db?cache=shared` → `app.db`, `file:///var/app.db` → `/var/app.db`).
+// gotapSQLiteFile is the database of a SQLite DSN: the base name of its file, without the
+// parameters (`/var/lib/app.db`, `app.db?_pragma=…`, `file:app.db?cache=shared` and
+// `file:///var/lib/app.db` → `app.db`; `:memory:` as is). The drivers (modernc, mattn, glebarez,
+// ncruces) all cut a plain path's parameters at its first '?' too, and those parameters hold
+// secrets (`_auth_pass=…`, `_key=…` of encrypted databases) and the caller's pragmas; the
+// directory says where the file lives on this host, not which database it is.
 func gotapSQLiteFile(dsn string) string {
-	if !gotapHasPrefix(dsn, "file:") {
-		return dsn
+	p := dsn
+	if gotapHasPrefix(p, "file:") {
+		p = p[len("file:"):]
+		if i := gotapIndexByte(p, '#'); i >= 0 {
+			p = p[:i]
+		}
 	}
-	p := dsn[len("file:"):]
 	if i := gotapIndexByte(p, '?'); i >= 0 {
 		p = p[:i]
 	}
-	if i := gotapIndexByte(p, '#'); i >= 0 {
-		p = p[:i]
+	if gotapHasPrefix(dsn, "file:") {
+		if gotapHasPrefix(p, "//") {
+			// file://host/path: only an empty host or localhost is valid for SQLite.
+			rest := p[2:]
+			if i := gotapIndexByte(rest, '/'); i >= 0 {
+				p = rest[i:]
+			}
+		}
+		p = gotapUnescape(p)
 	}
-	if gotapHasPrefix(p, "//") {
-		// file://host/path: only an empty host or localhost is valid for SQLite.
-		rest := p[2:]
-		if i := gotapIndexByte(rest, '/'); i >= 0 {
-			p = rest[i:]
+	for i := len(p) - 1; i >= 0; i-- {
+		if p[i] == '/' || p[i] == '\\' {
+			return p[i+1:]
 		}
 	}
-	return gotapUnescape(p)
+	return p
 }
 
 func gotapHasPrefix(s, prefix string) bool {

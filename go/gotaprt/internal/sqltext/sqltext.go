@@ -16,11 +16,13 @@ type Parsed struct {
 	Sanitized, Operation, Collection string
 }
 
-// sqlTok is a word (identifier or keyword) or one punctuation byte; strings, numbers and quoted
-// identifiers are punctuation too ('?', '0', the quote), as in db.rs.
+// sqlTok is a name (a keyword or identifier, possibly qualified and quoted: word holds it
+// unquoted, "public"."users" → public.users) or one punctuation byte; strings and numbers are
+// punctuation too ('?', '0'), as in db.rs. A quoted name is never a keyword.
 type sqlTok struct {
-	word  string
-	punct byte
+	word   string
+	quoted bool
+	punct  byte
 }
 
 func isIdentStart(c byte) bool {
@@ -49,6 +51,7 @@ const (
 	dialectPostgres
 	dialectMySQL
 	dialectSQLite
+	dialectSQLServer
 )
 
 func dialectOf(system string) sqlDialect {
@@ -59,12 +62,90 @@ func dialectOf(system string) sqlDialect {
 		return dialectMySQL
 	case "sqlite":
 		return dialectSQLite
+	case "microsoft.sql_server":
+		return dialectSQLServer
 	}
 	return dialectOther
 }
 
 func (d sqlDialect) doubleQuotedStrings() bool { return d == dialectMySQL || d == dialectSQLite }
-func (d sqlDialect) backslashEscapes() bool    { return d == dialectMySQL || d == dialectOther }
+func (d sqlDialect) backslashEscapes() bool {
+	return d == dialectMySQL || d == dialectOther || d == dialectSQLServer
+}
+
+// identQuote mirrors Dialect::ident_quote: the closing byte of a quoted identifier opened by c,
+// 0 when c opens none. Backticks always do; double quotes where they are no strings, and in
+// SQLite where a string cannot be (right after FROM/INTO/UPDATE/JOIN, or inside a name begun
+// there); [brackets] in SQLite and SQL Server only (elsewhere `[` is an array or subscript).
+func (d sqlDialect) identQuote(c byte, tableContext bool) byte {
+	switch {
+	case c == '`':
+		return '`'
+	case c == '"' && (!d.doubleQuotedStrings() || d == dialectSQLite && tableContext):
+		return '"'
+	case c == '[' && (d == dialectSQLite || d == dialectSQLServer):
+		return ']'
+	}
+	return 0
+}
+
+// sqlTableContext mirrors db::table_context: the last token introduces a table (FROM, INTO,
+// UPDATE, JOIN; not the FROM of IS [NOT] DISTINCT FROM, whose operand may be a string).
+func sqlTableContext(toks []sqlTok) bool {
+	n := len(toks)
+	if n == 0 || toks[n-1].word == "" || toks[n-1].quoted {
+		return false
+	}
+	w := toks[n-1].word
+	if strings.EqualFold(w, "FROM") {
+		return n < 2 || toks[n-2].quoted || !strings.EqualFold(toks[n-2].word, "DISTINCT")
+	}
+	return strings.EqualFold(w, "INTO") || strings.EqualFold(w, "UPDATE") || strings.EqualFold(w, "JOIN")
+}
+
+// sqlName mirrors db::name_end: the name starting at i (words, quoted identifiers and the dots
+// between them, as one qualified name), its end and its text unquoted; quoted when a part was.
+func sqlName(q string, i int, d sqlDialect, tableContext bool) (end int, name string, quoted bool) {
+	var b strings.Builder
+	for i < len(q) {
+		if cl := d.identQuote(q[i], tableContext); cl != 0 {
+			quoted = true
+			j := i + 1
+			for j < len(q) {
+				if q[j] == cl {
+					if cl != ']' && j+1 < len(q) && q[j+1] == cl {
+						b.WriteByte(cl)
+						j += 2
+						continue
+					}
+					break
+				}
+				b.WriteByte(q[j])
+				j++
+			}
+			i = min(j+1, len(q))
+			if i+1 < len(q) && q[i] == '.' && (isIdentStart(q[i+1]) || d.identQuote(q[i+1], tableContext) != 0) {
+				b.WriteByte('.')
+				i++
+				continue
+			}
+			break
+		}
+		if !isIdentStart(q[i]) {
+			break
+		}
+		j := i
+		for j < len(q) && isIdent(q[j]) {
+			j++
+		}
+		b.WriteString(q[i:j])
+		i = j
+		if !(q[j-1] == '.' && i < len(q) && d.identQuote(q[i], tableContext) != 0) {
+			break
+		}
+	}
+	return i, b.String(), quoted
+}
 
 // sqlStringEnd mirrors db::string_end.
 func sqlStringEnd(q string, i int, quote byte, backslash bool) int {
@@ -121,6 +202,15 @@ func scanSQLLiterals(q string, d sqlDialect, literal func(start, end int)) Parse
 		c := q[i]
 		start := i
 		end := -1
+		tableCtx := sqlTableContext(toks)
+		if d.identQuote(c, tableCtx) != 0 || isIdentStart(c) && !(pg && (c == 'E' || c == 'e') && i+1 < len(q) && q[i+1] == '\'') {
+			var name string
+			var quoted bool
+			i, name, quoted = sqlName(q, i, d, tableCtx)
+			out.WriteString(q[start:i])
+			toks = append(toks, sqlTok{word: name, quoted: quoted})
+			continue
+		}
 		switch {
 		case c == '\'' || c == '"' && d.doubleQuotedStrings():
 			end = sqlStringEnd(q, i, c, d.backslashEscapes())
@@ -137,14 +227,6 @@ func scanSQLLiterals(q string, d sqlDialect, literal func(start, end int)) Parse
 			}
 			out.WriteByte('?')
 			toks = append(toks, sqlTok{punct: '?'})
-		case c == '"' || c == '`':
-			i++
-			for i < len(q) && q[i] != c {
-				i++
-			}
-			i = min(i+1, len(q))
-			out.WriteString(q[start:i])
-			toks = append(toks, sqlTok{punct: c})
 		case c == '-' && i+1 < len(q) && q[i+1] == '-':
 			for i < len(q) && q[i] != '\n' {
 				i++
@@ -157,12 +239,6 @@ func scanSQLLiterals(q string, d sqlDialect, literal func(start, end int)) Parse
 			}
 			i = min(i+2, len(q))
 			out.WriteString(q[start:i])
-		case isIdentStart(c):
-			for i < len(q) && isIdent(q[i]) {
-				i++
-			}
-			out.WriteString(q[start:i])
-			toks = append(toks, sqlTok{word: q[start:i]})
 		case isDigit(c):
 			glued := start > 0 && isIdent(q[start-1]) && q[start-1] != '.'
 			for i < len(q) && (isAlnum(q[i]) || q[i] == '.' || q[i] == '_') {
@@ -192,12 +268,12 @@ func scanSQLLiterals(q string, d sqlDialect, literal func(start, end int)) Parse
 	p := Parsed{Sanitized: out.String()}
 	first := -1
 	for j, t := range toks {
-		if t.word != "" || t.punct != '(' {
+		if t.word != "" || t.quoted || t.punct != '(' {
 			first = j
 			break
 		}
 	}
-	if first >= 0 && toks[first].word != "" && !strings.EqualFold(toks[first].word, "WITH") {
+	if first >= 0 && toks[first].word != "" && !toks[first].quoted && !strings.EqualFold(toks[first].word, "WITH") {
 		p.Operation = strings.ToUpper(toks[first].word)
 		p.Collection = sqlCollection(p.Operation, toks, first)
 	}
@@ -301,7 +377,7 @@ func sqlCollection(op string, toks []sqlTok, first int) string {
 	}
 	intro := -1
 	for j, t := range toks {
-		if t.word == "" {
+		if t.word == "" || t.quoted {
 			continue
 		}
 		w := t.word
@@ -315,7 +391,7 @@ func sqlCollection(op string, toks []sqlTok, first int) string {
 	if intro < 0 || intro+1 >= len(toks) || toks[intro+1].word == "" {
 		return ""
 	}
-	if intro+2 < len(toks) && toks[intro+2].word == "" && toks[intro+2].punct == ',' {
+	if intro+2 < len(toks) && toks[intro+2].word == "" && !toks[intro+2].quoted && toks[intro+2].punct == ',' {
 		return ""
 	}
 	return toks[intro+1].word

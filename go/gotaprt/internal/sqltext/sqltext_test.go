@@ -62,3 +62,37 @@ func TestSanitizeCorpus(t *testing.T) {
 		t.Fatalf("%d cases", n)
 	}
 }
+
+// The corpus crates/gotap-spans/src/db.rs runs too: both strategies give the same
+// db.operation.name and db.collection.name (so the same span name), quoted identifiers included.
+func TestNamesCorpus(t *testing.T) {
+	data, err := os.ReadFile("testdata/names.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(data), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		raw := strings.Split(line, "\t")
+		if len(raw) != 4 {
+			t.Fatalf("bad corpus line %q", line)
+		}
+		f := make([]string, len(raw))
+		for i, r := range raw {
+			f[i] = corpusField(r)
+			if f[i] == "-" {
+				f[i] = ""
+			}
+		}
+		p := Scan(f[1], f[0])
+		if p.Operation != f[2] || p.Collection != f[3] {
+			t.Errorf("%s %q: operation %q collection %q, want %q %q", f[0], f[1], p.Operation, p.Collection, f[2], f[3])
+		}
+		n++
+	}
+	if n < 30 {
+		t.Fatalf("%d cases", n)
+	}
+}

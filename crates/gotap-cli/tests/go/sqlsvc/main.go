@@ -8,14 +8,16 @@
 //	GET /missing      a QueryRow that finds no row (sql.ErrNoRows: not a failed query) → 404
 //	GET /broken       a query on a table that does not exist → 500, the error in the body
 //	GET /long         one query of LongQuery, longer than probe mode's cap on query text
-//	GET /scan         runs ScanQueries (tricky texts for the sanitizer and parser, some invalid);
+//	GET /scan         runs ScanQueries (tricky texts for the sanitizer and parser, some invalid,
+//	                  quoted table names: "orders", "main"."orders", [orders], `orders`);
 //	                  one body line per query: "ok" or "err <Go type of the error> [SQLSTATE]"
 //	GET /leaks        runs LeakQueries (PostgreSQL's or SQLite's): literals written so that a
 //	                  sanitizer that misses them, or a driver's error that quotes them, would
 //	                  export the word "secret-"; one body line per query: "ok" or "err"
 //
 // Listens on $ADDR and prints "listening on ADDR" once ready; the database is $DB: a SQLite file
-// path, or a postgres:// URL (then the one `?` placeholder of a query is written `$1`).
+// path (tests add parameters, one a password: `x.db?_pragma=…&_auth_pass=secret`), or a
+// postgres:// URL (then the one `?` placeholder of a query is written `$1`).
 package main
 
 import (
@@ -48,6 +50,10 @@ var ScanQueries = []string{
 	"DELETE FROM audit WHERE what = 'x''y'",
 	"Update orders SET views = views WHERE id IN (SELECT id FROM orders)",
 	"PRAGMA user_version",
+	"SELECT * FROM \"orders\" WHERE id = 1",
+	"SELECT total FROM \"main\".\"orders\"",
+	"SELECT total FROM [orders]",
+	"UPDATE `orders` SET views = views WHERE id = 0",
 }
 
 // LeakQueries: dollar-quoted, escape (E'…') and double-quoted strings (by dialect), and failing
