@@ -10,7 +10,7 @@ use gotap_spans::db::{client_span, DbError, DbQuery};
 use gotap_spans::http::SpanFrame;
 use gotap_spans::{Resource, Span, Value};
 use gotap_testkit::collector::{Collector, Seen};
-use gotap_testkit::{bin_dir, free_port, gotap_command, repo_root, Proc, Toolchain};
+use gotap_testkit::{bin_dir, free_port, gotap_command, Postgres, Proc, Toolchain};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -56,43 +56,6 @@ impl Backend {
     }
 }
 
-/// A throwaway PostgreSQL cluster (scripts/postgres.sh), stopped and deleted on drop.
-struct Postgres {
-    dsn: String,
-    data_dir: String,
-}
-
-impl Postgres {
-    fn start() -> Postgres {
-        let res = Command::new(repo_root().join("scripts/postgres.sh"))
-            .arg("start")
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&res.stderr);
-        assert!(
-            res.status.success(),
-            "scripts/postgres.sh start failed: {stderr}"
-        );
-        let data_dir = stderr
-            .lines()
-            .find_map(|l| l.strip_prefix("postgres: data dir "))
-            .and_then(|l| l.split_whitespace().next())
-            .unwrap()
-            .to_owned();
-        Postgres {
-            dsn: String::from_utf8(res.stdout).unwrap().trim().to_owned(),
-            data_dir,
-        }
-    }
-}
-
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        let _ = Command::new(repo_root().join("scripts/postgres.sh"))
-            .args(["stop", &self.data_dir])
-            .output();
-    }
-}
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PARENT: &str = "00f067aa0ba902b7";
 

@@ -17,7 +17,7 @@
 mod ebpf_support;
 
 use ebpf_support::*;
-use gotap_testkit::{bin_dir, free_port, repo_root, require_root, Toolchain};
+use gotap_testkit::{bin_dir, free_port, repo_root, require_root, Postgres, Toolchain};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -988,44 +988,6 @@ fn go127_http_call_in_grpc_handler_matches_sdk() {
 }
 
 // ---------- literals never exported ----------
-
-/// A throwaway PostgreSQL cluster (scripts/postgres.sh), stopped and deleted on drop.
-struct Postgres {
-    dsn: String,
-    data_dir: String,
-}
-
-impl Postgres {
-    fn start() -> Postgres {
-        let res = Command::new(repo_root().join("scripts/postgres.sh"))
-            .arg("start")
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&res.stderr);
-        assert!(
-            res.status.success(),
-            "scripts/postgres.sh start failed: {stderr}"
-        );
-        let data_dir = stderr
-            .lines()
-            .find_map(|l| l.strip_prefix("postgres: data dir "))
-            .and_then(|l| l.split_whitespace().next())
-            .unwrap()
-            .to_owned();
-        Postgres {
-            dsn: String::from_utf8(res.stdout).unwrap().trim().to_owned(),
-            data_dir,
-        }
-    }
-}
-
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        let _ = Command::new(repo_root().join("scripts/postgres.sh"))
-            .args(["stop", &self.data_dir])
-            .output();
-    }
-}
 
 /// sqlsvc's `LeakQueries` through probe sites, traced by `gotap run` exporting OTLP/HTTP to the
 /// real Collector: the texts are the SDK build's (build_sql.rs checks the same list), and no

@@ -426,3 +426,43 @@ mod tests {
         }
     }
 }
+
+/// A throwaway PostgreSQL cluster (scripts/postgres.sh), stopped and deleted on drop.
+pub struct Postgres {
+    /// `postgres://…` DSN of its database.
+    pub dsn: String,
+    data_dir: String,
+}
+
+impl Postgres {
+    /// Starts one; panics with the script's stderr if it cannot.
+    pub fn start() -> Postgres {
+        let res = Command::new(repo_root().join("scripts/postgres.sh"))
+            .arg("start")
+            .output()
+            .expect("run scripts/postgres.sh");
+        let stderr = String::from_utf8_lossy(&res.stderr);
+        assert!(
+            res.status.success(),
+            "scripts/postgres.sh start failed: {stderr}"
+        );
+        let data_dir = stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("postgres: data dir "))
+            .and_then(|l| l.split_whitespace().next())
+            .expect("scripts/postgres.sh names its data dir")
+            .to_owned();
+        Postgres {
+            dsn: String::from_utf8(res.stdout).unwrap().trim().to_owned(),
+            data_dir,
+        }
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = Command::new(repo_root().join("scripts/postgres.sh"))
+            .args(["stop", &self.data_dir])
+            .output();
+    }
+}
