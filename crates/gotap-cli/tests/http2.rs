@@ -164,13 +164,11 @@ fn check(tc: Toolchain, probes: bool) {
 }
 
 #[test]
-#[ignore = "woven HTTP/2 status needs rules/net_http.yaml's gotapStatusOf to read HTTP/2's writer (as go/probes/nethttp's gotapProbeStatus does); until then the woven span omits the status"]
 fn woven_http2_and_https_server_spans_go126() {
     check(Toolchain::Go126, false);
 }
 
 #[test]
-#[ignore = "woven HTTP/2 status needs rules/net_http.yaml's gotapStatusOf to read HTTP/2's writer (as go/probes/nethttp's gotapProbeStatus does); until then the woven span omits the status"]
 fn woven_http2_and_https_server_spans_go127() {
     check(Toolchain::Go127, false);
 }
