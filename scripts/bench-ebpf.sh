@@ -116,7 +116,7 @@ r = {"mode": mode, "round": int(rnd),
      "vegeta_rate": veg["throughput"], "vegeta_requests": veg["requests"], "success": veg["success"]}
 if mode == "traced":
     log = open(f"{out}/{mode}-{rnd}.log").read()
-    m = re.search(r"gotap: (\d+) spans exported .*?, (\d+) dropped, (\d+) probe hits \(([\d.]+) per span\)", log)
+    m = re.search(r"gotap: (\d+) spans exported .*?, (\d+) dropped, (\d+) probe hits[^(]*\(([\d.]+) per span\)", log)
     if not m:
         sys.exit(f"no gotap summary in {out}/{mode}-{rnd}.log:\n{log}")
     spans = int(m.group(1))

@@ -154,7 +154,7 @@ r = {"mode": mode, "round": int(rnd),
      "cpu_us_per_req_sat": (int(c3) - int(c2)) / int(hz) * 1e6 / int(re.search(r"(\d+) requests in", wrk).group(1)),
      "gotap_us_per_req_sat": (int(g3) - int(g2)) / int(hz) * 1e6 / int(re.search(r"(\d+) requests in", wrk).group(1))}
 log = open(f"{out}/{mode}-{rnd}.log").read()
-m = re.search(r"gotap: (\d+) spans exported .*?, (\d+) dropped, (\d+) probe hits \(([\d.]+) per span\)", log)
+m = re.search(r"gotap: (\d+) spans exported .*?, (\d+) dropped, (\d+) probe hits[^(]*\(([\d.]+) per span\)", log)
 if mode in ("uprobes", "sites", "unbatched"):
     if not m:
         sys.exit(f"no gotap summary in {out}/{mode}-{rnd}.log:\n{log}")

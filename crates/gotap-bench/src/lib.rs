@@ -165,7 +165,8 @@ fn gotap_instrumentations(log: &str) -> Vec<String> {
 }
 
 /// gotap's own count at exit, from its `gotap: N spans exported (…), D dropped, H probe hits (X per
-/// span)` line: (spans exported, probe hits).
+/// span)` line (or `H probe hits: C on calls, G at goroutine starts (X per span)`): (spans
+/// exported, probe hits).
 fn gotap_summary(log: &str) -> Option<(u64, u64)> {
     let line = log
         .lines()
@@ -177,7 +178,7 @@ fn gotap_summary(log: &str) -> Option<(u64, u64)> {
         .next()?
         .parse()
         .ok()?;
-    let (before, _) = line.split_once(" probe hits (")?;
+    let (before, _) = line.split_once(" probe hits")?;
     let hits = before.rsplit(' ').next()?.parse().ok()?;
     Some((spans, hits))
 }
@@ -1641,6 +1642,8 @@ mod tests {
         assert_eq!(gotap_summary(log), Some((7254, 21891)));
         let lossy = "gotap: 3 spans exported (console 4, otlp-grpc 3), 4 dropped, 18 probe hits (4.5 per span), 2 returns without a seen start\n";
         assert_eq!(gotap_summary(lossy), Some((3, 18)));
+        let by_kind = "gotap: 40 spans exported (otlp-grpc 40), 0 dropped, 180 probe hits: 120 on calls, 60 at goroutine starts (4.5 per span)\n";
+        assert_eq!(gotap_summary(by_kind), Some((40, 180)));
         assert_eq!(
             gotap_summary("gotap: tracing /x (pid 7, go1.26.8): net/http server; 2 probes\n"),
             None

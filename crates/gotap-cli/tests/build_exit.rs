@@ -5,34 +5,17 @@
 //! exit status and log.Fatal's message are the program's own. Control: the same program leaving by
 //! syscall.Exit (which bypasses os.Exit) delivers nothing.
 use gotap_testkit::collector::{Collector, Seen};
-use gotap_testkit::{bin_dir, gotap_command, Toolchain};
+use gotap_testkit::Toolchain;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::Mutex;
 use std::time::Duration;
 
-/// Woven builds recompile the standard library: one at a time on a small machine.
-static BUILD: Mutex<()> = Mutex::new(());
-
 fn build(tc: Toolchain) -> PathBuf {
-    let out = bin_dir().join(format!("exitapp-woven-{}", tc.label()));
-    gotap_testkit::build_once(&out, || {
-        let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-        let res = gotap_command(tc)
-            .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/go/exitapp"))
-            .args(["build", "-o"])
-            .arg(&out)
-            .arg(".")
-            .output()
-            .unwrap();
-        assert!(
-            res.status.success(),
-            "gotap build of exitapp with {} failed:\n{}",
-            tc.label(),
-            String::from_utf8_lossy(&res.stderr)
-        );
-    });
-    out
+    gotap_testkit::gotap_build_once(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/go/exitapp"),
+        tc,
+        &format!("exitapp-woven-{}", tc.label()),
+    )
 }
 
 /// Runs the program to its end (service name `exit-<how>`), batch delay one minute.

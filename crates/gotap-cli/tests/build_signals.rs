@@ -17,35 +17,14 @@ use std::net::TcpStream;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-/// Woven builds recompile the standard library: one at a time on a small machine.
-static BUILD: Mutex<()> = Mutex::new(());
 
 fn sigapp_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/go/sigapp")
 }
 
 fn build(tc: Toolchain) -> PathBuf {
-    let out = bin_dir().join(format!("sigapp-woven-{}", tc.label()));
-    gotap_testkit::build_once(&out, || {
-        let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-        let res = gotap_command(tc)
-            .current_dir(sigapp_dir())
-            .args(["build", "-o"])
-            .arg(&out)
-            .arg(".")
-            .output()
-            .unwrap();
-        assert!(
-            res.status.success(),
-            "gotap build of sigapp with {} failed:\n{}",
-            tc.label(),
-            String::from_utf8_lossy(&res.stderr)
-        );
-    });
-    out
+    gotap_testkit::gotap_build_once(&sigapp_dir(), tc, &format!("sigapp-woven-{}", tc.label()))
 }
 
 /// Waits for `child` to end, at most `within` (a hang guard: a program the runtime kept from
@@ -56,14 +35,21 @@ fn wait_exit(child: &mut Child, within: Duration, what: &str) -> ExitStatus {
         if let Some(st) = child.try_wait().unwrap() {
             return st;
         }
-        assert!(Instant::now() < deadline, "{what} did not exit within {within:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not exit within {within:?}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
 
 fn signal(pid: u32, sig: i32) {
     // SAFETY: kill has no memory preconditions.
-    assert_eq!(unsafe { libc::kill(pid as i32, sig) }, 0, "kill {pid} {sig}");
+    assert_eq!(
+        unsafe { libc::kill(pid as i32, sig) },
+        0,
+        "kill {pid} {sig}"
+    );
 }
 
 /// One `GET /hello/<n>` on a connection of its own, read to the end.
@@ -120,7 +106,12 @@ fn serve_then_signal(
     let mut out = String::new();
     stdout.read_to_string(&mut out).unwrap();
     let mut err = String::new();
-    proc.0.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    proc.0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     let spans = col.wait_for(Duration::from_secs(20), |spans| {
         spans.iter().filter(|s| s.service == service).count() >= 10
     });
@@ -144,7 +135,12 @@ fn no_handler(tc: Toolchain, sig: i32, name: &str) {
         "{}: the process must still die of {name}: {st:?}, stderr:\n{err}",
         tc.label()
     );
-    assert_eq!(n, 10, "{}: spans delivered after {name}; stderr:\n{err}", tc.label());
+    assert_eq!(
+        n,
+        10,
+        "{}: spans delivered after {name}; stderr:\n{err}",
+        tc.label()
+    );
 }
 
 #[test]
@@ -180,7 +176,12 @@ fn own_handler(tc: Toolchain) {
         "{}: stdout: {out}",
         tc.label()
     );
-    assert_eq!(n, 10, "{}: spans after the graceful shutdown; stderr:\n{err}", tc.label());
+    assert_eq!(
+        n,
+        10,
+        "{}: spans after the graceful shutdown; stderr:\n{err}",
+        tc.label()
+    );
 }
 
 #[test]
@@ -202,7 +203,10 @@ fn no_collector_at_exit_reports_connection_refused_go126() {
     let start = Instant::now();
     let res = Command::new(&bin)
         .env("SIGAPP_MODE", "oneshot")
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://127.0.0.1:{port}"))
+        .env(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://127.0.0.1:{port}"),
+        )
         .env("OTEL_BSP_SCHEDULE_DELAY", "60000")
         .output()
         .unwrap();
@@ -273,7 +277,11 @@ fn interrupted_build_removes_its_temporary_directory() {
             proc.0.try_wait().unwrap().is_none(),
             "gotap build ended before the go command started"
         );
-        assert!(Instant::now() < deadline, "no plan.json in {}", tmp.display());
+        assert!(
+            Instant::now() < deadline,
+            "no plan.json in {}",
+            tmp.display()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(1500));
@@ -282,14 +290,27 @@ fn interrupted_build_removes_its_temporary_directory() {
         "the build finished before the signal: the test would prove nothing"
     );
     signal(proc.0.id(), libc::SIGINT);
-    let st = wait_exit(&mut proc.0, Duration::from_secs(60), "interrupted gotap build");
+    let st = wait_exit(
+        &mut proc.0,
+        Duration::from_secs(60),
+        "interrupted gotap build",
+    );
     let mut err = String::new();
-    proc.0.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    proc.0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     assert!(!st.success(), "an interrupted build must fail: {st:?}");
     assert_eq!(st.code(), Some(130), "128 + SIGINT: {st:?}, stderr:\n{err}");
     assert_eq!(gotap_dirs(&tmp), Vec::<String>::new(), "left behind");
     assert!(!out.exists(), "no executable from an interrupted build");
-    let _ = Command::new("chmod").arg("-R").arg("u+w").arg(&tmp).status();
+    let _ = Command::new("chmod")
+        .arg("-R")
+        .arg("u+w")
+        .arg(&tmp)
+        .status();
     let _ = std::fs::remove_dir_all(&tmp);
 }
 

@@ -10,16 +10,13 @@ use gotap_spans::db::{client_span, DbError, DbQuery};
 use gotap_spans::http::SpanFrame;
 use gotap_spans::{Resource, Span, Value};
 use gotap_testkit::collector::{Collector, Seen};
-use gotap_testkit::{bin_dir, free_port, gotap_command, Postgres, Proc, Toolchain};
+use gotap_testkit::{free_port, Postgres, Proc, Toolchain};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
-
-/// Woven builds recompile the standard library: one at a time on a small machine.
-static BUILD: Mutex<()> = Mutex::new(());
+use std::sync::Arc;
 
 #[derive(Clone, Copy, PartialEq)]
 enum Backend {
@@ -85,24 +82,7 @@ fn service_dir() -> PathBuf {
 }
 
 fn build_service(tc: Toolchain) -> PathBuf {
-    let out = bin_dir().join(format!("sqlsvc-woven-{}", tc.label()));
-    gotap_testkit::build_once(&out, || {
-        let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-        let res = gotap_command(tc)
-            .current_dir(service_dir())
-            .args(["build", "-o"])
-            .arg(&out)
-            .arg(".")
-            .output()
-            .unwrap();
-        assert!(
-            res.status.success(),
-            "gotap build of sqlsvc with {} failed:\n{}",
-            tc.label(),
-            String::from_utf8_lossy(&res.stderr)
-        );
-    });
-    out
+    gotap_testkit::gotap_build_once(&service_dir(), tc, &format!("sqlsvc-woven-{}", tc.label()))
 }
 
 fn start_service(bin: &Path, col: &Collector, db: &str) -> (Proc, u16) {

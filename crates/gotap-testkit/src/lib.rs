@@ -402,6 +402,33 @@ pub fn gotap_command(tc: Toolchain) -> Command {
     c
 }
 
+/// Woven builds recompile the standard library: one at a time on a small machine.
+static WOVEN_BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// `gotap build -o <bin_dir>/<name> .` of the Go module in `dir` with `tc`, once per test
+/// process ([`build_once`]) and one woven build at a time; panics with gotap's stderr on failure.
+pub fn gotap_build_once(dir: &Path, tc: Toolchain, name: &str) -> PathBuf {
+    let out = bin_dir().join(name);
+    build_once(&out, || {
+        let _guard = WOVEN_BUILD.lock().unwrap_or_else(|e| e.into_inner());
+        let res = gotap_command(tc)
+            .current_dir(dir)
+            .args(["build", "-o"])
+            .arg(&out)
+            .arg(".")
+            .output()
+            .expect("run gotap build");
+        assert!(
+            res.status.success(),
+            "gotap build of {} with {} failed:\n{}",
+            dir.display(),
+            tc.label(),
+            String::from_utf8_lossy(&res.stderr)
+        );
+    });
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

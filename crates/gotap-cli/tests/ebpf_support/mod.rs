@@ -508,3 +508,35 @@ pub fn parse_otlp_json_lines(text: &str) -> Vec<FlatSpan> {
     }
     out
 }
+
+/// `url.full` of one client call to `?apikey=s3cret&x=1` made by httpsvc `bin` (a plain or a
+/// probes build, `-once`) under `gotap run` with `extra` flags, against the same binary untraced.
+pub fn once_url_full(bin: &Path, dir: &Path, label: &str, extra: &[&str]) -> (String, String) {
+    let file = dir.join(format!("{label}.jsonl"));
+    let tport = free_port();
+    let mut target = plain(bin, &svc_args(tport, "T", None), "httpsvc (target)");
+    wait_listening(tport, &mut target);
+    let mut flags = vec![
+        "--no-console".to_string(),
+        "--output-file".to_string(),
+        file.display().to_string(),
+    ];
+    flags.extend(extra.iter().map(|f| f.to_string()));
+    let base = format!("http://127.0.0.1:{tport}/users/7");
+    let args = [
+        "-name".to_string(),
+        "O".to_string(),
+        "-once".to_string(),
+        format!("{base}?apikey=s3cret&x=1"),
+    ];
+    let f =
+        gotap_run(&flags, bin, &args, &format!("gotap run {label}")).wait(Duration::from_secs(60));
+    assert_eq!(f.code, Some(0), "{f:?}");
+    let spans = parse_otlp_json_lines(&std::fs::read_to_string(&file).unwrap_or_default());
+    assert_eq!(spans.len(), 1, "{label}: {}\n{}", f.stderr, dump(&spans));
+    assert_eq!(spans[0].kind, 3, "{}", dump(&spans));
+    (
+        spans[0].str("url.full").unwrap_or_default().to_string(),
+        base,
+    )
+}
