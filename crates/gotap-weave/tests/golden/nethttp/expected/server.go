@@ -47,11 +47,24 @@ var gotapServerStart func(*Request) (*Request, func(status int))
 //go:linkname gotapSetServerStart
 func gotapSetServerStart(f func(*Request) (*Request, func(status int))) { gotapServerStart = f }
 
-// gotapStatusOf is the status the handler wrote; 0 when it wrote nothing (then 200 is sent).
+// gotapStatusOf is the status the handler wrote; 0 when it wrote nothing (then 200 is
+// sent); -1 for a writer whose status cannot be read (the span then has none rather than
+// a wrong 200). HTTP/2's writers answer GotapStatus (rules nethttp-http2-status*).
 func gotapStatusOf(w ResponseWriter) int {
 	if r, ok := w.(*response); ok {
 		return r.status
 	}
-	return 0
+	if s, ok := w.(interface{ GotapStatus() int }); ok {
+		if st := s.GotapStatus(); st != 0 {
+			return st
+		}
+		return StatusOK
+	}
+	return -1
 }
+
+
+
+//line gotap-rule-nethttp-http2-status-bundled-declarations.go:1
+func (w *http2responseWriter) GotapStatus() int { return w.rws.status }
 
