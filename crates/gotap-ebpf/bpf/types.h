@@ -51,6 +51,18 @@ struct proc_cfg {
 	u32 proc;           /* the id user space gave this process (== cookie) */
 };
 
+/* Function-probe plans of the libraries in instrumentations/ (docs/architecture.md): each
+ * library's plan fills LIB_CFG_SLOTS u64s for a process (struct offsets, flags: the library's
+ * own numbering), stored under (process id, library id; LIB_<NAME> in libs.bpf.h). */
+#define LIB_CFG_SLOTS 64
+struct lib_key {
+	u32 proc;
+	u32 lib;
+};
+struct lib_cfg {
+	u64 v[LIB_CFG_SLOTS];
+};
+
 /* Key of per-goroutine state: g structs are reused, goids are not. */
 struct g_key {
 	u32 proc;
@@ -197,6 +209,9 @@ struct site_event {
 #define REC_PACKED 4
 /* A site event's flag (the event ABI below): a sql_query's text was cut at SQL_TEXT_CAP. */
 #define REC_SQL_CUT 8
+/* A site event's flag: `start` is bpf_ktime_get_ns() (a function probe's event in the site
+ * format, instrumentations/<lib>/bpf), which the reader turns into Unix time. */
+#define REC_MONO 16
 
 /* The site event ABI (docs/probes.md, "The site event"), used by sites built since 2026-12-06:
  * the woven code builds the event itself — struct site_event from status through slen, then the

@@ -210,6 +210,9 @@ pub const EV_SITE_BATCH: u8 = 8;
 pub const EV_SITE_SQL: u8 = 5;
 /// A site event's flag: its SQL text was cut at its cap (`REC_SQL_CUT`).
 pub const REC_SQL_CUT: u64 = 8;
+/// A site event's flag: `start` is BPF monotonic time (a library's function probe), see
+/// `REC_MONO` in bpf/types.h.
+pub const REC_MONO: u64 = 16;
 const BATCH_HEAD: usize = 16;
 
 /// A batch site's record: the traced process's id and the events' bytes.

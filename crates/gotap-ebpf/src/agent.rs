@@ -19,6 +19,7 @@ use gotap_spans::sink::{Collect, SpanSink};
 use gotap_spans::{semconv, Resource, Span};
 
 use crate::abi::{self, HttpEvent, ProcCfg, SiteEvent};
+use crate::library::{LibCfg, LibKey};
 use crate::plan::{self, Plan};
 use crate::sites::{self, SitePlan, TracingPath};
 use crate::usdt::{self, UsdtLink};
@@ -229,7 +230,14 @@ impl Agent {
                 }
             })
             .map_err(|e| EbpfError::Load(chain(&e)))?;
-        for name in PROGRAMS.iter().chain(crate::sites_more::PROGRAMS) {
+        let lib_programs = crate::libs::LIBRARIES
+            .iter()
+            .flat_map(|(_, lib)| lib.programs.iter());
+        for name in PROGRAMS
+            .iter()
+            .chain(crate::sites_more::PROGRAMS)
+            .chain(lib_programs)
+        {
             let prog: &mut UProbe = ebpf
                 .program_mut(name)
                 .ok_or_else(|| EbpfError::Load(format!("program {name} missing from the object")))?
@@ -446,6 +454,27 @@ impl Agent {
                 map: "cfgs",
                 why: chain(&e),
             })?;
+        }
+        if !plan.libs.is_empty() {
+            let mut lib_cfgs: BpfHashMap<_, LibKey, LibCfg> = BpfHashMap::try_from(
+                self.ebpf.map_mut("lib_cfgs").expect("lib_cfgs is in the object"),
+            )
+            .map_err(|e| EbpfError::Map {
+                map: "lib_cfgs",
+                why: chain(&e),
+            })?;
+            for (lib, v) in &plan.libs {
+                let key = LibKey {
+                    proc: traced.id,
+                    lib: *lib,
+                };
+                lib_cfgs
+                    .insert(key, LibCfg { v: *v }, 0)
+                    .map_err(|e| EbpfError::Map {
+                        map: "lib_cfgs",
+                        why: chain(&e),
+                    })?;
+            }
         }
         for site in &plan.sites {
             let prog: &mut UProbe = self
@@ -687,6 +716,13 @@ impl Agent {
         if let Some(m) = self.ebpf.map_mut("cfgs") {
             if let Ok(mut cfgs) = BpfHashMap::<_, u32, ProcCfg>::try_from(m) {
                 let _ = cfgs.remove(&id);
+            }
+        }
+        if let Some(m) = self.ebpf.map_mut("lib_cfgs") {
+            if let Ok(mut lib_cfgs) = BpfHashMap::<_, LibKey, LibCfg>::try_from(m) {
+                for (lib, _) in crate::libs::LIBRARIES {
+                    let _ = lib_cfgs.remove(&LibKey { proc: id, lib: *lib });
+                }
             }
         }
         if let Some(m) = self.ebpf.map_mut("exit_refs") {
@@ -1009,7 +1045,11 @@ fn read_loop(
                 continue;
             }
             // Site events (variable size) and function-probe events tell apart by their kind byte.
-            if let Some(ev) = SiteEvent::parse(&item) {
+            if let Some(mut ev) = SiteEvent::parse(&item) {
+                // A library's function probe: the start is BPF monotonic time.
+                if ev.h.rflags & abi::REC_MONO != 0 {
+                    ev.h.start = (ev.h.start as i128 + mono_to_unix) as i64;
+                }
                 let built = resource_of(ev.h.proc)
                     .is_some_and(|r| sites::emit(&ev, r, capture_query, &mut sink));
                 let counter = if built {

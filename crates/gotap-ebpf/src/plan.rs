@@ -37,6 +37,9 @@ pub struct Plan {
     pub sites: Vec<ProbeSite>,
     pub instrumentations: Vec<&'static str>,
     pub warnings: Vec<String>,
+    /// Per-library configurations (library id, `lib_cfgs` value) of the libraries in
+    /// instrumentations/ that planned probes.
+    pub libs: Vec<(u32, [u64; crate::library::LIB_CFG_SLOTS])>,
 }
 
 /// Fields every probe needs (server and client share the Request/URL ones).
@@ -111,7 +114,22 @@ pub fn plan(bin: &GoBinary) -> Result<Plan, EbpfError> {
     }
     let server = bin.function(SERVE_HTTP);
     let client = bin.function(ROUND_TRIP);
-    if server.is_none() && client.is_none() {
+    // The libraries of instrumentations/ with function probes plan themselves.
+    let mut libs = Vec::new();
+    let mut lib_sites = Vec::new();
+    let mut lib_instrumentations = Vec::new();
+    let mut lib_warnings = Vec::new();
+    for (id, lib) in crate::libs::LIBRARIES {
+        let mut lp = crate::library::LibPlan::default();
+        (lib.plan)(bin, &mut lp)?;
+        lib_warnings.extend(lp.warnings);
+        if !lp.sites.is_empty() {
+            lib_sites.extend(lp.sites);
+            lib_instrumentations.extend(lp.instrumentations);
+            libs.push((*id, lp.cfg));
+        }
+    }
+    if server.is_none() && client.is_none() && lib_sites.is_empty() {
         return Err(EbpfError::NothingToInstrument { path });
     }
     let mut wanted: Vec<FieldRef> = vec![off::G_GOID, off::G_M, off::M_CURG, off::REQUEST_PATTERN];
@@ -235,6 +253,9 @@ pub fn plan(bin: &GoBinary) -> Result<Plan, EbpfError> {
         }
     }
 
+    sites.extend(lib_sites);
+    instrumentations.extend(lib_instrumentations);
+    warnings.extend(lib_warnings);
     warnings.extend(unverified_warning(&resolved));
     let o = |f| need(f).unwrap_or(OFF_ABSENT);
     cfg.g_goid = o(off::G_GOID);
@@ -273,6 +294,7 @@ pub fn plan(bin: &GoBinary) -> Result<Plan, EbpfError> {
         sites,
         instrumentations,
         warnings,
+        libs,
     })
 }
 
