@@ -11,7 +11,6 @@ mod ebpf_support;
 use ebpf_support::*;
 use gotap_testkit::{bin_dir, free_port, repo_root, require_root, Toolchain, Variant};
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,8 +20,7 @@ use std::time::Duration;
 /// A first probe build recompiles the standard library: one build at a time on a small machine.
 static BUILD: Mutex<()> = Mutex::new(());
 
-const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
-const PARENT_ID: &str = "00f067aa0ba902b7";
+use ebpf_support::trees::{self, INCOMING_PARENT_ID as PARENT_ID, INCOMING_TRACE_ID as TRACE_ID};
 
 /// `gotap build --probes` of go/services/httpsvc.
 fn httpsvc_probes(tc: Toolchain, variant: Variant) -> PathBuf {
@@ -151,42 +149,11 @@ fn run(
     }
 }
 
-/// A span as both strategies must agree on: everything but ids, times and ephemeral ports, with
-/// its parent described the same way (recursively), so equal signatures mean equal trace trees.
-fn signature(s: &FlatSpan, all: &[FlatSpan]) -> String {
-    let mut attrs: BTreeMap<&str, Value> = s
-        .attrs
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.clone()))
-        .collect();
-    if attrs.contains_key("client.port") {
-        attrs.insert("client.port", Value::from("<ephemeral>"));
-    }
-    let parent = if s.parent.is_empty() {
-        "root".to_string()
-    } else if let Some(p) = all
-        .iter()
-        .find(|p| p.span_id == s.parent && p.trace_id == s.trace_id)
-    {
-        format!("child of [{}]", signature(p, all))
-    } else {
-        format!("child of remote {}", s.parent)
-    };
-    let trace = if s.trace_id == TRACE_ID {
-        "the incoming trace"
-    } else {
-        "a new trace"
-    };
-    format!(
-        "{} kind={} {:?} status={} {attrs:?} in {trace}, {parent}",
-        s.service, s.kind, s.name, s.status
-    )
-}
-
+/// Both strategies agree on everything but ids, times and ephemeral ports.
 fn signatures(spans: &[FlatSpan]) -> Vec<String> {
-    let mut v: Vec<String> = spans.iter().map(|s| signature(s, spans)).collect();
-    v.sort();
-    v
+    trees::signatures(spans, &|k, _| {
+        (k == "client.port").then(|| Value::from("<ephemeral>"))
+    })
 }
 
 fn same_spans(tc: Toolchain, variant: Variant, over_otlp: bool) {

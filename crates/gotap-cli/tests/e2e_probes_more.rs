@@ -19,7 +19,6 @@ mod ebpf_support;
 use ebpf_support::*;
 use gotap_testkit::{bin_dir, free_port, repo_root, require_root, Postgres, Toolchain};
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -30,8 +29,9 @@ use std::time::Duration;
 /// Woven builds recompile the standard library (and grpc): one at a time on a small machine.
 static BUILD: Mutex<()> = Mutex::new(());
 
-const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
-const PARENT_ID: &str = "00f067aa0ba902b7";
+use ebpf_support::trees::{
+    self, read_spans, INCOMING_PARENT_ID as PARENT_ID, INCOMING_TRACE_ID as TRACE_ID,
+};
 
 /// `gotap build [--probes]` of the main package in `dir`.
 fn build(tc: Toolchain, dir: &Path, name: &str, probes: bool) -> PathBuf {
@@ -98,62 +98,19 @@ fn start(mode: &Mode, bin: &Path, service: &str, args: &[String], env: &[(&str, 
     Proc::spawn(cmd, service)
 }
 
-/// A span as both modes must agree on: everything but ids, times and ports (ephemeral, or the
-/// per-run listening ports), with its parent described the same way, recursively.
-fn signature(s: &FlatSpan, all: &[FlatSpan]) -> String {
-    let attrs: BTreeMap<&str, Value> = s
-        .attrs
-        .iter()
-        .map(|(k, v)| {
-            let v = match v.as_str() {
-                _ if k.ends_with(".port") => Value::from("<port>"),
-                // Each mode has its own SQLite file (sdk.db, sites.db): the namespace is its name.
-                Some(db) if k == "db.namespace" && (db == "sdk.db" || db == "sites.db") => {
-                    Value::from("<the run's database file>")
-                }
-                _ => v.clone(),
-            };
-            (k.as_str(), v)
-        })
-        .collect();
-    let parent = if s.parent.is_empty() {
-        "root".to_string()
-    } else if let Some(p) = all
-        .iter()
-        .find(|p| p.span_id == s.parent && p.trace_id == s.trace_id)
-    {
-        format!("child of [{}]", signature(p, all))
-    } else if s.parent == PARENT_ID {
-        "child of the incoming traceparent".to_string()
-    } else {
-        format!("child of unknown {}", s.parent)
-    };
-    let trace = if s.trace_id == TRACE_ID {
-        "the incoming trace"
-    } else {
-        "a new trace"
-    };
-    format!(
-        "{} kind={} {:?} status={} {attrs:?} in {trace}, {parent}",
-        s.service, s.kind, s.name, s.status
-    )
+/// Both modes agree on everything but ids, times and ports; each mode has its own SQLite file
+/// (sdk.db, sites.db): the namespace is its name.
+fn norm(k: &str, v: &Value) -> Option<Value> {
+    trees::any_port(k, v).or_else(|| match v.as_str() {
+        Some(db) if k == "db.namespace" && (db == "sdk.db" || db == "sites.db") => {
+            Some(Value::from("<the run's database file>"))
+        }
+        _ => None,
+    })
 }
 
 fn signatures(spans: &[FlatSpan]) -> Vec<String> {
-    let mut v: Vec<String> = spans.iter().map(|s| signature(s, spans)).collect();
-    v.sort();
-    v
-}
-
-fn read_spans(dir: &Path, services: &[&str]) -> Vec<FlatSpan> {
-    services
-        .iter()
-        .flat_map(|s| {
-            parse_otlp_json_lines(
-                &std::fs::read_to_string(dir.join(format!("{s}.jsonl"))).unwrap_or_default(),
-            )
-        })
-        .collect()
+    trees::signatures(spans, &norm)
 }
 
 /// gotap's "tracing …" line and summary of a stopped `gotap run`.

@@ -4,6 +4,8 @@
 //! parsed into flat spans.
 #![allow(dead_code)] // each test binary uses a subset
 
+pub mod trees;
+
 use gotap_testkit::{free_port, Toolchain, Variant};
 use serde_json::Value;
 use std::collections::BTreeMap;
