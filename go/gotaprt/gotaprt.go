@@ -19,7 +19,7 @@ import (
 	_ "unsafe" // for go:linkname
 )
 
-// Implemented by the woven net/http (see rules/net_http.yaml).
+// Implemented by the woven net/http (see instrumentations/nethttp/weave/rules.yaml).
 //
 //go:linkname setServerStart net/http.gotapSetServerStart
 func setServerStart(func(*http.Request) (*http.Request, func(status int)))
@@ -28,7 +28,7 @@ func setServerStart(func(*http.Request) (*http.Request, func(status int)))
 func setClientRoundTrip(func(*http.Request, func(*http.Request) (*http.Response, error)) (*http.Response, error))
 
 //go:linkname setSQLStart database/sql.gotapSetSQLStart
-func setSQLStart(func(ctx context.Context, drv driver.Driver, address string, port int, namespace, query string) (context.Context, func(error))) // rules/database_sql.yaml
+func setSQLStart(func(ctx context.Context, drv driver.Driver, address string, port int, namespace, query string) (context.Context, func(error))) // instrumentations/databasesql/weave/rules.yaml
 
 //go:linkname setBeforeExit os.gotapSetBeforeExit
 func setBeforeExit(func(code int)) // rules/main.yaml, os-exit-flush
@@ -39,7 +39,7 @@ func init() {
 	}
 	setServerStart(serverStart)
 	setClientRoundTrip(clientRoundTrip)
-	registerGRPC() // grpc.go: google.golang.org/grpc hooks, linked by variable (rules/grpc.yaml)
+	registerGRPC() // grpc.go: google.golang.org/grpc hooks, linked by variable (instrumentations/grpc/weave/rules.yaml)
 	setSQLStart(sqlStart)
 	mainExit = flushAtExit // provider.go; deferred in main by rules/main.yaml
 	setBeforeExit(beforeExit)

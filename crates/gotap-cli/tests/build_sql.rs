@@ -1,4 +1,4 @@
-//! `gotap build` end to end for database/sql (rules/database_sql.yaml): weave
+//! `gotap build` end to end for database/sql (instrumentations/databasesql/weave/rules.yaml): weave
 //! crates/gotap-cli/tests/go/sqlsvc (net/http + database/sql, no OpenTelemetry code) with Go 1.26
 //! and 1.27, run it on SQLite and on PostgreSQL (scripts/postgres.sh) against the real
 //! OpenTelemetry Collector, and compare each database span with the one

@@ -1,4 +1,4 @@
-//! The built-in database/sql rules (rules/database_sql.yaml): golden rewritten source, and every
+//! The built-in database/sql rules (instrumentations/databasesql/weave/rules.yaml): golden rewritten source, and every
 //! join point found in the real database/sql of each supported toolchain. Set
 //! GOTAP_UPDATE_GOLDEN=1 to rewrite the expected file after an intended change.
 use gotap_testkit::Toolchain;
@@ -19,7 +19,7 @@ const RULES: &[&str] = &[
 ];
 
 fn rules() -> PathBuf {
-    gotap_testkit::repo_root().join("rules/database_sql.yaml")
+    gotap_testkit::repo_root().join("instrumentations/databasesql/weave/rules.yaml")
 }
 
 fn apply(tc: Toolchain, dir: &Path, files: &[PathBuf], out: &Path) -> Output {
@@ -153,7 +153,7 @@ fn database_sql_rules_weave_real_sources() {
             .collect();
         assert_eq!(
             added,
-            vec![gotap_testkit::repo_root().join("go/probes/databasesql/gotap_dsn.go")],
+            vec![gotap_testkit::repo_root().join("instrumentations/databasesql/probes/gotap_dsn.go")],
             "{}",
             tc.label()
         );

@@ -1,7 +1,7 @@
 //! server.address, server.port and db.namespace of database/sql spans, in both modes: the real
-//! database/sql of Go 1.26 and 1.27 is woven with rules/database_sql.yaml (SDK mode) or
-//! rules/database_sql_probes.yaml (probe mode), and its own `go test` runs with the woven files,
-//! the added fragments and gotap's Go tests (go/probes/databasesql/*_test.go) in place through
+//! database/sql of Go 1.26 and 1.27 is woven with instrumentations/databasesql/weave/rules.yaml (SDK mode) or
+//! instrumentations/databasesql/weave/probes.yaml (probe mode), and its own `go test` runs with the woven files,
+//! the added fragments and gotap's Go tests (instrumentations/databasesql/probes/*_test.go) in place through
 //! `-overlay`: the DSN forms (PostgreSQL URL and key=value, MySQL, SQLite, other URLs), sql.Open
 //! recording each DB's server once and Close forgetting it, the SDK hook getting the server with
 //! every query, and the probe record carrying it at the offsets docs/probes.md gives.
@@ -92,7 +92,7 @@ fn woven_go_test(tc: Toolchain, rules: &str, tests: &[&str]) -> String {
         added.iter().any(|p| p.ends_with("gotap_dsn.go")),
         "{rules}: the DSN parser is added: {added:?}"
     );
-    let frag = repo_root().join("go/probes/databasesql");
+    let frag = repo_root().join("instrumentations/databasesql/probes");
     for mut p in added
         .iter()
         .cloned()
@@ -151,7 +151,7 @@ fn sdk_mode_records_the_server_of_each_db() {
     for tc in [Toolchain::Go126, Toolchain::Go127] {
         let text = woven_go_test(
             tc,
-            "rules/database_sql.yaml",
+            "instrumentations/databasesql/weave/rules.yaml",
             &["gotap_dsn_test.go", "gotap_hook_test.go"],
         );
         for t in [
@@ -173,7 +173,7 @@ fn probe_mode_fills_server_fields_of_the_record() {
     for tc in [Toolchain::Go126, Toolchain::Go127] {
         let text = woven_go_test(
             tc,
-            "rules/database_sql_probes.yaml",
+            "instrumentations/databasesql/weave/probes.yaml",
             &["gotap_dsn_test.go", "gotap_probes_test.go"],
         );
         for t in [

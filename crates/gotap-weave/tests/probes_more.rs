@@ -1,5 +1,5 @@
-//! The probe-mode rules of database/sql and grpc (rules/database_sql_probes.yaml,
-//! rules/grpc_probes.yaml): golden rewritten sources (the fixtures of the SDK-mode tests), the
+//! The probe-mode rules of database/sql and grpc (instrumentations/databasesql/weave/probes.yaml,
+//! instrumentations/grpc/weave/probes.yaml): golden rewritten sources (the fixtures of the SDK-mode tests), the
 //! fragments reported as added files, and every join point found in the real database/sql of
 //! each supported toolchain. Set GOTAP_UPDATE_GOLDEN=1 to rewrite the expected files after an
 //! intended change (then review the diff).
@@ -64,7 +64,7 @@ fn added(res: &Output) -> Vec<PathBuf> {
 #[test]
 fn database_sql_probe_rules_golden() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/database_sql");
-    let rules = repo_root().join("rules/database_sql_probes.yaml");
+    let rules = repo_root().join("instrumentations/databasesql/weave/probes.yaml");
     let out = tempdir("sql");
     let res = apply(
         Toolchain::Go126,
@@ -81,7 +81,7 @@ fn database_sql_probe_rules_golden() {
         String::from_utf8_lossy(&res.stderr)
     );
     golden(&out, "sql.go", &dir.join("expected_probes/sql.go"));
-    let frag = repo_root().join("go/probes/databasesql");
+    let frag = repo_root().join("instrumentations/databasesql/probes");
     assert_eq!(
         added(&res),
         vec![
@@ -100,7 +100,7 @@ fn database_sql_probe_rules_golden() {
 #[test]
 fn database_sql_probe_rules_add_the_parent_lookup_to_net_http() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/nethttp");
-    let rules = repo_root().join("rules/database_sql_probes.yaml");
+    let rules = repo_root().join("instrumentations/databasesql/weave/probes.yaml");
     let out = tempdir("nethttp");
     let res = apply(
         Toolchain::Go126,
@@ -118,7 +118,7 @@ fn database_sql_probe_rules_add_the_parent_lookup_to_net_http() {
     );
     assert_eq!(
         added(&res),
-        vec![repo_root().join("go/probes/databasesql/nethttp/gotap_probes_parent.go")]
+        vec![repo_root().join("instrumentations/databasesql/probes/nethttp/gotap_probes_parent.go")]
     );
     assert!(
         !out.join("server.go").exists() && !out.join("roundtrip.go").exists(),
@@ -150,7 +150,7 @@ fn database_sql_probe_rules_apply_to_real_database_sql() {
             .collect();
         let files: Vec<&str> = files.iter().map(String::as_str).collect();
         let out = tempdir(&format!("real-{}", tc.label()));
-        let rules = repo_root().join("rules/database_sql_probes.yaml");
+        let rules = repo_root().join("instrumentations/databasesql/weave/probes.yaml");
         let res = apply(tc, &src, "database/sql", &rules, &files, &out, &[]);
         assert!(
             res.status.success(),
@@ -175,7 +175,7 @@ fn database_sql_probe_rules_apply_to_real_database_sql() {
 /// nothing is skipped, and the fragments are added.
 #[test]
 fn grpc_probe_rules_golden_per_version() {
-    let rules = repo_root().join("rules/grpc_probes.yaml");
+    let rules = repo_root().join("instrumentations/grpc/weave/probes.yaml");
     for (dir, version) in [("v1.83", "v1.83.2"), ("v1.85", "v1.85.0")] {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/golden/grpc")
@@ -205,7 +205,7 @@ fn grpc_probe_rules_golden_per_version() {
         for f in ["server.go", "stream.go"] {
             golden(&out, f, &dir.join("expected_probes").join(f));
         }
-        let frag = repo_root().join("go/probes/grpc");
+        let frag = repo_root().join("instrumentations/grpc/probes");
         let shared = repo_root().join("go/probes/shared");
         assert_eq!(
             added(&res),
@@ -224,7 +224,7 @@ fn grpc_probe_rules_golden_per_version() {
 /// A grpc below every range: nothing woven, no fragment added (its sites would be dead code).
 #[test]
 fn grpc_probe_rules_skip_out_of_range_grpc() {
-    let rules = repo_root().join("rules/grpc_probes.yaml");
+    let rules = repo_root().join("instrumentations/grpc/weave/probes.yaml");
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/grpc/v1.83");
     let out = tempdir("grpc-old");
     let res = apply(

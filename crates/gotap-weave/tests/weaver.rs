@@ -44,7 +44,7 @@ fn tempdir(name: &str) -> PathBuf {
 #[test]
 fn net_http_rules_golden() {
     let dir = golden_dir().join("nethttp");
-    let rules = gotap_testkit::repo_root().join("rules/net_http.yaml");
+    let rules = gotap_testkit::repo_root().join("instrumentations/nethttp/weave/rules.yaml");
     let out = tempdir("golden");
     let res = apply(
         &dir,
@@ -76,7 +76,7 @@ fn net_http_rules_golden() {
 #[test]
 fn net_http_probe_rules_golden() {
     let dir = golden_dir().join("nethttp");
-    let rules = gotap_testkit::repo_root().join("rules/net_http_probes.yaml");
+    let rules = gotap_testkit::repo_root().join("instrumentations/nethttp/weave/probes.yaml");
     let out = tempdir("golden-probes");
     let res = apply(
         &dir,
@@ -108,7 +108,7 @@ fn net_http_probe_rules_golden() {
         .iter()
         .map(|v| PathBuf::from(v.as_str().unwrap()))
         .collect();
-    let frag = gotap_testkit::repo_root().join("go/probes/nethttp");
+    let frag = gotap_testkit::repo_root().join("instrumentations/nethttp/probes");
     assert_eq!(
         added,
         vec![
@@ -320,7 +320,7 @@ fn invalid_rules_are_rejected_by_plan() {
 /// the rules of its range, and the golden files show the hooks and the metadata helpers.
 #[test]
 fn grpc_rules_golden_per_version() {
-    let rules = gotap_testkit::repo_root().join("rules/grpc.yaml");
+    let rules = gotap_testkit::repo_root().join("instrumentations/grpc/weave/rules.yaml");
     for (dir, version) in [("v1.83", "v1.83.2"), ("v1.85", "v1.85.0")] {
         let dir = golden_dir().join("grpc").join(dir);
         let out = tempdir(&format!("golden-grpc-{version}"));
@@ -368,7 +368,7 @@ fn grpc_rules_golden_per_version() {
 /// module, its version and the rules (gotap build prints it once; see build_grpc.rs).
 #[test]
 fn grpc_rules_out_of_range_are_not_applied_and_reported() {
-    let rules = gotap_testkit::repo_root().join("rules/grpc.yaml");
+    let rules = gotap_testkit::repo_root().join("instrumentations/grpc/weave/rules.yaml");
     let dir = golden_dir().join("grpc/v1.83");
     let out = tempdir("grpc-old");
     let res = apply(
@@ -428,7 +428,7 @@ fn grpc_rules_out_of_range_are_not_applied_and_reported() {
 /// version is not woven at all (toolexec leaves its compile alone), and the report names it.
 #[test]
 fn plan_drops_packages_of_out_of_range_modules() {
-    let rules = gotap_testkit::repo_root().join("rules/grpc.yaml");
+    let rules = gotap_testkit::repo_root().join("instrumentations/grpc/weave/rules.yaml");
     let plan = |extra: &[&str]| -> serde_json::Value {
         let res = Command::new(weaver())
             .args(["plan", "-go", "go1.26.8"])

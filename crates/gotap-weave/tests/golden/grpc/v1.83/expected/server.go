@@ -60,7 +60,7 @@ func (s *Server) GracefulStop() {
 
 
 //line gotap-rule-grpc-server-unary-declarations.go:1
-// Set by gotap.dev/gotaprt (by linkname, see rules/grpc.yaml).
+// Set by gotap.dev/gotaprt (by linkname, see instrumentations/grpc/weave/rules.yaml).
 var gotapServerStart func(ctx context.Context, fullMethod string, md map[string][]string, peer string) (context.Context, func(code int, msg string))
 
 // gotapIncoming is the incoming metadata (keys in lower case), nil when there is none.

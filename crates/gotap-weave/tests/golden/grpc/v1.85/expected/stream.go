@@ -33,7 +33,7 @@ if gotapClientStart != nil {
 
 
 //line gotap-rule-grpc-client-declarations.go:1
-// Set by gotap.dev/gotaprt (by linkname, see rules/grpc.yaml). A nil end function
+// Set by gotap.dev/gotaprt (by linkname, see instrumentations/grpc/weave/rules.yaml). A nil end function
 // means the call is not traced (the runtime's or the application's own OTLP exports).
 var gotapClientStart func(ctx context.Context, fullMethod string, target string) (context.Context, []string, func(code int, msg string))
 

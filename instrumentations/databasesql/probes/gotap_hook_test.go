@@ -1,4 +1,4 @@
-// SDK mode (rules/database_sql.yaml) only: compiled into the woven database/sql by
+// SDK mode (instrumentations/databasesql/weave/rules.yaml) only: compiled into the woven database/sql by
 // crates/gotap-weave/tests/database_sql_server.rs together with gotap_dsn_test.go.
 
 package sql

@@ -1,6 +1,6 @@
 // Where a database/sql DB's queries go (server.address, server.port, db.namespace of the stable
 // OpenTelemetry database conventions), added to the standard library's database/sql package in
-// both modes (rules/database_sql.yaml and rules/database_sql_probes.yaml).
+// both modes (instrumentations/databasesql/weave/rules.yaml and instrumentations/databasesql/weave/probes.yaml).
 //
 // The only place the server is known without asking the driver is the DSN given to sql.Open. It
 // is parsed once, when the DB is opened, for the common forms of PostgreSQL, MySQL and SQLite;

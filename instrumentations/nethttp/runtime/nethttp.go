@@ -119,7 +119,7 @@ func serverStart(r *http.Request) (*http.Request, func(status int)) {
 		}
 		if status < 0 || status == 0 && r.ProtoMajor >= 2 {
 			// The status is unknown: negative is a writer the hook cannot read, and 0 over
-			// HTTP/2 is what the woven hook (rules/net_http.yaml, gotapStatusOf) passes for
+			// HTTP/2 is what the woven hook (instrumentations/nethttp/weave/rules.yaml, gotapStatusOf) passes for
 			// HTTP/2's writer while it reads only HTTP/1's *response (a hook that reads HTTP/2's
 			// writer should pass its status, 200 when the handler wrote nothing). A 200 here
 			// would hide a 418 or a 503: leave the attribute out instead.

@@ -1,9 +1,9 @@
 // Probe sites for google.golang.org/grpc, added to package grpc by `gotap build --probes` (rules
-// in rules/grpc_probes.yaml). Same contract as go/probes/nethttp (docs/probes.md): one site call
+// in instrumentations/grpc/weave/probes.yaml). Same contract as instrumentations/nethttp/probes (docs/probes.md): one site call
 // per span, when it ends, with the values the span needs; nothing runs while the semaphore is 0.
 // Only imports package grpc already has, and no new module: the user's module graph is unchanged.
 //
-// Shared with the other fragments through linker symbols (see go/probes/databasesql):
+// Shared with the other fragments through linker symbols (see instrumentations/databasesql/probes):
 // gotap.probeCtxKey (context key of database/sql and grpc spans) and gotap.probeHTTPParent
 // (net/http's server span in a context). Trace context crosses the wire as `traceparent` gRPC
 // metadata, as in SDK mode.
@@ -233,7 +233,7 @@ func gotapProbeNonZero() uint64 {
 	}
 }
 
-// gotapParseTraceparent reads version 00 of W3C trace-context (as go/probes/nethttp does).
+// gotapParseTraceparent reads version 00 of W3C trace-context (as instrumentations/nethttp/probes does).
 func gotapParseTraceparent(h string) (hi, lo, parent, flags uint64, ok bool) {
 	if len(h) < 55 || h[2] != '-' || h[35] != '-' || h[52] != '-' || h[0:2] == "ff" {
 		return 0, 0, 0, 0, false

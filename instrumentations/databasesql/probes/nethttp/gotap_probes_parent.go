@@ -1,5 +1,5 @@
-// Added to net/http next to go/probes/nethttp by `gotap build --probes` (rule
-// nethttp-probe-parent in rules/database_sql_probes.yaml): lets the database/sql and grpc sites
+// Added to net/http next to instrumentations/nethttp/probes by `gotap build --probes` (rule
+// nethttp-probe-parent in instrumentations/databasesql/weave/probes.yaml): lets the database/sql and grpc sites
 // find the net/http server span in a context. Those packages cannot name net/http's context key
 // type, and must link without net/http, so the lookup travels through a function variable that
 // every fragment declares under one linker symbol (zero-valued declarations of one symbol are

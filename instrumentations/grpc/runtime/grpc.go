@@ -14,7 +14,7 @@ import (
 //
 // This package does not import google.golang.org/grpc (that would add grpc to every woven
 // program's module graph): the woven grpc package declares the hook variables below with
-// standard-library types only (rules/grpc.yaml) and this file declares the same symbols through
+// standard-library types only (instrumentations/grpc/weave/rules.yaml) and this file declares the same symbols through
 // //go:linkname. The linker merges the two zero-valued variables into one; without grpc in the
 // program, these are plain variables nobody reads. The linker does not compare the types: the
 // two declarations must stay identical.

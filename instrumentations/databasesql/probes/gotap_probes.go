@@ -1,6 +1,6 @@
 // Probe site for database/sql, added to the standard library's database/sql package by
-// `gotap build --probes` (rule databasesql-probe-sites in rules/database_sql_probes.yaml). Same
-// contract as go/probes/nethttp (docs/probes.md): one site call per span, when it ends, with the
+// `gotap build --probes` (rule databasesql-probe-sites in instrumentations/databasesql/weave/probes.yaml). Same
+// contract as instrumentations/nethttp/probes (docs/probes.md): one site call per span, when it ends, with the
 // values the span needs; nothing runs while the semaphore is 0.
 //
 // Shared with the other fragments through linker symbols rather than imports (database/sql
@@ -8,7 +8,7 @@
 // zero-valued variable every fragment declares under the same name; the linker merges them:
 //   - gotap.probeCtxKey: the address of this byte is the context key under which database/sql and
 //     grpc spans put their record, so a db span started in a gRPC handler finds its parent;
-//   - gotap.probeHTTPParent: set by net/http (go/probes/databasesql/nethttp) to find its server
+//   - gotap.probeHTTPParent: set by net/http (instrumentations/databasesql/probes/nethttp) to find its server
 //     span in a context.
 
 package sql
@@ -133,7 +133,7 @@ func gotapProbeSQLEnd(rec *gotapProbeRecord, db *DB, query string, err error) {
 
 // gotapProbeSQLEvent fills the record's strings and builds the site's arguments and event. No
 // rows and the driver's "take the slow path" are outcomes, not failures (as in SDK mode,
-// go/gotaprt/sql.go).
+// instrumentations/databasesql/runtime/sql.go).
 func gotapProbeSQLEvent(rec *gotapProbeRecord, db *DB, query string, err error, dur int64) (drv string, failed int64, errText, event string) {
 	if err != nil && !errors.Is(err, ErrNoRows) && !errors.Is(err, driver.ErrSkip) {
 		failed, errText = 1, err.Error()

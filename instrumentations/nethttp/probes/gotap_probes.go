@@ -1,5 +1,5 @@
 // Probe sites for net/http, added to the standard library's net/http package by
-// `gotap build --probes` (rule nethttp-probe-sites in rules/net_http_probes.yaml: `gotap toolexec`
+// `gotap build --probes` (rule nethttp-probe-sites in instrumentations/nethttp/weave/probes.yaml: `gotap toolexec`
 // compiles this file and assembles gotap_probes_amd64.s into the net/http archive). They are
 // package http fragments, not a package of their own: net/http cannot import outside the standard
 // library, and the user's module graph must not change.

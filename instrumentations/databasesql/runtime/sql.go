@@ -109,7 +109,7 @@ func markOf(ctx context.Context) sqlMark {
 	return sqlMark{sc.TraceID(), sc.SpanID()}
 }
 
-// sqlStart is database/sql's hook (rules/database_sql.yaml): address, port and namespace are
+// sqlStart is database/sql's hook (instrumentations/databasesql/weave/rules.yaml): address, port and namespace are
 // those of the DSN given to sql.Open (parsed once per DB inside database/sql), empty or 0 when
 // unknown.
 func sqlStart(ctx context.Context, drv driver.Driver, address string, port int, namespace, query string) (context.Context, func(error)) {

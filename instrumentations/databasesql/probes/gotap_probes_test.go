@@ -1,4 +1,4 @@
-// Probe mode (rules/database_sql_probes.yaml) only: compiled into the woven database/sql by
+// Probe mode (instrumentations/databasesql/weave/probes.yaml) only: compiled into the woven database/sql by
 // crates/gotap-weave/tests/database_sql_server.rs together with gotap_dsn_test.go.
 
 package sql
