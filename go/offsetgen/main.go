@@ -5,6 +5,7 @@ package main
 
 import (
 	"bufio"
+	"database/sql"
 	"fmt"
 	"net"
 	"net/http"
@@ -30,4 +31,11 @@ func main() {
 	u, _ := url.Parse(os.Args[1])
 	addr, _ := net.ResolveTCPAddr("tcp", u.Host)
 	fmt.Println(addr, bufio.NewReader(os.Stdin).Buffered())
+	// database/sql: driverConn, Stmt (no driver is registered: Open fails at first use).
+	if db, err := sql.Open("none", ""); err == nil {
+		if st, err := db.Prepare("SELECT 1"); err == nil {
+			st.Close()
+		}
+		db.Close()
+	}
 }

@@ -70,6 +70,16 @@ pub const NETFD_RADDR: FieldRef = FieldRef::new("net.netFD", "raddr");
 pub const POLL_FD_SYSFD: FieldRef = FieldRef::new("internal/poll.FD", "Sysfd");
 pub const TCPADDR_IP: FieldRef = FieldRef::new("net.TCPAddr", "IP");
 pub const TCPADDR_PORT: FieldRef = FieldRef::new("net.TCPAddr", "Port");
+// --- database/sql (instrumentations/databasesql/ebpf.rs) ---
+/// The driver's connection (`driver.Conn` interface): its itab names the driver.
+pub const SQL_DRIVER_CONN_CI: FieldRef = FieldRef::new("database/sql.driverConn", "ci");
+/// A prepared statement's text.
+pub const SQL_STMT_QUERY: FieldRef = FieldRef::new("database/sql.Stmt", "query");
+/// The statement's `*DB`, to find the driver its prepare saw.
+pub const SQL_STMT_DB: FieldRef = FieldRef::new("database/sql.Stmt", "db");
+/// The database/sql fields, one block (the table's rows cover them through [`ALL`]).
+pub const SQL_FIELDS: &[FieldRef] = &[SQL_DRIVER_CONN_CI, SQL_STMT_QUERY, SQL_STMT_DB];
+// --- end database/sql ---
 
 /// Every field gotap reads from a Go process. The table covers exactly these.
 pub const ALL: &[FieldRef] = &[
@@ -109,6 +119,10 @@ pub const ALL: &[FieldRef] = &[
     POLL_FD_SYSFD,
     TCPADDR_IP,
     TCPADDR_PORT,
+    // database/sql
+    SQL_DRIVER_CONN_CI,
+    SQL_STMT_QUERY,
+    SQL_STMT_DB,
 ];
 
 /// The fields `gotap inspect --offsets` reports by default: what the net/http server span needs.
