@@ -55,7 +55,10 @@ fn registry(repo: &Path) -> Vec<String> {
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .map(|l| {
-            if !l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) {
+            if !l
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            {
                 fail(&format!(
                     "{}: `{l}` is not a folder name of lowercase letters and digits",
                     path.display()

@@ -41,6 +41,11 @@ pub fn sources_id() -> String {
 }
 
 /// The extracted tree: `<root>/go/gotaprt`, `<root>/go/weaver`, `<root>/go/probes`, `<root>/rules`.
+/// build.rs assembles it from the repository's generic parts (go/gotaprt, go/weaver,
+/// go/probes/shared, rules/main.yaml) and the folders of instrumentations/registry.txt: a
+/// library's `weave/rules.yaml` is `rules/<name>.yaml`, `weave/probes.yaml`
+/// `rules/<name>_probes.yaml`, `probes/` `go/probes/<name>/`, and `runtime/*.go` files of package
+/// gotaprt in `go/gotaprt/`.
 pub struct Extracted {
     pub root: PathBuf,
 }

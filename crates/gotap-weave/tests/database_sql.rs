@@ -153,7 +153,9 @@ fn database_sql_rules_weave_real_sources() {
             .collect();
         assert_eq!(
             added,
-            vec![gotap_testkit::repo_root().join("instrumentations/databasesql/probes/gotap_dsn.go")],
+            vec![
+                gotap_testkit::repo_root().join("instrumentations/databasesql/probes/gotap_dsn.go")
+            ],
             "{}",
             tc.label()
         );

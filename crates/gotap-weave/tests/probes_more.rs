@@ -89,6 +89,7 @@ fn database_sql_probe_rules_golden() {
             frag.join("gotap_probes_amd64.s"),
             repo_root().join("go/probes/shared/gotap_batch.go"),
             repo_root().join("go/probes/shared/gotap_batch_amd64.s"),
+            repo_root().join("go/probes/shared/gotap_trace.go"),
             frag.join("gotap_dsn.go")
         ]
     );
@@ -213,7 +214,8 @@ fn grpc_probe_rules_golden_per_version() {
                 frag.join("gotap_probes.go"),
                 frag.join("gotap_probes_amd64.s"),
                 shared.join("gotap_batch.go"),
-                shared.join("gotap_batch_amd64.s")
+                shared.join("gotap_batch_amd64.s"),
+                shared.join("gotap_trace.go")
             ],
             "{version}"
         );
@@ -250,8 +252,8 @@ fn grpc_probe_rules_skip_out_of_range_grpc() {
     let _ = std::fs::remove_dir_all(&out);
 }
 
-/// The batch buffer every woven package shares (go/probes/shared): its Go tests, with each
-/// supported toolchain.
+/// The fragments every woven package shares (go/probes/shared: the batch buffer, the
+/// trace-context helpers): their Go tests, with each supported toolchain.
 #[test]
 fn shared_batch_fragment_go_tests() {
     for tc in [Toolchain::Go126, Toolchain::Go127] {
@@ -274,6 +276,9 @@ fn shared_batch_fragment_go_tests() {
             "TestFullBufferIsFlushedBeforeTheNextEvent",
             "TestBufferIsFlushedAfterTheDelay",
             "TestOversizedEventIsRefused",
+            "TestTraceparentRoundTrip",
+            "TestTraceparentRejects",
+            "TestNonZeroIds",
         ] {
             assert!(
                 text.contains(&format!("--- PASS: {t} ")),

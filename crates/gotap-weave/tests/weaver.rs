@@ -115,7 +115,8 @@ fn net_http_probe_rules_golden() {
             frag.join("gotap_probes.go"),
             frag.join("gotap_probes_amd64.s"),
             gotap_testkit::repo_root().join("go/probes/shared/gotap_batch.go"),
-            gotap_testkit::repo_root().join("go/probes/shared/gotap_batch_amd64.s")
+            gotap_testkit::repo_root().join("go/probes/shared/gotap_batch_amd64.s"),
+            gotap_testkit::repo_root().join("go/probes/shared/gotap_trace.go")
         ]
     );
     let _ = std::fs::remove_dir_all(&out);

@@ -42,9 +42,6 @@ var gotapProbeCtxKey byte
 //go:linkname gotapProbeHTTPParent gotap.probeHTTPParent
 var gotapProbeHTTPParent func(ctx context.Context) unsafe.Pointer
 
-//go:linkname gotapRand runtime.rand
-func gotapRand() uint64
-
 // gotapProbeRecord: the 128-byte record of docs/probes.md. For database/sql, s1 is the error's Go
 // type (%T) and s2 the driver's SQLSTATE, when the query failed; s3 server.address (host, no
 // port), s4 server.port in decimal and s5 db.namespace, each "" when unknown (from the DSN given
@@ -195,12 +192,4 @@ func gotapPut64(b []byte, v uint64) {
 	_ = b[7]
 	b[0], b[1], b[2], b[3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
 	b[4], b[5], b[6], b[7] = byte(v>>32), byte(v>>40), byte(v>>48), byte(v>>56)
-}
-
-func gotapProbeNonZero() uint64 {
-	for {
-		if v := gotapRand(); v != 0 {
-			return v
-		}
-	}
 }

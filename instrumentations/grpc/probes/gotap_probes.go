@@ -42,9 +42,6 @@ var gotapProbeCtxKey byte
 //go:linkname gotapProbeHTTPParent gotap.probeHTTPParent
 var gotapProbeHTTPParent func(ctx context.Context) unsafe.Pointer
 
-//go:linkname gotapRand runtime.rand
-func gotapRand() uint64
-
 // gotapProbeRecord: the 128-byte record of docs/probes.md (grpc leaves the strings empty).
 type gotapProbeRecord struct {
 	traceHi, traceLo uint64
@@ -154,7 +151,7 @@ func gotapProbeGRPCClientBegin(ctx context.Context, fullMethod string) (context.
 	if md == nil {
 		md = metadata.MD{}
 	}
-	md.Set("traceparent", gotapFormatTraceparent(rec))
+	md.Set("traceparent", gotapFormatTraceparent(rec.traceHi, rec.traceLo, rec.span, rec.flags))
 	return metadata.NewOutgoingContext(ctx, md), rec
 }
 
@@ -223,71 +220,4 @@ func gotapProbeStatus(err error) (int64, string) {
 	}
 	s := status.Convert(err)
 	return int64(s.Code()), s.Message()
-}
-
-func gotapProbeNonZero() uint64 {
-	for {
-		if v := gotapRand(); v != 0 {
-			return v
-		}
-	}
-}
-
-// gotapParseTraceparent reads version 00 of W3C trace-context (as instrumentations/nethttp/probes does).
-func gotapParseTraceparent(h string) (hi, lo, parent, flags uint64, ok bool) {
-	if len(h) < 55 || h[2] != '-' || h[35] != '-' || h[52] != '-' || h[0:2] == "ff" {
-		return 0, 0, 0, 0, false
-	}
-	if len(h) > 55 && (h[0:2] == "00" || h[55] != '-') {
-		return 0, 0, 0, 0, false
-	}
-	var v [4]uint64
-	for i, f := range [4][2]int{{3, 19}, {19, 35}, {36, 52}, {53, 55}} {
-		for k := f[0]; k < f[1]; k++ {
-			d := gotapHexVal[h[k]]
-			if d > 15 {
-				return 0, 0, 0, 0, false
-			}
-			v[i] = v[i]<<4 | uint64(d)
-		}
-	}
-	if v[0] == 0 && v[1] == 0 || v[2] == 0 {
-		return 0, 0, 0, 0, false
-	}
-	return v[0], v[1], v[2], v[3], true
-}
-
-// gotapHexVal maps a lower-case hex digit to its value and every other byte to 255 (a table: the
-// switch per character it replaced showed in profiles of every traced request).
-var gotapHexVal = func() (t [256]byte) {
-	for i := range t {
-		t[i] = 255
-	}
-	for i := 0; i < 10; i++ {
-		t['0'+i] = byte(i)
-	}
-	for i := 0; i < 6; i++ {
-		t['a'+i] = byte(10 + i)
-	}
-	return t
-}()
-
-func gotapFormatTraceparent(rec *gotapProbeRecord) string {
-	const hex = "0123456789abcdef"
-	var b [55]byte
-	copy(b[:], "00-")
-	put := func(at int, v uint64) {
-		for i := 15; i >= 0; i-- {
-			b[at+i] = hex[v&0xf]
-			v >>= 4
-		}
-	}
-	put(3, rec.traceHi)
-	put(19, rec.traceLo)
-	b[35] = '-'
-	put(36, rec.span)
-	b[52] = '-'
-	b[53] = '0'
-	b[54] = hex[rec.flags&1]
-	return string(b[:])
 }

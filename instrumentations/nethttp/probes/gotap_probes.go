@@ -21,13 +21,6 @@ import (
 	"unsafe"
 )
 
-// Only imports that net/http already has are allowed here (the compile step's importcfg lists
-// those): math/rand is v1 in Go 1.26's net/http and v2 in 1.27's, so use the runtime's generator,
-// which both export for linkname.
-//
-//go:linkname gotapRand runtime.rand
-func gotapRand() uint64
-
 // gotapProbeSemaphore[0] is the USDT semaphore of net/http's two sites (database/sql and grpc
 // have their own). The other elements are a marker ("gotap-semaphor") that lets gotap find the
 // variable in stripped binaries, and make it initialised data: the kernel only maintains
@@ -291,7 +284,7 @@ func gotapProbeClientRoundTrip(t *Transport, req *Request) (*Response, error) {
 	r2 := new(Request)
 	*r2 = *req
 	r2.Header = req.Header.Clone()
-	r2.Header.Set("Traceparent", gotapFormatTraceparent(rec))
+	r2.Header.Set("Traceparent", gotapFormatTraceparent(rec.traceHi, rec.traceLo, rec.span, rec.flags))
 	resp, err := t.roundTrip(r2)
 	status, errText := int64(0), ""
 	if err != nil {
@@ -335,71 +328,4 @@ func gotapRedactedURL(r *Request) string {
 	u := *r.URL
 	u.User = url.UserPassword("REDACTED", "REDACTED")
 	return u.String()
-}
-
-func gotapProbeNonZero() uint64 {
-	for {
-		if v := gotapRand(); v != 0 {
-			return v
-		}
-	}
-}
-
-// gotapParseTraceparent reads version 00 of W3C trace-context: 00-<32 hex>-<16 hex>-<2 hex>.
-func gotapParseTraceparent(h string) (hi, lo, parent, flags uint64, ok bool) {
-	if len(h) < 55 || h[2] != '-' || h[35] != '-' || h[52] != '-' || h[0:2] == "ff" {
-		return 0, 0, 0, 0, false
-	}
-	if len(h) > 55 && (h[0:2] == "00" || h[55] != '-') {
-		return 0, 0, 0, 0, false
-	}
-	var v [4]uint64
-	for i, f := range [4][2]int{{3, 19}, {19, 35}, {36, 52}, {53, 55}} {
-		for k := f[0]; k < f[1]; k++ {
-			d := gotapHexVal[h[k]]
-			if d > 15 {
-				return 0, 0, 0, 0, false
-			}
-			v[i] = v[i]<<4 | uint64(d)
-		}
-	}
-	if v[0] == 0 && v[1] == 0 || v[2] == 0 {
-		return 0, 0, 0, 0, false
-	}
-	return v[0], v[1], v[2], v[3], true
-}
-
-// gotapHexVal maps a lower-case hex digit to its value and every other byte to 255 (a table: the
-// switch per character it replaced showed in profiles of every traced request).
-var gotapHexVal = func() (t [256]byte) {
-	for i := range t {
-		t[i] = 255
-	}
-	for i := 0; i < 10; i++ {
-		t['0'+i] = byte(i)
-	}
-	for i := 0; i < 6; i++ {
-		t['a'+i] = byte(10 + i)
-	}
-	return t
-}()
-
-func gotapFormatTraceparent(rec *gotapProbeRecord) string {
-	const hex = "0123456789abcdef"
-	var b [55]byte
-	copy(b[:], "00-")
-	put := func(at int, v uint64) {
-		for i := 15; i >= 0; i-- {
-			b[at+i] = hex[v&0xf]
-			v >>= 4
-		}
-	}
-	put(3, rec.traceHi)
-	put(19, rec.traceLo)
-	b[35] = '-'
-	put(36, rec.span)
-	b[52] = '-'
-	b[53] = '0'
-	b[54] = hex[rec.flags&gotapFlagSampled]
-	return string(b[:])
 }
