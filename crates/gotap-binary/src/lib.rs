@@ -24,6 +24,7 @@ pub mod disasm;
 pub mod dwarf;
 mod error;
 pub mod instrumentations;
+pub mod modoffsets;
 pub mod offsets;
 pub mod pclntab;
 #[cfg(test)]

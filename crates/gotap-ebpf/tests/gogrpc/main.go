@@ -1,0 +1,94 @@
+// gogrpc: an HTTP server whose handlers call a gRPC server in the same process, with no
+// OpenTelemetry code, for the function-probe tests of instrumentations/grpc
+// (crates/gotap-ebpf/tests/grpc.rs). It serves grpc's own health service (no generated code of
+// ours). Argument: the HTTP port. Prints "ready <grpc port>" once both listen.
+//
+//	/check?service=S  unary Check (S "missing": NOT_FOUND); answers the gRPC code
+//	/watch            server-streaming Watch, canceled after the first message
+//	/remote?tp=T      unary Check with traceparent T in the outgoing metadata, as a traced
+//	                  client on another host would send it
+//	/loop?n=N         N unary Checks (for the BPF cost figures)
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fail(fmt.Errorf("usage: gogrpc <http port>"))
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fail(err)
+	}
+	s := grpc.NewServer()
+	hs := health.NewServer()
+	hs.SetServingStatus("catalog", healthpb.HealthCheckResponse_SERVING)
+	healthpb.RegisterHealthServer(s, hs)
+	go s.Serve(ln)
+
+	conn, err := grpc.Dial(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		fail(err)
+	}
+	c := healthpb.NewHealthClient(conn)
+
+	http.HandleFunc("/check", func(w http.ResponseWriter, r *http.Request) {
+		_, err := c.Check(r.Context(), &healthpb.HealthCheckRequest{Service: r.URL.Query().Get("service")})
+		fmt.Fprintln(w, status.Code(err))
+	})
+	http.HandleFunc("/remote", func(w http.ResponseWriter, r *http.Request) {
+		ctx := metadata.AppendToOutgoingContext(context.Background(), "traceparent", r.URL.Query().Get("tp"))
+		_, err := c.Check(ctx, &healthpb.HealthCheckRequest{Service: "catalog"})
+		fmt.Fprintln(w, status.Code(err))
+	})
+	http.HandleFunc("/watch", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		st, err := c.Watch(ctx, &healthpb.HealthCheckRequest{Service: "catalog"})
+		if err == nil {
+			_, err = st.Recv()
+		}
+		if err != nil {
+			fmt.Fprintln(w, status.Code(err))
+			return
+		}
+		cancel()
+		_, err = st.Recv()
+		fmt.Fprintln(w, status.Code(err))
+	})
+	http.HandleFunc("/loop", func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		for i := 0; i < n; i++ {
+			if _, err := c.Check(context.Background(), &healthpb.HealthCheckRequest{Service: "catalog"}); err != nil {
+				fmt.Fprintln(w, status.Code(err))
+				return
+			}
+		}
+		fmt.Fprintln(w, "OK")
+	})
+	hl, err := net.Listen("tcp", "127.0.0.1:"+os.Args[1])
+	if err != nil {
+		fail(err)
+	}
+	fmt.Println("ready", ln.Addr().(*net.TCPAddr).Port)
+	fail(http.Serve(hl, nil))
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, err)
+	os.Exit(1)
+}

@@ -1,0 +1,224 @@
+//! instrumentations/grpc against a real program (tests/gogrpc: an HTTP server whose handlers call
+//! grpc's health service in the same process), unmodified: attach, drive it over HTTP, assert the
+//! gRPC server and client spans (names, attributes, status codes, parents) and the probe hits
+//! they cost.
+mod common;
+use common::*;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use gotap_spans::rpc::{RPC_GRPC_STATUS_CODE, RPC_METHOD, RPC_SERVICE, RPC_SYSTEM};
+use gotap_spans::{ids, semconv as sc, Span, SpanKind, Status};
+use gotap_testkit::{Toolchain, Variant};
+
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+const CHECK: &str = "grpc.health.v1.Health/Check";
+const WATCH: &str = "grpc.health.v1.Health/Watch";
+
+/// tests/gogrpc built with `tc` (its go.mod's grpc).
+fn grpc_app(tc: Toolchain, variant: Variant) -> PathBuf {
+    gotap_testkit::build("../crates/gotap-ebpf/tests/gogrpc", ".", tc, variant)
+}
+
+struct GrpcApp {
+    child: Child,
+    http: u16,
+    grpc: u16,
+}
+
+impl GrpcApp {
+    fn start(bin: &Path) -> GrpcApp {
+        let http = gotap_testkit::free_port();
+        let mut child = Command::new(bin)
+            .arg(http.to_string())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start tests/gogrpc");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let grpc = line
+            .trim()
+            .strip_prefix("ready ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("tests/gogrpc did not start: {line:?}"));
+        GrpcApp { child, http, grpc }
+    }
+    /// GET path; the body's first line (the gRPC code the handler saw).
+    fn get(&self, path: &str) -> String {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.http)).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).unwrap();
+        let body = resp.split("\r\n\r\n").nth(1).unwrap_or_default();
+        body.lines().next().unwrap_or_default().to_string()
+    }
+}
+
+impl Drop for GrpcApp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn is_rpc(s: &Span, kind: SpanKind, name: &str) -> bool {
+    s.kind == kind && s.name == name && str_attr(s, RPC_SYSTEM) == Some("grpc")
+}
+
+fn find<'a>(spans: &'a [Span], pred: impl Fn(&Span) -> bool, what: &str) -> &'a Span {
+    spans
+        .iter()
+        .find(|s| pred(s))
+        .unwrap_or_else(|| panic!("no {what} span in {spans:#?}"))
+}
+
+fn the_http_server<'a>(spans: &'a [Span], path: &str) -> &'a Span {
+    find(
+        spans,
+        |s| s.kind == SpanKind::Server && str_attr(s, sc::URL_PATH) == Some(path),
+        path,
+    )
+}
+
+/// The client span of `name` whose parent is `parent`, and the server span whose trace is it.
+fn pair<'a>(spans: &'a [Span], name: &str, parent: &Span) -> &'a Span {
+    find(
+        spans,
+        |s| {
+            is_rpc(s, SpanKind::Client, name)
+                && s.trace_id == parent.trace_id
+                && s.parent_span_id == Some(parent.span_id)
+        },
+        &format!("{name} client under {}", parent.name),
+    )
+}
+
+fn unary_and_streaming(tc: Toolchain, variant: Variant) {
+    let label = format!("{} {}", tc.label(), variant.label());
+    let bin = grpc_app(tc, variant);
+    let app = GrpcApp::start(&bin);
+    let (mut agent, sink) = agent(true);
+    let t = agent
+        .trace_process(app.child.id(), resource("gogrpc"))
+        .unwrap_or_else(|e| panic!("{label}: {e}"));
+    for i in ["grpc server", "grpc client", "net/http server"] {
+        assert!(t.instrumentations.contains(&i), "{label}: {t:?}");
+    }
+    assert!(
+        !t.warnings.iter().any(|w| w.contains("gRPC")),
+        "{label}: {:?}",
+        t.warnings
+    );
+    let before = agent.stats();
+
+    assert_eq!(app.get("/check?service=catalog"), "OK", "{label}");
+    assert_eq!(app.get("/check?service=missing"), "NotFound", "{label}");
+    assert_eq!(app.get("/watch"), "Canceled", "{label}");
+    assert_eq!(
+        app.get(&format!("/remote?tp={TRACEPARENT}")),
+        "OK",
+        "{label}"
+    );
+    // 4 HTTP server spans, 4 gRPC client spans, 4 gRPC server spans.
+    let spans = sink.wait_for(12, |s| s.kind != SpanKind::Internal);
+    let stats = agent.shutdown();
+    assert_eq!(stats.ringbuf_drops, 0, "{label}");
+    assert_eq!(stats.ret_without_entry, 0, "{label}");
+    let grpc_spans = spans
+        .iter()
+        .filter(|s| str_attr(s, RPC_SYSTEM) == Some("grpc"))
+        .count();
+    assert_eq!(grpc_spans, 8, "{label}: {spans:#?}");
+
+    // Unary OK: client span child of the HTTP handler's span; server span in its own trace
+    // (the unmodified client sends no traceparent).
+    let http_ok = the_http_server(&spans, "/check");
+    let ok_client = pair(&spans, CHECK, http_ok);
+    assert_eq!(str_attr(ok_client, RPC_SERVICE), Some("grpc.health.v1.Health"));
+    assert_eq!(str_attr(ok_client, RPC_METHOD), Some("Check"));
+    assert_eq!(int_attr(ok_client, RPC_GRPC_STATUS_CODE), Some(0), "{label}");
+    assert_eq!(str_attr(ok_client, sc::SERVER_ADDRESS), Some("127.0.0.1"));
+    assert_eq!(int_attr(ok_client, sc::SERVER_PORT), Some(app.grpc as i64));
+    assert_eq!(ok_client.status, Status::Unset);
+    assert!(ok_client.end_unix_nano > ok_client.start_unix_nano);
+    assert!(ok_client.start_unix_nano >= http_ok.start_unix_nano);
+    assert!(ok_client.end_unix_nano <= http_ok.end_unix_nano);
+
+    let servers: Vec<&Span> = spans
+        .iter()
+        .filter(|s| is_rpc(s, SpanKind::Server, CHECK))
+        .collect();
+    assert_eq!(servers.len(), 3, "{label}: {servers:#?}");
+    for s in &servers {
+        assert_eq!(str_attr(s, RPC_SERVICE), Some("grpc.health.v1.Health"));
+        assert_eq!(str_attr(s, RPC_METHOD), Some("Check"));
+        assert_eq!(
+            str_attr(s, sc::NETWORK_PEER_ADDRESS),
+            Some("127.0.0.1"),
+            "{label}: {s:#?}"
+        );
+        assert!(int_attr(s, sc::NETWORK_PEER_PORT).is_some_and(|p| p > 0 && p != app.grpc as i64));
+    }
+    let not_found: Vec<&&Span> = servers
+        .iter()
+        .filter(|s| int_attr(s, RPC_GRPC_STATUS_CODE) == Some(5))
+        .collect();
+    assert_eq!(not_found.len(), 1, "{label}: {servers:#?}");
+    // NOT_FOUND is not a server error (rpc.rs), but a client one.
+    assert_eq!(not_found[0].status, Status::Unset);
+    let missing_client = find(
+        &spans,
+        |s| is_rpc(s, SpanKind::Client, CHECK) && int_attr(s, RPC_GRPC_STATUS_CODE) == Some(5),
+        "NOT_FOUND client",
+    );
+    assert_eq!(
+        missing_client.status,
+        Status::Error("unknown service".into()),
+        "{label}"
+    );
+
+    // Server streaming, canceled by the client after the first message.
+    let http_watch = the_http_server(&spans, "/watch");
+    let watch_client = pair(&spans, WATCH, http_watch);
+    assert_eq!(int_attr(watch_client, RPC_GRPC_STATUS_CODE), Some(1), "{label}");
+    assert!(matches!(watch_client.status, Status::Error(_)));
+    let watch_server = find(&spans, |s| is_rpc(s, SpanKind::Server, WATCH), "Watch server");
+    assert_eq!(int_attr(watch_server, RPC_GRPC_STATUS_CODE), Some(1), "{label}: {watch_server:#?}");
+
+    // Incoming traceparent metadata: the server span joins that trace.
+    let (trace, parent, _) = ids::parse_traceparent(TRACEPARENT).unwrap();
+    let joined = find(
+        &spans,
+        |s| is_rpc(s, SpanKind::Server, CHECK) && s.trace_id == trace,
+        "server span joining the traceparent",
+    );
+    assert_eq!(joined.parent_span_id, Some(parent), "{label}");
+    assert_eq!(int_attr(joined, RPC_GRPC_STATUS_CODE), Some(0));
+    // The /remote handler's client call has no traceparent of its own: a root... of the
+    // HTTP span's trace.
+    let http_remote = the_http_server(&spans, "/remote");
+    pair(&spans, CHECK, http_remote);
+
+    // Probe hits: 2 per HTTP server span; a gRPC client span 3, a server span 2 and one more
+    // for the HEADERS frame of each stream. Goroutine-start hits are counted apart.
+    let hits = stats.probe_hits - before.probe_hits
+        - (stats.goroutine_hits - before.goroutine_hits);
+    assert!(
+        hits <= 4 * 2 + 4 * 3 + 4 * 3,
+        "{label}: {hits} probe hits for 4 HTTP and 8 gRPC spans ({stats:?})"
+    );
+}
+
+#[test]
+fn grpc_go126() {
+    unary_and_streaming(Toolchain::Go126, Variant::default());
+}

@@ -1,0 +1,469 @@
+//! google.golang.org/grpc function probes: the plan for one binary (which functions, at which
+//! instructions, with which struct offsets). The BPF side is bpf/grpc.bpf.h (slot numbers
+//! `GRPC_*` there match `slot::*` here); README.md says what is traced and the limits.
+use gotap_binary::modoffsets::{self, ModField, ModOffset};
+use gotap_binary::offsets as off;
+use gotap_binary::GoBinary;
+
+use crate::abi::OFF_ABSENT;
+use crate::library::{LibPlan, Library};
+use crate::plan::{fast_entry, ProbeSite};
+use crate::EbpfError;
+
+pub static LIBRARY: Library = Library::new(
+    "google.golang.org/grpc",
+    &[
+        "grpc_headers",
+        "grpc_server_start",
+        "grpc_server_status",
+        "grpc_client_start",
+        "grpc_client_attempt",
+        "grpc_client_finish",
+    ],
+    plan,
+);
+
+const GRPC: &str = "google.golang.org/grpc";
+const XNET: &str = "golang.org/x/net";
+/// genproto was one module until 2023, then split; the struct's name stayed.
+const GENPROTO_RPC: &str = "google.golang.org/genproto/googleapis/rpc";
+const GENPROTO: &str = "google.golang.org/genproto";
+
+/// Server span start: grpc < 1.85 has one per RPC kind, 1.85 and later one for both.
+pub const SERVER_STARTS: &[&str] = &[
+    "google.golang.org/grpc.(*Server).processUnaryRPC",
+    "google.golang.org/grpc.(*Server).processStreamingRPC",
+    "google.golang.org/grpc.(*Server).processRPC",
+];
+/// The status the server writes: exported until grpc 1.68, unexported (behind
+/// ServerStream.WriteStatus) since; same registers (t, stream, status).
+pub const SERVER_STATUS: &[&str] = &[
+    "google.golang.org/grpc/internal/transport.(*http2Server).WriteStatus",
+    "google.golang.org/grpc/internal/transport.(*http2Server).writeStatus",
+];
+pub const OPERATE_HEADERS: &str =
+    "google.golang.org/grpc/internal/transport.(*http2Server).operateHeaders";
+pub const CLIENT_START: &str = "google.golang.org/grpc.newClientStream";
+pub const CLIENT_ATTEMPT: &str = "google.golang.org/grpc.(*clientStream).newAttemptLocked";
+pub const CLIENT_FINISH: &str = "google.golang.org/grpc.(*clientStream).finish";
+const STATUS_ERROR_ERROR: &str = "google.golang.org/grpc/internal/status.(*Error).Error";
+const ERRSTRING_ERROR: &str = "errors.(*errorString).Error";
+
+/// lib_cfg slots (bpf/grpc.bpf.h `GRPC_*`).
+mod slot {
+    pub const G_GOID: usize = 0;
+    pub const STREAM_REG: usize = 1;
+    pub const SS_INNER: usize = 2;
+    pub const STREAM_METHOD: usize = 3;
+    pub const STREAM_ID: usize = 4;
+    pub const STREAM_ST: usize = 5;
+    pub const H2S_ADDR: usize = 6;
+    pub const TCPADDR_IP: usize = 7;
+    pub const TCPADDR_PORT: usize = 8;
+    pub const STATUS_S: usize = 9;
+    pub const SPB_CODE: usize = 10;
+    pub const SPB_MESSAGE: usize = 11;
+    pub const CC_TARGET: usize = 12;
+    pub const ERROR_S: usize = 13;
+    pub const FN_STATUS_ERROR: usize = 14;
+    pub const FN_ERRSTRING: usize = 15;
+    pub const FINISH_VADDR: usize = 16;
+    pub const FRAME_REG: usize = 17;
+    pub const MHF_HF: usize = 18;
+    pub const HF_STREAMID: usize = 19;
+    pub const MHF_FIELDS: usize = 20;
+    pub const HFIELD_NAME: usize = 21;
+    pub const HFIELD_VALUE: usize = 22;
+    pub const HFIELD_SIZE: usize = 23;
+}
+
+pub const STREAM_METHOD: ModField = ModField::new(
+    GRPC,
+    "google.golang.org/grpc/internal/transport.Stream",
+    "method",
+);
+pub const STREAM_ID: ModField = ModField::new(
+    GRPC,
+    "google.golang.org/grpc/internal/transport.Stream",
+    "id",
+);
+pub const STREAM_ST: ModField = ModField::new(
+    GRPC,
+    "google.golang.org/grpc/internal/transport.Stream",
+    "st",
+);
+pub const SS_STREAM: ModField = ModField::new(
+    GRPC,
+    "google.golang.org/grpc/internal/transport.ServerStream",
+    "Stream",
+);
+pub const SS_ST: ModField = ModField::new(
+    GRPC,
+    "google.golang.org/grpc/internal/transport.ServerStream",
+    "st",
+);
+pub const H2S_REMOTE_ADDR: ModField = ModField::new(
+    GRPC,
+    "google.golang.org/grpc/internal/transport.http2Server",
+    "remoteAddr",
+);
+pub const H2S_PEER: ModField = ModField::new(
+    GRPC,
+    "google.golang.org/grpc/internal/transport.http2Server",
+    "peer",
+);
+pub const PEER_ADDR: ModField = ModField::new(GRPC, "google.golang.org/grpc/peer.Peer", "Addr");
+pub const STATUS_S: ModField =
+    ModField::new(GRPC, "google.golang.org/grpc/internal/status.Status", "s");
+pub const ERROR_S: ModField =
+    ModField::new(GRPC, "google.golang.org/grpc/internal/status.Error", "s");
+pub const CC_TARGET: ModField = ModField::new(GRPC, "google.golang.org/grpc.ClientConn", "target");
+pub const SPB_CODE: ModField = ModField::new(
+    GENPROTO_RPC,
+    "google.golang.org/genproto/googleapis/rpc/status.Status",
+    "Code",
+);
+pub const SPB_MESSAGE: ModField = ModField::new(
+    GENPROTO_RPC,
+    "google.golang.org/genproto/googleapis/rpc/status.Status",
+    "Message",
+);
+pub const MHF_HF: ModField = ModField::new(
+    XNET,
+    "golang.org/x/net/http2.MetaHeadersFrame",
+    "HeadersFrame",
+);
+pub const MHF_FIELDS: ModField =
+    ModField::new(XNET, "golang.org/x/net/http2.MetaHeadersFrame", "Fields");
+pub const HF_FRAME_HEADER: ModField =
+    ModField::new(XNET, "golang.org/x/net/http2.HeadersFrame", "FrameHeader");
+pub const FH_STREAM_ID: ModField =
+    ModField::new(XNET, "golang.org/x/net/http2.FrameHeader", "StreamID");
+pub const HFIELD_NAME: ModField =
+    ModField::new(XNET, "golang.org/x/net/http2/hpack.HeaderField", "Name");
+pub const HFIELD_VALUE: ModField =
+    ModField::new(XNET, "golang.org/x/net/http2/hpack.HeaderField", "Value");
+pub const HFIELD_SENSITIVE: ModField = ModField::new(
+    XNET,
+    "golang.org/x/net/http2/hpack.HeaderField",
+    "Sensitive",
+);
+
+/// Every module field the planner may read: what scripts/gen-grpc-offsets.sh measures.
+pub const ALL_FIELDS: &[ModField] = &[
+    STREAM_METHOD,
+    STREAM_ID,
+    STREAM_ST,
+    SS_STREAM,
+    SS_ST,
+    H2S_REMOTE_ADDR,
+    H2S_PEER,
+    PEER_ADDR,
+    STATUS_S,
+    ERROR_S,
+    CC_TARGET,
+    SPB_CODE,
+    SPB_MESSAGE,
+    MHF_HF,
+    MHF_FIELDS,
+    HF_FRAME_HEADER,
+    FH_STREAM_ID,
+    HFIELD_NAME,
+    HFIELD_VALUE,
+    HFIELD_SENSITIVE,
+];
+
+/// The resolved offsets of one binary; `need` fails with the sentence naming version and field.
+struct Offsets<'a> {
+    bin: &'a GoBinary,
+    got: Vec<(ModField, ModOffset)>,
+}
+
+impl Offsets<'_> {
+    fn get(&self, f: ModField) -> Result<Option<u64>, String> {
+        match self.got.iter().find(|(g, _)| *g == f).map(|(_, o)| o) {
+            Some(ModOffset::Found { offset, .. }) => Ok(Some(*offset)),
+            Some(ModOffset::Absent) => Ok(None),
+            Some(ModOffset::Unknown(why)) => Err(why.clone()),
+            None => Err(format!("{} was not resolved", f.field)),
+        }
+    }
+    fn need(&self, f: ModField) -> Result<u64, String> {
+        let version =
+            modoffsets::module_version(self.bin, f.module).unwrap_or_else(|| "(no version)".into());
+        self.get(f)?.ok_or_else(|| {
+            format!(
+                "{} has no field {} in {} {version}",
+                f.field.strukt, f.field.field, f.module
+            )
+        })
+    }
+}
+
+/// genproto's status struct is resolved against whichever genproto module the binary links.
+fn with_genproto(bin: &GoBinary, f: ModField) -> ModField {
+    if f.module == GENPROTO_RPC && modoffsets::module_version(bin, GENPROTO_RPC).is_none() {
+        ModField {
+            module: GENPROTO,
+            ..f
+        }
+    } else {
+        f
+    }
+}
+
+fn plan(bin: &GoBinary, lp: &mut LibPlan) -> Result<(), EbpfError> {
+    let starts: Vec<_> = SERVER_STARTS
+        .iter()
+        .filter_map(|n| bin.function(n).map(|f| (*n, f)))
+        .collect();
+    let client = bin.function(CLIENT_START);
+    if starts.is_empty() && client.is_none() {
+        return Ok(());
+    }
+    let version = modoffsets::module_version(bin, GRPC).unwrap_or_default();
+    let Some((1, minor, _, _)) = modoffsets::parse_version(&version) else {
+        lp.warnings.push(format!(
+            "gRPC is not traced: google.golang.org/grpc version {version:?} from the build info is not a v1 release (the probes' registers depend on it)"
+        ));
+        return Ok(());
+    };
+    if minor < 50 {
+        lp.warnings.push(format!(
+            "gRPC is not traced: google.golang.org/grpc {version} is older than v1.50, the oldest supported"
+        ));
+        return Ok(());
+    }
+    let fields: Vec<ModField> = ALL_FIELDS.iter().map(|f| with_genproto(bin, *f)).collect();
+    let got = modoffsets::resolve(bin, &fields);
+    let offs = Offsets {
+        bin,
+        got: fields.iter().copied().zip(got).collect(),
+    };
+    let std = off::resolve(bin, &[off::G_GOID, off::TCPADDR_IP, off::TCPADDR_PORT]);
+    let std_need = |f| off::offset_of(&std, f).map_err(|e| e.to_string());
+    let cfg = &mut lp.cfg;
+    match std_need(off::G_GOID) {
+        Ok(o) => cfg[slot::G_GOID] = o,
+        Err(e) => {
+            lp.warnings.push(format!("gRPC is not traced: {e}"));
+            return Ok(());
+        }
+    }
+    let spb = |f: ModField| offs.need(with_genproto(bin, f));
+    let status = (|| -> Result<(u64, u64, u64), String> {
+        Ok((offs.need(STATUS_S)?, spb(SPB_CODE)?, spb(SPB_MESSAGE)?))
+    })();
+    let (status_s, code, message) = match status {
+        Ok(v) => v,
+        Err(e) => {
+            lp.warnings.push(format!("gRPC is not traced: {e}"));
+            return Ok(());
+        }
+    };
+    cfg[slot::STATUS_S] = status_s;
+    cfg[slot::SPB_CODE] = code;
+    cfg[slot::SPB_MESSAGE] = message;
+
+    // ---- server ----
+    let status_fn = SERVER_STATUS
+        .iter()
+        .find_map(|n| bin.function(n).map(|f| (*n, f)));
+    if !starts.is_empty() {
+        match (server_cfg(&offs, minor), status_fn) {
+            (Ok(s), Some((sname, sf))) => {
+                cfg[slot::STREAM_REG] = s.stream_reg;
+                cfg[slot::SS_INNER] = s.inner;
+                cfg[slot::STREAM_METHOD] = s.method;
+                cfg[slot::STREAM_ID] = s.id;
+                cfg[slot::STREAM_ST] = s.st;
+                // The peer's address: optional (an IPv4 TCP peer is formatted in BPF).
+                match (
+                    peer_offset(&offs, minor),
+                    std_need(off::TCPADDR_IP),
+                    std_need(off::TCPADDR_PORT),
+                ) {
+                    (Ok(a), Ok(ip), Ok(port)) => {
+                        cfg[slot::H2S_ADDR] = a;
+                        cfg[slot::TCPADDR_IP] = ip;
+                        cfg[slot::TCPADDR_PORT] = port;
+                    }
+                    (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => lp
+                        .warnings
+                        .push(format!("gRPC server spans carry no peer address ({e})")),
+                }
+                for (name, f) in &starts {
+                    lp.sites.push(ProbeSite {
+                        program: "grpc_server_start",
+                        function: name,
+                        offset: fast_entry(bin, f),
+                    });
+                }
+                lp.sites.push(ProbeSite {
+                    program: "grpc_server_status",
+                    function: sname,
+                    offset: fast_entry(bin, sf),
+                });
+                lp.instrumentations.push("grpc server");
+                match (headers_cfg(&offs, minor), bin.function(OPERATE_HEADERS)) {
+                    (Ok(h), Some(f)) => {
+                        cfg[slot::FRAME_REG] = h[0];
+                        cfg[slot::MHF_HF] = h[1];
+                        cfg[slot::HF_STREAMID] = h[2];
+                        cfg[slot::MHF_FIELDS] = h[3];
+                        cfg[slot::HFIELD_NAME] = h[4];
+                        cfg[slot::HFIELD_VALUE] = h[5];
+                        cfg[slot::HFIELD_SIZE] = h[6];
+                        lp.sites.push(ProbeSite { program: "grpc_headers", function: OPERATE_HEADERS, offset: fast_entry(bin, f) });
+                    }
+                    (Err(e), _) => lp.warnings.push(format!(
+                        "gRPC server spans do not join an incoming traceparent ({e})"
+                    )),
+                    (_, None) => lp.warnings.push(format!(
+                        "{OPERATE_HEADERS} not found: gRPC server spans do not join an incoming traceparent"
+                    )),
+                }
+            }
+            (Err(e), _) => lp
+                .warnings
+                .push(format!("gRPC server calls are not traced: {e}")),
+            (_, None) => lp.warnings.push(format!(
+                "gRPC server calls are not traced: none of {} is in the binary",
+                SERVER_STATUS.join(", ")
+            )),
+        }
+    }
+
+    // ---- client ----
+    if let Some(cf) = client {
+        let fns = (
+            bin.function(CLIENT_ATTEMPT),
+            bin.function(CLIENT_FINISH),
+            bin.function(STATUS_ERROR_ERROR),
+            bin.function(ERRSTRING_ERROR),
+        );
+        let need = (|| -> Result<(u64, u64), String> {
+            Ok((offs.need(CC_TARGET)?, offs.need(ERROR_S)?))
+        })();
+        match (need, fns) {
+            (Ok((target, error_s)), (Some(attempt), Some(finish), Some(se), Some(es))) => {
+                cfg[slot::CC_TARGET] = target;
+                cfg[slot::ERROR_S] = error_s;
+                cfg[slot::FN_STATUS_ERROR] = se.entry;
+                cfg[slot::FN_ERRSTRING] = es.entry;
+                let finish_at = fast_entry(bin, finish);
+                cfg[slot::FINISH_VADDR] = finish.entry + (finish_at - finish.offset);
+                lp.sites.push(ProbeSite {
+                    program: "grpc_client_start",
+                    function: CLIENT_START,
+                    offset: fast_entry(bin, cf),
+                });
+                lp.sites.push(ProbeSite {
+                    program: "grpc_client_attempt",
+                    function: CLIENT_ATTEMPT,
+                    offset: fast_entry(bin, attempt),
+                });
+                lp.sites.push(ProbeSite {
+                    program: "grpc_client_finish",
+                    function: CLIENT_FINISH,
+                    offset: finish_at,
+                });
+                lp.instrumentations.push("grpc client");
+            }
+            (Err(e), _) => lp
+                .warnings
+                .push(format!("gRPC client calls are not traced: {e}")),
+            (_, (a, f, se, es)) => {
+                let missing: Vec<&str> = [
+                    (a.is_none(), CLIENT_ATTEMPT),
+                    (f.is_none(), CLIENT_FINISH),
+                    (se.is_none(), STATUS_ERROR_ERROR),
+                    (es.is_none(), ERRSTRING_ERROR),
+                ]
+                .iter()
+                .filter(|(m, _)| *m)
+                .map(|(_, n)| *n)
+                .collect();
+                lp.warnings.push(format!(
+                    "gRPC client calls are not traced: {} not in the binary",
+                    missing.join(", ")
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+struct ServerCfg {
+    stream_reg: u64,
+    inner: u64,
+    method: u64,
+    id: u64,
+    st: u64,
+}
+
+/// Where process*RPC's stream is and how its method, id and transport are reached, by version:
+/// grpc 1.59–1.68 pass (ctx, t, stream) (stream in R8), the others (t or ctx, stream) (RDI).
+/// From 1.69 the argument is a *ServerStream embedding the Stream, by pointer until the layout
+/// says otherwise (ServerStream.st right after an 8-byte Stream field), by value after.
+fn server_cfg(offs: &Offsets<'_>, minor: u64) -> Result<ServerCfg, String> {
+    let stream_reg = if (59..=68).contains(&minor) { 1 } else { 0 };
+    let method = offs.need(STREAM_METHOD)?;
+    let id = offs.need(STREAM_ID)?;
+    if minor >= 69 {
+        let embed = offs.need(SS_STREAM)?;
+        let st = offs.need(SS_ST)?;
+        if st == embed + 8 {
+            Ok(ServerCfg {
+                stream_reg,
+                inner: embed,
+                method,
+                id,
+                st,
+            })
+        } else {
+            Ok(ServerCfg {
+                stream_reg,
+                inner: OFF_ABSENT,
+                method: embed + method,
+                id: embed + id,
+                st,
+            })
+        }
+    } else {
+        Ok(ServerCfg {
+            stream_reg,
+            inner: OFF_ABSENT,
+            method,
+            id,
+            st: offs.need(STREAM_ST)?,
+        })
+    }
+}
+
+/// The peer's net.Addr in http2Server: remoteAddr until grpc 1.59, peer.Addr since.
+fn peer_offset(offs: &Offsets<'_>, minor: u64) -> Result<u64, String> {
+    if minor >= 60 {
+        Ok(offs.need(H2S_PEER)? + offs.need(PEER_ADDR)?)
+    } else {
+        offs.need(H2S_REMOTE_ADDR)
+    }
+}
+
+/// operateHeaders' frame register (RBX before grpc 1.60, RDI after ctx joined its arguments)
+/// and the x/net layout of the frame and its header fields.
+fn headers_cfg(offs: &Offsets<'_>, minor: u64) -> Result<[u64; 7], String> {
+    let frame_reg = if minor >= 60 { 1 } else { 0 };
+    let sensitive = offs.need(HFIELD_SENSITIVE)?;
+    // hpack.HeaderField ends with its bool: its size is the next multiple of 8 (its alignment).
+    let size = (sensitive + 1).div_ceil(8) * 8;
+    Ok([
+        frame_reg,
+        offs.need(MHF_HF)?,
+        offs.need(HF_FRAME_HEADER)? + offs.need(FH_STREAM_ID)?,
+        offs.need(MHF_FIELDS)?,
+        offs.need(HFIELD_NAME)?,
+        offs.need(HFIELD_VALUE)?,
+        size,
+    ])
+}
