@@ -608,6 +608,8 @@ struct CForm {
     structs: BTreeMap<String, (Vec<(String, String, Option<String>)>, String)>,
     /// Every file's definition of each struct (for records kept in more than one place).
     all_structs: Vec<(String, Vec<(String, String, Option<String>)>, String)>,
+    /// Every file's #define of each name: (name, expression, file).
+    all_defines: Vec<(String, String, String)>,
 }
 
 fn parse_c(srcs: &[Src]) -> CForm {
@@ -615,6 +617,7 @@ fn parse_c(srcs: &[Src]) -> CForm {
         defines: BTreeMap::new(),
         structs: BTreeMap::new(),
         all_structs: Vec::new(),
+        all_defines: Vec::new(),
     };
     for s in srcs.iter().filter(|s| is_c(&s.path)) {
         let text = strip_c_comments(&s.text);
@@ -625,6 +628,8 @@ fn parse_c(srcs: &[Src]) -> CForm {
                     .split_once(char::is_whitespace)
                     .unwrap_or((rest.trim(), ""));
                 if !name.contains('(') {
+                    f.all_defines
+                        .push((name.into(), expr.trim().into(), s.path.clone()));
                     f.defines
                         .entry(name.into())
                         .or_insert((expr.trim().into(), s.path.clone()));
@@ -744,11 +749,15 @@ fn check_c(def: &Def, srcs: &[Src], errs: &mut Vec<String>) {
         }
     }
     for (name, want) in &want_defines {
-        match c.defines.get(name) {
-            None => errs.push(format!(
+        let copies: Vec<_> = c.all_defines.iter().filter(|d| &d.0 == name).collect();
+        if copies.is_empty() {
+            errs.push(format!(
                 "C ({TYPES_H}): constant {name}: definition {want}, C has no #define {name}"
-            )),
-            Some((expr, file)) => match c.eval(expr, 0) {
+            ));
+        }
+        // Each copy (a define moving into an instrumentations folder may be in both places).
+        for (_, expr, file) in copies {
+            match c.eval(expr, 0) {
                 Some(v) if v == *want as i128 => {}
                 Some(v) => errs.push(format!(
                     "C ({file}): constant {name}: definition {want}, C {v} (`{expr}`)"
@@ -756,7 +765,7 @@ fn check_c(def: &Def, srcs: &[Src], errs: &mut Vec<String>) {
                 None => errs.push(format!(
                     "C ({file}): constant {name}: definition {want}, C `{expr}` is not evaluable"
                 )),
-            },
+            }
         }
     }
     // Anything added to types.h must be added to the definition (or listed as outside it).
@@ -873,6 +882,63 @@ fn check_c(def: &Def, srcs: &[Src], errs: &mut Vec<String>) {
             }
         }
     }
+    // A library's function probes emit site events too (instrumentations/<lib>/bpf): each string
+    // it copies with site_put must be cut at the cap its slot has in one of the kinds the file
+    // emits, so `gotap run` and `gotap build --probes` make the same spans.
+    for s in srcs
+        .iter()
+        .filter(|s| s.path.starts_with("instrumentations/") && is_c(&s.path))
+    {
+        let text = strip_c_comments(&s.text);
+        let file_kinds = kinds_in(def, &text);
+        // By function: the kinds a function names are those its strings are for; a helper that
+        // names none serves any kind of the file.
+        for body in top_level_blocks(&text) {
+            let kinds = match kinds_in(def, body) {
+                k if k.is_empty() => file_kinds.clone(),
+                k => k,
+            };
+            for call in body.split("site_put(").skip(1) {
+                let args = split_args(call);
+                if args.len() < 6 {
+                    continue;
+                }
+                let Ok(slot) = args[2].trim().parse::<usize>() else {
+                    continue;
+                };
+                let cap_expr = args[5].trim();
+                let Some(cap) = c.eval(cap_expr, 0) else {
+                    errs.push(format!(
+                        "C ({}): site_put slot {slot}: cap `{cap_expr}` is not evaluable",
+                        s.path
+                    ));
+                    continue;
+                };
+                let ok = kinds
+                    .iter()
+                    .any(|k| k.slots.get(slot).is_some_and(|sl| sl.cap as i128 == cap));
+                if !ok {
+                    let want: Vec<String> = kinds
+                        .iter()
+                        .filter_map(|k| {
+                            k.slots
+                                .get(slot)
+                                .map(|sl| format!("{} {} cap {}", k.name, sl.rust, sl.cap))
+                        })
+                        .collect();
+                    errs.push(format!(
+                        "C ({}): site_put slot {slot}: definition {}, C cap {cap} (`{cap_expr}`)",
+                        s.path,
+                        if want.is_empty() {
+                            "has no such slot in the kinds this file emits".to_string()
+                        } else {
+                            want.join(" or ")
+                        }
+                    ));
+                }
+            }
+        }
+    }
     for k in &def.site_kinds {
         if !seen.contains(&k.name) {
             errs.push(format!(
@@ -881,6 +947,30 @@ fn check_c(def: &Def, srcs: &[Src], errs: &mut Vec<String>) {
             ));
         }
     }
+}
+
+/// The site kinds a piece of C names.
+fn kinds_in<'a>(def: &'a Def, text: &str) -> Vec<&'a Kind> {
+    let toks = tokens(text);
+    def.site_kinds
+        .iter()
+        .filter(|k| toks.contains(&Tok::Id(k.name.clone())))
+        .collect()
+}
+
+/// The bodies of the top-level `{...}` blocks of a C file (functions, structs, maps).
+fn top_level_blocks(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while let Some(o) = text[i..].find('{') {
+        let b = block(text, i + o);
+        out.push(b);
+        i = i + o + b.len() + 2;
+        if i >= text.len() {
+            break;
+        }
+    }
+    out
 }
 
 /// A Go string kept as two u64s `X_ptr`, `X_len` (the BPF C's site_args) is the definition's
@@ -1467,6 +1557,7 @@ fn check_go(def: &Def, srcs: &[Src], errs: &mut Vec<String>) {
         .collect();
     let mut seen_caps = BTreeSet::new();
     let mut seen_strs = BTreeSet::new();
+    let mut seen_sites = BTreeSet::new();
     for f in &files {
         let t = table(&f.package);
         let cv = |n: &str| eval_table(t.get(n)?, &t, 0);
@@ -1613,6 +1704,7 @@ fn check_go(def: &Def, srcs: &[Src], errs: &mut Vec<String>) {
                 .iter()
                 .find(|k| k.go.site == fname && k.go.package == f.package)
             {
+                seen_sites.insert(k.name.clone());
                 let got: Vec<(String, String)> = go_params(&sig)
                     .into_iter()
                     .map(|(n, t)| (n, go_type(&t, &cv)))
@@ -1676,6 +1768,12 @@ fn check_go(def: &Def, srcs: &[Src], errs: &mut Vec<String>) {
                 k.go.package, k.name, k.go.caps
             ));
         }
+        if !seen_sites.contains(&k.name) {
+            errs.push(format!(
+                "Go (package {}): site_args of {}: no site function {}",
+                k.go.package, k.name, k.go.site
+            ));
+        }
         if !seen_strs.contains(&k.name) {
             errs.push(format!(
                 "Go (package {}): {}: no function builds its strings with &{}",
@@ -1687,11 +1785,13 @@ fn check_go(def: &Def, srcs: &[Src], errs: &mut Vec<String>) {
     let args = def.fields("site_args", false);
     let frame = layout(&args).size;
     let event_off = def.offset_of("site_args", "event");
+    let mut seen_asm = BTreeSet::new();
     for s in srcs.iter().filter(|s| is_go_asm(&s.path)) {
         for k in &def.site_kinds {
             let Some(i) = s.text.find(&format!("TEXT ·{}(SB)", k.go.site)) else {
                 continue;
             };
+            seen_asm.insert(k.name.clone());
             let body = &s.text[i..];
             let body = &body[..body.find("RET").unwrap_or(body.len())];
             let line = body.lines().next().unwrap_or("");
@@ -1710,6 +1810,14 @@ fn check_go(def: &Def, srcs: &[Src], errs: &mut Vec<String>) {
                     errs.push(format!("Go assembly ({}): site_args.event of {}: definition {part} at {off}(FP), assembly `{got}`", s.path, k.name));
                 }
             }
+        }
+    }
+    for k in &def.site_kinds {
+        if !seen_asm.contains(&k.name) {
+            errs.push(format!(
+                "Go assembly: site_args of {}: no `TEXT ·{}(SB)` under go/probes or instrumentations/*/probes",
+                k.name, k.go.site
+            ));
         }
     }
 }
@@ -2439,5 +2547,20 @@ fn checker_more_copies() {
         "\tstruct go_str remote;",
         "\tu64 remote;",
         &["C (", "site_record.remote", "str", "u64"],
+    );
+}
+
+#[test]
+fn checker_library_bpf() {
+    fails_naming(
+        bpf_c,
+        "off = site_put(s, off, 1, target.ptr, target.len, HOST_CAP);",
+        "off = site_put(s, off, 1, target.ptr, target.len, REMOTE_CAP);",
+        &[
+            "C (instrumentations/grpc",
+            "site_put slot 1",
+            "GRPC_PEER cap 128",
+            "C cap 64",
+        ],
     );
 }
