@@ -2156,6 +2156,122 @@ fn check_def(def: &Def, errs: &mut Vec<String>) {
     }
 }
 
+/// Which BPF program serves which kind, and the tables that name programs, functions and batch
+/// packages by USDT name: a kind swapped between two of them would decode one library's strings
+/// as another's.
+fn check_names(def: &Def, srcs: &[Src], errs: &mut Vec<String>) {
+    // C: `int site_X(struct pt_regs *ctx) { return site_hit(ctx, KIND); }`.
+    let mut programs: BTreeMap<String, (String, String)> = BTreeMap::new();
+    for s in srcs.iter().filter(|s| is_c(&s.path)) {
+        let text = strip_c_comments(&s.text);
+        for part in text.split("\nint ").skip(1) {
+            let name = part.split('(').next().unwrap_or("").trim().to_string();
+            let Some(open) = part.find('{') else { continue };
+            let body = block(part, open);
+            if let Some(call) = body.split("site_hit(ctx, ").nth(1) {
+                let k = call.split(')').next().unwrap_or("").trim().to_string();
+                programs.insert(name, (k, s.path.clone()));
+            }
+        }
+    }
+    for k in &def.site_kinds {
+        if !programs.values().any(|(pk, _)| pk == &k.name) {
+            errs.push(format!(
+                "C: {} (USDT {}): no BPF program calls site_hit with it",
+                k.name, k.usdt
+            ));
+        }
+    }
+    // Rust: KNOWN rows (USDT name, program, instrumentation) and BATCH_SITES rows (batch USDT
+    // name, per-span prefix, package number).
+    let mut known = BTreeSet::new();
+    for s in srcs.iter().filter(|s| is_rust(&s.path)) {
+        for (table, _) in [
+            ("KNOWN: &[(&str, &str, &str)] = &[", 0),
+            ("BATCH_SITES: &[(&str, &str, u8)] = &[", 1),
+        ] {
+            let Some(i) = s.text.find(table) else {
+                continue;
+            };
+            let rows = &s.text[i + table.len()..];
+            let rows = &rows[..rows.find("];").unwrap_or(0)];
+            for row in rows.split('(').skip(1) {
+                let row = row.split(')').next().unwrap_or("");
+                let cells: Vec<&str> = row.split(',').map(|c| c.trim().trim_matches('"')).collect();
+                if cells.len() < 3 {
+                    continue;
+                }
+                if table.starts_with("KNOWN") {
+                    let (usdt, prog) = (cells[0], cells[1]);
+                    known.insert(usdt.to_string());
+                    let Some(k) = def.site_kinds.iter().find(|k| k.usdt == usdt) else {
+                        errs.push(format!(
+                            "Rust ({}): USDT {usdt}: not a site kind of the definition",
+                            s.path
+                        ));
+                        continue;
+                    };
+                    match programs.get(prog) {
+                        Some((pk, _)) if pk == &k.name => {}
+                        Some((pk, file)) => errs.push(format!(
+                            "Rust ({}): USDT {usdt}: definition kind {}, its program {prog} ({file}) emits {pk}",
+                            s.path, k.name
+                        )),
+                        None => errs.push(format!(
+                            "Rust ({}): USDT {usdt}: program {prog} is not a BPF program calling site_hit",
+                            s.path
+                        )),
+                    }
+                } else {
+                    let (prefix, n) = (cells[1], cells[2].parse::<u64>().unwrap_or(u64::MAX));
+                    for k in def.site_kinds.iter().filter(|k| k.usdt.starts_with(prefix)) {
+                        if k.batch_package != n {
+                            errs.push(format!(
+                                "Rust ({}): {} batch package: definition {}, BATCH_SITES {} {n}",
+                                s.path, k.name, k.batch_package, cells[0]
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for k in &def.site_kinds {
+        if !known.contains(&k.usdt) {
+            errs.push(format!(
+                "Rust (crates/gotap-ebpf/src): USDT {}: the definition has it, no KNOWN row names its program",
+                k.usdt
+            ));
+        }
+    }
+    // USDT: GOTAP_SITES names each site's Go function.
+    if let Some(src) = srcs
+        .iter()
+        .find(|s| s.path.ends_with("gotap-binary/src/usdt.rs"))
+    {
+        for k in &def.site_kinds {
+            let pat = format!("name: \"{}\",", k.usdt);
+            let func = src
+                .text
+                .split(&pat)
+                .nth(1)
+                .and_then(|r| r.split("function: \"").nth(1))
+                .and_then(|r| r.split('"').next());
+            match func {
+                Some(f) if f.ends_with(&format!(".{}", k.go.site)) => {}
+                f => errs.push(format!(
+                    "USDT ({}): {} (USDT {}): definition site function {}, GOTAP_SITES {}",
+                    src.path,
+                    k.name,
+                    k.usdt,
+                    k.go.site,
+                    f.unwrap_or("has no such site")
+                )),
+            }
+        }
+    }
+}
+
 fn check_all(def: &Def, srcs: &[Src]) -> Vec<String> {
     let mut errs = Vec::new();
     check_def(def, &mut errs);
@@ -2164,6 +2280,7 @@ fn check_all(def: &Def, srcs: &[Src]) -> Vec<String> {
     check_go(def, srcs, &mut errs);
     check_bpftrace(def, srcs, &mut errs);
     check_usdt(def, srcs, &mut errs);
+    check_names(def, srcs, &mut errs);
     errs
 }
 
@@ -2561,6 +2678,44 @@ fn checker_library_bpf() {
             "site_put slot 1",
             "GRPC_PEER cap 128",
             "C cap 64",
+        ],
+    );
+}
+
+#[test]
+fn checker_programs_and_tables() {
+    fails_naming(
+        bpf_c,
+        "return site_hit(ctx, EV_SITE_GRPC_SERVER);",
+        "return site_hit(ctx, EV_SITE_GRPC_CLIENT);",
+        &["EV_SITE_GRPC_SERVER", "no BPF program"],
+    );
+    fails_naming(
+        abi_rs,
+        "(\"sql_query\", \"site_sql_query\", \"database/sql\")",
+        "(\"sql_query\", \"site_grpc_server\", \"database/sql\")",
+        &[
+            "Rust (",
+            "USDT sql_query",
+            "EV_SITE_SQL",
+            "EV_SITE_GRPC_SERVER",
+        ],
+    );
+    fails_naming(
+        abi_rs,
+        "(\"sql_batch\", \"sql_\", 2)",
+        "(\"sql_batch\", \"sql_\", 3)",
+        &["Rust (", "EV_SITE_SQL batch package", "2", "3"],
+    );
+    fails_naming(
+        usdt_rs,
+        "function: \"database/sql.gotapProbeSQLQuery\"",
+        "function: \"database/sql.gotapProbeSQL\"",
+        &[
+            "USDT (",
+            "EV_SITE_SQL",
+            "gotapProbeSQLQuery",
+            "gotapProbeSQL",
         ],
     );
 }
