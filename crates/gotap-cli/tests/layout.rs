@@ -601,13 +601,18 @@ fn strip_line_comments(s: &str) -> String {
 
 // ---------------------------------------------------------------- C
 
+/// A C struct's fields: type, name, array dimension.
+type CFields = Vec<(String, String, Option<String>)>;
+/// Fields as (name, canonical type).
+type Fields = Vec<(String, String)>;
+
 struct CForm {
     /// name -> (expression, file)
     defines: BTreeMap<String, (String, String)>,
     /// name -> (fields (type, name, dim), file); the first file that defines it.
-    structs: BTreeMap<String, (Vec<(String, String, Option<String>)>, String)>,
+    structs: BTreeMap<String, (CFields, String)>,
     /// Every file's definition of each struct (for records kept in more than one place).
-    all_structs: Vec<(String, Vec<(String, String, Option<String>)>, String)>,
+    all_structs: Vec<(String, CFields, String)>,
     /// Every file's #define of each name: (name, expression, file).
     all_defines: Vec<(String, String, String)>,
 }
@@ -1018,7 +1023,7 @@ struct RustForm {
     /// name -> (value, file) of the `mod slot` constants
     slots: BTreeMap<String, Vec<(u64, String)>>,
     /// #[repr(C)] structs: name -> [(fields (name, type), file)]
-    structs: BTreeMap<String, Vec<(Vec<(String, String)>, String)>>,
+    structs: BTreeMap<String, Vec<(Fields, String)>>,
 }
 
 fn parse_rust(srcs: &[Src]) -> RustForm {
