@@ -40,7 +40,7 @@ pub const GOTAP_ARGS: &str =
 /// ("gotap-semaphor").
 pub const GOTAP_SEMAPHORE_MARKER: &[u8] = b"gotap-semaphor";
 /// The markers of database/sql's and grpc's semaphores: each woven package has its own semaphore
-/// (go/probes/databasesql, go/probes/grpc), shared by that package's sites.
+/// (instrumentations/databasesql/probes, instrumentations/grpc/probes), shared by that package's sites.
 pub const GOTAP_SQL_SEMAPHORE_MARKER: &[u8] = b"gotap-sema-sql";
 pub const GOTAP_GRPC_SEMAPHORE_MARKER: &[u8] = b"gotap-sema-rpc";
 /// The markers of the batch sites' semaphores (go/probes/shared/gotap_batch.go): "gotap-batch-"

@@ -1,6 +1,6 @@
 //! Database client spans (OpenTelemetry stable database conventions). A strategy describes one
 //! call of a database/sql query or exec with [`DbQuery`] and gets the span from [`client_span`];
-//! the compile-time runtime (go/gotaprt/sql.go, go/gotaprt/internal/sqltext) mirrors these rules
+//! the compile-time runtime (instrumentations/databasesql/runtime/sql.go, go/gotaprt/internal/sqltext) mirrors these rules
 //! line for line.
 //!
 //! The query text is exported sanitized: string and numeric literals become `?` (placeholders,
@@ -620,7 +620,7 @@ mod tests {
         (p.sanitized, p.operation, p.collection)
     }
 
-    /// SDK mode's order (go/gotaprt/sql.go): namespace, address, port; each omitted when unknown.
+    /// SDK mode's order (instrumentations/databasesql/runtime/sql.go): namespace, address, port; each omitted when unknown.
     #[test]
     fn server_and_namespace_attributes() {
         let q = DbQuery {

@@ -1,6 +1,6 @@
 // usdtsites calls gotap-style probe sites with fixed, known values, so the USDT note writer/reader
 // and the eBPF site strategy can be tested without a woven net/http. The sites, the semaphore and
-// the record follow the contract of go/probes/nethttp (docs/probes.md) in its argument ABI: the
+// the record follow the contract of instrumentations/nethttp/probes (docs/probes.md) in its argument ABI: the
 // sites start with the nop5 and pass no event, as older builds' and hand-written sites do (the
 // woven sites' event ABI is exercised by the e2e tests of gotap build --probes).
 //

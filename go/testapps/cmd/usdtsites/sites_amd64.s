@@ -1,4 +1,4 @@
-// Same sites as go/probes/nethttp/gotap_probes_amd64.s, in package main.
+// Same sites as instrumentations/nethttp/probes/gotap_probes_amd64.s, in package main.
 #include "textflag.h"
 
 TEXT ·gotapProbeHTTPServer(SB), NOSPLIT|NOFRAME, $0-72
