@@ -1,7 +1,8 @@
 //! Issue #14: each event and record layout is defined once, in crates/gotap-ebpf/layout/records.json,
 //! and every hand-kept copy is checked against it here:
 //!   - C: crates/gotap-ebpf/bpf/types.h (#defines, structs) and the BPF C (`struct site_args`,
-//!     `struct site_record`, the string caps of each kind's `site_put` calls);
+//!     `struct site_record`, the string caps of each kind's `site_put` calls, and those of the
+//!     libraries' function probes in instrumentations/*/bpf, which emit site events too);
 //!   - Rust: crates/gotap-ebpf/src (abi.rs constants and #[repr(C)] structs, the batch head's byte
 //!     ranges, the string slot numbers of sites.rs / sites_more.rs);
 //!   - Go: the probe-site fragments, found by walking go/probes and instrumentations/*/probes
@@ -9,7 +10,11 @@
 //!     gotapProbeEvent writes, gotapProbeRecord, the site functions' arguments and assembly);
 //!   - bpftrace: the script crates/gotap-cli/src/probes.rs prints (its `struct gotap_record`, the
 //!     stack offsets it reads, the argument slots and record fields each row uses);
-//!   - the USDT argument spec of crates/gotap-binary/src/usdt.rs.
+//!   - the USDT argument spec and site functions of crates/gotap-binary/src/usdt.rs;
+//!   - which BPF program emits which kind, and the tables naming them (sites.rs `KNOWN`,
+//!     `BATCH_SITES`);
+//!   - the Go programs that declare the sites themselves (go/testapps/cmd/usdtsites,
+//!     crates/gotap-ebpf/examples/sitebench): record, arguments, assembly frame.
 //!
 //! Copies are found by their content (a `struct http_event {`, a `gotapProbeRecord`), not by a fixed
 //! path, so files moving into instrumentations/<lib>/ stay checked. Each difference is one line:
@@ -500,6 +505,8 @@ fn load_sources() -> Vec<Src> {
         "crates/gotap-ebpf/src",
         "go/probes",
         "instrumentations",
+        "go/testapps/cmd/usdtsites",
+        "crates/gotap-ebpf/examples/sitebench",
     ] {
         walk(&root.join(d), &mut paths);
     }
@@ -2277,6 +2284,97 @@ fn check_names(def: &Def, srcs: &[Src], errs: &mut Vec<String>) {
     }
 }
 
+/// Go programs that declare the sites themselves, in package main: the test program of the
+/// argument ABI (go/testapps/cmd/usdtsites, no event argument, as older builds) and the cost
+/// examples' program of the event ABI (crates/gotap-ebpf/examples/sitebench).
+fn is_go_program(p: &str) -> bool {
+    p.starts_with("go/testapps/cmd/usdtsites/")
+        || p.starts_with("crates/gotap-ebpf/examples/sitebench/")
+}
+
+fn check_go_programs(def: &Def, srcs: &[Src], errs: &mut Vec<String>) {
+    let args = def.fields("site_args", false);
+    let event_off = def.offset_of("site_args", "event");
+    // The argument ABI: every argument before the event.
+    let old: Fields = args.iter().filter(|f| f.0 != "event").cloned().collect();
+    let mut found = 0;
+    for s in srcs.iter().filter(|s| is_go_program(&s.path)) {
+        let text = strip_line_comments(&s.text);
+        if s.path.ends_with(".go") {
+            let none = |_: &str| None;
+            if let Some(fields) = go_struct(&text, "gotapProbeRecord") {
+                found += 1;
+                let got: Fields = fields
+                    .iter()
+                    .map(|(n, t)| (n.clone(), go_type(t, &none)))
+                    .collect();
+                compare(
+                    errs,
+                    "Go",
+                    &s.path,
+                    "site_record",
+                    &def.fields("site_record", false),
+                    &got,
+                    false,
+                    false,
+                );
+            }
+            for (fname, sig, _) in go_funcs(&text) {
+                let Some(k) = def.site_kinds.iter().find(|k| k.go.site == fname) else {
+                    continue;
+                };
+                let got: Fields = go_params(&sig)
+                    .into_iter()
+                    .map(|(n, t)| (n, go_type(&t, &none)))
+                    .collect();
+                let want = if got.len() == old.len() { &old } else { &args };
+                compare(
+                    errs,
+                    "Go",
+                    &s.path,
+                    &format!("site_args of {} ({fname})", k.name),
+                    want,
+                    &got,
+                    false,
+                    false,
+                );
+            }
+        } else if s.path.ends_with(".s") {
+            for k in &def.site_kinds {
+                let Some(i) = text.find(&format!("TEXT ·{}(SB)", k.go.site)) else {
+                    continue;
+                };
+                let line = text[i..].lines().next().unwrap_or("");
+                let frame = line.rsplit_once('-').map_or("", |x| x.1).trim();
+                let body = &text[i..];
+                let body = &body[..body.find("RET").unwrap_or(body.len())];
+                let want = if body.contains("event_base") {
+                    layout(&args).size
+                } else {
+                    event_off
+                };
+                if frame != want.to_string() {
+                    errs.push(format!(
+                        "Go assembly ({}): site_args of {}: definition frame $0-{want}, assembly `{}`",
+                        s.path, k.name, line.trim()
+                    ));
+                }
+                if body.contains("event_base")
+                    && !body.contains(&format!("event_base+{event_off}(FP)"))
+                {
+                    errs.push(format!(
+                        "Go assembly ({}): site_args.event of {}: definition event_base at {event_off}(FP)",
+                        s.path, k.name
+                    ));
+                }
+            }
+        }
+    }
+    if found == 0 {
+        errs.push("Go: no gotapProbeRecord in go/testapps/cmd/usdtsites or crates/gotap-ebpf/examples/sitebench".into());
+    }
+}
+
 fn check_all(def: &Def, srcs: &[Src]) -> Vec<String> {
     let mut errs = Vec::new();
     check_def(def, &mut errs);
@@ -2286,6 +2384,7 @@ fn check_all(def: &Def, srcs: &[Src]) -> Vec<String> {
     check_bpftrace(def, srcs, &mut errs);
     check_usdt(def, srcs, &mut errs);
     check_names(def, srcs, &mut errs);
+    check_go_programs(def, srcs, &mut errs);
     errs
 }
 
@@ -2721,6 +2820,44 @@ fn checker_programs_and_tables() {
             "EV_SITE_SQL",
             "gotapProbeSQLQuery",
             "gotapProbeSQL",
+        ],
+    );
+}
+
+#[test]
+fn checker_test_programs() {
+    fn usdtsites(p: &str) -> bool {
+        p.starts_with("go/testapps/cmd/usdtsites/")
+    }
+    fn sitebench(p: &str) -> bool {
+        p.starts_with("crates/gotap-ebpf/examples/sitebench/")
+    }
+    fails_naming(
+        usdtsites,
+        "\tspan, parent     uint64\n",
+        "\tspan, parent     uint32\n",
+        &[
+            "Go (go/testapps/cmd/usdtsites",
+            "site_record.span",
+            "u64",
+            "u32",
+        ],
+    );
+    fails_naming(
+        usdtsites,
+        "NOSPLIT|NOFRAME, $0-72",
+        "NOSPLIT|NOFRAME, $0-64",
+        &["Go assembly (go/testapps/cmd/usdtsites", "$0-72", "$0-64"],
+    );
+    fails_naming(
+        sitebench,
+        "errText string, rec *gotapProbeRecord, event string)",
+        "errText string, event string, rec *gotapProbeRecord)",
+        &[
+            "Go (crates/gotap-ebpf/examples/sitebench",
+            "site_args of EV_SITE_CLIENT",
+            "ptr",
+            "str",
         ],
     );
 }
