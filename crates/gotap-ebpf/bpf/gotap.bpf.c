@@ -43,8 +43,8 @@ struct {
 
 /* Span ids of server spans that have ended. A goroutine a handler started keeps that handler's
  * context in goctx after the request ends (nothing cheap fires when it exits or goes idle, e.g. a
- * worker pool started by the first request): client_entry ignores an inherited context whose
- * server span is listed here. LRU: after this many later requests the marker is gone and the
+ * worker pool started by the first request): a client span's entry program ignores an inherited
+ * context whose server span is listed here. LRU: after this many later requests the marker is gone and the
  * stale parent is used again (documented limit). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -52,22 +52,6 @@ struct {
 	__type(value, u8);
 	__uint(max_entries, 65536);
 } ended SEC(".maps");
-
-/* In-flight server requests, entry -> RET. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__type(key, struct g_key);
-	__type(value, struct http_event);
-	__uint(max_entries, 4096);
-} server_calls SEC(".maps");
-
-/* In-flight client round trips, entry -> RET. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__type(key, struct g_key);
-	__type(value, struct http_event);
-	__uint(max_entries, 4096);
-} client_calls SEC(".maps");
 
 /* Cross-process links: the client span that is writing a request on a TCP connection. Pinned by
  * name (user space gives the directory) so every gotap agent on the host shares it. */
@@ -90,14 +74,6 @@ struct {
 	__type(value, u64);
 	__uint(max_entries, CNT_MAX);
 } counters SEC(".maps");
-
-/* Scratch space too large for the 512-byte stack. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__type(key, u32);
-	__type(value, struct http_event);
-	__uint(max_entries, 1);
-} scratch_event SEC(".maps");
 
 #define WIN_MAX 1024     /* raw request bytes scanned for headers, ending where parsing stopped */
 #define WIN_BUF 2048     /* buffer size: any index i + k with i < WIN_MAX, k < 1024 masks in */
@@ -166,30 +142,6 @@ static __always_inline int cur_g_key(struct pt_regs *ctx, struct proc_cfg *cfg, 
 	if (!cfg || cur_g_key(ctx, cfg, &key))                                         \
 		return 0
 
-/* A zeroed (up to the strings) scratch event of `kind`, started now. */
-static __always_inline struct http_event *new_event(struct proc_cfg *cfg, u8 kind)
-{
-	u32 zero = 0;
-	struct http_event *ev = bpf_map_lookup_elem(&scratch_event, &zero);
-	if (!ev)
-		return 0;
-	__builtin_memset(ev, 0, __builtin_offsetof(struct http_event, method));
-	ev->kind = kind;
-	ev->proc = cfg->proc;
-	ev->start_ns = bpf_ktime_get_ns();
-	return ev;
-}
-
-/* The in-flight call a return probe ends; a miss (evicted, or begun before attaching) is
- * counted. */
-static __always_inline struct http_event *in_flight(void *calls, struct g_key *key)
-{
-	struct http_event *ev = bpf_map_lookup_elem(calls, key);
-	if (!ev)
-		count(CNT_RET_NO_ENTRY);
-	return ev;
-}
-
 /* Copies a Go string (ptr, len) found at addr into dst (at most cap bytes); returns the length. */
 #define READ_GO_STR(dst, cap, addr)                                                    \
 	({                                                                             \
@@ -222,17 +174,27 @@ static __always_inline int nonzero(const u8 *b, int n)
 	return acc != 0;
 }
 
+/* The struct offsets read_conn_tuple needs to read a net.Conn's TCP 4-tuple: a library that
+ * reads one lays these out in five consecutive slots of its lib_cfg, in this order. */
+struct tcp_offs {
+	u64 netconn_fd;     /* net.conn.fd (net.TCPConn embeds net.conn first) */
+	u64 netfd_laddr;
+	u64 netfd_raddr;
+	u64 tcpaddr_ip;
+	u64 tcpaddr_port;
+};
+
 /* net.TCPAddr at addr -> IPv4-mapped 16-byte IP and port. 0 on success. */
-static __always_inline int read_tcp_addr(struct proc_cfg *cfg, u64 addr, u8 *ip, u16 *port)
+static __always_inline int read_tcp_addr(const struct tcp_offs *o, u64 addr, u8 *ip, u16 *port)
 {
 	struct {
 		u64 ptr;
 		s64 len;
 		s64 cap;
 	} sl = {};
-	if (!addr || bpf_probe_read_user(&sl, sizeof(sl), (void *)(addr + cfg->tcpaddr_ip)))
+	if (!addr || bpf_probe_read_user(&sl, sizeof(sl), (void *)(addr + o->tcpaddr_ip)))
 		return -1;
-	s64 p = (s64)read_u64(addr + cfg->tcpaddr_port);
+	s64 p = (s64)read_u64(addr + o->tcpaddr_port);
 	if (p <= 0 || p > 65535)
 		return -1;
 	*port = (u16)p;
@@ -251,18 +213,19 @@ static __always_inline int read_tcp_addr(struct proc_cfg *cfg, u64 addr, u8 *ip,
 	return 0;
 }
 
-/* conn_data: data word of a net.Conn interface holding a *net.TCPConn. */
-static __always_inline int read_conn_tuple(struct proc_cfg *cfg, u64 conn_data, u8 *lip, u16 *lport,
+/* conn_data: data word of a net.Conn interface holding a *net.TCPConn; o: the calling library's
+ * offsets (struct tcp_offs, laid out in its lib_cfg slots). */
+static __always_inline int read_conn_tuple(const struct tcp_offs *o, u64 conn_data, u8 *lip, u16 *lport,
 					   u8 *rip, u16 *rport)
 {
 	if (!conn_data)
 		return -1;
-	u64 fd = read_u64(conn_data + cfg->netconn_fd);
+	u64 fd = read_u64(conn_data + o->netconn_fd);
 	if (!fd)
 		return -1;
-	u64 laddr = read_u64(fd + cfg->netfd_laddr + 8);
-	u64 raddr = read_u64(fd + cfg->netfd_raddr + 8);
-	if (read_tcp_addr(cfg, laddr, lip, lport) || read_tcp_addr(cfg, raddr, rip, rport))
+	u64 laddr = read_u64(fd + o->netfd_laddr + 8);
+	u64 raddr = read_u64(fd + o->netfd_raddr + 8);
+	if (read_tcp_addr(o, laddr, lip, lport) || read_tcp_addr(o, raddr, rip, rport))
 		return -1;
 	return 0;
 }
@@ -295,48 +258,7 @@ static __always_inline u64 site_wake_flag(u64 hits)
 										  : BPF_RB_NO_WAKEUP;
 }
 
-static __always_inline void submit(struct http_event *ev)
-{
-	if (bpf_ringbuf_output(&events, ev, sizeof(*ev), wake_flag(sizeof(*ev))))
-		count(CNT_RINGBUF_DROPS);
-}
-
-/* ---------- header window scan ---------- */
-
-struct scan_ctx {
-	struct window *w;
-	u32 n;
-	u32 line_start_at_0;
-	s32 tp_off;
-	s32 ua_off;
-};
-
-static __always_inline int match_ci(struct window *w, u32 i, const char *pat, int len)
-{
-	for (int k = 0; k < len; k++) {
-		if ((WB(w, i + k) | 0x20) != pat[k])
-			return 0;
-	}
-	return 1;
-}
-
-static long scan_line(u32 i, struct scan_ctx *c)
-{
-	if (i >= c->n || i >= WIN_MAX)
-		return 1;
-	if (i == 0) {
-		if (!c->line_start_at_0)
-			return 0;
-	} else if (WB(c->w, i - 1) != '\n') {
-		return 0;
-	}
-	u8 ch = WB(c->w, i) | 0x20;
-	if (ch == 't' && c->tp_off < 0 && i + 12 <= c->n && match_ci(c->w, i, "traceparent:", 12))
-		c->tp_off = i + 12;
-	else if (ch == 'u' && c->ua_off < 0 && i + 11 <= c->n && match_ci(c->w, i, "user-agent:", 11))
-		c->ua_off = i + 11;
-	return 0;
-}
+/* ---------- traceparent (a library's header scan finds it in a struct window) ---------- */
 
 static __always_inline int hexval(u8 c)
 {
@@ -384,254 +306,6 @@ static __always_inline int parse_traceparent(struct window *w, u32 off, u32 n, u
 	}
 	if (!nonzero(trace, 16) || !nonzero(span, 8))
 		return -1;
-	return 0;
-}
-
-struct ua_ctx {
-	struct window *w;
-	u32 start;
-	u32 n;
-	u32 len;
-};
-
-static long ua_len_cb(u32 k, struct ua_ctx *c)
-{
-	u32 i = c->start + k;
-	if (i >= c->n)
-		return 1;
-	u8 ch = WB(c->w, i);
-	if (ch == '\r' || ch == '\n')
-		return 1;
-	c->len = k + 1;
-	return 0;
-}
-
-/* Reads the raw request bytes just before bufio.Reader.r (the end of the header block of the
- * request being served) and takes traceparent (into ev as parent) and User-Agent from them. */
-static __always_inline void scan_headers(struct proc_cfg *cfg, u64 conn, struct http_event *ev,
-					 int want_parent)
-{
-	u32 zero = 0;
-	struct window *w = bpf_map_lookup_elem(&scratch_window, &zero);
-	if (!w)
-		return;
-	u64 bufr = read_u64(conn + cfg->conn_bufr);
-	if (!bufr)
-		return;
-	u64 buf = read_u64(bufr + cfg->bufio_buf);
-	s64 r = (s64)read_u64(bufr + cfg->bufio_r);
-	if (!buf || r <= 0)
-		return;
-	u32 n = r > WIN_MAX ? WIN_MAX : (u32)r;
-	u64 start = buf + (u64)r - n;
-	if (bpf_probe_read_user(w->b, n & (WIN_MAX * 2 - 1), (void *)start))
-		return;
-	struct scan_ctx sc = {.w = w, .n = n, .line_start_at_0 = (n == (u64)r), .tp_off = -1, .ua_off = -1};
-	bpf_loop(WIN_MAX, scan_line, &sc, 0);
-	/* More header bytes than the window before the parse point, and a header not found: it may
-	 * have been cut off. */
-	if (n < r && (sc.tp_off < 0 || sc.ua_off < 0))
-		count(CNT_WINDOW_TRUNCATED);
-	if (want_parent && sc.tp_off >= 0 &&
-	    !parse_traceparent(w, sc.tp_off, n, ev->trace_id, ev->parent_id)) {
-		ev->flags |= EVF_HAS_PARENT;
-		ev->parent_source = PARENT_TRACEPARENT;
-	}
-	if (sc.ua_off >= 0) {
-		struct ua_ctx uc = {.w = w, .start = skip_spaces(w, sc.ua_off), .n = n};
-		bpf_loop(UA_CAP, ua_len_cb, &uc, 0);
-		u32 len = uc.len > UA_CAP - 1 ? UA_CAP - 1 : uc.len;
-		len &= UA_CAP - 1; /* for the verifier: clang may test a copy of len */
-		if (len > 0 && uc.start < WIN_MAX &&
-		    !bpf_probe_read_user(ev->ua, len, (void *)(start + uc.start)))
-			ev->ua_len = len;
-	}
-}
-
-/* ---------- net/http server ---------- */
-
-/* net/http.serverHandler.ServeHTTP(sh, rw ResponseWriter, req *Request): RAX=sh, RBX/RCX=rw,
- * RDI=req. */
-SEC("uprobe")
-int server_entry(struct pt_regs *ctx)
-{
-	PROLOGUE(ctx, cfg, key);
-	u64 rw = ctx->rcx, req = ctx->rdi;
-	/* Same request already in flight on this goroutine: ServeHTTP restarted after growing its
-	 * stack (the probe sits before the stack check). The first pass consumed the one-use link
-	 * entry and made the ids: keep them. */
-	struct http_event *prev = bpf_map_lookup_elem(&server_calls, &key);
-	if (prev && prev->aux2 == req)
-		return 0;
-	struct http_event *ev = new_event(cfg, EV_SERVER);
-	if (!ev)
-		return 0;
-	ev->aux = rw;
-	ev->aux2 = req;
-	ev->method_len = READ_GO_STR(ev->method, METHOD_CAP, req + cfg->req_method);
-	ev->proto_len = READ_GO_STR(ev->proto, PROTO_CAP, req + cfg->req_proto);
-	ev->host_len = READ_GO_STR(ev->host, HOST_CAP, req + cfg->req_host);
-	ev->remote_len = READ_GO_STR(ev->remote, REMOTE_CAP, req + cfg->req_remote_addr);
-	u64 url = read_u64(req + cfg->req_url);
-	if (url) {
-		ev->path_len = READ_GO_STR(ev->path, PATH_CAP, url + cfg->url_path);
-		ev->query_len = READ_GO_STR(ev->query, QUERY_CAP, url + cfg->url_raw_query);
-	}
-	/* HTTP/2: rw is not a *http.response, its connection data is elsewhere. */
-	if (ev->proto_len >= 6 && ev->proto[5] == '2')
-		ev->flags |= EVF_HTTP2;
-
-	if (!(ev->flags & EVF_HTTP2)) {
-		u64 conn = read_u64(rw + cfg->sresp_conn);
-		if (conn) {
-			/* A traced client on this host registered this connection: most specific parent. */
-			struct tuple t = {};
-			u64 rwc = read_u64(conn + cfg->conn_rwc + 8);
-			if (!read_conn_tuple(cfg, rwc, t.dst_ip, &t.dst_port, t.src_ip, &t.src_port)) {
-				struct link_val *lv = bpf_map_lookup_elem(&gotap_links, &t);
-				if (lv && ev->start_ns - lv->written_ns < LINK_MAX_AGE_NS) {
-					__builtin_memcpy(ev->trace_id, lv->trace_id, 16);
-					__builtin_memcpy(ev->parent_id, lv->span_id, 8);
-					ev->flags |= EVF_HAS_PARENT;
-					ev->parent_source = PARENT_LINK_MAP;
-				}
-				if (lv)
-					bpf_map_delete_elem(&gotap_links, &t); /* one request, one use */
-			}
-			scan_headers(cfg, conn, ev, !(ev->flags & EVF_HAS_PARENT));
-		}
-	}
-	if (!(ev->flags & EVF_HAS_PARENT))
-		random_bytes(ev->trace_id, 16);
-	random_bytes(ev->span_id, 8);
-
-	struct span_ctx sctx;
-	__builtin_memcpy(sctx.trace_id, ev->trace_id, 16);
-	__builtin_memcpy(sctx.span_id, ev->span_id, 8);
-	bpf_map_update_elem(&goctx, &key, &sctx, BPF_ANY);
-	bpf_map_update_elem(&server_calls, &key, ev, BPF_ANY);
-	return 0;
-}
-
-/* ServeHTTP returned: in each caller, the first branch/call after the call (or ServeHTTP's RETs).
- * Uses no register but R14: the response and request were saved at entry. */
-SEC("uprobe")
-int server_ret(struct pt_regs *ctx)
-{
-	PROLOGUE(ctx, cfg, key);
-	struct http_event *ev = in_flight(&server_calls, &key);
-	if (!ev)
-		return 0;
-	ev->end_ns = bpf_ktime_get_ns();
-	if (!(ev->flags & EVF_HTTP2)) {
-		s64 status = (s64)read_u64(ev->aux + cfg->sresp_status);
-		/* 0: the handler wrote nothing; net/http then answers 200. */
-		ev->status = status == 0 ? 200 : (u16)status;
-		ev->flags |= EVF_HAS_STATUS;
-	}
-	/* ServeMux sets Request.Pattern below serverHandler.ServeHTTP: read it on the way out. */
-	if (cfg->flags & CFG_HAS_PATTERN)
-		ev->pattern_len = READ_GO_STR(ev->pattern, PATTERN_CAP, ev->aux2 + cfg->req_pattern);
-	ev->aux = 0;
-	ev->aux2 = 0;
-	u64 sid;
-	__builtin_memcpy(&sid, ev->span_id, 8);
-	u8 one = 1;
-	bpf_map_update_elem(&ended, &sid, &one, BPF_ANY);
-	submit(ev);
-	bpf_map_delete_elem(&server_calls, &key);
-	bpf_map_delete_elem(&goctx, &key);
-	return 0;
-}
-
-/* ---------- net/http client ---------- */
-
-/* net/http.(*Transport).roundTrip(t, req *Request) (*Response, error): RAX=t, RBX=req. */
-SEC("uprobe")
-int client_entry(struct pt_regs *ctx)
-{
-	PROLOGUE(ctx, cfg, key);
-	u64 req = ctx->rbx;
-	/* Restarted after a stack growth (see server_entry): keep the first pass's ids. */
-	struct http_event *prev = bpf_map_lookup_elem(&client_calls, &key);
-	if (prev && prev->aux2 == req)
-		return 0;
-	struct http_event *ev = new_event(cfg, EV_CLIENT);
-	if (!ev)
-		return 0;
-	ev->aux2 = req;
-	ev->method_len = READ_GO_STR(ev->method, METHOD_CAP, req + cfg->req_method);
-	u64 url = read_u64(req + cfg->req_url);
-	if (url) {
-		ev->proto_len = READ_GO_STR(ev->proto, PROTO_CAP, url + cfg->url_scheme);
-		ev->host_len = READ_GO_STR(ev->host, HOST_CAP, url + cfg->url_host);
-		ev->path_len = READ_GO_STR(ev->path, PATH_CAP, url + cfg->url_path);
-		ev->query_len = READ_GO_STR(ev->query, QUERY_CAP, url + cfg->url_raw_query);
-	}
-	struct span_ctx *parent = bpf_map_lookup_elem(&goctx, &key);
-	if (parent) {
-		/* Inherited from a handler whose request is over: not a parent any more. */
-		u64 psid;
-		__builtin_memcpy(&psid, parent->span_id, 8);
-		if (bpf_map_lookup_elem(&ended, &psid)) {
-			bpf_map_delete_elem(&goctx, &key);
-			parent = 0;
-		}
-	}
-	if (parent) {
-		__builtin_memcpy(ev->trace_id, parent->trace_id, 16);
-		__builtin_memcpy(ev->parent_id, parent->span_id, 8);
-		ev->flags |= EVF_HAS_PARENT;
-		ev->parent_source = PARENT_GOROUTINE;
-	} else {
-		random_bytes(ev->trace_id, 16);
-	}
-	random_bytes(ev->span_id, 8);
-	bpf_map_update_elem(&client_calls, &key, ev, BPF_ANY);
-	return 0;
-}
-
-/* net/http.(*persistConn).roundTrip(pc, req *transportRequest) entry: same goroutine as the
- * Transport.roundTrip that picked this connection, just before the request is written on it. */
-SEC("uprobe")
-int client_conn(struct pt_regs *ctx)
-{
-	PROLOGUE(ctx, cfg, key);
-	struct http_event *ev = bpf_map_lookup_elem(&client_calls, &key);
-	if (!ev)
-		return 0;
-	u64 pc = ctx->rax;
-	u64 conn = read_u64(pc + cfg->pconn_conn + 8);
-	struct tuple t = {};
-	if (read_conn_tuple(cfg, conn, t.src_ip, &t.src_port, t.dst_ip, &t.dst_port))
-		return 0;
-	struct link_val lv = {};
-	__builtin_memcpy(lv.trace_id, ev->trace_id, 16);
-	__builtin_memcpy(lv.span_id, ev->span_id, 8);
-	lv.written_ns = bpf_ktime_get_ns();
-	bpf_map_update_elem(&gotap_links, &t, &lv, BPF_ANY);
-	return 0;
-}
-
-/* Every RET of (*Transport).roundTrip: RAX=*Response, RBX/RCX=error. */
-SEC("uprobe")
-int client_ret(struct pt_regs *ctx)
-{
-	PROLOGUE(ctx, cfg, key);
-	struct http_event *ev = in_flight(&client_calls, &key);
-	if (!ev)
-		return 0;
-	ev->end_ns = bpf_ktime_get_ns();
-	ev->aux2 = 0;
-	u64 resp = ctx->rax;
-	if (ctx->rbx) {
-		ev->flags |= EVF_ERROR;
-	} else if (resp) {
-		ev->status = (u16)read_u64(resp + cfg->resp_status_code);
-		ev->flags |= EVF_HAS_STATUS;
-	}
-	submit(ev);
-	bpf_map_delete_elem(&client_calls, &key);
 	return 0;
 }
 
@@ -1102,6 +776,22 @@ static __always_inline __attribute__((unused)) struct lib_cfg *get_lib_cfg(struc
 	count(CNT_PROBE_HITS);
 	return bpf_map_lookup_elem(&lib_cfgs, &k);
 }
+
+/* The process's generic cfg, for a library's handler that counted its hit with get_lib_cfg. */
+static __always_inline struct proc_cfg *proc_cfg_of(struct pt_regs *ctx)
+{
+	u32 id = (u32)bpf_get_attach_cookie(ctx);
+	return bpf_map_lookup_elem(&cfgs, &id);
+}
+
+/* PROLOGUE for a library's span handler: its lib_cfg `lc` (one hit counted), the process's generic
+ * cfg and the running goroutine's key, or return quietly. */
+#define LIB_PROLOGUE(ctx, lib, lc, cfg, key)                                           \
+	struct lib_cfg *lc = get_lib_cfg(ctx, lib);                                    \
+	struct proc_cfg *cfg = lc ? proc_cfg_of(ctx) : 0;                              \
+	struct g_key key;                                                              \
+	if (!cfg || cur_g_key(ctx, cfg, &key))                                         \
+		return 0
 
 /* The libraries of instrumentations/registry.txt (generated by build.rs): their programs use
  * everything above. */

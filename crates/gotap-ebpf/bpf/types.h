@@ -14,39 +14,16 @@ typedef __s32 s32;
 #define OFF_ABSENT ((u64)-1)
 
 /* cfg.flags */
-#define CFG_HAS_PATTERN (1u << 0)    /* net/http.Request.Pattern exists (Go >= 1.23) */
 #define CFG_GOROUTINES (1u << 1)     /* runtime.m.curg is known: propagate context on `go` */
 
-/* Per traced process configuration: the struct offsets of that binary's Go version. Keyed by the
+/* Per traced process configuration: what every library's programs need, the runtime's offsets
+ * for that binary's Go version (a library's own offsets are in its struct lib_cfg). Keyed by the
  * uprobe attach cookie (one id per traced process), so one loaded object serves many processes
  * whatever their pid namespace. */
 struct proc_cfg {
 	u64 g_goid;
 	u64 g_m;
 	u64 m_curg;
-	u64 req_method;
-	u64 req_url;
-	u64 req_proto;
-	u64 req_host;
-	u64 req_remote_addr;
-	u64 req_pattern;
-	u64 url_scheme;
-	u64 url_host;
-	u64 url_path;
-	u64 url_raw_query;
-	u64 sresp_status;   /* net/http.response.status */
-	u64 sresp_conn;     /* net/http.response.conn */
-	u64 conn_rwc;       /* net/http.conn.rwc */
-	u64 conn_bufr;      /* net/http.conn.bufr */
-	u64 bufio_buf;
-	u64 bufio_r;
-	u64 netconn_fd;     /* net.conn.fd (net.TCPConn embeds net.conn first) */
-	u64 netfd_laddr;
-	u64 netfd_raddr;
-	u64 tcpaddr_ip;
-	u64 tcpaddr_port;
-	u64 pconn_conn;     /* net/http.persistConn.conn */
-	u64 resp_status_code; /* net/http.Response.StatusCode */
 	u32 flags;
 	u32 proc;           /* the id user space gave this process (== cookie) */
 };
@@ -93,21 +70,10 @@ struct link_val {
 	u64 written_ns; /* bpf_ktime_get_ns() when the client started writing */
 };
 
-#define EV_SERVER 1
-#define EV_CLIENT 2
+/* Record kinds of the events ring: the site events and batches below (3 to 8). Other kinds are
+ * a library's own records (its bpf/<name>.bpf.h and the `decode` of its ebpf.rs). */
 
-/* event.flags */
-#define EVF_HAS_PARENT (1u << 0)
-#define EVF_HAS_STATUS (1u << 1)
-#define EVF_ERROR (1u << 2)       /* client: round trip returned a non-nil error */
-#define EVF_HTTP2 (1u << 3)       /* server: HTTP/2 request, no conn-based data */
-
-/* event.parent_source */
-#define PARENT_NONE 0
-#define PARENT_TRACEPARENT 1  /* W3C traceparent header in the request */
-#define PARENT_LINK_MAP 2     /* pinned TCP-tuple map written by a traced client */
-#define PARENT_GOROUTINE 3    /* client: the calling goroutine's span */
-
+/* String caps, shared by the probe sites and the function probes that fill the same fields. */
 #define METHOD_CAP 16
 #define PATH_CAP 256
 #define QUERY_CAP 256
@@ -116,42 +82,6 @@ struct link_val {
 #define REMOTE_CAP 64
 #define PATTERN_CAP 128
 #define UA_CAP 256
-
-/* One finished span. Server: method, path, query, host (Host header), proto, remote (RemoteAddr),
- * pattern, ua. Client: method, path/query/host/proto(=scheme) from the URL. */
-struct http_event {
-	u8 kind;
-	u8 flags;
-	u8 parent_source;
-	u8 _pad0;
-	u32 proc;
-	u64 start_ns;
-	u64 end_ns;
-	u64 aux;            /* server: the *http.response, read again at RET; not for user space */
-	u64 aux2;           /* the *http.Request (server: read again at RET; both: restart check);
-			     * not for user space */
-	u8 trace_id[16];
-	u8 span_id[8];
-	u8 parent_id[8];
-	u16 status;
-	u16 method_len;
-	u16 path_len;
-	u16 query_len;
-	u16 host_len;
-	u16 proto_len;
-	u16 remote_len;
-	u16 pattern_len;
-	u16 ua_len;
-	u16 _pad1[3];
-	char method[METHOD_CAP];
-	char path[PATH_CAP];
-	char query[QUERY_CAP];
-	char host[HOST_CAP];
-	char proto[PROTO_CAP];
-	char remote[REMOTE_CAP];
-	char pattern[PATTERN_CAP];
-	char ua[UA_CAP];
-};
 
 /* Per-CPU counters (array indices). */
 #define CNT_RINGBUF_DROPS 0

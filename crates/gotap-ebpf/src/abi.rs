@@ -2,44 +2,35 @@
 #![allow(dead_code)]
 
 pub const OFF_ABSENT: u64 = u64::MAX;
-pub const CFG_HAS_PATTERN: u32 = 1 << 0;
 pub const CFG_GOROUTINES: u32 = 1 << 1;
 
+/// `struct proc_cfg`: what every library's programs need of a traced process (a library's own
+/// offsets are in its `lib_cfgs` entry).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ProcCfg {
     pub g_goid: u64,
     pub g_m: u64,
     pub m_curg: u64,
-    pub req_method: u64,
-    pub req_url: u64,
-    pub req_proto: u64,
-    pub req_host: u64,
-    pub req_remote_addr: u64,
-    pub req_pattern: u64,
-    pub url_scheme: u64,
-    pub url_host: u64,
-    pub url_path: u64,
-    pub url_raw_query: u64,
-    pub sresp_status: u64,
-    pub sresp_conn: u64,
-    pub conn_rwc: u64,
-    pub conn_bufr: u64,
-    pub bufio_buf: u64,
-    pub bufio_r: u64,
-    pub netconn_fd: u64,
-    pub netfd_laddr: u64,
-    pub netfd_raddr: u64,
-    pub tcpaddr_ip: u64,
-    pub tcpaddr_port: u64,
-    pub pconn_conn: u64,
-    pub resp_status_code: u64,
     pub flags: u32,
     pub proc: u32,
 }
 // SAFETY: plain old data, no padding holes with uninitialised bytes (all fields fill 8-byte slots).
 unsafe impl aya::Pod for ProcCfg {}
-const _: () = assert!(std::mem::size_of::<ProcCfg>() == 216);
+const _: () = assert!(std::mem::size_of::<ProcCfg>() == 32);
+
+/// `struct tcp_offs` (bpf/gotap.bpf.c): the offsets `read_conn_tuple` reads a net.Conn's TCP 4-tuple
+/// with, in the order a library lays them out in five consecutive slots of its `lib_cfg`.
+pub const TCP_OFFS: [gotap_binary::offsets::FieldRef; 5] = {
+    use gotap_binary::offsets as off;
+    [
+        off::NET_CONN_FD,
+        off::NETFD_LADDR,
+        off::NETFD_RADDR,
+        off::TCPADDR_IP,
+        off::TCPADDR_PORT,
+    ]
+};
 
 /// Batch buffers per process the exit probe reads (`EXIT_REFS_MAX`).
 pub const EXIT_REFS_MAX: usize = 3;
@@ -55,65 +46,6 @@ pub struct ExitRefs {
 // SAFETY: plain integers, no padding.
 unsafe impl aya::Pod for ExitRefs {}
 const _: () = assert!(std::mem::size_of::<ExitRefs>() == 24);
-
-pub const EV_SERVER: u8 = 1;
-pub const EV_CLIENT: u8 = 2;
-pub const EVF_HAS_PARENT: u8 = 1 << 0;
-pub const EVF_HAS_STATUS: u8 = 1 << 1;
-pub const EVF_ERROR: u8 = 1 << 2;
-pub const EVF_HTTP2: u8 = 1 << 3;
-
-pub const PARENT_NONE: u8 = 0;
-pub const PARENT_TRACEPARENT: u8 = 1;
-pub const PARENT_LINK_MAP: u8 = 2;
-pub const PARENT_GOROUTINE: u8 = 3;
-
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct HttpEvent {
-    pub kind: u8,
-    pub flags: u8,
-    pub parent_source: u8,
-    pub _pad0: u8,
-    pub proc: u32,
-    pub start_ns: u64,
-    pub end_ns: u64,
-    pub aux: u64,
-    pub aux2: u64,
-    pub trace_id: [u8; 16],
-    pub span_id: [u8; 8],
-    pub parent_id: [u8; 8],
-    pub status: u16,
-    pub method_len: u16,
-    pub path_len: u16,
-    pub query_len: u16,
-    pub host_len: u16,
-    pub proto_len: u16,
-    pub remote_len: u16,
-    pub pattern_len: u16,
-    pub ua_len: u16,
-    pub _pad1: [u16; 3],
-    pub method: [u8; 16],
-    pub path: [u8; 256],
-    pub query: [u8; 256],
-    pub host: [u8; 128],
-    pub proto: [u8; 16],
-    pub remote: [u8; 64],
-    pub pattern: [u8; 128],
-    pub ua: [u8; 256],
-}
-const _: () = assert!(std::mem::size_of::<HttpEvent>() == 1216);
-
-impl HttpEvent {
-    /// Copies an event out of ring-buffer bytes; `None` if the record has another size.
-    pub fn from_bytes(b: &[u8]) -> Option<HttpEvent> {
-        if b.len() != std::mem::size_of::<HttpEvent>() {
-            return None;
-        }
-        // SAFETY: HttpEvent is repr(C) plain data valid for any bit pattern, and the length matches.
-        Some(unsafe { std::ptr::read_unaligned(b.as_ptr() as *const HttpEvent) })
-    }
-}
 
 pub const EV_SITE_SERVER: u8 = 3;
 pub const EV_SITE_CLIENT: u8 = 4;
@@ -274,6 +206,11 @@ pub fn encode_site_event(h: &SiteHeader, strs: &[&[u8]]) -> Vec<u8> {
         out.extend_from_slice(s);
     }
     out
+}
+
+/// `Some(s)` unless empty.
+pub fn non_empty(s: &str) -> Option<&str> {
+    Some(s).filter(|s| !s.is_empty())
 }
 
 /// A string field of an event: `len` bytes of `buf`, lossily decoded.

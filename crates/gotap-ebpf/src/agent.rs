@@ -18,21 +18,17 @@ use aya::{Ebpf, EbpfLoader};
 use gotap_spans::sink::{Collect, SpanSink};
 use gotap_spans::{semconv, Resource, Span};
 
-use crate::abi::{self, HttpEvent, ProcCfg, SiteEvent};
-use crate::library::{LibCfg, LibKey};
+use crate::abi::{self, ProcCfg, SiteEvent};
+use crate::library::{DecodeCtx, Decoded, LibCfg, LibKey};
 use crate::plan::{self, Plan};
 use crate::sites::{self, SitePlan, TracingPath};
 use crate::usdt::{self, UsdtLink};
-use crate::{nethttp, EbpfError};
+use crate::EbpfError;
 
 static BPF_OBJ: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/gotap.bpf.o"));
 
+/// The generic programs (each library's are in its `Library::programs`).
 const PROGRAMS: &[&str] = &[
-    "server_entry",
-    "server_ret",
-    "client_entry",
-    "client_conn",
-    "client_ret",
     "newproc1_ret",
     "newproc_runqput",
     "site_http_server",
@@ -457,7 +453,9 @@ impl Agent {
         }
         if !plan.libs.is_empty() {
             let mut lib_cfgs: BpfHashMap<_, LibKey, LibCfg> = BpfHashMap::try_from(
-                self.ebpf.map_mut("lib_cfgs").expect("lib_cfgs is in the object"),
+                self.ebpf
+                    .map_mut("lib_cfgs")
+                    .expect("lib_cfgs is in the object"),
             )
             .map_err(|e| EbpfError::Map {
                 map: "lib_cfgs",
@@ -721,7 +719,10 @@ impl Agent {
         if let Some(m) = self.ebpf.map_mut("lib_cfgs") {
             if let Ok(mut lib_cfgs) = BpfHashMap::<_, LibKey, LibCfg>::try_from(m) {
                 for (lib, _) in crate::libs::LIBRARIES {
-                    let _ = lib_cfgs.remove(&LibKey { proc: id, lib: *lib });
+                    let _ = lib_cfgs.remove(&LibKey {
+                        proc: id,
+                        lib: *lib,
+                    });
                 }
             }
         }
@@ -1060,29 +1061,21 @@ fn read_loop(
                 counter.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            let copy;
-            let ev = match in_place::<HttpEvent>(&item) {
-                Some(ev) => ev,
-                None => match HttpEvent::from_bytes(&item) {
-                    Some(ev) => {
-                        copy = ev;
-                        &copy
-                    }
-                    None => {
-                        shared.undecodable.fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    }
-                },
-            };
-            let Some(resource) = resource_of(ev.proc) else {
-                continue;
-            };
-            let counter = if nethttp::emit(ev, resource, capture_query, mono_to_unix, &mut sink) {
-                &shared.spans
-            } else {
-                &shared.undecodable
-            };
-            counter.fetch_add(1, Ordering::Relaxed);
+            // Any other kind is a library's own record: the first library that claims it decodes it.
+            let mut cx = DecodeCtx::new(capture_query, mono_to_unix, &mut resource_of);
+            let decoded = crate::libs::LIBRARIES
+                .iter()
+                .filter_map(|(_, lib)| lib.decode)
+                .find_map(|decode| decode(&item[..], &mut cx, &mut sink));
+            match decoded {
+                Some(Decoded::Span) => {
+                    shared.spans.fetch_add(1, Ordering::Relaxed);
+                }
+                Some(Decoded::UnknownProcess) => {}
+                Some(Decoded::Undecodable) | None => {
+                    shared.undecodable.fetch_add(1, Ordering::Relaxed);
+                }
+            }
         }
         if last {
             return;
@@ -1161,24 +1154,6 @@ impl Wait {
         // SAFETY: writes 8 bytes from a u64 we own to our eventfd.
         unsafe { libc::write(self.stop.as_raw_fd(), (&one as *const u64).cast(), 8) };
     }
-}
-
-/// Event types that are repr(C) plain data, valid for any bit pattern.
-trait PlainEvent {}
-impl PlainEvent for HttpEvent {}
-
-/// The event a ring-buffer record holds, read where it lies (copying 1,216 bytes per event showed
-/// in the reader's profile). The record stays reserved until its item is dropped, and the BPF
-/// side never writes a record after submitting it. `None` if the size or alignment is off.
-fn in_place<T: PlainEvent>(b: &[u8]) -> Option<&T> {
-    if b.len() != std::mem::size_of::<T>()
-        || b.as_ptr().align_offset(std::mem::align_of::<T>()) != 0
-    {
-        return None;
-    }
-    // SAFETY: T is repr(C) plain data valid for any bit pattern (PlainEvent); size and alignment
-    // match, and the borrow of `b` keeps the bytes alive and unchanged.
-    Some(unsafe { &*(b.as_ptr() as *const T) })
 }
 
 /// What identifies an executable's content: device, inode, size and modification time (a rewrite

@@ -43,7 +43,6 @@ mod env;
 mod error;
 pub mod library;
 pub mod libs;
-mod nethttp;
 pub mod plan;
 mod sites;
 mod sites_more;

@@ -1,7 +1,12 @@
 //! The function-probe side of a library folder (instrumentations/<name>/ebpf.rs, see
-//! docs/architecture.md): what the generic planner and loader need to know of it, and nothing
-//! they would have to know about the library itself.
+//! docs/architecture.md): what the generic planner, loader and ring reader need to know of it,
+//! and nothing they would have to know about the library itself.
+use std::sync::Arc;
+
+use gotap_binary::offsets::FieldOffset;
 use gotap_binary::GoBinary;
+use gotap_spans::sink::SpanSink;
+use gotap_spans::Resource;
 
 use crate::abi::OFF_ABSENT;
 use crate::plan::ProbeSite;
@@ -12,6 +17,11 @@ pub const LIB_CFG_SLOTS: usize = 64;
 
 /// One library's function probes. Its BPF programs live in `bpf/<name>.bpf.h` of its folder and
 /// are compiled into the one object with every other library's.
+///
+/// FIELD ADDED AFTER 8063165: `decode` (a library whose BPF emits only site events sets it to
+/// `None`). Build the value with [`Library::new`] (and [`Library::with_decode`]) rather than a
+/// struct literal, so that a field added later has its default there:
+/// `pub static LIBRARY: Library = Library::new("database/sql", PROGRAMS, plan);`
 pub struct Library {
     /// What `gotap inspect` and the exit summary call it, e.g. "database/sql".
     pub name: &'static str,
@@ -20,6 +30,106 @@ pub struct Library {
     /// Plans its probes for one binary. Leaves `plan.sites` empty when the binary does not use
     /// the library; fails only when it does and cannot be traced correctly.
     pub plan: fn(&GoBinary, &mut LibPlan) -> Result<(), EbpfError>,
+    /// Turns the library's own ring records (kinds that are not site events, bpf/types.h) into
+    /// spans; `None` when its BPF emits site events only, which the generic reader decodes.
+    pub decode: Option<Decoder>,
+}
+
+impl Library {
+    /// A library whose BPF emits site events only.
+    pub const fn new(
+        name: &'static str,
+        programs: &'static [&'static str],
+        plan: fn(&GoBinary, &mut LibPlan) -> Result<(), EbpfError>,
+    ) -> Library {
+        Library {
+            name,
+            programs,
+            plan,
+            decode: None,
+        }
+    }
+
+    /// The library also writes records of its own, which `decode` turns into spans.
+    pub const fn with_decode(mut self, decode: Decoder) -> Library {
+        self.decode = Some(decode);
+        self
+    }
+}
+
+/// A library's decoder for one ring record (the bytes where they lie in the ring): `None` when
+/// the record is not one of the library's (the reader tries the next library), else what became
+/// of it. Spans go into the sink.
+pub type Decoder = fn(&[u8], &mut DecodeCtx<'_>, &mut dyn SpanSink) -> Option<Decoded>;
+
+/// What a [`Decoder`] did with a record of its library.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decoded {
+    /// One span went into the sink.
+    Span,
+    /// The library's kind, but no span could be built from it.
+    Undecodable,
+    /// The record's process is no longer traced (its resource is gone): dropped.
+    UnknownProcess,
+}
+
+/// What a [`Decoder`] may use besides the record: the agent's options, the clock offset, and the
+/// resources of the traced processes (looked up once per process per drain of the ring).
+pub struct DecodeCtx<'a> {
+    /// Export `url.query` (`AgentOptions::capture_query`).
+    pub capture_query: bool,
+    /// Added to BPF monotonic timestamps (`bpf_ktime_get_ns`) to make them Unix time.
+    pub mono_to_unix: i128,
+    resource_of: &'a mut dyn FnMut(u32) -> Option<Arc<Resource>>,
+}
+
+impl<'a> DecodeCtx<'a> {
+    pub fn new(
+        capture_query: bool,
+        mono_to_unix: i128,
+        resource_of: &'a mut dyn FnMut(u32) -> Option<Arc<Resource>>,
+    ) -> DecodeCtx<'a> {
+        DecodeCtx {
+            capture_query,
+            mono_to_unix,
+            resource_of,
+        }
+    }
+
+    /// The resource of traced process `proc` (the id in the record), `None` once it is untraced.
+    pub fn resource(&mut self, proc: u32) -> Option<Arc<Resource>> {
+        (self.resource_of)(proc)
+    }
+}
+
+/// A record type that is `repr(C)` plain data, valid for any bit pattern.
+///
+/// # Safety
+/// Implement it only for such types.
+pub unsafe trait PlainEvent: Copy {}
+
+/// The record a ring-buffer item holds, read where it lies (copying a large event per span
+/// showed in the reader's profile). The ring's record stays reserved until its item is dropped,
+/// and the BPF side never writes a record after submitting it. `None` if the size or alignment
+/// is off.
+pub fn in_place<T: PlainEvent>(b: &[u8]) -> Option<&T> {
+    if b.len() != std::mem::size_of::<T>()
+        || b.as_ptr().align_offset(std::mem::align_of::<T>()) != 0
+    {
+        return None;
+    }
+    // SAFETY: T is repr(C) plain data valid for any bit pattern (PlainEvent); size and alignment
+    // match, and the borrow of `b` keeps the bytes alive and unchanged.
+    Some(unsafe { &*(b.as_ptr() as *const T) })
+}
+
+/// A copy of the record in `b`, whatever its alignment; `None` if the size is off.
+pub fn copied<T: PlainEvent>(b: &[u8]) -> Option<T> {
+    if b.len() != std::mem::size_of::<T>() {
+        return None;
+    }
+    // SAFETY: T is repr(C) plain data valid for any bit pattern, and the length matches.
+    Some(unsafe { std::ptr::read_unaligned(b.as_ptr() as *const T) })
 }
 
 /// What a library's planner produces for one binary.
@@ -32,6 +142,14 @@ pub struct LibPlan {
     /// Lines for `gotap inspect` / the exit summary, e.g. "database/sql".
     pub instrumentations: Vec<&'static str>,
     pub warnings: Vec<String>,
+    /// The library starts client spans that take their parent from the goroutine's span context
+    /// (`goctx`): goroutines must then inherit their creator's context, which costs a probe hit
+    /// at every goroutine start (bpf/gotap.bpf.c, `newproc_runqput`). Attached when any planned
+    /// library asks for it.
+    pub wants_goroutines: bool,
+    /// The struct offsets the plan resolved (`gotap_binary::offsets::resolve`): the planner
+    /// names those from an unverified offset table row in one warning for the binary.
+    pub offsets: Vec<FieldOffset>,
 }
 
 impl Default for LibPlan {
@@ -41,6 +159,8 @@ impl Default for LibPlan {
             cfg: [OFF_ABSENT; LIB_CFG_SLOTS],
             instrumentations: Vec::new(),
             warnings: Vec::new(),
+            wants_goroutines: false,
+            offsets: Vec::new(),
         }
     }
 }

@@ -1,20 +1,16 @@
-//! From a Go binary to what gets attached: the functions and RET sites to probe, and the struct
-//! offsets (one [`ProcCfg`]) the BPF programs read with.
+//! From a Go binary to what gets attached: every library's probe sites (instrumentations/<name>/
+//! ebpf.rs plans its own), the goroutine-start hook they share, and the runtime offsets (one
+//! [`ProcCfg`]) every program reads with.
 #[cfg(test)]
 use std::path::Path;
 use std::path::PathBuf;
 
-use gotap_binary::offsets::{self as off, FieldRef};
+use gotap_binary::offsets::{self as off, FieldOffset, FieldRef};
 use gotap_binary::GoBinary;
 
-use crate::abi::{ProcCfg, CFG_GOROUTINES, CFG_HAS_PATTERN, OFF_ABSENT};
+use crate::abi::{ProcCfg, CFG_GOROUTINES, OFF_ABSENT};
 use crate::EbpfError;
 
-pub const SERVE_HTTP: &str = "net/http.serverHandler.ServeHTTP";
-/// Not `RoundTrip`: since Go 1.22 that is a thin wrapper; `roundTrip` exists in every supported
-/// version and is where the transport's work (and errors) happen.
-pub const ROUND_TRIP: &str = "net/http.(*Transport).roundTrip";
-pub const PCONN_ROUND_TRIP: &str = "net/http.(*persistConn).roundTrip";
 pub const NEWPROC1: &str = "runtime.newproc1";
 /// The closure `runtime.newproc` runs on the system stack: `newg := newproc1(…); runqput(pp, newg, true)`.
 pub const NEWPROC_FUNC1: &str = "runtime.newproc.func1";
@@ -42,50 +38,60 @@ pub struct Plan {
     pub libs: Vec<(u32, [u64; crate::library::LIB_CFG_SLOTS])>,
 }
 
-/// Fields every probe needs (server and client share the Request/URL ones).
-const SERVER_FIELDS: &[FieldRef] = &[
-    off::G_GOID,
-    off::REQUEST_METHOD,
-    off::REQUEST_URL,
-    off::REQUEST_PROTO,
-    off::REQUEST_HOST,
-    off::REQUEST_REMOTE_ADDR,
-    off::URL_PATH,
-    off::URL_RAW_QUERY,
-    off::SERVER_RESPONSE_STATUS,
-    off::SERVER_RESPONSE_CONN,
-    off::CONN_RWC,
-    off::CONN_BUFR,
-    off::BUFIO_READER_BUF,
-    off::BUFIO_READER_R,
-    off::NET_CONN_FD,
-    off::NETFD_LADDR,
-    off::NETFD_RADDR,
-    off::TCPADDR_IP,
-    off::TCPADDR_PORT,
-];
-const CLIENT_FIELDS: &[FieldRef] = &[
-    off::G_GOID,
-    off::REQUEST_METHOD,
-    off::REQUEST_URL,
-    off::URL_SCHEME,
-    off::URL_HOST,
-    off::URL_PATH,
-    off::URL_RAW_QUERY,
-    off::RESPONSE_STATUS_CODE,
-    off::PERSIST_CONN_CONN,
-    off::NET_CONN_FD,
-    off::NETFD_LADDR,
-    off::NETFD_RADDR,
-    off::TCPADDR_IP,
-    off::TCPADDR_PORT,
-];
+/// The runtime fields of [`ProcCfg`].
+const RUNTIME_FIELDS: &[FieldRef] = &[off::G_GOID, off::G_M, off::M_CURG];
 
 #[cfg(test)]
 pub fn analyse(path: &Path) -> Result<(GoBinary, Plan), EbpfError> {
     let bin = GoBinary::open(path)?;
     let plan = plan(&bin)?;
     Ok((bin, plan))
+}
+
+/// `field`'s offset in `resolved` (from [`off::resolve`] on `bin`), or the error naming the
+/// binary's Go version and the field.
+pub fn offset(bin: &GoBinary, resolved: &[FieldOffset], field: FieldRef) -> Result<u64, EbpfError> {
+    off::offset_of(resolved, field).map_err(|e| match e {
+        gotap_binary::Error::OffsetUnavailable(field, why) => EbpfError::OffsetUnavailable {
+            path: bin.path().to_path_buf(),
+            version: bin.go_version().to_string(),
+            field,
+            why,
+        },
+        other => EbpfError::Binary(other),
+    })
+}
+
+/// An entry probe of `function` (`f`): on the stack check's Jcc where there is one ([`fast_entry`]).
+pub fn entry_site(
+    bin: &GoBinary,
+    program: &'static str,
+    function: &'static str,
+    f: &gotap_binary::Function,
+) -> ProbeSite {
+    ProbeSite {
+        program,
+        function,
+        offset: fast_entry(bin, f),
+    }
+}
+
+/// A return probe of `function` (`f`) on each of its RETs (single-stepped: the last resort).
+pub fn return_sites(
+    bin: &GoBinary,
+    program: &'static str,
+    function: &'static str,
+    f: &gotap_binary::Function,
+) -> Result<Vec<ProbeSite>, EbpfError> {
+    Ok(bin
+        .return_sites(f)?
+        .into_iter()
+        .map(|r| ProbeSite {
+            program,
+            function,
+            offset: r.offset,
+        })
+        .collect())
 }
 
 pub fn plan(bin: &GoBinary) -> Result<Plan, EbpfError> {
@@ -112,119 +118,40 @@ pub fn plan(bin: &GoBinary) -> Result<Plan, EbpfError> {
             })
         }
     }
-    let server = bin.function(SERVE_HTTP);
-    let client = bin.function(ROUND_TRIP);
-    // The libraries of instrumentations/ with function probes plan themselves.
+    // The libraries of instrumentations/ plan themselves, in registry order.
     let mut libs = Vec::new();
-    let mut lib_sites = Vec::new();
-    let mut lib_instrumentations = Vec::new();
-    let mut lib_warnings = Vec::new();
-    for (id, lib) in crate::libs::LIBRARIES {
-        let mut lp = crate::library::LibPlan::default();
-        (lib.plan)(bin, &mut lp)?;
-        lib_warnings.extend(lp.warnings);
-        if !lp.sites.is_empty() {
-            lib_sites.extend(lp.sites);
-            lib_instrumentations.extend(lp.instrumentations);
-            libs.push((*id, lp.cfg));
-        }
-    }
-    if server.is_none() && client.is_none() && lib_sites.is_empty() {
-        return Err(EbpfError::NothingToInstrument { path });
-    }
-    let mut wanted: Vec<FieldRef> = vec![off::G_GOID, off::G_M, off::M_CURG, off::REQUEST_PATTERN];
-    wanted.extend_from_slice(SERVER_FIELDS);
-    wanted.extend_from_slice(CLIENT_FIELDS);
-    wanted.sort();
-    wanted.dedup();
-    let resolved = off::resolve(bin, &wanted);
-    let need = |f: FieldRef| -> Result<u64, EbpfError> {
-        off::offset_of(&resolved, f).map_err(|e| match e {
-            gotap_binary::Error::OffsetUnavailable(field, why) => EbpfError::OffsetUnavailable {
-                path: path.clone(),
-                version: version.clone(),
-                field,
-                why,
-            },
-            other => EbpfError::Binary(other),
-        })
-    };
-    let mut cfg = ProcCfg {
-        req_pattern: OFF_ABSENT,
-        m_curg: OFF_ABSENT,
-        g_m: OFF_ABSENT,
-        ..Default::default()
-    };
     let mut sites = Vec::new();
     let mut instrumentations = Vec::new();
     let mut warnings = Vec::new();
-    let add = |program: &'static str,
-               function: &'static str,
-               f: &gotap_binary::Function,
-               rets: bool|
-     -> Result<Vec<ProbeSite>, EbpfError> {
-        Ok(if rets {
-            bin.return_sites(f)?
-                .into_iter()
-                .map(|r| ProbeSite {
-                    program,
-                    function,
-                    offset: r.offset,
-                })
-                .collect()
-        } else {
-            vec![ProbeSite {
-                program,
-                function,
-                offset: fast_entry(bin, f),
-            }]
-        })
+    let runtime = off::resolve(bin, RUNTIME_FIELDS);
+    let mut resolved = runtime.clone();
+    let mut goroutines = false;
+    for (id, lib) in crate::libs::LIBRARIES {
+        let mut lp = crate::library::LibPlan::default();
+        (lib.plan)(bin, &mut lp)?;
+        warnings.extend(lp.warnings);
+        if !lp.sites.is_empty() {
+            sites.extend(lp.sites);
+            instrumentations.extend(lp.instrumentations);
+            libs.push((*id, lp.cfg));
+            resolved.extend(lp.offsets);
+            goroutines |= lp.wants_goroutines;
+        }
+    }
+    if sites.is_empty() {
+        return Err(EbpfError::NothingToInstrument { path });
+    }
+    let need = |f: FieldRef| offset(bin, &runtime, f);
+    let mut cfg = ProcCfg {
+        g_goid: need(off::G_GOID).unwrap_or(OFF_ABSENT),
+        g_m: OFF_ABSENT,
+        m_curg: OFF_ABSENT,
+        ..Default::default()
     };
-
-    if let Some(f) = server {
-        for field in SERVER_FIELDS {
-            need(*field)?;
-        }
-        sites.extend(add("server_entry", SERVE_HTTP, f, false)?);
-        // server_ret reads nothing from registers but g: it can sit in the callers, just after
-        // the call returns, on an instruction the kernel emulates (RETs are single-stepped).
-        match after_calls_to(bin, f, "net/http.") {
-            Some(offsets) => {
-                for offset in offsets {
-                    sites.push(ProbeSite {
-                        program: "server_ret",
-                        function: SERVE_HTTP,
-                        offset,
-                    });
-                }
-            }
-            None => sites.extend(add("server_ret", SERVE_HTTP, f, true)?),
-        }
-        instrumentations.push("net/http server");
-        // Go < 1.23 has no Request.Pattern: no route, spans are named by method alone.
-        if let Ok(o) = need(off::REQUEST_PATTERN) {
-            cfg.req_pattern = o;
-            cfg.flags |= CFG_HAS_PATTERN;
-        }
-    }
-    if let Some(f) = client {
-        for field in CLIENT_FIELDS {
-            need(*field)?;
-        }
-        sites.extend(add("client_entry", ROUND_TRIP, f, false)?);
-        sites.extend(add("client_ret", ROUND_TRIP, f, true)?);
-        instrumentations.push("net/http client");
-        match bin.function(PCONN_ROUND_TRIP) {
-            Some(pc) => sites.extend(add("client_conn", PCONN_ROUND_TRIP, pc, false)?),
-            None => warnings.push(format!(
-                "{PCONN_ROUND_TRIP} not found: outgoing requests are not linked to traced servers"
-            )),
-        }
-    }
     // Goroutine propagation (g.m and m.curg): a probe hit at every goroutine start, worth it only
     // when a client span can be started in a goroutine a handler created. A server-only binary
     // pays none.
-    if client.is_some() {
+    if goroutines {
         match (need(off::G_M), need(off::M_CURG), bin.function(NEWPROC1)) {
             (Ok(g_m), Ok(m_curg), Some(f)) => {
                 cfg.g_m = g_m;
@@ -241,7 +168,7 @@ pub fn plan(bin: &GoBinary) -> Result<Plan, EbpfError> {
                         function: NEWPROC_FUNC1,
                         offset,
                     }),
-                    None => sites.extend(add("newproc1_ret", NEWPROC1, f, true)?),
+                    None => sites.extend(return_sites(bin, "newproc1_ret", NEWPROC1, f)?),
                 }
             }
             (Err(e), _, _) | (_, Err(e), _) => warnings.push(format!(
@@ -252,35 +179,10 @@ pub fn plan(bin: &GoBinary) -> Result<Plan, EbpfError> {
             )),
         }
     }
-
-    sites.extend(lib_sites);
-    instrumentations.extend(lib_instrumentations);
-    warnings.extend(lib_warnings);
+    // One warning for the binary, naming the fields in a stable order whichever library read them.
+    resolved.sort_by(|a, b| (&a.strukt, &a.field).cmp(&(&b.strukt, &b.field)));
+    resolved.dedup_by(|a, b| a.strukt == b.strukt && a.field == b.field);
     warnings.extend(unverified_warning(&resolved));
-    let o = |f| need(f).unwrap_or(OFF_ABSENT);
-    cfg.g_goid = o(off::G_GOID);
-    cfg.req_method = o(off::REQUEST_METHOD);
-    cfg.req_url = o(off::REQUEST_URL);
-    cfg.req_proto = o(off::REQUEST_PROTO);
-    cfg.req_host = o(off::REQUEST_HOST);
-    cfg.req_remote_addr = o(off::REQUEST_REMOTE_ADDR);
-    cfg.url_scheme = o(off::URL_SCHEME);
-    cfg.url_host = o(off::URL_HOST);
-    cfg.url_path = o(off::URL_PATH);
-    cfg.url_raw_query = o(off::URL_RAW_QUERY);
-    cfg.sresp_status = o(off::SERVER_RESPONSE_STATUS);
-    cfg.sresp_conn = o(off::SERVER_RESPONSE_CONN);
-    cfg.conn_rwc = o(off::CONN_RWC);
-    cfg.conn_bufr = o(off::CONN_BUFR);
-    cfg.bufio_buf = o(off::BUFIO_READER_BUF);
-    cfg.bufio_r = o(off::BUFIO_READER_R);
-    cfg.netconn_fd = o(off::NET_CONN_FD);
-    cfg.netfd_laddr = o(off::NETFD_LADDR);
-    cfg.netfd_raddr = o(off::NETFD_RADDR);
-    cfg.tcpaddr_ip = o(off::TCPADDR_IP);
-    cfg.tcpaddr_port = o(off::TCPADDR_PORT);
-    cfg.pconn_conn = o(off::PERSIST_CONN_CONN);
-    cfg.resp_status_code = o(off::RESPONSE_STATUS_CODE);
 
     Ok(Plan {
         path,
@@ -438,7 +340,6 @@ fn unverified_warning(resolved: &[off::FieldOffset]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gotap_testkit::{Variant, ALL_TOOLCHAINS};
 
     fn decode(code: &[u8]) -> Vec<iced_x86::Instruction> {
         iced_x86::Decoder::with_ip(64, code, 0x1000, 0)
@@ -500,81 +401,5 @@ mod tests {
             w.contains("c.f, d.f") && w.contains(inherited) && !w.contains("a.f"),
             "{w}"
         );
-    }
-
-    /// Every supported Go version gets the cheap sites: entries on the stack check's Jcc, the
-    /// goroutine hook on `CALL runqput`.
-    #[test]
-    fn cheap_probe_sites_in_every_toolchain() {
-        for tc in ALL_TOOLCHAINS {
-            for variant in [
-                Variant::default(),
-                Variant {
-                    stripped: true,
-                    pie: true,
-                },
-            ] {
-                let path = gotap_testkit::build("../crates/gotap-ebpf/tests/go", ".", tc, variant);
-                let (bin, plan) = analyse(&path).unwrap();
-                let label = format!("{} {}", tc.label(), variant.label());
-                for (prog, func) in [
-                    ("server_entry", SERVE_HTTP),
-                    ("client_entry", ROUND_TRIP),
-                    ("client_conn", PCONN_ROUND_TRIP),
-                ] {
-                    let f = bin.function(func).unwrap();
-                    let site = plan.sites.iter().find(|s| s.program == prog).unwrap();
-                    assert!(
-                        site.offset > f.offset && site.offset < f.offset + 16,
-                        "{label} {prog}: {site:?} vs {f:?}"
-                    );
-                    let vaddr = f.entry + (site.offset - f.offset);
-                    let code = bin.read_vaddr(vaddr, 8).unwrap();
-                    let insn = iced_x86::Decoder::with_ip(64, code, vaddr, 0).decode();
-                    assert!(
-                        insn.is_jcc_short_or_near(),
-                        "{label} {prog}: {:?}",
-                        insn.mnemonic()
-                    );
-                }
-                assert!(
-                    plan.sites.iter().any(|s| s.program == "newproc_runqput"),
-                    "{label}"
-                );
-                // server_ret: in the callers, one site after the call in (*conn).serve, emulated.
-                let serve = bin.function("net/http.(*conn).serve").unwrap();
-                let in_serve: Vec<_> = plan
-                    .sites
-                    .iter()
-                    .filter(|s| {
-                        s.program == "server_ret"
-                            && s.offset >= serve.offset
-                            && s.offset < serve.offset + serve.size
-                    })
-                    .collect();
-                assert_eq!(in_serve.len(), 1, "{label}");
-                let vaddr = serve.entry + (in_serve[0].offset - serve.offset);
-                let insn =
-                    iced_x86::Decoder::with_ip(64, bin.read_vaddr(vaddr, 16).unwrap(), vaddr, 0)
-                        .decode();
-                assert!(
-                    insn.is_call_near() || insn.is_jcc_short_or_near(),
-                    "{label}: {:?}",
-                    insn.mnemonic()
-                );
-                let sh = bin.function(SERVE_HTTP).unwrap();
-                assert!(
-                    !plan.sites.iter().any(|s| s.program == "server_ret"
-                        && s.offset >= sh.offset
-                        && s.offset < sh.offset + sh.size),
-                    "{label}"
-                );
-                assert!(
-                    !plan.sites.iter().any(|s| s.program == "newproc1_ret"),
-                    "{label}"
-                );
-                assert!(plan.warnings.is_empty(), "{label}: {:?}", plan.warnings);
-            }
-        }
     }
 }

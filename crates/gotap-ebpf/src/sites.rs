@@ -12,7 +12,7 @@ use gotap_spans::sink::SpanSink;
 use gotap_spans::Resource;
 
 use crate::abi::{self, SiteEvent};
-use crate::nethttp::non_empty;
+use crate::abi::non_empty;
 use crate::EbpfError;
 
 /// The 5-byte NOP the kernel optimises a uprobe on (a syscall trampoline instead of a trap).
