@@ -2533,7 +2533,7 @@ fn checker_c_slot_cap() {
 #[test]
 fn checker_c_http_event() {
     fails_naming(
-        types_h,
+        bpf_c,
         "#define UA_CAP 256",
         "#define UA_CAP 255",
         &["C (", "http_event", "ua"],
@@ -2860,4 +2860,51 @@ fn checker_test_programs() {
             "str",
         ],
     );
+}
+
+/// Wherever the HTTP event's copies are (types.h and abi.rs, or instrumentations/nethttp after the
+/// move, or both during it), a change to each one fails, naming that copy's file.
+#[test]
+fn checker_http_event_every_copy() {
+    let def = load_def();
+    let srcs = load_sources();
+    let copies: Vec<(usize, &str, &str, &str)> = srcs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| {
+            if is_c(&s.path) && s.text.contains("\nstruct http_event {") {
+                Some((i, "\tu16 ua_len;", "\tu32 ua_len;", "C ("))
+            } else if is_rust(&s.path) && s.text.contains("pub struct HttpEvent {") {
+                Some((i, "    pub ua_len: u16,", "    pub ua_len: u32,", "Rust ("))
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert!(
+        copies.len() >= 2,
+        "expected a C and a Rust copy of the HTTP event"
+    );
+    for (i, from, to, form) in copies {
+        let mut m: Vec<Src> = srcs
+            .iter()
+            .map(|s| Src {
+                path: s.path.clone(),
+                text: s.text.clone(),
+            })
+            .collect();
+        assert!(m[i].text.contains(from), "{}: no `{from}`", m[i].path);
+        m[i].text = m[i].text.replacen(from, to, 1);
+        let errs = check_all(&def, &m);
+        let want = format!("{form}{})", m[i].path);
+        assert!(
+            errs.iter().any(|e| e.starts_with(&want)
+                && e.contains("http_event.ua_len")
+                && e.contains("u16")
+                && e.contains("u32")),
+            "mutating {}: no line names it; lines:\n{}",
+            m[i].path,
+            errs.join("\n")
+        );
+    }
 }
