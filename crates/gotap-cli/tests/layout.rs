@@ -2498,9 +2498,9 @@ fn checker_c_field_order() {
 fn checker_c_constant() {
     fails_naming(
         types_h,
-        "#define REC_MONO 16",
         "#define REC_MONO 32",
-        &["C (", "REC_MONO", "16", "32"],
+        "#define REC_MONO 64",
+        &["C (", "REC_MONO", "32", "64"],
     );
     fails_naming(
         types_h,
@@ -2514,8 +2514,8 @@ fn checker_c_constant() {
 fn checker_c_new_define_must_be_defined() {
     fails_naming(
         types_h,
-        "#define REC_MONO 16",
-        "#define REC_MONO 16\n#define REC_NEW 32",
+        "#define REC_MONO 32",
+        "#define REC_MONO 32\n#define REC_NEW 64",
         &["C (", "REC_NEW", "not in the definition"],
     );
 }

@@ -141,7 +141,7 @@ struct site_event {
 #define REC_SQL_CUT 8
 /* A site event's flag: `start` is bpf_ktime_get_ns() (a function probe's event in the site
  * format, instrumentations/<lib>/bpf), which the reader turns into Unix time. */
-#define REC_MONO 16
+#define REC_MONO 32
 
 /* The site event ABI (docs/probes.md, "The site event"), used by sites built since 2026-12-06:
  * the woven code builds the event itself — struct site_event from status through slen, then the

@@ -144,7 +144,7 @@ pub const EV_SITE_SQL: u8 = 5;
 pub const REC_SQL_CUT: u64 = 8;
 /// A site event's flag: `start` is BPF monotonic time (a library's function probe), see
 /// `REC_MONO` in bpf/types.h.
-pub const REC_MONO: u64 = 16;
+pub const REC_MONO: u64 = 32;
 const BATCH_HEAD: usize = 16;
 
 /// A batch site's record: the traced process's id and the events' bytes.
