@@ -9,6 +9,7 @@ use crate::abi::OFF_ABSENT;
 use crate::library::{LibPlan, Library};
 use crate::plan::{fast_entry, ProbeSite};
 use crate::EbpfError;
+use iced_x86::{Decoder, DecoderOptions, Mnemonic, Register};
 
 pub static LIBRARY: Library = Library::new(
     "google.golang.org/grpc",
@@ -45,7 +46,11 @@ pub const OPERATE_HEADERS: &str =
     "google.golang.org/grpc/internal/transport.(*http2Server).operateHeaders";
 pub const CLIENT_START: &str = "google.golang.org/grpc.newClientStream";
 pub const CLIENT_ATTEMPT: &str = "google.golang.org/grpc.(*clientStream).newAttemptLocked";
-pub const CLIENT_FINISH: &str = "google.golang.org/grpc.(*clientStream).finish";
+/// The end of a client span: `(*clientStream).finish`'s call of the attempt's finish, past its
+/// "already finished" check (clientStream.finish runs twice for streams: the goroutine watching
+/// the context calls it again; csAttempt.finish also ends attempts that are retried).
+pub const CLIENT_FINISH: &str = "google.golang.org/grpc.(*csAttempt).finish";
+pub const CLIENT_STREAM_FINISH: &str = "google.golang.org/grpc.(*clientStream).finish";
 const STATUS_ERROR_ERROR: &str = "google.golang.org/grpc/internal/status.(*Error).Error";
 const ERRSTRING_ERROR: &str = "errors.(*errorString).Error";
 
@@ -75,6 +80,8 @@ mod slot {
     pub const HFIELD_NAME: usize = 21;
     pub const HFIELD_VALUE: usize = 22;
     pub const HFIELD_SIZE: usize = 23;
+    pub const CSA_CS: usize = 24;
+    pub const CS_FINISHED: usize = 25;
 }
 
 pub const STREAM_METHOD: ModField = ModField::new(
@@ -117,6 +124,9 @@ pub const STATUS_S: ModField =
     ModField::new(GRPC, "google.golang.org/grpc/internal/status.Status", "s");
 pub const ERROR_S: ModField =
     ModField::new(GRPC, "google.golang.org/grpc/internal/status.Error", "s");
+pub const CSA_CS: ModField = ModField::new(GRPC, "google.golang.org/grpc.csAttempt", "cs");
+pub const CS_FINISHED: ModField =
+    ModField::new(GRPC, "google.golang.org/grpc.clientStream", "finished");
 pub const CC_TARGET: ModField = ModField::new(GRPC, "google.golang.org/grpc.ClientConn", "target");
 pub const SPB_CODE: ModField = ModField::new(
     GENPROTO_RPC,
@@ -161,6 +171,8 @@ pub const ALL_FIELDS: &[ModField] = &[
     PEER_ADDR,
     STATUS_S,
     ERROR_S,
+    CSA_CS,
+    CS_FINISHED,
     CC_TARGET,
     SPB_CODE,
     SPB_MESSAGE,
@@ -296,13 +308,13 @@ fn plan(bin: &GoBinary, lp: &mut LibPlan) -> Result<(), EbpfError> {
                     lp.sites.push(ProbeSite {
                         program: "grpc_server_start",
                         function: name,
-                        offset: fast_entry(bin, f),
+                        offset: entry_once(bin, f),
                     });
                 }
                 lp.sites.push(ProbeSite {
                     program: "grpc_server_status",
                     function: sname,
-                    offset: fast_entry(bin, sf),
+                    offset: entry_once(bin, sf),
                 });
                 lp.instrumentations.push("grpc server");
                 match (headers_cfg(&offs, minor), bin.function(OPERATE_HEADERS)) {
@@ -314,7 +326,7 @@ fn plan(bin: &GoBinary, lp: &mut LibPlan) -> Result<(), EbpfError> {
                         cfg[slot::HFIELD_NAME] = h[4];
                         cfg[slot::HFIELD_VALUE] = h[5];
                         cfg[slot::HFIELD_SIZE] = h[6];
-                        lp.sites.push(ProbeSite { program: "grpc_headers", function: OPERATE_HEADERS, offset: fast_entry(bin, f) });
+                        lp.sites.push(ProbeSite { program: "grpc_headers", function: OPERATE_HEADERS, offset: entry_once(bin, f) });
                     }
                     (Err(e), _) => lp.warnings.push(format!(
                         "gRPC server spans do not join an incoming traceparent ({e})"
@@ -342,26 +354,46 @@ fn plan(bin: &GoBinary, lp: &mut LibPlan) -> Result<(), EbpfError> {
             bin.function(STATUS_ERROR_ERROR),
             bin.function(ERRSTRING_ERROR),
         );
-        let need = (|| -> Result<(u64, u64), String> {
-            Ok((offs.need(CC_TARGET)?, offs.need(ERROR_S)?))
+        let need = (|| -> Result<(u64, u64, u64, u64), String> {
+            Ok((
+                offs.need(CC_TARGET)?,
+                offs.need(ERROR_S)?,
+                offs.need(CSA_CS)?,
+                offs.need(CS_FINISHED)?,
+            ))
         })();
         match (need, fns) {
-            (Ok((target, error_s)), (Some(attempt), Some(finish), Some(se), Some(es))) => {
+            (
+                Ok((target, error_s, csa_cs, finished)),
+                (Some(attempt), Some(finish), Some(se), Some(es)),
+            ) => {
                 cfg[slot::CC_TARGET] = target;
+                cfg[slot::CSA_CS] = csa_cs;
+                cfg[slot::CS_FINISHED] = finished;
                 cfg[slot::ERROR_S] = error_s;
                 cfg[slot::FN_STATUS_ERROR] = se.entry;
                 cfg[slot::FN_ERRSTRING] = es.entry;
-                let finish_at = fast_entry(bin, finish);
+                // The CALL in clientStream.finish (emulated, with the callee's arguments in
+                // place), else the callee's entry.
+                let finish_at = bin
+                    .function(CLIENT_STREAM_FINISH)
+                    .and_then(|c| call_site(bin, c, finish.entry))
+                    .unwrap_or_else(|| entry_once(bin, finish));
+                let finish = bin
+                    .functions()
+                    .iter()
+                    .find(|f| finish_at >= f.offset && finish_at < f.offset + f.size)
+                    .unwrap_or(finish);
                 cfg[slot::FINISH_VADDR] = finish.entry + (finish_at - finish.offset);
                 lp.sites.push(ProbeSite {
                     program: "grpc_client_start",
                     function: CLIENT_START,
-                    offset: fast_entry(bin, cf),
+                    offset: entry_once(bin, cf),
                 });
                 lp.sites.push(ProbeSite {
                     program: "grpc_client_attempt",
                     function: CLIENT_ATTEMPT,
-                    offset: fast_entry(bin, attempt),
+                    offset: entry_once(bin, attempt),
                 });
                 lp.sites.push(ProbeSite {
                     program: "grpc_client_finish",
@@ -466,4 +498,40 @@ fn headers_cfg(offs: &Offsets<'_>, minor: u64) -> Result<[u64; 7], String> {
         offs.need(HFIELD_VALUE)?,
         size,
     ])
+}
+
+/// Where an entry probe goes so that it fires once per call: the instruction after the stack
+/// check's Jcc when it is the frame's `PUSH RBP` (Go 1.21 and later; the kernel emulates a push),
+/// else the Jcc itself (`fast_entry`). A function that must grow the stack first (the first
+/// call on a new goroutine, e.g. every stream's handler) restarts from its entry after
+/// morestack and passes its Jcc twice, but reaches the push once.
+pub fn entry_once(bin: &GoBinary, f: &gotap_binary::Function) -> u64 {
+    let jcc = fast_entry(bin, f);
+    if jcc == f.offset {
+        return jcc;
+    }
+    let vaddr = f.entry + (jcc - f.offset);
+    let Some(code) = bin.read_vaddr(vaddr, 16) else {
+        return jcc;
+    };
+    let mut d = Decoder::with_ip(64, code, vaddr, DecoderOptions::NONE);
+    let j = d.decode();
+    let next = d.decode();
+    if j.is_jcc_short_or_near()
+        && next.mnemonic() == Mnemonic::Push
+        && next.op0_register() == Register::RBP
+    {
+        f.offset + (next.ip() - f.entry)
+    } else {
+        jcc
+    }
+}
+
+/// File offset of the first direct CALL to the function at `target` (vaddr) inside `caller`.
+fn call_site(bin: &GoBinary, caller: &gotap_binary::Function, target: u64) -> Option<u64> {
+    let code = bin.read_vaddr(caller.entry, caller.size)?;
+    let insn = Decoder::with_ip(64, code, caller.entry, DecoderOptions::NONE)
+        .into_iter()
+        .find(|i| i.is_call_near() && i.near_branch_target() == target)?;
+    Some(caller.offset + (insn.ip() - caller.entry))
 }

@@ -12,7 +12,10 @@
  *   newClientStream entry       start on the caller's goroutine, parent from goctx;
  *   newAttemptLocked entry      the clientStream now exists: the call moves under its address
  *                               (finish may run on another goroutine for streams);
- *   (*clientStream).finish      the RPC's error (nil, io.EOF or a status error): end.
+ *   (*csAttempt).finish         called by (*clientStream).finish once the RPC is over (which
+ *                               itself runs twice for streams), with its error: nil, io.EOF or
+ *                               a status error: end. A retried attempt's finish comes while the
+ *                               stream is not finished yet and is skipped.
  * Strings are read from the target at the end (the stream and ClientConn are still alive), so the
  * in-flight maps hold pointers, not text. Slots of the lib_cfg: GRPC_* below, filled by
  * instrumentations/grpc/ebpf.rs. */
@@ -41,6 +44,8 @@
 #define GRPC_HFIELD_NAME 21
 #define GRPC_HFIELD_VALUE 22
 #define GRPC_HFIELD_SIZE 23
+#define GRPC_CSA_CS 24         /* csAttempt.cs */
+#define GRPC_CS_FINISHED 25    /* clientStream.finished */
 
 #define GRPC_MAX_HFIELDS 24    /* header fields of a HEADERS frame searched for traceparent */
 
@@ -126,6 +131,14 @@ static __always_inline int grpc_eq(const char *a, const char *b, int n)
 	return diff == 0;
 }
 
+/* sel ? a : b of two registers already read: the verifier refuses a context pointer moved by a
+ * computed offset, which clang would make of `sel ? ctx->rdi : ctx->rbx`. */
+static __always_inline u64 grpc_pick(u64 sel, u64 a, u64 b)
+{
+	asm volatile("" : "+r"(a), "+r"(b));
+	return sel ? a : b;
+}
+
 static __always_inline u64 be_u64(const u8 *b)
 {
 	u64 v;
@@ -174,7 +187,7 @@ int grpc_headers(struct pt_regs *ctx)
 	if (!lc)
 		return 0;
 	u64 t = ctx->rax;
-	u64 frame = lc->v[GRPC_FRAME_REG] ? ctx->rdi : ctx->rbx;
+	u64 frame = grpc_pick(lc->v[GRPC_FRAME_REG], ctx->rdi, ctx->rbx);
 	struct {
 		u64 ptr;
 		s64 len;
@@ -229,7 +242,7 @@ SEC("uprobe")
 int grpc_server_start(struct pt_regs *ctx)
 {
 	GRPC_PROLOGUE(ctx, lc, key);
-	u64 stream = lc->v[GRPC_STREAM_REG] ? ctx->r8 : ctx->rdi;
+	u64 stream = grpc_pick(lc->v[GRPC_STREAM_REG], ctx->r8, ctx->rdi);
 	if (!stream)
 		return 0;
 	/* Restarted after growing its stack (the probe sits before the stack check): keep the
@@ -471,15 +484,18 @@ int grpc_client_attempt(struct pt_regs *ctx)
 	return 0;
 }
 
-/* (*clientStream).finish(cs, err error): RAX=cs, RBX/RCX=err. Runs once per RPC that got a
- * clientStream (a second call finds the call gone). */
+/* (*csAttempt).finish(a, err error): RAX=a, RBX/RCX=err. */
 SEC("uprobe")
 int grpc_client_finish(struct pt_regs *ctx)
 {
 	struct lib_cfg *lc = get_lib_cfg(ctx, LIB_GRPC);
 	if (!lc)
 		return 0;
-	struct grpc_ptr_key k = {.proc = (u32)bpf_get_attach_cookie(ctx), .ptr = ctx->rax};
+	u64 cs = read_u64(ctx->rax + lc->v[GRPC_CSA_CS]);
+	u8 finished = 0;
+	if (!cs || bpf_probe_read_user(&finished, 1, (void *)(cs + lc->v[GRPC_CS_FINISHED])) || !finished)
+		return 0;
+	struct grpc_ptr_key k = {.proc = (u32)bpf_get_attach_cookie(ctx), .ptr = cs};
 	struct grpc_call *c = bpf_map_lookup_elem(&grpc_cli_calls, &k);
 	if (!c)
 		return 0;

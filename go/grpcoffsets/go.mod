@@ -1,0 +1,3 @@
+module gotap.dev/tools/grpcoffsets
+
+go 1.19
