@@ -15,11 +15,13 @@
 //! ```
 //!
 //! One [`Agent`] = one loaded BPF object serving any number of processes: each traced process
-//! gets an id, passed to its uprobes as the attach cookie, that keys its struct offsets in the
-//! `cfgs` map. Probes sit on instructions the kernel emulates (the stack check's Jcc rather than
-//! the entry, a direct CALL after the call rather than RETs) where possible: single-stepping a
-//! probed instruction is what makes a uprobe hit expensive. Instrumented (see docs/ebpf.md for
-//! probes, hits per span, costs and limits):
+//! gets an id, passed to its uprobes as the attach cookie, that keys its runtime offsets in the
+//! `cfgs` map and each library's configuration in `lib_cfgs`. Probes sit on instructions the
+//! kernel emulates (the stack check's Jcc rather than the entry, a direct CALL after the call
+//! rather than RETs) where possible: single-stepping a probed instruction is what makes a uprobe
+//! hit expensive. Instrumented (see docs/ebpf.md for
+//! probes, hits per span, costs and limits; each library's function probes live in its folder,
+//! instrumentations/<name>/ebpf.rs and bpf/<name>.bpf.h, see [`library`]):
 //! - net/http server (`serverHandler.ServeHTTP` entry + return): method, path, query, Host,
 //!   proto, RemoteAddr, route (`Request.Pattern`, Go ≥ 1.23), User-Agent and incoming
 //!   `traceparent` from the raw request bytes, status;

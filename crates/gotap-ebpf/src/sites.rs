@@ -11,8 +11,8 @@ use gotap_spans::http::{self, ClientRequestRef, ServerRequestRef, SpanFrame};
 use gotap_spans::sink::SpanSink;
 use gotap_spans::Resource;
 
-use crate::abi::{self, SiteEvent};
 use crate::abi::non_empty;
+use crate::abi::{self, SiteEvent};
 use crate::EbpfError;
 
 /// The 5-byte NOP the kernel optimises a uprobe on (a syscall trampoline instead of a trap).
