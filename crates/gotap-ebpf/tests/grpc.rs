@@ -16,6 +16,7 @@ use gotap_testkit::{Toolchain, Variant};
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 const CHECK: &str = "grpc.health.v1.Health/Check";
 const WATCH: &str = "grpc.health.v1.Health/Watch";
+const RELAY: &str = "gotap.test.Relay/Fetch";
 
 /// tests/gogrpc built with `tc` against the grpc of `modfile` (go.mod: v1.77; go.158.mod,
 /// go.166.mod, go.185.mod: the layouts and signatures of other version ranges).
@@ -128,7 +129,33 @@ fn unary_and_streaming(tc: Toolchain, variant: Variant, modfile: &str) {
         "{label}: {:?}",
         t.warnings
     );
+    // Probe hits per gRPC span: one HTTP request making 50 unary calls (100 gRPC spans).
+    // A gRPC client span costs 3 hits, a server span 3 (2, and 1 for the stream's HEADERS
+    // frame); the HTTP server span 2, and 1 more if its entry restarts. Go 1.19's prologue has
+    // no emulated instruction after the stack check: an entry probe sits on the check's Jcc and
+    // fires again when the call restarts after growing a new goroutine's stack (each stream's
+    // handler goroutine). Goroutine-start hits are counted apart.
     let before = agent.stats();
+    assert_eq!(app.get("/loop?n=50"), "OK", "{label}");
+    let looped = sink.wait_for(100, |s| str_attr(s, RPC_SYSTEM) == Some("grpc"));
+    assert_eq!(
+        looped
+            .iter()
+            .filter(|s| str_attr(s, RPC_SYSTEM) == Some("grpc"))
+            .count(),
+        100,
+        "{label}"
+    );
+    let after = agent.stats();
+    let hits =
+        after.probe_hits - before.probe_hits - (after.goroutine_hits - before.goroutine_hits);
+    let restarts = if tc == Toolchain::Go119 { 50 } else { 0 };
+    assert!(
+        hits <= 3 + 100 * 3 + restarts,
+        "{label}: {hits} probe hits for 1 HTTP and 100 gRPC spans ({before:?} -> {after:?})"
+    );
+    sink.wait_for(101, |_| true);
+    sink.0.lock().unwrap().clear();
 
     assert_eq!(app.get("/check?service=catalog"), "OK", "{label}");
     assert_eq!(app.get("/check?service=missing"), "NotFound", "{label}");
@@ -138,8 +165,9 @@ fn unary_and_streaming(tc: Toolchain, variant: Variant, modfile: &str) {
         "OK",
         "{label}"
     );
-    // 4 HTTP server spans, 4 gRPC client spans, 4 gRPC server spans.
-    let spans = sink.wait_for(12, |s| s.kind != SpanKind::Internal);
+    assert_eq!(app.get("/relay"), "OK", "{label}");
+    // 5 HTTP server spans, 1 HTTP client span, 6 gRPC client spans, 6 gRPC server spans.
+    let spans = sink.wait_for(18, |s| s.kind != SpanKind::Internal);
     let stats = agent.shutdown();
     assert_eq!(stats.ringbuf_drops, 0, "{label}");
     assert_eq!(stats.ret_without_entry, 0, "{label}");
@@ -147,7 +175,7 @@ fn unary_and_streaming(tc: Toolchain, variant: Variant, modfile: &str) {
         .iter()
         .filter(|s| str_attr(s, RPC_SYSTEM) == Some("grpc"))
         .count();
-    assert_eq!(grpc_spans, 8, "{label}: {spans:#?}");
+    assert_eq!(grpc_spans, 12, "{label}: {spans:#?}");
 
     // Unary OK: client span child of the HTTP handler's span; server span in its own trace
     // (the unmodified client sends no traceparent).
@@ -174,7 +202,7 @@ fn unary_and_streaming(tc: Toolchain, variant: Variant, modfile: &str) {
         .iter()
         .filter(|s| is_rpc(s, SpanKind::Server, CHECK))
         .collect();
-    assert_eq!(servers.len(), 3, "{label}: {servers:#?}");
+    assert_eq!(servers.len(), 4, "{label}: {servers:#?}");
     for s in &servers {
         assert_eq!(str_attr(s, RPC_SERVICE), Some("grpc.health.v1.Health"));
         assert_eq!(str_attr(s, RPC_METHOD), Some("Check"));
@@ -232,23 +260,27 @@ fn unary_and_streaming(tc: Toolchain, variant: Variant, modfile: &str) {
     );
     assert_eq!(joined.parent_span_id, Some(parent), "{label}");
     assert_eq!(int_attr(joined, RPC_GRPC_STATUS_CODE), Some(0));
-    // The /remote handler's client call has no traceparent of its own: a root... of the
-    // HTTP span's trace.
+    // The /remote handler's client span is still the child of its HTTP span: the traceparent
+    // it sends is the application's own metadata.
     let http_remote = the_http_server(&spans, "/remote");
     pair(&spans, CHECK, http_remote);
 
-    // Probe hits: 2 per HTTP server span; a gRPC client span 3, a server span 2 and one more
-    // for the HEADERS frame of each stream. Goroutine-start hits are counted apart. Go 1.19's
-    // prologue has no emulated instruction after the stack check: an entry probe sits on the
-    // check's Jcc and fires again when the call restarts after growing a new goroutine's stack
-    // (the server's handler goroutine, the HTTP handler's first call).
-    let hits =
-        stats.probe_hits - before.probe_hits - (stats.goroutine_hits - before.goroutine_hits);
-    let restarts = if tc == Toolchain::Go119 { 4 * 2 } else { 0 };
-    assert!(
-        hits <= 4 * 2 + 4 * 3 + 4 * 3 + restarts,
-        "{label}: {hits} probe hits for 4 HTTP and 8 gRPC spans ({stats:?})"
+    // A client span inside a gRPC handler is a child of its server span (goctx).
+    let http_relay = the_http_server(&spans, "/relay");
+    pair(&spans, RELAY, http_relay);
+    let relay_server = find(
+        &spans,
+        |s| is_rpc(s, SpanKind::Server, RELAY),
+        "Relay server",
     );
+    assert_eq!(int_attr(relay_server, RPC_GRPC_STATUS_CODE), Some(0));
+    let inner = find(
+        &spans,
+        |s| s.kind == SpanKind::Client && str_attr(s, RPC_SYSTEM).is_none(),
+        "HTTP client",
+    );
+    assert_eq!(inner.trace_id, relay_server.trace_id, "{label}");
+    assert_eq!(inner.parent_span_id, Some(relay_server.span_id), "{label}");
 }
 
 const STRIPPED_PIE: Variant = Variant {
@@ -291,4 +323,75 @@ fn grpc_go127_pie() {
         },
         "go.mod",
     );
+}
+
+/// Stripped PIE (no DWARF): every offset from offsets/grpc.json, by the module versions in the
+/// build info.
+#[test]
+fn grpc_go126_stripped_pie() {
+    unary_and_streaming(Toolchain::Go126, STRIPPED_PIE, "go.mod");
+}
+
+#[test]
+fn grpc_go127_stripped_v185() {
+    unary_and_streaming(Toolchain::Go127, STRIPPED_PIE, "go.185.mod");
+}
+
+#[test]
+fn grpc_go119_stripped_pie_v158() {
+    unary_and_streaming(Toolchain::Go119, STRIPPED_PIE, "go.158.mod");
+}
+
+/// The table's rows agree with the DWARF of real builds, for every field the plan may read and
+/// every version range the tests build (with the toolchains they use).
+#[test]
+fn offsets_table_matches_dwarf() {
+    use gotap_binary::modoffsets::{lookup, module_version, ModOffset};
+    use gotap_ebpf::libs::grpc::ALL_FIELDS;
+    for (tc, modfile) in [
+        (Toolchain::Go119, "go.158.mod"),
+        (Toolchain::Go126, "go.166.mod"),
+        (Toolchain::Go126, "go.mod"),
+        (Toolchain::Go127, "go.185.mod"),
+    ] {
+        let path = grpc_app(tc, Variant::default(), modfile);
+        let bin = gotap_binary::GoBinary::open(&path).unwrap();
+        let refs: Vec<_> = ALL_FIELDS.iter().map(|f| f.field).collect();
+        let dwarf = gotap_binary::dwarf::struct_offsets(bin.data(), &refs).unwrap();
+        for f in ALL_FIELDS {
+            // genproto's status struct belongs to whichever genproto module is linked.
+            let module = if f.module == "google.golang.org/genproto/googleapis/rpc"
+                && module_version(&bin, f.module).is_none()
+            {
+                "google.golang.org/genproto"
+            } else {
+                f.module
+            };
+            let version = module_version(&bin, module)
+                .unwrap_or_else(|| panic!("{modfile}: no {module} in the build info"));
+            let f2 = gotap_binary::modoffsets::ModField { module, ..*f };
+            let table = lookup(&f2, &version);
+            let want = match dwarf.get(&f.field) {
+                Some(Some(o)) => Some(*o),
+                Some(None) | None => None,
+            };
+            match (&table, want) {
+                (ModOffset::Found { offset, .. }, Some(o)) => {
+                    assert_eq!(
+                        *offset,
+                        o,
+                        "{modfile} {} {version}: {}",
+                        tc.label(),
+                        f.field
+                    )
+                }
+                (ModOffset::Absent, None) => {}
+                other => panic!(
+                    "{modfile} {} {module} {version}: {}: {other:?}",
+                    tc.label(),
+                    f.field
+                ),
+            }
+        }
+    }
 }

@@ -8,6 +8,8 @@
 //	/remote?tp=T      unary Check with traceparent T in the outgoing metadata, as a traced
 //	                  client on another host would send it
 //	/loop?n=N         N unary Checks (for the BPF cost figures)
+//	/relay            unary gotap.test.Relay/Fetch, whose handler GETs /check?service=catalog
+//	                  from this server with net/http (a client span inside a gRPC handler)
 package main
 
 import (
@@ -38,6 +40,28 @@ func main() {
 	hs := health.NewServer()
 	hs.SetServingStatus("catalog", healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(s, hs)
+	httpPort := os.Args[1]
+	// A hand-written service (no generated code): its messages are health's.
+	s.RegisterService(&grpc.ServiceDesc{
+		ServiceName: "gotap.test.Relay",
+		HandlerType: (*interface{})(nil),
+		Methods: []grpc.MethodDesc{{
+			MethodName: "Fetch",
+			Handler: func(_ interface{}, ctx context.Context, dec func(interface{}) error, _ grpc.UnaryServerInterceptor) (interface{}, error) {
+				in := new(healthpb.HealthCheckRequest)
+				if err := dec(in); err != nil {
+					return nil, err
+				}
+				req, _ := http.NewRequestWithContext(ctx, "GET", "http://127.0.0.1:"+httpPort+"/check?service=catalog", nil)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					return nil, err
+				}
+				resp.Body.Close()
+				return &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING}, nil
+			},
+		}},
+	}, struct{}{})
 	go s.Serve(ln)
 
 	conn, err := grpc.Dial(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -68,6 +92,11 @@ func main() {
 		}
 		cancel()
 		_, err = st.Recv()
+		fmt.Fprintln(w, status.Code(err))
+	})
+	http.HandleFunc("/relay", func(w http.ResponseWriter, r *http.Request) {
+		out := new(healthpb.HealthCheckResponse)
+		err := conn.Invoke(r.Context(), "/gotap.test.Relay/Fetch", &healthpb.HealthCheckRequest{}, out)
 		fmt.Fprintln(w, status.Code(err))
 	})
 	http.HandleFunc("/loop", func(w http.ResponseWriter, r *http.Request) {
