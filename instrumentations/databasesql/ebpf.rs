@@ -24,8 +24,16 @@ pub static LIBRARY: Library = Library::new(
         "sql_exec_entry",
         "sql_prepare_entry",
         "sql_stmt_entry",
+        "sql_exit_rax",
         "sql_exit_rbx",
         "sql_exit_rcx",
+        "sql_exit_rdx",
+        "sql_exit_rdi",
+        "sql_exit_rsi",
+        "sql_exit_r8",
+        "sql_exit_r9",
+        "sql_exit_r10",
+        "sql_exit_r11",
     ],
     plan,
 );
@@ -122,12 +130,26 @@ const PROBED: &[Probed] = &[
     },
 ];
 
-fn program_for(err: Register) -> &'static str {
-    if err == Register::RBX {
-        "sql_exit_rbx"
-    } else {
-        "sql_exit_rcx"
-    }
+/// The exit program that reads the error's itab from `reg` (one per argument register: the
+/// callers may have moved it).
+const EXIT_PROGRAMS: &[(Register, &str)] = &[
+    (Register::RAX, "sql_exit_rax"),
+    (Register::RBX, "sql_exit_rbx"),
+    (Register::RCX, "sql_exit_rcx"),
+    (Register::RDX, "sql_exit_rdx"),
+    (Register::RDI, "sql_exit_rdi"),
+    (Register::RSI, "sql_exit_rsi"),
+    (Register::R8, "sql_exit_r8"),
+    (Register::R9, "sql_exit_r9"),
+    (Register::R10, "sql_exit_r10"),
+    (Register::R11, "sql_exit_r11"),
+];
+
+fn program_for(reg: Register) -> Option<&'static str> {
+    EXIT_PROGRAMS
+        .iter()
+        .find(|(r, _)| *r == reg)
+        .map(|(_, p)| *p)
 }
 
 fn plan(bin: &GoBinary, out: &mut LibPlan) -> Result<(), EbpfError> {
@@ -222,10 +244,10 @@ fn plan(bin: &GoBinary, out: &mut LibPlan) -> Result<(), EbpfError> {
             None => None,
         };
         let exits: Vec<ProbeSite> = match exits {
-            Some(offsets) => offsets
+            Some(sites) => sites
                 .into_iter()
-                .map(|offset| ProbeSite {
-                    program: program_for(p.err),
+                .map(|(offset, program)| ProbeSite {
+                    program,
                     function: p.function,
                     offset,
                 })
@@ -235,7 +257,7 @@ fn plan(bin: &GoBinary, out: &mut LibPlan) -> Result<(), EbpfError> {
                 .return_sites(f)?
                 .into_iter()
                 .map(|r| ProbeSite {
-                    program: program_for(p.ret_err),
+                    program: program_for(p.ret_err).expect("an argument register"),
                     function: p.function,
                     offset: r.offset,
                 })
@@ -262,18 +284,20 @@ fn plan(bin: &GoBinary, out: &mut LibPlan) -> Result<(), EbpfError> {
     Ok(())
 }
 
-/// The file offsets of the exit sites of `target`: for each direct call of it in a function named
-/// `callers…`, the first instruction after the call that is a branch, a direct call or a return,
-/// where the straight-line code between has not written `err` (the error's itab, which the exit
-/// reads). A call that ends its caller's epilogue in a [`PASS_THROUGH`] wrapper moves on to the
-/// wrapper's callers. `None` (probe `target`'s RETs instead) when one call has no such site.
+/// The exit sites of `target` (file offset, program): for each direct call of it in a function
+/// named `callers…`, the first instruction after the call that is a branch, a direct call or a
+/// return, and the register that holds the returned error's itab (`err` at the return) there: the
+/// straight-line code between may copy it to other registers (`MOVQ BX, AX` to pass it on) and
+/// overwrite it, but one copy must be left. A call that ends in the epilogue of a
+/// [`PASS_THROUGH`] wrapper moves on to the wrapper's callers. `None` (probe `target`'s RETs
+/// instead) when one call has no such site.
 fn exit_sites(
     bin: &GoBinary,
     target: &Function,
     callers: &str,
     err: Register,
     depth: u32,
-) -> Option<Vec<u64>> {
+) -> Option<Vec<(u64, &'static str)>> {
     let mut out = Vec::new();
     let mut info = InstructionInfoFactory::new();
     for caller in bin
@@ -317,8 +341,18 @@ fn exit_sites(
             {
                 return None;
             }
+            // Where the itab is: registers holding it, through 64-bit register moves.
+            let mut holders = vec![err];
             let mut epilogue = true;
             for n in &rest[..k] {
+                let copy_from = (n.mnemonic() == iced_x86::Mnemonic::Mov
+                    && n.op_count() == 2
+                    && n.op0_kind() == iced_x86::OpKind::Register
+                    && n.op1_kind() == iced_x86::OpKind::Register
+                    && n.op0_register().size() == 8
+                    && n.op1_register().size() == 8)
+                    .then(|| (n.op0_register(), n.op1_register()));
+                let held = copy_from.is_some_and(|(_, src)| holders.contains(&src));
                 for r in info.info(n).used_registers() {
                     let written = matches!(
                         r.access(),
@@ -331,14 +365,16 @@ fn exit_sites(
                         continue;
                     }
                     let full = r.register().full_register();
-                    if full == err {
-                        return None;
-                    }
+                    holders.retain(|h| *h != full);
                     if full != Register::RSP && full != Register::RBP {
                         epilogue = false;
                     }
                 }
+                if let (true, Some((dst, _))) = (held, copy_from) {
+                    holders.push(dst);
+                }
             }
+            let program = holders.iter().find_map(|r| program_for(*r))?;
             if site.flow_control() == FlowControl::Return
                 && epilogue
                 && depth < 2
@@ -347,7 +383,7 @@ fn exit_sites(
                 out.extend(exit_sites(bin, caller, "database/sql.", err, depth + 1)?);
                 continue;
             }
-            out.push(caller.offset + (site.ip() - caller.entry));
+            out.push((caller.offset + (site.ip() - caller.entry), program));
         }
     }
     (!out.is_empty()).then_some(out)
@@ -358,11 +394,11 @@ fn exit_sites(
 fn driver_types(bin: &GoBinary) -> Vec<(u32, String)> {
     const SUFFIX: &str = ",database/sql/driver.Conn";
     let mut out: Vec<(u32, String)> = Vec::new();
-    for (name, vaddr) in elf_symbols(bin.data(), "go:itab.") {
-        let Some(ty) = name
-            .strip_prefix("go:itab.")
-            .and_then(|n| n.strip_suffix(SUFFIX))
-        else {
+    // `go.itab.` before Go 1.20.
+    let mut symbols = elf_symbols(bin.data(), "go:itab.");
+    symbols.extend(elf_symbols(bin.data(), "go.itab."));
+    for (name, vaddr) in symbols {
+        let Some(ty) = name.get(8..).and_then(|n| n.strip_suffix(SUFFIX)) else {
             continue;
         };
         let ty = ty.trim_start_matches('*');
@@ -471,5 +507,107 @@ mod tests {
     #[test]
     fn not_an_elf_has_no_symbols() {
         assert!(elf_symbols(b"nope", "go:itab.").is_empty());
+    }
+}
+
+#[cfg(test)]
+mod plan_tests {
+    use super::*;
+    use gotap_testkit::{Variant, ALL_TOOLCHAINS};
+
+    /// The instruction a site is on, and the function it is in.
+    fn site_insn(bin: &GoBinary, offset: u64) -> (Instruction, String) {
+        let f = bin
+            .functions()
+            .iter()
+            .find(|f| offset >= f.offset && offset < f.offset + f.size)
+            .unwrap();
+        let vaddr = f.entry + (offset - f.offset);
+        let insn = Decoder::with_ip(64, bin.read_vaddr(vaddr, 16).unwrap(), vaddr, 0).decode();
+        (insn, f.name.clone())
+    }
+
+    /// Every supported Go version, stripped and PIE too: entries on the stack check's Jcc, and
+    /// exits after the calls on branches and calls (emulated by the kernel), except where the
+    /// call is the last thing an exported method does (a RET, single-stepped).
+    #[test]
+    fn sites_in_every_toolchain() {
+        for tc in ALL_TOOLCHAINS {
+            for variant in [
+                Variant::default(),
+                Variant {
+                    stripped: true,
+                    pie: true,
+                },
+            ] {
+                let label = format!("{} {}", tc.label(), variant.label());
+                let path = gotap_testkit::build(
+                    "../crates/gotap-ebpf/tests/gosql",
+                    "./sqlite",
+                    tc,
+                    variant,
+                );
+                let bin = GoBinary::open(&path).unwrap();
+                let mut lp = LibPlan::default();
+                plan(&bin, &mut lp).unwrap();
+                assert!(lp.warnings.is_empty(), "{label}: {:?}", lp.warnings);
+                assert_eq!(lp.instrumentations, ["database/sql"], "{label}");
+                let mut rets = Vec::new();
+                for s in &lp.sites {
+                    let (insn, func) = site_insn(&bin, s.offset);
+                    if s.program.ends_with("_entry") {
+                        assert!(
+                            insn.is_jcc_short_or_near(),
+                            "{label} {s:?}: {:?}",
+                            insn.mnemonic()
+                        );
+                        continue;
+                    }
+                    match insn.flow_control() {
+                        FlowControl::Return => rets.push(func),
+                        FlowControl::ConditionalBranch
+                        | FlowControl::UnconditionalBranch
+                        | FlowControl::Call => {}
+                        other => panic!("{label} {s:?}: {:?} ({other:?})", insn.mnemonic()),
+                    }
+                }
+                eprintln!(
+                    "{label}: {} sites, single-stepped exits in {rets:?}",
+                    lp.sites.len()
+                );
+                for f in &rets {
+                    // Go 1.19's Stmt.ExecContext calls releaseConn (indirectly) right after the
+                    // driver: its own RETs are the exit there.
+                    if tc == gotap_testkit::Toolchain::Go119 && f == STMT_EXEC {
+                        continue;
+                    }
+                    assert!(
+                        f.starts_with("database/sql.(*Tx).")
+                            || f.starts_with("database/sql.(*Conn).")
+                            || f.starts_with("database/sql.(*DB).")
+                                && f.chars().nth(19).is_some_and(|c| c.is_ascii_uppercase()),
+                        "{label}: RET exit in {f}"
+                    );
+                }
+                // The driver: the itab's hash with symbols, the one driver module without (and
+                // from Go 1.27, whose linker names no itab symbols).
+                let name_len = lp.cfg[slot::LEN0] as usize;
+                let mut name = Vec::new();
+                for j in 0..slot::NAME_SLOTS {
+                    name.extend_from_slice(&lp.cfg[slot::NAME0 + j].to_le_bytes());
+                }
+                assert_eq!(&name[..name_len], b"modernc.org/sqlite", "{label}");
+                assert_eq!(lp.cfg[slot::DEFAULT], 0, "{label}");
+                assert_eq!(
+                    lp.cfg[slot::NDRIVERS],
+                    if variant.stripped || tc == gotap_testkit::Toolchain::Go127 {
+                        0
+                    } else {
+                        1
+                    },
+                    "{label}"
+                );
+            }
+        }
     }
 }

@@ -264,17 +264,21 @@ static __always_inline int sql_end(struct pt_regs *ctx, u64 err_itab)
 	return 0;
 }
 
-/* Calls whose error's itab is in RBX: queryDC and prepareDC ((*T, error)). */
-SEC("uprobe")
-int sql_exit_rbx(struct pt_regs *ctx)
-{
-	return sql_end(ctx, ctx->rbx);
-}
-
-/* Calls whose error's itab is in RCX: execDC, resultFromStatement, rowsiFromStatement
- * ((iface, error)). */
-SEC("uprobe")
-int sql_exit_rcx(struct pt_regs *ctx)
-{
-	return sql_end(ctx, ctx->rcx);
-}
+/* One exit program per register the error's itab can be in at the exit site (the plan follows
+ * it through the callers' register moves). */
+#define SQL_EXIT(reg)                                                                  \
+	SEC("uprobe")                                                                  \
+	int sql_exit_##reg(struct pt_regs *ctx)                                        \
+	{                                                                              \
+		return sql_end(ctx, ctx->reg);                                         \
+	}
+SQL_EXIT(rax)
+SQL_EXIT(rbx)
+SQL_EXIT(rcx)
+SQL_EXIT(rdx)
+SQL_EXIT(rdi)
+SQL_EXIT(rsi)
+SQL_EXIT(r8)
+SQL_EXIT(r9)
+SQL_EXIT(r10)
+SQL_EXIT(r11)
