@@ -49,9 +49,24 @@ fn is_sql(s: &Span) -> bool {
 
 /// Traces tests/gosql/<driver> on `dsn`, sends one /ops request and checks every span.
 fn check(tc: Toolchain, variant: Variant, driver: &str, package: &str, dsn: &str, ph: &str) {
-    let label = format!("{driver} {} {}", tc.label(), variant.label());
-    let bin = gosql(tc, variant, driver);
-    let app = App::start_with(&bin, &[dsn]);
+    check_with(tc, variant, driver, &[], package, dsn, ph)
+}
+
+/// [`check`] of tests/gosql/<cmd> with more arguments after the DSN.
+fn check_with(
+    tc: Toolchain,
+    variant: Variant,
+    cmd: &str,
+    more: &[&str],
+    package: &str,
+    dsn: &str,
+    ph: &str,
+) {
+    let label = format!("{cmd} {more:?} {} {}", tc.label(), variant.label());
+    let bin = gosql(tc, variant, cmd);
+    let mut args = vec![dsn];
+    args.extend_from_slice(more);
+    let app = App::start_with(&bin, &args);
     let (mut agent, sink) = agent(false);
     let t = agent
         .trace_process(app.pid(), resource("sql-under-test"))
@@ -217,4 +232,79 @@ fn postgres_lib_pq() {
     ] {
         check(tc, v, "pq", "github.com/lib/pq", &pg.dsn, "$1");
     }
+}
+
+/// One binary linking modernc.org/sqlite and lib/pq: each conn's driver is told by its type (the
+/// itab symbols of Go < 1.27 binaries with a symbol table).
+#[test]
+fn two_drivers_in_one_binary() {
+    let pg = gotap_testkit::Postgres::start();
+    let db = std::env::temp_dir().join(format!("gotap-sql-{}-both.db", std::process::id()));
+    let _ = std::fs::remove_file(&db);
+    for tc in [Toolchain::Go119, Toolchain::Go126] {
+        for v in [
+            Variant::default(),
+            Variant {
+                stripped: false,
+                pie: true,
+            },
+        ] {
+            check_with(
+                tc,
+                v,
+                "both",
+                &["sqlite"],
+                "modernc.org/sqlite",
+                db.to_str().unwrap(),
+                "?",
+            );
+            check_with(
+                tc,
+                v,
+                "both",
+                &["postgres"],
+                "github.com/lib/pq",
+                &pg.dsn,
+                "$1",
+            );
+        }
+    }
+    let _ = std::fs::remove_file(&db);
+}
+
+/// Stripped, the same binary has no itab symbols: gotap says it cannot tell the drivers apart
+/// (spans get db.system.name other_sql) instead of guessing.
+#[test]
+fn two_drivers_stripped_are_not_guessed() {
+    let bin = gosql(
+        Toolchain::Go126,
+        Variant {
+            stripped: true,
+            pie: false,
+        },
+        "both",
+    );
+    let db = std::env::temp_dir().join(format!("gotap-sql-{}-stripped.db", std::process::id()));
+    let _ = std::fs::remove_file(&db);
+    let app = App::start_with(&bin, &[db.to_str().unwrap(), "sqlite"]);
+    let (mut agent, sink) = agent(false);
+    let t = agent
+        .trace_process(app.pid(), resource("sql-under-test"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        t.warnings
+            .iter()
+            .any(|w| w.contains("several drivers") && w.contains("other_sql")),
+        "{:?}",
+        t.warnings
+    );
+    assert_eq!(request(app.port, "/ops", &[]), 200);
+    let spans = sink.wait_for(9, is_sql);
+    agent.shutdown();
+    let sql: Vec<&Span> = spans.iter().filter(|s| is_sql(s)).collect();
+    assert_eq!(sql.len(), 9, "{sql:#?}");
+    for s in sql {
+        assert_eq!(str_attr(s, db::DB_SYSTEM_NAME), Some("other_sql"), "{s:#?}");
+    }
+    let _ = std::fs::remove_file(&db);
 }
