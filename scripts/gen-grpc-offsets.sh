@@ -9,6 +9,8 @@
 # outside every row is unknown to gotap, which then warns instead of guessing.
 #
 # Env: GOTAP_GRPC_VERSIONS  space-separated grpc versions (default: every v1.N.0, 50 <= N <= 85)
+#      GOTAP_GRPC_LATEST_DEPS  1 (default): also measure the newest x/net and genproto with the
+#                              last grpc version; 0: only what the grpc versions require
 #      GOTAP_GRPC_OFFSETS_OUT  file to write (default: the checked-in table)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -56,21 +58,27 @@ GO
 
 measurements="$tmp/measurements"
 : > "$measurements"
-for v in $versions; do
-  d="$tmp/$v"
+# measure NAME GRPC_VERSION [MODULE@VERSION...]: one build against grpc GRPC_VERSION (and the
+# other module versions given, e.g. a newer x/net than grpc requires), one measurement per module.
+measure() {
+  local name="$1" v="$2"
+  shift 2
+  local d="$tmp/$name"
   mkdir -p "$d"
   cp "$tmp/main.go" "$d/"
   (
     cd "$d"
     printf 'module gotap.dev/grpcoffsets/probe\n\ngo 1.21\n\nrequire google.golang.org/grpc %s\n' "$v" > go.mod
+    if [ $# -gt 0 ]; then
+      GOFLAGS=-mod=mod "$go" get "$@" >/dev/null 2>&1 || { echo "gen-grpc-offsets: grpc $v: go get $* failed" >&2; exit 1; }
+    fi
     GOFLAGS=-mod=mod "$go" mod tidy >/dev/null 2>&1 || { echo "gen-grpc-offsets: grpc $v: go mod tidy failed" >&2; exit 1; }
     CGO_ENABLED=0 "$go" build -o probe . 2> build.log || { cat build.log >&2; exit 1; }
   )
   json="$("$tmp/grpcoffsets" "$d/probe" "${fields[@]}")"
   modver() { (cd "$d" && "$go" list -m -f '{{if .Replace}}{{.Replace.Version}}{{else}}{{.Version}}{{end}}' "$1" 2>/dev/null) || true; }
-  # One measurement per module: the fields of its structs.
   pick() { printf '%s' "$json" | tr ',' '\n' | tr -d '{}' | { grep -E "$1" || true; } | paste -sd, -; }
-  rpc=google.golang.org/genproto/googleapis/rpc
+  local rpc=google.golang.org/genproto/googleapis/rpc
   [ -n "$(modver "$rpc")" ] || rpc=google.golang.org/genproto
   for m in google.golang.org/grpc golang.org/x/net "$rpc"; do
     case "$m" in
@@ -82,8 +90,19 @@ for v in $versions; do
     [ -n "$mv" ] || { echo "gen-grpc-offsets: grpc $v: no version of $m" >&2; exit 1; }
     echo "$m $mv {$sub}" >> "$measurements"
   done
-  echo "gen-grpc-offsets: measured grpc $v" >&2
+  echo "gen-grpc-offsets: measured grpc $v $*" >&2
+}
+
+last=""
+for v in $versions; do
+  measure "$v" "$v"
+  last="$v"
 done
+# Binaries usually link a newer x/net and genproto than their grpc requires: measure the newest
+# too (the versions the proxy calls latest today; the table records which).
+if [ "${GOTAP_GRPC_LATEST_DEPS:-1}" = 1 ]; then
+  measure latest-deps "$last" golang.org/x/net@latest google.golang.org/genproto/googleapis/rpc@latest
+fi
 "$tmp/grpcoffsets" -merge < "$measurements" > "$out.tmp"
 mv "$out.tmp" "$out"
 echo "gen-grpc-offsets: wrote $out" >&2
