@@ -168,15 +168,21 @@ fn embedded_add_files_resolve_in_the_extracted_tree() {
     assert!(seen > 0, "no add-files entry checked");
 }
 
-/// The runtime module assembled from go/gotaprt and the libraries' runtime/ files compiles (in
-/// the repository go/gotaprt alone lacks the hooks gotaprt.go registers).
+/// The runtime module assembled from go/gotaprt and the libraries' runtime/ files compiles (the
+/// libraries' hooks, `var _ = addHook(…)`, fit the generic part), and so does go/gotaprt alone in
+/// the repository: the generic part without any library, where its Go tests run.
 #[test]
 fn assembled_runtime_module_compiles() {
     let root = extracted();
-    for tc in [Toolchain::Go126, Toolchain::Go127] {
+    let repo = repo_root().join("go/gotaprt");
+    for (tc, dir) in [
+        (Toolchain::Go126, root.join("go/gotaprt")),
+        (Toolchain::Go127, root.join("go/gotaprt")),
+        (Toolchain::Go126, repo),
+    ] {
         let out = tc
             .command()
-            .current_dir(root.join("go/gotaprt"))
+            .current_dir(&dir)
             .env("GOFLAGS", "-mod=readonly")
             .env("GOWORK", "off")
             .args(["vet", "./..."])
@@ -184,8 +190,9 @@ fn assembled_runtime_module_compiles() {
             .unwrap();
         assert!(
             out.status.success(),
-            "{}: go vet of the extracted gotaprt: {}{}",
+            "{}: go vet in {}: {}{}",
             tc.label(),
+            dir.display(),
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );

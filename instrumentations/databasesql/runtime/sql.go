@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	_ "unsafe" // for go:linkname
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -22,6 +23,13 @@ import (
 // for the same query.
 
 const sqlScope = "gotap/database/sql"
+
+// Implemented by the woven database/sql (see instrumentations/databasesql/weave/rules.yaml).
+//
+//go:linkname setSQLStart database/sql.gotapSetSQLStart
+func setSQLStart(func(ctx context.Context, drv driver.Driver, address string, port int, namespace, query string) (context.Context, func(error)))
+
+var _ = addHook(func() { setSQLStart(sqlStart) })
 
 // sqlSystems maps driver import-path prefixes to db.system.name.
 var sqlSystems = []struct{ prefix, system string }{

@@ -30,6 +30,8 @@ const (
 	grpcClientScope = "gotap/grpc/client"
 )
 
+var _ = addHook(registerGRPC)
+
 func registerGRPC() {
 	grpcServerStart = grpcServer
 	grpcClientStart = grpcClient

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	_ "unsafe" // for go:linkname
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -16,6 +17,19 @@ import (
 
 // Names and attributes follow crates/gotap-spans/src/http.rs exactly: both strategies must emit
 // the same spans for the same request.
+
+// Implemented by the woven net/http (see instrumentations/nethttp/weave/rules.yaml).
+//
+//go:linkname setServerStart net/http.gotapSetServerStart
+func setServerStart(func(*http.Request) (*http.Request, func(status int)))
+
+//go:linkname setClientRoundTrip net/http.gotapSetClientRoundTrip
+func setClientRoundTrip(func(*http.Request, func(*http.Request) (*http.Response, error)) (*http.Response, error))
+
+var _ = addHook(func() {
+	setServerStart(serverStart)
+	setClientRoundTrip(clientRoundTrip)
+})
 
 // captureQuery is GOTAP_CAPTURE_QUERY=1 (or true), read once at start: the woven binary's
 // --capture-query of gotap run. With it, server spans record url.query and client spans keep
