@@ -18,7 +18,7 @@ pub static LIBRARY: Library = Library::new(
         "grpc_server_start",
         "grpc_server_status",
         "grpc_client_start",
-        "grpc_client_attempt",
+        "grpc_client_stream",
         "grpc_client_finish",
     ],
     plan,
@@ -44,8 +44,13 @@ pub const SERVER_STATUS: &[&str] = &[
 ];
 pub const OPERATE_HEADERS: &str =
     "google.golang.org/grpc/internal/transport.(*http2Server).operateHeaders";
+/// Whether the binary makes gRPC calls at all.
 pub const CLIENT_START: &str = "google.golang.org/grpc.newClientStream";
+/// The client span's start: its first attempt (a retry's attempt finds the span there).
 pub const CLIENT_ATTEMPT: &str = "google.golang.org/grpc.(*clientStream).newAttemptLocked";
+/// The attempt's transport stream: the site after its `NewStream` call (an interface call, the
+/// stream in RAX) writes the same-host link.
+pub const CLIENT_NEW_STREAM: &str = "google.golang.org/grpc.(*csAttempt).newStream";
 /// The end of a client span: `(*clientStream).finish`'s call of the attempt's finish, past its
 /// "already finished" check (clientStream.finish runs twice for streams: the goroutine watching
 /// the context calls it again; csAttempt.finish also ends attempts that are retried).
@@ -82,7 +87,28 @@ mod slot {
     pub const HFIELD_SIZE: usize = 23;
     pub const CSA_CS: usize = 24;
     pub const CS_FINISHED: usize = 25;
+    /// struct tcp_offs (bpf/types.h) in this order: NETCONN_FD .. NETCONN_FD + 4.
+    pub const NETCONN_FD: usize = 26;
+    pub const H2S_CONN: usize = 31;
+    pub const CLI_INNER: usize = 32;
+    pub const CLI_ID: usize = 33;
+    pub const CLI_CT: usize = 34;
+    pub const CLI_CT_IFACE: usize = 35;
+    pub const H2C_CONN: usize = 36;
+    pub const CS_CALLHDR: usize = 37;
+    pub const CALLHDR_METHOD: usize = 38;
+    pub const CS_CC: usize = 39;
+    pub const CS_ATTEMPT: usize = 40;
 }
+
+/// The struct offsets read_conn_tuple needs, in struct tcp_offs' order (slot::NETCONN_FD..).
+const TCP_OFFS: [off::FieldRef; 5] = [
+    off::NET_CONN_FD,
+    off::NETFD_LADDR,
+    off::NETFD_RADDR,
+    off::TCPADDR_IP,
+    off::TCPADDR_PORT,
+];
 
 pub const STREAM_METHOD: ModField = ModField::new(
     GRPC,
@@ -128,6 +154,45 @@ pub const CSA_CS: ModField = ModField::new(GRPC, "google.golang.org/grpc.csAttem
 pub const CS_FINISHED: ModField =
     ModField::new(GRPC, "google.golang.org/grpc.clientStream", "finished");
 pub const CC_TARGET: ModField = ModField::new(GRPC, "google.golang.org/grpc.ClientConn", "target");
+/// The same-host link (README.md, "Same-host link"): the client's transport stream, its
+/// connection, and the server's connection.
+pub const STREAM_CT: ModField = ModField::new(
+    GRPC,
+    "google.golang.org/grpc/internal/transport.Stream",
+    "ct",
+);
+pub const CLI_STREAM: ModField = ModField::new(
+    GRPC,
+    "google.golang.org/grpc/internal/transport.ClientStream",
+    "Stream",
+);
+pub const CLI_CT: ModField = ModField::new(
+    GRPC,
+    "google.golang.org/grpc/internal/transport.ClientStream",
+    "ct",
+);
+pub const H2C_CONN: ModField = ModField::new(
+    GRPC,
+    "google.golang.org/grpc/internal/transport.http2Client",
+    "conn",
+);
+pub const H2S_CONN: ModField = ModField::new(
+    GRPC,
+    "google.golang.org/grpc/internal/transport.http2Server",
+    "conn",
+);
+/// The client span starts at newAttemptLocked's entry: the clientStream's method, ClientConn and
+/// attempt (nil before its first attempt).
+pub const CS_CALLHDR: ModField =
+    ModField::new(GRPC, "google.golang.org/grpc.clientStream", "callHdr");
+pub const CS_CC: ModField = ModField::new(GRPC, "google.golang.org/grpc.clientStream", "cc");
+pub const CS_ATTEMPT: ModField =
+    ModField::new(GRPC, "google.golang.org/grpc.clientStream", "attempt");
+pub const CALLHDR_METHOD: ModField = ModField::new(
+    GRPC,
+    "google.golang.org/grpc/internal/transport.CallHdr",
+    "Method",
+);
 pub const SPB_CODE: ModField = ModField::new(
     GENPROTO_RPC,
     "google.golang.org/genproto/googleapis/rpc/status.Status",
@@ -183,6 +248,15 @@ pub const ALL_FIELDS: &[ModField] = &[
     HFIELD_NAME,
     HFIELD_VALUE,
     HFIELD_SENSITIVE,
+    STREAM_CT,
+    CLI_STREAM,
+    CLI_CT,
+    H2C_CONN,
+    H2S_CONN,
+    CS_CALLHDR,
+    CS_CC,
+    CS_ATTEMPT,
+    CALLHDR_METHOD,
 ];
 
 /// The resolved offsets of one binary; `need` fails with the sentence naming version and field.
@@ -252,7 +326,9 @@ fn plan(bin: &GoBinary, lp: &mut LibPlan) -> Result<(), EbpfError> {
         bin,
         got: fields.iter().copied().zip(got).collect(),
     };
-    let std = off::resolve(bin, &[off::G_GOID, off::TCPADDR_IP, off::TCPADDR_PORT]);
+    let mut std_fields = vec![off::G_GOID];
+    std_fields.extend(TCP_OFFS);
+    let std = off::resolve(bin, &std_fields);
     let std_need = |f| off::offset_of(&std, f).map_err(|e| e.to_string());
     let cfg = &mut lp.cfg;
     match std_need(off::G_GOID) {
@@ -276,6 +352,16 @@ fn plan(bin: &GoBinary, lp: &mut LibPlan) -> Result<(), EbpfError> {
     cfg[slot::STATUS_S] = status_s;
     cfg[slot::SPB_CODE] = code;
     cfg[slot::SPB_MESSAGE] = message;
+    // The same-host link reads both ends' TCP 4-tuple; without these offsets there is no link
+    // (each side says so below), and the spans are traced as before.
+    let tcp: Result<Vec<u64>, String> = TCP_OFFS.iter().map(|f| std_need(*f)).collect();
+    match &tcp {
+        Ok(t) => cfg[slot::NETCONN_FD..slot::NETCONN_FD + 5].copy_from_slice(t),
+        Err(_) => cfg[slot::NETCONN_FD..slot::NETCONN_FD + 5].fill(OFF_ABSENT),
+    }
+    let tcp_err = tcp.err();
+    cfg[slot::H2S_CONN] = OFF_ABSENT;
+    cfg[slot::H2C_CONN] = OFF_ABSENT;
 
     // ---- server ----
     let status_fn = SERVER_STATUS
@@ -303,6 +389,13 @@ fn plan(bin: &GoBinary, lp: &mut LibPlan) -> Result<(), EbpfError> {
                     (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => lp
                         .warnings
                         .push(format!("gRPC server spans carry no peer address ({e})")),
+                }
+                // The same-host link: the server's connection (its tuple keys the map).
+                match (offs.need(H2S_CONN), tcp_err.clone()) {
+                    (Ok(c), None) => cfg[slot::H2S_CONN] = c,
+                    (Err(e), _) | (_, Some(e)) => lp.warnings.push(format!(
+                        "gRPC server spans do not join traced clients on this host ({e})"
+                    )),
                 }
                 for (name, f) in &starts {
                     lp.sites.push(ProbeSite {
@@ -347,30 +440,38 @@ fn plan(bin: &GoBinary, lp: &mut LibPlan) -> Result<(), EbpfError> {
     }
 
     // ---- client ----
-    if let Some(cf) = client {
+    if client.is_some() {
         let fns = (
             bin.function(CLIENT_ATTEMPT),
             bin.function(CLIENT_FINISH),
             bin.function(STATUS_ERROR_ERROR),
             bin.function(ERRSTRING_ERROR),
         );
-        let need = (|| -> Result<(u64, u64, u64, u64), String> {
-            Ok((
+        let need = (|| -> Result<[u64; 8], String> {
+            Ok([
                 offs.need(CC_TARGET)?,
                 offs.need(ERROR_S)?,
                 offs.need(CSA_CS)?,
                 offs.need(CS_FINISHED)?,
-            ))
+                offs.need(CS_CALLHDR)?,
+                offs.need(CALLHDR_METHOD)?,
+                offs.need(CS_CC)?,
+                offs.need(CS_ATTEMPT)?,
+            ])
         })();
         match (need, fns) {
             (
-                Ok((target, error_s, csa_cs, finished)),
+                Ok([target, error_s, csa_cs, finished, callhdr, method, cs_cc, attempt_f]),
                 (Some(attempt), Some(finish), Some(se), Some(es)),
             ) => {
                 cfg[slot::CC_TARGET] = target;
                 cfg[slot::CSA_CS] = csa_cs;
                 cfg[slot::CS_FINISHED] = finished;
                 cfg[slot::ERROR_S] = error_s;
+                cfg[slot::CS_CALLHDR] = callhdr;
+                cfg[slot::CALLHDR_METHOD] = method;
+                cfg[slot::CS_CC] = cs_cc;
+                cfg[slot::CS_ATTEMPT] = attempt_f;
                 cfg[slot::FN_STATUS_ERROR] = se.entry;
                 cfg[slot::FN_ERRSTRING] = es.entry;
                 // The CALL in clientStream.finish (emulated, with the callee's arguments in
@@ -387,11 +488,6 @@ fn plan(bin: &GoBinary, lp: &mut LibPlan) -> Result<(), EbpfError> {
                 cfg[slot::FINISH_VADDR] = finish.entry + (finish_at - finish.offset);
                 lp.sites.push(ProbeSite {
                     program: "grpc_client_start",
-                    function: CLIENT_START,
-                    offset: entry_once(bin, cf),
-                });
-                lp.sites.push(ProbeSite {
-                    program: "grpc_client_attempt",
                     function: CLIENT_ATTEMPT,
                     offset: entry_once(bin, attempt),
                 });
@@ -401,6 +497,38 @@ fn plan(bin: &GoBinary, lp: &mut LibPlan) -> Result<(), EbpfError> {
                     offset: finish_at,
                 });
                 lp.instrumentations.push("grpc client");
+                // The same-host link: the stream's id and connection, after NewStream.
+                let link = (|| -> Result<u64, String> {
+                    if let Some(e) = &tcp_err {
+                        return Err(e.clone());
+                    }
+                    let [inner, id, ct, iface] = client_stream_cfg(&offs, minor)?;
+                    let conn = offs.need(H2C_CONN)?;
+                    let f = bin
+                        .function(CLIENT_NEW_STREAM)
+                        .ok_or_else(|| format!("{CLIENT_NEW_STREAM} not found"))?;
+                    let site = after_new_stream(bin, f).ok_or_else(|| {
+                        format!(
+                            "no site after the NewStream call in {CLIENT_NEW_STREAM} (grpc {version})"
+                        )
+                    })?;
+                    cfg[slot::CLI_INNER] = inner;
+                    cfg[slot::CLI_ID] = id;
+                    cfg[slot::CLI_CT] = ct;
+                    cfg[slot::CLI_CT_IFACE] = iface;
+                    cfg[slot::H2C_CONN] = conn;
+                    Ok(site)
+                })();
+                match link {
+                    Ok(site) => lp.sites.push(ProbeSite {
+                        program: "grpc_client_stream",
+                        function: CLIENT_NEW_STREAM,
+                        offset: site,
+                    }),
+                    Err(e) => lp.warnings.push(format!(
+                        "gRPC client spans are not linked to traced servers on this host ({e})"
+                    )),
+                }
             }
             (Err(e), _) => lp
                 .warnings
@@ -424,6 +552,62 @@ fn plan(bin: &GoBinary, lp: &mut LibPlan) -> Result<(), EbpfError> {
         }
     }
     Ok(())
+}
+
+/// How the client's transport stream gives its HTTP/2 stream id and its *http2Client, by
+/// version: `[hop to the Stream (OFF_ABSENT: none), id from there, ct from the stream, ct is an
+/// interface (1) or a pointer (0)]`. Until grpc 1.68 the client's stream is a transport.Stream
+/// (its `ct` a *http2Client, a ClientTransport interface in 1.66-1.68); from 1.69 a
+/// *ClientStream with its own `ct`, embedding the Stream by pointer until the layout says
+/// otherwise (ClientStream.ct right after an 8-byte Stream field), by value after.
+fn client_stream_cfg(offs: &Offsets<'_>, minor: u64) -> Result<[u64; 4], String> {
+    let id = offs.need(STREAM_ID)?;
+    if minor >= 69 {
+        let embed = offs.need(CLI_STREAM)?;
+        let ct = offs.need(CLI_CT)?;
+        if ct == embed + 8 {
+            Ok([embed, id, ct, 0])
+        } else {
+            Ok([OFF_ABSENT, embed + id, ct, 0])
+        }
+    } else {
+        let iface = if (66..=68).contains(&minor) { 1 } else { 0 };
+        Ok([OFF_ABSENT, id, offs.need(STREAM_CT)?, iface])
+    }
+}
+
+/// The site after csAttempt.newStream's call of the transport's NewStream: an indirect CALL (the
+/// ClientTransport interface) followed by `TEST RBX, RBX` (err != nil) and its Jcc, which is
+/// the site (emulated; RAX still holds the stream, RBX the error's itab). `None` unless exactly
+/// one call in the function has that shape.
+pub fn after_new_stream(bin: &GoBinary, f: &gotap_binary::Function) -> Option<u64> {
+    let code = bin.read_vaddr(f.entry, f.size)?;
+    let insns: Vec<_> = Decoder::with_ip(64, code, f.entry, DecoderOptions::NONE)
+        .into_iter()
+        .collect();
+    let mut found = None;
+    for (i, call) in insns.iter().enumerate() {
+        if call.mnemonic() != Mnemonic::Call || call.op0_kind() != iced_x86::OpKind::Register {
+            continue;
+        }
+        let mut rest = insns[i + 1..]
+            .iter()
+            .filter(|n| n.mnemonic() != Mnemonic::Nop);
+        let (Some(test), Some(jcc)) = (rest.next(), rest.next()) else {
+            continue;
+        };
+        if test.mnemonic() == Mnemonic::Test
+            && test.op0_register() == Register::RBX
+            && test.op1_register() == Register::RBX
+            && jcc.is_jcc_short_or_near()
+        {
+            if found.is_some() {
+                return None;
+            }
+            found = Some(f.offset + (jcc.ip() - f.entry));
+        }
+    }
+    found
 }
 
 struct ServerCfg {

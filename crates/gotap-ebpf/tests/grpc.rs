@@ -1,7 +1,8 @@
 //! instrumentations/grpc against a real program (tests/gogrpc: an HTTP server whose handlers call
 //! grpc's health service in the same process), unmodified: attach, drive it over HTTP, assert the
-//! gRPC server and client spans (names, attributes, status codes, parents) and the probe hits
-//! they cost.
+//! gRPC server and client spans (names, attributes, status codes, parents: the same-host link
+//! map within one process and between two, incoming traceparent metadata from an untraced
+//! caller) and the probe hits they cost.
 mod common;
 use common::*;
 
@@ -81,6 +82,56 @@ impl Drop for GrpcApp {
     }
 }
 
+/// `gogrpc call ADDR`: a client in a process of its own, making one unary Check per `check`.
+struct Caller {
+    child: Child,
+    out: BufReader<std::process::ChildStdout>,
+}
+
+impl Caller {
+    fn start(bin: &Path, grpc_port: u16) -> Caller {
+        let mut child = Command::new(bin)
+            .arg("call")
+            .arg(format!("127.0.0.1:{grpc_port}"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start tests/gogrpc call");
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "ready", "tests/gogrpc call did not start");
+        Caller { child, out }
+    }
+    /// One Check of `service` (with `traceparent` metadata if given); the code it got.
+    fn check(&mut self, service: &str, traceparent: Option<&str>) -> String {
+        use std::io::Write;
+        let stdin = self.child.stdin.as_mut().unwrap();
+        writeln!(stdin, "{service} {}", traceparent.unwrap_or_default()).unwrap();
+        stdin.flush().unwrap();
+        let mut line = String::new();
+        self.out.read_line(&mut line).unwrap();
+        line.trim().to_string()
+    }
+}
+
+impl Drop for Caller {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// The client span of `server`'s trace that is its parent: the same-host link's evidence.
+fn linked_client<'a>(spans: &'a [Span], server: &Span) -> Option<&'a Span> {
+    spans.iter().find(|c| {
+        c.kind == SpanKind::Client
+            && c.name == server.name
+            && c.trace_id == server.trace_id
+            && server.parent_span_id == Some(c.span_id)
+    })
+}
+
 fn is_rpc(s: &Span, kind: SpanKind, name: &str) -> bool {
     s.kind == kind && s.name == name && str_attr(s, RPC_SYSTEM) == Some("grpc")
 }
@@ -150,10 +201,27 @@ fn unary_and_streaming(tc: Toolchain, variant: Variant, modfile: &str) {
     let hits =
         after.probe_hits - before.probe_hits - (after.goroutine_hits - before.goroutine_hits);
     let restarts = if tc == Toolchain::Go119 { 50 } else { 0 };
+    eprintln!("{label}: {hits} probe hits for 1 HTTP and 100 gRPC spans");
     assert!(
         hits <= 3 + 100 * 3 + restarts,
         "{label}: {hits} probe hits for 1 HTTP and 100 gRPC spans ({before:?} -> {after:?})"
     );
+    // Every one of the 50 server spans is the child of its client span (the same-host link;
+    // the client sends no traceparent), all in the trace of the /loop request.
+    let mut linked = 0;
+    for srv in looped.iter().filter(|s| is_rpc(s, SpanKind::Server, CHECK)) {
+        let cli = linked_client(&looped, srv)
+            .unwrap_or_else(|| panic!("{label}: server span not linked: {srv:#?}"));
+        assert!(cli.parent_span_id.is_some(), "{label}");
+        linked += 1;
+    }
+    assert_eq!(linked, 50, "{label}");
+    let traces: std::collections::HashSet<_> = looped
+        .iter()
+        .filter(|s| str_attr(s, RPC_SYSTEM) == Some("grpc"))
+        .map(|s| s.trace_id)
+        .collect();
+    assert_eq!(traces.len(), 1, "{label}");
     sink.wait_for(101, |_| true);
     sink.0.lock().unwrap().clear();
 
@@ -177,10 +245,25 @@ fn unary_and_streaming(tc: Toolchain, variant: Variant, modfile: &str) {
         .count();
     assert_eq!(grpc_spans, 12, "{label}: {spans:#?}");
 
-    // Unary OK: client span child of the HTTP handler's span; server span in its own trace
-    // (the unmodified client sends no traceparent).
+    // Unary OK: client span child of the HTTP handler's span; server span the client span's
+    // child through the same-host link (the unmodified client sends no traceparent).
     let http_ok = the_http_server(&spans, "/check");
     let ok_client = pair(&spans, CHECK, http_ok);
+    for srv in spans
+        .iter()
+        .filter(|s| s.kind == SpanKind::Server && str_attr(s, RPC_SYSTEM).is_some())
+    {
+        let cli = linked_client(&spans, srv)
+            .unwrap_or_else(|| panic!("{label}: server span not linked: {srv:#?}"));
+        assert_eq!(str_attr(cli, RPC_SYSTEM), Some("grpc"));
+    }
+    let ok_server = find(
+        &spans,
+        |s| is_rpc(s, SpanKind::Server, CHECK) && s.parent_span_id == Some(ok_client.span_id),
+        "server span of /check",
+    );
+    assert_eq!(ok_server.trace_id, http_ok.trace_id, "{label}");
+    assert_eq!(int_attr(ok_server, RPC_GRPC_STATUS_CODE), Some(0));
     assert_eq!(
         str_attr(ok_client, RPC_SERVICE),
         Some("grpc.health.v1.Health")
@@ -251,19 +334,19 @@ fn unary_and_streaming(tc: Toolchain, variant: Variant, modfile: &str) {
         "{label}: {watch_server:#?}"
     );
 
-    // Incoming traceparent metadata: the server span joins that trace.
+    // A traced client on this host that also sends traceparent metadata of its own: the link
+    // wins (it names the exact client span), as for net/http; the /remote handler's client
+    // span is still the child of its HTTP span.
     let (trace, parent, _) = ids::parse_traceparent(TRACEPARENT).unwrap();
-    let joined = find(
-        &spans,
-        |s| is_rpc(s, SpanKind::Server, CHECK) && s.trace_id == trace,
-        "server span joining the traceparent",
-    );
-    assert_eq!(joined.parent_span_id, Some(parent), "{label}");
-    assert_eq!(int_attr(joined, RPC_GRPC_STATUS_CODE), Some(0));
-    // The /remote handler's client span is still the child of its HTTP span: the traceparent
-    // it sends is the application's own metadata.
     let http_remote = the_http_server(&spans, "/remote");
-    pair(&spans, CHECK, http_remote);
+    let remote_client = pair(&spans, CHECK, http_remote);
+    let remote_server = find(
+        &spans,
+        |s| is_rpc(s, SpanKind::Server, CHECK) && s.parent_span_id == Some(remote_client.span_id),
+        "server span of /remote",
+    );
+    assert_eq!(remote_server.trace_id, http_remote.trace_id, "{label}");
+    assert_ne!(remote_server.trace_id, trace, "{label}");
 
     // A client span inside a gRPC handler is a child of its server span (goctx).
     let http_relay = the_http_server(&spans, "/relay");
@@ -281,6 +364,108 @@ fn unary_and_streaming(tc: Toolchain, variant: Variant, modfile: &str) {
     );
     assert_eq!(inner.trace_id, relay_server.trace_id, "{label}");
     assert_eq!(inner.parent_span_id, Some(relay_server.span_id), "{label}");
+    assert_eq!(relay_server.trace_id, http_relay.trace_id, "{label}");
+
+    // From another host: a caller gotap does not trace (a process of its own, standing for a
+    // remote client) writes no link; its traceparent metadata is the server span's parent.
+    let mut remote = Caller::start(&bin, app.grpc);
+    let (mut agent, sink) = self::agent(true);
+    agent
+        .trace_process(app.child.id(), resource("gogrpc"))
+        .unwrap_or_else(|e| panic!("{label}: {e}"));
+    assert_eq!(remote.check("catalog", Some(TRACEPARENT)), "OK", "{label}");
+    assert_eq!(remote.check("catalog", None), "OK", "{label}");
+    let spans = sink.wait_for(2, |s| is_rpc(s, SpanKind::Server, CHECK));
+    agent.shutdown();
+    let servers: Vec<&Span> = spans
+        .iter()
+        .filter(|s| is_rpc(s, SpanKind::Server, CHECK))
+        .collect();
+    assert_eq!(servers.len(), 2, "{label}: {spans:#?}");
+    assert_eq!(servers[0].trace_id, trace, "{label}: {:#?}", servers[0]);
+    assert_eq!(servers[0].parent_span_id, Some(parent), "{label}");
+    assert_eq!(int_attr(servers[0], RPC_GRPC_STATUS_CODE), Some(0));
+    assert_eq!(
+        servers[1].parent_span_id, None,
+        "{label}: {:#?}",
+        servers[1]
+    );
+    assert_ne!(servers[1].trace_id, trace, "{label}");
+}
+
+/// Two processes on one host, both traced by one agent: the server span of a call from the
+/// other process is its client span's child through the pinned link map (no traceparent sent).
+fn two_processes(tc: Toolchain, variant: Variant, modfile: &str) {
+    let label = format!("{} {} {modfile}", tc.label(), variant.label());
+    let bin = grpc_app(tc, variant, modfile);
+    let app = GrpcApp::start(&bin);
+    let mut caller = Caller::start(&bin, app.grpc);
+    let (mut agent, sink) = agent(true);
+    let ts = agent
+        .trace_process(app.child.id(), resource("grpc-server"))
+        .unwrap_or_else(|e| panic!("{label}: {e}"));
+    let tc_ = agent
+        .trace_process(caller.child.id(), resource("grpc-caller"))
+        .unwrap_or_else(|e| panic!("{label}: {e}"));
+    for w in ts.warnings.iter().chain(&tc_.warnings) {
+        assert!(!w.contains("gRPC"), "{label}: {w}");
+    }
+    for _ in 0..10 {
+        assert_eq!(caller.check("catalog", None), "OK", "{label}");
+    }
+    assert_eq!(caller.check("missing", None), "NotFound", "{label}");
+    let spans = sink.wait_for(22, |s| str_attr(s, RPC_SYSTEM) == Some("grpc"));
+    let stats = agent.shutdown();
+    assert_eq!(stats.ringbuf_drops, 0, "{label}");
+    let servers: Vec<&Span> = spans
+        .iter()
+        .filter(|s| is_rpc(s, SpanKind::Server, CHECK))
+        .collect();
+    assert_eq!(servers.len(), 11, "{label}: {spans:#?}");
+    for srv in &servers {
+        assert_eq!(srv.resource.service_name(), "grpc-server", "{label}");
+        let cli = linked_client(&spans, srv)
+            .unwrap_or_else(|| panic!("{label}: server span not linked: {srv:#?}"));
+        assert_eq!(cli.resource.service_name(), "grpc-caller", "{label}");
+        assert_eq!(cli.parent_span_id, None, "{label}");
+        assert_eq!(
+            int_attr(cli, RPC_GRPC_STATUS_CODE),
+            int_attr(srv, RPC_GRPC_STATUS_CODE),
+            "{label}"
+        );
+        assert!(cli.start_unix_nano <= srv.start_unix_nano, "{label}");
+    }
+    // Each client span links to one server span only.
+    let mut parents: Vec<_> = servers.iter().map(|s| s.parent_span_id).collect();
+    parents.sort();
+    parents.dedup();
+    assert_eq!(parents.len(), 11, "{label}");
+}
+
+/// grpc 1.77 on Go 1.26 (ClientStream embedding its Stream by value).
+#[test]
+fn grpc_two_processes_go126() {
+    two_processes(Toolchain::Go126, Variant::default(), "go.mod");
+}
+
+/// grpc 1.58 on Go 1.19 (transport.Stream with ct *http2Client), stripped PIE: offsets from
+/// the table.
+#[test]
+fn grpc_two_processes_go119_stripped_pie_v158() {
+    two_processes(Toolchain::Go119, STRIPPED_PIE, "go.158.mod");
+}
+
+/// grpc 1.66 (ct a ClientTransport interface) on Go 1.27, PIE.
+#[test]
+fn grpc_two_processes_go127_pie_v166() {
+    two_processes(
+        Toolchain::Go127,
+        Variant {
+            stripped: false,
+            pie: true,
+        },
+        "go.166.mod",
+    );
 }
 
 const STRIPPED_PIE: Variant = Variant {

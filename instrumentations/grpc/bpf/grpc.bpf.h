@@ -4,14 +4,17 @@
  * target, status message; status = code), so `gotap run` and `gotap build --probes` build their
  * spans through one decoder (crates/gotap-ebpf/src/sites_more.rs).
  *
- * Server span, 2 hits (3 with an incoming traceparent):
+ * Server span, 3 hits:
  *   operateHeaders entry  the HEADERS frame of a new stream: its traceparent field, by stream id;
- *   process*RPC entry     start; the span's context goes into goctx for the handler's goroutine;
- *   writeStatus entry     the status the server sends, on the same goroutine: end.
+ *   process*RPC entry     start, parent from the same-host link (else the traceparent); the
+ *                         span's context goes into goctx for the handler's goroutine;
+ *   writeStatus entry     the status the server sends, on the same goroutine: end (and the link
+ *                         looked for again if the span had no parent).
  * Client span, 3 hits:
- *   newClientStream entry       start on the caller's goroutine, parent from goctx;
- *   newAttemptLocked entry      the clientStream now exists: the call moves under its address
- *                               (finish may run on another goroutine for streams);
+ *   newAttemptLocked entry      the first attempt: start on the caller's goroutine, parent from
+ *                               goctx, the call kept under the clientStream's address (finish may
+ *                               run on another goroutine for streams);
+ *   after the attempt's NewStream   the stream's id and connection: the same-host link;
  *   (*csAttempt).finish         called by (*clientStream).finish once the RPC is over (which
  *                               itself runs twice for streams), with its error: nil, io.EOF or
  *                               a status error: end. A retried attempt's finish comes while the
@@ -46,13 +49,27 @@
 #define GRPC_HFIELD_SIZE 23
 #define GRPC_CSA_CS 24         /* csAttempt.cs */
 #define GRPC_CS_FINISHED 25    /* clientStream.finished */
+#define GRPC_NETCONN_FD 26     /* 26-30: struct tcp_offs (read_conn_tuple) */
+#define GRPC_H2S_CONN 31       /* http2Server.conn (net.Conn); OFF_ABSENT: no same-host link */
+#define GRPC_CLI_INNER 32      /* client stream -> *Stream offset, OFF_ABSENT: no pointer hop */
+#define GRPC_CLI_ID 33         /* offset of Stream.id from the (inner) client stream */
+#define GRPC_CLI_CT 34         /* offset of the stream's ct (its *http2Client) */
+#define GRPC_CLI_CT_IFACE 35   /* 1: ct is a ClientTransport interface (grpc 1.66-1.68) */
+#define GRPC_H2C_CONN 36       /* http2Client.conn (net.Conn); OFF_ABSENT: no same-host link */
+#define GRPC_CS_CALLHDR 37     /* clientStream.callHdr (*transport.CallHdr) */
+#define GRPC_CALLHDR_METHOD 38 /* CallHdr.Method */
+#define GRPC_CS_CC 39          /* clientStream.cc */
+#define GRPC_CS_ATTEMPT 40     /* clientStream.attempt (nil before the first attempt) */
 
 #define GRPC_MAX_HFIELDS 24    /* header fields of a HEADERS frame searched for traceparent */
 
-/* A call in flight. Server: key_ptr = the stream; client: aux = the ClientConn, str = method. */
+/* A call in flight. Server: key_ptr = the stream, aux = its transport, sid = its HTTP/2 stream
+ * id (kept to look for the same-host link again at the end); client: key_ptr = the clientStream,
+ * aux = the ClientConn, str = method. */
 struct grpc_call {
 	u64 key_ptr;
 	u64 aux;
+	u64 sid;
 	u64 start_ns;
 	u64 trace_hi;
 	u64 trace_lo;
@@ -82,12 +99,14 @@ struct {
 	__uint(max_entries, 8192);
 } grpc_srv_calls SEC(".maps");
 
+/* The clientStream whose attempt this goroutine is starting (newAttemptLocked -> the site after
+ * the attempt's NewStream, on the same goroutine). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__type(key, struct g_key);
-	__type(value, struct grpc_call);
+	__type(value, u64);
 	__uint(max_entries, 8192);
-} grpc_cli_pending SEC(".maps");
+} grpc_cli_attempt SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -176,6 +195,41 @@ static __always_inline u64 grpc_inner_stream(struct lib_cfg *lc, u64 stream)
 	return hop == OFF_ABSENT ? stream : read_u64(stream + hop);
 }
 
+/* ---------- same-host link ----------
+ * gotap_links (gotap.bpf.c, pinned, shared by every agent on the host) under the TCP 4-tuple as
+ * the client sees it, with the HTTP/2 stream id in the tuple's spare word: net/http's HTTP/1.1
+ * entries leave it 0, HTTP/2 stream ids are never 0, so the two never meet. */
+
+static __always_inline const struct tcp_offs *grpc_tcp(struct lib_cfg *lc)
+{
+	return (const struct tcp_offs *)&lc->v[GRPC_NETCONN_FD];
+}
+
+/* Server side: the client span a traced client on this host wrote for stream sid of this
+ * transport's connection becomes the parent (one use). 1 when it did. */
+static __always_inline int grpc_link_take(struct lib_cfg *lc, u64 transport, u32 sid, struct grpc_call *c)
+{
+	if (!sid || !transport || lc->v[GRPC_H2S_CONN] == OFF_ABSENT)
+		return 0;
+	u64 conn = read_u64(transport + lc->v[GRPC_H2S_CONN] + 8);
+	struct tuple t = {};
+	if (read_conn_tuple(grpc_tcp(lc), conn, t.dst_ip, &t.dst_port, t.src_ip, &t.src_port))
+		return 0;
+	t._pad = sid;
+	struct link_val *lv = bpf_map_lookup_elem(&gotap_links, &t);
+	if (!lv)
+		return 0;
+	int fresh = bpf_ktime_get_ns() - lv->written_ns < LINK_MAX_AGE_NS;
+	if (fresh) {
+		c->trace_hi = be_u64(lv->trace_id);
+		c->trace_lo = be_u64(lv->trace_id + 8);
+		c->parent = be_u64(lv->span_id);
+		c->rflags |= 2; /* remote parent */
+	}
+	bpf_map_delete_elem(&gotap_links, &t);
+	return fresh;
+}
+
 /* ---------- incoming traceparent ---------- */
 
 /* (*http2Server).operateHeaders(t, [ctx,] frame *http2.MetaHeadersFrame, ...): the request
@@ -257,13 +311,19 @@ int grpc_server_start(struct pt_regs *ctx)
 	u32 sid = 0;
 	if (inner && transport &&
 	    !bpf_probe_read_user(&sid, sizeof(sid), (void *)(inner + lc->v[GRPC_STREAM_ID]))) {
+		c.sid = sid;
+		/* Parent: a traced client on this host (it names the exact client span that opened
+		 * this stream), else the stream's traceparent metadata (as net/http ranks them). */
+		int linked = grpc_link_take(lc, transport, sid, &c);
 		struct grpc_tp_key k = {.proc = key.proc, .stream_id = sid, .transport = transport};
 		struct span_ctx *p = bpf_map_lookup_elem(&grpc_tp, &k);
 		if (p) {
-			c.trace_hi = be_u64(p->trace_id);
-			c.trace_lo = be_u64(p->trace_id + 8);
-			c.parent = be_u64(p->span_id);
-			c.rflags |= 2; /* remote parent */
+			if (!linked) {
+				c.trace_hi = be_u64(p->trace_id);
+				c.trace_lo = be_u64(p->trace_id + 8);
+				c.parent = be_u64(p->span_id);
+				c.rflags |= 2; /* remote parent */
+			}
 			bpf_map_delete_elem(&grpc_tp, &k);
 		}
 	}
@@ -406,6 +466,11 @@ int grpc_server_status(struct pt_regs *ctx)
 	/* No call: a status written outside process*RPC (unknown method, …), which has no span. */
 	if (!c || c->key_ptr != ctx->rbx)
 		return 0;
+	/* No parent at the start: the client's link may have been written after the server read
+	 * the stream's HEADERS (the client writes it when NewStream returns, the frame may be on the
+	 * wire by then). The handler has read the request the client sent after it: look again. */
+	if (!c->parent)
+		grpc_link_take(lc, c->aux, (u32)c->sid, c);
 	struct site_scratch *s = grpc_event(c, EV_SITE_GRPC_SERVER, key.proc);
 	if (!s)
 		return 0;
@@ -429,21 +494,37 @@ int grpc_server_status(struct pt_regs *ctx)
 
 /* ---------- client ---------- */
 
-/* newClientStream(ctx, desc, cc *ClientConn, method string, opts...): RDI=cc, RSI/R8=method. */
+/* (*clientStream).newAttemptLocked(cs, isTransparent): RAX=cs, on the goroutine that then runs
+ * the attempt's NewStream. The first attempt (cs.attempt still nil) starts the span, on the
+ * caller's goroutine (newClientStreamWithParams -> withRetry), parent from goctx; a retry's
+ * attempt finds the span there and only marks its stream for the link. */
 SEC("uprobe")
 int grpc_client_start(struct pt_regs *ctx)
 {
 	GRPC_PROLOGUE(ctx, lc, key);
-	u64 mlen = ctx->r8;
+	u64 cs = ctx->rax;
+	if (!cs)
+		return 0;
+	struct grpc_ptr_key k = {.proc = key.proc, .ptr = cs};
+	if (read_u64(cs + lc->v[GRPC_CS_ATTEMPT])) {
+		if (bpf_map_lookup_elem(&grpc_cli_calls, &k))
+			bpf_map_update_elem(&grpc_cli_attempt, &key, &cs, BPF_ANY);
+		return 0;
+	}
+	u64 hdr = read_u64(cs + lc->v[GRPC_CS_CALLHDR]);
+	struct go_str m = {};
+	if (!hdr || bpf_probe_read_user(&m, sizeof(m), (void *)(hdr + lc->v[GRPC_CALLHDR_METHOD])))
+		return 0;
 	/* The application's own OTLP exports are not traced (as in gotap build). */
-	if (mlen >= 31) {
+	if (m.len >= 31) {
 		char p[31];
-		if (!bpf_probe_read_user(p, sizeof(p), (void *)ctx->rsi) &&
+		if (!bpf_probe_read_user(p, sizeof(p), (void *)m.ptr) &&
 		    grpc_eq(p, "/opentelemetry.proto.collector.", 31))
 			return 0;
 	}
-	struct grpc_call c = {.aux = ctx->rdi, .start_ns = bpf_ktime_get_ns(), .rflags = 1 | REC_MONO,
-			      .str_ptr = ctx->rsi, .str_len = mlen};
+	struct grpc_call c = {.key_ptr = cs, .aux = read_u64(cs + lc->v[GRPC_CS_CC]),
+			      .start_ns = bpf_ktime_get_ns(), .rflags = 1 | REC_MONO,
+			      .str_ptr = m.ptr, .str_len = m.len};
 	struct span_ctx *parent = bpf_map_lookup_elem(&goctx, &key);
 	if (parent) {
 		/* Inherited from a span that has ended: not a parent any more (client_entry). */
@@ -463,24 +544,49 @@ int grpc_client_start(struct pt_regs *ctx)
 		c.trace_lo = grpc_rand64();
 	}
 	c.span = grpc_rand64();
-	bpf_map_update_elem(&grpc_cli_pending, &key, &c, BPF_ANY);
+	bpf_map_update_elem(&grpc_cli_calls, &k, &c, BPF_ANY);
+	bpf_map_update_elem(&grpc_cli_attempt, &key, &cs, BPF_ANY);
 	return 0;
 }
 
-/* (*clientStream).newAttemptLocked(cs, ...): first called by newClientStreamWithParams on the
- * caller's goroutine once cs exists; later calls (retries) find nothing pending. */
+/* (*csAttempt).newStream, the Jcc after its `s, err := a.transport.NewStream(...)`: RAX=s (the
+ * transport stream), RBX=err's itab. The stream has its id (assigned under the transport's
+ * control-buffer lock, before its HEADERS are queued): write the link under the connection's
+ * tuple and that id, for the server's lookup. */
 SEC("uprobe")
-int grpc_client_attempt(struct pt_regs *ctx)
+int grpc_client_stream(struct pt_regs *ctx)
 {
 	GRPC_PROLOGUE(ctx, lc, key);
-	struct grpc_call *p = bpf_map_lookup_elem(&grpc_cli_pending, &key);
-	if (!p)
+	u64 *csp = bpf_map_lookup_elem(&grpc_cli_attempt, &key);
+	if (!csp)
 		return 0;
-	struct grpc_ptr_key k = {.proc = key.proc, .ptr = ctx->rax};
-	struct grpc_call c = *p;
-	c.key_ptr = ctx->rax;
-	bpf_map_update_elem(&grpc_cli_calls, &k, &c, BPF_ANY);
-	bpf_map_delete_elem(&grpc_cli_pending, &key);
+	struct grpc_ptr_key k = {.proc = key.proc, .ptr = *csp};
+	bpf_map_delete_elem(&grpc_cli_attempt, &key);
+	u64 st = ctx->rax;
+	if (ctx->rbx || !st || lc->v[GRPC_H2C_CONN] == OFF_ABSENT)
+		return 0; /* failed: a retry's newAttemptLocked marks the next one */
+	struct grpc_call *c = bpf_map_lookup_elem(&grpc_cli_calls, &k);
+	if (!c)
+		return 0;
+	u64 hop = lc->v[GRPC_CLI_INNER];
+	u64 inner = hop == OFF_ABSENT ? st : read_u64(st + hop);
+	u32 sid = 0;
+	if (!inner || bpf_probe_read_user(&sid, sizeof(sid), (void *)(inner + lc->v[GRPC_CLI_ID])) || !sid)
+		return 0;
+	u64 ct = read_u64(st + lc->v[GRPC_CLI_CT] + (lc->v[GRPC_CLI_CT_IFACE] ? 8 : 0));
+	if (!ct)
+		return 0;
+	u64 conn = read_u64(ct + lc->v[GRPC_H2C_CONN] + 8);
+	struct tuple t = {};
+	if (read_conn_tuple(grpc_tcp(lc), conn, t.src_ip, &t.src_port, t.dst_ip, &t.dst_port))
+		return 0;
+	t._pad = sid;
+	struct link_val lv = {};
+	put_be_u64(lv.trace_id, c->trace_hi);
+	put_be_u64(lv.trace_id + 8, c->trace_lo);
+	put_be_u64(lv.span_id, c->span);
+	lv.written_ns = bpf_ktime_get_ns();
+	bpf_map_update_elem(&gotap_links, &t, &lv, BPF_ANY);
 	return 0;
 }
 

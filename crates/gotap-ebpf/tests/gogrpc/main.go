@@ -3,6 +3,11 @@
 // (crates/gotap-ebpf/tests/grpc.rs). It serves grpc's own health service (no generated code of
 // ours). Argument: the HTTP port. Prints "ready <grpc port>" once both listen.
 //
+// `gogrpc call <grpc address>` is a client only, in a process of its own (the same-host link
+// between two processes, or an untraced caller standing for another host): it prints "ready",
+// then for each line "SERVICE [TRACEPARENT]" read from stdin makes one unary Check (with that
+// traceparent in its outgoing metadata, if given) and prints the gRPC code; it exits at EOF.
+//
 //	/check?service=S  unary Check (S "missing": NOT_FOUND); answers the gRPC code
 //	/watch            server-streaming Watch, canceled after the first message
 //	/remote?tp=T      unary Check with traceparent T in the outgoing metadata, as a traced
@@ -13,12 +18,14 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -29,6 +36,10 @@ import (
 )
 
 func main() {
+	if len(os.Args) == 3 && os.Args[1] == "call" {
+		call(os.Args[2])
+		return
+	}
 	if len(os.Args) < 2 {
 		fail(fmt.Errorf("usage: gogrpc <http port>"))
 	}
@@ -115,6 +126,28 @@ func main() {
 	}
 	fmt.Println("ready", ln.Addr().(*net.TCPAddr).Port)
 	fail(http.Serve(hl, nil))
+}
+
+func call(addr string) {
+	conn, err := grpc.Dial(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		fail(err)
+	}
+	c := healthpb.NewHealthClient(conn)
+	fmt.Println("ready")
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		f := strings.Fields(in.Text())
+		if len(f) == 0 {
+			continue
+		}
+		ctx := context.Background()
+		if len(f) > 1 {
+			ctx = metadata.AppendToOutgoingContext(ctx, "traceparent", f[1])
+		}
+		_, err := c.Check(ctx, &healthpb.HealthCheckRequest{Service: f[0]})
+		fmt.Println(status.Code(err))
+	}
 }
 
 func fail(err error) {
