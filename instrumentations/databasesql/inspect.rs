@@ -1,7 +1,7 @@
 //! database/sql's row of `gotap inspect`: compiled into gotap-binary as
 //! `crate::instrumentations::libs::databasesql` (crates/gotap-binary/build.rs, from
 //! instrumentations/registry.txt). Any of the functions queries and execs go through.
-use crate::instrumentations::{Requirement, Spec, COMPILE_TIME};
+use crate::instrumentations::{Requirement, Spec, ALL};
 
 pub const SPECS: &[Spec] = &[Spec {
     name: "database/sql",
@@ -11,5 +11,5 @@ pub const SPECS: &[Spec] = &[Spec {
         "database/sql.(*DB).queryDC",
         "database/sql.(*DB).execDC",
     ]),
-    strategies: COMPILE_TIME,
+    strategies: ALL,
 }];

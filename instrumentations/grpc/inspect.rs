@@ -2,7 +2,7 @@
 //! `crate::instrumentations::libs::grpc` (crates/gotap-binary/build.rs, from
 //! instrumentations/registry.txt). The module must be a dependency and its server or client side
 //! linked in: a program may require grpc and use one side only.
-use crate::instrumentations::{Requirement, Spec, COMPILE_TIME};
+use crate::instrumentations::{Requirement, Spec, ALL};
 
 pub const SPECS: &[Spec] = &[
     Spec {
@@ -14,7 +14,7 @@ pub const SPECS: &[Spec] = &[
                 "google.golang.org/grpc.(*Server).processUnaryRPC",
             ],
         },
-        strategies: COMPILE_TIME,
+        strategies: ALL,
     },
     Spec {
         name: "grpc client",
@@ -25,6 +25,6 @@ pub const SPECS: &[Spec] = &[
                 "google.golang.org/grpc.invoke",
             ],
         },
-        strategies: COMPILE_TIME,
+        strategies: ALL,
     },
 ];
