@@ -609,18 +609,25 @@ fn binary_modules(
     )
 }
 
-/// Prints `warnings`, unless this same set was the last one printed for this module, directory
-/// and arguments: a rebuild with nothing changed repeats nothing, a change shows them all again.
-/// The last set is remembered by hash in gotap's cache.
+/// Prints `warnings`, unless this same set was the last one printed for this module, directory,
+/// arguments and rules files: a rebuild with nothing changed repeats nothing, a change shows them
+/// all again. The last set is remembered by hash in gotap's cache.
 fn print_warnings_once(anchor: &Path, opts: &Options, warnings: &[String]) {
     let cwd = std::env::current_dir().unwrap_or_default();
-    let key = assets::fnv(&[
-        b"warned",
-        anchor.as_os_str().as_encoded_bytes(),
-        cwd.as_os_str().as_encoded_bytes(),
-        opts.verb.as_bytes(),
-        opts.args.join("\0").as_bytes(),
-    ]);
+    let mut parts: Vec<Vec<u8>> = vec![
+        b"warned".to_vec(),
+        anchor.as_os_str().as_encoded_bytes().to_vec(),
+        cwd.as_os_str().as_encoded_bytes().to_vec(),
+        opts.verb.as_bytes().to_vec(),
+        opts.args.join("\0").into_bytes(),
+    ];
+    // Another rules file is another build, even when its warnings read the same.
+    for r in &opts.rules {
+        let abs = std::path::absolute(r).unwrap_or_else(|_| r.clone());
+        parts.push(abs.as_os_str().as_encoded_bytes().to_vec());
+        parts.push(std::fs::read(r).unwrap_or_default());
+    }
+    let key = assets::fnv(&parts.iter().map(Vec::as_slice).collect::<Vec<_>>());
     let seen = assets::fnv(&warnings.iter().map(|w| w.as_bytes()).collect::<Vec<_>>());
     let path = assets::cache_dir()
         .join("warned")
