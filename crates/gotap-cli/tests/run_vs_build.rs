@@ -53,6 +53,17 @@ fn plain_build(tc: Toolchain) -> PathBuf {
 /// Limits): the database from the DSN, and the driver error's Go type (it says `_OTHER`).
 const NOT_YET_FROM_BPF: &[&str] = &["db.namespace", "error.type"];
 
+/// `url.full` names each run's listening port: compared without it.
+fn url_port(k: &str, v: &Value) -> Option<Value> {
+    let url = v.as_str().filter(|_| k == "url.full")?;
+    let (scheme, rest) = url.split_once("://")?;
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let (host, port) = authority.rsplit_once(':')?;
+    port.bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| Value::from(format!("{scheme}://{host}:<port>{path}")))
+}
+
 fn signature(s: &FlatSpan, all: &[FlatSpan]) -> String {
     let attrs: std::collections::BTreeMap<&str, Value> = s
         .attrs
@@ -63,7 +74,9 @@ fn signature(s: &FlatSpan, all: &[FlatSpan]) -> String {
         .map(|(k, v)| {
             (
                 k.as_str(),
-                trees::any_port(k, v).unwrap_or_else(|| v.clone()),
+                trees::any_port(k, v)
+                    .or_else(|| url_port(k, v))
+                    .unwrap_or_else(|| v.clone()),
             )
         })
         .collect();
