@@ -226,6 +226,9 @@ const ORACLE: &str = r#"package main
 
 import (
 	"bufio"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -233,7 +236,17 @@ import (
 	"reflect"
 )
 
+// oracleDriver has no OpenConnector, so sql.Open keeps its DSN in a database/sql.dsnConnector.
+type oracleDriver struct{}
+
+func (oracleDriver) Open(string) (driver.Conn, error) { return nil, errors.New("not a driver") }
+
 func main() {
+	sql.Register("oracle", oracleDriver{})
+	db, err := sql.Open("oracle", "dsn")
+	if err != nil {
+		panic(err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		panic(err)
@@ -247,7 +260,9 @@ func main() {
 	resp.Body.Close()
 	roots := []reflect.Type{<-got, reflect.TypeOf(http.Request{}), reflect.TypeOf(http.Response{}),
 		reflect.TypeOf(url.URL{}), reflect.TypeOf(http.Server{}), reflect.TypeOf(http.Transport{}),
-		reflect.TypeOf(bufio.Reader{}), reflect.TypeOf(net.TCPConn{}), reflect.TypeOf(net.TCPAddr{})}
+		reflect.TypeOf(bufio.Reader{}), reflect.TypeOf(net.TCPConn{}), reflect.TypeOf(net.TCPAddr{}),
+		reflect.TypeOf(db).Elem(), reflect.TypeOf((*sql.Stmt)(nil)).Elem(),
+		reflect.ValueOf(db).Elem().FieldByName("connector").Elem().Type()}
 	seen := map[reflect.Type]bool{}
 	var visit func(t reflect.Type)
 	visit = func(t reflect.Type) {
