@@ -36,18 +36,13 @@ pub const GOTAP_PROVIDER: &str = "gotap";
 /// of an ABI0 assembly function, read at its first instruction.
 pub const GOTAP_ARGS: &str =
     "8@8(%rsp) 8@16(%rsp) 8@24(%rsp) 8@32(%rsp) -8@40(%rsp) -8@48(%rsp) 8@56(%rsp) 8@64(%rsp) 8@72(%rsp)";
-/// The bytes that follow the 2-byte semaphore counter in net/http's `gotapProbeSemaphore`
-/// ("gotap-semaphor").
+/// The bytes that follow a semaphore's 2-byte counter when its package has no marker of its own
+/// ("gotap-semaphor"): net/http's `gotapProbeSemaphore`, and the programs that declare their own
+/// sites (tests and examples).
 pub const GOTAP_SEMAPHORE_MARKER: &[u8] = b"gotap-semaphor";
-/// The markers of database/sql's and grpc's semaphores: each woven package has its own semaphore
-/// (instrumentations/databasesql/probes, instrumentations/grpc/probes), shared by that package's sites.
-pub const GOTAP_SQL_SEMAPHORE_MARKER: &[u8] = b"gotap-sema-sql";
-pub const GOTAP_GRPC_SEMAPHORE_MARKER: &[u8] = b"gotap-sema-rpc";
-/// The markers of the batch sites' semaphores (go/probes/shared/gotap_batch.go): "gotap-batch-"
-/// and the package's number (1 net/http, 2 database/sql, 3 grpc) as a little-endian u16.
-pub const GOTAP_HTTP_BATCH_MARKER: &[u8] = b"gotap-batch-\x01\x00";
-pub const GOTAP_SQL_BATCH_MARKER: &[u8] = b"gotap-batch-\x02\x00";
-pub const GOTAP_GRPC_BATCH_MARKER: &[u8] = b"gotap-batch-\x03\x00";
+/// The prefix of a batch site's semaphore marker (go/probes/shared/gotap_batch.go): then the
+/// package's number as a little-endian u16.
+pub const GOTAP_BATCH_MARKER_PREFIX: &[u8] = b"gotap-batch-";
 /// The marker of a batch buffer's reference (go/probes/shared/gotap_batch.go, gotapBatchRef):
 /// these 15 bytes and the package's number, then the buffer's address (8 bytes).
 pub const GOTAP_BATCH_REF_MARKER: &[u8] = b"gotap-batchref-";
@@ -69,60 +64,76 @@ pub fn batch_buffer_refs(bin: &GoBinary) -> Vec<(u8, u64)> {
 /// USDT argument spec of a batch site: the address and length of the buffered events, in the
 /// registers the site's prologue loads (docs/probes.md, "Batched sites").
 pub const GOTAP_BATCH_ARGS: &str = "8@%rsi 8@%rdx";
-/// gotap's sites as woven by `gotap build --probes` into net/http, database/sql and
-/// google.golang.org/grpc: per-span sites (same argument spec, the package's semaphore) and each
-/// package's batch site (its own semaphore). A binary has those of the packages it links; the
-/// others are skipped.
-pub const GOTAP_SITES: [SiteDef<'static>; 8] = [
-    SiteDef {
-        provider: GOTAP_PROVIDER,
-        name: "http_server",
-        function: "net/http.gotapProbeHTTPServer",
-        args: GOTAP_ARGS,
-    },
-    SiteDef {
-        provider: GOTAP_PROVIDER,
-        name: "http_client",
-        function: "net/http.gotapProbeHTTPClient",
-        args: GOTAP_ARGS,
-    },
-    SiteDef {
-        provider: GOTAP_PROVIDER,
-        name: "sql_query",
-        function: "database/sql.gotapProbeSQLQuery",
-        args: GOTAP_ARGS,
-    },
-    SiteDef {
-        provider: GOTAP_PROVIDER,
-        name: "grpc_server",
-        function: "google.golang.org/grpc.gotapProbeGRPCServer",
-        args: GOTAP_ARGS,
-    },
-    SiteDef {
-        provider: GOTAP_PROVIDER,
-        name: "grpc_client",
-        function: "google.golang.org/grpc.gotapProbeGRPCClient",
-        args: GOTAP_ARGS,
-    },
-    SiteDef {
-        provider: GOTAP_PROVIDER,
-        name: "http_batch",
-        function: "net/http.gotapProbeBatch",
-        args: GOTAP_BATCH_ARGS,
-    },
-    SiteDef {
-        provider: GOTAP_PROVIDER,
-        name: "sql_batch",
-        function: "database/sql.gotapProbeBatch",
-        args: GOTAP_BATCH_ARGS,
-    },
-    SiteDef {
-        provider: GOTAP_PROVIDER,
-        name: "grpc_batch",
-        function: "google.golang.org/grpc.gotapProbeBatch",
-        args: GOTAP_BATCH_ARGS,
-    },
-];
+/// A library's per-span probe site (instrumentations/<lib>/sites.rs): its USDT note, the BPF
+/// program gotap attaches to it, and what `gotap probes bpftrace` prints for it.
+#[derive(Debug, Clone, Copy)]
+pub struct LibSite {
+    pub def: SiteDef<'static>,
+    /// The BPF program reading the site (`site_<name>`, instrumentations/<lib>/bpf).
+    pub program: &'static str,
+    /// The instrumentation `gotap run` names for it (as `gotap inspect` does).
+    pub instrumentation: &'static str,
+    /// The bytes after the 2-byte counter of the package's semaphore (its probes/ fragment): one
+    /// semaphore per woven package, shared by its sites.
+    pub semaphore: &'static [u8],
+    pub bpftrace: BpftraceRow,
+}
+
+/// A site's block in `gotap probes bpftrace`: the line it prints before the ids. `$a6`/`$a7` are
+/// the contract's seventh and eighth arguments and `$r` the span record (docs/probes.md); arg0/1
+/// and arg2/3 are Go strings, arg4 a status or code, arg5 the duration (ns).
+#[derive(Debug, Clone, Copy)]
+pub struct BpftraceRow {
+    pub format: &'static str,
+    pub args: &'static str,
+}
+
+/// A package's batch site (docs/probes.md, "Batched sites"): it replaces the per-span sites whose
+/// names start with `prefix` when it is used.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchSite {
+    pub def: SiteDef<'static>,
+    pub prefix: &'static str,
+    /// The package's number, in its semaphore marker and its buffer's reference.
+    pub package: u8,
+}
+
+impl BatchSite {
+    /// Its semaphore's marker: [`GOTAP_BATCH_MARKER_PREFIX`] and the package number (u16 LE).
+    pub fn semaphore(&self) -> [u8; 14] {
+        let mut m = [0u8; 14];
+        m[..12].copy_from_slice(GOTAP_BATCH_MARKER_PREFIX);
+        m[12] = self.package;
+        m
+    }
+}
+
+/// The libraries' probe sites: each folder of instrumentations/registry.txt with a `sites.rs` is
+/// a module here (crates/gotap-binary/build.rs), and `TABLE` lists (folder, sites, batch site).
+pub mod libs {
+    include!(concat!(env!("OUT_DIR"), "/site_libs.rs"));
+}
+
+/// Every library's per-span sites, in the registry's order.
+pub fn lib_sites() -> impl Iterator<Item = &'static LibSite> {
+    libs::TABLE.iter().flat_map(|(_, sites, _)| sites.iter())
+}
+
+/// Every library's batch site.
+pub fn batch_sites() -> impl Iterator<Item = &'static BatchSite> {
+    libs::TABLE.iter().filter_map(|(_, _, b)| b.as_ref())
+}
+
+/// gotap's sites as woven by `gotap build --probes`: every library's per-span sites (same argument
+/// spec, the package's semaphore), then each package's batch site (its own semaphore). A binary
+/// has those of the packages it links; the others are skipped.
+pub static GOTAP_SITES: std::sync::LazyLock<Vec<SiteDef<'static>>> =
+    std::sync::LazyLock::new(|| {
+        lib_sites()
+            .map(|s| s.def)
+            .chain(batch_sites().map(|b| b.def))
+            .collect()
+    });
 
 /// The 5-byte NOP a gotap site's probe sits on (the kernel optimises uprobes on it).
 const NOP5: [u8; 5] = [0x0f, 0x1f, 0x44, 0x00, 0x00];
@@ -444,26 +455,30 @@ pub fn annotate_gotap(path: &Path) -> Result<usize, UsdtError> {
     annotate_gotap_sites(path, &GOTAP_SITES)
 }
 
-/// The semaphore marker of a gotap site, by probe name: net/http's unless the site is one of
-/// database/sql's or grpc's.
-pub fn gotap_semaphore_marker(site_name: &str) -> &'static [u8] {
-    match site_name {
-        "sql_query" => GOTAP_SQL_SEMAPHORE_MARKER,
-        "grpc_server" | "grpc_client" => GOTAP_GRPC_SEMAPHORE_MARKER,
-        "http_batch" => GOTAP_HTTP_BATCH_MARKER,
-        "sql_batch" => GOTAP_SQL_BATCH_MARKER,
-        "grpc_batch" => GOTAP_GRPC_BATCH_MARKER,
-        _ => GOTAP_SEMAPHORE_MARKER,
+/// The semaphore marker of a gotap site, by probe name (its library's sites.rs); net/http's for a
+/// name no library has.
+pub fn gotap_semaphore_marker(site_name: &str) -> Vec<u8> {
+    if let Some(s) = lib_sites().find(|s| s.def.name == site_name) {
+        return s.semaphore.to_vec();
     }
+    if let Some(b) = batch_sites().find(|b| b.def.name == site_name) {
+        return b.semaphore().to_vec();
+    }
+    GOTAP_SEMAPHORE_MARKER.to_vec()
 }
 
 /// [`annotate`] for gotap sites, each noted with its package's semaphore
 /// ([`gotap_semaphore_marker`]; a package whose sites are absent is never searched for its
 /// marker). Returns the number of the given sites the binary now has.
 pub fn annotate_gotap_sites(path: &Path, sites: &[SiteDef]) -> Result<usize, UsdtError> {
+    let markers: Vec<Vec<u8>> = sites
+        .iter()
+        .map(|s| gotap_semaphore_marker(s.name))
+        .collect();
     let sites: Vec<(SiteDef, Option<&[u8]>)> = sites
         .iter()
-        .map(|s| (*s, Some(gotap_semaphore_marker(s.name))))
+        .zip(&markers)
+        .map(|(s, m)| (*s, Some(m.as_slice())))
         .collect();
     annotate_each(path, &sites)
 }

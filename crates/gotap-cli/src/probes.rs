@@ -1,7 +1,9 @@
 //! `gotap probes list|bpftrace|annotate BIN`: the USDT probes of a `gotap build --probes` binary,
 //! for people and for standard tools (bpftrace, readelf, perf).
 use anyhow::{bail, Context};
-use gotap_binary::usdt::{self, SiteDef, UsdtProbe, GOTAP_ARGS, GOTAP_PROVIDER, GOTAP_SITES};
+use gotap_binary::usdt::{
+    self, LibSite, SiteDef, UsdtProbe, GOTAP_ARGS, GOTAP_PROVIDER, GOTAP_SITES,
+};
 use gotap_binary::GoBinary;
 use serde::Serialize;
 use std::io::Write;
@@ -130,11 +132,11 @@ fn list(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
 
 fn bpftrace(path: &Path, output: Option<&Path>) -> anyhow::Result<ExitCode> {
     let probes = probes_of(path)?;
-    let sites: Vec<&BpftraceSite> = BPFTRACE_SITES
-        .iter()
+    // Each library's sites and their lines (instrumentations/<lib>/sites.rs).
+    let sites: Vec<&LibSite> = usdt::lib_sites()
         .filter(|site| {
             probes.iter().any(|p| {
-                p.provider == GOTAP_PROVIDER && p.name == site.probe && p.args_raw == GOTAP_ARGS
+                p.provider == GOTAP_PROVIDER && p.name == site.def.name && p.args_raw == GOTAP_ARGS
             })
         })
         .collect();
@@ -158,49 +160,9 @@ fn bpftrace(path: &Path, output: Option<&Path>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// One site's block in the script: the probe, and the line it prints before the ids. `$a6`/`$a7`
-/// are the contract's seventh and eighth arguments, `$r` the span record (see [`STACK_ARGS`]).
-struct BpftraceSite {
-    probe: &'static str,
-    format: &'static str,
-    args: &'static str,
-}
-
-/// The sites and their lines, in the order of the contract's table (docs/probes.md): arg0/arg1
-/// and arg2/arg3 are Go strings, arg4 a status or code, arg5 the duration (ns), arg6/arg7 a
-/// string, arg8 the record.
-const BPFTRACE_SITES: &[BpftraceSite] = &[
-    BpftraceSite {
-        probe: "http_server",
-        format: r#"server %s %s status=%d duration_us=%d route=\"%s\""#,
-        args: "str(arg0, arg1), str(arg2, arg3), arg4, arg5 / 1000, str($a6, $a7)",
-    },
-    BpftraceSite {
-        probe: "http_client",
-        format: r#"client %s %s status=%d duration_us=%d error=\"%s\""#,
-        args: "str(arg0, arg1), str(arg2, arg3), arg4, arg5 / 1000, str($a6, $a7)",
-    },
-    // A failed query's record has the error's Go type where a server record has the Host.
-    BpftraceSite {
-        probe: "sql_query",
-        format: r#"sql %s query=\"%s\" failed=%d duration_us=%d error=\"%s\" error_type=\"%s\""#,
-        args: "str(arg0, arg1), str(arg2, arg3), arg4, arg5 / 1000, str($a6, $a7), str($r->host_ptr, $r->host_len)",
-    },
-    BpftraceSite {
-        probe: "grpc_server",
-        format: r#"grpc-server %s peer=%s code=%d duration_us=%d message=\"%s\""#,
-        args: "str(arg0, arg1), str(arg2, arg3), arg4, arg5 / 1000, str($a6, $a7)",
-    },
-    BpftraceSite {
-        probe: "grpc_client",
-        format: r#"grpc-client %s target=%s code=%d duration_us=%d message=\"%s\""#,
-        args: "str(arg0, arg1), str(arg2, arg3), arg4, arg5 / 1000, str($a6, $a7)",
-    },
-];
-
 /// The script: one block per site, each printing its values and the trace id, span id and parent
 /// span id read from the span record through a `struct gotap_record` cast.
-fn bpftrace_script(bin: &Path, sites: &[&BpftraceSite]) -> anyhow::Result<String> {
+fn bpftrace_script(bin: &Path, sites: &[&LibSite]) -> anyhow::Result<String> {
     let bin = bin.to_str().context("the binary's path is not UTF-8")?;
     if bin.contains(['"', '\\', ':', ' ', '\n']) {
         bail!("bpftrace cannot name a binary whose path contains quotes, backslashes, colons or spaces: {bin}");
@@ -227,13 +189,13 @@ fn bpftrace_script(bin: &Path, sites: &[&BpftraceSite]) -> anyhow::Result<String
         bin.replace('%', "%%")
     );
     for site in sites {
-        s += &format!("\nusdt:{bin}:gotap:{}\n{{\n", site.probe);
+        s += &format!("\nusdt:{bin}:gotap:{}\n{{\n", site.def.name);
         s += STACK_ARGS;
         s += &format!(
             "  printf(\"{} trace=%016lx%016lx span=%016lx parent=%016lx\\n\",\n",
-            site.format
+            site.bpftrace.format
         );
-        s += &format!("    {},\n", site.args);
+        s += &format!("    {},\n", site.bpftrace.args);
         s += "    $r->trace_hi, $r->trace_lo, $r->span, $r->parent);\n";
         s += "}\n";
     }

@@ -9,10 +9,11 @@
 //!     (const blocks, caps arrays, the slot order of each kind's strings, the byte offsets
 //!     gotapProbeEvent writes, gotapProbeRecord, the site functions' arguments and assembly);
 //!   - bpftrace: the script crates/gotap-cli/src/probes.rs prints (its `struct gotap_record`, the
-//!     stack offsets it reads, the argument slots and record fields each row uses);
-//!   - the USDT argument spec and site functions of crates/gotap-binary/src/usdt.rs;
-//!   - which BPF program emits which kind, and the tables naming them (sites.rs `KNOWN`,
-//!     `BATCH_SITES`);
+//!     stack offsets it reads) and each library's rows in instrumentations/<lib>/sites.rs (the
+//!     argument slots and record fields each uses);
+//!   - the USDT argument spec of crates/gotap-binary/src/usdt.rs, and each site's Go function;
+//!   - which BPF program emits which kind, and the libraries' site tables naming them
+//!     (instrumentations/<lib>/sites.rs: `LibSite` programs, `BatchSite` package numbers);
 //!   - the Go programs that declare the sites themselves (go/testapps/cmd/usdtsites,
 //!     crates/gotap-ebpf/examples/sitebench): record, arguments, assembly frame.
 //!
@@ -1969,22 +1970,21 @@ fn check_bpftrace(def: &Def, srcs: &[Src], errs: &mut Vec<String>) {
     // Rows: one per site kind; the argument slots and record fields each uses.
     let usdt: BTreeSet<&str> = def.site_kinds.iter().map(|k| k.usdt.as_str()).collect();
     let mut rows = BTreeSet::new();
-    let sites = text.split("const BPFTRACE_SITES").nth(1).unwrap_or("");
-    for row in sites.split("BpftraceSite {").skip(1) {
-        let probe = row
-            .split("probe: \"")
-            .nth(1)
-            .and_then(|r| r.split('"').next())
-            .unwrap_or("")
-            .to_string();
-        let a = row
-            .split("args: \"")
-            .nth(1)
-            .and_then(|r| r.split("\",").next())
-            .unwrap_or("");
+    let site_rows: Vec<(String, LibSiteRow)> = srcs
+        .iter()
+        .filter(|s| is_sites_rs(&s.path))
+        .flat_map(|s| {
+            lib_site_rows(&s.text)
+                .into_iter()
+                .map(|r| (s.path.clone(), r))
+        })
+        .collect();
+    for (file, row) in &site_rows {
+        let probe = row.name.clone();
+        let a = row.bpftrace_args.as_str();
         if !usdt.contains(probe.as_str()) {
             errs.push(format!(
-                "bpftrace ({PROBES_RS}): row {probe}: not a site kind of the definition"
+                "bpftrace ({file}): row {probe}: not a site kind of the definition"
             ));
         }
         for call in a.split("str(").skip(1) {
@@ -1998,13 +1998,13 @@ fn check_bpftrace(def: &Def, srcs: &[Src], errs: &mut Vec<String>) {
                 );
                 let ok = args.fields.iter().any(|f| f.1 == "str" && f.2 / 8 == pi) && li == pi + 1;
                 if !ok {
-                    errs.push(format!("bpftrace ({PROBES_RS}): row {probe}: site_args: definition has no string at arguments {pi}/{li} (`str({p}, {l})`)"));
+                    errs.push(format!("bpftrace ({file}): row {probe}: site_args: definition has no string at arguments {pi}/{li} (`str({p}, {l})`)"));
                 }
             }
             for r in [p, l] {
                 if let Some(fld) = r.strip_prefix("$r->") {
                     if !rec_fields.contains(fld) {
-                        errs.push(format!("bpftrace ({PROBES_RS}): row {probe}: site_record.{fld}: not a field of the definition's record"));
+                        errs.push(format!("bpftrace ({file}): row {probe}: site_record.{fld}: not a field of the definition's record"));
                     }
                 }
             }
@@ -2016,7 +2016,7 @@ fn check_bpftrace(def: &Def, srcs: &[Src], errs: &mut Vec<String>) {
                     .iter()
                     .find(|f| f.2 / 8 == n || (f.1 == "str" && f.2 / 8 + 1 == n));
                 if f.is_none() {
-                    errs.push(format!("bpftrace ({PROBES_RS}): row {probe}: site_args: argument {n} is past the definition's arguments"));
+                    errs.push(format!("bpftrace ({file}): row {probe}: site_args: argument {n} is past the definition's arguments"));
                 }
             }
         }
@@ -2024,7 +2024,7 @@ fn check_bpftrace(def: &Def, srcs: &[Src], errs: &mut Vec<String>) {
     }
     for u in usdt {
         if !rows.contains(u) {
-            errs.push(format!("bpftrace ({PROBES_RS}): site kind with USDT name {u}: the definition has it, the generator has no row"));
+            errs.push(format!("bpftrace (instrumentations/*/sites.rs): site kind with USDT name {u}: the definition has it, no library has a bpftrace row"));
         }
     }
     for fld in ["trace_hi", "trace_lo", "span", "parent"] {
@@ -2194,56 +2194,50 @@ fn check_names(def: &Def, srcs: &[Src], errs: &mut Vec<String>) {
             ));
         }
     }
-    // Rust: KNOWN rows (USDT name, program, instrumentation) and BATCH_SITES rows (batch USDT
-    // name, per-span prefix, package number).
+    // Rust: each library's sites.rs, its `LibSite` rows (USDT name, program, Go function) and
+    // its `BatchSite` (batch USDT name, per-span prefix, package number).
     let mut known = BTreeSet::new();
-    for s in srcs.iter().filter(|s| is_rust(&s.path)) {
-        for (table, _) in [
-            ("KNOWN: &[(&str, &str, &str)] = &[", 0),
-            ("BATCH_SITES: &[(&str, &str, u8)] = &[", 1),
-        ] {
-            let Some(i) = s.text.find(table) else {
+    for s in srcs.iter().filter(|s| is_sites_rs(&s.path)) {
+        for row in lib_site_rows(&s.text) {
+            let (usdt, prog) = (row.name.as_str(), row.program.as_str());
+            known.insert(usdt.to_string());
+            let Some(k) = def.site_kinds.iter().find(|k| k.usdt == usdt) else {
+                errs.push(format!(
+                    "Rust ({}): USDT {usdt}: not a site kind of the definition",
+                    s.path
+                ));
                 continue;
             };
-            let rows = &s.text[i + table.len()..];
-            let rows = &rows[..rows.find("];").unwrap_or(0)];
-            for row in rows.split('(').skip(1) {
-                let row = row.split(')').next().unwrap_or("");
-                let cells: Vec<&str> = row.split(',').map(|c| c.trim().trim_matches('"')).collect();
-                if cells.len() < 3 {
-                    continue;
-                }
-                if table.starts_with("KNOWN") {
-                    let (usdt, prog) = (cells[0], cells[1]);
-                    known.insert(usdt.to_string());
-                    let Some(k) = def.site_kinds.iter().find(|k| k.usdt == usdt) else {
-                        errs.push(format!(
-                            "Rust ({}): USDT {usdt}: not a site kind of the definition",
-                            s.path
-                        ));
-                        continue;
-                    };
-                    match programs.get(prog) {
-                        Some((pk, _)) if pk == &k.name => {}
-                        Some((pk, file)) => errs.push(format!(
-                            "Rust ({}): USDT {usdt}: definition kind {}, its program {prog} ({file}) emits {pk}",
-                            s.path, k.name
-                        )),
-                        None => errs.push(format!(
-                            "Rust ({}): USDT {usdt}: program {prog} is not a BPF program calling site_hit",
-                            s.path
-                        )),
-                    }
-                } else {
-                    let (prefix, n) = (cells[1], cells[2].parse::<u64>().unwrap_or(u64::MAX));
-                    for k in def.site_kinds.iter().filter(|k| k.usdt.starts_with(prefix)) {
-                        if k.batch_package != n {
-                            errs.push(format!(
-                                "Rust ({}): {} batch package: definition {}, BATCH_SITES {} {n}",
-                                s.path, k.name, k.batch_package, cells[0]
-                            ));
-                        }
-                    }
+            match programs.get(prog) {
+                Some((pk, _)) if pk == &k.name => {}
+                Some((pk, file)) => errs.push(format!(
+                    "Rust ({}): USDT {usdt}: definition kind {}, its program {prog} ({file}) emits {pk}",
+                    s.path, k.name
+                )),
+                None => errs.push(format!(
+                    "Rust ({}): USDT {usdt}: program {prog} is not a BPF program calling site_hit",
+                    s.path
+                )),
+            }
+            // USDT: the note names the site's Go function.
+            if !row.function.ends_with(&format!(".{}", k.go.site)) {
+                errs.push(format!(
+                    "USDT ({}): {} (USDT {usdt}): definition site function {}, sites.rs {}",
+                    s.path, k.name, k.go.site, row.function
+                ));
+            }
+        }
+        for (name, prefix, n) in batch_site_rows(&s.text) {
+            for k in def
+                .site_kinds
+                .iter()
+                .filter(|k| k.usdt.starts_with(&prefix))
+            {
+                if k.batch_package != n {
+                    errs.push(format!(
+                        "Rust ({}): {} batch package: definition {}, BatchSite {name} {n}",
+                        s.path, k.name, k.batch_package
+                    ));
                 }
             }
         }
@@ -2251,37 +2245,69 @@ fn check_names(def: &Def, srcs: &[Src], errs: &mut Vec<String>) {
     for k in &def.site_kinds {
         if !known.contains(&k.usdt) {
             errs.push(format!(
-                "Rust (crates/gotap-ebpf/src): USDT {}: the definition has it, no KNOWN row names its program",
+                "Rust (instrumentations/*/sites.rs): USDT {}: the definition has it, no library's LibSite names its program",
                 k.usdt
             ));
         }
     }
-    // USDT: GOTAP_SITES names each site's Go function.
-    if let Some(src) = srcs
-        .iter()
-        .find(|s| s.path.ends_with("gotap-binary/src/usdt.rs"))
-    {
-        for k in &def.site_kinds {
-            let pat = format!("name: \"{}\",", k.usdt);
-            let func = src
-                .text
-                .split(&pat)
+}
+
+/// A library's probe-site table (instrumentations/<lib>/sites.rs).
+fn is_sites_rs(p: &str) -> bool {
+    p.starts_with("instrumentations/") && p.ends_with("/sites.rs")
+}
+
+/// One `LibSite { … }` of a sites.rs.
+struct LibSiteRow {
+    name: String,
+    program: String,
+    function: String,
+    /// Its bpftrace row's `args`.
+    bpftrace_args: String,
+}
+
+fn quoted_after<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    text.split(key).nth(1).and_then(|r| r.split('"').next())
+}
+
+fn lib_site_rows(text: &str) -> Vec<LibSiteRow> {
+    text.split("LibSite {")
+        .skip(1)
+        .filter(|row| row.contains("program: \""))
+        .map(|row| LibSiteRow {
+            name: quoted_after(row, "name: \"").unwrap_or("").to_string(),
+            program: quoted_after(row, "program: \"").unwrap_or("").to_string(),
+            function: quoted_after(row, "function: \"").unwrap_or("").to_string(),
+            bpftrace_args: row
+                .split("BpftraceRow {")
                 .nth(1)
-                .and_then(|r| r.split("function: \"").nth(1))
-                .and_then(|r| r.split('"').next());
-            match func {
-                Some(f) if f.ends_with(&format!(".{}", k.go.site)) => {}
-                f => errs.push(format!(
-                    "USDT ({}): {} (USDT {}): definition site function {}, GOTAP_SITES {}",
-                    src.path,
-                    k.name,
-                    k.usdt,
-                    k.go.site,
-                    f.unwrap_or("has no such site")
-                )),
-            }
-        }
-    }
+                .and_then(|r| r.split("args: \"").nth(1))
+                .and_then(|r| r.split("\",").next())
+                .unwrap_or("")
+                .to_string(),
+        })
+        .collect()
+}
+
+/// The `BatchSite { … }` of a sites.rs: (USDT name, prefix, package).
+fn batch_site_rows(text: &str) -> Vec<(String, String, u64)> {
+    text.split("BatchSite {")
+        .skip(1)
+        .filter(|row| row.contains("prefix: \""))
+        .map(|row| {
+            let package = row
+                .split("package: ")
+                .nth(1)
+                .and_then(|r| r.split(',').next())
+                .and_then(|n| n.trim().parse().ok())
+                .unwrap_or(u64::MAX);
+            (
+                quoted_after(row, "name: \"").unwrap_or("").to_string(),
+                quoted_after(row, "prefix: \"").unwrap_or("").to_string(),
+                package,
+            )
+        })
+        .collect()
 }
 
 /// Go programs that declare the sites themselves, in package main: the test program of the
@@ -2469,6 +2495,9 @@ fn go_asm(p: &str) -> bool {
 }
 fn probes_rs(p: &str) -> bool {
     p == PROBES_RS
+}
+fn sites_rs(p: &str) -> bool {
+    is_sites_rs(p)
 }
 fn usdt_rs(p: &str) -> bool {
     p.ends_with("gotap-binary/src/usdt.rs")
@@ -2689,16 +2718,16 @@ fn checker_bpftrace_stack_and_rows() {
         &["bpftrace (", "site_args.record", "72", "$sp + 80"],
     );
     fails_naming(
-        probes_rs,
+        sites_rs,
         "str($r->host_ptr, $r->host_len)",
         "str($r->error_ptr, $r->host_len)",
         &["bpftrace (", "row sql_query", "site_record.error_ptr"],
     );
     fails_naming(
-        probes_rs,
-        "probe: \"grpc_client\",",
-        "probe: \"grpc_call\",",
-        &["bpftrace (", "grpc_client", "no row"],
+        sites_rs,
+        "name: \"grpc_client\",",
+        "name: \"grpc_call\",",
+        &["bpftrace (", "grpc_client", "no library has a bpftrace row"],
     );
 }
 
@@ -2795,9 +2824,9 @@ fn checker_programs_and_tables() {
         &["EV_SITE_GRPC_SERVER", "no BPF program"],
     );
     fails_naming(
-        abi_rs,
-        "(\"sql_query\", \"site_sql_query\", \"database/sql\")",
-        "(\"sql_query\", \"site_grpc_server\", \"database/sql\")",
+        sites_rs,
+        "program: \"site_sql_query\",",
+        "program: \"site_grpc_server\",",
         &[
             "Rust (",
             "USDT sql_query",
@@ -2806,13 +2835,13 @@ fn checker_programs_and_tables() {
         ],
     );
     fails_naming(
-        abi_rs,
-        "(\"sql_batch\", \"sql_\", 2)",
-        "(\"sql_batch\", \"sql_\", 3)",
+        sites_rs,
+        "package: 2,",
+        "package: 3,",
         &["Rust (", "EV_SITE_SQL batch package", "2", "3"],
     );
     fails_naming(
-        usdt_rs,
+        sites_rs,
         "function: \"database/sql.gotapProbeSQLQuery\"",
         "function: \"database/sql.gotapProbeSQL\"",
         &[

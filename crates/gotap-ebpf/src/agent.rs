@@ -31,8 +31,6 @@ static BPF_OBJ: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/g
 const PROGRAMS: &[&str] = &[
     "newproc1_ret",
     "newproc_runqput",
-    "site_http_server",
-    "site_http_client",
     "site_batch",
     "exit_flush",
 ];
@@ -229,11 +227,9 @@ impl Agent {
         let lib_programs = crate::libs::LIBRARIES
             .iter()
             .flat_map(|(_, lib)| lib.programs.iter());
-        for name in PROGRAMS
-            .iter()
-            .chain(crate::sites_more::PROGRAMS)
-            .chain(lib_programs)
-        {
+        // Every library's probe-site programs (instrumentations/<lib>/sites.rs).
+        let site_programs = gotap_binary::usdt::lib_sites().map(|s| &s.program);
+        for name in PROGRAMS.iter().chain(site_programs).chain(lib_programs) {
             let prog: &mut UProbe = ebpf
                 .program_mut(name)
                 .ok_or_else(|| EbpfError::Load(format!("program {name} missing from the object")))?

@@ -18,12 +18,6 @@ use crate::EbpfError;
 /// The 5-byte NOP the kernel optimises a uprobe on (a syscall trampoline instead of a trap).
 const NOP5: [u8; 5] = [0x0f, 0x1f, 0x44, 0x00, 0x00];
 
-/// gotap's probes this agent knows: USDT name, BPF program, instrumentation.
-const KNOWN: &[(&str, &str, &str)] = &[
-    ("http_server", "site_http_server", "net/http server"),
-    ("http_client", "site_http_client", "net/http client"),
-];
-
 /// How a traced process is probed; its `Display` is what `gotap run` / `attach` print.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TracingPath {
@@ -138,14 +132,6 @@ pub struct SitePlan {
     pub exit: Option<ExitPlan>,
 }
 
-/// Batch sites (docs/probes.md, "Batched sites"): USDT name, and the prefix of the per-span
-/// sites of the same package, which the batch site replaces when it is used.
-const BATCH_SITES: &[(&str, &str, u8)] = &[
-    ("http_batch", "http_", 1),
-    ("sql_batch", "sql_", 2),
-    ("grpc_batch", "grpc_", 3),
-];
-
 /// The probe sites of `bin`, or `None` when it has no gotap probe this agent knows (then it is
 /// traced with function probes). A gotap probe whose note breaks the contract (argument spec,
 /// missing semaphore) is an error: it was written by a gotap that disagrees with this one.
@@ -177,7 +163,12 @@ fn plan_batched(
     };
     let mut batched = Vec::new();
     for p in probes.iter().filter(|p| p.provider == usdt::GOTAP_PROVIDER) {
-        let Some(&(_, prefix, package)) = BATCH_SITES.iter().find(|(n, _, _)| *n == p.name) else {
+        // Batch sites (docs/probes.md, "Batched sites"): each library's (its sites.rs) replaces
+        // the per-span sites of the same package when it is used.
+        let Some(&usdt::BatchSite {
+            prefix, package, ..
+        }) = usdt::batch_sites().find(|b| b.def.name == p.name)
+        else {
             continue;
         };
         if normalise(&p.args_raw) != normalise(usdt::GOTAP_BATCH_ARGS) {
@@ -252,12 +243,14 @@ fn plan_from(bin: &GoBinary, probes: &[UsdtProbe]) -> Result<Option<SitePlan>, E
     for p in probes
         .iter()
         .filter(|p| p.provider == usdt::GOTAP_PROVIDER)
-        .filter(|p| !BATCH_SITES.iter().any(|(n, _, _)| *n == p.name))
+        .filter(|p| !usdt::batch_sites().any(|b| b.def.name == p.name))
     {
-        let Some(&(_, program, instr)) = KNOWN
-            .iter()
-            .chain(crate::sites_more::KNOWN)
-            .find(|(n, _, _)| *n == p.name)
+        // The sites this agent knows: every library's (instrumentations/<lib>/sites.rs).
+        let Some(&usdt::LibSite {
+            program,
+            instrumentation: instr,
+            ..
+        }) = usdt::lib_sites().find(|s| s.def.name == p.name)
         else {
             warnings.push(format!(
                 "probe site gotap:{} is not known to this gotap version: not traced",

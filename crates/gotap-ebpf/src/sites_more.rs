@@ -14,16 +14,6 @@ pub const EV_SITE_SQL: u8 = 5;
 pub const EV_SITE_GRPC_SERVER: u8 = 6;
 pub const EV_SITE_GRPC_CLIENT: u8 = 7;
 
-/// USDT name, BPF program, instrumentation: the entries sites.rs adds to what it knows.
-pub const KNOWN: &[(&str, &str, &str)] = &[
-    ("sql_query", "site_sql_query", "database/sql"),
-    ("grpc_server", "site_grpc_server", "grpc server"),
-    ("grpc_client", "site_grpc_client", "grpc client"),
-];
-
-/// BPF programs the agent loads for these sites.
-pub const PROGRAMS: &[&str] = &["site_sql_query", "site_grpc_server", "site_grpc_client"];
-
 /// String slots (bpf/types.h). sql_query: the site's arguments, then the record's strings.
 mod slot {
     pub const SQL_DRIVER: usize = 0;
