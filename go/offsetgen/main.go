@@ -6,6 +6,7 @@ package main
 import (
 	"bufio"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -38,4 +39,6 @@ func main() {
 		}
 		db.Close()
 	}
+	// Errors whose text the database/sql probes read: errors.errorString, fmt.wrapError.
+	fmt.Println(fmt.Errorf("wrapped: %w", errors.New(os.Args[0])))
 }

@@ -13,7 +13,11 @@ use iced_x86::{
     Decoder, DecoderOptions, FlowControl, Instruction, InstructionInfoFactory, OpAccess, Register,
 };
 
-use crate::library::{LibPlan, Library};
+use gotap_spans::db::DbServer;
+use gotap_spans::sink::SpanSink;
+
+use crate::abi::{self, SiteEvent};
+use crate::library::{DecodeCtx, Decoded, LibPlan, Library};
 use crate::plan::{fast_entry, ProbeSite};
 use crate::EbpfError;
 
@@ -34,9 +38,20 @@ pub static LIBRARY: Library = Library::new(
         "sql_exit_r9",
         "sql_exit_r10",
         "sql_exit_r11",
+        "sql_exit_rax_rbx",
+        "sql_exit_rbx_rcx",
+        "sql_exit_rcx_rdi",
+        "sql_exit_rdi_rsi",
+        "sql_exit_rsi_r8",
+        "sql_exit_r8_r9",
+        "sql_exit_r9_r10",
+        "sql_exit_r10_r11",
+        "sql_open_entry",
+        "sql_opendb_entry",
     ],
     plan,
-);
+)
+.with_decode(decode);
 
 /// `lib_cfg` slots (the `SQL_*` defines of bpf/databasesql.bpf.h).
 mod slot {
@@ -46,6 +61,23 @@ mod slot {
     pub const STMT_DB: usize = 3;
     pub const NDRIVERS: usize = 4;
     pub const DEFAULT: usize = 5;
+    pub const DB_CONNECTOR: usize = 6;
+    pub const DSN: usize = 7;
+    /// File addresses, two u32 halves each (`NONE32` unknown): the entry probes of queryDC
+    /// (low) and execDC (high); of prepareDC (low) and `(*dsnConnector).Connect` (high).
+    pub const ENTRY_QE: usize = 56;
+    pub const ENTRY_PD: usize = 57;
+    /// The address of `runtime.firstmoduledata.types`.
+    pub const MD_TYPES: usize = 58;
+    /// u16s: a runtime type's Str and TFlag, lib/pq Error.Code, pgconn PgError.Code.
+    pub const TYPE_OFFS: usize = 59;
+    /// u32s: the Error methods of *pq.Error and *pgconn.PgError; *errors.errorString and
+    /// *fmt.wrapError; context.deadlineExceededError (low) then u16s errorString.s, wrapError.msg.
+    pub const ERR_PG: usize = 60;
+    pub const ERR_TEXT: usize = 61;
+    pub const ERR_MISC: usize = 62;
+    pub const NONE32: u64 = 0xffff_ffff;
+    pub const NONE16: u64 = 0xffff;
     pub const HASH0: usize = 8;
     pub const LEN0: usize = 14;
     pub const NAME0: usize = 20;
@@ -60,6 +92,8 @@ const PREPARE_DC: &str = "database/sql.(*DB).prepareDC";
 const STMT_QUERY: &str = "database/sql.(*Stmt).QueryContext";
 const STMT_EXEC: &str = "database/sql.(*Stmt).ExecContext";
 const ROWSI: &str = "database/sql.rowsiFromStatement";
+const OPEN: &str = "database/sql.Open";
+const OPEN_DB: &str = "database/sql.OpenDB";
 const RESULT: &str = "database/sql.resultFromStatement";
 
 /// Unexported wrappers that return what the probed function returned, called only directly by
@@ -145,11 +179,47 @@ const EXIT_PROGRAMS: &[(Register, &str)] = &[
     (Register::R11, "sql_exit_r11"),
 ];
 
+/// The exit programs that also read the error's data word, from the argument register after
+/// the itab's (Go's register ABI puts an interface in two consecutive ones).
+const EXIT_PAIR_PROGRAMS: &[(Register, Register, &str)] = &[
+    (Register::RAX, Register::RBX, "sql_exit_rax_rbx"),
+    (Register::RBX, Register::RCX, "sql_exit_rbx_rcx"),
+    (Register::RCX, Register::RDI, "sql_exit_rcx_rdi"),
+    (Register::RDI, Register::RSI, "sql_exit_rdi_rsi"),
+    (Register::RSI, Register::R8, "sql_exit_rsi_r8"),
+    (Register::R8, Register::R9, "sql_exit_r8_r9"),
+    (Register::R9, Register::R10, "sql_exit_r9_r10"),
+    (Register::R10, Register::R11, "sql_exit_r10_r11"),
+];
+
 fn program_for(reg: Register) -> Option<&'static str> {
     EXIT_PROGRAMS
         .iter()
         .find(|(r, _)| *r == reg)
         .map(|(_, p)| *p)
+}
+
+/// The register after `reg` in Go's argument order, where an interface's data word follows its
+/// itab.
+fn data_reg(reg: Register) -> Option<Register> {
+    EXIT_PAIR_PROGRAMS
+        .iter()
+        .find(|(r, _, _)| *r == reg)
+        .map(|(_, d, _)| *d)
+}
+
+/// The exit program for an error whose itab is in one of `itab` and data word in one of `data`:
+/// one reading both when a pair is left, else the itab's alone.
+fn exit_program(itab: &[Register], data: &[Register]) -> Option<&'static str> {
+    for r in itab {
+        if let Some((_, _, p)) = EXIT_PAIR_PROGRAMS
+            .iter()
+            .find(|(i, d, _)| i == r && data.contains(d))
+        {
+            return Some(p);
+        }
+    }
+    itab.iter().find_map(|r| program_for(*r))
 }
 
 fn plan(bin: &GoBinary, out: &mut LibPlan) -> Result<(), EbpfError> {
@@ -176,6 +246,9 @@ fn plan(bin: &GoBinary, out: &mut LibPlan) -> Result<(), EbpfError> {
     out.cfg[slot::DC_CI] = cfg_off[1];
     out.cfg[slot::STMT_QUERY] = cfg_off[2];
     out.cfg[slot::STMT_DB] = cfg_off[3];
+    out.cfg[slot::DB_CONNECTOR] = cfg_off[4];
+    out.cfg[slot::DSN] = cfg_off[5];
+    error_cfg(bin, out);
 
     let drivers = driver_types(bin);
     let n = drivers.len().min(slot::DRIVERS_MAX);
@@ -257,7 +330,8 @@ fn plan(bin: &GoBinary, out: &mut LibPlan) -> Result<(), EbpfError> {
                 .return_sites(f)?
                 .into_iter()
                 .map(|r| ProbeSite {
-                    program: program_for(p.ret_err).expect("an argument register"),
+                    program: exit_program(&[p.ret_err], &[data_reg(p.ret_err).unwrap()])
+                        .expect("an argument register"),
                     function: p.function,
                     offset: r.offset,
                 })
@@ -270,12 +344,36 @@ fn plan(bin: &GoBinary, out: &mut LibPlan) -> Result<(), EbpfError> {
             ));
             continue;
         }
+        let entry = fast_entry(bin, f);
+        let vaddr = (f.entry + (entry - f.offset)).min(slot::NONE32);
+        match p.function {
+            QUERY_DC => set_half(&mut out.cfg[slot::ENTRY_QE], false, vaddr),
+            EXEC_DC => set_half(&mut out.cfg[slot::ENTRY_QE], true, vaddr),
+            PREPARE_DC => set_half(&mut out.cfg[slot::ENTRY_PD], false, vaddr),
+            _ => {}
+        }
         sites.push(ProbeSite {
             program: p.entry,
             function: p.function,
-            offset: fast_entry(bin, f),
+            offset: entry,
         });
         sites.extend(exits);
+    }
+    // sql.Open's DSN, kept under the connector Open hands to OpenDB (which the DB keeps): where
+    // server.address, server.port and db.namespace come from. Once per DB, not per span.
+    if !sites.is_empty() {
+        if let (Some(open), Some(open_db)) = (bin.function(OPEN), bin.function(OPEN_DB)) {
+            sites.push(ProbeSite {
+                program: "sql_open_entry",
+                function: OPEN,
+                offset: fast_entry(bin, open),
+            });
+            sites.push(ProbeSite {
+                program: "sql_opendb_entry",
+                function: OPEN_DB,
+                offset: fast_entry(bin, open_db),
+            });
+        }
     }
     if !sites.is_empty() {
         out.sites = sites;
@@ -343,6 +441,8 @@ fn exit_sites(
             }
             // Where the itab is: registers holding it, through 64-bit register moves.
             let mut holders = vec![err];
+            // And the data word's, in the register after the itab's at the return.
+            let mut dholders: Vec<Register> = data_reg(err).into_iter().collect();
             let mut epilogue = true;
             for n in &rest[..k] {
                 let copy_from = (n.mnemonic() == iced_x86::Mnemonic::Mov
@@ -353,6 +453,7 @@ fn exit_sites(
                     && n.op1_register().size() == 8)
                     .then(|| (n.op0_register(), n.op1_register()));
                 let held = copy_from.is_some_and(|(_, src)| holders.contains(&src));
+                let dheld = copy_from.is_some_and(|(_, src)| dholders.contains(&src));
                 for r in info.info(n).used_registers() {
                     let written = matches!(
                         r.access(),
@@ -366,6 +467,7 @@ fn exit_sites(
                     }
                     let full = r.register().full_register();
                     holders.retain(|h| *h != full);
+                    dholders.retain(|h| *h != full);
                     if full != Register::RSP && full != Register::RBP {
                         epilogue = false;
                     }
@@ -373,8 +475,11 @@ fn exit_sites(
                 if let (true, Some((dst, _))) = (held, copy_from) {
                     holders.push(dst);
                 }
+                if let (true, Some((dst, _))) = (dheld, copy_from) {
+                    dholders.push(dst);
+                }
             }
-            let program = holders.iter().find_map(|r| program_for(*r))?;
+            let program = exit_program(&holders, &dholders)?;
             if site.flow_control() == FlowControl::Return
                 && epilogue
                 && depth < 2
@@ -500,9 +605,670 @@ fn elf_symbols(data: &[u8], prefix: &str) -> Vec<(String, u64)> {
     out
 }
 
+/// Sets the low (`high` false) or high half of a slot of two u32s.
+fn set_half(v: &mut u64, high: bool, x: u64) {
+    let x = x.min(slot::NONE32);
+    *v = if high {
+        (*v & slot::NONE32) | (x << 32)
+    } else {
+        (*v & !slot::NONE32) | x
+    };
+}
+
+/// Sets the u16 at bits `shift..shift+16`.
+fn set_u16(v: &mut u64, shift: u32, x: u64) {
+    let x = x.min(slot::NONE16);
+    *v = (*v & !(slot::NONE16 << shift)) | (x << shift);
+}
+
+const PQ_MODULE: &str = "github.com/lib/pq";
+const PQ_ERROR: FieldRef = FieldRef::new("github.com/lib/pq.Error", "Code");
+/// `(*pq.Error).Code` in the lib/pq versions whose layout was measured (the DWARF of
+/// tests/gosql's build): a version not listed is unknown, its SQLSTATE not read.
+const PQ_CODE_MEASURED: &[(&str, u64)] = &[("v1.10.9", 16)];
+/// pgx's error types, their module's package and the struct holding `Code` (DWARF only).
+const PGX_ERRORS: &[(&str, FieldRef)] = &[
+    (
+        "github.com/jackc/pgx/v5/pgconn.(*PgError).Error",
+        FieldRef::new("github.com/jackc/pgx/v5/pgconn.PgError", "Code"),
+    ),
+    (
+        "github.com/jackc/pgconn.(*PgError).Error",
+        FieldRef::new("github.com/jackc/pgconn.PgError", "Code"),
+    ),
+];
+
+/// The file address of `f`, if the binary has it, as a u32 half (`NONE32` else).
+fn fn_addr(bin: &GoBinary, f: &str) -> u64 {
+    bin.function(f).map_or(slot::NONE32, |f| f.entry.min(slot::NONE32))
+}
+
+/// What the exit needs to describe a failed call's error (bpf/databasesql.bpf.h `sql_err`) and
+/// the dsnConnector check. Each part is optional: one that is unknown leaves its attribute out
+/// (error.type then falls back as gotap build's does not: `_OTHER`), with a warning when the
+/// reason is an unknown layout.
+fn error_cfg(bin: &GoBinary, out: &mut LibPlan) {
+    let version = bin.go_version();
+    out.cfg[slot::ENTRY_QE] = u64::MAX;
+    out.cfg[slot::ENTRY_PD] = u64::MAX;
+    set_half(
+        &mut out.cfg[slot::ENTRY_PD],
+        true,
+        fn_addr(bin, "database/sql.(*dsnConnector).Connect"),
+    );
+    let resolved = off::resolve(bin, off::SQL_ERROR_FIELDS);
+    let get = |f: FieldRef| off::offset_of(&resolved, f).ok();
+    let unknown = |f: FieldRef| {
+        resolved
+            .iter()
+            .find(|r| r.strukt == f.strukt && r.field == f.field)
+            .is_some_and(|r| r.offset.is_none() && !r.absent)
+    };
+    let mut warn = Vec::new();
+
+    // %T: the type's name, relative to moduledata.types.
+    let (str_off, tflag_off) = match (
+        get(off::ABI_TYPE_STR).zip(get(off::ABI_TYPE_TFLAG)),
+        get(off::RUNTIME_TYPE_STR).zip(get(off::RUNTIME_TYPE_TFLAG)),
+    ) {
+        (Some(a), _) | (None, Some(a)) => a,
+        (None, None) => {
+            warn.push("the runtime type's name (internal/abi.Type.Str or runtime._type.str)".to_string());
+            (slot::NONE16, slot::NONE16)
+        }
+    };
+    let mut offs = u64::MAX;
+    set_u16(&mut offs, 0, str_off);
+    set_u16(&mut offs, 16, tflag_off);
+    out.cfg[slot::MD_TYPES] = match (moduledata(bin), get(off::MODULEDATA_TYPES)) {
+        (Some(md), Some(o)) => md + o,
+        (None, _) => crate::abi::OFF_ABSENT,
+        (_, None) => {
+            warn.push(off::MODULEDATA_TYPES.to_string());
+            crate::abi::OFF_ABSENT
+        }
+    };
+
+    // SQLSTATE of lib/pq's and pgx's errors.
+    out.cfg[slot::ERR_PG] = u64::MAX;
+    let pq_fn = fn_addr(bin, "github.com/lib/pq.(*Error).Error");
+    if pq_fn != slot::NONE32 {
+        let measured = gotap_binary::modoffsets::module_version(bin, PQ_MODULE).and_then(|v| {
+            PQ_CODE_MEASURED
+                .iter()
+                .find(|(m, _)| *m == v)
+                .map(|(_, o)| *o)
+        });
+        match off::resolve_one(bin, PQ_ERROR).ok().or(measured) {
+            Some(o) => {
+                set_half(&mut out.cfg[slot::ERR_PG], false, pq_fn);
+                set_u16(&mut offs, 32, o);
+            }
+            None => warn.push(format!(
+                "{PQ_ERROR} (lib/pq {})",
+                gotap_binary::modoffsets::module_version(bin, PQ_MODULE)
+                    .unwrap_or_else(|| "of unknown version".into())
+            )),
+        }
+    }
+    for (f, code) in PGX_ERRORS {
+        let a = fn_addr(bin, f);
+        if a == slot::NONE32 {
+            continue;
+        }
+        match off::resolve_one(bin, *code) {
+            Ok(o) => {
+                set_half(&mut out.cfg[slot::ERR_PG], true, a);
+                set_u16(&mut offs, 48, o);
+            }
+            Err(_) => warn.push(format!("{code} (no DWARF)")),
+        }
+        break;
+    }
+    out.cfg[slot::TYPE_OFFS] = offs;
+
+    // The text of errors.New's, fmt.Errorf's (%w) and context.DeadlineExceeded's errors.
+    out.cfg[slot::ERR_TEXT] = u64::MAX;
+    out.cfg[slot::ERR_MISC] = u64::MAX;
+    for (i, (f, field)) in [
+        ("errors.(*errorString).Error", off::ERRORS_ERROR_STRING_S),
+        ("fmt.(*wrapError).Error", off::FMT_WRAP_ERROR_MSG),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let a = fn_addr(bin, f);
+        match get(field) {
+            Some(o) if a != slot::NONE32 => {
+                set_half(&mut out.cfg[slot::ERR_TEXT], i == 1, a);
+                set_u16(&mut out.cfg[slot::ERR_MISC], 32 + 16 * i as u32, o);
+            }
+            _ if a != slot::NONE32 && unknown(field) => warn.push(field.to_string()),
+            _ => {}
+        }
+    }
+    set_half(
+        &mut out.cfg[slot::ERR_MISC],
+        false,
+        fn_addr(bin, "context.(*deadlineExceededError).Error"),
+    );
+    if !warn.is_empty() {
+        out.warnings.push(format!(
+            "database/sql: failed statements' error.type may be _OTHER: the offset of {} in {version} is unknown",
+            warn.join(", ")
+        ));
+    }
+}
+
+/// The file address of `runtime.firstmoduledata`: its symbol, else (stripped) the writable word
+/// pointing at the pclntab followed by one pointing into it (pcHeader, then funcnametab), as the
+/// runtime's own moduledata starts.
+fn moduledata(bin: &GoBinary) -> Option<u64> {
+    let data = bin.data();
+    let u16_at = |o: usize| data.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize);
+    let u32_at =
+        |o: usize| data.get(o..o + 4).map(|b| u32::from_le_bytes(b.try_into().unwrap()));
+    let u64_at =
+        |o: usize| data.get(o..o + 8).map(|b| u64::from_le_bytes(b.try_into().unwrap()));
+    if data.get(..5) != Some(b"\x7fELF\x02") {
+        return None;
+    }
+    // The pclntab's section, from the section headers (kept by strip).
+    let (shoff, shentsize, shnum, shstrndx) =
+        (u64_at(0x28)? as usize, u16_at(0x3a)?, u16_at(0x3c)?, u16_at(0x3e)?);
+    let sh = |i: usize| shoff + i * shentsize;
+    let strtab = u64_at(sh(shstrndx) + 0x18)? as usize;
+    let mut pcln = None;
+    for i in 0..shnum {
+        let name = strtab + u32_at(sh(i))? as usize;
+        let name = data.get(name..)?;
+        let name = &name[..name.iter().position(|&b| b == 0)?];
+        // `.data.rel.ro.gopclntab` in Go 1.19's PIEs.
+        if name == b".gopclntab" || name.ends_with(b".rel.ro.gopclntab") {
+            pcln = Some((u64_at(sh(i) + 0x10)?, u64_at(sh(i) + 0x20)?));
+        }
+    }
+    let (lo, size) = pcln?;
+    let hi = lo + size;
+    let looks = |w0: Option<u64>, w1: Option<u64>| {
+        w0 == Some(lo) && w1.is_some_and(|n| n > lo && n < hi)
+    };
+    if let Some((_, md)) = elf_symbols(data, "runtime.firstmoduledata")
+        .into_iter()
+        .find(|(n, _)| n == "runtime.firstmoduledata")
+    {
+        let w = |o: u64| {
+            bin.read_vaddr(md + o, 8)
+                .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
+        };
+        if looks(w(0), w(8)) {
+            return Some(md);
+        }
+    }
+    // Writable PT_LOAD segments, word by word.
+    let (phoff, phentsize, phnum) = (u64_at(0x20)? as usize, u16_at(0x36)?, u16_at(0x38)?);
+    for i in 0..phnum {
+        let ph = phoff + i * phentsize;
+        if u32_at(ph)? != 1 || u32_at(ph + 4)? & 2 == 0 {
+            continue; // not PT_LOAD, or not writable
+        }
+        let (off, vaddr, filesz) = (
+            u64_at(ph + 8)? as usize,
+            u64_at(ph + 0x10)?,
+            u64_at(ph + 0x20)? as usize,
+        );
+        let mut o = 0;
+        while o + 16 <= filesz {
+            if looks(u64_at(off + o), u64_at(off + o + 8)) {
+                return Some(vaddr + o as u64);
+            }
+            o += 8;
+        }
+    }
+    None
+}
+
+/// Kind of the function probes' SQL record (layout/records.json `sql_fp_head`): the head, the
+/// DSN area, then an `EV_SITE_SQL` site event.
+pub const EV_SQL_FP: u8 = 9;
+/// `SQL_DSN_CAP`: the DSN bytes a record carries.
+pub const SQL_DSN_CAP: usize = 512;
+const FP_HEAD: usize = 8;
+
+/// An `EV_SQL_FP` record: the site event, with the server its DSN names put in the slots a
+/// `gotap build --probes` site fills (address, port, namespace), goes through the same decoder.
+fn decode(b: &[u8], cx: &mut DecodeCtx<'_>, sink: &mut dyn SpanSink) -> Option<Decoded> {
+    if b.first() != Some(&EV_SQL_FP) {
+        return None;
+    }
+    if b.len() < FP_HEAD + SQL_DSN_CAP {
+        return Some(Decoded::Undecodable);
+    }
+    let dsn_len = (u16::from_le_bytes([b[2], b[3]]) as usize).min(SQL_DSN_CAP);
+    let dsn_full = u32::from_le_bytes(b[4..8].try_into().unwrap()) as usize;
+    let dsn = &b[FP_HEAD..FP_HEAD + dsn_len];
+    let Some(ev) = SiteEvent::parse(&b[FP_HEAD + SQL_DSN_CAP..]) else {
+        return Some(Decoded::Undecodable);
+    };
+    if ev.h.kind != abi::EV_SITE_SQL {
+        return Some(Decoded::Undecodable);
+    }
+    let mut h = ev.h;
+    if h.rflags & abi::REC_MONO != 0 {
+        h.start = (h.start as i128 + cx.mono_to_unix) as i64;
+    }
+    let Some(resource) = cx.resource(h.proc) else {
+        return Some(Decoded::UnknownProcess);
+    };
+    let server = match std::str::from_utf8(dsn) {
+        Ok(d) if !d.is_empty() => parse_dsn(&ev.str(0), d, dsn_full > dsn_len),
+        _ => DbServer::default(),
+    };
+    let port = server.port.map(|p| p.to_string()).unwrap_or_default();
+    let address = server.address.unwrap_or_default();
+    let namespace = server.namespace.unwrap_or_default();
+    let strs: [&[u8]; 8] = [
+        ev.bytes(0),
+        ev.bytes(1),
+        ev.bytes(2),
+        ev.bytes(3),
+        ev.bytes(4),
+        address.as_bytes(),
+        port.as_bytes(),
+        namespace.as_bytes(),
+    ];
+    let rec = abi::encode_site_event(&h, &strs);
+    let Some(ev) = SiteEvent::parse(&rec) else {
+        return Some(Decoded::Undecodable);
+    };
+    Some(
+        if crate::sites::emit(&ev, resource, cx.capture_query, sink) {
+            Decoded::Span
+        } else {
+            Decoded::Undecodable
+        },
+    )
+}
+
+// --- The DSN, parsed as gotap build's instrumentations/databasesql/probes/gotap_dsn.go does
+// (gotapParseDSN and its helpers, step for step), so that both strategies give the same
+// server.address, server.port and db.namespace. ---
+
+fn has_path_prefix(pkg: &str, prefix: &str) -> bool {
+    pkg == prefix
+        || (pkg.len() > prefix.len()
+            && pkg.starts_with(prefix)
+            && pkg.as_bytes()[prefix.len()] == b'/')
+}
+
+/// The server `dsn` names in the format of the driver of package `pkg`; `cut`: the DSN was
+/// longer than what the record carries, so its last (possibly partial) part is dropped.
+pub fn parse_dsn(pkg: &str, dsn: &str, cut: bool) -> DbServer {
+    let sqlite = [
+        "modernc.org/sqlite",
+        "github.com/mattn/go-sqlite3",
+        "github.com/glebarez/go-sqlite",
+        "github.com/ncruces/go-sqlite3",
+    ]
+    .iter()
+    .any(|p| has_path_prefix(pkg, p));
+    let mut dsn = dsn;
+    if cut {
+        // What follows the last separator may be a partial value: never report it. A SQLite
+        // file name is whole only when its parameters begin within what was kept.
+        let last = if sqlite {
+            dsn.find('?')
+        } else {
+            dsn.rfind([' ', '&', '?'])
+        };
+        match last {
+            Some(i) => dsn = &dsn[..i],
+            None => return DbServer::default(),
+        }
+    }
+    let mut s = Srv::default();
+    if sqlite {
+        s.namespace = sqlite_file(dsn);
+    } else if has_path_prefix(pkg, "github.com/go-sql-driver/mysql") {
+        parse_mysql(&mut s, dsn);
+    } else if has_path_prefix(pkg, "github.com/lib/pq") || has_path_prefix(pkg, "github.com/jackc/pgx") {
+        if dsn.starts_with("postgres://") || dsn.starts_with("postgresql://") {
+            parse_url(&mut s, dsn, true);
+        } else {
+            parse_postgres_kv(&mut s, dsn);
+        }
+    } else if dsn.find("://").is_some_and(|i| i > 0) {
+        parse_url(&mut s, dsn, false);
+    }
+    if s.address.is_empty() {
+        s.port = 0;
+    }
+    let some = |v: String| (!v.is_empty()).then_some(v);
+    DbServer {
+        address: some(s.address),
+        port: (s.port > 0).then_some(s.port),
+        namespace: some(s.namespace),
+    }
+}
+
+#[derive(Default)]
+struct Srv {
+    address: String,
+    port: u16,
+    namespace: String,
+}
+
+fn parse_url(s: &mut Srv, dsn: &str, postgres: bool) {
+    let mut rest = &dsn[dsn.find("://").unwrap() + 3..];
+    let mut query = "";
+    if let Some(i) = rest.find('?') {
+        query = &rest[i + 1..];
+        rest = &rest[..i];
+    }
+    let mut path = "";
+    if let Some(i) = rest.find('/') {
+        path = &rest[i + 1..];
+        rest = &rest[..i];
+    }
+    if let Some(i) = rest.rfind('@') {
+        rest = &rest[i + 1..];
+    }
+    if !rest.contains(',') {
+        host_port(s, rest);
+    }
+    if postgres {
+        s.namespace = unescape(path);
+        for kv in query.split('&').filter(|kv| !kv.is_empty()) {
+            let (k, v) = match kv.find('=') {
+                Some(i) => (&kv[..i], unescape(&kv[i + 1..])),
+                None => (kv, String::new()),
+            };
+            postgres_param(s, k, &v);
+        }
+    }
+}
+
+fn host_port(s: &mut Srv, hp: &str) {
+    let (mut host, mut port) = (hp, "");
+    if hp.starts_with('[') {
+        if let Some(i) = hp.find(']').filter(|&i| i > 0) {
+            host = &hp[1..i];
+            if hp.as_bytes().get(i + 1) == Some(&b':') {
+                port = &hp[i + 2..];
+            }
+        }
+    } else if let Some(i) = hp.rfind(':') {
+        if !hp[..i].contains(':') {
+            host = &hp[..i];
+            port = &hp[i + 1..];
+        }
+    }
+    s.address = unescape(host);
+    s.port = parse_port(port);
+}
+
+fn parse_port(p: &str) -> u16 {
+    // strconv.Atoi: an optional sign, then digits.
+    let digits = p.strip_prefix('+').unwrap_or(p);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return 0;
+    }
+    match digits.parse::<u64>() {
+        Ok(n) if n > 0 && n < 65536 => n as u16,
+        _ => 0,
+    }
+}
+
+fn postgres_param(s: &mut Srv, k: &str, v: &str) {
+    match k {
+        "host" => {
+            if !v.contains(',') {
+                s.address = v.to_owned();
+            } else {
+                s.address.clear();
+                s.port = 0;
+            }
+        }
+        "hostaddr" => {
+            if s.address.is_empty() && !v.contains(',') {
+                s.address = v.to_owned();
+            }
+        }
+        "port" => s.port = parse_port(v),
+        "dbname" => s.namespace = v.to_owned(),
+        _ => {}
+    }
+}
+
+fn parse_postgres_kv(s: &mut Srv, dsn: &str) {
+    let d = dsn.as_bytes();
+    let mut i = 0;
+    while i < d.len() {
+        while i < d.len() && matches!(d[i], b' ' | b'\t' | b'\n' | b'\r') {
+            i += 1;
+        }
+        let start = i;
+        while i < d.len() && d[i] != b'=' && d[i] != b' ' {
+            i += 1;
+        }
+        let key = &d[start..i];
+        while i < d.len() && d[i] == b' ' {
+            i += 1;
+        }
+        if i >= d.len() || d[i] != b'=' {
+            return;
+        }
+        i += 1;
+        while i < d.len() && d[i] == b' ' {
+            i += 1;
+        }
+        let mut val = Vec::new();
+        if i < d.len() && d[i] == b'\'' {
+            i += 1;
+            while i < d.len() && d[i] != b'\'' {
+                if d[i] == b'\\' && i + 1 < d.len() {
+                    i += 1;
+                }
+                val.push(d[i]);
+                i += 1;
+            }
+            i += 1;
+        } else {
+            while i < d.len() && d[i] != b' ' && d[i] != b'\t' {
+                if d[i] == b'\\' && i + 1 < d.len() {
+                    i += 1;
+                }
+                val.push(d[i]);
+                i += 1;
+            }
+        }
+        postgres_param(
+            s,
+            &String::from_utf8_lossy(key),
+            &String::from_utf8_lossy(&val),
+        );
+    }
+}
+
+fn parse_mysql(s: &mut Srv, dsn: &str) {
+    let Some(slash) = dsn.rfind('/') else {
+        return;
+    };
+    let mut name = &dsn[slash + 1..];
+    if let Some(i) = name.find('?') {
+        name = &name[..i];
+    }
+    s.namespace = unescape(name);
+    let mut net_addr = &dsn[..slash];
+    if let Some(i) = net_addr.rfind('@') {
+        net_addr = &net_addr[i + 1..];
+    }
+    let Some(open) = net_addr.find('(') else {
+        return;
+    };
+    if !net_addr.ends_with(')') {
+        return;
+    }
+    let addr = &net_addr[open + 1..net_addr.len() - 1];
+    if &net_addr[..open] == "unix" {
+        s.address = addr.to_owned();
+        return;
+    }
+    host_port(s, addr);
+}
+
+fn sqlite_file(dsn: &str) -> String {
+    let uri = dsn.starts_with("file:");
+    let mut p = dsn;
+    if uri {
+        p = &p[5..];
+        if let Some(i) = p.find('#') {
+            p = &p[..i];
+        }
+    }
+    if let Some(i) = p.find('?') {
+        p = &p[..i];
+    }
+    let owned;
+    if uri {
+        if let Some(rest) = p.strip_prefix("//") {
+            if let Some(i) = rest.find('/') {
+                p = &rest[i..];
+            }
+        }
+        owned = unescape(p);
+        p = &owned;
+    }
+    match p.rfind(['/', '\\']) {
+        Some(i) => p[i + 1..].to_owned(),
+        None => p.to_owned(),
+    }
+}
+
+/// `%XX` escapes decoded; a malformed one is kept as written (gotapUnescape).
+fn unescape(s: &str) -> String {
+    if !s.contains('%') {
+        return s.to_owned();
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Some(v) = std::str::from_utf8(&b[i + 1..i + 3])
+                .ok()
+                .filter(|h| !h.starts_with(['+', '-']))
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found without symbols as with them: the moduledata the runtime uses.
+    #[test]
+    fn moduledata_with_and_without_symbols() {
+        for tc in gotap_testkit::ALL_TOOLCHAINS {
+            for pie in [false, true] {
+                let full = GoBinary::open(gotap_testkit::build(
+                    "../crates/gotap-ebpf/tests/gosql",
+                    "./sqlite",
+                    tc,
+                    gotap_testkit::Variant {
+                        stripped: false,
+                        pie,
+                    },
+                ))
+                .unwrap();
+                let sym = elf_symbols(full.data(), "runtime.firstmoduledata")
+                    .into_iter()
+                    .find(|(n, _)| n == "runtime.firstmoduledata")
+                    .map(|(_, v)| v);
+                assert!(sym.is_some(), "{tc:?} pie {pie}");
+                assert_eq!(moduledata(&full), sym, "{tc:?} pie {pie}");
+            }
+        }
+    }
+
+    /// The cases of gotap build's TestGotapParseDSN (probes/gotap_dsn_test.go), which must give
+    /// the same server.
+    #[test]
+    fn dsn_as_gotap_build_parses_it() {
+        const PGX: &str = "github.com/jackc/pgx/v5/stdlib";
+        const PQ: &str = "github.com/lib/pq";
+        const MYSQL: &str = "github.com/go-sql-driver/mysql";
+        const SQLITE: &str = "modernc.org/sqlite";
+        const MATTN: &str = "github.com/mattn/go-sqlite3";
+        for (pkg, dsn, addr, port, ns) in [
+            (PGX, "postgres://app:s3cr%40t@db.example:6543/shop?sslmode=disable", "db.example", "6543", "shop"),
+            (PGX, "postgresql://db.example/shop", "db.example", "", "shop"),
+            (PGX, "postgres://app@[::1]:5433/my%20db", "::1", "5433", "my db"),
+            (PGX, "postgres://a:1,b:2/shop", "", "", "shop"),
+            (PGX, "postgres:///shop?host=%2Fvar%2Frun%2Fpostgresql&port=5432", "/var/run/postgresql", "5432", "shop"),
+            (PGX, "postgres://app:pw@db/", "db", "", ""),
+            (PQ, "host=db.example port=5432 dbname=shop user=app password='p w\\'d' sslmode=disable", "db.example", "5432", "shop"),
+            (PQ, "user=app dbname = 'my shop' host=10.0.0.7", "10.0.0.7", "", "my shop"),
+            (PQ, "host=a,b port=1,2 dbname=shop", "", "", "shop"),
+            (PQ, "dbname=shop port=5433", "", "", "shop"),
+            (PQ, "garbage", "", "", ""),
+            (MYSQL, "app:p@ss/w@tcp(db.example:3307)/shop?parseTime=true", "db.example", "3307", "shop"),
+            (MYSQL, "app@unix(/run/mysqld/mysqld.sock)/shop", "/run/mysqld/mysqld.sock", "", "shop"),
+            (MYSQL, "app:pw@tcp([2001:db8::1]:3306)/", "2001:db8::1", "3306", ""),
+            (MYSQL, "/shop", "", "", "shop"),
+            (MYSQL, "app:pw@tcp(db.example)/shop", "db.example", "", "shop"),
+            (MYSQL, "no slash", "", "", ""),
+            (SQLITE, "/var/lib/app/app.db", "", "", "app.db"),
+            (SQLITE, "data.db", "", "", "data.db"),
+            (SQLITE, "data.db?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)", "", "", "data.db"),
+            (MATTN, "x.db?_auth&_auth_user=admin&_auth_pass=secret", "", "", "x.db"),
+            (SQLITE, "/tmp/run/x.db?_pragma=foreign_keys(1)&_auth_pass=secret", "", "", "x.db"),
+            (SQLITE, "file:app.db?cache=shared&_pragma=busy_timeout(5000)", "", "", "app.db"),
+            (SQLITE, "file:data.db?_auth_pass=secret#frag", "", "", "data.db"),
+            (MATTN, "file:///var/lib/app/my%20app.db?mode=ro", "", "", "my app.db"),
+            (MATTN, "file://localhost/var/lib/app.db?_key=secret", "", "", "app.db"),
+            (SQLITE, ":memory:", "", "", ":memory:"),
+            (SQLITE, ":memory:?_pragma=foreign_keys(1)", "", "", ":memory:"),
+            (SQLITE, "file::memory:?cache=shared", "", "", ":memory:"),
+            ("github.com/ncruces/go-sqlite3/driver", r"C:\data\app.db?_pragma=x", "", "", "app.db"),
+            (PGX, "postgres://u:pw@h/db?sslmode=require&password=secret", "h", "", "db"),
+            (PQ, "host=h dbname=db password=secret", "h", "", "db"),
+            (PQ, "password=secret host=h dbname=db sslmode=disable", "h", "", "db"),
+            (MYSQL, "user:pw@tcp(h:3306)/db?tls=skip-verify&allowCleartextPasswords=1", "h", "3306", "db"),
+            ("example.com/other", "sqlserver://app:pw@sql.example:1433?database=shop", "sql.example", "1433", ""),
+            ("example.com/other", "some opaque string", "", "", ""),
+        ] {
+            let s = parse_dsn(pkg, dsn, false);
+            let got = (
+                s.address.unwrap_or_default(),
+                s.port.map(|p| p.to_string()).unwrap_or_default(),
+                s.namespace.unwrap_or_default(),
+            );
+            assert_eq!(got, (addr.into(), port.into(), ns.into()), "{pkg} {dsn:?}");
+        }
+    }
+
+    /// A DSN cut at the record's cap loses its last part rather than report a partial value.
+    #[test]
+    fn cut_dsn_drops_its_last_part() {
+        let s = parse_dsn("github.com/lib/pq", "host=db.example port=5432 dbname=sh", true);
+        assert_eq!(s.address.as_deref(), Some("db.example"));
+        assert_eq!(s.port, Some(5432));
+        assert_eq!(s.namespace, None);
+        let s = parse_dsn("modernc.org/sqlite", "/var/lib/verylongname", true);
+        assert_eq!(s.namespace, None);
+        let s = parse_dsn("modernc.org/sqlite", "/var/lib/app.db?_pragma=a&_pra", true);
+        assert_eq!(s.namespace.as_deref(), Some("app.db"));
+    }
 
     #[test]
     fn not_an_elf_has_no_symbols() {
@@ -597,6 +1363,28 @@ mod plan_tests {
                     name.extend_from_slice(&lp.cfg[slot::NAME0 + j].to_le_bytes());
                 }
                 assert_eq!(&name[..name_len], b"modernc.org/sqlite", "{label}");
+                // What the DSN and the error's description need is known everywhere.
+                for (i, half) in [
+                    (slot::ENTRY_QE, 0),
+                    (slot::ENTRY_QE, 32),
+                    (slot::ENTRY_PD, 0),
+                    (slot::ENTRY_PD, 32),
+                    (slot::ERR_TEXT, 0),
+                    (slot::ERR_TEXT, 32),
+                    (slot::ERR_MISC, 0),
+                ] {
+                    assert_ne!((lp.cfg[i] >> half) & slot::NONE32, slot::NONE32, "{label}: slot {i}>>{half}");
+                }
+                assert_ne!(lp.cfg[slot::MD_TYPES], crate::abi::OFF_ABSENT, "{label}");
+                assert_eq!(lp.cfg[slot::TYPE_OFFS] & slot::NONE32, 40 | (20 << 16), "{label}");
+                assert!(lp.sites.iter().any(|s| s.program == "sql_open_entry"), "{label}");
+                assert!(lp.sites.iter().any(|s| s.program == "sql_opendb_entry"), "{label}");
+                // The error's data word is read where the exits have it.
+                assert!(
+                    lp.sites.iter().any(|s| s.program.matches('_').count() == 3),
+                    "{label}: {:?}",
+                    lp.sites
+                );
                 assert_eq!(lp.cfg[slot::DEFAULT], 0, "{label}");
                 assert_eq!(
                     lp.cfg[slot::NDRIVERS],
