@@ -410,13 +410,26 @@ fn two_processes(tc: Toolchain, variant: Variant, modfile: &str) {
     for w in ts.warnings.iter().chain(&tc_.warnings) {
         assert!(!w.contains("gRPC"), "{label}: {w}");
     }
-    for _ in 0..10 {
+    // The first call may dial (the caller's connection is made lazily): measure the others.
+    assert_eq!(caller.check("catalog", None), "OK", "{label}");
+    sink.wait_for(2, |s| str_attr(s, RPC_SYSTEM) == Some("grpc"));
+    let before = agent.stats();
+    for _ in 0..9 {
         assert_eq!(caller.check("catalog", None), "OK", "{label}");
     }
     assert_eq!(caller.check("missing", None), "NotFound", "{label}");
     let spans = sink.wait_for(22, |s| str_attr(s, RPC_SYSTEM) == Some("grpc"));
     let stats = agent.shutdown();
     assert_eq!(stats.ringbuf_drops, 0, "{label}");
+    // At most 3 hits per gRPC span, on both sides (Go 1.19: +1 per restarted server entry).
+    let hits =
+        stats.probe_hits - before.probe_hits - (stats.goroutine_hits - before.goroutine_hits);
+    let restarts = if tc == Toolchain::Go119 { 10 } else { 0 };
+    eprintln!("{label}: {hits} probe hits for 20 gRPC spans in two processes");
+    assert!(
+        hits <= 20 * 3 + restarts,
+        "{label}: {hits} probe hits for 20 gRPC spans"
+    );
     let servers: Vec<&Span> = spans
         .iter()
         .filter(|s| is_rpc(s, SpanKind::Server, CHECK))
