@@ -6,7 +6,6 @@ package main
 import (
 	"bufio"
 	"database/sql"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -39,6 +38,4 @@ func main() {
 		}
 		db.Close()
 	}
-	// Errors whose text the database/sql probes read: errors.errorString, fmt.wrapError.
-	fmt.Println(fmt.Errorf("wrapped: %w", errors.New(os.Args[0])))
 }

@@ -621,6 +621,35 @@ fn set_u16(v: &mut u64, shift: u32, x: u64) {
     *v = (*v & !(slot::NONE16 << shift)) | (x << shift);
 }
 
+/// Runtime and standard-library fields the error's description reads: not in the stdlib table
+/// (whose fields its tests check against a reflect oracle that cannot see runtime type
+/// descriptors), so DWARF first, else [`RUNTIME_MEASURED`]. Index 1 and 2 are the type's
+/// name and flags (`internal/abi.Type` from go1.21, `runtime._type` before).
+const MODULEDATA_TYPES: FieldRef = FieldRef::new("runtime.moduledata", "types");
+const ABI_TYPE_STR: FieldRef = FieldRef::new("internal/abi.Type", "Str");
+const ABI_TYPE_TFLAG: FieldRef = FieldRef::new("internal/abi.Type", "TFlag");
+const RUNTIME_TYPE_STR: FieldRef = FieldRef::new("runtime._type", "str");
+const RUNTIME_TYPE_TFLAG: FieldRef = FieldRef::new("runtime._type", "tflag");
+const ERRORS_ERROR_STRING_S: FieldRef = FieldRef::new("errors.errorString", "s");
+const FMT_WRAP_ERROR_MSG: FieldRef = FieldRef::new("fmt.wrapError", "msg");
+const RUNTIME_FIELDS: &[FieldRef] = &[
+    MODULEDATA_TYPES,
+    ABI_TYPE_STR,
+    ABI_TYPE_TFLAG,
+    ERRORS_ERROR_STRING_S,
+    FMT_WRAP_ERROR_MSG,
+    RUNTIME_TYPE_STR,
+    RUNTIME_TYPE_TFLAG,
+];
+/// Per Go minor version, measured from the DWARF of the toolchains gotap is tested with (the
+/// test `runtime_offsets_match_dwarf` checks each row): moduledata.types, the type's Str and
+/// TFlag, errorString.s, wrapError.msg. Another version is unknown: a warning, not a guess.
+const RUNTIME_MEASURED: &[(&str, [u64; 5])] = &[
+    ("go1.19", [280, 40, 20, 0, 0]),
+    ("go1.26", [296, 40, 20, 0, 0]),
+    ("go1.27", [296, 40, 20, 0, 0]),
+];
+
 const PQ_MODULE: &str = "github.com/lib/pq";
 const PQ_ERROR: FieldRef = FieldRef::new("github.com/lib/pq.Error", "Code");
 /// `(*pq.Error).Code` in the lib/pq versions whose layout was measured (the DWARF of
@@ -656,35 +685,42 @@ fn error_cfg(bin: &GoBinary, out: &mut LibPlan) {
         true,
         fn_addr(bin, "database/sql.(*dsnConnector).Connect"),
     );
-    let resolved = off::resolve(bin, off::SQL_ERROR_FIELDS);
-    let get = |f: FieldRef| off::offset_of(&resolved, f).ok();
-    let unknown = |f: FieldRef| {
-        resolved
+    let resolved = off::resolve(bin, RUNTIME_FIELDS);
+    let minor = off::GoVersion::parse(version).map(|v| v.minor_label());
+    let row = RUNTIME_MEASURED
+        .iter()
+        .find(|(m, _)| Some(*m) == minor.as_deref())
+        .map(|(_, r)| *r);
+    // DWARF first (the stdlib table has no row for these fields), else the measured row.
+    let get = |i: usize| -> Option<u64> {
+        let fields: &[FieldRef] = match i {
+            1 => &[ABI_TYPE_STR, RUNTIME_TYPE_STR],
+            2 => &[ABI_TYPE_TFLAG, RUNTIME_TYPE_TFLAG],
+            _ => &RUNTIME_FIELDS[i..i + 1],
+        };
+        fields
             .iter()
-            .find(|r| r.strukt == f.strukt && r.field == f.field)
-            .is_some_and(|r| r.offset.is_none() && !r.absent)
+            .find_map(|f| off::offset_of(&resolved, *f).ok())
+            .or(row.map(|r| r[i]))
     };
     let mut warn = Vec::new();
 
     // %T: the type's name, relative to moduledata.types.
-    let (str_off, tflag_off) = match (
-        get(off::ABI_TYPE_STR).zip(get(off::ABI_TYPE_TFLAG)),
-        get(off::RUNTIME_TYPE_STR).zip(get(off::RUNTIME_TYPE_TFLAG)),
-    ) {
-        (Some(a), _) | (None, Some(a)) => a,
-        (None, None) => {
-            warn.push("the runtime type's name (internal/abi.Type.Str or runtime._type.str)".to_string());
+    let (str_off, tflag_off) = match get(1).zip(get(2)) {
+        Some(a) => a,
+        None => {
+            warn.push(format!("{ABI_TYPE_STR} ({RUNTIME_TYPE_STR} before go1.21)"));
             (slot::NONE16, slot::NONE16)
         }
     };
     let mut offs = u64::MAX;
     set_u16(&mut offs, 0, str_off);
     set_u16(&mut offs, 16, tflag_off);
-    out.cfg[slot::MD_TYPES] = match (moduledata(bin), get(off::MODULEDATA_TYPES)) {
+    out.cfg[slot::MD_TYPES] = match (moduledata(bin), get(0)) {
         (Some(md), Some(o)) => md + o,
         (None, _) => crate::abi::OFF_ABSENT,
         (_, None) => {
-            warn.push(off::MODULEDATA_TYPES.to_string());
+            warn.push(MODULEDATA_TYPES.to_string());
             crate::abi::OFF_ABSENT
         }
     };
@@ -731,20 +767,22 @@ fn error_cfg(bin: &GoBinary, out: &mut LibPlan) {
     out.cfg[slot::ERR_TEXT] = u64::MAX;
     out.cfg[slot::ERR_MISC] = u64::MAX;
     for (i, (f, field)) in [
-        ("errors.(*errorString).Error", off::ERRORS_ERROR_STRING_S),
-        ("fmt.(*wrapError).Error", off::FMT_WRAP_ERROR_MSG),
+        ("errors.(*errorString).Error", ERRORS_ERROR_STRING_S),
+        ("fmt.(*wrapError).Error", FMT_WRAP_ERROR_MSG),
     ]
     .into_iter()
     .enumerate()
     {
         let a = fn_addr(bin, f);
-        match get(field) {
-            Some(o) if a != slot::NONE32 => {
+        if a == slot::NONE32 {
+            continue;
+        }
+        match get(3 + i) {
+            Some(o) => {
                 set_half(&mut out.cfg[slot::ERR_TEXT], i == 1, a);
                 set_u16(&mut out.cfg[slot::ERR_MISC], 32 + 16 * i as u32, o);
             }
-            _ if a != slot::NONE32 && unknown(field) => warn.push(field.to_string()),
-            _ => {}
+            None => warn.push(field.to_string()),
         }
     }
     set_half(
@@ -1174,6 +1212,54 @@ fn unescape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The measured lib/pq layout is what the DWARF of a build with that version says, in every
+    /// toolchain (a stripped build uses the table).
+    #[test]
+    fn pq_code_offset_table_matches_dwarf() {
+        for tc in gotap_testkit::ALL_TOOLCHAINS {
+            let bin = GoBinary::open(gotap_testkit::build(
+                "../crates/gotap-ebpf/tests/gosql",
+                "./pq",
+                tc,
+                gotap_testkit::Variant::default(),
+            ))
+            .unwrap();
+            let v = gotap_binary::modoffsets::module_version(&bin, PQ_MODULE).unwrap();
+            let measured = PQ_CODE_MEASURED.iter().find(|(m, _)| *m == v).map(|(_, o)| *o);
+            assert_eq!(measured, off::resolve_one(&bin, PQ_ERROR).ok(), "{tc:?} {v}");
+        }
+    }
+
+    /// Each measured row is what the DWARF of its toolchain's build says.
+    #[test]
+    fn runtime_offsets_match_dwarf() {
+        for tc in gotap_testkit::ALL_TOOLCHAINS {
+            let bin = GoBinary::open(gotap_testkit::build(
+                "../crates/gotap-ebpf/tests/gosql",
+                "./sqlite",
+                tc,
+                gotap_testkit::Variant::default(),
+            ))
+            .unwrap();
+            let resolved = off::resolve(&bin, RUNTIME_FIELDS);
+            let dwarf = |fs: &[FieldRef]| {
+                fs.iter()
+                    .find_map(|f| off::offset_of(&resolved, *f).ok())
+                    .unwrap_or_else(|| panic!("{tc:?}: {fs:?} not in the DWARF"))
+            };
+            let got = [
+                dwarf(&[MODULEDATA_TYPES]),
+                dwarf(&[ABI_TYPE_STR, RUNTIME_TYPE_STR]),
+                dwarf(&[ABI_TYPE_TFLAG, RUNTIME_TYPE_TFLAG]),
+                dwarf(&[ERRORS_ERROR_STRING_S]),
+                dwarf(&[FMT_WRAP_ERROR_MSG]),
+            ];
+            let minor = off::GoVersion::parse(bin.go_version()).unwrap().minor_label();
+            let row = RUNTIME_MEASURED.iter().find(|(m, _)| *m == minor);
+            assert_eq!(row.map(|(_, r)| *r), Some(got), "{tc:?} {minor}");
+        }
+    }
 
     /// Found without symbols as with them: the moduledata the runtime uses.
     #[test]

@@ -89,31 +89,6 @@ pub const SQL_FIELDS: &[FieldRef] = &[
     SQL_DB_CONNECTOR,
     SQL_DSN_CONNECTOR_DSN,
 ];
-/// Where the runtime keeps the type data a type's name offset is relative to.
-pub const MODULEDATA_TYPES: FieldRef = FieldRef::new("runtime.moduledata", "types");
-/// A runtime type's name (a nameOff) and flags, Go ≥ 1.21 (`internal/abi.Type`)…
-pub const ABI_TYPE_STR: FieldRef = FieldRef::new("internal/abi.Type", "Str");
-pub const ABI_TYPE_TFLAG: FieldRef = FieldRef::new("internal/abi.Type", "TFlag");
-/// …and before (`runtime._type`).
-pub const RUNTIME_TYPE_STR: FieldRef = FieldRef::new("runtime._type", "str");
-pub const RUNTIME_TYPE_TFLAG: FieldRef = FieldRef::new("runtime._type", "tflag");
-/// The text of `errors.New`'s and `fmt.Errorf`'s (with `%w`) errors.
-pub const ERRORS_ERROR_STRING_S: FieldRef = FieldRef::new("errors.errorString", "s");
-pub const FMT_WRAP_ERROR_MSG: FieldRef = FieldRef::new("fmt.wrapError", "msg");
-/// Structs that exist in some Go versions only (the runtime type descriptor moved to
-/// internal/abi in go1.21): where one is not in the DWARF, its fields are absent in that row.
-pub const VERSIONED_STRUCTS: &[&str] = &["internal/abi.Type", "runtime._type"];
-/// What a failed statement's error says of itself (its type's name, a standard error's text):
-/// each optional, the span lacks what an unknown one would give.
-pub const SQL_ERROR_FIELDS: &[FieldRef] = &[
-    MODULEDATA_TYPES,
-    ABI_TYPE_STR,
-    ABI_TYPE_TFLAG,
-    RUNTIME_TYPE_STR,
-    RUNTIME_TYPE_TFLAG,
-    ERRORS_ERROR_STRING_S,
-    FMT_WRAP_ERROR_MSG,
-];
 // --- end database/sql ---
 
 /// Every field gotap reads from a Go process. The table covers exactly these.
@@ -160,13 +135,6 @@ pub const ALL: &[FieldRef] = &[
     SQL_STMT_DB,
     SQL_DB_CONNECTOR,
     SQL_DSN_CONNECTOR_DSN,
-    MODULEDATA_TYPES,
-    ABI_TYPE_STR,
-    ABI_TYPE_TFLAG,
-    RUNTIME_TYPE_STR,
-    RUNTIME_TYPE_TFLAG,
-    ERRORS_ERROR_STRING_S,
-    FMT_WRAP_ERROR_MSG,
 ];
 
 /// The fields `gotap inspect --offsets` reports by default: what the net/http server span needs.
@@ -345,14 +313,6 @@ impl Table {
         let found = crate::dwarf::struct_offsets(elf_bytes, ALL)?;
         let mut offsets: BTreeMap<String, BTreeMap<String, Option<u64>>> = BTreeMap::new();
         for f in ALL {
-            if VERSIONED_STRUCTS.contains(&f.strukt) && !found.contains_key(f) {
-                // Not in this Go version at all: every field of it is absent.
-                offsets
-                    .entry(f.strukt.into())
-                    .or_default()
-                    .insert(f.field.into(), None);
-                continue;
-            }
             let off = found.get(f).ok_or_else(|| {
                 Error::OffsetUnavailable(
                     f.to_string(),

@@ -6,8 +6,9 @@
 //! server.port from the DSN, the failing one's error.type (the Go type, or lib/pq's SQLSTATE).
 //!
 //! Traced two ways: attached to the running program (`gotap attach`: sql.Open ran before, so the
-//! DSN comes from the DB's dsnConnector, which SQLite drivers have), and `gotap run`'s order
-//! (attached before exec: sql.Open's probes see the DSN, whatever the driver).
+//! DSN comes from the DB's dsnConnector, which drivers without OpenConnector have: modernc.org/
+//! sqlite and lib/pq v1.10.9), and `gotap run`'s order (attached before exec: sql.Open's probes
+//! see the DSN, whatever the driver).
 mod common;
 use common::*;
 
@@ -212,13 +213,7 @@ fn check_with(
     let n_all = n_sql + if mode == Mode::Run { SETUP } else { 0 };
     let spans = sink.wait_for(n_all + 1, |s| is_sql(s) || s.kind == SpanKind::Server);
     let stats = agent.shutdown();
-    // Attached after sql.Open, a driver with its own connector (lib/pq) has no DSN left to read.
-    let (address, port, namespace) =
-        if mode == Mode::Attach && db::system_name(package) != "sqlite" {
-            (None, None, None)
-        } else {
-            want_server(package, dsn)
-        };
+    let (address, port, namespace) = want_server(package, dsn);
     let all_sql: Vec<&Span> = spans.iter().filter(|s| is_sql(s)).collect();
     assert_eq!(all_sql.len(), n_all, "{label}: {all_sql:#?}");
     // Every span of the DB, the start-up ones included, names its server.
@@ -399,9 +394,9 @@ fn sqlite_run() {
     }
 }
 
-/// lib/pq under `gotap run`: server.address, server.port and db.namespace from sql.Open's DSN,
-/// the failing query's SQLSTATE; attached later, the same spans without the server (lib/pq's
-/// connector keeps no DSN).
+/// lib/pq: server.address, server.port and db.namespace from the DSN, the failing query's
+/// SQLSTATE as error.type and db.response.status_code; under `gotap run` from sql.Open's probes,
+/// attached later from the DB's dsnConnector (lib/pq v1.10.9 has no OpenConnector).
 #[test]
 fn postgres_lib_pq() {
     let pg = gotap_testkit::Postgres::start();
