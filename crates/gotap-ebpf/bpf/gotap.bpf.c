@@ -593,39 +593,11 @@ static __always_inline int site_hit(struct pt_regs *ctx, u8 kind)
 	return site_event_scratch(ctx, kind, cookie, hits);
 }
 
-/* net/http.gotapProbeHTTPServer (USDT gotap:http_server). Cookie: the traced process's id. */
-SEC("uprobe")
-int site_http_server(struct pt_regs *ctx)
-{
-	return site_hit(ctx, EV_SITE_SERVER);
-}
-
-/* net/http.gotapProbeHTTPClient (USDT gotap:http_client). */
-SEC("uprobe")
-int site_http_client(struct pt_regs *ctx)
-{
-	return site_hit(ctx, EV_SITE_CLIENT);
-}
-
 /* database/sql.gotapProbeSQLQuery (USDT gotap:sql_query). */
 SEC("uprobe")
 int site_sql_query(struct pt_regs *ctx)
 {
 	return site_hit(ctx, EV_SITE_SQL);
-}
-
-/* google.golang.org/grpc.gotapProbeGRPCServer (USDT gotap:grpc_server). */
-SEC("uprobe")
-int site_grpc_server(struct pt_regs *ctx)
-{
-	return site_hit(ctx, EV_SITE_GRPC_SERVER);
-}
-
-/* google.golang.org/grpc.gotapProbeGRPCClient (USDT gotap:grpc_client). */
-SEC("uprobe")
-int site_grpc_client(struct pt_regs *ctx)
-{
-	return site_hit(ctx, EV_SITE_GRPC_CLIENT);
 }
 
 /* ---------- batched sites ---------- */

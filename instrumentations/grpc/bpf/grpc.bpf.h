@@ -641,3 +641,20 @@ int grpc_client_finish(struct pt_regs *ctx)
 	bpf_map_delete_elem(&grpc_cli_calls, &k);
 	return 0;
 }
+
+/* Probe sites of `gotap build --probes` (../sites.rs names these programs): site_hit of
+ * gotap.bpf.c reads the site event; its kind tells the reader which decoder builds the span.
+ *
+ * google.golang.org/grpc.gotapProbeGRPCServer (USDT gotap:grpc_server). */
+SEC("uprobe")
+int site_grpc_server(struct pt_regs *ctx)
+{
+	return site_hit(ctx, EV_SITE_GRPC_SERVER);
+}
+
+/* google.golang.org/grpc.gotapProbeGRPCClient (USDT gotap:grpc_client). */
+SEC("uprobe")
+int site_grpc_client(struct pt_regs *ctx)
+{
+	return site_hit(ctx, EV_SITE_GRPC_CLIENT);
+}

@@ -444,3 +444,21 @@ int client_ret(struct pt_regs *ctx)
 	bpf_map_delete_elem(&client_calls, &key);
 	return 0;
 }
+
+/* Probe sites of `gotap build --probes` (../sites.rs names these programs): site_hit of
+ * gotap.bpf.c reads the site event; its kind tells the reader which decoder builds the span.
+ *
+ * net/http.gotapProbeHTTPServer (USDT gotap:http_server). Cookie: the traced
+ * process's id, and SITE_COOKIE_EVENT. */
+SEC("uprobe")
+int site_http_server(struct pt_regs *ctx)
+{
+	return site_hit(ctx, EV_SITE_SERVER);
+}
+
+/* net/http.gotapProbeHTTPClient (USDT gotap:http_client). */
+SEC("uprobe")
+int site_http_client(struct pt_regs *ctx)
+{
+	return site_hit(ctx, EV_SITE_CLIENT);
+}
