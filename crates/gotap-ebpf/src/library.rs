@@ -5,10 +5,11 @@ use std::sync::Arc;
 
 use gotap_binary::offsets::FieldOffset;
 use gotap_binary::GoBinary;
+use gotap_spans::http::SpanFrame;
 use gotap_spans::sink::SpanSink;
 use gotap_spans::Resource;
 
-use crate::abi::OFF_ABSENT;
+use crate::abi::{SiteEvent, OFF_ABSENT};
 use crate::plan::ProbeSite;
 use crate::EbpfError;
 
@@ -55,6 +56,28 @@ impl Library {
         self.decode = Some(decode);
         self
     }
+}
+
+/// One site event kind of a library (instrumentations/<name>/decode.rs): its number (`EV_SITE_*`
+/// of bpf/types.h and crates/gotap-ebpf/layout/records.json) and what builds its span. Probe
+/// sites and the function probes that emit site events share it, so both strategies build the
+/// same span from the same event.
+#[derive(Clone, Copy)]
+pub struct SiteKind {
+    pub kind: u8,
+    pub decode: SiteDecoder,
+}
+
+/// Builds the span of one site event into the sink, in `frame` (ids, times, resource), the query
+/// string exported only if `capture_query`.
+pub type SiteDecoder = fn(&SiteEvent<'_>, &SpanFrame, bool, &mut dyn SpanSink);
+
+/// The registered site kind `kind`, if a library has it.
+pub fn site_kind(kind: u8) -> Option<&'static SiteKind> {
+    crate::libs::SITE_KINDS
+        .iter()
+        .flat_map(|k| k.iter())
+        .find(|k| k.kind == kind)
 }
 
 /// A library's decoder for one ring record (the bytes where they lie in the ring): `None` when

@@ -4,15 +4,12 @@
 //! handed here to the builders SDK mode's spans follow (`gotap_spans::db`, `gotap_spans::rpc`).
 use gotap_spans::db::{self, DbError, DbQuery, DbServer};
 use gotap_spans::http::SpanFrame;
-use gotap_spans::rpc::{self, GrpcClientCall, GrpcServerCall};
 use gotap_spans::sink::SpanSink;
 
 use crate::abi::SiteEvent;
 
 /// Event kinds (bpf/types.h).
 pub const EV_SITE_SQL: u8 = 5;
-pub const EV_SITE_GRPC_SERVER: u8 = 6;
-pub const EV_SITE_GRPC_CLIENT: u8 = 7;
 
 /// String slots (bpf/types.h). sql_query: the site's arguments, then the record's strings.
 mod slot {
@@ -24,9 +21,6 @@ mod slot {
     pub const SQL_SERVER_ADDRESS: usize = 5;
     pub const SQL_SERVER_PORT: usize = 6;
     pub const SQL_NAMESPACE: usize = 7;
-    pub const GRPC_METHOD: usize = 0;
-    pub const GRPC_PEER: usize = 1; // client: target
-    pub const GRPC_MESSAGE: usize = 2;
 }
 
 fn opt(s: String) -> Option<String> {
@@ -60,24 +54,6 @@ pub fn db_server(ev: &SiteEvent<'_>) -> DbServer {
     }
 }
 
-pub fn grpc_server_call(ev: &SiteEvent<'_>) -> GrpcServerCall {
-    GrpcServerCall {
-        full_method: ev.string(slot::GRPC_METHOD),
-        peer: opt(ev.string(slot::GRPC_PEER)),
-        status_code: u32::try_from(ev.h.status).ok(),
-        status_message: opt(ev.string(slot::GRPC_MESSAGE)),
-    }
-}
-
-pub fn grpc_client_call(ev: &SiteEvent<'_>) -> GrpcClientCall {
-    GrpcClientCall {
-        full_method: ev.string(slot::GRPC_METHOD),
-        target: ev.string(slot::GRPC_PEER),
-        status_code: u32::try_from(ev.h.status).ok(),
-        status_message: opt(ev.string(slot::GRPC_MESSAGE)),
-    }
-}
-
 /// The span of a database/sql or grpc site event; `None` for other kinds.
 #[cfg(test)] // the agent emits into its sink; tests look at the span
 pub fn to_span(ev: &SiteEvent<'_>, frame: SpanFrame) -> Option<gotap_spans::Span> {
@@ -94,8 +70,6 @@ pub fn to_span(ev: &SiteEvent<'_>, frame: SpanFrame) -> Option<gotap_spans::Span
 pub fn emit<S: SpanSink + ?Sized>(ev: &SiteEvent<'_>, frame: &SpanFrame, out: &mut S) -> bool {
     match ev.h.kind {
         EV_SITE_SQL => db::client_span_into(&db_query(ev), &db_server(ev), frame, out),
-        EV_SITE_GRPC_SERVER => rpc::server_span_into(&grpc_server_call(ev), frame, out),
-        EV_SITE_GRPC_CLIENT => rpc::client_span_into(&grpc_client_call(ev), frame, out),
         _ => return false,
     }
     true
@@ -296,64 +270,5 @@ mod tests {
             &[b"x", q.as_bytes()],
         );
         assert_eq!(db_query(&SiteEvent::parse(&rec).unwrap()).query, q);
-    }
-
-    #[test]
-    fn grpc_events_are_the_sdk_spans() {
-        let s = span(
-            EV_SITE_GRPC_SERVER,
-            5,
-            &[
-                "/arena.catalog.v1.Catalog/GetProduct",
-                "127.0.0.1:41000",
-                "no product 9",
-            ],
-        );
-        let want = rpc::server_span(
-            &GrpcServerCall {
-                full_method: "/arena.catalog.v1.Catalog/GetProduct".into(),
-                peer: Some("127.0.0.1:41000".into()),
-                status_code: Some(5),
-                status_message: Some("no product 9".into()),
-            },
-            frame(),
-        );
-        assert_eq!(
-            (&s.name, s.kind, &s.attributes, &s.status),
-            (
-                &want.name,
-                SpanKind::Server,
-                &want.attributes,
-                &Status::Unset
-            )
-        );
-
-        let s = span(
-            EV_SITE_GRPC_CLIENT,
-            5,
-            &[
-                "/arena.catalog.v1.Catalog/GetProduct",
-                "dns:///127.0.0.1:50051",
-                "no product 9",
-            ],
-        );
-        assert_eq!(
-            (s.kind, &s.status),
-            (SpanKind::Client, &Status::Error("no product 9".into()))
-        );
-        assert_eq!(s.attr(sc::SERVER_ADDRESS), Some(&Value::from("127.0.0.1")));
-        assert_eq!(s.attr(sc::SERVER_PORT), Some(&Value::Int(50051)));
-        assert_eq!(s.attr(rpc::RPC_GRPC_STATUS_CODE), Some(&Value::Int(5)));
-        let rec = encode_site_event(
-            &SiteHeader {
-                kind: 3,
-                ..Default::default()
-            },
-            &[],
-        );
-        assert!(
-            to_span(&SiteEvent::parse(&rec).unwrap(), frame()).is_none(),
-            "net/http kinds are sites.rs's"
-        );
     }
 }
