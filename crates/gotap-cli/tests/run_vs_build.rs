@@ -6,8 +6,7 @@
 //! GET /q → gRPC client → gRPC server → SQLite query + HTTP client → GET /leaf, in the trace of
 //! an incoming `traceparent`; GET /fail → gRPC client → gRPC server → a failing statement,
 //! NOT_FOUND → 502. Built with `go build` for `gotap run` and with `gotap build` for the woven
-//! SDK. Go 1.26 and 1.27; runs as root (real uprobes). Not compared yet: the gRPC
-//! server span's parent and two database attributes (see `signature`).
+//! SDK. Go 1.26 and 1.27; runs as root (real uprobes). Everything is compared.
 mod ebpf_support;
 
 use ebpf_support::trees::{self, incoming_traceparent, INCOMING_TRACE_ID};
@@ -44,15 +43,6 @@ fn plain_build(tc: Toolchain) -> PathBuf {
     out
 }
 
-/// A span as both strategies must give it: everything but ids, times and ports, with its parent
-/// described the same way, recursively. One edge is cut, in both: a gRPC server span's parent.
-/// Under `gotap run` an unmodified gRPC client sends no `traceparent`, and the same-host link
-/// map for gRPC (connection + HTTP/2 stream) is not done yet (instrumentations/grpc/README.md,
-/// Limits), so there the server span starts a trace of its own; everything below it must match.
-/// Database span attributes `gotap run` does not give yet (instrumentations/databasesql/README.md,
-/// Limits): the database from the DSN, and the driver error's Go type (it says `_OTHER`).
-const NOT_YET_FROM_BPF: &[&str] = &["db.namespace", "error.type"];
-
 /// `url.full` names each run's listening port: compared without it.
 fn url_port(k: &str, v: &Value) -> Option<Value> {
     let url = v.as_str().filter(|_| k == "url.full")?;
@@ -64,13 +54,14 @@ fn url_port(k: &str, v: &Value) -> Option<Value> {
         .then(|| Value::from(format!("{scheme}://{host}:<port>{path}")))
 }
 
+/// A span as both strategies must give it: everything but ids, times and ports, with its parent
+/// described the same way, recursively. Under `gotap run` the gRPC server span finds its client
+/// span through the same-host link map (connection + HTTP/2 stream; the unmodified client sends
+/// no `traceparent`), so the whole tree is compared.
 fn signature(s: &FlatSpan, all: &[FlatSpan]) -> String {
     let attrs: std::collections::BTreeMap<&str, Value> = s
         .attrs
         .iter()
-        .filter(|(k, _)| {
-            !(s.str("db.system.name").is_some() && NOT_YET_FROM_BPF.contains(&k.as_str()))
-        })
         .map(|(k, v)| {
             (
                 k.as_str(),
@@ -80,10 +71,7 @@ fn signature(s: &FlatSpan, all: &[FlatSpan]) -> String {
             )
         })
         .collect();
-    let grpc_server = s.kind == 2 && s.str("rpc.system") == Some("grpc");
-    let parent = if grpc_server {
-        "called over gRPC".to_string()
-    } else if s.parent.is_empty() {
+    let parent = if s.parent.is_empty() {
         "root".to_string()
     } else if let Some(p) = all
         .iter()
@@ -196,31 +184,26 @@ fn same_tree(tc: Toolchain) {
         dump(&run),
         dump(&woven)
     );
-    // Below the cut: /leaf's server span ← HTTP client ← gRPC server, one trace; above it the
-    // gRPC client ← /q's server span, in the incoming trace.
+    // One trace, the incoming one: /leaf's server span ← HTTP client ← gRPC server (through the
+    // link map) ← gRPC client ← /q's server span ← the incoming traceparent.
     let leaf = run
         .iter()
         .find(|s| s.kind == 2 && s.str("url.path") == Some("/leaf"))
         .unwrap_or_else(|| panic!("{label}: no /leaf server span:\n{}", dump(&run)));
-    let below: Vec<&FlatSpan> =
+    let chain: Vec<&FlatSpan> =
         std::iter::successors(Some(leaf), |s| run.iter().find(|p| p.span_id == s.parent)).collect();
     assert_eq!(
-        below.len(),
-        3,
+        chain.len(),
+        5,
         "{label}: /leaf's ancestors:\n{}",
         dump(&run)
     );
-    assert!(below.iter().all(|s| s.trace_id == leaf.trace_id));
-    let client = run
-        .iter()
-        .find(|s| s.kind == 3 && s.str("rpc.method") == Some("Run"))
-        .unwrap_or_else(|| panic!("{label}: no gRPC client span:\n{}", dump(&run)));
-    assert_eq!(
-        client.trace_id,
-        INCOMING_TRACE_ID,
+    assert!(
+        chain.iter().all(|s| s.trace_id == INCOMING_TRACE_ID),
         "{label}:\n{}",
         dump(&run)
     );
+    assert_eq!(chain[4].parent, trees::INCOMING_PARENT_ID);
     // Function probes: a few hits per span.
     let summary = stderr.lines().last().unwrap_or_default();
     assert!(
