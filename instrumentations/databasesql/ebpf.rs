@@ -669,7 +669,8 @@ const PGX_ERRORS: &[(&str, FieldRef)] = &[
 
 /// The file address of `f`, if the binary has it, as a u32 half (`NONE32` else).
 fn fn_addr(bin: &GoBinary, f: &str) -> u64 {
-    bin.function(f).map_or(slot::NONE32, |f| f.entry.min(slot::NONE32))
+    bin.function(f)
+        .map_or(slot::NONE32, |f| f.entry.min(slot::NONE32))
 }
 
 /// What the exit needs to describe a failed call's error (bpf/databasesql.bpf.h `sql_err`) and
@@ -803,17 +804,28 @@ fn error_cfg(bin: &GoBinary, out: &mut LibPlan) {
 /// runtime's own moduledata starts.
 fn moduledata(bin: &GoBinary) -> Option<u64> {
     let data = bin.data();
-    let u16_at = |o: usize| data.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize);
-    let u32_at =
-        |o: usize| data.get(o..o + 4).map(|b| u32::from_le_bytes(b.try_into().unwrap()));
-    let u64_at =
-        |o: usize| data.get(o..o + 8).map(|b| u64::from_le_bytes(b.try_into().unwrap()));
+    let u16_at = |o: usize| {
+        data.get(o..o + 2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize)
+    };
+    let u32_at = |o: usize| {
+        data.get(o..o + 4)
+            .map(|b| u32::from_le_bytes(b.try_into().unwrap()))
+    };
+    let u64_at = |o: usize| {
+        data.get(o..o + 8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
+    };
     if data.get(..5) != Some(b"\x7fELF\x02") {
         return None;
     }
     // The pclntab's section, from the section headers (kept by strip).
-    let (shoff, shentsize, shnum, shstrndx) =
-        (u64_at(0x28)? as usize, u16_at(0x3a)?, u16_at(0x3c)?, u16_at(0x3e)?);
+    let (shoff, shentsize, shnum, shstrndx) = (
+        u64_at(0x28)? as usize,
+        u16_at(0x3a)?,
+        u16_at(0x3c)?,
+        u16_at(0x3e)?,
+    );
     let sh = |i: usize| shoff + i * shentsize;
     let strtab = u64_at(sh(shstrndx) + 0x18)? as usize;
     let mut pcln = None;
@@ -828,9 +840,8 @@ fn moduledata(bin: &GoBinary) -> Option<u64> {
     }
     let (lo, size) = pcln?;
     let hi = lo + size;
-    let looks = |w0: Option<u64>, w1: Option<u64>| {
-        w0 == Some(lo) && w1.is_some_and(|n| n > lo && n < hi)
-    };
+    let looks =
+        |w0: Option<u64>, w1: Option<u64>| w0 == Some(lo) && w1.is_some_and(|n| n > lo && n < hi);
     if let Some((_, md)) = elf_symbols(data, "runtime.firstmoduledata")
         .into_iter()
         .find(|(n, _)| n == "runtime.firstmoduledata")
@@ -969,7 +980,9 @@ pub fn parse_dsn(pkg: &str, dsn: &str, cut: bool) -> DbServer {
         s.namespace = sqlite_file(dsn);
     } else if has_path_prefix(pkg, "github.com/go-sql-driver/mysql") {
         parse_mysql(&mut s, dsn);
-    } else if has_path_prefix(pkg, "github.com/lib/pq") || has_path_prefix(pkg, "github.com/jackc/pgx") {
+    } else if has_path_prefix(pkg, "github.com/lib/pq")
+        || has_path_prefix(pkg, "github.com/jackc/pgx")
+    {
         if dsn.starts_with("postgres://") || dsn.starts_with("postgresql://") {
             parse_url(&mut s, dsn, true);
         } else {
@@ -1226,8 +1239,15 @@ mod tests {
             ))
             .unwrap();
             let v = gotap_binary::modoffsets::module_version(&bin, PQ_MODULE).unwrap();
-            let measured = PQ_CODE_MEASURED.iter().find(|(m, _)| *m == v).map(|(_, o)| *o);
-            assert_eq!(measured, off::resolve_one(&bin, PQ_ERROR).ok(), "{tc:?} {v}");
+            let measured = PQ_CODE_MEASURED
+                .iter()
+                .find(|(m, _)| *m == v)
+                .map(|(_, o)| *o);
+            assert_eq!(
+                measured,
+                off::resolve_one(&bin, PQ_ERROR).ok(),
+                "{tc:?} {v}"
+            );
         }
     }
 
@@ -1255,7 +1275,9 @@ mod tests {
                 dwarf(&[ERRORS_ERROR_STRING_S]),
                 dwarf(&[FMT_WRAP_ERROR_MSG]),
             ];
-            let minor = off::GoVersion::parse(bin.go_version()).unwrap().minor_label();
+            let minor = off::GoVersion::parse(bin.go_version())
+                .unwrap()
+                .minor_label();
             let row = RUNTIME_MEASURED.iter().find(|(m, _)| *m == minor);
             assert_eq!(row.map(|(_, r)| *r), Some(got), "{tc:?} {minor}");
         }
@@ -1296,41 +1318,179 @@ mod tests {
         const SQLITE: &str = "modernc.org/sqlite";
         const MATTN: &str = "github.com/mattn/go-sqlite3";
         for (pkg, dsn, addr, port, ns) in [
-            (PGX, "postgres://app:s3cr%40t@db.example:6543/shop?sslmode=disable", "db.example", "6543", "shop"),
-            (PGX, "postgresql://db.example/shop", "db.example", "", "shop"),
-            (PGX, "postgres://app@[::1]:5433/my%20db", "::1", "5433", "my db"),
+            (
+                PGX,
+                "postgres://app:s3cr%40t@db.example:6543/shop?sslmode=disable",
+                "db.example",
+                "6543",
+                "shop",
+            ),
+            (
+                PGX,
+                "postgresql://db.example/shop",
+                "db.example",
+                "",
+                "shop",
+            ),
+            (
+                PGX,
+                "postgres://app@[::1]:5433/my%20db",
+                "::1",
+                "5433",
+                "my db",
+            ),
             (PGX, "postgres://a:1,b:2/shop", "", "", "shop"),
-            (PGX, "postgres:///shop?host=%2Fvar%2Frun%2Fpostgresql&port=5432", "/var/run/postgresql", "5432", "shop"),
+            (
+                PGX,
+                "postgres:///shop?host=%2Fvar%2Frun%2Fpostgresql&port=5432",
+                "/var/run/postgresql",
+                "5432",
+                "shop",
+            ),
             (PGX, "postgres://app:pw@db/", "db", "", ""),
-            (PQ, "host=db.example port=5432 dbname=shop user=app password='p w\\'d' sslmode=disable", "db.example", "5432", "shop"),
-            (PQ, "user=app dbname = 'my shop' host=10.0.0.7", "10.0.0.7", "", "my shop"),
+            (
+                PQ,
+                "host=db.example port=5432 dbname=shop user=app password='p w\\'d' sslmode=disable",
+                "db.example",
+                "5432",
+                "shop",
+            ),
+            (
+                PQ,
+                "user=app dbname = 'my shop' host=10.0.0.7",
+                "10.0.0.7",
+                "",
+                "my shop",
+            ),
             (PQ, "host=a,b port=1,2 dbname=shop", "", "", "shop"),
             (PQ, "dbname=shop port=5433", "", "", "shop"),
             (PQ, "garbage", "", "", ""),
-            (MYSQL, "app:p@ss/w@tcp(db.example:3307)/shop?parseTime=true", "db.example", "3307", "shop"),
-            (MYSQL, "app@unix(/run/mysqld/mysqld.sock)/shop", "/run/mysqld/mysqld.sock", "", "shop"),
-            (MYSQL, "app:pw@tcp([2001:db8::1]:3306)/", "2001:db8::1", "3306", ""),
+            (
+                MYSQL,
+                "app:p@ss/w@tcp(db.example:3307)/shop?parseTime=true",
+                "db.example",
+                "3307",
+                "shop",
+            ),
+            (
+                MYSQL,
+                "app@unix(/run/mysqld/mysqld.sock)/shop",
+                "/run/mysqld/mysqld.sock",
+                "",
+                "shop",
+            ),
+            (
+                MYSQL,
+                "app:pw@tcp([2001:db8::1]:3306)/",
+                "2001:db8::1",
+                "3306",
+                "",
+            ),
             (MYSQL, "/shop", "", "", "shop"),
-            (MYSQL, "app:pw@tcp(db.example)/shop", "db.example", "", "shop"),
+            (
+                MYSQL,
+                "app:pw@tcp(db.example)/shop",
+                "db.example",
+                "",
+                "shop",
+            ),
             (MYSQL, "no slash", "", "", ""),
             (SQLITE, "/var/lib/app/app.db", "", "", "app.db"),
             (SQLITE, "data.db", "", "", "data.db"),
-            (SQLITE, "data.db?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)", "", "", "data.db"),
-            (MATTN, "x.db?_auth&_auth_user=admin&_auth_pass=secret", "", "", "x.db"),
-            (SQLITE, "/tmp/run/x.db?_pragma=foreign_keys(1)&_auth_pass=secret", "", "", "x.db"),
-            (SQLITE, "file:app.db?cache=shared&_pragma=busy_timeout(5000)", "", "", "app.db"),
-            (SQLITE, "file:data.db?_auth_pass=secret#frag", "", "", "data.db"),
-            (MATTN, "file:///var/lib/app/my%20app.db?mode=ro", "", "", "my app.db"),
-            (MATTN, "file://localhost/var/lib/app.db?_key=secret", "", "", "app.db"),
+            (
+                SQLITE,
+                "data.db?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)",
+                "",
+                "",
+                "data.db",
+            ),
+            (
+                MATTN,
+                "x.db?_auth&_auth_user=admin&_auth_pass=secret",
+                "",
+                "",
+                "x.db",
+            ),
+            (
+                SQLITE,
+                "/tmp/run/x.db?_pragma=foreign_keys(1)&_auth_pass=secret",
+                "",
+                "",
+                "x.db",
+            ),
+            (
+                SQLITE,
+                "file:app.db?cache=shared&_pragma=busy_timeout(5000)",
+                "",
+                "",
+                "app.db",
+            ),
+            (
+                SQLITE,
+                "file:data.db?_auth_pass=secret#frag",
+                "",
+                "",
+                "data.db",
+            ),
+            (
+                MATTN,
+                "file:///var/lib/app/my%20app.db?mode=ro",
+                "",
+                "",
+                "my app.db",
+            ),
+            (
+                MATTN,
+                "file://localhost/var/lib/app.db?_key=secret",
+                "",
+                "",
+                "app.db",
+            ),
             (SQLITE, ":memory:", "", "", ":memory:"),
-            (SQLITE, ":memory:?_pragma=foreign_keys(1)", "", "", ":memory:"),
+            (
+                SQLITE,
+                ":memory:?_pragma=foreign_keys(1)",
+                "",
+                "",
+                ":memory:",
+            ),
             (SQLITE, "file::memory:?cache=shared", "", "", ":memory:"),
-            ("github.com/ncruces/go-sqlite3/driver", r"C:\data\app.db?_pragma=x", "", "", "app.db"),
-            (PGX, "postgres://u:pw@h/db?sslmode=require&password=secret", "h", "", "db"),
+            (
+                "github.com/ncruces/go-sqlite3/driver",
+                r"C:\data\app.db?_pragma=x",
+                "",
+                "",
+                "app.db",
+            ),
+            (
+                PGX,
+                "postgres://u:pw@h/db?sslmode=require&password=secret",
+                "h",
+                "",
+                "db",
+            ),
             (PQ, "host=h dbname=db password=secret", "h", "", "db"),
-            (PQ, "password=secret host=h dbname=db sslmode=disable", "h", "", "db"),
-            (MYSQL, "user:pw@tcp(h:3306)/db?tls=skip-verify&allowCleartextPasswords=1", "h", "3306", "db"),
-            ("example.com/other", "sqlserver://app:pw@sql.example:1433?database=shop", "sql.example", "1433", ""),
+            (
+                PQ,
+                "password=secret host=h dbname=db sslmode=disable",
+                "h",
+                "",
+                "db",
+            ),
+            (
+                MYSQL,
+                "user:pw@tcp(h:3306)/db?tls=skip-verify&allowCleartextPasswords=1",
+                "h",
+                "3306",
+                "db",
+            ),
+            (
+                "example.com/other",
+                "sqlserver://app:pw@sql.example:1433?database=shop",
+                "sql.example",
+                "1433",
+                "",
+            ),
             ("example.com/other", "some opaque string", "", "", ""),
         ] {
             let s = parse_dsn(pkg, dsn, false);
@@ -1346,7 +1506,11 @@ mod tests {
     /// A DSN cut at the record's cap loses its last part rather than report a partial value.
     #[test]
     fn cut_dsn_drops_its_last_part() {
-        let s = parse_dsn("github.com/lib/pq", "host=db.example port=5432 dbname=sh", true);
+        let s = parse_dsn(
+            "github.com/lib/pq",
+            "host=db.example port=5432 dbname=sh",
+            true,
+        );
         assert_eq!(s.address.as_deref(), Some("db.example"));
         assert_eq!(s.port, Some(5432));
         assert_eq!(s.namespace, None);
@@ -1459,12 +1623,26 @@ mod plan_tests {
                     (slot::ERR_TEXT, 32),
                     (slot::ERR_MISC, 0),
                 ] {
-                    assert_ne!((lp.cfg[i] >> half) & slot::NONE32, slot::NONE32, "{label}: slot {i}>>{half}");
+                    assert_ne!(
+                        (lp.cfg[i] >> half) & slot::NONE32,
+                        slot::NONE32,
+                        "{label}: slot {i}>>{half}"
+                    );
                 }
                 assert_ne!(lp.cfg[slot::MD_TYPES], crate::abi::OFF_ABSENT, "{label}");
-                assert_eq!(lp.cfg[slot::TYPE_OFFS] & slot::NONE32, 40 | (20 << 16), "{label}");
-                assert!(lp.sites.iter().any(|s| s.program == "sql_open_entry"), "{label}");
-                assert!(lp.sites.iter().any(|s| s.program == "sql_opendb_entry"), "{label}");
+                assert_eq!(
+                    lp.cfg[slot::TYPE_OFFS] & slot::NONE32,
+                    40 | (20 << 16),
+                    "{label}"
+                );
+                assert!(
+                    lp.sites.iter().any(|s| s.program == "sql_open_entry"),
+                    "{label}"
+                );
+                assert!(
+                    lp.sites.iter().any(|s| s.program == "sql_opendb_entry"),
+                    "{label}"
+                );
                 // The error's data word is read where the exits have it.
                 assert!(
                     lp.sites.iter().any(|s| s.program.matches('_').count() == 3),
