@@ -1080,11 +1080,7 @@ fn postgres_param(s: &mut Srv, k: &str, v: &str) {
                 s.port = 0;
             }
         }
-        "hostaddr" => {
-            if s.address.is_empty() && !v.contains(',') {
-                s.address = v.to_owned();
-            }
-        }
+        "hostaddr" if s.address.is_empty() && !v.contains(',') => s.address = v.to_owned(),
         "port" => s.port = parse_port(v),
         "dbname" => s.namespace = v.to_owned(),
         _ => {}
