@@ -284,6 +284,26 @@ fn wait_tracing(p: &mut Proc) {
     }
 }
 
+/// `path` relative to the working directory, wherever the target directory is (`../..` and on
+/// when it is inside the repository, more `..` when CARGO_TARGET_DIR is elsewhere).
+fn relative_to_cwd(path: &Path) -> PathBuf {
+    let cwd = std::env::current_dir().unwrap().canonicalize().unwrap();
+    let path = path.canonicalize().unwrap();
+    let common = cwd
+        .components()
+        .zip(path.components())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let mut rel = PathBuf::new();
+    for _ in common..cwd.components().count() {
+        rel.push("..");
+    }
+    for c in path.components().skip(common) {
+        rel.push(c);
+    }
+    rel
+}
+
 #[test]
 fn run_program_killed_mid_trace_flushes() {
     require_root();
@@ -299,8 +319,8 @@ fn run_program_killed_mid_trace_flushes() {
         "killed".into(),
     ];
     // Named relative to the working directory (the crate's), as a user types `./server`.
-    let rel = Path::new("../..").join(bin.strip_prefix(gotap_testkit::repo_root()).unwrap());
-    assert!(rel.exists(), "{rel:?}");
+    let rel = relative_to_cwd(&bin);
+    assert!(rel.is_relative() && rel.exists(), "{rel:?}");
     let mut p = gotap_run(&flags, &rel, &svc_args(port, "K", None), "gotap run K");
     wait_listening(port, &mut p);
     for i in 0..5 {
