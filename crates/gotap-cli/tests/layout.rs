@@ -4,7 +4,7 @@
 //!     `struct site_record`, the string caps of each kind's `site_put` calls, and those of the
 //!     libraries' function probes in instrumentations/*/bpf, which emit site events too);
 //!   - Rust: crates/gotap-ebpf/src (abi.rs constants and #[repr(C)] structs, the batch head's byte
-//!     ranges, the string slot numbers of sites.rs / sites_more.rs);
+//!     ranges, the string slot numbers of instrumentations/<lib>/decode.rs);
 //!   - Go: the probe-site fragments, found by walking go/probes and instrumentations/*/probes
 //!     (const blocks, caps arrays, the slot order of each kind's strings, the byte offsets
 //!     gotapProbeEvent writes, gotapProbeRecord, the site functions' arguments and assembly);

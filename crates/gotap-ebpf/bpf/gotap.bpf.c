@@ -593,13 +593,6 @@ static __always_inline int site_hit(struct pt_regs *ctx, u8 kind)
 	return site_event_scratch(ctx, kind, cookie, hits);
 }
 
-/* database/sql.gotapProbeSQLQuery (USDT gotap:sql_query). */
-SEC("uprobe")
-int site_sql_query(struct pt_regs *ctx)
-{
-	return site_hit(ctx, EV_SITE_SQL);
-}
-
 /* ---------- batched sites ---------- */
 
 struct site_batch_scratch {

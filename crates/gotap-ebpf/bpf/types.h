@@ -97,7 +97,7 @@ struct link_val {
 
 #define EV_SITE_SERVER 3
 #define EV_SITE_CLIENT 4
-/* database/sql and grpc sites: the same event, other string slots (src/sites_more.rs). */
+/* database/sql and grpc sites: the same event, other string slots (instrumentations/<lib>/decode.rs). */
 #define EV_SITE_SQL 5
 #define EV_SITE_GRPC_SERVER 6
 #define EV_SITE_GRPC_CLIENT 7

@@ -47,7 +47,6 @@ pub mod library;
 pub mod libs;
 pub mod plan;
 mod sites;
-mod sites_more;
 mod usdt;
 
 pub use agent::{Agent, AgentOptions, AgentStats, TracedProcess, LINK_MAP_NAME};

@@ -359,7 +359,7 @@ pub fn emit(
             (k.decode)(ev, &frame, capture_query, out);
             true
         }
-        None => crate::sites_more::emit(ev, &frame, out),
+        None => false,
     }
 }
 
@@ -480,7 +480,7 @@ mod tests {
             p.warnings,
             ["probe site gotap:kafka_produce is not known to this gotap version: not traced"]
         );
-        // database/sql and grpc sites (sites_more.rs), each with its package's semaphore.
+        // database/sql and grpc sites, each with its package's semaphore.
         let p = plan_from(
             &bin,
             &[

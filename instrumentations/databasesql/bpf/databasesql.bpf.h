@@ -621,3 +621,13 @@ SQL_EXIT2(rsi, r8)
 SQL_EXIT2(r8, r9)
 SQL_EXIT2(r9, r10)
 SQL_EXIT2(r10, r11)
+
+/* Probe sites of `gotap build --probes` (../sites.rs names this program): site_hit of
+ * gotap.bpf.c reads the site event; its kind tells the reader which decoder builds the span.
+ *
+ * database/sql.gotapProbeSQLQuery (USDT gotap:sql_query). */
+SEC("uprobe")
+int site_sql_query(struct pt_regs *ctx)
+{
+	return site_hit(ctx, EV_SITE_SQL);
+}

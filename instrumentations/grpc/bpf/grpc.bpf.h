@@ -2,7 +2,7 @@
  * README.md). Included at the end of crates/gotap-ebpf/bpf/gotap.bpf.c. Finished spans leave as
  * site events of kind EV_SITE_GRPC_SERVER / EV_SITE_GRPC_CLIENT (slots: full method, peer or
  * target, status message; status = code), so `gotap run` and `gotap build --probes` build their
- * spans through one decoder (crates/gotap-ebpf/src/sites_more.rs).
+ * spans through one decoder (../decode.rs).
  *
  * Server span, 3 hits:
  *   operateHeaders entry  the HEADERS frame of a new stream: its traceparent field, by stream id;

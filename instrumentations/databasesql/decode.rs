@@ -1,17 +1,23 @@
-//! The database/sql and grpc probe sites (`gotap build --probes`; go/probes/databasesql and
-//! go/probes/grpc, docs/probes.md). Same contract, record and BPF function as the net/http sites
-//! (bpf/gotap.bpf.c `site_hit`): the event is a [`SiteEvent`] whose string slots hold other values,
-//! handed here to the builders SDK mode's spans follow (`gotap_spans::db`, `gotap_spans::rpc`).
+//! database/sql's site events into spans (compiled into gotap-ebpf as
+//! `crate::libs::databasesql_decode`, crates/gotap-ebpf/build.rs): the sql_query kind its probe
+//! sites emit (`gotap build --probes`, then `gotap run`) and its function probes' records carry
+//! (ebpf.rs, `EV_SQL_FP`), handed to the builders the woven runtime's spans follow
+//! (`gotap_spans::db`). The event layout and string slots are defined in
+//! crates/gotap-ebpf/layout/records.json.
 use gotap_spans::db::{self, DbError, DbQuery, DbServer};
-use gotap_spans::http::SpanFrame;
-use gotap_spans::sink::SpanSink;
 
 use crate::abi::SiteEvent;
+use crate::library::SiteKind;
 
-/// Event kinds (bpf/types.h).
+/// Event kinds (records.json).
 pub const EV_SITE_SQL: u8 = 5;
 
-/// String slots (bpf/types.h). sql_query: the site's arguments, then the record's strings.
+pub const KINDS: &[SiteKind] = &[SiteKind {
+    kind: EV_SITE_SQL,
+    decode: |ev, frame, _, out| db::client_span_into(&db_query(ev), &db_server(ev), frame, out),
+}];
+
+/// String slots (records.json). sql_query: the site's arguments, then the record's strings.
 mod slot {
     pub const SQL_DRIVER: usize = 0;
     pub const SQL_TEXT: usize = 1;
@@ -54,31 +60,11 @@ pub fn db_server(ev: &SiteEvent<'_>) -> DbServer {
     }
 }
 
-/// The span of a database/sql or grpc site event; `None` for other kinds.
-#[cfg(test)] // the agent emits into its sink; tests look at the span
-pub fn to_span(ev: &SiteEvent<'_>, frame: SpanFrame) -> Option<gotap_spans::Span> {
-    let mut got = None;
-    emit(
-        ev,
-        &frame,
-        &mut gotap_spans::sink::Collect::new(|s| got = Some(s)),
-    );
-    got
-}
-
-/// A database/sql or grpc site event into `out`; `false` for other kinds.
-pub fn emit<S: SpanSink + ?Sized>(ev: &SiteEvent<'_>, frame: &SpanFrame, out: &mut S) -> bool {
-    match ev.h.kind {
-        EV_SITE_SQL => db::client_span_into(&db_query(ev), &db_server(ev), frame, out),
-        _ => return false,
-    }
-    true
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::abi::{encode_site_event, SiteHeader};
+    use gotap_spans::http::SpanFrame;
     use gotap_spans::{semconv as sc, Resource, SpanKind, Status, Value};
     use std::sync::Arc;
 
@@ -91,6 +77,20 @@ mod tests {
             end_unix_nano: 20,
             resource: Arc::new(Resource::default()),
         }
+    }
+
+    /// The span the registered decoder of the event's kind builds (`crate::library::site_kind`,
+    /// as `crate::sites::emit` dispatches), in `frame`.
+    fn to_span(ev: &SiteEvent<'_>, frame: SpanFrame) -> Option<gotap_spans::Span> {
+        let k = crate::library::site_kind(ev.h.kind)?;
+        let mut got = None;
+        (k.decode)(
+            ev,
+            &frame,
+            false,
+            &mut gotap_spans::sink::Collect::new(|s| got = Some(s)),
+        );
+        got
     }
 
     /// The span of a site record of `kind` with `status` and these string slots.
