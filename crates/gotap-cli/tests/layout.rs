@@ -2135,13 +2135,6 @@ fn check_def(def: &Def, errs: &mut Vec<String>) {
             ));
         }
     }
-    let last = def.site_kinds.iter().map(|k| k.value).max().unwrap_or(0);
-    if def.constant("EV_SITE_LAST") != Some(last) {
-        errs.push(format!(
-            "definition: EV_SITE_LAST: {:?}, the last site kind is {last}",
-            def.constant("EV_SITE_LAST")
-        ));
-    }
     // Record flags: one bit each, except overlaps listed (and explained) as known.
     let fl = &def.record_flags;
     for (i, a) in fl.flags.iter().enumerate() {

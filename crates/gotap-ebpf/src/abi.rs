@@ -49,8 +49,6 @@ const _: () = assert!(std::mem::size_of::<ExitRefs>() == 24);
 
 pub const EV_SITE_SERVER: u8 = 3;
 pub const EV_SITE_CLIENT: u8 = 4;
-/// Site event kinds are 3 (`EV_SITE_SERVER`) to this one (`EV_SITE_GRPC_CLIENT`).
-pub const EV_SITE_LAST: u8 = 7;
 
 /// String slots of a site event (`SITE_STRS`).
 pub const SITE_STRS: usize = 8;
@@ -87,10 +85,11 @@ pub struct SiteEvent<'a> {
 }
 
 impl<'a> SiteEvent<'a> {
-    /// Reads a site record; `None` if it is not one (kind, or lengths past its end).
+    /// Reads a site record; `None` if it is not one (a kind no library registers, see
+    /// `library::site_kind`, or lengths past its end).
     pub fn parse(b: &'a [u8]) -> Option<SiteEvent<'a>> {
         const H: usize = std::mem::size_of::<SiteHeader>();
-        if b.len() < H || !(EV_SITE_SERVER..=EV_SITE_LAST).contains(&b[0]) {
+        if b.len() < H || crate::library::site_kind(b[0]).is_none() {
             return None;
         }
         // SAFETY: SiteHeader is repr(C) plain data valid for any bit pattern; b holds H bytes.
@@ -237,6 +236,28 @@ mod tests {
             ..Default::default()
         };
         encode_site_event(&h, strs)
+    }
+
+    /// A site event is any kind a library registers (crate::libs::SITE_KINDS), and only those:
+    /// not the function-probe events, nor a batch, nor a library's own record kinds.
+    #[test]
+    fn parse_accepts_the_registered_site_kinds() {
+        let registered: Vec<u8> = crate::libs::SITE_KINDS
+            .iter()
+            .flat_map(|k| k.iter().map(|k| k.kind))
+            .collect();
+        for kind in [EV_SITE_SERVER, EV_SITE_CLIENT, EV_SITE_SQL] {
+            assert!(registered.contains(&kind), "kind {kind} is registered");
+        }
+        for kind in 0..=u8::MAX {
+            let rec = event(kind, 1, &[b"x"]);
+            assert_eq!(
+                SiteEvent::parse(&rec).is_some(),
+                registered.contains(&kind),
+                "kind {kind}"
+            );
+        }
+        assert!(!registered.contains(&EV_SITE_BATCH));
     }
 
     #[test]
