@@ -899,7 +899,7 @@ fn decode(b: &[u8], cx: &mut DecodeCtx<'_>, sink: &mut dyn SpanSink) -> Option<D
     let Some(ev) = SiteEvent::parse(&b[FP_HEAD + SQL_DSN_CAP..]) else {
         return Some(Decoded::Undecodable);
     };
-    if ev.h.kind != abi::EV_SITE_SQL {
+    if ev.h.kind != crate::libs::databasesql_decode::EV_SITE_SQL {
         return Some(Decoded::Undecodable);
     }
     let mut h = ev.h;

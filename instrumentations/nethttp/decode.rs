@@ -91,7 +91,7 @@ fn client(ev: &SiteEvent<'_>, frame: &SpanFrame, capture_query: bool, out: &mut 
 /// Record flag bit 4 of a server site event (probes/gotap_probes.go): the request came
 /// over TLS (`Request.TLS != nil`), so `url.scheme` is `https`. Bits 0 and 1 are sampled and
 /// remote parent; bit 2 is taken (`REC_PACKED`, the packed strings of older builds, which the BPF
-/// program still reads) and bit 3 is `abi::REC_SQL_CUT`.
+/// program still reads) and bit 3 is `abi::REC_TEXT_CUT`.
 pub const RFLAG_TLS: u64 = 16;
 
 /// The status a server site reported: 0 means the handler wrote nothing, and net/http then answers

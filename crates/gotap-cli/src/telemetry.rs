@@ -198,8 +198,8 @@ pub fn summary(a: &AgentStats, e: &ExportStats) -> String {
             a.ret_without_entry
         );
     }
-    if a.sql_truncated > 0 {
-        line += &format!(", {} SQL queries cut at 4096 bytes", a.sql_truncated);
+    if a.text_truncated > 0 {
+        line += &format!(", {} SQL queries cut at 4096 bytes", a.text_truncated);
     }
     // header_window_truncated is not printed: it cannot tell a header cut off from one never sent.
     line
@@ -390,7 +390,7 @@ mod tests {
             ", 2 returns without a seen start (requests in flight at attach, or evicted)"
         ));
         let cut = AgentStats {
-            sql_truncated: 3,
+            text_truncated: 3,
             ..Default::default()
         };
         assert!(

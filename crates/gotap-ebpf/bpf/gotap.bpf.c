@@ -14,6 +14,7 @@
 #include <linux/ptrace.h>
 #include <bpf/bpf_helpers.h>
 #include "types.h"
+#include "site_kinds.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -456,8 +457,8 @@ static __noinline int site_event_stack(struct pt_regs *ctx, u32 kind, u32 proc, 
 	}
 	*(u32 *)&e.h = kind; /* kind and its padding */
 	e.h.proc = proc;
-	if (kind == EV_SITE_SQL && (e.h.rflags & REC_SQL_CUT))
-		count(CNT_SQL_TRUNCATED);
+	if (e.h.rflags & REC_TEXT_CUT)
+		count(CNT_TEXT_TRUNCATED);
 	u64 size = sizeof(e.h) - SITE_EVENT_HEAD + n;
 	if (size > sizeof(e))
 		return 0;
@@ -494,8 +495,8 @@ static __noinline int site_event_scratch(struct pt_regs *ctx, u32 kind, u64 cook
 		}
 		s->h.kind = kind;
 		s->h.proc = proc;
-		if (kind == EV_SITE_SQL && (s->h.rflags & REC_SQL_CUT))
-			count(CNT_SQL_TRUNCATED);
+		if (s->h.rflags & REC_TEXT_CUT)
+			count(CNT_TEXT_TRUNCATED);
 		off = n;
 		goto out;
 	}
@@ -523,8 +524,8 @@ static __noinline int site_event_scratch(struct pt_regs *ctx, u32 kind, u64 cook
 		/* The woven code packed the strings, capped, into one buffer that the record's last
 		 * string field points at: u16 lengths, then the bytes. One read instead of one per
 		 * string. */
-		if (kind == EV_SITE_SQL && a.path_len > SQL_TEXT_CAP)
-			count(CNT_SQL_TRUNCATED);
+		if (kind == EV_SITE_SQL && a.path_len > TEXT_CAP)
+			count(CNT_TEXT_TRUNCATED);
 		u64 n = r.query.len;
 		if (n < sizeof(s->h.slen) || n > sizeof(s->h.slen) + PACKED_CAP ||
 		    bpf_probe_read_user(&s->h.slen, n, (void *)r.query.ptr)) {
@@ -557,9 +558,9 @@ static __noinline int site_event_scratch(struct pt_regs *ctx, u32 kind, u64 cook
 		s->h.slen[3] = s->h.slen[4] = s->h.slen[5] = s->h.slen[6] = s->h.slen[7] = 0;
 	} else if (kind == EV_SITE_SQL) {
 		off = site_put(s, off, 0, a.method_ptr, a.method_len, HOST_CAP);
-		off = site_put(s, off, 1, a.path_ptr, a.path_len, SQL_TEXT_CAP);
-		if (a.path_len > SQL_TEXT_CAP)
-			count(CNT_SQL_TRUNCATED);
+		off = site_put(s, off, 1, a.path_ptr, a.path_len, TEXT_CAP);
+		if (a.path_len > TEXT_CAP)
+			count(CNT_TEXT_TRUNCATED);
 		off = site_put(s, off, 2, a.text_ptr, a.text_len, ERROR_CAP);
 		off = site_put(s, off, 3, r.host.ptr, r.host.len, QUERY_CAP);
 		off = site_put(s, off, 4, r.remote.ptr, r.remote.len, PROTO_CAP);

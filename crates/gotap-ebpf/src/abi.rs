@@ -138,9 +138,9 @@ impl<'a> SiteEvent<'a> {
 
 /// Kind of a batch site's record (`EV_SITE_BATCH`): `struct site_batch_head`, then the events.
 pub const EV_SITE_BATCH: u8 = 8;
-pub const EV_SITE_SQL: u8 = 5;
-/// A site event's flag: its SQL text was cut at its cap (`REC_SQL_CUT`).
-pub const REC_SQL_CUT: u64 = 8;
+/// A site event's flag: a text slot of it was cut at its cap (`REC_TEXT_CUT`; a library sets it,
+/// the agent counts it in [`crate::AgentStats`]).
+pub const REC_TEXT_CUT: u64 = 8;
 /// A site event's flag: `start` is BPF monotonic time (a library's function probe), see
 /// `REC_MONO` in bpf/types.h.
 pub const REC_MONO: u64 = 32;
@@ -222,7 +222,7 @@ pub const CNT_RINGBUF_DROPS: u32 = 0;
 pub const CNT_PROBE_HITS: u32 = 1;
 pub const CNT_RET_NO_ENTRY: u32 = 3;
 pub const CNT_WINDOW_TRUNCATED: u32 = 4;
-pub const CNT_SQL_TRUNCATED: u32 = 5;
+pub const CNT_TEXT_TRUNCATED: u32 = 5;
 pub const CNT_GOROUTINE_HITS: u32 = 6;
 
 #[cfg(test)]
@@ -246,7 +246,7 @@ mod tests {
             .iter()
             .flat_map(|k| k.iter().map(|k| k.kind))
             .collect();
-        for kind in [EV_SITE_SERVER, EV_SITE_CLIENT, EV_SITE_SQL] {
+        for kind in [EV_SITE_SERVER, EV_SITE_CLIENT] {
             assert!(registered.contains(&kind), "kind {kind} is registered");
         }
         for kind in 0..=u8::MAX {
@@ -264,7 +264,7 @@ mod tests {
     fn batch_records_split_into_their_events() {
         let mut events = event(EV_SITE_SERVER, 1, &[b"GET", b"/a"]);
         events.extend(event(EV_SITE_CLIENT, 2, &[b"POST", b"http://x/y", b""]));
-        events.extend(event(EV_SITE_SQL, 3, &[b"pq", b"SELECT 1"]));
+        events.extend(event(EV_SITE_SERVER, 3, &[b"PUT", b"/c"]));
         let mut rec = vec![EV_SITE_BATCH, 0, 0, 0];
         rec.extend(7u32.to_le_bytes());
         rec.extend((events.len() as u32).to_le_bytes());
@@ -275,10 +275,14 @@ mod tests {
         let got: Vec<_> = SiteBatch::new(body).map(|e| e.unwrap()).collect();
         assert_eq!(
             got.iter().map(|e| (e.h.kind, e.h.span)).collect::<Vec<_>>(),
-            [(EV_SITE_SERVER, 1), (EV_SITE_CLIENT, 2), (EV_SITE_SQL, 3)]
+            [
+                (EV_SITE_SERVER, 1),
+                (EV_SITE_CLIENT, 2),
+                (EV_SITE_SERVER, 3)
+            ]
         );
         assert_eq!(got[1].string(1), "http://x/y");
-        assert_eq!(got[2].string(1), "SELECT 1");
+        assert_eq!(got[2].string(1), "/c");
         // A length past the record, another kind: not a batch.
         rec[8] = rec[8].wrapping_add(1);
         assert!(site_batch(&rec).is_none());

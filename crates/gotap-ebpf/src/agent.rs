@@ -100,8 +100,9 @@ pub struct AgentStats {
     /// Server requests whose header block exceeded the raw window with a header not found in it
     /// (traceparent or User-Agent possibly missed; counted in BPF).
     pub header_window_truncated: u64,
-    /// database/sql probe-site queries longer than 4,096 bytes, exported cut there (counted in BPF).
-    pub sql_truncated: u64,
+    /// Site events with a text slot longer than its cap, exported cut there (`REC_TEXT_CUT`;
+    /// counted in BPF, and here for batch sites): database/sql queries past 4,096 bytes.
+    pub text_truncated: u64,
 }
 
 impl AgentStats {
@@ -157,8 +158,8 @@ struct Shared {
     events: AtomicU64,
     spans: AtomicU64,
     undecodable: AtomicU64,
-    /// SQL texts cut at their cap in batched events (the BPF side counts the others).
-    sql_truncated: AtomicU64,
+    /// Text slots cut at their cap in batched events (the BPF side counts the others).
+    text_truncated: AtomicU64,
 }
 
 /// One loaded BPF object; traces any number of processes, each with its own offsets.
@@ -769,8 +770,8 @@ impl Agent {
             undecodable: self.shared.undecodable.load(Ordering::Relaxed),
             ret_without_entry: counter(abi::CNT_RET_NO_ENTRY),
             header_window_truncated: counter(abi::CNT_WINDOW_TRUNCATED),
-            sql_truncated: counter(abi::CNT_SQL_TRUNCATED)
-                + self.shared.sql_truncated.load(Ordering::Relaxed),
+            text_truncated: counter(abi::CNT_TEXT_TRUNCATED)
+                + self.shared.text_truncated.load(Ordering::Relaxed),
         }
     }
 
@@ -1027,8 +1028,8 @@ fn read_loop(
                         break;
                     };
                     ev.h.proc = proc;
-                    if ev.h.kind == abi::EV_SITE_SQL && ev.h.rflags & abi::REC_SQL_CUT != 0 {
-                        shared.sql_truncated.fetch_add(1, Ordering::Relaxed);
+                    if ev.h.rflags & abi::REC_TEXT_CUT != 0 {
+                        shared.text_truncated.fetch_add(1, Ordering::Relaxed);
                     }
                     match &resource {
                         Some(r) if sites::emit(&ev, r.clone(), capture_query, &mut sink) => {

@@ -59,9 +59,9 @@ impl Library {
 }
 
 /// One site event kind of a library (instrumentations/<name>/decode.rs): its number (`EV_SITE_*`
-/// of bpf/types.h and crates/gotap-ebpf/layout/records.json) and what builds its span. Probe
-/// sites and the function probes that emit site events share it, so both strategies build the
-/// same span from the same event.
+/// of crates/gotap-ebpf/layout/records.json, whence build.rs generates the C defines) and what
+/// builds its span. Probe sites and the function probes that emit site events share it, so both
+/// strategies build the same span from the same event.
 #[derive(Clone, Copy)]
 pub struct SiteKind {
     pub kind: u8,

@@ -70,7 +70,7 @@ struct sql_dsn_val {
 };
 /* What follows the query text: the error's text, type and SQLSTATE (caps of EV_SITE_SQL's slots). */
 #define SQL_ERRS_ROOM 1024
-#define SQL_ERRS_AT_MOST (64 + SQL_TEXT_CAP + 512)
+#define SQL_ERRS_AT_MOST (64 + TEXT_CAP + 512)
 
 /* One statement in flight on a goroutine: the site event as it will be handed over (header, the
  * driver's package, the query text), and what tells a restart of the probed function (after it
@@ -81,7 +81,7 @@ struct sql_call {
 	struct sql_fp_head fp;
 	u8 dsn[SQL_DSN_CAP];
 	struct site_event h;
-	u8 data[64 + SQL_TEXT_CAP + SQL_ERRS_ROOM];
+	u8 data[64 + TEXT_CAP + SQL_ERRS_ROOM];
 };
 
 struct {
@@ -297,10 +297,10 @@ static __always_inline int sql_begin(struct lib_cfg *c, struct g_key *key, u64 t
 	}
 	s->h.slen[0] = dlen;
 	u64 n = qlen;
-	if (n > SQL_TEXT_CAP) {
-		n = SQL_TEXT_CAP;
-		s->h.rflags |= REC_SQL_CUT;
-		count(CNT_SQL_TRUNCATED);
+	if (n > TEXT_CAP) {
+		n = TEXT_CAP;
+		s->h.rflags |= REC_TEXT_CUT;
+		count(CNT_TEXT_TRUNCATED);
 	}
 	u64 o = dlen;
 	/* The verifier needs the bounds on the very registers used for the access. */
@@ -571,8 +571,8 @@ static __always_inline int sql_end(struct pt_regs *ctx, u64 err_itab, u64 err_da
 	call->h.status = err_itab ? 1 : 0;
 	u64 l0 = call->h.slen[0] & 63;
 	u64 l1 = call->h.slen[1];
-	if (l1 > SQL_TEXT_CAP)
-		l1 = SQL_TEXT_CAP;
+	if (l1 > TEXT_CAP)
+		l1 = TEXT_CAP;
 	u64 e = 0;
 	if (err_itab)
 		e = sql_err(c, call, err_itab, err_data, l0 + l1);
