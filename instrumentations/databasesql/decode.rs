@@ -2,9 +2,9 @@
 //! `crate::libs::databasesql_decode`, crates/gotap-ebpf/build.rs): the sql_query kind its probe
 //! sites emit (`gotap build --probes`, then `gotap run`) and its function probes' records carry
 //! (ebpf.rs, `EV_SQL_FP`), handed to the builders the woven runtime's spans follow
-//! (`gotap_spans::db`). The event layout and string slots are defined in
+//! (`gotap_spans::databasesql`). The event layout and string slots are defined in
 //! crates/gotap-ebpf/layout/records.json.
-use gotap_spans::db::{self, DbError, DbQuery, DbServer};
+use gotap_spans::databasesql::{self as db, DbError, DbQuery, DbServer};
 
 use crate::abi::SiteEvent;
 use crate::library::SiteKind;
@@ -64,7 +64,7 @@ pub fn db_server(ev: &SiteEvent<'_>) -> DbServer {
 mod tests {
     use super::*;
     use crate::abi::{encode_site_event, SiteHeader};
-    use gotap_spans::http::SpanFrame;
+    use gotap_spans::SpanFrame;
     use gotap_spans::{semconv as sc, Resource, SpanKind, Status, Value};
     use std::sync::Arc;
 

@@ -13,7 +13,7 @@ use iced_x86::{
     Decoder, DecoderOptions, FlowControl, Instruction, InstructionInfoFactory, OpAccess, Register,
 };
 
-use gotap_spans::db::DbServer;
+use gotap_spans::databasesql::DbServer;
 use gotap_spans::sink::SpanSink;
 
 use crate::abi::{self, SiteEvent};
@@ -261,7 +261,7 @@ fn plan(bin: &GoBinary, out: &mut LibPlan) -> Result<(), EbpfError> {
     // binary links, if it links one.
     let mut default = None;
     let distinct = |ps: &[String]| {
-        let mut v: Vec<&str> = ps.iter().map(|p| gotap_spans::db::system_name(p)).collect();
+        let mut v: Vec<&str> = ps.iter().map(|p| gotap_spans::databasesql::system_name(p)).collect();
         v.dedup();
         v.len()
     };
@@ -538,7 +538,7 @@ fn driver_modules(bin: &GoBinary) -> Vec<String> {
         .deps
         .iter()
         .map(|m| m.path.clone())
-        .filter(|p| gotap_spans::db::system_name(p) != "other_sql")
+        .filter(|p| gotap_spans::databasesql::system_name(p) != "other_sql")
         .collect();
     out.sort();
     out.dedup();

@@ -1,9 +1,9 @@
 //! grpc's site events into spans (compiled into gotap-ebpf as `crate::libs::grpc_decode`,
 //! crates/gotap-ebpf/build.rs): the server and client kinds its probe sites emit (`gotap build
 //! --probes`, then `gotap run`) and its function probes emit too (bpf/grpc.bpf.h), handed to the
-//! builders the woven runtime's spans follow (`gotap_spans::rpc`). The event layout and string
+//! builders the woven runtime's spans follow (`gotap_spans::grpc`). The event layout and string
 //! slots are defined in crates/gotap-ebpf/layout/records.json.
-use gotap_spans::rpc::{self, GrpcClientCall, GrpcServerCall};
+use gotap_spans::grpc::{self as rpc, GrpcClientCall, GrpcServerCall};
 
 use crate::abi::SiteEvent;
 use crate::library::SiteKind;
@@ -56,7 +56,7 @@ pub fn grpc_client_call(ev: &SiteEvent<'_>) -> GrpcClientCall {
 mod tests {
     use super::*;
     use crate::abi::{encode_site_event, SiteHeader};
-    use gotap_spans::http::SpanFrame;
+    use gotap_spans::SpanFrame;
     use gotap_spans::{semconv as sc, Resource, SpanKind, Status, Value};
     use std::sync::Arc;
 

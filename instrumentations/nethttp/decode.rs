@@ -1,9 +1,10 @@
 //! net/http's site events into spans (compiled into gotap-ebpf as
 //! `crate::libs::nethttp_decode`, crates/gotap-ebpf/build.rs): the server and client kinds its
 //! probe sites emit (`gotap build --probes`, then `gotap run`), handed to the builders the woven
-//! runtime's spans follow (`gotap_spans::http`). The event layout and string slots are defined
+//! runtime's spans follow (`gotap_spans::nethttp`). The event layout and string slots are defined
 //! in crates/gotap-ebpf/layout/records.json.
-use gotap_spans::http::{self, ClientRequestRef, ServerRequestRef, SpanFrame};
+use gotap_spans::nethttp::{self as http, ClientRequestRef, ServerRequestRef};
+use gotap_spans::SpanFrame;
 use gotap_spans::sink::SpanSink;
 
 use crate::abi::{non_empty, SiteEvent, EV_SITE_CLIENT, EV_SITE_SERVER};
@@ -39,7 +40,7 @@ fn server(ev: &SiteEvent<'_>, frame: &SpanFrame, capture_query: bool, out: &mut 
     let (client_address, client_port) = match non_empty(&remote) {
         None => (None, None),
         Some(r) => {
-            let (h, p) = http::host_port(r);
+            let (h, p) = gotap_spans::host_port(r);
             (Some(h), p)
         }
     };

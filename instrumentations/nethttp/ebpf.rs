@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use gotap_binary::offsets::{self as off, FieldRef};
 use gotap_binary::GoBinary;
-use gotap_spans::http::{self, ClientRequestRef, ServerRequestRef, SpanFrame};
+use gotap_spans::nethttp::{self as http, ClientRequestRef, ServerRequestRef};
+use gotap_spans::SpanFrame;
 use gotap_spans::sink::SpanSink;
 use gotap_spans::Resource;
 
@@ -337,7 +338,7 @@ pub fn emit<S: SpanSink + ?Sized>(
             let (client_address, client_port) = match non_empty(&remote) {
                 None => (None, None),
                 Some(r) => {
-                    let (h, p) = http::host_port(r);
+                    let (h, p) = gotap_spans::host_port(r);
                     (Some(h), p)
                 }
             };

@@ -5,8 +5,9 @@
 //! (http.rs / rpc.rs): one trace from the gateway's HTTP server span through the gRPC client
 //! span to catalog's gRPC server span, with `traceparent` carried in gRPC metadata. The orders
 //! service the gateway asks first is replaced by a tiny HTTP responder in this test.
-use gotap_spans::http::{client_span, server_span, ClientRequest, ServerRequest, SpanFrame};
-use gotap_spans::rpc::{self, GrpcClientCall, GrpcServerCall};
+use gotap_spans::grpc::{self as rpc, GrpcClientCall, GrpcServerCall};
+use gotap_spans::nethttp::{client_span, server_span, ClientRequest, ServerRequest};
+use gotap_spans::SpanFrame;
 use gotap_spans::{Resource, Span, Status, Value};
 use gotap_testkit::collector::{Collector, Seen};
 use gotap_testkit::{bin_dir, free_port, gotap_command, repo_root, wait_port, Proc, Toolchain};

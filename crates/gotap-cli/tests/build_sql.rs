@@ -2,12 +2,12 @@
 //! crates/gotap-cli/tests/go/sqlsvc (net/http + database/sql, no OpenTelemetry code) with Go 1.26
 //! and 1.27, run it on SQLite and on PostgreSQL (scripts/postgres.sh) against the real
 //! OpenTelemetry Collector, and compare each database span with the one
-//! crates/gotap-spans/src/db.rs builds for the same query: name, scope, kind, every attribute,
+//! instrumentations/databasesql/spans.rs builds for the same query: name, scope, kind, every attribute,
 //! status, and its parent (the request's server span). The attributes read from the DSN given to
 //! sql.Open (server.address, server.port, db.namespace; never the password) are checked against
 //! the DSN the test passed.
-use gotap_spans::db::{client_span, DbError, DbQuery};
-use gotap_spans::http::SpanFrame;
+use gotap_spans::databasesql::{client_span, DbError, DbQuery};
+use gotap_spans::SpanFrame;
 use gotap_spans::{Resource, Span, Value};
 use gotap_testkit::collector::{Collector, Seen};
 use gotap_testkit::{free_port, Postgres, Proc, Toolchain};

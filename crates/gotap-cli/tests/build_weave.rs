@@ -2,7 +2,8 @@
 //! with Go 1.26 and 1.27, run it against the real OpenTelemetry Collector (scripts/collector.sh)
 //! and compare the spans with the ones crates/gotap-spans builds for the same requests — the
 //! spans the eBPF strategy exports. Also: build cache behaviour, -race, -cover, flag errors.
-use gotap_spans::http::{client_span, server_span, ClientRequest, ServerRequest, SpanFrame};
+use gotap_spans::nethttp::{client_span, server_span, ClientRequest, ServerRequest};
+use gotap_spans::SpanFrame;
 use gotap_spans::{Resource, Span, Value};
 use gotap_testkit::collector::{Collector, Seen};
 use gotap_testkit::{bin_dir, free_port, gotap_bin, gotap_command, repo_root, Proc, Toolchain};

@@ -27,8 +27,8 @@ use gotap_export::{
     Batch, BatchConfig, ExportError, Exporter, GrpcExporter, HttpExporter, OtlpConfig, Pipeline,
     PipelineSink, Protocol,
 };
-use gotap_spans::http::SpanFrame;
 use gotap_spans::sink::{SpanSink, StatusRef, ValueRef};
+use gotap_spans::SpanFrame;
 use gotap_spans::{Span, SpanKind};
 
 struct Counting;

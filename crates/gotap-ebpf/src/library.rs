@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use gotap_binary::offsets::FieldOffset;
 use gotap_binary::GoBinary;
-use gotap_spans::http::SpanFrame;
 use gotap_spans::sink::SpanSink;
 use gotap_spans::Resource;
+use gotap_spans::SpanFrame;
 
 use crate::abi::{SiteEvent, OFF_ABSENT};
 use crate::plan::ProbeSite;

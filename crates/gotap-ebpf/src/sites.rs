@@ -7,9 +7,9 @@ use std::sync::{Arc, OnceLock};
 
 use gotap_binary::usdt::{self, UsdtProbe};
 use gotap_binary::GoBinary;
-use gotap_spans::http::SpanFrame;
 use gotap_spans::sink::SpanSink;
 use gotap_spans::Resource;
+use gotap_spans::SpanFrame;
 
 use crate::abi::SiteEvent;
 use crate::EbpfError;

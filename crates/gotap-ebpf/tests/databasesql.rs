@@ -2,7 +2,7 @@
 //! (tests/gosql: modernc.org/sqlite, and github.com/lib/pq against a real PostgreSQL): one HTTP
 //! request runs a DB exec and query, two prepares and their statements, a transaction's exec and
 //! query and a failing query; each gives one client span named and attributed as `gotap build`'s
-//! (gotap_spans::db), child of the request's server span: db.namespace, server.address and
+//! (gotap_spans::databasesql), child of the request's server span: db.namespace, server.address and
 //! server.port from the DSN, the failing one's error.type (the Go type, or lib/pq's SQLSTATE).
 //!
 //! Traced two ways: attached to the running program (`gotap attach`: sql.Open ran before, so the
@@ -17,8 +17,8 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use gotap_spans::db::{self, DbQuery};
-use gotap_spans::http::SpanFrame;
+use gotap_spans::databasesql::{self as db, DbQuery};
+use gotap_spans::SpanFrame;
 use gotap_spans::{semconv as sc, Span, SpanKind, Status};
 use gotap_testkit::{Toolchain, Variant};
 

@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use gotap_spans::rpc::{RPC_GRPC_STATUS_CODE, RPC_METHOD, RPC_SERVICE, RPC_SYSTEM};
+use gotap_spans::grpc::{RPC_GRPC_STATUS_CODE, RPC_METHOD, RPC_SERVICE, RPC_SYSTEM};
 use gotap_spans::{ids, semconv as sc, Span, SpanKind, Status};
 use gotap_testkit::{Toolchain, Variant};
 

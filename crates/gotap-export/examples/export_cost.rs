@@ -14,7 +14,8 @@ use gotap_export::{
     Batch, BatchConfig, ExportError, Exporter, GrpcExporter, HttpExporter, JsonFileExporter,
     OtlpConfig, Pipeline, Protocol,
 };
-use gotap_spans::http::{client_span, server_span, ClientRequest, ServerRequest, SpanFrame};
+use gotap_spans::nethttp::{client_span, server_span, ClientRequest, ServerRequest};
+use gotap_spans::SpanFrame;
 use gotap_spans::{Resource, Span};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};

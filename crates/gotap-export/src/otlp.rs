@@ -1,7 +1,7 @@
 //! Span → OTLP protobuf (the one conversion every OTLP exporter uses), and OTLP/JSON as the
 //! collector's `file` exporter writes it.
-use gotap_spans::http::SpanFrame;
 use gotap_spans::sink::{SpanSink, StatusRef, ValueRef};
+use gotap_spans::SpanFrame;
 use gotap_spans::{Resource, Span, SpanKind, Status, Value};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
@@ -425,8 +425,8 @@ pub fn encode_request_batch(b: &EncodedBatch) -> Vec<u8> {
 /// Protobuf wire helpers for [`encode_request`].
 pub(crate) mod pb {
     use super::{kind_number, status_ref_parts};
-    use gotap_spans::http::SpanFrame;
     use gotap_spans::sink::{StatusRef, ValueRef};
+    use gotap_spans::SpanFrame;
     use gotap_spans::{Span, SpanKind, Value};
     use prost::encoding::{encoded_len_varint, key_len, WireType};
 

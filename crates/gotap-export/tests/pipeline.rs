@@ -3,9 +3,9 @@ mod common;
 
 use common::*;
 use gotap_export::{Batch, BatchConfig, ExportError, Exporter, Pipeline};
-use gotap_spans::http::SpanFrame;
 use gotap_spans::sink::SpanSink;
 use gotap_spans::Span;
+use gotap_spans::SpanFrame;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use std::sync::{Arc, Mutex};

@@ -2,20 +2,22 @@
 //! whatever produced them.
 //!
 //! A strategy (eBPF probes, compile-time weaving, probe sites…) turns what it observed into a
-//! request description ([`http::ServerRequest`], [`http::ClientRequest`]) and calls the builders
-//! in [`http`]; those alone decide span names, kinds, attribute keys ([`semconv`]) and status, so
-//! switching strategy never changes the telemetry. Builders emit into a [`sink::SpanSink`]: the
+//! request description (for net/http, `nethttp::ServerRequest`, `nethttp::ClientRequest`) and
+//! calls the builders of its library's module (`gotap_spans::<lib>`, from
+//! instrumentations/<lib>/spans.rs); those alone decide span names, kinds, attribute keys
+//! ([`semconv`]) and status, so switching strategy never changes the telemetry. Builders emit into a [`sink::SpanSink`]: the
 //! OTLP batch writer (crate `gotap-export`) encodes spans from there without building them, and
 //! [`sink::Collect`] makes owned [`Span`]s for everything else.
 //!
 //! Not in scope: transport, batching, export formats.
 
-pub mod db;
-pub mod http;
 pub mod ids;
-pub mod rpc;
 pub mod semconv;
 pub mod sink;
+
+// The libraries' span builders: `instrumentations/<lib>/spans.rs` of each folder of
+// instrumentations/registry.txt, as the module `gotap_spans::<lib>` (build.rs).
+include!(concat!(env!("OUT_DIR"), "/libs.rs"));
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -137,5 +139,44 @@ impl Span {
     }
     pub fn duration_nanos(&self) -> u64 {
         self.end_unix_nano.saturating_sub(self.start_unix_nano)
+    }
+}
+
+/// Identity and timing shared by every span, decided by the strategy's context tracking.
+#[derive(Debug, Clone)]
+pub struct SpanFrame {
+    pub trace_id: TraceId,
+    pub span_id: SpanId,
+    pub parent_span_id: Option<SpanId>,
+    pub start_unix_nano: u64,
+    pub end_unix_nano: u64,
+    pub resource: Arc<Resource>,
+}
+
+pub(crate) fn byte_pos(s: &str, b: u8) -> Option<usize> {
+    s.bytes().position(|c| c == b)
+}
+
+pub(crate) fn byte_rpos(s: &str, b: u8) -> Option<usize> {
+    s.bytes().rposition(|c| c == b)
+}
+
+/// `host:port` → (host, port); IPv6 in brackets handled.
+pub fn split_host_port(hp: &str) -> (String, Option<u16>) {
+    let (h, p) = host_port(hp);
+    (h.to_owned(), p)
+}
+
+/// [`split_host_port`] without copying the host.
+pub fn host_port(hp: &str) -> (&str, Option<u16>) {
+    if hp.starts_with('[') {
+        if let Some(end) = byte_pos(hp, b']') {
+            let port = hp[end + 1..].strip_prefix(':').and_then(|p| p.parse().ok());
+            return (&hp[1..end], port);
+        }
+    }
+    match byte_rpos(hp, b':') {
+        Some(i) if byte_pos(&hp[..i], b':').is_none() => (&hp[..i], hp[i + 1..].parse().ok()),
+        _ => (hp, None),
     }
 }

@@ -3,7 +3,7 @@
 //! buffer and never allocates a [`Span`], while [`Collect`] assembles the owned [`Span`] for
 //! everything else. The builders call the same sink methods in the same order whatever the sink,
 //! so both forms are one span.
-use crate::http::SpanFrame;
+use crate::SpanFrame;
 use crate::{Span, SpanKind, Status, Value};
 
 /// An attribute value as a builder emits it: borrowed from the request it describes.

@@ -18,7 +18,7 @@ import (
 	"gotap.dev/gotaprt/internal/sqltext"
 )
 
-// Names and attributes follow crates/gotap-spans/src/db.rs exactly (same sanitizer, same
+// Names and attributes follow instrumentations/databasesql/spans.rs exactly (same sanitizer, same
 // operation/collection parsing, in internal/sqltext): both strategies must emit the same spans
 // for the same query.
 

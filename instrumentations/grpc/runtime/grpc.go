@@ -10,7 +10,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// gRPC spans. Names, attributes and status follow crates/gotap-spans/src/rpc.rs exactly.
+// gRPC spans. Names, attributes and status follow instrumentations/grpc/spans.rs exactly.
 //
 // This package does not import google.golang.org/grpc (that would add grpc to every woven
 // program's module graph): the woven grpc package declares the hook variables below with

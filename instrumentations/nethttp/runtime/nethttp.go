@@ -15,7 +15,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// Names and attributes follow crates/gotap-spans/src/http.rs exactly: both strategies must emit
+// Names and attributes follow instrumentations/nethttp/spans.rs exactly: both strategies must emit
 // the same spans for the same request.
 
 // Implemented by the woven net/http (see instrumentations/nethttp/weave/rules.yaml).

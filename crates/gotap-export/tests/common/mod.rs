@@ -2,7 +2,8 @@
 //! scripts/collector.sh) and a set of realistic spans.
 #![allow(dead_code)]
 
-use gotap_spans::http::{client_span, server_span, ClientRequest, ServerRequest, SpanFrame};
+use gotap_spans::nethttp::{client_span, server_span, ClientRequest, ServerRequest};
+use gotap_spans::SpanFrame;
 use gotap_spans::{Resource, Span, SpanKind, Status, Value};
 use serde_json::Value as J;
 

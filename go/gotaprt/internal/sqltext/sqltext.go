@@ -1,5 +1,5 @@
 // Package sqltext sanitizes SQL for db.query.text and scrubs literals out of drivers' error
-// texts, line for line as crates/gotap-spans/src/db.rs does (spans of probe sites and of
+// texts, line for line as instrumentations/databasesql/spans.rs does (spans of probe sites and of
 // gotap run): both strategies must export the same text for the same query. The corpus
 // testdata/sanitize.txt is run against both. Kept apart from package gotaprt so that its
 // test links without a woven standard library.

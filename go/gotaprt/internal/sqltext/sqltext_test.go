@@ -27,7 +27,7 @@ func corpusField(f string) string {
 	return b.String()
 }
 
-// The corpus crates/gotap-spans/src/db.rs (probe sites' spans) runs too: both strategies export
+// The corpus instrumentations/databasesql/spans.rs (probe sites' spans) runs too: both strategies export
 // the same db.query.text and status message, per dialect.
 func TestSanitizeCorpus(t *testing.T) {
 	data, err := os.ReadFile("testdata/sanitize.txt")
@@ -63,7 +63,7 @@ func TestSanitizeCorpus(t *testing.T) {
 	}
 }
 
-// The corpus crates/gotap-spans/src/db.rs runs too: both strategies give the same
+// The corpus instrumentations/databasesql/spans.rs runs too: both strategies give the same
 // db.operation.name and db.collection.name (so the same span name), quoted identifiers included.
 func TestNamesCorpus(t *testing.T) {
 	data, err := os.ReadFile("testdata/names.txt")

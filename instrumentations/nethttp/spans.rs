@@ -1,22 +1,11 @@
-//! HTTP server and client spans. Every strategy describes a request with these structs and gets
+//! net/http's server and client spans (compiled into gotap-spans as `gotap_spans::nethttp`,
+//! crates/gotap-spans/build.rs). HTTP server and client spans. Every strategy describes a request with these structs and gets
 //! the span from [`server_span`] / [`client_span`], so names and attributes never diverge. A
 //! strategy that reads the strings from a buffer passes them borrowed ([`ServerRequestRef`],
 //! [`server_span_ref`]…): the span is the same, and only the strings it exports are allocated.
 use crate::sink::{collect_one, decimal, SpanSink, StatusRef, ValueRef};
-use crate::{semconv as sc, Resource, Span, SpanId, SpanKind, TraceId};
+use crate::{byte_pos, byte_rpos, host_port, semconv as sc, Span, SpanFrame, SpanKind};
 use std::borrow::Cow;
-use std::sync::Arc;
-
-/// Identity and timing shared by every span, decided by the strategy's context tracking.
-#[derive(Debug, Clone)]
-pub struct SpanFrame {
-    pub trace_id: TraceId,
-    pub span_id: SpanId,
-    pub parent_span_id: Option<SpanId>,
-    pub start_unix_nano: u64,
-    pub end_unix_nano: u64,
-    pub resource: Arc<Resource>,
-}
 
 /// What a strategy saw of one served request.
 #[derive(Debug, Clone, Default)]
@@ -142,40 +131,12 @@ fn route_of(pattern: &str) -> Option<&str> {
     byte_pos(p, b'/').map(|i| &p[i..])
 }
 
-fn byte_pos(s: &str, b: u8) -> Option<usize> {
-    s.bytes().position(|c| c == b)
-}
-
-fn byte_rpos(s: &str, b: u8) -> Option<usize> {
-    s.bytes().rposition(|c| c == b)
-}
-
 /// `scheme://rest` → (scheme, rest), at the first `://`.
 fn split_scheme(url: &str) -> Option<(&str, &str)> {
     let b = url.as_bytes();
     let i = (0..b.len().saturating_sub(2))
         .find(|&i| b[i] == b':' && b[i + 1] == b'/' && b[i + 2] == b'/')?;
     Some((&url[..i], &url[i + 3..]))
-}
-
-/// `host:port` → (host, port); IPv6 in brackets handled.
-pub fn split_host_port(hp: &str) -> (String, Option<u16>) {
-    let (h, p) = host_port(hp);
-    (h.to_owned(), p)
-}
-
-/// [`split_host_port`] without copying the host.
-pub fn host_port(hp: &str) -> (&str, Option<u16>) {
-    if hp.starts_with('[') {
-        if let Some(end) = byte_pos(hp, b']') {
-            let port = hp[end + 1..].strip_prefix(':').and_then(|p| p.parse().ok());
-            return (&hp[1..end], port);
-        }
-    }
-    match byte_rpos(hp, b':') {
-        Some(i) if byte_pos(&hp[..i], b':').is_none() => (&hp[..i], hp[i + 1..].parse().ok()),
-        _ => (hp, None),
-    }
 }
 
 /// `HTTP/1.1` → `1.1` (every leading `HTTP/` removed, as `trim_start_matches`).
@@ -407,7 +368,8 @@ fn url_authority(url: &str) -> Option<(&str, u16)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Attributes, Status, Value};
+    use crate::{split_host_port, Attributes, Resource, Status, Value};
+    use std::sync::Arc;
 
     fn frame() -> SpanFrame {
         SpanFrame {

@@ -1,7 +1,8 @@
+//! grpc's spans (compiled into gotap-spans as `gotap_spans::grpc`, crates/gotap-spans/build.rs).
 //! gRPC server and client spans (OpenTelemetry RPC semantic conventions). Every strategy describes
 //! a call with [`GrpcServerCall`] / [`GrpcClientCall`] and gets the span from [`server_span`] /
 //! [`client_span`]; the compile-time runtime (instrumentations/grpc/runtime/grpc.go) mirrors these rules line by line.
-use crate::http::{host_port, split_host_port, SpanFrame};
+use crate::{host_port, split_host_port, SpanFrame};
 use crate::sink::{collect_one, SpanSink, StatusRef, ValueRef};
 use crate::{semconv as sc, Span, SpanKind};
 

@@ -1,4 +1,5 @@
-//! Database client spans (OpenTelemetry stable database conventions). A strategy describes one
+//! database/sql's spans (compiled into gotap-spans as `gotap_spans::databasesql`,
+//! crates/gotap-spans/build.rs). Database client spans (OpenTelemetry stable database conventions). A strategy describes one
 //! call of a database/sql query or exec with [`DbQuery`] and gets the span from [`client_span`];
 //! the compile-time runtime (instrumentations/databasesql/runtime/sql.go, go/gotaprt/internal/sqltext) mirrors these rules
 //! line for line.
@@ -6,7 +7,7 @@
 //! The query text is exported sanitized: string and numeric literals become `?` (placeholders,
 //! identifiers and comments are kept), so a query written with inline values never exports them.
 //! Operation and collection names are parsed from that text only when that is unambiguous.
-use crate::http::SpanFrame;
+use crate::SpanFrame;
 use crate::sink::{collect_one, SpanSink, StatusRef, ValueRef};
 use crate::{Span, SpanKind};
 use std::borrow::Cow;
@@ -415,7 +416,7 @@ pub fn scrub_error(message: &str, query: &str, dialect: Dialect) -> String {
         }
     });
     // Stable: equal lengths keep the query's order (as sort.SliceStable in Go).
-    lits.sort_by(|a, b| b.len().cmp(&a.len()));
+    lits.sort_by_key(|l| std::cmp::Reverse(l.len()));
     let mut msg = message.to_owned();
     for l in &lits {
         if msg.contains(l.as_str()) {
@@ -755,7 +756,7 @@ mod tests {
     /// sanitize texts and error messages alike, per dialect.
     #[test]
     fn shared_corpus_per_dialect() {
-        let corpus = include_str!("../../../go/gotaprt/internal/sqltext/testdata/sanitize.txt");
+        let corpus = include_str!("../../go/gotaprt/internal/sqltext/testdata/sanitize.txt");
         let mut n = 0;
         for line in corpus
             .lines()
@@ -777,7 +778,7 @@ mod tests {
     /// the same operation and collection (so the same span name), quoted identifiers included.
     #[test]
     fn shared_corpus_names() {
-        let corpus = include_str!("../../../go/gotaprt/internal/sqltext/testdata/names.txt");
+        let corpus = include_str!("../../go/gotaprt/internal/sqltext/testdata/names.txt");
         let mut n = 0;
         for line in corpus
             .lines()
