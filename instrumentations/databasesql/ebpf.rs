@@ -253,9 +253,11 @@ fn plan(bin: &GoBinary, out: &mut LibPlan) -> Result<(), EbpfError> {
     let drivers = driver_types(bin);
     let n = drivers.len().min(slot::DRIVERS_MAX);
     out.cfg[slot::NDRIVERS] = n as u64;
-    let mut names: Vec<String> = drivers[..n].iter().map(|(_, p)| p.clone()).collect();
-    for (i, (hash, _)) in drivers[..n].iter().enumerate() {
-        out.cfg[slot::HASH0 + i] = *hash as u64;
+    let mut names: Vec<String> = drivers[..n].iter().map(|d| d.package.clone()).collect();
+    for (i, d) in drivers[..n].iter().enumerate() {
+        let v = &mut out.cfg[slot::HASH0 + i];
+        set_half(v, false, d.hash.unwrap_or(0) as u64);
+        set_half(v, true, d.begin.unwrap_or(slot::NONE32));
     }
     // A conn of a type not listed (a stripped binary has no itab symbols) is the one driver the
     // binary links, if it links one.
@@ -279,7 +281,7 @@ fn plan(bin: &GoBinary, out: &mut LibPlan) -> Result<(), EbpfError> {
                     .into(),
             ),
             many => out.warnings.push(format!(
-                "database/sql: the binary has no symbols and links several drivers ({}): spans get db.system.name other_sql",
+                "database/sql: no driver connection type found (no itab symbols, no Begin method of a known driver) and the binary links several drivers ({}): spans get db.system.name other_sql",
                 many.join(", ")
             )),
         }
@@ -494,14 +496,25 @@ fn exit_sites(
     (!out.is_empty()).then_some(out)
 }
 
-/// Driver connection types from the ELF symbols `go:itab.<T>,database/sql/driver.Conn`: each
-/// type's hash (the itab's third word, which the BPF side compares) and package path.
-fn driver_types(bin: &GoBinary) -> Vec<(u32, String)> {
+/// A type implementing `database/sql/driver.Conn` in a known driver's package, as the BPF side
+/// tells a connection's driver: by the hash its itab carries, or by the itab's first method
+/// (`Begin`, the interface's methods being sorted by name), compared at its file address.
+struct DriverType {
+    hash: Option<u32>,
+    begin: Option<u64>,
+    package: String,
+}
+
+/// The driver connection types of the binary: from the ELF symbols
+/// `go:itab.<T>,database/sql/driver.Conn` when there are (Go < 1.27 with a symbol table), else
+/// from the functions pclntab names (stripped binaries too): each `<pkg>.(*T).Begin` of a known
+/// driver's package whose `T` also has `Close` and `Prepare`, driver.Conn's other methods.
+fn driver_types(bin: &GoBinary) -> Vec<DriverType> {
     const SUFFIX: &str = ",database/sql/driver.Conn";
-    let mut out: Vec<(u32, String)> = Vec::new();
+    let mut out: Vec<DriverType> = Vec::new();
     // `go.itab.` before Go 1.20.
-    let mut symbols = elf_symbols(bin.data(), "go:itab.");
-    symbols.extend(elf_symbols(bin.data(), "go.itab."));
+    let mut symbols = bin.symbols_with_prefix("go:itab.");
+    symbols.extend(bin.symbols_with_prefix("go.itab."));
     for (name, vaddr) in symbols {
         let Some(ty) = name.get(8..).and_then(|n| n.strip_suffix(SUFFIX)) else {
             continue;
@@ -518,14 +531,47 @@ fn driver_types(bin: &GoBinary) -> Vec<(u32, String)> {
         if pkg == "database/sql" {
             continue;
         }
-        let Some(hash) = bin
-            .read_vaddr(vaddr + 16, 4)
-            .map(|b| u32::from_le_bytes(b.try_into().unwrap()))
-        else {
+        let word = |o: u64| {
+            bin.read_vaddr(vaddr.checked_add(o)?, 8)
+                .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
+        };
+        let Some(hash) = word(16).map(|w| w as u32) else {
             continue;
         };
-        if !out.iter().any(|(h, _)| *h == hash) {
-            out.push((hash, pkg.to_owned()));
+        if !out.iter().any(|d| d.hash == Some(hash)) {
+            out.push(DriverType {
+                hash: Some(hash),
+                begin: word(24).filter(|&a| a != 0 && a < slot::NONE32),
+                package: pkg.to_owned(),
+            });
+        }
+    }
+    if !out.is_empty() {
+        return out;
+    }
+    for f in bin.functions() {
+        let Some(ty) = f.name.strip_suffix(".Begin") else {
+            continue;
+        };
+        // `<pkg>.(*T)` or `<pkg>.T`: the package is what precedes the type's dot.
+        let slash = ty.rfind('/').map_or(0, |i| i + 1);
+        let Some(dot) = ty[slash..].find('.') else {
+            continue;
+        };
+        let pkg = &ty[..slash + dot];
+        if ty[slash + dot + 1..].contains(['.', '[']) || f.entry >= slot::NONE32 {
+            continue; // a method of a nested or generic type, or out of the slot's range
+        }
+        if gotap_spans::databasesql::system_name(pkg) == "other_sql" {
+            continue;
+        }
+        let has = |m: &str| bin.function(&format!("{ty}.{m}")).is_some();
+        if has("Close") && has("Prepare") && !out.iter().any(|d| d.begin == Some(f.entry)) {
+            out.push(DriverType {
+                hash: None,
+                begin: Some(f.entry),
+                package: pkg.to_owned(),
+            });
         }
     }
     out
@@ -542,66 +588,6 @@ fn driver_modules(bin: &GoBinary) -> Vec<String> {
         .collect();
     out.sort();
     out.dedup();
-    out
-}
-
-/// (name, value) of the ELF symbols whose names start with `prefix` (64-bit little-endian ELF,
-/// which is all gotap's probes support); none when the binary is stripped.
-fn elf_symbols(data: &[u8], prefix: &str) -> Vec<(String, u64)> {
-    let u16_at = |o: usize| {
-        data.get(o..o + 2)
-            .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize)
-    };
-    let u32_at = |o: usize| {
-        data.get(o..o + 4)
-            .map(|b| u32::from_le_bytes(b.try_into().unwrap()) as usize)
-    };
-    let u64_at = |o: usize| {
-        data.get(o..o + 8)
-            .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
-    };
-    let mut out = Vec::new();
-    if data.get(..5) != Some(b"\x7fELF\x02") {
-        return out;
-    }
-    let (Some(shoff), Some(shentsize), Some(shnum)) = (u64_at(0x28), u16_at(0x3a), u16_at(0x3c))
-    else {
-        return out;
-    };
-    let sh = |i: usize| shoff as usize + i * shentsize;
-    for i in 0..shnum {
-        if u32_at(sh(i) + 4) != Some(2) {
-            continue; // not SHT_SYMTAB
-        }
-        let (Some(off), Some(size), Some(link), Some(entsize)) = (
-            u64_at(sh(i) + 0x18),
-            u64_at(sh(i) + 0x20),
-            u32_at(sh(i) + 0x28),
-            u64_at(sh(i) + 0x38),
-        ) else {
-            continue;
-        };
-        let Some(stroff) = u64_at(sh(link) + 0x18) else {
-            continue;
-        };
-        let entsize = entsize.max(24) as usize;
-        for s in (off as usize..(off + size) as usize).step_by(entsize) {
-            let (Some(name), Some(value)) = (u32_at(s), u64_at(s + 8)) else {
-                break;
-            };
-            let start = stroff as usize + name;
-            let Some(tail) = data.get(start..) else {
-                continue;
-            };
-            if !tail.starts_with(prefix.as_bytes()) {
-                continue;
-            }
-            let end = tail.iter().position(|&b| b == 0).unwrap_or(tail.len());
-            if let Ok(n) = std::str::from_utf8(&tail[..end]) {
-                out.push((n.to_owned(), value));
-            }
-        }
-    }
     out
 }
 
@@ -717,7 +703,7 @@ fn error_cfg(bin: &GoBinary, out: &mut LibPlan) {
     let mut offs = u64::MAX;
     set_u16(&mut offs, 0, str_off);
     set_u16(&mut offs, 16, tflag_off);
-    out.cfg[slot::MD_TYPES] = match (moduledata(bin), get(0)) {
+    out.cfg[slot::MD_TYPES] = match (bin.moduledata(), get(0)) {
         (Some(md), Some(o)) => md + o,
         (None, _) => crate::abi::OFF_ABSENT,
         (_, None) => {
@@ -797,84 +783,6 @@ fn error_cfg(bin: &GoBinary, out: &mut LibPlan) {
             warn.join(", ")
         ));
     }
-}
-
-/// The file address of `runtime.firstmoduledata`: its symbol, else (stripped) the writable word
-/// pointing at the pclntab followed by one pointing into it (pcHeader, then funcnametab), as the
-/// runtime's own moduledata starts.
-fn moduledata(bin: &GoBinary) -> Option<u64> {
-    let data = bin.data();
-    let u16_at = |o: usize| {
-        data.get(o..o + 2)
-            .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize)
-    };
-    let u32_at = |o: usize| {
-        data.get(o..o + 4)
-            .map(|b| u32::from_le_bytes(b.try_into().unwrap()))
-    };
-    let u64_at = |o: usize| {
-        data.get(o..o + 8)
-            .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
-    };
-    if data.get(..5) != Some(b"\x7fELF\x02") {
-        return None;
-    }
-    // The pclntab's section, from the section headers (kept by strip).
-    let (shoff, shentsize, shnum, shstrndx) = (
-        u64_at(0x28)? as usize,
-        u16_at(0x3a)?,
-        u16_at(0x3c)?,
-        u16_at(0x3e)?,
-    );
-    let sh = |i: usize| shoff + i * shentsize;
-    let strtab = u64_at(sh(shstrndx) + 0x18)? as usize;
-    let mut pcln = None;
-    for i in 0..shnum {
-        let name = strtab + u32_at(sh(i))? as usize;
-        let name = data.get(name..)?;
-        let name = &name[..name.iter().position(|&b| b == 0)?];
-        // `.data.rel.ro.gopclntab` in Go 1.19's PIEs.
-        if name == b".gopclntab" || name.ends_with(b".rel.ro.gopclntab") {
-            pcln = Some((u64_at(sh(i) + 0x10)?, u64_at(sh(i) + 0x20)?));
-        }
-    }
-    let (lo, size) = pcln?;
-    let hi = lo + size;
-    let looks =
-        |w0: Option<u64>, w1: Option<u64>| w0 == Some(lo) && w1.is_some_and(|n| n > lo && n < hi);
-    if let Some((_, md)) = elf_symbols(data, "runtime.firstmoduledata")
-        .into_iter()
-        .find(|(n, _)| n == "runtime.firstmoduledata")
-    {
-        let w = |o: u64| {
-            bin.read_vaddr(md + o, 8)
-                .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
-        };
-        if looks(w(0), w(8)) {
-            return Some(md);
-        }
-    }
-    // Writable PT_LOAD segments, word by word.
-    let (phoff, phentsize, phnum) = (u64_at(0x20)? as usize, u16_at(0x36)?, u16_at(0x38)?);
-    for i in 0..phnum {
-        let ph = phoff + i * phentsize;
-        if u32_at(ph)? != 1 || u32_at(ph + 4)? & 2 == 0 {
-            continue; // not PT_LOAD, or not writable
-        }
-        let (off, vaddr, filesz) = (
-            u64_at(ph + 8)? as usize,
-            u64_at(ph + 0x10)?,
-            u64_at(ph + 0x20)? as usize,
-        );
-        let mut o = 0;
-        while o + 16 <= filesz {
-            if looks(u64_at(off + o), u64_at(off + o + 8)) {
-                return Some(vaddr + o as u64);
-            }
-            o += 8;
-        }
-    }
-    None
 }
 
 /// Kind of the function probes' SQL record (layout/records.json `sql_fp_head`): the head, the
@@ -1294,12 +1202,12 @@ mod tests {
                     },
                 ))
                 .unwrap();
-                let sym = elf_symbols(full.data(), "runtime.firstmoduledata")
+                let sym = full.symbols_with_prefix("runtime.firstmoduledata")
                     .into_iter()
                     .find(|(n, _)| n == "runtime.firstmoduledata")
                     .map(|(_, v)| v);
                 assert!(sym.is_some(), "{tc:?} pie {pie}");
-                assert_eq!(moduledata(&full), sym, "{tc:?} pie {pie}");
+                assert_eq!(full.moduledata(), sym, "{tc:?} pie {pie}");
             }
         }
     }
@@ -1515,11 +1423,6 @@ mod tests {
         let s = parse_dsn("modernc.org/sqlite", "/var/lib/app.db?_pragma=a&_pra", true);
         assert_eq!(s.namespace.as_deref(), Some("app.db"));
     }
-
-    #[test]
-    fn not_an_elf_has_no_symbols() {
-        assert!(elf_symbols(b"nope", "go:itab.").is_empty());
-    }
 }
 
 #[cfg(test)]
@@ -1646,14 +1549,18 @@ mod plan_tests {
                     lp.sites
                 );
                 assert_eq!(lp.cfg[slot::DEFAULT], 0, "{label}");
+                // The driver's conn type: its itab symbol, else (stripped, or Go 1.27, whose
+                // linker names no itabs) its Begin method in pclntab. Either way one type.
+                assert_eq!(lp.cfg[slot::NDRIVERS], 1, "{label}");
+                let v = lp.cfg[slot::HASH0];
+                let begin = bin
+                    .function("modernc.org/sqlite.(*conn).Begin")
+                    .map(|f| f.entry);
+                assert_eq!(Some(v >> 32), begin, "{label}");
                 assert_eq!(
-                    lp.cfg[slot::NDRIVERS],
-                    if variant.stripped || tc == gotap_testkit::Toolchain::Go127 {
-                        0
-                    } else {
-                        1
-                    },
-                    "{label}"
+                    v & slot::NONE32 != 0,
+                    !variant.stripped && tc != gotap_testkit::Toolchain::Go127,
+                    "{label}: the hash is known from the itab symbol only"
                 );
             }
         }

@@ -282,6 +282,7 @@ pub struct GoBinary {
     elf: ElfFacts,
     build_info: BuildInfo,
     functions: Vec<Function>,
+    moduledata: Option<u64>,
     goarch: String,
     goos: String,
 }
@@ -380,6 +381,7 @@ impl GoBinary {
             pclntab::PclnError::Corrupt(what) => corrupt(what),
             pclntab::PclnError::Unsupported(why) => corrupt(why),
         })?;
+        let moduledata = pclntab::find_moduledata(data, &layout, &table);
         let elf = elf_facts(data, &layout, &build_info);
         let setting = |k: &str| {
             build_info
@@ -397,6 +399,7 @@ impl GoBinary {
             elf,
             build_info,
             functions,
+            moduledata,
             goarch,
             goos,
         })
@@ -441,6 +444,18 @@ impl GoBinary {
 
     /// The function with exactly this name. `NAME.abi0` (the symbol-table spelling of an
     /// assembly function) also finds the pclntab's `NAME` when only that one exists.
+    /// Virtual address of `runtime.firstmoduledata` (the module data whose pclntab this is): its
+    /// symbol when it agrees, else found by its first words in writable data (stripped binaries).
+    pub fn moduledata(&self) -> Option<u64> {
+        self.moduledata
+    }
+
+    /// (name, value) of the `.symtab` symbols whose names start with `prefix`; none when the
+    /// binary is stripped or its symbol table is damaged.
+    pub fn symbols_with_prefix(&self, prefix: &str) -> Vec<(String, u64)> {
+        symbols_with_prefix(&self.bytes, prefix.as_bytes())
+    }
+
     pub fn function(&self, name: &str) -> Option<&Function> {
         let exact = self.functions.iter().find(|f| f.name == name);
         exact.or_else(|| {
@@ -777,5 +792,31 @@ mod tests {
             matches!(r, Err(Error::NotElf(_)) | Err(Error::Corrupt { .. })),
             "{r:?}"
         );
+    }
+}
+
+fn symbols_with_prefix(data: &[u8], prefix: &[u8]) -> Vec<(String, u64)> {
+    fn of<Elf: FileHeader<Endian = Endianness>>(data: &[u8], prefix: &[u8]) -> Vec<(String, u64)> {
+        let Ok(file) = ElfFile::<Elf>::parse(data) else {
+            return Vec::new();
+        };
+        let endian = file.endian();
+        let symtab = file.elf_symbol_table();
+        symtab
+            .iter()
+            .filter_map(|sym| {
+                let name = symtab.symbol_name(endian, sym).ok()?;
+                if !name.starts_with(prefix) {
+                    return None;
+                }
+                let name = std::str::from_utf8(name).ok()?;
+                Some((name.to_owned(), sym.st_value(endian).into()))
+            })
+            .collect()
+    }
+    match FileKind::parse(data) {
+        Ok(FileKind::Elf32) => of::<elf::FileHeader32<Endianness>>(data, prefix),
+        Ok(FileKind::Elf64) => of::<elf::FileHeader64<Endianness>>(data, prefix),
+        _ => Vec::new(),
     }
 }

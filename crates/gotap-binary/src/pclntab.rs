@@ -220,7 +220,7 @@ pub(crate) fn locate<'a>(data: &'a [u8], layout: &Layout) -> Result<Option<Table
 const MODULEDATA_TEXT_WORD: usize = 1 + 6 * 3 + 3;
 
 /// Virtual address of `runtime.firstmoduledata`-like structure pointing at this pclntab.
-fn find_moduledata(data: &[u8], layout: &Layout, t: &Table) -> Option<u64> {
+pub(crate) fn find_moduledata(data: &[u8], layout: &Layout, t: &Table) -> Option<u64> {
     let ps = usize::from(t.ptr_size);
     let want_names = t.vaddr.checked_add(t.funcname_off as u64)?;
     let matches = |b: &[u8], off: usize| {

@@ -442,79 +442,51 @@ fn postgres_lib_pq() {
     }
 }
 
-/// One binary linking modernc.org/sqlite and lib/pq: each conn's driver is told by its type (the
-/// itab symbols of Go < 1.27 binaries with a symbol table).
+/// One binary linking modernc.org/sqlite and lib/pq: each conn's driver is told by its type,
+/// known from the itab symbols of Go < 1.27 binaries with a symbol table, else (stripped, or Go
+/// 1.27, whose linker names no itabs) by the type's Begin method, which pclntab always names.
 #[test]
 fn two_drivers_in_one_binary() {
     let pg = gotap_testkit::Postgres::start();
     let db = std::env::temp_dir().join(format!("gotap-sql-{}-both.db", std::process::id()));
     let _ = std::fs::remove_file(&db);
-    for tc in [Toolchain::Go119, Toolchain::Go126] {
-        for v in [
-            Variant::default(),
-            Variant {
-                stripped: false,
-                pie: true,
-            },
-        ] {
-            check_with(
-                tc,
-                v,
-                Mode::Attach,
-                "both",
-                &["sqlite"],
-                "modernc.org/sqlite",
-                db.to_str().unwrap(),
-                "?",
-            );
-            check_with(
-                tc,
-                v,
-                Mode::Run,
-                "both",
-                &["postgres"],
-                "github.com/lib/pq",
-                &pg.dsn,
-                "$1",
-            );
-        }
-    }
-    let _ = std::fs::remove_file(&db);
-}
-
-/// Stripped, the same binary has no itab symbols: gotap says it cannot tell the drivers apart
-/// (spans get db.system.name other_sql) instead of guessing.
-#[test]
-fn two_drivers_stripped_are_not_guessed() {
-    let bin = gosql(
-        Toolchain::Go126,
-        Variant {
-            stripped: true,
-            pie: false,
-        },
-        "both",
-    );
-    let db = std::env::temp_dir().join(format!("gotap-sql-{}-stripped.db", std::process::id()));
-    let _ = std::fs::remove_file(&db);
-    let app = App::start_with(&bin, &[db.to_str().unwrap(), "sqlite"]);
-    let (mut agent, sink) = agent(false);
-    let t = agent
-        .trace_process(app.pid(), resource("sql-under-test"))
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        t.warnings
-            .iter()
-            .any(|w| w.contains("several drivers") && w.contains("other_sql")),
-        "{:?}",
-        t.warnings
-    );
-    assert_eq!(request(app.port, "/ops", &[]), 200);
-    let spans = sink.wait_for(9, is_sql);
-    agent.shutdown();
-    let sql: Vec<&Span> = spans.iter().filter(|s| is_sql(s)).collect();
-    assert_eq!(sql.len(), 9, "{sql:#?}");
-    for s in sql {
-        assert_eq!(str_attr(s, db::DB_SYSTEM_NAME), Some("other_sql"), "{s:#?}");
+    let plain = Variant::default();
+    let pie = Variant {
+        stripped: false,
+        pie: true,
+    };
+    let stripped = Variant {
+        stripped: true,
+        pie: false,
+    };
+    for (tc, v) in [
+        (Toolchain::Go119, plain),
+        (Toolchain::Go119, pie),
+        (Toolchain::Go126, plain),
+        (Toolchain::Go126, pie),
+        (Toolchain::Go126, stripped),
+        (Toolchain::Go127, plain),
+    ] {
+        check_with(
+            tc,
+            v,
+            Mode::Attach,
+            "both",
+            &["sqlite"],
+            "modernc.org/sqlite",
+            db.to_str().unwrap(),
+            "?",
+        );
+        check_with(
+            tc,
+            v,
+            Mode::Run,
+            "both",
+            &["postgres"],
+            "github.com/lib/pq",
+            &pg.dsn,
+            "$1",
+        );
     }
     let _ = std::fs::remove_file(&db);
 }

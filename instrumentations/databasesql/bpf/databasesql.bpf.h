@@ -36,7 +36,7 @@
 #define SQL_NONE32 0xffffffffULL
 #define SQL_NONE16 0xffffULL
 #define SQL_NO_BIAS (~0ULL)
-#define SQL_HASH0 8        /* SQL_DRIVERS_MAX type hashes of driver.Conn implementations */
+#define SQL_HASH0 8        /* SQL_DRIVERS_MAX driver.Conn implementations: type hash (0-31), Begin's file address (32-63) */
 #define SQL_LEN0 14        /* their package names' lengths */
 #define SQL_NAME0 20       /* their package names, SQL_NAME_SLOTS u64s each */
 #define SQL_DRIVERS_MAX 6
@@ -159,19 +159,30 @@ static __always_inline u32 sql_default_driver(struct lib_cfg *c)
 	return c->v[SQL_DEFAULT] < SQL_DRIVERS_MAX ? (u32)c->v[SQL_DEFAULT] : SQL_NO_DRIVER;
 }
 
-/* The driver of a *driverConn: its driver.Conn's itab carries the concrete type's hash, the same
- * in the file and in memory (PIE or not), which the plan listed for each driver type it found. */
-static __always_inline u32 sql_driver_of_dc(struct lib_cfg *c, u64 dc)
+/* The driver of a *driverConn, from its driver.Conn's itab: the concrete type's hash (the same in
+ * the file and in memory, PIE or not), or its first method's address less the load bias (the
+ * file address of the type's Begin), whichever the plan found for each driver type (slot halves,
+ * SQL_NONE32 / 0 unknown). */
+static __always_inline u32 sql_driver_of_dc(struct lib_cfg *c, u64 dc, u64 bias)
 {
 	u64 itab = read_u64(dc + c->v[SQL_DC_CI]);
+	if (!itab)
+		return sql_default_driver(c);
 	u32 hash = 0;
-	if (itab && !bpf_probe_read_user(&hash, sizeof(hash), (void *)(itab + SQL_ITAB_HASH))) {
-		u64 n = c->v[SQL_NDRIVERS];
+	bpf_probe_read_user(&hash, sizeof(hash), (void *)(itab + SQL_ITAB_HASH));
+	u64 begin = SQL_NONE32;
+	if (bias != SQL_NO_BIAS)
+		begin = read_u64(itab + SQL_ITAB_FUN) - bias;
+	u64 n = c->v[SQL_NDRIVERS];
 #pragma unroll
-		for (int i = 0; i < SQL_DRIVERS_MAX; i++) {
-			if (i < n && (u32)c->v[SQL_HASH0 + i] == hash)
-				return i;
-		}
+	for (int i = 0; i < SQL_DRIVERS_MAX; i++) {
+		u64 v = c->v[SQL_HASH0 + i];
+		if (i >= n)
+			break;
+		if (hash && (u32)v == hash)
+			return i;
+		if ((v >> 32) != SQL_NONE32 && begin == (v >> 32))
+			return i;
 	}
 	return sql_default_driver(c);
 }
@@ -333,14 +344,14 @@ static __always_inline int sql_dc_entry(struct pt_regs *ctx, struct lib_cfg *c, 
 	struct g_key key;
 	if (sql_key(ctx, c, &key))
 		return 0;
-	u32 driver = sql_driver_of_dc(c, dc);
+	u64 bias = sql_learn_bias(ctx, key.proc, vaddr);
+	u32 driver = sql_driver_of_dc(c, dc, bias);
 	if (driver < SQL_DRIVERS_MAX && db) {
 		struct sql_db_key dk = {.proc = key.proc, .db = db};
 		u32 *known = bpf_map_lookup_elem(&sql_db_driver, &dk);
 		if (!known || *known != driver)
 			bpf_map_update_elem(&sql_db_driver, &dk, &driver, BPF_ANY);
 	}
-	u64 bias = sql_learn_bias(ctx, key.proc, vaddr);
 	return sql_begin(c, &key, qptr, driver, qptr, qlen, db, bias);
 }
 
@@ -621,6 +632,36 @@ SQL_EXIT2(rsi, r8)
 SQL_EXIT2(r8, r9)
 SQL_EXIT2(r9, r10)
 SQL_EXIT2(r10, r11)
+
+/* The string slots of this library's site kind for a site read through its arguments and record
+ * (gotap.bpf.c's site_event_scratch, via the site_strings build.rs generates): the data length
+ * after off, or -1 for another library's kind. The query text is cut at TEXT_CAP (counted). */
+static __always_inline int databasesql_site_strings(u32 kind, struct site_scratch *s, const struct site_args *a,
+						    const struct site_record *r, u32 off)
+{
+	if (kind == EV_SITE_SQL) {
+		off = site_put(s, off, 0, a->method_ptr, a->method_len, HOST_CAP);
+		off = site_put(s, off, 1, a->path_ptr, a->path_len, TEXT_CAP);
+		if (a->path_len > TEXT_CAP)
+			count(CNT_TEXT_TRUNCATED);
+		off = site_put(s, off, 2, a->text_ptr, a->text_len, ERROR_CAP);
+		off = site_put(s, off, 3, r->host.ptr, r->host.len, QUERY_CAP);
+		off = site_put(s, off, 4, r->remote.ptr, r->remote.len, PROTO_CAP);
+		off = site_put(s, off, 5, r->ua.ptr, r->ua.len, UA_CAP);
+		off = site_put(s, off, 6, r->proto.ptr, r->proto.len, PROTO_CAP);
+		off = site_put(s, off, 7, r->query.ptr, r->query.len, PATTERN_CAP);
+		return off;
+	}
+	return -1;
+}
+
+/* A packed site of this library's kind whose query text (argument slot path) was longer than
+ * TEXT_CAP: the woven code cut it there (gotap.bpf.c's site_event_scratch counts it, via the
+ * site_text_cut build.rs generates). */
+static __always_inline int databasesql_site_text_cut(u32 kind, const struct site_args *a)
+{
+	return kind == EV_SITE_SQL && a->path_len > TEXT_CAP;
+}
 
 /* Probe sites of `gotap build --probes` (../sites.rs names this program): site_hit of
  * gotap.bpf.c reads the site event; its kind tells the reader which decoder builds the span.
