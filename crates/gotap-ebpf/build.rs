@@ -9,6 +9,12 @@
 //! sites and for function probes that emit site events) becomes `crate::libs::<name>_decode`,
 //! whose `KINDS` are listed in `crate::libs::SITE_KINDS`. Library ids are the registry's line
 //! order, the same in C (`LIB_<NAME>`) and Rust (`crate::libs::ids::<NAME>`).
+//!
+//! After the headers, libs.bpf.h defines the dispatchers gotap.bpf.c declares for its site
+//! programs, so that it names no library's site kind: `site_strings` asks each header's
+//! `<name>_site_strings` in turn (the string slots of the library's own kinds, -1 for any other)
+//! and `site_text_cut` each header's `<name>_site_text_cut`; a header defines either only if it
+//! needs it (found by its name followed by `(` in the header's text).
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -101,6 +107,8 @@ fn generate_libraries(out_dir: &Path) {
     let mut ids = String::from("pub mod ids {\n");
     let mut list = String::from("pub static LIBRARIES: &[(u32, &crate::library::Library)] = &[\n");
     let mut kinds = String::from("pub static SITE_KINDS: &[&[crate::library::SiteKind]] = &[\n");
+    let mut strings = Vec::new();
+    let mut text_cut = Vec::new();
     for (i, name) in libs.iter().enumerate() {
         let id = i as u32 + 1;
         let upper = name.to_ascii_uppercase();
@@ -112,6 +120,14 @@ fn generate_libraries(out_dir: &Path) {
         println!("cargo:rerun-if-changed={}", header.display());
         if header.is_file() {
             writeln!(c, "#include \"{}\"", header.display()).unwrap();
+            let text = std::fs::read_to_string(&header)
+                .unwrap_or_else(|e| fail(&format!("cannot read {}: {e}", header.display())));
+            if text.contains(&format!("{name}_site_strings(")) {
+                strings.push(format!("{name}_site_strings"));
+            }
+            if text.contains(&format!("{name}_site_text_cut(")) {
+                text_cut.push(format!("{name}_site_text_cut"));
+            }
         }
         let module = dir.join("ebpf.rs");
         println!("cargo:rerun-if-changed={}", module.display());
@@ -136,6 +152,7 @@ fn generate_libraries(out_dir: &Path) {
             writeln!(kinds, "    {name}_decode::KINDS,").unwrap();
         }
     }
+    c.push_str(&site_dispatchers(&strings, &text_cut));
     ids.push_str("}\n");
     list.push_str("];\n");
     kinds.push_str("];\n");
@@ -144,6 +161,33 @@ fn generate_libraries(out_dir: &Path) {
     rs.push_str(&kinds);
     write_if_changed(&out_dir.join("libs.bpf.h"), &c);
     write_if_changed(&out_dir.join("libs.rs"), &rs);
+}
+
+/// The C of `site_strings` and `site_text_cut` (declared in gotap.bpf.c) over the libraries'
+/// functions of those names.
+fn site_dispatchers(strings: &[String], text_cut: &[String]) -> String {
+    let mut c = String::from(
+        "\n/* The libraries' parts of site_event_scratch (declared in gotap.bpf.c). */\n\
+         static __always_inline int site_strings(u32 kind, struct site_scratch *s, const struct site_args *a,\n\
+         \t\t\t\t\tconst struct site_record *r, u32 off)\n{\n",
+    );
+    if strings.is_empty() {
+        c.push_str("\t(void)kind; (void)s; (void)a; (void)r; (void)off;\n");
+    } else {
+        c.push_str("\tint n;\n");
+    }
+    for f in strings {
+        writeln!(c, "\tn = {f}(kind, s, a, r, off);\n\tif (n >= 0)\n\t\treturn n;").unwrap();
+    }
+    c.push_str("\treturn -1;\n}\n\n");
+    c.push_str("static __always_inline int site_text_cut(u32 kind, const struct site_args *a)\n{\n");
+    if text_cut.is_empty() {
+        c.push_str("\t(void)kind; (void)a;\n\treturn 0;\n}\n");
+    } else {
+        let calls: Vec<String> = text_cut.iter().map(|f| format!("{f}(kind, a)")).collect();
+        writeln!(c, "\treturn {};\n}}", calls.join(" || ")).unwrap();
+    }
+    c
 }
 
 /// OUT_DIR/site_kinds.h: `#define EV_SITE_<NAME> <value>` for each site kind of

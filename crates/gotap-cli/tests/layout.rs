@@ -924,34 +924,45 @@ fn check_c(def: &Def, srcs: &[Src], errs: &mut Vec<String>) {
                     continue;
                 };
                 let cap_expr = args[5].trim();
-                let Some(cap) = c.eval(cap_expr, 0) else {
-                    errs.push(format!(
-                        "C ({}): site_put slot {slot}: cap `{cap_expr}` is not evaluable",
-                        s.path
-                    ));
-                    continue;
+                // A cap that depends on the kind (`kind == K ? A : B`, as the branches on `kind`
+                // above may have): each arm must be a cap of the slot.
+                let arms: Vec<&str> = match cap_expr.split_once('?') {
+                    Some((cond, alt)) if cond.trim().starts_with("kind ==") => {
+                        let (yes, no) = alt.split_once(':').unwrap_or((alt, ""));
+                        vec![yes.trim(), no.trim()]
+                    }
+                    _ => vec![cap_expr],
                 };
-                let ok = kinds
-                    .iter()
-                    .any(|k| k.slots.get(slot).is_some_and(|sl| sl.cap as i128 == cap));
-                if !ok {
-                    let want: Vec<String> = kinds
+                for arm in arms {
+                    let Some(cap) = c.eval(arm, 0) else {
+                        errs.push(format!(
+                            "C ({}): site_put slot {slot}: cap `{cap_expr}` is not evaluable",
+                            s.path
+                        ));
+                        continue;
+                    };
+                    let ok = kinds
                         .iter()
-                        .filter_map(|k| {
-                            k.slots
-                                .get(slot)
-                                .map(|sl| format!("{} {} cap {}", k.name, sl.rust, sl.cap))
-                        })
-                        .collect();
-                    errs.push(format!(
-                        "C ({}): site_put slot {slot}: definition {}, C cap {cap} (`{cap_expr}`)",
-                        s.path,
-                        if want.is_empty() {
-                            "has no such slot in the kinds this file emits".to_string()
-                        } else {
-                            want.join(" or ")
-                        }
-                    ));
+                        .any(|k| k.slots.get(slot).is_some_and(|sl| sl.cap as i128 == cap));
+                    if !ok {
+                        let want: Vec<String> = kinds
+                            .iter()
+                            .filter_map(|k| {
+                                k.slots
+                                    .get(slot)
+                                    .map(|sl| format!("{} {} cap {}", k.name, sl.rust, sl.cap))
+                            })
+                            .collect();
+                        errs.push(format!(
+                            "C ({}): site_put slot {slot}: definition {}, C cap {cap} (`{cap_expr}`)",
+                            s.path,
+                            if want.is_empty() {
+                                "has no such slot in the kinds this file emits".to_string()
+                            } else {
+                                want.join(" or ")
+                            }
+                        ));
+                    }
                 }
             }
         }
@@ -2550,8 +2561,8 @@ fn checker_c_new_define_must_be_defined() {
 fn checker_c_slot_cap() {
     fails_naming(
         bpf_c,
-        "off = site_put(s, off, 1, a.path_ptr, a.path_len, URL_CAP);",
-        "off = site_put(s, off, 1, a.path_ptr, a.path_len, PATH_CAP);",
+        "off = site_put(s, off, 1, a->path_ptr, a->path_len, URL_CAP);",
+        "off = site_put(s, off, 1, a->path_ptr, a->path_len, PATH_CAP);",
         &["C (", "EV_SITE_CLIENT slot 1", "512", "256"],
     );
 }

@@ -642,6 +642,23 @@ int grpc_client_finish(struct pt_regs *ctx)
 	return 0;
 }
 
+/* The string slots of this library's site kinds for a site read through its arguments and record
+ * (gotap.bpf.c's site_event_scratch, via the site_strings build.rs generates): the data length
+ * after off, or -1 for another library's kind. */
+static __always_inline int grpc_site_strings(u32 kind, struct site_scratch *s, const struct site_args *a,
+					     const struct site_record *r, u32 off)
+{
+	if (kind == EV_SITE_GRPC_SERVER || kind == EV_SITE_GRPC_CLIENT) {
+		off = site_put(s, off, 0, a->method_ptr, a->method_len, URL_CAP);
+		/* server: peer; client: target */
+		off = site_put(s, off, 1, a->path_ptr, a->path_len, kind == EV_SITE_GRPC_SERVER ? REMOTE_CAP : HOST_CAP);
+		off = site_put(s, off, 2, a->text_ptr, a->text_len, ERROR_CAP);
+		s->h.slen[3] = s->h.slen[4] = s->h.slen[5] = s->h.slen[6] = s->h.slen[7] = 0;
+		return off;
+	}
+	return -1;
+}
+
 /* Probe sites of `gotap build --probes` (../sites.rs names these programs): site_hit of
  * gotap.bpf.c reads the site event; its kind tells the reader which decoder builds the span.
  *

@@ -445,6 +445,34 @@ int client_ret(struct pt_regs *ctx)
 	return 0;
 }
 
+/* The string slots of this library's site kinds for a site read through its arguments and record
+ * (gotap.bpf.c's site_event_scratch, via the site_strings build.rs generates): the data length
+ * after off, or -1 for another library's kind. */
+static __always_inline int nethttp_site_strings(u32 kind, struct site_scratch *s, const struct site_args *a,
+						const struct site_record *r, u32 off)
+{
+	if (kind == EV_SITE_SERVER) {
+		off = site_put(s, off, 0, a->method_ptr, a->method_len, METHOD_CAP);
+		off = site_put(s, off, 1, a->path_ptr, a->path_len, PATH_CAP);
+		off = site_put(s, off, 2, a->text_ptr, a->text_len, PATTERN_CAP); /* the pattern */
+		off = site_put(s, off, 3, r->host.ptr, r->host.len, HOST_CAP);
+		off = site_put(s, off, 4, r->remote.ptr, r->remote.len, REMOTE_CAP);
+		/* Same cap as the function probes' header scan (one byte short of the buffer). */
+		off = site_put(s, off, 5, r->ua.ptr, r->ua.len, UA_CAP - 1);
+		off = site_put(s, off, 6, r->proto.ptr, r->proto.len, PROTO_CAP);
+		off = site_put(s, off, 7, r->query.ptr, r->query.len, QUERY_CAP);
+		return off;
+	}
+	if (kind == EV_SITE_CLIENT) {
+		off = site_put(s, off, 0, a->method_ptr, a->method_len, METHOD_CAP);
+		off = site_put(s, off, 1, a->path_ptr, a->path_len, URL_CAP);     /* the URL */
+		off = site_put(s, off, 2, a->text_ptr, a->text_len, ERROR_CAP);   /* the error text */
+		s->h.slen[3] = s->h.slen[4] = s->h.slen[5] = s->h.slen[6] = s->h.slen[7] = 0;
+		return off;
+	}
+	return -1;
+}
+
 /* Probe sites of `gotap build --probes` (../sites.rs names these programs): site_hit of
  * gotap.bpf.c reads the site event; its kind tells the reader which decoder builds the span.
  *
