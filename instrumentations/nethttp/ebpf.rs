@@ -22,12 +22,17 @@ pub const SERVE_HTTP: &str = "net/http.serverHandler.ServeHTTP";
 /// version and is where the transport's work (and errors) happen.
 pub const ROUND_TRIP: &str = "net/http.(*Transport).roundTrip";
 pub const PCONN_ROUND_TRIP: &str = "net/http.(*persistConn).roundTrip";
+/// Go >= 1.27's HTTP/2 server (net/http/internal/http2) reaches `ServeHTTP` only through
+/// interface and func-value calls, all followed by RETs: the stream's writer's `handlerDone`,
+/// which its runHandler calls once the handler returned (not after a panic), ends the span instead.
+pub const H2_HANDLER_DONE: &str = "net/http/internal/http2.(*responseWriter).handlerDone";
 
 pub static LIBRARY: Library = Library::new("net/http", PROGRAMS, plan).with_decode(decode);
 
 const PROGRAMS: &[&str] = &[
     "server_entry",
     "server_ret",
+    "server_h2_done",
     "client_entry",
     "client_conn",
     "client_ret",
@@ -56,7 +61,12 @@ mod slot {
     pub const FLAGS: usize = 18;
     /// `struct tcp_offs`: five slots from here, in `abi::TCP_OFFS` order.
     pub const NETCONN_FD: usize = 19;
-    pub const SLOTS: usize = 24;
+    /// net/http.Request.TLS (non-nil: the request came over TLS).
+    pub const REQ_TLS: usize = 24;
+    /// HTTP/2's ResponseWriter (`H2_FIELDS`): writer → its state, the state's status.
+    pub const H2RW_RWS: usize = 25;
+    pub const H2RWS_STATUS: usize = 26;
+    pub const SLOTS: usize = 27;
 }
 
 const _: () = assert!(slot::SLOTS <= crate::library::LIB_CFG_SLOTS);
@@ -83,7 +93,60 @@ const SLOT_FIELDS: &[(usize, FieldRef)] = &[
     (slot::BUFIO_R, off::BUFIO_READER_R),
     (slot::PCONN_CONN, off::PERSIST_CONN_CONN),
     (slot::RESP_STATUS_CODE, off::RESPONSE_STATUS_CODE),
+    (slot::REQ_TLS, off::REQUEST_TLS),
 ];
+
+/// HTTP/2's ResponseWriter, one field per slot, under its two names: net/http's bundled http2
+/// (`http2responseWriter`, up to go1.26) and net/http/internal/http2 (go1.27, whose
+/// `http2ResponseWriter{*http2.ResponseWriter}` is one pointer, so the interface's data word is
+/// that `*responseWriter` as before). The writer holds only `rws`; the state's `status` is what
+/// the handler passed to WriteHeader (0 while it wrote nothing). Runtime-internal types the stdlib
+/// table's reflect oracle cannot reach: DWARF first, else [`H2_MEASURED`].
+const H2_FIELDS: &[(usize, [FieldRef; 2])] = &[
+    (
+        slot::H2RW_RWS,
+        [
+            FieldRef::new("net/http.http2responseWriter", "rws"),
+            FieldRef::new("net/http/internal/http2.responseWriter", "rws"),
+        ],
+    ),
+    (
+        slot::H2RWS_STATUS,
+        [
+            FieldRef::new("net/http.http2responseWriterState", "status"),
+            FieldRef::new("net/http/internal/http2.responseWriterState", "status"),
+        ],
+    ),
+];
+/// [`H2_FIELDS`] per Go minor version, measured from the DWARF of the toolchains gotap is tested
+/// with (`h2_offsets_match_dwarf` checks each row). Another version without DWARF: no HTTP/2
+/// status, with a warning.
+const H2_MEASURED: &[(&str, [u64; 2])] = &[
+    ("go1.19", [0, 80]),
+    ("go1.26", [0, 72]),
+    ("go1.27", [0, 240]),
+];
+
+/// The offsets of [`H2_FIELDS`] for `bin`, in that order: DWARF first, else the measured row.
+fn h2_offsets(bin: &GoBinary) -> Option<Vec<u64>> {
+    let fields: Vec<FieldRef> = H2_FIELDS.iter().flat_map(|(_, f)| *f).collect();
+    let resolved = off::resolve(bin, &fields);
+    let minor = off::GoVersion::parse(bin.go_version()).map(|v| v.minor_label());
+    let row = H2_MEASURED
+        .iter()
+        .find(|(m, _)| Some(*m) == minor.as_deref())
+        .map(|(_, r)| *r);
+    H2_FIELDS
+        .iter()
+        .enumerate()
+        .map(|(i, (_, names))| {
+            names
+                .iter()
+                .find_map(|f| off::offset_of(&resolved, *f).ok())
+                .or(row.map(|r| r[i]))
+        })
+        .collect()
+}
 
 /// Fields every probe needs (server and client share the Request/URL ones).
 const SERVER_FIELDS: &[FieldRef] = &[
@@ -130,7 +193,7 @@ fn plan(bin: &GoBinary, lp: &mut LibPlan) -> Result<(), EbpfError> {
     if server.is_none() && client.is_none() {
         return Ok(());
     }
-    let mut wanted: Vec<FieldRef> = vec![off::REQUEST_PATTERN];
+    let mut wanted: Vec<FieldRef> = vec![off::REQUEST_PATTERN, off::REQUEST_TLS];
     wanted.extend_from_slice(SERVER_FIELDS);
     wanted.extend_from_slice(CLIENT_FIELDS);
     wanted.sort();
@@ -161,11 +224,38 @@ fn plan(bin: &GoBinary, lp: &mut LibPlan) -> Result<(), EbpfError> {
                 .sites
                 .extend(return_sites(bin, "server_ret", SERVE_HTTP, f)?),
         }
+        if let Some(done) = bin.function(H2_HANDLER_DONE) {
+            lp.sites
+                .push(entry_site(bin, "server_h2_done", H2_HANDLER_DONE, done));
+        }
         lp.instrumentations.push("net/http server");
         // Go < 1.23 has no Request.Pattern: no route, spans are named by method alone.
         if let Ok(o) = need(off::REQUEST_PATTERN) {
             lp.cfg[slot::REQ_PATTERN] = o;
             lp.cfg[slot::FLAGS] |= HAS_PATTERN;
+        }
+        if need(off::REQUEST_TLS).is_err() {
+            lp.warnings.push(format!(
+                "offset of {} not available for {}: HTTPS server spans say url.scheme http",
+                off::REQUEST_TLS,
+                bin.go_version()
+            ));
+        }
+        match h2_offsets(bin) {
+            Some(o) => {
+                for (&(s, _), o) in H2_FIELDS.iter().zip(o) {
+                    lp.cfg[s] = o;
+                }
+            }
+            None => {
+                for &(s, _) in H2_FIELDS {
+                    lp.cfg[s] = OFF_ABSENT;
+                }
+                lp.warnings.push(format!(
+                    "HTTP/2 response writer layout unknown for {} (no DWARF, no measured row): HTTP/2 server spans have no status",
+                    bin.go_version()
+                ));
+            }
         }
     }
     if let Some(f) = client {
@@ -208,6 +298,7 @@ pub const EVF_HAS_PARENT: u8 = 1 << 0;
 pub const EVF_HAS_STATUS: u8 = 1 << 1;
 pub const EVF_ERROR: u8 = 1 << 2;
 pub const EVF_HTTP2: u8 = 1 << 3;
+pub const EVF_TLS: u8 = 1 << 4;
 
 pub const PARENT_NONE: u8 = 0;
 pub const PARENT_TRACEPARENT: u8 = 1;
@@ -363,9 +454,8 @@ pub fn emit<S: SpanSink + ?Sized>(
                 user_agent: non_empty(&ua),
                 protocol: non_empty(&proto),
                 status_code: status,
-                // The function probes do not read Request.TLS (no offset for it yet): HTTPS
-                // requests are reported as url.scheme "http" by this strategy.
-                tls: false,
+                // Request.TLS != nil, read at ServeHTTP's entry.
+                tls: ev.flags & EVF_TLS != 0,
             };
             http::server_span_to(&req, &frame, capture_query, out);
             true
@@ -582,13 +672,16 @@ mod tests {
             ("NH_NETFD_RADDR", slot::NETCONN_FD + 2),
             ("NH_TCPADDR_IP", slot::NETCONN_FD + 3),
             ("NH_TCPADDR_PORT", slot::NETCONN_FD + 4),
+            ("NH_REQ_TLS", slot::REQ_TLS),
+            ("NH_H2RW_RWS", slot::H2RW_RWS),
+            ("NH_H2RWS_STATUS", slot::H2RWS_STATUS),
             ("NH_SLOTS", slot::SLOTS),
         ];
         assert_eq!(names.len(), rust.len(), "{names:?}");
         for (i, (name, value)) in rust.iter().enumerate() {
             assert_eq!((names[i], i), (*name, *value), "slot {i}");
         }
-        assert_eq!(TCP_OFFS.len(), slot::SLOTS - slot::NETCONN_FD);
+        assert_eq!(TCP_OFFS.len(), slot::REQ_TLS - slot::NETCONN_FD);
         let flag = h
             .lines()
             .find_map(|l| l.strip_prefix("#define NH_HAS_PATTERN "))
@@ -601,6 +694,55 @@ mod tests {
                 .find_map(|l| l.strip_prefix(&format!("#define {c} ")))
                 .unwrap_or_else(|| panic!("{c}"));
             assert_eq!(v.trim().parse::<u8>().unwrap(), kind, "{c}");
+        }
+    }
+
+    /// Each measured HTTP/2 row is what the DWARF of its toolchain's build says, and a stripped
+    /// build of each gets the same offsets from the row.
+    #[test]
+    fn h2_offsets_match_dwarf() {
+        for tc in ALL_TOOLCHAINS {
+            let path =
+                gotap_testkit::build("../crates/gotap-ebpf/tests/go", ".", tc, Variant::default());
+            let bin = GoBinary::open(&path).unwrap();
+            let fields: Vec<FieldRef> = H2_FIELDS.iter().flat_map(|(_, f)| *f).collect();
+            let resolved = off::resolve(&bin, &fields);
+            let dwarf: Vec<u64> = H2_FIELDS
+                .iter()
+                .map(|(_, names)| {
+                    names
+                        .iter()
+                        .find_map(|f| {
+                            resolved.iter().find_map(|r| {
+                                (r.strukt == f.strukt
+                                    && r.field == f.field
+                                    && r.source == Some(off::OffsetSource::Dwarf))
+                                .then_some(r.offset)
+                                .flatten()
+                            })
+                        })
+                        .unwrap_or_else(|| panic!("{tc:?}: {names:?} not in the DWARF"))
+                })
+                .collect();
+            let minor = off::GoVersion::parse(bin.go_version())
+                .unwrap()
+                .minor_label();
+            let row = H2_MEASURED.iter().find(|(m, _)| *m == minor);
+            assert_eq!(row.map(|(_, r)| r.to_vec()), Some(dwarf.clone()), "{tc:?} {minor}");
+            let stripped = gotap_testkit::build(
+                "../crates/gotap-ebpf/tests/go",
+                ".",
+                tc,
+                Variant {
+                    stripped: true,
+                    pie: true,
+                },
+            );
+            assert_eq!(
+                h2_offsets(&GoBinary::open(&stripped).unwrap()),
+                Some(dwarf),
+                "{tc:?} stripped"
+            );
         }
     }
 
@@ -643,6 +785,17 @@ mod tests {
                     plan.sites.iter().any(|s| s.program == "newproc_runqput"),
                     "{label}"
                 );
+                // Go >= 1.27's HTTP/2 streams end at handlerDone's entry, on its Jcc too.
+                let done = plan.sites.iter().find(|s| s.program == "server_h2_done");
+                assert_eq!(done.is_some(), tc.label() >= "go1.27", "{label}");
+                if let Some(site) = done {
+                    let f = bin.function(H2_HANDLER_DONE).unwrap();
+                    let vaddr = f.entry + (site.offset - f.offset);
+                    let insn =
+                        iced_x86::Decoder::with_ip(64, bin.read_vaddr(vaddr, 16).unwrap(), vaddr, 0)
+                            .decode();
+                    assert!(insn.is_jcc_short_or_near(), "{label}: {:?}", insn.mnemonic());
+                }
                 // server_ret: in the callers, one site after the call in (*conn).serve, emulated.
                 let serve = bin.function("net/http.(*conn).serve").unwrap();
                 let in_serve: Vec<_> = plan
@@ -685,6 +838,7 @@ mod tests {
                 let has_pattern = tc.label() >= "go1.23";
                 assert_eq!(cfg[slot::FLAGS] & HAS_PATTERN != 0, has_pattern, "{label}");
                 assert_eq!(cfg[slot::REQ_PATTERN] != OFF_ABSENT, has_pattern, "{label}");
+                // The TCP slots, Request.TLS and HTTP/2's writer: known in every measured version.
                 assert!(
                     cfg[slot::NETCONN_FD..slot::SLOTS]
                         .iter()

@@ -46,6 +46,8 @@ pub const REQUEST_RESPONSE: FieldRef = FieldRef::new("net/http.Request", "Respon
 pub const REQUEST_CTX: FieldRef = FieldRef::new("net/http.Request", "ctx");
 /// Go ≥ 1.23 only.
 pub const REQUEST_PATTERN: FieldRef = FieldRef::new("net/http.Request", "Pattern");
+/// Non-nil for a request that came over TLS (url.scheme `https` under the function probes).
+pub const REQUEST_TLS: FieldRef = FieldRef::new("net/http.Request", "TLS");
 pub const RESPONSE_STATUS_CODE: FieldRef = FieldRef::new("net/http.Response", "StatusCode");
 pub const RESPONSE_REQUEST: FieldRef = FieldRef::new("net/http.Response", "Request");
 pub const URL_SCHEME: FieldRef = FieldRef::new("net/url.URL", "Scheme");
@@ -105,6 +107,7 @@ pub const ALL: &[FieldRef] = &[
     REQUEST_RESPONSE,
     REQUEST_CTX,
     REQUEST_PATTERN,
+    REQUEST_TLS,
     RESPONSE_STATUS_CODE,
     RESPONSE_REQUEST,
     URL_SCHEME,

@@ -79,6 +79,7 @@ fn server_spans(tc: Toolchain, variant: Variant) {
     assert_eq!(str_attr(hello, sc::CLIENT_ADDRESS), Some("127.0.0.1"));
     assert!(int_attr(hello, sc::CLIENT_PORT).is_some_and(|p| p > 0));
     assert_eq!(str_attr(hello, sc::NETWORK_PROTOCOL_VERSION), Some("1.1"));
+    assert_eq!(str_attr(hello, sc::URL_SCHEME), Some("http"), "no TLS");
     assert_eq!(int_attr(hello, sc::HTTP_RESPONSE_STATUS_CODE), Some(200));
     assert_eq!(hello.status, Status::Unset);
     assert_eq!(hello.resource.service_name(), "server-under-test");
@@ -569,9 +570,41 @@ fn concurrent_chains_stay_apart() {
 /// what the Request gives (no status, no headers: documented limits).
 #[test]
 fn tls_server_http1_and_http2() {
-    let app = App::start_with(&app(Toolchain::Go126, Variant::default()), &["tls"]);
+    tls_server(Toolchain::Go126, Variant::default());
+}
+
+/// The same without DWARF: Request.TLS from the offsets table, HTTP/2's writer from the measured
+/// rows of instrumentations/nethttp/ebpf.rs.
+#[test]
+fn tls_server_http1_and_http2_go127_stripped() {
+    tls_server(
+        Toolchain::Go127,
+        Variant {
+            stripped: true,
+            pie: true,
+        },
+    );
+}
+
+#[test]
+fn tls_server_http1_and_http2_go119_stripped() {
+    tls_server(
+        Toolchain::Go119,
+        Variant {
+            stripped: true,
+            pie: false,
+        },
+    );
+}
+
+/// HTTPS, HTTP/1.1 and HTTP/2 by ALPN: both say url.scheme https (Request.TLS); the HTTP/2 spans
+/// carry the status the handler wrote (HTTP/2's writer is not a *response: its state's status),
+/// Error on 5xx, like HTTP/1.1's.
+fn tls_server(tc: Toolchain, variant: Variant) {
+    let app = App::start_with(&app(tc, variant), &["tls"]);
     let (mut agent, sink) = agent(false);
-    agent.trace_process(app.pid(), resource("tls")).unwrap();
+    let t = agent.trace_process(app.pid(), resource("tls")).unwrap();
+    assert!(t.warnings.is_empty(), "{:?}", t.warnings);
     let curl = |args: &[&str]| {
         let out = std::process::Command::new("curl")
             .args([
@@ -586,7 +619,7 @@ fn tls_server_http1_and_http2() {
             .expect("curl is installed");
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    let url = format!("https://127.0.0.1:{}/hello", app.port);
+    let base = format!("https://127.0.0.1:{}", app.port);
     assert_eq!(
         curl(&[
             "--http1.1",
@@ -594,30 +627,66 @@ fn tls_server_http1_and_http2() {
             "tls-ua",
             "-H",
             &format!("traceparent: {TRACEPARENT}"),
-            &url
+            &format!("{base}/hello"),
         ]),
         "1.1 200"
     );
-    assert_eq!(curl(&["--http2", &format!("{url}?h2")]), "2 200");
-    let spans = sink.wait_for(2, |_| true);
-    agent.shutdown();
-    let h1 = find(
-        &spans,
-        |s| str_attr(s, sc::NETWORK_PROTOCOL_VERSION) == Some("1.1"),
-        "HTTP/1.1",
+    assert_eq!(
+        curl(&["--http1.1", "-A", "tls-ua", &format!("{base}/fail")]),
+        "1.1 503"
     );
-    assert_eq!(server_path(h1), Some("/hello"));
+    for path in ["/hello?h2", "/fail?h2", "/silent?h2"] {
+        let want = if path.starts_with("/fail") { "2 503" } else { "2 200" };
+        assert_eq!(
+            curl(&["--http2", "-A", "h2-ua", &format!("{base}{path}")]),
+            want,
+            "{path}"
+        );
+    }
+    let spans = sink.wait_for(5, |_| true);
+    agent.shutdown();
+    let span = |version: &str, path: &str| {
+        find(
+            &spans,
+            |s| {
+                str_attr(s, sc::NETWORK_PROTOCOL_VERSION) == Some(version)
+                    && server_path(s) == Some(path)
+            },
+            &format!("HTTP/{version} {path}"),
+        )
+    };
+    let h1 = span("1.1", "/hello");
     assert_eq!(str_attr(h1, sc::USER_AGENT_ORIGINAL), Some("tls-ua"));
     assert_eq!(h1.trace_id, ids::parse_traceparent(TRACEPARENT).unwrap().0);
     assert_eq!(int_attr(h1, sc::HTTP_RESPONSE_STATUS_CODE), Some(200));
-    let h2 = find(
-        &spans,
-        |s| str_attr(s, sc::NETWORK_PROTOCOL_VERSION) == Some("2"),
-        "HTTP/2",
-    );
-    assert_eq!(server_path(h2), Some("/hello"));
-    assert_eq!(h2.name, "GET /hello");
-    assert_eq!(h2.attr(sc::HTTP_RESPONSE_STATUS_CODE), None);
+    let h1_fail = span("1.1", "/fail");
+    assert_eq!(int_attr(h1_fail, sc::HTTP_RESPONSE_STATUS_CODE), Some(503));
+    assert!(matches!(h1_fail.status, Status::Error(_)));
+    for (path, code) in [("/hello", 200), ("/fail", 503), ("/silent", 200)] {
+        let h2 = span("2", path);
+        assert_eq!(
+            h2.name,
+            if tc == Toolchain::Go119 {
+                "GET".to_string()
+            } else {
+                format!("GET {path}")
+            }
+        );
+        assert_eq!(
+            int_attr(h2, sc::HTTP_RESPONSE_STATUS_CODE),
+            Some(code),
+            "HTTP/2 {path}"
+        );
+        assert_eq!(
+            matches!(h2.status, Status::Error(_)),
+            code >= 500,
+            "HTTP/2 {path}: {:?}",
+            h2.status
+        );
+    }
+    for s in spans.iter().filter(|s| s.kind == SpanKind::Server) {
+        assert_eq!(str_attr(s, sc::URL_SCHEME), Some("https"), "{}", s.name);
+    }
 }
 
 /// One agent, two processes of the same executable: each span comes once, from its own process

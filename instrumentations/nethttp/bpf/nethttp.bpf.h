@@ -33,6 +33,9 @@ enum nethttp_slot {
 	NH_NETFD_RADDR,
 	NH_TCPADDR_IP,
 	NH_TCPADDR_PORT,
+	NH_REQ_TLS,           /* net/http.Request.TLS */
+	NH_H2RW_RWS,          /* HTTP/2's responseWriter.rws (bundled http2, or internal/http2) */
+	NH_H2RWS_STATUS,      /* HTTP/2's responseWriterState.status */
 	NH_SLOTS,
 };
 
@@ -61,6 +64,7 @@ static __always_inline const struct tcp_offs *nh_tcp(struct lib_cfg *lc)
 #define EVF_HAS_STATUS (1u << 1)
 #define EVF_ERROR (1u << 2)       /* client: round trip returned a non-nil error */
 #define EVF_HTTP2 (1u << 3)       /* server: HTTP/2 request, no conn-based data */
+#define EVF_TLS (1u << 4)         /* server: Request.TLS != nil (url.scheme https) */
 
 /* event.parent_source */
 #define PARENT_NONE 0
@@ -290,6 +294,9 @@ int server_entry(struct pt_regs *ctx)
 	/* HTTP/2: rw is not a *http.response, its connection data is elsewhere. */
 	if (ev->proto_len >= 6 && ev->proto[5] == '2')
 		ev->flags |= EVF_HTTP2;
+	/* Set by net/http's HTTP/1 and HTTP/2 servers alike for a request read over TLS. */
+	if (NH(lc, REQ_TLS) != OFF_ABSENT && read_u64(req + NH(lc, REQ_TLS)))
+		ev->flags |= EVF_TLS;
 
 	if (!(ev->flags & EVF_HTTP2)) {
 		u64 conn = read_u64(rw + NH(lc, SRESP_CONN));
@@ -323,13 +330,12 @@ int server_entry(struct pt_regs *ctx)
 	return 0;
 }
 
-/* ServeHTTP returned: in each caller, the first branch/call after the call (or ServeHTTP's RETs).
- * Uses no register but R14: the response and request were saved at entry. */
-SEC("uprobe")
-int server_ret(struct pt_regs *ctx)
+/* Ends the in-flight server span of this goroutine: status, pattern, submit. */
+static __always_inline int server_end(struct pt_regs *ctx, int count_miss)
 {
 	LIB_PROLOGUE(ctx, LIB_NETHTTP, lc, cfg, key);
-	struct http_event *ev = in_flight(&server_calls, &key);
+	struct http_event *ev = count_miss ? in_flight(&server_calls, &key)
+					   : bpf_map_lookup_elem(&server_calls, &key);
 	if (!ev)
 		return 0;
 	ev->end_ns = bpf_ktime_get_ns();
@@ -338,6 +344,19 @@ int server_ret(struct pt_regs *ctx)
 		/* 0: the handler wrote nothing; net/http then answers 200. */
 		ev->status = status == 0 ? 200 : (u16)status;
 		ev->flags |= EVF_HAS_STATUS;
+	} else if (NH(lc, H2RWS_STATUS) != OFF_ABSENT &&
+		   !(ev->method_len == 3 && ev->method[0] == 'P' && ev->method[1] == 'R' &&
+		     ev->method[2] == 'I')) {
+		/* HTTP/2's ResponseWriter (*http2responseWriter) -> rws -> status, what the handler
+		 * passed to WriteHeader (Write without it sets 200); its state is returned to a pool
+		 * only after ServeHTTP, in the stream's runHandler. Not for the HTTP/1 server's "PRI *
+		 * HTTP/2.0" preface handed to an h2c handler: that rw is a *response. */
+		u64 rws = read_u64(ev->aux + NH(lc, H2RW_RWS));
+		s64 status = rws ? (s64)read_u64(rws + NH(lc, H2RWS_STATUS)) : -1;
+		if (status == 0 || (status >= 100 && status <= 999)) {
+			ev->status = status == 0 ? 200 : (u16)status;
+			ev->flags |= EVF_HAS_STATUS;
+		}
 	}
 	/* ServeMux sets Request.Pattern below serverHandler.ServeHTTP: read it on the way out. */
 	if (NH(lc, FLAGS) & NH_HAS_PATTERN)
@@ -352,6 +371,24 @@ int server_ret(struct pt_regs *ctx)
 	bpf_map_delete_elem(&server_calls, &key);
 	bpf_map_delete_elem(&goctx, &key);
 	return 0;
+}
+
+/* ServeHTTP returned: in each caller, the first branch/call after the call (or ServeHTTP's RETs).
+ * Uses no register but R14: the response and request were saved at entry. */
+SEC("uprobe")
+int server_ret(struct pt_regs *ctx)
+{
+	return server_end(ctx, 1);
+}
+
+/* Go >= 1.27's HTTP/2 stream writer's handlerDone entry (its stack check's Jcc), on the handler's
+ * goroutine after ServeHTTP returned: no direct call of ServeHTTP to put server_ret after. Quiet
+ * on a miss: an HTTP/2 request served by ServeHTTP's other callers has been ended there, and a
+ * restart after stack growth fires the probe again. */
+SEC("uprobe")
+int server_h2_done(struct pt_regs *ctx)
+{
+	return server_end(ctx, 0);
 }
 
 /* ---------- net/http client ---------- */
