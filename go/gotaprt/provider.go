@@ -88,13 +88,21 @@ func newProvider() trace.TracerProvider {
 		// Partial resources come with an error (bad OTEL_RESOURCE_ATTRIBUTES): keep what parsed.
 		fmt.Fprintf(os.Stderr, "gotap: resource: %v\n", err)
 	}
-	tp := sdktrace.NewTracerProvider(
+	opts := []sdktrace.TracerProviderOption{
 		sdktrace.WithBatcher(suppressingExporter{exp}),
 		sdktrace.WithResource(res),
-	)
+	}
+	for _, p := range spanProcessors {
+		opts = append(opts, sdktrace.WithSpanProcessor(p))
+	}
+	tp := sdktrace.NewTracerProvider(opts...)
 	ownSDK.Store(tp)
 	return tp
 }
+
+// spanProcessors are the libraries' processors of gotap's own provider, added by their hooks
+// (which run in init, before the provider is created on first use).
+var spanProcessors []sdktrace.SpanProcessor
 
 // ownSDK is gotap's own SDK provider once created (read at exit without racing its creation),
 // ownExporter its exporter.

@@ -380,6 +380,11 @@ fn plan(bin: &GoBinary, out: &mut LibPlan) -> Result<(), EbpfError> {
     if !sites.is_empty() {
         out.sites = sites;
         out.instrumentations.push("database/sql");
+        // A statement's parent is the goroutine's span (goctx): a query a handler runs in a
+        // goroutine it started (`go func() { db.Exec(…) }()`) finds the handler's span only if
+        // goroutines inherit their creator's context. That costs a hit per goroutine start, not
+        // per statement.
+        out.wants_goroutines = true;
     }
     Ok(())
 }

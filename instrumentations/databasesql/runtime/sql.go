@@ -124,6 +124,7 @@ func sqlStart(ctx context.Context, drv driver.Driver, address string, port int, 
 	if m, ok := ctx.Value(sqlMarkKey{}).(sqlMark); ok && m == markOf(ctx) {
 		return ctx, nil
 	}
+	ctx = withGoroutineSpan(ctx) // goroutine.go: a query without the request's context
 	system := driverSystem(drv)
 	p := sqltext.Scan(query, system)
 	attrs := make([]attribute.KeyValue, 0, 8)
