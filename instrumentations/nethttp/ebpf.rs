@@ -66,7 +66,11 @@ mod slot {
     /// HTTP/2's ResponseWriter (`H2_FIELDS`): writer → its state, the state's status.
     pub const H2RW_RWS: usize = 25;
     pub const H2RWS_STATUS: usize = 26;
-    pub const SLOTS: usize = 27;
+    /// net/http.Request.Header, and how to walk that map (`MAP_FIELDS`).
+    pub const REQ_HEADER: usize = 27;
+    pub const MAP_KIND: usize = 28;
+    pub const MAP_O1: usize = 29;
+    pub const SLOTS: usize = 33;
 }
 
 const _: () = assert!(slot::SLOTS <= crate::library::LIB_CFG_SLOTS);
@@ -94,7 +98,80 @@ const SLOT_FIELDS: &[(usize, FieldRef)] = &[
     (slot::PCONN_CONN, off::PERSIST_CONN_CONN),
     (slot::RESP_STATUS_CODE, off::RESPONSE_STATUS_CODE),
     (slot::REQ_TLS, off::REQUEST_TLS),
+    (slot::REQ_HEADER, off::REQUEST_HEADER),
 ];
+
+/// `NH_MAP_KIND` of bpf/nethttp.bpf.h: the runtime's map implementation, for walking an HTTP/2
+/// request's Header (its User-Agent and Traceparent: HTTP/2 has no raw header bytes to scan).
+const MAP_SWISS: u64 = 1;
+const MAP_HMAP: u64 = 2;
+/// Found in pclntab (stripped binaries too): Swiss tables since go1.24, hmap before.
+const SWISS_FN: &str = "internal/runtime/maps.(*Map).getWithKeySmall";
+const HMAP_FN: &str = "runtime.evacuate_faststr";
+/// The map fields read, per kind, in slot order `MAP_O1..`: a pair is added (`table.groups` +
+/// `groupsReference.data`). Runtime-internal: DWARF first, else [`MAP_MEASURED`].
+const MAP_FIELDS: &[(u64, [&[FieldRef]; 4])] = &[
+    (
+        MAP_SWISS,
+        [
+            &[FieldRef::new("internal/runtime/maps.Map", "dirPtr")],
+            &[FieldRef::new("internal/runtime/maps.Map", "dirLen")],
+            &[
+                FieldRef::new("internal/runtime/maps.table", "groups"),
+                FieldRef::new("internal/runtime/maps.groupsReference", "data"),
+            ],
+            &[
+                FieldRef::new("internal/runtime/maps.table", "groups"),
+                FieldRef::new("internal/runtime/maps.groupsReference", "lengthMask"),
+            ],
+        ],
+    ),
+    (
+        MAP_HMAP,
+        [
+            &[FieldRef::new("runtime.hmap", "buckets")],
+            &[FieldRef::new("runtime.hmap", "oldbuckets")],
+            &[FieldRef::new("runtime.hmap", "B")],
+            &[FieldRef::new("runtime.hmap", "flags")],
+        ],
+    ),
+];
+/// [`MAP_FIELDS`] per Go minor version, measured from the DWARF of the toolchains gotap is tested
+/// with (`map_offsets_match_dwarf` checks each row).
+const MAP_MEASURED: &[(&str, u64, [u64; 4])] = &[
+    ("go1.19", MAP_HMAP, [16, 24, 9, 8]),
+    ("go1.26", MAP_SWISS, [16, 24, 16, 24]),
+    ("go1.27", MAP_SWISS, [16, 24, 16, 24]),
+];
+
+/// The header map's kind and `MAP_O1..` offsets for `bin`: DWARF first, else the measured row
+/// of its version and kind.
+fn map_offsets(bin: &GoBinary) -> Option<(u64, [u64; 4])> {
+    let kind = if bin.function(SWISS_FN).is_some() {
+        MAP_SWISS
+    } else if bin.function(HMAP_FN).is_some() {
+        MAP_HMAP
+    } else {
+        return None;
+    };
+    let (_, names) = MAP_FIELDS.iter().find(|(k, _)| *k == kind)?;
+    let fields: Vec<FieldRef> = names.iter().flat_map(|f| f.iter().copied()).collect();
+    let resolved = off::resolve(bin, &fields);
+    let minor = off::GoVersion::parse(bin.go_version()).map(|v| v.minor_label());
+    let row = MAP_MEASURED
+        .iter()
+        .find(|(m, k, _)| Some(*m) == minor.as_deref() && *k == kind)
+        .map(|(_, _, r)| *r);
+    let mut out = [0u64; 4];
+    for (i, parts) in names.iter().enumerate() {
+        let dwarf: Option<u64> = parts
+            .iter()
+            .map(|f| off::offset_of(&resolved, *f).ok())
+            .sum();
+        out[i] = dwarf.or(row.map(|r| r[i]))?;
+    }
+    Some((kind, out))
+}
 
 /// HTTP/2's ResponseWriter, one field per slot, under its two names: net/http's bundled http2
 /// (`http2responseWriter`, up to go1.26) and net/http/internal/http2 (go1.27, whose
@@ -193,7 +270,7 @@ fn plan(bin: &GoBinary, lp: &mut LibPlan) -> Result<(), EbpfError> {
     if server.is_none() && client.is_none() {
         return Ok(());
     }
-    let mut wanted: Vec<FieldRef> = vec![off::REQUEST_PATTERN, off::REQUEST_TLS];
+    let mut wanted: Vec<FieldRef> = vec![off::REQUEST_PATTERN, off::REQUEST_TLS, off::REQUEST_HEADER];
     wanted.extend_from_slice(SERVER_FIELDS);
     wanted.extend_from_slice(CLIENT_FIELDS);
     wanted.sort();
@@ -253,6 +330,19 @@ fn plan(bin: &GoBinary, lp: &mut LibPlan) -> Result<(), EbpfError> {
                 }
                 lp.warnings.push(format!(
                     "HTTP/2 response writer layout unknown for {} (no DWARF, no measured row): HTTP/2 server spans have no status",
+                    bin.go_version()
+                ));
+            }
+        }
+        match map_offsets(bin) {
+            Some((kind, o)) => {
+                lp.cfg[slot::MAP_KIND] = kind;
+                lp.cfg[slot::MAP_O1..slot::MAP_O1 + 4].copy_from_slice(&o);
+            }
+            None => {
+                lp.cfg[slot::MAP_KIND] = 0;
+                lp.warnings.push(format!(
+                    "map layout unknown for {} (no DWARF, no measured row): HTTP/2 server spans have no user_agent.original and no traceparent parent",
                     bin.go_version()
                 ));
             }
@@ -675,6 +765,12 @@ mod tests {
             ("NH_REQ_TLS", slot::REQ_TLS),
             ("NH_H2RW_RWS", slot::H2RW_RWS),
             ("NH_H2RWS_STATUS", slot::H2RWS_STATUS),
+            ("NH_REQ_HEADER", slot::REQ_HEADER),
+            ("NH_MAP_KIND", slot::MAP_KIND),
+            ("NH_MAP_O1", slot::MAP_O1),
+            ("NH_MAP_O2", slot::MAP_O1 + 1),
+            ("NH_MAP_O3", slot::MAP_O1 + 2),
+            ("NH_MAP_O4", slot::MAP_O1 + 3),
             ("NH_SLOTS", slot::SLOTS),
         ];
         assert_eq!(names.len(), rust.len(), "{names:?}");
@@ -688,6 +784,14 @@ mod tests {
             .and_then(|v| v.split_whitespace().next())
             .expect("NH_HAS_PATTERN");
         assert_eq!(flag.parse::<u64>().unwrap(), HAS_PATTERN);
+        for (name, v) in [("NH_MAP_SWISS", MAP_SWISS), ("NH_MAP_HMAP", MAP_HMAP)] {
+            let c = h
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("#define {name} ")))
+                .and_then(|v| v.split_whitespace().next())
+                .unwrap_or_else(|| panic!("{name}"));
+            assert_eq!(c.parse::<u64>().unwrap(), v, "{name}");
+        }
         for (kind, c) in [(EV_SERVER, "EV_SERVER"), (EV_CLIENT, "EV_CLIENT")] {
             let v = h
                 .lines()
@@ -741,6 +845,47 @@ mod tests {
             assert_eq!(
                 h2_offsets(&GoBinary::open(&stripped).unwrap()),
                 Some(dwarf),
+                "{tc:?} stripped"
+            );
+        }
+    }
+
+    /// Each measured map row is what the DWARF of its toolchain's build says; a stripped build
+    /// gets the same from the row.
+    #[test]
+    fn map_offsets_match_dwarf() {
+        for tc in ALL_TOOLCHAINS {
+            let path =
+                gotap_testkit::build("../crates/gotap-ebpf/tests/go", ".", tc, Variant::default());
+            let bin = GoBinary::open(&path).unwrap();
+            let (kind, got) = map_offsets(&bin).expect("a known map implementation");
+            let (_, names) = MAP_FIELDS.iter().find(|(k, _)| *k == kind).unwrap();
+            let fields: Vec<FieldRef> = names.iter().flat_map(|f| f.iter().copied()).collect();
+            let resolved = off::resolve(&bin, &fields);
+            for f in &fields {
+                let r = resolved
+                    .iter()
+                    .find(|r| r.strukt == f.strukt && r.field == f.field)
+                    .unwrap();
+                assert_eq!(r.source, Some(off::OffsetSource::Dwarf), "{tc:?} {f}: {r:?}");
+            }
+            let minor = off::GoVersion::parse(bin.go_version())
+                .unwrap()
+                .minor_label();
+            let row = MAP_MEASURED.iter().find(|(m, _, _)| *m == minor);
+            assert_eq!(row.map(|(_, k, r)| (*k, *r)), Some((kind, got)), "{tc:?} {minor}");
+            let stripped = gotap_testkit::build(
+                "../crates/gotap-ebpf/tests/go",
+                ".",
+                tc,
+                Variant {
+                    stripped: true,
+                    pie: true,
+                },
+            );
+            assert_eq!(
+                map_offsets(&GoBinary::open(&stripped).unwrap()),
+                Some((kind, got)),
                 "{tc:?} stripped"
             );
         }

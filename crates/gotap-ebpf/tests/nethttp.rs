@@ -637,11 +637,20 @@ fn tls_server(tc: Toolchain, variant: Variant) {
     );
     for path in ["/hello?h2", "/fail?h2", "/silent?h2"] {
         let want = if path.starts_with("/fail") { "2 503" } else { "2 200" };
-        assert_eq!(
-            curl(&["--http2", "-A", "h2-ua", &format!("{base}{path}")]),
-            want,
-            "{path}"
-        );
+        let ua = format!("h2-ua {path}");
+        let mut args = vec!["--http2", "-A", &ua];
+        // A request with many headers: Request.Header outgrows a Swiss map's single group.
+        let many: Vec<String> = (0..12).map(|i| format!("x-extra-{i}: {i}")).collect();
+        let tp = format!("traceparent: {TRACEPARENT}");
+        if path.starts_with("/silent") {
+            for h in &many {
+                args.extend(["-H", h]);
+            }
+            args.extend(["-H", &tp]);
+        }
+        let url = format!("{base}{path}");
+        args.push(&url);
+        assert_eq!(curl(&args), want, "{path}");
     }
     let spans = sink.wait_for(5, |_| true);
     agent.shutdown();
@@ -683,7 +692,29 @@ fn tls_server(tc: Toolchain, variant: Variant) {
             "HTTP/2 {path}: {:?}",
             h2.status
         );
+        // From Request.Header: HTTP/2 has no raw header bytes to scan.
+        assert_eq!(
+            str_attr(h2, sc::USER_AGENT_ORIGINAL),
+            Some(format!("h2-ua {path}?h2").as_str()),
+            "HTTP/2 {path}"
+        );
+        // The same attribute keys as the HTTP/1.1 span of the same answer.
+        let h1_twin = if code >= 500 { h1_fail } else { h1 };
+        let keys = |s: &Span| {
+            let mut k: Vec<&str> = s.attributes.iter().map(|(k, _)| *k).collect();
+            k.sort();
+            k
+        };
+        assert_eq!(keys(h2), keys(h1_twin), "HTTP/2 {path} vs HTTP/1.1");
     }
+    let silent = span("2", "/silent");
+    let (trace, parent, _) = ids::parse_traceparent(TRACEPARENT).unwrap();
+    assert_eq!(
+        (silent.trace_id, silent.parent_span_id),
+        (trace, Some(parent)),
+        "HTTP/2 traceparent, found among 15 headers"
+    );
+    assert_eq!(span("2", "/hello").parent_span_id, None);
     for s in spans.iter().filter(|s| s.kind == SpanKind::Server) {
         assert_eq!(str_attr(s, sc::URL_SCHEME), Some("https"), "{}", s.name);
     }

@@ -36,11 +36,21 @@ enum nethttp_slot {
 	NH_REQ_TLS,           /* net/http.Request.TLS */
 	NH_H2RW_RWS,          /* HTTP/2's responseWriter.rws (bundled http2, or internal/http2) */
 	NH_H2RWS_STATUS,      /* HTTP/2's responseWriterState.status */
+	NH_REQ_HEADER,        /* net/http.Request.Header (a map[string][]string) */
+	NH_MAP_KIND,          /* NH_MAP_SWISS, NH_MAP_HMAP, or 0: the header map is not read */
+	NH_MAP_O1,            /* swiss: Map.dirPtr;  hmap: hmap.buckets */
+	NH_MAP_O2,            /* swiss: Map.dirLen;  hmap: hmap.oldbuckets */
+	NH_MAP_O3,            /* swiss: table.groups + groupsReference.data;  hmap: hmap.B */
+	NH_MAP_O4,            /* swiss: table.groups + groupsReference.lengthMask;  hmap: hmap.flags */
 	NH_SLOTS,
 };
 
 /* NH_FLAGS bits */
 #define NH_HAS_PATTERN 1 /* net/http.Request.Pattern exists (Go >= 1.23) */
+
+/* NH_MAP_KIND: the runtime's map implementation (../ebpf.rs tells them apart by its functions) */
+#define NH_MAP_SWISS 1 /* internal/runtime/maps (Go >= 1.24) */
+#define NH_MAP_HMAP 2  /* runtime.hmap (up to Go 1.23) */
 
 _Static_assert(NH_SLOTS <= LIB_CFG_SLOTS, "net/http's slots must fit a lib_cfg");
 _Static_assert(NH_TCPADDR_PORT - NH_NETCONN_FD + 1 == sizeof(struct tcp_offs) / sizeof(u64) &&
@@ -262,6 +272,222 @@ static __always_inline void scan_headers(struct lib_cfg *lc, u64 conn, struct ht
 	}
 }
 
+/* ---------- HTTP/2 request headers: Request.Header, a Go map ----------
+ *
+ * HTTP/2 requests have no raw header bytes to scan (HPACK-decoded on the connection's goroutine,
+ * kept only in Request.Header), so server_entry reads that map[string][]string: every slot of
+ * every group (Swiss tables) or bucket (hmap), comparing keys with the canonical names the h2
+ * servers store ("User-Agent", "Traceparent"). The map cannot be looked up (its hash is seeded
+ * per map), only walked; a request has few headers. Slot layouts follow from the key and element
+ * types on amd64 (string: 16 bytes, []string: 24):
+ * - Swiss group: ctrl word (byte i < 0x80: slot i full), then 8 slots of {key, elem} (40 bytes);
+ * - hmap bucket: tophash[8] (>= 5: full, not evacuated), keys[8], elems[8], overflow pointer. */
+#define H2_MAX_GROUPS 32 /* a power of two: the "&= 31" masks below */
+#define SWISS_GROUP_SIZE (8 + 8 * 40)
+#define HMAP_BUCKET_SIZE (8 + 8 * 16 + 8 * 24 + 8)
+#define HMAP_OVERFLOW (8 + 8 * 16 + 8 * 24)
+
+struct h2_hdr_scan {
+	u64 groups[H2_MAX_GROUPS];
+	u32 n;
+	u32 kind;
+	u64 ua_ptr;
+	u64 ua_len;
+	u64 tp_ptr;
+	u64 tp_len;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, u32);
+	__type(value, struct h2_hdr_scan);
+	__uint(max_entries, 1);
+} scratch_h2 SEC(".maps");
+
+static __always_inline void h2_add(struct h2_hdr_scan *h, u64 group)
+{
+	u64 n = h->n;
+	if (group && n < H2_MAX_GROUPS) {
+		h->n = n + 1;
+		/* masked on the register used for the access (clang would drop a plain mask) */
+		asm volatile("%0 &= 31" : "+r"(n));
+		h->groups[n] = group;
+	}
+}
+
+/* bpf_loop contexts (on the stack, as bpf_loop requires): one callback per Swiss table or hmap
+ * bucket keeps the verifier's work to one pass over each body. */
+struct h2_collect_ctx {
+	struct h2_hdr_scan *h;
+	u64 dir;      /* swiss: the directory; hmap: the buckets */
+	u64 old;      /* hmap: the old buckets (0: not growing) */
+	s64 dir_len;  /* swiss */
+	u64 prev;     /* swiss: the previous table (a table covers consecutive entries) */
+	u64 o_data;   /* swiss: table.groups.data */
+	u64 o_mask;   /* swiss: table.groups.lengthMask */
+	u32 nb;       /* hmap: buckets */
+	u32 nb_old;   /* hmap: old buckets */
+};
+
+static long swiss_table(u32 t, struct h2_collect_ctx *c)
+{
+	if (t >= c->dir_len)
+		return 1;
+	u64 tab = read_u64(c->dir + 8 * (u64)t);
+	if (!tab || tab == c->prev)
+		return 0;
+	c->prev = tab;
+	u64 data = read_u64(tab + c->o_data);
+	u64 mask = read_u64(tab + c->o_mask);
+	for (int g = 0; g < H2_MAX_GROUPS; g++) {
+		if (g > mask || c->h->n >= H2_MAX_GROUPS)
+			break;
+		h2_add(c->h, data + (u64)g * SWISS_GROUP_SIZE);
+	}
+	return c->h->n >= H2_MAX_GROUPS;
+}
+
+static long hmap_bucket(u32 i, struct h2_collect_ctx *c)
+{
+	u32 pass = i / H2_MAX_GROUPS, b = i % H2_MAX_GROUPS;
+	if (b >= (pass ? c->nb_old : c->nb))
+		return 0;
+	u64 bk = (pass ? c->old : c->dir) + (u64)b * HMAP_BUCKET_SIZE;
+	for (int k = 0; k < 4 && bk; k++) {
+		h2_add(c->h, bk);
+		bk = read_u64(bk + HMAP_OVERFLOW);
+	}
+	return c->h->n >= H2_MAX_GROUPS;
+}
+
+/* The groups (buckets) of the map at m into h->groups. */
+static __always_inline void h2_collect(struct lib_cfg *lc, u64 m, struct h2_hdr_scan *h)
+{
+	struct h2_collect_ctx c = {.h = h};
+	if (NH(lc, MAP_KIND) == NH_MAP_SWISS) {
+		c.dir = read_u64(m + NH(lc, MAP_O1));
+		c.dir_len = (s64)read_u64(m + NH(lc, MAP_O2));
+		if (c.dir_len == 0) { /* a small map: dirPtr is its one group */
+			h2_add(h, c.dir);
+			return;
+		}
+		c.o_data = NH(lc, MAP_O3);
+		c.o_mask = NH(lc, MAP_O4);
+		bpf_loop(8, swiss_table, &c, 0);
+		return;
+	}
+	/* hmap: 2^B buckets and their overflow chains; while growing, the old buckets' entries not
+	 * yet moved (their tophash says so) are live too: half as many buckets, unless growing in
+	 * place (sameSizeGrow, flag 8). */
+	u8 b = 0, flags = 0;
+	bpf_probe_read_user(&b, 1, (void *)(m + NH(lc, MAP_O3)));
+	bpf_probe_read_user(&flags, 1, (void *)(m + NH(lc, MAP_O4)));
+	if (b > 5)
+		b = 5;
+	c.dir = read_u64(m + NH(lc, MAP_O1));
+	c.old = read_u64(m + NH(lc, MAP_O2));
+	c.nb = c.dir ? 1u << b : 0;
+	c.nb_old = !c.old ? 0 : (b && !(flags & 8)) ? 1u << (b - 1) : 1u << b;
+	bpf_loop(2 * H2_MAX_GROUPS, hmap_bucket, &c, 0);
+}
+
+struct h2_loop {
+	struct h2_hdr_scan *h; /* bpf_loop's context must be on the stack */
+};
+
+static long h2_slot(u32 i, struct h2_loop *l)
+{
+	struct h2_hdr_scan *h = l->h;
+	if (i / 8 >= h->n)
+		return 1;
+	u64 gi = i / 8;
+	asm volatile("%0 &= 31" : "+r"(gi));
+	u64 g = h->groups[gi];
+	u32 s = i % 8;
+	u8 ctrl = 0;
+	if (bpf_probe_read_user(&ctrl, 1, (void *)(g + s)))
+		return 0;
+	u64 key, elem;
+	if (h->kind == NH_MAP_SWISS) {
+		if (ctrl & 0x80)
+			return 0;
+		key = g + 8 + s * 40;
+		elem = key + 16;
+	} else {
+		if (ctrl < 5)
+			return 0;
+		key = g + 8 + s * 16;
+		elem = g + 8 + 8 * 16 + s * 24;
+	}
+	struct go_string { u64 ptr; s64 len; } k = {};
+	if (bpf_probe_read_user(&k, sizeof(k), (void *)key))
+		return 0;
+	const char *want;
+	if (k.len == 10 && !h->ua_ptr)
+		want = "User-Agent";
+	else if (k.len == 11 && !h->tp_ptr)
+		want = "Traceparent";
+	else
+		return 0;
+	char name[11] = {};
+	if (bpf_probe_read_user(name, k.len == 10 ? 10 : 11, (void *)k.ptr))
+		return 0;
+	for (int c = 0; c < 11; c++) {
+		if (c < k.len && name[c] != want[c])
+			return 0;
+	}
+	/* the first value: elem is a []string */
+	u64 vals = read_u64(elem);
+	s64 nvals = (s64)read_u64(elem + 8);
+	struct go_string v = {};
+	if (!vals || nvals < 1 || bpf_probe_read_user(&v, sizeof(v), (void *)vals))
+		return 0;
+	if (k.len == 10) {
+		h->ua_ptr = v.ptr;
+		h->ua_len = v.len;
+	} else {
+		h->tp_ptr = v.ptr;
+		h->tp_len = v.len;
+	}
+	return h->ua_ptr && h->tp_ptr;
+}
+
+/* User-Agent into ev, and Traceparent as parent unless want_parent is 0, from Request.Header. */
+static __always_inline void h2_headers(struct lib_cfg *lc, u64 req, struct http_event *ev,
+				       int want_parent)
+{
+	if (!NH(lc, MAP_KIND) || NH(lc, REQ_HEADER) == OFF_ABSENT)
+		return;
+	u32 zero = 0;
+	struct h2_hdr_scan *h = bpf_map_lookup_elem(&scratch_h2, &zero);
+	if (!h)
+		return;
+	h->n = 0;
+	h->kind = NH(lc, MAP_KIND);
+	h->ua_ptr = h->ua_len = h->tp_ptr = h->tp_len = 0;
+	u64 m = read_u64(req + NH(lc, REQ_HEADER));
+	if (!m)
+		return;
+	h2_collect(lc, m, h);
+	struct h2_loop l = {.h = h};
+	bpf_loop(H2_MAX_GROUPS * 8, h2_slot, &l, 0);
+	if (h->ua_ptr && h->ua_len > 0) {
+		u32 len = h->ua_len > UA_CAP - 1 ? UA_CAP - 1 : (u32)h->ua_len;
+		len &= UA_CAP - 1;
+		if (len > 0 && !bpf_probe_read_user(ev->ua, len, (void *)h->ua_ptr))
+			ev->ua_len = len;
+	}
+	if (want_parent && h->tp_ptr && h->tp_len >= 55 && h->tp_len < 128) {
+		struct window *w = bpf_map_lookup_elem(&scratch_window, &zero);
+		u32 n = (u32)h->tp_len & 127;
+		if (w && !bpf_probe_read_user(w->b, n, (void *)h->tp_ptr) &&
+		    !parse_traceparent(w, 0, n, ev->trace_id, ev->parent_id)) {
+			ev->flags |= EVF_HAS_PARENT;
+			ev->parent_source = PARENT_TRACEPARENT;
+		}
+	}
+}
+
 /* ---------- net/http server ---------- */
 
 /* net/http.serverHandler.ServeHTTP(sh, rw ResponseWriter, req *Request): RAX=sh, RBX/RCX=rw,
@@ -317,6 +543,8 @@ int server_entry(struct pt_regs *ctx)
 			}
 			scan_headers(lc, conn, ev, !(ev->flags & EVF_HAS_PARENT));
 		}
+	} else {
+		h2_headers(lc, req, ev, 1);
 	}
 	if (!(ev->flags & EVF_HAS_PARENT))
 		random_bytes(ev->trace_id, 16);
