@@ -9,7 +9,10 @@
 //   - gotap.probeCtxKey: the address of this byte is the context key under which database/sql and
 //     grpc spans put their record, so a db span started in a gRPC handler finds its parent;
 //   - gotap.probeHTTPParent: set by net/http (instrumentations/databasesql/probes/nethttp) to find its server
-//     span in a context.
+//     span in a context;
+//   - gotap.probeGoroutineParent: set by net/http too, the server span of the request the calling
+//     goroutine serves (or its creator served): the parent of a statement whose context holds
+//     no span (db.Query, a framework's query without WithContext).
 
 package sql
 
@@ -42,6 +45,9 @@ var gotapProbeCtxKey byte
 //go:linkname gotapProbeHTTPParent gotap.probeHTTPParent
 var gotapProbeHTTPParent func(ctx context.Context) unsafe.Pointer
 
+//go:linkname gotapProbeGoroutineParent gotap.probeGoroutineParent
+var gotapProbeGoroutineParent func() unsafe.Pointer
+
 // gotapProbeRecord: the 128-byte record of docs/probes.md. For database/sql, s1 is the error's Go
 // type (%T) and s2 the driver's SQLSTATE, when the query failed; s3 server.address (host, no
 // port), s4 server.port in decimal and s5 db.namespace, each "" when unknown (from the DSN given
@@ -66,13 +72,18 @@ func gotapProbeSQLQuery(driver, query string, failed, durationNs int64, errText 
 type gotapProbeSQLMark struct{}
 
 // gotapProbeParentOf is the innermost gotap span in ctx: a database/sql or grpc one, else the
-// net/http server's.
+// net/http server's; when ctx holds none, the server span the goroutine runs in.
 func gotapProbeParentOf(ctx context.Context) unsafe.Pointer {
 	if p, ok := ctx.Value(&gotapProbeCtxKey).(unsafe.Pointer); ok && p != nil {
 		return p
 	}
 	if f := gotapProbeHTTPParent; f != nil {
-		return f(ctx)
+		if p := f(ctx); p != nil {
+			return p
+		}
+	}
+	if f := gotapProbeGoroutineParent; f != nil {
+		return f()
 	}
 	return nil
 }
