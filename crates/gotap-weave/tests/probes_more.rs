@@ -97,7 +97,8 @@ fn database_sql_probe_rules_golden() {
 }
 
 /// The same rules file adds net/http's parent lookup (the context accessor database/sql and grpc
-/// spans use) to net/http, and only that.
+/// spans use) to net/http, and only that and the goroutine's request in serverHandler.ServeHTTP
+/// (the parent of statements without the request's context).
 #[test]
 fn database_sql_probe_rules_add_the_parent_lookup_to_net_http() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/nethttp");
@@ -121,9 +122,17 @@ fn database_sql_probe_rules_add_the_parent_lookup_to_net_http() {
         added(&res),
         vec![repo_root().join("instrumentations/databasesql/probes/nethttp/gotap_probes_parent.go")]
     );
+    let server = std::fs::read_to_string(out.join("server.go")).unwrap();
+    assert_eq!(
+        server
+            .matches("defer gotapProbeGoroutineLeave(gotapProbeGoroutineEnter(")
+            .count(),
+        1,
+        "serverHandler.ServeHTTP names the goroutine's request:\n{server}"
+    );
     assert!(
-        !out.join("server.go").exists() && !out.join("roundtrip.go").exists(),
-        "nothing rewritten in net/http"
+        !out.join("roundtrip.go").exists(),
+        "nothing else rewritten in net/http"
     );
     let _ = std::fs::remove_dir_all(&out);
 }
