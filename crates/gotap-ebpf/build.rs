@@ -107,6 +107,10 @@ fn generate_libraries(out_dir: &Path) {
     let mut ids = String::from("pub mod ids {\n");
     let mut list = String::from("pub static LIBRARIES: &[(u32, &crate::library::Library)] = &[\n");
     let mut kinds = String::from("pub static SITE_KINDS: &[&[crate::library::SiteKind]] = &[\n");
+    // The same kinds with their library's id and folder (the exit summary's hits by library).
+    let mut kind_libs = String::from(
+        "pub static SITE_KIND_LIBS: &[(u32, &str, &[crate::library::SiteKind])] = &[\n",
+    );
     let mut strings = Vec::new();
     let mut text_cut = Vec::new();
     for (i, name) in libs.iter().enumerate() {
@@ -150,15 +154,22 @@ fn generate_libraries(out_dir: &Path) {
             )
             .unwrap();
             writeln!(kinds, "    {name}_decode::KINDS,").unwrap();
+            writeln!(
+                kind_libs,
+                "    (ids::{upper}, {name:?}, {name}_decode::KINDS),"
+            )
+            .unwrap();
         }
     }
     c.push_str(&site_dispatchers(&strings, &text_cut));
     ids.push_str("}\n");
     list.push_str("];\n");
     kinds.push_str("];\n");
+    kind_libs.push_str("];\n");
     rs.push_str(&ids);
     rs.push_str(&list);
     rs.push_str(&kinds);
+    rs.push_str(&kind_libs);
     write_if_changed(&out_dir.join("libs.bpf.h"), &c);
     write_if_changed(&out_dir.join("libs.rs"), &rs);
 }

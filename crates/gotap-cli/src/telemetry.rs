@@ -152,7 +152,9 @@ fn per_span(v: f64) -> String {
     }
 }
 
-/// `gotap: 12 spans exported (otlp-grpc 12), 0 dropped, 36 probe hits (3.0 per span)`.
+/// `gotap: 12 spans exported (otlp-grpc 12), 0 dropped, 36 probe hits: net/http 20, database/sql
+/// 8, goroutine starts 8 (3.0 per span)`: the hits by library, then the goroutine-start hook's
+/// and the batch sites' (each named only when it was hit).
 pub fn summary(a: &AgentStats, e: &ExportStats) -> String {
     // A span counts as exported when every destination took it.
     let exported = e.exporters.iter().map(|x| x.exported).min().unwrap_or(0);
@@ -168,8 +170,23 @@ pub fn summary(a: &AgentStats, e: &ExportStats) -> String {
             .map(|x| x.dropped_export_failed)
             .max()
             .unwrap_or(0);
+    // Where the hits went: the goroutine-start hook is paid per goroutine, not per span, and can
+    // be most of the hits of a quiet service; a batch site's hit carries many spans.
+    let mut by: Vec<String> = a
+        .library_hits
+        .iter()
+        .map(|(name, n)| format!("{name} {n}"))
+        .collect();
+    for (what, n) in [
+        ("batch sites", a.batch_hits),
+        ("goroutine starts", a.goroutine_hits),
+    ] {
+        if n > 0 {
+            by.push(format!("{what} {n}"));
+        }
+    }
     let mut line = format!(
-        "gotap: {} spans exported ({}), {} dropped, {} probe hits{} ({} per span)",
+        "gotap: {} spans exported ({}), {} dropped, {} probe hits{}{} ({} per span)",
         exported,
         if per.is_empty() {
             "no exporter".to_string()
@@ -178,17 +195,8 @@ pub fn summary(a: &AgentStats, e: &ExportStats) -> String {
         },
         dropped,
         a.probe_hits,
-        // By kind, when more than one kind was hit: the goroutine-start hook is paid per
-        // goroutine, not per span, and can be most of the hits of a quiet service.
-        if a.goroutine_hits > 0 {
-            format!(
-                ": {} on calls, {} at goroutine starts",
-                a.probe_hits.saturating_sub(a.goroutine_hits),
-                a.goroutine_hits
-            )
-        } else {
-            String::new()
-        },
+        if by.is_empty() { "" } else { ": " },
+        by.join(", "),
         per_span(a.hits_per_span())
     );
     // Losses that are not drops: said only when they happened, so a clean run stays one short line.
@@ -199,7 +207,8 @@ pub fn summary(a: &AgentStats, e: &ExportStats) -> String {
         );
     }
     if a.text_truncated > 0 {
-        line += &format!(", {} SQL queries cut at 4096 bytes", a.text_truncated);
+        // The cut text is a library's (a query text): TEXT_CAP of bpf/types.h, for any kind.
+        line += &format!(", {} span texts cut at 4096 bytes", a.text_truncated);
     }
     // header_window_truncated is not printed: it cannot tell a header cut off from one never sent.
     line
@@ -369,16 +378,31 @@ mod tests {
             "gotap: 0 spans exported (no exporter), 0 dropped, 0 probe hits (0.0 per span)"
         );
         let by_kind = AgentStats {
-            spans: 2,
-            probe_hits: 14,
+            spans: 12,
+            probe_hits: 36,
             goroutine_hits: 8,
+            library_hits: vec![("net/http", 20), ("database/sql", 8)],
             ..Default::default()
         };
         assert!(
-            summary(&by_kind, &ExportStats::default())
-                .ends_with(" 14 probe hits: 6 on calls, 8 at goroutine starts (7.0 per span)"),
+            summary(&by_kind, &ExportStats::default()).ends_with(
+                " 36 probe hits: net/http 20, database/sql 8, goroutine starts 8 (3.0 per span)"
+            ),
             "{}",
             summary(&by_kind, &ExportStats::default())
+        );
+        let batched = AgentStats {
+            spans: 100,
+            probe_hits: 5,
+            batch_hits: 4,
+            goroutine_hits: 1,
+            ..Default::default()
+        };
+        assert!(
+            summary(&batched, &ExportStats::default())
+                .ends_with(" 5 probe hits: batch sites 4, goroutine starts 1 (0.050 per span)"),
+            "{}",
+            summary(&batched, &ExportStats::default())
         );
         assert_eq!(per_span(0.0125), "0.013");
         assert_eq!(per_span(1.0), "1.0");
@@ -394,7 +418,7 @@ mod tests {
             ..Default::default()
         };
         assert!(
-            summary(&cut, &ExportStats::default()).ends_with(", 3 SQL queries cut at 4096 bytes")
+            summary(&cut, &ExportStats::default()).ends_with(", 3 span texts cut at 4096 bytes")
         );
     }
 

@@ -448,7 +448,7 @@ fn attach_and_detach_a_probes_build() {
             .lines()
             .last()
             .unwrap()
-            .ends_with("1 probe hits (1.0 per span)"),
+            .ends_with("1 probe hits: batch sites 1 (1.0 per span)"),
         "{}",
         f.stderr
     );

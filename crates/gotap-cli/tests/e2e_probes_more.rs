@@ -129,7 +129,7 @@ fn check_run(stderr: &str, label: &str, instrumentations: &str) {
         .lines()
         .last()
         .unwrap()
-        .trim_end_matches(", 1 SQL queries cut at 4096 bytes");
+        .trim_end_matches(", 1 span texts cut at 4096 bytes");
     // Batched: at most one hit per span (a span alone in its buffer takes one).
     let per_span: f64 = summary
         .rsplit_once(" (")
@@ -373,7 +373,7 @@ fn sql_spans(tc: Toolchain) {
             .lines()
             .last()
             .unwrap()
-            .ends_with(" per span), 1 SQL queries cut at 4096 bytes"),
+            .ends_with(" per span), 1 span texts cut at 4096 bytes"),
         "{label}: {}",
         fin.stderr
     );

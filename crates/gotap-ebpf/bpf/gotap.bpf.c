@@ -572,6 +572,7 @@ static __always_inline int site_hit(struct pt_regs *ctx, u8 kind)
 {
 	u64 cookie = bpf_get_attach_cookie(ctx);
 	u64 hits = count(CNT_PROBE_HITS);
+	count(CNT_KIND_HITS + kind);
 	if ((cookie & SITE_COOKIE_EVENT) && site_event_stack(ctx, kind, (u32)cookie, hits) >= 0)
 		return 0;
 	return site_event_scratch(ctx, kind, cookie, hits);
@@ -626,6 +627,7 @@ int site_batch(struct pt_regs *ctx)
 {
 	u32 proc = (u32)bpf_get_attach_cookie(ctx);
 	count(CNT_PROBE_HITS);
+	count(CNT_BATCH_HITS);
 	return emit_batch(proc, ctx->rsi, ctx->rdx, 0);
 }
 
@@ -723,6 +725,7 @@ static __always_inline __attribute__((unused)) struct lib_cfg *get_lib_cfg(struc
 {
 	struct lib_key k = {.proc = (u32)bpf_get_attach_cookie(ctx), .lib = lib};
 	count(CNT_PROBE_HITS);
+	count(CNT_LIB_HITS + (lib < CNT_LIB_MAX ? lib : 0));
 	return bpf_map_lookup_elem(&lib_cfgs, &k);
 }
 

@@ -91,7 +91,14 @@ struct link_val {
 #define CNT_WINDOW_TRUNCATED 4  /* header block longer than the raw window and a header not found in it */
 #define CNT_TEXT_TRUNCATED 5    /* a site event's text slot was longer than its cap (cut there, REC_TEXT_CUT) */
 #define CNT_GOROUTINE_HITS 6   /* hits of the goroutine-start hook (part of CNT_PROBE_HITS) */
-#define CNT_MAX 8
+#define CNT_BATCH_HITS 7       /* hits of batch sites (part of CNT_PROBE_HITS) */
+/* Hits by library, each part of CNT_PROBE_HITS, so the exit summary can say where they went:
+ * a library's function probes at CNT_LIB_HITS + its id (get_lib_cfg), per-span probe sites at
+ * CNT_KIND_HITS + their site kind (site_hit; user space knows each kind's library). */
+#define CNT_LIB_HITS 16
+#define CNT_LIB_MAX 16         /* library ids below this (LIB_<NAME>, from 1) */
+#define CNT_KIND_HITS 32
+#define CNT_MAX 288            /* CNT_KIND_HITS + 256 kinds */
 
 /* ---------- probe sites (docs/probes.md, "The contract") ---------- */
 

@@ -224,6 +224,10 @@ pub const CNT_RET_NO_ENTRY: u32 = 3;
 pub const CNT_WINDOW_TRUNCATED: u32 = 4;
 pub const CNT_TEXT_TRUNCATED: u32 = 5;
 pub const CNT_GOROUTINE_HITS: u32 = 6;
+pub const CNT_BATCH_HITS: u32 = 7;
+pub const CNT_LIB_HITS: u32 = 16;
+pub const CNT_LIB_MAX: u32 = 16;
+pub const CNT_KIND_HITS: u32 = 32;
 
 #[cfg(test)]
 mod tests {

@@ -19,6 +19,7 @@ use gotap_spans::sink::{Collect, SpanSink};
 use gotap_spans::{semconv, Resource, Span};
 
 use crate::abi::{self, ProcCfg, SiteEvent};
+use crate::claim::{self, Claim};
 use crate::library::{DecodeCtx, Decoded, LibCfg, LibKey};
 use crate::plan::{self, Plan};
 use crate::sites::{self, SitePlan, TracingPath};
@@ -92,6 +93,11 @@ pub struct AgentStats {
     /// Of those, hits of the goroutine-start hook (one per goroutine the program starts, which
     /// a service with background goroutines pays at any request rate).
     pub goroutine_hits: u64,
+    /// Of those, hits of batch sites (one per buffer of spans a woven package hands over).
+    pub batch_hits: u64,
+    /// Of those, each library's (function probes and per-span probe sites), in the registry's
+    /// order, libraries with no hit left out: (its name, e.g. "database/sql", hits).
+    pub library_hits: Vec<(&'static str, u64)>,
     /// Ring-buffer records that were not a known event.
     pub undecodable: u64,
     /// Return probes that found no in-flight call (its entry evicted from the LRU map, or the
@@ -101,7 +107,7 @@ pub struct AgentStats {
     /// (traceparent or User-Agent possibly missed; counted in BPF).
     pub header_window_truncated: u64,
     /// Site events with a text slot longer than its cap, exported cut there (`REC_TEXT_CUT`;
-    /// counted in BPF, and here for batch sites): database/sql queries past 4,096 bytes.
+    /// counted in BPF, and here for batch sites), e.g. a query text past 4,096 bytes.
     pub text_truncated: u64,
 }
 
@@ -150,6 +156,8 @@ struct Traced {
     /// The batch buffers' references (link-time address, file offset) and whether they move
     /// with the load address, until they are in the `exit_refs` map ([`Agent::arm_exit_probe`]).
     exit: Option<(Vec<(u64, u64)>, bool)>,
+    /// This agent's claim on the process (one gotap per process, src/claim.rs), released with it.
+    _claim: Claim,
 }
 
 #[derive(Default)]
@@ -301,12 +309,18 @@ impl Agent {
         // (beyla#2350: stale offsets on another binary crash the target).
         let file = std::fs::File::open(&exe).map_err(no_process)?;
         let before = file_id(&file).map_err(no_process)?;
+        let claim = self.claim(pid)?;
         let pinned = fd_path(&file);
         // Errors and reports name the file, not the descriptor.
         let shown = std::fs::read_link(&exe).unwrap_or(exe.clone());
         let mut plan = analyse(&pinned, self.batch_sites).map_err(|e| named(e, &shown))?;
         plan.set_path(shown);
-        let info = self.attach(pid, &pinned, plan, resource, before)?;
+        // Probe sites another tracer already enabled (one this agent's claim cannot see: a gotap
+        // in another PID namespace, bpftrace): their semaphores are above 0 before we attach.
+        if let Analysed::Sites(_, semaphores) = &plan {
+            sites_in_use(pid, before, semaphores)?;
+        }
+        let info = self.attach(pid, &pinned, plan, resource, before, claim)?;
         // Same inode still run by the process, and not rewritten in place while we analysed it.
         let exe_now = std::fs::metadata(&exe).map(|m| (m.dev(), m.ino())).ok();
         if file_id(&file).ok() != Some(before) || exe_now != Some((before.0, before.1)) {
@@ -341,10 +355,12 @@ impl Agent {
         };
         let file = std::fs::File::open(&path).map_err(io)?;
         let before = file_id(&file).map_err(io)?;
+        // A process not yet exec'd has no other tracer; the claim tells a later one it has.
+        let claim = self.claim(pid)?;
         let pinned = fd_path(&file);
         let mut plan = analyse(&pinned, self.batch_sites).map_err(|e| named(e, &path))?;
         plan.set_path(path.clone());
-        let info = self.attach(pid, &pinned, plan, resource, before)?;
+        let info = self.attach(pid, &pinned, plan, resource, before, claim)?;
         if file_id(&file).ok() != Some(before) {
             let _ = self.untrace_process(pid);
             return Err(EbpfError::BinaryChanged { pid });
@@ -371,6 +387,15 @@ impl Agent {
         Ok(())
     }
 
+    /// Claims `pid` for this agent (src/claim.rs): refused when this agent or another gotap
+    /// traces it already.
+    fn claim(&self, pid: u32) -> Result<Claim, EbpfError> {
+        if self.traced.contains_key(&pid) {
+            return Err(EbpfError::AlreadyTraced { pid });
+        }
+        claim::claim(pid)
+    }
+
     fn attach(
         &mut self,
         pid: u32,
@@ -378,10 +403,8 @@ impl Agent {
         plan: Analysed,
         mut resource: Resource,
         dev_ino: FileId,
+        claim: Claim,
     ) -> Result<TracedProcess, EbpfError> {
-        if self.traced.contains_key(&pid) {
-            return Err(EbpfError::AlreadyTraced { pid });
-        }
         let nz_pid = NonZeroU32::new(pid).ok_or(EbpfError::NoProcess {
             pid,
             why: "pid 0".into(),
@@ -402,10 +425,11 @@ impl Agent {
             info: info.clone(),
             dev_ino,
             exit: None,
+            _claim: claim,
         };
         let attached = match &plan {
             Analysed::Functions(plan) => self.attach_functions(&mut traced, target, plan, nz_pid),
-            Analysed::Sites(plan) => self.attach_sites(&mut traced, target, plan, pid),
+            Analysed::Sites(plan, _) => self.attach_sites(&mut traced, target, plan, pid),
         };
         if let Err(e) = attached {
             self.detach_links(&mut traced);
@@ -753,15 +777,47 @@ impl Agent {
     }
 
     pub fn stats(&self) -> AgentStats {
+        let counters = self
+            .ebpf
+            .map("counters")
+            .and_then(|m| PerCpuArray::<_, u64>::try_from(m).ok());
         let counter = |idx: u32| -> u64 {
-            self.ebpf
-                .map("counters")
-                .and_then(|m| PerCpuArray::<_, u64>::try_from(m).ok())
+            counters
+                .as_ref()
                 .and_then(|a| a.get(&idx, 0).ok())
                 .map(|v| v.iter().sum())
                 .unwrap_or(0)
         };
+        // Each library's hits: its function probes' (by id) and its site kinds' (by kind).
+        let mut library_hits: Vec<(u32, &'static str, u64)> = Vec::new();
+        let mut add = |id: u32, name: &'static str, n: u64| {
+            if n == 0 {
+                return;
+            }
+            match library_hits.iter_mut().find(|(i, _, _)| *i == id) {
+                Some(e) => e.2 += n,
+                None => library_hits.push((id, name, n)),
+            }
+        };
+        for (id, lib) in crate::libs::LIBRARIES {
+            if *id < abi::CNT_LIB_MAX {
+                add(*id, lib.name, counter(abi::CNT_LIB_HITS + id));
+            }
+        }
+        for (id, folder, kinds) in crate::libs::SITE_KIND_LIBS {
+            let name = crate::libs::LIBRARIES
+                .iter()
+                .find(|(i, _)| i == id)
+                .map(|(_, l)| l.name)
+                .unwrap_or(folder);
+            for k in kinds.iter() {
+                add(*id, name, counter(abi::CNT_KIND_HITS + k.kind as u32));
+            }
+        }
+        library_hits.sort_by_key(|(id, _, _)| *id);
         AgentStats {
+            batch_hits: counter(abi::CNT_BATCH_HITS),
+            library_hits: library_hits.into_iter().map(|(_, n, h)| (n, h)).collect(),
             events: self.shared.events.load(Ordering::Relaxed),
             spans: self.shared.spans.load(Ordering::Relaxed),
             ringbuf_drops: counter(abi::CNT_RINGBUF_DROPS),
@@ -915,7 +971,9 @@ enum AnyLink {
 #[allow(clippy::large_enum_variant)]
 enum Analysed {
     Functions(Plan),
-    Sites(SitePlan),
+    /// The plan, and every gotap semaphore of the binary (site name, file offset), those of
+    /// sites left out of the plan included (another tracer may use the per-span sites).
+    Sites(SitePlan, Vec<(String, u64)>),
 }
 
 /// Probe sites when the binary has gotap's USDT probes, else the function-probe plan.
@@ -931,7 +989,20 @@ fn analyse(path: &Path, batch_sites: bool) -> Result<Analysed, EbpfError> {
         });
     }
     match sites::plan(&bin, batch_sites)? {
-        Some(p) => Ok(Analysed::Sites(p)),
+        Some(p) => {
+            let mut semaphores: Vec<(String, u64)> = Vec::new();
+            for probe in gotap_binary::usdt::read_probes(bin.data()).unwrap_or_default() {
+                let Some(off) = probe.semaphore_offset.filter(|&o| o != 0) else {
+                    continue;
+                };
+                if probe.provider == gotap_binary::usdt::GOTAP_PROVIDER
+                    && !semaphores.iter().any(|(_, o)| *o == off)
+                {
+                    semaphores.push((format!("{}:{}", probe.provider, probe.name), off));
+                }
+            }
+            Ok(Analysed::Sites(p, semaphores))
+        }
         None => Ok(Analysed::Functions(plan::plan(&bin)?)),
     }
 }
@@ -940,7 +1011,7 @@ impl Analysed {
     fn set_path(&mut self, p: PathBuf) {
         match self {
             Analysed::Functions(plan) => plan.path = p,
-            Analysed::Sites(plan) => plan.path = p,
+            Analysed::Sites(plan, _) => plan.path = p,
         }
     }
 
@@ -958,7 +1029,7 @@ impl Analysed {
                 exit_probe: false,
                 warnings: plan.warnings.clone(),
             },
-            Analysed::Sites(plan) => TracedProcess {
+            Analysed::Sites(plan, _) => TracedProcess {
                 pid,
                 path: plan.path.clone(),
                 go_version: plan.go_version.clone(),
@@ -1253,6 +1324,46 @@ fn one_line(s: &str) -> String {
         1..=4 => lines.join("; "),
         n => format!("{} … {}", lines[0], lines[n - 3..].join("; ")),
     }
+}
+
+/// How long a semaphore found above 0 is watched before refusing: a gotap that just detached
+/// leaves its uprobes, and their semaphore counts, to a helper that closes them within seconds.
+const SITES_IN_USE_WAIT: Duration = Duration::from_secs(5);
+
+/// Fails when one of the binary's USDT semaphores stays above 0 in process `pid` (only the
+/// kernel changes them, one per uprobe created with it): another tracer has enabled those sites.
+/// Read through /proc/PID/mem, never written. A semaphore that cannot be located or read is not
+/// a refusal: the claim still guards against another gotap of this namespace.
+fn sites_in_use(pid: u32, exe: FileId, semaphores: &[(String, u64)]) -> Result<(), EbpfError> {
+    use std::os::unix::fs::FileExt;
+    let Ok(mem) = std::fs::File::open(format!("/proc/{pid}/mem")) else {
+        return Ok(());
+    };
+    let read = |offset: u64| -> Option<u16> {
+        let addr = mapped_address(pid, exe, offset)?;
+        let mut b = [0u8; 2];
+        mem.read_exact_at(&mut b, addr).ok()?;
+        Some(u16::from_le_bytes(b))
+    };
+    let deadline = std::time::Instant::now() + SITES_IN_USE_WAIT;
+    for (site, offset) in semaphores {
+        loop {
+            match read(*offset) {
+                Some(value) if value > 0 => {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(EbpfError::SitesInUse {
+                            pid,
+                            site: site.clone(),
+                            value,
+                        });
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                _ => break,
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Where process `pid` maps byte `offset` of its executable (device and inode `exe`): the

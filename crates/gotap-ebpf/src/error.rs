@@ -39,6 +39,12 @@ pub enum EbpfError {
     NoProcess { pid: u32, why: String },
     #[error("process {pid} is already traced by this agent")]
     AlreadyTraced { pid: u32 },
+    #[error("process {pid} is already traced by another gotap{}: a second tracer would export each of its spans twice; stop the other one first", by.map(|b| format!(" (pid {b})")).unwrap_or_default())]
+    TracedElsewhere { pid: u32, by: Option<u32> },
+    #[error("process {pid}: its probe sites are already enabled by another tracer (the semaphore of {site} is {value} before gotap attaches: a gotap in another PID namespace, bpftrace, or a gotap still detaching): a second tracer would see each span twice; stop the other one first")]
+    SitesInUse { pid: u32, site: String, value: u16 },
+    #[error("cannot claim the process in {dir} (one gotap per process): {why}")]
+    Claim { dir: PathBuf, why: String },
     #[error("process {pid} is not traced by this agent")]
     NotTraced { pid: u32 },
     #[error("the executable of process {pid} changed while it was being analysed; try again")]

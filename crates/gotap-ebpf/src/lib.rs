@@ -41,6 +41,7 @@
 
 mod abi;
 mod agent;
+mod claim;
 mod env;
 mod error;
 pub mod library;
