@@ -1,17 +1,20 @@
 //! HTTP/2 and HTTPS server spans, end to end: tests/go/h2svc (HTTPS with a certificate generated
 //! at start-up, serving HTTP/2 and HTTP/1.1 by ALPN, and h2c through `Server.Protocols`; handlers
-//! answering 200, 418 and 503) built with `gotap build` (woven) and with `gotap build --probes`
-//! under `gotap run` (probe sites), Go 1.26 and 1.27, exporting to the real OpenTelemetry
+//! answering 200, 418 and 503) built with `gotap build` (woven), with `gotap build --probes`
+//! under `gotap run` (probe sites), and with plain `go build` under `gotap run` (function probes:
+//! eBPF), Go 1.26 and 1.27 (the eBPF one also stripped), exporting to the real OpenTelemetry
 //! Collector. Every server span must carry the status the handler wrote (HTTP/2's writer is not
-//! HTTP/1's `*response`: it used to be reported as 200), Error on the 503, url.scheme `https`
-//! over TLS and `http` over h2c, and network.protocol.version `2` or `1.1`.
+//! HTTP/1's `*response`: it used to be reported as 200, or missing under eBPF), Error on the 503,
+//! url.scheme `https` over TLS and `http` over h2c, network.protocol.version `2` or `1.1`, the
+//! client's user_agent.original, and exactly the attribute keys of [`server_keys`]: the same set
+//! for every strategy, transport and status.
 //!
 //! The client is the same binary with `-client`, run without tracing (not under `gotap run`;
 //! OTEL_SDK_DISABLED for the woven build), so the Collector receives the server's spans only.
 mod ebpf_support;
 
 use ebpf_support::*;
-use gotap_testkit::{bin_dir, free_port, gotap_command, require_root, Toolchain};
+use gotap_testkit::{bin_dir, free_port, gotap_command, require_root, Toolchain, Variant};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
@@ -24,7 +27,26 @@ fn service_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/go/h2svc")
 }
 
-fn build(tc: Toolchain, probes: bool) -> PathBuf {
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Strategy {
+    Woven,
+    Probes,
+    /// Plain `go build` under `gotap run`; stripped with `-s -w` (PIE) when true.
+    Ebpf(bool),
+}
+
+fn build(tc: Toolchain, strategy: Strategy) -> PathBuf {
+    let probes = match strategy {
+        Strategy::Woven => false,
+        Strategy::Probes => true,
+        Strategy::Ebpf(stripped) => {
+            let variant = Variant {
+                stripped,
+                pie: stripped,
+            };
+            return gotap_testkit::build("../crates/gotap-cli/tests/go/h2svc", ".", tc, variant);
+        }
+    };
     let kind = if probes { "probes" } else { "woven" };
     let out = bin_dir().join(format!("h2svc-{kind}-{}", tc.label()));
     gotap_testkit::build_once(&out, || {
@@ -67,13 +89,45 @@ fn expected() -> Vec<Row> {
     want
 }
 
-fn check(tc: Toolchain, probes: bool) {
+/// The attribute keys of every server span here, whatever the strategy: the 503s add error.type.
+fn server_keys(code: Option<i64>) -> Vec<&'static str> {
+    let mut k = vec![
+        "client.address",
+        "client.port",
+        "http.request.method",
+        "http.response.status_code",
+        "http.route",
+        "network.protocol.version",
+        "server.address",
+        "server.port",
+        "url.path",
+        "url.scheme",
+        "user_agent.original",
+    ];
+    if code.is_some_and(|c| c >= 500) {
+        k.push("error.type");
+        k.sort();
+    }
+    k
+}
+
+fn check(tc: Toolchain, strategy: Strategy) {
+    let probes = strategy != Strategy::Woven;
     if probes {
         require_root();
     }
-    let label = format!("{}-{}", if probes { "probes" } else { "woven" }, tc.label());
+    let label = format!(
+        "{}-{}",
+        match strategy {
+            Strategy::Woven => "woven",
+            Strategy::Probes => "probes",
+            Strategy::Ebpf(false) => "ebpf",
+            Strategy::Ebpf(true) => "ebpf-stripped",
+        },
+        tc.label()
+    );
     let dir = scratch(&format!("http2-{label}"));
-    let bin = build(tc, probes);
+    let bin = build(tc, strategy);
     let col = Collector::start(&dir);
     let (tls_port, h2c_port) = (free_port(), free_port());
     let args = vec![
@@ -159,26 +213,54 @@ fn check(tc: Toolchain, probes: bool) {
             s.name
         );
         assert_eq!(s.service, "h2svc");
+        let transport = match (s.str("url.scheme"), s.str("network.protocol.version")) {
+            (Some("https"), Some("2")) => "h2",
+            (Some("https"), Some("1.1")) => "h1",
+            _ => "h2c",
+        };
+        assert_eq!(
+            s.str("user_agent.original"),
+            Some(format!("h2svc-client/{transport}").as_str()),
+            "{label}: user agent of {} over {transport}",
+            s.name
+        );
+        let keys: Vec<&str> = s.attrs.keys().map(|k| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            server_keys(code),
+            "{label}: attribute keys of {} over {transport}",
+            s.name
+        );
     }
     server.interrupt();
 }
 
 #[test]
 fn woven_http2_and_https_server_spans_go126() {
-    check(Toolchain::Go126, false);
+    check(Toolchain::Go126, Strategy::Woven);
 }
 
 #[test]
 fn woven_http2_and_https_server_spans_go127() {
-    check(Toolchain::Go127, false);
+    check(Toolchain::Go127, Strategy::Woven);
 }
 
 #[test]
 fn probes_http2_and_https_server_spans_go126() {
-    check(Toolchain::Go126, true);
+    check(Toolchain::Go126, Strategy::Probes);
 }
 
 #[test]
 fn probes_http2_and_https_server_spans_go127() {
-    check(Toolchain::Go127, true);
+    check(Toolchain::Go127, Strategy::Probes);
+}
+
+#[test]
+fn ebpf_http2_and_https_server_spans_go126() {
+    check(Toolchain::Go126, Strategy::Ebpf(false));
+}
+
+#[test]
+fn ebpf_http2_and_https_server_spans_go127_stripped() {
+    check(Toolchain::Go127, Strategy::Ebpf(true));
 }

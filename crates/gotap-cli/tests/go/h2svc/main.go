@@ -5,7 +5,8 @@
 //
 // With -client, the same binary is the test's client instead: it sends each path over HTTP/2
 // with TLS, HTTP/1.1 with TLS (HTTP/2 turned off in the client) and h2c,
-// and prints one line per request: "<transport> <path> <status> <proto>".
+// and prints one line per request: "<transport> <path> <status> <proto>". Its User-Agent is
+// "h2svc-client/<transport>".
 package main
 
 import (
@@ -105,7 +106,13 @@ func runClient(tlsAddr, h2cAddr string) {
 	} {
 		cl := &http.Client{Transport: c.rt, Timeout: 10 * time.Second}
 		for _, path := range paths {
-			resp, err := cl.Get(c.base + path)
+			req, err := http.NewRequest("GET", c.base+path, nil)
+			if err != nil {
+				log.Fatal(err)
+			}
+			// A user agent naming the transport: every strategy must report it.
+			req.Header.Set("User-Agent", "h2svc-client/"+c.name)
+			resp, err := cl.Do(req)
 			if err != nil {
 				fmt.Fprintln(os.Stderr, c.name, path, err)
 				os.Exit(1)
