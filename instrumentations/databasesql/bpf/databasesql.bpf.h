@@ -78,6 +78,11 @@ struct sql_dsn_val {
 struct sql_call {
 	u64 tag;
 	u64 bias; /* the process's load bias, SQL_NO_BIAS unknown */
+	/* The query text when the entry could not read it (a string literal on a read-only page the
+	 * program has not touched yet: BPF cannot fault it in), read again at the exit, once the
+	 * driver has read it; qlen 0 when the entry read it. */
+	u64 qptr;
+	u64 qlen;
 	struct sql_fp_head fp;
 	u8 dsn[SQL_DSN_CAP];
 	struct site_event h;
@@ -316,8 +321,12 @@ static __always_inline int sql_begin(struct lib_cfg *c, struct g_key *key, u64 t
 	u64 o = dlen;
 	/* The verifier needs the bounds on the very registers used for the access. */
 	asm volatile("%0 &= 63" : "+r"(o));
-	if (n == 0 || bpf_probe_read_user(&s->data[o], n, (void *)qptr))
+	s->qptr = qptr;
+	s->qlen = 0;
+	if (n == 0 || bpf_probe_read_user(&s->data[o], n, (void *)qptr)) {
+		s->qlen = n;
 		n = 0;
+	}
 	s->h.slen[1] = n;
 	sql_dsn_of(c, s, key->proc, db);
 	bpf_map_update_elem(&sql_calls, key, s, BPF_ANY);
@@ -584,6 +593,17 @@ static __always_inline int sql_end(struct pt_regs *ctx, u64 err_itab, u64 err_da
 	u64 l1 = call->h.slen[1];
 	if (l1 > TEXT_CAP)
 		l1 = TEXT_CAP;
+	if (l1 == 0 && call->qlen) {
+		u64 q = call->qlen;
+		if (q > TEXT_CAP)
+			q = TEXT_CAP;
+		u64 o = l0;
+		asm volatile("%0 &= 63" : "+r"(o));
+		if (q && !bpf_probe_read_user(&call->data[o], q, (void *)call->qptr)) {
+			call->h.slen[1] = q;
+			l1 = q;
+		}
+	}
 	u64 e = 0;
 	if (err_itab)
 		e = sql_err(c, call, err_itab, err_data, l0 + l1);
