@@ -105,9 +105,11 @@ const SLOT_FIELDS: &[(usize, FieldRef)] = &[
 /// request's Header (its User-Agent and Traceparent: HTTP/2 has no raw header bytes to scan).
 const MAP_SWISS: u64 = 1;
 const MAP_HMAP: u64 = 2;
-/// Found in pclntab (stripped binaries too): Swiss tables since go1.24, hmap before.
-const SWISS_FN: &str = "internal/runtime/maps.(*Map).getWithKeySmall";
-const HMAP_FN: &str = "runtime.evacuate_faststr";
+/// Told apart by pclntab's function names (stripped binaries too): hmap's incremental growth
+/// (`runtime.evacuate…`, no Swiss table has it) before go1.24 or with GOEXPERIMENT=noswissmap,
+/// else the package of the Swiss tables.
+const HMAP_FN_PREFIX: &str = "runtime.evacuate";
+const SWISS_FN_PREFIX: &str = "internal/runtime/maps.";
 /// The map fields read, per kind, in slot order `MAP_O1..`: a pair is added (`table.groups` +
 /// `groupsReference.data`). Runtime-internal: DWARF first, else [`MAP_MEASURED`].
 const MAP_FIELDS: &[(u64, [&[FieldRef]; 4])] = &[
@@ -147,10 +149,11 @@ const MAP_MEASURED: &[(&str, u64, [u64; 4])] = &[
 /// The header map's kind and `MAP_O1..` offsets for `bin`: DWARF first, else the measured row
 /// of its version and kind.
 fn map_offsets(bin: &GoBinary) -> Option<(u64, [u64; 4])> {
-    let kind = if bin.function(SWISS_FN).is_some() {
-        MAP_SWISS
-    } else if bin.function(HMAP_FN).is_some() {
+    let has = |prefix: &str| bin.functions().iter().any(|f| f.name.starts_with(prefix));
+    let kind = if has(HMAP_FN_PREFIX) {
         MAP_HMAP
+    } else if has(SWISS_FN_PREFIX) {
+        MAP_SWISS
     } else {
         return None;
     };
