@@ -8,9 +8,9 @@ use std::sync::Arc;
 use gotap_binary::offsets::{self as off, FieldRef};
 use gotap_binary::GoBinary;
 use gotap_spans::nethttp::{self as http, ClientRequestRef, ServerRequestRef};
-use gotap_spans::SpanFrame;
 use gotap_spans::sink::SpanSink;
 use gotap_spans::Resource;
+use gotap_spans::SpanFrame;
 
 use crate::abi::{non_empty, OFF_ABSENT, TCP_OFFS};
 use crate::library::{self, DecodeCtx, Decoded, LibPlan, Library, PlainEvent};
@@ -273,7 +273,8 @@ fn plan(bin: &GoBinary, lp: &mut LibPlan) -> Result<(), EbpfError> {
     if server.is_none() && client.is_none() {
         return Ok(());
     }
-    let mut wanted: Vec<FieldRef> = vec![off::REQUEST_PATTERN, off::REQUEST_TLS, off::REQUEST_HEADER];
+    let mut wanted: Vec<FieldRef> =
+        vec![off::REQUEST_PATTERN, off::REQUEST_TLS, off::REQUEST_HEADER];
     wanted.extend_from_slice(SERVER_FIELDS);
     wanted.extend_from_slice(CLIENT_FIELDS);
     wanted.sort();
@@ -835,7 +836,11 @@ mod tests {
                 .unwrap()
                 .minor_label();
             let row = H2_MEASURED.iter().find(|(m, _)| *m == minor);
-            assert_eq!(row.map(|(_, r)| r.to_vec()), Some(dwarf.clone()), "{tc:?} {minor}");
+            assert_eq!(
+                row.map(|(_, r)| r.to_vec()),
+                Some(dwarf.clone()),
+                "{tc:?} {minor}"
+            );
             let stripped = gotap_testkit::build(
                 "../crates/gotap-ebpf/tests/go",
                 ".",
@@ -870,13 +875,21 @@ mod tests {
                     .iter()
                     .find(|r| r.strukt == f.strukt && r.field == f.field)
                     .unwrap();
-                assert_eq!(r.source, Some(off::OffsetSource::Dwarf), "{tc:?} {f}: {r:?}");
+                assert_eq!(
+                    r.source,
+                    Some(off::OffsetSource::Dwarf),
+                    "{tc:?} {f}: {r:?}"
+                );
             }
             let minor = off::GoVersion::parse(bin.go_version())
                 .unwrap()
                 .minor_label();
             let row = MAP_MEASURED.iter().find(|(m, _, _)| *m == minor);
-            assert_eq!(row.map(|(_, k, r)| (*k, *r)), Some((kind, got)), "{tc:?} {minor}");
+            assert_eq!(
+                row.map(|(_, k, r)| (*k, *r)),
+                Some((kind, got)),
+                "{tc:?} {minor}"
+            );
             let stripped = gotap_testkit::build(
                 "../crates/gotap-ebpf/tests/go",
                 ".",
@@ -939,10 +952,18 @@ mod tests {
                 if let Some(site) = done {
                     let f = bin.function(H2_HANDLER_DONE).unwrap();
                     let vaddr = f.entry + (site.offset - f.offset);
-                    let insn =
-                        iced_x86::Decoder::with_ip(64, bin.read_vaddr(vaddr, 16).unwrap(), vaddr, 0)
-                            .decode();
-                    assert!(insn.is_jcc_short_or_near(), "{label}: {:?}", insn.mnemonic());
+                    let insn = iced_x86::Decoder::with_ip(
+                        64,
+                        bin.read_vaddr(vaddr, 16).unwrap(),
+                        vaddr,
+                        0,
+                    )
+                    .decode();
+                    assert!(
+                        insn.is_jcc_short_or_near(),
+                        "{label}: {:?}",
+                        insn.mnemonic()
+                    );
                 }
                 // server_ret: in the callers, one site after the call in (*conn).serve, emulated.
                 let serve = bin.function("net/http.(*conn).serve").unwrap();

@@ -636,7 +636,11 @@ fn tls_server(tc: Toolchain, variant: Variant) {
         "1.1 503"
     );
     for path in ["/hello?h2", "/fail?h2", "/silent?h2"] {
-        let want = if path.starts_with("/fail") { "2 503" } else { "2 200" };
+        let want = if path.starts_with("/fail") {
+            "2 503"
+        } else {
+            "2 200"
+        };
         let ua = format!("h2-ua {path}");
         let mut args = vec!["--http2", "-A", &ua];
         // A request with many headers: Request.Header outgrows a Swiss map's single group.
