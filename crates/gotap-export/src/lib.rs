@@ -14,6 +14,7 @@ mod config;
 mod exporter;
 mod net;
 pub mod otlp;
+pub mod own;
 mod pipeline;
 
 pub use config::{

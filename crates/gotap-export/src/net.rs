@@ -2,15 +2,19 @@
 //! export thread's current-thread tokio runtime, each call bounded by a timeout.
 use crate::config::OtlpConfig;
 use crate::exporter::{Batch, ExportError, Exporter};
+use crate::own::OwnConnection;
 use crate::Error;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
+use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::runtime::Runtime;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
@@ -69,6 +73,80 @@ impl Decoder for PreEncoded {
     }
 }
 
+/// The TCP connector of both exporters: each connection it opens is registered as gotap's own
+/// while it is open (own.rs: its requests' server spans are not exported).
+#[derive(Clone)]
+struct OwnConnector(HttpConnector);
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl tonic::codegen::Service<hyper::Uri> for OwnConnector {
+    type Response = Own<TokioIo<tokio::net::TcpStream>>;
+    type Error = BoxError;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, BoxError>> + Send>,
+    >;
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.0.poll_ready(cx).map_err(Into::into)
+    }
+    fn call(&mut self, uri: hyper::Uri) -> Self::Future {
+        let connecting = self.0.call(uri);
+        Box::pin(async move {
+            let io = connecting.await?;
+            let own = OwnConnection::new(io.inner().local_addr().ok());
+            Ok(Own { io, _own: own })
+        })
+    }
+}
+
+/// A connection of [`OwnConnector`]: the stream, and its registration, dropped with it.
+struct Own<T> {
+    io: T,
+    _own: OwnConnection,
+}
+
+impl<T: hyper::rt::Read + Unpin> hyper::rt::Read for Own<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for Own<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+}
+
+impl<T: Connection> Connection for Own<T> {
+    fn connected(&self) -> Connected {
+        self.io.connected()
+    }
+}
+
 const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
 pub struct GrpcExporter {
@@ -86,9 +164,15 @@ impl GrpcExporter {
             })?
             .connect_timeout(cfg.timeout);
         // Lazy: the collector may come up after gotap; connecting happens on the first export.
+        // Through the connector that registers each connection as gotap's own (own.rs), with
+        // tonic's own connector settings (any scheme, no Nagle).
         let channel = {
             let _guard = rt.enter();
-            endpoint.connect_lazy()
+            let mut http = HttpConnector::new();
+            http.enforce_http(false);
+            http.set_nodelay(true);
+            http.set_connect_timeout(Some(cfg.timeout));
+            endpoint.connect_with_connector_lazy(OwnConnector(http))
         };
         let mut headers = Vec::new();
         for (k, v) in &cfg.headers {
@@ -175,7 +259,7 @@ impl Exporter for GrpcExporter {
 
 pub struct HttpExporter {
     rt: Arc<Runtime>,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<OwnConnector, Full<Bytes>>,
     uri: hyper::Uri,
     headers: Vec<(HeaderName, HeaderValue)>,
 }
@@ -201,7 +285,7 @@ impl HttpExporter {
         }
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(cfg.timeout));
-        let client = Client::builder(TokioExecutor::new()).build(connector);
+        let client = Client::builder(TokioExecutor::new()).build(OwnConnector(connector));
         Ok(HttpExporter {
             rt,
             client,

@@ -293,6 +293,10 @@ impl BatchWriter {
         self.hint = self.hint.max(largest.unwrap_or(0));
         std::mem::take(&mut self.batch)
     }
+    /// Drops the span being streamed (begun, not ended): it is not in the batch.
+    pub fn discard(&mut self) {
+        self.abandon();
+    }
     /// Removes the bytes of a span begun and not ended, which would otherwise corrupt the run.
     fn abandon(&mut self) {
         if let Some((i, body)) = self.cur.take() {

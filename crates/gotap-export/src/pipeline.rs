@@ -85,11 +85,15 @@ impl SpanSender {
                 max_spans: b.max_export_batch_size.min(b.max_queue_size).max(1),
                 max_bytes: b.max_export_batch_bytes,
                 delay: b.schedule_delay,
+                peer: None,
             }))
         } else {
             let sender = self.clone();
             PipelineSink(SinkKind::Spans(Collect::new(Box::new(move |s| {
-                sender.send(s);
+                // gotap's own export requests, traced in the program they went to (own.rs).
+                if !crate::own::is_own_span(&s) {
+                    sender.send(s);
+                }
             }))))
         }
     }
@@ -173,6 +177,8 @@ struct Writing {
     max_spans: usize,
     max_bytes: usize,
     delay: Duration,
+    /// The streamed span's peer while gotap has an export connection open (`own.rs`).
+    peer: Option<crate::own::Peer>,
 }
 
 impl Writing {
@@ -201,19 +207,33 @@ impl Drop for Writing {
 impl SpanSink for PipelineSink {
     fn begin(&mut self, frame: &SpanFrame, scope: &'static str) {
         match &mut self.0 {
-            SinkKind::Encode(w) => w.writer.begin(frame, scope),
+            SinkKind::Encode(w) => {
+                w.peer = crate::own::any().then(crate::own::Peer::default);
+                w.writer.begin(frame, scope)
+            }
             SinkKind::Spans(c) => c.begin(frame, scope),
         }
     }
     fn attr(&mut self, key: &'static str, value: ValueRef<'_>) {
         match &mut self.0 {
-            SinkKind::Encode(w) => w.writer.attr(key, value),
+            SinkKind::Encode(w) => {
+                if let Some(p) = &mut w.peer {
+                    p.note(key, &value);
+                }
+                w.writer.attr(key, value)
+            }
             SinkKind::Spans(c) => c.attr(key, value),
         }
     }
     fn end(&mut self, name: &[&str], kind: SpanKind, status: StatusRef<'_>) {
         match &mut self.0 {
             SinkKind::Encode(w) => {
+                // A request gotap itself exported, traced in the program it went to: exporting
+                // its span would make one more request, for ever (own.rs).
+                if kind == SpanKind::Server && w.peer.take().is_some_and(|p| p.is_own()) {
+                    w.writer.discard();
+                    return;
+                }
                 w.writer.end(name, kind, status);
                 w.after_span();
             }
@@ -223,6 +243,9 @@ impl SpanSink for PipelineSink {
     fn span(&mut self, span: Span) {
         match &mut self.0 {
             SinkKind::Encode(w) => {
+                if crate::own::is_own_span(&span) {
+                    return;
+                }
                 w.writer.span(span);
                 w.after_span();
             }
