@@ -217,8 +217,7 @@ fn all_from_the_programs_provider(spans: &[Seen], name: &str) {
 /// otlptracehttp, starts a span "main" around a request to its own server, whose handler starts
 /// "work" (crates/gotap-cli/tests/go/oteltrace). gotap's client and server spans go to the
 /// program's provider and join its trace: main → gotap's client span → gotap's server span →
-/// work, four spans, each once, all with the program's resource. The exporter's own uploads make
-/// no client span (they are recognised by their User-Agent).
+/// work, four spans, each once, all with the program's resource.
 fn own_provider_spans_join_the_programs_trace(name: &str) {
     let bin = woven(name);
     let spans = run_and_collect(&bin, name, Otlp::Http, "hello", |spans| spans.len() >= 4);
@@ -262,7 +261,7 @@ fn module_on_a_newer_otel_than_the_runtime_builds() {
 /// of newClientStream) → otelgrpc's client span (its stats handler runs inside) → gotap's server
 /// span (the incoming traceparent is otelgrpc's client span, whose handler injected last) → work
 /// (the handler's ctx carries gotap's server span), one trace, each span once, the program's
-/// resource; the exporter's own Export RPCs make no gotap span.
+/// resource, and no gotap span but these two.
 ///
 /// otelgrpc's server span is not asserted: under `gotap build` it is lost today. gotap's server
 /// advice replaces processUnaryRPC's `ctx` with one holding gotap's span, and grpc passes that
