@@ -48,6 +48,35 @@ fn claim_name(pid: u32) -> Option<String> {
     Some(format!("{ns}-{pid}-{start}"))
 }
 
+/// Removes the claims of this PID namespace's processes that are gone (a gotap killed with
+/// SIGKILL leaves its file behind, unlocked): a name whose pid is not running, or runs a process
+/// started at another time, can never be claimed again.
+fn sweep(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let ns = std::fs::metadata("/proc/self/ns/pid")
+        .map(|m| m.ino())
+        .unwrap_or(0);
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let mut f = name.splitn(3, '-');
+        let (Some(n), Some(pid)) = (f.next(), f.next()) else {
+            continue;
+        };
+        if n != ns.to_string() {
+            continue; // another namespace's: its pids mean nothing here
+        }
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        if claim_name(pid).as_deref() != Some(name) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 /// Claims process `pid` for this agent, or fails with [`EbpfError::TracedElsewhere`] when another
 /// gotap holds it.
 pub fn claim(pid: u32) -> Result<Claim, EbpfError> {
@@ -100,6 +129,7 @@ fn claim_in(dir: &Path, pid: u32) -> Result<Claim, EbpfError> {
         let _ = file.set_len(0);
         let _ = file.rewind();
         let _ = write!(file, "{}", std::process::id());
+        sweep(dir);
         return Ok(Claim { _lock: file, path });
     }
 }
@@ -120,7 +150,17 @@ mod tests {
             }
             other => panic!("second claim: {other:?}"),
         }
+        // A stale claim (a process that is gone) is swept by the next claim.
+        let ns = std::fs::metadata("/proc/self/ns/pid").unwrap().ino();
+        // Above the kernel's pid limit (4194304): never a running process.
+        let stale = dir.join(format!("{ns}-4194304999-1"));
+        std::fs::write(&stale, "1").unwrap();
+        drop(claim_in(&dir, me)); // refused (ours is held), no sweep
+        assert!(stale.exists());
         drop(first);
+        let again = claim_in(&dir, me).unwrap();
+        assert!(!stale.exists(), "stale claim swept");
+        drop(again);
         assert_eq!(
             std::fs::read_dir(&dir).unwrap().count(),
             0,
