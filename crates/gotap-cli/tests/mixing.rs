@@ -115,6 +115,8 @@ fn attach_on_a_gotap_run_of_function_probes_is_refused() {
     );
     wait_listening(port, &mut g1);
     let pid = g1.pid_of_child();
+    // Killed if an assertion fails (Proc's drop kills gotap, which leaves its program running).
+    let _child = Reap(pid);
     get_user(port, 1);
 
     let line = assert_refused(
@@ -199,6 +201,8 @@ fn a_second_tracer_of_probe_sites_is_refused() {
     );
     wait_listening(port, &mut g1);
     let pid = g1.pid_of_child();
+    // Killed if an assertion fails (Proc's drop kills gotap, which leaves its program running).
+    let _child = Reap(pid);
     get_user(port, 3);
     assert_refused(
         attach(&second, pid, "gotap attach on gotap run"),

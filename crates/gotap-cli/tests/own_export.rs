@@ -119,6 +119,8 @@ fn own_export_not_traced(protocol: &str) {
     );
     wait_listening(grpc, &mut col);
     wait_listening(http_port, &mut col);
+    // A failed assertion kills the gotaps (Proc's drop), which leaves their programs running.
+    let _col_child = Reap(col.pid_of_child());
     assert!(
         col.stderr.text().contains("net/http server"),
         "{}",
@@ -135,6 +137,7 @@ fn own_export_not_traced(protocol: &str) {
         "gotap run httpsvc",
     );
     wait_listening(port, &mut svc);
+    let _svc_child = Reap(svc.pid_of_child());
     for i in 0..5 {
         assert_eq!(http(port, "GET", &format!("/users/{i}"), &[]).0, 200);
     }
@@ -207,6 +210,18 @@ fn own_export_not_traced(protocol: &str) {
         col_spans.len(),
         c.stderr.lines().last().unwrap_or("")
     );
+}
+
+/// Kills a traced program left running by a failed assertion (after a clean stop, its pid is
+/// gone; pids are not reused within a test's seconds).
+struct Reap(u32);
+impl Drop for Reap {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe { libc::kill(self.0 as i32, libc::SIGKILL) };
+        }
+    }
 }
 
 #[test]
