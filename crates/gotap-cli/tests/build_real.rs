@@ -258,16 +258,11 @@ fn module_on_a_newer_otel_than_the_runtime_builds() {
 /// contrib's otelgrpc v0.65.0 (otel v1.40.0, grpc v1.78.0, inside the built-in grpc rules'
 /// range), the program's own provider exporting through otlptracegrpc
 /// (crates/gotap-cli/tests/go/otelgrpcapp): main → gotap's client span (its hook runs at the top
-/// of newClientStream) → otelgrpc's client span (its stats handler runs inside) → gotap's server
-/// span (the incoming traceparent is otelgrpc's client span, whose handler injected last) → work
-/// (the handler's ctx carries gotap's server span), one trace, each span once, the program's
-/// resource, and no gotap span but these two.
-///
-/// otelgrpc's server span is not asserted: under `gotap build` it is lost today. gotap's server
-/// advice replaces processUnaryRPC's `ctx` with one holding gotap's span, and grpc passes that
-/// ctx to the stats handler's `End`, where otelgrpc ends `trace.SpanFromContext(ctx)`: gotap's
-/// span, which so gets otelgrpc's `rpc.response.status_code` instead of its own
-/// `rpc.grpc.status_code`, while otelgrpc's own span is never ended (issue #23).
+/// of newClientStream) → otelgrpc's client span (its stats handler runs inside) → otelgrpc's
+/// server span (its stats handler's TagRPC runs before processUnaryRPC) → work, one trace, each
+/// span once, the program's resource. gotap makes no server span of its own there and leaves the
+/// RPC's ctx alone: otelgrpc's server span is exported, ended by otelgrpc with its own attributes
+/// (`rpc.response.status_code`, none of gotap's), and it is the only server span of the RPC.
 #[test]
 fn module_with_otelgrpc_and_its_own_provider_builds() {
     let name = "otelgrpcapp";
@@ -280,21 +275,38 @@ fn module_with_otelgrpc_and_its_own_provider_builds() {
     let scope = format!("example.com/{name}");
     let main = one(&spans, &scope, "main");
     let gotap_client = one(&spans, "gotap/grpc/client", method);
-    let gotap_server = one(&spans, "gotap/grpc/server", method);
     let work = one(&spans, &scope, "work");
-    let otel_client: Vec<&Seen> = spans
-        .iter()
-        .filter(|s| s.scope == otelgrpc && s.kind == 3)
-        .collect();
+    let of_kind = |kind: i64| -> Vec<&Seen> {
+        spans
+            .iter()
+            .filter(|s| s.scope == otelgrpc && s.kind == kind)
+            .collect()
+    };
+    let (otel_client, otel_server) = (of_kind(3), of_kind(2));
     assert_eq!(otel_client.len(), 1, "otelgrpc client spans: {spans:#?}");
-    let otel_client = otel_client[0];
+    assert_eq!(otel_server.len(), 1, "otelgrpc server spans: {spans:#?}");
+    let (otel_client, otel_server) = (otel_client[0], otel_server[0]);
     assert_eq!(otel_client.name, method);
+    assert_eq!(otel_server.name, method);
+    // Ended by otelgrpc itself: its status attribute, its (unset) status, none of gotap's.
+    assert_eq!(
+        otel_server.attrs.get("rpc.response.status_code").map(String::as_str),
+        Some("OK"),
+        "otelgrpc's server span: {otel_server:#?}"
+    );
+    assert_eq!(otel_server.status_code, 0, "{otel_server:#?}");
+    assert!(
+        !otel_server.attrs.contains_key("rpc.grpc.status_code"),
+        "gotap's attribute on otelgrpc's server span: {otel_server:#?}"
+    );
+    let servers: Vec<&Seen> = spans.iter().filter(|s| s.kind == 2).collect();
+    assert_eq!(servers.len(), 1, "server spans of the one RPC: {servers:#?}");
     assert!(main.parent.is_empty(), "main has a parent");
     for (child, parent) in [
         (gotap_client, main),
         (otel_client, gotap_client),
-        (gotap_server, otel_client),
-        (work, gotap_server),
+        (otel_server, otel_client),
+        (work, otel_server),
     ] {
         assert_eq!(
             (&child.trace_id, &child.parent),
@@ -310,7 +322,7 @@ fn module_with_otelgrpc_and_its_own_provider_builds() {
         .iter()
         .filter(|s| s.scope.starts_with("gotap/"))
         .collect();
-    assert_eq!(gotaps.len(), 2, "gotap spans: {gotaps:#?}");
+    assert_eq!(gotaps.len(), 1, "gotap spans: {gotaps:#?}");
     all_from_the_programs_provider(&spans, name);
 }
 

@@ -20,7 +20,7 @@ import (
 // two declarations must stay identical.
 
 //go:linkname grpcServerStart google.golang.org/grpc.gotapServerStart
-var grpcServerStart func(ctx context.Context, fullMethod string, md map[string][]string, peer string) (context.Context, func(code int, msg string))
+var grpcServerStart func(ctx context.Context, fullMethod string, md map[string][]string, peer string, statsHandler bool) (context.Context, func(code int, msg string))
 
 //go:linkname grpcClientStart google.golang.org/grpc.gotapClientStart
 var grpcClientStart func(ctx context.Context, fullMethod string, target string) (context.Context, []string, func(code int, msg string))
@@ -112,7 +112,21 @@ func (c mdCarrier) Keys() []string {
 	return out
 }
 
-func grpcServer(ctx context.Context, full string, md map[string][]string, peer string) (context.Context, func(code int, msg string)) {
+func grpcNoEnd(int, string) {}
+
+func grpcServer(ctx context.Context, full string, md map[string][]string, peer string, statsHandler bool) (context.Context, func(code int, msg string)) {
+	// grpc's handleStream calls the server's stats handler's TagRPC before processing the RPC, so a
+	// tracing stats handler (contrib otelgrpc) has already started the RPC's server span and put it
+	// in ctx. grpc later hands that handler the ctx of processUnaryRPC/processStreamingRPC/processRPC
+	// — the one the advice returns — and otelgrpc ends trace.SpanFromContext(ctx): a span of
+	// gotap's here would take otelgrpc's attributes and end, and otelgrpc's own would never end.
+	// So gotap leaves ctx alone and makes no second server span; the handler's spans parent to
+	// otelgrpc's. Only with a stats handler: without one, a recording span in ctx is a caller's
+	// (net/http's server span when grpc is served through ServeHTTP), and gotap's grpc span goes
+	// under it as usual.
+	if statsHandler && trace.SpanFromContext(ctx).IsRecording() {
+		return ctx, grpcNoEnd
+	}
 	if md != nil {
 		ctx = propagator().Extract(ctx, mdCarrier(md))
 	}
