@@ -18,7 +18,7 @@ func (s *Server) processRPC(ctx context.Context, stream *transport.ServerStream,
 //line gotap-rule-grpc-server.go:1
 if gotapServerStart != nil {
 	var gotapEnd func(code int, msg string)
-	ctx, gotapEnd = gotapServerStart(ctx, stream.Method(), gotapIncoming(ctx), gotapPeer(ctx))
+	ctx, gotapEnd = gotapServerStart(ctx, stream.Method(), gotapIncoming(ctx), gotapPeer(ctx), s.statsHandler != nil)
 	defer func() { gotapEnd(gotapStatus(err)) }()
 }
 /*line input/server.go:16:149*/
@@ -42,7 +42,9 @@ func (s *Server) GracefulStop() {
 
 //line gotap-rule-grpc-server-declarations.go:1
 // Set by gotap.dev/gotaprt (by linkname, see instrumentations/grpc/weave/rules.yaml).
-var gotapServerStart func(ctx context.Context, fullMethod string, md map[string][]string, peer string) (context.Context, func(code int, msg string))
+// statsHandler: the server has a stats handler, whose TagRPC already ran on ctx (a tracing
+// one, such as otelgrpc, then made the RPC's server span; gotap makes none and keeps ctx).
+var gotapServerStart func(ctx context.Context, fullMethod string, md map[string][]string, peer string, statsHandler bool) (context.Context, func(code int, msg string))
 
 // gotapIncoming is the incoming metadata (keys in lower case), nil when there is none.
 func gotapIncoming(ctx context.Context) map[string][]string {
