@@ -126,12 +126,25 @@ fn run_and_collect(
     want: &str,
     enough: impl Fn(&[&Seen]) -> bool,
 ) -> Vec<Seen> {
-    let col = Collector::start(&format!("gotap-build-real-{name}"));
+    run_and_collect_with(Command::new(bin), name, name, otlp, want, enough)
+}
+
+/// run_and_collect with the program started by `cmd` (the program itself, or `gotap run` of it)
+/// and a Collector of its own named after `label` (two tests of one program run at once).
+fn run_and_collect_with(
+    mut cmd: Command,
+    label: &str,
+    name: &str,
+    otlp: Otlp,
+    want: &str,
+    enough: impl Fn(&[&Seen]) -> bool,
+) -> Vec<Seen> {
+    let col = Collector::start(&format!("gotap-build-real-{label}"));
     let port = match otlp {
         Otlp::Http => col.http_port,
         Otlp::Grpc => grpc_port(&col),
     };
-    let run = Command::new(bin)
+    let run = cmd
         .env(
             "OTEL_EXPORTER_OTLP_ENDPOINT",
             format!("http://127.0.0.1:{port}"),
@@ -324,6 +337,88 @@ fn module_with_otelgrpc_and_its_own_provider_builds() {
         .collect();
     assert_eq!(gotaps.len(), 1, "gotap spans: {gotaps:#?}");
     all_from_the_programs_provider(&spans, name);
+}
+
+/// The same program built with `gotap build --probes` and run under the real `gotap run` (probe
+/// sites live): the server advice wraps the RPC's ctx only to add gotap's record under its own
+/// key, so `trace.SpanFromContext` still finds otelgrpc's server span and otelgrpc ends it. The
+/// program's spans reach the Collector intact (otelgrpc's server span with its own
+/// `rpc.response.status_code`, main → otelgrpc client → otelgrpc server → work, no gotap span
+/// among them) while gotap's own client and server spans go to gotap run's output file, which
+/// shows the sites fired.
+#[test]
+fn module_with_otelgrpc_under_probe_sites_keeps_its_server_span() {
+    let name = "otelgrpcapp";
+    let dir = module(name);
+    let bin = bin_dir().join(format!("{name}-probes-real"));
+    build_once(&bin, || {
+        let res = gotap_build_with(&dir, None, &["--probes"], &bin, &["."]);
+        assert!(
+            res.status.success(),
+            "gotap build --probes of {name} failed:\n{}",
+            stderr(&res)
+        );
+    });
+    let method = "grpc.health.v1.Health/Check";
+    let otelgrpc = "go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc";
+    let file = bin_dir().join(format!("{name}-probes-real.jsonl"));
+    let _ = std::fs::remove_file(&file);
+    let mut cmd = gotap_command(Toolchain::Go126);
+    cmd.args(["run", "--no-console", "--output-file"])
+        .arg(&file)
+        .arg("--")
+        .arg(&bin);
+    let label = format!("{name}-probes");
+    let spans = run_and_collect_with(cmd, &label, name, Otlp::Grpc, "SERVING", |spans| {
+        spans.len() >= 4 && spans.iter().any(|s| s.name == "main")
+    });
+    let scope = format!("example.com/{name}");
+    let main = one(&spans, &scope, "main");
+    let work = one(&spans, &scope, "work");
+    let of_kind = |kind: i64| -> Vec<&Seen> {
+        spans
+            .iter()
+            .filter(|s| s.scope == otelgrpc && s.kind == kind)
+            .collect()
+    };
+    let (otel_client, otel_server) = (of_kind(3), of_kind(2));
+    assert_eq!(otel_client.len(), 1, "otelgrpc client spans: {spans:#?}");
+    assert_eq!(otel_server.len(), 1, "otelgrpc server spans: {spans:#?}");
+    let (otel_client, otel_server) = (otel_client[0], otel_server[0]);
+    assert_eq!(
+        otel_server.attrs.get("rpc.response.status_code").map(String::as_str),
+        Some("OK"),
+        "otelgrpc's server span: {otel_server:#?}"
+    );
+    assert!(main.parent.is_empty(), "main has a parent");
+    for (child, parent) in [
+        (otel_client, main),
+        (otel_server, otel_client),
+        (work, otel_server),
+    ] {
+        assert_eq!(
+            (&child.trace_id, &child.parent),
+            (&main.trace_id, &parent.span_id),
+            "{} ({}) is not a child of {} ({}): {spans:#?}",
+            child.name,
+            child.scope,
+            parent.name,
+            parent.scope
+        );
+    }
+    assert_eq!(spans.len(), 4, "the program's spans: {spans:#?}");
+    all_from_the_programs_provider(&spans, name);
+    let gotaps = gotap_testkit::collector::read_spans(&file);
+    for kind in [2, 3] {
+        assert_eq!(
+            gotaps
+                .iter()
+                .filter(|s| s.kind == kind && s.name == method)
+                .count(),
+            1,
+            "gotap run's spans of kind {kind}: {gotaps:#?}"
+        );
+    }
 }
 
 /// The module requires go.opentelemetry.io/otel/sdk/metric v1.39.0: raising only the runtime's
