@@ -30,7 +30,7 @@ const XNET: &str = "golang.org/x/net";
 const GENPROTO_RPC: &str = "google.golang.org/genproto/googleapis/rpc";
 const GENPROTO: &str = "google.golang.org/genproto";
 
-/// Server span start: grpc < 1.85 has one per RPC kind, 1.85 and later one for both.
+/// Server span start: grpc < 1.84 has one per RPC kind, 1.84 and later one for both.
 pub const SERVER_STARTS: &[&str] = &[
     "google.golang.org/grpc.(*Server).processUnaryRPC",
     "google.golang.org/grpc.(*Server).processStreamingRPC",

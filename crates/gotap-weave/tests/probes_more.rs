@@ -181,12 +181,12 @@ fn database_sql_probe_rules_apply_to_real_database_sql() {
     }
 }
 
-/// grpc below and from 1.85 (different server join points): the probe rules of each range apply,
+/// grpc below and from 1.84 (different server join points; 1.84 has 1.85's processRPC): the probe rules of each range apply,
 /// nothing is skipped, and the fragments are added.
 #[test]
 fn grpc_probe_rules_golden_per_version() {
     let rules = repo_root().join("instrumentations/grpc/weave/probes.yaml");
-    for (dir, version) in [("v1.83", "v1.83.2"), ("v1.85", "v1.85.0")] {
+    for (dir, version) in [("v1.83", "v1.83.2"), ("v1.85", "v1.84.0"), ("v1.85", "v1.85.0")] {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/golden/grpc")
             .join(dir);

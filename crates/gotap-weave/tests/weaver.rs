@@ -317,12 +317,12 @@ fn invalid_rules_are_rejected_by_plan() {
 }
 
 /// The grpc rules on trimmed sources of two grpc versions whose server join points differ
-/// (processUnaryRPC + processStreamingRPC until 1.84, processRPC from 1.85): each version gets
-/// the rules of its range, and the golden files show the hooks and the metadata helpers.
+/// (processUnaryRPC + processStreamingRPC until 1.83, processRPC from 1.84: its server.go is
+/// 1.85's, so the v1.85 golden serves both): each version gets the rules of its range, and the golden files show the hooks and the metadata helpers.
 #[test]
 fn grpc_rules_golden_per_version() {
     let rules = gotap_testkit::repo_root().join("instrumentations/grpc/weave/rules.yaml");
-    for (dir, version) in [("v1.83", "v1.83.2"), ("v1.85", "v1.85.0")] {
+    for (dir, version) in [("v1.83", "v1.83.2"), ("v1.85", "v1.84.0"), ("v1.85", "v1.85.0")] {
         let dir = golden_dir().join("grpc").join(dir);
         let out = tempdir(&format!("golden-grpc-{version}"));
         let modver = format!("-modver=google.golang.org/grpc={version}");
@@ -395,7 +395,7 @@ fn grpc_rules_out_of_range_are_not_applied_and_reported() {
     for r in [
         "grpc-server-unary",
         "grpc-server-streaming",
-        "grpc-server (>=1.85, <2)",
+        "grpc-server (>=1.84, <2)",
         "grpc-client",
     ] {
         assert!(msg.contains(r), "{msg} does not name {r}");
@@ -456,7 +456,7 @@ fn plan_drops_packages_of_out_of_range_modules() {
     assert_eq!(
         v["skipped"],
         serde_json::json!([]),
-        "grpc-server (>=1.85) is an alternative, not a loss"
+        "grpc-server (>=1.84) is an alternative, not a loss"
     );
     let v = plan(&["-modules-resolved", "-modver=google.golang.org/grpc=v2.0.0"]);
     assert_eq!(v["packages"], serde_json::json!([]));
