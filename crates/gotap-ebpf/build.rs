@@ -188,10 +188,16 @@ fn site_dispatchers(strings: &[String], text_cut: &[String]) -> String {
         c.push_str("\tint n;\n");
     }
     for f in strings {
-        writeln!(c, "\tn = {f}(kind, s, a, r, off);\n\tif (n >= 0)\n\t\treturn n;").unwrap();
+        writeln!(
+            c,
+            "\tn = {f}(kind, s, a, r, off);\n\tif (n >= 0)\n\t\treturn n;"
+        )
+        .unwrap();
     }
     c.push_str("\treturn -1;\n}\n\n");
-    c.push_str("static __always_inline int site_text_cut(u32 kind, const struct site_args *a)\n{\n");
+    c.push_str(
+        "static __always_inline int site_text_cut(u32 kind, const struct site_args *a)\n{\n",
+    );
     if text_cut.is_empty() {
         c.push_str("\t(void)kind; (void)a;\n\treturn 0;\n}\n");
     } else {

@@ -741,6 +741,32 @@ fn notes(blob: &[u8], big_endian: bool) -> Vec<(&[u8], u32, &[u8])> {
     out
 }
 
+fn symbols_with_prefix(data: &[u8], prefix: &[u8]) -> Vec<(String, u64)> {
+    fn of<Elf: FileHeader<Endian = Endianness>>(data: &[u8], prefix: &[u8]) -> Vec<(String, u64)> {
+        let Ok(file) = ElfFile::<Elf>::parse(data) else {
+            return Vec::new();
+        };
+        let endian = file.endian();
+        let symtab = file.elf_symbol_table();
+        symtab
+            .iter()
+            .filter_map(|sym| {
+                let name = symtab.symbol_name(endian, sym).ok()?;
+                if !name.starts_with(prefix) {
+                    return None;
+                }
+                let name = std::str::from_utf8(name).ok()?;
+                Some((name.to_owned(), sym.st_value(endian).into()))
+            })
+            .collect()
+    }
+    match FileKind::parse(data) {
+        Ok(FileKind::Elf32) => of::<elf::FileHeader32<Endianness>>(data, prefix),
+        Ok(FileKind::Elf64) => of::<elf::FileHeader64<Endianness>>(data, prefix),
+        _ => Vec::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -792,31 +818,5 @@ mod tests {
             matches!(r, Err(Error::NotElf(_)) | Err(Error::Corrupt { .. })),
             "{r:?}"
         );
-    }
-}
-
-fn symbols_with_prefix(data: &[u8], prefix: &[u8]) -> Vec<(String, u64)> {
-    fn of<Elf: FileHeader<Endian = Endianness>>(data: &[u8], prefix: &[u8]) -> Vec<(String, u64)> {
-        let Ok(file) = ElfFile::<Elf>::parse(data) else {
-            return Vec::new();
-        };
-        let endian = file.endian();
-        let symtab = file.elf_symbol_table();
-        symtab
-            .iter()
-            .filter_map(|sym| {
-                let name = symtab.symbol_name(endian, sym).ok()?;
-                if !name.starts_with(prefix) {
-                    return None;
-                }
-                let name = std::str::from_utf8(name).ok()?;
-                Some((name.to_owned(), sym.st_value(endian).into()))
-            })
-            .collect()
-    }
-    match FileKind::parse(data) {
-        Ok(FileKind::Elf32) => of::<elf::FileHeader32<Endianness>>(data, prefix),
-        Ok(FileKind::Elf64) => of::<elf::FileHeader64<Endianness>>(data, prefix),
-        _ => Vec::new(),
     }
 }

@@ -303,7 +303,10 @@ fn module_with_otelgrpc_and_its_own_provider_builds() {
     assert_eq!(otel_server.name, method);
     // Ended by otelgrpc itself: its status attribute, its (unset) status, none of gotap's.
     assert_eq!(
-        otel_server.attrs.get("rpc.response.status_code").map(String::as_str),
+        otel_server
+            .attrs
+            .get("rpc.response.status_code")
+            .map(String::as_str),
         Some("OK"),
         "otelgrpc's server span: {otel_server:#?}"
     );
@@ -313,7 +316,11 @@ fn module_with_otelgrpc_and_its_own_provider_builds() {
         "gotap's attribute on otelgrpc's server span: {otel_server:#?}"
     );
     let servers: Vec<&Seen> = spans.iter().filter(|s| s.kind == 2).collect();
-    assert_eq!(servers.len(), 1, "server spans of the one RPC: {servers:#?}");
+    assert_eq!(
+        servers.len(),
+        1,
+        "server spans of the one RPC: {servers:#?}"
+    );
     assert!(main.parent.is_empty(), "main has a parent");
     for (child, parent) in [
         (gotap_client, main),
@@ -386,7 +393,10 @@ fn module_with_otelgrpc_under_probe_sites_keeps_its_server_span() {
     assert_eq!(otel_server.len(), 1, "otelgrpc server spans: {spans:#?}");
     let (otel_client, otel_server) = (otel_client[0], otel_server[0]);
     assert_eq!(
-        otel_server.attrs.get("rpc.response.status_code").map(String::as_str),
+        otel_server
+            .attrs
+            .get("rpc.response.status_code")
+            .map(String::as_str),
         Some("OK"),
         "otelgrpc's server span: {otel_server:#?}"
     );

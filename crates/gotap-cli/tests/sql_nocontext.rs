@@ -121,7 +121,11 @@ fn check(tc: Toolchain, s: Strategy) {
             "{label}: database/sql is traced: {tracing}"
         );
     }
-    assert_eq!(http(port, "GET", "/q", &[]), (200, "ok\n".into()), "{label}");
+    assert_eq!(
+        http(port, "GET", "/q", &[]),
+        (200, "ok\n".into()),
+        "{label}"
+    );
     assert_eq!(
         http(port, "GET", "/outside", &[]),
         (200, "ok\n".into()),
@@ -132,8 +136,14 @@ fn check(tc: Toolchain, s: Strategy) {
         let server = all.iter().filter(|x| x.kind == 2).count();
         let stmts = ["SELECT users", "UPDATE users", "DELETE audit"];
         server >= 2
-            && all.iter().filter(|x| sql(x) && x.name == "SELECT users").count() >= 2
-            && stmts.iter().all(|n| all.iter().any(|x| sql(x) && x.name == *n))
+            && all
+                .iter()
+                .filter(|x| sql(x) && x.name == "SELECT users")
+                .count()
+                >= 2
+            && stmts
+                .iter()
+                .all(|n| all.iter().any(|x| sql(x) && x.name == *n))
     });
     let _ = p.interrupt();
     let all = dump(&spans);
@@ -168,7 +178,10 @@ fn check(tc: Toolchain, s: Strategy) {
         .filter(|x| sql(x) && x.name == "DELETE audit")
         .collect();
     assert_eq!(worker.len(), 1, "{label}:\n{all}");
-    assert_eq!(worker[0].parent, "", "{label}: the worker's statement is a root:\n{all}");
+    assert_eq!(
+        worker[0].parent, "",
+        "{label}: the worker's statement is a root:\n{all}"
+    );
     assert!(
         worker[0].trace_id != outside.trace_id && worker[0].trace_id != q.trace_id,
         "{label}: the worker's statement has a trace of its own:\n{all}"

@@ -151,7 +151,7 @@ fn planners_never_panic_or_hang_on_damaged_headers() {
                 // Every other mutation, alternating between bases, keeps the run within a few
                 // minutes of a debug build while every field and value is tried on some base.
                 seen += 1;
-                if seen % 2 == 0 {
+                if seen.is_multiple_of(2) {
                     continue;
                 }
                 cases += 1;

@@ -429,31 +429,6 @@ pub fn gotap_build_once(dir: &Path, tc: Toolchain, name: &str) -> PathBuf {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn free_ports_are_distinct_bindable_and_below_the_ephemeral_range() {
-        let low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
-        let ports: Vec<u16> = (0..50).map(|_| free_port()).collect();
-        let mut uniq = ports.clone();
-        uniq.sort_unstable();
-        uniq.dedup();
-        assert_eq!(uniq.len(), ports.len(), "{ports:?}");
-        for p in ports {
-            assert!((10_000..low).contains(&p), "{p} not below {low}");
-            std::net::TcpListener::bind(("127.0.0.1", p)).unwrap();
-        }
-    }
-}
-
 /// A throwaway PostgreSQL cluster (scripts/postgres.sh), stopped and deleted on drop.
 pub struct Postgres {
     /// `postgres://…` DSN of its database.
@@ -491,5 +466,30 @@ impl Drop for Postgres {
         let _ = Command::new(repo_root().join("scripts/postgres.sh"))
             .args(["stop", &self.data_dir])
             .output();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_ports_are_distinct_bindable_and_below_the_ephemeral_range() {
+        let low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let ports: Vec<u16> = (0..50).map(|_| free_port()).collect();
+        let mut uniq = ports.clone();
+        uniq.sort_unstable();
+        uniq.dedup();
+        assert_eq!(uniq.len(), ports.len(), "{ports:?}");
+        for p in ports {
+            assert!((10_000..low).contains(&p), "{p} not below {low}");
+            std::net::TcpListener::bind(("127.0.0.1", p)).unwrap();
+        }
     }
 }

@@ -435,7 +435,7 @@ fn run_uninterrupted(opts: &Options) -> Result<i32> {
         )
         .context("cannot find the versions of the modules the rules are scoped to")?;
         // A module copied for its main package (above) is that version, not a directory.
-        for ((m, v), _) in &copied {
+        for (m, v) in copied.keys() {
             if let Some(have) = versions.get_mut(m) {
                 *have = v.clone();
             }

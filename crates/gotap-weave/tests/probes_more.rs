@@ -186,7 +186,11 @@ fn database_sql_probe_rules_apply_to_real_database_sql() {
 #[test]
 fn grpc_probe_rules_golden_per_version() {
     let rules = repo_root().join("instrumentations/grpc/weave/probes.yaml");
-    for (dir, version) in [("v1.83", "v1.83.2"), ("v1.85", "v1.84.0"), ("v1.85", "v1.85.0")] {
+    for (dir, version) in [
+        ("v1.83", "v1.83.2"),
+        ("v1.85", "v1.84.0"),
+        ("v1.85", "v1.85.0"),
+    ] {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/golden/grpc")
             .join(dir);

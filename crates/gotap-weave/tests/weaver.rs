@@ -322,7 +322,11 @@ fn invalid_rules_are_rejected_by_plan() {
 #[test]
 fn grpc_rules_golden_per_version() {
     let rules = gotap_testkit::repo_root().join("instrumentations/grpc/weave/rules.yaml");
-    for (dir, version) in [("v1.83", "v1.83.2"), ("v1.85", "v1.84.0"), ("v1.85", "v1.85.0")] {
+    for (dir, version) in [
+        ("v1.83", "v1.83.2"),
+        ("v1.85", "v1.84.0"),
+        ("v1.85", "v1.85.0"),
+    ] {
         let dir = golden_dir().join("grpc").join(dir);
         let out = tempdir(&format!("golden-grpc-{version}"));
         let modver = format!("-modver=google.golang.org/grpc={version}");
