@@ -14,8 +14,13 @@ scripts/collector.sh >/dev/null
 export RUST_BACKTRACE=1
 mkdir -p target
 set +e
+# Lints first (a minute or two): formatting and clippy warnings fail the run, after the tests.
+lint=0
+cargo fmt --all -- --check || { echo "test.sh: cargo fmt --check found unformatted code" >&2; lint=1; }
+cargo clippy --workspace --all-targets --locked -- -D warnings || { echo "test.sh: cargo clippy found warnings" >&2; lint=1; }
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee target/test-output.txt
 status=${PIPESTATUS[0]}
+[ "$status" = 0 ] && status=$lint
 set -e
 
 # One closing line for the whole run (the per-binary lines above come from cargo test).
