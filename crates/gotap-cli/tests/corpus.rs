@@ -473,10 +473,11 @@ fn caddy(strategy: Strategy) {
     drop(server);
 }
 
-// No caddy_woven: a woven build recompiles net/http and so nearly every one of Caddy's packages,
-// about the cost of its plain build again, which the corpus's share of a cold CI run cannot pay
-// next to the two builds below (docs/corpus.md, "Build times"); `gotap build` of a dependency's
-// main package is covered by the greeters and Miniflux.
+#[test]
+fn caddy_woven() {
+    caddy(Strategy::Woven);
+}
+
 #[test]
 fn caddy_run() {
     caddy(Strategy::Run);
