@@ -14,7 +14,7 @@ use gotap_testkit::collector::Collector;
 use gotap_testkit::{bin_dir, free_port, gotap_command, Proc, Toolchain};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -75,7 +75,19 @@ fn serve_then_signal(
     mode: &str,
     sig: i32,
 ) -> (ExitStatus, String, String, usize) {
-    let child = Command::new(bin)
+    let mut cmd = Command::new(bin);
+    // The program under test starts with the default dispositions, as under a service manager or
+    // an interactive shell: a test run started in the background of a non-interactive shell
+    // inherits SIGINT ignored, and a signal ignored at start is rightly left alone by the runtime.
+    // SAFETY: signal() is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::signal(libc::SIGTERM, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let child = cmd
         .env("SIGAPP_MODE", mode)
         .env(
             "OTEL_EXPORTER_OTLP_ENDPOINT",
