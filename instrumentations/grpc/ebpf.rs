@@ -410,6 +410,7 @@ fn plan(bin: &GoBinary, lp: &mut LibPlan) -> Result<(), EbpfError> {
                     offset: entry_once(bin, sf),
                 });
                 lp.instrumentations.push("grpc server");
+                lp.fills_goroutines = true;
                 match (headers_cfg(&offs, minor), bin.function(OPERATE_HEADERS)) {
                     (Ok(h), Some(f)) => {
                         cfg[slot::FRAME_REG] = h[0];

@@ -310,6 +310,7 @@ fn plan(bin: &GoBinary, lp: &mut LibPlan) -> Result<(), EbpfError> {
                 .push(entry_site(bin, "server_h2_done", H2_HANDLER_DONE, done));
         }
         lp.instrumentations.push("net/http server");
+        lp.fills_goroutines = true;
         // Go < 1.23 has no Request.Pattern: no route, spans are named by method alone.
         if let Ok(o) = need(off::REQUEST_PATTERN) {
             lp.cfg[slot::REQ_PATTERN] = o;

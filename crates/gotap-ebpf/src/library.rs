@@ -170,6 +170,11 @@ pub struct LibPlan {
     /// at every goroutine start (bpf/gotap.bpf.c, `newproc_runqput`). Attached when any planned
     /// library asks for it.
     pub wants_goroutines: bool,
+    /// The library starts spans that become their goroutine's span context (server spans, whose
+    /// handler runs on that goroutine). Without such a library `goctx` stays empty, so the
+    /// goroutine hook would cost a hit per goroutine start for nothing: it is attached only when
+    /// some planned library fills the context and some planned library wants it.
+    pub fills_goroutines: bool,
     /// The struct offsets the plan resolved (`gotap_binary::offsets::resolve`): the planner
     /// names those from an unverified offset table row in one warning for the binary.
     pub offsets: Vec<FieldOffset>,
@@ -183,6 +188,7 @@ impl Default for LibPlan {
             instrumentations: Vec::new(),
             warnings: Vec::new(),
             wants_goroutines: false,
+            fills_goroutines: false,
             offsets: Vec::new(),
         }
     }

@@ -125,7 +125,7 @@ pub fn plan(bin: &GoBinary) -> Result<Plan, EbpfError> {
     let mut warnings = Vec::new();
     let runtime = off::resolve(bin, RUNTIME_FIELDS);
     let mut resolved = runtime.clone();
-    let mut goroutines = false;
+    let (mut wanted, mut filled) = (false, false);
     for (id, lib) in crate::libs::LIBRARIES {
         let mut lp = crate::library::LibPlan::default();
         (lib.plan)(bin, &mut lp)?;
@@ -135,9 +135,11 @@ pub fn plan(bin: &GoBinary) -> Result<Plan, EbpfError> {
             instrumentations.extend(lp.instrumentations);
             libs.push((*id, lp.cfg));
             resolved.extend(lp.offsets);
-            goroutines |= lp.wants_goroutines;
+            wanted |= lp.wants_goroutines;
+            filled |= lp.fills_goroutines;
         }
     }
+    let goroutines = wanted && filled;
     if sites.is_empty() {
         return Err(EbpfError::NothingToInstrument { path });
     }
@@ -149,8 +151,9 @@ pub fn plan(bin: &GoBinary) -> Result<Plan, EbpfError> {
         ..Default::default()
     };
     // Goroutine propagation (g.m and m.curg): a probe hit at every goroutine start, worth it only
-    // when a client span can be started in a goroutine a handler created. A server-only binary
-    // pays none.
+    // when a client or SQL span can be started in a goroutine a handler created. A server-only
+    // binary pays none, and neither does one with no traced server (a batch job, a CLI): nothing
+    // would ever fill the goroutine's context.
     if goroutines {
         match (need(off::G_M), need(off::M_CURG), bin.function(NEWPROC1)) {
             (Ok(g_m), Ok(m_curg), Some(f)) => {

@@ -490,3 +490,48 @@ fn two_drivers_in_one_binary() {
     }
     let _ = std::fs::remove_file(&db);
 }
+
+/// The goroutine-start hook costs a probe hit at every `go` statement, and only a traced server
+/// span ever gives a goroutine a context to hand on. A database/sql program with no server (a
+/// batch job: gosql/batch) gets no hook; the database/sql test service (net/http server + SQL)
+/// does, for statements run in goroutines a handler started.
+#[test]
+fn sql_without_a_server_skips_the_goroutine_hook() {
+    let hook = |p: &gotap_ebpf::plan::Plan| {
+        p.sites
+            .iter()
+            .any(|s| s.program == "newproc_runqput" || s.program == "newproc1_ret")
+    };
+    for tc in [Toolchain::Go126, Toolchain::Go127] {
+        let batch = gotap_testkit::build(
+            "../crates/gotap-ebpf/tests/gosql",
+            "./batch",
+            tc,
+            Variant::default(),
+        );
+        let bin = gotap_binary::GoBinary::open(&batch).unwrap();
+        let plan = gotap_ebpf::plan::plan(&bin).unwrap();
+        assert!(
+            plan.instrumentations.contains(&"database/sql"),
+            "{tc:?}: batch's SQL is not planned: {:?}",
+            plan.instrumentations
+        );
+        assert!(
+            !hook(&plan),
+            "{tc:?}: goroutine hook attached with no server"
+        );
+
+        let service = gotap_testkit::build(
+            "../crates/gotap-ebpf/tests/gosql",
+            "./sqlite",
+            tc,
+            Variant::default(),
+        );
+        let bin = gotap_binary::GoBinary::open(&service).unwrap();
+        let plan = gotap_ebpf::plan::plan(&bin).unwrap();
+        assert!(
+            hook(&plan),
+            "{tc:?}: no goroutine hook for a server with SQL"
+        );
+    }
+}
